@@ -1,0 +1,79 @@
+/* zcstack C shim: exported wrappers for DPDK's static inline functions and
+ * macros, so Rust can call them. Every wrapper is a one-line forward with the
+ * same contract as the DPDK function it wraps. */
+#ifndef ZC_SHIM_H
+#define ZC_SHIM_H
+
+#include <rte_config.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_cycles.h>
+#include <rte_launch.h>
+#include <rte_memory.h>
+#include <rte_memzone.h>
+#include <rte_mempool.h>
+#include <rte_mbuf.h>
+#include <rte_ethdev.h>
+#include <rte_eth_ring.h>
+#include <rte_ring.h>
+#include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_ether.h>
+
+/* DPDK defines offload flags with RTE_BIT64(), which bindgen cannot
+ * evaluate; an enum of the same values can be. All fit in an int. */
+enum zc_offload_bits {
+	ZC_RX_OFFLOAD_IPV4_CKSUM = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM,
+	ZC_RX_OFFLOAD_UDP_CKSUM = RTE_ETH_RX_OFFLOAD_UDP_CKSUM,
+	ZC_RX_OFFLOAD_TCP_CKSUM = RTE_ETH_RX_OFFLOAD_TCP_CKSUM,
+	ZC_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCATTER,
+	ZC_TX_OFFLOAD_IPV4_CKSUM = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM,
+	ZC_TX_OFFLOAD_UDP_CKSUM = RTE_ETH_TX_OFFLOAD_UDP_CKSUM,
+	ZC_TX_OFFLOAD_TCP_CKSUM = RTE_ETH_TX_OFFLOAD_TCP_CKSUM,
+	ZC_TX_OFFLOAD_TCP_TSO = RTE_ETH_TX_OFFLOAD_TCP_TSO,
+	ZC_TX_OFFLOAD_MULTI_SEGS = RTE_ETH_TX_OFFLOAD_MULTI_SEGS,
+	ZC_TX_OFFLOAD_MBUF_FAST_FREE = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
+};
+
+/* rte_errno is a per-lcore TLS variable: read it through a function. */
+int zc_rte_errno(void);
+void zc_rte_errno_set(int v);
+unsigned zc_rte_lcore_id(void);
+uint64_t zc_rte_rdtsc(void);
+void zc_rte_pause(void);
+
+uint16_t zc_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
+                             struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
+uint16_t zc_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
+                             struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
+
+struct rte_mbuf *zc_rte_pktmbuf_alloc(struct rte_mempool *mp);
+int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                              unsigned count);
+void zc_rte_pktmbuf_free(struct rte_mbuf *m);
+char *zc_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+char *zc_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+char *zc_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
+int zc_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+int zc_rte_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
+uint16_t zc_rte_pktmbuf_headroom(const struct rte_mbuf *m);
+uint16_t zc_rte_pktmbuf_tailroom(const struct rte_mbuf *m);
+uint16_t zc_rte_pktmbuf_data_room_size(struct rte_mempool *mp);
+uint16_t zc_rte_mbuf_refcnt_read(const struct rte_mbuf *m);
+
+struct rte_mbuf_ext_shared_info *
+zc_rte_pktmbuf_ext_shinfo_init_helper(void *buf_addr, uint16_t *buf_len,
+                                      rte_mbuf_extbuf_free_callback_t free_cb,
+                                      void *fcb_opaque);
+/* Initialise a caller-owned shared-info (refcount 1) without carving it from
+ * the buffer's tail, so the whole buffer stays payload. */
+void zc_rte_ext_shinfo_init(struct rte_mbuf_ext_shared_info *shinfo,
+                            rte_mbuf_extbuf_free_callback_t free_cb,
+                            void *fcb_opaque);
+void zc_rte_pktmbuf_attach_extbuf(struct rte_mbuf *m, void *buf_addr,
+                                  rte_iova_t buf_iova, uint16_t buf_len,
+                                  struct rte_mbuf_ext_shared_info *shinfo);
+int zc_rte_mbuf_is_extbuf(const struct rte_mbuf *m);
+
+#endif

@@ -1,0 +1,267 @@
+//! The DPDK Environment Abstraction Layer: typed arguments, once-per-process
+//! initialisation, lcore launch, and cleanup on drop.
+
+use std::ffi::{c_void, CString};
+use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result, RteErrno};
+use crate::ffi;
+
+static EAL_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Typed EAL command line. [`EalArgs::to_args`] renders what `rte_eal_init` gets.
+#[derive(Clone, Debug, Default)]
+pub struct EalArgs {
+    /// `--lcores` layout, e.g. `"0@0,1@0"` (several lcores on one CPU) or `"0-1"`.
+    pub lcores: Option<String>,
+    /// `--main-lcore`.
+    pub main_lcore: Option<u32>,
+    /// `--no-huge`: anonymous memory instead of hugepages (IOVA as VA).
+    pub no_huge: bool,
+    /// `-m`: memory to preallocate, in MiB.
+    pub memory_mb: Option<u32>,
+    /// `--no-pci`: leave the machine's PCI NICs to the kernel.
+    pub no_pci: bool,
+    /// `--no-shconf`: no shared config file, so several processes can run at once.
+    pub no_shconf: bool,
+    /// `--in-memory`: no hugepage files at all (needs hugepages reserved).
+    pub in_memory: bool,
+    /// `--huge-unlink`: do not leave hugepage map files behind.
+    pub huge_unlink: bool,
+    /// `--file-prefix`: isolates this process's runtime files from others.
+    pub file_prefix: Option<String>,
+    /// `--vdev` devargs, e.g. `net_null0,size=64` or `net_tap0,iface=zc0`.
+    pub vdevs: Vec<String>,
+    /// `--log-level`, e.g. `"error"`, `"7"`, or `"pmd.net.tap:debug"`.
+    pub log_level: Option<String>,
+    /// `--iova-mode` (`va` or `pa`).
+    pub iova_mode: Option<String>,
+    /// Anything else, appended verbatim.
+    pub extra: Vec<String>,
+}
+
+impl EalArgs {
+    /// The CI default that needs no machine setup: `--no-huge -m 256 --no-pci --no-shconf`
+    /// with warnings-only logging, on the given lcore layout.
+    pub fn nic_less(lcores: &str) -> Self {
+        EalArgs {
+            lcores: Some(lcores.to_owned()),
+            no_huge: true,
+            memory_mb: Some(256),
+            no_pci: true,
+            no_shconf: true,
+            log_level: Some("warning".to_owned()),
+            ..EalArgs::default()
+        }
+    }
+
+    /// The argv handed to `rte_eal_init`, starting with the program name.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec!["zcstack".to_owned()];
+        if let Some(l) = &self.lcores {
+            a.extend(["--lcores".to_owned(), l.clone()]);
+        }
+        if let Some(m) = self.main_lcore {
+            a.extend(["--main-lcore".to_owned(), m.to_string()]);
+        }
+        if self.no_huge {
+            a.push("--no-huge".to_owned());
+        }
+        if let Some(m) = self.memory_mb {
+            a.extend(["-m".to_owned(), m.to_string()]);
+        }
+        if self.no_pci {
+            a.push("--no-pci".to_owned());
+        }
+        if self.no_shconf {
+            a.push("--no-shconf".to_owned());
+        }
+        if self.in_memory {
+            a.push("--in-memory".to_owned());
+        }
+        if self.huge_unlink {
+            a.push("--huge-unlink".to_owned());
+        }
+        if let Some(p) = &self.file_prefix {
+            a.extend(["--file-prefix".to_owned(), p.clone()]);
+        }
+        for v in &self.vdevs {
+            a.extend(["--vdev".to_owned(), v.clone()]);
+        }
+        if let Some(l) = &self.log_level {
+            a.extend(["--log-level".to_owned(), l.clone()]);
+        }
+        if let Some(i) = &self.iova_mode {
+            a.extend(["--iova-mode".to_owned(), i.clone()]);
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+}
+
+/// The initialised EAL. Exactly one can exist per process, ever: DPDK does not
+/// support a second `rte_eal_init`, even after cleanup. Dropping it runs
+/// `rte_eal_cleanup`; drop every port and pool first.
+#[derive(Debug)]
+pub struct Eal {
+    args: Vec<String>,
+}
+
+impl Eal {
+    /// Runs `rte_eal_init` with `args`.
+    ///
+    /// Errors: [`Error::EalAlreadyInitialized`] if an EAL was ever started in this
+    /// process (checked before DPDK is touched); [`Error::EalInit`] with DPDK's
+    /// errno when it rejects the arguments (a rejected argument list leaves the
+    /// process free to try again).
+    pub fn init(args: &EalArgs) -> Result<Eal> {
+        let argv = args.to_args();
+        let c_args = argv
+            .iter()
+            .map(|s| CString::new(s.as_str()).map_err(|_| Error::NulInArgument(s.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        if EAL_STARTED.swap(true, Ordering::SeqCst) {
+            return Err(Error::EalAlreadyInitialized);
+        }
+        // rte_eal_init may permute argv; give it its own pointer array. The
+        // CStrings outlive the call; DPDK keeps no pointer into argv after it.
+        let mut ptrs: Vec<*mut c_char> = c_args.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        let argc = c_int::try_from(ptrs.len()).expect("fewer than 2^31 EAL arguments");
+        // SAFETY: argv points to argc valid NUL-terminated strings that live
+        // until after the call; EAL_STARTED guarantees no concurrent or repeated
+        // call from this crate.
+        let ret = unsafe { ffi::rte_eal_init(argc, ptrs.as_mut_ptr()) };
+        if ret < 0 {
+            let errno = RteErrno::last();
+            // EALREADY means someone outside this crate initialised DPDK; any
+            // other failure lets DPDK try again (it resets its run-once flag
+            // on argument errors).
+            if errno.0 != libc::EALREADY {
+                EAL_STARTED.store(false, Ordering::SeqCst);
+            } else {
+                return Err(Error::EalAlreadyInitialized);
+            }
+            return Err(Error::EalInit { args: argv, errno });
+        }
+        tracing::info!(args = ?argv, "EAL initialised");
+        Ok(Eal { args: argv })
+    }
+
+    /// The argument list the EAL was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// TSC ticks per second, for converting `rdtsc` readings.
+    pub fn tsc_hz(&self) -> u64 {
+        // SAFETY: the EAL is initialised (self exists); pure getter.
+        unsafe { ffi::rte_get_tsc_hz() }
+    }
+
+    /// The main lcore's id.
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: the EAL is initialised; pure getter.
+        unsafe { ffi::rte_get_main_lcore() }
+    }
+
+    /// Ids of the enabled worker lcores (every enabled lcore but the main one).
+    pub fn worker_lcores(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i: u32 = u32::MAX;
+        loop {
+            // SAFETY: the EAL is initialised; rte_get_next_lcore accepts any
+            // previous id (-1 to start) and returns RTE_MAX_LCORE at the end.
+            i = unsafe { ffi::rte_get_next_lcore(i, 1, 0) };
+            if i >= ffi::RTE_MAX_LCORE {
+                return out;
+            }
+            out.push(i);
+        }
+    }
+
+    /// Runs `f` on worker lcore `lcore` and returns a handle to wait for its
+    /// result. The lcore must be idle (not running an earlier launch).
+    pub fn launch<F, T>(&self, lcore: u32, f: F) -> Result<LcoreJob<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        type Slot<T> = std::sync::Mutex<Option<T>>;
+        struct Job<F, T> {
+            f: Option<F>,
+            out: std::sync::Arc<Slot<T>>,
+        }
+        extern "C" fn trampoline<F: FnOnce() -> T, T>(arg: *mut c_void) -> c_int {
+            // SAFETY: arg is the Box<Job> leaked by launch() below, handed to
+            // exactly one lcore; reclaiming it here frees it exactly once.
+            let mut job = unsafe { Box::from_raw(arg as *mut Job<F, T>) };
+            if let Some(f) = job.f.take() {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                match r {
+                    Ok(v) => {
+                        *job.out.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+                        0
+                    }
+                    Err(_) => -1,
+                }
+            } else {
+                -1
+            }
+        }
+        let out = std::sync::Arc::new(Slot::<T>::new(None));
+        let job = Box::new(Job { f: Some(f), out: out.clone() });
+        let raw = Box::into_raw(job) as *mut c_void;
+        // SAFETY: trampoline matches lcore_function_t; raw is a valid Box
+        // pointer consumed exactly once by the trampoline, or reclaimed below
+        // when the launch fails (then the trampoline never runs).
+        let ret = unsafe { ffi::rte_eal_remote_launch(Some(trampoline::<F, T>), raw, lcore) };
+        if ret != 0 {
+            // SAFETY: the launch failed, so the trampoline never took ownership.
+            drop(unsafe { Box::from_raw(raw as *mut Job<F, T>) });
+            return Err(Error::Launch { lcore, errno: RteErrno::from_ret(ret) });
+        }
+        Ok(LcoreJob { lcore, out })
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: the EAL was initialised by this value; callers drop ports and
+        // pools first (they borrow nothing from Eal, so this is documented).
+        let ret = unsafe { ffi::rte_eal_cleanup() };
+        if ret != 0 {
+            tracing::warn!(errno = %RteErrno::from_ret(ret), "rte_eal_cleanup failed");
+        }
+    }
+}
+
+/// Work running on a worker lcore; [`LcoreJob::join`] waits for it.
+#[derive(Debug)]
+#[must_use = "join the job to learn its result"]
+pub struct LcoreJob<T> {
+    lcore: u32,
+    out: std::sync::Arc<std::sync::Mutex<Option<T>>>,
+}
+
+impl<T> LcoreJob<T> {
+    /// Waits for the lcore to finish; `None` if the job panicked.
+    pub fn join(self) -> Option<T> {
+        // SAFETY: waits on an lcore this job launched; no memory is shared.
+        unsafe { ffi::rte_eal_wait_lcore(self.lcore) };
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Current lcore id (`u32::MAX` on a non-EAL thread).
+pub fn lcore_id() -> u32 {
+    // SAFETY: reads a thread-local; no preconditions.
+    unsafe { ffi::zc_rte_lcore_id() }
+}
+
+/// The CPU's time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: reads the TSC; no preconditions.
+    unsafe { ffi::zc_rte_rdtsc() }
+}

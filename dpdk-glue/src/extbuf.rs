@@ -1,0 +1,479 @@
+//! External buffers: DMA-able memory regions, header mbufs whose buffer points
+//! into them, and the completion ring their free callbacks feed.
+//!
+//! This is the primitive under zcstack's zero-copy TX: payload bytes stay where
+//! they were written (a [`MemRegion`] reserved from DPDK memory, or application
+//! memory registered as [`ExtMem`]); a header mbuf is attached to a slice of it
+//! with `rte_pktmbuf_attach_extbuf`; when the PMD is done with that mbuf, DPDK
+//! calls our free callback, which pushes the attachment's slot into a bounded
+//! lock-free queue. The owning thread drains it with
+//! [`CompletionRing::drain`] and learns, per attachment token, that the NIC no
+//! longer references the memory.
+//!
+//! Overflow is impossible by construction: every in-flight attachment owns one
+//! slot, the queue's capacity equals the number of slots, and a slot is pushed
+//! once per attachment and reused only after it was drained.
+
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_void, CString};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::eal::Eal;
+use crate::error::{Error, Result, RteErrno};
+use crate::ffi;
+use crate::mbuf::Mbuf;
+use crate::mempool::Mempool;
+use crate::port::Port;
+
+mod sealed {
+    pub trait Sealed {
+        /// Start of the region's memory.
+        fn base(&self) -> *mut u8;
+    }
+}
+
+/// Memory a NIC can read by DMA: a length, and an IOVA for every byte.
+///
+/// Reads and writes go through copies at byte offsets (`write_at`/`read_at`);
+/// regions are `!Sync`, so only one thread touches the CPU side of a region.
+pub trait DmaRegion: sealed::Sealed + 'static {
+    /// Size in bytes.
+    fn len(&self) -> usize;
+
+    /// Whether the region is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The IOVA of byte `offset`, or `None` past the end.
+    fn iova_at(&self, offset: usize) -> Option<u64>;
+
+    /// The page size the IOVA table is kept at.
+    fn page_size(&self) -> usize;
+
+    /// Whether `[offset, offset+len)` lies inside the region and is contiguous
+    /// in IOVA space (one DMA descriptor can cover it).
+    fn dma_contiguous(&self, offset: usize, len: usize) -> bool {
+        let Some(end) = offset.checked_add(len) else { return false };
+        if end > self.len() || len == 0 {
+            return end <= self.len();
+        }
+        let ps = self.page_size();
+        let (first, last) = (offset / ps, (end - 1) / ps);
+        let Some(mut prev) = self.iova_at(first * ps) else { return false };
+        for p in first + 1..=last {
+            match self.iova_at(p * ps) {
+                Some(i) if i == prev + ps as u64 => prev = i,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Copies `data` into the region at `offset`.
+    fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        check_range(self.len(), offset, data.len())?;
+        // SAFETY: the range is inside the region (checked); the region is !Sync
+        // so no other thread copies concurrently; data cannot overlap region
+        // memory handed out as a Rust reference (none is ever handed out).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base().add(offset), data.len()) };
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes from the region at `offset` into `out`.
+    fn read_at(&self, offset: usize, out: &mut [u8]) -> Result<()> {
+        check_range(self.len(), offset, out.len())?;
+        // SAFETY: as in write_at, with the direction reversed.
+        unsafe { std::ptr::copy_nonoverlapping(self.base().add(offset), out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+}
+
+fn check_range(region_len: usize, offset: usize, len: usize) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= region_len => Ok(()),
+        _ => Err(Error::BadSlice { offset, len, region_len, why: "outside the region" }),
+    }
+}
+
+/// A region reserved from DPDK's own memory (`rte_memzone_reserve_aligned`),
+/// with the IOVA of every page recorded. DPDK memory is what every PMD can
+/// DMA from, including virtio-user (which silently drops anonymous extmem).
+pub struct MemRegion {
+    mz: NonNull<ffi::rte_memzone>,
+    base: *mut u8,
+    len: usize,
+    page_size: usize,
+    iovas: Vec<u64>,
+    name: String,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl std::fmt::Debug for MemRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemRegion").field("name", &self.name).field("len", &self.len).field("page_size", &self.page_size).finish()
+    }
+}
+
+impl MemRegion {
+    /// Reserves `len` bytes named `name` (unique per process), aligned to
+    /// `align` (a power of two). Prefers IOVA-contiguous memory and falls back
+    /// to page-wise IOVAs.
+    pub fn reserve(_eal: &Eal, name: &str, len: usize, align: u32) -> Result<MemRegion> {
+        if name.len() >= 32 {
+            return Err(Error::TooLong { what: "memzone name", value: name.to_owned(), max: 31 });
+        }
+        let c = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
+        let mut mz = std::ptr::null();
+        for flags in [ffi::RTE_MEMZONE_IOVA_CONTIG, 0] {
+            // SAFETY: c is a valid C string; DPDK copies the name.
+            mz = unsafe { ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, ffi::SOCKET_ID_ANY, flags, align) };
+            if !mz.is_null() {
+                break;
+            }
+        }
+        let mz = NonNull::new(mz as *mut ffi::rte_memzone)
+            .ok_or_else(|| Error::Memzone { name: name.to_owned(), len, errno: RteErrno::last() })?;
+        // SAFETY: a reserved memzone descriptor stays valid until freed in Drop.
+        let d = unsafe { mz.as_ref() };
+        // SAFETY: addr is the active member of the union for reserved zones.
+        let base = unsafe { d.__bindgen_anon_1.addr } as *mut u8;
+        let page_size = (d.hugepage_sz as usize).max(4096);
+        let pages = len.div_ceil(page_size);
+        let iovas = (0..pages)
+            // SAFETY: every page start is inside the zone.
+            .map(|p| unsafe { ffi::rte_mem_virt2iova(base.add(p * page_size) as *const c_void) })
+            .collect();
+        Ok(MemRegion { mz, base, len, page_size, iovas, name: name.to_owned(), _not_sync: PhantomData })
+    }
+
+    /// The memzone's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl sealed::Sealed for MemRegion {
+    fn base(&self) -> *mut u8 {
+        self.base
+    }
+}
+
+impl DmaRegion for MemRegion {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+    fn iova_at(&self, offset: usize) -> Option<u64> {
+        if offset >= self.len {
+            return None;
+        }
+        let iova = *self.iovas.get(offset / self.page_size)?;
+        // RTE_BAD_IOVA is ((rte_iova_t)-1).
+        (iova != u64::MAX).then_some(iova + (offset % self.page_size) as u64)
+    }
+}
+
+impl Drop for MemRegion {
+    fn drop(&mut self) {
+        // SAFETY: the zone was reserved by us and is freed once; whoever attached
+        // slices of it holds an Rc, so no attachment outlives this.
+        let ret = unsafe { ffi::rte_memzone_free(self.mz.as_ptr()) };
+        if ret != 0 {
+            tracing::warn!(zone = %self.name, errno = %RteErrno::from_ret(ret), "rte_memzone_free failed");
+        }
+    }
+}
+
+/// Application memory registered with DPDK (`rte_extmem_register`) and
+/// optionally DMA-mapped to ports (`rte_dev_dma_map`). Requires IOVA-as-VA
+/// mode: the IOVA of a byte is its virtual address.
+pub struct ExtMem {
+    base: *mut u8,
+    len: usize,
+    page_size: usize,
+    hugetlb: bool,
+    mapped: Vec<(u16, *mut ffi::rte_device)>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl std::fmt::Debug for ExtMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtMem").field("len", &self.len).field("page_size", &self.page_size).field("hugetlb", &self.hugetlb).finish()
+    }
+}
+
+impl ExtMem {
+    /// Maps `len` bytes of anonymous memory (rounded up to `page_size`; 2 MiB
+    /// pages use MAP_HUGETLB and need reserved hugepages) and registers them.
+    pub fn register(_eal: &Eal, len: usize, page_size: usize) -> Result<ExtMem> {
+        let fail = |op, errno| Error::ExtMem { op, len, page_size, errno };
+        // SAFETY: pure getter.
+        if unsafe { ffi::rte_eal_iova_mode() } != ffi::RTE_IOVA_VA {
+            return Err(fail("IOVA-as-VA check (start the EAL with --no-huge or --iova-mode va)", RteErrno(libc::ENOTSUP)));
+        }
+        if !page_size.is_power_of_two() || page_size < 4096 {
+            return Err(fail("page size check (a power of two >= 4096)", RteErrno(libc::EINVAL)));
+        }
+        let len = len.div_ceil(page_size) * page_size;
+        let hugetlb = page_size > 4096;
+        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
+        if hugetlb {
+            flags |= libc::MAP_HUGETLB;
+        }
+        // SAFETY: anonymous mapping with no address hint; checked below.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(fail("mmap", RteErrno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM))));
+        }
+        // SAFETY: p..p+len is a fresh mapping; a NULL IOVA table is allowed.
+        let ret = unsafe { ffi::rte_extmem_register(p, len, std::ptr::null_mut(), 0, page_size) };
+        if ret != 0 {
+            let e = RteErrno::last();
+            // SAFETY: unmapping what we mapped above.
+            unsafe { libc::munmap(p, len) };
+            return Err(fail("rte_extmem_register", e));
+        }
+        Ok(ExtMem { base: p as *mut u8, len, page_size, hugetlb, mapped: Vec::new(), _not_sync: PhantomData })
+    }
+
+    /// DMA-maps the memory for `port`'s device. PMDs without an IOMMU path
+    /// (every NIC-less vdev) answer `ENOTSUP`, reported as an error the caller
+    /// may treat as "no mapping needed".
+    pub fn dma_map(&mut self, port: &Port) -> Result<()> {
+        let dev = port.device_ptr()?;
+        // SAFETY: dev is the port's live device; the range is registered extmem;
+        // in IOVA-as-VA mode the IOVA is the address.
+        let ret = unsafe { ffi::rte_dev_dma_map(dev, self.base as *mut c_void, self.base as u64, self.len) };
+        if ret != 0 {
+            return Err(Error::ExtMem { op: "rte_dev_dma_map", len: self.len, page_size: self.page_size, errno: RteErrno::last() });
+        }
+        self.mapped.push((port.id(), dev));
+        Ok(())
+    }
+}
+
+impl sealed::Sealed for ExtMem {
+    fn base(&self) -> *mut u8 {
+        self.base
+    }
+}
+
+impl DmaRegion for ExtMem {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+    fn iova_at(&self, offset: usize) -> Option<u64> {
+        (offset < self.len).then(|| self.base as u64 + offset as u64)
+    }
+}
+
+impl Drop for ExtMem {
+    fn drop(&mut self) {
+        for (port, dev) in self.mapped.drain(..) {
+            // SAFETY: undoes a successful dma_map on a device that is still
+            // registered (if the port was closed since, DPDK reports an error
+            // which we only log).
+            let ret = unsafe { ffi::rte_dev_dma_unmap(dev, self.base as *mut c_void, self.base as u64, self.len) };
+            if ret != 0 {
+                tracing::debug!(port, errno = %RteErrno::last(), "rte_dev_dma_unmap failed");
+            }
+        }
+        // SAFETY: registered in register(); no attachment outlives self (Rc).
+        unsafe {
+            if ffi::rte_extmem_unregister(self.base as *mut c_void, self.len) != 0 {
+                tracing::warn!(errno = %RteErrno::last(), "rte_extmem_unregister failed");
+            }
+            libc::munmap(self.base as *mut c_void, self.len);
+        }
+    }
+}
+
+/// One attachment's shared info, at a stable heap address for the PMD.
+struct Slot {
+    shinfo: UnsafeCell<ffi::rte_mbuf_ext_shared_info>,
+    index: u32,
+    queue: *const ArrayQueue<u32>,
+}
+
+/// Bounded external-buffer attachments and their completions.
+///
+/// [`CompletionRing::attach`] takes a free slot, attaches a header mbuf to a
+/// region slice, and records the caller's token. DPDK calls the slot's free
+/// callback exactly once, when the last reference to that mbuf is released
+/// (inside `tx_burst`, when a receiver frees it, or at port close, depending
+/// on the PMD); [`CompletionRing::drain`] then yields the token.
+pub struct CompletionRing {
+    slots: Box<[Slot]>,
+    queue: Box<ArrayQueue<u32>>,
+    free: Vec<u32>,
+    tokens: Vec<u64>,
+    keep: Vec<Option<Rc<dyn Any>>>,
+    in_flight: usize,
+    high_water: usize,
+    attached: u64,
+    completed: u64,
+}
+
+impl std::fmt::Debug for CompletionRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionRing")
+            .field("capacity", &self.slots.len())
+            .field("in_flight", &self.in_flight)
+            .field("attached", &self.attached)
+            .field("completed", &self.completed)
+            .finish()
+    }
+}
+
+extern "C" fn extbuf_freed(_addr: *mut c_void, opaque: *mut c_void) {
+    // SAFETY: opaque is the &Slot we registered; slots live at a stable address
+    // until the ring is dropped, which never happens while attachments are in
+    // flight (Drop leaks them instead).
+    let slot = unsafe { &*(opaque as *const Slot) };
+    // SAFETY: the queue lives as long as the slots (same rule).
+    let q = unsafe { &*slot.queue };
+    // Cannot fail: capacity == number of slots, and this slot is not queued
+    // (it is re-attached only after being drained).
+    let pushed = q.push(slot.index);
+    debug_assert!(pushed.is_ok(), "completion queue overflow is impossible by construction");
+}
+
+impl CompletionRing {
+    /// A ring with `capacity` attachment slots (size it from the TX descriptor
+    /// count plus what the application keeps in flight).
+    pub fn new(capacity: u32) -> CompletionRing {
+        let queue = Box::new(ArrayQueue::new(capacity.max(1) as usize));
+        let qp: *const ArrayQueue<u32> = &*queue;
+        let slots: Box<[Slot]> =
+            (0..capacity).map(|index| Slot { shinfo: UnsafeCell::new(Default::default()), index, queue: qp }).collect();
+        CompletionRing {
+            slots,
+            queue,
+            free: (0..capacity).rev().collect(),
+            tokens: vec![0; capacity as usize],
+            keep: (0..capacity).map(|_| None).collect(),
+            in_flight: 0,
+            high_water: 0,
+            attached: 0,
+            completed: 0,
+        }
+    }
+
+    /// Allocates a header mbuf from `pool` (a data-room-0 pool is enough) and
+    /// attaches `region[offset .. offset+len]` to it as an external buffer; the
+    /// mbuf's data is exactly those `len` bytes, read by the NIC in place.
+    /// `token` comes back from [`CompletionRing::drain`] once the PMD releases it.
+    /// The region is kept alive until then.
+    pub fn attach<R: DmaRegion>(
+        &mut self,
+        pool: &Mempool,
+        region: &Rc<R>,
+        offset: usize,
+        len: u16,
+        token: u64,
+    ) -> Result<Mbuf> {
+        let l = usize::from(len);
+        if !region.dma_contiguous(offset, l) || len == 0 {
+            return Err(Error::BadSlice {
+                offset,
+                len: l,
+                region_len: region.len(),
+                why: if len == 0 { "empty slice" } else { "outside the region or crossing a non-contiguous page" },
+            });
+        }
+        let iova = region.iova_at(offset).expect("checked by dma_contiguous");
+        let idx = *self.free.last().ok_or(Error::CompletionSlotsExhausted(self.slots.len()))?;
+        let mut m = pool.alloc()?;
+        let slot = &self.slots[idx as usize];
+        // SAFETY: the slot is free (not referenced by any mbuf), so we may
+        // (re)initialise its shinfo; refcnt 1 = this one attachment.
+        unsafe { ffi::zc_rte_ext_shinfo_init(slot.shinfo.get(), Some(extbuf_freed), slot as *const Slot as *mut c_void) };
+        // SAFETY: m is a fresh, unshared mbuf; the slice is inside the region
+        // (checked) and stays alive via `keep` until the callback has fired and
+        // been drained; shinfo is the slot's, initialised above.
+        unsafe {
+            ffi::zc_rte_pktmbuf_attach_extbuf(
+                m.as_ptr(),
+                region.base().add(offset) as *mut c_void,
+                iova,
+                len,
+                slot.shinfo.get(),
+            )
+        };
+        m.append(len).expect("an attached extbuf has exactly len bytes of tailroom");
+        self.free.pop();
+        self.tokens[idx as usize] = token;
+        self.keep[idx as usize] = Some(region.clone() as Rc<dyn Any>);
+        self.in_flight += 1;
+        self.high_water = self.high_water.max(self.in_flight);
+        self.attached += 1;
+        Ok(m)
+    }
+
+    /// Calls `f(token)` for every attachment the PMD has released since the
+    /// last drain, and frees their slots. Returns how many completed.
+    pub fn drain(&mut self, mut f: impl FnMut(u64)) -> usize {
+        let mut n = 0;
+        while let Some(idx) = self.queue.pop() {
+            let i = idx as usize;
+            self.keep[i] = None;
+            self.free.push(idx);
+            self.in_flight -= 1;
+            self.completed += 1;
+            n += 1;
+            f(self.tokens[i]);
+        }
+        n
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+    /// Attachments whose completion has not been drained yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+    /// Most attachments ever in flight at once.
+    pub fn high_water(&self) -> usize {
+        self.high_water
+    }
+    /// Attachments made.
+    pub fn attached(&self) -> u64 {
+        self.attached
+    }
+    /// Completions drained.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+}
+
+impl Drop for CompletionRing {
+    fn drop(&mut self) {
+        // Completions may have fired without being drained: count them.
+        self.drain(|_| {});
+        if self.in_flight > 0 {
+            tracing::warn!(
+                in_flight = self.in_flight,
+                "CompletionRing dropped while a PMD still holds attached mbufs; leaking its slots and regions \
+                 so the free callbacks stay safe (close the port and drain first)"
+            );
+            let slots = std::mem::take(&mut self.slots);
+            std::mem::forget(slots);
+            let q = std::mem::replace(&mut self.queue, Box::new(ArrayQueue::new(1)));
+            std::mem::forget(q);
+            std::mem::forget(std::mem::take(&mut self.keep));
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! zcstack's DPDK glue: allowlisted bindings to the system's DPDK 22.11 and
+//! safe wrappers around them. This is the only crate in the workspace with FFI;
+//! no public item here exposes a raw pointer.
+//!
+//! - [`eal`]: typed EAL arguments, once-per-process init, lcore launch.
+//! - [`mempool`], [`mbuf`]: pktmbuf pools and owned mbuf chains.
+//! - [`port`]: ethdev ports (vdevs by devargs, the in-process ring pair),
+//!   offloads by capability, bursts that never leak unsent mbufs, stats.
+//! - [`extbuf`]: DMA-able regions (memzone, registered app memory), external
+//!   buffers attached to header mbufs, and the completion ring their free
+//!   callbacks feed.
+
+pub mod eal;
+pub mod error;
+pub mod extbuf;
+pub(crate) mod ffi;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+
+pub use eal::{Eal, EalArgs, LcoreJob};
+pub use error::{Error, Result, RteErrno};
+pub use extbuf::{CompletionRing, ExtMem, MemRegion};
+pub use mbuf::Mbuf;
+pub use mempool::{Mempool, PoolConfig};
+pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats};

@@ -1,0 +1,151 @@
+//! Packet-mbuf pools.
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result, RteErrno};
+use crate::ffi;
+use crate::mbuf::Mbuf;
+
+/// Longest pool name DPDK accepts (RTE_MEMPOOL_NAMESIZE - 1 minus the "MP_" prefix).
+const MAX_POOL_NAME: usize = 26;
+
+/// A pool of packet mbufs (`rte_pktmbuf_pool_create`).
+///
+/// Dropping the pool frees it only when every mbuf has come back; a pool with
+/// mbufs still out (in a port's ring, or held by the application) is left
+/// allocated and a warning is logged, so no live mbuf ever points into freed
+/// memory. Drop ports before pools.
+#[derive(Debug)]
+pub struct Mempool {
+    raw: NonNull<ffi::rte_mempool>,
+    name: String,
+    size: u32,
+}
+
+// SAFETY: DPDK mempools use a multi-producer/multi-consumer ring by default, so
+// getting and putting mbufs from any thread is safe; the handle itself is only
+// a pointer to the shared pool.
+unsafe impl Send for Mempool {}
+// SAFETY: as above: every operation on &Mempool is thread-safe in DPDK.
+unsafe impl Sync for Mempool {}
+
+/// How to build a pktmbuf pool.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Number of mbufs (DPDK recommends 2^k - 1).
+    pub count: u32,
+    /// Per-lcore cache size (0 disables; at most 512 and count / 1.5).
+    pub cache: u32,
+    /// Data room per mbuf including headroom; 0 makes a pool of bare mbufs
+    /// used as packet headers for external buffers.
+    pub data_room: u16,
+    /// NUMA socket, or `None` for any.
+    pub socket: Option<i32>,
+}
+
+impl PoolConfig {
+    /// `count` mbufs of DPDK's default 2 KiB + headroom, cache 256.
+    pub fn packets(count: u32) -> Self {
+        PoolConfig { count, cache: 256.min(count / 2), data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket: None }
+    }
+
+    /// `count` mbufs with no data room: headers to attach external buffers to.
+    pub fn extbuf_headers(count: u32) -> Self {
+        PoolConfig { count, cache: 256.min(count / 2), data_room: 0, socket: None }
+    }
+}
+
+impl Mempool {
+    /// Creates a pktmbuf pool named `name`. Names are process-wide and must be unique.
+    pub fn new(name: &str, cfg: &PoolConfig) -> Result<Mempool> {
+        if name.len() > MAX_POOL_NAME {
+            return Err(Error::TooLong { what: "mempool name", value: name.to_owned(), max: MAX_POOL_NAME });
+        }
+        let cname = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
+        let socket = cfg.socket.unwrap_or(ffi::SOCKET_ID_ANY);
+        // SAFETY: cname is a valid C string for the call; DPDK copies it.
+        let raw = unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), cfg.count, cfg.cache, 0, cfg.data_room, socket) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::MempoolCreate {
+            name: name.to_owned(),
+            count: cfg.count,
+            data_room: cfg.data_room,
+            errno: RteErrno::last(),
+        })?;
+        Ok(Mempool { raw, name: name.to_owned(), size: cfg.count })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of mbufs the pool was created with.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Mbufs currently free (including those in per-lcore caches).
+    pub fn available(&self) -> u32 {
+        // SAFETY: raw is a live pool (freed only in Drop).
+        unsafe { ffi::rte_mempool_avail_count(self.raw.as_ptr()) }
+    }
+
+    /// Mbufs currently allocated.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: raw is a live pool.
+        unsafe { ffi::rte_mempool_in_use_count(self.raw.as_ptr()) }
+    }
+
+    /// Data room of each mbuf (headroom included).
+    pub fn data_room(&self) -> u16 {
+        // SAFETY: raw is a live pktmbuf pool (created by rte_pktmbuf_pool_create).
+        unsafe { ffi::zc_rte_pktmbuf_data_room_size(self.raw.as_ptr()) }
+    }
+
+    /// Allocates one mbuf (reset, default headroom, empty).
+    pub fn alloc(&self) -> Result<Mbuf> {
+        // SAFETY: raw is a live pktmbuf pool.
+        let m = unsafe { ffi::zc_rte_pktmbuf_alloc(self.raw.as_ptr()) };
+        match NonNull::new(m) {
+            // SAFETY: a freshly allocated mbuf is exclusively ours.
+            Some(m) => Ok(unsafe { Mbuf::from_raw(m) }),
+            None => Err(Error::PoolExhausted { pool: self.name.clone(), wanted: 1 }),
+        }
+    }
+
+    /// Allocates `n` mbufs at once and appends them to `out`; all or nothing.
+    pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> Result<()> {
+        out.reserve(n);
+        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted { pool: self.name.clone(), wanted: n })?;
+        let len = out.len();
+        // SAFETY: the spare capacity holds at least n pointer-sized slots; Mbuf
+        // is repr(transparent) over NonNull<rte_mbuf>, so the C side may write
+        // rte_mbuf pointers there; on success all n are non-null and owned.
+        let ret = unsafe {
+            ffi::zc_rte_pktmbuf_alloc_bulk(self.raw.as_ptr(), out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf, count)
+        };
+        if ret != 0 {
+            return Err(Error::PoolExhausted { pool: self.name.clone(), wanted: n });
+        }
+        // SAFETY: the n slots after len were initialised with owned mbufs.
+        unsafe { out.set_len(len + n) };
+        Ok(())
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut ffi::rte_mempool {
+        self.raw.as_ptr()
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        let in_use = self.in_use();
+        if in_use != 0 {
+            tracing::warn!(pool = %self.name, in_use, "mempool dropped with mbufs outstanding; leaving it allocated");
+            return;
+        }
+        // SAFETY: no mbuf of this pool is outstanding, and raw is freed once.
+        unsafe { ffi::rte_mempool_free(self.raw.as_ptr()) };
+    }
+}
