@@ -49,6 +49,8 @@ fn main() {
 
     // The net_ring PMD's rte_eth_from_rings is not in pkg-config's --libs.
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+    // rte_vdev_init/uninit live in the vdev bus driver, also not listed.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
 
     let bindings = bindgen::Builder::default()
         .header("csrc/shim.h")

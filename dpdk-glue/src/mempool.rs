@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
 
+use crate::eal::Eal;
 use crate::error::{Error, Result, RteErrno};
 use crate::ffi;
 use crate::mbuf::Mbuf;
@@ -57,8 +58,9 @@ impl PoolConfig {
 }
 
 impl Mempool {
-    /// Creates a pktmbuf pool named `name`. Names are process-wide and must be unique.
-    pub fn new(name: &str, cfg: &PoolConfig) -> Result<Mempool> {
+    /// Creates a pktmbuf pool named `name` (process-wide, unique). Taking the
+    /// [`Eal`] proves DPDK is initialised.
+    pub fn new(_eal: &Eal, name: &str, cfg: &PoolConfig) -> Result<Mempool> {
         if name.len() > MAX_POOL_NAME {
             return Err(Error::TooLong { what: "mempool name", value: name.to_owned(), max: MAX_POOL_NAME });
         }

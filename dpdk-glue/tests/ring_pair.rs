@@ -1,0 +1,282 @@
+//! Ports over the in-process crossed ring pair and net_null: payload integrity,
+//! partial TX, external buffers with deferred completion, and typed errors.
+mod common;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use dpdk_glue::extbuf::DmaRegion;
+use dpdk_glue::{CompletionRing, Error, Mbuf, MemRegion, Mempool, Offloads, PoolConfig, Port, PortConfig};
+
+fn pool(prefix: &str, n: u32) -> Arc<Mempool> {
+    Arc::new(Mempool::new(common::eal(), &common::unique(prefix), &PoolConfig { cache: 0, ..PoolConfig::packets(n) }).unwrap())
+}
+
+fn started_pair(ring: u32, rx_pool: &Arc<Mempool>) -> (Port, Port) {
+    let (mut a, mut b) = Port::ring_pair(common::eal(), &common::unique("rp"), ring).unwrap();
+    for p in [&mut a, &mut b] {
+        p.configure(&PortConfig::default(), rx_pool.clone()).unwrap();
+        p.start().unwrap();
+        assert!(p.link().unwrap().up);
+    }
+    (a, b)
+}
+
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = common::pattern(seq, len);
+    f[..4].copy_from_slice(&seq.to_be_bytes());
+    f
+}
+
+#[test]
+fn tx_to_rx_byte_for_byte() {
+    let pool = pool("rp", 1023);
+    let (mut a, mut b) = started_pair(1024, &pool);
+    let sizes = [60usize, 64, 128, 511, 1000, 1514];
+    let mut tx = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..300u32 {
+        let f = frame(i, sizes[i as usize % sizes.len()]);
+        let mut m = pool.alloc().unwrap();
+        m.extend_from_slice(&f).unwrap();
+        tx.push(m);
+        sent.push(f);
+    }
+    assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 300);
+    assert!(tx.is_empty());
+    let mut rx = Vec::new();
+    while rx.len() < 300 {
+        assert!(b.rx_burst(0, &mut rx, 32).unwrap() > 0, "frames lost in the ring");
+    }
+    assert_eq!(b.rx_burst(0, &mut rx, 32).unwrap(), 0, "no extra frames");
+    for (m, f) in rx.iter().zip(&sent) {
+        assert_eq!(&m.to_vec(), f);
+    }
+    // And the other direction.
+    let mut back: Vec<Mbuf> = rx.drain(..100).collect();
+    assert_eq!(b.tx_burst(0, &mut back).unwrap(), 100);
+    let mut rx2 = Vec::new();
+    while rx2.len() < 100 {
+        assert!(a.rx_burst(0, &mut rx2, 64).unwrap() > 0);
+    }
+    for (m, f) in rx2.iter().zip(&sent) {
+        assert_eq!(&m.to_vec(), f);
+    }
+    let stats = a.stats().unwrap();
+    assert_eq!((stats.opackets, stats.ipackets), (300, 100));
+    drop((rx, rx2));
+    assert_eq!(pool.in_use(), 0, "pool count back to its start");
+}
+
+#[test]
+fn partial_tx_hands_back_unsent_mbufs() {
+    let pool = pool("pt", 511);
+    // A 64-slot ring holds 63 packets.
+    let (mut a, mut b) = started_pair(64, &pool);
+    let mut tx = Vec::new();
+    for i in 0..100u32 {
+        let mut m = pool.alloc().unwrap();
+        m.extend_from_slice(&frame(i, 64)).unwrap();
+        tx.push(m);
+    }
+    let n = a.tx_burst(0, &mut tx).unwrap();
+    assert_eq!(n, 63);
+    assert_eq!(tx.len(), 37, "unsent packets stay with the caller");
+    assert_eq!(u32::from_be_bytes(tx[0].data()[..4].try_into().unwrap()), 63, "in order, starting after the last sent");
+    assert_eq!(pool.in_use(), 100, "nothing leaked or freed early");
+    let mut rx = Vec::new();
+    b.rx_burst(0, &mut rx, 128).unwrap();
+    assert_eq!(rx.len(), 63);
+    assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 37);
+    b.rx_burst(0, &mut rx, 128).unwrap();
+    assert_eq!(rx.len(), 100);
+    for (i, m) in rx.iter().enumerate() {
+        assert_eq!(m.to_vec(), frame(i as u32, 64));
+    }
+    Mbuf::free_bulk(&mut rx);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn extbuf_completes_only_when_the_receiver_frees() {
+    let eal = common::eal();
+    let pool = pool("xr", 511);
+    let hdrs = Mempool::new(common::eal(), &common::unique("xh"), &PoolConfig::extbuf_headers(511)).unwrap();
+    let (mut a, mut b) = started_pair(1024, &pool);
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 1 << 20, 4096).unwrap());
+    assert!(region.iova_at(0).is_some());
+    assert!(region.iova_at(1 << 20).is_none());
+    let mut ring = CompletionRing::new(256);
+    let n = 64u32;
+    let mut tx = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..n {
+        // Payload written straight into the region: the only copy of it.
+        let payload = common::pattern(1000 + i, 1400);
+        let off = i as usize * 2048;
+        region.write_at(off, &payload).unwrap();
+        let mut hdr = pool.alloc().unwrap();
+        hdr.extend_from_slice(&frame(i, 14)).unwrap();
+        let ext = ring.attach(&hdrs, &region, off, 1400, u64::from(i)).unwrap();
+        assert!(ext.is_extbuf());
+        hdr.chain(ext).map_err(|(e, _)| e).unwrap();
+        let mut f = frame(i, 14);
+        f.extend_from_slice(&payload);
+        expect.push(f);
+        tx.push(hdr);
+    }
+    assert_eq!(ring.in_flight(), 64);
+    assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 64);
+    assert_eq!(ring.drain(|_| panic!("completion before the PMD released the mbuf")), 0);
+    let mut rx = Vec::new();
+    while rx.len() < n as usize {
+        assert!(b.rx_burst(0, &mut rx, 32).unwrap() > 0);
+    }
+    for (m, f) in rx.iter().zip(&expect) {
+        assert_eq!(m.nb_segs(), 2);
+        assert_eq!(&m.to_vec(), f, "receiver sees the bytes written into the region");
+    }
+    assert_eq!(ring.drain(|_| panic!("completion while the receiver still holds the mbuf")), 0);
+    // The receiver frees half: exactly those complete.
+    let rest = rx.split_off(32);
+    drop(rx);
+    let mut done = Vec::new();
+    ring.drain(|t| done.push(t));
+    done.sort_unstable();
+    assert_eq!(done, (0..32).collect::<Vec<u64>>());
+    drop(rest);
+    ring.drain(|t| done.push(t));
+    done.sort_unstable();
+    assert_eq!(done, (0..64).collect::<Vec<u64>>(), "exactly once per attachment");
+    assert_eq!((ring.in_flight(), ring.attached(), ring.completed(), ring.high_water()), (0, 64, 64, 64));
+    a.close().unwrap();
+    b.close().unwrap();
+    assert_eq!(pool.in_use(), 0);
+    assert_eq!(hdrs.in_use(), 0);
+}
+
+#[test]
+fn completion_slots_are_bounded() {
+    let eal = common::eal();
+    let hdrs = Mempool::new(common::eal(), &common::unique("sh"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let mut ring = CompletionRing::new(4);
+    let held: Vec<Mbuf> = (0..4).map(|i| ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap()).collect();
+    let e = ring.attach(&hdrs, &region, 0, 100, 9).unwrap_err();
+    assert!(matches!(e, Error::CompletionSlotsExhausted(4)), "{e}");
+    assert_eq!(hdrs.in_use(), 4, "a refused attach takes no mbuf");
+    // Bad slices are refused before anything is taken.
+    assert!(matches!(ring.attach(&hdrs, &region, 64 * 1024 - 10, 100, 0), Err(Error::BadSlice { .. })));
+    assert!(matches!(ring.attach(&hdrs, &region, 0, 0, 0), Err(Error::BadSlice { .. })));
+    drop(held);
+    assert_eq!(ring.drain(|_| {}), 4);
+    let again = ring.attach(&hdrs, &region, 0, 100, 7).unwrap();
+    drop(again);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    assert_eq!(t, vec![7]);
+    assert_eq!(hdrs.in_use(), 0);
+}
+
+#[test]
+fn extmem_registers_application_memory() {
+    let eal = common::eal();
+    let pool = pool("em", 255);
+    let hdrs = Mempool::new(common::eal(), &common::unique("eh"), &PoolConfig::extbuf_headers(255)).unwrap();
+    let (mut a, mut b) = started_pair(256, &pool);
+    let mut mem = dpdk_glue::ExtMem::register(eal, 256 * 1024, 4096).unwrap();
+    // NIC-less vdevs have no IOMMU path: DMA mapping is refused with a typed
+    // error (ENOTSUP), and the memory stays usable for IOVA-as-VA PMDs.
+    match mem.dma_map(&a) {
+        Ok(()) => {}
+        Err(Error::ExtMem { op: "rte_dev_dma_map", errno, .. }) => assert!(errno.0 > 0),
+        Err(e) => panic!("unexpected {e}"),
+    }
+    let mem = Rc::new(mem);
+    let data = common::pattern(77, 3000);
+    mem.write_at(5000, &data).unwrap();
+    let mut ring = CompletionRing::new(8);
+    let mut hdr = pool.alloc().unwrap();
+    hdr.extend_from_slice(&[0xaa; 14]).unwrap();
+    hdr.chain(ring.attach(&hdrs, &mem, 5000, 3000, 1).unwrap()).map_err(|(e, _)| e).unwrap();
+    assert_eq!(a.tx_burst(0, &mut vec![hdr]).unwrap(), 1);
+    let mut rx = Vec::new();
+    b.rx_burst(0, &mut rx, 4).unwrap();
+    assert_eq!(rx.len(), 1);
+    assert_eq!(&rx[0].to_vec()[14..], &data[..]);
+    drop(rx);
+    assert_eq!(ring.drain(|t| assert_eq!(t, 1)), 1);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn net_null_port_configures_reports_and_counts() {
+    let eal = common::eal();
+    let pool = pool("nn", 1023);
+    let name = common::unique("net_null");
+    let mut p = Port::create_vdev(eal, &format!("{name},size=64,copy=0")).unwrap();
+    let info = p.info().unwrap();
+    assert_eq!(info.driver, "net_null");
+    let want = Offloads::TX_MULTI_SEGS | Offloads::TX_TCP_CKSUM;
+    let granted = p
+        .configure(&PortConfig { tx_offloads: want, rx_desc: 256, tx_desc: 256, ..PortConfig::default() }, pool.clone())
+        .unwrap();
+    assert_eq!(granted.tx, want.intersect(info.tx_offload_capa), "only what the port can do is requested");
+    p.start().unwrap();
+    assert!(p.mac().is_ok());
+    let mut rx = Vec::new();
+    assert_eq!(p.rx_burst(0, &mut rx, 32).unwrap(), 32, "net_null always has packets");
+    assert!(rx.iter().all(|m| m.pkt_len() == 64));
+    assert_eq!(p.tx_burst(0, &mut rx).unwrap(), 32);
+    assert!(rx.is_empty());
+    let s = p.stats().unwrap();
+    assert_eq!((s.ipackets, s.opackets), (32, 32));
+    let xs = p.xstats().unwrap();
+    assert!(xs.iter().any(|(n, v)| n == "rx_good_packets" && *v == 32), "{xs:?}");
+    p.reset_stats().unwrap();
+    assert_eq!(p.stats().unwrap().ipackets, 0);
+    // Queue beyond the configured ones: typed error.
+    assert!(matches!(p.rx_burst(3, &mut rx, 32), Err(Error::NoSuchQueue { queue: 3, configured: 1, .. })));
+    // Too many queues: typed error naming the limits.
+    let e = p.configure(&PortConfig { rx_queues: u16::MAX, ..PortConfig::default() }, pool.clone()).unwrap_err();
+    assert!(matches!(e, Error::PortLimit { .. }), "{e}");
+    p.close().unwrap();
+    assert_eq!(pool.in_use(), 0);
+    // The vdev was removed with the port: the name is free again.
+    let p2 = Port::create_vdev(eal, &name).unwrap();
+    drop(p2);
+}
+
+#[test]
+fn bursts_on_a_stopped_port_are_refused() {
+    let pool = pool("stp", 255);
+    let (mut a, _b) = started_pair(256, &pool);
+    a.stop().unwrap();
+    let mut tx = vec![pool.alloc().unwrap()];
+    let e = a.tx_burst(0, &mut tx).unwrap_err();
+    assert!(matches!(e, Error::PortNotStarted { op: "tx_burst", .. }), "{e}");
+    assert_eq!(tx.len(), 1, "the refused mbuf stays with the caller");
+    assert!(matches!(a.rx_burst(0, &mut Vec::new(), 8), Err(Error::PortNotStarted { op: "rx_burst", .. })));
+    a.start().unwrap();
+    assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 1);
+}
+
+#[test]
+fn unknown_vdev_and_port_are_typed_errors() {
+    let eal = common::eal();
+    let e = Port::create_vdev(eal, "net_bogus0,x=1").unwrap_err();
+    assert!(matches!(&e, Error::Vdev { devargs, .. } if devargs == "net_bogus0,x=1"), "{e}");
+    let e = Port::create_vdev(eal, "net_null9,bogus_key=1").unwrap_err();
+    assert!(matches!(e, Error::Vdev { .. }), "{e}");
+    assert!(matches!(Port::by_name(eal, "no_such_port"), Err(Error::NoSuchPort(_))));
+    let mut p = Port::create_vdev(eal, &common::unique("net_null")).unwrap();
+    assert!(matches!(p.start(), Err(Error::PortNotStarted { .. })), "start before configure is refused");
+}
+
+#[test]
+fn a_second_eal_init_is_refused() {
+    common::eal();
+    let e = dpdk_glue::Eal::init(&dpdk_glue::EalArgs::nic_less("0@0")).unwrap_err();
+    assert!(matches!(e, Error::EalAlreadyInitialized));
+    assert!(e.to_string().contains("only once per process"));
+}
