@@ -9,6 +9,7 @@ use crate::error::{Error, Result, RteErrno};
 use crate::ffi;
 
 static EAL_STARTED: AtomicBool = AtomicBool::new(false);
+static EAL_FAILED: AtomicBool = AtomicBool::new(false);
 
 /// Typed EAL command line. [`EalArgs::to_args`] renders what `rte_eal_init` gets.
 #[derive(Clone, Debug, Default)]
@@ -113,8 +114,9 @@ impl Eal {
     ///
     /// Errors: [`Error::EalAlreadyInitialized`] if an EAL was ever started in this
     /// process (checked before DPDK is touched); [`Error::EalInit`] with DPDK's
-    /// errno when it rejects the arguments (a rejected argument list leaves the
-    /// process free to try again).
+    /// errno when it rejects the arguments. DPDK cannot be initialised again
+    /// after a failed attempt either: later calls return
+    /// [`Error::EalPreviouslyFailed`].
     pub fn init(args: &EalArgs) -> Result<Eal> {
         let argv = args.to_args();
         let c_args = argv
@@ -122,6 +124,9 @@ impl Eal {
             .map(|s| CString::new(s.as_str()).map_err(|_| Error::NulInArgument(s.clone())))
             .collect::<Result<Vec<_>>>()?;
         if EAL_STARTED.swap(true, Ordering::SeqCst) {
+            if EAL_FAILED.load(Ordering::SeqCst) {
+                return Err(Error::EalPreviouslyFailed);
+            }
             return Err(Error::EalAlreadyInitialized);
         }
         // rte_eal_init may permute argv; give it its own pointer array. The
@@ -134,14 +139,14 @@ impl Eal {
         let ret = unsafe { ffi::rte_eal_init(argc, ptrs.as_mut_ptr()) };
         if ret < 0 {
             let errno = RteErrno::last();
-            // EALREADY means someone outside this crate initialised DPDK; any
-            // other failure lets DPDK try again (it resets its run-once flag
-            // on argument errors).
-            if errno.0 != libc::EALREADY {
-                EAL_STARTED.store(false, Ordering::SeqCst);
-            } else {
+            if errno.0 == libc::EALREADY {
+                // Someone outside this crate initialised DPDK.
                 return Err(Error::EalAlreadyInitialized);
             }
+            // DPDK keeps half-parsed state after a failed init (measured on
+            // 22.11: a retry fails with "--lcores is set"), so the one chance
+            // this process had is spent; later calls say so.
+            EAL_FAILED.store(true, Ordering::SeqCst);
             return Err(Error::EalInit { args: argv, errno });
         }
         tracing::info!(args = ?argv, "EAL initialised");

@@ -57,6 +57,10 @@ pub enum Error {
     /// even after `rte_eal_cleanup`).
     #[error("the DPDK EAL is already initialised in this process (it can be initialised only once per process; share the existing Eal)")]
     EalAlreadyInitialized,
+    /// An earlier `rte_eal_init` in this process failed; DPDK keeps partial
+    /// state after a failure and cannot be initialised again.
+    #[error("an earlier EAL initialisation failed in this process; DPDK cannot be initialised again (start a new process)")]
+    EalPreviouslyFailed,
     /// `rte_eal_init` rejected its arguments or failed to start.
     #[error("EAL initialisation failed with arguments {args:?}: {errno}")]
     EalInit { args: Vec<String>, errno: RteErrno },

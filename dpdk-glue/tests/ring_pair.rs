@@ -279,4 +279,6 @@ fn a_second_eal_init_is_refused() {
     let e = dpdk_glue::Eal::init(&dpdk_glue::EalArgs::nic_less("0@0")).unwrap_err();
     assert!(matches!(e, Error::EalAlreadyInitialized));
     assert!(e.to_string().contains("only once per process"));
+    // Launching on an lcore this EAL does not have is an error, not a crash.
+    assert!(matches!(common::eal().launch(7, || 1), Err(Error::Launch { lcore: 7, .. })));
 }
