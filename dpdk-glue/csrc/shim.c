@@ -32,11 +32,6 @@ int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 
 void zc_rte_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 
-char *zc_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_append(m, len);
-}
-
 char *zc_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
 {
 	return rte_pktmbuf_prepend(m, len);

@@ -52,7 +52,6 @@ struct rte_mbuf *zc_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                               unsigned count);
 void zc_rte_pktmbuf_free(struct rte_mbuf *m);
-char *zc_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *zc_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *zc_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int zc_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);

@@ -125,14 +125,25 @@ impl Mbuf {
     }
 
     /// Grows the last segment's data by `len` bytes at the end and returns them.
+    ///
+    /// Same contract as `rte_pktmbuf_append`, written in Rust so the per-packet
+    /// hot path (txonly, header building) pays no FFI call.
+    #[inline]
     pub fn append(&mut self, len: u16) -> Result<&mut [u8]> {
-        // SAFETY: raw is a valid, owned mbuf.
-        let p = unsafe { ffi::zc_rte_pktmbuf_append(self.as_ptr(), len) };
-        if p.is_null() {
+        let last = last_seg(self.as_ptr());
+        // SAFETY: last is a segment of the chain self owns exclusively.
+        let l = unsafe { &mut *last };
+        let used = u32::from(l.data_off) + u32::from(l.data_len);
+        if used + u32::from(len) > u32::from(l.buf_len) {
             return Err(self.no_room("append", len));
         }
-        // SAFETY: DPDK returned a pointer to len fresh bytes inside the last segment.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, usize::from(len)) })
+        // SAFETY: [buf_addr+used, +len) is inside the last segment's buffer
+        // (checked above) and owned by this chain.
+        let p = unsafe { (l.buf_addr as *mut u8).add(used as usize) };
+        l.data_len += len;
+        self.head_mut().pkt_len += u32::from(len);
+        // SAFETY: see above; the bytes are now part of the packet.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p, usize::from(len)) })
     }
 
     /// Appends a copy of `bytes` to the end of the packet (one segment).

@@ -562,7 +562,9 @@ impl Port {
     #[inline]
     pub fn rx_burst(&mut self, queue: u16, out: &mut Vec<Mbuf>, max: u16) -> Result<usize> {
         self.check_burst("rx_burst", queue, self.rx_queues, "RX")?;
-        out.reserve(usize::from(max));
+        if out.capacity() - out.len() < usize::from(max) {
+            out.reserve(usize::from(max));
+        }
         let len = out.len();
         // SAFETY: the spare capacity holds max slots; Mbuf is a transparent
         // mbuf pointer; the PMD writes n owned mbufs there; the port is started

@@ -1,1 +1,377 @@
-fn main(){}
+//! `pmdbench`: a testpmd-style forwarding benchmark on zcstack's DPDK glue.
+//!
+//! Forwarding modes as in `dpdk-testpmd`: `io` (forward as is), `mac` (set
+//! source to the port's MAC and destination to the peer address), `macswap`
+//! (swap source and destination), `txonly` (generate UDP packets), `rxonly`
+//! (receive and free). Ports come from `--vdev` devargs, paired 0<->1, 2<->3,
+//! ... (a single port forwards to itself). Forwarding runs on the first worker
+//! lcore while the main lcore prints statistics, the layout testpmd uses.
+//!
+//! Output follows testpmd: periodic `Throughput (since last show)` blocks with
+//! `Rx-pps`/`Tx-pps`, then per-port `Forward statistics`, the accumulated
+//! totals and `CPU cycles/packet`, and finally one `PMDBENCH {json}` line.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use dpdk_glue::eal::rdtsc;
+use dpdk_glue::{Eal, EalArgs, Mbuf, Mempool, PoolConfig, Port, PortConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Io,
+    Mac,
+    Macswap,
+    Txonly,
+    Rxonly,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "testpmd-style packet forwarding benchmark on zcstack's dpdk-glue")]
+struct Args {
+    /// Virtual device devargs, one port each (repeatable), e.g. net_null0 or net_ring0.
+    #[arg(long = "vdev", required = true)]
+    vdevs: Vec<String>,
+    /// EAL --lcores layout; the first worker lcore forwards.
+    #[arg(long, default_value = "0@0,1@1")]
+    lcores: String,
+    /// Forwarding mode.
+    #[arg(long = "forward-mode", value_enum, default_value = "io")]
+    mode: Mode,
+    /// Packets per burst.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    burst: u16,
+    /// Length of generated packets in txonly mode (bytes, >= 42).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(42..=9000))]
+    txpkts: u16,
+    /// Seconds to forward.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Seconds between throughput reports.
+    #[arg(long = "stats-period", default_value_t = 1)]
+    stats_period: u64,
+    /// Mbufs in the pool.
+    #[arg(long = "total-num-mbufs", default_value_t = 32768)]
+    nb_mbufs: u32,
+    /// RX descriptors per queue.
+    #[arg(long, default_value_t = 1024)]
+    rxd: u16,
+    /// TX descriptors per queue.
+    #[arg(long, default_value_t = 1024)]
+    txd: u16,
+    /// Send one txonly burst on every port before forwarding (for loopback rings).
+    #[arg(long = "tx-first")]
+    tx_first: bool,
+    /// Use hugepages instead of --no-huge.
+    #[arg(long)]
+    huge: bool,
+    /// EAL memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// EAL --file-prefix (default: unique per process).
+    #[arg(long = "file-prefix")]
+    file_prefix: Option<String>,
+    /// Wait up to this many seconds for every link to come up before forwarding.
+    #[arg(long = "wait-link", default_value_t = 10)]
+    wait_link: u64,
+}
+
+/// Counters one forwarding lcore publishes (plain stores, read by main).
+#[derive(Default)]
+struct PortCounters {
+    rx: AtomicU64,
+    tx: AtomicU64,
+    tx_dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    ports: Vec<PortCounters>,
+    busy_cycles: AtomicU64,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pmdbench: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let eal_args = EalArgs {
+        lcores: Some(args.lcores.clone()),
+        no_huge: !args.huge,
+        in_memory: args.huge,
+        memory_mb: Some(args.memory),
+        no_pci: true,
+        no_shconf: !args.huge,
+        file_prefix: Some(args.file_prefix.clone().unwrap_or_else(|| format!("pmdbench{}", std::process::id()))),
+        vdevs: args.vdevs.clone(),
+        log_level: Some("warning".into()),
+        ..EalArgs::default()
+    };
+    let eal = Eal::init(&eal_args)?;
+    let worker = *eal.worker_lcores().first().ok_or("pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward")?;
+    let pool = Arc::new(Mempool::new(&eal, "pmdbench_pool", &PoolConfig::packets(args.nb_mbufs))?);
+    let mut ports = Vec::new();
+    for v in &args.vdevs {
+        let name = v.split(',').next().unwrap_or(v);
+        let mut p = Port::by_name(&eal, name)?;
+        p.configure(&PortConfig { rx_desc: args.rxd, tx_desc: args.txd, ..PortConfig::default() }, pool.clone())?;
+        p.start()?;
+        ports.push(p);
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.wait_link);
+    for p in &ports {
+        while !p.link()?.up {
+            if Instant::now() > deadline {
+                return Err(format!("link of port {} ({}) did not come up in {} s", p.id(), p.name(), args.wait_link).into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac()).collect::<Result<_, _>>()?;
+    println!(
+        "pmdbench: {:?} forwarding on lcore {worker}, {} port(s), burst {}, {} s",
+        args.mode,
+        ports.len(),
+        args.burst,
+        args.duration
+    );
+    let shared = Arc::new(Shared { ports: (0..ports.len()).map(|_| PortCounters::default()).collect(), ..Shared::default() });
+    let fwd = Forwarder {
+        ports,
+        pool: pool.clone(),
+        mode: args.mode,
+        burst: args.burst,
+        template: udp_template(args.txpkts),
+        macs,
+        shared: shared.clone(),
+    };
+    let tx_first = args.tx_first;
+    let job = eal.launch(worker, move || fwd.run(tx_first))?;
+
+    let hz = eal.tsc_hz();
+    let start = Instant::now();
+    let (mut last_rx, mut last_tx, mut last_t) = (0u64, 0u64, Instant::now());
+    let (mut rx_pps, mut tx_pps) = (Vec::new(), Vec::new());
+    let period = Duration::from_secs(args.stats_period.max(1));
+    while start.elapsed() < Duration::from_secs(args.duration) {
+        std::thread::sleep(period.min(Duration::from_secs(args.duration).saturating_sub(start.elapsed())));
+        let (rx, tx) = totals(&shared);
+        let dt = last_t.elapsed().as_secs_f64();
+        last_t = Instant::now();
+        let (rp, tp) = ((rx - last_rx) as f64 / dt, (tx - last_tx) as f64 / dt);
+        (last_rx, last_tx) = (rx, tx);
+        println!("\n  Throughput (since last show)\n  Rx-pps: {:>12.0}\n  Tx-pps: {:>12.0}", rp, tp);
+        rx_pps.push(rp);
+        tx_pps.push(tp);
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let fwd = job.join().ok_or("forwarding lcore panicked")?.map_err(|e| format!("forwarding failed: {e}"))?;
+    let elapsed = start.elapsed().as_secs_f64();
+
+    let mut acc = (0u64, 0u64, 0u64, 0u64);
+    for (i, p) in fwd.ports.iter().enumerate() {
+        let c = &shared.ports[i];
+        let (rx, tx, txd) = (c.rx.load(Ordering::Relaxed), c.tx.load(Ordering::Relaxed), c.tx_dropped.load(Ordering::Relaxed));
+        let rxd = p.stats().map(|s| s.imissed + s.rx_nombuf).unwrap_or(0);
+        println!("\n  ---------------------- Forward statistics for port {}  ----------------------", p.id());
+        println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", rx, rxd, rx + rxd);
+        println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", tx, txd, tx + txd);
+        println!("  ----------------------------------------------------------------------------");
+        acc = (acc.0 + rx, acc.1 + rxd, acc.2 + tx, acc.3 + txd);
+    }
+    println!("\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++");
+    println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", acc.0, acc.1, acc.0 + acc.1);
+    println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", acc.2, acc.3, acc.2 + acc.3);
+    println!("  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
+    let busy = shared.busy_cycles.load(Ordering::Relaxed);
+    let pkts = if args.mode == Mode::Txonly { acc.2 } else { acc.0 };
+    let cpp = if pkts > 0 { busy as f64 / pkts as f64 } else { 0.0 };
+    println!(
+        "\n  CPU cycles/packet={cpp:.2} (busy cycles={busy} / total {} packets={pkts}) at {} MHz Clock",
+        if args.mode == Mode::Txonly { "TX" } else { "RX" },
+        hz / 1_000_000
+    );
+    let json = serde_json::json!({
+        "tool": "pmdbench",
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "vdevs": args.vdevs,
+        "burst": args.burst,
+        "duration_s": elapsed,
+        "rx_packets": acc.0,
+        "tx_packets": acc.2,
+        "rx_dropped": acc.1,
+        "tx_dropped": acc.3,
+        "rx_pps_median": median(&rx_pps),
+        "tx_pps_median": median(&tx_pps),
+        "cycles_per_packet": cpp,
+    });
+    println!("PMDBENCH {json}");
+    for p in fwd.ports {
+        p.close()?;
+    }
+    Ok(())
+}
+
+fn totals(s: &Shared) -> (u64, u64) {
+    s.ports.iter().fold((0, 0), |(r, t), c| (r + c.rx.load(Ordering::Relaxed), t + c.tx.load(Ordering::Relaxed)))
+}
+
+fn median(v: &[f64]) -> f64 {
+    // Skip the first period (warm-up) when there are enough samples.
+    let mut v: Vec<f64> = if v.len() > 2 { v[1..].to_vec() } else { v.to_vec() };
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Ethernet + IPv4 + UDP header and zero payload, as testpmd's txonly sends
+/// (198.18.0.1 -> 198.18.0.2, benchmark-reserved addresses; the frame never
+/// leaves the vdev).
+fn udp_template(len: u16) -> Vec<u8> {
+    let mut f = vec![0u8; usize::from(len)];
+    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = len - 14;
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+    ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+    let sum = ip.chunks(2).fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let ck = !((sum & 0xffff) + (sum >> 16)) as u16;
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&9u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&9u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f
+}
+
+struct Forwarder {
+    ports: Vec<Port>,
+    pool: Arc<Mempool>,
+    mode: Mode,
+    burst: u16,
+    template: Vec<u8>,
+    macs: Vec<[u8; 6]>,
+    shared: Arc<Shared>,
+}
+
+impl Forwarder {
+    fn peer(&self, i: usize) -> usize {
+        if self.ports.len() == 1 {
+            0
+        } else {
+            i ^ 1
+        }
+    }
+
+    fn fill_txonly(&self, out: &mut Vec<Mbuf>) -> Result<(), dpdk_glue::Error> {
+        self.pool.alloc_bulk(out, usize::from(self.burst))?;
+        let len = self.template.len() as u16;
+        for m in out.iter_mut() {
+            m.append(len)?.copy_from_slice(&self.template);
+        }
+        Ok(())
+    }
+
+    fn run(mut self, tx_first: bool) -> Result<Forwarder, dpdk_glue::Error> {
+        let n = self.ports.len();
+        let burst = self.burst;
+        let mut pkts: Vec<Mbuf> = Vec::with_capacity(usize::from(burst) * 2);
+        let mut rx = vec![0u64; n];
+        let mut tx = vec![0u64; n];
+        let mut dropped = vec![0u64; n];
+        let mut busy = 0u64;
+        if tx_first {
+            for i in 0..n {
+                self.fill_txonly(&mut pkts)?;
+                tx[i] += self.ports[i].tx_burst(0, &mut pkts)? as u64;
+                dropped[i] += pkts.len() as u64;
+                Mbuf::free_bulk(&mut pkts);
+            }
+        }
+        let peer_mac: Vec<[u8; 6]> = (0..n).map(|i| [0x02, 0, 0, 0, 0, i as u8]).collect();
+        let mut iter: u32 = 0;
+        loop {
+            iter = iter.wrapping_add(1);
+            if iter % 64 == 0 && self.shared.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            for i in 0..n {
+                let t0 = rdtsc();
+                if self.mode == Mode::Txonly {
+                    if self.fill_txonly(&mut pkts).is_err() {
+                        continue; // pool momentarily empty: the PMD still holds mbufs
+                    }
+                } else {
+                    let got = self.ports[i].rx_burst(0, &mut pkts, burst)?;
+                    if got == 0 {
+                        continue;
+                    }
+                    rx[i] += got as u64;
+                }
+                let out = match self.mode {
+                    Mode::Rxonly => {
+                        Mbuf::free_bulk(&mut pkts);
+                        busy += rdtsc() - t0;
+                        continue;
+                    }
+                    Mode::Txonly => i,
+                    Mode::Io => self.peer(i),
+                    Mode::Mac => {
+                        let o = self.peer(i);
+                        for m in pkts.iter_mut() {
+                            let d = m.data_mut();
+                            if d.len() >= 12 {
+                                d[..6].copy_from_slice(&peer_mac[o]);
+                                d[6..12].copy_from_slice(&self.macs[o]);
+                            }
+                        }
+                        o
+                    }
+                    Mode::Macswap => {
+                        for m in pkts.iter_mut() {
+                            let d = m.data_mut();
+                            if d.len() >= 12 {
+                                let (a, b) = d.split_at_mut(6);
+                                a.swap_with_slice(&mut b[..6]);
+                            }
+                        }
+                        self.peer(i)
+                    }
+                };
+                let sent = self.ports[out].tx_burst(0, &mut pkts)?;
+                tx[out] += sent as u64;
+                if !pkts.is_empty() {
+                    dropped[out] += pkts.len() as u64;
+                    Mbuf::free_bulk(&mut pkts);
+                }
+                busy += rdtsc() - t0;
+            }
+            for i in 0..n {
+                let c = &self.shared.ports[i];
+                c.rx.store(rx[i], Ordering::Relaxed);
+                c.tx.store(tx[i], Ordering::Relaxed);
+                c.tx_dropped.store(dropped[i], Ordering::Relaxed);
+            }
+            self.shared.busy_cycles.store(busy, Ordering::Relaxed);
+        }
+        Ok(self)
+    }
+}
