@@ -9,7 +9,10 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 
     // probe() also emits the cargo link directives for every DPDK library.
-    match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
+    match pkg_config::Config::new()
+        .atleast_version("22.11")
+        .probe("libdpdk")
+    {
         Ok(_) => {}
         Err(e) => panic!(
             "dpdk-glue needs DPDK >= 22.11 found by pkg-config (libdpdk.pc): {e}\n\
@@ -40,7 +43,10 @@ fn main() {
     clang_args.push("-DALLOW_EXPERIMENTAL_API".into());
 
     let mut build = cc::Build::new();
-    build.file("csrc/shim.c").define("ALLOW_EXPERIMENTAL_API", None).opt_level(3);
+    build
+        .file("csrc/shim.c")
+        .define("ALLOW_EXPERIMENTAL_API", None)
+        .opt_level(3);
     for a in &clang_args {
         build.flag(a);
     }
@@ -77,5 +83,7 @@ fn main() {
         .expect("bindgen failed to generate DPDK bindings");
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
-    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings.rs");
 }

@@ -48,12 +48,22 @@ pub struct PoolConfig {
 impl PoolConfig {
     /// `count` mbufs of DPDK's default 2 KiB + headroom, cache 256.
     pub fn packets(count: u32) -> Self {
-        PoolConfig { count, cache: 256.min(count / 2), data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket: None }
+        PoolConfig {
+            count,
+            cache: 256.min(count / 2),
+            data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            socket: None,
+        }
     }
 
     /// `count` mbufs with no data room: headers to attach external buffers to.
     pub fn extbuf_headers(count: u32) -> Self {
-        PoolConfig { count, cache: 256.min(count / 2), data_room: 0, socket: None }
+        PoolConfig {
+            count,
+            cache: 256.min(count / 2),
+            data_room: 0,
+            socket: None,
+        }
     }
 }
 
@@ -62,19 +72,36 @@ impl Mempool {
     /// [`Eal`] proves DPDK is initialised.
     pub fn new(_eal: &Eal, name: &str, cfg: &PoolConfig) -> Result<Mempool> {
         if name.len() > MAX_POOL_NAME {
-            return Err(Error::TooLong { what: "mempool name", value: name.to_owned(), max: MAX_POOL_NAME });
+            return Err(Error::TooLong {
+                what: "mempool name",
+                value: name.to_owned(),
+                max: MAX_POOL_NAME,
+            });
         }
         let cname = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
         let socket = cfg.socket.unwrap_or(ffi::SOCKET_ID_ANY);
         // SAFETY: cname is a valid C string for the call; DPDK copies it.
-        let raw = unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), cfg.count, cfg.cache, 0, cfg.data_room, socket) };
+        let raw = unsafe {
+            ffi::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                cfg.count,
+                cfg.cache,
+                0,
+                cfg.data_room,
+                socket,
+            )
+        };
         let raw = NonNull::new(raw).ok_or_else(|| Error::MempoolCreate {
             name: name.to_owned(),
             count: cfg.count,
             data_room: cfg.data_room,
             errno: RteErrno::last(),
         })?;
-        Ok(Mempool { raw, name: name.to_owned(), size: cfg.count })
+        Ok(Mempool {
+            raw,
+            name: name.to_owned(),
+            size: cfg.count,
+        })
     }
 
     /// The pool's name.
@@ -112,23 +139,36 @@ impl Mempool {
         match NonNull::new(m) {
             // SAFETY: a freshly allocated mbuf is exclusively ours.
             Some(m) => Ok(unsafe { Mbuf::from_raw(m) }),
-            None => Err(Error::PoolExhausted { pool: self.name.clone(), wanted: 1 }),
+            None => Err(Error::PoolExhausted {
+                pool: self.name.clone(),
+                wanted: 1,
+            }),
         }
     }
 
     /// Allocates `n` mbufs at once and appends them to `out`; all or nothing.
     pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> Result<()> {
         out.reserve(n);
-        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted { pool: self.name.clone(), wanted: n })?;
+        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted {
+            pool: self.name.clone(),
+            wanted: n,
+        })?;
         let len = out.len();
         // SAFETY: the spare capacity holds at least n pointer-sized slots; Mbuf
         // is repr(transparent) over NonNull<rte_mbuf>, so the C side may write
         // rte_mbuf pointers there; on success all n are non-null and owned.
         let ret = unsafe {
-            ffi::zc_rte_pktmbuf_alloc_bulk(self.raw.as_ptr(), out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf, count)
+            ffi::zc_rte_pktmbuf_alloc_bulk(
+                self.raw.as_ptr(),
+                out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf,
+                count,
+            )
         };
         if ret != 0 {
-            return Err(Error::PoolExhausted { pool: self.name.clone(), wanted: n });
+            return Err(Error::PoolExhausted {
+                pool: self.name.clone(),
+                wanted: n,
+            });
         }
         // SAFETY: the n slots after len were initialised with owned mbufs.
         unsafe { out.set_len(len + n) };

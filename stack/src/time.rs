@@ -28,12 +28,16 @@ impl Duration {
 
     /// A span of `millis` milliseconds, saturating at [`Duration::MAX`].
     pub const fn from_millis(millis: u64) -> Self {
-        Duration { micros: millis.saturating_mul(1_000) }
+        Duration {
+            micros: millis.saturating_mul(1_000),
+        }
     }
 
     /// A span of `secs` seconds, saturating at [`Duration::MAX`].
     pub const fn from_secs(secs: u64) -> Self {
-        Duration { micros: secs.saturating_mul(1_000_000) }
+        Duration {
+            micros: secs.saturating_mul(1_000_000),
+        }
     }
 
     /// The span in whole microseconds.
@@ -48,12 +52,16 @@ impl Duration {
 
     /// `self * factor`, saturating at [`Duration::MAX`] (used for RTO backoff).
     pub const fn saturating_mul(self, factor: u64) -> Self {
-        Duration { micros: self.micros.saturating_mul(factor) }
+        Duration {
+            micros: self.micros.saturating_mul(factor),
+        }
     }
 
     /// `self - rhs`, or zero when `rhs` is larger.
     pub const fn saturating_sub(self, rhs: Duration) -> Self {
-        Duration { micros: self.micros.saturating_sub(rhs.micros) }
+        Duration {
+            micros: self.micros.saturating_sub(rhs.micros),
+        }
     }
 }
 
@@ -61,7 +69,9 @@ impl Add for Duration {
     type Output = Duration;
     /// Saturating: adding to [`Duration::MAX`] stays at `MAX`.
     fn add(self, rhs: Duration) -> Duration {
-        Duration { micros: self.micros.saturating_add(rhs.micros) }
+        Duration {
+            micros: self.micros.saturating_add(rhs.micros),
+        }
     }
 }
 
@@ -74,7 +84,9 @@ impl AddAssign for Duration {
 impl From<core::time::Duration> for Duration {
     /// Truncates to whole microseconds and saturates at [`Duration::MAX`].
     fn from(d: core::time::Duration) -> Self {
-        Duration { micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX) }
+        Duration {
+            micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -86,7 +98,12 @@ impl From<Duration> for core::time::Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
@@ -107,7 +124,9 @@ impl Instant {
 
     /// The instant `millis` milliseconds after the origin (saturating).
     pub const fn from_millis(millis: u64) -> Self {
-        Instant { micros: millis.saturating_mul(1_000) }
+        Instant {
+            micros: millis.saturating_mul(1_000),
+        }
     }
 
     /// Microseconds since the origin.
@@ -117,7 +136,9 @@ impl Instant {
 
     /// Time elapsed from `earlier` to `self`, or zero if `earlier` is later.
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        Duration { micros: self.micros.saturating_sub(earlier.micros) }
+        Duration {
+            micros: self.micros.saturating_sub(earlier.micros),
+        }
     }
 }
 
@@ -125,7 +146,9 @@ impl Add<Duration> for Instant {
     type Output = Instant;
     /// Saturating: an instant plus [`Duration::MAX`] is the end of time.
     fn add(self, rhs: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_add(rhs.micros) }
+        Instant {
+            micros: self.micros.saturating_add(rhs.micros),
+        }
     }
 }
 
@@ -139,7 +162,9 @@ impl Sub<Duration> for Instant {
     type Output = Instant;
     /// Saturating at the origin.
     fn sub(self, rhs: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_sub(rhs.micros) }
+        Instant {
+            micros: self.micros.saturating_sub(rhs.micros),
+        }
     }
 }
 
@@ -175,7 +200,12 @@ mod tests {
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(t - Instant::from_millis(2), Duration::from_millis(3));
         assert_eq!(Duration::MAX + Duration::from_secs(1), Duration::MAX);
-        assert_eq!(Duration::from_millis(200).saturating_mul(1 << 20).total_micros(), 200_000u64 << 20);
+        assert_eq!(
+            Duration::from_millis(200)
+                .saturating_mul(1 << 20)
+                .total_micros(),
+            200_000u64 << 20
+        );
         assert_eq!(Duration::from_secs(u64::MAX), Duration::MAX);
     }
 
@@ -183,7 +213,10 @@ mod tests {
     fn conversions_and_display() {
         let d: Duration = core::time::Duration::from_nanos(1_234_567).into();
         assert_eq!(d, Duration::from_micros(1_234));
-        assert_eq!(core::time::Duration::from(d), core::time::Duration::from_micros(1_234));
+        assert_eq!(
+            core::time::Duration::from(d),
+            core::time::Duration::from_micros(1_234)
+        );
         assert_eq!(Duration::from_micros(2_000_001).to_string(), "2.000001s");
         assert_eq!(Instant::from_millis(1_500).to_string(), "@1.500000s");
         assert_eq!(Duration::from_millis(1_999).total_millis(), 1_999);

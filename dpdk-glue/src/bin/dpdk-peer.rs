@@ -62,7 +62,14 @@ fn secs(s: &str) -> Duration {
 fn open(eal: &Eal, devargs: &str) -> Result<(Port, Arc<Mempool>), Box<dyn std::error::Error>> {
     let pool = Arc::new(Mempool::new(eal, "peer_pool", &PoolConfig::packets(4095))?);
     let mut port = Port::create_vdev(eal, devargs)?;
-    port.configure(&PortConfig { rx_desc: 512, tx_desc: 512, ..PortConfig::default() }, pool.clone())?;
+    port.configure(
+        &PortConfig {
+            rx_desc: 512,
+            tx_desc: 512,
+            ..PortConfig::default()
+        },
+        pool.clone(),
+    )?;
     port.start()?;
     Ok((port, pool))
 }
@@ -96,7 +103,13 @@ fn vhost_rx(sock: &str, count: usize, timeout: Duration) -> Result<(), Box<dyn s
     Ok(())
 }
 
-fn arp_frame(op: u16, src_mac: [u8; 6], src_ip: Ipv4Addr, dst_mac: [u8; 6], dst_ip: Ipv4Addr) -> Vec<u8> {
+fn arp_frame(
+    op: u16,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    dst_mac: [u8; 6],
+    dst_ip: Ipv4Addr,
+) -> Vec<u8> {
     let eth_dst = if op == 1 { [0xff; 6] } else { dst_mac };
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&eth_dst);
@@ -123,7 +136,12 @@ fn send(port: &mut Port, pool: &Mempool, frame: &[u8]) -> Result<(), Box<dyn std
     Ok(())
 }
 
-fn tap_arp(iface: &str, ours: Ipv4Addr, kernel: Ipv4Addr, timeout: Duration) -> Result<(), Box<dyn std::error::Error>> {
+fn tap_arp(
+    iface: &str,
+    ours: Ipv4Addr,
+    kernel: Ipv4Addr,
+    timeout: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
     let eal = eal()?;
     let (mut port, pool) = open(&eal, &format!("net_tap0,iface={iface}"))?;
     let mac = port.mac()?;
@@ -161,7 +179,11 @@ fn tap_arp(iface: &str, ours: Ipv4Addr, kernel: Ipv4Addr, timeout: Duration) -> 
                     println!("ARP-REPLY {}", hex(&sender_mac));
                     replied = true;
                 } else if op == 1 && target_ip == ours {
-                    send(&mut port, &pool, &arp_frame(2, mac, ours, sender_mac, sender_ip))?;
+                    send(
+                        &mut port,
+                        &pool,
+                        &arp_frame(2, mac, ours, sender_mac, sender_ip),
+                    )?;
                     println!("ARP-ANSWERED {sender_ip}");
                 }
             } else if ethertype == 0x0800 && f[0..6] == mac && f[23] == 17 {
@@ -169,7 +191,8 @@ fn tap_arp(iface: &str, ours: Ipv4Addr, kernel: Ipv4Addr, timeout: Duration) -> 
                 let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
                 let udp_start = 14 + ihl;
                 if dst == ours && f.len() >= udp_start + 8 {
-                    let ulen = usize::from(u16::from_be_bytes([f[udp_start + 4], f[udp_start + 5]]));
+                    let ulen =
+                        usize::from(u16::from_be_bytes([f[udp_start + 4], f[udp_start + 5]]));
                     let end = (udp_start + ulen).min(f.len());
                     println!("UDP {}", String::from_utf8_lossy(&f[udp_start + 8..end]));
                     udp = true;

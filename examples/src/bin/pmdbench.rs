@@ -93,7 +93,10 @@ struct Shared {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -111,19 +114,36 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         memory_mb: Some(args.memory),
         no_pci: true,
         no_shconf: !args.huge,
-        file_prefix: Some(args.file_prefix.clone().unwrap_or_else(|| format!("pmdbench{}", std::process::id()))),
+        file_prefix: Some(
+            args.file_prefix
+                .clone()
+                .unwrap_or_else(|| format!("pmdbench{}", std::process::id())),
+        ),
         vdevs: args.vdevs.clone(),
         log_level: Some("warning".into()),
         ..EalArgs::default()
     };
     let eal = Eal::init(&eal_args)?;
-    let worker = *eal.worker_lcores().first().ok_or("pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward")?;
-    let pool = Arc::new(Mempool::new(&eal, "pmdbench_pool", &PoolConfig::packets(args.nb_mbufs))?);
+    let worker = *eal.worker_lcores().first().ok_or(
+        "pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward",
+    )?;
+    let pool = Arc::new(Mempool::new(
+        &eal,
+        "pmdbench_pool",
+        &PoolConfig::packets(args.nb_mbufs),
+    )?);
     let mut ports = Vec::new();
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
         let mut p = Port::by_name(&eal, name)?;
-        p.configure(&PortConfig { rx_desc: args.rxd, tx_desc: args.txd, ..PortConfig::default() }, pool.clone())?;
+        p.configure(
+            &PortConfig {
+                rx_desc: args.rxd,
+                tx_desc: args.txd,
+                ..PortConfig::default()
+            },
+            pool.clone(),
+        )?;
         p.start()?;
         ports.push(p);
     }
@@ -131,7 +151,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for p in &ports {
         while !p.link()?.up {
             if Instant::now() > deadline {
-                return Err(format!("link of port {} ({}) did not come up in {} s", p.id(), p.name(), args.wait_link).into());
+                return Err(format!(
+                    "link of port {} ({}) did not come up in {} s",
+                    p.id(),
+                    p.name(),
+                    args.wait_link
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -144,7 +170,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.burst,
         args.duration
     );
-    let shared = Arc::new(Shared { ports: (0..ports.len()).map(|_| PortCounters::default()).collect(), ..Shared::default() });
+    let shared = Arc::new(Shared {
+        ports: (0..ports.len()).map(|_| PortCounters::default()).collect(),
+        ..Shared::default()
+    });
     let fwd = Forwarder {
         ports,
         pool: pool.clone(),
@@ -163,38 +192,81 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (mut rx_pps, mut tx_pps) = (Vec::new(), Vec::new());
     let period = Duration::from_secs(args.stats_period.max(1));
     while start.elapsed() < Duration::from_secs(args.duration) {
-        std::thread::sleep(period.min(Duration::from_secs(args.duration).saturating_sub(start.elapsed())));
+        std::thread::sleep(
+            period.min(Duration::from_secs(args.duration).saturating_sub(start.elapsed())),
+        );
         let (rx, tx) = totals(&shared);
         let dt = last_t.elapsed().as_secs_f64();
         last_t = Instant::now();
         let (rp, tp) = ((rx - last_rx) as f64 / dt, (tx - last_tx) as f64 / dt);
         (last_rx, last_tx) = (rx, tx);
-        println!("\n  Throughput (since last show)\n  Rx-pps: {:>12.0}\n  Tx-pps: {:>12.0}", rp, tp);
+        println!(
+            "\n  Throughput (since last show)\n  Rx-pps: {:>12.0}\n  Tx-pps: {:>12.0}",
+            rp, tp
+        );
         rx_pps.push(rp);
         tx_pps.push(tp);
     }
     shared.stop.store(true, Ordering::Relaxed);
-    let fwd = job.join().ok_or("forwarding lcore panicked")?.map_err(|e| format!("forwarding failed: {e}"))?;
+    let fwd = job
+        .join()
+        .ok_or("forwarding lcore panicked")?
+        .map_err(|e| format!("forwarding failed: {e}"))?;
     let elapsed = start.elapsed().as_secs_f64();
 
     let mut acc = (0u64, 0u64, 0u64, 0u64);
     for (i, p) in fwd.ports.iter().enumerate() {
         let c = &shared.ports[i];
-        let (rx, tx, txd) = (c.rx.load(Ordering::Relaxed), c.tx.load(Ordering::Relaxed), c.tx_dropped.load(Ordering::Relaxed));
+        let (rx, tx, txd) = (
+            c.rx.load(Ordering::Relaxed),
+            c.tx.load(Ordering::Relaxed),
+            c.tx_dropped.load(Ordering::Relaxed),
+        );
         let rxd = p.stats().map(|s| s.imissed + s.rx_nombuf).unwrap_or(0);
-        println!("\n  ---------------------- Forward statistics for port {}  ----------------------", p.id());
-        println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", rx, rxd, rx + rxd);
-        println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", tx, txd, tx + txd);
+        println!(
+            "\n  ---------------------- Forward statistics for port {}  ----------------------",
+            p.id()
+        );
+        println!(
+            "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
+            rx,
+            rxd,
+            rx + rxd
+        );
+        println!(
+            "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
+            tx,
+            txd,
+            tx + txd
+        );
         println!("  ----------------------------------------------------------------------------");
         acc = (acc.0 + rx, acc.1 + rxd, acc.2 + tx, acc.3 + txd);
     }
     println!("\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++");
-    println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", acc.0, acc.1, acc.0 + acc.1);
-    println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", acc.2, acc.3, acc.2 + acc.3);
+    println!(
+        "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
+        acc.0,
+        acc.1,
+        acc.0 + acc.1
+    );
+    println!(
+        "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
+        acc.2,
+        acc.3,
+        acc.2 + acc.3
+    );
     println!("  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
     let busy = shared.busy_cycles.load(Ordering::Relaxed);
-    let pkts = if args.mode == Mode::Txonly { acc.2 } else { acc.0 };
-    let cpp = if pkts > 0 { busy as f64 / pkts as f64 } else { 0.0 };
+    let pkts = if args.mode == Mode::Txonly {
+        acc.2
+    } else {
+        acc.0
+    };
+    let cpp = if pkts > 0 {
+        busy as f64 / pkts as f64
+    } else {
+        0.0
+    };
     println!(
         "\n  CPU cycles/packet={cpp:.2} (busy cycles={busy} / total {} packets={pkts}) at {} MHz Clock",
         if args.mode == Mode::Txonly { "TX" } else { "RX" },
@@ -222,12 +294,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn totals(s: &Shared) -> (u64, u64) {
-    s.ports.iter().fold((0, 0), |(r, t), c| (r + c.rx.load(Ordering::Relaxed), t + c.tx.load(Ordering::Relaxed)))
+    s.ports.iter().fold((0, 0), |(r, t), c| {
+        (
+            r + c.rx.load(Ordering::Relaxed),
+            t + c.tx.load(Ordering::Relaxed),
+        )
+    })
 }
 
 fn median(v: &[f64]) -> f64 {
     // Skip the first period (warm-up) when there are enough samples.
-    let mut v: Vec<f64> = if v.len() > 2 { v[1..].to_vec() } else { v.to_vec() };
+    let mut v: Vec<f64> = if v.len() > 2 {
+        v[1..].to_vec()
+    } else {
+        v.to_vec()
+    };
     if v.is_empty() {
         return 0.0;
     }
@@ -251,7 +332,9 @@ fn udp_template(len: u16) -> Vec<u8> {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
     ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
-    let sum = ip.chunks(2).fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
+    let sum = ip
+        .chunks(2)
+        .fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
     let sum = (sum & 0xffff) + (sum >> 16);
     let ck = !((sum & 0xffff) + (sum >> 16)) as u16;
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
@@ -290,6 +373,8 @@ impl Forwarder {
         Ok(())
     }
 
+    // Each stream reads port i and writes its peer: index loops say that best.
+    #[allow(clippy::needless_range_loop)]
     fn run(mut self, tx_first: bool) -> Result<Forwarder, dpdk_glue::Error> {
         let n = self.ports.len();
         let burst = self.burst;
