@@ -682,8 +682,11 @@ impl Port {
                 break;
             }
         }
-        if total > 0 {
-            let rest = pkts.len() - total;
+        let rest = pkts.len() - total;
+        if rest == 0 {
+            // SAFETY: every entry now belongs to the PMD; forget them all.
+            unsafe { pkts.set_len(0) };
+        } else if total > 0 {
             // SAFETY: the first `total` entries now belong to the PMD: move the
             // unsent tail to the front (overlapping copy) and shrink, so they
             // are neither dropped nor duplicated.
