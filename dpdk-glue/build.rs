@@ -9,10 +9,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 
     // probe() also emits the cargo link directives for every DPDK library.
-    match pkg_config::Config::new()
-        .atleast_version("22.11")
-        .probe("libdpdk")
-    {
+    match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
         Ok(_) => {}
         Err(e) => panic!(
             "dpdk-glue needs DPDK >= 22.11 found by pkg-config (libdpdk.pc): {e}\n\
@@ -43,10 +40,7 @@ fn main() {
     clang_args.push("-DALLOW_EXPERIMENTAL_API".into());
 
     let mut build = cc::Build::new();
-    build
-        .file("csrc/shim.c")
-        .define("ALLOW_EXPERIMENTAL_API", None)
-        .opt_level(3);
+    build.file("csrc/shim.c").define("ALLOW_EXPERIMENTAL_API", None).opt_level(3);
     for a in &clang_args {
         build.flag(a);
     }
@@ -72,6 +66,10 @@ fn main() {
         .allowlist_function("rte_(pktmbuf_pool_create|pktmbuf_free_bulk|mempool_free|mempool_avail_count|mempool_in_use_count|mempool_lookup)")
         .allowlist_function("rte_eth_(dev_count_avail|dev_get_port_by_name|dev_get_name_by_port|dev_info_get|dev_configure|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_socket_id|dev_is_valid_port|dev_set_mtu|dev_get_mtu|dev_adjust_nb_rx_tx_desc)")
         .allowlist_function("rte_eth_(promiscuous_enable|promiscuous_disable|promiscuous_get|macaddr_get|link_get_nowait|stats_get|stats_reset|xstats_get|xstats_get_names|xstats_reset|from_rings|find_next_owned_by|dev_owner_.*)")
+        // Burst fast path: the fp_ops table and the callback slow path, so the
+        // inline rte_eth_{rx,tx}_burst can be mirrored in Rust without an FFI hop.
+        .allowlist_var("rte_eth_fp_ops")
+        .allowlist_function("rte_eth_call_(rx|tx)_callbacks")
         .allowlist_function("rte_(ring_create|ring_free|vdev_init|vdev_uninit)")
         .allowlist_function("rte_(memzone_reserve_aligned|memzone_free|mem_virt2iova|extmem_register|extmem_unregister|dev_dma_map|dev_dma_unmap|mem_virt2memseg_list)")
         .allowlist_type("rte_mbuf|rte_mempool|rte_memzone|rte_mbuf_ext_shared_info|rte_eth_(conf|dev_info|stats|xstat|xstat_name|link|rxconf|txconf)|rte_ether_addr")
@@ -83,7 +81,5 @@ fn main() {
         .expect("bindgen failed to generate DPDK bindings");
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 }

@@ -7,18 +7,6 @@ unsigned zc_rte_lcore_id(void) { return rte_lcore_id(); }
 uint64_t zc_rte_rdtsc(void) { return rte_rdtsc(); }
 void zc_rte_pause(void) { rte_pause(); }
 
-uint16_t zc_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
-                             struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
-{
-	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
-}
-
-uint16_t zc_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
-                             struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
-{
-	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
-}
-
 struct rte_mbuf *zc_rte_pktmbuf_alloc(struct rte_mempool *mp)
 {
 	return rte_pktmbuf_alloc(mp);

@@ -43,10 +43,8 @@ unsigned zc_rte_lcore_id(void);
 uint64_t zc_rte_rdtsc(void);
 void zc_rte_pause(void);
 
-uint16_t zc_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
-                             struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
-uint16_t zc_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
-                             struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
+/* rte_eth_rx_burst/rte_eth_tx_burst are mirrored in Rust (port.rs) over
+ * rte_eth_fp_ops, to keep the per-burst path free of an extra call. */
 
 struct rte_mbuf *zc_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,

@@ -215,10 +215,7 @@ impl Eal {
             }
         }
         let out = std::sync::Arc::new(Slot::<T>::new(None));
-        let job = Box::new(Job {
-            f: Some(f),
-            out: out.clone(),
-        });
+        let job = Box::new(Job { f: Some(f), out: out.clone() });
         let raw = Box::into_raw(job) as *mut c_void;
         // SAFETY: trampoline matches lcore_function_t; raw is a valid Box
         // pointer consumed exactly once by the trampoline, or reclaimed below
@@ -227,10 +224,7 @@ impl Eal {
         if ret != 0 {
             // SAFETY: the launch failed, so the trampoline never took ownership.
             drop(unsafe { Box::from_raw(raw as *mut Job<F, T>) });
-            return Err(Error::Launch {
-                lcore,
-                errno: RteErrno::from_ret(ret),
-            });
+            return Err(Error::Launch { lcore, errno: RteErrno::from_ret(ret) });
         }
         Ok(LcoreJob { lcore, out })
     }

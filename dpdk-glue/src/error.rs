@@ -59,7 +59,9 @@ pub enum Error {
     EalAlreadyInitialized,
     /// An earlier `rte_eal_init` in this process failed; DPDK keeps partial
     /// state after a failure and cannot be initialised again.
-    #[error("an earlier EAL initialisation failed in this process; DPDK cannot be initialised again (start a new process)")]
+    #[error(
+        "an earlier EAL initialisation failed in this process; DPDK cannot be initialised again (start a new process)"
+    )]
     EalPreviouslyFailed,
     /// `rte_eal_init` rejected its arguments or failed to start.
     #[error("EAL initialisation failed with arguments {args:?}: {errno}")]
@@ -69,30 +71,16 @@ pub enum Error {
     NulInArgument(String),
     /// A name or argument is longer than DPDK allows.
     #[error("{what} {value:?} is too long (at most {max} bytes)")]
-    TooLong {
-        what: &'static str,
-        value: String,
-        max: usize,
-    },
+    TooLong { what: &'static str, value: String, max: usize },
     /// Creating a mempool failed.
     #[error("cannot create mempool {name:?} ({count} mbufs of {data_room} B): {errno}")]
-    MempoolCreate {
-        name: String,
-        count: u32,
-        data_room: u16,
-        errno: RteErrno,
-    },
+    MempoolCreate { name: String, count: u32, data_room: u16, errno: RteErrno },
     /// A mempool ran out of mbufs.
     #[error("mempool {pool:?} is exhausted (wanted {wanted} mbufs)")]
     PoolExhausted { pool: String, wanted: usize },
     /// An mbuf operation needed more room than the mbuf has.
     #[error("mbuf has no room: {op} of {len} B (headroom {headroom}, tailroom {tailroom})")]
-    NoRoom {
-        op: &'static str,
-        len: usize,
-        headroom: u16,
-        tailroom: u16,
-    },
+    NoRoom { op: &'static str, len: usize, headroom: u16, tailroom: u16 },
     /// Chaining would exceed the maximum number of segments or packet length.
     #[error("cannot chain mbufs: {errno}")]
     Chain { errno: RteErrno },
@@ -104,57 +92,25 @@ pub enum Error {
     NoSuchPort(String),
     /// An ethdev operation failed.
     #[error("port {port} ({name}): {op} failed: {errno}")]
-    Port {
-        port: u16,
-        name: String,
-        op: &'static str,
-        errno: RteErrno,
-    },
+    Port { port: u16, name: String, op: &'static str, errno: RteErrno },
     /// A burst was attempted on a port that is not started.
     #[error("port {port} ({name}) is not started: {op} refused")]
-    PortNotStarted {
-        port: u16,
-        name: String,
-        op: &'static str,
-    },
+    PortNotStarted { port: u16, name: String, op: &'static str },
     /// A queue index beyond the configured queues.
     #[error("port {port} has {configured} {dir} queues; queue {queue} does not exist")]
-    NoSuchQueue {
-        port: u16,
-        dir: &'static str,
-        queue: u16,
-        configured: u16,
-    },
+    NoSuchQueue { port: u16, dir: &'static str, queue: u16, configured: u16 },
     /// The port was asked for more than it can do.
     #[error("port {port} ({name}): {what}")]
-    PortLimit {
-        port: u16,
-        name: String,
-        what: String,
-    },
+    PortLimit { port: u16, name: String, what: String },
     /// Reserving DMA-able memory failed.
     #[error("cannot reserve {len} B of DPDK memory for {name:?}: {errno}")]
-    Memzone {
-        name: String,
-        len: usize,
-        errno: RteErrno,
-    },
+    Memzone { name: String, len: usize, errno: RteErrno },
     /// Registering or DMA-mapping external memory failed.
     #[error("external memory {op} failed for {len} B at page size {page_size}: {errno}")]
-    ExtMem {
-        op: &'static str,
-        len: usize,
-        page_size: usize,
-        errno: RteErrno,
-    },
+    ExtMem { op: &'static str, len: usize, page_size: usize, errno: RteErrno },
     /// A slice is outside its region or crosses a page whose IOVA is not contiguous.
     #[error("slice {offset}+{len} is not usable in a region of {region_len} B: {why}")]
-    BadSlice {
-        offset: usize,
-        len: usize,
-        region_len: usize,
-        why: &'static str,
-    },
+    BadSlice { offset: usize, len: usize, region_len: usize, why: &'static str },
     /// Every completion slot is attached to an in-flight mbuf.
     #[error("all {0} external-buffer completion slots are in flight; drain completions first")]
     CompletionSlotsExhausted(usize),

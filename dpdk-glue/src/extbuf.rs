@@ -85,9 +85,7 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         // SAFETY: the range is inside the region (checked); the region is !Sync
         // so no other thread copies concurrently; data cannot overlap region
         // memory handed out as a Rust reference (none is ever handed out).
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base().add(offset), data.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base().add(offset), data.len()) };
         Ok(())
     }
 
@@ -95,9 +93,7 @@ pub trait DmaRegion: sealed::Sealed + 'static {
     fn read_at(&self, offset: usize, out: &mut [u8]) -> Result<()> {
         check_range(self.len(), offset, out.len())?;
         // SAFETY: as in write_at, with the direction reversed.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base().add(offset), out.as_mut_ptr(), out.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(self.base().add(offset), out.as_mut_ptr(), out.len()) };
         Ok(())
     }
 }
@@ -105,12 +101,7 @@ pub trait DmaRegion: sealed::Sealed + 'static {
 fn check_range(region_len: usize, offset: usize, len: usize) -> Result<()> {
     match offset.checked_add(len) {
         Some(end) if end <= region_len => Ok(()),
-        _ => Err(Error::BadSlice {
-            offset,
-            len,
-            region_len,
-            why: "outside the region",
-        }),
+        _ => Err(Error::BadSlice { offset, len, region_len, why: "outside the region" }),
     }
 }
 
@@ -143,19 +134,13 @@ impl MemRegion {
     /// to page-wise IOVAs.
     pub fn reserve(_eal: &Eal, name: &str, len: usize, align: u32) -> Result<MemRegion> {
         if name.len() >= 32 {
-            return Err(Error::TooLong {
-                what: "memzone name",
-                value: name.to_owned(),
-                max: 31,
-            });
+            return Err(Error::TooLong { what: "memzone name", value: name.to_owned(), max: 31 });
         }
         let c = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
         let mut mz = std::ptr::null();
         for flags in [ffi::RTE_MEMZONE_IOVA_CONTIG, 0] {
             // SAFETY: c is a valid C string; DPDK copies the name.
-            mz = unsafe {
-                ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, ffi::SOCKET_ID_ANY, flags, align)
-            };
+            mz = unsafe { ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, ffi::SOCKET_ID_ANY, flags, align) };
             if !mz.is_null() {
                 break;
             }
@@ -175,15 +160,7 @@ impl MemRegion {
             // SAFETY: every page start is inside the zone.
             .map(|p| unsafe { ffi::rte_mem_virt2iova(base.add(p * page_size) as *const c_void) })
             .collect();
-        Ok(MemRegion {
-            mz,
-            base,
-            len,
-            page_size,
-            iovas,
-            name: name.to_owned(),
-            _not_sync: PhantomData,
-        })
+        Ok(MemRegion { mz, base, len, page_size, iovas, name: name.to_owned(), _not_sync: PhantomData })
     }
 
     /// The memzone's name.
@@ -252,12 +229,7 @@ impl ExtMem {
     /// Maps `len` bytes of anonymous memory (rounded up to `page_size`; 2 MiB
     /// pages use MAP_HUGETLB and need reserved hugepages) and registers them.
     pub fn register(_eal: &Eal, len: usize, page_size: usize) -> Result<ExtMem> {
-        let fail = |op, errno| Error::ExtMem {
-            op,
-            len,
-            page_size,
-            errno,
-        };
+        let fail = |op, errno| Error::ExtMem { op, len, page_size, errno };
         // SAFETY: pure getter.
         if unsafe { ffi::rte_eal_iova_mode() } != ffi::RTE_IOVA_VA {
             return Err(fail(
@@ -266,10 +238,7 @@ impl ExtMem {
             ));
         }
         if !page_size.is_power_of_two() || page_size < 4096 {
-            return Err(fail(
-                "page size check (a power of two >= 4096)",
-                RteErrno(libc::EINVAL),
-            ));
+            return Err(fail("page size check (a power of two >= 4096)", RteErrno(libc::EINVAL)));
         }
         let len = len.div_ceil(page_size) * page_size;
         let hugetlb = page_size > 4096;
@@ -278,25 +247,9 @@ impl ExtMem {
             flags |= libc::MAP_HUGETLB;
         }
         // SAFETY: anonymous mapping with no address hint; checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                -1,
-                0,
-            )
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
         if p == libc::MAP_FAILED {
-            return Err(fail(
-                "mmap",
-                RteErrno(
-                    std::io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::ENOMEM),
-                ),
-            ));
+            return Err(fail("mmap", RteErrno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM))));
         }
         // SAFETY: p..p+len is a fresh mapping; a NULL IOVA table is allowed.
         let ret = unsafe { ffi::rte_extmem_register(p, len, std::ptr::null_mut(), 0, page_size) };
@@ -306,14 +259,7 @@ impl ExtMem {
             unsafe { libc::munmap(p, len) };
             return Err(fail("rte_extmem_register", e));
         }
-        Ok(ExtMem {
-            base: p as *mut u8,
-            len,
-            page_size,
-            hugetlb,
-            mapped: Vec::new(),
-            _not_sync: PhantomData,
-        })
+        Ok(ExtMem { base: p as *mut u8, len, page_size, hugetlb, mapped: Vec::new(), _not_sync: PhantomData })
     }
 
     /// DMA-maps the memory for `port`'s device. PMDs without an IOMMU path
@@ -323,9 +269,7 @@ impl ExtMem {
         let dev = port.device_ptr()?;
         // SAFETY: dev is the port's live device; the range is registered extmem;
         // in IOVA-as-VA mode the IOVA is the address.
-        let ret = unsafe {
-            ffi::rte_dev_dma_map(dev, self.base as *mut c_void, self.base as u64, self.len)
-        };
+        let ret = unsafe { ffi::rte_dev_dma_map(dev, self.base as *mut c_void, self.base as u64, self.len) };
         if ret != 0 {
             return Err(Error::ExtMem {
                 op: "rte_dev_dma_map",
@@ -363,9 +307,7 @@ impl Drop for ExtMem {
             // SAFETY: undoes a successful dma_map on a device that is still
             // registered (if the port was closed since, DPDK reports an error
             // which we only log).
-            let ret = unsafe {
-                ffi::rte_dev_dma_unmap(dev, self.base as *mut c_void, self.base as u64, self.len)
-            };
+            let ret = unsafe { ffi::rte_dev_dma_unmap(dev, self.base as *mut c_void, self.base as u64, self.len) };
             if ret != 0 {
                 tracing::debug!(port, errno = %RteErrno::last(), "rte_dev_dma_unmap failed");
             }
@@ -427,10 +369,7 @@ extern "C" fn extbuf_freed(_addr: *mut c_void, opaque: *mut c_void) {
     // Cannot fail: capacity == number of slots, and this slot is not queued
     // (it is re-attached only after being drained).
     let pushed = q.push(slot.index);
-    debug_assert!(
-        pushed.is_ok(),
-        "completion queue overflow is impossible by construction"
-    );
+    debug_assert!(pushed.is_ok(), "completion queue overflow is impossible by construction");
 }
 
 impl CompletionRing {
@@ -439,13 +378,8 @@ impl CompletionRing {
     pub fn new(capacity: u32) -> CompletionRing {
         let queue = Box::new(ArrayQueue::new(capacity.max(1) as usize));
         let qp: *const ArrayQueue<u32> = &*queue;
-        let slots: Box<[Slot]> = (0..capacity)
-            .map(|index| Slot {
-                shinfo: UnsafeCell::new(Default::default()),
-                index,
-                queue: qp,
-            })
-            .collect();
+        let slots: Box<[Slot]> =
+            (0..capacity).map(|index| Slot { shinfo: UnsafeCell::new(Default::default()), index, queue: qp }).collect();
         CompletionRing {
             slots,
             queue,
@@ -478,28 +412,17 @@ impl CompletionRing {
                 offset,
                 len: l,
                 region_len: region.len(),
-                why: if len == 0 {
-                    "empty slice"
-                } else {
-                    "outside the region or crossing a non-contiguous page"
-                },
+                why: if len == 0 { "empty slice" } else { "outside the region or crossing a non-contiguous page" },
             });
         }
         let iova = region.iova_at(offset).expect("checked by dma_contiguous");
-        let idx = *self
-            .free
-            .last()
-            .ok_or(Error::CompletionSlotsExhausted(self.slots.len()))?;
+        let idx = *self.free.last().ok_or(Error::CompletionSlotsExhausted(self.slots.len()))?;
         let mut m = pool.alloc()?;
         let slot = &self.slots[idx as usize];
         // SAFETY: the slot is free (not referenced by any mbuf), so we may
         // (re)initialise its shinfo; refcnt 1 = this one attachment.
         unsafe {
-            ffi::zc_rte_ext_shinfo_init(
-                slot.shinfo.get(),
-                Some(extbuf_freed),
-                slot as *const Slot as *mut c_void,
-            )
+            ffi::zc_rte_ext_shinfo_init(slot.shinfo.get(), Some(extbuf_freed), slot as *const Slot as *mut c_void)
         };
         // SAFETY: m is a fresh, unshared mbuf; the slice is inside the region
         // (checked) and stays alive via `keep` until the callback has fired and
@@ -513,8 +436,7 @@ impl CompletionRing {
                 slot.shinfo.get(),
             )
         };
-        m.append(len)
-            .expect("an attached extbuf has exactly len bytes of tailroom");
+        m.append(len).expect("an attached extbuf has exactly len bytes of tailroom");
         self.free.pop();
         self.tokens[idx as usize] = token;
         self.keep[idx as usize] = Some(region.clone() as Rc<dyn Any>);

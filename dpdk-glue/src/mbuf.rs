@@ -107,20 +107,12 @@ impl Mbuf {
         // SAFETY: buf_addr + data_off .. + data_len lies within the segment's
         // buffer, which self owns exclusively (refcnt checked by callers that
         // share; a freshly allocated or received mbuf is unshared).
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
-                len,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(usize::from(m.data_off)), len) }
     }
 
     /// Every segment's data, in order.
     pub fn segments(&self) -> Segments<'_> {
-        Segments {
-            next: self.raw.as_ptr(),
-            _owner: std::marker::PhantomData,
-        }
+        Segments { next: self.raw.as_ptr(), _owner: std::marker::PhantomData }
     }
 
     /// A copy of the whole packet (all segments).
@@ -198,12 +190,7 @@ impl Mbuf {
         // into self, so we give up tail's ownership; on failure nothing changed.
         let ret = unsafe { ffi::zc_rte_pktmbuf_chain(self.as_ptr(), tail.as_ptr()) };
         if ret != 0 {
-            return Err((
-                Error::Chain {
-                    errno: RteErrno::from_ret(ret),
-                },
-                tail,
-            ));
+            return Err((Error::Chain { errno: RteErrno::from_ret(ret) }, tail));
         }
         let _ = tail.into_raw();
         Ok(())
@@ -231,8 +218,7 @@ impl Mbuf {
         let m = self.head_mut();
         m.ol_flags = ol_flags;
         // tx_offload packs l2_len:7, l3_len:9, l4_len:8, tso_segsz:16, ...
-        let packed =
-            u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);
+        let packed = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);
         // Writing the tx_offload union member as a whole u64 is how DPDK's own
         // rte_mbuf_tx_offload() sets these bitfields (a safe union write).
         m.__bindgen_anon_3.tx_offload = packed;
@@ -253,12 +239,7 @@ impl Mbuf {
     }
 
     fn no_room(&self, op: &'static str, len: u16) -> Error {
-        Error::NoRoom {
-            op,
-            len: usize::from(len),
-            headroom: self.headroom(),
-            tailroom: self.tailroom(),
-        }
+        Error::NoRoom { op, len: usize::from(len), headroom: self.headroom(), tailroom: self.tailroom() }
     }
 }
 
@@ -273,10 +254,7 @@ fn seg_data(m: &ffi::rte_mbuf) -> &[u8] {
     // SAFETY: buf_addr + data_off .. + data_len lies within the segment buffer,
     // which stays alive while the owning Mbuf is borrowed.
     unsafe {
-        std::slice::from_raw_parts(
-            (m.buf_addr as *const u8).add(usize::from(m.data_off)),
-            usize::from(m.data_len),
-        )
+        std::slice::from_raw_parts((m.buf_addr as *const u8).add(usize::from(m.data_off)), usize::from(m.data_len))
     }
 }
 

@@ -36,7 +36,7 @@ unsafe impl Sync for Mempool {}
 pub struct PoolConfig {
     /// Number of mbufs (DPDK recommends 2^k - 1).
     pub count: u32,
-    /// Per-lcore cache size (0 disables; at most 512 and count / 1.5).
+    /// Per-lcore cache size (0 disables; at most 512 and count / 1.5; 250 like testpmd).
     pub cache: u32,
     /// Data room per mbuf including headroom; 0 makes a pool of bare mbufs
     /// used as packet headers for external buffers.
@@ -48,22 +48,12 @@ pub struct PoolConfig {
 impl PoolConfig {
     /// `count` mbufs of DPDK's default 2 KiB + headroom, cache 256.
     pub fn packets(count: u32) -> Self {
-        PoolConfig {
-            count,
-            cache: 256.min(count / 2),
-            data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
-            socket: None,
-        }
+        PoolConfig { count, cache: 250.min(count / 2), data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket: None }
     }
 
     /// `count` mbufs with no data room: headers to attach external buffers to.
     pub fn extbuf_headers(count: u32) -> Self {
-        PoolConfig {
-            count,
-            cache: 256.min(count / 2),
-            data_room: 0,
-            socket: None,
-        }
+        PoolConfig { count, cache: 256.min(count / 2), data_room: 0, socket: None }
     }
 }
 
@@ -72,36 +62,20 @@ impl Mempool {
     /// [`Eal`] proves DPDK is initialised.
     pub fn new(_eal: &Eal, name: &str, cfg: &PoolConfig) -> Result<Mempool> {
         if name.len() > MAX_POOL_NAME {
-            return Err(Error::TooLong {
-                what: "mempool name",
-                value: name.to_owned(),
-                max: MAX_POOL_NAME,
-            });
+            return Err(Error::TooLong { what: "mempool name", value: name.to_owned(), max: MAX_POOL_NAME });
         }
         let cname = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
         let socket = cfg.socket.unwrap_or(ffi::SOCKET_ID_ANY);
         // SAFETY: cname is a valid C string for the call; DPDK copies it.
-        let raw = unsafe {
-            ffi::rte_pktmbuf_pool_create(
-                cname.as_ptr(),
-                cfg.count,
-                cfg.cache,
-                0,
-                cfg.data_room,
-                socket,
-            )
-        };
+        let raw =
+            unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), cfg.count, cfg.cache, 0, cfg.data_room, socket) };
         let raw = NonNull::new(raw).ok_or_else(|| Error::MempoolCreate {
             name: name.to_owned(),
             count: cfg.count,
             data_room: cfg.data_room,
             errno: RteErrno::last(),
         })?;
-        Ok(Mempool {
-            raw,
-            name: name.to_owned(),
-            size: cfg.count,
-        })
+        Ok(Mempool { raw, name: name.to_owned(), size: cfg.count })
     }
 
     /// The pool's name.
@@ -139,20 +113,14 @@ impl Mempool {
         match NonNull::new(m) {
             // SAFETY: a freshly allocated mbuf is exclusively ours.
             Some(m) => Ok(unsafe { Mbuf::from_raw(m) }),
-            None => Err(Error::PoolExhausted {
-                pool: self.name.clone(),
-                wanted: 1,
-            }),
+            None => Err(Error::PoolExhausted { pool: self.name.clone(), wanted: 1 }),
         }
     }
 
     /// Allocates `n` mbufs at once and appends them to `out`; all or nothing.
     pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> Result<()> {
         out.reserve(n);
-        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted {
-            pool: self.name.clone(),
-            wanted: n,
-        })?;
+        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted { pool: self.name.clone(), wanted: n })?;
         let len = out.len();
         // SAFETY: the spare capacity holds at least n pointer-sized slots; Mbuf
         // is repr(transparent) over NonNull<rte_mbuf>, so the C side may write
@@ -165,10 +133,7 @@ impl Mempool {
             )
         };
         if ret != 0 {
-            return Err(Error::PoolExhausted {
-                pool: self.name.clone(),
-                wanted: n,
-            });
+            return Err(Error::PoolExhausted { pool: self.name.clone(), wanted: n });
         }
         // SAFETY: the n slots after len were initialised with owned mbufs.
         unsafe { out.set_len(len + n) };

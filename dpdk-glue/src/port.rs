@@ -180,11 +180,7 @@ pub struct Port {
 
 impl std::fmt::Debug for Port {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Port")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("state", &self.state)
-            .finish()
+        f.debug_struct("Port").field("id", &self.id).field("name", &self.name).field("state", &self.state).finish()
     }
 }
 
@@ -215,16 +211,7 @@ impl Port {
     }
 
     fn from_id(id: u16, name: String) -> Port {
-        Port {
-            id,
-            name,
-            state: State::Probed,
-            rx_queues: 0,
-            tx_queues: 0,
-            vdev_name: None,
-            rx_pool: None,
-            _keep: None,
-        }
+        Port { id, name, state: State::Probed, rx_queues: 0, tx_queues: 0, vdev_name: None, rx_pool: None, _keep: None }
     }
 
     /// Creates a virtual device from devargs (`net_null0,size=64`,
@@ -238,10 +225,7 @@ impl Port {
         // SAFETY: both are valid C strings; DPDK copies them.
         let ret = unsafe { ffi::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
         if ret != 0 {
-            return Err(Error::Vdev {
-                devargs: devargs.to_owned(),
-                errno: RteErrno::from_ret(ret),
-            });
+            return Err(Error::Vdev { devargs: devargs.to_owned(), errno: RteErrno::from_ret(ret) });
         }
         match port_id_by_name(name) {
             Some(id) => {
@@ -264,20 +248,14 @@ impl Port {
     pub fn ring_pair(_eal: &Eal, name: &str, ring_size: u32) -> Result<(Port, Port)> {
         let rings = RingPairMem::new(name, ring_size)?;
         let mut ports = Vec::with_capacity(2);
-        for (i, (rx, tx)) in [(rings.a, rings.b), (rings.b, rings.a)]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, (rx, tx)) in [(rings.a, rings.b), (rings.b, rings.a)].into_iter().enumerate() {
             let pname = format!("{name}_{}", if i == 0 { "a" } else { "b" });
             let c = cstring("port name", &pname)?;
             // SAFETY: rx/tx point to live rings owned by `rings`, which the
             // ports keep alive (via _keep) until after they are closed.
             let ret = unsafe { ffi::rte_eth_from_rings(c.as_ptr(), &rx, 1, &tx, 1, 0) };
             if ret < 0 {
-                return Err(Error::Vdev {
-                    devargs: pname,
-                    errno: RteErrno::last(),
-                });
+                return Err(Error::Vdev { devargs: pname, errno: RteErrno::last() });
             }
             ports.push(Port::from_id(ret as u16, format!("net_{pname}")));
         }
@@ -306,12 +284,7 @@ impl Port {
     }
 
     fn err(&self, op: &'static str, ret: i32) -> Error {
-        Error::Port {
-            port: self.id,
-            name: self.name.clone(),
-            op,
-            errno: RteErrno::from_ret(ret),
-        }
+        Error::Port { port: self.id, name: self.name.clone(), op, errno: RteErrno::from_ret(ret) }
     }
 
     /// Capabilities of the port.
@@ -326,9 +299,7 @@ impl Port {
             String::new()
         } else {
             // SAFETY: driver_name is a static NUL-terminated string owned by the driver.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
         };
         Ok(PortInfo {
             driver,
@@ -345,11 +316,7 @@ impl Port {
     /// Configures queues and offloads and sets up every queue. RX queues take
     /// mbufs from `rx_pool`, which the port keeps alive. Offloads the port does
     /// not support are not requested; what was granted is returned.
-    pub fn configure(
-        &mut self,
-        cfg: &PortConfig,
-        rx_pool: Arc<Mempool>,
-    ) -> Result<GrantedOffloads> {
+    pub fn configure(&mut self, cfg: &PortConfig, rx_pool: Arc<Mempool>) -> Result<GrantedOffloads> {
         if self.state == State::Started {
             self.stop()?;
         }
@@ -370,10 +337,7 @@ impl Port {
         }
         let rx = cfg.rx_offloads.intersect(info.rx_offload_capa);
         let tx = cfg.tx_offloads.intersect(info.tx_offload_capa);
-        let (rx_missing, tx_missing) = (
-            cfg.rx_offloads.difference(rx),
-            cfg.tx_offloads.difference(tx),
-        );
+        let (rx_missing, tx_missing) = (cfg.rx_offloads.difference(rx), cfg.tx_offloads.difference(tx));
         if rx_missing != Offloads::NONE || tx_missing != Offloads::NONE {
             tracing::info!(port = self.id, driver = %info.driver, rx_missing = rx_missing.0, tx_missing = tx_missing.0,
                 "port lacks some requested offloads; continuing without them");
@@ -382,8 +346,7 @@ impl Port {
         conf.rxmode.offloads = rx.0;
         conf.txmode.offloads = tx.0;
         // SAFETY: conf is a valid, fully initialised configuration.
-        let ret =
-            unsafe { ffi::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        let ret = unsafe { ffi::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if ret != 0 {
             return Err(self.err("dev_configure", ret));
         }
@@ -399,24 +362,15 @@ impl Port {
         for q in 0..cfg.rx_queues {
             // SAFETY: the pool is live and kept alive by self.rx_pool below;
             // NULL rxconf selects the driver's defaults.
-            let ret = unsafe {
-                ffi::rte_eth_rx_queue_setup(
-                    self.id,
-                    q,
-                    nb_rx,
-                    socket,
-                    std::ptr::null(),
-                    rx_pool.as_ptr(),
-                )
-            };
+            let ret =
+                unsafe { ffi::rte_eth_rx_queue_setup(self.id, q, nb_rx, socket, std::ptr::null(), rx_pool.as_ptr()) };
             if ret != 0 {
                 return Err(self.err("rx_queue_setup", ret));
             }
         }
         for q in 0..cfg.tx_queues {
             // SAFETY: NULL txconf selects the driver's defaults (with the port-level offloads).
-            let ret =
-                unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            let ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
             if ret != 0 {
                 return Err(self.err("tx_queue_setup", ret));
             }
@@ -434,11 +388,7 @@ impl Port {
     /// Starts the port.
     pub fn start(&mut self) -> Result<()> {
         if self.state == State::Probed {
-            return Err(Error::PortNotStarted {
-                port: self.id,
-                name: self.name.clone(),
-                op: "start before configure",
-            });
+            return Err(Error::PortNotStarted { port: self.id, name: self.name.clone(), op: "start before configure" });
         }
         // SAFETY: the port is configured.
         let ret = unsafe { ffi::rte_eth_dev_start(self.id) };
@@ -535,11 +485,7 @@ impl Port {
         if ret != 0 {
             return Err(self.err("link_get_nowait", ret));
         }
-        Ok(LinkStatus {
-            up: l.link_status() != 0,
-            speed_mbps: l.link_speed,
-            full_duplex: l.link_duplex() != 0,
-        })
+        Ok(LinkStatus { up: l.link_status() != 0, speed_mbps: l.link_speed, full_duplex: l.link_duplex() != 0 })
     }
 
     /// Basic counters.
@@ -598,9 +544,7 @@ impl Port {
             .map(|v| {
                 let name = names.get(v.id as usize).map(|nm| {
                     // SAFETY: xstat names are NUL-terminated within their 64-byte array.
-                    unsafe { CStr::from_ptr(nm.name.as_ptr()) }
-                        .to_string_lossy()
-                        .into_owned()
+                    unsafe { CStr::from_ptr(nm.name.as_ptr()) }.to_string_lossy().into_owned()
                 });
                 (name.unwrap_or_else(|| format!("xstat{}", v.id)), v.value)
             })
@@ -608,27 +552,12 @@ impl Port {
     }
 
     #[inline]
-    fn check_burst(
-        &self,
-        op: &'static str,
-        queue: u16,
-        configured: u16,
-        dir: &'static str,
-    ) -> Result<()> {
+    fn check_burst(&self, op: &'static str, queue: u16, configured: u16, dir: &'static str) -> Result<()> {
         if self.state != State::Started {
-            return Err(Error::PortNotStarted {
-                port: self.id,
-                name: self.name.clone(),
-                op,
-            });
+            return Err(Error::PortNotStarted { port: self.id, name: self.name.clone(), op });
         }
         if queue >= configured {
-            return Err(Error::NoSuchQueue {
-                port: self.id,
-                dir,
-                queue,
-                configured,
-            });
+            return Err(Error::NoSuchQueue { port: self.id, dir, queue, configured });
         }
         Ok(())
     }
@@ -645,14 +574,7 @@ impl Port {
         // SAFETY: the spare capacity holds max slots; Mbuf is a transparent
         // mbuf pointer; the PMD writes n owned mbufs there; the port is started
         // and queue exists.
-        let n = unsafe {
-            ffi::zc_rte_eth_rx_burst(
-                self.id,
-                queue,
-                out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf,
-                max,
-            )
-        };
+        let n = unsafe { raw_rx_burst(self.id, queue, out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf, max) };
         // SAFETY: n <= max slots were initialised with owned mbufs.
         unsafe { out.set_len(len + usize::from(n)) };
         Ok(usize::from(n))
@@ -669,14 +591,8 @@ impl Port {
             let chunk = (pkts.len() - total).min(usize::from(u16::MAX)) as u16;
             // SAFETY: pkts[total..total+chunk] are owned mbufs laid out as
             // rte_mbuf pointers; the PMD takes ownership of the first n.
-            let n = unsafe {
-                ffi::zc_rte_eth_tx_burst(
-                    self.id,
-                    queue,
-                    pkts.as_mut_ptr().add(total) as *mut *mut ffi::rte_mbuf,
-                    chunk,
-                )
-            };
+            let n =
+                unsafe { raw_tx_burst(self.id, queue, pkts.as_mut_ptr().add(total) as *mut *mut ffi::rte_mbuf, chunk) };
             total += usize::from(n);
             if n < chunk {
                 break;
@@ -697,6 +613,50 @@ impl Port {
             }
         }
         Ok(total)
+    }
+}
+
+/// `rte_eth_rx_burst` as DPDK 22.11 inlines it (release build: no debug checks,
+/// RX callbacks enabled, fast-path tracing compiled out), so the hot path pays
+/// no call into the C shim.
+///
+/// # Safety
+/// `port` is a started port with RX queue `queue`; `pkts` has room for `n` pointers.
+#[inline(always)]
+unsafe fn raw_rx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mbuf, n: u16) -> u16 {
+    // SAFETY: rte_eth_fp_ops is DPDK's per-port fast-path table; entries of
+    // started ports are valid and only change on start/stop, which need &mut Port.
+    unsafe {
+        let p = &*std::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port));
+        let qd = *p.rxq.data.add(usize::from(queue));
+        let f = p.rx_pkt_burst.expect("started ports have an RX burst function");
+        let mut nb = f(qd, pkts, n);
+        let cb = std::sync::atomic::AtomicPtr::from_ptr(p.rxq.clbk.add(usize::from(queue)))
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !cb.is_null() {
+            nb = ffi::rte_eth_call_rx_callbacks(port, queue, pkts, nb, n, cb);
+        }
+        nb
+    }
+}
+
+/// `rte_eth_tx_burst` as DPDK 22.11 inlines it (see [`raw_rx_burst`]).
+///
+/// # Safety
+/// `port` is a started port with TX queue `queue`; `pkts` holds `n` owned mbufs.
+#[inline(always)]
+unsafe fn raw_tx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mbuf, mut n: u16) -> u16 {
+    // SAFETY: as in raw_rx_burst.
+    unsafe {
+        let p = &*std::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port));
+        let qd = *p.txq.data.add(usize::from(queue));
+        let cb = std::sync::atomic::AtomicPtr::from_ptr(p.txq.clbk.add(usize::from(queue)))
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !cb.is_null() {
+            n = ffi::rte_eth_call_tx_callbacks(port, queue, pkts, n, cb);
+        }
+        let f = p.tx_pkt_burst.expect("started ports have a TX burst function");
+        f(qd, pkts, n)
     }
 }
 
@@ -728,18 +688,10 @@ impl RingPairMem {
             // SAFETY: c is a valid C string; single producer / single consumer
             // matches one TX queue feeding one RX queue.
             let r = unsafe {
-                ffi::rte_ring_create(
-                    c.as_ptr(),
-                    size,
-                    ffi::SOCKET_ID_ANY,
-                    ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ,
-                )
+                ffi::rte_ring_create(c.as_ptr(), size, ffi::SOCKET_ID_ANY, ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ)
             };
             if r.is_null() {
-                return Err(Error::Vdev {
-                    devargs: rn,
-                    errno: RteErrno::last(),
-                });
+                return Err(Error::Vdev { devargs: rn, errno: RteErrno::last() });
             }
             Ok(r)
         };

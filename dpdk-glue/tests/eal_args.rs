@@ -16,10 +16,7 @@ fn bad_arguments_then_good_then_second_init() {
         }
         other => panic!("expected EalInit, got {other}"),
     }
-    assert!(
-        e.to_string().contains("Invalid argument"),
-        "rte_strerror text carried: {e}"
-    );
+    assert!(e.to_string().contains("Invalid argument"), "rte_strerror text carried: {e}");
 
     let mut nul = EalArgs::nic_less("0@0");
     nul.extra.push("a\0b".into());

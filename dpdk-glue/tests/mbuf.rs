@@ -5,10 +5,7 @@ mod common;
 use dpdk_glue::{Error, Mbuf, Mempool, PoolConfig};
 
 fn pool(n: u32) -> Mempool {
-    let cfg = PoolConfig {
-        cache: 0,
-        ..PoolConfig::packets(n)
-    };
+    let cfg = PoolConfig { cache: 0, ..PoolConfig::packets(n) };
     Mempool::new(common::eal(), &common::unique("mb"), &cfg).expect("pool")
 }
 
@@ -33,21 +30,11 @@ fn alloc_append_prepend_adj_trim() {
         assert_eq!(m.to_vec(), b"Wor");
         // Errors, not panics, past the buffer's edges.
         let room = m.tailroom();
-        assert!(matches!(
-            m.append(room + 1),
-            Err(Error::NoRoom { op: "append", .. })
-        ));
-        assert!(matches!(
-            m.prepend(m.headroom() + 1),
-            Err(Error::NoRoom { op: "prepend", .. })
-        ));
+        assert!(matches!(m.append(room + 1), Err(Error::NoRoom { op: "append", .. })));
+        assert!(matches!(m.prepend(m.headroom() + 1), Err(Error::NoRoom { op: "prepend", .. })));
         assert!(matches!(m.adj(100), Err(Error::NoRoom { op: "adj", .. })));
         assert!(matches!(m.trim(100), Err(Error::NoRoom { op: "trim", .. })));
-        assert_eq!(
-            m.data(),
-            b"Wor",
-            "failed operations leave the mbuf unchanged"
-        );
+        assert_eq!(m.data(), b"Wor", "failed operations leave the mbuf unchanged");
         assert_eq!(p.in_use(), 1);
     }
     assert_eq!(p.in_use(), 0, "drop returns the mbuf");
@@ -62,8 +49,7 @@ fn chains_free_every_segment() {
     head.extend_from_slice(b"seg0-").unwrap();
     for i in 1..5u8 {
         let mut t = p.alloc().unwrap();
-        t.extend_from_slice(&[b's', b'e', b'g', b'0' + i, b'-'])
-            .unwrap();
+        t.extend_from_slice(&[b's', b'e', b'g', b'0' + i, b'-']).unwrap();
         head.chain(t).unwrap();
     }
     assert_eq!(head.nb_segs(), 5);
@@ -114,10 +100,7 @@ fn bulk_alloc_free_and_exhaustion() {
     assert_eq!(v.len(), 40);
     assert_eq!(p.in_use(), 40);
     p.alloc_bulk(&mut v, 23).unwrap();
-    assert!(matches!(
-        p.alloc(),
-        Err(Error::PoolExhausted { wanted: 1, .. })
-    ));
+    assert!(matches!(p.alloc(), Err(Error::PoolExhausted { wanted: 1, .. })));
     Mbuf::free_bulk(&mut v);
     assert!(v.is_empty());
     assert_eq!(p.in_use(), 0);
@@ -127,12 +110,7 @@ fn bulk_alloc_free_and_exhaustion() {
 #[test]
 fn extbuf_header_pool_has_no_data_room() {
     common::eal();
-    let h = Mempool::new(
-        common::eal(),
-        &common::unique("hdr"),
-        &PoolConfig::extbuf_headers(63),
-    )
-    .unwrap();
+    let h = Mempool::new(common::eal(), &common::unique("hdr"), &PoolConfig::extbuf_headers(63)).unwrap();
     assert_eq!(h.data_room(), 0);
     let mut m = h.alloc().unwrap();
     assert_eq!(m.tailroom(), 0);
@@ -145,20 +123,11 @@ fn extbuf_header_pool_has_no_data_room() {
 fn bad_pool_names_are_errors() {
     common::eal();
     let long = "x".repeat(40);
-    assert!(matches!(
-        Mempool::new(common::eal(), &long, &PoolConfig::packets(63)),
-        Err(Error::TooLong { .. })
-    ));
-    assert!(matches!(
-        Mempool::new(common::eal(), "a\0b", &PoolConfig::packets(63)),
-        Err(Error::NulInArgument(_))
-    ));
+    assert!(matches!(Mempool::new(common::eal(), &long, &PoolConfig::packets(63)), Err(Error::TooLong { .. })));
+    assert!(matches!(Mempool::new(common::eal(), "a\0b", &PoolConfig::packets(63)), Err(Error::NulInArgument(_))));
     let name = common::unique("dup");
     let _a = Mempool::new(common::eal(), &name, &PoolConfig::packets(63)).unwrap();
     let e = Mempool::new(common::eal(), &name, &PoolConfig::packets(63)).unwrap_err();
     assert!(matches!(e, Error::MempoolCreate { .. }), "{e}");
-    assert!(
-        e.to_string().contains("exists"),
-        "errno text is carried: {e}"
-    );
+    assert!(e.to_string().contains("exists"), "errno text is carried: {e}");
 }

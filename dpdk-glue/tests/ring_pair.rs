@@ -6,29 +6,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use dpdk_glue::extbuf::DmaRegion;
-use dpdk_glue::{
-    CompletionRing, Error, Mbuf, MemRegion, Mempool, Offloads, PoolConfig, Port, PortConfig,
-};
+use dpdk_glue::{CompletionRing, Error, Mbuf, MemRegion, Mempool, Offloads, PoolConfig, Port, PortConfig};
 
 fn pool(prefix: &str, n: u32) -> Arc<Mempool> {
     Arc::new(
-        Mempool::new(
-            common::eal(),
-            &common::unique(prefix),
-            &PoolConfig {
-                cache: 0,
-                ..PoolConfig::packets(n)
-            },
-        )
-        .unwrap(),
+        Mempool::new(common::eal(), &common::unique(prefix), &PoolConfig { cache: 0, ..PoolConfig::packets(n) })
+            .unwrap(),
     )
 }
 
 fn started_pair(ring: u32, rx_pool: &Arc<Mempool>) -> (Port, Port) {
     let (mut a, mut b) = Port::ring_pair(common::eal(), &common::unique("rp"), ring).unwrap();
     for p in [&mut a, &mut b] {
-        p.configure(&PortConfig::default(), rx_pool.clone())
-            .unwrap();
+        p.configure(&PortConfig::default(), rx_pool.clone()).unwrap();
         p.start().unwrap();
         assert!(p.link().unwrap().up);
     }
@@ -59,10 +49,7 @@ fn tx_to_rx_byte_for_byte() {
     assert!(tx.is_empty());
     let mut rx = Vec::new();
     while rx.len() < 300 {
-        assert!(
-            b.rx_burst(0, &mut rx, 32).unwrap() > 0,
-            "frames lost in the ring"
-        );
+        assert!(b.rx_burst(0, &mut rx, 32).unwrap() > 0, "frames lost in the ring");
     }
     assert_eq!(b.rx_burst(0, &mut rx, 32).unwrap(), 0, "no extra frames");
     for (m, f) in rx.iter().zip(&sent) {
@@ -98,11 +85,7 @@ fn partial_tx_hands_back_unsent_mbufs() {
     let n = a.tx_burst(0, &mut tx).unwrap();
     assert_eq!(n, 63);
     assert_eq!(tx.len(), 37, "unsent packets stay with the caller");
-    assert_eq!(
-        u32::from_be_bytes(tx[0].data()[..4].try_into().unwrap()),
-        63,
-        "in order, starting after the last sent"
-    );
+    assert_eq!(u32::from_be_bytes(tx[0].data()[..4].try_into().unwrap()), 63, "in order, starting after the last sent");
     assert_eq!(pool.in_use(), 100, "nothing leaked or freed early");
     let mut rx = Vec::new();
     b.rx_burst(0, &mut rx, 128).unwrap();
@@ -121,12 +104,7 @@ fn partial_tx_hands_back_unsent_mbufs() {
 fn extbuf_completes_only_when_the_receiver_frees() {
     let eal = common::eal();
     let pool = pool("xr", 511);
-    let hdrs = Mempool::new(
-        common::eal(),
-        &common::unique("xh"),
-        &PoolConfig::extbuf_headers(511),
-    )
-    .unwrap();
+    let hdrs = Mempool::new(common::eal(), &common::unique("xh"), &PoolConfig::extbuf_headers(511)).unwrap();
     let (mut a, mut b) = started_pair(1024, &pool);
     let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 1 << 20, 4096).unwrap());
     assert!(region.iova_at(0).is_some());
@@ -142,9 +120,7 @@ fn extbuf_completes_only_when_the_receiver_frees() {
         region.write_at(off, &payload).unwrap();
         let mut hdr = pool.alloc().unwrap();
         hdr.extend_from_slice(&frame(i, 14)).unwrap();
-        let ext = ring
-            .attach(&hdrs, &region, off, 1400, u64::from(i))
-            .unwrap();
+        let ext = ring.attach(&hdrs, &region, off, 1400, u64::from(i)).unwrap();
         assert!(ext.is_extbuf());
         hdr.chain(ext).map_err(|(e, _)| e).unwrap();
         let mut f = frame(i, 14);
@@ -154,26 +130,16 @@ fn extbuf_completes_only_when_the_receiver_frees() {
     }
     assert_eq!(ring.in_flight(), 64);
     assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 64);
-    assert_eq!(
-        ring.drain(|_| panic!("completion before the PMD released the mbuf")),
-        0
-    );
+    assert_eq!(ring.drain(|_| panic!("completion before the PMD released the mbuf")), 0);
     let mut rx = Vec::new();
     while rx.len() < n as usize {
         assert!(b.rx_burst(0, &mut rx, 32).unwrap() > 0);
     }
     for (m, f) in rx.iter().zip(&expect) {
         assert_eq!(m.nb_segs(), 2);
-        assert_eq!(
-            &m.to_vec(),
-            f,
-            "receiver sees the bytes written into the region"
-        );
+        assert_eq!(&m.to_vec(), f, "receiver sees the bytes written into the region");
     }
-    assert_eq!(
-        ring.drain(|_| panic!("completion while the receiver still holds the mbuf")),
-        0
-    );
+    assert_eq!(ring.drain(|_| panic!("completion while the receiver still holds the mbuf")), 0);
     // The receiver frees half: exactly those complete.
     let rest = rx.split_off(32);
     drop(rx);
@@ -184,20 +150,8 @@ fn extbuf_completes_only_when_the_receiver_frees() {
     drop(rest);
     ring.drain(|t| done.push(t));
     done.sort_unstable();
-    assert_eq!(
-        done,
-        (0..64).collect::<Vec<u64>>(),
-        "exactly once per attachment"
-    );
-    assert_eq!(
-        (
-            ring.in_flight(),
-            ring.attached(),
-            ring.completed(),
-            ring.high_water()
-        ),
-        (0, 64, 64, 64)
-    );
+    assert_eq!(done, (0..64).collect::<Vec<u64>>(), "exactly once per attachment");
+    assert_eq!((ring.in_flight(), ring.attached(), ring.completed(), ring.high_water()), (0, 64, 64, 64));
     a.close().unwrap();
     b.close().unwrap();
     assert_eq!(pool.in_use(), 0);
@@ -207,33 +161,16 @@ fn extbuf_completes_only_when_the_receiver_frees() {
 #[test]
 fn completion_slots_are_bounded() {
     let eal = common::eal();
-    let hdrs = Mempool::new(
-        common::eal(),
-        &common::unique("sh"),
-        &PoolConfig::extbuf_headers(63),
-    )
-    .unwrap();
-    let region =
-        Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let hdrs = Mempool::new(common::eal(), &common::unique("sh"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
     let mut ring = CompletionRing::new(4);
-    let held: Vec<Mbuf> = (0..4)
-        .map(|i| {
-            ring.attach(&hdrs, &region, i * 1024, 100, i as u64)
-                .unwrap()
-        })
-        .collect();
+    let held: Vec<Mbuf> = (0..4).map(|i| ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap()).collect();
     let e = ring.attach(&hdrs, &region, 0, 100, 9).unwrap_err();
     assert!(matches!(e, Error::CompletionSlotsExhausted(4)), "{e}");
     assert_eq!(hdrs.in_use(), 4, "a refused attach takes no mbuf");
     // Bad slices are refused before anything is taken.
-    assert!(matches!(
-        ring.attach(&hdrs, &region, 64 * 1024 - 10, 100, 0),
-        Err(Error::BadSlice { .. })
-    ));
-    assert!(matches!(
-        ring.attach(&hdrs, &region, 0, 0, 0),
-        Err(Error::BadSlice { .. })
-    ));
+    assert!(matches!(ring.attach(&hdrs, &region, 64 * 1024 - 10, 100, 0), Err(Error::BadSlice { .. })));
+    assert!(matches!(ring.attach(&hdrs, &region, 0, 0, 0), Err(Error::BadSlice { .. })));
     drop(held);
     assert_eq!(ring.drain(|_| {}), 4);
     let again = ring.attach(&hdrs, &region, 0, 100, 7).unwrap();
@@ -248,23 +185,14 @@ fn completion_slots_are_bounded() {
 fn extmem_registers_application_memory() {
     let eal = common::eal();
     let pool = pool("em", 255);
-    let hdrs = Mempool::new(
-        common::eal(),
-        &common::unique("eh"),
-        &PoolConfig::extbuf_headers(255),
-    )
-    .unwrap();
+    let hdrs = Mempool::new(common::eal(), &common::unique("eh"), &PoolConfig::extbuf_headers(255)).unwrap();
     let (mut a, mut b) = started_pair(256, &pool);
     let mut mem = dpdk_glue::ExtMem::register(eal, 256 * 1024, 4096).unwrap();
     // NIC-less vdevs have no IOMMU path: DMA mapping is refused with a typed
     // error (ENOTSUP), and the memory stays usable for IOVA-as-VA PMDs.
     match mem.dma_map(&a) {
         Ok(()) => {}
-        Err(Error::ExtMem {
-            op: "rte_dev_dma_map",
-            errno,
-            ..
-        }) => assert!(errno.0 > 0),
+        Err(Error::ExtMem { op: "rte_dev_dma_map", errno, .. }) => assert!(errno.0 > 0),
         Err(e) => panic!("unexpected {e}"),
     }
     let mem = Rc::new(mem);
@@ -273,9 +201,7 @@ fn extmem_registers_application_memory() {
     let mut ring = CompletionRing::new(8);
     let mut hdr = pool.alloc().unwrap();
     hdr.extend_from_slice(&[0xaa; 14]).unwrap();
-    hdr.chain(ring.attach(&hdrs, &mem, 5000, 3000, 1).unwrap())
-        .map_err(|(e, _)| e)
-        .unwrap();
+    hdr.chain(ring.attach(&hdrs, &mem, 5000, 3000, 1).unwrap()).map_err(|(e, _)| e).unwrap();
     assert_eq!(a.tx_burst(0, &mut vec![hdr]).unwrap(), 1);
     let mut rx = Vec::new();
     b.rx_burst(0, &mut rx, 4).unwrap();
@@ -296,60 +222,26 @@ fn net_null_port_configures_reports_and_counts() {
     assert_eq!(info.driver, "net_null");
     let want = Offloads::TX_MULTI_SEGS | Offloads::TX_TCP_CKSUM;
     let granted = p
-        .configure(
-            &PortConfig {
-                tx_offloads: want,
-                rx_desc: 256,
-                tx_desc: 256,
-                ..PortConfig::default()
-            },
-            pool.clone(),
-        )
+        .configure(&PortConfig { tx_offloads: want, rx_desc: 256, tx_desc: 256, ..PortConfig::default() }, pool.clone())
         .unwrap();
-    assert_eq!(
-        granted.tx,
-        want.intersect(info.tx_offload_capa),
-        "only what the port can do is requested"
-    );
+    assert_eq!(granted.tx, want.intersect(info.tx_offload_capa), "only what the port can do is requested");
     p.start().unwrap();
     assert!(p.mac().is_ok());
     let mut rx = Vec::new();
-    assert_eq!(
-        p.rx_burst(0, &mut rx, 32).unwrap(),
-        32,
-        "net_null always has packets"
-    );
+    assert_eq!(p.rx_burst(0, &mut rx, 32).unwrap(), 32, "net_null always has packets");
     assert!(rx.iter().all(|m| m.pkt_len() == 64));
     assert_eq!(p.tx_burst(0, &mut rx).unwrap(), 32);
     assert!(rx.is_empty());
     let s = p.stats().unwrap();
     assert_eq!((s.ipackets, s.opackets), (32, 32));
     let xs = p.xstats().unwrap();
-    assert!(
-        xs.iter().any(|(n, v)| n == "rx_good_packets" && *v == 32),
-        "{xs:?}"
-    );
+    assert!(xs.iter().any(|(n, v)| n == "rx_good_packets" && *v == 32), "{xs:?}");
     p.reset_stats().unwrap();
     assert_eq!(p.stats().unwrap().ipackets, 0);
     // Queue beyond the configured ones: typed error.
-    assert!(matches!(
-        p.rx_burst(3, &mut rx, 32),
-        Err(Error::NoSuchQueue {
-            queue: 3,
-            configured: 1,
-            ..
-        })
-    ));
+    assert!(matches!(p.rx_burst(3, &mut rx, 32), Err(Error::NoSuchQueue { queue: 3, configured: 1, .. })));
     // Too many queues: typed error naming the limits.
-    let e = p
-        .configure(
-            &PortConfig {
-                rx_queues: u16::MAX,
-                ..PortConfig::default()
-            },
-            pool.clone(),
-        )
-        .unwrap_err();
+    let e = p.configure(&PortConfig { rx_queues: u16::MAX, ..PortConfig::default() }, pool.clone()).unwrap_err();
     assert!(matches!(e, Error::PortLimit { .. }), "{e}");
     p.close().unwrap();
     assert_eq!(pool.in_use(), 0);
@@ -365,15 +257,9 @@ fn bursts_on_a_stopped_port_are_refused() {
     a.stop().unwrap();
     let mut tx = vec![pool.alloc().unwrap()];
     let e = a.tx_burst(0, &mut tx).unwrap_err();
-    assert!(
-        matches!(e, Error::PortNotStarted { op: "tx_burst", .. }),
-        "{e}"
-    );
+    assert!(matches!(e, Error::PortNotStarted { op: "tx_burst", .. }), "{e}");
     assert_eq!(tx.len(), 1, "the refused mbuf stays with the caller");
-    assert!(matches!(
-        a.rx_burst(0, &mut Vec::new(), 8),
-        Err(Error::PortNotStarted { op: "rx_burst", .. })
-    ));
+    assert!(matches!(a.rx_burst(0, &mut Vec::new(), 8), Err(Error::PortNotStarted { op: "rx_burst", .. })));
     a.start().unwrap();
     assert_eq!(a.tx_burst(0, &mut tx).unwrap(), 1);
 }
@@ -382,21 +268,12 @@ fn bursts_on_a_stopped_port_are_refused() {
 fn unknown_vdev_and_port_are_typed_errors() {
     let eal = common::eal();
     let e = Port::create_vdev(eal, "net_bogus0,x=1").unwrap_err();
-    assert!(
-        matches!(&e, Error::Vdev { devargs, .. } if devargs == "net_bogus0,x=1"),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Vdev { devargs, .. } if devargs == "net_bogus0,x=1"), "{e}");
     let e = Port::create_vdev(eal, "net_null9,bogus_key=1").unwrap_err();
     assert!(matches!(e, Error::Vdev { .. }), "{e}");
-    assert!(matches!(
-        Port::by_name(eal, "no_such_port"),
-        Err(Error::NoSuchPort(_))
-    ));
+    assert!(matches!(Port::by_name(eal, "no_such_port"), Err(Error::NoSuchPort(_))));
     let mut p = Port::create_vdev(eal, &common::unique("net_null")).unwrap();
-    assert!(
-        matches!(p.start(), Err(Error::PortNotStarted { .. })),
-        "start before configure is refused"
-    );
+    assert!(matches!(p.start(), Err(Error::PortNotStarted { .. })), "start before configure is refused");
 }
 
 #[test]
@@ -406,8 +283,5 @@ fn a_second_eal_init_is_refused() {
     assert!(matches!(e, Error::EalAlreadyInitialized));
     assert!(e.to_string().contains("only once per process"));
     // Launching on an lcore this EAL does not have is an error, not a crash.
-    assert!(matches!(
-        common::eal().launch(7, || 1),
-        Err(Error::Launch { lcore: 7, .. })
-    ));
+    assert!(matches!(common::eal().launch(7, || 1), Err(Error::Launch { lcore: 7, .. })));
 }

@@ -18,19 +18,13 @@ impl Drop for Netns {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -39,32 +33,15 @@ fn tap_port_exchanges_frames_with_the_kernel_in_a_private_netns() {
     let name = format!("zc-tap-{}", std::process::id());
     let _ = Command::new("ip").args(["netns", "del", &name]).status();
     ip(&["netns", "add", &name]);
-    let mut ns = Netns {
-        name: name.clone(),
-        peer: None,
-    };
+    let mut ns = Netns { name: name.clone(), peer: None };
     let (ours, kernel, iface) = ("10.211.0.2", "10.211.0.1", "zctap0");
     let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &name,
-            env!("CARGO_BIN_EXE_dpdk-peer"),
-            "tap-arp",
-            iface,
-            ours,
-            kernel,
-            "20",
-        ])
+        .args(["netns", "exec", &name, env!("CARGO_BIN_EXE_dpdk-peer"), "tap-arp", iface, ours, kernel, "20"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn dpdk-peer in the netns");
     ns.peer = Some(child);
-    let stdout = ns
-        .peer
-        .as_mut()
-        .and_then(|c| c.stdout.take())
-        .expect("stdout");
+    let stdout = ns.peer.as_mut().and_then(|c| c.stdout.take()).expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -78,30 +55,14 @@ fn tap_port_exchanges_frames_with_the_kernel_in_a_private_netns() {
             .unwrap_or_else(|_| panic!("peer said nothing while waiting for {what}"))
     };
     let ready = next("READY");
-    let dpdk_mac = ready
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("unexpected {ready}"))
-        .to_owned();
+    let dpdk_mac = ready.strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected {ready}")).to_owned();
     // The tap exists inside the netns only.
     assert!(ip(&["-n", &name, "link", "show", iface]).contains(iface));
     assert!(
-        !Command::new("ip")
-            .args(["link", "show", iface])
-            .output()
-            .unwrap()
-            .status
-            .success(),
+        !Command::new("ip").args(["link", "show", iface]).output().unwrap().status.success(),
         "tap leaked into the host netns"
     );
-    ip(&[
-        "-n",
-        &name,
-        "addr",
-        "add",
-        &format!("{kernel}/24"),
-        "dev",
-        iface,
-    ]);
+    ip(&["-n", &name, "addr", "add", &format!("{kernel}/24"), "dev", iface]);
     ip(&["-n", &name, "link", "set", iface, "up"]);
     let kernel_mac = ip(&["-n", &name, "-br", "link", "show", iface])
         .split_whitespace()

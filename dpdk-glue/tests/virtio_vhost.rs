@@ -28,9 +28,7 @@ impl Drop for Peer {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }
 
 #[test]
@@ -44,41 +42,20 @@ fn extbuf_over_virtio_user_completes_only_after_later_bursts_or_close() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn dpdk-peer");
-    let mut peer = Peer {
-        child,
-        sock: sock.clone(),
-    };
+    let mut peer = Peer { child, sock: sock.clone() };
     let mut lines = BufReader::new(peer.child.stdout.take().expect("stdout")).lines();
     assert_eq!(lines.next().expect("peer output").expect("line"), "READY");
 
-    let pool =
-        Arc::new(Mempool::new(eal, &common::unique("vp"), &PoolConfig::packets(2047)).unwrap());
-    let hdrs = Mempool::new(
-        eal,
-        &common::unique("vh"),
-        &PoolConfig::extbuf_headers(1023),
-    )
-    .unwrap();
-    let mut port = Port::create_vdev(
-        eal,
-        &format!("net_virtio_user7,path={sock},queues=1,queue_size=256"),
-    )
-    .unwrap();
+    let pool = Arc::new(Mempool::new(eal, &common::unique("vp"), &PoolConfig::packets(2047)).unwrap());
+    let hdrs = Mempool::new(eal, &common::unique("vh"), &PoolConfig::extbuf_headers(1023)).unwrap();
+    let mut port = Port::create_vdev(eal, &format!("net_virtio_user7,path={sock},queues=1,queue_size=256")).unwrap();
     let granted = port
         .configure(
-            &PortConfig {
-                rx_desc: 256,
-                tx_desc: 256,
-                tx_offloads: Offloads::TX_MULTI_SEGS,
-                ..PortConfig::default()
-            },
+            &PortConfig { rx_desc: 256, tx_desc: 256, tx_offloads: Offloads::TX_MULTI_SEGS, ..PortConfig::default() },
             pool.clone(),
         )
         .unwrap();
-    assert!(
-        granted.tx.contains(Offloads::TX_MULTI_SEGS),
-        "virtio-user chains segments"
-    );
+    assert!(granted.tx.contains(Offloads::TX_MULTI_SEGS), "virtio-user chains segments");
     port.start().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !port.link().unwrap().up {
@@ -100,9 +77,7 @@ fn extbuf_over_virtio_user_completes_only_after_later_bursts_or_close() {
         eth[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
         eth[12..].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental ethertype
         hdr.extend_from_slice(&eth).unwrap();
-        hdr.chain(ring.attach(&hdrs, &region, off, 1000, i as u64).unwrap())
-            .map_err(|(e, _)| e)
-            .unwrap();
+        hdr.chain(ring.attach(&hdrs, &region, off, 1000, i as u64).unwrap()).map_err(|(e, _)| e).unwrap();
         let mut f = eth.to_vec();
         f.extend_from_slice(&payload);
         expect.push(f);
@@ -112,10 +87,7 @@ fn extbuf_over_virtio_user_completes_only_after_later_bursts_or_close() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !tx.is_empty() {
         sent += port.tx_burst(0, &mut tx).unwrap();
-        assert!(
-            Instant::now() < deadline,
-            "virtio-user stopped taking packets"
-        );
+        assert!(Instant::now() < deadline, "virtio-user stopped taking packets");
     }
     assert_eq!(sent, n);
     // The peer receives every frame with the bytes written into the region.
@@ -134,10 +106,7 @@ fn extbuf_over_virtio_user_completes_only_after_later_bursts_or_close() {
         assert_eq!(g, e);
     }
     // Delivered, but virtio-user has not released the mbufs: no completion yet.
-    assert_eq!(
-        ring.drain(|t| panic!("completion {t} fired before virtio-user released the mbuf")),
-        0
-    );
+    assert_eq!(ring.drain(|t| panic!("completion {t} fired before virtio-user released the mbuf")), 0);
     assert_eq!(ring.in_flight(), n);
     // Closing the port releases them: every attachment completes exactly once.
     port.close().unwrap();

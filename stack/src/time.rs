@@ -28,16 +28,12 @@ impl Duration {
 
     /// A span of `millis` milliseconds, saturating at [`Duration::MAX`].
     pub const fn from_millis(millis: u64) -> Self {
-        Duration {
-            micros: millis.saturating_mul(1_000),
-        }
+        Duration { micros: millis.saturating_mul(1_000) }
     }
 
     /// A span of `secs` seconds, saturating at [`Duration::MAX`].
     pub const fn from_secs(secs: u64) -> Self {
-        Duration {
-            micros: secs.saturating_mul(1_000_000),
-        }
+        Duration { micros: secs.saturating_mul(1_000_000) }
     }
 
     /// The span in whole microseconds.
@@ -52,16 +48,12 @@ impl Duration {
 
     /// `self * factor`, saturating at [`Duration::MAX`] (used for RTO backoff).
     pub const fn saturating_mul(self, factor: u64) -> Self {
-        Duration {
-            micros: self.micros.saturating_mul(factor),
-        }
+        Duration { micros: self.micros.saturating_mul(factor) }
     }
 
     /// `self - rhs`, or zero when `rhs` is larger.
     pub const fn saturating_sub(self, rhs: Duration) -> Self {
-        Duration {
-            micros: self.micros.saturating_sub(rhs.micros),
-        }
+        Duration { micros: self.micros.saturating_sub(rhs.micros) }
     }
 }
 
@@ -69,9 +61,7 @@ impl Add for Duration {
     type Output = Duration;
     /// Saturating: adding to [`Duration::MAX`] stays at `MAX`.
     fn add(self, rhs: Duration) -> Duration {
-        Duration {
-            micros: self.micros.saturating_add(rhs.micros),
-        }
+        Duration { micros: self.micros.saturating_add(rhs.micros) }
     }
 }
 
@@ -84,9 +74,7 @@ impl AddAssign for Duration {
 impl From<core::time::Duration> for Duration {
     /// Truncates to whole microseconds and saturates at [`Duration::MAX`].
     fn from(d: core::time::Duration) -> Self {
-        Duration {
-            micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-        }
+        Duration { micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX) }
     }
 }
 
@@ -98,12 +86,7 @@ impl From<Duration> for core::time::Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:06}s",
-            self.micros / 1_000_000,
-            self.micros % 1_000_000
-        )
+        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
     }
 }
 
@@ -124,9 +107,7 @@ impl Instant {
 
     /// The instant `millis` milliseconds after the origin (saturating).
     pub const fn from_millis(millis: u64) -> Self {
-        Instant {
-            micros: millis.saturating_mul(1_000),
-        }
+        Instant { micros: millis.saturating_mul(1_000) }
     }
 
     /// Microseconds since the origin.
@@ -136,9 +117,7 @@ impl Instant {
 
     /// Time elapsed from `earlier` to `self`, or zero if `earlier` is later.
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        Duration {
-            micros: self.micros.saturating_sub(earlier.micros),
-        }
+        Duration { micros: self.micros.saturating_sub(earlier.micros) }
     }
 }
 
@@ -146,9 +125,7 @@ impl Add<Duration> for Instant {
     type Output = Instant;
     /// Saturating: an instant plus [`Duration::MAX`] is the end of time.
     fn add(self, rhs: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_add(rhs.micros),
-        }
+        Instant { micros: self.micros.saturating_add(rhs.micros) }
     }
 }
 
@@ -162,9 +139,7 @@ impl Sub<Duration> for Instant {
     type Output = Instant;
     /// Saturating at the origin.
     fn sub(self, rhs: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_sub(rhs.micros),
-        }
+        Instant { micros: self.micros.saturating_sub(rhs.micros) }
     }
 }
 
@@ -200,12 +175,7 @@ mod tests {
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(t - Instant::from_millis(2), Duration::from_millis(3));
         assert_eq!(Duration::MAX + Duration::from_secs(1), Duration::MAX);
-        assert_eq!(
-            Duration::from_millis(200)
-                .saturating_mul(1 << 20)
-                .total_micros(),
-            200_000u64 << 20
-        );
+        assert_eq!(Duration::from_millis(200).saturating_mul(1 << 20).total_micros(), 200_000u64 << 20);
         assert_eq!(Duration::from_secs(u64::MAX), Duration::MAX);
     }
 
@@ -213,10 +183,7 @@ mod tests {
     fn conversions_and_display() {
         let d: Duration = core::time::Duration::from_nanos(1_234_567).into();
         assert_eq!(d, Duration::from_micros(1_234));
-        assert_eq!(
-            core::time::Duration::from(d),
-            core::time::Duration::from_micros(1_234)
-        );
+        assert_eq!(core::time::Duration::from(d), core::time::Duration::from_micros(1_234));
         assert_eq!(Duration::from_micros(2_000_001).to_string(), "2.000001s");
         assert_eq!(Instant::from_millis(1_500).to_string(), "@1.500000s");
         assert_eq!(Duration::from_millis(1_999).total_millis(), 1_999);

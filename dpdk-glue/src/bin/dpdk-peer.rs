@@ -44,7 +44,10 @@ fn main() -> ExitCode {
             (Ok(ours), Ok(kernel)) => tap_arp(&args[2], ours, kernel, secs(&args[5])),
             _ => Err("tap-arp: bad IPv4 address".into()),
         },
-        _ => Err("usage: dpdk-peer vhost-rx <socket> <count> <timeout_s> | tap-arp <iface> <our_ip> <kernel_ip> <timeout_s>".into()),
+        _ => Err(
+            "usage: dpdk-peer vhost-rx <socket> <count> <timeout_s> | tap-arp <iface> <our_ip> <kernel_ip> <timeout_s>"
+                .into(),
+        ),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,14 +65,7 @@ fn secs(s: &str) -> Duration {
 fn open(eal: &Eal, devargs: &str) -> Result<(Port, Arc<Mempool>), Box<dyn std::error::Error>> {
     let pool = Arc::new(Mempool::new(eal, "peer_pool", &PoolConfig::packets(4095))?);
     let mut port = Port::create_vdev(eal, devargs)?;
-    port.configure(
-        &PortConfig {
-            rx_desc: 512,
-            tx_desc: 512,
-            ..PortConfig::default()
-        },
-        pool.clone(),
-    )?;
+    port.configure(&PortConfig { rx_desc: 512, tx_desc: 512, ..PortConfig::default() }, pool.clone())?;
     port.start()?;
     Ok((port, pool))
 }
@@ -103,13 +99,7 @@ fn vhost_rx(sock: &str, count: usize, timeout: Duration) -> Result<(), Box<dyn s
     Ok(())
 }
 
-fn arp_frame(
-    op: u16,
-    src_mac: [u8; 6],
-    src_ip: Ipv4Addr,
-    dst_mac: [u8; 6],
-    dst_ip: Ipv4Addr,
-) -> Vec<u8> {
+fn arp_frame(op: u16, src_mac: [u8; 6], src_ip: Ipv4Addr, dst_mac: [u8; 6], dst_ip: Ipv4Addr) -> Vec<u8> {
     let eth_dst = if op == 1 { [0xff; 6] } else { dst_mac };
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&eth_dst);
@@ -136,12 +126,7 @@ fn send(port: &mut Port, pool: &Mempool, frame: &[u8]) -> Result<(), Box<dyn std
     Ok(())
 }
 
-fn tap_arp(
-    iface: &str,
-    ours: Ipv4Addr,
-    kernel: Ipv4Addr,
-    timeout: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn tap_arp(iface: &str, ours: Ipv4Addr, kernel: Ipv4Addr, timeout: Duration) -> Result<(), Box<dyn std::error::Error>> {
     let eal = eal()?;
     let (mut port, pool) = open(&eal, &format!("net_tap0,iface={iface}"))?;
     let mac = port.mac()?;
@@ -179,11 +164,7 @@ fn tap_arp(
                     println!("ARP-REPLY {}", hex(&sender_mac));
                     replied = true;
                 } else if op == 1 && target_ip == ours {
-                    send(
-                        &mut port,
-                        &pool,
-                        &arp_frame(2, mac, ours, sender_mac, sender_ip),
-                    )?;
+                    send(&mut port, &pool, &arp_frame(2, mac, ours, sender_mac, sender_ip))?;
                     println!("ARP-ANSWERED {sender_ip}");
                 }
             } else if ethertype == 0x0800 && f[0..6] == mac && f[23] == 17 {
@@ -191,8 +172,7 @@ fn tap_arp(
                 let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
                 let udp_start = 14 + ihl;
                 if dst == ours && f.len() >= udp_start + 8 {
-                    let ulen =
-                        usize::from(u16::from_be_bytes([f[udp_start + 4], f[udp_start + 5]]));
+                    let ulen = usize::from(u16::from_be_bytes([f[udp_start + 4], f[udp_start + 5]]));
                     let end = (udp_start + ulen).min(f.len());
                     println!("UDP {}", String::from_utf8_lossy(&f[udp_start + 8..end]));
                     udp = true;

@@ -115,19 +115,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         memory_mb: Some(args.memory),
         no_pci: true,
         no_shconf: !args.huge,
-        file_prefix: Some(
-            args.file_prefix
-                .clone()
-                .unwrap_or_else(|| format!("pmdbench{}", std::process::id())),
-        ),
+        file_prefix: Some(args.file_prefix.clone().unwrap_or_else(|| format!("pmdbench{}", std::process::id()))),
         vdevs: args.vdevs.clone(),
         log_level: Some("warning".into()),
         ..EalArgs::default()
     };
     let eal = Eal::init(&eal_args)?;
-    let worker = *eal.worker_lcores().first().ok_or(
-        "pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward",
-    )?;
+    let worker = *eal
+        .worker_lcores()
+        .first()
+        .ok_or("pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward")?;
     let pool = Arc::new(Mempool::new(
         &eal,
         "pmdbench_pool",
@@ -137,14 +134,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
         let mut p = Port::by_name(&eal, name)?;
-        p.configure(
-            &PortConfig {
-                rx_desc: args.rxd,
-                tx_desc: args.txd,
-                ..PortConfig::default()
-            },
-            pool.clone(),
-        )?;
+        p.configure(&PortConfig { rx_desc: args.rxd, tx_desc: args.txd, ..PortConfig::default() }, pool.clone())?;
         p.start()?;
         ports.push(p);
     }
@@ -152,13 +142,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for p in &ports {
         while !p.link()?.up {
             if Instant::now() > deadline {
-                return Err(format!(
-                    "link of port {} ({}) did not come up in {} s",
-                    p.id(),
-                    p.name(),
-                    args.wait_link
-                )
-                .into());
+                return Err(
+                    format!("link of port {} ({}) did not come up in {} s", p.id(), p.name(), args.wait_link).into()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -171,10 +157,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.burst,
         args.duration
     );
-    let shared = Arc::new(Shared {
-        ports: (0..ports.len()).map(|_| PortCounters::default()).collect(),
-        ..Shared::default()
-    });
+    let shared =
+        Arc::new(Shared { ports: (0..ports.len()).map(|_| PortCounters::default()).collect(), ..Shared::default() });
     let fwd = Forwarder {
         ports,
         pool: pool.clone(),
@@ -193,83 +177,41 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (mut rx_pps, mut tx_pps) = (Vec::new(), Vec::new());
     let period = Duration::from_secs(args.stats_period.max(1));
     while start.elapsed() < Duration::from_secs(args.duration) {
-        std::thread::sleep(
-            period.min(Duration::from_secs(args.duration).saturating_sub(start.elapsed())),
-        );
+        std::thread::sleep(period.min(Duration::from_secs(args.duration).saturating_sub(start.elapsed())));
         let (rx, tx) = totals(&shared);
         let dt = last_t.elapsed().as_secs_f64();
         last_t = Instant::now();
         let (rp, tp) = ((rx - last_rx) as f64 / dt, (tx - last_tx) as f64 / dt);
         (last_rx, last_tx) = (rx, tx);
-        println!(
-            "\n  Throughput (since last show)\n  Rx-pps: {:>12.0}\n  Tx-pps: {:>12.0}",
-            rp, tp
-        );
+        println!("\n  Throughput (since last show)\n  Rx-pps: {:>12.0}\n  Tx-pps: {:>12.0}", rp, tp);
         rx_pps.push(rp);
         tx_pps.push(tp);
     }
     shared.stop.store(true, Ordering::Relaxed);
-    let fwd = job
-        .join()
-        .ok_or("forwarding lcore panicked")?
-        .map_err(|e| format!("forwarding failed: {e}"))?;
+    let fwd = job.join().ok_or("forwarding lcore panicked")?.map_err(|e| format!("forwarding failed: {e}"))?;
     let elapsed = start.elapsed().as_secs_f64();
 
     let mut acc = (0u64, 0u64, 0u64, 0u64);
     for (i, p) in fwd.ports.iter().enumerate() {
         let c = &shared.ports[i];
-        let (rx, tx, txd) = (
-            c.rx.load(Ordering::Relaxed),
-            c.tx.load(Ordering::Relaxed),
-            c.tx_dropped.load(Ordering::Relaxed),
-        );
+        let (rx, tx, txd) =
+            (c.rx.load(Ordering::Relaxed), c.tx.load(Ordering::Relaxed), c.tx_dropped.load(Ordering::Relaxed));
         let rxd = p.stats().map(|s| s.imissed + s.rx_nombuf).unwrap_or(0);
-        println!(
-            "\n  ---------------------- Forward statistics for port {}  ----------------------",
-            p.id()
-        );
-        println!(
-            "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
-            rx,
-            rxd,
-            rx + rxd
-        );
-        println!(
-            "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
-            tx,
-            txd,
-            tx + txd
-        );
+        println!("\n  ---------------------- Forward statistics for port {}  ----------------------", p.id());
+        println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", rx, rxd, rx + rxd);
+        println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", tx, txd, tx + txd);
         println!("  ----------------------------------------------------------------------------");
         acc = (acc.0 + rx, acc.1 + rxd, acc.2 + tx, acc.3 + txd);
     }
     println!("\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++");
-    println!(
-        "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
-        acc.0,
-        acc.1,
-        acc.0 + acc.1
-    );
-    println!(
-        "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
-        acc.2,
-        acc.3,
-        acc.2 + acc.3
-    );
+    println!("  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", acc.0, acc.1, acc.0 + acc.1);
+    println!("  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", acc.2, acc.3, acc.2 + acc.3);
     println!("  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
     // As testpmd 22.11 reports it: every cycle of the forwarding lcore's loop
     // (a polling core is all cost) over the packets it handled.
     let cycles = shared.fwd_cycles.load(Ordering::Relaxed);
-    let pkts = if args.mode == Mode::Txonly {
-        acc.2
-    } else {
-        acc.0
-    };
-    let cpp = if pkts > 0 {
-        cycles as f64 / pkts as f64
-    } else {
-        0.0
-    };
+    let pkts = if args.mode == Mode::Txonly { acc.2 } else { acc.0 };
+    let cpp = if pkts > 0 { cycles as f64 / pkts as f64 } else { 0.0 };
     println!(
         "\n  CPU cycles/packet={cpp:.2} (total cycles={cycles} / total {} packets={pkts}) at {} MHz Clock",
         if args.mode == Mode::Txonly { "TX" } else { "RX" },
@@ -297,21 +239,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn totals(s: &Shared) -> (u64, u64) {
-    s.ports.iter().fold((0, 0), |(r, t), c| {
-        (
-            r + c.rx.load(Ordering::Relaxed),
-            t + c.tx.load(Ordering::Relaxed),
-        )
-    })
+    s.ports.iter().fold((0, 0), |(r, t), c| (r + c.rx.load(Ordering::Relaxed), t + c.tx.load(Ordering::Relaxed)))
 }
 
 fn median(v: &[f64]) -> f64 {
     // Skip the first period (warm-up) when there are enough samples.
-    let mut v: Vec<f64> = if v.len() > 2 {
-        v[1..].to_vec()
-    } else {
-        v.to_vec()
-    };
+    let mut v: Vec<f64> = if v.len() > 2 { v[1..].to_vec() } else { v.to_vec() };
     if v.is_empty() {
         return 0.0;
     }
@@ -335,9 +268,7 @@ fn udp_template(len: u16) -> Vec<u8> {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
     ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
-    let sum = ip
-        .chunks(2)
-        .fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
+    let sum = ip.chunks(2).fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
     let sum = (sum & 0xffff) + (sum >> 16);
     let ck = !((sum & 0xffff) + (sum >> 16)) as u16;
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
@@ -393,6 +324,30 @@ impl Forwarder {
                 Mbuf::free_bulk(&mut pkts);
             }
         }
+        match self.mode {
+            Mode::Io => self.forward::<0>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+            Mode::Mac => self.forward::<1>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+            Mode::Macswap => self.forward::<2>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+            Mode::Txonly => self.forward::<3>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+            Mode::Rxonly => self.forward::<4>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+        }
+        Ok(self)
+    }
+
+    /// The forwarding loop, compiled once per mode (`M` indexes [`Mode`]) so
+    /// the per-burst path carries no mode dispatch, like testpmd's per-mode
+    /// engines.
+    #[allow(clippy::needless_range_loop)]
+    fn forward<const M: u8>(
+        &mut self,
+        pkts: &mut Vec<Mbuf>,
+        rx: &mut [u64],
+        tx: &mut [u64],
+        dropped: &mut [u64],
+    ) -> Result<(), dpdk_glue::Error> {
+        let mode = [Mode::Io, Mode::Mac, Mode::Macswap, Mode::Txonly, Mode::Rxonly][usize::from(M)];
+        let n = self.ports.len();
+        let burst = self.burst;
         let peer_mac: Vec<[u8; 6]> = (0..n).map(|i| [0x02, 0, 0, 0, 0, i as u8]).collect();
         let mut iter: u32 = 0;
         let start_tsc = rdtsc();
@@ -406,28 +361,26 @@ impl Forwarder {
                     c.tx.store(tx[i], Ordering::Relaxed);
                     c.tx_dropped.store(dropped[i], Ordering::Relaxed);
                 }
-                self.shared
-                    .fwd_cycles
-                    .store(rdtsc() - start_tsc, Ordering::Relaxed);
+                self.shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
                 if self.shared.stop.load(Ordering::Relaxed) {
-                    break;
+                    return Ok(());
                 }
             }
             for i in 0..n {
-                if self.mode == Mode::Txonly {
-                    if self.fill_txonly(&mut pkts).is_err() {
+                if mode == Mode::Txonly {
+                    if self.fill_txonly(pkts).is_err() {
                         continue; // pool momentarily empty: the PMD still holds mbufs
                     }
                 } else {
-                    let got = self.ports[i].rx_burst(0, &mut pkts, burst)?;
+                    let got = self.ports[i].rx_burst(0, pkts, burst)?;
                     if got == 0 {
                         continue;
                     }
                     rx[i] += got as u64;
                 }
-                let out = match self.mode {
+                let out = match mode {
                     Mode::Rxonly => {
-                        Mbuf::free_bulk(&mut pkts);
+                        Mbuf::free_bulk(pkts);
                         continue;
                     }
                     Mode::Txonly => i,
@@ -454,14 +407,13 @@ impl Forwarder {
                         self.peer(i)
                     }
                 };
-                let sent = self.ports[out].tx_burst(0, &mut pkts)?;
+                let sent = self.ports[out].tx_burst(0, pkts)?;
                 tx[out] += sent as u64;
                 if !pkts.is_empty() {
                     dropped[out] += pkts.len() as u64;
-                    Mbuf::free_bulk(&mut pkts);
+                    Mbuf::free_bulk(pkts);
                 }
             }
         }
-        Ok(self)
     }
 }
