@@ -125,11 +125,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .worker_lcores()
         .first()
         .ok_or("pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward")?;
-    let pool = Arc::new(Mempool::new(
-        &eal,
-        "pmdbench_pool",
-        &PoolConfig::packets(args.nb_mbufs),
-    )?);
+    let pool = Arc::new(Mempool::new(&eal, "pmdbench_pool", &PoolConfig::packets(args.nb_mbufs))?);
     let mut ports = Vec::new();
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
