@@ -1,0 +1,126 @@
+//! Engine configuration: plain typed data with defaults. File parsing
+//! (config.ini / TOML) lives in the runtime, not here.
+
+use crate::time::Duration;
+use crate::wire::{EthernetAddress, Ipv4Address};
+
+/// Congestion control algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CongestionControl {
+    /// RFC 5681 + RFC 6582.
+    #[default]
+    NewReno,
+}
+
+/// Interface addressing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfaceConfig {
+    /// Our MAC address.
+    pub mac: EthernetAddress,
+    /// Our IPv4 address.
+    pub addr: Ipv4Address,
+    /// Prefix length of the on-link subnet.
+    pub prefix_len: u8,
+    /// Default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+}
+
+/// TCP tunables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Default send buffer per connection, bytes (`SO_SNDBUF`, `net.inet.tcp.sendspace`).
+    pub send_buffer: usize,
+    /// Default receive buffer per connection, bytes (`SO_RCVBUF`, `net.inet.tcp.recvspace`).
+    pub recv_buffer: usize,
+    /// Minimum retransmission timeout (RFC 6298 says 1 s; 200 ms like Linux; 1 ms in datacenters).
+    pub min_rto: Duration,
+    /// Maximum retransmission timeout.
+    pub max_rto: Duration,
+    /// Initial retransmission timeout before any RTT sample (RFC 6298: 1 s).
+    pub initial_rto: Duration,
+    /// Delayed ACK timeout; `None` acknowledges every segment at once.
+    pub delayed_ack: Option<Duration>,
+    /// Maximum segment lifetime; TIME_WAIT lasts twice this.
+    pub msl: Duration,
+    /// Listen backlog cap (`somaxconn`).
+    pub somaxconn: usize,
+    /// Retransmissions of one segment before the connection is aborted.
+    pub max_retries: u32,
+    /// SYN retransmissions before a connect fails.
+    pub syn_retries: u32,
+    /// Window scale shift we offer (0..=14).
+    pub window_scale: u8,
+    /// Disable Nagle on new sockets.
+    pub nodelay: bool,
+    /// Congestion control for new connections.
+    pub congestion: CongestionControl,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_cwnd_segments: u32,
+    /// Cap on out-of-order segments kept per connection.
+    pub max_ooo_segments: usize,
+    /// Keepalive idle time before probing, if enabled on a socket.
+    pub keepalive_idle: Duration,
+    /// Keepalive probe interval.
+    pub keepalive_interval: Duration,
+    /// Keepalive probes before the connection is dropped.
+    pub keepalive_probes: u32,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            initial_rto: Duration::from_secs(1),
+            delayed_ack: Some(Duration::from_millis(40)),
+            msl: Duration::from_secs(2),
+            somaxconn: 32768,
+            max_retries: 15,
+            syn_retries: 6,
+            window_scale: 7,
+            nodelay: false,
+            congestion: CongestionControl::NewReno,
+            initial_cwnd_segments: 10,
+            max_ooo_segments: 1024,
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+        }
+    }
+}
+
+/// Everything the engine needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackConfig {
+    /// Addressing.
+    pub iface: IfaceConfig,
+    /// TCP tunables.
+    pub tcp: TcpConfig,
+    /// ARP entries kept at most.
+    pub arp_cache_size: usize,
+    /// ARP entry lifetime.
+    pub arp_ttl: Duration,
+    /// Packets waiting for ARP resolution, per destination.
+    pub arp_pending_per_dest: usize,
+    /// Datagrams queued per UDP socket.
+    pub udp_queue: usize,
+    /// Secret for RFC 6528 ISNs (vary it per boot; fixed in tests for determinism).
+    pub isn_secret: u64,
+}
+
+impl StackConfig {
+    /// Defaults around the given addressing.
+    pub fn new(iface: IfaceConfig) -> Self {
+        StackConfig {
+            iface,
+            tcp: TcpConfig::default(),
+            arp_cache_size: 1024,
+            arp_ttl: Duration::from_secs(60),
+            arp_pending_per_dest: 64,
+            udp_queue: 1024,
+            isn_secret: 0x5eed_cafe_f00d_0001,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The interface: addressing, routing (on-link subnet + default gateway), and
+//! building Ethernet/IPv4 headers around outgoing L4 packets.
+
+pub mod arp;
+
+use crate::config::IfaceConfig;
+use crate::mem::PageSlice;
+use crate::phy::TxFrame;
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,
+    Ipv4Address, Ipv4Packet, Ipv4Repr, ETH_HEADER, IPV4_HEADER,
+};
+
+/// Bytes reserved in front of every L4 header for Ethernet + IPv4.
+pub const HEADROOM: usize = ETH_HEADER + IPV4_HEADER;
+
+/// An L4 packet waiting for IP/Ethernet encapsulation. `buf` holds
+/// [`HEADROOM`] reserved bytes, then the L4 header (and inline payload, for
+/// small control packets); `payload` holds page-array payload.
+#[derive(Debug)]
+pub struct IpOut {
+    /// Destination address.
+    pub dst: Ipv4Address,
+    /// L4 protocol.
+    pub proto: IpProtocol,
+    /// Reserved headroom + L4 header (+ inline payload).
+    pub buf: Vec<u8>,
+    /// Payload slices in page memory (one reference each).
+    pub payload: Vec<PageSlice>,
+}
+
+/// Addressing and routing of one interface.
+#[derive(Debug, Clone, Copy)]
+pub struct Interface {
+    cfg: IfaceConfig,
+    mask: u32,
+}
+
+impl Interface {
+    /// An interface with `cfg`'s addresses.
+    pub fn new(cfg: IfaceConfig) -> Self {
+        let p = u32::from(cfg.prefix_len.min(32));
+        let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+        Interface { cfg, mask }
+    }
+
+    /// Our MAC.
+    pub fn mac(&self) -> EthernetAddress {
+        self.cfg.mac
+    }
+
+    /// Our IPv4 address.
+    pub fn addr(&self) -> Ipv4Address {
+        self.cfg.addr
+    }
+
+    fn subnet_broadcast(&self) -> Ipv4Address {
+        Ipv4Address::from_bits(self.cfg.addr.to_bits() | !self.mask)
+    }
+
+    /// Whether a packet to `dst` is for us (unicast or broadcast).
+    pub fn accepts(&self, dst: Ipv4Address) -> bool {
+        dst == self.cfg.addr
+            || dst == Ipv4Address::BROADCAST
+            || (self.mask != u32::MAX && dst == self.subnet_broadcast())
+    }
+
+    /// Whether `ip` is on the local subnet.
+    pub fn on_link(&self, ip: Ipv4Address) -> bool {
+        (ip.to_bits() & self.mask) == (self.cfg.addr.to_bits() & self.mask)
+    }
+
+    /// Next hop for `dst`: itself when on-link, else the gateway.
+    pub fn next_hop(&self, dst: Ipv4Address) -> Option<Ipv4Address> {
+        if self.on_link(dst) || dst == Ipv4Address::BROADCAST {
+            Some(dst)
+        } else {
+            self.cfg.gateway
+        }
+    }
+
+    /// Fills Ethernet and IPv4 headers into `pkt`'s headroom and makes the frame.
+    pub fn encapsulate(&self, mut pkt: IpOut, dst_mac: EthernetAddress) -> TxFrame {
+        let payload_len: usize = pkt.buf.len() - HEADROOM + pkt.payload.iter().map(|p| p.len as usize).sum::<usize>();
+        let eth = EthernetRepr { src_addr: self.cfg.mac, dst_addr: dst_mac, ethertype: EthernetProtocol::Ipv4 };
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut pkt.buf[..ETH_HEADER]));
+        let ip =
+            Ipv4Repr { src_addr: self.cfg.addr, dst_addr: pkt.dst, next_header: pkt.proto, payload_len, hop_limit: 64 };
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(&mut pkt.buf[ETH_HEADER..HEADROOM]),
+            &smoltcp::phy::ChecksumCapabilities::default(),
+        );
+        TxFrame { header: pkt.buf, payload: pkt.payload }
+    }
+
+    /// An ARP request for `target`, or a reply to `asker` when `reply_to` is given.
+    pub fn arp_frame(&self, op: ArpOperation, target_ip: Ipv4Address, target_mac: EthernetAddress) -> TxFrame {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: op,
+            source_hardware_addr: self.cfg.mac,
+            source_protocol_addr: self.cfg.addr,
+            target_hardware_addr: target_mac,
+            target_protocol_addr: target_ip,
+        };
+        let dst = if op == ArpOperation::Request { EthernetAddress::BROADCAST } else { target_mac };
+        let mut buf = vec![0u8; ETH_HEADER + repr.buffer_len()];
+        EthernetRepr { src_addr: self.cfg.mac, dst_addr: dst, ethertype: EthernetProtocol::Arp }
+            .emit(&mut EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]));
+        repr.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HEADER..]));
+        // Pad to the Ethernet minimum.
+        buf.resize(buf.len().max(60), 0);
+        TxFrame { header: buf, payload: Vec::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface() -> Interface {
+        Interface::new(IfaceConfig {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            addr: Ipv4Address::new(10, 0, 0, 2),
+            prefix_len: 24,
+            gateway: Some(Ipv4Address::new(10, 0, 0, 1)),
+        })
+    }
+
+    #[test]
+    fn routes_on_link_and_via_gateway() {
+        let i = iface();
+        assert_eq!(i.next_hop(Ipv4Address::new(10, 0, 0, 9)), Some(Ipv4Address::new(10, 0, 0, 9)));
+        assert_eq!(i.next_hop(Ipv4Address::new(8, 8, 8, 8)), Some(Ipv4Address::new(10, 0, 0, 1)));
+        assert!(i.accepts(Ipv4Address::new(10, 0, 0, 255)));
+        assert!(i.accepts(Ipv4Address::BROADCAST));
+        assert!(!i.accepts(Ipv4Address::new(10, 0, 0, 3)));
+        let no_gw = Interface::new(IfaceConfig { gateway: None, ..i.cfg });
+        assert_eq!(no_gw.next_hop(Ipv4Address::new(8, 8, 8, 8)), None);
+    }
+
+    #[test]
+    fn encapsulation_emits_valid_headers() {
+        let i = iface();
+        let mut buf = vec![0u8; HEADROOM];
+        buf.extend_from_slice(&[1, 2, 3, 4]);
+        let f = i.encapsulate(
+            IpOut { dst: Ipv4Address::new(10, 0, 0, 9), proto: IpProtocol::Udp, buf, payload: vec![] },
+            EthernetAddress([2, 0, 0, 0, 0, 9]),
+        );
+        let eth = EthernetFrame::new_checked(&f.header[..]).unwrap();
+        assert_eq!(eth.ethertype(), EthernetProtocol::Ipv4);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.total_len(), 24);
+        assert_eq!(ip.payload(), &[1, 2, 3, 4]);
+        let arp = i.arp_frame(ArpOperation::Request, Ipv4Address::new(10, 0, 0, 1), EthernetAddress([0; 6]));
+        assert_eq!(arp.header.len(), 60);
+    }
+}

@@ -1,0 +1,86 @@
+//! The device boundary: bursts of received frames in, frames built as a header
+//! plus payload slices out, and a completion for every transmitted frame.
+//!
+//! A frame's payload stays in [`PageMemory`] buffers; the engine takes one
+//! reference per buffer per transmission and gets the frame back through
+//! [`Device::poll_completions`] when the device no longer needs the memory
+//! (a DPDK device attaches the slices as external buffers and completes from
+//! the PMD's free callback; a copying device completes at once).
+
+pub mod sim;
+
+use crate::mem::{PageMemory, PageSlice};
+use crate::time::Instant;
+
+/// What a device can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceCaps {
+    /// Largest IP packet (Ethernet payload) the link carries.
+    pub mtu: usize,
+    /// The device verified IPv4/TCP/UDP checksums of received frames.
+    pub rx_checksum_verified: bool,
+    /// The device fills TCP/UDP checksums of transmitted frames.
+    pub tx_checksum_offload: bool,
+    /// Frames to pass per receive call at most.
+    pub max_burst: usize,
+}
+
+impl Default for DeviceCaps {
+    fn default() -> Self {
+        DeviceCaps { mtu: 1500, rx_checksum_verified: false, tx_checksum_offload: false, max_burst: 32 }
+    }
+}
+
+/// One frame to transmit: the Ethernet/IP/L4 headers, then payload slices.
+#[derive(Debug, Default)]
+pub struct TxFrame {
+    /// Headers, contiguous.
+    pub header: Vec<u8>,
+    /// Payload, in order; each slice holds one reference on its buffer that the
+    /// engine releases when the frame comes back completed.
+    pub payload: Vec<PageSlice>,
+}
+
+impl TxFrame {
+    /// Total frame length in bytes.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.iter().map(|s| s.len as usize).sum::<usize>()
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the whole frame into `out` (for devices that copy).
+    pub fn copy_into(&self, mem: &dyn PageMemory, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+        for s in &self.payload {
+            out.extend_from_slice(mem.slice(*s));
+        }
+    }
+}
+
+/// A network device driven by the engine. Implementations never block.
+pub trait Device {
+    /// Capabilities; read once per poll.
+    fn caps(&self) -> DeviceCaps;
+
+    /// Hands up to `budget` received frames to `sink`, oldest first; returns
+    /// how many. Frames are borrowed only for the duration of the call.
+    fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize;
+
+    /// Queues a frame. On `Err` the device is full and the frame comes back
+    /// untouched (the engine keeps it for the next poll; nothing is lost).
+    fn transmit(&mut self, now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame>;
+
+    /// Returns every transmitted frame whose memory the device released since
+    /// the last call. Each frame is returned exactly once.
+    fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame));
+
+    /// The earliest time at which the device will have something to deliver or
+    /// complete without being polled for other reasons (simulated devices).
+    fn poll_at(&self) -> Option<Instant> {
+        None
+    }
+}

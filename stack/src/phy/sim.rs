@@ -1,0 +1,285 @@
+//! `SimLink`: two devices joined in memory, with seeded loss, reordering,
+//! duplication, corruption, latency, bandwidth, MTU and TX-completion delay.
+//! Everything is deterministic for a given seed and sequence of calls.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Device, DeviceCaps, TxFrame};
+use crate::mem::PageMemory;
+use crate::time::{Duration, Instant};
+
+/// When a transmitted frame's memory is released back to the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// At once, inside `transmit` (a copying PMD such as net_tap).
+    Immediate,
+    /// After a fixed delay (a NIC's DMA and descriptor cleanup).
+    Delayed(Duration),
+    /// Only when [`SimDevice::release_all`] is called (virtio-user until close).
+    Never,
+}
+
+/// Impairments of one link, applied to both directions.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Probability a frame is lost.
+    pub loss: f64,
+    /// Probability a frame is delayed by an extra `reorder_delay` (overtaken).
+    pub reorder: f64,
+    /// Extra delay of reordered frames.
+    pub reorder_delay: Duration,
+    /// Probability a frame is delivered twice.
+    pub duplicate: f64,
+    /// Probability one byte of a frame is flipped.
+    pub corrupt: f64,
+    /// One-way latency.
+    pub latency: Duration,
+    /// Bits per second, or 0 for unlimited.
+    pub bandwidth_bps: u64,
+    /// Largest IP packet; bigger frames are dropped (and counted).
+    pub mtu: usize,
+    /// Frames queued per direction before `transmit` refuses (device full).
+    pub queue_limit: usize,
+    /// TX completion behaviour.
+    pub completion: Completion,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            loss: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::from_micros(500),
+            duplicate: 0.0,
+            corrupt: 0.0,
+            latency: Duration::from_micros(10),
+            bandwidth_bps: 0,
+            mtu: 1500,
+            queue_limit: 4096,
+            completion: Completion::Immediate,
+        }
+    }
+}
+
+/// Counters of what the link did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Frames accepted by `transmit`.
+    pub sent: u64,
+    /// Frames delivered to the receiver (duplicates included).
+    pub delivered: u64,
+    /// Frames dropped by loss.
+    pub lost: u64,
+    /// Frames dropped for exceeding the MTU.
+    pub too_big: u64,
+    /// Frames delayed to be reordered.
+    pub reordered: u64,
+    /// Extra copies delivered.
+    pub duplicated: u64,
+    /// Frames with a flipped byte.
+    pub corrupted: u64,
+    /// Transmits refused because the queue was full.
+    pub refused: u64,
+}
+
+#[derive(Debug)]
+struct Dir {
+    /// (deliver_at, seq, bytes), earliest first; seq keeps equal times in send order.
+    in_flight: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
+    /// (complete_at, frame) awaiting completion.
+    completing: VecDeque<(Instant, TxFrame)>,
+    never: Vec<TxFrame>,
+    busy_until: Instant,
+}
+
+#[derive(Debug)]
+struct Link {
+    cfg: SimConfig,
+    rng: SmallRng,
+    dirs: [Dir; 2],
+    stats: SimStats,
+    seq: u64,
+}
+
+/// The link; make its two ends with [`SimLink::devices`].
+#[derive(Debug)]
+pub struct SimLink;
+
+impl SimLink {
+    /// Two devices joined by a link with `cfg`, impairments drawn from `seed`.
+    pub fn devices(cfg: SimConfig, seed: u64) -> (SimDevice, SimDevice) {
+        let dir = || Dir {
+            in_flight: BinaryHeap::new(),
+            completing: VecDeque::new(),
+            never: Vec::new(),
+            busy_until: Instant::ZERO,
+        };
+        let link = Rc::new(RefCell::new(Link {
+            cfg,
+            rng: SmallRng::seed_from_u64(seed),
+            dirs: [dir(), dir()],
+            stats: SimStats::default(),
+            seq: 0,
+        }));
+        (SimDevice { side: 0, link: link.clone() }, SimDevice { side: 1, link })
+    }
+}
+
+/// One end of a [`SimLink`].
+#[derive(Debug)]
+pub struct SimDevice {
+    side: usize,
+    link: Rc<RefCell<Link>>,
+}
+
+impl SimDevice {
+    /// Link counters (shared by both ends).
+    pub fn stats(&self) -> SimStats {
+        self.link.borrow().stats
+    }
+
+    /// Changes the impairments from now on.
+    pub fn set_config(&self, cfg: SimConfig) {
+        self.link.borrow_mut().cfg = cfg;
+    }
+
+    /// Releases every frame this end transmitted and still holds (the port
+    /// closing, for [`Completion::Never`]); they come back on the next
+    /// `poll_completions`.
+    pub fn release_all(&mut self) {
+        let mut l = self.link.borrow_mut();
+        let d = &mut l.dirs[self.side];
+        let held: Vec<TxFrame> = d.never.drain(..).collect();
+        for f in held {
+            d.completing.push_back((Instant::ZERO, f));
+        }
+    }
+
+    /// Frames this end transmitted whose completion is still pending.
+    pub fn pending_completions(&self) -> usize {
+        let l = self.link.borrow();
+        let d = &l.dirs[self.side];
+        d.completing.len() + d.never.len()
+    }
+
+    /// Frames on the wire towards the other end.
+    pub fn in_flight(&self) -> usize {
+        self.link.borrow().dirs[self.side].in_flight.len()
+    }
+}
+
+impl Device for SimDevice {
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps { mtu: self.link.borrow().cfg.mtu, ..DeviceCaps::default() }
+    }
+
+    fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let frame = {
+                let mut l = self.link.borrow_mut();
+                let d = &mut l.dirs[1 - self.side];
+                // Deliver the earliest due frame (reordered ones carry a later time).
+                match d.in_flight.peek() {
+                    Some(Reverse((t, _, _))) if *t <= now => {
+                        let Reverse((_, _, bytes)) = d.in_flight.pop().expect("peeked");
+                        l.stats.delivered += 1;
+                        bytes
+                    }
+                    _ => break,
+                }
+            };
+            sink(&frame);
+            n += 1;
+        }
+        n
+    }
+
+    fn transmit(&mut self, now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
+        let mut l = self.link.borrow_mut();
+        let l = &mut *l;
+        if l.dirs[self.side].in_flight.len() >= l.cfg.queue_limit {
+            l.stats.refused += 1;
+            return Err(frame);
+        }
+        l.stats.sent += 1;
+        let mut bytes = Vec::with_capacity(frame.len());
+        frame.copy_into(mem, &mut bytes);
+        let cfg = &l.cfg;
+        let d = &mut l.dirs[self.side];
+        // Serialisation at the link's bandwidth.
+        let start = d.busy_until.max(now);
+        let tx_time = if cfg.bandwidth_bps > 0 {
+            Duration::from_micros((bytes.len() as u64 * 8 * 1_000_000).div_ceil(cfg.bandwidth_bps))
+        } else {
+            Duration::ZERO
+        };
+        d.busy_until = start + tx_time;
+        let mut at = d.busy_until + cfg.latency;
+        match cfg.completion {
+            Completion::Immediate => d.completing.push_back((Instant::ZERO, frame)),
+            Completion::Delayed(dl) => d.completing.push_back((now + dl, frame)),
+            Completion::Never => d.never.push(frame),
+        }
+        if bytes.len() > cfg.mtu + crate::wire::ETH_HEADER {
+            l.stats.too_big += 1;
+            return Ok(());
+        }
+        if l.rng.gen_bool(cfg.loss) {
+            l.stats.lost += 1;
+            return Ok(());
+        }
+        if l.rng.gen_bool(cfg.reorder) {
+            l.stats.reordered += 1;
+            at += cfg.reorder_delay;
+        }
+        if l.rng.gen_bool(cfg.corrupt) && !bytes.is_empty() {
+            l.stats.corrupted += 1;
+            let i = l.rng.gen_range(0..bytes.len());
+            bytes[i] ^= 1 << l.rng.gen_range(0..8);
+        }
+        let dup = l.rng.gen_bool(cfg.duplicate);
+        let d = &mut l.dirs[self.side];
+        l.seq += 1;
+        if dup {
+            l.stats.duplicated += 1;
+            d.in_flight.push(Reverse((at, l.seq, bytes.clone())));
+            l.seq += 1;
+        }
+        d.in_flight.push(Reverse((at, l.seq, bytes)));
+        Ok(())
+    }
+
+    fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        loop {
+            let f = {
+                let mut l = self.link.borrow_mut();
+                let d = &mut l.dirs[self.side];
+                match d.completing.front() {
+                    Some((t, _)) if *t <= now => d.completing.pop_front().map(|(_, f)| f),
+                    _ => None,
+                }
+            };
+            match f {
+                Some(f) => done(f),
+                None => break,
+            }
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        let l = self.link.borrow();
+        let rx = l.dirs[1 - self.side].in_flight.peek().map(|Reverse((t, _, _))| *t);
+        let comp = l.dirs[self.side].completing.front().map(|(t, _)| *t);
+        match (rx, comp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

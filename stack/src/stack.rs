@@ -1,0 +1,457 @@
+//! The stack: one interface, its TCP and UDP engines and payload memory,
+//! driven by [`Stack::poll`] with time passed in.
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+use crate::config::StackConfig;
+use crate::iface::arp::ArpCache;
+use crate::iface::{Interface, IpOut, HEADROOM};
+use crate::mem::PageMemory;
+use crate::phy::{Device, DeviceCaps, TxFrame};
+use crate::stats::Stats;
+use crate::tcp::{SegOut, SocketHandle, State, TcpEngine, TcpError};
+use crate::time::Instant;
+use crate::udp::{UdpEngine, UdpError, UdpHandle};
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv4Packet, Icmpv4Repr,
+    IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, ETH_HEADER,
+};
+
+/// Frames handled per poll before yielding (bounded work per call).
+const RX_BUDGET: usize = 1024;
+
+/// A TCP/IP stack instance (one per lcore, shared-nothing).
+#[derive(Debug)]
+pub struct Stack<M: PageMemory> {
+    cfg: StackConfig,
+    iface: Interface,
+    arp: ArpCache,
+    tcp: TcpEngine,
+    udp: UdpEngine,
+    mem: M,
+    stats: Stats,
+    mtu: usize,
+    segs: Vec<SegOut>,
+    ipq: Vec<IpOut>,
+    backlog: VecDeque<TxFrame>,
+}
+
+impl<M: PageMemory> Stack<M> {
+    /// A stack with `cfg`, payload buffers from `mem`, on a link of `mtu`.
+    pub fn new(cfg: StackConfig, mem: M, mtu: usize) -> Self {
+        Stack {
+            iface: Interface::new(cfg.iface),
+            arp: ArpCache::new(cfg.arp_cache_size, cfg.arp_ttl, cfg.arp_pending_per_dest),
+            tcp: TcpEngine::new(cfg.tcp, cfg.isn_secret, cfg.iface.addr, mtu),
+            udp: UdpEngine::new(cfg.udp_queue),
+            cfg,
+            mem,
+            stats: Stats::default(),
+            mtu,
+            segs: Vec::new(),
+            ipq: Vec::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Payload memory (to check buffer counts).
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// Our address.
+    pub fn addr(&self) -> Ipv4Address {
+        self.iface.addr()
+    }
+
+    /// Live TCP connections.
+    pub fn tcp_connections(&self) -> usize {
+        self.tcp.connection_count()
+    }
+
+    /// Frames refused by the device and waiting to be sent again.
+    pub fn tx_backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    // ----- TCP -----
+
+    /// Listens on `port`.
+    pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
+        self.tcp.listen(port, backlog)
+    }
+
+    /// Connects to `remote` (local port 0 = ephemeral).
+    pub fn tcp_connect(
+        &mut self,
+        remote: SocketAddrV4,
+        local_port: u16,
+        now: Instant,
+    ) -> Result<SocketHandle, TcpError> {
+        self.tcp.connect(remote, local_port, now)
+    }
+
+    /// Accepts one established connection.
+    pub fn tcp_accept(&mut self, listener: SocketHandle) -> Result<(SocketHandle, SocketAddrV4), TcpError> {
+        self.tcp.accept(listener)
+    }
+
+    /// Reads; `Ok(0)` is end of stream.
+    pub fn tcp_read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
+        self.tcp.read(h, buf)
+    }
+
+    /// Writes (copy mode); returns bytes queued.
+    pub fn tcp_write(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
+        let r = self.tcp.write(h, data, &mut self.mem);
+        if r == Err(TcpError::NoBuffers) {
+            self.stats.pages_exhausted += 1;
+        }
+        r
+    }
+
+    /// Half-close.
+    pub fn tcp_shutdown(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        self.tcp.shutdown_write(h)
+    }
+
+    /// Close (FIN, or RST if unread data remains); the handle is invalid afterwards.
+    pub fn tcp_close(&mut self, h: SocketHandle, now: Instant) -> Result<(), TcpError> {
+        self.tcp.close(h, now, &mut self.mem, &mut self.segs)
+    }
+
+    /// Abort with RST.
+    pub fn tcp_abort(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        self.tcp.abort(h, &mut self.mem, &mut self.segs)
+    }
+
+    /// The TCP engine, for state queries and socket options.
+    pub fn tcp(&mut self) -> &mut TcpEngine {
+        &mut self.tcp
+    }
+
+    /// Connection state.
+    pub fn tcp_state(&self, h: SocketHandle) -> Result<State, TcpError> {
+        self.tcp.state(h)
+    }
+
+    // ----- UDP -----
+
+    /// Binds a UDP port.
+    pub fn udp_bind(&mut self, port: u16) -> Result<UdpHandle, UdpError> {
+        self.udp.bind(port)
+    }
+
+    /// Sends one datagram (goes out on the next poll).
+    pub fn udp_send_to(&mut self, h: UdpHandle, to: SocketAddrV4, data: &[u8]) -> Result<(), UdpError> {
+        let pkt = self.udp.send_to(h, self.iface.addr(), to, data, self.mtu)?;
+        self.ipq.push(pkt);
+        Ok(())
+    }
+
+    /// Receives one datagram.
+    pub fn udp_recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
+        self.udp.recv_from(h, buf)
+    }
+
+    /// Closes a UDP socket.
+    pub fn udp_close(&mut self, h: UdpHandle) -> Result<(), UdpError> {
+        self.udp.close(h)
+    }
+
+    // ----- driving -----
+
+    /// When to call [`Stack::poll`] next at the latest (`None`: only when a
+    /// frame arrives or the application acts).
+    pub fn poll_at(&mut self) -> Option<Instant> {
+        if !self.backlog.is_empty() || self.tcp.has_dirty() || !self.ipq.is_empty() || !self.segs.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        match (self.tcp.poll_at(), self.arp.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Does all due work: completions, received frames, timers, output.
+    /// Returns whether anything happened.
+    pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        let caps = dev.caps();
+        let mut did = false;
+        {
+            let mem = &mut self.mem;
+            let stats = &mut self.stats;
+            dev.poll_completions(now, &mut |f: TxFrame| {
+                for p in f.payload {
+                    if mem.decref(p.page).is_err() {
+                        stats.page_errors += 1;
+                    }
+                }
+            });
+        }
+        let mut handled = 0;
+        while handled < RX_BUDGET {
+            let n = dev.receive(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: &[u8]| {
+                self.ingress(now, frame, &caps);
+            });
+            if n == 0 {
+                break;
+            }
+            handled += n;
+            did = true;
+        }
+        self.tcp.on_timers(now, &mut self.mem, &mut self.stats);
+        let mut ask = Vec::new();
+        let dead = self.arp.poll(now, &mut ask);
+        for p in dead {
+            self.drop_ip(p);
+        }
+        for ip in ask {
+            let f = self.iface.arp_frame(ArpOperation::Request, ip, EthernetAddress([0; 6]));
+            self.backlog.push_back(f);
+        }
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+        did |= !self.segs.is_empty() || !self.ipq.is_empty();
+        self.flush(now, dev, &caps);
+        did
+    }
+
+    fn drop_ip(&mut self, p: IpOut) {
+        self.stats.drop_arp_unresolved += 1;
+        for s in p.payload {
+            if self.mem.decref(s.page).is_err() {
+                self.stats.page_errors += 1;
+            }
+        }
+    }
+
+    fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+        for seg in std::mem::take(&mut self.segs) {
+            let mut buf = Vec::with_capacity(HEADROOM + 40);
+            seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
+            let dst = Ipv4Address::from(*seg.dst.ip());
+            self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload });
+        }
+        for pkt in std::mem::take(&mut self.ipq) {
+            let Some(hop) = self.iface.next_hop(pkt.dst) else {
+                self.stats.drop_no_route += 1;
+                for s in pkt.payload {
+                    let _ = self.mem.decref(s.page);
+                }
+                continue;
+            };
+            let mac = if hop == Ipv4Address::BROADCAST {
+                Some(EthernetAddress::BROADCAST)
+            } else {
+                self.arp.lookup(hop, now)
+            };
+            match mac {
+                Some(mac) => {
+                    let f = self.iface.encapsulate(pkt, mac);
+                    self.backlog.push_back(f);
+                }
+                None => {
+                    let (ask, dropped) = self.arp.enqueue(hop, pkt, now);
+                    if let Some(d) = dropped {
+                        self.drop_ip(d);
+                    }
+                    if ask {
+                        let f = self.iface.arp_frame(ArpOperation::Request, hop, EthernetAddress([0; 6]));
+                        self.backlog.push_back(f);
+                    }
+                }
+            }
+        }
+        while let Some(f) = self.backlog.pop_front() {
+            match dev.transmit(now, f, &self.mem) {
+                Ok(()) => self.stats.tx_frames += 1,
+                Err(f) => {
+                    self.backlog.push_front(f);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn ingress(&mut self, now: Instant, frame: &[u8], caps: &DeviceCaps) {
+        self.stats.rx_frames += 1;
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.stats.drop_eth_malformed += 1;
+            return;
+        };
+        let dst = eth.dst_addr();
+        if dst != self.iface.mac() && !dst.is_broadcast() {
+            self.stats.drop_eth_not_ours += 1;
+            return;
+        }
+        match eth.ethertype() {
+            EthernetProtocol::Arp => self.ingress_arp(now, eth.payload()),
+            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), caps),
+            _ => self.stats.drop_eth_unknown_type += 1,
+        }
+    }
+
+    fn ingress_arp(&mut self, now: Instant, data: &[u8]) {
+        let Ok(pkt) = ArpPacket::new_checked(data) else {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&pkt)
+        else {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        };
+        if !source_hardware_addr.is_unicast() || source_protocol_addr.is_unspecified() {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        }
+        let for_us = target_protocol_addr == self.iface.addr();
+        // Learn from requests for us, replies, and gratuitous ARP of known hosts.
+        if for_us || self.arp.lookup(source_protocol_addr, now).is_some() || operation == ArpOperation::Reply {
+            let waiting = self.arp.learn(source_protocol_addr, source_hardware_addr, now);
+            for p in waiting {
+                let f = self.iface.encapsulate(p, source_hardware_addr);
+                self.backlog.push_back(f);
+            }
+        }
+        if operation == ArpOperation::Request && for_us {
+            let f = self.iface.arp_frame(ArpOperation::Reply, source_protocol_addr, source_hardware_addr);
+            self.backlog.push_back(f);
+        }
+    }
+
+    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], caps: &DeviceCaps) {
+        let Ok(pkt) = Ipv4Packet::new_checked(data) else {
+            self.stats.drop_ipv4_malformed += 1;
+            return;
+        };
+        let cks = if caps.rx_checksum_verified {
+            smoltcp::phy::ChecksumCapabilities::ignored()
+        } else {
+            smoltcp::phy::ChecksumCapabilities::default()
+        };
+        let Ok(ip) = Ipv4Repr::parse(&pkt, &cks) else {
+            self.stats.drop_ipv4_malformed += 1;
+            return;
+        };
+        if !self.iface.accepts(ip.dst_addr) {
+            self.stats.drop_ipv4_not_ours += 1;
+            return;
+        }
+        if pkt.more_frags() || pkt.frag_offset() != 0 {
+            self.stats.drop_ipv4_fragment += 1;
+            return;
+        }
+        let payload = &pkt.payload()[..ip.payload_len.min(pkt.payload().len())];
+        let src = ip.src_addr;
+        if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
+            self.stats.drop_ipv4_malformed += 1;
+            return;
+        }
+        match ip.next_header {
+            IpProtocol::Tcp => {
+                if ip.dst_addr != self.iface.addr() {
+                    self.stats.drop_ipv4_not_ours += 1;
+                    return;
+                }
+                let Ok(tp) = TcpPacket::new_checked(payload) else {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                };
+                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &cks) else {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                };
+                self.tcp.ingress(now, src, ip.dst_addr, &repr, &mut self.mem, &mut self.stats, &mut self.segs);
+            }
+            IpProtocol::Udp => {
+                let Ok(up) = UdpPacket::new_checked(payload) else {
+                    self.stats.drop_udp_malformed += 1;
+                    return;
+                };
+                if !caps.rx_checksum_verified && !up.verify_checksum(&src.into(), &ip.dst_addr.into()) {
+                    self.stats.drop_udp_malformed += 1;
+                    return;
+                }
+                let from = SocketAddrV4::new(src.into(), up.src_port());
+                let end = (up.len() as usize).min(payload.len()).max(8);
+                match self.udp.deliver(up.dst_port(), from, &payload[8..end]) {
+                    Ok(()) => {}
+                    Err(true) => self.stats.drop_udp_queue_full += 1,
+                    Err(false) => {
+                        self.stats.drop_udp_no_socket += 1;
+                        if ip.dst_addr == self.iface.addr() {
+                            self.icmp_unreachable(src, 3, data);
+                        }
+                    }
+                }
+            }
+            IpProtocol::Icmp => {
+                let Ok(ic) = Icmpv4Packet::new_checked(payload) else {
+                    self.stats.drop_icmp_malformed += 1;
+                    return;
+                };
+                let Ok(repr) = Icmpv4Repr::parse(&ic, &cks) else {
+                    self.stats.drop_icmp_malformed += 1;
+                    return;
+                };
+                if let Icmpv4Repr::EchoRequest { ident, seq_no, data } = repr {
+                    if ip.dst_addr == self.iface.addr() {
+                        let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
+                        self.icmp_send(src, &reply);
+                        self.stats.icmp_echo_replies += 1;
+                    }
+                }
+                // Everything else (replies, errors) is ignored.
+            }
+            _ => {
+                self.stats.drop_ipv4_unknown_proto += 1;
+                if ip.dst_addr == self.iface.addr() {
+                    self.icmp_unreachable(src, 2, data);
+                }
+            }
+        }
+    }
+
+    fn icmp_send(&mut self, dst: Ipv4Address, repr: &Icmpv4Repr<'_>) {
+        let mut buf = vec![0u8; HEADROOM + repr.buffer_len()];
+        repr.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
+            &smoltcp::phy::ChecksumCapabilities::default(),
+        );
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
+    }
+
+    /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
+    /// offending header and 8 bytes (RFC 792).
+    fn icmp_unreachable(&mut self, dst: Ipv4Address, code: u8, ip_packet: &[u8]) {
+        let quote = &ip_packet[..ip_packet.len().min(28)];
+        let mut buf = vec![0u8; HEADROOM + 8];
+        buf[HEADROOM] = 3;
+        buf[HEADROOM + 1] = code;
+        buf.extend_from_slice(quote);
+        let mut c = crate::wire::Checksum::new();
+        c.add(&buf[HEADROOM..]);
+        let ck = c.finish();
+        buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
+        let _ = ETH_HEADER;
+    }
+}

@@ -1,0 +1,69 @@
+//! Counters for every drop reason and every notable event.
+
+/// Engine counters. New fields may be added in any release.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Frames received from the device.
+    pub rx_frames: u64,
+    /// Frames handed to the device.
+    pub tx_frames: u64,
+    /// Frames too short or malformed at the Ethernet layer.
+    pub drop_eth_malformed: u64,
+    /// Frames for another MAC address.
+    pub drop_eth_not_ours: u64,
+    /// Ethertypes we do not handle (IPv6, VLAN, ...).
+    pub drop_eth_unknown_type: u64,
+    /// Malformed ARP packets.
+    pub drop_arp_malformed: u64,
+    /// Malformed IPv4 headers (length, version, header checksum).
+    pub drop_ipv4_malformed: u64,
+    /// IPv4 packets for another address.
+    pub drop_ipv4_not_ours: u64,
+    /// IPv4 fragments (reassembly not enabled).
+    pub drop_ipv4_fragment: u64,
+    /// IPv4 packets of unknown protocol (answered with ICMP protocol unreachable).
+    pub drop_ipv4_unknown_proto: u64,
+    /// Malformed or checksum-failing ICMP.
+    pub drop_icmp_malformed: u64,
+    /// Malformed or checksum-failing TCP (bad lengths, options, flags like SYN+FIN).
+    pub drop_tcp_malformed: u64,
+    /// TCP segments for no socket (answered with RST).
+    pub drop_tcp_no_socket: u64,
+    /// TCP segments outside the receive window.
+    pub drop_tcp_out_of_window: u64,
+    /// Out-of-order segments dropped at the memory cap.
+    pub drop_tcp_ooo_full: u64,
+    /// SYNs dropped with the backlog full.
+    pub drop_tcp_backlog_full: u64,
+    /// Malformed or checksum-failing UDP.
+    pub drop_udp_malformed: u64,
+    /// UDP datagrams for no socket.
+    pub drop_udp_no_socket: u64,
+    /// UDP datagrams dropped with the socket queue full.
+    pub drop_udp_queue_full: u64,
+    /// Packets dropped waiting for ARP (queue full or no answer).
+    pub drop_arp_unresolved: u64,
+    /// Packets with no route.
+    pub drop_no_route: u64,
+    /// Writes refused or truncated because page memory ran out.
+    pub pages_exhausted: u64,
+    /// ICMP echo requests answered.
+    pub icmp_echo_replies: u64,
+    /// RSTs sent.
+    pub tcp_rst_sent: u64,
+    /// RFC 5961 challenge ACKs sent.
+    pub tcp_challenge_acks: u64,
+    /// Segments retransmitted on timeout.
+    pub tcp_rto_retransmits: u64,
+    /// Segments retransmitted by fast retransmit / recovery.
+    pub tcp_fast_retransmits: u64,
+    /// Connections established.
+    pub tcp_established: u64,
+    /// Connections reset by the peer.
+    pub tcp_resets_received: u64,
+    /// Connections aborted after too many retransmissions.
+    pub tcp_timeouts: u64,
+    /// Reference-count misuse caught (a bug; should stay 0).
+    pub page_errors: u64,
+}

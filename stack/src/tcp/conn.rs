@@ -1,0 +1,1060 @@
+//! One TCP connection: the RFC 9293 state machine, sans-IO. Segments come in
+//! through [`Conn::on_segment`], time through [`Conn::on_timer`], and
+//! [`Conn::output`] produces what must be sent now.
+
+use std::net::SocketAddrV4;
+
+use super::recv_queue::{Inserted, RecvQueue};
+use super::rtt::RttEstimator;
+use super::send_queue::SendQueue;
+use super::seq::Seq;
+use super::{SegOut, State, TcpError};
+use crate::config::TcpConfig;
+use crate::mem::PageMemory;
+use crate::stats::Stats;
+use crate::time::{Duration, Instant};
+
+/// A parsed incoming segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegIn<'a> {
+    pub seq: Seq,
+    pub ack: Option<Seq>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub wnd: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub payload: &'a [u8],
+}
+
+impl SegIn<'_> {
+    fn len(&self) -> u32 {
+        self.payload.len() as u32 + u32::from(self.syn) + u32::from(self.fin)
+    }
+}
+
+/// What the engine must do after a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Nothing special.
+    Ok,
+    /// A passive connection became established (move it to the accept queue).
+    Established,
+    /// The connection is finished and can be freed.
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub state: State,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// Listener slot of a passively opened connection until accepted.
+    pub parent: Option<u32>,
+    pub error: Option<TcpError>,
+    /// The application dropped its handle; free once the protocol is done.
+    pub orphan: bool,
+    pub timer_scheduled: Option<Instant>,
+    pub dirty: bool,
+    /// Readiness changed since the application last looked (edge-triggered events).
+    pub events_pending: bool,
+
+    // Send side.
+    iss: Seq,
+    snd_una: Seq,
+    snd_nxt: Seq,
+    snd_max: Seq,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: Seq,
+    snd_wl2: Seq,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    mss: u32,
+    our_mss: u16,
+    sendq: SendQueue,
+    pub send_cap: usize,
+    fin_queued: bool,
+
+    // Receive side.
+    irs: Seq,
+    rcv_nxt: Seq,
+    rcvq: RecvQueue,
+    pub recv_cap: usize,
+    rcv_adv: Seq,
+    fin_seq_in: Option<Seq>,
+    peer_fin: bool,
+
+    // Acknowledgements.
+    ack_now: bool,
+    delack_at: Option<Instant>,
+    segs_since_ack: u32,
+
+    // Retransmission.
+    rtt: RttEstimator,
+    rtx_at: Option<Instant>,
+    retries: u32,
+    rtt_probe: Option<(Seq, Instant)>,
+
+    // Congestion control (NewReno).
+    cwnd: u32,
+    ssthresh: u32,
+    dupacks: u32,
+    recover: Option<Seq>,
+    rtx_one: bool,
+
+    timewait_at: Option<Instant>,
+    persist_at: Option<Instant>,
+    persist_backoff: u32,
+    keepalive: bool,
+    keepalive_at: Option<Instant>,
+    ka_probes: u32,
+    ka_probe_due: bool,
+    last_rx: Instant,
+    pub nodelay: bool,
+    cfg: TcpConfig,
+}
+
+/// The largest window we can advertise unscaled.
+const MAX_WIN: u32 = 65_535;
+
+impl Conn {
+    fn new(cfg: &TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
+        let our_mss = (mtu.saturating_sub(40)).clamp(64, 65_495) as u16;
+        Conn {
+            state: State::Closed,
+            local,
+            remote,
+            parent: None,
+            error: None,
+            orphan: false,
+            timer_scheduled: None,
+            dirty: false,
+            events_pending: true,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: Seq(0),
+            snd_wl2: iss,
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            mss: 536,
+            our_mss,
+            sendq: SendQueue::default(),
+            send_cap: cfg.send_buffer,
+            fin_queued: false,
+            irs: Seq(0),
+            rcv_nxt: Seq(0),
+            rcvq: RecvQueue::default(),
+            recv_cap: cfg.recv_buffer,
+            rcv_adv: Seq(0),
+            fin_seq_in: None,
+            peer_fin: false,
+            ack_now: false,
+            delack_at: None,
+            segs_since_ack: 0,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            rtx_at: None,
+            retries: 0,
+            rtt_probe: None,
+            cwnd: 0,
+            ssthresh: u32::MAX,
+            dupacks: 0,
+            recover: None,
+            rtx_one: false,
+            timewait_at: None,
+            persist_at: None,
+            persist_backoff: 0,
+            keepalive: false,
+            keepalive_at: None,
+            ka_probes: 0,
+            ka_probe_due: false,
+            last_rx: now,
+            nodelay: cfg.nodelay,
+            cfg: *cfg,
+        }
+    }
+
+    /// An active open: SYN goes out on the next output.
+    pub fn connect(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: Seq,
+        mtu: usize,
+        now: Instant,
+    ) -> Conn {
+        let mut c = Conn::new(cfg, local, remote, iss, mtu, now);
+        c.state = State::SynSent;
+        c.rcv_wscale = cfg.window_scale.min(14);
+        c
+    }
+
+    /// A passive open from a received SYN: SYN-ACK goes out on the next output.
+    pub fn accept_syn(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: Seq,
+        mtu: usize,
+        seg: &SegIn<'_>,
+        now: Instant,
+    ) -> Conn {
+        let mut c = Conn::new(cfg, local, remote, iss, mtu, now);
+        c.state = State::SynReceived;
+        c.irs = seg.seq;
+        c.rcv_nxt = seg.seq + 1;
+        c.take_syn_options(seg);
+        c.snd_wnd = u32::from(seg.wnd); // never scaled in a SYN
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = seg.seq;
+        c
+    }
+
+    fn take_syn_options(&mut self, seg: &SegIn<'_>) {
+        self.mss = u32::from(seg.mss.unwrap_or(536)).clamp(64, u32::from(self.our_mss));
+        match seg.wscale {
+            Some(ws) => {
+                self.snd_wscale = ws.min(14);
+                self.rcv_wscale = self.cfg.window_scale.min(14);
+            }
+            None => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
+    }
+
+    // ----- application side -----
+
+    /// Bytes the application can read now.
+    pub fn recv_len(&self) -> usize {
+        self.rcvq.len()
+    }
+
+    /// The peer closed its side and everything before the FIN was read.
+    pub fn at_eof(&self) -> bool {
+        self.peer_fin && self.rcvq.is_empty()
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_room(&self) -> usize {
+        self.send_cap.saturating_sub(self.sendq.len())
+    }
+
+    /// Bytes queued and not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.sendq.len()
+    }
+
+    /// Whether new data may still be queued.
+    pub fn can_send(&self) -> bool {
+        !self.fin_queued
+            && self.error.is_none()
+            && matches!(self.state, State::SynSent | State::SynReceived | State::Established | State::CloseWait)
+    }
+
+    /// Copies what fits of `data` into the send queue.
+    pub fn write(&mut self, data: &[u8], mem: &mut dyn PageMemory) -> usize {
+        let room = self.send_room();
+        self.sendq.push_copy(data, room, mem)
+    }
+
+    /// Reads received bytes; sends a window update when the window opened a lot.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let before = self.rcv_window();
+        let n = self.rcvq.read(buf);
+        let after = self.rcv_window();
+        if n > 0 && self.state.synchronized() {
+            // Window update when it reopened from (near) zero or by two segments.
+            let grew = after.saturating_sub(before);
+            let advertised = self.rcv_adv.since(self.rcv_nxt);
+            if (advertised < self.mss && after >= self.mss) || grew >= 2 * self.mss && after > advertised + 2 * self.mss
+            {
+                self.ack_now = true;
+            }
+        }
+        n
+    }
+
+    /// Half-close: a FIN follows the queued data.
+    pub fn shutdown_write(&mut self) {
+        if !self.fin_queued {
+            self.fin_queued = true;
+            match self.state {
+                State::SynSent => self.state = State::Closed,
+                State::Established | State::SynReceived => self.state = State::FinWait1,
+                State::CloseWait => self.state = State::LastAck,
+                _ => {}
+            }
+        }
+    }
+
+    /// Aborts: the caller sends a RST (if synchronized) and frees the connection.
+    pub fn abort(&mut self, mem: &mut dyn PageMemory) -> Option<SegOut> {
+        let rst = if self.state.synchronized() || self.state == State::SynReceived {
+            Some(SegOut::rst(self.local, self.remote, self.snd_nxt, Some(self.rcv_nxt)))
+        } else {
+            None
+        };
+        self.release(mem);
+        self.state = State::Closed;
+        rst
+    }
+
+    /// Enables keepalive probing.
+    pub fn set_keepalive(&mut self, on: bool, now: Instant) {
+        self.keepalive = on;
+        self.keepalive_at = on.then(|| now + self.cfg.keepalive_idle);
+        self.ka_probes = 0;
+    }
+
+    /// Releases every page reference held.
+    pub fn release(&mut self, mem: &mut dyn PageMemory) {
+        let _ = self.sendq.clear(mem);
+        self.rcvq.clear();
+    }
+
+    /// Smoothed RTT, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+
+    /// Congestion window in bytes.
+    pub fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    // ----- helpers -----
+
+    fn data_start(&self) -> Seq {
+        if self.snd_una == self.iss {
+            self.iss + 1
+        } else {
+            self.snd_una
+        }
+    }
+
+    fn fin_seq(&self) -> Option<Seq> {
+        self.fin_queued.then(|| self.data_start() + self.sendq.len() as u32)
+    }
+
+    fn rcv_window(&self) -> u32 {
+        let free = self.recv_cap.saturating_sub(self.rcvq.len() + self.rcvq.ooo_bytes());
+        (free as u64).min(u64::from(MAX_WIN) << self.rcv_wscale) as u32
+    }
+
+    /// The window field for an outgoing segment; never shrinks the right edge
+    /// (RFC 9293 3.8.6.2.2) and avoids silly small increases (RFC 1122 4.2.3.3).
+    fn advertise(&mut self) -> u16 {
+        let win = self.rcv_window();
+        let new_right = self.rcv_nxt + win;
+        let cur = self.rcv_adv.max(self.rcv_nxt);
+        let step = (self.recv_cap as u32 / 2).min(self.mss).max(1);
+        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap) {
+            self.rcv_adv = new_right;
+        } else if self.rcv_adv < self.rcv_nxt {
+            self.rcv_adv = self.rcv_nxt;
+        }
+        (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(MAX_WIN) as u16
+    }
+
+    fn in_flight(&self) -> u32 {
+        self.snd_max.since(self.snd_una)
+    }
+
+    fn arm_rtx(&mut self, now: Instant) {
+        self.rtx_at = Some(now + self.rtt.rto());
+    }
+
+    fn enter_time_wait(&mut self, now: Instant, mem: &mut dyn PageMemory) {
+        self.state = State::TimeWait;
+        self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+        self.rtx_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        let _ = self.sendq.clear(mem);
+    }
+
+    /// The earliest timer of this connection.
+    pub fn next_timer(&self) -> Option<Instant> {
+        [self.rtx_at, self.delack_at, self.timewait_at, self.persist_at, self.keepalive_at].into_iter().flatten().min()
+    }
+
+    /// Bounds an orphan's wait in FIN-WAIT-2 (Linux `tcp_fin_timeout`).
+    pub fn timer_fin2(&mut self, at: Instant) {
+        self.timewait_at = Some(at);
+    }
+
+    /// Whether output is due without waiting for a timer.
+    pub fn wants_output(&self) -> bool {
+        self.ack_now || self.rtx_one || self.ka_probe_due || self.snd_nxt == self.iss || self.has_sendable()
+    }
+
+    fn has_sendable(&self) -> bool {
+        if !self.state.synchronized() {
+            return false;
+        }
+        let end = self.data_start() + self.sendq.len() as u32;
+        self.snd_nxt < end || (self.fin_queued && self.snd_nxt <= end && self.snd_max <= end)
+    }
+
+    // ----- input -----
+
+    /// Processes one segment for this connection (RFC 9293 3.10.7).
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) -> Outcome {
+        self.last_rx = now;
+        if self.keepalive {
+            self.keepalive_at = Some(now + self.cfg.keepalive_idle);
+            self.ka_probes = 0;
+        }
+        if self.state == State::SynSent {
+            return self.on_segment_syn_sent(now, seg, mem, stats, out);
+        }
+        if self.state == State::Closed {
+            return Outcome::Closed;
+        }
+
+        // 1. Sequence acceptability.
+        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt);
+        let len = seg.len();
+        let acceptable = match (len, rcv_wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, w) => seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w),
+            (_, 0) => false,
+            (l, w) => {
+                seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w)
+                    || (seg.seq + (l - 1)).in_range(self.rcv_nxt, self.rcv_nxt + w)
+            }
+        };
+        if !acceptable {
+            // Zero window probes and old duplicates get an ACK; RSTs nothing.
+            if !seg.rst {
+                self.ack_now = true;
+                if !(seg.seq < self.rcv_nxt) {
+                    stats.drop_tcp_out_of_window += 1;
+                }
+            } else {
+                stats.drop_tcp_out_of_window += 1;
+            }
+            return Outcome::Ok;
+        }
+
+        // 2. RST (RFC 5961 3.2).
+        if seg.rst {
+            if seg.seq == self.rcv_nxt {
+                stats.tcp_resets_received += 1;
+                if self.state == State::SynReceived && self.parent.is_some() {
+                    self.release(mem);
+                    self.state = State::Closed;
+                    return Outcome::Closed;
+                }
+                self.error = Some(match self.state {
+                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait => TcpError::Reset,
+                    _ => TcpError::Reset,
+                });
+                self.release(mem);
+                self.state = State::Closed;
+                self.events_pending = true;
+                return Outcome::Closed;
+            }
+            stats.tcp_challenge_acks += 1;
+            self.ack_now = true;
+            return Outcome::Ok;
+        }
+
+        // 3. SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
+        if seg.syn {
+            if self.state == State::SynReceived && seg.seq + 1 == self.rcv_nxt {
+                // Retransmitted SYN: our SYN-ACK was lost.
+                self.snd_nxt = self.iss;
+                return Outcome::Ok;
+            }
+            stats.tcp_challenge_acks += 1;
+            self.ack_now = true;
+            return Outcome::Ok;
+        }
+
+        // 4. ACK is required from here on.
+        let Some(ack) = seg.ack else { return Outcome::Ok };
+        let mut outcome = Outcome::Ok;
+        if self.state == State::SynReceived {
+            if ack.in_range(self.snd_una + 1, self.snd_max + 1) {
+                self.state = State::Established;
+                stats.tcp_established += 1;
+                self.snd_wnd = u32::from(seg.wnd) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = ack;
+                self.events_pending = true;
+                outcome = Outcome::Established;
+                if self.fin_queued {
+                    self.state = State::FinWait1;
+                }
+            } else {
+                out.push(SegOut::rst(self.local, self.remote, ack, None));
+                stats.tcp_rst_sent += 1;
+                return Outcome::Ok;
+            }
+        }
+        if let r @ Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
+            return r;
+        }
+
+        // 6. Data.
+        if !seg.payload.is_empty() {
+            if matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) {
+                self.accept_data(now, seg, stats);
+            } else {
+                // After the peer's FIN: ignore data (RFC 9293 3.10.7.4 sixth).
+            }
+        }
+
+        // 7. FIN.
+        if seg.fin {
+            let fin_at = seg.seq + seg.payload.len() as u32;
+            if fin_at >= self.rcv_nxt && fin_at < self.rcv_nxt + rcv_wnd.max(1) {
+                self.fin_seq_in = Some(fin_at);
+            }
+        }
+        if let Some(f) = self.fin_seq_in {
+            if f == self.rcv_nxt && !self.peer_fin && !self.rcvq.has_hole() {
+                self.rcv_nxt = self.rcv_nxt + 1;
+                self.peer_fin = true;
+                self.ack_now = true;
+                self.events_pending = true;
+                match self.state {
+                    State::SynReceived | State::Established => self.state = State::CloseWait,
+                    State::FinWait1 => {
+                        // Our FIN not yet acked (else process_ack moved us on).
+                        self.state = State::Closing;
+                    }
+                    State::FinWait2 => self.enter_time_wait(now, mem),
+                    State::TimeWait => self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2)),
+                    _ => {}
+                }
+            }
+        } else if self.state == State::TimeWait && seg.fin {
+            // Retransmitted FIN: ACK again and restart the 2MSL timer.
+            self.ack_now = true;
+            self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+        }
+        if self.state == State::Closed {
+            return Outcome::Closed;
+        }
+        outcome
+    }
+
+    fn on_segment_syn_sent(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) -> Outcome {
+        if let Some(ack) = seg.ack {
+            if !ack.in_range(self.iss + 1, self.snd_max + 1) {
+                if !seg.rst {
+                    out.push(SegOut::rst(self.local, self.remote, ack, None));
+                    stats.tcp_rst_sent += 1;
+                }
+                return Outcome::Ok;
+            }
+            if seg.rst {
+                stats.tcp_resets_received += 1;
+                self.error = Some(TcpError::Refused);
+                self.release(mem);
+                self.state = State::Closed;
+                self.events_pending = true;
+                return Outcome::Closed;
+            }
+        } else if seg.rst {
+            return Outcome::Ok;
+        }
+        if !seg.syn {
+            return Outcome::Ok;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.take_syn_options(seg);
+        self.snd_wnd = u32::from(seg.wnd);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.ack_now = true;
+        if let Some(ack) = seg.ack {
+            // SYN-ACK.
+            self.snd_wl2 = ack;
+            if let Some((s, t)) = self.rtt_probe.take() {
+                if ack > s {
+                    self.rtt.sample(now.saturating_duration_since(t));
+                }
+            }
+            self.snd_una = ack;
+            self.snd_nxt = self.snd_nxt.max(ack);
+            self.rtx_at = None;
+            self.retries = 0;
+            self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
+            stats.tcp_established += 1;
+            self.events_pending = true;
+            if self.sendq.len() > 0 || self.fin_queued {
+                self.arm_rtx(now);
+            }
+        } else {
+            // Simultaneous open (RFC 9293 3.5 figure 7).
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+        }
+        Outcome::Ok
+    }
+
+    fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        ack: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+    ) -> Outcome {
+        if ack > self.snd_max {
+            // Acknowledges something never sent.
+            self.ack_now = true;
+            return Outcome::Ok;
+        }
+        // RFC 5961 5.2: too-old ACKs are dropped with a challenge ACK.
+        let max_wnd = self.max_snd_wnd.max(self.mss);
+        if ack < self.snd_una && self.snd_una.since(ack) > max_wnd {
+            stats.tcp_challenge_acks += 1;
+            self.ack_now = true;
+            return Outcome::Ok;
+        }
+        let wnd = u32::from(seg.wnd) << self.snd_wscale;
+        if ack > self.snd_una {
+            let data_start = self.data_start();
+            let fin_seq = self.fin_seq();
+            let data_end = data_start + self.sendq.len() as u32;
+            let acked_data = ack.min(data_end).since(data_start.min(ack));
+            let newly = ack.since(self.snd_una);
+            if let Err(_e) = self.sendq.ack(acked_data as usize, mem) {
+                stats.page_errors += 1;
+            }
+            self.snd_una = ack;
+            if self.snd_nxt < ack {
+                self.snd_nxt = ack;
+            }
+            self.retries = 0;
+            if let Some((s, t)) = self.rtt_probe {
+                if ack > s {
+                    self.rtt.sample(now.saturating_duration_since(t));
+                    self.rtt_probe = None;
+                }
+            }
+            self.on_new_ack(ack, newly);
+            if self.snd_una == self.snd_max {
+                self.rtx_at = None;
+            } else {
+                self.arm_rtx(now);
+            }
+            if acked_data > 0 {
+                self.events_pending = true;
+            }
+            if let Some(f) = fin_seq {
+                if ack > f {
+                    match self.state {
+                        State::FinWait1 => {
+                            self.state = State::FinWait2;
+                            self.events_pending = true;
+                        }
+                        State::Closing => self.enter_time_wait(now, mem),
+                        State::LastAck => {
+                            self.release(mem);
+                            self.state = State::Closed;
+                            self.events_pending = true;
+                            return Outcome::Closed;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.fin
+            && wnd == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            self.on_dup_ack(stats);
+        }
+        // Window update (RFC 9293 3.10.7.4).
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            let was_zero = self.snd_wnd == 0;
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            if wnd > 0 {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+                if was_zero {
+                    self.events_pending = true;
+                }
+            }
+        }
+        Outcome::Ok
+    }
+
+    fn on_new_ack(&mut self, ack: Seq, newly: u32) {
+        self.dupacks = 0;
+        match self.recover {
+            Some(rec) if ack < rec => {
+                // Partial ACK (RFC 6582 3.2 step 5): retransmit the next hole,
+                // deflate by what was acked, add back one segment.
+                self.rtx_one = true;
+                self.cwnd = self.cwnd.saturating_sub(newly).saturating_add(self.mss).max(self.mss);
+            }
+            Some(_) => {
+                // Full ACK: leave recovery.
+                self.recover = None;
+                self.cwnd = self.ssthresh.min(self.in_flight().max(self.mss) + self.mss).max(self.mss);
+            }
+            None => {
+                if self.cwnd < self.ssthresh {
+                    self.cwnd = self.cwnd.saturating_add(newly.min(self.mss));
+                } else {
+                    let inc = (u64::from(self.mss) * u64::from(self.mss) / u64::from(self.cwnd.max(1))).max(1);
+                    self.cwnd = self.cwnd.saturating_add(inc as u32);
+                }
+            }
+        }
+    }
+
+    fn on_dup_ack(&mut self, stats: &mut Stats) {
+        self.dupacks += 1;
+        if self.recover.is_some() {
+            // Inflate during recovery (RFC 5681 3.2 step 4).
+            self.cwnd = self.cwnd.saturating_add(self.mss);
+        } else if self.dupacks == 3 {
+            stats.tcp_fast_retransmits += 1;
+            self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
+            self.cwnd = self.ssthresh + 3 * self.mss;
+            self.recover = Some(self.snd_max);
+            self.rtx_one = true;
+            self.rtt_probe = None;
+        }
+    }
+
+    fn accept_data(&mut self, now: Instant, seg: &SegIn<'_>, stats: &mut Stats) {
+        let wnd_end = self.rcv_nxt + self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(1);
+        let mut start = seg.seq;
+        let mut data = seg.payload;
+        if start < self.rcv_nxt {
+            let skip = self.rcv_nxt.since(start) as usize;
+            if skip >= data.len() {
+                self.ack_now = true;
+                return;
+            }
+            data = &data[skip..];
+            start = self.rcv_nxt;
+        }
+        let room = wnd_end.since(start) as usize;
+        if data.len() > room {
+            data = &data[..room];
+        }
+        if data.is_empty() {
+            self.ack_now = true;
+            return;
+        }
+        let off = self.rcvq.next_offset() + u64::from(start.since(self.rcv_nxt));
+        match self.rcvq.insert(off, data, self.cfg.max_ooo_segments) {
+            Inserted::InOrder(n) => {
+                let had_hole = self.rcvq.has_hole();
+                self.rcv_nxt = self.rcv_nxt + n as u32;
+                self.events_pending = true;
+                self.segs_since_ack += 1;
+                if had_hole || self.segs_since_ack >= 2 || self.cfg.delayed_ack.is_none() || n as u32 > self.mss * 2 {
+                    // RFC 5681 4.2: ACK at least every second full segment,
+                    // and at once while filling a hole.
+                    self.ack_now = true;
+                } else if self.delack_at.is_none() {
+                    self.delack_at = self.cfg.delayed_ack.map(|d| now + d);
+                }
+                if !had_hole && seg.seq < self.rcv_nxt && start != seg.seq {
+                    self.ack_now = true;
+                }
+            }
+            Inserted::OutOfOrder => self.ack_now = true, // duplicate ACK signals the hole
+            Inserted::Duplicate => self.ack_now = true,
+            Inserted::Full => {
+                stats.drop_tcp_ooo_full += 1;
+                self.ack_now = true;
+            }
+        }
+    }
+
+    // ----- timers -----
+
+    /// Runs every timer due at `now`. Returns `Closed` when the connection ends.
+    pub fn on_timer(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats) -> Outcome {
+        if let Some(t) = self.timewait_at {
+            if now >= t {
+                self.release(mem);
+                self.state = State::Closed;
+                return Outcome::Closed;
+            }
+        }
+        if let Some(t) = self.delack_at {
+            if now >= t {
+                self.delack_at = None;
+                self.ack_now = true;
+            }
+        }
+        if let Some(t) = self.rtx_at {
+            if now >= t {
+                self.retries += 1;
+                let limit = if self.state.synchronized() { self.cfg.max_retries } else { self.cfg.syn_retries };
+                if self.retries > limit {
+                    stats.tcp_timeouts += 1;
+                    self.error = Some(TcpError::TimedOut);
+                    self.release(mem);
+                    self.state = State::Closed;
+                    self.events_pending = true;
+                    return Outcome::Closed;
+                }
+                stats.tcp_rto_retransmits += 1;
+                // RFC 5681 3.1 eq. 4 and RFC 6298 5.4-5.6: go back to snd_una.
+                if self.state.synchronized() {
+                    self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
+                    self.cwnd = self.mss;
+                }
+                self.recover = None;
+                self.dupacks = 0;
+                self.rtt_probe = None;
+                self.snd_nxt = self.snd_una;
+                self.rtt.back_off();
+                self.rtx_at = None;
+            }
+        }
+        if let Some(t) = self.persist_at {
+            if now >= t {
+                self.persist_at = None;
+                self.persist_backoff += 1;
+                // Probe: force one byte past the closed window.
+                self.rtx_one = true;
+            }
+        }
+        if let Some(t) = self.keepalive_at {
+            if now >= t {
+                if self.ka_probes >= self.cfg.keepalive_probes {
+                    self.error = Some(TcpError::TimedOut);
+                    self.release(mem);
+                    self.state = State::Closed;
+                    self.events_pending = true;
+                    return Outcome::Closed;
+                }
+                self.ka_probes += 1;
+                self.keepalive_at = Some(now + self.cfg.keepalive_interval);
+                self.ka_probe_due = true;
+            }
+        }
+        Outcome::Ok
+    }
+}
+
+impl Conn {
+    fn seg(&mut self, seq: Seq, with_ack: bool) -> SegOut {
+        let window = self.advertise();
+        let mut s = SegOut::empty(self.local, self.remote, seq);
+        if with_ack {
+            s.ack = Some(self.rcv_nxt);
+            self.ack_now = false;
+            self.delack_at = None;
+            self.segs_since_ack = 0;
+        }
+        s.window = window;
+        s
+    }
+
+    fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
+        s.syn = true;
+        s.mss = Some(self.our_mss);
+        if offer_wscale {
+            s.wscale = Some(self.rcv_wscale);
+        }
+    }
+
+    /// Produces every segment due now: SYN/SYN-ACK, retransmissions, new data
+    /// within the congestion and peer windows (Nagle and SWS avoidance applied),
+    /// FIN, and ACKs.
+    pub fn output(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats, out: &mut Vec<SegOut>) {
+        match self.state {
+            State::Closed => return,
+            State::SynSent => {
+                if self.snd_nxt == self.iss {
+                    let mut s = self.seg(self.iss, false);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.syn_options(&mut s, true);
+                    out.push(s);
+                    if self.rtt_probe.is_none() && self.retries == 0 {
+                        self.rtt_probe = Some((self.iss, now));
+                    }
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                return;
+            }
+            State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
+                    let mut s = self.seg(self.iss, true);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
+                    self.syn_options(&mut s, offer);
+                    out.push(s);
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+                return;
+            }
+            State::TimeWait => {
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let data_start = self.data_start();
+        let data_end = data_start + self.sendq.len() as u32;
+
+        if self.rtx_one {
+            self.rtx_one = false;
+            if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.snd_nxt < data_end {
+                // Zero-window probe: one byte past the closed window.
+                self.send_data(now, self.snd_nxt, 1, data_start, data_end, mem, stats, out);
+                self.snd_nxt = self.snd_nxt + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                self.arm_rtx(now);
+            } else if self.snd_max > self.snd_una {
+                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
+                let len = avail.min(self.mss);
+                if len > 0 {
+                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
+                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
+                } else if self.fin_queued && self.snd_una == data_end {
+                    let mut s = self.seg(data_end, true);
+                    s.fin = true;
+                    out.push(s);
+                }
+                if self.rtx_at.is_none() {
+                    self.arm_rtx(now);
+                }
+            }
+        }
+
+        loop {
+            if self.snd_nxt >= data_end {
+                break;
+            }
+            let wnd = self.snd_wnd.min(self.cwnd);
+            let win_end = self.snd_una + wnd;
+            let avail = data_end.since(self.snd_nxt);
+            let wnd_left = if self.snd_nxt < win_end { win_end.since(self.snd_nxt) } else { 0 };
+            let len = self.mss.min(avail).min(wnd_left);
+            if len == 0 {
+                if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.persist_at.is_none() {
+                    let backoff = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(6));
+                    self.persist_at = Some(now + backoff.min(self.cfg.max_rto));
+                }
+                break;
+            }
+            let retransmitting = self.snd_nxt < self.snd_max;
+            if len < self.mss && !retransmitting {
+                if len < avail {
+                    // Window-limited: wait for a useful window (sender SWS).
+                    if len < self.max_snd_wnd / 2 {
+                        break;
+                    }
+                } else if !self.nodelay && self.snd_max > self.snd_una && !self.fin_queued {
+                    // Nagle: one small segment in flight at a time.
+                    break;
+                }
+            }
+            let seq = self.snd_nxt;
+            if !retransmitting && self.rtt_probe.is_none() {
+                self.rtt_probe = Some((seq, now));
+            }
+            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            self.snd_nxt = seq + len;
+            if self.fin_queued && self.snd_nxt == data_end && self.snd_wnd.min(self.cwnd) > 0 {
+                if let Some(last) = out.last_mut() {
+                    last.fin = true;
+                }
+                self.snd_nxt = self.snd_nxt + 1;
+            }
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rtx_at.is_none() {
+                self.arm_rtx(now);
+            }
+        }
+
+        if self.fin_queued && self.snd_nxt == data_end {
+            let mut s = self.seg(data_end, true);
+            s.fin = true;
+            out.push(s);
+            self.snd_nxt = data_end + 1;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rtx_at.is_none() {
+                self.arm_rtx(now);
+            }
+        }
+
+        if self.ka_probe_due {
+            self.ka_probe_due = false;
+            let s = self.seg(self.snd_una + u32::MAX, true); // snd_una - 1: elicits an ACK
+            out.push(s);
+        }
+        if self.ack_now {
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_data(
+        &mut self,
+        _now: Instant,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        data_end: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let mut s = self.seg(seq, true);
+        let off = seq.since(data_start) as usize;
+        if let Err(_e) = self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+            stats.page_errors += 1;
+        }
+        s.psh = seq + len == data_end;
+        out.push(s);
+    }
+}

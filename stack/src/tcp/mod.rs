@@ -1,0 +1,792 @@
+//! The TCP engine: connection table keyed by 4-tuple (O(1) per segment),
+//! listeners with a SYN backlog and an accept queue, a timer heap so idle
+//! connections cost nothing per poll, and the socket operations.
+
+mod conn;
+pub mod recv_queue;
+pub mod rtt;
+pub mod send_queue;
+pub mod seq;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddrV4;
+
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+pub(crate) use conn::{Conn, Outcome, SegIn};
+pub use seq::Seq;
+
+use crate::config::TcpConfig;
+use crate::mem::{PageMemory, PageSlice};
+use crate::stats::Stats;
+use crate::time::{Duration, Instant};
+use crate::wire::{Checksum, IpProtocol, Ipv4Address, TcpControl, TcpPacket, TcpRepr};
+
+/// Connection states of RFC 9293 (LISTEN is a [`SocketHandle`] of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// No connection.
+    Closed,
+    /// SYN sent, waiting for SYN-ACK.
+    SynSent,
+    /// SYN received, SYN-ACK sent.
+    SynReceived,
+    /// Data flows both ways.
+    Established,
+    /// We closed; our FIN is not yet acknowledged.
+    FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's.
+    FinWait2,
+    /// The peer closed; we may still send.
+    CloseWait,
+    /// Both closed at once; waiting for the ACK of our FIN.
+    Closing,
+    /// We closed after the peer; waiting for the ACK of our FIN.
+    LastAck,
+    /// Waiting 2*MSL for stray segments.
+    TimeWait,
+}
+
+impl State {
+    /// Whether sequence numbers are synchronized (past the handshake).
+    pub fn synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::SynSent | State::SynReceived)
+    }
+}
+
+/// Errors of socket operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum TcpError {
+    /// Nothing to do now; try again after the next poll (`EAGAIN`).
+    #[error("operation would block")]
+    WouldBlock,
+    /// The handle does not name a live socket of this kind.
+    #[error("invalid socket handle")]
+    InvalidHandle,
+    /// The local address is taken (`EADDRINUSE`).
+    #[error("address in use")]
+    AddrInUse,
+    /// No free ephemeral port for this destination.
+    #[error("no free local port")]
+    NoPorts,
+    /// The peer refused the connection (`ECONNREFUSED`).
+    #[error("connection refused")]
+    Refused,
+    /// The peer reset the connection (`ECONNRESET`).
+    #[error("connection reset by peer")]
+    Reset,
+    /// Retransmissions or keepalives went unanswered (`ETIMEDOUT`).
+    #[error("connection timed out")]
+    TimedOut,
+    /// Writing after shutdown/close (`EPIPE`).
+    #[error("socket is shut down for writing")]
+    Shutdown,
+    /// The socket is not connected (`ENOTCONN`).
+    #[error("socket is not connected")]
+    NotConnected,
+    /// Page memory for send buffers is exhausted (`ENOBUFS`).
+    #[error("no buffer space (page memory exhausted)")]
+    NoBuffers,
+}
+
+/// Handle to a TCP socket (listener or connection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle {
+    idx: u32,
+    gen: u32,
+}
+
+/// A segment to send, before IP/Ethernet encapsulation.
+#[derive(Debug)]
+pub(crate) struct SegOut {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: Seq,
+    pub ack: Option<Seq>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub psh: bool,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub payload: Vec<PageSlice>,
+}
+
+impl SegOut {
+    pub fn empty(src: SocketAddrV4, dst: SocketAddrV4, seq: Seq) -> SegOut {
+        SegOut {
+            src,
+            dst,
+            seq,
+            ack: None,
+            syn: false,
+            fin: false,
+            rst: false,
+            psh: false,
+            window: 0,
+            mss: None,
+            wscale: None,
+            payload: Vec::new(),
+        }
+    }
+
+    pub fn rst(src: SocketAddrV4, dst: SocketAddrV4, seq: Seq, ack: Option<Seq>) -> SegOut {
+        let mut s = SegOut::empty(src, dst, seq);
+        s.rst = true;
+        s.ack = ack;
+        s
+    }
+
+    /// Writes the TCP header after `headroom` bytes of `buf` and fills the
+    /// checksum over header and payload (unless the device offloads it).
+    pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
+        let control = match (self.syn, self.fin, self.rst) {
+            (true, _, _) => TcpControl::Syn,
+            (_, true, _) => TcpControl::Fin,
+            (_, _, true) => TcpControl::Rst,
+            _ if self.psh => TcpControl::Psh,
+            _ => TcpControl::None,
+        };
+        let repr = TcpRepr {
+            src_port: self.src.port(),
+            dst_port: self.dst.port(),
+            control,
+            seq_number: self.seq.into(),
+            ack_number: self.ack.map(Into::into),
+            window_len: self.window,
+            window_scale: self.wscale,
+            max_seg_size: self.mss,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let hlen = repr.header_len();
+        buf.resize(headroom + hlen, 0);
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+        let src = Ipv4Address::from(*self.src.ip());
+        let dst = Ipv4Address::from(*self.dst.ip());
+        repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
+        if self.syn && self.fin {
+            pkt.set_fin(true);
+        }
+        if self.fin && !self.syn {
+            pkt.set_fin(true);
+            pkt.set_psh(self.psh);
+        }
+        pkt.set_checksum(0);
+        let payload_len: usize = self.payload.iter().map(|p| p.len as usize).sum();
+        if !checksum_offload {
+            let mut c = Checksum::new();
+            c.add_pseudo_header(src, dst, IpProtocol::Tcp, (hlen + payload_len) as u16);
+            c.add(&buf[headroom..headroom + hlen]);
+            for p in &self.payload {
+                c.add(mem.slice(*p));
+            }
+            let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+            pkt.set_checksum(c.finish());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Listener {
+    local: SocketAddrV4,
+    backlog: usize,
+    accept_q: VecDeque<u32>,
+    half_open: usize,
+}
+
+#[derive(Debug)]
+enum Sock {
+    Listener(Listener),
+    Conn(Box<Conn>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    sock: Option<Sock>,
+}
+
+/// The TCP engine of one stack instance.
+#[derive(Debug)]
+pub struct TcpEngine {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    conns: FxHashMap<(SocketAddrV4, SocketAddrV4), u32>,
+    listeners: FxHashMap<u16, u32>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    dirty: Vec<u32>,
+    next_port: u16,
+    cfg: TcpConfig,
+    secret: u64,
+    local_ip: Ipv4Address,
+    mtu: usize,
+}
+
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
+const FIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl TcpEngine {
+    /// An engine for address `local_ip` on a link of `mtu`.
+    pub fn new(cfg: TcpConfig, secret: u64, local_ip: Ipv4Address, mtu: usize) -> TcpEngine {
+        TcpEngine {
+            slots: Vec::new(),
+            free: Vec::new(),
+            conns: FxHashMap::default(),
+            listeners: FxHashMap::default(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
+            cfg,
+            secret,
+            local_ip,
+            mtu,
+        }
+    }
+
+    /// The configuration new sockets get.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// Live connections (any state but CLOSED).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn alloc_slot(&mut self, sock: Sock) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].sock = Some(sock);
+                i
+            }
+            None => {
+                self.slots.push(Slot { gen: 0, sock: Some(sock) });
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn handle(&self, idx: u32) -> SocketHandle {
+        SocketHandle { idx, gen: self.slots[idx as usize].gen }
+    }
+
+    fn conn(&self, h: SocketHandle) -> Result<&Conn, TcpError> {
+        match self.slots.get(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Conn(c)) }) if *gen == h.gen && !c.orphan => Ok(c),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    fn conn_mut(&mut self, h: SocketHandle) -> Result<&mut Conn, TcpError> {
+        match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Conn(c)) }) if *gen == h.gen && !c.orphan => Ok(c),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    fn listener_mut(&mut self, h: SocketHandle) -> Result<&mut Listener, TcpError> {
+        match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Listener(l)) }) if *gen == h.gen => Ok(l),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    fn free_slot(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if let Some(Sock::Conn(c)) = slot.sock.take() {
+            self.conns.remove(&(c.local, c.remote));
+        }
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(idx);
+    }
+
+    fn mark(&mut self, idx: u32) {
+        if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    fn schedule(&mut self, idx: u32) {
+        if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
+            if let Some(t) = c.next_timer() {
+                if c.timer_scheduled.is_none_or(|s| t < s) {
+                    c.timer_scheduled = Some(t);
+                    self.timers.push(Reverse((t, idx)));
+                }
+            }
+        }
+    }
+
+    fn isn(&self, local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> Seq {
+        // RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
+        // M a 4-microsecond timer, F a keyed hash (SipHash, keyed by the secret).
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.secret.hash(&mut h);
+        local.hash(&mut h);
+        remote.hash(&mut h);
+        Seq((now.total_micros() / 4) as u32).add(h.finish() as u32)
+    }
+
+    // ----- socket operations -----
+
+    /// Listens on `port` of our address with an accept backlog of `backlog`
+    /// (capped by `somaxconn`).
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
+        if port == 0 || self.listeners.contains_key(&port) {
+            return Err(TcpError::AddrInUse);
+        }
+        let local = SocketAddrV4::new(self.local_ip.into(), port);
+        let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
+        let idx = self.alloc_slot(Sock::Listener(Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0 }));
+        self.listeners.insert(port, idx);
+        Ok(self.handle(idx))
+    }
+
+    /// Starts connecting to `remote` from `local_port` (0 picks an ephemeral port).
+    pub fn connect(&mut self, remote: SocketAddrV4, local_port: u16, now: Instant) -> Result<SocketHandle, TcpError> {
+        let port = if local_port != 0 {
+            let l = SocketAddrV4::new(self.local_ip.into(), local_port);
+            if self.conns.contains_key(&(l, remote)) {
+                return Err(TcpError::AddrInUse);
+            }
+            local_port
+        } else {
+            self.pick_port(remote)?
+        };
+        let local = SocketAddrV4::new(self.local_ip.into(), port);
+        let iss = self.isn(local, remote, now);
+        let conn = Conn::connect(&self.cfg, local, remote, iss, self.mtu, now);
+        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        self.conns.insert((local, remote), idx);
+        self.mark(idx);
+        Ok(self.handle(idx))
+    }
+
+    fn pick_port(&mut self, remote: SocketAddrV4) -> Result<u16, TcpError> {
+        let span = u32::from(*EPHEMERAL.end() - *EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
+            let l = SocketAddrV4::new(self.local_ip.into(), p);
+            if !self.listeners.contains_key(&p) && !self.conns.contains_key(&(l, remote)) {
+                return Ok(p);
+            }
+        }
+        Err(TcpError::NoPorts)
+    }
+
+    /// Takes an established connection from a listener's accept queue.
+    pub fn accept(&mut self, listener: SocketHandle) -> Result<(SocketHandle, SocketAddrV4), TcpError> {
+        let l = self.listener_mut(listener)?;
+        let idx = l.accept_q.pop_front().ok_or(TcpError::WouldBlock)?;
+        let h = self.handle(idx);
+        let c = self.conn_mut(h)?;
+        c.parent = None;
+        Ok((h, c.remote))
+    }
+
+    /// Connections waiting in a listener's accept queue.
+    pub fn accept_queue_len(&mut self, listener: SocketHandle) -> Result<usize, TcpError> {
+        Ok(self.listener_mut(listener)?.accept_q.len())
+    }
+
+    /// Reads received bytes. `Ok(0)` means end of stream (the peer closed).
+    pub fn read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = c.read(buf);
+        let wants = c.wants_output();
+        if n > 0 {
+            if wants {
+                self.mark(h.idx);
+            }
+            return Ok(n);
+        }
+        if c.at_eof() {
+            return Ok(0);
+        }
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if matches!(c.state, State::Closed) {
+            return Err(TcpError::NotConnected);
+        }
+        Err(TcpError::WouldBlock)
+    }
+
+    /// Queues a copy of what fits of `data`; returns bytes taken.
+    pub fn write(&mut self, h: SocketHandle, data: &[u8], mem: &mut dyn PageMemory) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if !c.can_send() {
+            return Err(if c.state == State::Closed { TcpError::NotConnected } else { TcpError::Shutdown });
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if c.send_room() == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        let n = c.write(data, mem);
+        if n == 0 {
+            return Err(TcpError::NoBuffers);
+        }
+        self.mark(h.idx);
+        Ok(n)
+    }
+
+    /// Half-closes: FIN after the queued data.
+    pub fn shutdown_write(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        let c = self.conn_mut(h)?;
+        c.shutdown_write();
+        self.mark(h.idx);
+        Ok(())
+    }
+
+    /// Closes the socket. Unread received data aborts the connection with a
+    /// RST (as Linux does); otherwise a FIN follows the queued data and the
+    /// connection finishes on its own. The handle is invalid afterwards.
+    pub(crate) fn close(
+        &mut self,
+        h: SocketHandle,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        out: &mut Vec<SegOut>,
+    ) -> Result<(), TcpError> {
+        if let Ok(l) = self.listener_mut(h) {
+            let port = l.local.port();
+            let pending: Vec<u32> = l.accept_q.drain(..).collect();
+            self.listeners.remove(&port);
+            // Abort queued and half-open children.
+            let children: Vec<u32> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match &s.sock {
+                    Some(Sock::Conn(c)) if c.parent == Some(h.idx) => Some(i as u32),
+                    _ => None,
+                })
+                .chain(pending)
+                .collect();
+            for i in children {
+                if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(i as usize) {
+                    if let Some(r) = c.abort(mem) {
+                        out.push(r);
+                    }
+                    self.free_slot(i);
+                }
+            }
+            self.free_slot(h.idx);
+            return Ok(());
+        }
+        let c = self.conn_mut(h)?;
+        if c.recv_len() > 0 || c.state == State::Closed {
+            if let Some(r) = c.abort(mem) {
+                out.push(r);
+            }
+            self.free_slot(h.idx);
+            return Ok(());
+        }
+        c.shutdown_write();
+        c.orphan = true;
+        if c.state == State::Closed {
+            self.free_slot(h.idx);
+            return Ok(());
+        }
+        let _ = now;
+        self.mark(h.idx);
+        Ok(())
+    }
+
+    /// Aborts with a RST and frees the socket (`SO_LINGER` 0 then close).
+    pub(crate) fn abort(
+        &mut self,
+        h: SocketHandle,
+        mem: &mut dyn PageMemory,
+        out: &mut Vec<SegOut>,
+    ) -> Result<(), TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(r) = c.abort(mem) {
+            out.push(r);
+        }
+        self.free_slot(h.idx);
+        Ok(())
+    }
+
+    /// The connection's state.
+    pub fn state(&self, h: SocketHandle) -> Result<State, TcpError> {
+        Ok(self.conn(h)?.state)
+    }
+
+    /// Whether `read` would return data, EOF or an error.
+    pub fn readable(&self, h: SocketHandle) -> bool {
+        self.conn(h).map(|c| c.recv_len() > 0 || c.at_eof() || c.error.is_some()).unwrap_or(false)
+    }
+
+    /// Whether `write` would take at least one byte (or fail).
+    pub fn writable(&self, h: SocketHandle) -> bool {
+        self.conn(h)
+            .map(|c| (c.state.synchronized() && c.can_send() && c.send_room() > 0) || c.error.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Bytes queued for sending and not yet acknowledged.
+    pub fn send_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        Ok(self.conn(h)?.send_queued())
+    }
+
+    /// The connection's pending error, if any.
+    pub fn error(&self, h: SocketHandle) -> Option<TcpError> {
+        self.conn(h).ok().and_then(|c| c.error)
+    }
+
+    /// Local and remote addresses.
+    pub fn addrs(&self, h: SocketHandle) -> Result<(SocketAddrV4, SocketAddrV4), TcpError> {
+        let c = self.conn(h)?;
+        Ok((c.local, c.remote))
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&mut self, h: SocketHandle, on: bool) -> Result<(), TcpError> {
+        self.conn_mut(h)?.nodelay = on;
+        self.mark(h.idx);
+        Ok(())
+    }
+
+    /// `SO_SNDBUF`.
+    pub fn set_send_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<(), TcpError> {
+        self.conn_mut(h)?.send_cap = bytes.max(1);
+        Ok(())
+    }
+
+    /// `SO_RCVBUF` (takes effect on the advertised window from the next segment).
+    pub fn set_recv_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<(), TcpError> {
+        self.conn_mut(h)?.recv_cap = bytes.max(1);
+        Ok(())
+    }
+
+    /// `SO_KEEPALIVE`.
+    pub fn set_keepalive(&mut self, h: SocketHandle, on: bool, now: Instant) -> Result<(), TcpError> {
+        self.conn_mut(h)?.set_keepalive(on, now);
+        self.schedule(h.idx);
+        Ok(())
+    }
+
+    /// Smoothed RTT and congestion window, for diagnostics.
+    pub fn rtt_cwnd(&self, h: SocketHandle) -> Result<(Option<Duration>, u32), TcpError> {
+        let c = self.conn(h)?;
+        Ok((c.srtt(), c.cwnd()))
+    }
+
+    // ----- engine -----
+
+    /// Handles one received segment addressed to us.
+    pub(crate) fn ingress(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        repr: &TcpRepr<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let remote = SocketAddrV4::new(src.into(), repr.src_port);
+        let local = SocketAddrV4::new(dst.into(), repr.dst_port);
+        let seg = SegIn {
+            seq: repr.seq_number.into(),
+            ack: repr.ack_number.map(Into::into),
+            syn: repr.control == TcpControl::Syn,
+            fin: repr.control == TcpControl::Fin,
+            rst: repr.control == TcpControl::Rst,
+            wnd: repr.window_len,
+            mss: repr.max_seg_size,
+            wscale: repr.window_scale,
+            payload: repr.payload,
+        };
+        if let Some(&idx) = self.conns.get(&(local, remote)) {
+            let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
+                return;
+            };
+            // A new SYN may reuse a TIME-WAIT pair (RFC 9293 3.6.1).
+            if c.state == State::TimeWait && seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port())
+            {
+                self.free_slot(idx);
+                self.on_listen_syn(now, local, remote, &seg, stats, out);
+                return;
+            }
+            let was = c.state;
+            let outcome = c.on_segment(now, &seg, mem, stats, out);
+            if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
+                c.timer_fin2(now + FIN_TIMEOUT);
+            }
+            let parent = c.parent;
+            let orphan = c.orphan;
+            match outcome {
+                Outcome::Established => {
+                    if let Some(p) = parent {
+                        if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                            l.half_open = l.half_open.saturating_sub(1);
+                            l.accept_q.push_back(idx);
+                        }
+                    }
+                }
+                Outcome::Closed => {
+                    if let Some(p) = parent {
+                        if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                            if was == State::SynReceived {
+                                l.half_open = l.half_open.saturating_sub(1);
+                            }
+                            l.accept_q.retain(|&i| i != idx);
+                        }
+                        self.free_slot(idx);
+                        return;
+                    }
+                    if orphan {
+                        self.free_slot(idx);
+                        return;
+                    }
+                    // Keep the slot until the application closes the handle.
+                    self.conns.remove(&(local, remote));
+                }
+                Outcome::Ok => {}
+            }
+            self.mark(idx);
+            self.schedule(idx);
+            return;
+        }
+        if seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port()) {
+            self.on_listen_syn(now, local, remote, &seg, stats, out);
+            return;
+        }
+        // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
+        stats.drop_tcp_no_socket += 1;
+        if !seg.rst {
+            stats.tcp_rst_sent += 1;
+            out.push(match seg.ack {
+                Some(a) => SegOut::rst(local, remote, a, None),
+                None => SegOut::rst(local, remote, Seq(0), Some(seg.seq + seg_len(&seg))),
+            });
+        }
+    }
+
+    fn on_listen_syn(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegIn<'_>,
+        stats: &mut Stats,
+        _out: &mut Vec<SegOut>,
+    ) {
+        let Some(&lidx) = self.listeners.get(&local.port()) else { return };
+        let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) else { return };
+        if l.half_open + l.accept_q.len() >= l.backlog {
+            stats.drop_tcp_backlog_full += 1;
+            return;
+        }
+        l.half_open += 1;
+        let iss = self.isn(local, remote, now);
+        let mut conn = Conn::accept_syn(&self.cfg, local, remote, iss, self.mtu, seg, now);
+        conn.parent = Some(lidx);
+        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        self.conns.insert((local, remote), idx);
+        self.mark(idx);
+    }
+
+    /// Runs the timers due at `now`.
+    pub(crate) fn on_timers(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats) {
+        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else { continue };
+            if c.timer_scheduled != Some(t) {
+                continue; // stale entry
+            }
+            c.timer_scheduled = None;
+            let was = c.state;
+            if c.on_timer(now, mem, stats) == Outcome::Closed {
+                let (parent, orphan) = (c.parent, c.orphan);
+                let key = (c.local, c.remote);
+                if let Some(p) = parent {
+                    if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                        if was == State::SynReceived {
+                            l.half_open = l.half_open.saturating_sub(1);
+                        }
+                        l.accept_q.retain(|&i| i != idx);
+                    }
+                    self.free_slot(idx);
+                } else if orphan {
+                    self.free_slot(idx);
+                } else {
+                    self.conns.remove(&key);
+                }
+                continue;
+            }
+            self.mark(idx);
+            self.schedule(idx);
+        }
+    }
+
+    /// Produces the segments of every connection with something to send.
+    pub(crate) fn dispatch(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for idx in &dirty {
+            if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
+                c.dirty = false;
+                c.output(now, mem, stats, out);
+            }
+            self.schedule(*idx);
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// The next time a timer is due.
+    pub fn poll_at(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
+            match self.slots.get(idx as usize) {
+                Some(Slot { sock: Some(Sock::Conn(c)), .. }) if c.timer_scheduled == Some(t) => return Some(t),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether any connection has output pending.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+}
+
+fn seg_len(s: &SegIn<'_>) -> u32 {
+    s.payload.len() as u32 + u32::from(s.syn) + u32::from(s.fin)
+}

@@ -1,0 +1,159 @@
+//! UDP sockets: bind, send_to, recv_from, with per-socket queue limits.
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+use crate::iface::{IpOut, HEADROOM};
+use crate::wire::{Checksum, IpProtocol, Ipv4Address, UDP_HEADER};
+
+/// Errors of UDP operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum UdpError {
+    /// The port is taken.
+    #[error("address in use")]
+    AddrInUse,
+    /// The handle does not name a live UDP socket.
+    #[error("invalid socket handle")]
+    InvalidHandle,
+    /// No datagram queued.
+    #[error("operation would block")]
+    WouldBlock,
+    /// The datagram does not fit in one IPv4 packet of the link.
+    #[error("datagram of {0} bytes is too large")]
+    TooLarge(usize),
+}
+
+/// Handle to a UDP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpHandle {
+    idx: u32,
+    gen: u32,
+}
+
+#[derive(Debug)]
+struct UdpSock {
+    port: u16,
+    rxq: VecDeque<(SocketAddrV4, Vec<u8>)>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    gen: u32,
+    sock: Option<UdpSock>,
+}
+
+/// UDP sockets of one stack.
+#[derive(Debug)]
+pub struct UdpEngine {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    ports: FxHashMap<u16, u32>,
+    queue_limit: usize,
+}
+
+impl UdpEngine {
+    /// Sockets queue at most `queue_limit` datagrams each.
+    pub fn new(queue_limit: usize) -> Self {
+        UdpEngine { slots: Vec::new(), free: Vec::new(), ports: FxHashMap::default(), queue_limit: queue_limit.max(1) }
+    }
+
+    /// Binds `port`.
+    pub fn bind(&mut self, port: u16) -> Result<UdpHandle, UdpError> {
+        if port == 0 || self.ports.contains_key(&port) {
+            return Err(UdpError::AddrInUse);
+        }
+        let sock = UdpSock { port, rxq: VecDeque::new() };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].sock = Some(sock);
+                i
+            }
+            None => {
+                self.slots.push(Slot { gen: 0, sock: Some(sock) });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.ports.insert(port, idx);
+        Ok(UdpHandle { idx, gen: self.slots[idx as usize].gen })
+    }
+
+    fn sock(&mut self, h: UdpHandle) -> Result<&mut UdpSock, UdpError> {
+        match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(s) }) if *gen == h.gen => Ok(s),
+            _ => Err(UdpError::InvalidHandle),
+        }
+    }
+
+    /// Closes the socket.
+    pub fn close(&mut self, h: UdpHandle) -> Result<(), UdpError> {
+        let port = self.sock(h)?.port;
+        self.ports.remove(&port);
+        let slot = &mut self.slots[h.idx as usize];
+        slot.sock = None;
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(h.idx);
+        Ok(())
+    }
+
+    /// Takes the oldest queued datagram.
+    pub fn recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
+        let s = self.sock(h)?;
+        let (from, d) = s.rxq.pop_front().ok_or(UdpError::WouldBlock)?;
+        let n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok((n, from))
+    }
+
+    /// Builds a datagram from `h`'s port to `to`.
+    pub fn send_to(
+        &mut self,
+        h: UdpHandle,
+        src: Ipv4Address,
+        to: SocketAddrV4,
+        data: &[u8],
+        mtu: usize,
+    ) -> Result<IpOut, UdpError> {
+        let port = self.sock(h)?.port;
+        if data.len() + UDP_HEADER + crate::wire::IPV4_HEADER > mtu {
+            return Err(UdpError::TooLarge(data.len()));
+        }
+        let len = (UDP_HEADER + data.len()) as u16;
+        let mut buf = Vec::with_capacity(HEADROOM + len as usize);
+        buf.resize(HEADROOM, 0);
+        buf.extend_from_slice(&port.to_be_bytes());
+        buf.extend_from_slice(&to.port().to_be_bytes());
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(&[0, 0]);
+        buf.extend_from_slice(data);
+        let dst = Ipv4Address::from(*to.ip());
+        let mut c = Checksum::new();
+        c.add_pseudo_header(src, dst, IpProtocol::Udp, len);
+        c.add(&buf[HEADROOM..]);
+        let ck = match c.finish() {
+            0 => 0xffff,
+            x => x,
+        };
+        buf[HEADROOM + 6..HEADROOM + 8].copy_from_slice(&ck.to_be_bytes());
+        Ok(IpOut { dst, proto: IpProtocol::Udp, buf, payload: Vec::new() })
+    }
+
+    /// Delivers a received datagram. `Err(false)`: no socket; `Err(true)`: queue full.
+    pub(crate) fn deliver(&mut self, dst_port: u16, from: SocketAddrV4, data: &[u8]) -> Result<(), bool> {
+        let idx = *self.ports.get(&dst_port).ok_or(false)?;
+        let limit = self.queue_limit;
+        let s = self.slots[idx as usize].sock.as_mut().ok_or(false)?;
+        if s.rxq.len() >= limit {
+            return Err(true);
+        }
+        s.rxq.push_back((from, data.to_vec()));
+        Ok(())
+    }
+
+    /// Datagrams queued on `h`.
+    pub fn queued(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
+        Ok(self.sock(h)?.rxq.len())
+    }
+}
