@@ -88,6 +88,9 @@ pub(crate) struct Conn {
 
     // Acknowledgements.
     ack_now: bool,
+    /// A pure duplicate ACK is owed (out-of-order arrival): sent even when data
+    /// goes out, because ACKs riding on data do not count as duplicates.
+    dupack_now: bool,
     delack_at: Option<Instant>,
     segs_since_ack: u32,
 
@@ -103,6 +106,8 @@ pub(crate) struct Conn {
     dupacks: u32,
     recover: Option<Seq>,
     rtx_one: bool,
+    /// Segments RFC 3042 lets out beyond cwnd.
+    limited_transmit: u32,
 
     timewait_at: Option<Instant>,
     persist_at: Option<Instant>,
@@ -155,6 +160,7 @@ impl Conn {
             fin_seq_in: None,
             peer_fin: false,
             ack_now: false,
+            dupack_now: false,
             delack_at: None,
             segs_since_ack: 0,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
@@ -166,6 +172,7 @@ impl Conn {
             dupacks: 0,
             recover: None,
             rtx_one: false,
+            limited_transmit: 0,
             timewait_at: None,
             persist_at: None,
             persist_backoff: 0,
@@ -393,7 +400,12 @@ impl Conn {
 
     /// Whether output is due without waiting for a timer.
     pub fn wants_output(&self) -> bool {
-        self.ack_now || self.rtx_one || self.ka_probe_due || self.snd_nxt == self.iss || self.has_sendable()
+        self.ack_now
+            || self.dupack_now
+            || self.rtx_one
+            || self.ka_probe_due
+            || self.snd_nxt == self.iss
+            || self.has_sendable()
     }
 
     fn has_sendable(&self) -> bool {
@@ -716,6 +728,7 @@ impl Conn {
 
     fn on_new_ack(&mut self, ack: Seq, newly: u32) {
         self.dupacks = 0;
+        self.limited_transmit = 0;
         match self.recover {
             Some(rec) if ack < rec => {
                 // Partial ACK (RFC 6582 3.2 step 5): retransmit the next hole,
@@ -741,10 +754,20 @@ impl Conn {
 
     fn on_dup_ack(&mut self, stats: &mut Stats) {
         self.dupacks += 1;
+        // Early retransmit (RFC 5827): with fewer than four segments
+        // outstanding and nothing new to send, three duplicates can never
+        // arrive; lower the threshold to outstanding - 1.
+        let outstanding = self.in_flight().div_ceil(self.mss.max(1));
+        let unsent = self.data_start() + self.sendq.len() as u32 > self.snd_max;
+        let thresh = if outstanding < 4 && !unsent { outstanding.saturating_sub(1).max(1) } else { 3 };
         if self.recover.is_some() {
             // Inflate during recovery (RFC 5681 3.2 step 4).
             self.cwnd = self.cwnd.saturating_add(self.mss);
-        } else if self.dupacks == 3 {
+        } else if self.dupacks < thresh {
+            // Limited transmit (RFC 3042): the first two duplicates each let
+            // one new segment out, keeping the ACK clock running.
+            self.limited_transmit += 1;
+        } else if self.dupacks == thresh {
             stats.tcp_fast_retransmits += 1;
             self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
             self.cwnd = self.ssthresh + 3 * self.mss;
@@ -793,8 +816,11 @@ impl Conn {
                     self.ack_now = true;
                 }
             }
-            Inserted::OutOfOrder => self.ack_now = true, // duplicate ACK signals the hole
-            Inserted::Duplicate => self.ack_now = true,
+            Inserted::OutOfOrder | Inserted::Duplicate => {
+                // A duplicate ACK signals the hole (RFC 5681 4.2).
+                self.ack_now = true;
+                self.dupack_now = true;
+            }
             Inserted::Full => {
                 stats.drop_tcp_ooo_full += 1;
                 self.ack_now = true;
@@ -944,6 +970,11 @@ impl Conn {
         let data_start = self.data_start();
         let data_end = data_start + self.sendq.len() as u32;
 
+        if self.dupack_now {
+            self.dupack_now = false;
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
         if self.rtx_one {
             self.rtx_one = false;
             if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.snd_nxt < data_end {
@@ -973,7 +1004,7 @@ impl Conn {
             if self.snd_nxt >= data_end {
                 break;
             }
-            let wnd = self.snd_wnd.min(self.cwnd);
+            let wnd = self.snd_wnd.min(self.cwnd.saturating_add(self.limited_transmit * self.mss));
             let win_end = self.snd_una + wnd;
             let avail = data_end.since(self.snd_nxt);
             let wnd_left = if self.snd_nxt < win_end { win_end.since(self.snd_nxt) } else { 0 };
