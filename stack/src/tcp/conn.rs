@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 
 use super::recv_queue::{Inserted, RecvQueue};
 use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
 use super::send_queue::SendQueue;
 use super::seq::Seq;
 use super::{SegOut, State, TcpError};
@@ -25,6 +26,8 @@ pub(crate) struct SegIn<'a> {
     pub wnd: u16,
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    pub sack: [Option<(u32, u32)>; 3],
     pub payload: &'a [u8],
 }
 
@@ -106,6 +109,12 @@ pub(crate) struct Conn {
     dupacks: u32,
     recover: Option<Seq>,
     rtx_one: bool,
+    /// SACK negotiated (RFC 2018).
+    sack_ok: bool,
+    /// SACKed ranges above snd_una, sorted and merged (RFC 6675 scoreboard).
+    scoreboard: Scoreboard,
+    /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
+    high_rxt: Seq,
     /// Segments RFC 3042 lets out beyond cwnd.
     limited_transmit: u32,
 
@@ -172,6 +181,9 @@ impl Conn {
             dupacks: 0,
             recover: None,
             rtx_one: false,
+            sack_ok: false,
+            scoreboard: Scoreboard::default(),
+            high_rxt: Seq(0),
             limited_transmit: 0,
             timewait_at: None,
             persist_at: None,
@@ -234,6 +246,7 @@ impl Conn {
                 self.rcv_wscale = 0;
             }
         }
+        self.sack_ok = seg.sack_permitted;
         self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
     }
 
@@ -373,6 +386,14 @@ impl Conn {
 
     fn in_flight(&self) -> u32 {
         self.snd_max.since(self.snd_una)
+    }
+
+    fn pipe(&self) -> u32 {
+        if self.sack_ok {
+            self.scoreboard.pipe(self.snd_una, self.snd_max, self.high_rxt, self.mss)
+        } else {
+            self.in_flight()
+        }
     }
 
     fn arm_rtx(&mut self, now: Instant) {
@@ -653,6 +674,9 @@ impl Conn {
             return Outcome::Ok;
         }
         let wnd = u32::from(seg.wnd) << self.snd_wscale;
+        if self.sack_ok {
+            self.scoreboard.update(ack.max(self.snd_una), self.snd_max, &seg.sack);
+        }
         if ack > self.snd_una {
             let data_start = self.data_start();
             let fin_seq = self.fin_seq();
@@ -665,6 +689,10 @@ impl Conn {
             self.snd_una = ack;
             if self.snd_nxt < ack {
                 self.snd_nxt = ack;
+            }
+            self.scoreboard.trim(ack);
+            if self.high_rxt < ack {
+                self.high_rxt = ack;
             }
             self.retries = 0;
             if let Some((s, t)) = self.rtt_probe {
@@ -723,7 +751,32 @@ impl Conn {
                 }
             }
         }
+        // RFC 6675 5 (step 4): SACK-based loss detection enters recovery even
+        // when the window changes prevent counting duplicate ACKs.
+        if self.sack_ok
+            && self.recover.is_none()
+            && self.snd_max > self.snd_una
+            && self.scoreboard.is_lost(self.snd_una, self.mss)
+        {
+            self.enter_recovery(stats);
+        }
         Outcome::Ok
+    }
+
+    fn enter_recovery(&mut self, stats: &mut Stats) {
+        stats.tcp_fast_retransmits += 1;
+        self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
+        self.recover = Some(self.snd_max);
+        self.rtt_probe = None;
+        if self.sack_ok {
+            // RFC 6675: cwnd = ssthresh; output retransmits holes by pipe.
+            self.cwnd = self.ssthresh;
+            self.high_rxt = self.snd_una;
+        } else {
+            // RFC 6582: retransmit the first segment, inflate by three.
+            self.cwnd = self.ssthresh + 3 * self.mss;
+            self.rtx_one = true;
+        }
     }
 
     fn on_new_ack(&mut self, ack: Seq, newly: u32) {
@@ -731,10 +784,12 @@ impl Conn {
         self.limited_transmit = 0;
         match self.recover {
             Some(rec) if ack < rec => {
-                // Partial ACK (RFC 6582 3.2 step 5): retransmit the next hole,
-                // deflate by what was acked, add back one segment.
-                self.rtx_one = true;
-                self.cwnd = self.cwnd.saturating_sub(newly).saturating_add(self.mss).max(self.mss);
+                if !self.sack_ok {
+                    // Partial ACK (RFC 6582 3.2 step 5): retransmit the next
+                    // hole, deflate by what was acked, add back one segment.
+                    self.rtx_one = true;
+                    self.cwnd = self.cwnd.saturating_sub(newly).saturating_add(self.mss).max(self.mss);
+                }
             }
             Some(_) => {
                 // Full ACK: leave recovery.
@@ -761,19 +816,17 @@ impl Conn {
         let unsent = self.data_start() + self.sendq.len() as u32 > self.snd_max;
         let thresh = if outstanding < 4 && !unsent { outstanding.saturating_sub(1).max(1) } else { 3 };
         if self.recover.is_some() {
-            // Inflate during recovery (RFC 5681 3.2 step 4).
-            self.cwnd = self.cwnd.saturating_add(self.mss);
+            // Inflate during NewReno recovery (RFC 5681 3.2 step 4); with SACK
+            // the pipe estimate does this job.
+            if !self.sack_ok {
+                self.cwnd = self.cwnd.saturating_add(self.mss);
+            }
         } else if self.dupacks < thresh {
             // Limited transmit (RFC 3042): the first two duplicates each let
             // one new segment out, keeping the ACK clock running.
             self.limited_transmit += 1;
         } else if self.dupacks == thresh {
-            stats.tcp_fast_retransmits += 1;
-            self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
-            self.cwnd = self.ssthresh + 3 * self.mss;
-            self.recover = Some(self.snd_max);
-            self.rtx_one = true;
-            self.rtt_probe = None;
+            self.enter_recovery(stats);
         }
     }
 
@@ -866,6 +919,9 @@ impl Conn {
                 self.recover = None;
                 self.dupacks = 0;
                 self.rtt_probe = None;
+                // The receiver may renege (RFC 2018 8): start over from snd_una.
+                self.scoreboard.clear();
+                self.high_rxt = self.snd_una;
                 self.snd_nxt = self.snd_una;
                 self.rtt.back_off();
                 self.rtx_at = None;
@@ -903,6 +959,13 @@ impl Conn {
         let mut s = SegOut::empty(self.local, self.remote, seq);
         if with_ack {
             s.ack = Some(self.rcv_nxt);
+            if self.sack_ok && self.rcvq.has_hole() {
+                let base = self.rcvq.next_offset();
+                for (slot, b) in s.sack.iter_mut().zip(self.rcvq.sack_blocks()) {
+                    *slot =
+                        b.map(|(a, e)| ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0));
+                }
+            }
             self.ack_now = false;
             self.delack_at = None;
             self.segs_since_ack = 0;
@@ -914,6 +977,8 @@ impl Conn {
     fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
         s.syn = true;
         s.mss = Some(self.our_mss);
+        // Offer SACK in a SYN; accept it in a SYN-ACK only if the peer offered.
+        s.sack_permitted = self.state == State::SynSent || self.sack_ok;
         if offer_wscale {
             s.wscale = Some(self.rcv_wscale);
         }
@@ -1000,6 +1065,21 @@ impl Conn {
             }
         }
 
+        let sack_recovery = self.sack_ok && self.recover.is_some();
+        if sack_recovery {
+            // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, retransmit lost holes.
+            while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
+                let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
+                let len = len.min(data_end.since(seq.min(data_end)));
+                if len == 0 {
+                    break;
+                }
+                stats.tcp_fast_retransmits += 1;
+                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+                self.high_rxt = seq + len;
+            }
+        }
+
         loop {
             if self.snd_nxt >= data_end {
                 break;
@@ -1007,7 +1087,12 @@ impl Conn {
             let wnd = self.snd_wnd.min(self.cwnd.saturating_add(self.limited_transmit * self.mss));
             let win_end = self.snd_una + wnd;
             let avail = data_end.since(self.snd_nxt);
-            let wnd_left = if self.snd_nxt < win_end { win_end.since(self.snd_nxt) } else { 0 };
+            let mut wnd_left = if self.snd_nxt < win_end { win_end.since(self.snd_nxt) } else { 0 };
+            if sack_recovery {
+                // New data only as far as the pipe allows (rule 2 of NextSeg).
+                let peer_left = (self.snd_una + self.snd_wnd).since(self.snd_nxt.min(self.snd_una + self.snd_wnd));
+                wnd_left = self.cwnd.saturating_sub(self.pipe()).min(peer_left);
+            }
             let len = self.mss.min(avail).min(wnd_left);
             if len == 0 {
                 if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.persist_at.is_none() {

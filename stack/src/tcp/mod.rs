@@ -5,6 +5,7 @@
 mod conn;
 pub mod recv_queue;
 pub mod rtt;
+mod sack;
 pub mod send_queue;
 pub mod seq;
 
@@ -113,6 +114,8 @@ pub(crate) struct SegOut {
     pub window: u16,
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    pub sack: [Option<(u32, u32)>; 3],
     pub payload: Vec<PageSlice>,
 }
 
@@ -130,6 +133,8 @@ impl SegOut {
             window: 0,
             mss: None,
             wscale: None,
+            sack_permitted: false,
+            sack: [None; 3],
             payload: Vec::new(),
         }
     }
@@ -160,8 +165,8 @@ impl SegOut {
             window_len: self.window,
             window_scale: self.wscale,
             max_seg_size: self.mss,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
+            sack_permitted: self.sack_permitted,
+            sack_ranges: self.sack,
             timestamp: None,
             payload: &[],
         };
@@ -617,6 +622,8 @@ impl TcpEngine {
             wnd: repr.window_len,
             mss: repr.max_seg_size,
             wscale: repr.window_scale,
+            sack_permitted: repr.sack_permitted,
+            sack: repr.sack_ranges,
             payload: repr.payload,
         };
         if let Some(&idx) = self.conns.get(&(local, remote)) {

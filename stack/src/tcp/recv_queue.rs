@@ -14,6 +14,8 @@ pub struct RecvQueue {
     next: u64,
     ooo: BTreeMap<u64, Vec<u8>>,
     ooo_bytes: usize,
+    /// Offset of the latest out-of-order arrival (reported first in SACK).
+    last_ooo: Option<u64>,
 }
 
 /// What [`RecvQueue::insert`] did.
@@ -75,6 +77,7 @@ impl RecvQueue {
                 Some(have) if have.len() >= data.len() => return Inserted::Duplicate,
                 _ => {}
             }
+            self.last_ooo = Some(off);
             if let Some(old) = self.ooo.insert(off, data.to_vec()) {
                 self.ooo_bytes -= old.len();
             }
@@ -106,6 +109,36 @@ impl RecvQueue {
         self.ready.push_back(d.to_vec());
         self.ready_len += d.len();
         self.next += d.len() as u64;
+    }
+
+    /// Up to three out-of-order ranges as stream offsets `[start, end)`, merged,
+    /// the one holding the latest arrival first (RFC 2018 section 4).
+    pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for (&o, d) in &self.ooo {
+            let e = o + d.len() as u64;
+            match ranges.last_mut() {
+                Some(last) if o <= last.1 => last.1 = last.1.max(e),
+                _ => ranges.push((o, e)),
+            }
+        }
+        let first = self.last_ooo.and_then(|l| ranges.iter().position(|&(a, b)| a <= l && l < b)).unwrap_or(0);
+        let mut out = [None; 3];
+        let mut k = 0;
+        if let Some(r) = ranges.get(first) {
+            out[0] = Some(*r);
+            k = 1;
+        }
+        for (i, r) in ranges.iter().enumerate().rev() {
+            if k == 3 {
+                break;
+            }
+            if i != first {
+                out[k] = Some(*r);
+                k += 1;
+            }
+        }
+        out
     }
 
     /// Copies up to `buf.len()` ready bytes out; returns the count.

@@ -188,3 +188,57 @@ impl Sink {
 pub fn free_pages(m: &HeapPages) -> usize {
     m.free_count()
 }
+
+/// A device driven by the test: frames pushed with `inject` are received by
+/// the stack; frames the stack transmits are collected in `sent`.
+#[derive(Default)]
+pub struct ScriptDevice {
+    pub rx: std::collections::VecDeque<Vec<u8>>,
+    pub sent: Vec<Vec<u8>>,
+    pub mtu: usize,
+    done: Vec<zcstack::phy::TxFrame>,
+}
+
+impl ScriptDevice {
+    pub fn new() -> Self {
+        ScriptDevice { mtu: 1500, ..Default::default() }
+    }
+    pub fn inject(&mut self, f: Vec<u8>) {
+        self.rx.push_back(f);
+    }
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.sent)
+    }
+}
+
+impl zcstack::phy::Device for ScriptDevice {
+    fn caps(&self) -> zcstack::phy::DeviceCaps {
+        zcstack::phy::DeviceCaps { mtu: self.mtu, ..Default::default() }
+    }
+    fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some(f) = self.rx.pop_front() else { break };
+            sink(&f);
+            n += 1;
+        }
+        n
+    }
+    fn transmit(
+        &mut self,
+        _now: Instant,
+        frame: zcstack::phy::TxFrame,
+        mem: &dyn PageMemory,
+    ) -> Result<(), zcstack::phy::TxFrame> {
+        let mut v = Vec::new();
+        frame.copy_into(mem, &mut v);
+        self.sent.push(v);
+        self.done.push(frame);
+        Ok(())
+    }
+    fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(zcstack::phy::TxFrame)) {
+        for f in self.done.drain(..) {
+            done(f);
+        }
+    }
+}

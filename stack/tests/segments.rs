@@ -1,0 +1,347 @@
+//! Segment-level tests: a scripted peer sends hand-built frames to one stack
+//! and checks every frame it answers with (RFC 9293 state transitions,
+//! RFC 5961 challenge ACKs, RST generation, ARP, ICMP, UDP).
+mod common;
+
+use std::net::Ipv4Addr;
+
+use common::*;
+use zcstack::mem::{HeapPages, PageMemory};
+use zcstack::wire::*;
+use zcstack::{Instant, Stack, State};
+
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
+const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+
+fn stack() -> (Stack<HeapPages>, ScriptDevice) {
+    (Stack::new(stack_config(A_IP, 1), HeapPages::new(256, 2048), 1500), ScriptDevice::new())
+}
+
+fn eth_ip(proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 34 + l4.len()];
+    EthernetRepr { src_addr: PEER_MAC, dst_addr: OUR_MAC, ethertype: EthernetProtocol::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
+    Ipv4Repr { src_addr: PEER_IP, dst_addr: A_IP, next_header: proto, payload_len: l4.len(), hop_limit: 64 }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]), &Default::default());
+    f[34..].copy_from_slice(l4);
+    f
+}
+
+#[derive(Clone, Copy)]
+struct Seg<'a> {
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    ctl: TcpControl,
+    win: u16,
+    payload: &'a [u8],
+    mss: Option<u16>,
+}
+
+fn seg<'a>(seq: u32, ack: Option<u32>, ctl: TcpControl) -> Seg<'a> {
+    Seg { sport: 40000, dport: 80, seq, ack, ctl, win: 65535, payload: &[], mss: None }
+}
+
+fn tcp_frame(s: Seg<'_>) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: s.sport,
+        dst_port: s.dport,
+        control: s.ctl,
+        seq_number: TcpSeqNumber(s.seq as i32),
+        ack_number: s.ack.map(|a| TcpSeqNumber(a as i32)),
+        window_len: s.win,
+        window_scale: None,
+        max_seg_size: s.mss,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: s.payload,
+    };
+    let mut l4 = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut TcpPacket::new_unchecked(&mut l4[..]), &PEER_IP.into(), &A_IP.into(), &Default::default());
+    eth_ip(IpProtocol::Tcp, &l4)
+}
+
+/// A transmitted TCP segment, decoded (checksums verified).
+#[derive(Debug)]
+struct Got {
+    seq: u32,
+    ack: Option<u32>,
+    ctl: TcpControl,
+    win: u16,
+    mss: Option<u16>,
+    payload: Vec<u8>,
+}
+
+fn decode_tcp(f: &[u8]) -> Option<Got> {
+    let eth = EthernetFrame::new_checked(f).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    assert!(ip.verify_checksum(), "IPv4 header checksum");
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let r = TcpRepr::parse(&tp, &ip.src_addr().into(), &ip.dst_addr().into(), &Default::default())
+        .expect("valid TCP with a correct checksum");
+    Some(Got {
+        seq: r.seq_number.0 as u32,
+        ack: r.ack_number.map(|a| a.0 as u32),
+        ctl: r.control,
+        win: r.window_len,
+        mss: r.max_seg_size,
+        payload: r.payload.to_vec(),
+    })
+}
+
+/// Delivers frames, polls, and returns the TCP segments sent in reply.
+fn exchange(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice, now: Instant, frames: Vec<Vec<u8>>) -> Vec<Got> {
+    for f in frames {
+        dev.inject(f);
+    }
+    st.poll(now, dev);
+    dev.take().iter().filter_map(|f| decode_tcp(f)).collect()
+}
+
+/// Teaches the stack our MAC so replies need no ARP round trip.
+fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice) {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: PEER_MAC,
+        source_protocol_addr: PEER_IP,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: A_IP,
+    };
+    let mut f = vec![0u8; 14 + repr.buffer_len()];
+    EthernetRepr { src_addr: PEER_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
+    repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    dev.inject(f);
+    st.poll(Instant::ZERO, dev);
+    let replies = dev.take();
+    assert_eq!(replies.len(), 1, "ARP request for our address is answered");
+    let eth = EthernetFrame::new_checked(&replies[0][..]).unwrap();
+    assert_eq!(eth.dst_addr(), PEER_MAC);
+    let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+    assert!(matches!(arp, ArpRepr::EthernetIpv4 { operation: ArpOperation::Reply, source_hardware_addr: OUR_MAC, .. }));
+}
+
+/// Opens a connection from the scripted peer; returns (stack, dev, handle, our ISN + 1).
+fn established() -> (Stack<HeapPages>, ScriptDevice, zcstack::SocketHandle, u32) {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(1000, None, TcpControl::Syn);
+    syn.mss = Some(1460);
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(syn)]);
+    assert_eq!(out.len(), 1);
+    let synack = &out[0];
+    assert_eq!(synack.ctl, TcpControl::Syn);
+    assert_eq!(synack.ack, Some(1001));
+    assert_eq!(synack.mss, Some(1460));
+    let iss = synack.seq;
+    let out = exchange(
+        &mut st,
+        &mut dev,
+        Instant::from_millis(1),
+        vec![tcp_frame(seg(1001, Some(iss + 1), TcpControl::None))],
+    );
+    assert!(out.is_empty(), "the final ACK of the handshake is not answered: {out:?}");
+    let (h, from) = st.tcp_accept(l).unwrap();
+    assert_eq!(from, sa(PEER_IP, 40000));
+    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    (st, dev, h, iss + 1)
+}
+
+#[test]
+fn passive_open_data_and_passive_close() {
+    let (mut st, mut dev, h, snd) = established();
+    // Data arrives in order: delayed ACK, then ACK after the timer.
+    let mut d = seg(1001, Some(snd), TcpControl::Psh);
+    d.payload = b"hello";
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(2), vec![tcp_frame(d)]);
+    assert!(out.is_empty(), "one segment is ACKed after the delayed-ACK timer: {out:?}");
+    let mut buf = [0u8; 16];
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    st.poll(Instant::from_millis(50), &mut dev);
+    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ack, Some(1006));
+    // Our data goes out with the right sequence number.
+    st.tcp_write(h, b"world").unwrap();
+    st.poll(Instant::from_millis(51), &mut dev);
+    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].seq, out[0].payload.as_slice()), (snd, &b"world"[..]));
+    // Peer FIN (acking our data): CLOSE-WAIT, ACKed at once, EOF on read.
+    let out = exchange(
+        &mut st,
+        &mut dev,
+        Instant::from_millis(52),
+        vec![tcp_frame(seg(1006, Some(snd + 5), TcpControl::Fin))],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ack, Some(1007));
+    assert_eq!(st.tcp_state(h), Ok(State::CloseWait));
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(0));
+    // Our close: LAST-ACK with a FIN; the peer's ACK frees the connection.
+    st.tcp_close(h, Instant::from_millis(53)).unwrap();
+    st.poll(Instant::from_millis(53), &mut dev);
+    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].ctl, out[0].seq), (TcpControl::Fin, snd + 5));
+    assert_eq!(st.tcp_connections(), 1);
+    exchange(&mut st, &mut dev, Instant::from_millis(54), vec![tcp_frame(seg(1007, Some(snd + 6), TcpControl::None))]);
+    assert_eq!(st.tcp_connections(), 0, "LAST-ACK -> CLOSED frees the connection");
+    assert_eq!(st.mem().free_count(), 256, "no page leaked");
+}
+
+#[test]
+fn out_of_window_and_blind_segments_get_challenge_acks_not_resets() {
+    let (mut st, mut dev, h, snd) = established();
+    // RST with an in-window but inexact sequence number: challenge ACK (RFC 5961 3.2).
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(2), vec![tcp_frame(seg(1500, None, TcpControl::Rst))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].ctl, out[0].ack), (TcpControl::None, Some(1001)));
+    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    // RST far outside the window: silently dropped.
+    let out =
+        exchange(&mut st, &mut dev, Instant::from_millis(3), vec![tcp_frame(seg(900_000_000, None, TcpControl::Rst))]);
+    assert!(out.is_empty());
+    // SYN on an established connection: challenge ACK (RFC 5961 4.2).
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(4), vec![tcp_frame(seg(5000, None, TcpControl::Syn))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ack, Some(1001));
+    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    // Data outside the window: ACK, data dropped.
+    let mut d = seg(1001 + 10_000_000, Some(snd), TcpControl::None);
+    d.payload = b"evil";
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(5), vec![tcp_frame(d)]);
+    assert_eq!(out.len(), 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::WouldBlock));
+    // An ACK for data never sent: ACK back, ignored.
+    let out = exchange(
+        &mut st,
+        &mut dev,
+        Instant::from_millis(6),
+        vec![tcp_frame(seg(1001, Some(snd + 1_000_000), TcpControl::None))],
+    );
+    assert_eq!(out.len(), 1);
+    // The exact RST resets.
+    exchange(&mut st, &mut dev, Instant::from_millis(7), vec![tcp_frame(seg(1001, None, TcpControl::Rst))]);
+    assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::Reset));
+    assert!(st.stats().tcp_challenge_acks >= 2);
+}
+
+#[test]
+fn segments_to_closed_ports_are_reset() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(seg(7, None, TcpControl::Syn))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].ctl, out[0].seq, out[0].ack), (TcpControl::Rst, 0, Some(8)));
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(seg(7, Some(99), TcpControl::None))]);
+    assert_eq!((out[0].ctl, out[0].seq, out[0].ack), (TcpControl::Rst, 99, None));
+    // Never a RST for a RST.
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(seg(7, None, TcpControl::Rst))]);
+    assert!(out.is_empty());
+    assert_eq!(st.stats().drop_tcp_no_socket, 3);
+}
+
+#[test]
+fn syn_backlog_limit_drops_and_counts() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let _l = st.tcp_listen(80, 2).unwrap();
+    let frames = (0..5u16)
+        .map(|i| {
+            let mut s = seg(100, None, TcpControl::Syn);
+            s.sport = 1000 + i;
+            tcp_frame(s)
+        })
+        .collect();
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, frames);
+    assert_eq!(out.iter().filter(|g| g.ctl == TcpControl::Syn).count(), 2);
+    assert_eq!(st.stats().drop_tcp_backlog_full, 3);
+}
+
+#[test]
+fn icmp_echo_and_udp_port_unreachable() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let req = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 3, data: b"ping!" };
+    let mut l4 = vec![0u8; req.buffer_len()];
+    req.emit(&mut Icmpv4Packet::new_unchecked(&mut l4[..]), &Default::default());
+    dev.inject(eth_ip(IpProtocol::Icmp, &l4));
+    // UDP to a closed port.
+    let udp = UdpRepr { src_port: 5555, dst_port: 9 };
+    let mut u = vec![0u8; 8 + 3];
+    udp.emit(
+        &mut UdpPacket::new_unchecked(&mut u[..]),
+        &PEER_IP.into(),
+        &A_IP.into(),
+        3,
+        |b| b.copy_from_slice(b"abc"),
+        &Default::default(),
+    );
+    dev.inject(eth_ip(IpProtocol::Udp, &u));
+    st.poll(Instant::ZERO, &mut dev);
+    let sent = dev.take();
+    assert_eq!(sent.len(), 2);
+    let icmps: Vec<(u8, u8)> = sent
+        .iter()
+        .map(|f| {
+            let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+            assert_eq!(ip.dst_addr(), PEER_IP);
+            let ic = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+            assert!(ic.verify_checksum());
+            (ic.msg_type().into(), ic.msg_code())
+        })
+        .collect();
+    assert!(icmps.contains(&(0, 0)), "echo reply: {icmps:?}");
+    assert!(icmps.contains(&(3, 3)), "port unreachable: {icmps:?}");
+    // A bound UDP socket receives and answers.
+    let h = st.udp_bind(9).unwrap();
+    dev.inject(eth_ip(IpProtocol::Udp, &u));
+    st.poll(Instant::ZERO, &mut dev);
+    let mut buf = [0u8; 8];
+    let (n, from) = st.udp_recv_from(h, &mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"abc"[..], sa(PEER_IP, 5555)));
+    st.udp_send_to(h, from, b"xyz").unwrap();
+    st.poll(Instant::ZERO, &mut dev);
+    let sent = dev.take();
+    let ip = Ipv4Packet::new_checked(&sent[0][14..]).unwrap();
+    let up = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert!(up.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+    assert_eq!(up.payload(), b"xyz");
+}
+
+#[test]
+fn active_open_to_unreachable_host_arps_then_gives_up() {
+    let (mut st, mut dev) = stack();
+    let h = st.tcp_connect(sa(PEER_IP, 80), 0, Instant::ZERO).unwrap();
+    st.poll(Instant::ZERO, &mut dev);
+    let sent = dev.take();
+    assert_eq!(sent.len(), 1, "an ARP request, no TCP yet");
+    assert_eq!(EthernetFrame::new_checked(&sent[0][..]).unwrap().ethertype(), EthernetProtocol::Arp);
+    // No answer: the SYN retransmits pile up behind ARP, which gives up after 3 requests.
+    let mut now = Instant::ZERO;
+    for _ in 0..200 {
+        match st.poll_at() {
+            Some(t) if t > now => now = t,
+            Some(_) => {}
+            None => break,
+        }
+        st.poll(now, &mut dev);
+        dev.take();
+    }
+    assert!(st.stats().drop_arp_unresolved > 0);
+    assert_eq!(st.tcp_read(h, &mut [0u8; 4]), Err(zcstack::TcpError::TimedOut));
+    assert_eq!(st.mem().free_count(), 256);
+}
