@@ -290,7 +290,7 @@ impl Conn {
         let before = self.rcv_window();
         let n = self.rcvq.read(buf);
         let after = self.rcv_window();
-        if n > 0 && self.state.synchronized() {
+        if n > 0 && self.state.synchronized() && !self.peer_fin {
             // Window update when it reopened from (near) zero or by two segments.
             let grew = after.saturating_sub(before);
             let advertised = self.rcv_adv.since(self.rcv_nxt);
@@ -485,7 +485,11 @@ impl Conn {
             return Outcome::Ok;
         }
 
-        // 2. RST (RFC 5961 3.2).
+        // 2. RST (RFC 5961 3.2). In TIME-WAIT a RST is ignored (RFC 1337:
+        // no TIME-WAIT assassination).
+        if seg.rst && self.state == State::TimeWait {
+            return Outcome::Ok;
+        }
         if seg.rst {
             if seg.seq == self.rcv_nxt {
                 stats.tcp_resets_received += 1;
