@@ -240,7 +240,7 @@ impl<M: PageMemory> Stack<M> {
         for seg in std::mem::take(&mut self.segs) {
             let mut buf = Vec::with_capacity(HEADROOM + 40);
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
-            let dst = Ipv4Address::from(*seg.dst.ip());
+            let dst = *seg.dst.ip();
             self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload });
         }
         for pkt in std::mem::take(&mut self.ipq) {
@@ -390,7 +390,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 }
-                let from = SocketAddrV4::new(src.into(), up.src_port());
+                let from = SocketAddrV4::new(src, up.src_port());
                 let end = (up.len() as usize).min(payload.len()).max(8);
                 match self.udp.deliver(up.dst_port(), from, &payload[8..end]) {
                     Ok(()) => {}

@@ -79,6 +79,8 @@ pub(crate) struct Conn {
     sendq: SendQueue,
     pub send_cap: usize,
     fin_queued: bool,
+    /// Our FIN has been acknowledged: nothing of ours is left to (re)send.
+    fin_acked: bool,
 
     // Receive side.
     irs: Seq,
@@ -161,6 +163,7 @@ impl Conn {
             sendq: SendQueue::default(),
             send_cap: cfg.send_buffer,
             fin_queued: false,
+            fin_acked: false,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcvq: RecvQueue::default(),
@@ -340,6 +343,32 @@ impl Conn {
         self.rcvq.clear();
     }
 
+    /// A one-line summary of sequence space and windows, for diagnostics.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?} una={} nxt={} max={} wnd={} cwnd={} ssth={} rec={:?} hrx={} q={} | rnxt={} radv={} rq={} ooo={}/{} fin_in={:?} peer_fin={} retries={} rto={}",
+            self.state,
+            self.snd_una.0,
+            self.snd_nxt.0,
+            self.snd_max.0,
+            self.snd_wnd,
+            self.cwnd,
+            self.ssthresh,
+            self.recover.map(|r| r.0),
+            self.high_rxt.0,
+            self.sendq.len(),
+            self.rcv_nxt.0,
+            self.rcv_adv.0,
+            self.rcvq.len(),
+            self.rcvq.ooo_segments(),
+            self.rcvq.ooo_bytes(),
+            self.fin_seq_in.map(|f| f.0),
+            self.peer_fin,
+            self.retries,
+            self.rtt.rto(),
+        )
+    }
+
     /// Smoothed RTT, once measured.
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
@@ -361,7 +390,7 @@ impl Conn {
     }
 
     fn fin_seq(&self) -> Option<Seq> {
-        self.fin_queued.then(|| self.data_start() + self.sendq.len() as u32)
+        (self.fin_queued && !self.fin_acked).then(|| self.data_start() + self.sendq.len() as u32)
     }
 
     fn rcv_window(&self) -> u32 {
@@ -386,6 +415,19 @@ impl Conn {
 
     fn in_flight(&self) -> u32 {
         self.snd_max.since(self.snd_una)
+    }
+
+    /// Payload bytes a segment may carry now: the MSS less the TCP options we
+    /// put on data segments (SACK blocks while we hold out-of-order data), so
+    /// frames never exceed the MTU (RFC 6691).
+    fn seg_payload_max(&self) -> u32 {
+        if self.sack_ok && self.rcvq.has_hole() {
+            let blocks = self.rcvq.sack_blocks().iter().flatten().count() as u32;
+            let opt = (2 + 8 * blocks).div_ceil(4) * 4;
+            self.mss.saturating_sub(opt).max(1)
+        } else {
+            self.mss
+        }
     }
 
     fn pipe(&self) -> u32 {
@@ -434,7 +476,7 @@ impl Conn {
             return false;
         }
         let end = self.data_start() + self.sendq.len() as u32;
-        self.snd_nxt < end || (self.fin_queued && self.snd_nxt <= end && self.snd_max <= end)
+        self.snd_nxt < end || (self.fin_queued && !self.fin_acked && self.snd_nxt == end)
     }
 
     // ----- input -----
@@ -474,10 +516,20 @@ impl Conn {
         };
         if !acceptable {
             // Zero window probes and old duplicates get an ACK; RSTs nothing.
-            if !seg.rst {
-                self.ack_now = true;
-                if !(seg.seq < self.rcv_nxt) {
-                    stats.drop_tcp_out_of_window += 1;
+            if seg.rst {
+                stats.drop_tcp_out_of_window += 1;
+                return Outcome::Ok;
+            }
+            self.ack_now = true;
+            if seg.seq < self.rcv_nxt && self.state.synchronized() && !seg.syn {
+                // An old duplicate still carries a current ACK (BSD does the
+                // same): after a go-back-N retransmission the peer's segments
+                // start below our rcv_nxt, and ignoring their ACKs would
+                // deadlock both sides.
+                if let Some(ack) = seg.ack {
+                    if let Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
+                        return Outcome::Closed;
+                    }
                 }
             } else {
                 stats.drop_tcp_out_of_window += 1;
@@ -646,7 +698,7 @@ impl Conn {
             self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
             stats.tcp_established += 1;
             self.events_pending = true;
-            if self.sendq.len() > 0 || self.fin_queued {
+            if !self.sendq.is_empty() || self.fin_queued {
                 self.arm_rtx(now);
             }
         } else {
@@ -716,6 +768,7 @@ impl Conn {
             }
             if let Some(f) = fin_seq {
                 if ack > f {
+                    self.fin_acked = true;
                     match self.state {
                         State::FinWait1 => {
                             self.state = State::FinWait2;
@@ -1038,6 +1091,7 @@ impl Conn {
         }
         let data_start = self.data_start();
         let data_end = data_start + self.sendq.len() as u32;
+        let max_payload = self.seg_payload_max();
 
         if self.dupack_now {
             self.dupack_now = false;
@@ -1054,11 +1108,11 @@ impl Conn {
                 self.arm_rtx(now);
             } else if self.snd_max > self.snd_una {
                 let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
-                let len = avail.min(self.mss);
+                let len = avail.min(max_payload);
                 if len > 0 {
                     stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
                     self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
-                } else if self.fin_queued && self.snd_una == data_end {
+                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
                     let mut s = self.seg(data_end, true);
                     s.fin = true;
                     out.push(s);
@@ -1074,7 +1128,7 @@ impl Conn {
             // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, retransmit lost holes.
             while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
                 let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
-                let len = len.min(data_end.since(seq.min(data_end)));
+                let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
                 if len == 0 {
                     break;
                 }
@@ -1097,7 +1151,7 @@ impl Conn {
                 let peer_left = (self.snd_una + self.snd_wnd).since(self.snd_nxt.min(self.snd_una + self.snd_wnd));
                 wnd_left = self.cwnd.saturating_sub(self.pipe()).min(peer_left);
             }
-            let len = self.mss.min(avail).min(wnd_left);
+            let len = max_payload.min(avail).min(wnd_left);
             if len == 0 {
                 if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.persist_at.is_none() {
                     let backoff = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(6));
@@ -1106,7 +1160,7 @@ impl Conn {
                 break;
             }
             let retransmitting = self.snd_nxt < self.snd_max;
-            if len < self.mss && !retransmitting {
+            if len < max_payload && !retransmitting {
                 if len < avail {
                     // Window-limited: wait for a useful window (sender SWS).
                     if len < self.max_snd_wnd / 2 {
@@ -1123,7 +1177,7 @@ impl Conn {
             }
             self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
             self.snd_nxt = seq + len;
-            if self.fin_queued && self.snd_nxt == data_end && self.snd_wnd.min(self.cwnd) > 0 {
+            if self.fin_queued && self.snd_nxt == data_end {
                 if let Some(last) = out.last_mut() {
                     last.fin = true;
                 }
@@ -1135,7 +1189,7 @@ impl Conn {
             }
         }
 
-        if self.fin_queued && self.snd_nxt == data_end {
+        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end {
             let mut s = self.seg(data_end, true);
             s.fin = true;
             out.push(s);

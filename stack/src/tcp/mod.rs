@@ -566,6 +566,12 @@ impl TcpEngine {
         Ok((c.local, c.remote))
     }
 
+    /// A one-line description of the connection's sequence space, windows and
+    /// timers (for diagnostics and `zcstat`).
+    pub fn describe(&self, h: SocketHandle) -> Result<String, TcpError> {
+        Ok(self.conn(h)?.describe())
+    }
+
     /// `TCP_NODELAY`.
     pub fn set_nodelay(&mut self, h: SocketHandle, on: bool) -> Result<(), TcpError> {
         self.conn_mut(h)?.nodelay = on;

@@ -23,7 +23,7 @@ impl Scoreboard {
     /// Adds the peer's SACK blocks that lie within `(una, max]`.
     pub fn update(&mut self, una: Seq, max: Seq, blocks: &[Option<(u32, u32)>; 3]) {
         for (l, r) in blocks.iter().flatten().map(|&(l, r)| (Seq(l), Seq(r))) {
-            if !(l < r) || r <= una || r > max || l < una {
+            if l >= r || r <= una || r > max || l < una {
                 continue; // invalid, old (D-SACK) or beyond what was sent
             }
             self.insert(l, r);
