@@ -128,7 +128,7 @@ impl UdpEngine {
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(data);
-        let dst = Ipv4Address::from(*to.ip());
+        let dst = *to.ip();
         let mut c = Checksum::new();
         c.add_pseudo_header(src, dst, IpProtocol::Udp, len);
         c.add(&buf[HEADROOM..]);

@@ -143,6 +143,7 @@ fn established() -> (Stack<HeapPages>, ScriptDevice, zcstack::SocketHandle, u32)
     assert_eq!(synack.ctl, TcpControl::Syn);
     assert_eq!(synack.ack, Some(1001));
     assert_eq!(synack.mss, Some(1460));
+    assert!(synack.win > 0, "the SYN-ACK opens a window");
     let iss = synack.seq;
     let out = exchange(
         &mut st,

@@ -173,8 +173,8 @@ impl SegOut {
         let hlen = repr.header_len();
         buf.resize(headroom + hlen, 0);
         let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
-        let src = Ipv4Address::from(*self.src.ip());
-        let dst = Ipv4Address::from(*self.dst.ip());
+        let src = *self.src.ip();
+        let dst = *self.dst.ip();
         repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
         if self.syn && self.fin {
             pkt.set_fin(true);
@@ -340,7 +340,7 @@ impl TcpEngine {
         self.secret.hash(&mut h);
         local.hash(&mut h);
         remote.hash(&mut h);
-        Seq((now.total_micros() / 4) as u32).add(h.finish() as u32)
+        Seq((now.total_micros() / 4) as u32) + h.finish() as u32
     }
 
     // ----- socket operations -----
@@ -351,7 +351,7 @@ impl TcpEngine {
         if port == 0 || self.listeners.contains_key(&port) {
             return Err(TcpError::AddrInUse);
         }
-        let local = SocketAddrV4::new(self.local_ip.into(), port);
+        let local = SocketAddrV4::new(self.local_ip, port);
         let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
         let idx = self.alloc_slot(Sock::Listener(Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0 }));
         self.listeners.insert(port, idx);
@@ -361,7 +361,7 @@ impl TcpEngine {
     /// Starts connecting to `remote` from `local_port` (0 picks an ephemeral port).
     pub fn connect(&mut self, remote: SocketAddrV4, local_port: u16, now: Instant) -> Result<SocketHandle, TcpError> {
         let port = if local_port != 0 {
-            let l = SocketAddrV4::new(self.local_ip.into(), local_port);
+            let l = SocketAddrV4::new(self.local_ip, local_port);
             if self.conns.contains_key(&(l, remote)) {
                 return Err(TcpError::AddrInUse);
             }
@@ -369,7 +369,7 @@ impl TcpEngine {
         } else {
             self.pick_port(remote)?
         };
-        let local = SocketAddrV4::new(self.local_ip.into(), port);
+        let local = SocketAddrV4::new(self.local_ip, port);
         let iss = self.isn(local, remote, now);
         let conn = Conn::connect(&self.cfg, local, remote, iss, self.mtu, now);
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
@@ -383,7 +383,7 @@ impl TcpEngine {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
-            let l = SocketAddrV4::new(self.local_ip.into(), p);
+            let l = SocketAddrV4::new(self.local_ip, p);
             if !self.listeners.contains_key(&p) && !self.conns.contains_key(&(l, remote)) {
                 return Ok(p);
             }
@@ -607,6 +607,7 @@ impl TcpEngine {
     // ----- engine -----
 
     /// Handles one received segment addressed to us.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn ingress(
         &mut self,
         now: Instant,
@@ -617,8 +618,8 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
-        let remote = SocketAddrV4::new(src.into(), repr.src_port);
-        let local = SocketAddrV4::new(dst.into(), repr.dst_port);
+        let remote = SocketAddrV4::new(src, repr.src_port);
+        let local = SocketAddrV4::new(dst, repr.dst_port);
         let seg = SegIn {
             seq: repr.seq_number.into(),
             ack: repr.ack_number.map(Into::into),

@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(q.insert(25, &data[25..55], 8), Inserted::InOrder(60), "fills the hole up to 90");
         assert_eq!(q.ooo_bytes(), 0);
         assert_eq!(q.insert(90, &data[90..100], 8), Inserted::InOrder(10));
-        let mut out = vec![0u8; 200];
+        let mut out = [0u8; 200];
         let n = q.read(&mut out[..37]);
         let m = q.read(&mut out[37..]);
         assert_eq!(n + m, 100);

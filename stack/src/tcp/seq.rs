@@ -8,11 +8,6 @@ use core::ops::{Add, Sub};
 pub struct Seq(pub u32);
 
 impl Seq {
-    /// `self + n` modulo 2^32.
-    pub fn add(self, n: u32) -> Seq {
-        Seq(self.0.wrapping_add(n))
-    }
-
     /// Bytes from `earlier` to `self` (assumes `earlier <= self` in sequence space).
     pub fn since(self, earlier: Seq) -> u32 {
         self.0.wrapping_sub(earlier.0)

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use zcstack::mem::{HeapPages, PageMemory};
 use zcstack::phy::sim::{SimConfig, SimDevice, SimLink};
 use zcstack::phy::Device;
-use zcstack::wire::{EthernetAddress, Ipv4Address};
+use zcstack::wire::EthernetAddress;
 use zcstack::{IfaceConfig, Instant, Stack, StackConfig};
 
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -17,7 +17,7 @@ pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub fn stack_config(ip: Ipv4Addr, mac_last: u8) -> StackConfig {
     StackConfig::new(IfaceConfig {
         mac: EthernetAddress([0x02, 0, 0, 0, 0, mac_last]),
-        addr: Ipv4Address::from(ip),
+        addr: ip,
         prefix_len: 24,
         gateway: None,
     })
