@@ -7,6 +7,7 @@
 //! (a DPDK device attaches the slices as external buffers and completes from
 //! the PMD's free callback; a copying device completes at once).
 
+pub mod queue;
 pub mod sim;
 
 use crate::mem::{PageMemory, PageSlice};
