@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod event;
 pub mod iface;
 pub mod mem;
 pub mod phy;
@@ -24,6 +25,7 @@ pub mod udp;
 pub mod wire;
 
 pub use config::{IfaceConfig, StackConfig, TcpConfig};
+pub use event::{Event, Interest, Token, Trigger};
 pub use stack::Stack;
 pub use tcp::{SocketHandle, State, TcpError};
 pub use time::{Duration, Instant};

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
 use crate::config::StackConfig;
+use crate::event::{Event, Interest, Registration, Registry, Token, Trigger};
 use crate::iface::arp::ArpCache;
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
@@ -35,6 +36,8 @@ pub struct Stack<M: PageMemory> {
     segs: Vec<SegOut>,
     ipq: Vec<IpOut>,
     backlog: VecDeque<TxFrame>,
+    registry: Registry,
+    scratch: Vec<SocketHandle>,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -52,6 +55,8 @@ impl<M: PageMemory> Stack<M> {
             segs: Vec::new(),
             ipq: Vec::new(),
             backlog: VecDeque::new(),
+            registry: Registry::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -126,9 +131,72 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.shutdown_write(h)
     }
 
-    /// Close (FIN, or RST if unread data remains); the handle is invalid afterwards.
+    /// Close (FIN, or RST if unread data remains); the handle is invalid
+    /// afterwards and its event registration is removed.
     pub fn tcp_close(&mut self, h: SocketHandle, now: Instant) -> Result<(), TcpError> {
+        self.registry.regs.remove(&h);
         self.tcp.close(h, now, &mut self.mem, &mut self.segs)
+    }
+
+    // ----- readiness events -----
+
+    /// Registers `h` for events; the next [`Stack::poll_events`] reports it if
+    /// it is already ready (like `epoll_ctl(ADD)`). Re-registering replaces.
+    pub fn register(
+        &mut self,
+        h: SocketHandle,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<(), TcpError> {
+        if !self.tcp.is_listener(h) {
+            self.tcp.state(h)?;
+        }
+        self.registry.regs.insert(h, Registration { token, interest, trigger });
+        self.registry.recheck.push(h);
+        Ok(())
+    }
+
+    /// Stops reporting `h`.
+    pub fn deregister(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        self.registry.regs.remove(&h).map(|_| ()).ok_or(TcpError::InvalidHandle)
+    }
+
+    /// Appends the events of registered sockets to `out` (see [`crate::event`]
+    /// for level and edge semantics); returns how many were added. Costs
+    /// O(changed + level-ready sockets), never O(all sockets).
+    pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        let mut cand = std::mem::take(&mut self.scratch);
+        cand.clear();
+        self.tcp.take_notifications(&mut cand);
+        cand.append(&mut self.registry.recheck);
+        let before = out.len();
+        let mut seen = rustc_hash::FxHashSet::default();
+        // Candidates: sockets whose state changed, fresh registrations, and
+        // level-triggered sockets reported last time. Edge-triggered sockets
+        // enter only through the first two.
+        for h in cand.iter() {
+            let Some(reg) = self.registry.regs.get(h).copied() else { continue };
+            if !seen.insert(*h) {
+                continue;
+            }
+            let (readable, writable, hup, error) = if self.tcp.is_listener(*h) {
+                (self.tcp.acceptable(*h), false, false, false)
+            } else {
+                let err = self.tcp.error(*h).is_some();
+                (self.tcp.readable(*h), self.tcp.writable(*h), self.tcp.hung_up(*h), err)
+            };
+            let r = readable && reg.interest.is_readable();
+            let w = writable && reg.interest.is_writable();
+            if r || w || hup || error {
+                out.push(Event { token: reg.token, readable: r, writable: w, hup, error });
+                if reg.trigger == Trigger::Level {
+                    self.registry.recheck.push(*h);
+                }
+            }
+        }
+        self.scratch = cand;
+        out.len() - before
     }
 
     /// Abort with RST.

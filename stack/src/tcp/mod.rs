@@ -232,6 +232,8 @@ pub struct TcpEngine {
     secret: u64,
     local_ip: Ipv4Address,
     mtu: usize,
+    /// Sockets whose readiness may have changed since the last look.
+    notify: Vec<SocketHandle>,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -253,7 +255,44 @@ impl TcpEngine {
             secret,
             local_ip,
             mtu,
+            notify: Vec::new(),
         }
+    }
+
+    /// Queues a readiness notification if the connection has news.
+    fn note(&mut self, idx: u32) {
+        if let Some(Slot { gen, sock: Some(Sock::Conn(c)) }) = self.slots.get_mut(idx as usize) {
+            if c.events_pending && !c.orphan {
+                c.events_pending = false;
+                self.notify.push(SocketHandle { idx, gen: *gen });
+            }
+        }
+    }
+
+    fn note_listener(&mut self, idx: u32) {
+        if let Some(Slot { gen, sock: Some(Sock::Listener(_)) }) = self.slots.get(idx as usize) {
+            self.notify.push(SocketHandle { idx, gen: *gen });
+        }
+    }
+
+    /// Moves the sockets whose readiness may have changed into `out`.
+    pub fn take_notifications(&mut self, out: &mut Vec<SocketHandle>) {
+        out.append(&mut self.notify);
+    }
+
+    /// Whether a listener has connections to accept.
+    pub fn acceptable(&self, h: SocketHandle) -> bool {
+        matches!(self.slots.get(h.idx as usize), Some(Slot { gen, sock: Some(Sock::Listener(l)) }) if *gen == h.gen && !l.accept_q.is_empty())
+    }
+
+    /// Whether the handle names a listener.
+    pub fn is_listener(&self, h: SocketHandle) -> bool {
+        matches!(self.slots.get(h.idx as usize), Some(Slot { gen, sock: Some(Sock::Listener(_)) }) if *gen == h.gen)
+    }
+
+    /// The peer closed (or the connection is gone): reading returns EOF or an error.
+    pub fn hung_up(&self, h: SocketHandle) -> bool {
+        self.conn(h).map(|c| c.at_eof() || c.state == State::Closed).unwrap_or(true)
     }
 
     /// The configuration new sockets get.
@@ -658,6 +697,7 @@ impl TcpEngine {
                             l.half_open = l.half_open.saturating_sub(1);
                             l.accept_q.push_back(idx);
                         }
+                        self.note_listener(p);
                     }
                 }
                 Outcome::Closed => {
@@ -680,6 +720,7 @@ impl TcpEngine {
                 }
                 Outcome::Ok => {}
             }
+            self.note(idx);
             self.mark(idx);
             self.schedule(idx);
             return;
@@ -718,6 +759,7 @@ impl TcpEngine {
         let iss = self.isn(local, remote, now);
         let mut conn = Conn::accept_syn(&self.cfg, local, remote, iss, self.mtu, seg, now);
         conn.parent = Some(lidx);
+        conn.events_pending = false;
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
         self.conns.insert((local, remote), idx);
         self.mark(idx);
@@ -751,9 +793,11 @@ impl TcpEngine {
                     self.free_slot(idx);
                 } else {
                     self.conns.remove(&key);
+                    self.note(idx);
                 }
                 continue;
             }
+            self.note(idx);
             self.mark(idx);
             self.schedule(idx);
         }

@@ -1,0 +1,79 @@
+//! Readiness events: level-triggered really is level-triggered, and
+//! edge-triggered really is edge-triggered.
+mod common;
+
+use common::*;
+use zcstack::phy::sim::SimConfig;
+use zcstack::{Event, Interest, Token, Trigger};
+
+fn events(p: &mut Pair, on_a: bool) -> Vec<Event> {
+    let mut v = Vec::new();
+    if on_a {
+        p.a.poll_events(&mut v);
+    } else {
+        p.b.poll_events(&mut v);
+    }
+    v
+}
+
+fn settle(p: &mut Pair) {
+    p.run_until(10_000, |_| false);
+}
+
+#[test]
+fn listener_and_connection_events_level_and_edge() {
+    let mut p = Pair::new(SimConfig::default(), 21);
+    let l = p.a.tcp_listen(80, 8).unwrap();
+    p.a.register(l, Token(1), Interest::READABLE, Trigger::Edge).unwrap();
+    assert!(events(&mut p, true).is_empty(), "nothing to accept yet");
+    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    p.b.register(c, Token(9), Interest::READABLE | Interest::WRITABLE, Trigger::Edge).unwrap();
+    settle(&mut p);
+    // Edge: the listener is reported once for the new connection...
+    let ev = events(&mut p, true);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].token, ev[0].readable), (Token(1), true));
+    // ...and not again while nobody accepts it.
+    assert!(events(&mut p, true).is_empty(), "edge-triggered: no repeat without a change");
+    // The client became writable once (established).
+    let ev = events(&mut p, false);
+    assert!(ev.iter().any(|e| e.token == Token(9) && e.writable), "{ev:?}");
+    assert!(events(&mut p, false).is_empty());
+
+    let (s, _) = p.a.tcp_accept(l).unwrap();
+    p.a.register(s, Token(2), Interest::READABLE, Trigger::Level).unwrap();
+    assert!(events(&mut p, true).is_empty(), "nothing to read yet");
+    p.b.tcp_write(c, b"ping").unwrap();
+    settle(&mut p);
+    // Level: reported on every call while unread.
+    for _ in 0..3 {
+        let ev = events(&mut p, true);
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].token, ev[0].readable), (Token(2), true));
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(p.a.tcp_read(s, &mut buf), Ok(4));
+    assert!(events(&mut p, true).is_empty(), "level-triggered stops once drained");
+
+    // Switch the server socket to edge: one report per arrival, even unread.
+    p.a.register(s, Token(3), Interest::READABLE, Trigger::Edge).unwrap();
+    assert!(events(&mut p, true).is_empty());
+    p.b.tcp_write(c, b"one").unwrap();
+    settle(&mut p);
+    assert_eq!(events(&mut p, true).len(), 1);
+    assert!(events(&mut p, true).is_empty(), "unread data is not reported again");
+    p.b.tcp_write(c, b"two").unwrap();
+    settle(&mut p);
+    assert_eq!(events(&mut p, true).len(), 1, "new data is a new edge");
+    assert_eq!(p.a.tcp_read(s, &mut buf), Ok(6));
+
+    // EOF: readable + hup.
+    p.b.tcp_shutdown(c).unwrap();
+    settle(&mut p);
+    let ev = events(&mut p, true);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].readable && ev[0].hup, "{ev:?}");
+    // Closing deregisters.
+    p.a.tcp_close(s, p.now).unwrap();
+    assert!(p.a.deregister(s).is_err());
+}
