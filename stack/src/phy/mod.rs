@@ -7,8 +7,11 @@
 //! (a DPDK device attaches the slices as external buffers and completes from
 //! the PMD's free callback; a copying device completes at once).
 
+pub mod fault;
 pub mod queue;
 pub mod sim;
+#[cfg(feature = "tap")]
+pub mod tap;
 
 use crate::mem::{PageMemory, PageSlice};
 use crate::time::Instant;
