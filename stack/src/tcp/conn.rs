@@ -1232,3 +1232,13 @@ impl Conn {
         out.push(s);
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn connection_state_is_small() {
+        let n = std::mem::size_of::<super::Conn>();
+        eprintln!("size_of::<Conn>() = {n}");
+        assert!(n <= 1024, "{n}");
+    }
+}
