@@ -21,6 +21,8 @@ use crate::wire::{
 
 /// Frames handled per poll before yielding (bounded work per call).
 const RX_BUDGET: usize = 1024;
+/// Completed header buffers kept for reuse.
+const HDR_POOL: usize = 1024;
 
 /// A TCP/IP stack instance (one per lcore, shared-nothing).
 #[derive(Debug)]
@@ -38,6 +40,8 @@ pub struct Stack<M: PageMemory> {
     backlog: VecDeque<TxFrame>,
     registry: Registry,
     scratch: Vec<SocketHandle>,
+    /// Header buffers of completed frames, reused for new ones.
+    hdr_pool: Vec<Vec<u8>>,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -57,6 +61,7 @@ impl<M: PageMemory> Stack<M> {
             backlog: VecDeque::new(),
             registry: Registry::default(),
             scratch: Vec::new(),
+            hdr_pool: Vec::new(),
         }
     }
 
@@ -260,11 +265,17 @@ impl<M: PageMemory> Stack<M> {
         {
             let mem = &mut self.mem;
             let stats = &mut self.stats;
+            let pool = &mut self.hdr_pool;
             dev.poll_completions(now, &mut |f: TxFrame| {
-                for p in f.payload {
+                for p in &f.payload {
                     if mem.decref(p.page).is_err() {
                         stats.page_errors += 1;
                     }
+                }
+                if pool.len() < HDR_POOL {
+                    let mut h = f.header;
+                    h.clear();
+                    pool.push(h);
                 }
             });
         }
@@ -306,7 +317,7 @@ impl<M: PageMemory> Stack<M> {
 
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         for seg in std::mem::take(&mut self.segs) {
-            let mut buf = Vec::with_capacity(HEADROOM + 40);
+            let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let dst = *seg.dst.ip();
             self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload });
@@ -443,7 +454,12 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
-                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &cks) else {
+                if !caps.rx_checksum_verified && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload) {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                }
+                let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
+                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
@@ -454,7 +470,10 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 };
-                if !caps.rx_checksum_verified && !up.verify_checksum(&src.into(), &ip.dst_addr.into()) {
+                if !caps.rx_checksum_verified
+                    && up.checksum() != 0
+                    && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Udp, payload)
+                {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 }
@@ -522,4 +541,14 @@ impl<M: PageMemory> Stack<M> {
         self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
         let _ = ETH_HEADER;
     }
+}
+
+/// Verifies a TCP/UDP checksum (pseudo-header included) with the engine's fast
+/// summing: the sum over a correct segment, checksum field included, is 0xffff.
+fn l4_checksum_ok(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, seg: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(seg.len()) else { return false };
+    let mut c = crate::wire::Checksum::new();
+    c.add_pseudo_header(src, dst, proto, len);
+    c.add(seg);
+    c.finish() == 0
 }

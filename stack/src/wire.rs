@@ -32,22 +32,18 @@ impl Checksum {
     }
 
     /// Adds `data` as if it followed everything added before.
-    pub fn add(&mut self, mut data: &[u8]) {
+    ///
+    /// Sums 32-bit native-endian words (RFC 1071 section 2: the sum is
+    /// byte-order independent), then swaps into network order; a piece that
+    /// starts at an odd stream offset has its partial sum byte-swapped.
+    pub fn add(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
         }
-        if self.odd {
-            self.sum += u64::from(data[0]);
-            data = &data[1..];
-            self.odd = false;
-        }
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
-            self.sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            self.sum += u64::from(*last) << 8;
-            self.odd = true;
+        let part = sum_be16(data);
+        self.sum += u64::from(if self.odd { part.swap_bytes() } else { part });
+        if data.len() % 2 == 1 {
+            self.odd = !self.odd;
         }
     }
 
@@ -70,6 +66,27 @@ impl Checksum {
     }
 }
 
+/// One's-complement sum of `data` as big-endian 16-bit words (a trailing odd
+/// byte is the high byte of a zero-padded word), folded to 16 bits.
+fn sum_be16(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (w & 0xffff_ffff) + (w >> 32);
+    }
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    let w = u64::from_ne_bytes(tail);
+    acc += (w & 0xffff_ffff) + (w >> 32);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    // Native-order 16-bit sum -> network order.
+    u16::from_be(acc as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +106,33 @@ mod tests {
             parts.add(b2);
             assert_eq!(parts.finish(), whole.finish(), "split at {split}");
         }
+    }
+
+    #[test]
+    fn fast_sum_matches_the_reference_on_every_length() {
+        fn reference(d: &[u8]) -> u16 {
+            let mut s: u32 = 0;
+            for c in d.chunks(2) {
+                s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            !(s as u16)
+        }
+        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in 0..data.len() {
+            for start in 0..3.min(len + 1) {
+                let d = &data[start..len];
+                let mut c = Checksum::new();
+                c.add(d);
+                assert_eq!(c.finish(), reference(d), "len {} start {start}", d.len());
+            }
+        }
+        let ones = [0xffu8; 64];
+        let mut c = Checksum::new();
+        c.add(&ones);
+        assert_eq!(c.finish(), reference(&ones));
     }
 
     #[test]

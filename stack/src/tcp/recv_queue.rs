@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 /// Received data of one connection.
 #[derive(Debug, Default)]
 pub struct RecvQueue {
-    ready: VecDeque<Vec<u8>>,
-    front_off: usize,
+    /// In-order bytes (copy mode), one growable ring: no allocation per segment.
+    ready: VecDeque<u8>,
     ready_len: usize,
     /// Stream offset of the next in-order byte.
     next: u64,
@@ -106,7 +106,7 @@ impl RecvQueue {
         if d.is_empty() {
             return;
         }
-        self.ready.push_back(d.to_vec());
+        self.ready.extend(d);
         self.ready_len += d.len();
         self.next += d.len() as u64;
     }
@@ -143,19 +143,12 @@ impl RecvQueue {
 
     /// Copies up to `buf.len()` ready bytes out; returns the count.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        let mut n = 0;
-        while n < buf.len() {
-            let Some(front) = self.ready.front() else { break };
-            let avail = &front[self.front_off..];
-            let k = avail.len().min(buf.len() - n);
-            buf[n..n + k].copy_from_slice(&avail[..k]);
-            n += k;
-            self.front_off += k;
-            if self.front_off == front.len() {
-                self.ready.pop_front();
-                self.front_off = 0;
-            }
-        }
+        let n = buf.len().min(self.ready_len);
+        let (a, b) = self.ready.as_slices();
+        let na = n.min(a.len());
+        buf[..na].copy_from_slice(&a[..na]);
+        buf[na..n].copy_from_slice(&b[..n - na]);
+        self.ready.drain(..n);
         self.ready_len -= n;
         n
     }
@@ -164,9 +157,9 @@ impl RecvQueue {
     pub fn clear(&mut self) {
         self.ready.clear();
         self.ooo.clear();
+        self.ready = VecDeque::new();
         self.ready_len = 0;
         self.ooo_bytes = 0;
-        self.front_off = 0;
     }
 }
 

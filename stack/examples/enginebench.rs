@@ -1,0 +1,451 @@
+//! `enginebench`: zcstack's engine against upstream smoltcp (Interface +
+//! TcpSocket), in one process, over the same in-memory wire (two frame queues,
+//! one copy per frame for both), on one core, with wall-clock time.
+//!
+//! Cases: bulk throughput (one connection), 64-byte request/response rate,
+//! and the cost of one request/response exchange with 10, 10,000 and 100,000
+//! other connections present (zcstack: established and idle; smoltcp: idle
+//! sockets in its SocketSet — establishing 100k through its per-poll socket
+//! scan would take hours, and an idle socket costs the scan the same).
+//!
+//! Prints a table and one `BENCH {json}` line per case (ARCHITECTURE.md).
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
+use std::time::Instant as Wall;
+
+use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle, SocketSet};
+use smoltcp::phy::{DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use zcstack::mem::{HeapPages, PageMemory};
+use zcstack::phy::{Device, DeviceCaps, TxFrame};
+use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig, TcpError};
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const BUF: usize = 256 * 1024;
+
+// ----- the shared in-memory wire -----
+
+#[derive(Default)]
+struct Wire {
+    q: [VecDeque<Vec<u8>>; 2],
+}
+
+struct End {
+    side: usize,
+    wire: Rc<RefCell<Wire>>,
+    done: Vec<TxFrame>,
+}
+
+fn wire() -> (End, End) {
+    let w = Rc::new(RefCell::new(Wire::default()));
+    (End { side: 0, wire: w.clone(), done: Vec::new() }, End { side: 1, wire: w, done: Vec::new() })
+}
+
+impl Device for End {
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps::default()
+    }
+    fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let f = self.wire.borrow_mut().q[1 - self.side].pop_front();
+            match f {
+                Some(f) => {
+                    sink(&f);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+    fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
+        let mut v = Vec::with_capacity(frame.len());
+        frame.copy_into(mem, &mut v);
+        self.wire.borrow_mut().q[self.side].push_back(v);
+        self.done.push(frame);
+        Ok(())
+    }
+    fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        for f in self.done.drain(..) {
+            done(f);
+        }
+    }
+}
+
+struct Rx(Vec<u8>);
+struct Tx {
+    side: usize,
+    wire: Rc<RefCell<Wire>>,
+}
+
+impl smoltcp::phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for Tx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut v = vec![0u8; len];
+        let r = f(&mut v);
+        self.wire.borrow_mut().q[self.side].push_back(v);
+        r
+    }
+}
+
+impl smoltcp::phy::Device for End {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx;
+    fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Rx, Tx)> {
+        let f = self.wire.borrow_mut().q[1 - self.side].pop_front()?;
+        Some((Rx(f), Tx { side: self.side, wire: self.wire.clone() }))
+    }
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Tx> {
+        Some(Tx { side: self.side, wire: self.wire.clone() })
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        c
+    }
+}
+
+// ----- zcstack side -----
+
+struct Zc {
+    a: Stack<HeapPages>,
+    b: Stack<HeapPages>,
+    da: End,
+    db: End,
+    t0: Wall,
+}
+
+impl Zc {
+    fn new() -> Zc {
+        let cfg = |ip: Ipv4Addr, m: u8| {
+            let mut c = StackConfig::new(IfaceConfig {
+                mac: zcstack::wire::EthernetAddress([2, 0, 0, 0, 0, m]),
+                addr: ip,
+                prefix_len: 24,
+                gateway: None,
+            });
+            c.tcp.send_buffer = BUF;
+            c.tcp.recv_buffer = BUF;
+            c.tcp.somaxconn = 1 << 20;
+            c
+        };
+        let (da, db) = wire();
+        Zc {
+            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, 2048), 1500),
+            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, 2048), 1500),
+            da,
+            db,
+            t0: Wall::now(),
+        }
+    }
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.t0.elapsed().as_micros() as u64)
+    }
+    fn poll(&mut self) {
+        let now = self.now();
+        self.a.poll(now, &mut self.da);
+        self.b.poll(now, &mut self.db);
+    }
+    /// A connection b -> a:port; returns (client, server).
+    fn connect(&mut self, l: SocketHandle, port: u16) -> (SocketHandle, SocketHandle) {
+        let c = self.b.tcp_connect(SocketAddrV4::new(A, port), 0, self.now()).unwrap();
+        loop {
+            self.poll();
+            if let Ok((s, _)) = self.a.tcp_accept(l) {
+                self.b.tcp().set_nodelay(c, true).unwrap();
+                self.a.tcp().set_nodelay(s, true).unwrap();
+                return (c, s);
+            }
+        }
+    }
+}
+
+fn zc_bulk(bytes: usize) -> f64 {
+    let mut z = Zc::new();
+    let l = z.a.tcp_listen(80, 16).unwrap();
+    let (c, s) = z.connect(l, 80);
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut sent, mut got) = (0usize, 0usize);
+    let t = Wall::now();
+    while got < bytes {
+        while sent < bytes {
+            match z.b.tcp_write(c, &chunk[..chunk.len().min(bytes - sent)]) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        z.poll();
+        while let Ok(n) = z.a.tcp_read(s, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+    }
+    bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+}
+
+/// Request/response exchanges per second on one connection, with `idle`
+/// other established connections in both stacks.
+fn zc_rr(exchanges: usize, idle: usize) -> f64 {
+    let mut z = Zc::new();
+    let ls: Vec<SocketHandle> = (0..4).map(|i| z.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
+    let mut idle_conns = Vec::with_capacity(idle);
+    for i in 0..idle {
+        idle_conns.push(z.b.tcp_connect(SocketAddrV4::new(A, 80 + (i % 4) as u16), 0, z.now()).unwrap());
+        if i % 1000 == 999 {
+            for _ in 0..20 {
+                z.poll();
+            }
+            for l in &ls {
+                while z.a.tcp_accept(*l).is_ok() {}
+            }
+        }
+    }
+    for _ in 0..200 {
+        z.poll();
+        for l in &ls {
+            while z.a.tcp_accept(*l).is_ok() {}
+        }
+    }
+    let (c, s) = z.connect(ls[0], 80);
+    let req = [7u8; 64];
+    let mut buf = [0u8; 256];
+    let t = Wall::now();
+    for _ in 0..exchanges {
+        z.b.tcp_write(c, &req).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            z.poll();
+            match z.a.tcp_read(s, &mut buf) {
+                Ok(n) => got += n,
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        z.a.tcp_write(s, &buf[..64]).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            z.poll();
+            match z.b.tcp_read(c, &mut buf) {
+                Ok(n) => got += n,
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    exchanges as f64 / t.elapsed().as_secs_f64()
+}
+
+// ----- smoltcp side -----
+
+struct Smol {
+    ia: Interface,
+    ib: Interface,
+    sa: SocketSet<'static>,
+    sb: SocketSet<'static>,
+    da: End,
+    db: End,
+    t0: Wall,
+}
+
+impl Smol {
+    fn new() -> Smol {
+        let (mut da, mut db) = wire();
+        let t0 = Wall::now();
+        let mk = |dev: &mut End, ip: Ipv4Addr, m: u8| {
+            let cfg = SmolConfig::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, m])));
+            let mut i = Interface::new(cfg, dev, smoltcp::time::Instant::from_micros(0));
+            i.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(ip), 24)).unwrap());
+            i
+        };
+        let ia = mk(&mut da, A, 1);
+        let ib = mk(&mut db, B, 2);
+        Smol { ia, ib, sa: SocketSet::new(vec![]), sb: SocketSet::new(vec![]), da, db, t0 }
+    }
+    fn now(&self) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(self.t0.elapsed().as_micros() as i64)
+    }
+    fn poll(&mut self) {
+        let now = self.now();
+        self.ia.poll(now, &mut self.da, &mut self.sa);
+        self.ib.poll(now, &mut self.db, &mut self.sb);
+    }
+    fn socket(buf: usize) -> SmolTcp<'static> {
+        let mut s = SmolTcp::new(SocketBuffer::new(vec![0; buf]), SocketBuffer::new(vec![0; buf]));
+        s.set_nagle_enabled(false);
+        s
+    }
+    fn pair(&mut self, port: u16) -> (SmolHandle, SmolHandle) {
+        let mut srv = Smol::socket(BUF);
+        srv.listen(port).unwrap();
+        let s = self.sa.add(srv);
+        let cli = Smol::socket(BUF);
+        let c = self.sb.add(cli);
+        let cx = self.ib.context();
+        self.sb.get_mut::<SmolTcp<'_>>(c).connect(cx, (IpAddress::Ipv4(A), port), 49152).unwrap();
+        loop {
+            self.poll();
+            if self.sb.get::<SmolTcp<'_>>(c).may_send() && self.sa.get::<SmolTcp<'_>>(s).may_recv() {
+                return (c, s);
+            }
+        }
+    }
+}
+
+fn smol_bulk(bytes: usize) -> f64 {
+    let mut m = Smol::new();
+    let (c, s) = m.pair(80);
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut sent, mut got) = (0usize, 0usize);
+    let t = Wall::now();
+    while got < bytes {
+        if sent < bytes {
+            sent += m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&chunk[..chunk.len().min(bytes - sent)]).unwrap_or(0);
+        }
+        m.poll();
+        got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+    }
+    bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn smol_rr(exchanges: usize, idle: usize) -> f64 {
+    let mut m = Smol::new();
+    for _ in 0..idle {
+        // Idle sockets on both sides, scanned by every poll.
+        m.sa.add(Smol::socket(64));
+        m.sb.add(Smol::socket(64));
+    }
+    let (c, s) = m.pair(80);
+    let req = [7u8; 64];
+    let mut buf = [0u8; 256];
+    let t = Wall::now();
+    for _ in 0..exchanges {
+        m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&req).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            m.poll();
+            got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+        }
+        m.sa.get_mut::<SmolTcp<'_>>(s).send_slice(&buf[..64]).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            m.poll();
+            got += m.sb.get_mut::<SmolTcp<'_>>(c).recv_slice(&mut buf).unwrap_or(0);
+        }
+    }
+    exchanges as f64 / t.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Case {
+    name: String,
+    unit: &'static str,
+    better: &'static str,
+    target: f64,
+    ours: f64,
+    peer: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let quick = args.iter().any(|a| a == "--quick");
+    let bulk_bytes = if quick { 64 << 20 } else { 256 << 20 };
+    let rr_n = if quick { 2_000 } else { 20_000 };
+    let only: Option<String> = args.iter().position(|a| a == "--case").and_then(|i| args.get(i + 1)).cloned();
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
+    let mut cases = Vec::new();
+
+    let run = |name: &str, unit, better, target, ours: &dyn Fn() -> f64, peer: &dyn Fn() -> f64| {
+        let (mut o, mut p) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            o.push(ours());
+            p.push(peer());
+            eprintln!("  {name:<28} round {}/{rounds}: zcstack {:.3} smoltcp {:.3} {unit}", r + 1, o[r], p[r]);
+        }
+        Case { name: name.to_string(), unit, better, target, ours: median(o), peer: median(p) }
+    };
+
+    if want("bulk") {
+        cases.push(run("bulk", "Gbit/s", "higher", 2.0, &|| zc_bulk(bulk_bytes), &|| smol_bulk(bulk_bytes)));
+    }
+    if want("rr64") {
+        cases.push(run("rr64", "kRR/s", "higher", 1.0, &|| zc_rr(rr_n, 0) / 1e3, &|| smol_rr(rr_n, 0) / 1e3));
+    }
+    for k in [10usize, 10_000, 100_000] {
+        if !want("rr_cost") {
+            continue;
+        }
+        let n = if k >= 100_000 {
+            rr_n / 20
+        } else if k >= 10_000 {
+            rr_n / 4
+        } else {
+            rr_n
+        };
+        let n = n.max(50);
+        cases.push(run(&format!("rr_cost/{k}_conns"), "us/exchange", "lower", 0.5, &|| 1e6 / zc_rr(n, k), &|| {
+            1e6 / smol_rr(n.min(if k >= 100_000 { 20 } else { n }), k)
+        }));
+    }
+
+    println!("\n{:<24} {:>14} {:>14} {:>8}  {:<12} target", "case", "zcstack", "smoltcp", "ratio", "unit");
+    for c in &cases {
+        let ratio = c.ours / c.peer;
+        let met = if c.better == "higher" { ratio >= c.target } else { ratio <= c.target };
+        println!(
+            "{:<24} {:>14.3} {:>14.3} {:>8.3}  {:<12} {} {} ({})",
+            c.name,
+            c.ours,
+            c.peer,
+            ratio,
+            c.unit,
+            if c.better == "higher" { ">=" } else { "<=" },
+            c.target,
+            if met { "met" } else { "NOT met" }
+        );
+    }
+    let zc = |k: &str| cases.iter().find(|c| c.name == k).map(|c| c.ours).unwrap_or(0.0);
+    let sm = |k: &str| cases.iter().find(|c| c.name == k).map(|c| c.peer).unwrap_or(0.0);
+    println!(
+        "\nper-exchange cost growth 10 -> 100,000 connections: zcstack x{:.2}, smoltcp x{:.2}",
+        zc("rr_cost/100000_conns") / zc("rr_cost/10_conns"),
+        sm("rr_cost/100000_conns") / sm("rr_cost/10_conns")
+    );
+    for c in &cases {
+        println!(
+            "BENCH {{\"bench\":\"engine\",\"case\":\"{}\",\"unit\":\"{}\",\"ours\":{:.4},\"peer\":{:.4},\"peer_name\":\"smoltcp-0.12\",\"ratio\":{:.4},\"better\":\"{}\",\"target\":{},\"rounds\":{}}}",
+            c.name,
+            c.unit,
+            c.ours,
+            c.peer,
+            c.ours / c.peer,
+            c.better,
+            c.target,
+            rounds
+        );
+    }
+}
