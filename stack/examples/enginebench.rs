@@ -383,7 +383,8 @@ fn main() {
         let (mut o, mut p) = (Vec::new(), Vec::new());
         for r in 0..rounds {
             o.push(ours());
-            p.push(peer());
+            // ZC_PROFILE_OURS=1 skips the peer (for profiling zcstack alone).
+            p.push(if std::env::var_os("ZC_PROFILE_OURS").is_some() { 1.0 } else { peer() });
             eprintln!("  {name:<28} round {}/{rounds}: zcstack {:.3} smoltcp {:.3} {unit}", r + 1, o[r], p[r]);
         }
         Case { name: name.to_string(), unit, better, target, ours: median(o), peer: median(p) }

@@ -69,22 +69,29 @@ impl Checksum {
 /// One's-complement sum of `data` as big-endian 16-bit words (a trailing odd
 /// byte is the high byte of a zero-padded word), folded to 16 bits.
 fn sum_be16(data: &[u8]) -> u16 {
+    // 64-bit words with end-around carry: one add per 8 bytes.
     let mut acc: u64 = 0;
+    let mut carry: u64 = 0;
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (w & 0xffff_ffff) + (w >> 32);
+        let (s, o) = acc.overflowing_add(w);
+        acc = s;
+        carry += u64::from(o);
     }
     let rest = chunks.remainder();
     let mut tail = [0u8; 8];
     tail[..rest.len()].copy_from_slice(rest);
-    let w = u64::from_ne_bytes(tail);
-    acc += (w & 0xffff_ffff) + (w >> 32);
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
+    let (s, o) = acc.overflowing_add(u64::from_ne_bytes(tail));
+    acc = s;
+    carry += u64::from(o);
+    // Fold 64 -> 16 bits, carries included (they are worth 2^64 = 1 mod 0xffff).
+    let mut x = (acc & 0xffff_ffff) + (acc >> 32) + carry;
+    while x > 0xffff {
+        x = (x & 0xffff) + (x >> 16);
     }
-    // Native-order 16-bit sum -> network order.
-    u16::from_be(acc as u16)
+    // Native-order 16-bit sum -> network order (RFC 1071 section 2(B)).
+    u16::from_be(x as u16)
 }
 
 #[cfg(test)]
