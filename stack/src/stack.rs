@@ -316,13 +316,16 @@ impl<M: PageMemory> Stack<M> {
     }
 
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
-        for seg in std::mem::take(&mut self.segs) {
+        let mut segs = std::mem::take(&mut self.segs);
+        for seg in segs.drain(..) {
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let dst = *seg.dst.ip();
             self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload });
         }
-        for pkt in std::mem::take(&mut self.ipq) {
+        self.segs = segs;
+        let mut ipq = std::mem::take(&mut self.ipq);
+        for pkt in ipq.drain(..) {
             let Some(hop) = self.iface.next_hop(pkt.dst) else {
                 self.stats.drop_no_route += 1;
                 for s in pkt.payload {
@@ -352,6 +355,7 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
+        self.ipq = ipq;
         while let Some(f) = self.backlog.pop_front() {
             match dev.transmit(now, f, &self.mem) {
                 Ok(()) => self.stats.tx_frames += 1,
