@@ -23,4 +23,4 @@ pub use error::{Error, Result, RteErrno};
 pub use extbuf::{CompletionRing, ExtMem, MemRegion};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
-pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats};
+pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};

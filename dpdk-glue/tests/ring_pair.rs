@@ -285,3 +285,38 @@ fn a_second_eal_init_is_refused() {
     // Launching on an lcore this EAL does not have is an error, not a crash.
     assert!(matches!(common::eal().launch(7, || 1), Err(Error::Launch { lcore: 7, .. })));
 }
+
+#[test]
+fn queue_handles_burst_without_checks_and_keep_unsent() {
+    let pool = pool("qh", 511);
+    let (mut a, mut b) = started_pair(64, &pool);
+    let mut tx: Vec<Mbuf> = (0..100u32)
+        .map(|i| {
+            let mut m = pool.alloc().unwrap();
+            m.extend_from_slice(&frame(i, 64)).unwrap();
+            m
+        })
+        .collect();
+    {
+        let mut qa = a.queues(0, 0).unwrap();
+        assert_eq!(qa.tx_burst(&mut tx), 63, "a 64-slot ring holds 63");
+        assert_eq!(tx.len(), 37);
+        assert_eq!(u32::from_be_bytes(tx[0].data()[..4].try_into().unwrap()), 63);
+    }
+    let mut rx = Vec::new();
+    {
+        let mut qb = b.queues(0, 0).unwrap();
+        assert_eq!(qb.rx_burst(&mut rx, 128), 63);
+    }
+    assert_eq!(a.queues(0, 0).unwrap().tx_burst(&mut tx), 37);
+    assert_eq!(b.queues(0, 0).unwrap().rx_burst(&mut rx, 128), 37);
+    for (i, m) in rx.iter().enumerate() {
+        assert_eq!(m.to_vec(), frame(i as u32, 64));
+    }
+    // A stopped port or a missing queue gives no handle.
+    assert!(matches!(a.queues(1, 0), Err(Error::NoSuchQueue { .. })));
+    a.stop().unwrap();
+    assert!(matches!(a.queues(0, 0), Err(Error::PortNotStarted { .. })));
+    drop(rx);
+    assert_eq!(pool.in_use(), 0);
+}

@@ -286,14 +286,6 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn peer(&self, i: usize) -> usize {
-        if self.ports.len() == 1 {
-            0
-        } else {
-            i ^ 1
-        }
-    }
-
     fn fill_txonly(&self, out: &mut Vec<Mbuf>) -> Result<(), dpdk_glue::Error> {
         self.pool.alloc_bulk(out, usize::from(self.burst))?;
         let len = self.template.len() as u16;
@@ -344,7 +336,20 @@ impl Forwarder {
         let mode = [Mode::Io, Mode::Mac, Mode::Macswap, Mode::Txonly, Mode::Rxonly][usize::from(M)];
         let n = self.ports.len();
         let burst = self.burst;
+        let single = n == 1;
+        let peer = |i: usize| if single { 0 } else { i ^ 1 };
         let peer_mac: Vec<[u8; 6]> = (0..n).map(|i| [0x02, 0, 0, 0, 0, i as u8]).collect();
+        let (pool, template, macs, shared) = (&self.pool, &self.template, &self.macs, &self.shared);
+        // Queue handles resolve each queue once; bursts then need no checks.
+        let mut qs = self.ports.iter_mut().map(|p| p.queues(0, 0)).collect::<Result<Vec<_>, _>>()?;
+        let fill_txonly = |out: &mut Vec<Mbuf>| -> Result<(), dpdk_glue::Error> {
+            pool.alloc_bulk(out, usize::from(burst))?;
+            let len = template.len() as u16;
+            for m in out.iter_mut() {
+                m.append(len)?.copy_from_slice(template);
+            }
+            Ok(())
+        };
         let mut iter: u32 = 0;
         let start_tsc = rdtsc();
         loop {
@@ -352,23 +357,23 @@ impl Forwarder {
             if iter % 64 == 0 {
                 // Publish counters and look for the stop flag every 64 passes.
                 for i in 0..n {
-                    let c = &self.shared.ports[i];
+                    let c = &shared.ports[i];
                     c.rx.store(rx[i], Ordering::Relaxed);
                     c.tx.store(tx[i], Ordering::Relaxed);
                     c.tx_dropped.store(dropped[i], Ordering::Relaxed);
                 }
-                self.shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
-                if self.shared.stop.load(Ordering::Relaxed) {
+                shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
+                if shared.stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
             for i in 0..n {
                 if mode == Mode::Txonly {
-                    if self.fill_txonly(pkts).is_err() {
+                    if fill_txonly(pkts).is_err() {
                         continue; // pool momentarily empty: the PMD still holds mbufs
                     }
                 } else {
-                    let got = self.ports[i].rx_burst(0, pkts, burst)?;
+                    let got = qs[i].rx_burst(pkts, burst);
                     if got == 0 {
                         continue;
                     }
@@ -380,14 +385,14 @@ impl Forwarder {
                         continue;
                     }
                     Mode::Txonly => i,
-                    Mode::Io => self.peer(i),
+                    Mode::Io => peer(i),
                     Mode::Mac => {
-                        let o = self.peer(i);
+                        let o = peer(i);
                         for m in pkts.iter_mut() {
                             let d = m.data_mut();
                             if d.len() >= 12 {
                                 d[..6].copy_from_slice(&peer_mac[o]);
-                                d[6..12].copy_from_slice(&self.macs[o]);
+                                d[6..12].copy_from_slice(&macs[o]);
                             }
                         }
                         o
@@ -400,10 +405,10 @@ impl Forwarder {
                                 a.swap_with_slice(&mut b[..6]);
                             }
                         }
-                        self.peer(i)
+                        peer(i)
                     }
                 };
-                let sent = self.ports[out].tx_burst(0, pkts)?;
+                let sent = qs[out].tx_burst(pkts);
                 tx[out] += sent as u64;
                 if !pkts.is_empty() {
                     dropped[out] += pkts.len() as u64;
