@@ -50,6 +50,8 @@ pub struct TcpConfig {
     pub syn_retries: u32,
     /// Window scale shift we offer (0..=14).
     pub window_scale: u8,
+    /// Offer and accept RFC 7323 timestamps (PAWS).
+    pub timestamps: bool,
     /// Disable Nagle on new sockets.
     pub nodelay: bool,
     /// Congestion control for new connections.
@@ -80,6 +82,7 @@ impl Default for TcpConfig {
             max_retries: 15,
             syn_retries: 6,
             window_scale: 7,
+            timestamps: true,
             nodelay: false,
             congestion: CongestionControl::NewReno,
             initial_cwnd_segments: 10,

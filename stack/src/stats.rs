@@ -32,6 +32,8 @@ pub struct Stats {
     pub drop_tcp_no_socket: u64,
     /// TCP segments outside the receive window.
     pub drop_tcp_out_of_window: u64,
+    /// Segments dropped by PAWS (RFC 7323): timestamp older than TS.Recent.
+    pub drop_tcp_paws: u64,
     /// Out-of-order segments dropped at the memory cap.
     pub drop_tcp_ooo_full: u64,
     /// SYNs dropped with the backlog full.

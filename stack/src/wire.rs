@@ -5,7 +5,7 @@
 pub use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
     Icmpv4Repr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    UdpPacket, UdpRepr,
+    TcpTimestampRepr, UdpPacket, UdpRepr,
 };
 
 /// Ethernet II header length.

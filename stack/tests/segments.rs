@@ -38,10 +38,11 @@ struct Seg<'a> {
     win: u16,
     payload: &'a [u8],
     mss: Option<u16>,
+    ts: Option<(u32, u32)>,
 }
 
 fn seg<'a>(seq: u32, ack: Option<u32>, ctl: TcpControl) -> Seg<'a> {
-    Seg { sport: 40000, dport: 80, seq, ack, ctl, win: 65535, payload: &[], mss: None }
+    Seg { sport: 40000, dport: 80, seq, ack, ctl, win: 65535, payload: &[], mss: None, ts: None }
 }
 
 fn tcp_frame(s: Seg<'_>) -> Vec<u8> {
@@ -56,7 +57,7 @@ fn tcp_frame(s: Seg<'_>) -> Vec<u8> {
         max_seg_size: s.mss,
         sack_permitted: false,
         sack_ranges: [None; 3],
-        timestamp: None,
+        timestamp: s.ts.map(|(v, e)| TcpTimestampRepr::new(v, e)),
         payload: s.payload,
     };
     let mut l4 = vec![0u8; repr.buffer_len()];
@@ -72,6 +73,7 @@ struct Got {
     ctl: TcpControl,
     win: u16,
     mss: Option<u16>,
+    ts: Option<(u32, u32)>,
     payload: Vec<u8>,
 }
 
@@ -94,6 +96,7 @@ fn decode_tcp(f: &[u8]) -> Option<Got> {
         ctl: r.control,
         win: r.window_len,
         mss: r.max_seg_size,
+        ts: r.timestamp.map(|t| (t.tsval, t.tsecr)),
         payload: r.payload.to_vec(),
     })
 }
@@ -345,4 +348,54 @@ fn active_open_to_unreachable_host_arps_then_gives_up() {
     assert!(st.stats().drop_arp_unresolved > 0);
     assert_eq!(st.tcp_read(h, &mut [0u8; 4]), Err(zcstack::TcpError::TimedOut));
     assert_eq!(st.mem().free_count(), 256);
+}
+
+#[test]
+fn timestamps_are_negotiated_echoed_and_paws_drops_old_segments() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(5000, None, TcpControl::Syn);
+    syn.ts = Some((1000, 0));
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(syn)]);
+    let (tsval, tsecr) = out[0].ts.expect("SYN-ACK carries timestamps when the SYN did");
+    assert_eq!(tsecr, 1000, "echoes the SYN's TSval");
+    let snd = out[0].seq + 1;
+    let mut ack = seg(5001, Some(snd), TcpControl::None);
+    ack.ts = Some((1001, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(1), vec![tcp_frame(ack)]);
+    let (h, _) = st.tcp_accept(l).unwrap();
+    // In-order data with a newer timestamp is accepted.
+    let mut d = seg(5001, Some(snd), TcpControl::Psh);
+    d.payload = b"new";
+    d.ts = Some((1005, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(2), vec![tcp_frame(d)]);
+    let mut buf = [0u8; 8];
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(3));
+    // A segment whose TSval went backwards is an old duplicate: dropped, ACKed.
+    let mut old = seg(5004, Some(snd), TcpControl::Psh);
+    old.payload = b"old";
+    old.ts = Some((900, tsval));
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(3), vec![tcp_frame(old)]);
+    assert_eq!(out.len(), 1, "PAWS answers with an ACK");
+    assert_eq!(out[0].ack, Some(5004));
+    assert!(out[0].ts.is_some(), "every segment carries timestamps once negotiated");
+    assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::WouldBlock));
+    assert_eq!(st.stats().drop_tcp_paws, 1);
+    // A RST is never dropped by PAWS (RFC 7323 5.3).
+    let mut rst = seg(5004, None, TcpControl::Rst);
+    rst.ts = Some((1, 0));
+    exchange(&mut st, &mut dev, Instant::from_millis(4), vec![tcp_frame(rst)]);
+    assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::Reset));
+}
+
+#[test]
+fn without_timestamps_in_the_syn_none_are_sent() {
+    let (mut st, mut dev, h, _snd) = established();
+    st.tcp_write(h, b"x").unwrap();
+    st.poll(Instant::from_millis(100), &mut dev);
+    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload, b"x");
+    assert!(out[0].ts.is_none(), "the peer did not offer timestamps");
 }

@@ -28,6 +28,8 @@ pub(crate) struct SegIn<'a> {
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
     pub sack: [Option<(u32, u32)>; 3],
+    /// RFC 7323 timestamps option (TSval, TSecr).
+    pub ts: Option<(u32, u32)>,
     pub payload: &'a [u8],
 }
 
@@ -113,6 +115,14 @@ pub(crate) struct Conn {
     rtx_one: bool,
     /// SACK negotiated (RFC 2018).
     sack_ok: bool,
+    /// Timestamps negotiated (RFC 7323).
+    ts_ok: bool,
+    /// TS.Recent: the peer's latest valid TSval.
+    ts_recent: u32,
+    /// When TS.Recent was set (it expires after 24 days, RFC 7323 5.5).
+    ts_recent_at: Instant,
+    /// Our TSval clock right now (milliseconds plus a per-connection offset).
+    ts_now: u32,
     /// SACKed ranges above snd_una, sorted and merged (RFC 6675 scoreboard).
     scoreboard: Scoreboard,
     /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
@@ -134,6 +144,8 @@ pub(crate) struct Conn {
 
 /// The largest window we can advertise unscaled.
 const MAX_WIN: u32 = 65_535;
+/// TS.Recent older than this is invalid for PAWS (RFC 7323 5.5: 24 days).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 impl Conn {
     fn new(cfg: &TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
@@ -185,6 +197,10 @@ impl Conn {
             recover: None,
             rtx_one: false,
             sack_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_now: 0,
             scoreboard: Scoreboard::default(),
             high_rxt: Seq(0),
             limited_transmit: 0,
@@ -250,7 +266,19 @@ impl Conn {
             }
         }
         self.sack_ok = seg.sack_permitted;
+        if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps) {
+            self.ts_ok = true;
+            self.ts_recent = tsval;
+        } else {
+            self.ts_ok = false;
+        }
         self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
+    }
+
+    /// Advances our TSval clock: milliseconds, offset per connection so the
+    /// value reveals nothing about uptime (RFC 7323 7.1).
+    fn tick_ts(&mut self, now: Instant) {
+        self.ts_now = (now.total_micros() / 1000) as u32 + self.iss.0.rotate_left(13);
     }
 
     // ----- application side -----
@@ -421,13 +449,14 @@ impl Conn {
     /// put on data segments (SACK blocks while we hold out-of-order data), so
     /// frames never exceed the MTU (RFC 6691).
     fn seg_payload_max(&self) -> u32 {
-        if self.sack_ok && self.rcvq.has_hole() {
-            let blocks = self.rcvq.sack_blocks().iter().flatten().count() as u32;
-            let opt = (2 + 8 * blocks).div_ceil(4) * 4;
-            self.mss.saturating_sub(opt).max(1)
+        let ts = if self.ts_ok { 10 } else { 0 };
+        let sack = if self.sack_ok && self.rcvq.has_hole() {
+            2 + 8 * self.rcvq.sack_blocks().iter().flatten().count() as u32
         } else {
-            self.mss
-        }
+            0
+        };
+        let opt = (ts + sack).div_ceil(4) * 4;
+        self.mss.saturating_sub(opt).max(1)
     }
 
     fn pipe(&self) -> u32 {
@@ -491,6 +520,7 @@ impl Conn {
         out: &mut Vec<SegOut>,
     ) -> Outcome {
         self.last_rx = now;
+        self.tick_ts(now);
         if self.keepalive {
             self.keepalive_at = Some(now + self.cfg.keepalive_idle);
             self.ka_probes = 0;
@@ -500,6 +530,19 @@ impl Conn {
         }
         if self.state == State::Closed {
             return Outcome::Closed;
+        }
+
+        // 0. PAWS (RFC 7323 5.3 R1): a timestamp older than TS.Recent marks
+        // an old duplicate (or a wrapped sequence number): ACK and drop.
+        if self.ts_ok && !seg.rst && self.state.synchronized() {
+            if let Some((tsval, _)) = seg.ts {
+                let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
+                if valid && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                    stats.drop_tcp_paws += 1;
+                    self.ack_now = true;
+                    return Outcome::Ok;
+                }
+            }
         }
 
         // 1. Sequence acceptability.
@@ -535,6 +578,15 @@ impl Conn {
                 stats.drop_tcp_out_of_window += 1;
             }
             return Outcome::Ok;
+        }
+
+        // RFC 7323 4.3 (R3): remember the TSval of a segment that covers the
+        // left edge of the window.
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
+            if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
         }
 
         // 2. RST (RFC 5961 3.2). In TIME-WAIT a RST is ignored (RFC 1337:
@@ -1028,14 +1080,21 @@ impl Conn {
             self.segs_since_ack = 0;
         }
         s.window = window;
+        if self.ts_ok {
+            s.ts = Some((self.ts_now, self.ts_recent));
+        }
         s
     }
 
     fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
         s.syn = true;
         s.mss = Some(self.our_mss);
-        // Offer SACK in a SYN; accept it in a SYN-ACK only if the peer offered.
+        // Offer SACK and timestamps in a SYN; accept them in a SYN-ACK only if
+        // the peer offered them.
         s.sack_permitted = self.state == State::SynSent || self.sack_ok;
+        if self.state == State::SynSent && self.cfg.timestamps {
+            s.ts = Some((self.ts_now, 0));
+        }
         if offer_wscale {
             s.wscale = Some(self.rcv_wscale);
         }
@@ -1045,6 +1104,7 @@ impl Conn {
     /// within the congestion and peer windows (Nagle and SWS avoidance applied),
     /// FIN, and ACKs.
     pub fn output(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats, out: &mut Vec<SegOut>) {
+        self.tick_ts(now);
         match self.state {
             State::Closed => return,
             State::SynSent => {

@@ -116,6 +116,7 @@ pub(crate) struct SegOut {
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
     pub sack: [Option<(u32, u32)>; 3],
+    pub ts: Option<(u32, u32)>,
     pub payload: Vec<PageSlice>,
 }
 
@@ -135,6 +136,7 @@ impl SegOut {
             wscale: None,
             sack_permitted: false,
             sack: [None; 3],
+            ts: None,
             payload: Vec::new(),
         }
     }
@@ -167,7 +169,7 @@ impl SegOut {
             max_seg_size: self.mss,
             sack_permitted: self.sack_permitted,
             sack_ranges: self.sack,
-            timestamp: None,
+            timestamp: self.ts.map(|(v, e)| smoltcp::wire::TcpTimestampRepr::new(v, e)),
             payload: &[],
         };
         let hlen = repr.header_len();
@@ -670,6 +672,7 @@ impl TcpEngine {
             wscale: repr.window_scale,
             sack_permitted: repr.sack_permitted,
             sack: repr.sack_ranges,
+            ts: repr.timestamp.map(|t| (t.tsval, t.tsecr)),
             payload: repr.payload,
         };
         if let Some(&idx) = self.conns.get(&(local, remote)) {
