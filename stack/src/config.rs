@@ -10,6 +10,8 @@ pub enum CongestionControl {
     /// RFC 5681 + RFC 6582.
     #[default]
     NewReno,
+    /// RFC 9438.
+    Cubic,
 }
 
 /// Interface addressing.

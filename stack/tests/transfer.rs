@@ -141,3 +141,15 @@ fn soak_64mib_seeds_11_to_15() {
 fn soak_64mib_seeds_16_to_20() {
     soak(16..21);
 }
+
+#[test]
+fn cubic_on_a_lossy_link() {
+    let sim = SimConfig { loss: 0.02, reorder: 0.02, latency: Duration::from_millis(5), ..SimConfig::default() };
+    let mut ca = stack_config(A_IP, 1);
+    let mut cb = stack_config(B_IP, 2);
+    ca.tcp.congestion = zcstack::config::CongestionControl::Cubic;
+    cb.tcp.congestion = zcstack::config::CongestionControl::Cubic;
+    let mut p = Pair::with_configs(sim, 77, ca, cb, 8192);
+    bidirectional(&mut p, 8 << 20, 123, 20_000_000);
+    assert!(p.a.stats().tcp_fast_retransmits > 0, "losses were recovered: {:?}", p.a.stats());
+}

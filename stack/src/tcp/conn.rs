@@ -4,12 +4,14 @@
 
 use std::net::SocketAddrV4;
 
+use super::cubic::Cubic;
 use super::recv_queue::{Inserted, RecvQueue};
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::send_queue::SendQueue;
 use super::seq::Seq;
 use super::{SegOut, State, TcpError};
+use crate::config::CongestionControl;
 use crate::config::TcpConfig;
 use crate::mem::PageMemory;
 use crate::stats::Stats;
@@ -107,7 +109,8 @@ pub(crate) struct Conn {
     retries: u32,
     rtt_probe: Option<(Seq, Instant)>,
 
-    // Congestion control (NewReno).
+    // Congestion control (NewReno, or CUBIC in congestion avoidance).
+    cubic: Option<Cubic>,
     cwnd: u32,
     ssthresh: u32,
     dupacks: u32,
@@ -191,6 +194,7 @@ impl Conn {
             rtx_at: None,
             retries: 0,
             rtt_probe: None,
+            cubic: (cfg.congestion == CongestionControl::Cubic).then(Cubic::default),
             cwnd: 0,
             ssthresh: u32::MAX,
             dupacks: 0,
@@ -443,6 +447,16 @@ impl Conn {
 
     fn in_flight(&self) -> u32 {
         self.snd_max.since(self.snd_una)
+    }
+
+    /// The new ssthresh after a congestion event: half the flight for
+    /// NewReno (RFC 5681 eq. 4), beta = 0.7 of the window for CUBIC.
+    fn decrease(&mut self) -> u32 {
+        let (w, flight, mss) = (self.cwnd.max(self.in_flight()), self.in_flight(), self.mss);
+        match self.cubic.as_mut() {
+            Some(c) => c.on_congestion(w, mss),
+            None => (flight / 2).max(2 * mss),
+        }
     }
 
     /// Payload bytes a segment may carry now: the MSS less the TCP options we
@@ -809,7 +823,7 @@ impl Conn {
                     self.rtt_probe = None;
                 }
             }
-            self.on_new_ack(ack, newly);
+            self.on_new_ack(now, ack, newly);
             if self.snd_una == self.snd_max {
                 self.rtx_at = None;
             } else {
@@ -874,7 +888,7 @@ impl Conn {
 
     fn enter_recovery(&mut self, stats: &mut Stats) {
         stats.tcp_fast_retransmits += 1;
-        self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
+        self.ssthresh = self.decrease();
         self.recover = Some(self.snd_max);
         self.rtt_probe = None;
         if self.sack_ok {
@@ -888,7 +902,7 @@ impl Conn {
         }
     }
 
-    fn on_new_ack(&mut self, ack: Seq, newly: u32) {
+    fn on_new_ack(&mut self, now: Instant, ack: Seq, newly: u32) {
         self.dupacks = 0;
         self.limited_transmit = 0;
         match self.recover {
@@ -908,6 +922,9 @@ impl Conn {
             None => {
                 if self.cwnd < self.ssthresh {
                     self.cwnd = self.cwnd.saturating_add(newly.min(self.mss));
+                } else if let Some(cubic) = self.cubic.as_mut() {
+                    let srtt = self.rtt.srtt().unwrap_or(Duration::from_millis(1));
+                    self.cwnd = cubic.on_ack(now, self.cwnd, self.mss, newly, srtt);
                 } else {
                     let inc = (u64::from(self.mss) * u64::from(self.mss) / u64::from(self.cwnd.max(1))).max(1);
                     self.cwnd = self.cwnd.saturating_add(inc as u32);
@@ -1022,7 +1039,10 @@ impl Conn {
                 stats.tcp_rto_retransmits += 1;
                 // RFC 5681 3.1 eq. 4 and RFC 6298 5.4-5.6: go back to snd_una.
                 if self.state.synchronized() {
-                    self.ssthresh = (self.in_flight() / 2).max(2 * self.mss);
+                    self.ssthresh = self.decrease();
+                    if let Some(c) = self.cubic.as_mut() {
+                        c.on_timeout();
+                    }
                     self.cwnd = self.mss;
                 }
                 self.recover = None;

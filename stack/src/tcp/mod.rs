@@ -3,6 +3,7 @@
 //! connections cost nothing per poll, and the socket operations.
 
 mod conn;
+pub mod cubic;
 pub mod recv_queue;
 pub mod rtt;
 mod sack;
