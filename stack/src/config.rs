@@ -54,6 +54,8 @@ pub struct TcpConfig {
     pub window_scale: u8,
     /// Offer and accept RFC 7323 timestamps (PAWS).
     pub timestamps: bool,
+    /// Answer SYNs with RFC 4987 cookies when a listener's SYN queue is full.
+    pub syn_cookies: bool,
     /// Disable Nagle on new sockets.
     pub nodelay: bool,
     /// Congestion control for new connections.
@@ -85,6 +87,7 @@ impl Default for TcpConfig {
             syn_retries: 6,
             window_scale: 7,
             timestamps: true,
+            syn_cookies: true,
             nodelay: false,
             congestion: CongestionControl::NewReno,
             initial_cwnd_segments: 10,

@@ -52,6 +52,10 @@ pub struct Stats {
     pub pages_exhausted: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
+    /// SYN-ACKs sent as SYN cookies (SYN queue full).
+    pub tcp_syn_cookies_sent: u64,
+    /// Connections established from a valid SYN cookie.
+    pub tcp_syn_cookies_ok: u64,
     /// RSTs sent.
     pub tcp_rst_sent: u64,
     /// RFC 5961 challenge ACKs sent.

@@ -74,6 +74,7 @@ struct Got {
     win: u16,
     mss: Option<u16>,
     ts: Option<(u32, u32)>,
+    dport: u16,
     payload: Vec<u8>,
 }
 
@@ -97,6 +98,7 @@ fn decode_tcp(f: &[u8]) -> Option<Got> {
         win: r.window_len,
         mss: r.max_seg_size,
         ts: r.timestamp.map(|t| (t.tsval, t.tsecr)),
+        dport: r.dst_port,
         payload: r.payload.to_vec(),
     })
 }
@@ -259,8 +261,11 @@ fn segments_to_closed_ports_are_reset() {
 }
 
 #[test]
-fn syn_backlog_limit_drops_and_counts() {
-    let (mut st, mut dev) = stack();
+fn syn_backlog_limit_drops_and_counts_without_cookies() {
+    let mut cfg = stack_config(A_IP, 1);
+    cfg.tcp.syn_cookies = false;
+    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
+    let mut dev = ScriptDevice::new();
     learn_peer(&mut st, &mut dev);
     let _l = st.tcp_listen(80, 2).unwrap();
     let frames = (0..5u16)
@@ -273,6 +278,61 @@ fn syn_backlog_limit_drops_and_counts() {
     let out = exchange(&mut st, &mut dev, Instant::ZERO, frames);
     assert_eq!(out.iter().filter(|g| g.ctl == TcpControl::Syn).count(), 2);
     assert_eq!(st.stats().drop_tcp_backlog_full, 3);
+}
+
+#[test]
+fn syn_cookies_answer_a_full_syn_queue_statelessly() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 2).unwrap();
+    let frames = (0..5u16)
+        .map(|i| {
+            let mut s = seg(100 + u32::from(i), None, TcpControl::Syn);
+            s.sport = 1000 + i;
+            s.mss = Some(1460);
+            tcp_frame(s)
+        })
+        .collect();
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, frames);
+    assert_eq!(out.iter().filter(|g| g.ctl == TcpControl::Syn).count(), 5, "every SYN is answered");
+    assert_eq!(st.stats().tcp_syn_cookies_sent, 3);
+    assert_eq!(st.tcp_connections(), 2, "cookies keep no state");
+    // The fifth peer completes with its cookie: a connection appears, established.
+    let synack = out.iter().find(|g| g.dport == 1004).expect("SYN-ACK to the fifth peer");
+    let cookie = synack.seq;
+    assert_eq!(synack.mss, Some(1460), "the MSS survives in the cookie");
+    let mut ack = seg(105, Some(cookie.wrapping_add(1)), TcpControl::Psh);
+    ack.sport = 1004;
+    ack.payload = b"data with the ACK";
+    exchange(&mut st, &mut dev, Instant::from_millis(5), vec![tcp_frame(ack)]);
+    assert_eq!(st.stats().tcp_syn_cookies_ok, 1);
+    let (h, from) = st.tcp_accept(l).unwrap();
+    assert_eq!(from.port(), 1004);
+    let mut buf = [0u8; 32];
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(17));
+    // A forged ACK (wrong cookie) is answered with a RST, no connection.
+    let mut forged = seg(104, Some(cookie ^ 0x55), TcpControl::None);
+    forged.sport = 1003;
+    let out = exchange(&mut st, &mut dev, Instant::from_millis(6), vec![tcp_frame(forged)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ctl, TcpControl::Rst);
+    assert_eq!(st.stats().tcp_syn_cookies_ok, 1);
+    // A valid cookie returned too late (more than one 64-second tick) is refused.
+    let third = out_cookie_for(&mut st, &mut dev, 2000);
+    let mut late = seg(2001, Some(third.wrapping_add(1)), TcpControl::None);
+    late.sport = 2000;
+    let refused_before = st.stats().drop_tcp_no_socket;
+    exchange(&mut st, &mut dev, Instant::from_millis(200_000), vec![tcp_frame(late)]);
+    assert_eq!(st.stats().tcp_syn_cookies_ok, 1, "an expired cookie establishes nothing");
+    assert_eq!(st.stats().drop_tcp_no_socket, refused_before + 1, "it is treated as a segment for no socket (RST)");
+}
+
+/// Sends a SYN from `port` to a listener whose SYN queue is full; returns the cookie.
+fn out_cookie_for(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice, port: u16) -> u32 {
+    let mut s = seg(2000, None, TcpControl::Syn);
+    s.sport = port;
+    let out = exchange(st, dev, Instant::from_millis(6), vec![tcp_frame(s)]);
+    out.iter().find(|g| g.dport == port && g.ctl == TcpControl::Syn).expect("cookie SYN-ACK").seq
 }
 
 #[test]

@@ -499,6 +499,14 @@ impl Conn {
         [self.rtx_at, self.delack_at, self.timewait_at, self.persist_at, self.keepalive_at].into_iter().flatten().min()
     }
 
+    /// Marks the SYN-ACK as already sent (a SYN-cookie connection: the cookie
+    /// was our ISS and its SYN-ACK went out statelessly).
+    pub fn syn_ack_sent(&mut self) {
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.rcv_adv = self.rcv_nxt + self.rcv_window().min(MAX_WIN);
+    }
+
     /// Bounds an orphan's wait in FIN-WAIT-2 (Linux `tcp_fin_timeout`).
     pub fn timer_fin2(&mut self, at: Instant) {
         self.timewait_at = Some(at);

@@ -240,6 +240,13 @@ pub struct TcpEngine {
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// MSS values a SYN cookie can carry (3 bits).
+const COOKIE_MSS: [u16; 6] = [536, 1220, 1360, 1440, 1460, 8960];
+
+fn mss_index(mss: Option<u16>) -> u8 {
+    let m = mss.unwrap_or(536);
+    COOKIE_MSS.iter().rposition(|&x| x <= m).unwrap_or(0) as u8
+}
 /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
 const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -687,51 +694,22 @@ impl TcpEngine {
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
                 return;
             }
-            let was = c.state;
-            let outcome = c.on_segment(now, &seg, mem, stats, out);
-            if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
-                c.timer_fin2(now + FIN_TIMEOUT);
-            }
-            let parent = c.parent;
-            let orphan = c.orphan;
-            match outcome {
-                Outcome::Established => {
-                    if let Some(p) = parent {
-                        if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
-                            l.half_open = l.half_open.saturating_sub(1);
-                            l.accept_q.push_back(idx);
-                        }
-                        self.note_listener(p);
-                    }
-                }
-                Outcome::Closed => {
-                    if let Some(p) = parent {
-                        if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
-                            if was == State::SynReceived {
-                                l.half_open = l.half_open.saturating_sub(1);
-                            }
-                            l.accept_q.retain(|&i| i != idx);
-                        }
-                        self.free_slot(idx);
-                        return;
-                    }
-                    if orphan {
-                        self.free_slot(idx);
-                        return;
-                    }
-                    // Keep the slot until the application closes the handle.
-                    self.conns.remove(&(local, remote));
-                }
-                Outcome::Ok => {}
-            }
-            self.note(idx);
-            self.mark(idx);
-            self.schedule(idx);
+            self.ingress_conn(now, idx, local, remote, &seg, mem, stats, out);
             return;
         }
         if seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port()) {
             self.on_listen_syn(now, local, remote, &seg, stats, out);
             return;
+        }
+        // The final ACK of a SYN-cookie handshake.
+        if let (Some(ack), false, false, true) =
+            (seg.ack, seg.syn, seg.rst, self.cfg.syn_cookies && self.listeners.contains_key(&local.port()))
+        {
+            if let Some(mss_i) = self.check_cookie(local, remote, seg.seq + u32::MAX, ack + u32::MAX, now) {
+                stats.tcp_syn_cookies_ok += 1;
+                self.establish_from_cookie(now, local, remote, &seg, ack + u32::MAX, mss_i, mem, stats, out);
+                return;
+            }
         }
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
@@ -751,12 +729,29 @@ impl TcpEngine {
         remote: SocketAddrV4,
         seg: &SegIn<'_>,
         stats: &mut Stats,
-        _out: &mut Vec<SegOut>,
+        out: &mut Vec<SegOut>,
     ) {
         let Some(&lidx) = self.listeners.get(&local.port()) else { return };
         let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) else { return };
-        if l.half_open + l.accept_q.len() >= l.backlog {
+        if l.accept_q.len() >= l.backlog {
+            // Nobody is accepting: like Linux, drop and let the peer retry.
             stats.drop_tcp_backlog_full += 1;
+            return;
+        }
+        if l.half_open >= l.backlog {
+            if self.cfg.syn_cookies {
+                // SYN queue full: answer statelessly (RFC 4987 3.6).
+                let cookie = self.cookie(local, remote, seg.seq, mss_index(seg.mss), now);
+                let mut s = SegOut::empty(local, remote, cookie);
+                s.syn = true;
+                s.ack = Some(seg.seq + 1);
+                s.mss = Some(COOKIE_MSS[usize::from(mss_index(seg.mss))]);
+                s.window = self.cfg.recv_buffer.min(65_535) as u16;
+                out.push(s);
+                stats.tcp_syn_cookies_sent += 1;
+            } else {
+                stats.drop_tcp_backlog_full += 1;
+            }
             return;
         }
         l.half_open += 1;
@@ -767,6 +762,144 @@ impl TcpEngine {
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
         self.conns.insert((local, remote), idx);
         self.mark(idx);
+    }
+
+    /// Feeds a segment to connection `idx` and applies the outcome
+    /// (accept queue, freeing, notifications, output, timers).
+    #[allow(clippy::too_many_arguments)]
+    fn ingress_conn(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegIn<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let was = c.state;
+        let outcome = c.on_segment(now, seg, mem, stats, out);
+        if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
+            c.timer_fin2(now + FIN_TIMEOUT);
+        }
+        let parent = c.parent;
+        let orphan = c.orphan;
+        match outcome {
+            Outcome::Established => {
+                if let Some(p) = parent {
+                    if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                        l.half_open = l.half_open.saturating_sub(1);
+                        l.accept_q.push_back(idx);
+                    }
+                    self.note_listener(p);
+                }
+            }
+            Outcome::Closed => {
+                if let Some(p) = parent {
+                    if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                        if was == State::SynReceived {
+                            l.half_open = l.half_open.saturating_sub(1);
+                        }
+                        l.accept_q.retain(|&i| i != idx);
+                    }
+                    self.free_slot(idx);
+                    return;
+                }
+                if orphan {
+                    self.free_slot(idx);
+                    return;
+                }
+                // Keep the slot until the application closes the handle.
+                self.conns.remove(&(local, remote));
+            }
+            Outcome::Ok => {}
+        }
+        self.note(idx);
+        self.mark(idx);
+        self.schedule(idx);
+    }
+
+    /// RFC 4987 cookie: 5 bits of time (64 s ticks), 3 bits of MSS index, 24
+    /// bits of keyed hash over the 4-tuple, the peer's ISN and the time.
+    fn cookie(&self, local: SocketAddrV4, remote: SocketAddrV4, peer_isn: Seq, mss_i: u8, now: Instant) -> Seq {
+        let t = (now.total_micros() / 64_000_000) as u32 & 31;
+        Seq((t << 27) | (u32::from(mss_i) << 24) | self.cookie_hash(local, remote, peer_isn, t))
+    }
+
+    fn cookie_hash(&self, local: SocketAddrV4, remote: SocketAddrV4, peer_isn: Seq, t: u32) -> u32 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.secret ^ 0xC00C_1E5E_C00C_1E5E).hash(&mut h);
+        local.hash(&mut h);
+        remote.hash(&mut h);
+        peer_isn.0.hash(&mut h);
+        t.hash(&mut h);
+        (h.finish() as u32) & 0x00ff_ffff
+    }
+
+    /// Validates a returned cookie (at most one 64 s tick old); the MSS index.
+    fn check_cookie(
+        &self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        peer_isn: Seq,
+        cookie: Seq,
+        now: Instant,
+    ) -> Option<u8> {
+        let t = cookie.0 >> 27;
+        let now_t = (now.total_micros() / 64_000_000) as u32 & 31;
+        if now_t.wrapping_sub(t) & 31 > 1 {
+            return None;
+        }
+        let mss_i = ((cookie.0 >> 24) & 7) as u8;
+        (usize::from(mss_i) < COOKIE_MSS.len()
+            && cookie.0 & 0x00ff_ffff == self.cookie_hash(local, remote, peer_isn, t))
+        .then_some(mss_i)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn establish_from_cookie(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegIn<'_>,
+        iss: Seq,
+        mss_i: u8,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let Some(&lidx) = self.listeners.get(&local.port()) else { return };
+        // Rebuild the SYN the cookie stands for (no window scale, SACK or
+        // timestamps survive a cookie: RFC 4987 3.6's known limitation).
+        let syn = SegIn {
+            seq: seg.seq + u32::MAX,
+            ack: None,
+            syn: true,
+            fin: false,
+            rst: false,
+            wnd: seg.wnd,
+            mss: Some(COOKIE_MSS[usize::from(mss_i)]),
+            wscale: None,
+            sack_permitted: false,
+            sack: [None; 3],
+            ts: None,
+            payload: &[],
+        };
+        let mut conn = Conn::accept_syn(&self.cfg, local, remote, iss, self.mtu, &syn, now);
+        conn.parent = Some(lidx);
+        conn.events_pending = false;
+        conn.syn_ack_sent();
+        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        self.conns.insert((local, remote), idx);
+        if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {
+            l.half_open += 1; // the ACK below moves it to the accept queue
+        }
+        self.ingress_conn(now, idx, local, remote, seg, mem, stats, out);
     }
 
     /// Runs the timers due at `now`.
