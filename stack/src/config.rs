@@ -114,6 +114,12 @@ pub struct StackConfig {
     pub arp_pending_per_dest: usize,
     /// Datagrams queued per UDP socket.
     pub udp_queue: usize,
+    /// IPv4 datagrams under reassembly at once.
+    pub reassembly_datagrams: usize,
+    /// Bytes held by IPv4 reassembly at most.
+    pub reassembly_bytes: usize,
+    /// Time to collect all fragments of a datagram (RFC 791 suggests 15 s; Linux 30 s).
+    pub reassembly_timeout: Duration,
     /// Secret for RFC 6528 ISNs (vary it per boot; fixed in tests for determinism).
     pub isn_secret: u64,
 }
@@ -128,6 +134,9 @@ impl StackConfig {
             arp_ttl: Duration::from_secs(60),
             arp_pending_per_dest: 64,
             udp_queue: 1024,
+            reassembly_datagrams: 64,
+            reassembly_bytes: 1 << 20,
+            reassembly_timeout: Duration::from_secs(30),
             isn_secret: 0x5eed_cafe_f00d_0001,
         }
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddrV4;
 use crate::config::StackConfig;
 use crate::event::{Event, Interest, Registration, Registry, Token, Trigger};
 use crate::iface::arp::ArpCache;
+use crate::iface::reassembly::{FragResult, Reassembler};
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
 use crate::phy::{Device, DeviceCaps, TxFrame};
@@ -30,6 +31,7 @@ pub struct Stack<M: PageMemory> {
     cfg: StackConfig,
     iface: Interface,
     arp: ArpCache,
+    reasm: Reassembler,
     tcp: TcpEngine,
     udp: UdpEngine,
     mem: M,
@@ -50,6 +52,7 @@ impl<M: PageMemory> Stack<M> {
         Stack {
             iface: Interface::new(cfg.iface),
             arp: ArpCache::new(cfg.arp_cache_size, cfg.arp_ttl, cfg.arp_pending_per_dest),
+            reasm: Reassembler::new(cfg.reassembly_datagrams, cfg.reassembly_bytes, cfg.reassembly_timeout),
             tcp: TcpEngine::new(cfg.tcp, cfg.isn_secret, cfg.iface.addr, mtu),
             udp: UdpEngine::new(cfg.udp_queue),
             cfg,
@@ -251,10 +254,7 @@ impl<M: PageMemory> Stack<M> {
         if !self.backlog.is_empty() || self.tcp.has_dirty() || !self.ipq.is_empty() || !self.segs.is_empty() {
             return Some(Instant::ZERO);
         }
-        match (self.tcp.poll_at(), self.arp.poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.tcp.poll_at(), self.arp.poll_at(), self.reasm.poll_at()].into_iter().flatten().min()
     }
 
     /// Does all due work: completions, received frames, timers, output.
@@ -291,6 +291,7 @@ impl<M: PageMemory> Stack<M> {
             did = true;
         }
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats);
+        self.stats.drop_ipv4_fragment += self.reasm.expire(now) as u64;
         let mut ask = Vec::new();
         let dead = self.arp.poll(now, &mut ask);
         for p in dead {
@@ -438,16 +439,35 @@ impl<M: PageMemory> Stack<M> {
             self.stats.drop_ipv4_not_ours += 1;
             return;
         }
-        if pkt.more_frags() || pkt.frag_offset() != 0 {
-            self.stats.drop_ipv4_fragment += 1;
-            return;
-        }
         let payload = &pkt.payload()[..ip.payload_len.min(pkt.payload().len())];
         let src = ip.src_addr;
         if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
             self.stats.drop_ipv4_malformed += 1;
             return;
         }
+        if pkt.more_frags() || pkt.frag_offset() != 0 {
+            let key = (src, ip.dst_addr, pkt.ident(), ip.next_header);
+            match self.reasm.add(now, key, usize::from(pkt.frag_offset()), pkt.more_frags(), payload) {
+                FragResult::Complete(whole) => {
+                    self.stats.ipv4_reassembled += 1;
+                    self.ingress_l4(now, &ip, &whole, caps, data);
+                }
+                FragResult::Pending => {}
+                FragResult::Dropped => self.stats.drop_ipv4_fragment += 1,
+            }
+            return;
+        }
+        self.ingress_l4(now, &ip, payload, caps, data);
+    }
+
+    /// Dispatches an IPv4 payload (whole or reassembled) to TCP, UDP or ICMP.
+    fn ingress_l4(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], caps: &DeviceCaps, data: &[u8]) {
+        let src = ip.src_addr;
+        let cks = if caps.rx_checksum_verified {
+            smoltcp::phy::ChecksumCapabilities::ignored()
+        } else {
+            smoltcp::phy::ChecksumCapabilities::default()
+        };
         match ip.next_header {
             IpProtocol::Tcp => {
                 if ip.dst_addr != self.iface.addr() {

@@ -20,8 +20,10 @@ pub struct Stats {
     pub drop_ipv4_malformed: u64,
     /// IPv4 packets for another address.
     pub drop_ipv4_not_ours: u64,
-    /// IPv4 fragments (reassembly not enabled).
+    /// IPv4 fragments dropped (overlap, inconsistency, limits, timeout).
     pub drop_ipv4_fragment: u64,
+    /// IPv4 datagrams reassembled from fragments.
+    pub ipv4_reassembled: u64,
     /// IPv4 packets of unknown protocol (answered with ICMP protocol unreachable).
     pub drop_ipv4_unknown_proto: u64,
     /// Malformed or checksum-failing ICMP.

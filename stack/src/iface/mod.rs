@@ -2,6 +2,7 @@
 //! building Ethernet/IPv4 headers around outgoing L4 packets.
 
 pub mod arp;
+pub mod reassembly;
 
 use crate::config::IfaceConfig;
 use crate::mem::PageSlice;
