@@ -125,6 +125,53 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.read(h, buf)
     }
 
+    /// Reads into several buffers in order (`readv`); `Ok(0)` is end of stream.
+    pub fn tcp_readv(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
+        let mut total = 0;
+        for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
+            match self.tcp.read(h, b) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    if n < b.len() {
+                        break;
+                    }
+                }
+                Err(TcpError::WouldBlock) if total > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes several buffers in order (`writev`, copy mode); returns bytes queued.
+    pub fn tcp_writev(&mut self, h: SocketHandle, bufs: &[&[u8]]) -> Result<usize, TcpError> {
+        let mut total = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.tcp_write(h, b) {
+                Ok(n) => {
+                    total += n;
+                    if n < b.len() {
+                        break;
+                    }
+                }
+                Err(TcpError::WouldBlock | TcpError::NoBuffers) if total > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Queues a gratuitous ARP announcing our address (sent on the next poll),
+    /// so neighbours update stale entries when a stack (re)starts.
+    pub fn announce(&mut self) {
+        let ip = self.iface.addr();
+        let mut f = self.iface.arp_frame(ArpOperation::Request, ip, EthernetAddress([0; 6]));
+        // Gratuitous: sender and target protocol address are both ours.
+        f.header[ETH_HEADER + 24..ETH_HEADER + 28].copy_from_slice(&ip.octets());
+        self.backlog.push_back(f);
+    }
+
     /// Writes (copy mode); returns bytes queued.
     pub fn tcp_write(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
         let r = self.tcp.write(h, data, &mut self.mem);
@@ -563,7 +610,6 @@ impl<M: PageMemory> Stack<M> {
         let ck = c.finish();
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
         self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
-        let _ = ETH_HEADER;
     }
 }
 

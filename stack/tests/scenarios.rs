@@ -264,3 +264,50 @@ fn pages_stay_referenced_until_the_device_completes() {
     p.run_until(1000, |p| p.b.mem().free_count() == p.pages as usize);
     assert_eq!(p.b.mem().free_count(), p.pages as usize, "released exactly when the device completes");
 }
+
+#[test]
+fn keepalive_probes_keep_a_live_peer_and_drop_a_dead_one() {
+    let mut cb = stack_config(B_IP, 2);
+    cb.tcp.keepalive_idle = Duration::from_secs(10);
+    cb.tcp.keepalive_interval = Duration::from_secs(1);
+    cb.tcp.keepalive_probes = 3;
+    let mut p = Pair::with_configs(SimConfig::default(), 31, stack_config(A_IP, 1), cb, 1024);
+    let l = p.a.tcp_listen(80, 4).unwrap();
+    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    let mut s = None;
+    p.run_until(10_000, |p| {
+        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
+        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
+    });
+    p.b.tcp().set_keepalive(c, true, p.now).unwrap();
+    // A minute of silence: probes go out and are answered; the connection lives.
+    let t0 = p.now;
+    let sent0 = p.db.stats().sent;
+    p.run_until(100_000, |p| p.now.saturating_duration_since(t0) >= Duration::from_secs(60));
+    assert_eq!(p.b.tcp_state(c), Ok(State::Established));
+    assert!(p.db.stats().sent - sent0 >= 5, "keepalive probes were sent");
+    // The peer vanishes (everything lost): after 3 unanswered probes, ETIMEDOUT.
+    p.da.set_config(SimConfig { loss: 1.0, ..SimConfig::default() });
+    let stop = p.run_until(100_000, |p| p.b.tcp().error(c).is_some());
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(p.b.tcp_read(c, &mut [0u8; 4]), Err(TcpError::TimedOut));
+}
+
+#[test]
+fn readv_and_writev() {
+    let mut p = Pair::new(SimConfig::default(), 32);
+    let l = p.a.tcp_listen(80, 4).unwrap();
+    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    let mut s = None;
+    p.run_until(10_000, |p| {
+        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
+        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
+    });
+    let s = s.unwrap();
+    assert_eq!(p.b.tcp_writev(c, &[b"hello ", b"", b"vectored ", b"world"]), Ok(20));
+    p.run_until(10_000, |p| p.a.tcp().readable(s));
+    let (mut x, mut y, mut z) = ([0u8; 6], [0u8; 9], [0u8; 16]);
+    let n = p.a.tcp_readv(s, &mut [&mut x, &mut y, &mut z]).unwrap();
+    assert_eq!(n, 20);
+    assert_eq!((&x[..], &y[..], &z[..5]), (&b"hello "[..], &b"vectored "[..], &b"world"[..]));
+}

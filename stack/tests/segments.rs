@@ -511,3 +511,22 @@ fn fragmented_datagrams_are_reassembled() {
     assert!(st.stats().drop_ipv4_fragment > dropped, "the incomplete datagram expired");
     assert_eq!(st.poll_at(), None, "nothing left waiting");
 }
+
+#[test]
+fn gratuitous_arp_announces_our_address() {
+    let (mut st, mut dev) = stack();
+    st.announce();
+    st.poll(Instant::ZERO, &mut dev);
+    let sent = dev.take();
+    assert_eq!(sent.len(), 1);
+    let eth = EthernetFrame::new_checked(&sent[0][..]).unwrap();
+    assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);
+    let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+    let ArpRepr::EthernetIpv4 { operation, source_hardware_addr, source_protocol_addr, target_protocol_addr, .. } = arp
+    else {
+        panic!("not IPv4 ARP")
+    };
+    assert_eq!(operation, ArpOperation::Request);
+    assert_eq!(source_hardware_addr, OUR_MAC);
+    assert_eq!((source_protocol_addr, target_protocol_addr), (A_IP, A_IP), "sender = target = our address");
+}
