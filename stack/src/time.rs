@@ -110,6 +110,11 @@ impl Instant {
         Instant { micros: millis.saturating_mul(1_000) }
     }
 
+    /// The instant `secs` seconds after the origin (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Instant { micros: secs.saturating_mul(1_000_000) }
+    }
+
     /// Microseconds since the origin.
     pub const fn total_micros(self) -> u64 {
         self.micros

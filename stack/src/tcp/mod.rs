@@ -9,9 +9,9 @@ pub mod rtt;
 mod sack;
 pub mod send_queue;
 pub mod seq;
+pub mod timer;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddrV4;
 
@@ -228,7 +228,8 @@ pub struct TcpEngine {
     free: Vec<u32>,
     conns: FxHashMap<(SocketAddrV4, SocketAddrV4), u32>,
     listeners: FxHashMap<u16, u32>,
-    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    timers: timer::TimerWheel,
+    expired: Vec<(Instant, u32)>,
     dirty: Vec<u32>,
     next_port: u16,
     cfg: TcpConfig,
@@ -258,7 +259,8 @@ impl TcpEngine {
             free: Vec::new(),
             conns: FxHashMap::default(),
             listeners: FxHashMap::default(),
-            timers: BinaryHeap::new(),
+            timers: timer::TimerWheel::default(),
+            expired: Vec::new(),
             dirty: Vec::new(),
             next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
             cfg,
@@ -376,7 +378,7 @@ impl TcpEngine {
             if let Some(t) = c.next_timer() {
                 if c.timer_scheduled.is_none_or(|s| t < s) {
                     c.timer_scheduled = Some(t);
-                    self.timers.push(Reverse((t, idx)));
+                    self.timers.insert(t, idx);
                 }
             }
         }
@@ -904,11 +906,9 @@ impl TcpEngine {
 
     /// Runs the timers due at `now`.
     pub(crate) fn on_timers(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats) {
-        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
+        let mut due = std::mem::take(&mut self.expired);
+        self.timers.expire(now, &mut due);
+        for (t, idx) in due.drain(..) {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else { continue };
             if c.timer_scheduled != Some(t) {
                 continue; // stale entry
@@ -938,6 +938,7 @@ impl TcpEngine {
             self.mark(idx);
             self.schedule(idx);
         }
+        self.expired = due;
     }
 
     /// Produces the segments of every connection with something to send.
@@ -963,17 +964,9 @@ impl TcpEngine {
         }
     }
 
-    /// The next time a timer is due.
+    /// A time by which the next timer may be due (see [`timer::TimerWheel::next_at`]).
     pub fn poll_at(&mut self) -> Option<Instant> {
-        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
-            match self.slots.get(idx as usize) {
-                Some(Slot { sock: Some(Sock::Conn(c)), .. }) if c.timer_scheduled == Some(t) => return Some(t),
-                _ => {
-                    self.timers.pop();
-                }
-            }
-        }
-        None
+        self.timers.next_at()
     }
 
     /// Whether any connection has output pending.
