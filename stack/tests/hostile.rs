@@ -107,7 +107,7 @@ fn thousands_of_adversarial_frames_never_break_an_established_connection() {
     let s = s.unwrap();
     let (local, remote) = p.b.tcp().addrs(c).unwrap();
     let mut rng = SmallRng::seed_from_u64(5);
-    let mut script = ScriptDevice::new();
+    let mut script = script_device();
     let mut total_sent = 0usize;
     let mut echoed = Vec::new();
     for round in 0..50 {
@@ -120,10 +120,10 @@ fn thousands_of_adversarial_frames_never_break_an_established_connection() {
             } else {
                 evil(&mut rng, 80)
             };
-            script.inject(f);
+            script.push_rx(f);
         }
         p.a.poll(p.now, &mut script);
-        script.take();
+        script.take_tx();
         // And the real connection keeps working.
         let msg = pattern(round, 1000);
         total_sent += p.b.tcp_write(c, &msg).unwrap();

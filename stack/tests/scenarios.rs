@@ -13,19 +13,7 @@ fn lossy() -> SimConfig {
 }
 
 fn read_all(p: &mut Pair, on_a: bool, h: SocketHandle, sink: &mut Sink) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let r = if on_a { p.a.tcp_read(h, &mut buf) } else { p.b.tcp_read(h, &mut buf) };
-        match r {
-            Ok(0) => {
-                sink.eof = true;
-                return;
-            }
-            Ok(n) => sink.absorb(&buf[..n]),
-            Err(TcpError::WouldBlock) => return,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
+    read_into(if on_a { &mut p.a } else { &mut p.b }, h, sink);
 }
 
 #[test]
@@ -51,14 +39,7 @@ fn simultaneous_open_establishes_both_sides() {
 #[test]
 fn half_close_lets_the_other_side_keep_sending() {
     let mut p = Pair::new(SimConfig::default(), 6);
-    let l = p.a.tcp_listen(80, 4).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some()
-    });
-    let s = s.unwrap();
+    let (s, c) = p.establish(80);
     p.b.tcp_write(c, b"request").unwrap();
     p.b.tcp_shutdown(c).unwrap();
     let mut req = Sink::default();
@@ -109,14 +90,7 @@ fn connect_to_a_closed_port_is_refused() {
 #[test]
 fn close_with_unread_data_resets_the_peer() {
     let mut p = Pair::new(SimConfig::default(), 8);
-    let l = p.a.tcp_listen(80, 4).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some()
-    });
-    let s = s.unwrap();
+    let (s, c) = p.establish(80);
     p.b.tcp_write(c, b"unread").unwrap();
     p.run_until(10_000, |p| p.a.tcp().readable(s));
     p.a.tcp_close(s, p.now).unwrap();
@@ -128,14 +102,7 @@ fn close_with_unread_data_resets_the_peer() {
 #[test]
 fn zero_window_stalls_the_sender_until_the_reader_drains() {
     let mut p = Pair::new(SimConfig::default(), 9);
-    let l = p.a.tcp_listen(80, 4).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some()
-    });
-    let s = s.unwrap();
+    let (s, c) = p.establish(80);
     let total = 1 << 20;
     let mut src = Source::new(4, total);
     // Fill: the reader does not read, so the window closes.
@@ -238,14 +205,7 @@ fn request_response_run(seed: u64) {
 fn pages_stay_referenced_until_the_device_completes() {
     let sim = SimConfig { completion: Completion::Never, ..SimConfig::default() };
     let mut p = Pair::new(sim, 12);
-    let l = p.a.tcp_listen(80, 4).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some()
-    });
-    let s = s.unwrap();
+    let (s, c) = p.establish(80);
     let data = pattern(1, 200_000);
     let mut off = 0;
     let mut sink = Sink::default();
@@ -296,14 +256,7 @@ fn keepalive_probes_keep_a_live_peer_and_drop_a_dead_one() {
 #[test]
 fn readv_and_writev() {
     let mut p = Pair::new(SimConfig::default(), 32);
-    let l = p.a.tcp_listen(80, 4).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
-    });
-    let s = s.unwrap();
+    let (s, c) = p.establish(80);
     assert_eq!(p.b.tcp_writev(c, &[b"hello ", b"", b"vectored ", b"world"]), Ok(20));
     p.run_until(10_000, |p| p.a.tcp().readable(s));
     let (mut x, mut y, mut z) = ([0u8; 6], [0u8; 9], [0u8; 16]);

@@ -14,8 +14,8 @@ const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
 const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 
-fn stack() -> (Stack<HeapPages>, ScriptDevice) {
-    (Stack::new(stack_config(A_IP, 1), HeapPages::new(256, 2048), 1500), ScriptDevice::new())
+fn stack() -> (Stack<HeapPages>, zcstack::phy::queue::QueueDevice) {
+    (Stack::new(stack_config(A_IP, 1), HeapPages::new(256, 2048), 1500), script_device())
 }
 
 fn eth_ip(proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
@@ -104,16 +104,21 @@ fn decode_tcp(f: &[u8]) -> Option<Got> {
 }
 
 /// Delivers frames, polls, and returns the TCP segments sent in reply.
-fn exchange(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice, now: Instant, frames: Vec<Vec<u8>>) -> Vec<Got> {
+fn exchange(
+    st: &mut Stack<HeapPages>,
+    dev: &mut zcstack::phy::queue::QueueDevice,
+    now: Instant,
+    frames: Vec<Vec<u8>>,
+) -> Vec<Got> {
     for f in frames {
-        dev.inject(f);
+        dev.push_rx(f);
     }
     st.poll(now, dev);
-    dev.take().iter().filter_map(|f| decode_tcp(f)).collect()
+    dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect()
 }
 
 /// Teaches the stack our MAC so replies need no ARP round trip.
-fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice) {
+fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut zcstack::phy::queue::QueueDevice) {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: PEER_MAC,
@@ -125,9 +130,9 @@ fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice) {
     EthernetRepr { src_addr: PEER_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
     repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    dev.inject(f);
+    dev.push_rx(f);
     st.poll(Instant::ZERO, dev);
-    let replies = dev.take();
+    let replies = dev.take_tx();
     assert_eq!(replies.len(), 1, "ARP request for our address is answered");
     let eth = EthernetFrame::new_checked(&replies[0][..]).unwrap();
     assert_eq!(eth.dst_addr(), PEER_MAC);
@@ -136,7 +141,7 @@ fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice) {
 }
 
 /// Opens a connection from the scripted peer; returns (stack, dev, handle, our ISN + 1).
-fn established() -> (Stack<HeapPages>, ScriptDevice, zcstack::SocketHandle, u32) {
+fn established() -> (Stack<HeapPages>, zcstack::phy::queue::QueueDevice, zcstack::SocketHandle, u32) {
     let (mut st, mut dev) = stack();
     learn_peer(&mut st, &mut dev);
     let l = st.tcp_listen(80, 8).unwrap();
@@ -175,13 +180,13 @@ fn passive_open_data_and_passive_close() {
     assert_eq!(st.tcp_read(h, &mut buf), Ok(5));
     assert_eq!(&buf[..5], b"hello");
     st.poll(Instant::from_millis(50), &mut dev);
-    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].ack, Some(1006));
     // Our data goes out with the right sequence number.
     st.tcp_write(h, b"world").unwrap();
     st.poll(Instant::from_millis(51), &mut dev);
-    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].seq, out[0].payload.as_slice()), (snd, &b"world"[..]));
     // Peer FIN (acking our data): CLOSE-WAIT, ACKed at once, EOF on read.
@@ -198,7 +203,7 @@ fn passive_open_data_and_passive_close() {
     // Our close: LAST-ACK with a FIN; the peer's ACK frees the connection.
     st.tcp_close(h, Instant::from_millis(53)).unwrap();
     st.poll(Instant::from_millis(53), &mut dev);
-    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].ctl, out[0].seq), (TcpControl::Fin, snd + 5));
     assert_eq!(st.tcp_connections(), 1);
@@ -265,7 +270,7 @@ fn syn_backlog_limit_drops_and_counts_without_cookies() {
     let mut cfg = stack_config(A_IP, 1);
     cfg.tcp.syn_cookies = false;
     let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
-    let mut dev = ScriptDevice::new();
+    let mut dev = script_device();
     learn_peer(&mut st, &mut dev);
     let _l = st.tcp_listen(80, 2).unwrap();
     let frames = (0..5u16)
@@ -328,7 +333,7 @@ fn syn_cookies_answer_a_full_syn_queue_statelessly() {
 }
 
 /// Sends a SYN from `port` to a listener whose SYN queue is full; returns the cookie.
-fn out_cookie_for(st: &mut Stack<HeapPages>, dev: &mut ScriptDevice, port: u16) -> u32 {
+fn out_cookie_for(st: &mut Stack<HeapPages>, dev: &mut zcstack::phy::queue::QueueDevice, port: u16) -> u32 {
     let mut s = seg(2000, None, TcpControl::Syn);
     s.sport = port;
     let out = exchange(st, dev, Instant::from_millis(6), vec![tcp_frame(s)]);
@@ -342,7 +347,7 @@ fn icmp_echo_and_udp_port_unreachable() {
     let req = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 3, data: b"ping!" };
     let mut l4 = vec![0u8; req.buffer_len()];
     req.emit(&mut Icmpv4Packet::new_unchecked(&mut l4[..]), &Default::default());
-    dev.inject(eth_ip(IpProtocol::Icmp, &l4));
+    dev.push_rx(eth_ip(IpProtocol::Icmp, &l4));
     // UDP to a closed port.
     let udp = UdpRepr { src_port: 5555, dst_port: 9 };
     let mut u = vec![0u8; 8 + 3];
@@ -354,9 +359,9 @@ fn icmp_echo_and_udp_port_unreachable() {
         |b| b.copy_from_slice(b"abc"),
         &Default::default(),
     );
-    dev.inject(eth_ip(IpProtocol::Udp, &u));
+    dev.push_rx(eth_ip(IpProtocol::Udp, &u));
     st.poll(Instant::ZERO, &mut dev);
-    let sent = dev.take();
+    let sent = dev.take_tx();
     assert_eq!(sent.len(), 2);
     let icmps: Vec<(u8, u8)> = sent
         .iter()
@@ -372,14 +377,14 @@ fn icmp_echo_and_udp_port_unreachable() {
     assert!(icmps.contains(&(3, 3)), "port unreachable: {icmps:?}");
     // A bound UDP socket receives and answers.
     let h = st.udp_bind(9).unwrap();
-    dev.inject(eth_ip(IpProtocol::Udp, &u));
+    dev.push_rx(eth_ip(IpProtocol::Udp, &u));
     st.poll(Instant::ZERO, &mut dev);
     let mut buf = [0u8; 8];
     let (n, from) = st.udp_recv_from(h, &mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"abc"[..], sa(PEER_IP, 5555)));
     st.udp_send_to(h, from, b"xyz").unwrap();
     st.poll(Instant::ZERO, &mut dev);
-    let sent = dev.take();
+    let sent = dev.take_tx();
     let ip = Ipv4Packet::new_checked(&sent[0][14..]).unwrap();
     let up = UdpPacket::new_checked(ip.payload()).unwrap();
     assert!(up.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
@@ -391,7 +396,7 @@ fn active_open_to_unreachable_host_arps_then_gives_up() {
     let (mut st, mut dev) = stack();
     let h = st.tcp_connect(sa(PEER_IP, 80), 0, Instant::ZERO).unwrap();
     st.poll(Instant::ZERO, &mut dev);
-    let sent = dev.take();
+    let sent = dev.take_tx();
     assert_eq!(sent.len(), 1, "an ARP request, no TCP yet");
     assert_eq!(EthernetFrame::new_checked(&sent[0][..]).unwrap().ethertype(), EthernetProtocol::Arp);
     // No answer: the SYN retransmits pile up behind ARP, which gives up after 3 requests.
@@ -403,7 +408,7 @@ fn active_open_to_unreachable_host_arps_then_gives_up() {
             None => break,
         }
         st.poll(now, &mut dev);
-        dev.take();
+        dev.take_tx();
     }
     assert!(st.stats().drop_arp_unresolved > 0);
     assert_eq!(st.tcp_read(h, &mut [0u8; 4]), Err(zcstack::TcpError::TimedOut));
@@ -454,7 +459,7 @@ fn without_timestamps_in_the_syn_none_are_sent() {
     let (mut st, mut dev, h, _snd) = established();
     st.tcp_write(h, b"x").unwrap();
     st.poll(Instant::from_millis(100), &mut dev);
-    let out: Vec<Got> = dev.take().iter().filter_map(|f| decode_tcp(f)).collect();
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].payload, b"x");
     assert!(out[0].ts.is_none(), "the peer did not offer timestamps");
@@ -489,20 +494,20 @@ fn fragmented_datagrams_are_reassembled() {
         |b| b.copy_from_slice(&body),
         &Default::default(),
     );
-    dev.inject(fragment(IpProtocol::Udp, 77, 2400, false, &whole[2400..]));
-    dev.inject(fragment(IpProtocol::Udp, 77, 0, true, &whole[..1200]));
+    dev.push_rx(fragment(IpProtocol::Udp, 77, 2400, false, &whole[2400..]));
+    dev.push_rx(fragment(IpProtocol::Udp, 77, 0, true, &whole[..1200]));
     st.poll(Instant::ZERO, &mut dev);
     let mut buf = vec![0u8; 4096];
     assert!(st.udp_recv_from(h, &mut buf).is_err(), "incomplete: nothing delivered yet");
-    dev.inject(fragment(IpProtocol::Udp, 77, 1200, true, &whole[1200..2400]));
+    dev.push_rx(fragment(IpProtocol::Udp, 77, 1200, true, &whole[1200..2400]));
     st.poll(Instant::ZERO, &mut dev);
     let (n, _) = st.udp_recv_from(h, &mut buf).unwrap();
     assert_eq!(&buf[..n], &body[..]);
     assert_eq!(st.stats().ipv4_reassembled, 1);
     // An overlapping fragment poisons its datagram; a lone fragment times out.
-    dev.inject(fragment(IpProtocol::Udp, 78, 0, true, &whole[..1200]));
-    dev.inject(fragment(IpProtocol::Udp, 78, 800, false, &whole[800..1600]));
-    dev.inject(fragment(IpProtocol::Udp, 79, 0, true, &whole[..1200]));
+    dev.push_rx(fragment(IpProtocol::Udp, 78, 0, true, &whole[..1200]));
+    dev.push_rx(fragment(IpProtocol::Udp, 78, 800, false, &whole[800..1600]));
+    dev.push_rx(fragment(IpProtocol::Udp, 79, 0, true, &whole[..1200]));
     st.poll(Instant::ZERO, &mut dev);
     assert!(st.udp_recv_from(h, &mut buf).is_err());
     let dropped = st.stats().drop_ipv4_fragment;
@@ -517,7 +522,7 @@ fn gratuitous_arp_announces_our_address() {
     let (mut st, mut dev) = stack();
     st.announce();
     st.poll(Instant::ZERO, &mut dev);
-    let sent = dev.take();
+    let sent = dev.take_tx();
     assert_eq!(sent.len(), 1);
     let eth = EthernetFrame::new_checked(&sent[0][..]).unwrap();
     assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);

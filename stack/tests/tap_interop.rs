@@ -14,12 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use common::{pattern, Sink, Source};
+use common::{read_into, Sink, Source};
 use zcstack::mem::HeapPages;
 use zcstack::phy::fault::{FaultConfig, FaultDevice};
 use zcstack::phy::tap::TapDevice;
 use zcstack::wire::EthernetAddress;
-use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig, TcpError};
+use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -161,21 +161,6 @@ fn drive(e: &mut Env, what: &str, secs: u64, mut f: impl FnMut(&mut Env, Instant
     }
 }
 
-fn read_some(st: &mut Stack<HeapPages>, h: SocketHandle, sink: &mut Sink) {
-    let mut buf = [0u8; 32 * 1024];
-    loop {
-        match st.tcp_read(h, &mut buf) {
-            Ok(0) => {
-                sink.eof = true;
-                return;
-            }
-            Ok(n) => sink.absorb(&buf[..n]),
-            Err(TcpError::WouldBlock) => return,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
-
 const HTTP_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nhello zcstack";
 
 /// ping, curl against a zcstack listener, and zcstack connecting out.
@@ -239,7 +224,7 @@ fn ping_curl_connect(mut e: Env) {
         if let Some(err) = e.st.tcp().error(h) {
             panic!("outbound connection failed: {err}");
         }
-        read_some(&mut e.st, h, &mut sink);
+        read_into(&mut e.st, h, &mut sink);
         sink.eof
     });
     assert_eq!(sink.received, "linux says: hi from zcstack".len());
@@ -278,7 +263,7 @@ c.shutdown(socket.SHUT_WR)\nth.join()\nprint(json.dumps({{'recv':r.hexdigest(),'
             e.st.tcp_shutdown(h).unwrap();
             shut = true;
         }
-        read_some(&mut e.st, h, &mut sink);
+        read_into(&mut e.st, h, &mut sink);
         if sink.eof && result.is_none() {
             result = e.finished(srv);
         }
@@ -292,7 +277,6 @@ c.shutdown(socket.SHUT_WR)\nth.join()\nprint(json.dumps({{'recv':r.hexdigest(),'
     assert_eq!(sink.received, bytes);
     let now = e.now();
     e.st.tcp_close(h, now).unwrap();
-    let _ = pattern(0, 0);
 }
 
 #[test]

@@ -696,7 +696,7 @@ impl TcpEngine {
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
                 return;
             }
-            self.ingress_conn(now, idx, local, remote, &seg, mem, stats, out);
+            self.ingress_conn(now, idx, &seg, mem, stats, out);
             return;
         }
         if seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port()) {
@@ -773,8 +773,6 @@ impl TcpEngine {
         &mut self,
         now: Instant,
         idx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
         seg: &SegIn<'_>,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
@@ -789,7 +787,6 @@ impl TcpEngine {
             c.timer_fin2(now + FIN_TIMEOUT);
         }
         let parent = c.parent;
-        let orphan = c.orphan;
         match outcome {
             Outcome::Established => {
                 if let Some(p) = parent {
@@ -801,28 +798,36 @@ impl TcpEngine {
                 }
             }
             Outcome::Closed => {
-                if let Some(p) = parent {
-                    if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
-                        if was == State::SynReceived {
-                            l.half_open = l.half_open.saturating_sub(1);
-                        }
-                        l.accept_q.retain(|&i| i != idx);
-                    }
-                    self.free_slot(idx);
-                    return;
-                }
-                if orphan {
-                    self.free_slot(idx);
-                    return;
-                }
-                // Keep the slot until the application closes the handle.
-                self.conns.remove(&(local, remote));
+                self.finish(idx, was);
+                return;
             }
             Outcome::Ok => {}
         }
         self.note(idx);
         self.mark(idx);
         self.schedule(idx);
+    }
+
+    /// Connection `idx` reached CLOSED (from state `was`): detach it from its
+    /// listener and free it, free it if the application already let go, or
+    /// keep the slot (unmapped) until the application closes the handle.
+    fn finish(&mut self, idx: u32, was: State) {
+        let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get(idx as usize) else { return };
+        let (parent, orphan, key) = (c.parent, c.orphan, (c.local, c.remote));
+        if let Some(p) = parent {
+            if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                if was == State::SynReceived {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+                l.accept_q.retain(|&i| i != idx);
+            }
+            self.free_slot(idx);
+        } else if orphan {
+            self.free_slot(idx);
+        } else {
+            self.conns.remove(&key);
+            self.note(idx);
+        }
     }
 
     /// RFC 4987 cookie: 5 bits of time (64 s ticks), 3 bits of MSS index, 24
@@ -901,7 +906,7 @@ impl TcpEngine {
         if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {
             l.half_open += 1; // the ACK below moves it to the accept queue
         }
-        self.ingress_conn(now, idx, local, remote, seg, mem, stats, out);
+        self.ingress_conn(now, idx, seg, mem, stats, out);
     }
 
     /// Runs the timers due at `now`.
@@ -916,22 +921,7 @@ impl TcpEngine {
             c.timer_scheduled = None;
             let was = c.state;
             if c.on_timer(now, mem, stats) == Outcome::Closed {
-                let (parent, orphan) = (c.parent, c.orphan);
-                let key = (c.local, c.remote);
-                if let Some(p) = parent {
-                    if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
-                        if was == State::SynReceived {
-                            l.half_open = l.half_open.saturating_sub(1);
-                        }
-                        l.accept_q.retain(|&i| i != idx);
-                    }
-                    self.free_slot(idx);
-                } else if orphan {
-                    self.free_slot(idx);
-                } else {
-                    self.conns.remove(&key);
-                    self.note(idx);
-                }
+                self.finish(idx, was);
                 continue;
             }
             self.note(idx);

@@ -189,56 +189,41 @@ pub fn free_pages(m: &HeapPages) -> usize {
     m.free_count()
 }
 
-/// A device driven by the test: frames pushed with `inject` are received by
-/// the stack; frames the stack transmits are collected in `sent`.
-#[derive(Default)]
-pub struct ScriptDevice {
-    pub rx: std::collections::VecDeque<Vec<u8>>,
-    pub sent: Vec<Vec<u8>>,
-    pub mtu: usize,
-    done: Vec<zcstack::phy::TxFrame>,
+/// A device driven by the test: frames in with `push_rx`, out with `take_tx`.
+pub fn script_device() -> zcstack::phy::queue::QueueDevice {
+    zcstack::phy::queue::QueueDevice::new(zcstack::phy::DeviceCaps::default())
 }
 
-impl ScriptDevice {
-    pub fn new() -> Self {
-        ScriptDevice { mtu: 1500, ..Default::default() }
-    }
-    pub fn inject(&mut self, f: Vec<u8>) {
-        self.rx.push_back(f);
-    }
-    pub fn take(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.sent)
+impl Pair {
+    /// Listens on a:`port`, connects from b, and runs until both ends are
+    /// established and the connection is accepted. Returns (server on a,
+    /// client on b); the listener is closed.
+    pub fn establish(&mut self, port: u16) -> (zcstack::SocketHandle, zcstack::SocketHandle) {
+        let l = self.a.tcp_listen(port, 16).unwrap();
+        let c = self.b.tcp_connect(sa(A_IP, port), 0, self.now).unwrap();
+        let mut s = None;
+        let stop = self.run_until(100_000, |p| {
+            s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
+            s.is_some() && p.b.tcp_state(c) == Ok(zcstack::State::Established)
+        });
+        assert_eq!(stop, Stop::Done, "handshake");
+        self.a.tcp_close(l, self.now).unwrap();
+        (s.unwrap(), c)
     }
 }
 
-impl zcstack::phy::Device for ScriptDevice {
-    fn caps(&self) -> zcstack::phy::DeviceCaps {
-        zcstack::phy::DeviceCaps { mtu: self.mtu, ..Default::default() }
-    }
-    fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
-        let mut n = 0;
-        while n < budget {
-            let Some(f) = self.rx.pop_front() else { break };
-            sink(&f);
-            n += 1;
-        }
-        n
-    }
-    fn transmit(
-        &mut self,
-        _now: Instant,
-        frame: zcstack::phy::TxFrame,
-        mem: &dyn PageMemory,
-    ) -> Result<(), zcstack::phy::TxFrame> {
-        let mut v = Vec::new();
-        frame.copy_into(mem, &mut v);
-        self.sent.push(v);
-        self.done.push(frame);
-        Ok(())
-    }
-    fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(zcstack::phy::TxFrame)) {
-        for f in self.done.drain(..) {
-            done(f);
+/// Reads everything `h` has into `sink`; marks EOF; panics on a socket error.
+pub fn read_into(st: &mut Stack<HeapPages>, h: zcstack::SocketHandle, sink: &mut Sink) {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match st.tcp_read(h, &mut buf) {
+            Ok(0) => {
+                sink.eof = true;
+                return;
+            }
+            Ok(n) => sink.absorb(&buf[..n]),
+            Err(zcstack::TcpError::WouldBlock) => return,
+            Err(e) => panic!("read: {e}"),
         }
     }
 }
