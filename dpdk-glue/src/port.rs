@@ -189,8 +189,7 @@ impl std::fmt::Debug for Port {
 // port, which &mut self (and !Sync) ensures.
 unsafe impl Send for Port {}
 
-fn cstring(what: &'static str, s: &str) -> Result<CString> {
-    let _ = what;
+fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::NulInArgument(s.to_owned()))
 }
 
@@ -220,8 +219,8 @@ impl Port {
     /// The device is removed when the port is dropped.
     pub fn create_vdev(_eal: &Eal, devargs: &str) -> Result<Port> {
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
-        let cname = cstring("vdev name", name)?;
-        let cargs = cstring("vdev args", args)?;
+        let cname = cstring(name)?;
+        let cargs = cstring(args)?;
         // SAFETY: both are valid C strings; DPDK copies them.
         let ret = unsafe { ffi::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
         if ret != 0 {
@@ -250,7 +249,7 @@ impl Port {
         let mut ports = Vec::with_capacity(2);
         for (i, (rx, tx)) in [(rings.a, rings.b), (rings.b, rings.a)].into_iter().enumerate() {
             let pname = format!("{name}_{}", if i == 0 { "a" } else { "b" });
-            let c = cstring("port name", &pname)?;
+            let c = cstring(&pname)?;
             // SAFETY: rx/tx point to live rings owned by `rings`, which the
             // ports keep alive (via _keep) until after they are closed.
             let ret = unsafe { ffi::rte_eth_from_rings(c.as_ptr(), &rx, 1, &tx, 1, 0) };
@@ -802,7 +801,7 @@ impl RingPairMem {
     fn new(name: &str, size: u32) -> Result<Self> {
         let mk = |suffix: &str| -> Result<*mut ffi::rte_ring> {
             let rn = format!("{name}_{suffix}");
-            let c = cstring("ring name", &rn)?;
+            let c = cstring(&rn)?;
             // SAFETY: c is a valid C string; single producer / single consumer
             // matches one TX queue feeding one RX queue.
             let r = unsafe {

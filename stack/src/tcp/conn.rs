@@ -624,10 +624,7 @@ impl Conn {
                     self.state = State::Closed;
                     return Outcome::Closed;
                 }
-                self.error = Some(match self.state {
-                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait => TcpError::Reset,
-                    _ => TcpError::Reset,
-                });
+                self.error = Some(TcpError::Reset);
                 self.release(mem);
                 self.state = State::Closed;
                 self.events_pending = true;
