@@ -1,5 +1,7 @@
 //! Ethdev ports: configuration, offloads by capability, start/stop/close, bursts
-//! and statistics.
+//! and statistics. Bursts mirror DPDK 22.11's inline `rte_eth_{rx,tx}_burst`
+//! (release build: no debug checks, RX/TX callbacks honoured, fast-path tracing
+//! compiled out) over `rte_eth_fp_ops`, so the hot path pays no call into C.
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -566,17 +568,7 @@ impl Port {
     #[inline]
     pub fn rx_burst(&mut self, queue: u16, out: &mut Vec<Mbuf>, max: u16) -> Result<usize> {
         self.check_burst("rx_burst", queue, self.rx_queues, "RX")?;
-        if out.capacity() - out.len() < usize::from(max) {
-            out.reserve(usize::from(max));
-        }
-        let len = out.len();
-        // SAFETY: the spare capacity holds max slots; Mbuf is a transparent
-        // mbuf pointer; the PMD writes n owned mbufs there; the port is started
-        // and queue exists.
-        let n = unsafe { raw_rx_burst(self.id, queue, out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf, max) };
-        // SAFETY: n <= max slots were initialised with owned mbufs.
-        unsafe { out.set_len(len + usize::from(n)) };
-        Ok(usize::from(n))
+        Ok(self.queues(queue, 0)?.rx_burst(out, max))
     }
 
     /// Transmits `pkts` from the front on `queue`. The packets the PMD took
@@ -585,33 +577,7 @@ impl Port {
     #[inline]
     pub fn tx_burst(&mut self, queue: u16, pkts: &mut Vec<Mbuf>) -> Result<usize> {
         self.check_burst("tx_burst", queue, self.tx_queues, "TX")?;
-        let mut total = 0usize;
-        while total < pkts.len() {
-            let chunk = (pkts.len() - total).min(usize::from(u16::MAX)) as u16;
-            // SAFETY: pkts[total..total+chunk] are owned mbufs laid out as
-            // rte_mbuf pointers; the PMD takes ownership of the first n.
-            let n =
-                unsafe { raw_tx_burst(self.id, queue, pkts.as_mut_ptr().add(total) as *mut *mut ffi::rte_mbuf, chunk) };
-            total += usize::from(n);
-            if n < chunk {
-                break;
-            }
-        }
-        let rest = pkts.len() - total;
-        if rest == 0 {
-            // SAFETY: every entry now belongs to the PMD; forget them all.
-            unsafe { pkts.set_len(0) };
-        } else if total > 0 {
-            // SAFETY: the first `total` entries now belong to the PMD: move the
-            // unsent tail to the front (overlapping copy) and shrink, so they
-            // are neither dropped nor duplicated.
-            unsafe {
-                let p = pkts.as_mut_ptr();
-                std::ptr::copy(p.add(total), p, rest);
-                pkts.set_len(rest);
-            }
-        }
-        Ok(total)
+        Ok(self.queues(0, queue)?.tx_burst(pkts))
     }
 }
 
@@ -703,21 +669,25 @@ impl Queues<'_> {
     #[inline(always)]
     pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
         let len = pkts.len();
-        if len == 0 {
-            return 0;
-        }
-        let want = len.min(usize::from(u16::MAX)) as u16;
-        // SAFETY: as rte_eth_tx_burst: the queue is live; the first `want`
-        // entries are owned mbufs; the PMD takes ownership of the first `n`.
-        let n = unsafe {
-            let p = pkts.as_mut_ptr() as *mut *mut ffi::rte_mbuf;
-            let mut nb = want;
-            let cb = std::sync::atomic::AtomicPtr::from_ptr(self.tx_cb).load(std::sync::atomic::Ordering::Relaxed);
-            if !cb.is_null() {
-                nb = ffi::rte_eth_call_tx_callbacks(self.port, self.txq, p, nb, cb);
+        let mut n = 0;
+        while n < len {
+            let want = (len - n).min(usize::from(u16::MAX)) as u16;
+            // SAFETY: as rte_eth_tx_burst: the queue is live; pkts[n..n+want]
+            // are owned mbufs; the PMD takes ownership of the first `sent`.
+            let sent = unsafe {
+                let p = pkts.as_mut_ptr().add(n) as *mut *mut ffi::rte_mbuf;
+                let mut nb = want;
+                let cb = std::sync::atomic::AtomicPtr::from_ptr(self.tx_cb).load(std::sync::atomic::Ordering::Relaxed);
+                if !cb.is_null() {
+                    nb = ffi::rte_eth_call_tx_callbacks(self.port, self.txq, p, nb, cb);
+                }
+                (self.tx_fn)(self.tx_qd, p, nb)
+            };
+            n += usize::from(sent);
+            if sent < want {
+                break;
             }
-            usize::from((self.tx_fn)(self.tx_qd, p, nb))
-        };
+        }
         if n == len {
             // SAFETY: every entry now belongs to the PMD.
             unsafe { pkts.set_len(0) };
@@ -730,50 +700,6 @@ impl Queues<'_> {
             }
         }
         n
-    }
-}
-
-/// `rte_eth_rx_burst` as DPDK 22.11 inlines it (release build: no debug checks,
-/// RX callbacks enabled, fast-path tracing compiled out), so the hot path pays
-/// no call into the C shim.
-///
-/// # Safety
-/// `port` is a started port with RX queue `queue`; `pkts` has room for `n` pointers.
-#[inline(always)]
-unsafe fn raw_rx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mbuf, n: u16) -> u16 {
-    // SAFETY: rte_eth_fp_ops is DPDK's per-port fast-path table; entries of
-    // started ports are valid and only change on start/stop, which need &mut Port.
-    unsafe {
-        let p = &*std::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port));
-        let qd = *p.rxq.data.add(usize::from(queue));
-        let f = p.rx_pkt_burst.expect("started ports have an RX burst function");
-        let mut nb = f(qd, pkts, n);
-        let cb = std::sync::atomic::AtomicPtr::from_ptr(p.rxq.clbk.add(usize::from(queue)))
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if !cb.is_null() {
-            nb = ffi::rte_eth_call_rx_callbacks(port, queue, pkts, nb, n, cb);
-        }
-        nb
-    }
-}
-
-/// `rte_eth_tx_burst` as DPDK 22.11 inlines it (see [`raw_rx_burst`]).
-///
-/// # Safety
-/// `port` is a started port with TX queue `queue`; `pkts` holds `n` owned mbufs.
-#[inline(always)]
-unsafe fn raw_tx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mbuf, mut n: u16) -> u16 {
-    // SAFETY: as in raw_rx_burst.
-    unsafe {
-        let p = &*std::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port));
-        let qd = *p.txq.data.add(usize::from(queue));
-        let cb = std::sync::atomic::AtomicPtr::from_ptr(p.txq.clbk.add(usize::from(queue)))
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if !cb.is_null() {
-            n = ffi::rte_eth_call_tx_callbacks(port, queue, pkts, n, cb);
-        }
-        let f = p.tx_pkt_burst.expect("started ports have a TX burst function");
-        f(qd, pkts, n)
     }
 }
 

@@ -82,4 +82,6 @@ pub(crate) struct Registry {
     /// Level-triggered sockets reported last time and possibly still ready,
     /// plus fresh registrations: looked at on the next call.
     pub recheck: Vec<SocketHandle>,
+    /// Sockets already looked at in the current `poll_events` (reused).
+    pub seen: rustc_hash::FxHashSet<SocketHandle>,
 }

@@ -226,7 +226,8 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.take_notifications(&mut cand);
         cand.append(&mut self.registry.recheck);
         let before = out.len();
-        let mut seen = rustc_hash::FxHashSet::default();
+        let mut seen = std::mem::take(&mut self.registry.seen);
+        seen.clear();
         // Candidates: sockets whose state changed, fresh registrations, and
         // level-triggered sockets reported last time. Edge-triggered sockets
         // enter only through the first two.
@@ -251,6 +252,7 @@ impl<M: PageMemory> Stack<M> {
             }
         }
         self.scratch = cand;
+        self.registry.seen = seen;
         out.len() - before
     }
 

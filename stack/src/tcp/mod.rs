@@ -179,9 +179,7 @@ impl SegOut {
         let src = *self.src.ip();
         let dst = *self.dst.ip();
         repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
-        if self.syn && self.fin {
-            pkt.set_fin(true);
-        }
+        // TcpControl carries one flag: add PSH back to a FIN segment.
         if self.fin && !self.syn {
             pkt.set_fin(true);
             pkt.set_psh(self.psh);
