@@ -21,6 +21,7 @@ use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use zcstack::mem::{HeapPages, PageMemory};
 use zcstack::phy::{Device, DeviceCaps, TxFrame};
+use zcstack::tcp::SockOpt;
 use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig, TcpError};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -163,8 +164,8 @@ impl Zc {
         loop {
             self.poll();
             if let Ok((s, _)) = self.a.tcp_accept(l) {
-                self.b.tcp().set_nodelay(c, true).unwrap();
-                self.a.tcp().set_nodelay(s, true).unwrap();
+                self.b.tcp().set_option(c, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
+                self.a.tcp().set_option(s, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
                 return (c, s);
             }
         }

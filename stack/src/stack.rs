@@ -12,7 +12,7 @@ use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
 use crate::phy::{Device, DeviceCaps, TxFrame};
 use crate::stats::Stats;
-use crate::tcp::{SegOut, SocketHandle, State, TcpEngine, TcpError};
+use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
 use crate::udp::{UdpEngine, UdpError, UdpHandle};
 use crate::wire::{
@@ -113,6 +113,37 @@ impl<M: PageMemory> Stack<M> {
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
         self.tcp.connect(remote, local_port, now)
+    }
+
+    /// Listens on `port` with socket options (inherited by accepted connections).
+    pub fn tcp_listen_with(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        opts: &SocketOptions,
+    ) -> Result<SocketHandle, TcpError> {
+        self.tcp.listen_with(port, backlog, opts)
+    }
+
+    /// Connects with socket options.
+    pub fn tcp_connect_with(
+        &mut self,
+        remote: SocketAddrV4,
+        local_port: u16,
+        opts: &SocketOptions,
+        now: Instant,
+    ) -> Result<SocketHandle, TcpError> {
+        self.tcp.connect_with(remote, local_port, opts, now)
+    }
+
+    /// `setsockopt` (see [`TcpEngine::set_option`]).
+    pub fn tcp_set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
+        self.tcp.set_option(h, opt, now)
+    }
+
+    /// `getsockopt`.
+    pub fn tcp_get_option(&mut self, h: SocketHandle, name: SockOptName) -> Result<SockOpt, TcpError> {
+        self.tcp.get_option(h, name)
     }
 
     /// Accepts one established connection.
@@ -339,7 +370,7 @@ impl<M: PageMemory> Stack<M> {
             handled += n;
             did = true;
         }
-        self.tcp.on_timers(now, &mut self.mem, &mut self.stats);
+        self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         self.stats.drop_ipv4_fragment += self.reasm.expire(now) as u64;
         let mut ask = Vec::new();
         let dead = self.arp.poll(now, &mut ask);
@@ -368,6 +399,7 @@ impl<M: PageMemory> Stack<M> {
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
         for seg in segs.drain(..) {
+            self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let dst = *seg.dst.ip();

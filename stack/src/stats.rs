@@ -60,6 +60,8 @@ pub struct Stats {
     pub tcp_syn_cookies_ok: u64,
     /// RSTs sent.
     pub tcp_rst_sent: u64,
+    /// Closes with `SO_LINGER` whose timeout ran out (reset instead of finishing).
+    pub tcp_linger_resets: u64,
     /// RFC 5961 challenge ACKs sent.
     pub tcp_challenge_acks: u64,
     /// Segments retransmitted on timeout.

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use zcstack::mem::PageMemory;
 use zcstack::phy::sim::{Completion, SimConfig};
+use zcstack::tcp::SockOpt;
 use zcstack::{Duration, SocketHandle, State, TcpError};
 
 fn lossy() -> SimConfig {
@@ -239,7 +240,7 @@ fn keepalive_probes_keep_a_live_peer_and_drop_a_dead_one() {
         s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
         s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
     });
-    p.b.tcp().set_keepalive(c, true, p.now).unwrap();
+    p.b.tcp().set_option(c, SockOpt::KeepAlive(true), p.now).unwrap();
     // A minute of silence: probes go out and are answered; the connection lives.
     let t0 = p.now;
     let sent0 = p.db.stats().sent;

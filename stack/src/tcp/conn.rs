@@ -10,7 +10,7 @@ use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::send_queue::SendQueue;
 use super::seq::Seq;
-use super::{SegOut, State, TcpError};
+use super::{SegOut, SockOpt, SockOptName, SocketOptions, State, TcpError};
 use crate::config::CongestionControl;
 use crate::config::TcpConfig;
 use crate::mem::PageMemory;
@@ -142,6 +142,11 @@ pub(crate) struct Conn {
     ka_probe_due: bool,
     last_rx: Instant,
     pub nodelay: bool,
+    /// `SO_LINGER`.
+    pub linger: Option<Duration>,
+    /// When a lingering close gives up and resets.
+    linger_at: Option<Instant>,
+    reuse_addr: bool,
     cfg: TcpConfig,
 }
 
@@ -217,6 +222,9 @@ impl Conn {
             ka_probe_due: false,
             last_rx: now,
             nodelay: cfg.nodelay,
+            linger: None,
+            linger_at: None,
+            reuse_addr: false,
             cfg: *cfg,
         }
     }
@@ -369,6 +377,48 @@ impl Conn {
         self.ka_probes = 0;
     }
 
+    /// Applies the options a new connection starts with (buffers and
+    /// `TCP_NODELAY` already came in through its config).
+    pub fn apply_options(&mut self, opts: &SocketOptions, now: Instant) {
+        self.linger = opts.linger;
+        self.reuse_addr = opts.reuse_addr;
+        if opts.keepalive {
+            self.set_keepalive(true, now);
+        }
+    }
+
+    /// `setsockopt` on a live connection.
+    pub fn set_option(&mut self, opt: SockOpt, now: Instant) {
+        match opt {
+            SockOpt::SendBuffer(b) => self.send_cap = b.max(1),
+            SockOpt::RecvBuffer(b) => self.recv_cap = b.max(1),
+            SockOpt::NoDelay(on) => self.nodelay = on,
+            SockOpt::KeepAlive(on) => self.set_keepalive(on, now),
+            SockOpt::Linger(l) => self.linger = l,
+            SockOpt::ReuseAddr(on) => self.reuse_addr = on,
+        }
+    }
+
+    /// `getsockopt` on a live connection.
+    pub fn get_option(&self, name: SockOptName) -> SockOpt {
+        match name {
+            SockOptName::SendBuffer => SockOpt::SendBuffer(self.send_cap),
+            SockOptName::RecvBuffer => SockOpt::RecvBuffer(self.recv_cap),
+            SockOptName::NoDelay => SockOpt::NoDelay(self.nodelay),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(self.keepalive),
+            SockOptName::Linger => SockOpt::Linger(self.linger),
+            SockOptName::ReuseAddr => SockOpt::ReuseAddr(self.reuse_addr),
+        }
+    }
+
+    /// A close with `SO_LINGER` set to a timeout: if our data and FIN are not
+    /// acknowledged by then, the connection is reset.
+    pub fn start_linger(&mut self, now: Instant) {
+        if let Some(t) = self.linger {
+            self.linger_at = Some(now + t);
+        }
+    }
+
     /// Releases every page reference held.
     pub fn release(&mut self, mem: &mut dyn PageMemory) {
         let _ = self.sendq.clear(mem);
@@ -491,12 +541,16 @@ impl Conn {
         self.rtx_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
+        self.linger_at = None;
         let _ = self.sendq.clear(mem);
     }
 
     /// The earliest timer of this connection.
     pub fn next_timer(&self) -> Option<Instant> {
-        [self.rtx_at, self.delack_at, self.timewait_at, self.persist_at, self.keepalive_at].into_iter().flatten().min()
+        [self.rtx_at, self.delack_at, self.timewait_at, self.persist_at, self.keepalive_at, self.linger_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Marks the SYN-ACK as already sent (a SYN-cookie connection: the cookie
@@ -665,7 +719,6 @@ impl Conn {
                 }
             } else {
                 out.push(SegOut::rst(self.local, self.remote, ack, None));
-                stats.tcp_rst_sent += 1;
                 return Outcome::Ok;
             }
         }
@@ -729,7 +782,6 @@ impl Conn {
             if !ack.in_range(self.iss + 1, self.snd_max + 1) {
                 if !seg.rst {
                     out.push(SegOut::rst(self.local, self.remote, ack, None));
-                    stats.tcp_rst_sent += 1;
                 }
                 return Outcome::Ok;
             }
@@ -840,6 +892,7 @@ impl Conn {
             if let Some(f) = fin_seq {
                 if ack > f {
                     self.fin_acked = true;
+                    self.linger_at = None;
                     match self.state {
                         State::FinWait1 => {
                             self.state = State::FinWait2;
@@ -1015,13 +1068,27 @@ impl Conn {
     // ----- timers -----
 
     /// Runs every timer due at `now`. Returns `Closed` when the connection ends.
-    pub fn on_timer(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats) -> Outcome {
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) -> Outcome {
         if let Some(t) = self.timewait_at {
             if now >= t {
                 self.release(mem);
                 self.state = State::Closed;
                 return Outcome::Closed;
             }
+        }
+        if self.linger_at.is_some_and(|t| now >= t) {
+            // SO_LINGER ran out with data or FIN unacknowledged: reset.
+            stats.tcp_linger_resets += 1;
+            if let Some(r) = self.abort(mem) {
+                out.push(r);
+            }
+            return Outcome::Closed;
         }
         if let Some(t) = self.delack_at {
             if now >= t {

@@ -9,6 +9,7 @@ pub mod rtt;
 mod sack;
 pub mod send_queue;
 pub mod seq;
+pub mod sockopt;
 pub mod timer;
 
 use std::collections::VecDeque;
@@ -20,6 +21,7 @@ use thiserror::Error;
 
 pub(crate) use conn::{Conn, Outcome, SegIn};
 pub use seq::Seq;
+pub use sockopt::{SockOpt, SockOptName, SocketOptions};
 
 use crate::config::TcpConfig;
 use crate::mem::{PageMemory, PageSlice};
@@ -205,6 +207,8 @@ struct Listener {
     backlog: usize,
     accept_q: VecDeque<u32>,
     half_open: usize,
+    /// Options accepted connections inherit.
+    opts: SocketOptions,
 }
 
 #[derive(Debug)]
@@ -226,6 +230,8 @@ pub struct TcpEngine {
     free: Vec<u32>,
     conns: FxHashMap<(SocketAddrV4, SocketAddrV4), u32>,
     listeners: FxHashMap<u16, u32>,
+    /// Connections in the table per local port (for `SO_REUSEADDR` checks).
+    port_users: FxHashMap<u16, u32>,
     timers: timer::TimerWheel,
     expired: Vec<(Instant, u32)>,
     dirty: Vec<u32>,
@@ -257,6 +263,7 @@ impl TcpEngine {
             free: Vec::new(),
             conns: FxHashMap::default(),
             listeners: FxHashMap::default(),
+            port_users: FxHashMap::default(),
             timers: timer::TimerWheel::default(),
             expired: Vec::new(),
             dirty: Vec::new(),
@@ -353,11 +360,31 @@ impl TcpEngine {
         }
     }
 
-    fn free_slot(&mut self, idx: u32) {
-        let slot = &mut self.slots[idx as usize];
-        if let Some(Sock::Conn(c)) = slot.sock.take() {
-            self.conns.remove(&(c.local, c.remote));
+    /// Enters a connection in the 4-tuple table.
+    fn map_conn(&mut self, key: (SocketAddrV4, SocketAddrV4), idx: u32) {
+        if self.conns.insert(key, idx).is_none() {
+            *self.port_users.entry(key.0.port()).or_insert(0) += 1;
         }
+    }
+
+    /// Removes a connection from the 4-tuple table (if it is there).
+    fn unmap_conn(&mut self, key: &(SocketAddrV4, SocketAddrV4)) {
+        if self.conns.remove(key).is_some() {
+            let port = key.0.port();
+            if let Some(n) = self.port_users.get_mut(&port) {
+                *n -= 1;
+                if *n == 0 {
+                    self.port_users.remove(&port);
+                }
+            }
+        }
+    }
+
+    fn free_slot(&mut self, idx: u32) {
+        if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
+            self.unmap_conn(&(c.local, c.remote));
+        }
+        let slot = &mut self.slots[idx as usize];
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(idx);
     }
@@ -395,24 +422,56 @@ impl TcpEngine {
     // ----- socket operations -----
 
     /// Listens on `port` of our address with an accept backlog of `backlog`
-    /// (capped by `somaxconn`).
+    /// (capped by `somaxconn`) and default options.
     pub fn listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
-        if port == 0 || self.listeners.contains_key(&port) {
+        self.listen_with(port, backlog, &SocketOptions::default())
+    }
+
+    /// Listens with `opts`, which accepted connections inherit. Fails with
+    /// `AddrInUse` if the port has a listener, or, without `SO_REUSEADDR`, if
+    /// any connection (even one in TIME-WAIT) still uses it as its local port.
+    pub fn listen_with(&mut self, port: u16, backlog: usize, opts: &SocketOptions) -> Result<SocketHandle, TcpError> {
+        if port == 0 || self.listeners.contains_key(&port) || (!opts.reuse_addr && self.port_users.contains_key(&port))
+        {
             return Err(TcpError::AddrInUse);
         }
         let local = SocketAddrV4::new(self.local_ip, port);
         let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
-        let idx = self.alloc_slot(Sock::Listener(Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0 }));
+        let l = Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0, opts: *opts };
+        let idx = self.alloc_slot(Sock::Listener(l));
         self.listeners.insert(port, idx);
         Ok(self.handle(idx))
     }
 
-    /// Starts connecting to `remote` from `local_port` (0 picks an ephemeral port).
+    /// Starts connecting to `remote` from `local_port` (0 picks an ephemeral
+    /// port) with default options.
     pub fn connect(&mut self, remote: SocketAddrV4, local_port: u16, now: Instant) -> Result<SocketHandle, TcpError> {
+        self.connect_with(remote, local_port, &SocketOptions::default(), now)
+    }
+
+    /// Starts connecting with `opts`. An explicit `local_port` fails with
+    /// `AddrInUse` if it has a listener or the exact 4-tuple is live; without
+    /// `SO_REUSEADDR` also if any connection uses that port. With it, a
+    /// 4-tuple left in TIME-WAIT is recycled (its old incarnation is dropped).
+    pub fn connect_with(
+        &mut self,
+        remote: SocketAddrV4,
+        local_port: u16,
+        opts: &SocketOptions,
+        now: Instant,
+    ) -> Result<SocketHandle, TcpError> {
         let port = if local_port != 0 {
-            let l = SocketAddrV4::new(self.local_ip, local_port);
-            if self.conns.contains_key(&(l, remote)) {
+            let key = (SocketAddrV4::new(self.local_ip, local_port), remote);
+            if self.listeners.contains_key(&local_port)
+                || (!opts.reuse_addr && self.port_users.contains_key(&local_port))
+            {
                 return Err(TcpError::AddrInUse);
+            }
+            if let Some(&old) = self.conns.get(&key) {
+                match &self.slots[old as usize].sock {
+                    Some(Sock::Conn(c)) if c.state == State::TimeWait && c.orphan => self.free_slot(old),
+                    _ => return Err(TcpError::AddrInUse),
+                }
             }
             local_port
         } else {
@@ -420,10 +479,13 @@ impl TcpEngine {
         };
         let local = SocketAddrV4::new(self.local_ip, port);
         let iss = self.isn(local, remote, now);
-        let conn = Conn::connect(&self.cfg, local, remote, iss, self.mtu, now);
+        let cfg = opts.conn_config(&self.cfg);
+        let mut conn = Conn::connect(&cfg, local, remote, iss, self.mtu, now);
+        conn.apply_options(opts, now);
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.conns.insert((local, remote), idx);
+        self.map_conn((local, remote), idx);
         self.mark(idx);
+        self.schedule(idx);
         Ok(self.handle(idx))
     }
 
@@ -549,7 +611,7 @@ impl TcpEngine {
             return Ok(());
         }
         let c = self.conn_mut(h)?;
-        if c.recv_len() > 0 || c.state == State::Closed {
+        if c.recv_len() > 0 || c.state == State::Closed || c.linger == Some(Duration::ZERO) {
             if let Some(r) = c.abort(mem) {
                 out.push(r);
             }
@@ -562,8 +624,9 @@ impl TcpEngine {
             self.free_slot(h.idx);
             return Ok(());
         }
-        let _ = now;
+        c.start_linger(now);
         self.mark(h.idx);
+        self.schedule(h.idx);
         Ok(())
     }
 
@@ -621,30 +684,27 @@ impl TcpEngine {
         Ok(self.conn(h)?.describe())
     }
 
-    /// `TCP_NODELAY`.
-    pub fn set_nodelay(&mut self, h: SocketHandle, on: bool) -> Result<(), TcpError> {
-        self.conn_mut(h)?.nodelay = on;
+    /// `setsockopt`: on a listener the option applies to connections it
+    /// accepts from now on; on a connection it takes effect at once
+    /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).
+    pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
+        if let Ok(l) = self.listener_mut(h) {
+            l.opts.set(opt);
+            return Ok(());
+        }
+        self.conn_mut(h)?.set_option(opt, now);
         self.mark(h.idx);
-        Ok(())
-    }
-
-    /// `SO_SNDBUF`.
-    pub fn set_send_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<(), TcpError> {
-        self.conn_mut(h)?.send_cap = bytes.max(1);
-        Ok(())
-    }
-
-    /// `SO_RCVBUF` (takes effect on the advertised window from the next segment).
-    pub fn set_recv_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<(), TcpError> {
-        self.conn_mut(h)?.recv_cap = bytes.max(1);
-        Ok(())
-    }
-
-    /// `SO_KEEPALIVE`.
-    pub fn set_keepalive(&mut self, h: SocketHandle, on: bool, now: Instant) -> Result<(), TcpError> {
-        self.conn_mut(h)?.set_keepalive(on, now);
         self.schedule(h.idx);
         Ok(())
+    }
+
+    /// `getsockopt`.
+    pub fn get_option(&mut self, h: SocketHandle, name: SockOptName) -> Result<SockOpt, TcpError> {
+        let cfg = self.cfg;
+        if let Ok(l) = self.listener_mut(h) {
+            return Ok(l.opts.get(name, &cfg));
+        }
+        Ok(self.conn(h)?.get_option(name))
     }
 
     /// Smoothed RTT and congestion window, for diagnostics.
@@ -714,7 +774,6 @@ impl TcpEngine {
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
         if !seg.rst {
-            stats.tcp_rst_sent += 1;
             out.push(match seg.ack {
                 Some(a) => SegOut::rst(local, remote, a, None),
                 None => SegOut::rst(local, remote, Seq(0), Some(seg.seq + seg_len(&seg))),
@@ -755,12 +814,14 @@ impl TcpEngine {
             return;
         }
         l.half_open += 1;
+        let opts = l.opts;
         let iss = self.isn(local, remote, now);
-        let mut conn = Conn::accept_syn(&self.cfg, local, remote, iss, self.mtu, seg, now);
+        let mut conn = Conn::accept_syn(&opts.conn_config(&self.cfg), local, remote, iss, self.mtu, seg, now);
+        conn.apply_options(&opts, now);
         conn.parent = Some(lidx);
         conn.events_pending = false;
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.conns.insert((local, remote), idx);
+        self.map_conn((local, remote), idx);
         self.mark(idx);
     }
 
@@ -823,7 +884,7 @@ impl TcpEngine {
         } else if orphan {
             self.free_slot(idx);
         } else {
-            self.conns.remove(&key);
+            self.unmap_conn(&key);
             self.note(idx);
         }
     }
@@ -895,12 +956,17 @@ impl TcpEngine {
             ts: None,
             payload: &[],
         };
-        let mut conn = Conn::accept_syn(&self.cfg, local, remote, iss, self.mtu, &syn, now);
+        let opts = match &self.slots[lidx as usize].sock {
+            Some(Sock::Listener(l)) => l.opts,
+            _ => return,
+        };
+        let mut conn = Conn::accept_syn(&opts.conn_config(&self.cfg), local, remote, iss, self.mtu, &syn, now);
+        conn.apply_options(&opts, now);
         conn.parent = Some(lidx);
         conn.events_pending = false;
         conn.syn_ack_sent();
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.conns.insert((local, remote), idx);
+        self.map_conn((local, remote), idx);
         if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {
             l.half_open += 1; // the ACK below moves it to the accept queue
         }
@@ -908,7 +974,13 @@ impl TcpEngine {
     }
 
     /// Runs the timers due at `now`.
-    pub(crate) fn on_timers(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats) {
+    pub(crate) fn on_timers(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
         let mut due = std::mem::take(&mut self.expired);
         self.timers.expire(now, &mut due);
         for (t, idx) in due.drain(..) {
@@ -918,7 +990,7 @@ impl TcpEngine {
             }
             c.timer_scheduled = None;
             let was = c.state;
-            if c.on_timer(now, mem, stats) == Outcome::Closed {
+            if c.on_timer(now, mem, stats, out) == Outcome::Closed {
                 self.finish(idx, was);
                 continue;
             }

@@ -1,0 +1,103 @@
+//! Socket options (`setsockopt`/`getsockopt` for TCP), as plain data.
+//!
+//! Options that must be known before a socket has an address
+//! (`SO_REUSEADDR`) or that accepted connections inherit from their listener
+//! (buffers, `TCP_NODELAY`, `SO_KEEPALIVE`, `SO_LINGER`, as in BSD and Linux)
+//! are collected in [`SocketOptions`] and passed to `listen`/`connect`; every
+//! option can also be set and read on a live socket with [`SockOpt`].
+
+use crate::config::TcpConfig;
+use crate::time::Duration;
+
+/// One socket option and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    /// `SO_SNDBUF`: bytes the send queue may hold (at least 1).
+    SendBuffer(usize),
+    /// `SO_RCVBUF`: bytes the receive queue may hold; bounds the advertised window.
+    RecvBuffer(usize),
+    /// `TCP_NODELAY`: disable Nagle's algorithm.
+    NoDelay(bool),
+    /// `SO_KEEPALIVE`: probe an idle peer (idle time, interval and probe count from [`TcpConfig`]).
+    KeepAlive(bool),
+    /// `SO_LINGER`: `None` closes gracefully in the background (the default);
+    /// `Some(0)` makes close abort with a RST; `Some(t)` closes gracefully but
+    /// aborts with a RST if the queued data and FIN are not acknowledged within `t`.
+    Linger(Option<Duration>),
+    /// `SO_REUSEADDR`: allow `listen`/`connect` on a local port that
+    /// connections still use (e.g. in TIME-WAIT after a restart); an exact
+    /// 4-tuple still in TIME-WAIT is recycled for an active open.
+    ReuseAddr(bool),
+}
+
+/// The name of an option, to read it back with `get_option`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOptName {
+    /// `SO_SNDBUF`.
+    SendBuffer,
+    /// `SO_RCVBUF`.
+    RecvBuffer,
+    /// `TCP_NODELAY`.
+    NoDelay,
+    /// `SO_KEEPALIVE`.
+    KeepAlive,
+    /// `SO_LINGER`.
+    Linger,
+    /// `SO_REUSEADDR`.
+    ReuseAddr,
+}
+
+/// Options a socket starts with; accepted connections inherit their
+/// listener's. `Default` takes the buffers and `TCP_NODELAY` from
+/// [`TcpConfig`] at the time of use (fields left `None`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// `SO_SNDBUF`; `None`: [`TcpConfig::send_buffer`].
+    pub send_buffer: Option<usize>,
+    /// `SO_RCVBUF`; `None`: [`TcpConfig::recv_buffer`].
+    pub recv_buffer: Option<usize>,
+    /// `TCP_NODELAY`; `None`: [`TcpConfig::nodelay`].
+    pub nodelay: Option<bool>,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: bool,
+    /// `SO_LINGER`.
+    pub linger: Option<Duration>,
+    /// `SO_REUSEADDR`.
+    pub reuse_addr: bool,
+}
+
+impl SocketOptions {
+    /// Applies one option.
+    pub fn set(&mut self, opt: SockOpt) {
+        match opt {
+            SockOpt::SendBuffer(b) => self.send_buffer = Some(b.max(1)),
+            SockOpt::RecvBuffer(b) => self.recv_buffer = Some(b.max(1)),
+            SockOpt::NoDelay(on) => self.nodelay = Some(on),
+            SockOpt::KeepAlive(on) => self.keepalive = on,
+            SockOpt::Linger(l) => self.linger = l,
+            SockOpt::ReuseAddr(on) => self.reuse_addr = on,
+        }
+    }
+
+    /// Reads one option, filling defaults from `cfg`.
+    pub fn get(&self, name: SockOptName, cfg: &TcpConfig) -> SockOpt {
+        match name {
+            SockOptName::SendBuffer => SockOpt::SendBuffer(self.send_buffer.unwrap_or(cfg.send_buffer)),
+            SockOptName::RecvBuffer => SockOpt::RecvBuffer(self.recv_buffer.unwrap_or(cfg.recv_buffer)),
+            SockOptName::NoDelay => SockOpt::NoDelay(self.nodelay.unwrap_or(cfg.nodelay)),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(self.keepalive),
+            SockOptName::Linger => SockOpt::Linger(self.linger),
+            SockOptName::ReuseAddr => SockOpt::ReuseAddr(self.reuse_addr),
+        }
+    }
+
+    /// The configuration a connection with these options starts from.
+    pub(crate) fn conn_config(&self, cfg: &TcpConfig) -> TcpConfig {
+        TcpConfig {
+            send_buffer: self.send_buffer.unwrap_or(cfg.send_buffer),
+            recv_buffer: self.recv_buffer.unwrap_or(cfg.recv_buffer),
+            nodelay: self.nodelay.unwrap_or(cfg.nodelay),
+            ..*cfg
+        }
+    }
+}
