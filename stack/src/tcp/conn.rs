@@ -640,6 +640,12 @@ impl Conn {
                 return Outcome::Ok;
             }
             self.ack_now = true;
+            if self.state == State::TimeWait && seg.fin {
+                // The peer retransmitted its FIN (our ACK was lost): ACK
+                // again and restart the 2 MSL timer (RFC 9293 3.10.7.4).
+                self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+                return Outcome::Ok;
+            }
             if seg.seq < self.rcv_nxt && self.state.synchronized() && !seg.syn {
                 // An old duplicate still carries a current ACK (BSD does the
                 // same): after a go-back-N retransmission the peer's segments
@@ -759,10 +765,6 @@ impl Conn {
                     _ => {}
                 }
             }
-        } else if self.state == State::TimeWait && seg.fin {
-            // Retransmitted FIN: ACK again and restart the 2MSL timer.
-            self.ack_now = true;
-            self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
         }
         if self.state == State::Closed {
             return Outcome::Closed;

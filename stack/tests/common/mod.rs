@@ -2,6 +2,8 @@
 //! time that jumps to the next event, and bounded driving.
 #![allow(dead_code)]
 
+pub mod script;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use sha2::{Digest, Sha256};
