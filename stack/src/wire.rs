@@ -69,24 +69,29 @@ impl Checksum {
 /// One's-complement sum of `data` as big-endian 16-bit words (a trailing odd
 /// byte is the high byte of a zero-padded word), folded to 16 bits.
 fn sum_be16(data: &[u8]) -> u16 {
-    // 64-bit words with end-around carry: one add per 8 bytes.
-    let mut acc: u64 = 0;
-    let mut carry: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    // 32-bit native-endian words added into eight independent 64-bit lanes:
+    // no carry chain between iterations, so the compiler vectorizes it
+    // (paddq over zero-extended dwords). A lane gains < 2^32 per 32 bytes,
+    // so it cannot overflow for any slice below 2^64 / 2^32 * 32 bytes.
+    let mut lanes = [0u64; 8];
+    let mut chunks = data.chunks_exact(32);
     for c in &mut chunks {
-        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let (s, o) = acc.overflowing_add(w);
-        acc = s;
-        carry += u64::from(o);
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let w = [c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]];
+            *lane += u64::from(u32::from_ne_bytes(w));
+        }
     }
     let rest = chunks.remainder();
-    let mut tail = [0u8; 8];
+    let mut tail = [0u8; 32];
     tail[..rest.len()].copy_from_slice(rest);
-    let (s, o) = acc.overflowing_add(u64::from_ne_bytes(tail));
-    acc = s;
-    carry += u64::from(o);
-    // Fold 64 -> 16 bits, carries included (they are worth 2^64 = 1 mod 0xffff).
-    let mut x = (acc & 0xffff_ffff) + (acc >> 32) + carry;
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        let w = [tail[4 * i], tail[4 * i + 1], tail[4 * i + 2], tail[4 * i + 3]];
+        *lane += u64::from(u32::from_ne_bytes(w));
+    }
+    // Fold lanes (each < 2^59 for any slice under 4 GiB) and then 64 -> 16
+    // bits; 2^16 = 1 (mod 0xffff), so folding keeps the one's-complement sum.
+    let acc = lanes.iter().fold(0u64, |a, &l| a + (l & 0xffff_ffff) + (l >> 32));
+    let mut x = (acc & 0xffff_ffff) + (acc >> 32);
     while x > 0xffff {
         x = (x & 0xffff) + (x >> 16);
     }
