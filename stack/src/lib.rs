@@ -23,9 +23,11 @@ pub mod tcp;
 pub mod time;
 pub mod udp;
 pub mod wire;
+pub mod zc;
 
 pub use config::{IfaceConfig, StackConfig, TcpConfig};
 pub use event::{Event, Interest, Token, Trigger};
 pub use stack::Stack;
 pub use tcp::{SocketHandle, State, TcpError};
 pub use time::{Duration, Instant};
+pub use zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};

@@ -20,6 +20,8 @@ use crate::wire::{
     IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, ETH_HEADER,
 };
 
+mod zc_api;
+
 /// Frames handled per poll before yielding (bounded work per call).
 const RX_BUDGET: usize = 1024;
 /// Completed header buffers kept for reuse.
@@ -44,6 +46,8 @@ pub struct Stack<M: PageMemory> {
     scratch: Vec<SocketHandle>,
     /// Header buffers of completed frames, reused for new ones.
     hdr_pool: Vec<Vec<u8>>,
+    /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
+    pub(crate) zc_orphans: crate::zc::Orphans,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -65,6 +69,7 @@ impl<M: PageMemory> Stack<M> {
             registry: Registry::default(),
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
+            zc_orphans: Default::default(),
         }
     }
 
@@ -206,8 +211,10 @@ impl<M: PageMemory> Stack<M> {
     /// Writes (copy mode); returns bytes queued.
     pub fn tcp_write(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
         let r = self.tcp.write(h, data, &mut self.mem);
-        if r == Err(TcpError::NoBuffers) {
-            self.stats.pages_exhausted += 1;
+        match r {
+            Ok(n) => self.stats.tx_bytes_copied += n as u64,
+            Err(TcpError::NoBuffers) => self.stats.pages_exhausted += 1,
+            Err(_) => {}
         }
         r
     }
@@ -342,6 +349,7 @@ impl<M: PageMemory> Stack<M> {
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
+        self.reclaim_zc_orphans();
         {
             let mem = &mut self.mem;
             let stats = &mut self.stats;

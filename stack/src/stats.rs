@@ -8,6 +8,12 @@ pub struct Stats {
     pub rx_frames: u64,
     /// Frames handed to the device.
     pub tx_frames: u64,
+    /// Payload bytes applications queued by copying (`write`).
+    pub tx_bytes_copied: u64,
+    /// Payload bytes applications queued without a copy (`write_zc`, `zc_send`).
+    pub tx_bytes_zero_copy: u64,
+    /// Zero-copy buffers dropped without being sent or released (pages reclaimed).
+    pub zc_buffers_reclaimed: u64,
     /// Frames too short or malformed at the Ethernet layer.
     pub drop_eth_malformed: u64,
     /// Frames for another MAC address.

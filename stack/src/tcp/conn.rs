@@ -322,6 +322,14 @@ impl Conn {
             && matches!(self.state, State::SynSent | State::SynReceived | State::Established | State::CloseWait)
     }
 
+    /// Appends filled page slices to the send queue; the queue takes over
+    /// their references (zero-copy).
+    pub fn write_slices(&mut self, slices: Vec<crate::mem::PageSlice>) {
+        for s in slices {
+            self.sendq.push_slice(s);
+        }
+    }
+
     /// Copies what fits of `data` into the send queue.
     pub fn write(&mut self, data: &[u8], mem: &mut dyn PageMemory) -> usize {
         let room = self.send_room();

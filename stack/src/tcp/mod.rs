@@ -28,6 +28,7 @@ use crate::mem::{PageMemory, PageSlice};
 use crate::stats::Stats;
 use crate::time::{Duration, Instant};
 use crate::wire::{Checksum, IpProtocol, Ipv4Address, TcpControl, TcpPacket, TcpRepr};
+use crate::zc::ZcBuf;
 
 /// Connection states of RFC 9293 (LISTEN is a [`SocketHandle`] of its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,6 +92,9 @@ pub enum TcpError {
     /// The socket is not connected (`ENOTCONN`).
     #[error("socket is not connected")]
     NotConnected,
+    /// An argument is invalid, e.g. an empty zero-copy chain (`EINVAL`).
+    #[error("invalid argument")]
+    InvalidArgument,
     /// Page memory for send buffers is exhausted (`ENOBUFS`).
     #[error("no buffer space (page memory exhausted)")]
     NoBuffers,
@@ -564,6 +568,39 @@ impl TcpEngine {
         }
         self.mark(h.idx);
         Ok(n)
+    }
+
+    /// Queues the filled bytes of `buf` without copying; returns the bytes
+    /// taken and, when the send buffer had less room than `buf` holds, the
+    /// unsent tail as a buffer of its own (never dropped, never a crash).
+    /// On error nothing was taken and `buf` comes back with the error.
+    pub fn write_zc(
+        &mut self,
+        h: SocketHandle,
+        mut buf: ZcBuf,
+        mem: &mut dyn PageMemory,
+    ) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
+        let c = match self.conn_mut(h) {
+            Ok(c) => c,
+            Err(e) => return Err((e, buf)),
+        };
+        if let Some(e) = c.error {
+            return Err((e, buf));
+        }
+        if !c.can_send() {
+            return Err((if c.state == State::Closed { TcpError::NotConnected } else { TcpError::Shutdown }, buf));
+        }
+        if buf.is_empty() {
+            return Ok((0, Some(buf)));
+        }
+        let take = buf.len().min(c.send_room());
+        if take == 0 {
+            return Err((TcpError::WouldBlock, buf));
+        }
+        let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
+        c.write_slices(buf.take_filled(mem));
+        self.mark(h.idx);
+        Ok((take, tail))
     }
 
     /// Half-closes: FIN after the queued data.

@@ -1,0 +1,162 @@
+//! The zero-copy send API of [`Stack`]: F-Stack's `zc_mbuf_get` /
+//! `zc_mbuf_write` + `write_zc` (also in its C-shaped `ff_zc_mbuf` form) and
+//! Onload's `zc_alloc_buffers` / `zc_send` / `zc_release_buffers`.
+
+use super::Stack;
+use crate::mem::PageMemory;
+use crate::tcp::{SocketHandle, TcpError};
+use crate::zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};
+
+impl<M: PageMemory> Stack<M> {
+    /// Frees the pages of zero-copy buffers the application dropped unsent.
+    pub(super) fn reclaim_zc_orphans(&mut self) {
+        let mut orphans = self.zc_orphans.borrow_mut();
+        if orphans.is_empty() {
+            return;
+        }
+        for page in orphans.drain(..) {
+            self.stats.zc_buffers_reclaimed += 1;
+            if self.mem.decref(page).is_err() {
+                self.stats.page_errors += 1;
+            }
+        }
+    }
+
+    /// Reserves page-array buffers able to carry `len` bytes (F-Stack
+    /// `ff_zc_mbuf_get`). Fill them with [`Stack::zc_mbuf_write`] or
+    /// [`Stack::zc_fill`], then send with [`Stack::tcp_write_zc`].
+    pub fn zc_mbuf_get(&mut self, len: usize) -> Result<ZcBuf, ZcError> {
+        let r = ZcBuf::reserve(&mut self.mem, len, &self.zc_orphans);
+        if matches!(r, Err(ZcError::NoBuffers { .. })) {
+            self.stats.pages_exhausted += 1;
+        }
+        r
+    }
+
+    /// Appends `data` to `buf` (F-Stack `ff_zc_mbuf_write`; may be called
+    /// repeatedly). Past the reserved length it writes nothing and fails with
+    /// [`ZcError::Overflow`].
+    pub fn zc_mbuf_write(&mut self, buf: &mut ZcBuf, data: &[u8]) -> Result<(), ZcError> {
+        buf.write(&mut self.mem, data)
+    }
+
+    /// Fills `buf` in place: `f` gets the free room of one page at a time
+    /// (read a file or serialize straight into it) and returns the bytes it
+    /// wrote; see [`ZcBuf`]. Returns the bytes added.
+    pub fn zc_fill(&mut self, buf: &mut ZcBuf, f: impl FnMut(&mut [u8]) -> usize) -> usize {
+        buf.fill_with(&mut self.mem, f)
+    }
+
+    /// The filled bytes of segment `i` of `buf`.
+    pub fn zc_segment<'a>(&'a self, buf: &ZcBuf, i: usize) -> &'a [u8] {
+        buf.segment(&self.mem, i)
+    }
+
+    /// Queues `buf` on a connection without copying. Returns the bytes taken
+    /// and, if the send buffer had less room, the unsent tail as its own
+    /// buffer to send later (F-Stack's #712 crash case). On error nothing is
+    /// taken and the buffer comes back with the error.
+    pub fn tcp_write_zc(&mut self, h: SocketHandle, buf: ZcBuf) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
+        let r = self.tcp.write_zc(h, buf, &mut self.mem);
+        if let Ok((n, _)) = &r {
+            self.stats.tx_bytes_zero_copy += *n as u64;
+        }
+        r
+    }
+
+    /// Allocates `n` one-page buffers for zero-copy sends (Onload
+    /// `onload_zc_alloc_buffers`). Headers travel in separate header
+    /// buffers, so the whole page is payload room.
+    pub fn zc_alloc_buffers(&mut self, n: usize) -> Result<Vec<ZcBuf>, ZcError> {
+        let bs = self.mem.buf_size();
+        if self.mem.free_count() < n {
+            self.stats.pages_exhausted += 1;
+            return Err(ZcError::NoBuffers { wanted: n, free: self.mem.free_count() });
+        }
+        (0..n).map(|_| ZcBuf::reserve(&mut self.mem, bs, &self.zc_orphans)).collect()
+    }
+
+    /// Sends each message's buffers on its socket (Onload `onload_zc_send`).
+    /// Each message gets its own result: the bytes sent, or the error that
+    /// stopped it before any byte went. Buffers not (fully) sent stay in
+    /// `msg.bufs` — exactly the unsent bytes — and remain the
+    /// application's. Returns the number of messages processed (all).
+    pub fn zc_send(&mut self, msgs: &mut [ZcMsg]) -> usize {
+        for msg in msgs.iter_mut() {
+            let mut sent = 0usize;
+            let mut err = None;
+            let mut bufs = std::mem::take(&mut msg.bufs).into_iter();
+            let mut unsent = Vec::new();
+            for buf in bufs.by_ref() {
+                match self.tcp_write_zc(msg.socket, buf) {
+                    Ok((n, rest)) => {
+                        sent += n;
+                        if let Some(rest) = rest {
+                            unsent.push(rest);
+                            break;
+                        }
+                    }
+                    Err((e, buf)) => {
+                        err = Some(e);
+                        unsent.push(buf);
+                        break;
+                    }
+                }
+            }
+            unsent.extend(bufs);
+            msg.bufs = unsent;
+            msg.rc = Some(match (sent, err) {
+                (0, Some(e)) => Err(e),
+                _ => Ok(sent),
+            });
+        }
+        msgs.len()
+    }
+
+    /// Gives buffers back (Onload `onload_zc_release_buffers`).
+    pub fn zc_release_buffers(&mut self, bufs: impl IntoIterator<Item = ZcBuf>) {
+        for b in bufs {
+            b.release(&mut self.mem);
+        }
+    }
+
+    /// `ff_zc_mbuf_get`: reserves `len` bytes into `m` (any chain it held is
+    /// released first).
+    pub fn ff_zc_mbuf_get(&mut self, m: &mut FfZcMbuf, len: usize) -> Result<(), ZcError> {
+        if let Some(old) = m.buf.take() {
+            old.release(&mut self.mem);
+        }
+        m.buf = Some(self.zc_mbuf_get(len)?);
+        m.off = 0;
+        m.len = len;
+        Ok(())
+    }
+
+    /// `ff_zc_mbuf_write`: appends to `m` (all or nothing).
+    pub fn ff_zc_mbuf_write(&mut self, m: &mut FfZcMbuf, data: &[u8]) -> Result<(), ZcError> {
+        let buf = m.buf.as_mut().ok_or(ZcError::Empty)?;
+        buf.write(&mut self.mem, data)?;
+        m.off = buf.len();
+        Ok(())
+    }
+
+    /// `ff_write` of a zero-copy chain (`InvalidArgument` if `m` holds none):
+    /// queues what fits; on a partial send
+    /// `m` keeps exactly the unsent bytes (`off`/`len` updated) for a later
+    /// call, so a chain larger than the send space never crashes or drops.
+    pub fn ff_zc_write(&mut self, h: SocketHandle, m: &mut FfZcMbuf) -> Result<usize, TcpError> {
+        let buf = m.buf.take().ok_or(TcpError::InvalidArgument)?;
+        match self.tcp_write_zc(h, buf) {
+            Ok((n, rest)) => {
+                m.off = rest.as_ref().map_or(0, ZcBuf::len);
+                m.len = rest.as_ref().map_or(0, ZcBuf::capacity);
+                m.buf = rest;
+                Ok(n)
+            }
+            Err((e, buf)) => {
+                m.buf = Some(buf);
+                Err(e)
+            }
+        }
+    }
+}

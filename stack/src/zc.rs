@@ -1,0 +1,272 @@
+//! Zero-copy send buffers: page-array buffers the application fills in place
+//! and hands to a socket without a copy.
+//!
+//! A [`ZcBuf`] owns one reference on each of its pages. Sending moves those
+//! references into the socket's send queue (which frees a page only when it
+//! is ACKed **and** every transmission of it completed); whatever the send
+//! queue could not take comes back as a new `ZcBuf` holding exactly the
+//! unsent bytes. Nothing is ever lost: a `ZcBuf` dropped without being sent
+//! or released hands its pages back to the stack, which frees them on the
+//! next poll (and counts it in `Stats::zc_buffers_reclaimed`).
+//!
+//! Two API shapes sit on this type (see `Stack`): F-Stack's
+//! `zc_mbuf_get`/`zc_mbuf_write` + `write_zc`, and Onload's
+//! `zc_alloc_buffers`/`zc_send`/`zc_release_buffers` with per-message results.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use thiserror::Error;
+
+use crate::mem::{PageId, PageMemory, PageSlice};
+use crate::tcp::{SocketHandle, TcpError};
+
+/// Errors of zero-copy buffer operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ZcError {
+    /// Page memory cannot supply the buffers asked for (`ENOBUFS`).
+    #[error("page memory exhausted: {wanted} buffers wanted, {free} free")]
+    NoBuffers {
+        /// Buffers the request needed.
+        wanted: usize,
+        /// Buffers free at the time.
+        free: usize,
+    },
+    /// A write would go past the length reserved by `zc_mbuf_get`.
+    #[error("zero-copy buffer overflow: {len} bytes written of {cap} reserved, {tried} more refused")]
+    Overflow {
+        /// Bytes reserved.
+        cap: usize,
+        /// Bytes already written.
+        len: usize,
+        /// Bytes the refused write carried.
+        tried: usize,
+    },
+    /// A zero-length request.
+    #[error("zero-length zero-copy buffer requested")]
+    Empty,
+}
+
+/// Pages a dropped [`ZcBuf`] hands back; the stack drains it on every poll.
+pub(crate) type Orphans = Rc<RefCell<Vec<PageId>>>;
+
+/// A chain of page buffers reserved for one zero-copy write.
+///
+/// Each segment is a range of one page: bytes `[off, off + len)` are filled,
+/// and the page up to its end is room for more (only the last segment grows).
+#[derive(Debug)]
+pub struct ZcBuf {
+    segs: Vec<PageSlice>,
+    /// Bytes the buffer may hold (what `zc_mbuf_get` reserved).
+    cap: usize,
+    /// Bytes filled.
+    len: usize,
+    /// Index of the segment being filled.
+    fill: usize,
+    buf_size: u32,
+    orphans: Orphans,
+}
+
+impl ZcBuf {
+    /// Reserves pages for `cap` bytes from `mem`.
+    pub(crate) fn reserve(mem: &mut dyn PageMemory, cap: usize, orphans: &Orphans) -> Result<ZcBuf, ZcError> {
+        if cap == 0 {
+            return Err(ZcError::Empty);
+        }
+        let bs = mem.buf_size();
+        let wanted = cap.div_ceil(bs);
+        if mem.free_count() < wanted {
+            return Err(ZcError::NoBuffers { wanted, free: mem.free_count() });
+        }
+        let mut segs: Vec<PageSlice> = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            let Some(page) = mem.alloc() else {
+                // free_count said yes; a PageMemory shared with another user could still run dry.
+                for s in segs.drain(..) {
+                    let _ = mem.decref(s.page);
+                }
+                return Err(ZcError::NoBuffers { wanted, free: mem.free_count() });
+            };
+            segs.push(PageSlice { page, off: 0, len: 0 });
+        }
+        Ok(ZcBuf { segs, cap, len: 0, fill: 0, buf_size: bs as u32, orphans: orphans.clone() })
+    }
+
+    /// Bytes filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been filled.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes this buffer may hold in total.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes that can still be written.
+    pub fn remaining(&self) -> usize {
+        self.cap - self.len
+    }
+
+    /// Number of page segments.
+    pub fn segment_count(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Appends `data` (F-Stack `ff_zc_mbuf_write`): all of it, or nothing and
+    /// `Overflow` if it would exceed the reserved length.
+    pub(crate) fn write(&mut self, mem: &mut dyn PageMemory, data: &[u8]) -> Result<(), ZcError> {
+        if data.len() > self.remaining() {
+            return Err(ZcError::Overflow { cap: self.cap, len: self.len, tried: data.len() });
+        }
+        let mut done = 0;
+        self.fill_with(mem, |room| {
+            let n = room.len().min(data.len() - done);
+            room[..n].copy_from_slice(&data[done..done + n]);
+            done += n;
+            n
+        });
+        debug_assert_eq!(done, data.len());
+        Ok(())
+    }
+
+    /// Lets `f` fill the buffer in place: `f` gets the free room of the
+    /// current page (never past the reserved length) and returns how many
+    /// bytes it wrote there; filling moves on to the next page while `f`
+    /// fills whole rooms, and stops when it returns less (or the buffer is
+    /// full). Returns the bytes added.
+    pub(crate) fn fill_with(&mut self, mem: &mut dyn PageMemory, mut f: impl FnMut(&mut [u8]) -> usize) -> usize {
+        let mut added = 0;
+        while self.remaining() > 0 && self.fill < self.segs.len() {
+            let s = &mut self.segs[self.fill];
+            let start = (s.off + s.len) as usize;
+            let room = (self.buf_size as usize - start).min(self.cap - self.len);
+            if room == 0 {
+                self.fill += 1;
+                continue;
+            }
+            let n = f(&mut mem.bytes_mut(s.page)[start..start + room]).min(room);
+            s.len += n as u32;
+            self.len += n;
+            added += n;
+            if n < room {
+                break;
+            }
+        }
+        added
+    }
+
+    /// The filled bytes of segment `i` (for checking or reading back).
+    pub(crate) fn segment<'m>(&self, mem: &'m dyn PageMemory, i: usize) -> &'m [u8] {
+        mem.slice(self.segs[i])
+    }
+
+    /// Takes the filled segments out, leaving the buffer empty: their
+    /// references move to the caller; pages never written to are freed.
+    pub(crate) fn take_filled(&mut self, mem: &mut dyn PageMemory) -> Vec<PageSlice> {
+        self.cap = 0;
+        self.len = 0;
+        self.fill = 0;
+        let mut segs = std::mem::take(&mut self.segs);
+        segs.retain(|s| {
+            if s.len == 0 {
+                let _ = mem.decref(s.page);
+            }
+            s.len > 0
+        });
+        segs
+    }
+
+    /// Splits after `n` filled bytes: `self` keeps the first `n`, the
+    /// returned buffer the rest (and the unfilled room). A page cut in two is
+    /// shared (one extra reference), each side holding its own byte range.
+    pub(crate) fn split_off(&mut self, n: usize, mem: &mut dyn PageMemory) -> ZcBuf {
+        debug_assert!(n <= self.len);
+        let mut left = n;
+        let mut i = 0;
+        while i < self.segs.len() && left >= self.segs[i].len as usize && self.segs[i].len > 0 {
+            left -= self.segs[i].len as usize;
+            i += 1;
+        }
+        let mut rest: Vec<PageSlice> = self.segs.split_off(i);
+        if left > 0 {
+            // Cut segment `i` (now rest[0]) at `left`.
+            let s = rest[0];
+            let _ = mem.incref(s.page);
+            self.segs.push(PageSlice { page: s.page, off: s.off, len: left as u32 });
+            rest[0] = PageSlice { page: s.page, off: s.off + left as u32, len: s.len - left as u32 };
+        }
+        // The tail fills on from its last non-empty segment; its capacity is
+        // what it holds plus the room left in its pages (never more than
+        // the original reservation had left).
+        let fill = rest.iter().rposition(|s| s.len > 0).unwrap_or(0);
+        let tail_len = self.len - n;
+        let room: usize = rest.iter().skip(fill).map(|s| self.buf_size as usize - (s.off + s.len) as usize).sum();
+        let tail = ZcBuf {
+            segs: rest,
+            cap: (self.cap - n).min(tail_len + room),
+            len: tail_len,
+            fill,
+            buf_size: self.buf_size,
+            orphans: self.orphans.clone(),
+        };
+        self.cap = n;
+        self.len = n;
+        self.fill = self.segs.len();
+        tail
+    }
+
+    /// Drops every page reference (`zc_release_buffers`).
+    pub(crate) fn release(mut self, mem: &mut dyn PageMemory) {
+        for s in self.take_filled(mem) {
+            let _ = mem.decref(s.page);
+        }
+    }
+}
+
+impl Drop for ZcBuf {
+    fn drop(&mut self) {
+        if !self.segs.is_empty() {
+            // Neither sent nor released: the stack reclaims the pages on its next poll.
+            self.orphans.borrow_mut().extend(self.segs.drain(..).map(|s| s.page));
+        }
+    }
+}
+
+/// One message for [`crate::Stack::zc_send`] (Onload `onload_zc_mmsg`):
+/// buffers for one socket and, after the call, its own result.
+#[derive(Debug)]
+pub struct ZcMsg {
+    /// The socket to send on.
+    pub socket: SocketHandle,
+    /// The buffers, in order. After `zc_send` this holds exactly the unsent
+    /// ones (the tail of a partly sent buffer included); they stay the
+    /// application's to resend or release.
+    pub bufs: Vec<ZcBuf>,
+    /// Bytes sent, or the error that stopped the message before any byte
+    /// went (`None` until sent).
+    pub rc: Option<Result<usize, TcpError>>,
+}
+
+impl ZcMsg {
+    /// A message of `bufs` for `socket`.
+    pub fn new(socket: SocketHandle, bufs: Vec<ZcBuf>) -> ZcMsg {
+        ZcMsg { socket, bufs, rc: None }
+    }
+}
+
+/// F-Stack's `struct ff_zc_mbuf` for the C-shaped API: the buffer chain being
+/// filled and its write offset and length.
+#[derive(Debug, Default)]
+pub struct FfZcMbuf {
+    /// The chain (`bsd_mbuf`); `None` before `ff_zc_mbuf_get`.
+    pub buf: Option<ZcBuf>,
+    /// Bytes written so far (`off`).
+    pub off: usize,
+    /// Bytes reserved (`len`).
+    pub len: usize,
+}
