@@ -114,6 +114,9 @@ pub enum Error {
     /// Every completion slot is attached to an in-flight mbuf.
     #[error("all {0} external-buffer completion slots are in flight; drain completions first")]
     CompletionSlotsExhausted(usize),
+    /// A page array cannot be carved as asked.
+    #[error("page array of {bytes} B with {buf_size} B buffers: {why}")]
+    BadPageArray { bytes: usize, buf_size: usize, why: &'static str },
     /// Launching work on an lcore failed.
     #[error("cannot launch on lcore {lcore}: {errno}")]
     Launch { lcore: u32, errno: RteErrno },

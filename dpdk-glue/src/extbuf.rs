@@ -30,7 +30,7 @@ use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
 use crate::port::Port;
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {
         /// Start of the region's memory.
         fn base(&self) -> *mut u8;

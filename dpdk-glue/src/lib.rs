@@ -10,17 +10,21 @@
 //!   buffers attached to header mbufs, and the completion ring their free
 //!   callbacks feed.
 
+pub mod device;
 pub mod eal;
 pub mod error;
 pub mod extbuf;
 pub(crate) mod ffi;
 pub mod mbuf;
 pub mod mempool;
+pub mod pages;
 pub mod port;
 
+pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
 pub use eal::{Eal, EalArgs, LcoreJob};
 pub use error::{Error, Result, RteErrno};
 pub use extbuf::{CompletionRing, ExtMem, MemRegion};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
+pub use pages::PageArray;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};

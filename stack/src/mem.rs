@@ -68,24 +68,18 @@ pub trait PageMemory {
     }
 }
 
-/// Heap-backed [`PageMemory`] for tests and copy-mode devices.
+/// Reference counts and the free list of a region of `count` buffers: the
+/// bookkeeping every [`PageMemory`] shares, whatever backs its bytes.
 #[derive(Debug)]
-pub struct HeapPages {
-    data: Vec<u8>,
-    buf_size: usize,
+pub struct RefTable {
     refs: Vec<u16>,
     free: Vec<u32>,
 }
 
-impl HeapPages {
-    /// `count` buffers of `buf_size` bytes.
-    pub fn new(count: u32, buf_size: usize) -> Self {
-        HeapPages {
-            data: vec![0; count as usize * buf_size],
-            buf_size,
-            refs: vec![0; count as usize],
-            free: (0..count).rev().collect(),
-        }
+impl RefTable {
+    /// `count` free buffers; the lowest ids are handed out first.
+    pub fn new(count: u32) -> Self {
+        RefTable { refs: vec![0; count as usize], free: (0..count).rev().collect() }
     }
 
     fn idx(&self, id: PageId) -> Result<usize, PageError> {
@@ -96,24 +90,27 @@ impl HeapPages {
             Err(PageError::NoSuchPage(id))
         }
     }
-}
 
-impl PageMemory for HeapPages {
-    fn buf_size(&self) -> usize {
-        self.buf_size
-    }
-    fn capacity(&self) -> usize {
+    /// Number of buffers.
+    pub fn capacity(&self) -> usize {
         self.refs.len()
     }
-    fn free_count(&self) -> usize {
+
+    /// Number of free buffers.
+    pub fn free_count(&self) -> usize {
         self.free.len()
     }
-    fn alloc(&mut self) -> Option<PageId> {
+
+    /// Takes a free buffer (most recently freed first, for cache warmth)
+    /// with one reference.
+    pub fn alloc(&mut self) -> Option<PageId> {
         let i = self.free.pop()?;
         self.refs[i as usize] = 1;
         Some(PageId(i))
     }
-    fn incref(&mut self, id: PageId) -> Result<(), PageError> {
+
+    /// Adds a reference.
+    pub fn incref(&mut self, id: PageId) -> Result<(), PageError> {
         let i = self.idx(id)?;
         match self.refs[i] {
             0 => Err(PageError::NotAllocated(id)),
@@ -124,7 +121,9 @@ impl PageMemory for HeapPages {
             }
         }
     }
-    fn decref(&mut self, id: PageId) -> Result<bool, PageError> {
+
+    /// Drops a reference; `true` when the buffer went back to the free list.
+    pub fn decref(&mut self, id: PageId) -> Result<bool, PageError> {
         let i = self.idx(id)?;
         match self.refs[i] {
             0 => Err(PageError::NotAllocated(id)),
@@ -139,8 +138,49 @@ impl PageMemory for HeapPages {
             }
         }
     }
-    fn refcount(&self, id: PageId) -> u16 {
+
+    /// Current reference count (0 = free or out of range).
+    pub fn refcount(&self, id: PageId) -> u16 {
         self.refs.get(id.0 as usize).copied().unwrap_or(0)
+    }
+}
+
+/// Heap-backed [`PageMemory`] for tests and copy-mode devices.
+#[derive(Debug)]
+pub struct HeapPages {
+    data: Vec<u8>,
+    buf_size: usize,
+    table: RefTable,
+}
+
+impl HeapPages {
+    /// `count` buffers of `buf_size` bytes.
+    pub fn new(count: u32, buf_size: usize) -> Self {
+        HeapPages { data: vec![0; count as usize * buf_size], buf_size, table: RefTable::new(count) }
+    }
+}
+
+impl PageMemory for HeapPages {
+    fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+    fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+    fn free_count(&self) -> usize {
+        self.table.free_count()
+    }
+    fn alloc(&mut self) -> Option<PageId> {
+        self.table.alloc()
+    }
+    fn incref(&mut self, id: PageId) -> Result<(), PageError> {
+        self.table.incref(id)
+    }
+    fn decref(&mut self, id: PageId) -> Result<bool, PageError> {
+        self.table.decref(id)
+    }
+    fn refcount(&self, id: PageId) -> u16 {
+        self.table.refcount(id)
     }
     fn bytes(&self, id: PageId) -> &[u8] {
         let s = id.0 as usize * self.buf_size;

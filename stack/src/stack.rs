@@ -455,6 +455,7 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
+        dev.flush(now);
     }
 
     fn ingress(&mut self, now: Instant, frame: &[u8], caps: &DeviceCaps) {

@@ -82,6 +82,10 @@ pub trait Device {
     /// the last call. Each frame is returned exactly once.
     fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame));
 
+    /// Pushes out frames `transmit` queued (devices that batch, such as a
+    /// DPDK port bursting 32 at a time). Called at the end of every poll.
+    fn flush(&mut self, _now: Instant) {}
+
     /// The earliest time at which the device will have something to deliver or
     /// complete without being polled for other reasons (simulated devices).
     fn poll_at(&self) -> Option<Instant> {

@@ -156,7 +156,8 @@ impl SegOut {
     }
 
     /// Writes the TCP header after `headroom` bytes of `buf` and fills the
-    /// checksum over header and payload (unless the device offloads it).
+    /// checksum over header and payload; with `checksum_offload` the field
+    /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
         let control = match (self.syn, self.fin, self.rst) {
             (true, _, _) => TcpControl::Syn,
@@ -192,16 +193,21 @@ impl SegOut {
         }
         pkt.set_checksum(0);
         let payload_len: usize = self.payload.iter().map(|p| p.len as usize).sum();
-        if !checksum_offload {
-            let mut c = Checksum::new();
-            c.add_pseudo_header(src, dst, IpProtocol::Tcp, (hlen + payload_len) as u16);
-            c.add(&buf[headroom..headroom + hlen]);
-            for p in &self.payload {
-                c.add(mem.slice(*p));
-            }
-            let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
-            pkt.set_checksum(c.finish());
+        let mut c = Checksum::new();
+        c.add_pseudo_header(src, dst, IpProtocol::Tcp, (hlen + payload_len) as u16);
+        if checksum_offload {
+            // The NIC completes the sum from the pseudo-header sum left in
+            // the field (DPDK's RTE_MBUF_F_TX_TCP_CKSUM contract, virtio's
+            // NEEDS_CSUM): the payload is never read by the CPU.
+            pkt.set_checksum(!c.finish());
+            return;
         }
+        c.add(&buf[headroom..headroom + hlen]);
+        for p in &self.payload {
+            c.add(mem.slice(*p));
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+        pkt.set_checksum(c.finish());
     }
 }
 
