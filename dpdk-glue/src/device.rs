@@ -67,6 +67,9 @@ pub struct EthDeviceConfig {
     pub tx_mbufs: u32,
     /// Frames queued for `tx_burst` at most before `transmit` pushes back.
     pub tx_queue_limit: usize,
+    /// Hold a partial TX burst back at most this long, in µs, hoping to fill
+    /// it (F-Stack's `pkt_tx_delay`; 0 sends at the end of every poll).
+    pub tx_delay_us: u64,
 }
 
 impl Default for EthDeviceConfig {
@@ -78,6 +81,7 @@ impl Default for EthDeviceConfig {
             completion_slots: 8192,
             tx_mbufs: 8191,
             tx_queue_limit: 512,
+            tx_delay_us: 0,
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct EthDevice {
     frames: Vec<Option<InFlight>>,
     free_frames: Vec<u32>,
     done: Vec<TxFrame>,
+    /// When the oldest frame now queued for `tx_burst` was queued.
+    tx_since: Option<Instant>,
     stats: EthDeviceStats,
 }
 
@@ -196,6 +202,7 @@ impl EthDevice {
             frames: Vec::new(),
             free_frames: Vec::new(),
             done: Vec::new(),
+            tx_since: None,
             stats: EthDeviceStats::default(),
             region: pages.region().clone(),
             buf_size: pages.buf_size(),
@@ -278,6 +285,9 @@ impl EthDevice {
                 // A stopped port refuses the burst; the mbufs stay queued.
                 let _ = port.tx_burst(self.queue, &mut self.tx);
             }
+        }
+        if self.tx.is_empty() {
+            self.tx_since = None;
         }
     }
 
@@ -395,7 +405,7 @@ impl Device for EthDevice {
         n
     }
 
-    fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> std::result::Result<(), TxFrame> {
+    fn transmit(&mut self, now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> std::result::Result<(), TxFrame> {
         if self.port.is_none() {
             return Err(frame);
         }
@@ -423,18 +433,28 @@ impl Device for EthDevice {
         };
         if r.is_err() {
             self.stats.tx_backpressure += 1;
-        } else if self.tx.len() >= self.cfg.burst {
-            self.send_queued();
+        } else {
+            self.tx_since.get_or_insert(now);
+            if self.tx.len() >= self.cfg.burst {
+                self.send_queued();
+            }
         }
         r
     }
 
-    fn flush(&mut self, _now: Instant) {
-        self.send_queued();
+    fn flush(&mut self, now: Instant) {
+        let held = self.tx_since.is_some_and(|t| now - t < zcstack::Duration::from_micros(self.cfg.tx_delay_us));
+        if !held {
+            self.send_queued();
+        }
     }
 
-    fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(TxFrame)) {
-        self.send_queued();
+    fn poll_at(&self) -> Option<Instant> {
+        self.tx_since.map(|t| t + zcstack::Duration::from_micros(self.cfg.tx_delay_us))
+    }
+
+    fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        self.flush(now);
         self.reap();
         for f in self.done.drain(..) {
             done(f);

@@ -19,6 +19,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod pages;
 pub mod port;
+pub mod runloop;
 
 pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
 pub use eal::{Eal, EalArgs, LcoreJob};
@@ -28,3 +29,4 @@ pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
 pub use pages::PageArray;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};
+pub use runloop::{Control, LoopCycles, Runtime, RuntimeConfig, StopHandle};

@@ -36,8 +36,12 @@ fn side(port: Port, pool: &Arc<Mempool>, ip: Ipv4Addr, mac: u8, mode: TxMode) ->
     let pages = PageArray::new(eal, &common::unique("pa"), PAGES_MB << 20, 2048).unwrap();
     let dev = EthDevice::new(eal, port, granted, &pages, 1500, EthDeviceConfig { tx_mode: mode, ..Default::default() })
         .unwrap();
-    let mut cfg =
-        StackConfig::new(IfaceConfig { mac: EthernetAddress([2, 0, 0, 0, 9, mac]), addr: ip, prefix_len: 24, gateway: None });
+    let mut cfg = StackConfig::new(IfaceConfig {
+        mac: EthernetAddress([2, 0, 0, 0, 9, mac]),
+        addr: ip,
+        prefix_len: 24,
+        gateway: None,
+    });
     cfg.tcp.send_buffer = 1 << 20;
     cfg.tcp.recv_buffer = 1 << 20;
     cfg.tcp.min_rto = zcstack::Duration::from_millis(5);

@@ -114,6 +114,10 @@ pub struct StackConfig {
     pub arp_pending_per_dest: usize,
     /// Datagrams queued per UDP socket.
     pub udp_queue: usize,
+    /// Zero-copy writes smaller than this many bytes are copied into the
+    /// send queue instead (a tiny write costs more as its own buffer
+    /// reference and extbuf than as a memcpy); 0 never copies.
+    pub zc_min_write: usize,
     /// IPv4 datagrams under reassembly at once.
     pub reassembly_datagrams: usize,
     /// Bytes held by IPv4 reassembly at most.
@@ -134,6 +138,7 @@ impl StackConfig {
             arp_ttl: Duration::from_secs(60),
             arp_pending_per_dest: 64,
             udp_queue: 1024,
+            zc_min_write: 0,
             reassembly_datagrams: 64,
             reassembly_bytes: 1 << 20,
             reassembly_timeout: Duration::from_secs(30),

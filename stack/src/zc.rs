@@ -220,6 +220,69 @@ impl ZcBuf {
         tail
     }
 
+    /// A read-only buffer sharing filled bytes `[off, off + len)` of this one
+    /// (one more reference per page; no copy): the same bytes can be sent on
+    /// many connections, like a cache serving one object to many clients.
+    pub(crate) fn share(&self, mem: &mut dyn PageMemory, off: usize, len: usize) -> Result<ZcBuf, ZcError> {
+        if len == 0 {
+            return Err(ZcError::Empty);
+        }
+        if off.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(ZcError::Overflow { cap: self.len, len: off, tried: len });
+        }
+        let mut segs: Vec<PageSlice> = Vec::new();
+        let (mut skip, mut left) = (off, len);
+        for s in &self.segs {
+            if left == 0 {
+                break;
+            }
+            let l = s.len as usize;
+            if skip >= l {
+                skip -= l;
+                continue;
+            }
+            let n = (l - skip).min(left);
+            if mem.incref(s.page).is_err() {
+                for t in segs.drain(..) {
+                    let _ = mem.decref(t.page);
+                }
+                return Err(ZcError::NoBuffers { wanted: 1, free: 0 });
+            }
+            segs.push(PageSlice { page: s.page, off: s.off + skip as u32, len: n as u32 });
+            left -= n;
+            skip = 0;
+        }
+        let fill = segs.len();
+        Ok(ZcBuf { segs, cap: len, len, fill, buf_size: self.buf_size, orphans: self.orphans.clone() })
+    }
+
+    /// Copies the filled bytes into `out` through a small stack buffer, in
+    /// pieces: `out` gets each piece and returns how many it took; stops at
+    /// the first piece not taken whole. Returns bytes taken.
+    pub(crate) fn copy_out(
+        &self,
+        mem: &mut dyn PageMemory,
+        mut out: impl FnMut(&[u8], &mut dyn PageMemory) -> usize,
+    ) -> usize {
+        let mut tmp = [0u8; 512];
+        let mut taken = 0;
+        for s in &self.segs {
+            let mut done = 0;
+            while done < s.len as usize {
+                let n = tmp.len().min(s.len as usize - done);
+                let from = (s.off as usize) + done;
+                tmp[..n].copy_from_slice(&mem.bytes(s.page)[from..from + n]);
+                let k = out(&tmp[..n], mem);
+                taken += k;
+                done += k;
+                if k < n {
+                    return taken;
+                }
+            }
+        }
+        taken
+    }
+
     /// Drops every page reference (`zc_release_buffers`).
     pub(crate) fn release(mut self, mem: &mut dyn PageMemory) {
         for s in self.take_filled(mem) {

@@ -276,3 +276,74 @@ fn buffers_dropped_unsent_are_reclaimed_and_exhaustion_is_an_error() {
     assert_eq!(p.b.stats().zc_buffers_reclaimed, 3);
     assert_eq!(p.b.stats().page_errors, 0);
 }
+
+#[test]
+fn one_buffer_shared_on_two_connections_is_freed_after_both() {
+    let mut p = Pair::new(SimConfig::default(), 55);
+    let (s1, c1) = p.establish(80);
+    let (s2, c2) = p.establish(81);
+    let object = pattern(8, 10_000);
+    let cached = filled(&mut p, &object);
+    for c in [c1, c2] {
+        let share = p.b.zc_share(&cached, 1000, 9000).unwrap();
+        assert_eq!(p.b.tcp_write_zc(c, share).unwrap().0, 9000);
+    }
+    assert_eq!(
+        p.b.zc_share(&cached, 5000, 6000).err(),
+        Some(ZcError::Overflow { cap: 10_000, len: 5000, tried: 6000 })
+    );
+    let (mut k1, mut k2) = (Sink::default(), Sink::default());
+    let stop = p.run_until(100_000, |p| {
+        read_into(&mut p.a, s1, &mut k1);
+        read_into(&mut p.a, s2, &mut k2);
+        k1.received == 9000
+            && k2.received == 9000
+            && p.b.tcp().send_queued(c1) == Ok(0)
+            && p.b.tcp().send_queued(c2) == Ok(0)
+    });
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(k1.digest(), sha256(&object[1000..]));
+    assert_eq!(k2.digest(), sha256(&object[1000..]));
+    // The cache still owns its pages; they come back when it lets go.
+    assert_eq!(p.b.mem().free_count(), p.pages as usize - 5);
+    p.b.zc_release_buffers([cached]);
+    assert_eq!(p.b.mem().free_count(), p.pages as usize);
+    assert_eq!(p.b.stats().page_errors, 0);
+}
+
+#[test]
+fn writes_below_the_threshold_are_copied_with_the_same_contract() {
+    let mut cb = stack_config(B_IP, 2);
+    cb.zc_min_write = 1024;
+    let mut p = Pair::with_configs(SimConfig::default(), 56, stack_config(A_IP, 1), cb, 8192);
+    let (s, c) = p.establish(80);
+    p.b.tcp_set_option(c, SockOpt::SendBuffer(1000), p.now).unwrap();
+    let data = pattern(10, 700);
+    let buf = filled(&mut p, &data);
+    assert_eq!(p.b.tcp_write_zc(c, buf).map(|(n, r)| (n, r.is_none())).unwrap(), (700, true));
+    // The next small write only partly fits: the tail comes back as a buffer.
+    let data2 = pattern(11, 900);
+    let buf = filled(&mut p, &data2);
+    let (n, rest) = p.b.tcp_write_zc(c, buf).unwrap();
+    assert_eq!(n, 300);
+    let rest = rest.unwrap();
+    assert_eq!(rest.len(), 600);
+    assert_eq!(p.b.stats().tx_bytes_copied, 1000);
+    assert_eq!(p.b.stats().tx_bytes_zero_copy, 0);
+    let mut pending = Some(rest);
+    let mut sink = Sink::default();
+    let stop = p.run_until(100_000, |p| {
+        if let Some(b) = pending.take() {
+            pending = match p.b.tcp_write_zc(c, b) {
+                Ok((_, r)) => r,
+                Err((_, b)) => Some(b),
+            };
+        }
+        read_into(&mut p.a, s, &mut sink);
+        sink.received == 1600 && p.b.tcp().send_queued(c) == Ok(0)
+    });
+    assert_eq!(stop, Stop::Done);
+    let all: Vec<u8> = data.iter().chain(&data2).copied().collect();
+    assert_eq!(sink.digest(), sha256(&all));
+    assert_eq!(p.b.mem().free_count(), p.pages as usize);
+}

@@ -56,12 +56,48 @@ impl<M: PageMemory> Stack<M> {
     /// and, if the send buffer had less room, the unsent tail as its own
     /// buffer to send later (F-Stack's #712 crash case). On error nothing is
     /// taken and the buffer comes back with the error.
+    ///
+    /// Buffers smaller than `StackConfig::zc_min_write` are copied into the
+    /// send queue instead (same results, same partial-send contract).
     pub fn tcp_write_zc(&mut self, h: SocketHandle, buf: ZcBuf) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
+        if buf.len() < self.cfg.zc_min_write && !buf.is_empty() {
+            return self.write_zc_by_copy(h, buf);
+        }
         let r = self.tcp.write_zc(h, buf, &mut self.mem);
         if let Ok((n, _)) = &r {
             self.stats.tx_bytes_zero_copy += *n as u64;
         }
         r
+    }
+
+    fn write_zc_by_copy(
+        &mut self,
+        h: SocketHandle,
+        mut buf: ZcBuf,
+    ) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
+        let tcp = &mut self.tcp;
+        let mut err = None;
+        let taken = buf.copy_out(&mut self.mem, |piece, mem| match tcp.write(h, piece, mem) {
+            Ok(n) => n,
+            Err(e) => {
+                err = Some(e);
+                0
+            }
+        });
+        if taken == 0 {
+            return Err((err.unwrap_or(TcpError::WouldBlock), buf));
+        }
+        self.stats.tx_bytes_copied += taken as u64;
+        let rest = (taken < buf.len()).then(|| buf.split_off(taken, &mut self.mem));
+        buf.release(&mut self.mem);
+        Ok((taken, rest))
+    }
+
+    /// A buffer sharing bytes `[off, off + len)` of `buf` without copying
+    /// (one more reference on each page): send the same bytes on many
+    /// connections, e.g. a cached object. Shares have no room to write.
+    pub fn zc_share(&mut self, buf: &ZcBuf, off: usize, len: usize) -> Result<ZcBuf, ZcError> {
+        buf.share(&mut self.mem, off, len)
     }
 
     /// Allocates `n` one-page buffers for zero-copy sends (Onload

@@ -1,0 +1,209 @@
+//! The lcore run loop: one EAL, one port, one page array, one engine.
+//!
+//! [`Runtime::init`] starts the EAL, creates the port from its devargs,
+//! configures it with the offloads zero copy wants (multi-segment TX, TCP
+//! checksum) and whatever the port grants, reserves the page array and
+//! builds the [`Stack`] on an [`EthDevice`]. [`Runtime::run`] then loops in
+//! F-Stack's order — timers and completions, TX drain (held back by
+//! `pkt_tx_delay` until a burst fills), RX burst and protocol work, the
+//! user's callback, `idle_sleep` when nothing happened — and accounts
+//! usr/sys/idle cycles like F-Stack's `ff_top`. It stops when the callback
+//! returns [`Control::Stop`] or another thread calls [`StopHandle::stop`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use zcstack::{Instant, Stack, StackConfig};
+
+use crate::device::{EthDevice, EthDeviceConfig};
+use crate::eal::{rdtsc, Eal, EalArgs};
+use crate::error::Result;
+use crate::mempool::{Mempool, PoolConfig};
+use crate::pages::PageArray;
+use crate::port::{Offloads, Port, PortConfig};
+
+/// Everything [`Runtime::init`] needs (plain data; `config.ini` fills it).
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// EAL arguments (the vdev below is added to them).
+    pub eal: EalArgs,
+    /// The port's devargs, e.g. `net_tap0,iface=zc0` or `net_virtio_user0,path=/tmp/vh.sock`.
+    pub vdev: String,
+    /// Port queues, descriptors and promiscuous mode (offloads are filled in).
+    pub port: PortConfig,
+    /// RX mbufs.
+    pub rx_mbufs: u32,
+    /// Page array size in MiB (`[freebsd.boot] memsz_MB`).
+    pub page_array_mb: usize,
+    /// Page array buffer size in bytes.
+    pub page_buf_size: usize,
+    /// Offload TCP checksums when the port can.
+    pub tx_checksum_offload: bool,
+    /// Device tunables, TX mode included.
+    pub device: EthDeviceConfig,
+    /// The engine.
+    pub stack: StackConfig,
+    /// Link MTU.
+    pub mtu: usize,
+    /// Sleep this long when an iteration did nothing (`idle_sleep`, µs; 0 spins).
+    pub idle_sleep_us: u64,
+}
+
+/// What the loop callback asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Keep looping.
+    Continue,
+    /// Leave [`Runtime::run`].
+    Stop,
+}
+
+/// Cycle accounting of the loop (F-Stack's usr/sys/idle).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCycles {
+    /// Cycles in the application callback.
+    pub usr: u64,
+    /// Cycles in the stack and device (polls that did work).
+    pub sys: u64,
+    /// Cycles in iterations where nothing happened.
+    pub idle: u64,
+    /// Loop iterations.
+    pub loops: u64,
+}
+
+/// Stops a running loop from another thread (e.g. a signal handler thread).
+#[derive(Clone, Debug, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the loop to end after its current iteration.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether a stop was asked for.
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One lcore's stack on one port.
+pub struct Runtime {
+    /// The engine.
+    pub stack: Stack<PageArray>,
+    /// Its device.
+    pub dev: EthDevice,
+    cycles: LoopCycles,
+    stop: StopHandle,
+    tsc_hz: u64,
+    t0: u64,
+    idle_sleep_us: u64,
+    // Field order matters for drop: stack and device (and their pools and
+    // memzone) go before the EAL.
+    _rx_pool: Arc<Mempool>,
+    eal: Eal,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("dev", &self.dev).field("cycles", &self.cycles).finish()
+    }
+}
+
+impl Runtime {
+    /// Starts EAL, port, page array and engine.
+    pub fn init(cfg: &RuntimeConfig) -> Result<Runtime> {
+        let eal = Eal::init(&cfg.eal)?;
+        let rx_pool = Arc::new(Mempool::new(&eal, "zc_rx", &PoolConfig::packets(cfg.rx_mbufs))?);
+        let mut port = Port::create_vdev(&eal, &cfg.vdev)?;
+        let mut want = Offloads::TX_MULTI_SEGS;
+        if cfg.tx_checksum_offload {
+            want = want | Offloads::TX_TCP_CKSUM;
+        }
+        let pcfg = PortConfig { tx_offloads: cfg.port.tx_offloads | want, ..cfg.port.clone() };
+        let granted = port.configure(&pcfg, rx_pool.clone())?;
+        port.start()?;
+        let pages = PageArray::new(&eal, "zc_pages", cfg.page_array_mb << 20, cfg.page_buf_size)?;
+        let dev = EthDevice::new(&eal, port, granted, &pages, cfg.mtu, cfg.device.clone())?;
+        tracing::info!(vdev = %cfg.vdev, mode = ?dev.tx_mode(), granted = ?granted, "port ready");
+        let tsc_hz = eal.tsc_hz().max(1);
+        let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
+        stack.announce();
+        Ok(Runtime {
+            stack,
+            dev,
+            cycles: LoopCycles::default(),
+            stop: StopHandle::default(),
+            tsc_hz,
+            t0: rdtsc(),
+            idle_sleep_us: cfg.idle_sleep_us,
+            _rx_pool: rx_pool,
+            eal,
+        })
+    }
+
+    /// The EAL.
+    pub fn eal(&self) -> &Eal {
+        &self.eal
+    }
+
+    /// Engine time now (from the TSC).
+    pub fn now(&self) -> Instant {
+        let dt = rdtsc().wrapping_sub(self.t0);
+        Instant::from_micros((u128::from(dt) * 1_000_000 / u128::from(self.tsc_hz)) as u64)
+    }
+
+    /// A handle that stops [`Runtime::run`] from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Cycle accounting so far.
+    pub fn cycles(&self) -> LoopCycles {
+        self.cycles
+    }
+
+    /// TSC ticks per second.
+    pub fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    /// Runs the loop until `f` returns [`Control::Stop`] or the stop handle
+    /// fires. `f` gets the stack and the current time; it returns whether it
+    /// did work (for idle accounting) with the control decision.
+    pub fn run(&mut self, mut f: impl FnMut(&mut Stack<PageArray>, Instant) -> (bool, Control)) {
+        while !self.stop.stopped() {
+            let t_start = rdtsc();
+            let now = self.now();
+            let did_sys = self.stack.poll(now, &mut self.dev);
+            let t_sys = rdtsc();
+            let (did_usr, ctl) = f(&mut self.stack, now);
+            let t_usr = rdtsc();
+            self.cycles.loops += 1;
+            if did_sys || did_usr {
+                self.cycles.sys += t_sys - t_start;
+                self.cycles.usr += t_usr - t_sys;
+            } else {
+                self.cycles.idle += t_usr - t_start;
+                if self.idle_sleep_us > 0 {
+                    let t = rdtsc();
+                    std::thread::sleep(std::time::Duration::from_micros(self.idle_sleep_us));
+                    self.cycles.idle += rdtsc() - t;
+                }
+            }
+            if ctl == Control::Stop {
+                break;
+            }
+        }
+    }
+
+    /// Closes the port (completing every in-flight frame), lets the engine
+    /// release their pages, and reports whether every page and device mbuf
+    /// is back: `(pages_free, pages_total, device_mbufs_in_use)`.
+    pub fn shutdown(&mut self) -> Result<(usize, usize, u32)> {
+        use zcstack::mem::PageMemory;
+        self.dev.close_port()?;
+        let now = self.now();
+        self.stack.poll(now, &mut self.dev);
+        Ok((self.stack.mem().free_count(), self.stack.mem().capacity(), self.dev.mbufs_in_use()))
+    }
+}
