@@ -377,6 +377,12 @@ impl<M: PageMemory> Stack<M> {
             }
             handled += n;
             did = true;
+            // Answer each burst before taking the next: ACKs (and data they
+            // clock out) leave per burst, not once per poll budget.
+            if self.tcp.has_dirty() {
+                self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+                self.flush(now, dev, &caps);
+            }
         }
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         self.stats.drop_ipv4_fragment += self.reasm.expire(now) as u64;

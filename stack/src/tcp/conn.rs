@@ -988,13 +988,17 @@ impl Conn {
                 self.cwnd = self.ssthresh.min(self.in_flight().max(self.mss) + self.mss).max(self.mss);
             }
             None => {
+                // Byte counting (RFC 3465), without its per-ACK cap in slow
+                // start (as Linux counts every ACKed segment): a receiver
+                // that ACKs a whole burst at once (stretch ACKs, GRO-style
+                // batching) must not slow the window's growth.
                 if self.cwnd < self.ssthresh {
-                    self.cwnd = self.cwnd.saturating_add(newly.min(self.mss));
+                    self.cwnd = self.cwnd.saturating_add(newly).min(self.ssthresh.max(self.cwnd));
                 } else if let Some(cubic) = self.cubic.as_mut() {
                     let srtt = self.rtt.srtt().unwrap_or(Duration::from_millis(1));
                     self.cwnd = cubic.on_ack(now, self.cwnd, self.mss, newly, srtt);
                 } else {
-                    let inc = (u64::from(self.mss) * u64::from(self.mss) / u64::from(self.cwnd.max(1))).max(1);
+                    let inc = (u64::from(self.mss) * u64::from(newly) / u64::from(self.cwnd.max(1))).max(1);
                     self.cwnd = self.cwnd.saturating_add(inc as u32);
                 }
             }

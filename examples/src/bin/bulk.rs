@@ -1,0 +1,414 @@
+//! `bulk`: a TCP bulk sender or receiver on zcstack over one DPDK port.
+//!
+//! The receiver listens, reads one connection to its end and prints the
+//! SHA-256 of what arrived. The sender connects, sends `--bytes` in writes of
+//! `--write-size` and closes, in copy mode (`write` from the application's
+//! buffer: the stack copies into its pages and the device copies into mbufs)
+//! or zero-copy mode (the data set lives in page-array buffers loaded once;
+//! each write sends a shared reference to them, and the device attaches the
+//! pages to mbufs in place: no payload byte is touched on the way). Both
+//! print a `BULK {json}` line with throughput, busy CPU cycles per byte and
+//! the copy/zero-copy counters, and check at exit that every page and mbuf
+//! came back.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::ExitCode;
+use std::time::{Duration as WallDuration, Instant as Wall};
+
+use clap::{Parser, ValueEnum};
+use dpdk_glue::{Control, EalArgs, EthDeviceConfig, PortConfig, Runtime, RuntimeConfig, TxMode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use zcstack::wire::EthernetAddress;
+use zcstack::{IfaceConfig, SocketHandle, StackConfig, TcpError, ZcBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    Send,
+    Recv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Copy,
+    Zc,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "TCP bulk sender/receiver on zcstack (copy or zero-copy writes)")]
+struct Args {
+    #[arg(long, value_enum)]
+    role: Role,
+    /// The port's devargs, e.g. net_vhost0,iface=/tmp/vh.sock,queues=1.
+    #[arg(long)]
+    vdev: String,
+    /// Our IPv4 address (a /24 is assumed).
+    #[arg(long)]
+    ip: Ipv4Addr,
+    /// The receiver's address (sender only).
+    #[arg(long)]
+    peer: Option<Ipv4Addr>,
+    #[arg(long, default_value_t = 5001)]
+    port: u16,
+    /// Bytes to send.
+    #[arg(long, default_value_t = 256 << 20)]
+    bytes: usize,
+    #[arg(long = "write-size", default_value_t = 64 * 1024)]
+    write_size: usize,
+    #[arg(long, value_enum, default_value = "zc")]
+    mode: Mode,
+    /// Zero-copy writes below this size are copied (StackConfig::zc_min_write).
+    #[arg(long = "zc-min-write", default_value_t = 0)]
+    zc_min_write: usize,
+    /// Offload TCP checksums to the port when it can.
+    #[arg(long = "no-checksum-offload")]
+    no_checksum_offload: bool,
+    /// EAL lcore layout; the EAL pins the process to these CPUs (overriding
+    /// taskset), so give two processes different CPUs, e.g. 0@0 and 0@1.
+    #[arg(long, default_value = "0@0")]
+    lcores: String,
+    #[arg(long = "file-prefix")]
+    file_prefix: Option<String>,
+    /// EAL memory, MiB.
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// Page array size, MiB.
+    #[arg(long = "page-mb", default_value_t = 128)]
+    page_mb: usize,
+    /// Send and receive buffer per connection, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    sockbuf: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("bulk: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stream the sender sends: a 1 MiB pattern repeated.
+fn dataset() -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn stream_digest(data: &[u8], total: usize) -> String {
+    let mut h = Sha256::new();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(data.len());
+        h.update(&data[..n]);
+        left -= n;
+    }
+    hex(&h.finalize())
+}
+
+fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
+    let mut eal = EalArgs::nic_less(&args.lcores);
+    eal.memory_mb = Some(args.memory);
+    eal.file_prefix = Some(args.file_prefix.clone().unwrap_or_else(|| format!("bulk{}", std::process::id())));
+    let mut stack = StackConfig::new(IfaceConfig {
+        mac: EthernetAddress([2, 0x7a, 0x63, 0, u8::from(args.role == Role::Send), args.ip.octets()[3]]),
+        addr: args.ip,
+        prefix_len: 24,
+        gateway: None,
+    });
+    stack.tcp.send_buffer = args.sockbuf;
+    stack.tcp.recv_buffer = args.sockbuf;
+    stack.tcp.min_rto = zcstack::Duration::from_millis(10);
+    stack.zc_min_write = args.zc_min_write;
+    let cfg = RuntimeConfig {
+        eal,
+        vdev: args.vdev.clone(),
+        port: PortConfig::default(),
+        rx_mbufs: 8191,
+        page_array_mb: args.page_mb,
+        page_buf_size: 2048,
+        tx_checksum_offload: !args.no_checksum_offload,
+        device: EthDeviceConfig {
+            tx_mode: if args.mode == Mode::Zc { TxMode::ZeroCopy } else { TxMode::Copy },
+            ..EthDeviceConfig::default()
+        },
+        stack,
+        mtu: 1500,
+        idle_sleep_us: 0,
+    };
+    Ok(Runtime::init(&cfg)?)
+}
+
+fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut rt = runtime(&args)?;
+    let deadline = Wall::now() + WallDuration::from_secs(args.timeout);
+    let mut report = match args.role {
+        Role::Recv => receive(&mut rt, &args, deadline)?,
+        Role::Send => send(&mut rt, &args, deadline)?,
+    };
+    let st = *rt.stack.stats();
+    let ds = rt.dev.stats();
+    let mode = rt.dev.tx_mode();
+    let fallback = rt.dev.fallback_reason().map(str::to_owned);
+    let (pages_free, pages_total, mbufs_in_use) = rt.shutdown()?;
+    let clean = pages_free == pages_total && mbufs_in_use == 0;
+    let o = report.as_object_mut().expect("an object");
+    o.insert("tx_mode".into(), json!(format!("{mode:?}")));
+    o.insert("fallback".into(), json!(fallback));
+    o.insert("tx_bytes_copied".into(), json!(st.tx_bytes_copied));
+    o.insert("tx_bytes_zero_copy".into(), json!(st.tx_bytes_zero_copy));
+    o.insert("dev_tx_payload_copied".into(), json!(ds.tx_payload_copied));
+    o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
+    o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
+    o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
+    o.insert("completion_high_water".into(), json!(ds.completion_high_water));
+    o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
+    o.insert("tcp_fast_retransmits".into(), json!(st.tcp_fast_retransmits));
+    o.insert("rx_frames".into(), json!(st.rx_frames));
+    o.insert("tx_frames".into(), json!(st.tx_frames));
+    o.insert("pages_free".into(), json!(pages_free));
+    o.insert("pages_total".into(), json!(pages_total));
+    o.insert("mbufs_in_use".into(), json!(mbufs_in_use));
+    o.insert("clean".into(), json!(clean));
+    println!("BULK {report}");
+    if !clean {
+        eprintln!("bulk: leak: {pages_free}/{pages_total} pages free, {mbufs_in_use} device mbufs in use");
+    }
+    Ok(clean && report["ok"] == json!(true))
+}
+
+fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let l = rt.stack.tcp_listen(args.port, 16)?;
+    let mut conn: Option<SocketHandle> = None;
+    let mut h = Sha256::new();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut eof = false;
+    let mut err = None;
+    let mut t_first = None;
+    rt.run(|stack, _now| {
+        if Wall::now() > deadline {
+            err = Some("timed out".to_string());
+            return (false, Control::Stop);
+        }
+        let Some(c) = conn.or_else(|| stack.tcp_accept(l).ok().map(|x| x.0)) else { return (false, Control::Continue) };
+        conn = Some(c);
+        let mut did = false;
+        loop {
+            match stack.tcp_read(c, &mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    let _ = stack.tcp_close(c, _now);
+                    return (true, Control::Stop);
+                }
+                Ok(n) => {
+                    t_first.get_or_insert_with(Wall::now);
+                    h.update(&buf[..n]);
+                    got += n;
+                    did = true;
+                }
+                Err(TcpError::WouldBlock) => return (did, Control::Continue),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    return (did, Control::Stop);
+                }
+            }
+        }
+    });
+    let secs = t_first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    // Let our FIN and its ACK finish before shutting down.
+    let t = Wall::now();
+    rt.run(|stack, _| {
+        (
+            false,
+            if stack.tcp_connections() == 0 || t.elapsed().as_secs() >= 2 { Control::Stop } else { Control::Continue },
+        )
+    });
+    let digest = hex(&h.finalize());
+    println!("bulk recv: {got} bytes in {secs:.3} s, sha256 {digest}");
+    Ok(json!({
+        "role": "recv", "ok": eof && err.is_none(), "error": err, "bytes": got, "secs": secs,
+        "gbps": got as f64 * 8.0 / secs.max(1e-9) / 1e9, "sha256": digest,
+    }))
+}
+
+fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let peer = args.peer.ok_or("--peer is required for --role send")?;
+    let data = dataset();
+    let total = args.bytes;
+    let w = args.write_size.clamp(1, data.len());
+    let now = rt.now();
+    let c = rt.stack.tcp_connect(SocketAddrV4::new(peer, args.port), 0, now)?;
+    // Zero copy: the data set lives in page-array buffers, loaded once.
+    let cache = if args.mode == Mode::Zc {
+        let mut b = rt.stack.zc_mbuf_get(data.len())?;
+        rt.stack.zc_mbuf_write(&mut b, &data)?;
+        Some(b)
+    } else {
+        None
+    };
+    let mut sent = 0usize;
+    let trace = std::env::var_os("BULK_TRACE").is_some();
+    let mut last_trace = Wall::now();
+    let mut pending: Option<ZcBuf> = None;
+    let mut err = None;
+    let mut start: Option<(Wall, dpdk_glue::LoopCycles)> = None;
+    let mut end: Option<(Wall, dpdk_glue::LoopCycles)> = None;
+    // The loop callback cannot borrow the runtime; cycle snapshots are taken
+    // between short runs instead.
+    loop {
+        let mut phase_done = false;
+        rt.run(|stack, _now| {
+            if Wall::now() > deadline {
+                err = Some("timed out".to_string());
+                return (false, Control::Stop);
+            }
+            match stack.tcp_state(c) {
+                Ok(zcstack::State::Established | zcstack::State::CloseWait) => {}
+                Ok(zcstack::State::SynSent | zcstack::State::SynReceived) => return (false, Control::Continue),
+                Ok(s) if sent < total => {
+                    err = Some(format!("connection in {s:?} before the data was sent"));
+                    return (false, Control::Stop);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e.to_string());
+                    return (false, Control::Stop);
+                }
+            }
+            if start.is_none() {
+                phase_done = true;
+                return (false, Control::Stop);
+            }
+            if trace && last_trace.elapsed().as_millis() >= 100 {
+                last_trace = Wall::now();
+                eprintln!(
+                    "bulk send: t={:?} {} {:?}",
+                    _now,
+                    stack.tcp().describe(c).unwrap_or_default(),
+                    stack.stats().rx_frames
+                );
+            }
+            let mut did = false;
+            while sent < total || pending.is_some() {
+                let r = match (&cache, pending.take()) {
+                    (_, Some(p)) => stack.tcp_write_zc(c, p),
+                    (Some(cache), None) => {
+                        let off = sent % data.len();
+                        let n = w.min(data.len() - off).min(total - sent);
+                        let share = match stack.zc_share(cache, off, n) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                err = Some(e.to_string());
+                                return (did, Control::Stop);
+                            }
+                        };
+                        sent += n;
+                        stack.tcp_write_zc(c, share)
+                    }
+                    (None, None) => {
+                        let off = sent % data.len();
+                        let n = w.min(data.len() - off).min(total - sent);
+                        match stack.tcp_write(c, &data[off..off + n]) {
+                            Ok(k) => {
+                                sent += k;
+                                did = true;
+                                continue;
+                            }
+                            Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
+                            Err(e) => {
+                                err = Some(e.to_string());
+                                return (did, Control::Stop);
+                            }
+                        }
+                    }
+                };
+                match r {
+                    Ok((_, rest)) => {
+                        did = true;
+                        if rest.is_some() {
+                            pending = rest;
+                            break;
+                        }
+                    }
+                    Err((TcpError::WouldBlock, b)) => {
+                        pending = Some(b);
+                        break;
+                    }
+                    Err((e, _)) => {
+                        err = Some(e.to_string());
+                        return (did, Control::Stop);
+                    }
+                }
+            }
+            if sent >= total && pending.is_none() && stack.tcp().send_queued(c) == Ok(0) {
+                phase_done = true;
+                return (did, Control::Stop);
+            }
+            (did, Control::Continue)
+        });
+        if err.is_some() {
+            break;
+        }
+        if phase_done && start.is_none() {
+            start = Some((Wall::now(), rt.cycles()));
+            continue;
+        }
+        if phase_done {
+            end = Some((Wall::now(), rt.cycles()));
+            break;
+        }
+    }
+    if let Some(cache) = cache {
+        rt.stack.zc_release_buffers([cache]);
+    }
+    let now = rt.now();
+    let _ = rt.stack.tcp_close(c, now);
+    let t = Wall::now();
+    rt.run(|stack, _| {
+        (
+            false,
+            if stack.tcp_connections() == 0 || t.elapsed().as_secs() >= 5 { Control::Stop } else { Control::Continue },
+        )
+    });
+    if let Ok((srtt, cwnd)) = rt.stack.tcp().rtt_cwnd(c) {
+        tracing::info!(?srtt, cwnd, "sender's connection at the end");
+        eprintln!("bulk send: srtt {srtt:?} cwnd {cwnd}");
+    }
+    let digest = stream_digest(&data, sent.min(total));
+    let (secs, busy) = match (start, end) {
+        (Some((t0, c0)), Some((t1, c1))) => ((t1 - t0).as_secs_f64(), (c1.usr + c1.sys) - (c0.usr + c0.sys)),
+        _ => (0.0, 0),
+    };
+    let gbps = total as f64 * 8.0 / secs.max(1e-9) / 1e9;
+    let cpb = busy as f64 / total as f64;
+    println!(
+        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({:?} mode, {w} B writes), sha256 {digest}",
+        args.mode
+    );
+    Ok(json!({
+        "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": format!("{:?}", args.mode),
+        "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
+        "cycles_per_byte": cpb, "tsc_hz": rt.tsc_hz(), "sha256": digest,
+    }))
+}
