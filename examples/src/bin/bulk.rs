@@ -166,11 +166,13 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         Role::Recv => receive(&mut rt, &args, deadline)?,
         Role::Send => send(&mut rt, &args, deadline)?,
     };
+    // Close the port first: deferred completions arrive then, and the
+    // counters below are final.
+    let (pages_free, pages_total, mbufs_in_use) = rt.shutdown()?;
     let st = *rt.stack.stats();
     let ds = rt.dev.stats();
     let mode = rt.dev.tx_mode();
     let fallback = rt.dev.fallback_reason().map(str::to_owned);
-    let (pages_free, pages_total, mbufs_in_use) = rt.shutdown()?;
     let clean = pages_free == pages_total && mbufs_in_use == 0;
     let o = report.as_object_mut().expect("an object");
     o.insert("tx_mode".into(), json!(format!("{mode:?}")));
