@@ -78,7 +78,7 @@ fn zero_copy_256_mib_over_virtio_user_and_vhost() {
     assert_eq!(s["tx_mode"], "ZeroCopy", "{s}");
     assert_eq!(s["tx_bytes_copied"], 0, "no payload byte copied into the send queue: {s}");
     assert_eq!(s["dev_tx_payload_copied"], 0, "no payload byte copied into mbufs: {s}");
-    assert_eq!(s["dev_tx_payload_zero_copy"].as_u64().unwrap() >= bytes as u64, true, "{s}");
+    assert!(s["dev_tx_payload_zero_copy"].as_u64().unwrap() >= bytes as u64, "{s}");
     assert!(s["extbuf_attachments"].as_u64().unwrap() > 0);
     assert_eq!(s["extbuf_attachments"], s["extbuf_completions"], "every attachment completed by close: {s}");
     for v in [&s, &r] {
