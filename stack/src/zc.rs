@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::mem::{PageId, PageMemory, PageSlice};
@@ -56,7 +57,8 @@ pub(crate) type Orphans = Rc<RefCell<Vec<PageId>>>;
 /// and the page up to its end is room for more (only the last segment grows).
 #[derive(Debug)]
 pub struct ZcBuf {
-    segs: Vec<PageSlice>,
+    /// Two segments inline: small writes and shares allocate nothing.
+    segs: SmallVec<[PageSlice; 2]>,
     /// Bytes the buffer may hold (what `zc_mbuf_get` reserved).
     cap: usize,
     /// Bytes filled.
@@ -78,7 +80,7 @@ impl ZcBuf {
         if mem.free_count() < wanted {
             return Err(ZcError::NoBuffers { wanted, free: mem.free_count() });
         }
-        let mut segs: Vec<PageSlice> = Vec::with_capacity(wanted);
+        let mut segs: SmallVec<[PageSlice; 2]> = SmallVec::with_capacity(wanted);
         for _ in 0..wanted {
             let Some(page) = mem.alloc() else {
                 // free_count said yes; a PageMemory shared with another user could still run dry.
@@ -167,7 +169,7 @@ impl ZcBuf {
 
     /// Takes the filled segments out, leaving the buffer empty: their
     /// references move to the caller; pages never written to are freed.
-    pub(crate) fn take_filled(&mut self, mem: &mut dyn PageMemory) -> Vec<PageSlice> {
+    pub(crate) fn take_filled(&mut self, mem: &mut dyn PageMemory) -> SmallVec<[PageSlice; 2]> {
         self.cap = 0;
         self.len = 0;
         self.fill = 0;
@@ -192,7 +194,7 @@ impl ZcBuf {
             left -= self.segs[i].len as usize;
             i += 1;
         }
-        let mut rest: Vec<PageSlice> = self.segs.split_off(i);
+        let mut rest: SmallVec<[PageSlice; 2]> = self.segs.drain(i..).collect();
         if left > 0 {
             // Cut segment `i` (now rest[0]) at `left`.
             let s = rest[0];
@@ -220,6 +222,25 @@ impl ZcBuf {
         tail
     }
 
+    /// The segment holding filled byte `off` and the offset inside it. Every
+    /// segment but the first and the last is a whole page (buffers fill page
+    /// by page), so this is arithmetic, not a scan.
+    fn locate(&self, off: usize) -> (usize, usize) {
+        debug_assert!(self
+            .segs
+            .iter()
+            .skip(1)
+            .take(self.segs.len().saturating_sub(2))
+            .all(|s| s.off == 0 && s.len == self.buf_size));
+        let first = self.segs.first().map_or(0, |s| s.len as usize);
+        if off < first {
+            (0, off)
+        } else {
+            let bs = self.buf_size as usize;
+            (1 + (off - first) / bs, (off - first) % bs)
+        }
+    }
+
     /// A read-only buffer sharing filled bytes `[off, off + len)` of this one
     /// (one more reference per page; no copy): the same bytes can be sent on
     /// many connections, like a cache serving one object to many clients.
@@ -230,9 +251,10 @@ impl ZcBuf {
         if off.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(ZcError::Overflow { cap: self.len, len: off, tried: len });
         }
-        let mut segs: Vec<PageSlice> = Vec::new();
-        let (mut skip, mut left) = (off, len);
-        for s in &self.segs {
+        let mut segs: SmallVec<[PageSlice; 2]> = SmallVec::new();
+        let (start, mut skip) = self.locate(off);
+        let mut left = len;
+        for s in &self.segs[start..] {
             if left == 0 {
                 break;
             }
@@ -256,28 +278,41 @@ impl ZcBuf {
         Ok(ZcBuf { segs, cap: len, len, fill, buf_size: self.buf_size, orphans: self.orphans.clone() })
     }
 
-    /// Copies the filled bytes into `out` through a small stack buffer, in
-    /// pieces: `out` gets each piece and returns how many it took; stops at
-    /// the first piece not taken whole. Returns bytes taken.
-    pub(crate) fn copy_out(
+    /// Copies filled bytes `[off, off + len)` into `out` through a small
+    /// stack buffer, in pieces: `out` gets each piece and returns how many it
+    /// took; stops at the first piece not taken whole. Returns bytes taken.
+    pub(crate) fn copy_range(
         &self,
         mem: &mut dyn PageMemory,
+        off: usize,
+        len: usize,
         mut out: impl FnMut(&[u8], &mut dyn PageMemory) -> usize,
     ) -> usize {
         let mut tmp = [0u8; 512];
-        let mut taken = 0;
-        for s in &self.segs {
-            let mut done = 0;
-            while done < s.len as usize {
-                let n = tmp.len().min(s.len as usize - done);
-                let from = (s.off as usize) + done;
-                tmp[..n].copy_from_slice(&mem.bytes(s.page)[from..from + n]);
+        let (mut left, mut taken) = (len.min(self.len.saturating_sub(off)), 0);
+        if left == 0 {
+            return 0;
+        }
+        let (start, mut skip) = self.locate(off);
+        for s in &self.segs[start..] {
+            let l = s.len as usize;
+            let mut at = s.off as usize + skip;
+            let mut n_seg = (l - skip).min(left);
+            skip = 0;
+            while n_seg > 0 {
+                let n = tmp.len().min(n_seg);
+                tmp[..n].copy_from_slice(&mem.bytes(s.page)[at..at + n]);
                 let k = out(&tmp[..n], mem);
                 taken += k;
-                done += k;
                 if k < n {
                     return taken;
                 }
+                at += n;
+                n_seg -= n;
+                left -= n;
+            }
+            if left == 0 {
+                break;
             }
         }
         taken

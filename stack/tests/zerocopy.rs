@@ -347,3 +347,46 @@ fn writes_below_the_threshold_are_copied_with_the_same_contract() {
     assert_eq!(sink.digest(), sha256(&all));
     assert_eq!(p.b.mem().free_count(), p.pages as usize);
 }
+
+#[test]
+fn send_shared_is_sendfile_by_reference_or_by_copy_below_the_threshold() {
+    let mut cb = stack_config(B_IP, 2);
+    cb.zc_min_write = 4096;
+    let mut p = Pair::with_configs(SimConfig::default(), 57, stack_config(A_IP, 1), cb, 8192);
+    let (s, c) = p.establish(80);
+    let object = pattern(12, 100_000);
+    let cached = filled(&mut p, &object);
+    // Large ranges go by reference; small ones are copied; partial sends
+    // report what was taken and the caller continues from there.
+    p.b.tcp_set_option(c, SockOpt::SendBuffer(30_000), p.now).unwrap();
+    let plan = [(0usize, 20_000usize), (20_000, 100), (20_100, 79_900)];
+    let mut sink = Sink::default();
+    for (off, len) in plan {
+        let mut done = 0;
+        let stop = p.run_until(100_000, |p| {
+            while done < len {
+                match p.b.tcp_send_shared(c, &cached, off + done, len - done) {
+                    Ok(n) => done += n,
+                    Err(TcpError::WouldBlock) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            read_into(&mut p.a, s, &mut sink);
+            done == len
+        });
+        assert_eq!(stop, Stop::Done);
+    }
+    let stop = p.run_until(100_000, |p| {
+        read_into(&mut p.a, s, &mut sink);
+        sink.received == object.len()
+    });
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(sink.digest(), sha256(&object));
+    assert!(p.b.stats().tx_bytes_zero_copy >= 90_000, "{:?}", p.b.stats());
+    assert!(p.b.stats().tx_bytes_copied >= 100);
+    assert_eq!(p.b.tcp_send_shared(c, &cached, 99_000, 2000), Err(TcpError::InvalidArgument));
+    let stop = p.run_until(10_000, |p| p.b.tcp().send_queued(c) == Ok(0));
+    assert_eq!(stop, Stop::Done);
+    p.b.zc_release_buffers([cached]);
+    assert_eq!(p.b.mem().free_count(), p.pages as usize);
+}

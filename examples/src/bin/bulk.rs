@@ -5,8 +5,9 @@
 //! `--write-size` and closes, in copy mode (`write` from the application's
 //! buffer: the stack copies into its pages and the device copies into mbufs)
 //! or zero-copy mode (the data set lives in page-array buffers loaded once;
-//! each write sends a shared reference to them, and the device attaches the
-//! pages to mbufs in place: no payload byte is touched on the way). Both
+//! each write sends a range of them by reference with `tcp_send_shared`,
+//! like `sendfile`, and the device attaches the pages to mbufs in place: no
+//! payload byte is touched on the way; writes below `--zc-min-write` copy). Both
 //! print a `BULK {json}` line with throughput, busy CPU cycles per byte and
 //! the copy/zero-copy counters, and check at exit that every page and mbuf
 //! came back.
@@ -20,7 +21,7 @@ use dpdk_glue::{Control, EalArgs, EthDeviceConfig, PortConfig, Runtime, RuntimeC
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use zcstack::wire::EthernetAddress;
-use zcstack::{IfaceConfig, SocketHandle, StackConfig, TcpError, ZcBuf};
+use zcstack::{IfaceConfig, SocketHandle, StackConfig, TcpError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Role {
@@ -78,6 +79,9 @@ struct Args {
     /// Send and receive buffer per connection, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     sockbuf: usize,
+    /// Receiver: skip the SHA-256 of the stream (benchmarks measuring the sender).
+    #[arg(long = "no-digest")]
+    no_digest: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -208,8 +212,10 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
     let mut eof = false;
     let mut err = None;
     let mut t_first = None;
+    let mut iter = 0u64;
     rt.run(|stack, _now| {
-        if Wall::now() > deadline {
+        iter += 1;
+        if iter % 4096 == 0 && Wall::now() > deadline {
             err = Some("timed out".to_string());
             return (false, Control::Stop);
         }
@@ -225,7 +231,9 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
                 }
                 Ok(n) => {
                     t_first.get_or_insert_with(Wall::now);
-                    h.update(&buf[..n]);
+                    if !args.no_digest {
+                        h.update(&buf[..n]);
+                    }
                     got += n;
                     did = true;
                 }
@@ -270,9 +278,9 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         None
     };
     let mut sent = 0usize;
+    let mut iter = 0u64;
     let trace = std::env::var_os("BULK_TRACE").is_some();
     let mut last_trace = Wall::now();
-    let mut pending: Option<ZcBuf> = None;
     let mut err = None;
     let mut start: Option<(Wall, dpdk_glue::LoopCycles)> = None;
     let mut end: Option<(Wall, dpdk_glue::LoopCycles)> = None;
@@ -281,7 +289,8 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     loop {
         let mut phase_done = false;
         rt.run(|stack, _now| {
-            if Wall::now() > deadline {
+            iter += 1;
+            if iter % 4096 == 0 && Wall::now() > deadline {
                 err = Some("timed out".to_string());
                 return (false, Control::Stop);
             }
@@ -312,58 +321,27 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
                 );
             }
             let mut did = false;
-            while sent < total || pending.is_some() {
-                let r = match (&cache, pending.take()) {
-                    (_, Some(p)) => stack.tcp_write_zc(c, p),
-                    (Some(cache), None) => {
-                        let off = sent % data.len();
-                        let n = w.min(data.len() - off).min(total - sent);
-                        let share = match stack.zc_share(cache, off, n) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                err = Some(e.to_string());
-                                return (did, Control::Stop);
-                            }
-                        };
-                        sent += n;
-                        stack.tcp_write_zc(c, share)
-                    }
-                    (None, None) => {
-                        let off = sent % data.len();
-                        let n = w.min(data.len() - off).min(total - sent);
-                        match stack.tcp_write(c, &data[off..off + n]) {
-                            Ok(k) => {
-                                sent += k;
-                                did = true;
-                                continue;
-                            }
-                            Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
-                            Err(e) => {
-                                err = Some(e.to_string());
-                                return (did, Control::Stop);
-                            }
-                        }
-                    }
+            while sent < total {
+                let off = sent % data.len();
+                let n = w.min(data.len() - off).min(total - sent);
+                let r = match &cache {
+                    // Zero copy: send a range of the cached data set by reference.
+                    Some(cache) => stack.tcp_send_shared(c, cache, off, n),
+                    None => stack.tcp_write(c, &data[off..off + n]),
                 };
                 match r {
-                    Ok((_, rest)) => {
+                    Ok(k) => {
+                        sent += k;
                         did = true;
-                        if rest.is_some() {
-                            pending = rest;
-                            break;
-                        }
                     }
-                    Err((TcpError::WouldBlock, b)) => {
-                        pending = Some(b);
-                        break;
-                    }
-                    Err((e, _)) => {
+                    Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
+                    Err(e) => {
                         err = Some(e.to_string());
                         return (did, Control::Stop);
                     }
                 }
             }
-            if sent >= total && pending.is_none() && stack.tcp().send_queued(c) == Ok(0) {
+            if sent >= total && stack.tcp().send_queued(c) == Ok(0) {
                 phase_done = true;
                 return (did, Control::Stop);
             }
@@ -398,9 +376,14 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         eprintln!("bulk send: srtt {srtt:?} cwnd {cwnd}");
     }
     let digest = stream_digest(&data, sent.min(total));
-    let (secs, busy) = match (start, end) {
-        (Some((t0, c0)), Some((t1, c1))) => ((t1 - t0).as_secs_f64(), (c1.usr + c1.sys) - (c0.usr + c0.sys)),
-        _ => (0.0, 0),
+    let (secs, busy, usr, busy_loops) = match (start, end) {
+        (Some((t0, c0)), Some((t1, c1))) => (
+            (t1 - t0).as_secs_f64(),
+            (c1.usr + c1.sys) - (c0.usr + c0.sys),
+            c1.usr - c0.usr,
+            c1.busy_loops - c0.busy_loops,
+        ),
+        _ => (0.0, 0, 0, 0),
     };
     let gbps = total as f64 * 8.0 / secs.max(1e-9) / 1e9;
     let cpb = busy as f64 / total as f64;
@@ -411,6 +394,6 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     Ok(json!({
         "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": format!("{:?}", args.mode),
         "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
-        "cycles_per_byte": cpb, "tsc_hz": rt.tsc_hz(), "sha256": digest,
+        "cycles_per_byte": cpb, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
     }))
 }

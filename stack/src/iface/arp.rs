@@ -96,6 +96,9 @@ impl ArpCache {
     /// Retries due requests; returns addresses to ask for again, and the packets
     /// of addresses that never answered (to be dropped and counted).
     pub fn poll(&mut self, now: Instant, ask: &mut Vec<Ipv4Address>) -> Vec<IpOut> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
         let mut dead = Vec::new();
         let mut gone = Vec::new();
         for (ip, p) in self.pending.iter_mut() {

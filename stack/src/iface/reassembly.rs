@@ -112,6 +112,9 @@ impl Reassembler {
 
     /// Discards datagrams past their deadline; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
+        if self.parts.is_empty() {
+            return 0;
+        }
         let before = self.parts.len();
         let mut freed = 0;
         self.parts.retain(|_, p| {

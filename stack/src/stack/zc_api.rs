@@ -77,7 +77,8 @@ impl<M: PageMemory> Stack<M> {
     ) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
         let tcp = &mut self.tcp;
         let mut err = None;
-        let taken = buf.copy_out(&mut self.mem, |piece, mem| match tcp.write(h, piece, mem) {
+        let len = buf.len();
+        let taken = buf.copy_range(&mut self.mem, 0, len, |piece, mem| match tcp.write(h, piece, mem) {
             Ok(n) => n,
             Err(e) => {
                 err = Some(e);
@@ -91,6 +92,55 @@ impl<M: PageMemory> Stack<M> {
         let rest = (taken < buf.len()).then(|| buf.split_off(taken, &mut self.mem));
         buf.release(&mut self.mem);
         Ok((taken, rest))
+    }
+
+    /// Sends bytes `[off, off + len)` of `buf` (which stays the caller's,
+    /// e.g. a cached object) on a connection, like `sendfile`: by reference
+    /// (one more reference on each page, no copy) from `zc_min_write` bytes
+    /// up, by copying below. Returns the bytes queued (what the send buffer
+    /// had room for); send the rest later from `off + n`.
+    pub fn tcp_send_shared(&mut self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> Result<usize, TcpError> {
+        if off.checked_add(len).is_none_or(|end| end > buf.len()) {
+            return Err(TcpError::InvalidArgument);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        if len < self.cfg.zc_min_write {
+            let tcp = &mut self.tcp;
+            let mut err = None;
+            let n = buf.copy_range(&mut self.mem, off, len, |piece, mem| match tcp.write(h, piece, mem) {
+                Ok(n) => n,
+                Err(e) => {
+                    err = Some(e);
+                    0
+                }
+            });
+            self.stats.tx_bytes_copied += n as u64;
+            return if n == 0 { Err(err.unwrap_or(TcpError::WouldBlock)) } else { Ok(n) };
+        }
+        let room = self.tcp.send_room(h)?;
+        if room == 0 {
+            // Report why nothing fits: the socket's error, shutdown, or a full buffer.
+            self.tcp.write(h, &[], &mut self.mem)?;
+            return Err(TcpError::WouldBlock);
+        }
+        let take = len.min(room);
+        let share = buf.share(&mut self.mem, off, take).map_err(|_| TcpError::NoBuffers)?;
+        match self.tcp.write_zc(h, share, &mut self.mem) {
+            Ok((n, rest)) => {
+                debug_assert!(rest.is_none(), "take fits the room");
+                if let Some(r) = rest {
+                    r.release(&mut self.mem);
+                }
+                self.stats.tx_bytes_zero_copy += n as u64;
+                Ok(n)
+            }
+            Err((e, share)) => {
+                share.release(&mut self.mem);
+                Err(e)
+            }
+        }
     }
 
     /// A buffer sharing bytes `[off, off + len)` of `buf` without copying

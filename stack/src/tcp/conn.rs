@@ -324,7 +324,7 @@ impl Conn {
 
     /// Appends filled page slices to the send queue; the queue takes over
     /// their references (zero-copy).
-    pub fn write_slices(&mut self, slices: Vec<crate::mem::PageSlice>) {
+    pub fn write_slices(&mut self, slices: impl IntoIterator<Item = crate::mem::PageSlice>) {
         for s in slices {
             self.sendq.push_slice(s);
         }

@@ -705,6 +705,13 @@ impl TcpEngine {
             .unwrap_or(false)
     }
 
+    /// Free space in the send buffer (0 also when the socket cannot send:
+    /// `write` then reports why).
+    pub fn send_room(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        let c = self.conn(h)?;
+        Ok(if c.can_send() && c.error.is_none() { c.send_room() } else { 0 })
+    }
+
     /// Bytes queued for sending and not yet acknowledged.
     pub fn send_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
         Ok(self.conn(h)?.send_queued())
