@@ -325,7 +325,7 @@ impl EthDevice {
     /// freed (attachments complete at once) and the frame's slot released.
     fn build_zero_copy(&mut self, frame: TxFrame) -> std::result::Result<(), TxFrame> {
         let n = frame.payload.len();
-        if self.ring.capacity() - self.ring.in_flight() < n || self.ext_pool.available() < n as u32 {
+        if self.ring.capacity() - self.ring.in_flight() < n {
             self.reap();
             if self.ring.capacity() - self.ring.in_flight() < n {
                 return Err(frame);

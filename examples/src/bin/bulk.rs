@@ -79,6 +79,11 @@ struct Args {
     /// Send and receive buffer per connection, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     sockbuf: usize,
+    /// Size of the data set the sender cycles through, MiB (in zero-copy
+    /// mode it lives in the page array). Larger than the caches, like a
+    /// file or object cache, unless you want cache-hot copies.
+    #[arg(long = "dataset-mb", default_value_t = 32)]
+    dataset_mb: usize,
     /// Receiver: skip the SHA-256 of the stream (benchmarks measuring the sender).
     #[arg(long = "no-digest")]
     no_digest: bool,
@@ -106,10 +111,10 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The stream the sender sends: a 1 MiB pattern repeated.
-fn dataset() -> Vec<u8> {
+/// The stream the sender sends: a pattern of `len` bytes, repeated.
+fn dataset(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
-    (0..1 << 20)
+    (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 17;
@@ -264,7 +269,7 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
 
 fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let peer = args.peer.ok_or("--peer is required for --role send")?;
-    let data = dataset();
+    let data = dataset(args.dataset_mb.max(1) << 20);
     let total = args.bytes;
     let w = args.write_size.clamp(1, data.len());
     let now = rt.now();

@@ -19,6 +19,10 @@ pub struct SendQueue {
     len: usize,
     /// The last chunk's page may be appended to (we allocated it, copy mode).
     tail_appendable: bool,
+    /// Where the last lookup ended: (chunk index, offset of that chunk's
+    /// first byte). Segments are cut front to back, so the next lookup
+    /// starts here instead of scanning the whole queue.
+    hint: (usize, usize),
 }
 
 impl SendQueue {
@@ -73,28 +77,39 @@ impl SendQueue {
         self.tail_appendable = false;
     }
 
+    /// The chunk holding byte `offset` and the offset inside it, searched
+    /// from the last lookup (amortized O(1) for front-to-back segmenting;
+    /// a retransmission from the front restarts at chunk 0).
+    fn locate(&mut self, offset: usize) -> (usize, usize) {
+        let (mut i, mut start) = self.hint;
+        if i >= self.chunks.len() || offset < start {
+            (i, start) = (0, 0);
+        }
+        while i < self.chunks.len() && start + self.chunks[i].len as usize <= offset {
+            start += self.chunks[i].len as usize;
+            i += 1;
+        }
+        self.hint = (i, start);
+        (i, offset - start)
+    }
+
     /// Appends references to `[offset, offset + len)` to `out`, one per page
     /// touched, taking a reference on each page for the transmission.
     pub fn slices(
-        &self,
+        &mut self,
         offset: usize,
         len: usize,
         mem: &mut dyn PageMemory,
         out: &mut Vec<PageSlice>,
     ) -> Result<(), PageError> {
         debug_assert!(offset + len <= self.len);
-        let mut skip = offset;
+        let (first, mut skip) = self.locate(offset);
         let mut left = len;
-        for c in &self.chunks {
+        for c in self.chunks.range(first..) {
             if left == 0 {
                 break;
             }
-            let clen = c.len as usize;
-            if skip >= clen {
-                skip -= clen;
-                continue;
-            }
-            let n = (clen - skip).min(left);
+            let n = (c.len as usize - skip).min(left);
             mem.incref(c.page)?;
             out.push(PageSlice { page: c.page, off: c.off + skip as u32, len: n as u32 });
             left -= n;
@@ -104,26 +119,34 @@ impl SendQueue {
     }
 
     /// Drops the first `n` bytes (acknowledged), releasing pages no longer referenced.
-    pub fn ack(&mut self, mut n: usize, mem: &mut dyn PageMemory) -> Result<(), PageError> {
-        n = n.min(self.len);
-        self.len -= n;
+    pub fn ack(&mut self, n: usize, mem: &mut dyn PageMemory) -> Result<(), PageError> {
+        let acked = n.min(self.len);
+        self.len -= acked;
+        let (mut n, mut popped) = (acked, 0usize);
+        let mut result = Ok(());
         while n > 0 {
             let Some(c) = self.chunks.front_mut() else { break };
             if (c.len as usize) <= n {
                 n -= c.len as usize;
                 let page = c.page;
                 self.chunks.pop_front();
+                popped += 1;
                 if self.chunks.is_empty() {
                     self.tail_appendable = false;
                 }
-                mem.decref(page)?;
+                if let Err(e) = mem.decref(page) {
+                    result = Err(e);
+                }
             } else {
                 c.off += n as u32;
                 c.len -= n as u32;
                 n = 0;
             }
         }
-        Ok(())
+        // Every remaining byte moved `acked` closer to the front.
+        let (i, start) = self.hint;
+        self.hint = if i <= popped { (0, 0) } else { (i - popped, start - acked) };
+        result
     }
 
     /// Releases everything (connection gone).
@@ -146,6 +169,17 @@ mod tests {
         assert_eq!(q.push_copy(b"world, this spans pages", 1000, &mut mem), 23);
         assert_eq!(q.len(), 29);
         assert_eq!(mem.free_count(), 6, "29 bytes in 16-byte pages: 2 pages");
+        // Lookups forward, backward and after a partial ACK agree with the bytes.
+        let expect = b"hello world, this spans pages";
+        for (off, len) in [(0, 5), (17, 10), (2, 20), (20, 9), (0, 29)] {
+            let mut o = Vec::new();
+            q.slices(off, len, &mut mem, &mut o).unwrap();
+            let got: Vec<u8> = o.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
+            assert_eq!(got, expect[off..off + len], "slice {off}+{len}");
+            for s in o {
+                mem.decref(s.page).unwrap();
+            }
+        }
         let mut out = Vec::new();
         q.slices(4, 20, &mut mem, &mut out).unwrap();
         let bytes: Vec<u8> = out.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
@@ -167,5 +201,27 @@ mod tests {
         assert_eq!(q.push_copy(&[2; 100], 100, &mut mem), 11, "out of pages after 16 bytes");
         q.clear(&mut mem).unwrap();
         assert_eq!(mem.free_count(), 2);
+    }
+
+    #[test]
+    fn lookups_stay_right_across_acks() {
+        let mut mem = HeapPages::new(64, 16);
+        let mut q = SendQueue::default();
+        let data: Vec<u8> = (0..500u32).map(|i| i as u8).collect();
+        assert_eq!(q.push_copy(&data, 1000, &mut mem), 500);
+        let mut base = 0;
+        for (ack, off, len) in [(0, 100, 50), (7, 120, 60), (40, 10, 100), (100, 0, 200), (3, 250, 100)] {
+            q.ack(ack, &mut mem).unwrap();
+            base += ack;
+            let mut o = Vec::new();
+            q.slices(off, len, &mut mem, &mut o).unwrap();
+            let got: Vec<u8> = o.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
+            assert_eq!(got, data[base + off..base + off + len], "after acking {base}: {off}+{len}");
+            for s in o {
+                mem.decref(s.page).unwrap();
+            }
+        }
+        q.clear(&mut mem).unwrap();
+        assert_eq!(mem.free_count(), 64);
     }
 }
