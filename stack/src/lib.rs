@@ -30,4 +30,4 @@ pub use event::{Event, Interest, Token, Trigger};
 pub use stack::Stack;
 pub use tcp::{SocketHandle, State, TcpError};
 pub use time::{Duration, Instant};
-pub use zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};
+pub use zc::{FfZcMbuf, RxView, ZcBuf, ZcError, ZcMsg};

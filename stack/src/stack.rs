@@ -10,7 +10,7 @@ use crate::iface::arp::ArpCache;
 use crate::iface::reassembly::{FragResult, Reassembler};
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
-use crate::phy::{Device, DeviceCaps, TxFrame};
+use crate::phy::{Device, DeviceCaps, RxFrame, SharedRx, TxFrame};
 use crate::stats::Stats;
 use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
@@ -159,6 +159,14 @@ impl<M: PageMemory> Stack<M> {
     /// Reads; `Ok(0)` is end of stream.
     pub fn tcp_read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         self.tcp.read(h, buf)
+    }
+
+    /// Takes the next piece of received data without copying it (zero-copy
+    /// receive when the device hands frames over; copied data otherwise):
+    /// `Ok(Some(view))`, `Ok(None)` at end of stream, `WouldBlock` if none.
+    /// Dropping the view releases the frame.
+    pub fn tcp_read_zc(&mut self, h: SocketHandle) -> Result<Option<crate::zc::RxView>, TcpError> {
+        self.tcp.read_zc(h)
     }
 
     /// Reads into several buffers in order (`readv`); `Ok(0)` is end of stream.
@@ -369,8 +377,11 @@ impl<M: PageMemory> Stack<M> {
         }
         let mut handled = 0;
         while handled < RX_BUDGET {
-            let n = dev.receive(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: &[u8]| {
-                self.ingress(now, frame, &caps);
+            let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
+                match frame {
+                    RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps),
+                    RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps),
+                }
             });
             if n == 0 {
                 break;
@@ -464,7 +475,7 @@ impl<M: PageMemory> Stack<M> {
         dev.flush(now);
     }
 
-    fn ingress(&mut self, now: Instant, frame: &[u8], caps: &DeviceCaps) {
+    fn ingress(&mut self, now: Instant, frame: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps) {
         self.stats.rx_frames += 1;
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.drop_eth_malformed += 1;
@@ -477,7 +488,7 @@ impl<M: PageMemory> Stack<M> {
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => self.ingress_arp(now, eth.payload()),
-            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), caps),
+            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps),
             _ => self.stats.drop_eth_unknown_type += 1,
         }
     }
@@ -517,7 +528,7 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
-    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], caps: &DeviceCaps) {
+    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps) {
         let Ok(pkt) = Ipv4Packet::new_checked(data) else {
             self.stats.drop_ipv4_malformed += 1;
             return;
@@ -546,18 +557,26 @@ impl<M: PageMemory> Stack<M> {
             match self.reasm.add(now, key, usize::from(pkt.frag_offset()), pkt.more_frags(), payload) {
                 FragResult::Complete(whole) => {
                     self.stats.ipv4_reassembled += 1;
-                    self.ingress_l4(now, &ip, &whole, caps, data);
+                    self.ingress_l4(now, &ip, &whole, None, caps, data);
                 }
                 FragResult::Pending => {}
                 FragResult::Dropped => self.stats.drop_ipv4_fragment += 1,
             }
             return;
         }
-        self.ingress_l4(now, &ip, payload, caps, data);
+        self.ingress_l4(now, &ip, payload, rx, caps, data);
     }
 
     /// Dispatches an IPv4 payload (whole or reassembled) to TCP, UDP or ICMP.
-    fn ingress_l4(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], caps: &DeviceCaps, data: &[u8]) {
+    fn ingress_l4(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+        rx: Option<&SharedRx>,
+        caps: &DeviceCaps,
+        data: &[u8],
+    ) {
         let src = ip.src_addr;
         let cks = if caps.rx_checksum_verified {
             smoltcp::phy::ChecksumCapabilities::ignored()
@@ -583,7 +602,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
-                self.tcp.ingress(now, src, ip.dst_addr, &repr, &mut self.mem, &mut self.stats, &mut self.segs);
+                self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);
             }
             IpProtocol::Udp => {
                 let Ok(up) = UdpPacket::new_checked(payload) else {

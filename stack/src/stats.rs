@@ -12,6 +12,14 @@ pub struct Stats {
     pub tx_bytes_copied: u64,
     /// Payload bytes applications queued without a copy (`write_zc`, `zc_send`).
     pub tx_bytes_zero_copy: u64,
+    /// Received payload bytes kept in place in the device's frames (zero-copy receive).
+    pub rx_bytes_zero_copy: u64,
+    /// Received payload bytes copied into receive queues.
+    pub rx_bytes_copied: u64,
+    /// Times kept frames were compacted into a copy (tiny payloads pinning big buffers).
+    pub rx_compactions: u64,
+    /// Bytes copied by those compactions.
+    pub rx_bytes_compacted: u64,
     /// Zero-copy buffers dropped without being sent or released (pages reclaimed).
     pub zc_buffers_reclaimed: u64,
     /// Frames too short or malformed at the Ethernet layer.

@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::mem::{PageId, PageMemory, PageSlice};
+use crate::phy::SharedRx;
 use crate::tcp::{SocketHandle, TcpError};
 
 /// Errors of zero-copy buffer operations.
@@ -367,4 +368,32 @@ pub struct FfZcMbuf {
     pub off: usize,
     /// Bytes reserved (`len`).
     pub len: usize,
+}
+
+/// Received data handed to the application without a copy (`read_zc`): a
+/// range of a received frame. Dropping the view releases the frame (the
+/// mbuf goes back to its pool once nothing else refers to it).
+pub struct RxView {
+    buf: SharedRx,
+    off: usize,
+    len: usize,
+}
+
+impl RxView {
+    pub(crate) fn new(buf: SharedRx, off: usize, len: usize) -> RxView {
+        RxView { buf, off, len }
+    }
+}
+
+impl std::ops::Deref for RxView {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf.bytes()[self.off..self.off + self.len]
+    }
+}
+
+impl std::fmt::Debug for RxView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxView").field("len", &self.len).finish()
+    }
 }

@@ -13,8 +13,46 @@ pub mod sim;
 #[cfg(feature = "tap")]
 pub mod tap;
 
+use std::rc::Rc;
+
 use crate::mem::{PageMemory, PageSlice};
 use crate::time::Instant;
+
+/// Received frame memory the engine may keep instead of copying (zero-copy
+/// receive), e.g. a DPDK mbuf. Dropping the last reference gives the memory
+/// back to the device.
+pub trait RxBuf {
+    /// The frame's bytes.
+    fn bytes(&self) -> &[u8];
+    /// Memory the buffer pins, for receive-window accounting (at least
+    /// `bytes().len()`; an mbuf pins its whole data room).
+    fn footprint(&self) -> usize {
+        self.bytes().len()
+    }
+}
+
+impl RxBuf for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn footprint(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// A received frame shared between the engine and the application (not
+/// `Send`: one stack per lcore).
+pub type SharedRx = Rc<dyn RxBuf>;
+
+/// One received frame: borrowed for the duration of the call, or handed
+/// over so the engine can keep its payload in place.
+#[derive(Clone)]
+pub enum RxFrame<'a> {
+    /// Valid only during the sink call; the engine copies what it keeps.
+    Borrowed(&'a [u8]),
+    /// Kept by reference: TCP payload stays in this buffer until read.
+    Shared(SharedRx),
+}
 
 /// What a device can do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +112,13 @@ pub trait Device {
     /// how many. Frames are borrowed only for the duration of the call.
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize;
 
+    /// Like [`Device::receive`], but a device may hand frames over
+    /// ([`RxFrame::Shared`]) so the engine keeps received payload in place
+    /// (zero-copy receive). The default lends every frame.
+    fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        self.receive(now, budget, &mut |b: &[u8]| sink(RxFrame::Borrowed(b)))
+    }
+
     /// Queues a frame. On `Err` the device is full and the frame comes back
     /// untouched (the engine keeps it for the next poll; nothing is lost).
     fn transmit(&mut self, now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame>;
@@ -90,5 +135,14 @@ pub trait Device {
     /// complete without being polled for other reasons (simulated devices).
     fn poll_at(&self) -> Option<Instant> {
         None
+    }
+}
+
+impl std::fmt::Debug for RxFrame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RxFrame::Borrowed(b) => write!(f, "Borrowed({} B)", b.len()),
+            RxFrame::Shared(r) => write!(f, "Shared({} B)", r.bytes().len()),
+        }
     }
 }

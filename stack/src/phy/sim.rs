@@ -10,7 +10,7 @@ use std::rc::Rc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Device, DeviceCaps, TxFrame};
+use super::{Device, DeviceCaps, RxBuf, RxFrame, TxFrame};
 use crate::mem::PageMemory;
 use crate::time::{Duration, Instant};
 
@@ -48,6 +48,9 @@ pub struct SimConfig {
     pub queue_limit: usize,
     /// TX completion behaviour.
     pub completion: Completion,
+    /// Hand received frames over to the engine (zero-copy receive, like
+    /// DPDK mbufs), each pinning this many bytes; `None` lends them.
+    pub rx_shared_footprint: Option<usize>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +66,7 @@ impl Default for SimConfig {
             mtu: 1500,
             queue_limit: 4096,
             completion: Completion::Immediate,
+            rx_shared_footprint: None,
         }
     }
 }
@@ -174,6 +178,38 @@ impl SimDevice {
     }
 }
 
+/// A delivered frame handed over to the engine.
+struct SimRxBuf {
+    bytes: Vec<u8>,
+    footprint: usize,
+}
+
+impl RxBuf for SimRxBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn footprint(&self) -> usize {
+        self.footprint
+    }
+}
+
+impl SimDevice {
+    /// The earliest frame due at `now`, if any.
+    fn next_frame(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let mut l = self.link.borrow_mut();
+        let d = &mut l.dirs[1 - self.side];
+        // Deliver the earliest due frame (reordered ones carry a later time).
+        match d.in_flight.peek() {
+            Some(Reverse((t, _, _))) if *t <= now => {
+                let Reverse((_, _, bytes)) = d.in_flight.pop().expect("peeked");
+                l.stats.delivered += 1;
+                Some(bytes)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Device for SimDevice {
     fn caps(&self) -> DeviceCaps {
         DeviceCaps { mtu: self.link.borrow().cfg.mtu, ..DeviceCaps::default() }
@@ -182,20 +218,22 @@ impl Device for SimDevice {
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
         let mut n = 0;
         while n < budget {
-            let frame = {
-                let mut l = self.link.borrow_mut();
-                let d = &mut l.dirs[1 - self.side];
-                // Deliver the earliest due frame (reordered ones carry a later time).
-                match d.in_flight.peek() {
-                    Some(Reverse((t, _, _))) if *t <= now => {
-                        let Reverse((_, _, bytes)) = d.in_flight.pop().expect("peeked");
-                        l.stats.delivered += 1;
-                        bytes
-                    }
-                    _ => break,
-                }
-            };
+            let Some(frame) = self.next_frame(now) else { break };
             sink(&frame);
+            n += 1;
+        }
+        n
+    }
+
+    fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        let footprint = self.link.borrow().cfg.rx_shared_footprint;
+        let mut n = 0;
+        while n < budget {
+            let Some(frame) = self.next_frame(now) else { break };
+            match footprint {
+                Some(f) => sink(RxFrame::Shared(Rc::new(SimRxBuf { footprint: f.max(frame.len()), bytes: frame }))),
+                None => sink(RxFrame::Borrowed(&frame)),
+            }
             n += 1;
         }
         n

@@ -18,7 +18,7 @@ use crate::stats::Stats;
 use crate::time::{Duration, Instant};
 
 /// A parsed incoming segment.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) struct SegIn<'a> {
     pub seq: Seq,
     pub ack: Option<Seq>,
@@ -33,6 +33,9 @@ pub(crate) struct SegIn<'a> {
     /// RFC 7323 timestamps option (TSval, TSecr).
     pub ts: Option<(u32, u32)>,
     pub payload: &'a [u8],
+    /// The received frame `payload` lies in, when the device handed it over
+    /// (zero-copy receive keeps the payload there).
+    pub rx: Option<&'a crate::phy::SharedRx>,
 }
 
 impl SegIn<'_> {
@@ -340,6 +343,21 @@ impl Conn {
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let before = self.rcv_window();
         let n = self.rcvq.read(buf);
+        self.window_update(before, n);
+        n
+    }
+
+    /// Takes the next piece of received data without copying it.
+    pub fn read_zc(&mut self) -> Option<crate::zc::RxView> {
+        let before = self.rcv_window();
+        let v = self.rcvq.read_zc();
+        self.window_update(before, v.as_ref().map_or(0, |v| v.len()));
+        v
+    }
+
+    /// After the application consumed `n` bytes: an ACK announcing the
+    /// window if it reopened from (near) zero or grew by two segments.
+    fn window_update(&mut self, before: u32, n: usize) {
         let after = self.rcv_window();
         if n > 0 && self.state.synchronized() && !self.peer_fin {
             // Window update when it reopened from (near) zero or by two segments.
@@ -350,7 +368,6 @@ impl Conn {
                 self.ack_now = true;
             }
         }
-        n
     }
 
     /// Half-close: a FIN follows the queued data.
@@ -484,7 +501,7 @@ impl Conn {
     }
 
     fn rcv_window(&self) -> u32 {
-        let free = self.recv_cap.saturating_sub(self.rcvq.len() + self.rcvq.ooo_bytes());
+        let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
         (free as u64).min(u64::from(MAX_WIN) << self.rcv_wscale) as u32
     }
 
@@ -1050,7 +1067,7 @@ impl Conn {
             return;
         }
         let off = self.rcvq.next_offset() + u64::from(start.since(self.rcv_nxt));
-        match self.rcvq.insert(off, data, self.cfg.max_ooo_segments) {
+        match self.rcvq.insert(off, data, self.cfg.max_ooo_segments, seg.rx, stats) {
             Inserted::InOrder(n) => {
                 let had_hole = self.rcvq.has_hole();
                 self.rcv_nxt = self.rcv_nxt + n as u32;

@@ -553,6 +553,28 @@ impl TcpEngine {
         Err(TcpError::WouldBlock)
     }
 
+    /// Takes the next piece of received data without copying (zero-copy
+    /// receive): `Ok(Some(view))`, or `Ok(None)` at end of stream.
+    pub fn read_zc(&mut self, h: SocketHandle) -> Result<Option<crate::zc::RxView>, TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(v) = c.read_zc() {
+            if c.wants_output() {
+                self.mark(h.idx);
+            }
+            return Ok(Some(v));
+        }
+        if c.at_eof() {
+            return Ok(None);
+        }
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if matches!(c.state, State::Closed) {
+            return Err(TcpError::NotConnected);
+        }
+        Err(TcpError::WouldBlock)
+    }
+
     /// Queues a copy of what fits of `data`; returns bytes taken.
     pub fn write(&mut self, h: SocketHandle, data: &[u8], mem: &mut dyn PageMemory) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
@@ -773,6 +795,7 @@ impl TcpEngine {
         src: Ipv4Address,
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
+        rx: Option<&crate::phy::SharedRx>,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
@@ -792,6 +815,7 @@ impl TcpEngine {
             sack: repr.sack_ranges,
             ts: repr.timestamp.map(|t| (t.tsval, t.tsecr)),
             payload: repr.payload,
+            rx,
         };
         if let Some(&idx) = self.conns.get(&(local, remote)) {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
@@ -1005,6 +1029,7 @@ impl TcpEngine {
             sack: [None; 3],
             ts: None,
             payload: &[],
+            rx: None,
         };
         let opts = match &self.slots[lidx as usize].sock {
             Some(Sock::Listener(l)) => l.opts,

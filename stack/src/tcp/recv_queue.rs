@@ -1,15 +1,45 @@
 //! The receive queue: in-order bytes ready for the application, plus an
 //! out-of-order store bounded in segments and bytes. Positions are 64-bit
 //! stream offsets, so no sequence wrap-around reaches this code.
+//!
+//! In-order data lives either in a byte ring (copied) or, with zero-copy
+//! receive, as chunks of the received frames themselves; only one of the two
+//! holds data at a time, so order is kept. Chunks pin whole frames, which
+//! the receive window accounts for (`held`); when tiny payloads pin far more
+//! memory than they carry, the chunks are compacted into one copy (counted).
 
 use std::collections::{BTreeMap, VecDeque};
+
+use crate::phy::SharedRx;
+use crate::stats::Stats;
+use crate::zc::RxView;
+
+/// A range of a received frame kept in place.
+struct RxChunk {
+    buf: SharedRx,
+    off: u32,
+    len: u32,
+}
+
+impl std::fmt::Debug for RxChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RxChunk({}+{})", self.off, self.len)
+    }
+}
+
+/// Chunks pinning more than this many bytes are compacted when they carry
+/// less than a quarter of what they pin.
+const COMPACT_MIN_FOOTPRINT: usize = 64 * 1024;
 
 /// Received data of one connection.
 #[derive(Debug, Default)]
 pub struct RecvQueue {
     /// In-order bytes (copy mode), one growable ring: no allocation per segment.
     ready: VecDeque<u8>,
-    ready_len: usize,
+    /// In-order data kept in received frames (zero-copy receive).
+    chunks: VecDeque<RxChunk>,
+    chunk_bytes: usize,
+    chunk_footprint: usize,
     /// Stream offset of the next in-order byte.
     next: u64,
     ooo: BTreeMap<u64, Vec<u8>>,
@@ -34,12 +64,17 @@ pub enum Inserted {
 impl RecvQueue {
     /// Bytes ready to read.
     pub fn len(&self) -> usize {
-        self.ready_len
+        self.ready.len() + self.chunk_bytes
     }
 
     /// Whether nothing is ready.
     pub fn is_empty(&self) -> bool {
-        self.ready_len == 0
+        self.len() == 0
+    }
+
+    /// Memory the ready data pins (whole frames for chunks kept in place).
+    pub fn held(&self) -> usize {
+        self.ready.len() + self.chunk_footprint
     }
 
     /// Stream offset of the next expected byte.
@@ -63,8 +98,16 @@ impl RecvQueue {
     }
 
     /// Stores `data` at stream offset `off`; the caller has already trimmed it
-    /// to the receive window.
-    pub fn insert(&mut self, off: u64, data: &[u8], max_segments: usize) -> Inserted {
+    /// to the receive window. `rx` is the frame `data` lies in, when the
+    /// device handed it over: in-order data then stays in it (zero copy).
+    pub fn insert(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        max_segments: usize,
+        rx: Option<&SharedRx>,
+        stats: &mut Stats,
+    ) -> Inserted {
         let end = off + data.len() as u64;
         if end <= self.next {
             return Inserted::Duplicate;
@@ -85,7 +128,7 @@ impl RecvQueue {
             return Inserted::OutOfOrder;
         }
         let before = self.next;
-        self.push_ready(&data[(self.next - off) as usize..]);
+        self.push_ready(&data[(self.next - off) as usize..], rx, stats);
         // Pull whatever the new data made contiguous.
         while let Some((&o, _)) = self.ooo.first_key_value() {
             if o > self.next {
@@ -96,19 +139,59 @@ impl RecvQueue {
             let e = o + d.len() as u64;
             if e > self.next {
                 let skip = (self.next - o) as usize;
-                self.push_ready(&d[skip..]);
+                self.push_ready(&d[skip..], None, stats);
             }
         }
         Inserted::InOrder((self.next - before) as usize)
     }
 
-    fn push_ready(&mut self, d: &[u8]) {
+    fn push_ready(&mut self, d: &[u8], rx: Option<&SharedRx>, stats: &mut Stats) {
         if d.is_empty() {
             return;
         }
-        self.ready.extend(d);
-        self.ready_len += d.len();
         self.next += d.len() as u64;
+        if self.ready.is_empty() {
+            if let Some(rx) = rx {
+                // `d` lies inside the frame: keep it there.
+                let base = rx.bytes().as_ptr() as usize;
+                let at = (d.as_ptr() as usize).wrapping_sub(base);
+                if at.checked_add(d.len()).is_some_and(|end| end <= rx.bytes().len()) {
+                    self.chunks.push_back(RxChunk { buf: rx.clone(), off: at as u32, len: d.len() as u32 });
+                    self.chunk_bytes += d.len();
+                    self.chunk_footprint += rx.footprint();
+                    stats.rx_bytes_zero_copy += d.len() as u64;
+                    self.maybe_compact(stats);
+                    return;
+                }
+            }
+        }
+        stats.rx_bytes_copied += d.len() as u64;
+        if self.chunks.is_empty() {
+            self.ready.extend(d);
+        } else {
+            // Behind frames kept in place: a copy of its own keeps the order.
+            let v: SharedRx = std::rc::Rc::new(d.to_vec());
+            self.chunk_footprint += v.footprint();
+            self.chunk_bytes += d.len();
+            self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32 });
+        }
+    }
+
+    /// Copies chunks into one buffer when they pin four times what they carry.
+    fn maybe_compact(&mut self, stats: &mut Stats) {
+        if self.chunk_footprint < COMPACT_MIN_FOOTPRINT || self.chunk_footprint < 4 * self.chunk_bytes {
+            return;
+        }
+        let mut v = Vec::with_capacity(self.chunk_bytes);
+        for c in self.chunks.drain(..) {
+            v.extend_from_slice(&c.buf.bytes()[c.off as usize..(c.off + c.len) as usize]);
+        }
+        stats.rx_compactions += 1;
+        stats.rx_bytes_compacted += v.len() as u64;
+        self.chunk_bytes = v.len();
+        let buf: SharedRx = std::rc::Rc::new(v);
+        self.chunk_footprint = buf.footprint();
+        self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0 });
     }
 
     /// Up to three out-of-order ranges as stream offsets `[start, end)`, merged,
@@ -143,22 +226,57 @@ impl RecvQueue {
 
     /// Copies up to `buf.len()` ready bytes out; returns the count.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.ready_len);
+        if !self.chunks.is_empty() {
+            let mut n = 0;
+            while n < buf.len() {
+                let Some(c) = self.chunks.front_mut() else { break };
+                let k = (c.len as usize).min(buf.len() - n);
+                buf[n..n + k].copy_from_slice(&c.buf.bytes()[c.off as usize..c.off as usize + k]);
+                n += k;
+                c.off += k as u32;
+                c.len -= k as u32;
+                self.chunk_bytes -= k;
+                if c.len == 0 {
+                    let c = self.chunks.pop_front().expect("front exists");
+                    self.chunk_footprint -= c.buf.footprint();
+                }
+            }
+            return n;
+        }
+        let n = buf.len().min(self.ready.len());
         let (a, b) = self.ready.as_slices();
         let na = n.min(a.len());
         buf[..na].copy_from_slice(&a[..na]);
         buf[na..n].copy_from_slice(&b[..n - na]);
         self.ready.drain(..n);
-        self.ready_len -= n;
         n
+    }
+
+    /// Takes the next piece of ready data as an owned view (zero-copy
+    /// receive: a received frame's payload; copied data comes as one view of
+    /// everything in the ring). `None` when nothing is ready.
+    pub fn read_zc(&mut self) -> Option<RxView> {
+        if let Some(c) = self.chunks.pop_front() {
+            self.chunk_bytes -= c.len as usize;
+            self.chunk_footprint -= c.buf.footprint();
+            return Some(RxView::new(c.buf, c.off as usize, c.len as usize));
+        }
+        if self.ready.is_empty() {
+            return None;
+        }
+        let v: Vec<u8> = self.ready.drain(..).collect();
+        let len = v.len();
+        Some(RxView::new(std::rc::Rc::new(v), 0, len))
     }
 
     /// Discards everything held (connection gone).
     pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.chunk_bytes = 0;
+        self.chunk_footprint = 0;
         self.ready.clear();
         self.ooo.clear();
         self.ready = VecDeque::new();
-        self.ready_len = 0;
         self.ooo_bytes = 0;
     }
 }
@@ -170,15 +288,16 @@ mod tests {
     #[test]
     fn out_of_order_overlapping_and_duplicate_segments_assemble() {
         let mut q = RecvQueue::default();
+        let mut st = Stats::default();
         let data: Vec<u8> = (0..100u8).collect();
-        assert_eq!(q.insert(50, &data[50..70], 8), Inserted::OutOfOrder);
-        assert_eq!(q.insert(60, &data[60..90], 8), Inserted::OutOfOrder);
-        assert_eq!(q.insert(50, &data[50..60], 8), Inserted::Duplicate, "shorter than what we hold");
-        assert_eq!(q.insert(0, &data[0..30], 8), Inserted::InOrder(30));
-        assert_eq!(q.insert(10, &data[10..20], 8), Inserted::Duplicate);
-        assert_eq!(q.insert(25, &data[25..55], 8), Inserted::InOrder(60), "fills the hole up to 90");
+        assert_eq!(q.insert(50, &data[50..70], 8, None, &mut st), Inserted::OutOfOrder);
+        assert_eq!(q.insert(60, &data[60..90], 8, None, &mut st), Inserted::OutOfOrder);
+        assert_eq!(q.insert(50, &data[50..60], 8, None, &mut st), Inserted::Duplicate, "shorter than what we hold");
+        assert_eq!(q.insert(0, &data[0..30], 8, None, &mut st), Inserted::InOrder(30));
+        assert_eq!(q.insert(10, &data[10..20], 8, None, &mut st), Inserted::Duplicate);
+        assert_eq!(q.insert(25, &data[25..55], 8, None, &mut st), Inserted::InOrder(60), "fills the hole up to 90");
         assert_eq!(q.ooo_bytes(), 0);
-        assert_eq!(q.insert(90, &data[90..100], 8), Inserted::InOrder(10));
+        assert_eq!(q.insert(90, &data[90..100], 8, None, &mut st), Inserted::InOrder(10));
         let mut out = [0u8; 200];
         let n = q.read(&mut out[..37]);
         let m = q.read(&mut out[37..]);
@@ -190,6 +309,7 @@ mod tests {
     #[test]
     fn out_of_order_store_is_capped() {
         let mut q = RecvQueue::default();
+        let mut st = Stats::default();
         for i in 0..4u64 {
             assert_eq!(q.insert(10 + i * 10, &[1; 5], 4), Inserted::OutOfOrder);
         }
