@@ -311,9 +311,9 @@ mod tests {
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
         for i in 0..4u64 {
-            assert_eq!(q.insert(10 + i * 10, &[1; 5], 4), Inserted::OutOfOrder);
+            assert_eq!(q.insert(10 + i * 10, &[1; 5], 4, None, &mut st), Inserted::OutOfOrder);
         }
-        assert_eq!(q.insert(100, &[1; 5], 4), Inserted::Full);
+        assert_eq!(q.insert(100, &[1; 5], 4, None, &mut st), Inserted::Full);
         assert_eq!(q.ooo_segments(), 4);
     }
 }
