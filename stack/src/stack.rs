@@ -377,12 +377,15 @@ impl<M: PageMemory> Stack<M> {
         }
         let mut handled = 0;
         while handled < RX_BUDGET {
-            let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
-                match frame {
-                    RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps),
-                    RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps),
-                }
-            });
+            let n =
+                dev.receive_frames(
+                    now,
+                    caps.max_burst.min(RX_BUDGET - handled),
+                    &mut |frame: RxFrame<'_>| match frame {
+                        RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps),
+                        RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps),
+                    },
+                );
             if n == 0 {
                 break;
             }

@@ -3,6 +3,7 @@
 //! [`Conn::output`] produces what must be sent now.
 
 use std::net::SocketAddrV4;
+use std::rc::Rc;
 
 use super::cubic::Cubic;
 use super::recv_queue::{Inserted, RecvQueue};
@@ -150,7 +151,8 @@ pub(crate) struct Conn {
     /// When a lingering close gives up and resets.
     linger_at: Option<Instant>,
     reuse_addr: bool,
-    cfg: TcpConfig,
+    /// Shared by every connection with the same options (one copy per listener).
+    cfg: Rc<TcpConfig>,
 }
 
 /// The largest window we can advertise unscaled.
@@ -159,7 +161,7 @@ const MAX_WIN: u32 = 65_535;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 impl Conn {
-    fn new(cfg: &TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
+    fn new(cfg: &Rc<TcpConfig>, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
         let our_mss = (mtu.saturating_sub(40)).clamp(64, 65_495) as u16;
         Conn {
             state: State::Closed,
@@ -228,13 +230,13 @@ impl Conn {
             linger: None,
             linger_at: None,
             reuse_addr: false,
-            cfg: *cfg,
+            cfg: cfg.clone(),
         }
     }
 
     /// An active open: SYN goes out on the next output.
     pub fn connect(
-        cfg: &TcpConfig,
+        cfg: &Rc<TcpConfig>,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: Seq,
@@ -249,7 +251,7 @@ impl Conn {
 
     /// A passive open from a received SYN: SYN-ACK goes out on the next output.
     pub fn accept_syn(
-        cfg: &TcpConfig,
+        cfg: &Rc<TcpConfig>,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: Seq,

@@ -15,6 +15,7 @@ pub mod timer;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddrV4;
+use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 use thiserror::Error;
@@ -219,6 +220,8 @@ struct Listener {
     half_open: usize,
     /// Options accepted connections inherit.
     opts: SocketOptions,
+    /// The configuration they start from (the options applied).
+    conn_cfg: Rc<TcpConfig>,
 }
 
 #[derive(Debug)]
@@ -240,13 +243,13 @@ pub struct TcpEngine {
     free: Vec<u32>,
     conns: FxHashMap<(SocketAddrV4, SocketAddrV4), u32>,
     listeners: FxHashMap<u16, u32>,
-    /// Connections in the table per local port (for `SO_REUSEADDR` checks).
-    port_users: FxHashMap<u16, u32>,
     timers: timer::TimerWheel,
     expired: Vec<(Instant, u32)>,
     dirty: Vec<u32>,
     next_port: u16,
     cfg: TcpConfig,
+    /// `cfg`, shared by connections with default options.
+    shared_cfg: Rc<TcpConfig>,
     secret: u64,
     local_ip: Ipv4Address,
     mtu: usize,
@@ -273,12 +276,12 @@ impl TcpEngine {
             free: Vec::new(),
             conns: FxHashMap::default(),
             listeners: FxHashMap::default(),
-            port_users: FxHashMap::default(),
             timers: timer::TimerWheel::default(),
             expired: Vec::new(),
             dirty: Vec::new(),
             next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
             cfg,
+            shared_cfg: Rc::new(cfg),
             secret,
             local_ip,
             mtu,
@@ -370,29 +373,16 @@ impl TcpEngine {
         }
     }
 
-    /// Enters a connection in the 4-tuple table.
-    fn map_conn(&mut self, key: (SocketAddrV4, SocketAddrV4), idx: u32) {
-        if self.conns.insert(key, idx).is_none() {
-            *self.port_users.entry(key.0.port()).or_insert(0) += 1;
-        }
-    }
-
-    /// Removes a connection from the 4-tuple table (if it is there).
-    fn unmap_conn(&mut self, key: &(SocketAddrV4, SocketAddrV4)) {
-        if self.conns.remove(key).is_some() {
-            let port = key.0.port();
-            if let Some(n) = self.port_users.get_mut(&port) {
-                *n -= 1;
-                if *n == 0 {
-                    self.port_users.remove(&port);
-                }
-            }
-        }
+    /// Whether any connection uses `port` as its local port. A scan of the
+    /// table: only `listen`/`connect` with an explicit port without
+    /// `SO_REUSEADDR` ask, never the per-segment path.
+    fn port_in_use(&self, port: u16) -> bool {
+        self.conns.keys().any(|(l, _)| l.port() == port)
     }
 
     fn free_slot(&mut self, idx: u32) {
         if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
-            self.unmap_conn(&(c.local, c.remote));
+            self.conns.remove(&(c.local, c.remote));
         }
         let slot = &mut self.slots[idx as usize];
         slot.gen = slot.gen.wrapping_add(1);
@@ -441,13 +431,13 @@ impl TcpEngine {
     /// `AddrInUse` if the port has a listener, or, without `SO_REUSEADDR`, if
     /// any connection (even one in TIME-WAIT) still uses it as its local port.
     pub fn listen_with(&mut self, port: u16, backlog: usize, opts: &SocketOptions) -> Result<SocketHandle, TcpError> {
-        if port == 0 || self.listeners.contains_key(&port) || (!opts.reuse_addr && self.port_users.contains_key(&port))
-        {
+        if port == 0 || self.listeners.contains_key(&port) || (!opts.reuse_addr && self.port_in_use(port)) {
             return Err(TcpError::AddrInUse);
         }
         let local = SocketAddrV4::new(self.local_ip, port);
         let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
-        let l = Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0, opts: *opts };
+        let conn_cfg = opts.conn_config(&self.shared_cfg);
+        let l = Listener { local, backlog, accept_q: VecDeque::new(), half_open: 0, opts: *opts, conn_cfg };
         let idx = self.alloc_slot(Sock::Listener(l));
         self.listeners.insert(port, idx);
         Ok(self.handle(idx))
@@ -472,9 +462,7 @@ impl TcpEngine {
     ) -> Result<SocketHandle, TcpError> {
         let port = if local_port != 0 {
             let key = (SocketAddrV4::new(self.local_ip, local_port), remote);
-            if self.listeners.contains_key(&local_port)
-                || (!opts.reuse_addr && self.port_users.contains_key(&local_port))
-            {
+            if self.listeners.contains_key(&local_port) || (!opts.reuse_addr && self.port_in_use(local_port)) {
                 return Err(TcpError::AddrInUse);
             }
             if let Some(&old) = self.conns.get(&key) {
@@ -489,11 +477,11 @@ impl TcpEngine {
         };
         let local = SocketAddrV4::new(self.local_ip, port);
         let iss = self.isn(local, remote, now);
-        let cfg = opts.conn_config(&self.cfg);
+        let cfg = opts.conn_config(&self.shared_cfg);
         let mut conn = Conn::connect(&cfg, local, remote, iss, self.mtu, now);
         conn.apply_options(opts, now);
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.map_conn((local, remote), idx);
+        self.conns.insert((local, remote), idx);
         self.mark(idx);
         self.schedule(idx);
         Ok(self.handle(idx))
@@ -760,8 +748,10 @@ impl TcpEngine {
     /// accepts from now on; on a connection it takes effect at once
     /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
+        let shared = self.shared_cfg.clone();
         if let Ok(l) = self.listener_mut(h) {
             l.opts.set(opt);
+            l.conn_cfg = l.opts.conn_config(&shared);
             return Ok(());
         }
         self.conn_mut(h)?.set_option(opt, now);
@@ -888,14 +878,14 @@ impl TcpEngine {
             return;
         }
         l.half_open += 1;
-        let opts = l.opts;
+        let (opts, cfg) = (l.opts, l.conn_cfg.clone());
         let iss = self.isn(local, remote, now);
-        let mut conn = Conn::accept_syn(&opts.conn_config(&self.cfg), local, remote, iss, self.mtu, seg, now);
+        let mut conn = Conn::accept_syn(&cfg, local, remote, iss, self.mtu, seg, now);
         conn.apply_options(&opts, now);
         conn.parent = Some(lidx);
         conn.events_pending = false;
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.map_conn((local, remote), idx);
+        self.conns.insert((local, remote), idx);
         self.mark(idx);
     }
 
@@ -958,7 +948,7 @@ impl TcpEngine {
         } else if orphan {
             self.free_slot(idx);
         } else {
-            self.unmap_conn(&key);
+            self.conns.remove(&key);
             self.note(idx);
         }
     }
@@ -1031,17 +1021,17 @@ impl TcpEngine {
             payload: &[],
             rx: None,
         };
-        let opts = match &self.slots[lidx as usize].sock {
-            Some(Sock::Listener(l)) => l.opts,
+        let (opts, cfg) = match &self.slots[lidx as usize].sock {
+            Some(Sock::Listener(l)) => (l.opts, l.conn_cfg.clone()),
             _ => return,
         };
-        let mut conn = Conn::accept_syn(&opts.conn_config(&self.cfg), local, remote, iss, self.mtu, &syn, now);
+        let mut conn = Conn::accept_syn(&cfg, local, remote, iss, self.mtu, &syn, now);
         conn.apply_options(&opts, now);
         conn.parent = Some(lidx);
         conn.events_pending = false;
         conn.syn_ack_sent();
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
-        self.map_conn((local, remote), idx);
+        self.conns.insert((local, remote), idx);
         if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {
             l.half_open += 1; // the ACK below moves it to the accept queue
         }

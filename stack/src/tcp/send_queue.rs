@@ -22,7 +22,7 @@ pub struct SendQueue {
     /// Where the last lookup ended: (chunk index, offset of that chunk's
     /// first byte). Segments are cut front to back, so the next lookup
     /// starts here instead of scanning the whole queue.
-    hint: (usize, usize),
+    hint: (u32, u32),
 }
 
 impl SendQueue {
@@ -81,7 +81,7 @@ impl SendQueue {
     /// from the last lookup (amortized O(1) for front-to-back segmenting;
     /// a retransmission from the front restarts at chunk 0).
     fn locate(&mut self, offset: usize) -> (usize, usize) {
-        let (mut i, mut start) = self.hint;
+        let (mut i, mut start) = (self.hint.0 as usize, self.hint.1 as usize);
         if i >= self.chunks.len() || offset < start {
             (i, start) = (0, 0);
         }
@@ -89,7 +89,7 @@ impl SendQueue {
             start += self.chunks[i].len as usize;
             i += 1;
         }
-        self.hint = (i, start);
+        self.hint = (i as u32, start as u32);
         (i, offset - start)
     }
 
@@ -144,8 +144,8 @@ impl SendQueue {
             }
         }
         // Every remaining byte moved `acked` closer to the front.
-        let (i, start) = self.hint;
-        self.hint = if i <= popped { (0, 0) } else { (i - popped, start - acked) };
+        let (i, start) = (self.hint.0 as usize, self.hint.1 as usize);
+        self.hint = if i <= popped { (0, 0) } else { ((i - popped) as u32, (start - acked) as u32) };
         result
     }
 

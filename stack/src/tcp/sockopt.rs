@@ -6,6 +6,8 @@
 //! are collected in [`SocketOptions`] and passed to `listen`/`connect`; every
 //! option can also be set and read on a live socket with [`SockOpt`].
 
+use std::rc::Rc;
+
 use crate::config::TcpConfig;
 use crate::time::Duration;
 
@@ -91,13 +93,19 @@ impl SocketOptions {
         }
     }
 
-    /// The configuration a connection with these options starts from.
-    pub(crate) fn conn_config(&self, cfg: &TcpConfig) -> TcpConfig {
-        TcpConfig {
-            send_buffer: self.send_buffer.unwrap_or(cfg.send_buffer),
-            recv_buffer: self.recv_buffer.unwrap_or(cfg.recv_buffer),
-            nodelay: self.nodelay.unwrap_or(cfg.nodelay),
-            ..*cfg
+    /// The configuration a connection with these options starts from:
+    /// `base` itself (shared) unless an option changes it.
+    pub(crate) fn conn_config(&self, base: &Rc<TcpConfig>) -> Rc<TcpConfig> {
+        let cfg = TcpConfig {
+            send_buffer: self.send_buffer.unwrap_or(base.send_buffer),
+            recv_buffer: self.recv_buffer.unwrap_or(base.recv_buffer),
+            nodelay: self.nodelay.unwrap_or(base.nodelay),
+            ..**base
+        };
+        if cfg == **base {
+            base.clone()
+        } else {
+            Rc::new(cfg)
         }
     }
 }
