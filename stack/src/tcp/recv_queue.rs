@@ -40,6 +40,9 @@ pub struct RecvQueue {
     chunks: VecDeque<RxChunk>,
     chunk_bytes: usize,
     chunk_footprint: usize,
+    /// Payload and footprint of the last frame kept in place: how much of
+    /// the memory a frame pins carries data (for the advertised window).
+    last_frame: (u16, u16),
     /// Stream offset of the next in-order byte.
     next: u64,
     ooo: BTreeMap<u64, Vec<u8>>,
@@ -70,6 +73,18 @@ impl RecvQueue {
     /// Whether nothing is ready.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Scales free receive memory to the payload it can take when frames
+    /// are kept in place (each pins its whole buffer), so the window never
+    /// promises more than the memory bound holds.
+    pub fn window_for(&self, free: usize) -> usize {
+        match self.last_frame {
+            (0, _) | (_, 0) => free,
+            (len, fp) => {
+                free / usize::from(fp) * usize::from(len) + free % usize::from(fp) * usize::from(len) / usize::from(fp)
+            }
+        }
     }
 
     /// Memory the ready data pins (whole frames for chunks kept in place).
@@ -159,6 +174,7 @@ impl RecvQueue {
                     self.chunks.push_back(RxChunk { buf: rx.clone(), off: at as u32, len: d.len() as u32 });
                     self.chunk_bytes += d.len();
                     self.chunk_footprint += rx.footprint();
+                    self.last_frame = (d.len().min(65_535) as u16, rx.footprint().clamp(1, 65_535) as u16);
                     stats.rx_bytes_zero_copy += d.len() as u64;
                     self.maybe_compact(stats);
                     return;

@@ -1,0 +1,185 @@
+//! Zero-copy receive at engine level: the device hands frames over
+//! (SimLink's `rx_shared_footprint`, like DPDK mbufs pinning 2 KiB each);
+//! received payload stays in them, `read_zc` returns views in order, plain
+//! `read` still works and may be mixed, the receive window accounts for the
+//! memory frames pin, and tiny payloads get compacted (counted).
+mod common;
+
+use common::*;
+use zcstack::phy::sim::SimConfig;
+use zcstack::tcp::{SockOpt, SocketOptions};
+use zcstack::{Duration, RxView, State, TcpError};
+
+fn zc_rx(loss: bool) -> SimConfig {
+    let mut c = SimConfig { rx_shared_footprint: Some(2048), ..SimConfig::default() };
+    if loss {
+        c.loss = 0.05;
+        c.reorder = 0.05;
+        c.duplicate = 0.01;
+        c.corrupt = 0.001;
+    }
+    c
+}
+
+#[test]
+fn read_zc_delivers_the_stream_in_order_without_copies() {
+    for lossy in [false, true] {
+        let mut p = Pair::new(zc_rx(lossy), 60);
+        let (s, c) = p.establish(80);
+        let total = 8 << 20;
+        let mut src = Source::new(20, total);
+        let mut sink = Sink::default();
+        let mut views = 0;
+        let stop = p.run_until(2_000_000, |p| {
+            src.pump(|d| p.b.tcp_write(c, d).unwrap_or(0));
+            loop {
+                match p.a.tcp_read_zc(s) {
+                    Ok(Some(v)) => {
+                        views += 1;
+                        sink.absorb(&v);
+                    }
+                    Ok(None) | Err(TcpError::WouldBlock) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            sink.received == total
+        });
+        assert_eq!(stop, Stop::Done, "lossy={lossy}");
+        assert_eq!(sink.digest(), src.digest(), "lossy={lossy}");
+        let st = p.a.stats();
+        assert!(views > 1000, "one view per segment or so: {views}");
+        if lossy {
+            // Out-of-order arrivals are copied into the reassembly store.
+            assert!(st.rx_bytes_zero_copy >= total as u64 / 2, "{st:?}");
+        } else {
+            assert_eq!(st.rx_bytes_copied, 0, "{st:?}");
+            assert_eq!(st.rx_bytes_zero_copy, total as u64);
+        }
+    }
+}
+
+#[test]
+fn read_and_read_zc_mix_in_order_and_views_outlive_more_traffic() {
+    let mut p = Pair::new(zc_rx(false), 61);
+    let (s, c) = p.establish(80);
+    let data = pattern(21, 300_000);
+    let mut off = 0;
+    let mut got = Vec::new();
+    let mut kept: Vec<RxView> = Vec::new();
+    let mut turn = 0u32;
+    let stop = p.run_until(100_000, |p| {
+        if off < data.len() {
+            off += p.b.tcp_write(c, &data[off..]).unwrap_or(0);
+        }
+        loop {
+            turn += 1;
+            if turn % 2 == 0 {
+                let mut buf = [0u8; 1000];
+                match p.a.tcp_read(s, &mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            } else {
+                match p.a.tcp_read_zc(s) {
+                    Ok(Some(v)) => {
+                        got.extend_from_slice(&v);
+                        if kept.len() < 50 {
+                            kept.push(v);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        got.len() == data.len()
+    });
+    assert_eq!(
+        stop,
+        Stop::Done,
+        "got {} of {}, sender queued {:?}, off {off}: {}",
+        got.len(),
+        data.len(),
+        p.b.tcp().send_queued(c),
+        p.a.tcp().describe(s).unwrap()
+    );
+    assert_eq!(got, data);
+    // Views kept across all that traffic still hold their bytes.
+    let mut pos = 0;
+    for v in &kept {
+        let at = data.windows(v.len()).skip(pos).position(|w| w == &v[..]).expect("a kept view's bytes") + pos;
+        pos = at + 1;
+    }
+    drop(kept);
+}
+
+#[test]
+fn pinned_frames_shrink_the_window_for_a_slow_reader() {
+    let mut p = Pair::new(zc_rx(false), 62);
+    let opts = SocketOptions { recv_buffer: Some(64 * 1024), ..SocketOptions::default() };
+    let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
+    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    let mut s = None;
+    let stop = p.run_until(10_000, |p| {
+        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
+        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
+    });
+    assert_eq!(stop, Stop::Done);
+    let s = s.unwrap();
+    let big = pattern(22, 1 << 20);
+    let mut off = 0;
+    let t = p.now + Duration::from_secs(3);
+    p.run_until(100_000, |p| {
+        if off < big.len() {
+            off += p.b.tcp_write(c, &big[off..]).unwrap_or(0);
+        }
+        p.now >= t
+    });
+    // The reader never read: what it holds is bounded by the buffer, counted
+    // in pinned frames (2 KiB each for ~1.4 KiB of payload).
+    let queued = p.b.tcp().send_queued(c).unwrap();
+    let delivered = off - queued;
+    // The first window is promised before any frame's footprint is known;
+    // after it the window closes on pinned memory, not on payload.
+    assert!(delivered <= 64 * 1024 + 1448, "delivered {delivered} into a 64 KiB buffer");
+    assert!(delivered >= 32 * 1024, "the window was used: {delivered}");
+    // Reading it all drains and the rest flows.
+    let mut sink = Sink::default();
+    let stop = p.run_until(1_000_000, |p| {
+        if off < big.len() {
+            off += p.b.tcp_write(c, &big[off..]).unwrap_or(0);
+        }
+        while let Ok(Some(v)) = p.a.tcp_read_zc(s) {
+            sink.absorb(&v);
+        }
+        sink.received == big.len()
+    });
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(sink.digest(), sha256(&big));
+}
+
+#[test]
+fn tiny_payloads_are_compacted_and_counted() {
+    let mut p = Pair::new(zc_rx(false), 63);
+    let (s, c) = p.establish(80);
+    p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
+    // 200 small writes the reader does not read yet: each arrives in its own
+    // 2 KiB frame, so they pin far more than they carry.
+    let mut sent = Vec::new();
+    for i in 0..200u32 {
+        let msg = format!("message {i:05}|");
+        p.b.tcp_write(c, msg.as_bytes()).unwrap();
+        sent.extend_from_slice(msg.as_bytes());
+        p.step();
+        p.step();
+    }
+    let stop = p.run_until(100_000, |p| p.b.tcp().send_queued(c) == Ok(0));
+    assert_eq!(stop, Stop::Done);
+    let st = p.a.stats();
+    assert!(st.rx_compactions > 0, "{st:?}");
+    assert!(st.rx_bytes_compacted > 0);
+    let mut got = Vec::new();
+    while let Ok(Some(v)) = p.a.tcp_read_zc(s) {
+        got.extend_from_slice(&v);
+    }
+    assert_eq!(got, sent, "compaction keeps the bytes and their order");
+}
