@@ -26,10 +26,11 @@
 //! the TX queue run out, `transmit` hands the frame back and the engine
 //! retries on its next poll; partial `tx_burst`s keep the unsent mbufs queued.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use zcstack::mem::PageMemory;
-use zcstack::phy::{Device, DeviceCaps, TxFrame};
+use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, TxFrame};
 use zcstack::Instant;
 
 use crate::eal::Eal;
@@ -70,6 +71,9 @@ pub struct EthDeviceConfig {
     /// Hold a partial TX burst back at most this long, in µs, hoping to fill
     /// it (F-Stack's `pkt_tx_delay`; 0 sends at the end of every poll).
     pub tx_delay_us: u64,
+    /// Hand received mbufs to the engine, which keeps TCP payload in them
+    /// until the application reads it (zero-copy receive).
+    pub rx_zero_copy: bool,
 }
 
 impl Default for EthDeviceConfig {
@@ -82,6 +86,7 @@ impl Default for EthDeviceConfig {
             tx_mbufs: 8191,
             tx_queue_limit: 512,
             tx_delay_us: 0,
+            rx_zero_copy: false,
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct EthDeviceStats {
     pub rx_frames: u64,
     /// Received frames that arrived as multi-segment chains (copied to be contiguous).
     pub rx_chains_copied: u64,
+    /// Received mbufs handed to the engine to keep (zero-copy receive).
+    pub rx_mbufs_handed_over: u64,
+    /// Of those, mbufs the engine or application still holds.
+    pub rx_mbufs_held: u64,
     /// Frames sent with their payload attached in place.
     pub tx_frames_zero_copy: u64,
     /// Frames sent by copying.
@@ -111,6 +120,28 @@ pub struct EthDeviceStats {
     pub completion_high_water: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
+}
+
+/// A received mbuf the engine keeps (zero-copy receive); freed to its pool
+/// when the last view of it is dropped.
+struct RxMbuf {
+    m: Mbuf,
+    held: Rc<Cell<u64>>,
+}
+
+impl RxBuf for RxMbuf {
+    fn bytes(&self) -> &[u8] {
+        self.m.data()
+    }
+    fn footprint(&self) -> usize {
+        usize::from(self.m.buf_len())
+    }
+}
+
+impl Drop for RxMbuf {
+    fn drop(&mut self) {
+        self.held.set(self.held.get() - 1);
+    }
 }
 
 struct InFlight {
@@ -140,6 +171,8 @@ pub struct EthDevice {
     done: Vec<TxFrame>,
     /// When the oldest frame now queued for `tx_burst` was queued.
     tx_since: Option<Instant>,
+    /// Received mbufs handed over and not yet freed.
+    rx_held: Rc<Cell<u64>>,
     stats: EthDeviceStats,
 }
 
@@ -183,9 +216,10 @@ impl EthDevice {
         }
         let tcp_csum = granted.tx.contains(Offloads::TX_TCP_CKSUM);
         let tx_ol_flags = if tcp_csum { ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_TCP_CKSUM } else { 0 };
-        let pool = |what: &str, c: &PoolConfig| {
-            Mempool::new(eal, &format!("zc{what}{id}_{}", std::process::id() % 100_000), c)
-        };
+        // Pool names are process-global in DPDK: number every device.
+        static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool = |what: &str, c: &PoolConfig| Mempool::new(eal, &format!("zc{what}{id}_{n}"), c);
         let hdr_pool = pool(
             "h",
             &PoolConfig { data_room: 256 + ffi::RTE_PKTMBUF_HEADROOM as u16, ..PoolConfig::packets(cfg.tx_mbufs) },
@@ -203,6 +237,7 @@ impl EthDevice {
             free_frames: Vec::new(),
             done: Vec::new(),
             tx_since: None,
+            rx_held: Rc::new(Cell::new(0)),
             stats: EthDeviceStats::default(),
             region: pages.region().clone(),
             buf_size: pages.buf_size(),
@@ -233,6 +268,7 @@ impl EthDevice {
             extbuf_completions: self.ring.completed(),
             completion_high_water: self.ring.high_water() as u64,
             frames_in_flight: (self.frames.len() - self.free_frames.len()) as u64,
+            rx_mbufs_held: self.rx_held.get(),
             ..self.stats
         }
     }
@@ -240,6 +276,11 @@ impl EthDevice {
     /// The port (while open).
     pub fn port(&self) -> Option<&Port> {
         self.port.as_ref()
+    }
+
+    /// Received mbufs the engine or application still holds (zero-copy receive).
+    pub fn rx_mbufs_held(&self) -> u64 {
+        self.rx_held.get()
     }
 
     /// Mbufs of the device's own pools not back yet (0 once everything completed).
@@ -388,6 +429,27 @@ impl Device for EthDevice {
         self.caps
     }
 
+    fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        if !self.cfg.rx_zero_copy {
+            return self.receive(now, budget, &mut |b: &[u8]| sink(RxFrame::Borrowed(b)));
+        }
+        let Some(port) = self.port.as_mut() else { return 0 };
+        let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
+        let n = port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        for m in self.rx.drain(..) {
+            if m.nb_segs() == 1 {
+                self.rx_held.set(self.rx_held.get() + 1);
+                self.stats.rx_mbufs_handed_over += 1;
+                sink(RxFrame::Shared(Rc::new(RxMbuf { m, held: self.rx_held.clone() })));
+            } else {
+                self.stats.rx_chains_copied += 1;
+                sink(RxFrame::Borrowed(&m.to_vec()));
+            }
+        }
+        self.stats.rx_frames += n as u64;
+        n
+    }
+
     fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
@@ -468,6 +530,12 @@ impl Drop for EthDevice {
             if let Err(e) = self.close_port() {
                 tracing::warn!(%e, "closing the port on drop failed");
             }
+        }
+        if self.rx_held.get() > 0 {
+            tracing::warn!(
+                held = self.rx_held.get(),
+                "EthDevice dropped while received mbufs are still held (zero-copy views); drop them first"
+            );
         }
         if !self.frames.iter().all(Option::is_none) {
             tracing::warn!(

@@ -208,6 +208,11 @@ impl Mbuf {
         unsafe { ffi::zc_rte_mbuf_refcnt_read(self.as_ptr()) }
     }
 
+    /// Size of the first segment's buffer (the memory it pins).
+    pub fn buf_len(&self) -> u16 {
+        self.head().buf_len
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`).
     pub fn ol_flags(&self) -> u64 {
         self.head().ol_flags

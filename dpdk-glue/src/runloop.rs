@@ -10,6 +10,7 @@
 //! usr/sys/idle cycles like F-Stack's `ff_top`. It stops when the callback
 //! returns [`Control::Stop`] or another thread calls [`StopHandle::stop`].
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -91,9 +92,9 @@ impl StopHandle {
 /// One lcore's stack on one port.
 pub struct Runtime {
     /// The engine.
-    pub stack: Stack<PageArray>,
+    pub stack: ManuallyDrop<Stack<PageArray>>,
     /// Its device.
-    pub dev: EthDevice,
+    pub dev: ManuallyDrop<EthDevice>,
     cycles: LoopCycles,
     stop: StopHandle,
     tsc_hz: u64,
@@ -101,10 +102,30 @@ pub struct Runtime {
     us_per_tick_q32: u64,
     t0: u64,
     idle_sleep_us: u64,
-    // Field order matters for drop: stack and device (and their pools and
-    // memzone) go before the EAL.
-    _rx_pool: Arc<Mempool>,
-    eal: Eal,
+    _rx_pool: ManuallyDrop<Arc<Mempool>>,
+    eal: ManuallyDrop<Eal>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // SAFETY: each field is taken or dropped exactly once, here, and never
+        // used again. Order: the stack (its queues release received mbufs and
+        // pages), the device (closes the port, frees its pools), the RX pool,
+        // and last the EAL — unless the application still holds zero-copy
+        // receive views, whose mbufs would then be freed into a torn-down EAL:
+        // in that case the pools and the EAL are leaked, with a warning.
+        unsafe {
+            ManuallyDrop::drop(&mut self.stack);
+            let held = self.dev.rx_mbufs_held();
+            ManuallyDrop::drop(&mut self.dev);
+            if held > 0 {
+                tracing::warn!(held, "Runtime dropped while zero-copy receive views are alive; leaking the EAL");
+                return;
+            }
+            ManuallyDrop::drop(&mut self._rx_pool);
+            ManuallyDrop::drop(&mut self.eal);
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -133,16 +154,16 @@ impl Runtime {
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
         Ok(Runtime {
-            stack,
-            dev,
+            stack: ManuallyDrop::new(stack),
+            dev: ManuallyDrop::new(dev),
             cycles: LoopCycles::default(),
             stop: StopHandle::default(),
             tsc_hz,
             us_per_tick_q32: ((1_000_000u128 << 32) / u128::from(tsc_hz)) as u64,
             t0: rdtsc(),
             idle_sleep_us: cfg.idle_sleep_us,
-            _rx_pool: rx_pool,
-            eal,
+            _rx_pool: ManuallyDrop::new(rx_pool),
+            eal: ManuallyDrop::new(eal),
         })
     }
 
@@ -180,7 +201,7 @@ impl Runtime {
         while !self.stop.stopped() {
             let t_start = rdtsc();
             let now = self.now();
-            let did_sys = self.stack.poll(now, &mut self.dev);
+            let did_sys = self.stack.poll(now, &mut *self.dev);
             let t_sys = rdtsc();
             let (did_usr, ctl) = f(&mut self.stack, now);
             let t_usr = rdtsc();
@@ -210,7 +231,7 @@ impl Runtime {
         use zcstack::mem::PageMemory;
         self.dev.close_port()?;
         let now = self.now();
-        self.stack.poll(now, &mut self.dev);
+        self.stack.poll(now, &mut *self.dev);
         Ok((self.stack.mem().free_count(), self.stack.mem().capacity(), self.dev.mbufs_in_use()))
     }
 }

@@ -24,7 +24,7 @@ struct Side {
     dev: EthDevice,
 }
 
-fn side(port: Port, pool: &Arc<Mempool>, ip: Ipv4Addr, mac: u8, mode: TxMode) -> Side {
+fn side(port: Port, pool: &Arc<Mempool>, ip: Ipv4Addr, mac: u8, mode: TxMode, rx_zc: bool) -> Side {
     let eal = common::eal();
     let mut port = port;
     let cfg = PortConfig {
@@ -34,8 +34,15 @@ fn side(port: Port, pool: &Arc<Mempool>, ip: Ipv4Addr, mac: u8, mode: TxMode) ->
     let granted = port.configure(&cfg, pool.clone()).unwrap();
     port.start().unwrap();
     let pages = PageArray::new(eal, &common::unique("pa"), PAGES_MB << 20, 2048).unwrap();
-    let dev = EthDevice::new(eal, port, granted, &pages, 1500, EthDeviceConfig { tx_mode: mode, ..Default::default() })
-        .unwrap();
+    let dev = EthDevice::new(
+        eal,
+        port,
+        granted,
+        &pages,
+        1500,
+        EthDeviceConfig { tx_mode: mode, rx_zero_copy: rx_zc, ..Default::default() },
+    )
+    .unwrap();
     let mut cfg = StackConfig::new(IfaceConfig {
         mac: EthernetAddress([2, 0, 0, 0, 9, mac]),
         addr: ip,
@@ -54,11 +61,11 @@ fn now(t0: Wall) -> Instant {
 
 /// Moves `total` bytes a -> b; zero-copy writes when `zc`. Returns the
 /// receiver's SHA-256 and the sender's.
-fn transfer(mode: TxMode, zc: bool, total: usize) -> (Side, Side, [u8; 32], [u8; 32]) {
+fn transfer(mode: TxMode, zc: bool, rx_zc: bool, total: usize) -> (Side, Side, [u8; 32], [u8; 32]) {
     let pool = Arc::new(Mempool::new(common::eal(), &common::unique("rx"), &PoolConfig::packets(8191)).unwrap());
     let (pa, pb) = Port::ring_pair(common::eal(), &common::unique("zr"), 1024).unwrap();
-    let mut a = side(pa, &pool, A, 1, mode);
-    let mut b = side(pb, &pool, B, 2, mode);
+    let mut a = side(pa, &pool, A, 1, mode, false);
+    let mut b = side(pb, &pool, B, 2, mode, rx_zc);
     let t0 = Wall::now();
     let l = b.stack.tcp_listen(80, 4).unwrap();
     let c = a.stack.tcp_connect(SocketAddrV4::new(B, 80), 0, now(t0)).unwrap();
@@ -113,7 +120,18 @@ fn transfer(mode: TxMode, zc: bool, total: usize) -> (Side, Side, [u8; 32], [u8;
                 }
             }
         }
-        if let Some(sh) = s {
+        if let (Some(sh), true) = (s, rx_zc) {
+            loop {
+                match b.stack.tcp_read_zc(sh) {
+                    Ok(Some(v)) => {
+                        hr.update(&v[..]);
+                        got += v.len();
+                    }
+                    Ok(None) | Err(TcpError::WouldBlock) => break,
+                    Err(e) => panic!("read_zc: {e}"),
+                }
+            }
+        } else if let Some(sh) = s {
             loop {
                 match b.stack.tcp_read(sh, &mut buf) {
                     Ok(0) | Err(TcpError::WouldBlock) => break,
@@ -145,6 +163,7 @@ fn close_and_check(mut a: Side, mut b: Side) {
         s.stack.poll(Instant::from_secs(1_000_000), &mut s.dev);
         assert_eq!(s.dev.stats().frames_in_flight, 0, "every frame completed");
         assert_eq!(s.dev.mbufs_in_use(), 0, "device pools back to their start counts");
+        assert_eq!(s.dev.rx_mbufs_held(), 0, "every received mbuf freed");
         assert_eq!(s.stack.mem().free_count(), s.stack.mem().capacity(), "every page back");
         assert_eq!(s.stack.stats().page_errors, 0);
     }
@@ -153,7 +172,7 @@ fn close_and_check(mut a: Side, mut b: Side) {
 #[test]
 fn zero_copy_256_mib_over_the_ring_pair() {
     let total = 256 << 20;
-    let (a, b, sent, got) = transfer(TxMode::ZeroCopy, true, total);
+    let (a, b, sent, got) = transfer(TxMode::ZeroCopy, true, false, total);
     assert_eq!(sent, got, "SHA-256 of the stream");
     let st = a.dev.stats();
     assert_eq!(a.dev.tx_mode(), TxMode::ZeroCopy);
@@ -168,11 +187,26 @@ fn zero_copy_256_mib_over_the_ring_pair() {
 #[test]
 fn copy_mode_moves_the_same_stream_by_copying() {
     let total = 32 << 20;
-    let (a, b, sent, got) = transfer(TxMode::Copy, false, total);
+    let (a, b, sent, got) = transfer(TxMode::Copy, false, false, total);
     assert_eq!(sent, got);
     let st = a.dev.stats();
     assert_eq!(st.tx_payload_zero_copy, 0);
     assert!(st.tx_payload_copied >= total as u64);
     assert_eq!(st.extbuf_attachments, 0);
+    close_and_check(a, b);
+}
+
+#[test]
+fn zero_copy_receive_keeps_payload_in_the_mbufs() {
+    // A copy-mode sender: net_ring hands the receiver the sender's own mbufs,
+    // and a zero-copy sender's are header + extbuf chains, which the
+    // receiver copies to make contiguous (counted as rx_chains_copied).
+    let total = 64 << 20;
+    let (a, b, sent, got) = transfer(TxMode::Copy, false, true, total);
+    assert_eq!(sent, got);
+    let st = b.stack.stats();
+    assert!(st.rx_bytes_zero_copy > (total as u64) * 9 / 10, "{st:?}");
+    assert!(b.dev.stats().rx_mbufs_handed_over > 0);
+    assert_eq!(b.dev.stats().rx_chains_copied, 0);
     close_and_check(a, b);
 }
