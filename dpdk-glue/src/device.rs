@@ -278,6 +278,11 @@ impl EthDevice {
         self.port.as_ref()
     }
 
+    /// Whether received mbufs are handed to the engine (zero-copy receive).
+    pub fn rx_zero_copy(&self) -> bool {
+        self.cfg.rx_zero_copy
+    }
+
     /// Received mbufs the engine or application still holds (zero-copy receive).
     pub fn rx_mbufs_held(&self) -> u64 {
         self.rx_held.get()

@@ -25,37 +25,50 @@ fn bulk_line(out: &str) -> Value {
     serde_json::from_str(line).expect("BULK line is JSON")
 }
 
-/// Runs receiver (vhost, CPU 0) and sender (virtio-user, CPU 1); returns their reports.
+/// Runs receiver (vhost, CPU 0) and sender (virtio-user, CPU 1) with
+/// command-line flags; returns their reports.
 fn run_pair(tag: &str, mode: &str, bytes: usize) -> (Value, Value) {
+    let sock = format!("/tmp/zc-bulk-{}-{tag}.sock", std::process::id());
+    let recv: Vec<String> = ["--lcores", "0@0", "--ip", "10.77.0.2", "--timeout", "60"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--vdev".into(), format!("net_vhost0,iface={sock},queues=1")])
+        .chain(["--file-prefix".into(), format!("zcr{}{tag}", std::process::id())])
+        .collect();
+    let send: Vec<String> = ["--lcores", "0@1", "--ip", "10.77.0.1", "--peer", "10.77.0.2", "--timeout", "60"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--vdev".into(), format!("net_virtio_user0,path={sock},queues=1,queue_size=1024")])
+        .chain(["--mode".into(), mode.into(), "--bytes".into(), bytes.to_string()])
+        .chain(["--file-prefix".into(), format!("zcs{}{tag}", std::process::id())])
+        .collect();
+    run_with(&sock, &recv, &send)
+}
+
+/// Starts `bulk --role recv RECV...`, waits for the vhost socket, runs
+/// `bulk --role send SEND...`; returns (sender report, receiver report).
+fn run_with(sock: &str, recv_args: &[String], send_args: &[String]) -> (Value, Value) {
     // One pair at a time: each process is pinned to its own CPU.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bin = env!("CARGO_BIN_EXE_bulk");
-    let sock = format!("/tmp/zc-bulk-{}-{tag}.sock", std::process::id());
-    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(sock);
     let recv = Command::new(bin)
-        .args(["--role", "recv", "--lcores", "0@0", "--ip", "10.77.0.2", "--timeout", "60"])
-        .args(["--vdev", &format!("net_vhost0,iface={sock},queues=1")])
-        .args(["--file-prefix", &format!("zcr{}{tag}", std::process::id())])
+        .args(["--role", "recv"])
+        .args(recv_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the receiver");
     let mut recv = Guard(Some(recv));
     let t = Instant::now();
-    while !std::path::Path::new(&sock).exists() {
+    while !std::path::Path::new(sock).exists() {
         assert!(t.elapsed() < Duration::from_secs(20), "vhost socket {sock} never appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let send = Command::new(bin)
-        .args(["--role", "send", "--lcores", "0@1", "--ip", "10.77.0.1", "--peer", "10.77.0.2", "--timeout", "60"])
-        .args(["--vdev", &format!("net_virtio_user0,path={sock},queues=1,queue_size=1024")])
-        .args(["--mode", mode, "--bytes", &bytes.to_string()])
-        .args(["--file-prefix", &format!("zcs{}{tag}", std::process::id())])
-        .output()
-        .expect("run the sender");
+    let send = Command::new(bin).args(["--role", "send"]).args(send_args).output().expect("run the sender");
     let recv_out = recv.0.take().expect("receiver").wait_with_output().expect("receiver output");
-    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(sock);
     let s = String::from_utf8_lossy(&send.stdout).into_owned();
     let r = String::from_utf8_lossy(&recv_out.stdout).into_owned();
     assert!(
@@ -97,6 +110,53 @@ fn copy_mode_over_virtio_user_counts_copies() {
     assert_eq!(s["tx_bytes_copied"], bytes);
     assert_eq!(s["dev_tx_payload_zero_copy"], 0);
     assert_eq!(s["extbuf_attachments"], 0);
+    assert_eq!(s["clean"], true);
+    assert_eq!(r["clean"], true);
+}
+
+/// A config.ini for one side of the pair (F-Stack sections, zcstack switches).
+fn conf(dir: &std::path::Path, name: &str, cpu_mask: &str, addr: &str, vdev: &str, prefix: &str) -> String {
+    let text = format!(
+        "[dpdk]\nlcore_mask={cpu_mask}\nno_huge=1\nmemory=512\nfile_prefix={prefix}\nnb_vdev=1\npkt_tx_delay=0\n\
+         [port0]\naddr={addr}\nnetmask=255.255.255.0\nbroadcast=10.78.0.255\ngateway=0.0.0.0\n\
+         [vdev0]\n{vdev}\n\
+         [freebsd.boot]\nmemsz_MB=128\n\
+         [freebsd.sysctl]\nnet.inet.tcp.sendspace=1048576\nnet.inet.tcp.recvspace=1048576\n\
+         [zerocopy]\nsend=1\nrecv=1\nmin_write=4096\n\
+         [tcp]\nmin_rto_us=10000\n"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the config");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn config_files_drive_both_sides_with_zero_copy_send_and_receive() {
+    let dir = std::env::temp_dir().join(format!("zc-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = format!("/tmp/zc-bulk-{}-conf.sock", std::process::id());
+    let pid = std::process::id();
+    let rc = conf(&dir, "recv.ini", "1", "10.78.0.2", &format!("driver=net_vhost\npath={sock}"), &format!("zcrc{pid}"));
+    let sc = conf(
+        &dir,
+        "send.ini",
+        "2",
+        "10.78.0.1",
+        &format!("driver=net_virtio_user\npath={sock}\nqueue_size=1024"),
+        &format!("zcsc{pid}"),
+    );
+    let bytes = 64usize << 20;
+    let recv = vec!["--conf".to_string(), rc, "--timeout".into(), "60".into()];
+    let send: Vec<String> = ["--conf", &sc, "--peer", "10.78.0.2", "--timeout", "60", "--bytes", &bytes.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (s, r) = run_with(&sock, &recv, &send);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(s["sha256"], r["sha256"]);
+    assert_eq!(s["tx_mode"], "ZeroCopy", "[zerocopy] send=1: {s}");
+    assert_eq!(s["dev_tx_payload_copied"], 0, "{s}");
+    assert!(r["rx_bytes_zero_copy"].as_u64().unwrap() >= bytes as u64 * 9 / 10, "[zerocopy] recv=1: {r}");
     assert_eq!(s["clean"], true);
     assert_eq!(r["clean"], true);
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration as WallDuration, Instant as Wall};
 
 use clap::{Parser, ValueEnum};
+use dpdk_glue::config::Config;
 use dpdk_glue::{Control, EalArgs, EthDeviceConfig, PortConfig, Runtime, RuntimeConfig, TxMode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -40,12 +41,18 @@ enum Mode {
 struct Args {
     #[arg(long, value_enum)]
     role: Role,
+    /// F-Stack-style config.ini: EAL, port 0 ([port0] + [vdev0]), TCP
+    /// tunables and the [zerocopy] switches come from it (--vdev, --ip,
+    /// --mode, --zc-min-write, --lcores, --memory, --page-mb, --sockbuf
+    /// and --file-prefix are then not used).
+    #[arg(long = "conf", short = 'c')]
+    conf: Option<String>,
     /// The port's devargs, e.g. net_vhost0,iface=/tmp/vh.sock,queues=1.
-    #[arg(long)]
-    vdev: String,
+    #[arg(long, required_unless_present = "conf")]
+    vdev: Option<String>,
     /// Our IPv4 address (a /24 is assumed).
-    #[arg(long)]
-    ip: Ipv4Addr,
+    #[arg(long, required_unless_present = "conf")]
+    ip: Option<Ipv4Addr>,
     /// The receiver's address (sender only).
     #[arg(long)]
     peer: Option<Ipv4Addr>,
@@ -136,12 +143,22 @@ fn stream_digest(data: &[u8], total: usize) -> String {
 }
 
 fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
+    if let Some(path) = &args.conf {
+        let conf = Config::load(path)?;
+        for n in &conf.report {
+            eprintln!("bulk: {path}: not implemented by zcstack: {n}");
+        }
+        return Ok(Runtime::init(&conf.runtime(0)?)?);
+    }
+    let (Some(vdev), Some(ip)) = (&args.vdev, args.ip) else {
+        return Err("--vdev and --ip are required without --conf".into());
+    };
     let mut eal = EalArgs::nic_less(&args.lcores);
     eal.memory_mb = Some(args.memory);
     eal.file_prefix = Some(args.file_prefix.clone().unwrap_or_else(|| format!("bulk{}", std::process::id())));
     let mut stack = StackConfig::new(IfaceConfig {
-        mac: EthernetAddress([2, 0x7a, 0x63, 0, u8::from(args.role == Role::Send), args.ip.octets()[3]]),
-        addr: args.ip,
+        mac: EthernetAddress([2, 0x7a, 0x63, 0, u8::from(args.role == Role::Send), ip.octets()[3]]),
+        addr: ip,
         prefix_len: 24,
         gateway: None,
     });
@@ -151,7 +168,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
     stack.zc_min_write = args.zc_min_write;
     let cfg = RuntimeConfig {
         eal,
-        vdev: args.vdev.clone(),
+        vdev: vdev.clone(),
         port: PortConfig::default(),
         rx_mbufs: 8191,
         page_array_mb: args.page_mb,
@@ -193,6 +210,8 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
     o.insert("completion_high_water".into(), json!(ds.completion_high_water));
+    o.insert("rx_bytes_zero_copy".into(), json!(st.rx_bytes_zero_copy));
+    o.insert("rx_bytes_copied".into(), json!(st.rx_bytes_copied));
     o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
     o.insert("tcp_fast_retransmits".into(), json!(st.tcp_fast_retransmits));
     o.insert("rx_frames".into(), json!(st.rx_frames));
@@ -218,6 +237,7 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
     let mut err = None;
     let mut t_first = None;
     let mut iter = 0u64;
+    let zc_rx = rt.dev.stats().rx_mbufs_handed_over > 0 || rt.dev.rx_zero_copy();
     rt.run(|stack, _now| {
         iter += 1;
         if iter % 4096 == 0 && Wall::now() > deadline {
@@ -228,17 +248,32 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
         conn = Some(c);
         let mut did = false;
         loop {
-            match stack.tcp_read(c, &mut buf) {
-                Ok(0) => {
+            // Zero-copy receive: views of the received mbufs; else a copy.
+            let r = if zc_rx {
+                stack.tcp_read_zc(c).map(|v| {
+                    v.map(|v| {
+                        if !args.no_digest {
+                            h.update(&v[..]);
+                        }
+                        v.len()
+                    })
+                })
+            } else {
+                stack.tcp_read(c, &mut buf).map(|n| {
+                    if !args.no_digest {
+                        h.update(&buf[..n]);
+                    }
+                    (n > 0).then_some(n)
+                })
+            };
+            match r {
+                Ok(None) => {
                     eof = true;
                     let _ = stack.tcp_close(c, _now);
                     return (true, Control::Stop);
                 }
-                Ok(n) => {
+                Ok(Some(n)) => {
                     t_first.get_or_insert_with(Wall::now);
-                    if !args.no_digest {
-                        h.update(&buf[..n]);
-                    }
                     got += n;
                     did = true;
                 }
@@ -275,7 +310,10 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     let now = rt.now();
     let c = rt.stack.tcp_connect(SocketAddrV4::new(peer, args.port), 0, now)?;
     // Zero copy: the data set lives in page-array buffers, loaded once.
-    let cache = if args.mode == Mode::Zc {
+    // Zero-copy sends when the device sends zero-copy (or was asked to and
+    // fell back: the page-array data set still saves the stack's copy).
+    let zc = rt.dev.tx_mode() == TxMode::ZeroCopy || rt.dev.fallback_reason().is_some();
+    let cache = if zc {
         let mut b = rt.stack.zc_mbuf_get(data.len())?;
         rt.stack.zc_mbuf_write(&mut b, &data)?;
         Some(b)
@@ -393,11 +431,11 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     let gbps = total as f64 * 8.0 / secs.max(1e-9) / 1e9;
     let cpb = busy as f64 / total as f64;
     println!(
-        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({:?} mode, {w} B writes), sha256 {digest}",
-        args.mode
+        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({} mode, {w} B writes), sha256 {digest}",
+        if zc { "Zc" } else { "Copy" }
     );
     Ok(json!({
-        "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": format!("{:?}", args.mode),
+        "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": if zc { "Zc" } else { "Copy" },
         "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
         "cycles_per_byte": cpb, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
     }))

@@ -1,0 +1,641 @@
+//! The schema: every section and key zcstack knows, their types, defaults
+//! and the F-Stack keys it accepts without implementing.
+
+use std::net::Ipv4Addr;
+
+use zcstack::config::CongestionControl;
+use zcstack::{Duration, TcpConfig};
+
+use super::ini::{Entry, Section};
+use super::{Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, VdevSection, ZeroCopySection};
+
+/// Reads the keys of one section; what is left at the end is unknown.
+pub(super) struct Reader<'a> {
+    file: &'a str,
+    section: &'a Section,
+    used: Vec<bool>,
+    known: &'static [&'static str],
+}
+
+type Parsed<T> = Result<T, &'static str>;
+
+impl<'a> Reader<'a> {
+    fn new(file: &'a str, section: &'a Section, known: &'static [&'static str]) -> Self {
+        Reader { file, section, used: vec![false; section.entries.len()], known }
+    }
+
+    fn entry(&mut self, key: &str) -> Option<&'a Entry> {
+        let i = self.section.entries.iter().position(|e| e.key == key)?;
+        self.used[i] = true;
+        Some(&self.section.entries[i])
+    }
+
+    fn err(&self, e: &Entry, allowed: &str) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(e.line),
+            msg: format!("[{}] {} = \"{}\": expected {allowed}", self.section.name, e.key, e.value),
+        }
+    }
+
+    /// The value of `key` parsed by `f`, or `None` if absent.
+    fn get<T>(&mut self, key: &str, f: impl Fn(&str) -> Parsed<T>) -> Result<Option<T>, ConfigError> {
+        match self.entry(key) {
+            None => Ok(None),
+            Some(e) => f(&e.value).map(Some).map_err(|allowed| self.err(e, allowed)),
+        }
+    }
+
+    fn or<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Parsed<T>) -> Result<T, ConfigError> {
+        Ok(self.get(key, f)?.unwrap_or(default))
+    }
+
+    fn required<T>(&mut self, key: &str, what: &str, f: impl Fn(&str) -> Parsed<T>) -> Result<T, ConfigError> {
+        self.get(key, f)?.ok_or_else(|| ConfigError {
+            file: self.file.to_owned(),
+            line: Some(self.section.line),
+            msg: format!("[{}] missing required key \"{key}\" ({what})", self.section.name),
+        })
+    }
+
+    /// F-Stack keys zcstack accepts without implementing: into the report.
+    fn not_implemented(&mut self, report: &mut Vec<Notice>, keys: &[(&str, &str)]) {
+        for (k, why) in keys {
+            if let Some(e) = self.entry(k) {
+                report.push(Notice { line: e.line, key: format!("[{}] {k}", self.section.name), msg: (*why).into() });
+            }
+        }
+    }
+
+    /// Errors on the first key nobody read, suggesting the nearest known one.
+    fn finish(self) -> Result<(), ConfigError> {
+        let Some(i) = self.used.iter().position(|u| !u) else { return Ok(()) };
+        let e = &self.section.entries[i];
+        let hint = nearest(&e.key, self.known).map(|k| format!("; did you mean \"{k}\"?")).unwrap_or_default();
+        Err(ConfigError {
+            file: self.file.to_owned(),
+            line: Some(e.line),
+            msg: format!(
+                "[{}] unknown key \"{}\"{hint} (known keys: {})",
+                self.section.name,
+                e.key,
+                self.known.join(", ")
+            ),
+        })
+    }
+}
+
+/// The known name closest to `s` by edit distance, if close enough to be a typo.
+fn nearest<'k>(s: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(&s.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+// ----- value parsers (the Err is what is allowed) -----
+
+fn bool01(v: &str) -> Parsed<bool> {
+    match v {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err("0 or 1"),
+    }
+}
+
+fn uint<T: TryFrom<u64>>(v: &str) -> Option<T> {
+    v.parse::<u64>().ok().and_then(|x| T::try_from(x).ok())
+}
+
+fn ipv4(v: &str) -> Parsed<Ipv4Addr> {
+    v.parse().map_err(|_| "an IPv4 address like 192.0.2.2")
+}
+
+fn netmask(v: &str) -> Parsed<u8> {
+    let m = u32::from(ipv4(v).map_err(|_| "a netmask like 255.255.255.0")?);
+    let len = m.leading_ones();
+    if m.checked_shl(len).unwrap_or(0) != 0 {
+        return Err("a contiguous netmask like 255.255.255.0");
+    }
+    Ok(len as u8)
+}
+
+fn hex_mask(v: &str) -> Parsed<u64> {
+    let h = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")).unwrap_or(v);
+    match u64::from_str_radix(h, 16) {
+        Ok(m) if m != 0 => Ok(m),
+        _ => Err("a non-zero hex lcore mask like 1 or 0x3"),
+    }
+}
+
+/// `0,2-3` style lists.
+fn list<T: TryFrom<u64> + Copy>(v: &str) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                if a > b || b - a > 4096 {
+                    return None;
+                }
+                for x in a..=b {
+                    out.push(T::try_from(x).ok()?);
+                }
+            }
+            None => out.push(T::try_from(part.parse::<u64>().ok()?).ok()?),
+        }
+    }
+    Some(out)
+}
+
+fn mac(v: &str) -> Parsed<[u8; 6]> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let mut m = [0u8; 6];
+    if parts.len() != 6 {
+        return Err("a MAC address like 02:00:00:00:00:01");
+    }
+    for (o, p) in m.iter_mut().zip(parts) {
+        *o = u8::from_str_radix(p, 16).map_err(|_| "a MAC address like 02:00:00:00:00:01")?;
+    }
+    Ok(m)
+}
+
+fn text(v: &str) -> Parsed<String> {
+    if v.is_empty() {
+        Err("a non-empty value")
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+const DPDK_KEYS: &[&str] = &[
+    "lcore_mask",
+    "channel",
+    "promiscuous",
+    "numa_on",
+    "tx_csum_offoad_skip",
+    "tx_csum_offload_skip",
+    "tso",
+    "vlan_strip",
+    "idle_sleep",
+    "pkt_tx_delay",
+    "symmetric_rss",
+    "port_list",
+    "nb_vdev",
+    "no_huge",
+    "memory",
+    "file_prefix",
+    "log_level",
+    "base_virtaddr",
+    "vlan_filter",
+    "allow",
+    "nb_bond",
+];
+const PORT_KEYS: &[&str] = &[
+    "addr",
+    "netmask",
+    "broadcast",
+    "gateway",
+    "lcore_list",
+    "if_name",
+    "addr6",
+    "prefix_len",
+    "gateway6",
+    "vip_addr",
+    "vip_addr6",
+    "vip_ifname",
+    "vip_prefix_len",
+];
+const VDEV_KEYS: &[&str] = &["driver", "path", "iface", "queues", "queue_size", "mac", "devargs"];
+const PCAP_KEYS: &[&str] = &["enable", "snaplen", "savelen", "savepath"];
+const BOOT_KEYS: &[&str] = &["memsz_MB", "hz", "fd_reserve", "physmem"];
+const ZC_KEYS: &[&str] = &["page_array", "send", "recv", "min_write", "buf_size"];
+const TCP_KEYS: &[&str] = &[
+    "min_rto_us",
+    "initial_rto_ms",
+    "nodelay",
+    "timestamps",
+    "syn_cookies",
+    "initial_cwnd",
+    "window_scale",
+    "keepalive_idle_s",
+    "keepalive_interval_s",
+    "keepalive_probes",
+    "max_ooo_segments",
+];
+const SECTIONS: &[&str] =
+    &["dpdk", "portN", "vdevN", "pcap", "freebsd.boot", "freebsd.sysctl", "kni", "bondN", "zerocopy", "tcp"];
+/// sysctls with an engine equivalent.
+const SYSCTL_KEYS: &[&str] = &[
+    "net.inet.tcp.sendspace",
+    "net.inet.tcp.recvspace",
+    "net.inet.tcp.delayed_ack",
+    "net.inet.tcp.cc.algorithm",
+    "net.inet.tcp.msl",
+    "kern.ipc.somaxconn",
+    "net.inet.tcp.rfc1323",
+    "net.inet.tcp.sack.enable",
+    "net.inet.tcp.syncookies",
+    "net.inet.tcp.rexmit_min",
+];
+
+/// Builds the typed configuration from the parsed sections.
+pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigError> {
+    let mut report = Vec::new();
+    let mut dpdk = None;
+    let mut ports = Vec::new();
+    let mut vdevs = Vec::new();
+    let mut pcap = PcapSection { enable: false, snaplen: 96, savelen: 16 << 20, savepath: ".".into() };
+    let mut page_array_mb = 256;
+    let mut tcp = TcpConfig::default();
+    let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 2048 };
+    let mut tcp_section = None;
+    for s in sections {
+        let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
+        match s.name.as_str() {
+            "dpdk" => dpdk = Some(dpdk_section(file, s, &mut report)?),
+            "pcap" => pcap = pcap_section(file, s)?,
+            "freebsd.boot" => {
+                let mut r = Reader::new(file, s, BOOT_KEYS);
+                page_array_mb =
+                    r.or("memsz_MB", 256, |v| uint::<usize>(v).filter(|&m| m >= 1).ok_or("a size in MiB, at least 1"))?;
+                r.not_implemented(
+                    &mut report,
+                    &[
+                        ("hz", "FreeBSD timer frequency: zcstack's timers run in microseconds from the TSC"),
+                        ("fd_reserve", "no FreeBSD file table in zcstack"),
+                        ("physmem", "no FreeBSD kernel memory in zcstack"),
+                    ],
+                );
+                r.finish()?;
+            }
+            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut report)?,
+            "zerocopy" => zerocopy = zc_section(file, s)?,
+            "tcp" => tcp_section = Some(s),
+            "kni" => {
+                for e in &s.entries {
+                    report.push(Notice {
+                        line: e.line,
+                        key: format!("[kni] {}", e.key),
+                        msg: "the KNI exception path to the kernel is not implemented".into(),
+                    });
+                }
+            }
+            _ if numbered("port").is_some() => {
+                ports.push(port_section(file, s, numbered("port").unwrap_or(0), &mut report)?)
+            }
+            _ if numbered("vdev").is_some() => vdevs.push(vdev_section(file, s, numbered("vdev").unwrap_or(0))?),
+            _ if numbered("bond").is_some() => report.push(Notice {
+                line: s.line,
+                key: format!("[{}]", s.name),
+                msg: "bonding is not implemented; the section is ignored".into(),
+            }),
+            other => {
+                let hint = nearest(other, SECTIONS).map(|k| format!("; did you mean [{k}]?")).unwrap_or_default();
+                return Err(ConfigError {
+                    file: file.to_owned(),
+                    line: Some(s.line),
+                    msg: format!("unknown section [{other}]{hint} (known: {})", SECTIONS.join(", ")),
+                });
+            }
+        }
+    }
+    // [tcp] last: its keys override what the sysctls set.
+    if let Some(s) = tcp_section {
+        tcp_keys(file, s, &mut tcp)?;
+    }
+    let dpdk = dpdk.ok_or_else(|| ConfigError {
+        file: file.to_owned(),
+        line: None,
+        msg: "missing required section [dpdk]".into(),
+    })?;
+    if ports.is_empty() {
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: None,
+            msg: "missing required section [port0] (the port's addr, netmask, broadcast, gateway)".into(),
+        });
+    }
+    for p in &dpdk.port_list {
+        if !ports.iter().any(|x| x.id == *p) {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: None,
+                msg: format!("[dpdk] port_list names port {p} but there is no [port{p}] section"),
+            });
+        }
+    }
+    if vdevs.len() != dpdk.nb_vdev as usize {
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: None,
+            msg: format!("[dpdk] nb_vdev = {} but the file has {} [vdevN] sections", dpdk.nb_vdev, vdevs.len()),
+        });
+    }
+    ports.sort_by_key(|p| p.id);
+    vdevs.sort_by_key(|v| v.id);
+    Ok(Config { file: file.to_owned(), dpdk, ports, vdevs, pcap, page_array_mb, tcp, zerocopy, report })
+}
+
+fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<DpdkSection, ConfigError> {
+    let mut r = Reader::new(file, s, DPDK_KEYS);
+    let skip_sic = r.get("tx_csum_offoad_skip", bool01)?;
+    let skip = r.get("tx_csum_offload_skip", bool01)?;
+    let d = DpdkSection {
+        lcore_mask: r.or("lcore_mask", 1, hex_mask)?,
+        channel: r.or("channel", 4, |v| uint(v).filter(|&c| (1..=32).contains(&c)).ok_or("1..=32 memory channels"))?,
+        promiscuous: r.or("promiscuous", true, bool01)?,
+        tx_csum_offload_skip: skip.or(skip_sic).unwrap_or(false),
+        idle_sleep_us: r.or("idle_sleep", 0, |v| uint(v).ok_or("microseconds, 0 or more"))?,
+        pkt_tx_delay_us: r
+            .or("pkt_tx_delay", 100, |v| uint(v).filter(|&d| d <= 100).ok_or("microseconds in 0..=100"))?,
+        port_list: r.or("port_list", vec![0], |v| list(v).ok_or("ports like 0 or 0,1-2"))?,
+        nb_vdev: r.or("nb_vdev", 0, |v| uint(v).filter(|&n| n <= 64).ok_or("a count in 0..=64"))?,
+        no_huge: r.or("no_huge", false, bool01)?,
+        memory_mb: r.get("memory", |v| uint(v).filter(|&m| m > 0).ok_or("MiB, more than 0"))?,
+        file_prefix: r.or("file_prefix", "zcstack".into(), text)?,
+        log_level: r.or("log_level", "warning".into(), |v| {
+            ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]
+                .contains(&v)
+                .then(|| v.to_owned())
+                .ok_or("emergency, alert, critical, error, warning, notice, info or debug")
+        })?,
+    };
+    if let (Some(a), Some(b)) = (skip_sic, skip) {
+        if a != b {
+            let e = r.entry("tx_csum_offload_skip").expect("read above");
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: Some(e.line),
+                msg: "[dpdk] tx_csum_offload_skip contradicts tx_csum_offoad_skip (the same key, two spellings)".into(),
+            });
+        }
+    }
+    // Switches for features zcstack does not have: reported when turned on.
+    for (k, why) in [
+        ("numa_on", "NUMA placement is not implemented: memory comes from the EAL's default socket"),
+        ("tso", "TCP segmentation offload is not implemented: segments are MSS-sized"),
+        ("vlan_strip", "VLAN is not implemented: tagged frames are dropped and counted"),
+        ("symmetric_rss", "one queue per port: RSS is not used"),
+    ] {
+        if let Some(e) = r.entry(k) {
+            bool01(&e.value).map_err(|allowed| r.err(e, allowed))?;
+            if e.value == "1" {
+                report.push(Notice { line: e.line, key: format!("[dpdk] {k}"), msg: why.into() });
+            }
+        }
+    }
+    r.not_implemented(
+        report,
+        &[
+            ("base_virtaddr", "secondary processes are not supported; one process per port"),
+            ("vlan_filter", "VLAN is not implemented"),
+            ("allow", "PCI devices are not used (NIC-less PMDs via [vdevN])"),
+            ("nb_bond", "bonding is not implemented"),
+        ],
+    );
+    r.finish()?;
+    Ok(d)
+}
+
+fn port_section(file: &str, s: &Section, id: u16, report: &mut Vec<Notice>) -> Result<PortSection, ConfigError> {
+    let mut r = Reader::new(file, s, PORT_KEYS);
+    let gateway = r.required("gateway", "the default gateway; 0.0.0.0 for none", ipv4)?;
+    let p = PortSection {
+        id,
+        addr: r.required("addr", "the port's IPv4 address", ipv4)?,
+        prefix_len: r.required("netmask", "the port's netmask, e.g. 255.255.255.0", netmask)?,
+        broadcast: r.required("broadcast", "the subnet's broadcast address", ipv4)?,
+        gateway: (!gateway.is_unspecified()).then_some(gateway),
+        lcore_list: r.or("lcore_list", vec![0], |v| list(v).ok_or("lcores like 0 or 0,2-3"))?,
+        if_name: r.get("if_name", text)?,
+    };
+    r.not_implemented(
+        report,
+        &[
+            ("addr6", "IPv6 is not implemented"),
+            ("prefix_len", "IPv6 is not implemented"),
+            ("gateway6", "IPv6 is not implemented"),
+            ("vip_addr", "virtual IPs are not implemented"),
+            ("vip_addr6", "virtual IPs are not implemented"),
+            ("vip_ifname", "virtual IPs are not implemented"),
+            ("vip_prefix_len", "virtual IPs are not implemented"),
+        ],
+    );
+    r.finish()?;
+    Ok(p)
+}
+
+fn vdev_section(file: &str, s: &Section, id: u16) -> Result<VdevSection, ConfigError> {
+    const DRIVERS: &[&str] = &[
+        "net_virtio_user",
+        "net_vhost",
+        "net_tap",
+        "net_memif",
+        "net_af_xdp",
+        "net_af_packet",
+        "net_ring",
+        "net_null",
+    ];
+    let mut r = Reader::new(file, s, VDEV_KEYS);
+    let v = VdevSection {
+        id,
+        driver: r.or("driver", "net_virtio_user".into(), |v| {
+            DRIVERS.contains(&v).then(|| v.to_owned()).ok_or(
+                "net_virtio_user, net_vhost, net_tap, net_memif, net_af_xdp, net_af_packet, net_ring or net_null",
+            )
+        })?,
+        path: r.get("path", text)?,
+        iface: r.get("iface", text)?,
+        queues: r.or("queues", 1, |v| uint(v).filter(|&q| (1..=16).contains(&q)).ok_or("1..=16 queues"))?,
+        queue_size: r.or("queue_size", 256, |v| {
+            uint::<u16>(v).filter(|q| q.is_power_of_two() && *q >= 64).ok_or("a power of two from 64 to 32768")
+        })?,
+        mac: r.get("mac", mac)?,
+        devargs: r.get("devargs", text)?,
+    };
+    r.finish()?;
+    if v.devargs.is_none()
+        && matches!(v.driver.as_str(), "net_virtio_user" | "net_vhost" | "net_memif")
+        && v.path.is_none()
+    {
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: Some(s.line),
+            msg: format!("[{}] missing required key \"path\" (the {} socket path)", s.name, v.driver),
+        });
+    }
+    Ok(v)
+}
+
+fn pcap_section(file: &str, s: &Section) -> Result<PcapSection, ConfigError> {
+    let mut r = Reader::new(file, s, PCAP_KEYS);
+    let p = PcapSection {
+        enable: r.or("enable", false, bool01)?,
+        snaplen: r
+            .or("snaplen", 96, |v| uint(v).filter(|&n| (64..=65_535).contains(&n)).ok_or("bytes in 64..=65535"))?,
+        savelen: r.or("savelen", 16 << 20, |v| uint(v).filter(|&n| n >= 4096).ok_or("bytes, at least 4096"))?,
+        savepath: r.or("savepath", ".".into(), text)?,
+    };
+    r.finish()?;
+    Ok(p)
+}
+
+fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
+    let mut r = Reader::new(file, s, ZC_KEYS);
+    let z = ZeroCopySection {
+        page_array: r.or("page_array", true, bool01)?,
+        send: r.or("send", true, bool01)?,
+        recv: r.or("recv", true, bool01)?,
+        min_write: r.or("min_write", 4096, |v| uint(v).ok_or("bytes, 0 or more (0: never copy)"))?,
+        buf_size: r.or("buf_size", 2048, |v| {
+            uint::<usize>(v)
+                .filter(|b| b.is_power_of_two() && (256..=4096).contains(b))
+                .ok_or("256, 512, 1024, 2048 or 4096")
+        })?,
+    };
+    r.finish()?;
+    if z.send && !z.page_array {
+        let e = s.entries.iter().find(|e| e.key == "page_array").map_or(s.line, |e| e.line);
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: Some(e),
+            msg: "[zerocopy] send = 1 needs page_array = 1 (zero-copy TX sends from the page array)".into(),
+        });
+    }
+    Ok(z)
+}
+
+fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec<Notice>) -> Result<(), ConfigError> {
+    let mut r = Reader::new(file, s, SYSCTL_KEYS);
+    let bytes = |v: &str| uint::<usize>(v).filter(|&b| b >= 1024).ok_or("bytes, at least 1024");
+    if let Some(b) = r.get("net.inet.tcp.sendspace", bytes)? {
+        tcp.send_buffer = b;
+    }
+    if let Some(b) = r.get("net.inet.tcp.recvspace", bytes)? {
+        tcp.recv_buffer = b;
+    }
+    if let Some(d) = r.get("net.inet.tcp.delayed_ack", bool01)? {
+        tcp.delayed_ack = d.then(|| Duration::from_millis(40));
+    }
+    if let Some(c) = r.get("net.inet.tcp.cc.algorithm", |v| match v {
+        "newreno" => Ok(CongestionControl::NewReno),
+        "cubic" => Ok(CongestionControl::Cubic),
+        _ => Err("newreno or cubic"),
+    })? {
+        tcp.congestion = c;
+    }
+    if let Some(ms) =
+        r.get("net.inet.tcp.msl", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+    {
+        tcp.msl = Duration::from_millis(ms);
+    }
+    if let Some(n) = r.get("kern.ipc.somaxconn", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+        tcp.somaxconn = n;
+    }
+    if let Some(t) = r.get("net.inet.tcp.rfc1323", bool01)? {
+        tcp.timestamps = t;
+        if !t {
+            tcp.window_scale = 0;
+        }
+    }
+    if let Some(c) = r.get("net.inet.tcp.syncookies", bool01)? {
+        tcp.syn_cookies = c;
+    }
+    if let Some(ms) =
+        r.get("net.inet.tcp.rexmit_min", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+    {
+        tcp.min_rto = Duration::from_millis(ms);
+    }
+    if let Some(e) = r.entry("net.inet.tcp.sack.enable") {
+        bool01(&e.value).map_err(|allowed| r.err(e, allowed))?;
+        if e.value == "0" {
+            report.push(Notice {
+                line: e.line,
+                key: "[freebsd.sysctl] net.inet.tcp.sack.enable".into(),
+                msg: "SACK is always offered; turning it off is not implemented".into(),
+            });
+        }
+    }
+    // F-Stack ships many more FreeBSD sysctls; they have no engine
+    // equivalent. A near-miss of a known one is a typo, not a FreeBSD knob.
+    for (i, e) in s.entries.iter().enumerate() {
+        if r.used[i] {
+            continue;
+        }
+        if let Some(k) = nearest(&e.key, SYSCTL_KEYS) {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: Some(e.line),
+                msg: format!("[freebsd.sysctl] unknown key \"{}\"; did you mean \"{k}\"?", e.key),
+            });
+        }
+        report.push(Notice {
+            line: e.line,
+            key: format!("[freebsd.sysctl] {}", e.key),
+            msg: "FreeBSD sysctl with no zcstack equivalent; ignored".into(),
+        });
+    }
+    Ok(())
+}
+
+fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigError> {
+    let mut r = Reader::new(file, s, TCP_KEYS);
+    if let Some(us) =
+        r.get("min_rto_us", |v| uint::<u64>(v).filter(|&u| u >= 1000).ok_or("microseconds, at least 1000"))?
+    {
+        tcp.min_rto = Duration::from_micros(us);
+    }
+    if let Some(ms) =
+        r.get("initial_rto_ms", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+    {
+        tcp.initial_rto = Duration::from_millis(ms);
+    }
+    if let Some(b) = r.get("nodelay", bool01)? {
+        tcp.nodelay = b;
+    }
+    if let Some(b) = r.get("timestamps", bool01)? {
+        tcp.timestamps = b;
+    }
+    if let Some(b) = r.get("syn_cookies", bool01)? {
+        tcp.syn_cookies = b;
+    }
+    if let Some(n) =
+        r.get("initial_cwnd", |v| uint(v).filter(|&n| (1..=64).contains(&n)).ok_or("segments in 1..=64"))?
+    {
+        tcp.initial_cwnd_segments = n;
+    }
+    if let Some(n) = r.get("window_scale", |v| uint(v).filter(|&n| n <= 14).ok_or("a shift in 0..=14"))? {
+        tcp.window_scale = n;
+    }
+    if let Some(s) = r.get("keepalive_idle_s", |v| uint::<u64>(v).filter(|&s| s >= 1).ok_or("seconds, at least 1"))? {
+        tcp.keepalive_idle = Duration::from_secs(s);
+    }
+    if let Some(s) =
+        r.get("keepalive_interval_s", |v| uint::<u64>(v).filter(|&s| s >= 1).ok_or("seconds, at least 1"))?
+    {
+        tcp.keepalive_interval = Duration::from_secs(s);
+    }
+    if let Some(n) = r.get("keepalive_probes", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+        tcp.keepalive_probes = n;
+    }
+    if let Some(n) = r.get("max_ooo_segments", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+        tcp.max_ooo_segments = n;
+    }
+    r.finish()
+}

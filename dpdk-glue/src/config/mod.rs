@@ -1,0 +1,302 @@
+//! `config.ini`, F-Stack compatible, into typed settings.
+//!
+//! F-Stack's sections and keys read the same (`[dpdk]`, `[portN]`,
+//! `[vdevN]`, `[pcap]`, `[freebsd.boot]`, `[freebsd.sysctl]`, `[kni]`), plus
+//! zcstack's own `[zerocopy]` and `[tcp]`. Unknown sections and keys, bad
+//! values and missing required keys are errors naming the file, line, key
+//! and what is allowed, with the nearest known key suggested. Keys F-Stack
+//! has that zcstack does not implement are accepted and listed in
+//! [`Config::report`], never silently ignored.
+
+mod ini;
+mod keys;
+
+use std::net::Ipv4Addr;
+
+use thiserror::Error;
+use zcstack::wire::EthernetAddress;
+use zcstack::{IfaceConfig, StackConfig, TcpConfig};
+
+use crate::device::{EthDeviceConfig, TxMode};
+use crate::eal::EalArgs;
+use crate::port::PortConfig;
+use crate::runloop::RuntimeConfig;
+
+pub use ini::{Entry, Section};
+
+/// A configuration error: where, and what is allowed instead.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{file}{}: {msg}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when the error is on one.
+    pub line: Option<usize>,
+    /// The message (section, key, value and what is allowed).
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub(crate) fn syntax(file: &str, line: usize, msg: String) -> ConfigError {
+        ConfigError { file: file.to_owned(), line: Some(line), msg }
+    }
+}
+
+/// A key F-Stack knows that zcstack accepts but does not implement (or
+/// implements differently): part of the load report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Line of the key.
+    pub line: usize,
+    /// `[section] key`.
+    pub key: String,
+    /// What zcstack does with it.
+    pub msg: String,
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.key, self.msg)
+    }
+}
+
+/// `[dpdk]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkSection {
+    /// Lcores to run on (hex mask).
+    pub lcore_mask: u64,
+    /// Memory channels (EAL `-n`).
+    pub channel: u32,
+    /// Promiscuous mode.
+    pub promiscuous: bool,
+    /// Skip TX checksum offload (`tx_csum_offoad_skip`, sic, or the alias).
+    pub tx_csum_offload_skip: bool,
+    /// Sleep in idle loop passes, µs.
+    pub idle_sleep_us: u64,
+    /// Hold partial TX bursts, µs (0..=100).
+    pub pkt_tx_delay_us: u64,
+    /// Ports to use.
+    pub port_list: Vec<u16>,
+    /// Number of `[vdevN]` sections.
+    pub nb_vdev: u32,
+    /// EAL `--no-huge`.
+    pub no_huge: bool,
+    /// EAL `-m`, MiB.
+    pub memory_mb: Option<u32>,
+    /// EAL `--file-prefix`.
+    pub file_prefix: String,
+    /// EAL `--log-level`.
+    pub log_level: String,
+}
+
+/// `[portN]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSection {
+    /// N.
+    pub id: u16,
+    /// IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Prefix length (from `netmask`).
+    pub prefix_len: u8,
+    /// Broadcast address.
+    pub broadcast: Ipv4Addr,
+    /// Default gateway (`0.0.0.0` for none).
+    pub gateway: Option<Ipv4Addr>,
+    /// Lcores serving the port.
+    pub lcore_list: Vec<u32>,
+    /// Interface name (the kernel-side name of a `net_tap` port).
+    pub if_name: Option<String>,
+}
+
+/// `[vdevN]`: a NIC-less port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VdevSection {
+    /// N.
+    pub id: u16,
+    /// Driver: `net_virtio_user` (F-Stack's default), `net_vhost`, `net_tap`,
+    /// `net_memif`, `net_af_xdp`, `net_af_packet`, `net_ring`, `net_null`.
+    pub driver: String,
+    /// vhost-user / memif socket path.
+    pub path: Option<String>,
+    /// Interface (tap name, af_xdp/af_packet netdev).
+    pub iface: Option<String>,
+    /// Queues.
+    pub queues: u16,
+    /// Descriptors per queue.
+    pub queue_size: u16,
+    /// MAC address.
+    pub mac: Option<[u8; 6]>,
+    /// Raw devargs, overriding everything above.
+    pub devargs: Option<String>,
+}
+
+impl VdevSection {
+    /// The `--vdev` devargs string.
+    pub fn devargs(&self) -> String {
+        if let Some(d) = &self.devargs {
+            return d.clone();
+        }
+        let mut s = format!("{}{}", self.driver, self.id);
+        let mut kv = |k: &str, v: String| s.push_str(&format!(",{k}={v}"));
+        match self.driver.as_str() {
+            "net_virtio_user" => {
+                if let Some(p) = &self.path {
+                    kv("path", p.clone());
+                }
+                kv("queues", self.queues.to_string());
+                kv("queue_size", self.queue_size.to_string());
+            }
+            "net_vhost" => {
+                if let Some(p) = &self.path {
+                    kv("iface", p.clone());
+                }
+                kv("queues", self.queues.to_string());
+            }
+            "net_memif" => {
+                if let Some(p) = &self.path {
+                    kv("socket", p.clone());
+                }
+            }
+            _ => {
+                if let Some(i) = &self.iface {
+                    kv("iface", i.clone());
+                }
+            }
+        }
+        if let Some(m) = self.mac {
+            let mac = m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            kv("mac", mac);
+        }
+        s
+    }
+}
+
+/// `[pcap]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapSection {
+    /// Dump RX and TX.
+    pub enable: bool,
+    /// Bytes kept per packet.
+    pub snaplen: u32,
+    /// Bytes per file before rotating.
+    pub savelen: u64,
+    /// Directory.
+    pub savepath: String,
+}
+
+/// `[zerocopy]`: zcstack's runtime switches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZeroCopySection {
+    /// Page array in DPDK memory (off: heap pages, copy mode only).
+    pub page_array: bool,
+    /// Zero-copy send (extbuf TX).
+    pub send: bool,
+    /// Zero-copy receive (payload kept in RX mbufs).
+    pub recv: bool,
+    /// Zero-copy writes below this many bytes are copied.
+    pub min_write: usize,
+    /// Page-array buffer size, bytes.
+    pub buf_size: usize,
+}
+
+/// A loaded configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it came from.
+    pub file: String,
+    /// `[dpdk]`.
+    pub dpdk: DpdkSection,
+    /// `[portN]`, by N.
+    pub ports: Vec<PortSection>,
+    /// `[vdevN]`, by N.
+    pub vdevs: Vec<VdevSection>,
+    /// `[pcap]`.
+    pub pcap: PcapSection,
+    /// `[freebsd.boot] memsz_MB`: page array size.
+    pub page_array_mb: usize,
+    /// TCP tunables from `[freebsd.sysctl]` and `[tcp]`.
+    pub tcp: TcpConfig,
+    /// `[zerocopy]`.
+    pub zerocopy: ZeroCopySection,
+    /// F-Stack keys accepted but not (fully) implemented.
+    pub report: Vec<Notice>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &str) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            msg: format!("cannot read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Checks `text`; `file` names it in messages.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let sections = ini::parse(file, text)?;
+        keys::build(file, &sections)
+    }
+
+    /// The `[portN]` serving `id`.
+    pub fn port(&self, id: u16) -> Option<&PortSection> {
+        self.ports.iter().find(|p| p.id == id)
+    }
+
+    /// Runtime settings for port `id` (served by `[vdev<id>]`: zcstack
+    /// runs NIC-less, so port N is the N-th vdev, as in F-Stack without PCI
+    /// ports). The lowest lcore of `lcore_mask` runs the loop.
+    pub fn runtime(&self, id: u16) -> Result<RuntimeConfig, ConfigError> {
+        let err = |msg: String| ConfigError { file: self.file.clone(), line: None, msg };
+        let port = self.port(id).ok_or_else(|| err(format!("no [port{id}] section")))?;
+        let vdev = self
+            .vdevs
+            .iter()
+            .find(|v| v.id == id)
+            .ok_or_else(|| err(format!("port {id} needs a [vdev{id}] section (zcstack uses NIC-less ports)")))?;
+        let cpu = self.dpdk.lcore_mask.trailing_zeros();
+        let mut eal = EalArgs::nic_less(&format!("0@{cpu}"));
+        eal.no_huge = self.dpdk.no_huge;
+        eal.in_memory = !self.dpdk.no_huge;
+        eal.no_shconf = self.dpdk.no_huge;
+        eal.memory_mb = self.dpdk.memory_mb.or(self.dpdk.no_huge.then_some(512));
+        eal.file_prefix = Some(self.dpdk.file_prefix.clone());
+        eal.log_level = Some(self.dpdk.log_level.clone());
+        eal.extra = vec!["-n".into(), self.dpdk.channel.to_string()];
+        let mut stack = StackConfig::new(IfaceConfig {
+            mac: EthernetAddress(vdev.mac.unwrap_or([0x02, 0x7a, 0x63, 0, id as u8, port.addr.octets()[3]])),
+            addr: port.addr,
+            prefix_len: port.prefix_len,
+            gateway: port.gateway,
+        });
+        stack.tcp = self.tcp;
+        stack.zc_min_write = if self.zerocopy.send { self.zerocopy.min_write } else { 0 };
+        Ok(RuntimeConfig {
+            eal,
+            vdev: vdev.devargs(),
+            port: PortConfig {
+                promiscuous: self.dpdk.promiscuous,
+                tx_desc: vdev.queue_size,
+                rx_desc: vdev.queue_size,
+                ..PortConfig::default()
+            },
+            rx_mbufs: 8191,
+            page_array_mb: if self.zerocopy.page_array { self.page_array_mb } else { 16 },
+            page_buf_size: self.zerocopy.buf_size,
+            tx_checksum_offload: !self.dpdk.tx_csum_offload_skip,
+            device: EthDeviceConfig {
+                tx_mode: if self.zerocopy.send { TxMode::ZeroCopy } else { TxMode::Copy },
+                rx_zero_copy: self.zerocopy.recv,
+                tx_delay_us: self.dpdk.pkt_tx_delay_us,
+                ..EthDeviceConfig::default()
+            },
+            stack,
+            mtu: 1500,
+            idle_sleep_us: self.dpdk.idle_sleep_us,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
