@@ -89,6 +89,31 @@ impl StopHandle {
     }
 }
 
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+impl StopHandle {
+    /// Makes SIGINT and SIGTERM stop the loop (after its current iteration)
+    /// instead of killing the process, so ports close and counters print.
+    pub fn stop_on_signals(&self) {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic (async-signal-safe).
+            unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        }
+        let me = self.clone();
+        std::thread::spawn(move || loop {
+            if SIGNALLED.load(Ordering::Relaxed) {
+                me.stop();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+    }
+}
+
 /// One lcore's stack on one port.
 pub struct Runtime {
     /// The engine.

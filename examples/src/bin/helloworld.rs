@@ -1,0 +1,250 @@
+//! `helloworld`: an HTTP/1.1 keep-alive server answering every request with a
+//! fixed page, like F-Stack's example, on port 0 of a `config.ini`.
+//!
+//! The epoll-style loop registers the listener and every connection with the
+//! readiness API (edge-triggered) and serves requests as they complete.
+//! `--zc` sends the page zero-copy: it lives in page-array buffers loaded
+//! once and every response is a shared reference to them (`tcp_send_shared`).
+//! Stops on SIGINT/SIGTERM, after `--duration` seconds, or after
+//! `--max-requests`, then prints its counters as `HELLOWORLD {json}`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant as Wall};
+
+use clap::Parser;
+use dpdk_glue::config::Config;
+use dpdk_glue::{Control, Runtime};
+use serde_json::json;
+use zcstack::{Event, Interest, SocketHandle, Stack, TcpError, Token, Trigger, ZcBuf};
+
+#[derive(Debug, Parser)]
+#[command(about = "HTTP/1.1 keep-alive hello world on zcstack")]
+struct Args {
+    /// F-Stack-style config.ini (port 0 is served).
+    #[arg(long = "conf", short = 'c')]
+    conf: String,
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Send the page zero-copy from the page array.
+    #[arg(long)]
+    zc: bool,
+    /// Stop after this many seconds (0: run until a signal).
+    #[arg(long, default_value_t = 0)]
+    duration: u64,
+    /// Stop after this many requests (0: no limit).
+    #[arg(long = "max-requests", default_value_t = 0)]
+    max_requests: u64,
+    /// F-Stack's --proc-type (accepted; zcstack runs one primary per port).
+    #[arg(long = "proc-type")]
+    proc_type: Option<String>,
+    /// F-Stack's --proc-id (accepted).
+    #[arg(long = "proc-id")]
+    proc_id: Option<u32>,
+}
+
+const BODY: &str = "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>Welcome to zcstack!</title>\r\n</head>\r\n\
+<body>\r\n<h1>Welcome to zcstack!</h1>\r\n<p>A userspace TCP/IP stack on DPDK with a zero-copy data path.</p>\r\n\
+</body>\r\n</html>\r\n";
+
+fn response() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nServer: zcstack\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{BODY}",
+        BODY.len()
+    )
+    .into_bytes()
+}
+
+/// One client connection.
+struct Client {
+    h: SocketHandle,
+    inbuf: Vec<u8>,
+    /// Response bytes still to send (whole responses queued back to back).
+    owed: usize,
+    /// Offset into the current response.
+    off: usize,
+    close_after: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: u64,
+    requests: u64,
+    bad_requests: u64,
+    closed: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("helloworld: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let _ = (&args.proc_type, args.proc_id);
+    let conf = Config::load(&args.conf)?;
+    for n in &conf.report {
+        eprintln!("helloworld: {}: not implemented by zcstack: {n}", args.conf);
+    }
+    let mut rt = Runtime::init(&conf.runtime(0)?)?;
+    rt.stop_handle().stop_on_signals();
+    let resp = response();
+    let page = if args.zc {
+        let mut b = rt.stack.zc_mbuf_get(resp.len())?;
+        rt.stack.zc_mbuf_write(&mut b, &resp)?;
+        Some(b)
+    } else {
+        None
+    };
+    let l = rt.stack.tcp_listen(args.port, 4096)?;
+    rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Edge)?;
+    println!(
+        "helloworld: listening on {}:{} ({} responses)",
+        rt.stack.addr(),
+        args.port,
+        if args.zc { "zero-copy" } else { "copied" }
+    );
+    let mut clients: HashMap<usize, Client> = HashMap::new();
+    let mut next_token = 1usize;
+    let mut c = Counters::default();
+    let mut events: Vec<Event> = Vec::new();
+    let t0 = Wall::now();
+    let mut iter = 0u64;
+    rt.run(|stack, now| {
+        iter += 1;
+        if args.duration > 0 && iter % 1024 == 0 && t0.elapsed() >= Duration::from_secs(args.duration) {
+            return (false, Control::Stop);
+        }
+        events.clear();
+        stack.poll_events(&mut events);
+        let mut did = !events.is_empty();
+        for ev in &events {
+            if ev.token == Token(0) {
+                while let Ok((h, _)) = stack.tcp_accept(l) {
+                    let t = next_token;
+                    next_token += 1;
+                    if stack.register(h, Token(t), Interest::READABLE | Interest::WRITABLE, Trigger::Edge).is_ok() {
+                        c.accepted += 1;
+                        clients.insert(t, Client { h, inbuf: Vec::new(), owed: 0, off: 0, close_after: false });
+                    }
+                }
+                continue;
+            }
+            let Some(cl) = clients.get_mut(&ev.token.0) else { continue };
+            let gone = serve(stack, cl, &resp, page.as_ref(), &mut c, now);
+            if gone {
+                let _ = stack.deregister(cl.h);
+                let _ = stack.tcp_close(cl.h, now);
+                clients.remove(&ev.token.0);
+                c.closed += 1;
+            }
+        }
+        did |= !events.is_empty();
+        if args.max_requests > 0 && c.requests >= args.max_requests && clients.values().all(|k| k.owed == 0) {
+            return (did, Control::Stop);
+        }
+        (did, Control::Continue)
+    });
+    for (_, cl) in clients.drain() {
+        let now = rt.now();
+        let _ = rt.stack.tcp_close(cl.h, now);
+    }
+    if let Some(p) = page {
+        rt.stack.zc_release_buffers([p]);
+    }
+    // Let FINs go out before the port closes.
+    let t = Wall::now();
+    rt.run(|stack, _| {
+        (
+            false,
+            if stack.tcp_connections() == 0 || t.elapsed() >= Duration::from_secs(1) {
+                Control::Stop
+            } else {
+                Control::Continue
+            },
+        )
+    });
+    let st = *rt.stack.stats();
+    let cycles = rt.cycles();
+    let (free, total, mbufs) = rt.shutdown()?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "HELLOWORLD {}",
+        json!({
+            "accepted": c.accepted, "requests": c.requests, "bad_requests": c.bad_requests, "closed": c.closed,
+            "secs": secs, "rps": c.requests as f64 / secs.max(1e-9), "zc": args.zc,
+            "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,
+            "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
+            "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
+        })
+    );
+    Ok(())
+}
+
+/// Reads requests and writes responses; returns whether to close.
+fn serve(
+    stack: &mut Stack<dpdk_glue::PageArray>,
+    cl: &mut Client,
+    resp: &[u8],
+    page: Option<&ZcBuf>,
+    c: &mut Counters,
+    _now: zcstack::Instant,
+) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut eof = false;
+    loop {
+        match stack.tcp_read(cl.h, &mut buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => cl.inbuf.extend_from_slice(&buf[..n]),
+            Err(TcpError::WouldBlock) => break,
+            Err(_) => return true,
+        }
+    }
+    // Every complete request owes one response.
+    while let Some(end) = cl.inbuf.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&cl.inbuf[..end]).to_ascii_lowercase();
+        cl.inbuf.drain(..end + 4);
+        if !(head.starts_with("get ") || head.starts_with("head ")) {
+            c.bad_requests += 1;
+            return true;
+        }
+        c.requests += 1;
+        cl.owed += resp.len();
+        if head.contains("\r\nconnection: close") || (head.contains(" http/1.0") && !head.contains("keep-alive")) {
+            cl.close_after = true;
+            break;
+        }
+    }
+    if cl.inbuf.len() > 64 * 1024 {
+        c.bad_requests += 1;
+        return true;
+    }
+    while cl.owed > 0 {
+        let n = (resp.len() - cl.off).min(cl.owed);
+        let r = match page {
+            Some(p) => stack.tcp_send_shared(cl.h, p, cl.off, n),
+            None => stack.tcp_write(cl.h, &resp[cl.off..cl.off + n]),
+        };
+        match r {
+            Ok(k) => {
+                cl.owed -= k;
+                cl.off = (cl.off + k) % resp.len();
+            }
+            Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
+            Err(_) => return true,
+        }
+    }
+    (cl.close_after || eof) && cl.owed == 0
+}
