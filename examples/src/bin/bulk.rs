@@ -307,8 +307,30 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     let data = dataset(args.dataset_mb.max(1) << 20);
     let total = args.bytes;
     let w = args.write_size.clamp(1, data.len());
-    let now = rt.now();
-    let c = rt.stack.tcp_connect(SocketAddrV4::new(peer, args.port), 0, now)?;
+    // Connect, retrying while the peer refuses (its listener may not be up
+    // yet), until the deadline.
+    let to = SocketAddrV4::new(peer, args.port);
+    let c = loop {
+        let now = rt.now();
+        let c = rt.stack.tcp_connect(to, 0, now)?;
+        let mut refused = false;
+        rt.run(|stack, _| match stack.tcp_state(c) {
+            Ok(zcstack::State::SynSent | zcstack::State::SynReceived) if Wall::now() < deadline => {
+                (false, Control::Continue)
+            }
+            Ok(zcstack::State::Closed) => {
+                refused = true;
+                (false, Control::Stop)
+            }
+            _ => (false, Control::Stop),
+        });
+        if !refused || Wall::now() >= deadline {
+            break c;
+        }
+        let now = rt.now();
+        let _ = rt.stack.tcp_close(c, now);
+        std::thread::sleep(WallDuration::from_millis(100));
+    };
     // Zero copy: the data set lives in page-array buffers, loaded once.
     // Zero-copy sends when the device sends zero-copy (or was asked to and
     // fell back: the page-array data set still saves the stack's copy).
@@ -428,7 +450,7 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         ),
         _ => (0.0, 0, 0, 0),
     };
-    let gbps = total as f64 * 8.0 / secs.max(1e-9) / 1e9;
+    let gbps = if secs > 0.0 { total as f64 * 8.0 / secs / 1e9 } else { 0.0 };
     let cpb = busy as f64 / total as f64;
     println!(
         "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({} mode, {w} B writes), sha256 {digest}",
