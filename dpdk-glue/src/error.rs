@@ -117,6 +117,9 @@ pub enum Error {
     /// A page array cannot be carved as asked.
     #[error("page array of {bytes} B with {buf_size} B buffers: {why}")]
     BadPageArray { bytes: usize, buf_size: usize, why: &'static str },
+    /// Pcap files cannot be created.
+    #[error("cannot write pcap files in {dir}: {reason}")]
+    Pcap { dir: String, reason: String },
     /// Launching work on an lcore failed.
     #[error("cannot launch on lcore {lcore}: {errno}")]
     Launch { lcore: u32, errno: RteErrno },

@@ -19,6 +19,7 @@ pub(crate) mod ffi;
 pub mod mbuf;
 pub mod mempool;
 pub mod pages;
+pub mod pcapfile;
 pub mod port;
 pub mod runloop;
 

@@ -14,7 +14,10 @@ use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use zcstack::phy::pcap::PcapDevice;
 use zcstack::{Instant, Stack, StackConfig};
+
+use crate::pcapfile::PcapFiles;
 
 use crate::device::{EthDevice, EthDeviceConfig};
 use crate::eal::{rdtsc, Eal, EalArgs};
@@ -48,6 +51,8 @@ pub struct RuntimeConfig {
     pub mtu: usize,
     /// Sleep this long when an iteration did nothing (`idle_sleep`, µs; 0 spins).
     pub idle_sleep_us: u64,
+    /// `[pcap]`: capture RX and TX into `(savepath, snaplen, savelen)` files.
+    pub pcap: Option<(String, u32, u64)>,
 }
 
 /// What the loop callback asks for.
@@ -122,6 +127,7 @@ pub struct Runtime {
     pub dev: ManuallyDrop<EthDevice>,
     cycles: LoopCycles,
     stop: StopHandle,
+    pcap: Option<(PcapFiles, usize)>,
     tsc_hz: u64,
     /// Microseconds per TSC tick, as a 32.32 fixed-point number.
     us_per_tick_q32: u64,
@@ -178,11 +184,20 @@ impl Runtime {
         let tsc_hz = eal.tsc_hz().max(1);
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
+        let pcap = match &cfg.pcap {
+            Some((dir, snaplen, savelen)) => Some((
+                PcapFiles::create(dir, crate::eal::lcore_id(), *savelen, *snaplen)
+                    .map_err(|e| crate::error::Error::Pcap { dir: dir.clone(), reason: e.to_string() })?,
+                *snaplen as usize,
+            )),
+            None => None,
+        };
         Ok(Runtime {
             stack: ManuallyDrop::new(stack),
             dev: ManuallyDrop::new(dev),
             cycles: LoopCycles::default(),
             stop: StopHandle::default(),
+            pcap,
             tsc_hz,
             us_per_tick_q32: ((1_000_000u128 << 32) / u128::from(tsc_hz)) as u64,
             t0: rdtsc(),
@@ -209,6 +224,11 @@ impl Runtime {
         self.stop.clone()
     }
 
+    /// Pcap records written and lost, when `[pcap]` is on.
+    pub fn pcap_counts(&self) -> Option<(u64, u64)> {
+        self.pcap.as_ref().map(|(f, _)| (f.records, f.errors))
+    }
+
     /// Cycle accounting so far.
     pub fn cycles(&self) -> LoopCycles {
         self.cycles
@@ -226,7 +246,10 @@ impl Runtime {
         while !self.stop.stopped() {
             let t_start = rdtsc();
             let now = self.now();
-            let did_sys = self.stack.poll(now, &mut *self.dev);
+            let did_sys = match self.pcap.as_mut() {
+                None => self.stack.poll(now, &mut *self.dev),
+                Some((files, snaplen)) => self.stack.poll(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
+            };
             let t_sys = rdtsc();
             let (did_usr, ctl) = f(&mut self.stack, now);
             let t_usr = rdtsc();
@@ -254,6 +277,11 @@ impl Runtime {
     /// is back: `(pages_free, pages_total, device_mbufs_in_use)`.
     pub fn shutdown(&mut self) -> Result<(usize, usize, u32)> {
         use zcstack::mem::PageMemory;
+        if let Some((files, _)) = self.pcap.as_mut() {
+            if let Err(e) = files.flush() {
+                tracing::warn!(%e, "flushing the pcap file failed");
+            }
+        }
         self.dev.close_port()?;
         let now = self.now();
         self.stack.poll(now, &mut *self.dev);

@@ -50,8 +50,11 @@ fn serve_and_fetch(tag: &str, zc: bool) -> Value {
              [port0]\naddr=10.212.0.2\nnetmask=255.255.255.0\nbroadcast=10.212.0.255\ngateway=0.0.0.0\n\
              [vdev0]\ndriver=net_tap\niface={iface}\n\
              [freebsd.boot]\nmemsz_MB=64\n\
-             [zerocopy]\nsend={z}\nrecv={z}\nmin_write=0\n",
-            z = u8::from(zc)
+             [zerocopy]\nsend={z}\nrecv={z}\nmin_write=0\n\
+             [pcap]\nenable={p}\nsnaplen=128\nsavelen=1048576\nsavepath={d}\n",
+            z = u8::from(zc),
+            p = u8::from(!zc),
+            d = dir.display()
         ),
     )
     .unwrap();
@@ -130,6 +133,17 @@ fn serve_and_fetch(tag: &str, zc: bool) -> Value {
     let _ = ns.server.take().map(|mut c| c.wait());
     let report = report.expect("helloworld reports at exit");
     assert!(report["requests"].as_u64().unwrap() >= reqs + 4, "{report}");
+    if !zc {
+        // [pcap] was on: the capture opens in tcpdump and shows the HTTP exchange.
+        let out = Command::new("tcpdump")
+            .args(["-r", dir.join("cpu0_0.pcap").to_str().unwrap(), "-nn", "-c", "200", "-A"])
+            .output()
+            .expect("run tcpdump");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("10.212.0.1") && text.contains("10.212.0.2.80"), "{text}");
+        assert!(text.contains("GET / HTTP/1.1") && text.contains("HTTP/1.1 200 OK"), "both directions captured");
+    }
     report
 }
 

@@ -294,6 +294,7 @@ impl Config {
             stack,
             mtu: 1500,
             idle_sleep_us: self.dpdk.idle_sleep_us,
+            pcap: self.pcap.enable.then(|| (self.pcap.savepath.clone(), self.pcap.snaplen, self.pcap.savelen)),
         })
     }
 }

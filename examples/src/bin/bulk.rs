@@ -181,6 +181,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         stack,
         mtu: 1500,
         idle_sleep_us: 0,
+        pcap: None,
     };
     Ok(Runtime::init(&cfg)?)
 }

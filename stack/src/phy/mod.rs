@@ -8,6 +8,7 @@
 //! the PMD's free callback; a copying device completes at once).
 
 pub mod fault;
+pub mod pcap;
 pub mod queue;
 pub mod sim;
 #[cfg(feature = "tap")]
@@ -144,5 +145,31 @@ impl std::fmt::Debug for RxFrame<'_> {
             RxFrame::Borrowed(b) => write!(f, "Borrowed({} B)", b.len()),
             RxFrame::Shared(r) => write!(f, "Shared({} B)", r.bytes().len()),
         }
+    }
+}
+
+/// A device borrowed for a while is still a device (wrappers such as
+/// [`pcap::PcapDevice`] can then be built around it per poll).
+impl<D: Device + ?Sized> Device for &mut D {
+    fn caps(&self) -> DeviceCaps {
+        (**self).caps()
+    }
+    fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        (**self).receive(now, budget, sink)
+    }
+    fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        (**self).receive_frames(now, budget, sink)
+    }
+    fn transmit(&mut self, now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
+        (**self).transmit(now, frame, mem)
+    }
+    fn flush(&mut self, now: Instant) {
+        (**self).flush(now)
+    }
+    fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        (**self).poll_completions(now, done)
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        (**self).poll_at()
     }
 }
