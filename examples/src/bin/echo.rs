@@ -1,0 +1,174 @@
+//! `echo`: TCP and UDP echo on one port of a `config.ini` (RFC 862 style).
+//!
+//! TCP: every byte read is written back (reads are zero-copy views when the
+//! port hands frames over; what the send buffer cannot take yet waits and
+//! reading pauses, so a fast sender is slowed by TCP, never by dropping).
+//! UDP: every datagram goes back to its sender. Stops on SIGINT/SIGTERM or
+//! after `--duration` seconds and prints `ECHO {json}`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant as Wall};
+
+use clap::Parser;
+use dpdk_glue::config::Config;
+use dpdk_glue::{Control, Runtime};
+use serde_json::json;
+use zcstack::{Event, Interest, SocketHandle, TcpError, Token, Trigger};
+
+#[derive(Debug, Parser)]
+#[command(about = "TCP and UDP echo server on zcstack")]
+struct Args {
+    /// F-Stack-style config.ini (port 0 is served).
+    #[arg(long = "conf", short = 'c')]
+    conf: String,
+    /// TCP and UDP port.
+    #[arg(long, default_value_t = 7)]
+    port: u16,
+    /// Stop after this many seconds (0: run until a signal).
+    #[arg(long, default_value_t = 0)]
+    duration: u64,
+    /// F-Stack's --proc-type (accepted).
+    #[arg(long = "proc-type")]
+    proc_type: Option<String>,
+    /// F-Stack's --proc-id (accepted).
+    #[arg(long = "proc-id")]
+    proc_id: Option<u32>,
+}
+
+/// Bytes a connection read but could not write back yet.
+const MAX_PENDING: usize = 256 * 1024;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let _ = (&args.proc_type, args.proc_id);
+    let conf = Config::load(&args.conf)?;
+    for n in &conf.report {
+        eprintln!("echo: {}: not implemented by zcstack: {n}", args.conf);
+    }
+    let mut rt = Runtime::init(&conf.runtime(0)?)?;
+    rt.stop_handle().stop_on_signals();
+    let l = rt.stack.tcp_listen(args.port, 1024)?;
+    let u = rt.stack.udp_bind(args.port)?;
+    rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Level)?;
+    println!("echo: listening on {}:{} (TCP and UDP)", rt.stack.addr(), args.port);
+    let mut conns: HashMap<usize, (SocketHandle, Vec<u8>)> = HashMap::new();
+    let mut next = 1usize;
+    let (mut tcp_bytes, mut udp_datagrams, mut accepted) = (0u64, 0u64, 0u64);
+    let mut events: Vec<Event> = Vec::new();
+    let mut dgram = vec![0u8; 65_536];
+    let t0 = Wall::now();
+    let mut iter = 0u64;
+    rt.run(|stack, now| {
+        iter += 1;
+        if args.duration > 0 && iter % 1024 == 0 && t0.elapsed() >= Duration::from_secs(args.duration) {
+            return (false, Control::Stop);
+        }
+        let mut did = false;
+        while let Ok((n, from)) = stack.udp_recv_from(u, &mut dgram) {
+            let _ = stack.udp_send_to(u, from, &dgram[..n]);
+            udp_datagrams += 1;
+            did = true;
+        }
+        events.clear();
+        stack.poll_events(&mut events);
+        for ev in &events {
+            did = true;
+            if ev.token == Token(0) {
+                while let Ok((h, _)) = stack.tcp_accept(l) {
+                    if stack.register(h, Token(next), Interest::READABLE | Interest::WRITABLE, Trigger::Level).is_ok() {
+                        conns.insert(next, (h, Vec::new()));
+                        next += 1;
+                        accepted += 1;
+                    }
+                }
+                continue;
+            }
+            let Some((h, pending)) = conns.get_mut(&ev.token.0) else { continue };
+            let h = *h;
+            let mut done = false;
+            // Write back what is pending, then read more while there is room.
+            while !pending.is_empty() {
+                match stack.tcp_write(h, pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
+                    Err(_) => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            while !done && pending.len() < MAX_PENDING {
+                match stack.tcp_read_zc(h) {
+                    Ok(Some(v)) => {
+                        tcp_bytes += v.len() as u64;
+                        let mut off = 0;
+                        if pending.is_empty() {
+                            while off < v.len() {
+                                match stack.tcp_write(h, &v[off..]) {
+                                    Ok(n) => off += n,
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        pending.extend_from_slice(&v[off..]);
+                    }
+                    Ok(None) => {
+                        // The client closed: finish writing back, then close.
+                        done = pending.is_empty();
+                        if !done {
+                            break;
+                        }
+                    }
+                    Err(TcpError::WouldBlock) => break,
+                    Err(_) => done = true,
+                }
+            }
+            if done {
+                let _ = stack.deregister(h);
+                let _ = stack.tcp_close(h, now);
+                conns.remove(&ev.token.0);
+            }
+        }
+        (did, Control::Continue)
+    });
+    for (_, (h, _)) in conns.drain() {
+        let now = rt.now();
+        let _ = rt.stack.tcp_close(h, now);
+    }
+    let t = Wall::now();
+    rt.run(|stack, _| {
+        (
+            false,
+            if stack.tcp_connections() == 0 || t.elapsed() >= Duration::from_secs(1) {
+                Control::Stop
+            } else {
+                Control::Continue
+            },
+        )
+    });
+    let (free, total, mbufs) = rt.shutdown()?;
+    println!(
+        "ECHO {}",
+        json!({
+            "accepted": accepted, "tcp_bytes": tcp_bytes, "udp_datagrams": udp_datagrams,
+            "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
+        })
+    );
+    Ok(())
+}

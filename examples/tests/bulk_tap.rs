@@ -1,0 +1,108 @@
+//! 256 MiB each way between zcstack (`bulk`, zero-copy send and receive, on
+//! net_tap in a private netns) and the Linux kernel's TCP (Python sockets),
+//! checked by SHA-256 on both ends.
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+const TOTAL: usize = 256 << 20;
+
+const KERNEL_RECV: &str = r#"
+import hashlib, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5001))
+s.listen(1)
+s.settimeout(60)
+c, _ = s.accept()
+h, n = hashlib.sha256(), 0
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+print(n, h.hexdigest())
+"#;
+
+const KERNEL_SEND: &str = r#"
+import hashlib, socket, sys, time
+total = int(sys.argv[2])
+chunk = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
+for _ in range(100):
+    try:
+        s = socket.create_connection((sys.argv[1], 5002), timeout=5)
+        break
+    except OSError:
+        time.sleep(0.1)
+h, n = hashlib.sha256(), 0
+while n < total:
+    b = chunk[: min(len(chunk), total - n)]
+    s.sendall(b)
+    h.update(b)
+    n += len(b)
+s.close()
+print(n, h.hexdigest())
+"#;
+
+fn bulk_json(out: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().find_map(|l| l.strip_prefix("BULK ")).unwrap_or_else(|| panic!("no BULK line:\n{text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
+    let _turn = one_at_a_time();
+    let mut ns = Netns::new("b");
+    let conf = ns.config(
+        "bulk.ini",
+        "[freebsd.sysctl]\nnet.inet.tcp.sendspace=1048576\nnet.inet.tcp.recvspace=1048576\n\
+         [zerocopy]\nsend=1\nrecv=1\nmin_write=0\n",
+    );
+    // zcstack -> Linux.
+    let bulk = Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_bulk"), "--conf", &conf, "--role", "send"])
+        .args(["--peer", KERNEL, "--port", "5001", "--bytes", &TOTAL.to_string(), "--timeout", "90"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.server = Some(bulk);
+    ns.kernel_side_up();
+    let k = ns.run(&["python3", "-c", KERNEL_RECV, KERNEL]);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let out = ns.server.take().unwrap().wait_with_output().unwrap();
+    let s = bulk_json(&out.stdout);
+    let kernel = String::from_utf8_lossy(&k.stdout).trim().to_owned();
+    assert_eq!(kernel, format!("{TOTAL} {}", s["sha256"].as_str().unwrap()), "zcstack -> Linux: {s}");
+    assert_eq!(s["dev_tx_payload_copied"], 0, "{s}");
+    assert_eq!(s["clean"], true, "{s}");
+    // The tap goes with its process.
+    for _ in 0..100 {
+        if !ns.run(&["ip", "link", "show", &ns.iface]).status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Linux -> zcstack.
+    let bulk = Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_bulk"), "--conf", &conf, "--role", "recv"])
+        .args(["--port", "5002", "--timeout", "90"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.server = Some(bulk);
+    ns.kernel_side_up();
+    let k = ns.run(&["python3", "-c", KERNEL_SEND, OURS, &TOTAL.to_string()]);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let out = ns.server.take().unwrap().wait_with_output().unwrap();
+    let r = bulk_json(&out.stdout);
+    let kernel = String::from_utf8_lossy(&k.stdout).trim().to_owned();
+    assert_eq!(kernel, format!("{TOTAL} {}", r["sha256"].as_str().unwrap()), "Linux -> zcstack: {r}");
+    assert!(r["rx_bytes_zero_copy"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["clean"], true, "{r}");
+}

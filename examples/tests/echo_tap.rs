@@ -1,0 +1,64 @@
+//! `echo` on net_tap in a private netns: Linux TCP and UDP clients (Python
+//! sockets) get their bytes back intact.
+mod common;
+
+use common::*;
+
+const CLIENT: &str = r#"
+import hashlib, os, socket, sys, threading
+data = os.urandom(4 << 20)
+s = socket.create_connection((sys.argv[1], 7), timeout=20)
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+got = bytearray()
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    got += b
+t.join()
+assert bytes(got) == data, f"TCP echo differs: {len(got)} of {len(data)} bytes"
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(2)
+ok = 0
+for i in range(200):
+    msg = f"datagram {i} ".encode() * (1 + i % 50)
+    u.sendto(msg, (sys.argv[1], 7))
+    try:
+        if u.recvfrom(65536)[0] == msg:
+            ok += 1
+    except socket.timeout:
+        pass
+print("TCP", len(got), "UDP", ok)
+assert ok >= 195, f"only {ok} of 200 datagrams echoed"
+"#;
+
+#[test]
+fn tcp_and_udp_echo_for_linux_clients_over_net_tap() {
+    let _turn = one_at_a_time();
+    let mut ns = Netns::new("e");
+    let conf = ns.config("echo.ini", "[zerocopy]\nrecv=1\n");
+    let first = ns.start(env!("CARGO_BIN_EXE_echo"), &["--conf", &conf, "--duration", "60"]);
+    assert!(first.contains("listening on 10.212.0.2:7"), "{first}");
+    ns.kernel_side_up();
+    let mut out = None;
+    for _ in 0..20 {
+        let o = ns.run(&["python3", "-c", CLIENT, OURS]);
+        if o.status.success() {
+            out = Some(o);
+            break;
+        }
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(err.contains("Connection refused") || err.contains("timed out") || err.contains("No route"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = out.expect("the client succeeds");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("TCP {}", 4 << 20)));
+    let r = ns.stop("ECHO ");
+    assert_eq!(r["tcp_bytes"].as_u64(), Some(4 << 20), "{r}");
+    assert!(r["udp_datagrams"].as_u64().unwrap() >= 195);
+    assert_eq!(r["clean"], true, "{r}");
+}
