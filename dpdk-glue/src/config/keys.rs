@@ -263,7 +263,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut pcap = PcapSection { enable: false, snaplen: 96, savelen: 16 << 20, savepath: ".".into() };
     let mut page_array_mb = 256;
     let mut tcp = TcpConfig::default();
-    let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 2048 };
+    let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096 };
     let mut tcp_section = None;
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
@@ -503,7 +503,7 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         send: r.or("send", true, bool01)?,
         recv: r.or("recv", true, bool01)?,
         min_write: r.or("min_write", 4096, |v| uint(v).ok_or("bytes, 0 or more (0: never copy)"))?,
-        buf_size: r.or("buf_size", 2048, |v| {
+        buf_size: r.or("buf_size", 4096, |v| {
             uint::<usize>(v)
                 .filter(|b| b.is_power_of_two() && (256..=4096).contains(b))
                 .ok_or("256, 512, 1024, 2048 or 4096")

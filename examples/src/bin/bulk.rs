@@ -80,6 +80,9 @@ struct Args {
     /// EAL memory, MiB.
     #[arg(long, default_value_t = 512)]
     memory: u32,
+    /// Page-array buffer size, bytes (power of two, at most the memory page size).
+    #[arg(long = "buf-size", default_value_t = 4096)]
+    buf_size: usize,
     /// Page array size, MiB.
     #[arg(long = "page-mb", default_value_t = 128)]
     page_mb: usize,
@@ -172,7 +175,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         port: PortConfig::default(),
         rx_mbufs: 8191,
         page_array_mb: args.page_mb,
-        page_buf_size: 2048,
+        page_buf_size: args.buf_size,
         tx_checksum_offload: !args.no_checksum_offload,
         device: EthDeviceConfig {
             tx_mode: if args.mode == Mode::Zc { TxMode::ZeroCopy } else { TxMode::Copy },
@@ -442,14 +445,18 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         eprintln!("bulk send: srtt {srtt:?} cwnd {cwnd}");
     }
     let digest = stream_digest(&data, sent.min(total));
-    let (secs, busy, usr, busy_loops) = match (start, end) {
-        (Some((t0, c0)), Some((t1, c1))) => (
-            (t1 - t0).as_secs_f64(),
-            (c1.usr + c1.sys) - (c0.usr + c0.sys),
-            c1.usr - c0.usr,
-            c1.busy_loops - c0.busy_loops,
-        ),
-        _ => (0.0, 0, 0, 0),
+    let (secs, busy, usr, busy_loops, work) = match (start, end) {
+        (Some((t0, c0)), Some((t1, c1))) => {
+            let busy = (c1.usr + c1.sys) - (c0.usr + c0.sys);
+            let busy_loops = c1.busy_loops - c0.busy_loops;
+            // Work: busy cycles less what an empty loop pass costs (measured
+            // from the idle passes of the same run), so a sender waiting for
+            // its peer is not charged the polling it does between ACKs.
+            let idle_loops = (c1.loops - c0.loops) - busy_loops;
+            let per_idle = (c1.idle - c0.idle) / idle_loops.max(1);
+            ((t1 - t0).as_secs_f64(), busy, c1.usr - c0.usr, busy_loops, busy.saturating_sub(busy_loops * per_idle))
+        }
+        _ => (0.0, 0, 0, 0, 0),
     };
     let gbps = if secs > 0.0 { total as f64 * 8.0 / secs / 1e9 } else { 0.0 };
     let cpb = busy as f64 / total as f64;
@@ -460,6 +467,6 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     Ok(json!({
         "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": if zc { "Zc" } else { "Copy" },
         "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
-        "cycles_per_byte": cpb, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
+        "cycles_per_byte": cpb, "work_cycles_per_byte": work as f64 / total as f64, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
     }))
 }
