@@ -665,7 +665,7 @@ impl<M: PageMemory> Stack<M> {
             &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new() });
     }
 
     /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
@@ -680,7 +680,7 @@ impl<M: PageMemory> Stack<M> {
         c.add(&buf[HEADROOM..]);
         let ck = c.finish();
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: Vec::new() });
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new() });
     }
 }
 

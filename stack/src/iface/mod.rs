@@ -5,7 +5,7 @@ pub mod arp;
 pub mod reassembly;
 
 use crate::config::IfaceConfig;
-use crate::mem::PageSlice;
+use crate::phy::Payload;
 use crate::phy::TxFrame;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,
@@ -27,7 +27,7 @@ pub struct IpOut {
     /// Reserved headroom + L4 header (+ inline payload).
     pub buf: Vec<u8>,
     /// Payload slices in page memory (one reference each).
-    pub payload: Vec<PageSlice>,
+    pub payload: crate::phy::Payload,
 }
 
 /// Addressing and routing of one interface.
@@ -110,7 +110,7 @@ impl Interface {
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HEADER..]));
         // Pad to the Ethernet minimum.
         buf.resize(buf.len().max(60), 0);
-        TxFrame { header: buf, payload: Vec::new() }
+        TxFrame { header: buf, payload: Payload::new() }
     }
 }
 
@@ -145,7 +145,7 @@ mod tests {
         let mut buf = vec![0u8; HEADROOM];
         buf.extend_from_slice(&[1, 2, 3, 4]);
         let f = i.encapsulate(
-            IpOut { dst: Ipv4Address::new(10, 0, 0, 9), proto: IpProtocol::Udp, buf, payload: vec![] },
+            IpOut { dst: Ipv4Address::new(10, 0, 0, 9), proto: IpProtocol::Udp, buf, payload: crate::phy::Payload::new() },
             EthernetAddress([2, 0, 0, 0, 0, 9]),
         );
         let eth = EthernetFrame::new_checked(&f.header[..]).unwrap();

@@ -74,6 +74,11 @@ impl Default for DeviceCaps {
     }
 }
 
+/// Payload slices of one frame: inline up to two (an MSS-sized segment
+/// spans at most two page buffers in the common case), so building a frame
+/// allocates nothing.
+pub type Payload = smallvec::SmallVec<[PageSlice; 2]>;
+
 /// One frame to transmit: the Ethernet/IP/L4 headers, then payload slices.
 #[derive(Debug, Default)]
 pub struct TxFrame {
@@ -81,7 +86,7 @@ pub struct TxFrame {
     pub header: Vec<u8>,
     /// Payload, in order; each slice holds one reference on its buffer that the
     /// engine releases when the frame comes back completed.
-    pub payload: Vec<PageSlice>,
+    pub payload: Payload,
 }
 
 impl TxFrame {

@@ -25,7 +25,7 @@ pub use seq::Seq;
 pub use sockopt::{SockOpt, SockOptName, SocketOptions};
 
 use crate::config::TcpConfig;
-use crate::mem::{PageMemory, PageSlice};
+use crate::mem::PageMemory;
 use crate::stats::Stats;
 use crate::time::{Duration, Instant};
 use crate::wire::{Checksum, IpProtocol, Ipv4Address, TcpControl, TcpPacket, TcpRepr};
@@ -125,7 +125,7 @@ pub(crate) struct SegOut {
     pub sack_permitted: bool,
     pub sack: [Option<(u32, u32)>; 3],
     pub ts: Option<(u32, u32)>,
-    pub payload: Vec<PageSlice>,
+    pub payload: crate::phy::Payload,
 }
 
 impl SegOut {
@@ -145,7 +145,7 @@ impl SegOut {
             sack_permitted: false,
             sack: [None; 3],
             ts: None,
-            payload: Vec::new(),
+            payload: crate::phy::Payload::new(),
         }
     }
 

@@ -100,7 +100,7 @@ impl SendQueue {
         offset: usize,
         len: usize,
         mem: &mut dyn PageMemory,
-        out: &mut Vec<PageSlice>,
+        out: &mut crate::phy::Payload,
     ) -> Result<(), PageError> {
         debug_assert!(offset + len <= self.len);
         let (first, mut skip) = self.locate(offset);
@@ -172,7 +172,7 @@ mod tests {
         // Lookups forward, backward and after a partial ACK agree with the bytes.
         let expect = b"hello world, this spans pages";
         for (off, len) in [(0, 5), (17, 10), (2, 20), (20, 9), (0, 29)] {
-            let mut o = Vec::new();
+            let mut o = crate::phy::Payload::new();
             q.slices(off, len, &mut mem, &mut o).unwrap();
             let got: Vec<u8> = o.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
             assert_eq!(got, expect[off..off + len], "slice {off}+{len}");
@@ -180,7 +180,7 @@ mod tests {
                 mem.decref(s.page).unwrap();
             }
         }
-        let mut out = Vec::new();
+        let mut out = crate::phy::Payload::new();
         q.slices(4, 20, &mut mem, &mut out).unwrap();
         let bytes: Vec<u8> = out.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
         assert_eq!(&bytes, b"o world, this spans ");
@@ -213,7 +213,7 @@ mod tests {
         for (ack, off, len) in [(0, 100, 50), (7, 120, 60), (40, 10, 100), (100, 0, 200), (3, 250, 100)] {
             q.ack(ack, &mut mem).unwrap();
             base += ack;
-            let mut o = Vec::new();
+            let mut o = crate::phy::Payload::new();
             q.slices(off, len, &mut mem, &mut o).unwrap();
             let got: Vec<u8> = o.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
             assert_eq!(got, data[base + off..base + off + len], "after acking {base}: {off}+{len}");
