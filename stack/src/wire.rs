@@ -50,10 +50,12 @@ impl Checksum {
     /// Adds the IPv4 pseudo-header of a TCP/UDP segment of `len` bytes.
     pub fn add_pseudo_header(&mut self, src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, len: u16) {
         debug_assert!(!self.odd, "pseudo-header goes first");
-        self.add(&src.octets());
-        self.add(&dst.octets());
-        self.add(&[0, u8::from(proto)]);
-        self.add(&len.to_be_bytes());
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&src.octets());
+        b[4..8].copy_from_slice(&dst.octets());
+        b[9] = u8::from(proto);
+        b[10..].copy_from_slice(&len.to_be_bytes());
+        self.add(&b);
     }
 
     /// The folded, complemented checksum to put on the wire.
@@ -81,12 +83,14 @@ fn sum_be16(data: &[u8]) -> u16 {
             *lane += u64::from(u32::from_ne_bytes(w));
         }
     }
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 32];
-    tail[..rest.len()].copy_from_slice(rest);
-    for (i, lane) in lanes.iter_mut().enumerate() {
-        let w = [tail[4 * i], tail[4 * i + 1], tail[4 * i + 2], tail[4 * i + 3]];
-        *lane += u64::from(u32::from_ne_bytes(w));
+    // The last < 32 bytes (all of a header): 16-bit words, no copy. A
+    // trailing odd byte is the first byte of a zero-padded word.
+    let mut words = chunks.remainder().chunks_exact(2);
+    for w in &mut words {
+        lanes[0] += u64::from(u16::from_ne_bytes([w[0], w[1]]));
+    }
+    if let [b] = words.remainder() {
+        lanes[0] += u64::from(u16::from_ne_bytes([*b, 0]));
     }
     // Fold lanes (each < 2^59 for any slice under 4 GiB) and then 64 -> 16
     // bits; 2^16 = 1 (mod 0xffff), so folding keeps the one's-complement sum.

@@ -145,7 +145,12 @@ mod tests {
         let mut buf = vec![0u8; HEADROOM];
         buf.extend_from_slice(&[1, 2, 3, 4]);
         let f = i.encapsulate(
-            IpOut { dst: Ipv4Address::new(10, 0, 0, 9), proto: IpProtocol::Udp, buf, payload: crate::phy::Payload::new() },
+            IpOut {
+                dst: Ipv4Address::new(10, 0, 0, 9),
+                proto: IpProtocol::Udp,
+                buf,
+                payload: crate::phy::Payload::new(),
+            },
             EthernetAddress([2, 0, 0, 0, 0, 9]),
         );
         let eth = EthernetFrame::new_checked(&f.header[..]).unwrap();

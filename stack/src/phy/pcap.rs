@@ -187,7 +187,12 @@ mod tests {
         dev.receive(Instant::from_micros(1_500_000), 8, &mut |f| got += f.len());
         assert_eq!(got, 100);
         let mem = HeapPages::new(1, 64);
-        dev.transmit(Instant::from_micros(2_000_001), TxFrame { header: vec![1; 20], payload: Default::default() }, &mem).unwrap();
+        dev.transmit(
+            Instant::from_micros(2_000_001),
+            TxFrame { header: vec![1; 20], payload: Default::default() },
+            &mem,
+        )
+        .unwrap();
         assert_eq!(dev.captured, 2);
         drop(dev);
         assert_eq!(out.len(), 24 + 16 + 64 + 16 + 20);
