@@ -1,0 +1,45 @@
+"""Shared helpers of the ci/bench-* scripts."""
+import json, os, subprocess, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BULK = os.path.join(ROOT, "target", "release", "bulk")
+
+
+def run_pair(mode, write, nbytes, zc_min, tag):
+    """`bulk` receiver (net_vhost, CPU 0) and sender (net_virtio_user, CPU 1)
+    in two processes; returns the sender's BULK report."""
+    sock = f"/tmp/zc-bench-{os.getpid()}-{tag}.sock"
+    if os.path.exists(sock):
+        os.unlink(sock)
+    recv = subprocess.Popen(
+        [BULK, "--role", "recv", "--no-digest", "--lcores", "0@0", "--ip", "10.88.0.2", "--timeout", "120",
+         "--vdev", f"net_vhost0,iface={sock},queues=1", "--file-prefix", f"zbr{os.getpid()}{tag}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        t = time.time()
+        while not os.path.exists(sock):
+            if time.time() - t > 20 or recv.poll() is not None:
+                raise RuntimeError("vhost receiver did not come up")
+            time.sleep(0.02)
+        out = subprocess.run(
+            [BULK, "--role", "send", "--lcores", "0@1", "--ip", "10.88.0.1", "--peer", "10.88.0.2",
+             "--timeout", "120", "--vdev", f"net_virtio_user0,path={sock},queues=1,queue_size=1024",
+             "--mode", mode, "--bytes", str(nbytes), "--write-size", str(write), "--zc-min-write", str(zc_min),
+             "--file-prefix", f"zbs{os.getpid()}{tag}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=180).stdout
+        recv.wait(timeout=60)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+            recv.wait()
+        if os.path.exists(sock):
+            os.unlink(sock)
+    line = next((l[5:] for l in out.splitlines() if l.startswith("BULK ")), None)
+    if line is None:
+        raise RuntimeError(f"no BULK line from the sender:\n{out}")
+    r = json.loads(line)
+    if not r.get("ok"):
+        raise RuntimeError(f"sender failed: {r}")
+    return r
+
+
