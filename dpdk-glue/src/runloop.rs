@@ -272,10 +272,17 @@ impl Runtime {
         }
     }
 
-    /// Closes the port (completing every in-flight frame), lets the engine
-    /// release their pages, and reports whether every page and device mbuf
-    /// is back: `(pages_free, pages_total, device_mbufs_in_use)`.
+    /// Aborts the connections still open (their peers get RSTs), closes the
+    /// port (completing every in-flight frame), lets the engine release
+    /// their pages, and reports whether every page and device mbuf is back:
+    /// `(pages_free, pages_total, device_mbufs_in_use)`.
     pub fn shutdown(&mut self) -> Result<(usize, usize, u32)> {
+        let aborted = self.stack.abort_all();
+        if aborted > 0 {
+            tracing::info!(aborted, "connections still open at shutdown were reset");
+            let now = self.now();
+            self.stack.poll(now, &mut *self.dev);
+        }
         use zcstack::mem::PageMemory;
         if let Some((files, _)) = self.pcap.as_mut() {
             if let Err(e) = files.flush() {
@@ -284,7 +291,13 @@ impl Runtime {
         }
         self.dev.close_port()?;
         let now = self.now();
+        // Completions of everything the port held come back here; what the
+        // port never took is dropped (counted) so no page stays referenced.
         self.stack.poll(now, &mut *self.dev);
+        let dropped = self.stack.discard_unsent();
+        if dropped > 0 {
+            tracing::info!(dropped, "frames still queued at shutdown were dropped");
+        }
         Ok((self.stack.mem().free_count(), self.stack.mem().capacity(), self.dev.mbufs_in_use()))
     }
 }

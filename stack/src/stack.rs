@@ -415,6 +415,44 @@ impl<M: PageMemory> Stack<M> {
         did
     }
 
+    /// Aborts every TCP connection (RSTs go out on the next poll) and closes
+    /// every listener and UDP socket's queue, releasing their buffers: the
+    /// stack's share of a process exit. Returns the connections aborted.
+    pub fn abort_all(&mut self) -> usize {
+        self.registry.regs.clear();
+        self.registry.recheck.clear();
+        self.tcp.abort_all(&mut self.mem, &mut self.segs)
+    }
+
+    /// Drops every frame and packet not yet handed to the device (queued
+    /// behind a full device, or waiting for ARP) and releases their page
+    /// references; returns how many. For shutdown, after the device can no
+    /// longer take frames, so no page stays referenced by output that will
+    /// never be sent.
+    pub fn discard_unsent(&mut self) -> usize {
+        let mut n = 0;
+        let mut pages = Vec::new();
+        for f in self.backlog.drain(..) {
+            pages.extend(f.payload.iter().map(|s| s.page));
+            n += 1;
+        }
+        for p in self.ipq.drain(..).chain(self.arp.drain_pending()) {
+            pages.extend(p.payload.iter().map(|s| s.page));
+            n += 1;
+        }
+        for s in self.segs.drain(..) {
+            pages.extend(s.payload.iter().map(|s| s.page));
+            n += 1;
+        }
+        for page in pages {
+            if self.mem.decref(page).is_err() {
+                self.stats.page_errors += 1;
+            }
+        }
+        self.stats.drop_unsent_at_shutdown += n as u64;
+        n
+    }
+
     fn drop_ip(&mut self, p: IpOut) {
         self.stats.drop_arp_unresolved += 1;
         for s in p.payload {

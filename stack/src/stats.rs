@@ -62,6 +62,8 @@ pub struct Stats {
     pub drop_udp_queue_full: u64,
     /// Packets dropped waiting for ARP (queue full or no answer).
     pub drop_arp_unresolved: u64,
+    /// Frames still queued when the device shut down (`Stack::discard_unsent`).
+    pub drop_unsent_at_shutdown: u64,
     /// Packets with no route.
     pub drop_no_route: u64,
     /// Writes refused or truncated because page memory ran out.

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use zcstack::mem::PageMemory;
 use zcstack::phy::sim::SimConfig;
 use zcstack::tcp::{SockOpt, SockOptName, SocketOptions};
 use zcstack::{Duration, State, TcpError};
@@ -214,4 +215,26 @@ fn accepted_connections_inherit_listener_options() {
     p.a.tcp_abort(s).unwrap();
     assert_eq!(p.a.tcp_set_option(s, SockOpt::NoDelay(true), p.now), Err(TcpError::InvalidHandle));
     assert_eq!(p.a.tcp_get_option(s, SockOptName::NoDelay), Err(TcpError::InvalidHandle));
+}
+
+#[test]
+fn abort_all_resets_every_connection_and_frees_everything() {
+    let mut p = Pair::new(SimConfig::default(), 7);
+    let (s1, c1) = p.establish(80);
+    let (_s2, c2) = p.establish(81);
+    p.a.tcp_write(s1, &[1u8; 100_000]).unwrap();
+    let _l = p.a.tcp_listen(90, 4).unwrap();
+    assert_eq!(p.a.abort_all(), 2);
+    assert_eq!(p.a.tcp_connections(), 0);
+    let stop =
+        p.run_until(10_000, |p| p.b.tcp_state(c1) == Ok(State::Closed) && p.b.tcp_state(c2) == Ok(State::Closed));
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(p.b.tcp().error(c1), Some(TcpError::Reset));
+    // The listener is gone too: a new connect is refused.
+    let c3 = p.b.tcp_connect(sa(A_IP, 90), 0, p.now).unwrap();
+    let stop = p.run_until(10_000, |p| p.b.tcp_state(c3) == Ok(State::Closed));
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(p.b.tcp().error(c3), Some(TcpError::Refused));
+    assert_eq!(p.a.discard_unsent(), 0, "nothing left queued after the RSTs went out");
+    assert_eq!(p.a.mem().free_count(), p.pages as usize);
 }

@@ -130,3 +130,18 @@ impl Netns {
         report.unwrap_or_else(|| panic!("no {prefix} report at exit"))
     }
 }
+
+/// A config.ini for one end of a virtio-user <-> vhost pair: `role_vdev`
+/// is the `[vdev0]` body (driver, path, ...), `cpu_mask` the lcore mask.
+pub fn pair_config(dir: &std::path::Path, name: &str, cpu_mask: &str, addr: &str, vdev: &str, extra: &str) -> String {
+    let pid = std::process::id();
+    let text = format!(
+        "[dpdk]\nlcore_mask={cpu_mask}\nno_huge=1\nmemory=512\nfile_prefix=zcp{pid}{name}\nnb_vdev=1\npkt_tx_delay=0\n\
+         [port0]\naddr={addr}\nnetmask=255.255.255.0\nbroadcast=10.78.0.255\ngateway=0.0.0.0\n\
+         [vdev0]\n{vdev}\n\
+         [freebsd.boot]\nmemsz_MB=128\n{extra}"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the config");
+    path.to_string_lossy().into_owned()
+}

@@ -120,6 +120,11 @@ impl ArpCache {
         gone
     }
 
+    /// Takes every packet still waiting for resolution (shutdown).
+    pub fn drain_pending(&mut self) -> Vec<IpOut> {
+        self.pending.drain().flat_map(|(_, p)| p.packets).collect()
+    }
+
     /// When the next request retry is due.
     pub fn poll_at(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.next_request).min()

@@ -698,6 +698,30 @@ impl TcpEngine {
         Ok(())
     }
 
+    /// Aborts every connection (RST to each synchronized peer) and closes
+    /// every listener: what a process exit does to its sockets. Returns the
+    /// number of connections aborted.
+    pub(crate) fn abort_all(&mut self, mem: &mut dyn PageMemory, out: &mut Vec<SegOut>) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            match self.slots[i].sock.as_mut() {
+                Some(Sock::Conn(c)) => {
+                    if let Some(r) = c.abort(mem) {
+                        out.push(r);
+                    }
+                    n += 1;
+                }
+                Some(Sock::Listener(_)) => {}
+                None => continue,
+            }
+            if let Some(Sock::Listener(l)) = &self.slots[i].sock {
+                self.listeners.remove(&l.local.port());
+            }
+            self.free_slot(i as u32);
+        }
+        n
+    }
+
     /// The connection's state.
     pub fn state(&self, h: SocketHandle) -> Result<State, TcpError> {
         Ok(self.conn(h)?.state)

@@ -1,0 +1,289 @@
+//! `httpload`: a wrk-like HTTP/1.1 load generator on zcstack.
+//!
+//! `-c` connections send GET requests for `--duration` seconds, keep-alive
+//! (the default) or one connection per request (`--close`), and it prints
+//! requests/s, transfer, errors and latency percentiles (p50/p90/p99/p99.9/
+//! max, from every request's latency) as text and as `HTTPLOAD {json}`.
+//! Bounded: stops after `--duration` or `--requests`, and gives up on a
+//! request after `--timeout-ms`.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::ExitCode;
+use std::time::{Duration, Instant as Wall};
+
+use clap::Parser;
+use dpdk_glue::config::Config;
+use dpdk_glue::{Control, Runtime};
+use serde_json::json;
+use zcstack::{Instant, SocketHandle, Stack, State, TcpError};
+
+#[derive(Debug, Parser)]
+#[command(about = "HTTP/1.1 load generator on zcstack (wrk-like)")]
+struct Args {
+    /// F-Stack-style config.ini (port 0 is used).
+    #[arg(long = "conf", short = 'c')]
+    conf: String,
+    /// Server address.
+    #[arg(long)]
+    server: Ipv4Addr,
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Request path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Concurrent connections.
+    #[arg(long, short = 'n', default_value_t = 16)]
+    connections: usize,
+    /// Seconds to run.
+    #[arg(long, short = 'd', default_value_t = 5)]
+    duration: u64,
+    /// Stop after this many requests (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    requests: u64,
+    /// One connection per request (`Connection: close`).
+    #[arg(long)]
+    close: bool,
+    /// A request taking longer than this counts as a timeout and its
+    /// connection is reset.
+    #[arg(long = "timeout-ms", default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Waiting,
+}
+
+struct Conn {
+    h: SocketHandle,
+    phase: Phase,
+    sent_at: Instant,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Totals {
+    ok: u64,
+    errors: u64,
+    timeouts: u64,
+    connects: u64,
+    bytes: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// Latency samples kept at most (about 40 MB).
+const MAX_SAMPLES: usize = 10_000_000;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("httpload: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where a complete response ends in `b`, if it is complete (needs a
+/// Content-Length; chunked encoding is not supported and counts as an error).
+fn response_end(b: &[u8]) -> Option<Result<usize, ()>> {
+    let head_end = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&b[..head_end]).to_ascii_lowercase();
+    if !head.starts_with("http/1.") {
+        return Some(Err(()));
+    }
+    let len = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match len {
+        Some(n) if b.len() >= head_end + n => Some(Ok(head_end + n)),
+        Some(_) => None,
+        None => Some(Err(())),
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let conf = Config::load(&args.conf)?;
+    for n in &conf.report {
+        eprintln!("httpload: {}: not implemented by zcstack: {n}", args.conf);
+    }
+    let mut rt = Runtime::init(&conf.runtime(0)?)?;
+    rt.stop_handle().stop_on_signals();
+    let to = SocketAddrV4::new(args.server, args.port);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: zcstack-httpload\r\n{}\r\n",
+        args.path,
+        args.server,
+        if args.close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    let timeout = zcstack::Duration::from_millis(args.timeout_ms);
+    let mut conns: Vec<Option<Conn>> = (0..args.connections).map(|_| None).collect();
+    let mut t = Totals::default();
+    let mut started: Option<Wall> = None;
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut iter = 0u64;
+    rt.run(|stack, now| {
+        iter += 1;
+        let begun = *started.get_or_insert_with(Wall::now);
+        let stopping = (iter % 256 == 0 && begun.elapsed() >= Duration::from_secs(args.duration))
+            || (args.requests > 0 && t.ok >= args.requests);
+        if stopping {
+            return (false, Control::Stop);
+        }
+        let mut did = false;
+        for slot in conns.iter_mut() {
+            let c = match slot {
+                Some(c) => c,
+                None => match stack.tcp_connect(to, 0, now) {
+                    Ok(h) => {
+                        t.connects += 1;
+                        did = true;
+                        slot.insert(Conn { h, phase: Phase::Connecting, sent_at: now, buf: Vec::new() })
+                    }
+                    Err(_) => continue,
+                },
+            };
+            if let Some(done) = drive(stack, c, &request, &mut rbuf, now, timeout, args.close, &mut t) {
+                did = true;
+                if done {
+                    let h = c.h;
+                    if args.close {
+                        let _ = stack.tcp_close(h, now);
+                    } else {
+                        let _ = stack.tcp_abort(h);
+                    }
+                    *slot = None;
+                }
+            }
+        }
+        (did, Control::Continue)
+    });
+    let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    for c in conns.into_iter().flatten() {
+        let _ = rt.stack.tcp_abort(c.h);
+    }
+    let (free, total, mbufs) = rt.shutdown()?;
+    t.latencies_us.sort_unstable();
+    let l = &t.latencies_us;
+    let (p50, p90, p99, p999) = (percentile(l, 50.0), percentile(l, 90.0), percentile(l, 99.0), percentile(l, 99.9));
+    let max = l.last().copied().unwrap_or(0);
+    let rps = t.ok as f64 / secs.max(1e-9);
+    println!(
+        "httpload: {} requests in {secs:.2} s ({} connections, {}), {rps:.0} requests/s, {:.2} MB read, \
+         {} errors, {} timeouts\n  latency us: p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+        t.ok,
+        args.connections,
+        if args.close { "connection per request" } else { "keep-alive" },
+        t.bytes as f64 / 1e6,
+        t.errors,
+        t.timeouts
+    );
+    println!(
+        "HTTPLOAD {}",
+        json!({
+            "requests": t.ok, "secs": secs, "rps": rps, "bytes": t.bytes, "errors": t.errors, "timeouts": t.timeouts,
+            "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
+            "p50_us": p50, "p90_us": p90, "p99_us": p99, "p999_us": p999, "max_us": max,
+            "clean": free == total && mbufs == 0,
+        })
+    );
+    Ok(())
+}
+
+/// Advances one connection. `None`: nothing happened; `Some(done)`: it did
+/// work, and `done` says the connection is finished (closed, failed, or one
+/// request done in connection-per-request mode).
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    stack: &mut Stack<dpdk_glue::PageArray>,
+    c: &mut Conn,
+    request: &[u8],
+    rbuf: &mut [u8],
+    now: Instant,
+    timeout: zcstack::Duration,
+    close: bool,
+    t: &mut Totals,
+) -> Option<bool> {
+    match (&c.phase, stack.tcp_state(c.h)) {
+        (Phase::Connecting, Ok(State::Established)) => {
+            c.phase = Phase::Waiting;
+            c.sent_at = now;
+            return match stack.tcp_write(c.h, request) {
+                Ok(n) if n == request.len() => Some(false),
+                _ => {
+                    t.errors += 1;
+                    Some(true)
+                }
+            };
+        }
+        (Phase::Connecting, Ok(State::SynSent | State::SynReceived)) => {
+            if now - c.sent_at > timeout {
+                t.timeouts += 1;
+                return Some(true);
+            }
+            return None;
+        }
+        (_, Err(_) | Ok(State::Closed)) => {
+            t.errors += 1;
+            return Some(true);
+        }
+        _ => {}
+    }
+    let mut did = false;
+    loop {
+        match stack.tcp_read(c.h, rbuf) {
+            Ok(0) => break,
+            Ok(n) => {
+                c.buf.extend_from_slice(&rbuf[..n]);
+                did = true;
+            }
+            Err(TcpError::WouldBlock) => break,
+            Err(_) => {
+                t.errors += 1;
+                return Some(true);
+            }
+        }
+    }
+    match response_end(&c.buf) {
+        Some(Ok(end)) => {
+            t.ok += 1;
+            t.bytes += end as u64;
+            if t.latencies_us.len() < MAX_SAMPLES {
+                t.latencies_us.push((now - c.sent_at).total_micros().min(u64::from(u32::MAX)) as u32);
+            }
+            c.buf.drain(..end);
+            if close {
+                return Some(true);
+            }
+            c.sent_at = now;
+            match stack.tcp_write(c.h, request) {
+                Ok(n) if n == request.len() => Some(false),
+                _ => {
+                    t.errors += 1;
+                    Some(true)
+                }
+            }
+        }
+        Some(Err(())) => {
+            t.errors += 1;
+            Some(true)
+        }
+        None if now - c.sent_at > timeout => {
+            t.timeouts += 1;
+            Some(true)
+        }
+        None => did.then_some(false),
+    }
+}
