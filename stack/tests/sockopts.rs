@@ -186,14 +186,7 @@ fn accepted_connections_inherit_listener_options() {
     // Changing the listener affects later connections only.
     p.a.tcp_set_option(l, SockOpt::SendBuffer(65_536), p.now).unwrap();
     assert_eq!(p.a.tcp_get_option(l, SockOptName::SendBuffer), Ok(SockOpt::SendBuffer(65_536)));
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    let stop = p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
-    });
-    assert_eq!(stop, Stop::Done);
-    let s = s.unwrap();
+    let (s, c) = p.accept_from_b(l, 80);
     let get = |p: &mut Pair, n| p.a.tcp_get_option(s, n).unwrap();
     assert_eq!(get(&mut p, SockOptName::SendBuffer), SockOpt::SendBuffer(65_536));
     assert_eq!(get(&mut p, SockOptName::RecvBuffer), SockOpt::RecvBuffer(16_384));

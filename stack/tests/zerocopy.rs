@@ -103,14 +103,7 @@ fn unacknowledged_zero_copy_pages_are_never_freed() {
     let mut p = Pair::new(SimConfig::default(), 50);
     let opts = SocketOptions { recv_buffer: Some(8192), ..SocketOptions::default() };
     let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    let stop = p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some() && p.b.tcp_state(c) == Ok(zcstack::State::Established)
-    });
-    assert_eq!(stop, Stop::Done);
-    let s = s.unwrap();
+    let (s, c) = p.accept_from_b(l, 80);
     let data = pattern(9, 64 * 1024);
     let buf = filled(&mut p, &data);
     let pages_used = buf.segment_count();

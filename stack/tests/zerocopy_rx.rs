@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use zcstack::phy::sim::SimConfig;
 use zcstack::tcp::{SockOpt, SocketOptions};
-use zcstack::{Duration, RxView, State, TcpError};
+use zcstack::{Duration, RxView, TcpError};
 
 fn zc_rx(loss: bool) -> SimConfig {
     let mut c = SimConfig { rx_shared_footprint: Some(2048), ..SimConfig::default() };
@@ -117,14 +117,7 @@ fn pinned_frames_shrink_the_window_for_a_slow_reader() {
     let mut p = Pair::new(zc_rx(false), 62);
     let opts = SocketOptions { recv_buffer: Some(64 * 1024), ..SocketOptions::default() };
     let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
-    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
-    let mut s = None;
-    let stop = p.run_until(10_000, |p| {
-        s = s.or_else(|| p.a.tcp_accept(l).ok().map(|x| x.0));
-        s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
-    });
-    assert_eq!(stop, Stop::Done);
-    let s = s.unwrap();
+    let (s, c) = p.accept_from_b(l, 80);
     let big = pattern(22, 1 << 20);
     let mut off = 0;
     let t = p.now + Duration::from_secs(3);

@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use std::time::{Duration as WallDuration, Instant as Wall};
 
 use clap::{Parser, ValueEnum};
-use dpdk_glue::config::Config;
 use dpdk_glue::{Control, EalArgs, EthDeviceConfig, PortConfig, Runtime, RuntimeConfig, TxMode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -103,10 +102,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    zcstack_examples::init_logging();
     match run(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
@@ -147,11 +143,7 @@ fn stream_digest(data: &[u8], total: usize) -> String {
 
 fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
     if let Some(path) = &args.conf {
-        let conf = Config::load(path)?;
-        for n in &conf.report {
-            eprintln!("bulk: {path}: not implemented by zcstack: {n}");
-        }
-        return Ok(Runtime::init(&conf.runtime(0)?)?);
+        return zcstack_examples::runtime_from_conf("bulk", path);
     }
     let (Some(vdev), Some(ip)) = (&args.vdev, args.ip) else {
         return Err("--vdev and --ip are required without --conf".into());

@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
-use dpdk_glue::config::Config;
-use dpdk_glue::{Control, Runtime};
+use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Interest, SocketHandle, TcpError, Token, Trigger};
 
@@ -40,27 +39,13 @@ struct Args {
 const MAX_PENDING: usize = 256 * 1024;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    zcstack_examples::init_logging();
+    zcstack_examples::exit("echo", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let _ = (&args.proc_type, args.proc_id);
-    let conf = Config::load(&args.conf)?;
-    for n in &conf.report {
-        eprintln!("echo: {}: not implemented by zcstack: {n}", args.conf);
-    }
-    let mut rt = Runtime::init(&conf.runtime(0)?)?;
-    rt.stop_handle().stop_on_signals();
+    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.conf)?;
     let l = rt.stack.tcp_listen(args.port, 1024)?;
     let u = rt.stack.udp_bind(args.port)?;
     rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Level)?;

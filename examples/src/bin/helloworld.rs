@@ -13,8 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
-use dpdk_glue::config::Config;
-use dpdk_glue::{Control, Runtime};
+use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Interest, SocketHandle, Stack, TcpError, Token, Trigger, ZcBuf};
 
@@ -76,27 +75,13 @@ struct Counters {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("helloworld: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    zcstack_examples::init_logging();
+    zcstack_examples::exit("helloworld", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let _ = (&args.proc_type, args.proc_id);
-    let conf = Config::load(&args.conf)?;
-    for n in &conf.report {
-        eprintln!("helloworld: {}: not implemented by zcstack: {n}", args.conf);
-    }
-    let mut rt = Runtime::init(&conf.runtime(0)?)?;
-    rt.stop_handle().stop_on_signals();
+    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.conf)?;
     let resp = response();
     let page = if args.zc {
         let mut b = rt.stack.zc_mbuf_get(resp.len())?;

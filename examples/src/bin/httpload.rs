@@ -12,8 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
-use dpdk_glue::config::Config;
-use dpdk_glue::{Control, Runtime};
+use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Instant, SocketHandle, Stack, State, TcpError};
 
@@ -76,17 +75,8 @@ struct Totals {
 const MAX_SAMPLES: usize = 10_000_000;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("httpload: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    zcstack_examples::init_logging();
+    zcstack_examples::exit("httpload", run(Args::parse()))
 }
 
 /// Where a complete response ends in `b`, if it is complete (needs a
@@ -114,12 +104,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let conf = Config::load(&args.conf)?;
-    for n in &conf.report {
-        eprintln!("httpload: {}: not implemented by zcstack: {n}", args.conf);
-    }
-    let mut rt = Runtime::init(&conf.runtime(0)?)?;
-    rt.stop_handle().stop_on_signals();
+    let mut rt = zcstack_examples::runtime_from_conf("httpload", &args.conf)?;
     let to = SocketAddrV4::new(args.server, args.port);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: zcstack-httpload\r\n{}\r\n",

@@ -202,6 +202,18 @@ impl Pair {
     /// client on b); the listener is closed.
     pub fn establish(&mut self, port: u16) -> (zcstack::SocketHandle, zcstack::SocketHandle) {
         let l = self.a.tcp_listen(port, 16).unwrap();
+        let (s, c) = self.accept_from_b(l, port);
+        self.a.tcp_close(l, self.now).unwrap();
+        (s, c)
+    }
+
+    /// Connects from b to a:`port` where listener `l` waits; runs until
+    /// both ends are established and accepted. Returns (server, client).
+    pub fn accept_from_b(
+        &mut self,
+        l: zcstack::SocketHandle,
+        port: u16,
+    ) -> (zcstack::SocketHandle, zcstack::SocketHandle) {
         let c = self.b.tcp_connect(sa(A_IP, port), 0, self.now).unwrap();
         let mut s = None;
         let stop = self.run_until(100_000, |p| {
@@ -209,7 +221,6 @@ impl Pair {
             s.is_some() && p.b.tcp_state(c) == Ok(zcstack::State::Established)
         });
         assert_eq!(stop, Stop::Done, "handshake");
-        self.a.tcp_close(l, self.now).unwrap();
         (s.unwrap(), c)
     }
 }
