@@ -47,6 +47,17 @@ s.close()
 print(n, h.hexdigest())
 "#;
 
+/// Starts `bulk --conf CONF ARGS` inside the namespace (stdout captured).
+fn spawn_bulk(ns: &Netns, conf: &str, args: &[&str]) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_bulk"), "--conf", conf, "--timeout", "90"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bulk in the netns")
+}
+
 fn bulk_json(out: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(out);
     let line = text.lines().find_map(|l| l.strip_prefix("BULK ")).unwrap_or_else(|| panic!("no BULK line:\n{text}"));
@@ -63,14 +74,9 @@ fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
          [zerocopy]\nsend=1\nrecv=1\nmin_write=0\n",
     );
     // zcstack -> Linux.
-    let bulk = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_bulk"), "--conf", &conf, "--role", "send"])
-        .args(["--peer", KERNEL, "--port", "5001", "--bytes", &TOTAL.to_string(), "--timeout", "90"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    ns.server = Some(bulk);
+    let total = TOTAL.to_string();
+    ns.server =
+        Some(spawn_bulk(&ns, &conf, &["--role", "send", "--peer", KERNEL, "--port", "5001", "--bytes", &total]));
     ns.kernel_side_up();
     let k = ns.run(&["python3", "-c", KERNEL_RECV, KERNEL]);
     assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
@@ -88,14 +94,7 @@ fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Linux -> zcstack.
-    let bulk = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_bulk"), "--conf", &conf, "--role", "recv"])
-        .args(["--port", "5002", "--timeout", "90"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    ns.server = Some(bulk);
+    ns.server = Some(spawn_bulk(&ns, &conf, &["--role", "recv", "--port", "5002"]));
     ns.kernel_side_up();
     let k = ns.run(&["python3", "-c", KERNEL_SEND, OURS, &TOTAL.to_string()]);
     assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));

@@ -11,6 +11,16 @@ use zcstack::phy::sim::{Completion, SimConfig};
 use zcstack::tcp::{SockOpt, SocketOptions};
 use zcstack::{Duration, FfZcMbuf, TcpError, ZcBuf, ZcError, ZcMsg};
 
+/// Offers a pending zero-copy tail again; keeps whatever is still unsent.
+fn resend(p: &mut Pair, c: zcstack::SocketHandle, pending: &mut Option<ZcBuf>) {
+    if let Some(b) = pending.take() {
+        *pending = match p.b.tcp_write_zc(c, b) {
+            Ok((_, r)) => r,
+            Err((_, b)) => Some(b),
+        };
+    }
+}
+
 fn lossy(completion: Completion) -> SimConfig {
     SimConfig { loss: 0.05, reorder: 0.05, duplicate: 0.01, corrupt: 0.001, completion, ..SimConfig::default() }
 }
@@ -147,12 +157,7 @@ fn write_zc_returns_exactly_the_unsent_tail() {
     let mut pending = Some(rest);
     let mut sink = Sink::default();
     let stop = p.run_until(100_000, |p| {
-        if let Some(b) = pending.take() {
-            pending = match p.b.tcp_write_zc(c, b) {
-                Ok((_, r)) => r,
-                Err((_, b)) => Some(b),
-            };
-        }
+        resend(p, c, &mut pending);
         read_into(&mut p.a, s, &mut sink);
         sink.received == data.len()
     });
@@ -326,12 +331,7 @@ fn writes_below_the_threshold_are_copied_with_the_same_contract() {
     let mut pending = Some(rest);
     let mut sink = Sink::default();
     let stop = p.run_until(100_000, |p| {
-        if let Some(b) = pending.take() {
-            pending = match p.b.tcp_write_zc(c, b) {
-                Ok((_, r)) => r,
-                Err((_, b)) => Some(b),
-            };
-        }
+        resend(p, c, &mut pending);
         read_into(&mut p.a, s, &mut sink);
         sink.received == 1600 && p.b.tcp().send_queued(c) == Ok(0)
     });

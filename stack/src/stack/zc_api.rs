@@ -75,20 +75,10 @@ impl<M: PageMemory> Stack<M> {
         h: SocketHandle,
         mut buf: ZcBuf,
     ) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
-        let tcp = &mut self.tcp;
-        let mut err = None;
-        let len = buf.len();
-        let taken = buf.copy_range(&mut self.mem, 0, len, |piece, mem| match tcp.write(h, piece, mem) {
+        let taken = match self.copy_to_send_queue(h, &buf, 0, buf.len()) {
             Ok(n) => n,
-            Err(e) => {
-                err = Some(e);
-                0
-            }
-        });
-        if taken == 0 {
-            return Err((err.unwrap_or(TcpError::WouldBlock), buf));
-        }
-        self.stats.tx_bytes_copied += taken as u64;
+            Err(e) => return Err((e, buf)),
+        };
         let rest = (taken < buf.len()).then(|| buf.split_off(taken, &mut self.mem));
         buf.release(&mut self.mem);
         Ok((taken, rest))
@@ -107,17 +97,7 @@ impl<M: PageMemory> Stack<M> {
             return Ok(0);
         }
         if len < self.cfg.zc_min_write {
-            let tcp = &mut self.tcp;
-            let mut err = None;
-            let n = buf.copy_range(&mut self.mem, off, len, |piece, mem| match tcp.write(h, piece, mem) {
-                Ok(n) => n,
-                Err(e) => {
-                    err = Some(e);
-                    0
-                }
-            });
-            self.stats.tx_bytes_copied += n as u64;
-            return if n == 0 { Err(err.unwrap_or(TcpError::WouldBlock)) } else { Ok(n) };
+            return self.copy_to_send_queue(h, buf, off, len);
         }
         let room = self.tcp.send_room(h)?;
         if room == 0 {
@@ -141,6 +121,25 @@ impl<M: PageMemory> Stack<M> {
                 Err(e)
             }
         }
+    }
+
+    /// Copies bytes `[off, off + len)` of `buf` into the connection's send
+    /// queue (the below-threshold path); the bytes taken, or why none were.
+    fn copy_to_send_queue(&mut self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> Result<usize, TcpError> {
+        let tcp = &mut self.tcp;
+        let mut err = None;
+        let n = buf.copy_range(&mut self.mem, off, len, |piece, mem| match tcp.write(h, piece, mem) {
+            Ok(n) => n,
+            Err(e) => {
+                err = Some(e);
+                0
+            }
+        });
+        if n == 0 {
+            return Err(err.unwrap_or(TcpError::WouldBlock));
+        }
+        self.stats.tx_bytes_copied += n as u64;
+        Ok(n)
     }
 
     /// A buffer sharing bytes `[off, off + len)` of `buf` without copying
