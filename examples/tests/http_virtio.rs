@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-fn report(out: &[u8], prefix: &str) -> Value {
-    let text = String::from_utf8_lossy(out);
-    let line = text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no {prefix}in:\n{text}"));
+/// The JSON after `prefix` in `out`'s stdout; panics with the status and
+/// `stderr` when the line is missing.
+fn report(out: &std::process::Output, stderr: &[u8], prefix: &str) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| {
+        panic!("no {prefix}in:\n{text}\n{}, stderr:\n{}", out.status, String::from_utf8_lossy(stderr))
+    });
     serde_json::from_str(line).unwrap()
 }
 
@@ -35,7 +39,7 @@ fn load(close: bool) -> (Value, Value) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_helloworld"))
         .args(["--conf", &server_conf, "--duration", "60"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("srv.err")).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
@@ -53,10 +57,11 @@ fn load(close: bool) -> (Value, Value) {
     let client = Command::new(env!("CARGO_BIN_EXE_httpload")).args(&args).output().unwrap();
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let sout = server.wait_with_output().unwrap();
+    let serr = std::fs::read(dir.join("srv.err")).unwrap_or_default();
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
-    (report(&client.stdout, "HTTPLOAD "), report(&sout.stdout, "HELLOWORLD "))
+    (report(&client, &client.stderr, "HTTPLOAD "), report(&sout, &serr, "HELLOWORLD "))
 }
 
 #[test]

@@ -376,3 +376,39 @@ fn gratuitous_arp_announces_our_address() {
     assert_eq!(source_hardware_addr, OUR_MAC);
     assert_eq!((source_protocol_addr, target_protocol_addr), (A_IP, A_IP), "sender = target = our address");
 }
+
+/// Our TSval clock is milliseconds plus a per-connection offset, modulo
+/// 2^32: it wraps (after 49.7 days of uptime, or at once for a large
+/// offset) without an overflow, and keeps counting milliseconds across the
+/// wrap. Found by a connection-per-request load where a debug build
+/// panicked on the addition.
+#[test]
+fn timestamp_clock_wraps_modulo_2_32() {
+    let (mut st, mut dev) = stack();
+    // u32::MAX ms: any offset above 0 wraps.
+    let t0 = Instant::from_millis(u64::from(u32::MAX) - 3);
+    learn_peer_at(&mut st, &mut dev, t0);
+    let l = st.tcp_listen(80, 64).unwrap();
+    for port in 0..32u16 {
+        let mut syn = seg(1000, None, TcpControl::Syn);
+        syn.sport = 41000 + port;
+        syn.mss = Some(1460);
+        syn.ts = Some((77, 0));
+        let out = exchange(&mut st, &mut dev, t0, vec![tcp_frame(syn)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (tsval0, tsecr) = out[0].ts.expect("timestamps negotiated");
+        assert_eq!(tsecr, 77);
+        let iss = out[0].seq;
+        let mut ack = seg(1001, Some(iss.wrapping_add(1)), TcpControl::None);
+        ack.sport = syn.sport;
+        ack.ts = Some((78, tsval0));
+        assert!(exchange(&mut st, &mut dev, t0 + zcstack::Duration::from_millis(1), vec![tcp_frame(ack)]).is_empty());
+        let (h, _) = st.tcp_accept(l).unwrap();
+        st.tcp_set_option(h, zcstack::tcp::SockOpt::NoDelay(true), t0).unwrap();
+        assert_eq!(st.tcp_write(h, b"x"), Ok(1));
+        let out = exchange(&mut st, &mut dev, t0 + zcstack::Duration::from_millis(10), vec![]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (tsval1, _) = out[0].ts.unwrap();
+        assert_eq!(tsval1.wrapping_sub(tsval0), 10, "10 ms later across the wrap");
+    }
+}

@@ -10,6 +10,7 @@
 
 mod ini;
 mod keys;
+mod toml_form;
 
 use std::net::Ipv4Addr;
 
@@ -223,19 +224,31 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and checks `path`.
+    /// Reads and checks `path`: TOML when it ends in `.toml`, F-Stack INI
+    /// otherwise.
     pub fn load(path: &str) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             line: None,
             msg: format!("cannot read: {e}"),
         })?;
-        Config::parse(path, &text)
+        if path.ends_with(".toml") {
+            Config::parse_toml(path, &text)
+        } else {
+            Config::parse(path, &text)
+        }
     }
 
-    /// Checks `text`; `file` names it in messages.
+    /// Checks INI `text`; `file` names it in messages.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let sections = ini::parse(file, text)?;
+        keys::build(file, &sections)
+    }
+
+    /// Checks TOML `text` against the same schema and with the same
+    /// messages as [`Config::parse`] (see the mapping in `toml_form`).
+    pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let sections = toml_form::parse(file, text)?;
         keys::build(file, &sections)
     }
 

@@ -178,3 +178,62 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
     assert_eq!(c.tcp.send_buffer, 16384);
     assert_eq!(c.tcp.congestion, zcstack::config::CongestionControl::Cubic);
 }
+
+fn toml_err(text: &str) -> String {
+    Config::parse_toml("t.toml", text).unwrap_err().to_string()
+}
+
+/// The typed settings, without where they came from.
+fn settings(c: &Config) -> String {
+    format!("{:?} {:?} {:?} {:?} {} {:?} {:?}", c.dpdk, c.ports, c.vdevs, c.pcap, c.page_array_mb, c.tcp, c.zerocopy)
+}
+
+#[test]
+fn the_shipped_config_toml_means_the_same_as_config_ini() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let ini = Config::load(&format!("{root}/config.ini")).unwrap_or_else(|e| panic!("{e}"));
+    let toml = Config::load(&format!("{root}/config.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings(&toml), settings(&ini));
+    let keys = |c: &Config| c.report.iter().map(|n| n.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&toml), keys(&ini), "the same F-Stack keys are reported as not implemented");
+    assert_eq!(format!("{:?}", toml.runtime(0).unwrap()), format!("{:?}", ini.runtime(0).unwrap()));
+}
+
+#[test]
+fn toml_values_map_onto_the_ini_schema() {
+    let text = "[dpdk]\nlcore_mask = 0x6\nport_list = [0]\nno_huge = true\n\n\
+        [port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\nbroadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n\
+        [freebsd.sysctl]\n\"net.inet.tcp.msl\" = 500\nnet.inet.tcp.cc.algorithm = \"cubic\"\n\
+        [freebsd.boot]\nmemsz_MB = 64\n";
+    let c = Config::parse_toml("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dpdk.lcore_mask, 6, "an integer mask is its value, not hex digits");
+    assert_eq!(c.dpdk.port_list, vec![0]);
+    let e = toml_err(&text.replace("[0]", "[0, 1]"));
+    assert_eq!(e, "t.toml: [dpdk] port_list names port 1 but there is no [port1] section", "arrays are lists");
+    assert!(c.dpdk.no_huge);
+    assert_eq!(c.page_array_mb, 64);
+    assert_eq!(c.tcp.msl, zcstack::Duration::from_millis(500));
+    assert_eq!(c.tcp.congestion, zcstack::config::CongestionControl::Cubic);
+}
+
+#[test]
+fn toml_errors_name_file_line_and_key_like_ini() {
+    let base = "[dpdk]\nlcore_mask = 1\n\n[port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\n\
+        broadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n";
+    assert_eq!(
+        toml_err(&format!("{base}[tcp]\nmin_rto_uss = 5\n")),
+        "t.toml:10: [tcp] unknown key \"min_rto_uss\"; did you mean \"min_rto_us\"? (known keys: min_rto_us, \
+         initial_rto_ms, nodelay, timestamps, syn_cookies, initial_cwnd, window_scale, keepalive_idle_s, \
+         keepalive_interval_s, keepalive_probes, max_ooo_segments)"
+    );
+    assert_eq!(toml_err(&format!("{base}[pcap]\nenable = 2\n")), "t.toml:10: [pcap] enable = \"2\": expected 0 or 1");
+    assert_eq!(toml_err("lcore_mask = 1\n"), "t.toml:1: key before any [section]: lcore_mask");
+    assert_eq!(
+        toml_err("[dpdk]\nlog_level = 1979-05-27\n"),
+        "t.toml:2: log_level: a date (1979-05-27) is not a configuration value"
+    );
+    let e = toml_err("[dpdk]\nlcore_mask = = 1\n");
+    assert!(e.starts_with("t.toml:2: TOML: "), "{e}");
+    let e = toml_err("[dpdk]\nchannel = 1\nchannel = 2\n");
+    assert!(e.starts_with("t.toml:3: TOML: "), "duplicate keys are TOML errors: {e}");
+}

@@ -295,7 +295,7 @@ impl Conn {
     /// Advances our TSval clock: milliseconds, offset per connection so the
     /// value reveals nothing about uptime (RFC 7323 7.1).
     fn tick_ts(&mut self, now: Instant) {
-        self.ts_now = (now.total_micros() / 1000) as u32 + self.iss.0.rotate_left(13);
+        self.ts_now = ((now.total_micros() / 1000) as u32).wrapping_add(self.iss.0.rotate_left(13));
     }
 
     // ----- application side -----

@@ -113,6 +113,11 @@ pub fn exchange(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant, 
 
 /// Teaches the stack our MAC so replies need no ARP round trip.
 pub fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut QueueDevice) {
+    learn_peer_at(st, dev, Instant::ZERO)
+}
+
+/// [`learn_peer`] at `now` (ARP entries expire).
+pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant) {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: PEER_MAC,
@@ -125,7 +130,7 @@ pub fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut QueueDevice) {
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
     repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
     dev.push_rx(f);
-    st.poll(Instant::ZERO, dev);
+    st.poll(now, dev);
     let replies = dev.take_tx();
     assert_eq!(replies.len(), 1, "ARP request for our address is answered");
     let eth = EthernetFrame::new_checked(&replies[0][..]).unwrap();
