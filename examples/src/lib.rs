@@ -38,3 +38,40 @@ pub fn exit(tool: &str, r: Result<(), Box<dyn Error>>) -> ExitCode {
         }
     }
 }
+
+/// Latency recorder for the load generators: an HdrHistogram of
+/// microseconds (1 µs to 60 s, 3 significant digits), every sample kept.
+#[derive(Debug)]
+pub struct Latency(hdrhistogram::Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latency {
+    /// Records one sample, clamped into the histogram's range.
+    pub fn record_us(&mut self, us: u64) {
+        self.0.saturating_record(us.max(1));
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The value at percentile `p` (0..=100), µs; 0 with no samples.
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.0.is_empty() {
+            0
+        } else {
+            self.0.value_at_percentile(p)
+        }
+    }
+
+    /// The largest sample, µs.
+    pub fn max(&self) -> u64 {
+        self.0.max()
+    }
+}

@@ -3,7 +3,7 @@
 //! `-c` connections send GET requests for `--duration` seconds, keep-alive
 //! (the default) or one connection per request (`--close`), and it prints
 //! requests/s, transfer, errors and latency percentiles (p50/p90/p99/p99.9/
-//! max, from every request's latency) as text and as `HTTPLOAD {json}`.
+//! max, from every request's latency in an HdrHistogram) as text and as `HTTPLOAD {json}`.
 //! Bounded: stops after `--duration` or `--requests`, and gives up on a
 //! request after `--timeout-ms`.
 
@@ -46,6 +46,11 @@ struct Args {
     /// connection is reset.
     #[arg(long = "timeout-ms", default_value_t = 2000)]
     timeout_ms: u64,
+    /// Before the load starts, retry a probe connection for up to this many
+    /// seconds until the server accepts one (a link or server still coming
+    /// up); the run fails if none is accepted in time. 0: no probe.
+    #[arg(long = "wait-server", default_value_t = 0)]
+    wait_server: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,41 +71,79 @@ struct Totals {
     ok: u64,
     errors: u64,
     timeouts: u64,
+    non_2xx: u64,
     connects: u64,
     bytes: u64,
-    latencies_us: Vec<u32>,
+    latency: zcstack_examples::Latency,
 }
-
-/// Latency samples kept at most (about 40 MB).
-const MAX_SAMPLES: usize = 10_000_000;
 
 fn main() -> ExitCode {
     zcstack_examples::init_logging();
     zcstack_examples::exit("httpload", run(Args::parse()))
 }
 
-/// Where a complete response ends in `b`, if it is complete (needs a
+/// The `--wait-server` probe: one connection at a time until one is
+/// established.
+struct Probe {
+    deadline: Wall,
+    conn: Option<(SocketHandle, Instant)>,
+    ready: bool,
+}
+
+impl Probe {
+    fn drive(&mut self, stack: &mut Stack<dpdk_glue::PageArray>, to: SocketAddrV4, now: Instant) -> (bool, Control) {
+        if Wall::now() >= self.deadline {
+            return (false, Control::Stop);
+        }
+        match self.conn {
+            None => {
+                self.conn = stack.tcp_connect(to, 0, now).ok().map(|h| (h, now));
+                (true, Control::Continue)
+            }
+            Some((h, at)) => match stack.tcp_state(h) {
+                Ok(State::Established) => {
+                    let _ = stack.tcp_close(h, now);
+                    self.ready = true;
+                    (true, Control::Continue)
+                }
+                Ok(State::SynSent) if now - at < zcstack::Duration::from_millis(500) => (false, Control::Continue),
+                _ => {
+                    let _ = stack.tcp_abort(h);
+                    self.conn = None;
+                    (true, Control::Continue)
+                }
+            },
+        }
+    }
+}
+
+/// A complete response at the front of the buffer.
+struct Response {
+    /// Its length.
+    end: usize,
+    /// Status 2xx.
+    success: bool,
+    /// The server closes the connection after it (`Connection: close`).
+    close: bool,
+}
+
+/// The response at the front of `b`, if it is complete (needs a
 /// Content-Length; chunked encoding is not supported and counts as an error).
-fn response_end(b: &[u8]) -> Option<Result<usize, ()>> {
+fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
     let head_end = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = String::from_utf8_lossy(&b[..head_end]).to_ascii_lowercase();
     if !head.starts_with("http/1.") {
         return Some(Err(()));
     }
-    let len = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
-    match len {
-        Some(n) if b.len() >= head_end + n => Some(Ok(head_end + n)),
+    let header = |name: &str| head.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let success = head.split(' ').nth(1).is_some_and(|code| code.starts_with('2'));
+    let close = header("connection:") == Some("close")
+        || (head.starts_with("http/1.0") && header("connection:") != Some("keep-alive"));
+    match header("content-length:").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) if b.len() >= head_end + n => Some(Ok(Response { end: head_end + n, success, close })),
         Some(_) => None,
         None => Some(Err(())),
     }
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -119,8 +162,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut started: Option<Wall> = None;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut iter = 0u64;
+    let mut probe = Probe {
+        deadline: Wall::now() + Duration::from_secs(args.wait_server),
+        conn: None,
+        ready: args.wait_server == 0,
+    };
     rt.run(|stack, now| {
         iter += 1;
+        if !probe.ready {
+            return probe.drive(stack, to, now);
+        }
         let begun = *started.get_or_insert_with(Wall::now);
         let stopping = (iter % 256 == 0 && begun.elapsed() >= Duration::from_secs(args.duration))
             || (args.requests > 0 && t.ok >= args.requests);
@@ -155,30 +206,35 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         (did, Control::Continue)
     });
+    if !probe.ready {
+        let _ = rt.shutdown();
+        return Err(format!("{to} accepted no connection within --wait-server {} s", args.wait_server).into());
+    }
     let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
     for c in conns.into_iter().flatten() {
         let _ = rt.stack.tcp_abort(c.h);
     }
     let (free, total, mbufs) = rt.shutdown()?;
-    t.latencies_us.sort_unstable();
-    let l = &t.latencies_us;
-    let (p50, p90, p99, p999) = (percentile(l, 50.0), percentile(l, 90.0), percentile(l, 99.0), percentile(l, 99.9));
-    let max = l.last().copied().unwrap_or(0);
+    let l = &t.latency;
+    let (p50, p90, p99, p999) = (l.percentile(50.0), l.percentile(90.0), l.percentile(99.0), l.percentile(99.9));
+    let max = l.max();
     let rps = t.ok as f64 / secs.max(1e-9);
     println!(
         "httpload: {} requests in {secs:.2} s ({} connections, {}), {rps:.0} requests/s, {:.2} MB read, \
-         {} errors, {} timeouts\n  latency us: p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+         {} errors, {} timeouts, {} non-2xx\n  latency us: p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
         t.ok,
         args.connections,
         if args.close { "connection per request" } else { "keep-alive" },
         t.bytes as f64 / 1e6,
         t.errors,
-        t.timeouts
+        t.timeouts,
+        t.non_2xx
     );
     println!(
         "HTTPLOAD {}",
         json!({
             "requests": t.ok, "secs": secs, "rps": rps, "bytes": t.bytes, "errors": t.errors, "timeouts": t.timeouts,
+            "non_2xx": t.non_2xx,
             "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
             "p50_us": p50, "p90_us": p90, "p99_us": p99, "p999_us": p999, "max_us": max,
             "clean": free == total && mbufs == 0,
@@ -227,9 +283,13 @@ fn drive(
         _ => {}
     }
     let mut did = false;
+    let mut eof = false;
     loop {
         match stack.tcp_read(c.h, rbuf) {
-            Ok(0) => break,
+            Ok(0) => {
+                eof = true;
+                break;
+            }
             Ok(n) => {
                 c.buf.extend_from_slice(&rbuf[..n]);
                 did = true;
@@ -242,14 +302,18 @@ fn drive(
         }
     }
     match response_end(&c.buf) {
-        Some(Ok(end)) => {
-            t.ok += 1;
-            t.bytes += end as u64;
-            if t.latencies_us.len() < MAX_SAMPLES {
-                t.latencies_us.push((now - c.sent_at).total_micros().min(u64::from(u32::MAX)) as u32);
+        Some(Ok(r)) => {
+            if r.success {
+                t.ok += 1;
+            } else {
+                t.non_2xx += 1;
             }
-            c.buf.drain(..end);
-            if close {
+            t.bytes += r.end as u64;
+            t.latency.record_us((now - c.sent_at).total_micros());
+            c.buf.drain(..r.end);
+            if close || r.close {
+                // Like wrk, a server that ends a keep-alive connection (say
+                // nginx after keepalive_requests) just gets a new one.
                 return Some(true);
             }
             c.sent_at = now;
@@ -262,6 +326,11 @@ fn drive(
             }
         }
         Some(Err(())) => {
+            t.errors += 1;
+            Some(true)
+        }
+        None if eof => {
+            // Closed in the middle of (or before) a response.
             t.errors += 1;
             Some(true)
         }

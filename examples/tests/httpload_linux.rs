@@ -1,0 +1,91 @@
+//! zcstack's `httpload` (on a `net_tap` port in a private netns) against a
+//! Linux HTTP server, nginx, on the kernel side of the tap: keep-alive (with
+//! nginx ending connections every 100 requests, which httpload must follow
+//! without errors) and connection per request; every response is a 200 of
+//! the right length and both sides end clean.
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// nginx in `ns` on *:8080 with a 1 KiB page; killed with the namespace.
+fn start_nginx(ns: &mut Netns) -> std::process::Child {
+    let d = ns.dir.display();
+    let conf = ns.dir.join("nginx.conf");
+    let page = "x".repeat(1024);
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; default_type text/plain; keepalive_requests 100;\n\
+             client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+             server {{ listen 8080 reuseport; location / {{ return 200 \"{page}\"; }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nginx", "-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx (ci/setup installs nginx-light)")
+}
+
+fn load(tag: &str, close: bool) -> Value {
+    let _turn = one_at_a_time();
+    let mut ns = Netns::new(tag);
+    let mut nginx = start_nginx(&mut ns);
+    let conf = ns.config("hl.ini", "[tcp]\nmin_rto_us=10000\n");
+    let mut args = vec!["--conf", conf.as_str(), "--server", KERNEL, "--port", "8080", "-n", "4", "-d", "2"];
+    args.extend(["--wait-server", "20"]);
+    if close {
+        args.push("--close");
+    }
+    // httpload creates the tap; the kernel side is configured while it probes.
+    let client = Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_httpload")])
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ns.kernel_side_up();
+    let out = client.wait_with_output().unwrap();
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find_map(|l| l.strip_prefix("HTTPLOAD ")).unwrap_or_else(|| panic!("{text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn check(r: &Value) {
+    assert!(r["requests"].as_u64().unwrap() > 200, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["timeouts"], 0, "{r}");
+    assert_eq!(r["non_2xx"], 0, "{r}");
+    assert_eq!(r["clean"], true, "{r}");
+    assert!(r["bytes"].as_u64().unwrap() > 1024 * r["requests"].as_u64().unwrap(), "every body is 1 KiB: {r}");
+    assert!(r["p50_us"].as_u64().unwrap() > 0 && r["p99_us"].as_u64() >= r["p50_us"].as_u64(), "{r}");
+}
+
+#[test]
+fn httpload_keepalive_against_nginx_over_net_tap() {
+    let r = load("hk", false);
+    check(&r);
+    let (reqs, connects) = (r["requests"].as_u64().unwrap(), r["connects"].as_u64().unwrap());
+    assert!(
+        connects > 4 && connects <= reqs / 100 + 4 + 1,
+        "nginx closes every 100 requests, httpload reconnects: {r}"
+    );
+}
+
+#[test]
+fn httpload_connection_per_request_against_nginx_over_net_tap() {
+    let r = load("hp", true);
+    check(&r);
+    assert!(r["connects"].as_u64().unwrap() >= r["requests"].as_u64().unwrap(), "{r}");
+}
