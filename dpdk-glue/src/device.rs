@@ -37,6 +37,7 @@ use crate::eal::Eal;
 use crate::error::Result;
 use crate::extbuf::{CompletionRing, MemRegion};
 use crate::ffi;
+use crate::impair::{Impair, ImpairConfig, ImpairStats};
 use crate::mbuf::Mbuf;
 use crate::mempool::{Mempool, PoolConfig};
 use crate::pages::PageArray;
@@ -74,6 +75,8 @@ pub struct EthDeviceConfig {
     /// Hand received mbufs to the engine, which keeps TCP payload in them
     /// until the application reads it (zero-copy receive).
     pub rx_zero_copy: bool,
+    /// Fault injection on both directions (off by default; for tests).
+    pub impair: ImpairConfig,
 }
 
 impl Default for EthDeviceConfig {
@@ -87,6 +90,7 @@ impl Default for EthDeviceConfig {
             tx_queue_limit: 512,
             tx_delay_us: 0,
             rx_zero_copy: false,
+            impair: ImpairConfig::default(),
         }
     }
 }
@@ -120,6 +124,10 @@ pub struct EthDeviceStats {
     pub completion_high_water: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
+    /// Fault injection on received frames.
+    pub rx_impaired: ImpairStats,
+    /// Fault injection on transmitted frames.
+    pub tx_impaired: ImpairStats,
 }
 
 /// A received mbuf the engine keeps (zero-copy receive); freed to its pool
@@ -174,6 +182,10 @@ pub struct EthDevice {
     /// Received mbufs handed over and not yet freed.
     rx_held: Rc<Cell<u64>>,
     stats: EthDeviceStats,
+    impair_rx: Option<Impair>,
+    impair_tx: Option<Impair>,
+    /// The time of the latest call (for impairment of queued frames).
+    now: Instant,
 }
 
 impl std::fmt::Debug for EthDevice {
@@ -239,6 +251,9 @@ impl EthDevice {
             tx_since: None,
             rx_held: Rc::new(Cell::new(0)),
             stats: EthDeviceStats::default(),
+            impair_rx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 1)),
+            impair_tx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 2)),
+            now: Instant::ZERO,
             region: pages.region().clone(),
             buf_size: pages.buf_size(),
             hdr_pool,
@@ -269,6 +284,8 @@ impl EthDevice {
             completion_high_water: self.ring.high_water() as u64,
             frames_in_flight: (self.frames.len() - self.free_frames.len()) as u64,
             rx_mbufs_held: self.rx_held.get(),
+            rx_impaired: self.impair_rx.as_ref().map(|i| i.stats).unwrap_or_default(),
+            tx_impaired: self.impair_tx.as_ref().map(|i| i.stats).unwrap_or_default(),
             ..self.stats
         }
     }
@@ -299,8 +316,11 @@ impl EthDevice {
     /// refuses frames.
     pub fn close_port(&mut self) -> Result<()> {
         let Some(mut port) = self.port.take() else { return Ok(()) };
-        // Unsent mbufs are ours: free them (their attachments complete).
+        // Unsent and held mbufs are ours: free them (their attachments complete).
         self.tx.clear();
+        for i in [&mut self.impair_rx, &mut self.impair_tx].into_iter().flatten() {
+            i.clear();
+        }
         port.stop()?;
         port.close()?;
         self.reap();
@@ -323,6 +343,26 @@ impl EthDevice {
                 free.push(i as u32);
             }
         });
+    }
+
+    /// Queues `m` for `tx_burst`, through the TX impairment when one is on.
+    fn queue_tx(&mut self, m: Mbuf) {
+        match self.impair_tx.as_mut() {
+            Some(i) => i.push(self.now, m, &mut self.tx),
+            None => self.tx.push(m),
+        }
+    }
+
+    /// Passes a received burst (in `self.rx`) through the RX impairment:
+    /// afterwards `self.rx` holds what is delivered now.
+    fn impair_received(&mut self, now: Instant) {
+        if let Some(i) = self.impair_rx.as_mut() {
+            let burst = std::mem::take(&mut self.rx);
+            i.release(now, &mut self.rx);
+            for m in burst {
+                i.push(now, m, &mut self.rx);
+            }
+        }
     }
 
     fn send_queued(&mut self) {
@@ -424,7 +464,7 @@ impl EthDevice {
         self.frames[idx as usize] = Some(InFlight { frame, pending: attached });
         self.stats.tx_frames_zero_copy += 1;
         self.stats.tx_payload_zero_copy += payload as u64;
-        self.tx.push(head);
+        self.queue_tx(head);
         Ok(())
     }
 }
@@ -440,7 +480,9 @@ impl Device for EthDevice {
         }
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        let n = port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        self.impair_received(now);
+        let n = self.rx.len();
         for m in self.rx.drain(..) {
             if m.nb_segs() == 1 {
                 self.rx_held.set(self.rx_held.get() + 1);
@@ -455,10 +497,12 @@ impl Device for EthDevice {
         n
     }
 
-    fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+    fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        let n = port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        self.impair_received(now);
+        let n = self.rx.len();
         for m in &self.rx {
             if m.nb_segs() == 1 {
                 sink(m.data());
@@ -476,6 +520,7 @@ impl Device for EthDevice {
         if self.port.is_none() {
             return Err(frame);
         }
+        self.now = now;
         if self.tx.len() >= self.cfg.tx_queue_limit {
             self.send_queued();
             if self.tx.len() >= self.cfg.tx_queue_limit {
@@ -491,7 +536,7 @@ impl Device for EthDevice {
                 Ok(m) => {
                     self.stats.tx_frames_copied += 1;
                     self.stats.tx_payload_copied += payload as u64;
-                    self.tx.push(m);
+                    self.queue_tx(m);
                     self.done.push(frame);
                     Ok(())
                 }
@@ -510,6 +555,10 @@ impl Device for EthDevice {
     }
 
     fn flush(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(i) = self.impair_tx.as_mut() {
+            i.release(now, &mut self.tx);
+        }
         let held = self.tx_since.is_some_and(|t| now - t < zcstack::Duration::from_micros(self.cfg.tx_delay_us));
         if !held {
             self.send_queued();
@@ -517,7 +566,8 @@ impl Device for EthDevice {
     }
 
     fn poll_at(&self) -> Option<Instant> {
-        self.tx_since.map(|t| t + zcstack::Duration::from_micros(self.cfg.tx_delay_us))
+        let held = [&self.impair_rx, &self.impair_tx].into_iter().flatten().filter_map(|i| i.next_due());
+        self.tx_since.map(|t| t + zcstack::Duration::from_micros(self.cfg.tx_delay_us)).into_iter().chain(held).min()
     }
 
     fn poll_completions(&mut self, now: Instant, done: &mut dyn FnMut(TxFrame)) {

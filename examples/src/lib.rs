@@ -75,3 +75,14 @@ impl Latency {
         self.0.max()
     }
 }
+
+/// What `[impair]` did to the port's frames, for the JSON reports:
+/// `{"dropped", "reordered", "delayed"}` summed over both directions.
+pub fn impaired(s: &dpdk_glue::EthDeviceStats) -> serde_json::Value {
+    let (rx, tx) = (s.rx_impaired, s.tx_impaired);
+    serde_json::json!({
+        "dropped": rx.dropped + tx.dropped,
+        "reordered": rx.reordered + tx.reordered,
+        "delayed": rx.delayed + tx.delayed,
+    })
+}

@@ -1,6 +1,9 @@
 //! 256 MiB each way between zcstack (`bulk`, zero-copy send and receive, on
 //! net_tap in a private netns) and the Linux kernel's TCP (Python sockets),
-//! checked by SHA-256 on both ends.
+//! checked by SHA-256 on both ends; then again over an impaired path (loss
+//! 3%, reorder 10%, delay 1 ms: netem's settings, applied by zcstack's
+//! `[impair]` at its port in both directions because these kernels have no
+//! `sch_netem`).
 mod common;
 
 use std::process::{Command, Stdio};
@@ -8,6 +11,8 @@ use std::process::{Command, Stdio};
 use common::*;
 
 const TOTAL: usize = 256 << 20;
+/// Over the impaired path (the kernel's cwnd stays small at 3% loss).
+const IMPAIRED_TOTAL: usize = 32 << 20;
 
 const KERNEL_RECV: &str = r#"
 import hashlib, socket, sys, time
@@ -64,26 +69,29 @@ fn bulk_json(out: &[u8]) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
-#[test]
-fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
+/// `total` bytes zcstack -> Linux, then Linux -> zcstack; returns both
+/// `bulk` reports.
+fn exchange(tag: &str, total: usize, extra: &str) -> (serde_json::Value, serde_json::Value) {
     let _turn = one_at_a_time();
-    let mut ns = Netns::new("b");
+    let mut ns = Netns::new(tag);
     let conf = ns.config(
         "bulk.ini",
-        "[freebsd.sysctl]\nnet.inet.tcp.sendspace=1048576\nnet.inet.tcp.recvspace=1048576\n\
-         [zerocopy]\nsend=1\nrecv=1\nmin_write=0\n",
+        &format!(
+            "[freebsd.sysctl]\nnet.inet.tcp.sendspace=1048576\nnet.inet.tcp.recvspace=1048576\n\
+             [zerocopy]\nsend=1\nrecv=1\nmin_write=0\n{extra}"
+        ),
     );
     // zcstack -> Linux.
-    let total = TOTAL.to_string();
+    let total_s = total.to_string();
     ns.server =
-        Some(spawn_bulk(&ns, &conf, &["--role", "send", "--peer", KERNEL, "--port", "5001", "--bytes", &total]));
+        Some(spawn_bulk(&ns, &conf, &["--role", "send", "--peer", KERNEL, "--port", "5001", "--bytes", &total_s]));
     ns.kernel_side_up();
     let k = ns.run(&["python3", "-c", KERNEL_RECV, KERNEL]);
     assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
     let out = ns.server.take().unwrap().wait_with_output().unwrap();
     let s = bulk_json(&out.stdout);
     let kernel = String::from_utf8_lossy(&k.stdout).trim().to_owned();
-    assert_eq!(kernel, format!("{TOTAL} {}", s["sha256"].as_str().unwrap()), "zcstack -> Linux: {s}");
+    assert_eq!(kernel, format!("{total} {}", s["sha256"].as_str().unwrap()), "zcstack -> Linux: {s}");
     assert_eq!(s["dev_tx_payload_copied"], 0, "{s}");
     assert_eq!(s["clean"], true, "{s}");
     // The tap goes with its process.
@@ -96,12 +104,29 @@ fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
     // Linux -> zcstack.
     ns.server = Some(spawn_bulk(&ns, &conf, &["--role", "recv", "--port", "5002"]));
     ns.kernel_side_up();
-    let k = ns.run(&["python3", "-c", KERNEL_SEND, OURS, &TOTAL.to_string()]);
+    let k = ns.run(&["python3", "-c", KERNEL_SEND, OURS, &total_s]);
     assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
     let out = ns.server.take().unwrap().wait_with_output().unwrap();
     let r = bulk_json(&out.stdout);
     let kernel = String::from_utf8_lossy(&k.stdout).trim().to_owned();
-    assert_eq!(kernel, format!("{TOTAL} {}", r["sha256"].as_str().unwrap()), "Linux -> zcstack: {r}");
+    assert_eq!(kernel, format!("{total} {}", r["sha256"].as_str().unwrap()), "Linux -> zcstack: {r}");
     assert!(r["rx_bytes_zero_copy"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["clean"], true, "{r}");
+    (s, r)
+}
+
+#[test]
+fn zcstack_and_linux_exchange_256_mib_each_way_over_net_tap() {
+    let (s, r) = exchange("b", TOTAL, "");
+    assert_eq!(s["impaired"]["dropped"], 0, "no impairment unless configured: {s}");
+    assert_eq!(r["impaired"]["dropped"], 0);
+}
+
+#[test]
+fn exchange_each_way_under_loss_reorder_and_delay() {
+    let (s, r) = exchange("bi", IMPAIRED_TOTAL, &format!("{IMPAIR}[tcp]\nmin_rto_us=10000\n"));
+    for j in [&s, &r] {
+        let i = &j["impaired"];
+        assert!(i["dropped"].as_u64().unwrap() > 100 && i["reordered"].as_u64().unwrap() > 100, "impaired: {j}");
+    }
 }

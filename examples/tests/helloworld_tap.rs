@@ -2,7 +2,9 @@
 //! creates, driven by a config.ini: the Linux `curl` fetches the page (one
 //! request, then several on one keep-alive connection) and `wrk` loads it
 //! for two seconds; copy responses with `[pcap]` on (the capture must open
-//! in `tcpdump -r`), and zero-copy responses.
+//! in `tcpdump -r`), and zero-copy responses; then zero-copy again over an
+//! impaired path (netem's loss 3%, reorder 10%, delay 1 ms, applied by
+//! `[impair]` at zcstack's port: these kernels have no `sch_netem`).
 mod common;
 
 use std::process::Command;
@@ -11,11 +13,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-fn serve_and_fetch(tag: &str, zc: bool) -> Value {
+fn serve_and_fetch(tag: &str, zc: bool, impair: &str) -> Value {
     let _turn = one_at_a_time();
     let mut ns = Netns::new(tag);
     let extra = format!(
-        "[zerocopy]\nsend={z}\nrecv={z}\nmin_write=0\n[pcap]\nenable={p}\nsnaplen=128\nsavelen=1048576\nsavepath={d}\n",
+        "[zerocopy]\nsend={z}\nrecv={z}\nmin_write=0\n[pcap]\nenable={p}\nsnaplen=128\nsavelen=1048576\nsavepath={d}\n{impair}",
         z = u8::from(zc),
         p = u8::from(!zc),
         d = ns.dir.display()
@@ -75,15 +77,23 @@ fn serve_and_fetch(tag: &str, zc: bool) -> Value {
 
 #[test]
 fn curl_and_wrk_against_helloworld_over_net_tap() {
-    let r = serve_and_fetch("c", false);
+    let r = serve_and_fetch("c", false, "");
     assert_eq!(r["clean"], true, "{r}");
     assert!(r["tx_bytes_copied"].as_u64().unwrap() > 0);
 }
 
 #[test]
 fn zero_copy_responses_over_net_tap() {
-    let r = serve_and_fetch("z", true);
+    let r = serve_and_fetch("z", true, "");
     assert_eq!(r["clean"], true, "{r}");
     assert_eq!(r["tx_bytes_copied"], 0, "responses sent from the page array: {r}");
     assert!(r["tx_bytes_zero_copy"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn curl_and_wrk_under_loss_reorder_and_delay() {
+    let r = serve_and_fetch("i", true, IMPAIR);
+    assert_eq!(r["clean"], true, "{r}");
+    assert!(r["impaired"]["dropped"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["impaired"]["reordered"].as_u64().unwrap() > 0, "{r}");
 }

@@ -8,6 +8,7 @@ use zcstack::{Duration, TcpConfig};
 
 use super::ini::{Entry, Section};
 use super::{Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, VdevSection, ZeroCopySection};
+use crate::impair::ImpairConfig;
 
 /// Reads the keys of one section; what is left at the end is unknown.
 pub(super) struct Reader<'a> {
@@ -238,8 +239,9 @@ const TCP_KEYS: &[&str] = &[
     "keepalive_probes",
     "max_ooo_segments",
 ];
+const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] =
-    &["dpdk", "portN", "vdevN", "pcap", "freebsd.boot", "freebsd.sysctl", "kni", "bondN", "zerocopy", "tcp"];
+    &["dpdk", "portN", "vdevN", "pcap", "freebsd.boot", "freebsd.sysctl", "kni", "bondN", "zerocopy", "tcp", "impair"];
 /// sysctls with an engine equivalent.
 const SYSCTL_KEYS: &[&str] = &[
     "net.inet.tcp.sendspace",
@@ -265,6 +267,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut tcp = TcpConfig::default();
     let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096 };
     let mut tcp_section = None;
+    let mut impair = ImpairConfig::default();
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
         match s.name.as_str() {
@@ -286,6 +289,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
             }
             "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut report)?,
             "zerocopy" => zerocopy = zc_section(file, s)?,
+            "impair" => impair = impair_section(file, s)?,
             "tcp" => tcp_section = Some(s),
             "kni" => {
                 for e in &s.entries {
@@ -349,7 +353,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     }
     ports.sort_by_key(|p| p.id);
     vdevs.sort_by_key(|v| v.id);
-    Ok(Config { file: file.to_owned(), dpdk, ports, vdevs, pcap, page_array_mb, tcp, zerocopy, report })
+    Ok(Config { file: file.to_owned(), dpdk, ports, vdevs, pcap, page_array_mb, tcp, zerocopy, impair, report })
 }
 
 fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<DpdkSection, ConfigError> {
@@ -519,6 +523,36 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         });
     }
     Ok(z)
+}
+
+/// A percentage with up to four decimals, in parts per million.
+fn percent_ppm(v: &str) -> Parsed<u32> {
+    const ALLOWED: &str = "a percentage from 0 to 100, like 3 or 0.5";
+    let x: f64 = v.strip_suffix('%').unwrap_or(v).trim().parse().map_err(|_| ALLOWED)?;
+    if !(0.0..=100.0).contains(&x) {
+        return Err(ALLOWED);
+    }
+    Ok((x * 10_000.0).round() as u32)
+}
+
+fn impair_section(file: &str, s: &Section) -> Result<ImpairConfig, ConfigError> {
+    let mut r = Reader::new(file, s, IMPAIR_KEYS);
+    let c = ImpairConfig {
+        loss_ppm: r.or("loss", 0, percent_ppm)?,
+        reorder_ppm: r.or("reorder", 0, percent_ppm)?,
+        delay_us: r.or("delay_us", 0, |v| uint(v).filter(|&d| d <= 10_000_000).ok_or("microseconds, 0 to 10000000"))?,
+        seed: r.or("seed", 1, |v| uint(v).ok_or("an unsigned 64-bit integer"))?,
+    };
+    r.finish()?;
+    if c.reorder_ppm > 0 && c.delay_us == 0 {
+        let line = s.entries.iter().find(|e| e.key == "reorder").map_or(s.line, |e| e.line);
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: Some(line),
+            msg: "[impair] reorder needs delay_us > 0 (reordered frames overtake delayed ones, as in netem)".into(),
+        });
+    }
+    Ok(c)
 }
 
 fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec<Notice>) -> Result<(), ConfigError> {

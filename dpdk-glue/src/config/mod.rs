@@ -2,7 +2,7 @@
 //!
 //! F-Stack's sections and keys read the same (`[dpdk]`, `[portN]`,
 //! `[vdevN]`, `[pcap]`, `[freebsd.boot]`, `[freebsd.sysctl]`, `[kni]`), plus
-//! zcstack's own `[zerocopy]` and `[tcp]`. Unknown sections and keys, bad
+//! zcstack's own `[zerocopy]`, `[tcp]` and `[impair]`. Unknown sections and keys, bad
 //! values and missing required keys are errors naming the file, line, key
 //! and what is allowed, with the nearest known key suggested. Keys F-Stack
 //! has that zcstack does not implement are accepted and listed in
@@ -20,6 +20,7 @@ use zcstack::{IfaceConfig, StackConfig, TcpConfig};
 
 use crate::device::{EthDeviceConfig, TxMode};
 use crate::eal::EalArgs;
+use crate::impair::ImpairConfig;
 use crate::port::PortConfig;
 use crate::runloop::RuntimeConfig;
 
@@ -219,6 +220,8 @@ pub struct Config {
     pub tcp: TcpConfig,
     /// `[zerocopy]`.
     pub zerocopy: ZeroCopySection,
+    /// `[impair]`: fault injection at the port (off unless set).
+    pub impair: ImpairConfig,
     /// F-Stack keys accepted but not (fully) implemented.
     pub report: Vec<Notice>,
 }
@@ -302,6 +305,7 @@ impl Config {
                 tx_mode: if self.zerocopy.send { TxMode::ZeroCopy } else { TxMode::Copy },
                 rx_zero_copy: self.zerocopy.recv,
                 tx_delay_us: self.dpdk.pkt_tx_delay_us,
+                impair: self.impair,
                 ..EthDeviceConfig::default()
             },
             stack,

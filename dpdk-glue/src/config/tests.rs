@@ -110,7 +110,7 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
         err(&MIN.replace("netmask=255.255.255.0", "netmask=255.0.255.0")),
         "t.ini:6: [port0] netmask = \"255.0.255.0\": expected a contiguous netmask like 255.255.255.0"
     );
-    assert_eq!(err(&format!("{MIN}[pocap]\nenable=1\n")), "t.ini:9: unknown section [pocap]; did you mean [pcap]? (known: dpdk, portN, vdevN, pcap, freebsd.boot, freebsd.sysctl, kni, bondN, zerocopy, tcp)");
+    assert_eq!(err(&format!("{MIN}[pocap]\nenable=1\n")), "t.ini:9: unknown section [pocap]; did you mean [pcap]? (known: dpdk, portN, vdevN, pcap, freebsd.boot, freebsd.sysctl, kni, bondN, zerocopy, tcp, impair)");
     assert_eq!(
         err(&format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sendspce=1\n")),
         "t.ini:10: [freebsd.sysctl] unknown key \"net.inet.tcp.sendspce\"; did you mean \"net.inet.tcp.sendspace\"?"
@@ -236,4 +236,23 @@ fn toml_errors_name_file_line_and_key_like_ini() {
     assert!(e.starts_with("t.toml:2: TOML: "), "{e}");
     let e = toml_err("[dpdk]\nchannel = 1\nchannel = 2\n");
     assert!(e.starts_with("t.toml:3: TOML: "), "duplicate keys are TOML errors: {e}");
+}
+
+#[test]
+fn impair_section_maps_to_the_device_and_checks_its_values() {
+    let c = Config::parse("t.ini", MIN).unwrap();
+    assert!(!c.impair.is_on(), "off unless set");
+    let text = format!("{MIN}[vdev0]\ndriver=net_tap\n[impair]\nloss=3\nreorder=10%\ndelay_us=1000\nseed=7\n")
+        .replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n");
+    let c = Config::parse("t.ini", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.impair, ImpairConfig { loss_ppm: 30_000, reorder_ppm: 100_000, delay_us: 1000, seed: 7 });
+    assert_eq!(c.runtime(0).unwrap().device.impair, c.impair);
+    assert_eq!(
+        err(&format!("{MIN}[impair]\nloss=0.5\nreorder=10\n")),
+        "t.ini:11: [impair] reorder needs delay_us > 0 (reordered frames overtake delayed ones, as in netem)"
+    );
+    assert_eq!(
+        err(&format!("{MIN}[impair]\nloss=101\n")),
+        "t.ini:10: [impair] loss = \"101\": expected a percentage from 0 to 100, like 3 or 0.5"
+    );
 }

@@ -202,6 +202,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("tx_bytes_copied".into(), json!(st.tx_bytes_copied));
     o.insert("tx_bytes_zero_copy".into(), json!(st.tx_bytes_zero_copy));
     o.insert("dev_tx_payload_copied".into(), json!(ds.tx_payload_copied));
+    o.insert("impaired".into(), zcstack_examples::impaired(&ds));
     o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));

@@ -161,6 +161,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let st = *rt.stack.stats();
     let cycles = rt.cycles();
     let (free, total, mbufs) = rt.shutdown()?;
+    let impaired = zcstack_examples::impaired(&rt.dev.stats());
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "HELLOWORLD {}",
@@ -170,6 +171,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,
             "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
             "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
+            "impaired": impaired,
         })
     );
     Ok(())

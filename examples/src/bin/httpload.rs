@@ -215,6 +215,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let _ = rt.stack.tcp_abort(c.h);
     }
     let (free, total, mbufs) = rt.shutdown()?;
+    let impaired = zcstack_examples::impaired(&rt.dev.stats());
     let l = &t.latency;
     let (p50, p90, p99, p999) = (l.percentile(50.0), l.percentile(90.0), l.percentile(99.0), l.percentile(99.9));
     let max = l.max();
@@ -238,6 +239,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
             "p50_us": p50, "p90_us": p90, "p99_us": p99, "p999_us": p999, "max_us": max,
             "clean": free == total && mbufs == 0,
+            "impaired": impaired,
         })
     );
     Ok(())

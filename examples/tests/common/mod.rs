@@ -8,6 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// `[impair]` with netem's `loss 3% reorder 10% delay 1ms`, for the
+/// impaired-path variants (zcstack's port impairs both directions).
+pub const IMPAIR: &str = "[impair]\nloss=3\nreorder=10\ndelay_us=1000\nseed=11\n";
+
 /// The kernel side of the tap.
 pub const KERNEL: &str = "10.212.0.1";
 /// zcstack's side.
