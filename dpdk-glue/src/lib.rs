@@ -11,6 +11,7 @@
 //!   callbacks feed.
 
 pub mod config;
+pub mod control;
 pub mod device;
 pub mod eal;
 pub mod error;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use zcstack::phy::pcap::PcapDevice;
 use zcstack::{Instant, Stack, StackConfig};
 
+use crate::control::ControlServer;
 use crate::pcapfile::PcapFiles;
 
 use crate::device::{EthDevice, EthDeviceConfig};
@@ -53,6 +54,9 @@ pub struct RuntimeConfig {
     pub idle_sleep_us: u64,
     /// `[pcap]`: capture RX and TX into `(savepath, snaplen, savelen)` files.
     pub pcap: Option<(String, u32, u64)>,
+    /// Answer `zcstat` on this Unix socket (see [`crate::control`]); a
+    /// socket that cannot be bound is logged and skipped.
+    pub control: Option<std::path::PathBuf>,
 }
 
 /// What the loop callback asks for.
@@ -133,6 +137,9 @@ pub struct Runtime {
     us_per_tick_q32: u64,
     t0: u64,
     idle_sleep_us: u64,
+    control: Option<ControlServer>,
+    /// TSC of the next control-socket check.
+    next_control: u64,
     _rx_pool: ManuallyDrop<Arc<Mempool>>,
     eal: ManuallyDrop<Eal>,
 }
@@ -202,6 +209,17 @@ impl Runtime {
             us_per_tick_q32: ((1_000_000u128 << 32) / u128::from(tsc_hz)) as u64,
             t0: rdtsc(),
             idle_sleep_us: cfg.idle_sleep_us,
+            control: cfg.control.as_deref().and_then(|p| match ControlServer::bind(p) {
+                Ok(c) => {
+                    tracing::info!(path = %p.display(), "zcstat control socket");
+                    Some(c)
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), %e, "no zcstat control socket");
+                    None
+                }
+            }),
+            next_control: 0,
             _rx_pool: ManuallyDrop::new(rx_pool),
             eal: ManuallyDrop::new(eal),
         })
@@ -266,10 +284,42 @@ impl Runtime {
                     self.cycles.idle += rdtsc() - t;
                 }
             }
+            if self.control.is_some() && t_usr >= self.next_control {
+                // About once a millisecond: one non-blocking accept when idle.
+                self.next_control = t_usr + self.tsc_hz / 1000;
+                self.serve_control();
+                self.cycles.sys += rdtsc() - t_usr;
+            }
             if ctl == Control::Stop {
                 break;
             }
         }
+    }
+
+    /// Answers pending `zcstat` requests.
+    fn serve_control(&mut self) {
+        let Some(mut c) = self.control.take() else { return };
+        c.serve(&mut |req| self.answer(req));
+        self.control = Some(c);
+    }
+
+    /// The reply to one control request: `stats [max_sockets]` gives
+    /// [`Runtime::snapshot`].
+    fn answer(&self, req: &str) -> String {
+        let mut words = req.split_whitespace();
+        match (words.next(), words.next().map(str::parse::<usize>), words.next()) {
+            (Some("stats"), None, None) => self.snapshot(1000).to_string(),
+            (Some("stats"), Some(Ok(n)), None) => self.snapshot(n).to_string(),
+            _ => serde_json::json!({ "error": format!("unknown request {req:?}; expected: stats [max_sockets]") })
+                .to_string(),
+        }
+    }
+
+    /// Everything `zcstat` shows, as JSON: loop cycles, port and device
+    /// counters, engine counters, and up to `max_sockets` rows of the TCP
+    /// socket table.
+    pub fn snapshot(&self, max_sockets: usize) -> serde_json::Value {
+        crate::control::snapshot(self, max_sockets)
     }
 
     /// Aborts the connections still open (their peers get RSTs), closes the

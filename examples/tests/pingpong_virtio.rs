@@ -1,6 +1,9 @@
 //! `pingpong` against `echo` over virtio-user <-> vhost (two processes, both
 //! configured by config.ini): 64-byte round trips for two seconds, every
-//! byte echoed, latency percentiles in order, both ends clean.
+//! byte echoed, latency percentiles in order, both ends clean. Meanwhile
+//! `zcstat` attaches to both running stacks: `netstat` shows the listener
+//! and the connection from each side, `top` and `traffic` show a busy loop
+//! and packets moving, `stats` the counters.
 mod common;
 
 use std::process::{Command, Stdio};
@@ -39,9 +42,46 @@ fn round_trips_of_64_bytes_against_echo() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let client = Command::new(env!("CARGO_BIN_EXE_pingpong"))
-        .args(["--conf", &client_conf, "--server", "10.78.0.2", "-m", "64", "-t", "2", "--warmup-ms", "200"])
-        .output()
+        .args(["--conf", &client_conf, "--server", "10.78.0.2", "-m", "64", "-t", "3", "--warmup-ms", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let zcstat = |conf: &str, view: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_zcstat")).args(["--conf", conf]).args(view).output().unwrap();
+        assert!(o.status.success(), "zcstat {view:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Wait for the connection, then look at both stacks while they run.
+    let t = Instant::now();
+    let mut netstat = String::new();
+    while t.elapsed() < Duration::from_secs(20) {
+        // The control socket appears once the stack is up.
+        let o = Command::new(env!("CARGO_BIN_EXE_zcstat")).args(["--conf", &server_conf, "netstat"]).output().unwrap();
+        netstat = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() && netstat.contains("ESTABLISHED") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows: Vec<&str> = netstat.lines().collect();
+    assert!(rows[0].contains("Recv-Q") && rows[0].contains("Foreign Address"), "{netstat}");
+    assert!(rows.iter().any(|r| r.contains("10.78.0.2:7") && r.contains("*:*") && r.ends_with("LISTEN")), "{netstat}");
+    assert!(rows.iter().any(|r| r.contains("10.78.0.2:7") && r.contains("10.78.0.1:") && r.ends_with("ESTABLISHED")));
+    let theirs = zcstat(&client_conf, &["netstat"]);
+    assert!(theirs.lines().any(|r| r.contains("10.78.0.2:7") && r.ends_with("ESTABLISHED")), "{theirs}");
+    let top = zcstat(&server_conf, &["top", "-d", "0.3", "-n", "2"]);
+    for line in top.lines().skip(1) {
+        let pct: Vec<f64> = line.split_whitespace().take(3).map(|x| x.parse().unwrap()).collect();
+        assert!((pct.iter().sum::<f64>() - 100.0).abs() < 0.5, "usr+sys+idle = 100%: {top}");
+        assert!(pct[0] + pct[1] > 1.0, "the echo server is busy: {top}");
+    }
+    let traffic = zcstat(&server_conf, &["traffic", "-d", "0.3", "-n", "1"]);
+    let rx: f64 = traffic.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().parse().unwrap();
+    assert!(rx > 100.0, "packets arrive: {traffic}");
+    let stats = zcstat(&server_conf, &["stats"]);
+    assert!(stats.contains("port.name = net_vhost0") && stats.contains("stack.tcp_established = 1"), "{stats}");
+    let client = client.wait_with_output().unwrap();
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let sout = server.wait_with_output().unwrap();
     let serr = std::fs::read_to_string(dir.join("srv.err")).unwrap_or_default();

@@ -98,6 +98,11 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.connection_count()
     }
 
+    /// The TCP socket table (at most `limit` rows), for `netstat`-style views.
+    pub fn tcp_sockets(&self, limit: usize) -> Vec<crate::tcp::SocketInfo> {
+        self.tcp.sockets(limit)
+    }
+
     /// Frames refused by the device and waiting to be sent again.
     pub fn tx_backlog(&self) -> usize {
         self.backlog.len()

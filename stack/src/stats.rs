@@ -93,3 +93,70 @@ pub struct Stats {
     /// Reference-count misuse caught (a bug; should stay 0).
     pub page_errors: u64,
 }
+
+impl Stats {
+    /// Every counter with its name, in declaration order (for reports
+    /// such as zcstat's).
+    pub fn fields(&self) -> [(&'static str, u64); 44] {
+        [
+            ("rx_frames", self.rx_frames),
+            ("tx_frames", self.tx_frames),
+            ("tx_bytes_copied", self.tx_bytes_copied),
+            ("tx_bytes_zero_copy", self.tx_bytes_zero_copy),
+            ("rx_bytes_zero_copy", self.rx_bytes_zero_copy),
+            ("rx_bytes_copied", self.rx_bytes_copied),
+            ("rx_compactions", self.rx_compactions),
+            ("rx_bytes_compacted", self.rx_bytes_compacted),
+            ("zc_buffers_reclaimed", self.zc_buffers_reclaimed),
+            ("drop_eth_malformed", self.drop_eth_malformed),
+            ("drop_eth_not_ours", self.drop_eth_not_ours),
+            ("drop_eth_unknown_type", self.drop_eth_unknown_type),
+            ("drop_arp_malformed", self.drop_arp_malformed),
+            ("drop_ipv4_malformed", self.drop_ipv4_malformed),
+            ("drop_ipv4_not_ours", self.drop_ipv4_not_ours),
+            ("drop_ipv4_fragment", self.drop_ipv4_fragment),
+            ("ipv4_reassembled", self.ipv4_reassembled),
+            ("drop_ipv4_unknown_proto", self.drop_ipv4_unknown_proto),
+            ("drop_icmp_malformed", self.drop_icmp_malformed),
+            ("drop_tcp_malformed", self.drop_tcp_malformed),
+            ("drop_tcp_no_socket", self.drop_tcp_no_socket),
+            ("drop_tcp_out_of_window", self.drop_tcp_out_of_window),
+            ("drop_tcp_paws", self.drop_tcp_paws),
+            ("drop_tcp_ooo_full", self.drop_tcp_ooo_full),
+            ("drop_tcp_backlog_full", self.drop_tcp_backlog_full),
+            ("drop_udp_malformed", self.drop_udp_malformed),
+            ("drop_udp_no_socket", self.drop_udp_no_socket),
+            ("drop_udp_queue_full", self.drop_udp_queue_full),
+            ("drop_arp_unresolved", self.drop_arp_unresolved),
+            ("drop_unsent_at_shutdown", self.drop_unsent_at_shutdown),
+            ("drop_no_route", self.drop_no_route),
+            ("pages_exhausted", self.pages_exhausted),
+            ("icmp_echo_replies", self.icmp_echo_replies),
+            ("tcp_syn_cookies_sent", self.tcp_syn_cookies_sent),
+            ("tcp_syn_cookies_ok", self.tcp_syn_cookies_ok),
+            ("tcp_rst_sent", self.tcp_rst_sent),
+            ("tcp_linger_resets", self.tcp_linger_resets),
+            ("tcp_challenge_acks", self.tcp_challenge_acks),
+            ("tcp_rto_retransmits", self.tcp_rto_retransmits),
+            ("tcp_fast_retransmits", self.tcp_fast_retransmits),
+            ("tcp_established", self.tcp_established),
+            ("tcp_resets_received", self.tcp_resets_received),
+            ("tcp_timeouts", self.tcp_timeouts),
+            ("page_errors", self.page_errors),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fields_lists_every_counter() {
+        let dbg = format!("{:?}", super::Stats::default());
+        let names: Vec<&str> = super::Stats::default().fields().iter().map(|(n, _)| *n).collect();
+        let in_debug = dbg.matches(": ").count();
+        assert_eq!(names.len(), in_debug, "a counter is missing from Stats::fields: {dbg}");
+        for n in names {
+            assert!(dbg.contains(&format!("{n}: ")), "{n}");
+        }
+    }
+}

@@ -312,6 +312,7 @@ impl Config {
             mtu: 1500,
             idle_sleep_us: self.dpdk.idle_sleep_us,
             pcap: self.pcap.enable.then(|| (self.pcap.savepath.clone(), self.pcap.snaplen, self.pcap.savelen)),
+            control: Some(crate::control::control_path(&self.dpdk.file_prefix)),
         })
     }
 }

@@ -161,7 +161,9 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
     stack.tcp.recv_buffer = args.sockbuf;
     stack.tcp.min_rto = zcstack::Duration::from_millis(10);
     stack.zc_min_write = args.zc_min_write;
+    let control = eal.file_prefix.as_deref().map(dpdk_glue::control::control_path);
     let cfg = RuntimeConfig {
+        control,
         eal,
         vdev: vdev.clone(),
         port: PortConfig::default(),

@@ -212,6 +212,23 @@ impl SegOut {
     }
 }
 
+/// One row of [`TcpEngine::sockets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Local address.
+    pub local: SocketAddrV4,
+    /// Peer (`None` for a listener).
+    pub remote: Option<SocketAddrV4>,
+    /// Connection state (`None` for a listener: LISTEN).
+    pub state: Option<State>,
+    /// Connection: bytes received, not yet read. Listener: connections
+    /// waiting in the accept queue (as `ss` shows).
+    pub recv_q: usize,
+    /// Connection: bytes queued to send, unacknowledged or unsent.
+    /// Listener: the accept backlog.
+    pub send_q: usize,
+}
+
 #[derive(Debug)]
 struct Listener {
     local: SocketAddrV4,
@@ -333,6 +350,28 @@ impl TcpEngine {
     /// Live connections (any state but CLOSED).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The socket table, like `netstat -t`: listeners then connections in
+    /// slot order, at most `limit` rows (the table may hold millions).
+    pub fn sockets(&self, limit: usize) -> Vec<SocketInfo> {
+        let rows = self.slots.iter().filter_map(|s| match s.sock.as_ref()? {
+            Sock::Listener(l) => Some(SocketInfo {
+                local: l.local,
+                remote: None,
+                state: None,
+                recv_q: l.accept_q.len(),
+                send_q: l.backlog,
+            }),
+            Sock::Conn(c) => Some(SocketInfo {
+                local: c.local,
+                remote: Some(c.remote),
+                state: Some(c.state),
+                recv_q: c.recv_len(),
+                send_q: c.send_queued(),
+            }),
+        });
+        rows.take(limit).collect()
     }
 
     fn alloc_slot(&mut self, sock: Sock) -> u32 {

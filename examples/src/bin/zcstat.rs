@@ -1,0 +1,211 @@
+//! `zcstat`: attach to a running zcstack and show what it is doing, like
+//! F-Stack's `ff_top`, `ff_traffic` and `ff_netstat`.
+//!
+//! The stack answers on its control socket (`/tmp/zcstack/<file_prefix>.sock`,
+//! or under `ZCSTACK_RUN_DIR`); name it by `--conf` (the stack's config
+//! file), `--prefix` (its `[dpdk] file_prefix`) or `--sock`.
+//!
+//! - `top`: usr/sys/idle % of the lcore loop per interval (ff_top).
+//! - `traffic`: packets, bytes and drops per second on the port (ff_traffic).
+//! - `netstat`: the TCP socket table (ff_netstat).
+//! - `stats`: every non-zero counter; `--json` prints the raw reply.
+//!
+//! `top` and `traffic` print `--count` lines, one per `--interval` seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(about = "Show a running zcstack's load, traffic and connections (ff_top / ff_traffic / ff_netstat)")]
+struct Args {
+    /// The running stack's config.ini (its [dpdk] file_prefix names it).
+    #[arg(long = "conf", short = 'c', global = true)]
+    conf: Option<String>,
+    /// The running stack's DPDK file prefix.
+    #[arg(long, short = 'p', global = true)]
+    prefix: Option<String>,
+    /// The control socket's path.
+    #[arg(long, global = true)]
+    sock: Option<PathBuf>,
+    #[command(subcommand)]
+    view: View,
+}
+
+#[derive(Debug, Subcommand)]
+enum View {
+    /// usr/sys/idle % of the loop, per interval.
+    Top {
+        #[arg(long, short = 'd', default_value_t = 1.0)]
+        interval: f64,
+        #[arg(long, short = 'n', default_value_t = 5)]
+        count: u32,
+    },
+    /// Port packets, bytes and drops per second, per interval.
+    Traffic {
+        #[arg(long, short = 'd', default_value_t = 1.0)]
+        interval: f64,
+        #[arg(long, short = 'n', default_value_t = 5)]
+        count: u32,
+    },
+    /// The TCP socket table.
+    Netstat {
+        /// Rows at most.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Every non-zero counter.
+    Stats {
+        /// The raw JSON reply instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zcstat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn socket(args: &Args) -> Result<PathBuf, String> {
+    if let Some(s) = &args.sock {
+        return Ok(s.clone());
+    }
+    let prefix = match (&args.prefix, &args.conf) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => dpdk_glue::config::Config::load(c).map_err(|e| e.to_string())?.dpdk.file_prefix,
+        (None, None) => return Err("name the stack: --conf FILE, --prefix FILE_PREFIX or --sock PATH".into()),
+    };
+    Ok(dpdk_glue::control::control_path(&prefix))
+}
+
+fn sample(path: &Path, max_sockets: usize) -> Result<Value, String> {
+    let reply = dpdk_glue::control::query(path, &format!("stats {max_sockets}"), Duration::from_secs(3))
+        .map_err(|e| format!("{}: {e} (is the stack running?)", path.display()))?;
+    let v: Value = serde_json::from_str(&reply).map_err(|e| format!("bad reply from {}: {e}", path.display()))?;
+    match v.get("error") {
+        Some(e) => Err(format!("the stack refused the request: {e}")),
+        None => Ok(v),
+    }
+}
+
+fn u(v: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let path = socket(&args)?;
+    match args.view {
+        View::Top { interval, count } => {
+            let mut prev = sample(&path, 0)?;
+            println!("{:>8} {:>8} {:>8} {:>12} {:>10}", "usr%", "sys%", "idle%", "loops/s", "busy%");
+            for _ in 0..count {
+                std::thread::sleep(Duration::from_secs_f64(interval.max(0.05)));
+                let cur = sample(&path, 0)?;
+                let d = |k: &str| u(&cur, &["cycles", k]).saturating_sub(u(&prev, &["cycles", k])) as f64;
+                let total = (d("usr") + d("sys") + d("idle")).max(1.0);
+                let secs = (u(&cur, &["uptime_us"]).saturating_sub(u(&prev, &["uptime_us"])) as f64 / 1e6).max(1e-6);
+                println!(
+                    "{:>8.2} {:>8.2} {:>8.2} {:>12.0} {:>10.2}",
+                    100.0 * d("usr") / total,
+                    100.0 * d("sys") / total,
+                    100.0 * d("idle") / total,
+                    d("loops") / secs,
+                    100.0 * d("busy_loops") / d("loops").max(1.0)
+                );
+                prev = cur;
+            }
+        }
+        View::Traffic { interval, count } => {
+            let mut prev = sample(&path, 0)?;
+            println!(
+                "{:>12} {:>12} {:>14} {:>14} {:>10} {:>10}",
+                "rx pkts/s", "tx pkts/s", "rx bytes/s", "tx bytes/s", "drops/s", "errors/s"
+            );
+            for _ in 0..count {
+                std::thread::sleep(Duration::from_secs_f64(interval.max(0.05)));
+                let cur = sample(&path, 0)?;
+                let secs = (u(&cur, &["uptime_us"]).saturating_sub(u(&prev, &["uptime_us"])) as f64 / 1e6).max(1e-6);
+                let rate = |v: &dyn Fn(&Value) -> u64| v(&cur).saturating_sub(v(&prev)) as f64 / secs;
+                let drops = |v: &Value| {
+                    let stack: u64 = v["stack"]
+                        .as_object()
+                        .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop_")).filter_map(|(_, x)| x.as_u64()).sum())
+                        .unwrap_or(0);
+                    stack + u(v, &["port", "imissed"]) + u(v, &["port", "rx_nombuf"])
+                };
+                let errors = |v: &Value| u(v, &["port", "ierrors"]) + u(v, &["port", "oerrors"]);
+                println!(
+                    "{:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>10.0} {:>10.0}",
+                    rate(&|v| u(v, &["port", "ipackets"])),
+                    rate(&|v| u(v, &["port", "opackets"])),
+                    rate(&|v| u(v, &["port", "ibytes"])),
+                    rate(&|v| u(v, &["port", "obytes"])),
+                    rate(&drops),
+                    rate(&errors)
+                );
+                prev = cur;
+            }
+        }
+        View::Netstat { limit } => {
+            let v = sample(&path, limit)?;
+            println!(
+                "{:<6}{:>8} {:>8}  {:<22} {:<22} State",
+                "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address"
+            );
+            let rows = v["sockets"].as_array().cloned().unwrap_or_default();
+            for s in &rows {
+                println!(
+                    "{:<6}{:>8} {:>8}  {:<22} {:<22} {}",
+                    "tcp",
+                    u(s, &["recv_q"]),
+                    u(s, &["send_q"]),
+                    s["local"].as_str().unwrap_or("?"),
+                    s["remote"].as_str().unwrap_or("*:*"),
+                    s["state"].as_str().unwrap_or("?").to_ascii_uppercase()
+                );
+            }
+            let total = u(&v, &["tcp_connections"]);
+            if (rows.len() as u64) < total {
+                println!("({} of {total} connections shown; --limit raises it)", rows.len());
+            }
+        }
+        View::Stats { json } => {
+            let v = sample(&path, 0)?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            println!(
+                "pid {} lcore {} uptime {:.1} s",
+                u(&v, &["pid"]),
+                u(&v, &["lcore"]),
+                u(&v, &["uptime_us"]) as f64 / 1e6
+            );
+            for section in ["port", "device", "pages", "stack"] {
+                let Some(m) = v[section].as_object() else { continue };
+                for (k, x) in m {
+                    match x {
+                        Value::Number(n) if n.as_u64() != Some(0) => println!("{section}.{k} = {n}"),
+                        Value::String(s) => println!("{section}.{k} = {s}"),
+                        Value::Object(o) => {
+                            for (k2, x2) in o.iter().filter(|(_, x2)| x2.as_u64().is_some_and(|n| n > 0)) {
+                                println!("{section}.{k}.{k2} = {x2}");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
