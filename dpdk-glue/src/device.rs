@@ -355,6 +355,7 @@ impl EthDevice {
 
     /// Passes a received burst (in `self.rx`) through the RX impairment:
     /// afterwards `self.rx` holds what is delivered now.
+    #[inline]
     fn impair_received(&mut self, now: Instant) {
         if let Some(i) = self.impair_rx.as_mut() {
             let burst = std::mem::take(&mut self.rx);

@@ -416,7 +416,7 @@ impl CompletionRing {
             });
         }
         let iova = region.iova_at(offset).expect("checked by dma_contiguous");
-        let idx = *self.free.last().ok_or(Error::CompletionSlotsExhausted(self.slots.len()))?;
+        let Some(&idx) = self.free.last() else { return Err(Error::CompletionSlotsExhausted(self.slots.len())) };
         let mut m = pool.alloc()?;
         let slot = &self.slots[idx as usize];
         // SAFETY: the slot is free (not referenced by any mbuf), so we may

@@ -6,7 +6,8 @@
 //! builds the [`Stack`] on an [`EthDevice`]. [`Runtime::run`] then loops in
 //! F-Stack's order — timers and completions, TX drain (held back by
 //! `pkt_tx_delay` until a burst fills), RX burst and protocol work, the
-//! user's callback, `idle_sleep` when nothing happened — and accounts
+//! user's callback (what it wrote is pushed to the device right after it),
+//! `idle_sleep` when nothing happened — and accounts
 //! usr/sys/idle cycles like F-Stack's `ff_top`. It stops when the callback
 //! returns [`Control::Stop`] or another thread calls [`StopHandle::stop`].
 
@@ -232,7 +233,13 @@ impl Runtime {
 
     /// Engine time now (from the TSC).
     pub fn now(&self) -> Instant {
-        let dt = rdtsc().wrapping_sub(self.t0);
+        self.time_at(rdtsc())
+    }
+
+    /// Engine time at TSC value `tsc`.
+    #[inline]
+    fn time_at(&self, tsc: u64) -> Instant {
+        let dt = tsc.wrapping_sub(self.t0);
         // ticks * (2^32 * 10^6 / hz) >> 32: one multiply, no division.
         Instant::from_micros(((u128::from(dt) * u128::from(self.us_per_tick_q32)) >> 32) as u64)
     }
@@ -261,38 +268,56 @@ impl Runtime {
     /// fires. `f` gets the stack and the current time; it returns whether it
     /// did work (for idle accounting) with the control decision.
     pub fn run(&mut self, mut f: impl FnMut(&mut Stack<PageArray>, Instant) -> (bool, Control)) {
+        // One TSC read ends a pass and starts the next, so an idle pass
+        // reads the TSC once. A pass whose poll found nothing counts that
+        // (short) poll with the callback.
+        let mut t_start = rdtsc();
         while !self.stop.stopped() {
-            let t_start = rdtsc();
-            let now = self.now();
+            let now = self.time_at(t_start);
             let did_sys = match self.pcap.as_mut() {
                 None => self.stack.poll(now, &mut *self.dev),
                 Some((files, snaplen)) => self.stack.poll(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
             };
-            let t_sys = rdtsc();
+            let t_sys = if did_sys { rdtsc() } else { t_start };
             let (did_usr, ctl) = f(&mut self.stack, now);
             let t_usr = rdtsc();
+            let mut t_end = t_usr;
             self.cycles.loops += 1;
             if did_sys || did_usr {
                 self.cycles.busy_loops += 1;
                 self.cycles.sys += t_sys - t_start;
                 self.cycles.usr += t_usr - t_sys;
+                if did_usr {
+                    // What the callback wrote leaves now, not a pass later.
+                    match self.pcap.as_mut() {
+                        None => self.stack.push_output(now, &mut *self.dev),
+                        Some((files, snaplen)) => {
+                            self.stack.push_output(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen))
+                        }
+                    };
+                    t_end = rdtsc();
+                    self.cycles.sys += t_end - t_usr;
+                }
             } else {
                 self.cycles.idle += t_usr - t_start;
                 if self.idle_sleep_us > 0 {
-                    let t = rdtsc();
                     std::thread::sleep(std::time::Duration::from_micros(self.idle_sleep_us));
-                    self.cycles.idle += rdtsc() - t;
+                    t_end = rdtsc();
+                    self.cycles.idle += t_end - t_usr;
                 }
             }
-            if self.control.is_some() && t_usr >= self.next_control {
+            if self.control.is_some() && t_end >= self.next_control {
                 // About once a millisecond: one non-blocking accept when idle.
-                self.next_control = t_usr + self.tsc_hz / 1000;
+                self.next_control = t_end + self.tsc_hz / 1000;
                 self.serve_control();
-                self.cycles.sys += rdtsc() - t_usr;
+                let t = rdtsc();
+                self.cycles.sys += t - t_end;
+                t_end = t;
             }
             if ctl == Control::Stop {
                 break;
             }
+            t_start = t_end;
         }
     }
 

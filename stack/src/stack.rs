@@ -467,6 +467,23 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
+    /// Sends what the application queued since the last poll (data, FINs,
+    /// window updates after reads, UDP datagrams) without the rest of a
+    /// poll: no receive, no timers. For run loops that want a reply on the
+    /// wire in the same pass as the callback that wrote it. Nagle and
+    /// delayed ACKs apply as in [`Stack::poll`]. Returns whether anything
+    /// was handed to the device.
+    pub fn push_output(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        if !self.tcp.has_dirty() && self.ipq.is_empty() && self.backlog.is_empty() {
+            return false;
+        }
+        let caps = dev.caps();
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+        let before = self.stats.tx_frames;
+        self.flush(now, dev, &caps);
+        self.stats.tx_frames > before
+    }
+
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
         for seg in segs.drain(..) {

@@ -412,3 +412,19 @@ fn timestamp_clock_wraps_modulo_2_32() {
         assert_eq!(tsval1.wrapping_sub(tsval0), 10, "10 ms later across the wrap");
     }
 }
+
+/// `push_output` sends what the application just wrote without a full
+/// poll, and does nothing (returns false) when nothing is queued.
+#[test]
+fn push_output_sends_written_data_without_a_poll() {
+    let (mut st, mut dev, h, snd) = established();
+    let t = Instant::from_millis(2);
+    assert!(!st.push_output(t, &mut dev), "nothing queued");
+    assert!(dev.take_tx().is_empty());
+    assert_eq!(st.tcp_write(h, b"reply"), Ok(5));
+    assert!(st.push_output(t, &mut dev));
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].seq, out[0].payload.as_slice()), (snd, &b"reply"[..]));
+    assert!(!st.push_output(t, &mut dev), "sent once");
+}

@@ -19,7 +19,7 @@ use dpdk_glue::Control;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use zcstack::tcp::SockOpt;
-use zcstack::{SocketHandle, State, TcpError};
+use zcstack::{Instant, SocketHandle, State, TcpError};
 
 #[derive(Debug, Parser)]
 #[command(about = "TCP ping-pong latency client on zcstack (sockperf ping-pong style)")]
@@ -54,10 +54,12 @@ fn main() -> ExitCode {
     zcstack_examples::exit("pingpong", run(Args::parse()))
 }
 
+/// Loop-side timing uses the engine clock (free: the loop reads the TSC
+/// anyway); only the exchange itself is timed with the monotonic clock.
 enum Phase {
-    Connecting(SocketHandle, Wall),
-    /// Sent at, bytes of the reply still to come.
-    Waiting(SocketHandle, Wall, usize),
+    Connecting(SocketHandle, Instant),
+    /// Sent at (monotonic clock, engine clock), bytes of the reply still to come.
+    Waiting(SocketHandle, Wall, Instant, usize),
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -71,18 +73,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut phase: Option<Phase> = None;
     let mut failure: Option<String> = None;
-    let t0 = Wall::now();
+    let t0 = rt.now();
     let mut measuring_since: Option<Wall> = None;
     let (mut exchanges, mut connects) = (0u64, 0u64);
-    let timeout = Duration::from_millis(args.timeout_ms);
+    let timeout = zcstack::Duration::from_millis(args.timeout_ms);
+    let secs = |s: u64| zcstack::Duration::from_secs(s);
     rt.run(|stack, now| {
-        let wall = Wall::now();
-        if wall - t0 >= Duration::from_secs(args.duration) && measuring_since.is_some() {
+        if now - t0 >= secs(args.duration) && measuring_since.is_some() {
             return (false, Control::Stop);
         }
         match phase.take() {
             None => {
-                if wall - t0 >= Duration::from_secs(args.wait_server) {
+                if now - t0 >= secs(args.wait_server) {
                     failure = Some(format!("{to} accepted no connection within {} s", args.wait_server));
                     return (false, Control::Stop);
                 }
@@ -90,7 +92,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     Ok(h) => {
                         connects += 1;
                         let _ = stack.tcp_set_option(h, SockOpt::NoDelay(true), now);
-                        phase = Some(Phase::Connecting(h, wall));
+                        phase = Some(Phase::Connecting(h, now));
                     }
                     Err(e) => {
                         failure = Some(format!("connect to {to}: {e}"));
@@ -101,10 +103,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             Some(Phase::Connecting(h, at)) => match stack.tcp_state(h) {
                 Ok(State::Established) => {
-                    measuring_since = Some(wall + Duration::from_millis(args.warmup_ms));
-                    send(stack, h, &msg, &mut phase, &mut failure)
+                    measuring_since = Some(Wall::now() + Duration::from_millis(args.warmup_ms));
+                    send(stack, h, &msg, now, &mut phase, &mut failure)
                 }
-                Ok(State::SynSent) if wall - at < Duration::from_millis(500) => {
+                Ok(State::SynSent) if now - at < zcstack::Duration::from_millis(500) => {
                     phase = Some(Phase::Connecting(h, at));
                     (false, Control::Continue)
                 }
@@ -114,7 +116,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     (true, Control::Continue)
                 }
             },
-            Some(Phase::Waiting(h, sent, mut left)) => {
+            Some(Phase::Waiting(h, sent, sent_at, mut left)) => {
                 let mut did = false;
                 while left > 0 {
                     match stack.tcp_read(h, &mut rbuf[..left]) {
@@ -134,11 +136,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 if left > 0 {
-                    if wall - sent > timeout {
+                    if now - sent_at > timeout {
                         failure = Some(format!("no reply within {} ms", args.timeout_ms));
                         return (did, Control::Stop);
                     }
-                    phase = Some(Phase::Waiting(h, sent, left));
+                    phase = Some(Phase::Waiting(h, sent, sent_at, left));
                     return (did, Control::Continue);
                 }
                 let done = Wall::now();
@@ -146,11 +148,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 if measuring_since.is_some_and(|m| sent >= m) {
                     hist.saturating_record((done - sent).as_nanos() as u64);
                 }
-                send(stack, h, &msg, &mut phase, &mut failure)
+                send(stack, h, &msg, now, &mut phase, &mut failure)
             }
         }
     });
-    if let Some(Phase::Connecting(h, _) | Phase::Waiting(h, _, _)) = phase {
+    if let Some(Phase::Connecting(h, _) | Phase::Waiting(h, _, _, _)) = phase {
         let now = rt.now();
         let _ = rt.stack.tcp_close(h, now);
     }
@@ -193,12 +195,14 @@ fn send(
     stack: &mut zcstack::Stack<dpdk_glue::PageArray>,
     h: SocketHandle,
     msg: &[u8],
+    now: Instant,
     phase: &mut Option<Phase>,
     failure: &mut Option<String>,
 ) -> (bool, Control) {
+    let sent = Wall::now();
     match stack.tcp_write(h, msg) {
         Ok(n) if n == msg.len() => {
-            *phase = Some(Phase::Waiting(h, Wall::now(), msg.len()));
+            *phase = Some(Phase::Waiting(h, sent, now, msg.len()));
             (true, Control::Continue)
         }
         r => {

@@ -343,6 +343,9 @@ impl Conn {
 
     /// Reads received bytes; sends a window update when the window opened a lot.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        if self.rcvq.is_empty() {
+            return 0;
+        }
         let before = self.rcv_window();
         let n = self.rcvq.read(buf);
         self.window_update(before, n);
