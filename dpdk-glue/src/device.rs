@@ -124,6 +124,12 @@ pub struct EthDeviceStats {
     pub completion_high_water: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
+    /// Received frames whose TCP/UDP checksum the port verified (or that
+    /// carry a partial checksum from a peer in the same memory), so the
+    /// engine skips its own check.
+    pub rx_l4_verified: u64,
+    /// Received frames the port found with a bad TCP/UDP checksum (dropped).
+    pub rx_l4_bad: u64,
     /// Fault injection on received frames.
     pub rx_impaired: ImpairStats,
     /// Fault injection on transmitted frames.
@@ -135,6 +141,7 @@ pub struct EthDeviceStats {
 struct RxMbuf {
     m: Mbuf,
     held: Rc<Cell<u64>>,
+    l4_verified: bool,
 }
 
 impl RxBuf for RxMbuf {
@@ -144,6 +151,20 @@ impl RxBuf for RxMbuf {
     fn footprint(&self) -> usize {
         usize::from(self.m.buf_len())
     }
+    fn l4_verified(&self) -> bool {
+        self.l4_verified
+    }
+}
+
+/// What the port says about a received frame's TCP/UDP checksum.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum L4Check {
+    /// Verified, or partial in a frame that never left memory (virtio).
+    Ok,
+    /// Wrong: dropped and counted.
+    Bad,
+    /// Not checked: the engine verifies.
+    Unknown,
 }
 
 impl Drop for RxMbuf {
@@ -184,6 +205,8 @@ pub struct EthDevice {
     stats: EthDeviceStats,
     impair_rx: Option<Impair>,
     impair_tx: Option<Impair>,
+    /// The port verifies TCP/UDP checksums on receive (RX offload granted).
+    rx_l4_offload: bool,
     /// The time of the latest call (for impairment of queued frames).
     now: Instant,
 }
@@ -237,7 +260,7 @@ impl EthDevice {
             &PoolConfig { data_room: 256 + ffi::RTE_PKTMBUF_HEADROOM as u16, ..PoolConfig::packets(cfg.tx_mbufs) },
         )?;
         let ext_pool = pool("x", &PoolConfig::extbuf_headers(cfg.completion_slots.max(64)))?;
-        let copy_pool = pool("c", &PoolConfig::packets(cfg.tx_mbufs))?;
+        let copy_pool = pool("c", &PoolConfig::frames(cfg.tx_mbufs, mtu))?;
         Ok(EthDevice {
             port: Some(port),
             queue: 0,
@@ -251,6 +274,7 @@ impl EthDevice {
             tx_since: None,
             rx_held: Rc::new(Cell::new(0)),
             stats: EthDeviceStats::default(),
+            rx_l4_offload: granted.rx.contains(Offloads::RX_TCP_CKSUM),
             impair_rx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 1)),
             impair_tx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 2)),
             now: Instant::ZERO,
@@ -343,6 +367,27 @@ impl EthDevice {
                 free.push(i as u32);
             }
         });
+    }
+
+    /// The port's verdict on `m`'s TCP/UDP checksum (counted).
+    #[inline]
+    fn l4_check(&mut self, m: &Mbuf) -> L4Check {
+        if !self.rx_l4_offload {
+            return L4Check::Unknown;
+        }
+        match m.ol_flags() & u64::from(ffi::RTE_MBUF_F_RX_L4_CKSUM_MASK) {
+            f if f == u64::from(ffi::RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+                || f == u64::from(ffi::RTE_MBUF_F_RX_L4_CKSUM_NONE) =>
+            {
+                self.stats.rx_l4_verified += 1;
+                L4Check::Ok
+            }
+            f if f == u64::from(ffi::RTE_MBUF_F_RX_L4_CKSUM_BAD) => {
+                self.stats.rx_l4_bad += 1;
+                L4Check::Bad
+            }
+            _ => L4Check::Unknown,
+        }
     }
 
     /// Queues `m` for `tx_burst`, through the TX impairment when one is on.
@@ -476,24 +521,31 @@ impl Device for EthDevice {
     }
 
     fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
-        if !self.cfg.rx_zero_copy {
-            return self.receive(now, budget, &mut |b: &[u8]| sink(RxFrame::Borrowed(b)));
-        }
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
         port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
         self.impair_received(now);
         let n = self.rx.len();
-        for m in self.rx.drain(..) {
-            if m.nb_segs() == 1 {
+        let mut rx = std::mem::take(&mut self.rx);
+        for m in rx.drain(..) {
+            let l4 = self.l4_check(&m);
+            if l4 == L4Check::Bad {
+                continue;
+            }
+            let verified = l4 == L4Check::Ok;
+            if m.nb_segs() > 1 {
+                self.stats.rx_chains_copied += 1;
+                let v = m.to_vec();
+                sink(if verified { RxFrame::L4Verified(&v) } else { RxFrame::Borrowed(&v) });
+            } else if self.cfg.rx_zero_copy {
                 self.rx_held.set(self.rx_held.get() + 1);
                 self.stats.rx_mbufs_handed_over += 1;
-                sink(RxFrame::Shared(Rc::new(RxMbuf { m, held: self.rx_held.clone() })));
+                sink(RxFrame::Shared(Rc::new(RxMbuf { m, held: self.rx_held.clone(), l4_verified: verified })));
             } else {
-                self.stats.rx_chains_copied += 1;
-                sink(RxFrame::Borrowed(&m.to_vec()));
+                sink(if verified { RxFrame::L4Verified(m.data()) } else { RxFrame::Borrowed(m.data()) });
             }
         }
+        self.rx = rx;
         self.stats.rx_frames += n as u64;
         n
     }

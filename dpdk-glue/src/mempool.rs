@@ -51,6 +51,15 @@ impl PoolConfig {
         PoolConfig { count, cache: 250.min(count / 2), data_room: ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket: None }
     }
 
+    /// `count` mbufs whose data room holds a whole frame of `mtu` bytes
+    /// (plus Ethernet header and headroom), at least DPDK's default size.
+    pub fn frames(count: u32, mtu: usize) -> Self {
+        // Frame, VLAN tags, CRC and a virtio-net header fit with room to spare.
+        let need = (mtu + 128 + ffi::RTE_PKTMBUF_HEADROOM as usize).min(usize::from(u16::MAX));
+        let room = (ffi::RTE_MBUF_DEFAULT_BUF_SIZE as usize).max(need) as u16;
+        PoolConfig { data_room: room, ..PoolConfig::packets(count) }
+    }
+
     /// `count` mbufs with no data room: headers to attach external buffers to.
     pub fn extbuf_headers(count: u32) -> Self {
         PoolConfig { count, cache: 256.min(count / 2), data_room: 0, socket: None }

@@ -78,6 +78,8 @@ pub struct PortInfo {
     pub max_rx_desc: u16,
     /// Largest TX descriptor ring.
     pub max_tx_desc: u16,
+    /// Smallest MTU.
+    pub min_mtu: u16,
     /// Largest MTU.
     pub max_mtu: u16,
 }
@@ -99,6 +101,8 @@ pub struct PortConfig {
     pub tx_offloads: Offloads,
     /// Enable promiscuous mode after configuration.
     pub promiscuous: bool,
+    /// MTU (IP packet size); must be within the port's `min_mtu..=max_mtu`.
+    pub mtu: u16,
 }
 
 impl Default for PortConfig {
@@ -111,6 +115,7 @@ impl Default for PortConfig {
             rx_offloads: Offloads::NONE,
             tx_offloads: Offloads::NONE,
             promiscuous: true,
+            mtu: 1500,
         }
     }
 }
@@ -310,6 +315,7 @@ impl Port {
             tx_offload_capa: Offloads(info.tx_offload_capa),
             max_rx_desc: info.rx_desc_lim.nb_max,
             max_tx_desc: info.tx_desc_lim.nb_max,
+            min_mtu: info.min_mtu,
             max_mtu: info.max_mtu,
         })
     }
@@ -343,7 +349,15 @@ impl Port {
             tracing::info!(port = self.id, driver = %info.driver, rx_missing = rx_missing.0, tx_missing = tx_missing.0,
                 "port lacks some requested offloads; continuing without them");
         }
+        if cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu {
+            return Err(Error::PortLimit {
+                port: self.id,
+                name: self.name.clone(),
+                what: format!("MTU {} is outside the port's {}..={}", cfg.mtu, info.min_mtu, info.max_mtu),
+            });
+        }
         let mut conf = ffi::rte_eth_conf::default();
+        conf.rxmode.mtu = u32::from(cfg.mtu);
         conf.rxmode.offloads = rx.0;
         conf.txmode.offloads = tx.0;
         // SAFETY: conf is a valid, fully initialised configuration.

@@ -45,6 +45,8 @@ pub struct RuntimeConfig {
     pub page_buf_size: usize,
     /// Offload TCP checksums when the port can.
     pub tx_checksum_offload: bool,
+    /// Let the port verify received TCP/UDP checksums when it can.
+    pub rx_checksum_offload: bool,
     /// Device tunables, TX mode included.
     pub device: EthDeviceConfig,
     /// The engine.
@@ -177,13 +179,23 @@ impl Runtime {
     /// Starts EAL, port, page array and engine.
     pub fn init(cfg: &RuntimeConfig) -> Result<Runtime> {
         let eal = Eal::init(&cfg.eal)?;
-        let rx_pool = Arc::new(Mempool::new(&eal, "zc_rx", &PoolConfig::packets(cfg.rx_mbufs))?);
+        let rx_pool = Arc::new(Mempool::new(&eal, "zc_rx", &PoolConfig::frames(cfg.rx_mbufs, cfg.mtu))?);
         let mut port = Port::create_vdev(&eal, &cfg.vdev)?;
         let mut want = Offloads::TX_MULTI_SEGS;
         if cfg.tx_checksum_offload {
             want = want | Offloads::TX_TCP_CKSUM;
         }
-        let pcfg = PortConfig { tx_offloads: cfg.port.tx_offloads | want, ..cfg.port.clone() };
+        let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
+        // Checksums the port verifies on receive need no second pass in the
+        // engine (and spare vhost its software checksum of every frame).
+        let rx_want =
+            if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
+        let pcfg = PortConfig {
+            tx_offloads: cfg.port.tx_offloads | want,
+            rx_offloads: cfg.port.rx_offloads | rx_want,
+            mtu,
+            ..cfg.port.clone()
+        };
         let granted = port.configure(&pcfg, rx_pool.clone())?;
         port.start()?;
         let pages = PageArray::new(&eal, "zc_pages", cfg.page_array_mb << 20, cfg.page_buf_size)?;

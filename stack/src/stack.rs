@@ -387,8 +387,9 @@ impl<M: PageMemory> Stack<M> {
                     now,
                     caps.max_burst.min(RX_BUDGET - handled),
                     &mut |frame: RxFrame<'_>| match frame {
-                        RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps),
-                        RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps),
+                        RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
+                        RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
+                        RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
                     },
                 );
             if n == 0 {
@@ -538,7 +539,7 @@ impl<M: PageMemory> Stack<M> {
         dev.flush(now);
     }
 
-    fn ingress(&mut self, now: Instant, frame: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps) {
+    fn ingress(&mut self, now: Instant, frame: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
         self.stats.rx_frames += 1;
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.drop_eth_malformed += 1;
@@ -551,7 +552,7 @@ impl<M: PageMemory> Stack<M> {
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => self.ingress_arp(now, eth.payload()),
-            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps),
+            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps, l4_verified),
             _ => self.stats.drop_eth_unknown_type += 1,
         }
     }
@@ -591,7 +592,7 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
-    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps) {
+    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
         let Ok(pkt) = Ipv4Packet::new_checked(data) else {
             self.stats.drop_ipv4_malformed += 1;
             return;
@@ -620,14 +621,15 @@ impl<M: PageMemory> Stack<M> {
             match self.reasm.add(now, key, usize::from(pkt.frag_offset()), pkt.more_frags(), payload) {
                 FragResult::Complete(whole) => {
                     self.stats.ipv4_reassembled += 1;
-                    self.ingress_l4(now, &ip, &whole, None, caps, data);
+                    // The device's per-frame verdicts do not cover a reassembled datagram.
+                    self.ingress_l4(now, &ip, &whole, None, caps, data, false);
                 }
                 FragResult::Pending => {}
                 FragResult::Dropped => self.stats.drop_ipv4_fragment += 1,
             }
             return;
         }
-        self.ingress_l4(now, &ip, payload, rx, caps, data);
+        self.ingress_l4(now, &ip, payload, rx, caps, data, l4_verified);
     }
 
     /// Dispatches an IPv4 payload (whole or reassembled) to TCP, UDP or ICMP.
@@ -639,6 +641,7 @@ impl<M: PageMemory> Stack<M> {
         rx: Option<&SharedRx>,
         caps: &DeviceCaps,
         data: &[u8],
+        l4_verified: bool,
     ) {
         let src = ip.src_addr;
         let cks = if caps.rx_checksum_verified {
@@ -656,7 +659,9 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
-                if !caps.rx_checksum_verified && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload) {
+                if !(caps.rx_checksum_verified || l4_verified)
+                    && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)
+                {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
@@ -672,7 +677,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 };
-                if !caps.rx_checksum_verified
+                if !(caps.rx_checksum_verified || l4_verified)
                     && up.checksum() != 0
                     && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Udp, payload)
                 {

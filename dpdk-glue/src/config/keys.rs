@@ -214,6 +214,7 @@ const PORT_KEYS: &[&str] = &[
     "gateway",
     "lcore_list",
     "if_name",
+    "mtu",
     "addr6",
     "prefix_len",
     "gateway6",
@@ -428,6 +429,8 @@ fn port_section(file: &str, s: &Section, id: u16, report: &mut Vec<Notice>) -> R
         gateway: (!gateway.is_unspecified()).then_some(gateway),
         lcore_list: r.or("lcore_list", vec![0], |v| list(v).ok_or("lcores like 0 or 0,2-3"))?,
         if_name: r.get("if_name", text)?,
+        mtu: r
+            .or("mtu", 1500, |v| uint::<usize>(v).filter(|m| (576..=9600).contains(m)).ok_or("bytes, 576 to 9600"))?,
     };
     r.not_implemented(
         report,

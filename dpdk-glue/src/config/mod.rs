@@ -108,6 +108,8 @@ pub struct PortSection {
     pub lcore_list: Vec<u32>,
     /// Interface name (the kernel-side name of a `net_tap` port).
     pub if_name: Option<String>,
+    /// Link MTU (zcstack's key; both ends must agree). Default 1500.
+    pub mtu: usize,
 }
 
 /// `[vdevN]`: a NIC-less port.
@@ -301,6 +303,7 @@ impl Config {
             page_array_mb: if self.zerocopy.page_array { self.page_array_mb } else { 16 },
             page_buf_size: self.zerocopy.buf_size,
             tx_checksum_offload: !self.dpdk.tx_csum_offload_skip,
+            rx_checksum_offload: true,
             device: EthDeviceConfig {
                 tx_mode: if self.zerocopy.send { TxMode::ZeroCopy } else { TxMode::Copy },
                 rx_zero_copy: self.zerocopy.recv,
@@ -309,7 +312,7 @@ impl Config {
                 ..EthDeviceConfig::default()
             },
             stack,
-            mtu: 1500,
+            mtu: port.mtu,
             idle_sleep_us: self.dpdk.idle_sleep_us,
             pcap: self.pcap.enable.then(|| (self.pcap.savepath.clone(), self.pcap.snaplen, self.pcap.savelen)),
             control: Some(crate::control::control_path(&self.dpdk.file_prefix)),

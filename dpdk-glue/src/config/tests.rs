@@ -56,6 +56,13 @@ fn every_section_maps_onto_the_engine() {
     assert_eq!(c.ports[0].prefix_len, 16);
     assert_eq!(c.ports[0].gateway, None);
     assert_eq!(c.ports[0].lcore_list, vec![0, 1]);
+    assert_eq!(c.ports[0].mtu, 1500, "default");
+    let jumbo = Config::parse("t.ini", &text.replace("if_name=zc0\n", "if_name=zc0\nmtu=9000\n")).unwrap();
+    assert_eq!(jumbo.runtime(0).unwrap().mtu, 9000);
+    assert_eq!(
+        err(&text.replace("if_name=zc0\n", "if_name=zc0\nmtu=65000\n")),
+        "t.ini:21: [port0] mtu = \"65000\": expected bytes, 576 to 9600"
+    );
     assert_eq!(c.vdevs[0].devargs(), "net_tap0,iface=zc0,mac=02:00:00:00:00:07");
     assert!(c.pcap.enable);
     assert_eq!(c.tcp.send_buffer, 65536);

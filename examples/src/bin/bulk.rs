@@ -67,7 +67,7 @@ struct Args {
     /// Zero-copy writes below this size are copied (StackConfig::zc_min_write).
     #[arg(long = "zc-min-write", default_value_t = 0)]
     zc_min_write: usize,
-    /// Offload TCP checksums to the port when it can.
+    /// Compute and verify TCP checksums in software even where the port could offload them.
     #[arg(long = "no-checksum-offload")]
     no_checksum_offload: bool,
     /// EAL lcore layout; the EAL pins the process to these CPUs (overriding
@@ -88,6 +88,9 @@ struct Args {
     /// Send and receive buffer per connection, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     sockbuf: usize,
+    /// Link MTU (both ends must agree; 9000 for jumbo frames).
+    #[arg(long, default_value_t = 1500)]
+    mtu: usize,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
     /// file or object cache, unless you want cache-hot copies.
@@ -171,12 +174,13 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         page_array_mb: args.page_mb,
         page_buf_size: args.buf_size,
         tx_checksum_offload: !args.no_checksum_offload,
+        rx_checksum_offload: !args.no_checksum_offload,
         device: EthDeviceConfig {
             tx_mode: if args.mode == Mode::Zc { TxMode::ZeroCopy } else { TxMode::Copy },
             ..EthDeviceConfig::default()
         },
         stack,
-        mtu: 1500,
+        mtu: args.mtu,
         idle_sleep_us: 0,
         pcap: None,
     };
@@ -205,6 +209,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("tx_bytes_zero_copy".into(), json!(st.tx_bytes_zero_copy));
     o.insert("dev_tx_payload_copied".into(), json!(ds.tx_payload_copied));
     o.insert("impaired".into(), zcstack_examples::impaired(&ds));
+    o.insert("dev_rx_l4_verified".into(), json!(ds.rx_l4_verified));
+    o.insert("dev_rx_frames".into(), json!(ds.rx_frames));
+    o.insert("dev_rx_l4_bad".into(), json!(ds.rx_l4_bad));
     o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));

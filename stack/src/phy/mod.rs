@@ -30,6 +30,11 @@ pub trait RxBuf {
     fn footprint(&self) -> usize {
         self.bytes().len()
     }
+    /// The device vouches for the L4 payload's integrity (see
+    /// [`RxFrame::L4Verified`]).
+    fn l4_verified(&self) -> bool {
+        false
+    }
 }
 
 impl RxBuf for Vec<u8> {
@@ -51,6 +56,11 @@ pub type SharedRx = Rc<dyn RxBuf>;
 pub enum RxFrame<'a> {
     /// Valid only during the sink call; the engine copies what it keeps.
     Borrowed(&'a [u8]),
+    /// As `Borrowed`, and the device vouches for the TCP/UDP payload's
+    /// integrity (its checksum verified, or the frame never left memory and
+    /// carries a partial checksum, DPDK's `RX_L4_CKSUM_GOOD`/`NONE`): the
+    /// engine skips its own L4 checksum check. IP headers are still checked.
+    L4Verified(&'a [u8]),
     /// Kept by reference: TCP payload stays in this buffer until read.
     Shared(SharedRx),
 }
@@ -148,6 +158,7 @@ impl std::fmt::Debug for RxFrame<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RxFrame::Borrowed(b) => write!(f, "Borrowed({} B)", b.len()),
+            RxFrame::L4Verified(b) => write!(f, "L4Verified({} B)", b.len()),
             RxFrame::Shared(r) => write!(f, "Shared({} B)", r.bytes().len()),
         }
     }

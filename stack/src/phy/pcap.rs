@@ -120,7 +120,7 @@ impl<D: Device, S: PcapSink> Device for PcapDevice<D, S> {
         let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
         let n = self.inner.receive_frames(now, budget, &mut |f: RxFrame<'_>| {
             let b = match &f {
-                RxFrame::Borrowed(b) => *b,
+                RxFrame::Borrowed(b) | RxFrame::L4Verified(b) => *b,
                 RxFrame::Shared(r) => r.bytes(),
             };
             seen.push((b.len(), b[..b.len().min(snap)].to_vec()));
