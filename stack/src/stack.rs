@@ -622,14 +622,14 @@ impl<M: PageMemory> Stack<M> {
                 FragResult::Complete(whole) => {
                     self.stats.ipv4_reassembled += 1;
                     // The device's per-frame verdicts do not cover a reassembled datagram.
-                    self.ingress_l4(now, &ip, &whole, None, caps, data, false);
+                    self.ingress_l4(now, &ip, &whole, None, data, Checked::by(caps, false));
                 }
                 FragResult::Pending => {}
                 FragResult::Dropped => self.stats.drop_ipv4_fragment += 1,
             }
             return;
         }
-        self.ingress_l4(now, &ip, payload, rx, caps, data, l4_verified);
+        self.ingress_l4(now, &ip, payload, rx, data, Checked::by(caps, l4_verified));
     }
 
     /// Dispatches an IPv4 payload (whole or reassembled) to TCP, UDP or ICMP.
@@ -639,12 +639,11 @@ impl<M: PageMemory> Stack<M> {
         ip: &Ipv4Repr,
         payload: &[u8],
         rx: Option<&SharedRx>,
-        caps: &DeviceCaps,
         data: &[u8],
-        l4_verified: bool,
+        checked: Checked,
     ) {
         let src = ip.src_addr;
-        let cks = if caps.rx_checksum_verified {
+        let cks = if checked.ip {
             smoltcp::phy::ChecksumCapabilities::ignored()
         } else {
             smoltcp::phy::ChecksumCapabilities::default()
@@ -659,9 +658,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
-                if !(caps.rx_checksum_verified || l4_verified)
-                    && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)
-                {
+                if !(checked.l4 || l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)) {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
@@ -677,10 +674,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 };
-                if !(caps.rx_checksum_verified || l4_verified)
-                    && up.checksum() != 0
-                    && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Udp, payload)
-                {
+                if !checked.l4 && up.checksum() != 0 && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Udp, payload) {
                     self.stats.drop_udp_malformed += 1;
                     return;
                 }
@@ -757,4 +751,19 @@ fn l4_checksum_ok(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, seg: &[
     c.add_pseudo_header(src, dst, proto, len);
     c.add(seg);
     c.finish() == 0
+}
+
+/// Checksums a frame needs no engine check for (the device verified them).
+#[derive(Clone, Copy)]
+struct Checked {
+    /// IPv4 header (and ICMP): the whole device verifies.
+    ip: bool,
+    /// TCP/UDP: the device, or its verdict on this frame.
+    l4: bool,
+}
+
+impl Checked {
+    fn by(caps: &DeviceCaps, l4_verified: bool) -> Checked {
+        Checked { ip: caps.rx_checksum_verified, l4: caps.rx_checksum_verified || l4_verified }
+    }
 }
