@@ -10,8 +10,10 @@
 //!   completion slot; the PMD's free callback pushes the slot into the
 //!   [`CompletionRing`] and the frame goes back to the engine (which drops its
 //!   page references) only when **every** attachment of it has completed.
-//!   Frames whose payload is below [`EthDeviceConfig::zc_min_payload`] are
-//!   copied instead (tiny writes cost more as extbufs than as a memcpy).
+//!   Frames whose payload is below [`EthDeviceConfig::zc_min_payload`], and
+//!   frames whose payload the stack copied in anyway ([`TxFrame::copied`]:
+//!   small or copy-mode writes), are copied instead: one mbuf costs less
+//!   than a header + extbuf chain and no application copy is saved.
 //! - **copy**: header and payload are copied into one mbuf, and the frame
 //!   completes at once.
 //!
@@ -582,7 +584,12 @@ impl Device for EthDevice {
             }
         }
         let payload: usize = frame.payload.iter().map(|s| s.len as usize).sum();
-        let r = if self.mode == TxMode::ZeroCopy && payload > 0 && payload >= self.cfg.zc_min_payload {
+        // Payload the stack copied in anyway (small or copy-mode writes) goes
+        // by copy as well: one mbuf is cheaper than a header + extbuf chain
+        // and saves no application copy.
+        let attach =
+            self.mode == TxMode::ZeroCopy && payload > 0 && payload >= self.cfg.zc_min_payload && !frame.copied;
+        let r = if attach {
             self.build_zero_copy(frame)
         } else {
             match self.build_copy(&frame, mem) {

@@ -195,6 +195,21 @@ fn copy_mode_moves_the_same_stream_by_copying() {
 }
 
 #[test]
+fn a_zero_copy_device_copies_frames_the_stack_copied_anyway() {
+    // Ordinary writes (zc = false) put stack-made copies in the send queue:
+    // attaching them in place would save no application copy, so even a
+    // zero-copy device sends them as single copied mbufs.
+    let total = 16 << 20;
+    let (a, b, sent, got) = transfer(TxMode::ZeroCopy, false, false, total);
+    assert_eq!(sent, got);
+    assert_eq!(a.dev.tx_mode(), TxMode::ZeroCopy);
+    let st = a.dev.stats();
+    assert_eq!(st.extbuf_attachments, 0, "{st:?}");
+    assert!(st.tx_payload_copied >= total as u64, "{st:?}");
+    close_and_check(a, b);
+}
+
+#[test]
 fn zero_copy_receive_keeps_payload_in_the_mbufs() {
     // A copy-mode sender: net_ring hands the receiver the sender's own mbufs,
     // and a zero-copy sender's are header + extbuf chains, which the

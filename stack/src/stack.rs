@@ -492,7 +492,7 @@ impl<M: PageMemory> Stack<M> {
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let dst = *seg.dst.ip();
-            self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload });
+            self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload, copied: seg.copied });
         }
         self.segs = segs;
         let mut ipq = std::mem::take(&mut self.ipq);
@@ -724,7 +724,7 @@ impl<M: PageMemory> Stack<M> {
             &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new() });
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new(), copied: false });
     }
 
     /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
@@ -739,7 +739,7 @@ impl<M: PageMemory> Stack<M> {
         c.add(&buf[HEADROOM..]);
         let ck = c.finish();
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new() });
+        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new(), copied: false });
     }
 }
 

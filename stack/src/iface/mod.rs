@@ -28,6 +28,8 @@ pub struct IpOut {
     pub buf: Vec<u8>,
     /// Payload slices in page memory (one reference each).
     pub payload: crate::phy::Payload,
+    /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
+    pub copied: bool,
 }
 
 /// Addressing and routing of one interface.
@@ -91,7 +93,7 @@ impl Interface {
             &mut Ipv4Packet::new_unchecked(&mut pkt.buf[ETH_HEADER..HEADROOM]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        TxFrame { header: pkt.buf, payload: pkt.payload }
+        TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied }
     }
 
     /// An ARP request for `target`, or a reply to `asker` when `reply_to` is given.
@@ -110,7 +112,7 @@ impl Interface {
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HEADER..]));
         // Pad to the Ethernet minimum.
         buf.resize(buf.len().max(60), 0);
-        TxFrame { header: buf, payload: Payload::new() }
+        TxFrame { header: buf, payload: Payload::new(), copied: false }
     }
 }
 
@@ -150,6 +152,7 @@ mod tests {
                 proto: IpProtocol::Udp,
                 buf,
                 payload: crate::phy::Payload::new(),
+                copied: false,
             },
             EthernetAddress([2, 0, 0, 0, 0, 9]),
         );

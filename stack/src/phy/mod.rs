@@ -97,6 +97,11 @@ pub struct TxFrame {
     /// Payload, in order; each slice holds one reference on its buffer that the
     /// engine releases when the frame comes back completed.
     pub payload: Payload,
+    /// Every payload byte was copied in by the stack (copy-mode writes, and
+    /// zero-copy writes under the `zc_min_write` threshold): attaching it in
+    /// place saves no application copy, so a device may copy it into its
+    /// own buffer instead when that is cheaper (as a copy-mode device does).
+    pub copied: bool,
 }
 
 impl TxFrame {

@@ -1413,8 +1413,9 @@ impl Conn {
     ) {
         let mut s = self.seg(seq, true);
         let off = seq.since(data_start) as usize;
-        if let Err(_e) = self.sendq.slices(off, len as usize, mem, &mut s.payload) {
-            stats.page_errors += 1;
+        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+            Ok(copied) => s.copied = copied,
+            Err(_) => stats.page_errors += 1,
         }
         s.psh = seq + len == data_end;
         out.push(s);

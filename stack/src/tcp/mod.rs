@@ -126,6 +126,8 @@ pub(crate) struct SegOut {
     pub sack: [Option<(u32, u32)>; 3],
     pub ts: Option<(u32, u32)>,
     pub payload: crate::phy::Payload,
+    /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
+    pub copied: bool,
 }
 
 impl SegOut {
@@ -146,6 +148,7 @@ impl SegOut {
             sack: [None; 3],
             ts: None,
             payload: crate::phy::Payload::new(),
+            copied: false,
         }
     }
 

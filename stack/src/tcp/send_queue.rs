@@ -10,6 +10,9 @@ struct Chunk {
     page: PageId,
     off: u32,
     len: u32,
+    /// The stack copied these bytes in (`write`), as opposed to an
+    /// application buffer handed over (zero-copy send).
+    copied: bool,
 }
 
 /// Queued bytes of one connection, held as page references.
@@ -58,7 +61,7 @@ impl SendQueue {
             let Some(page) = mem.alloc() else { break };
             let n = bs.min(want - done);
             mem.bytes_mut(page)[..n].copy_from_slice(&data[done..done + n]);
-            self.chunks.push_back(Chunk { page, off: 0, len: n as u32 });
+            self.chunks.push_back(Chunk { page, off: 0, len: n as u32, copied: true });
             self.tail_appendable = true;
             done += n;
         }
@@ -72,7 +75,7 @@ impl SendQueue {
         if s.len == 0 {
             return;
         }
-        self.chunks.push_back(Chunk { page: s.page, off: s.off, len: s.len });
+        self.chunks.push_back(Chunk { page: s.page, off: s.off, len: s.len, copied: false });
         self.len += s.len as usize;
         self.tail_appendable = false;
     }
@@ -95,27 +98,31 @@ impl SendQueue {
 
     /// Appends references to `[offset, offset + len)` to `out`, one per page
     /// touched, taking a reference on each page for the transmission.
+    /// Returns whether every byte of the range was copied in by the stack
+    /// (copy-mode writes) rather than handed over zero-copy.
     pub fn slices(
         &mut self,
         offset: usize,
         len: usize,
         mem: &mut dyn PageMemory,
         out: &mut crate::phy::Payload,
-    ) -> Result<(), PageError> {
+    ) -> Result<bool, PageError> {
         debug_assert!(offset + len <= self.len);
         let (first, mut skip) = self.locate(offset);
         let mut left = len;
+        let mut copied = true;
         for c in self.chunks.range(first..) {
             if left == 0 {
                 break;
             }
             let n = (c.len as usize - skip).min(left);
+            copied &= c.copied;
             mem.incref(c.page)?;
             out.push(PageSlice { page: c.page, off: c.off + skip as u32, len: n as u32 });
             left -= n;
             skip = 0;
         }
-        Ok(())
+        Ok(copied)
     }
 
     /// Drops the first `n` bytes (acknowledged), releasing pages no longer referenced.
@@ -181,7 +188,7 @@ mod tests {
             }
         }
         let mut out = crate::phy::Payload::new();
-        q.slices(4, 20, &mut mem, &mut out).unwrap();
+        assert!(q.slices(4, 20, &mut mem, &mut out).unwrap(), "copied in by push_copy");
         let bytes: Vec<u8> = out.iter().flat_map(|s| mem.slice(*s).to_vec()).collect();
         assert_eq!(&bytes, b"o world, this spans ");
         // Acking everything leaves the in-flight references alive.
@@ -223,5 +230,26 @@ mod tests {
         }
         q.clear(&mut mem).unwrap();
         assert_eq!(mem.free_count(), 64);
+    }
+
+    #[test]
+    fn slices_report_whether_the_stack_copied_the_bytes() {
+        let mut mem = HeapPages::new(8, 16);
+        let mut q = SendQueue::default();
+        q.push_copy(b"copied bytes", 1000, &mut mem);
+        let page = mem.alloc().unwrap();
+        mem.bytes_mut(page)[..10].copy_from_slice(b"zero-copy!");
+        q.push_slice(PageSlice { page, off: 0, len: 10 });
+        let mut take = |off, len| {
+            let mut o = crate::phy::Payload::new();
+            let copied = q.slices(off, len, &mut mem, &mut o).unwrap();
+            for s in o {
+                mem.decref(s.page).unwrap();
+            }
+            copied
+        };
+        assert!(take(0, 12), "all copied in");
+        assert!(!take(0, 22), "partly handed over");
+        assert!(!take(12, 10), "handed over");
     }
 }
