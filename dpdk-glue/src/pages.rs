@@ -118,6 +118,15 @@ impl PageMemory for PageArray {
         // partly sent zero-copy chain), never the bytes a writer owns.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(off), self.buf_size) }
     }
+    fn copy_between(&mut self, src: PageId, src_off: usize, dst: PageId, dst_off: usize, len: usize) {
+        let bs = self.buf_size;
+        assert!(src_off + len <= bs && dst_off + len <= bs, "copy outside a buffer");
+        let (s, d) = (self.range(src) + src_off, self.range(dst) + dst_off);
+        // SAFETY: both ranges are inside the memzone (ids checked by range(),
+        // offsets above); &mut self excludes other CPU references; ptr::copy
+        // allows overlap (the same buffer).
+        unsafe { std::ptr::copy(self.base.add(s), self.base.add(d), len) };
+    }
     fn iova(&self, id: PageId) -> Option<u64> {
         self.region.iova_at(self.offset_of(id))
     }

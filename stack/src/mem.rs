@@ -58,6 +58,19 @@ pub trait PageMemory {
     fn bytes(&self, id: PageId) -> &[u8];
     /// The buffer's bytes, writable. Panics if `id` is outside the region.
     fn bytes_mut(&mut self, id: PageId) -> &mut [u8];
+    /// Copies `len` bytes from buffer `src` at `src_off` to buffer `dst` at
+    /// `dst_off` (a buffer-to-buffer copy without a bounce where the memory
+    /// allows). Panics if either range is outside its buffer.
+    fn copy_between(&mut self, src: PageId, src_off: usize, dst: PageId, dst_off: usize, len: usize) {
+        let mut tmp = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = tmp.len().min(len - done);
+            tmp[..n].copy_from_slice(&self.bytes(src)[src_off + done..src_off + done + n]);
+            self.bytes_mut(dst)[dst_off + done..dst_off + done + n].copy_from_slice(&tmp[..n]);
+            done += n;
+        }
+    }
     /// The bytes of a slice. Panics if the slice is outside its buffer.
     fn slice(&self, s: PageSlice) -> &[u8] {
         &self.bytes(s.page)[s.off as usize..(s.off + s.len) as usize]
@@ -190,11 +203,28 @@ impl PageMemory for HeapPages {
         let s = id.0 as usize * self.buf_size;
         &mut self.data[s..s + self.buf_size]
     }
+    fn copy_between(&mut self, src: PageId, src_off: usize, dst: PageId, dst_off: usize, len: usize) {
+        let bs = self.buf_size;
+        assert!(src_off + len <= bs && dst_off + len <= bs, "copy outside a buffer");
+        let (s, d) = (src.0 as usize * bs + src_off, dst.0 as usize * bs + dst_off);
+        self.data.copy_within(s..s + len, d);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_between_buffers() {
+        let mut m = HeapPages::new(4, 16);
+        let (a, b) = (m.alloc().unwrap(), m.alloc().unwrap());
+        m.bytes_mut(a).copy_from_slice(b"0123456789abcdef");
+        m.copy_between(a, 3, b, 10, 6);
+        assert_eq!(&m.bytes(b)[10..16], b"345678");
+        m.copy_between(a, 0, a, 8, 8); // the same buffer, overlapping-safe
+        assert_eq!(m.bytes(a), b"0123456701234567");
+    }
 
     #[test]
     fn refcounts_free_on_last_release_and_catch_misuse() {

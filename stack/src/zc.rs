@@ -279,39 +279,30 @@ impl ZcBuf {
         Ok(ZcBuf { segs, cap: len, len, fill, buf_size: self.buf_size, orphans: self.orphans.clone() })
     }
 
-    /// Copies filled bytes `[off, off + len)` into `out` through a small
-    /// stack buffer, in pieces: `out` gets each piece and returns how many it
-    /// took; stops at the first piece not taken whole. Returns bytes taken.
+    /// Hands filled bytes `[off, off + len)` to `out` as page slices, in
+    /// order: `out` returns how many bytes of each it took; stops at the
+    /// first slice not taken whole. Returns bytes taken.
     pub(crate) fn copy_range(
         &self,
         mem: &mut dyn PageMemory,
         off: usize,
         len: usize,
-        mut out: impl FnMut(&[u8], &mut dyn PageMemory) -> usize,
+        mut out: impl FnMut(PageSlice, &mut dyn PageMemory) -> usize,
     ) -> usize {
-        let mut tmp = [0u8; 512];
         let (mut left, mut taken) = (len.min(self.len.saturating_sub(off)), 0);
         if left == 0 {
             return 0;
         }
         let (start, mut skip) = self.locate(off);
         for s in &self.segs[start..] {
-            let l = s.len as usize;
-            let mut at = s.off as usize + skip;
-            let mut n_seg = (l - skip).min(left);
-            skip = 0;
-            while n_seg > 0 {
-                let n = tmp.len().min(n_seg);
-                tmp[..n].copy_from_slice(&mem.bytes(s.page)[at..at + n]);
-                let k = out(&tmp[..n], mem);
-                taken += k;
-                if k < n {
-                    return taken;
-                }
-                at += n;
-                n_seg -= n;
-                left -= n;
+            let n = (s.len as usize - skip).min(left);
+            let k = out(PageSlice { page: s.page, off: s.off + skip as u32, len: n as u32 }, mem);
+            taken += k;
+            if k < n {
+                return taken;
             }
+            skip = 0;
+            left -= n;
             if left == 0 {
                 break;
             }

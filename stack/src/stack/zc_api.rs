@@ -4,6 +4,7 @@
 
 use super::Stack;
 use crate::mem::PageMemory;
+use crate::tcp::send_queue::CopySrc;
 use crate::tcp::{SocketHandle, TcpError};
 use crate::zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};
 
@@ -128,13 +129,14 @@ impl<M: PageMemory> Stack<M> {
     fn copy_to_send_queue(&mut self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> Result<usize, TcpError> {
         let tcp = &mut self.tcp;
         let mut err = None;
-        let n = buf.copy_range(&mut self.mem, off, len, |piece, mem| match tcp.write(h, piece, mem) {
-            Ok(n) => n,
-            Err(e) => {
-                err = Some(e);
-                0
-            }
-        });
+        let n =
+            buf.copy_range(&mut self.mem, off, len, |piece, mem| match tcp.write_from(h, CopySrc::Page(piece), mem) {
+                Ok(n) => n,
+                Err(e) => {
+                    err = Some(e);
+                    0
+                }
+            });
         if n == 0 {
             return Err(err.unwrap_or(TcpError::WouldBlock));
         }

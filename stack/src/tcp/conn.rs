@@ -336,9 +336,9 @@ impl Conn {
     }
 
     /// Copies what fits of `data` into the send queue.
-    pub fn write(&mut self, data: &[u8], mem: &mut dyn PageMemory) -> usize {
+    pub fn write(&mut self, src: crate::tcp::send_queue::CopySrc<'_>, mem: &mut dyn PageMemory) -> usize {
         let room = self.send_room();
-        self.sendq.push_copy(data, room, mem)
+        self.sendq.push_copy_from(src, room, mem)
     }
 
     /// Reads received bytes; sends a window update when the window opened a lot.

@@ -607,6 +607,16 @@ impl TcpEngine {
 
     /// Queues a copy of what fits of `data`; returns bytes taken.
     pub fn write(&mut self, h: SocketHandle, data: &[u8], mem: &mut dyn PageMemory) -> Result<usize, TcpError> {
+        self.write_from(h, send_queue::CopySrc::Bytes(data), mem)
+    }
+
+    /// [`TcpEngine::write`] from bytes or from a page buffer range.
+    pub fn write_from(
+        &mut self,
+        h: SocketHandle,
+        data: send_queue::CopySrc<'_>,
+        mem: &mut dyn PageMemory,
+    ) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         if let Some(e) = c.error {
             return Err(e);

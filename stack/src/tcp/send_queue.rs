@@ -15,6 +15,38 @@ struct Chunk {
     copied: bool,
 }
 
+/// Where bytes copied into a send queue come from.
+#[derive(Clone, Copy, Debug)]
+pub enum CopySrc<'a> {
+    /// The application's memory.
+    Bytes(&'a [u8]),
+    /// A range of a page buffer (a below-threshold zero-copy write).
+    Page(PageSlice),
+}
+
+impl CopySrc<'_> {
+    /// Bytes available.
+    pub fn len(&self) -> usize {
+        match self {
+            CopySrc::Bytes(b) => b.len(),
+            CopySrc::Page(s) => s.len as usize,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies `n` bytes from position `pos` into `page` at `off`.
+    fn copy_to(&self, mem: &mut dyn PageMemory, pos: usize, page: PageId, off: usize, n: usize) {
+        match self {
+            CopySrc::Bytes(b) => mem.bytes_mut(page)[off..off + n].copy_from_slice(&b[pos..pos + n]),
+            CopySrc::Page(s) => mem.copy_between(s.page, s.off as usize + pos, page, off, n),
+        }
+    }
+}
+
 /// Queued bytes of one connection, held as page references.
 #[derive(Debug, Default)]
 pub struct SendQueue {
@@ -43,7 +75,13 @@ impl SendQueue {
     /// (filling the tail page first); returns bytes taken. Stops early when
     /// page memory runs out.
     pub fn push_copy(&mut self, data: &[u8], room: usize, mem: &mut dyn PageMemory) -> usize {
-        let want = data.len().min(room);
+        self.push_copy_from(CopySrc::Bytes(data), room, mem)
+    }
+
+    /// [`SendQueue::push_copy`] from bytes or from another page buffer
+    /// (copied buffer to buffer, no bounce).
+    pub fn push_copy_from(&mut self, src: CopySrc<'_>, room: usize, mem: &mut dyn PageMemory) -> usize {
+        let want = src.len().min(room);
         let bs = mem.buf_size();
         let mut done = 0;
         if self.tail_appendable {
@@ -51,7 +89,7 @@ impl SendQueue {
                 let end = (last.off + last.len) as usize;
                 let n = (bs - end).min(want);
                 if n > 0 {
-                    mem.bytes_mut(last.page)[end..end + n].copy_from_slice(&data[..n]);
+                    src.copy_to(mem, 0, last.page, end, n);
                     last.len += n as u32;
                     done = n;
                 }
@@ -60,7 +98,7 @@ impl SendQueue {
         while done < want {
             let Some(page) = mem.alloc() else { break };
             let n = bs.min(want - done);
-            mem.bytes_mut(page)[..n].copy_from_slice(&data[done..done + n]);
+            src.copy_to(mem, done, page, 0, n);
             self.chunks.push_back(Chunk { page, off: 0, len: n as u32, copied: true });
             self.tail_appendable = true;
             done += n;
