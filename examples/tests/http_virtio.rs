@@ -4,8 +4,7 @@
 //! both processes end with every page and mbuf back.
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -36,20 +35,7 @@ fn load(close: bool) -> (Value, Value) {
         &format!("driver=net_virtio_user\npath={sock}\nqueue_size=1024"),
         "[tcp]\nmin_rto_us=10000\n",
     );
-    let mut server = Command::new(env!("CARGO_BIN_EXE_helloworld"))
-        .args(["--conf", &server_conf, "--duration", "60"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("srv.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !std::path::Path::new(&sock).exists() {
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = server.kill();
-            panic!("vhost socket never appeared");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = spawn_vhost_server(env!("CARGO_BIN_EXE_helloworld"), &server_conf, &dir, &sock);
     let mut args = vec!["--conf", client_conf.as_str(), "--server", "10.78.0.2", "-n", "8", "-d", "2"];
     if close {
         args.push("--close");

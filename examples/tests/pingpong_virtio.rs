@@ -27,20 +27,7 @@ fn round_trips_of_64_bytes_against_echo() {
     let server_conf = pair_config(&dir, "srv.ini", "1", "10.78.0.2", &format!("driver=net_vhost\npath={sock}"), "");
     let client_conf =
         pair_config(&dir, "cli.ini", "2", "10.78.0.1", &format!("driver=net_virtio_user\npath={sock}"), "");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_echo"))
-        .args(["--conf", &server_conf, "--duration", "60"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("srv.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !std::path::Path::new(&sock).exists() {
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = server.kill();
-            panic!("vhost socket never appeared");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = spawn_vhost_server(env!("CARGO_BIN_EXE_echo"), &server_conf, &dir, &sock);
     let client = Command::new(env!("CARGO_BIN_EXE_pingpong"))
         .args(["--conf", &client_conf, "--server", "10.78.0.2", "-m", "64", "-t", "3", "--warmup-ms", "200"])
         .stdout(Stdio::piped())

@@ -149,3 +149,25 @@ pub fn pair_config(dir: &std::path::Path, name: &str, cpu_mask: &str, addr: &str
     std::fs::write(&path, text).expect("write the config");
     path.to_string_lossy().into_owned()
 }
+
+/// Starts `bin --conf CONF --duration 60` as the vhost side of a pair
+/// (stdout piped, stderr to `dir/srv.err`) and waits up to 20 s for its
+/// vhost-user socket `sock`; kills it and panics if the socket never appears.
+pub fn spawn_vhost_server(bin: &str, conf: &str, dir: &std::path::Path, sock: &str) -> Child {
+    let mut server = Command::new(bin)
+        .args(["--conf", conf, "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("srv.err")).expect("create srv.err"))
+        .spawn()
+        .expect("start the vhost server");
+    let t = std::time::Instant::now();
+    while !std::path::Path::new(sock).exists() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("vhost socket {sock} never appeared");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
