@@ -140,7 +140,7 @@ fn run(args: Args) -> Result<(), String> {
                         .as_object()
                         .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop_")).filter_map(|(_, x)| x.as_u64()).sum())
                         .unwrap_or(0);
-                    stack + u(v, &["port", "imissed"]) + u(v, &["port", "rx_nombuf"])
+                    stack + u(v, &["port", "imissed"]) + u(v, &["port", "rx_nombuf"]) + u(v, &["device", "rx_l4_bad"])
                 };
                 let errors = |v: &Value| u(v, &["port", "ierrors"]) + u(v, &["port", "oerrors"]);
                 println!(
