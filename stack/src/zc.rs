@@ -237,8 +237,13 @@ impl ZcBuf {
         if off < first {
             (0, off)
         } else {
-            let bs = self.buf_size as usize;
-            (1 + (off - first) / bs, (off - first) % bs)
+            let (bs, rest) = (self.buf_size as usize, off - first);
+            if bs.is_power_of_two() {
+                // Page arrays use power-of-two buffers: a shift, not a division.
+                (1 + (rest >> bs.trailing_zeros()), rest & (bs - 1))
+            } else {
+                (1 + rest / bs, rest % bs)
+            }
         }
     }
 
