@@ -209,8 +209,6 @@ pub struct EthDevice {
     impair_tx: Option<Impair>,
     /// The port verifies TCP/UDP checksums on receive (RX offload granted).
     rx_l4_offload: bool,
-    /// The time of the latest call (for impairment of queued frames).
-    now: Instant,
 }
 
 impl std::fmt::Debug for EthDevice {
@@ -279,7 +277,6 @@ impl EthDevice {
             rx_l4_offload: granted.rx.contains(Offloads::RX_TCP_CKSUM),
             impair_rx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 1)),
             impair_tx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 2)),
-            now: Instant::ZERO,
             region: pages.region().clone(),
             buf_size: pages.buf_size(),
             hdr_pool,
@@ -393,9 +390,9 @@ impl EthDevice {
     }
 
     /// Queues `m` for `tx_burst`, through the TX impairment when one is on.
-    fn queue_tx(&mut self, m: Mbuf) {
+    fn queue_tx(&mut self, now: Instant, m: Mbuf) {
         match self.impair_tx.as_mut() {
-            Some(i) => i.push(self.now, m, &mut self.tx),
+            Some(i) => i.push(now, m, &mut self.tx),
             None => self.tx.push(m),
         }
     }
@@ -457,7 +454,7 @@ impl EthDevice {
 
     /// Builds the header + extbuf chain; on failure everything built is
     /// freed (attachments complete at once) and the frame's slot released.
-    fn build_zero_copy(&mut self, frame: TxFrame) -> std::result::Result<(), TxFrame> {
+    fn build_zero_copy(&mut self, now: Instant, frame: TxFrame) -> std::result::Result<(), TxFrame> {
         let n = frame.payload.len();
         if self.ring.capacity() - self.ring.in_flight() < n {
             self.reap();
@@ -512,7 +509,7 @@ impl EthDevice {
         self.frames[idx as usize] = Some(InFlight { frame, pending: attached });
         self.stats.tx_frames_zero_copy += 1;
         self.stats.tx_payload_zero_copy += payload as u64;
-        self.queue_tx(head);
+        self.queue_tx(now, head);
         Ok(())
     }
 }
@@ -575,7 +572,6 @@ impl Device for EthDevice {
         if self.port.is_none() {
             return Err(frame);
         }
-        self.now = now;
         if self.tx.len() >= self.cfg.tx_queue_limit {
             self.send_queued();
             if self.tx.len() >= self.cfg.tx_queue_limit {
@@ -590,13 +586,13 @@ impl Device for EthDevice {
         let attach =
             self.mode == TxMode::ZeroCopy && payload > 0 && payload >= self.cfg.zc_min_payload && !frame.copied;
         let r = if attach {
-            self.build_zero_copy(frame)
+            self.build_zero_copy(now, frame)
         } else {
             match self.build_copy(&frame, mem) {
                 Ok(m) => {
                     self.stats.tx_frames_copied += 1;
                     self.stats.tx_payload_copied += payload as u64;
-                    self.queue_tx(m);
+                    self.queue_tx(now, m);
                     self.done.push(frame);
                     Ok(())
                 }
@@ -615,7 +611,6 @@ impl Device for EthDevice {
     }
 
     fn flush(&mut self, now: Instant) {
-        self.now = now;
         if let Some(i) = self.impair_tx.as_mut() {
             i.release(now, &mut self.tx);
         }

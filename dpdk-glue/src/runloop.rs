@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use zcstack::phy::pcap::PcapDevice;
+use zcstack::phy::Device;
 use zcstack::{Instant, Stack, StackConfig};
 
 use crate::control::ControlServer;
@@ -286,10 +287,7 @@ impl Runtime {
         let mut t_start = rdtsc();
         while !self.stop.stopped() {
             let now = self.time_at(t_start);
-            let did_sys = match self.pcap.as_mut() {
-                None => self.stack.poll(now, &mut *self.dev),
-                Some((files, snaplen)) => self.stack.poll(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
-            };
+            let did_sys = self.with_device(|stack, dev| stack.poll(now, dev));
             let t_sys = if did_sys { rdtsc() } else { t_start };
             let (did_usr, ctl) = f(&mut self.stack, now);
             let t_usr = rdtsc();
@@ -301,12 +299,7 @@ impl Runtime {
                 self.cycles.usr += t_usr - t_sys;
                 if did_usr {
                     // What the callback wrote leaves now, not a pass later.
-                    match self.pcap.as_mut() {
-                        None => self.stack.push_output(now, &mut *self.dev),
-                        Some((files, snaplen)) => {
-                            self.stack.push_output(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen))
-                        }
-                    };
+                    self.with_device(|stack, dev| stack.push_output(now, dev));
                     t_end = rdtsc();
                     self.cycles.sys += t_end - t_usr;
                 }
@@ -330,6 +323,15 @@ impl Runtime {
                 break;
             }
             t_start = t_end;
+        }
+    }
+
+    /// Calls `f` with the stack and the device, wrapped by the `[pcap]`
+    /// writer when capture is on.
+    fn with_device<R>(&mut self, f: impl FnOnce(&mut Stack<PageArray>, &mut dyn Device) -> R) -> R {
+        match self.pcap.as_mut() {
+            None => f(&mut self.stack, &mut *self.dev),
+            Some((files, snaplen)) => f(&mut self.stack, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
         }
     }
 

@@ -7,6 +7,21 @@ use std::process::ExitCode;
 use dpdk_glue::config::Config;
 use dpdk_glue::Runtime;
 
+/// F-Stack's `init(argc, argv)` options, shared by the servers:
+/// `-c/--conf FILE` and the accepted `--proc-type`/`--proc-id`.
+#[derive(Debug, clap::Args)]
+pub struct FstackArgs {
+    /// F-Stack-style config.ini (port 0 is served).
+    #[arg(long = "conf", short = 'c')]
+    pub conf: String,
+    /// F-Stack's --proc-type (accepted; zcstack runs one primary per port).
+    #[arg(long = "proc-type")]
+    pub proc_type: Option<String>,
+    /// F-Stack's --proc-id (accepted).
+    #[arg(long = "proc-id")]
+    pub proc_id: Option<u32>,
+}
+
 /// `tracing` to stderr, filtered by `RUST_LOG`.
 pub fn init_logging() {
     tracing_subscriber::fmt()

@@ -18,21 +18,14 @@ use zcstack::{Event, Interest, SocketHandle, TcpError, Token, Trigger};
 #[derive(Debug, Parser)]
 #[command(about = "TCP and UDP echo server on zcstack")]
 struct Args {
-    /// F-Stack-style config.ini (port 0 is served).
-    #[arg(long = "conf", short = 'c')]
-    conf: String,
+    #[command(flatten)]
+    fstack: zcstack_examples::FstackArgs,
     /// TCP and UDP port.
     #[arg(long, default_value_t = 7)]
     port: u16,
     /// Stop after this many seconds (0: run until a signal).
     #[arg(long, default_value_t = 0)]
     duration: u64,
-    /// F-Stack's --proc-type (accepted).
-    #[arg(long = "proc-type")]
-    proc_type: Option<String>,
-    /// F-Stack's --proc-id (accepted).
-    #[arg(long = "proc-id")]
-    proc_id: Option<u32>,
 }
 
 /// Bytes a connection read but could not write back yet.
@@ -44,8 +37,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let _ = (&args.proc_type, args.proc_id);
-    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.fstack.conf)?;
     let l = rt.stack.tcp_listen(args.port, 1024)?;
     let u = rt.stack.udp_bind(args.port)?;
     rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Level)?;

@@ -20,9 +20,8 @@ use zcstack::{Event, Interest, SocketHandle, Stack, TcpError, Token, Trigger, Zc
 #[derive(Debug, Parser)]
 #[command(about = "HTTP/1.1 keep-alive hello world on zcstack")]
 struct Args {
-    /// F-Stack-style config.ini (port 0 is served).
-    #[arg(long = "conf", short = 'c')]
-    conf: String,
+    #[command(flatten)]
+    fstack: zcstack_examples::FstackArgs,
     /// TCP port to listen on.
     #[arg(long, default_value_t = 80)]
     port: u16,
@@ -35,12 +34,6 @@ struct Args {
     /// Stop after this many requests (0: no limit).
     #[arg(long = "max-requests", default_value_t = 0)]
     max_requests: u64,
-    /// F-Stack's --proc-type (accepted; zcstack runs one primary per port).
-    #[arg(long = "proc-type")]
-    proc_type: Option<String>,
-    /// F-Stack's --proc-id (accepted).
-    #[arg(long = "proc-id")]
-    proc_id: Option<u32>,
 }
 
 const BODY: &str = "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>Welcome to zcstack!</title>\r\n</head>\r\n\
@@ -80,8 +73,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let _ = (&args.proc_type, args.proc_id);
-    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.fstack.conf)?;
     let resp = response();
     let page = if args.zc {
         let mut b = rt.stack.zc_mbuf_get(resp.len())?;
