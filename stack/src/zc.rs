@@ -247,6 +247,21 @@ impl ZcBuf {
         }
     }
 
+    /// The part of filled bytes `[off, off + len)` that lies in the buffer
+    /// holding byte `off`, as a page slice (shorter than `len` when the
+    /// range crosses into the next buffer; `None` when the range is empty or
+    /// not filled). Takes no reference.
+    #[inline]
+    pub(crate) fn head(&self, off: usize, len: usize) -> Option<PageSlice> {
+        if len == 0 || off.checked_add(len).is_none_or(|end| end > self.len) {
+            return None;
+        }
+        let (i, skip) = self.locate(off);
+        let s = self.segs.get(i)?;
+        let n = (s.len as usize).checked_sub(skip)?.min(len);
+        (n > 0).then(|| PageSlice { page: s.page, off: s.off + skip as u32, len: n as u32 })
+    }
+
     /// A read-only buffer sharing filled bytes `[off, off + len)` of this one
     /// (one more reference per page; no copy): the same bytes can be sent on
     /// many connections, like a cache serving one object to many clients.

@@ -341,24 +341,21 @@ fn writes_below_the_threshold_are_copied_with_the_same_contract() {
     assert_eq!(p.b.mem().free_count(), p.pages as usize);
 }
 
-#[test]
-fn send_shared_is_sendfile_by_reference_or_by_copy_below_the_threshold() {
-    let mut cb = stack_config(B_IP, 2);
-    cb.zc_min_write = 4096;
-    let mut p = Pair::with_configs(SimConfig::default(), 57, stack_config(A_IP, 1), cb, 8192);
-    let (s, c) = p.establish(80);
-    let object = pattern(12, 100_000);
-    let cached = filled(&mut p, &object);
-    // Large ranges go by reference; small ones are copied; partial sends
-    // report what was taken and the caller continues from there.
-    p.b.tcp_set_option(c, SockOpt::SendBuffer(30_000), p.now).unwrap();
-    let plan = [(0usize, 20_000usize), (20_000, 100), (20_100, 79_900)];
+/// Sends `plan` ranges of `cached` in order (continuing after partial
+/// sends) and reads everything on the other side; returns the sink.
+fn send_plan(
+    p: &mut Pair,
+    s: zcstack::SocketHandle,
+    c: zcstack::SocketHandle,
+    cached: &ZcBuf,
+    plan: &[(usize, usize)],
+) -> Sink {
     let mut sink = Sink::default();
-    for (off, len) in plan {
+    for &(off, len) in plan {
         let mut done = 0;
         let stop = p.run_until(100_000, |p| {
             while done < len {
-                match p.b.tcp_send_shared(c, &cached, off + done, len - done) {
+                match p.b.tcp_send_shared(c, cached, off + done, len - done) {
                     Ok(n) => done += n,
                     Err(TcpError::WouldBlock) => break,
                     Err(e) => panic!("{e}"),
@@ -369,17 +366,74 @@ fn send_shared_is_sendfile_by_reference_or_by_copy_below_the_threshold() {
         });
         assert_eq!(stop, Stop::Done);
     }
+    let total: usize = plan.iter().map(|r| r.1).sum();
     let stop = p.run_until(100_000, |p| {
         read_into(&mut p.a, s, &mut sink);
-        sink.received == object.len()
+        sink.received == total && p.b.tcp().send_queued(c) == Ok(0)
     });
     assert_eq!(stop, Stop::Done);
+    sink
+}
+
+#[test]
+fn send_shared_is_sendfile_by_reference_or_by_copy_below_the_threshold() {
+    let mut cb = stack_config(B_IP, 2);
+    cb.zc_min_write = 4096;
+    let mut p = Pair::with_configs(SimConfig::default(), 57, stack_config(A_IP, 1), cb, 8192);
+    let (s, c) = p.establish(80);
+    let object = pattern(12, 100_000);
+    let cached = filled(&mut p, &object);
+    p.b.tcp_set_option(c, SockOpt::SendBuffer(30_000), p.now).unwrap();
+    // An isolated small range is copied; a small range continuing the one
+    // before goes by reference (joining it); large ranges go by reference;
+    // partial sends report what was taken and the caller continues.
+    let plan = [(0usize, 100usize), (100, 50), (150, 19_850), (20_000, 100), (20_100, 79_900)];
+    let sink = send_plan(&mut p, s, c, &cached, &plan);
     assert_eq!(sink.digest(), sha256(&object));
-    assert!(p.b.stats().tx_bytes_zero_copy >= 90_000, "{:?}", p.b.stats());
-    assert!(p.b.stats().tx_bytes_copied >= 100);
+    assert_eq!(p.b.stats().tx_bytes_copied, 100, "{:?}", p.b.stats());
+    assert_eq!(p.b.stats().tx_bytes_zero_copy, 99_900);
     assert_eq!(p.b.tcp_send_shared(c, &cached, 99_000, 2000), Err(TcpError::InvalidArgument));
-    let stop = p.run_until(10_000, |p| p.b.tcp().send_queued(c) == Ok(0));
-    assert_eq!(stop, Stop::Done);
+    // Small ranges out of order are copied again.
+    let sink = send_plan(&mut p, s, c, &cached, &[(500, 64), (100, 64), (700, 64)]);
+    let mut want = object[500..564].to_vec();
+    want.extend_from_slice(&object[100..164]);
+    want.extend_from_slice(&object[700..764]);
+    assert_eq!(sink.digest(), sha256(&want));
+    assert_eq!(p.b.stats().tx_bytes_copied, 100 + 192);
     p.b.zc_release_buffers([cached]);
     assert_eq!(p.b.mem().free_count(), p.pages as usize);
+}
+
+#[test]
+fn small_sequential_shared_sends_coalesce_into_full_segments() {
+    // A sender walking a cached object in small steps (threshold 4096):
+    // after the first step every byte goes by reference, the steps join
+    // the chunk before them — across page boundaries too, also steps that
+    // straddle one — and the wire carries full-sized segments.
+    let mut cb = stack_config(B_IP, 2);
+    cb.zc_min_write = 4096;
+    for (step, completion) in [
+        (64, Completion::Immediate),
+        (64, Completion::Delayed(Duration::from_micros(300))),
+        (100, Completion::Immediate),
+        (1000, Completion::Delayed(Duration::from_micros(300))),
+    ] {
+        let sim = SimConfig { completion, ..SimConfig::default() };
+        let mut p = Pair::with_configs(sim, 58, stack_config(A_IP, 1), cb.clone(), 8192);
+        let (s, c) = p.establish(80);
+        let object = pattern(13, 200_000);
+        let cached = filled(&mut p, &object);
+        let frames_before = p.b.stats().tx_frames;
+        let plan: Vec<(usize, usize)> =
+            (0..object.len()).step_by(step).map(|o| (o, step.min(object.len() - o))).collect();
+        let sink = send_plan(&mut p, s, c, &cached, &plan);
+        assert_eq!(sink.digest(), sha256(&object));
+        let what = format!("step {step} {completion:?}: {:?}", p.b.stats());
+        assert_eq!(p.b.stats().tx_bytes_copied, step as u64, "{what}");
+        assert_eq!(p.b.stats().tx_bytes_zero_copy, 200_000 - step as u64, "{what}");
+        let frames = p.b.stats().tx_frames - frames_before;
+        assert!(frames < 200_000 / 1000, "{frames} frames for 200 kB: {what}");
+        p.b.zc_release_buffers([cached]);
+        assert_eq!(p.b.mem().free_count(), p.pages as usize, "{what}");
+    }
 }

@@ -97,7 +97,17 @@ impl<M: PageMemory> Stack<M> {
         if len == 0 {
             return Ok(0);
         }
-        if len < self.cfg.zc_min_write {
+        if let Some(head) = buf.head(off, len) {
+            // Contiguous with the last chunk: that chunk grows, no copy, at
+            // any size (the common step of a writer walking a buffer). Only
+            // the part in that chunk's page: the caller continues from there.
+            let n = self.tcp.extend_shared(h, head)?;
+            if n > 0 {
+                self.stats.tx_bytes_zero_copy += n as u64;
+                return Ok(n);
+            }
+        }
+        if len < self.cfg.zc_min_write && !self.small_send_goes_by_reference(h, buf, off, len) {
             return self.copy_to_send_queue(h, buf, off, len);
         }
         let room = self.tcp.send_room(h)?;
@@ -122,6 +132,19 @@ impl<M: PageMemory> Stack<M> {
                 Err(e)
             }
         }
+    }
+
+    /// Whether a write below `zc_min_write` still goes by reference: when it
+    /// continues, byte for byte, the range of `buf` written just before (a
+    /// writer walking a buffer in small steps, sendfile-style), its bytes
+    /// join that range's chunk (or start one that the next steps join), so
+    /// the frames carry the same few large slices as one big write would.
+    /// Isolated small writes are copied: alone they would make tiny slices.
+    fn small_send_goes_by_reference(&self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> bool {
+        if off == 0 || len == 0 {
+            return false;
+        }
+        buf.head(off - 1, 1).is_some_and(|prev| self.tcp.shared_ended_at(h, prev.page, prev.off + 1))
     }
 
     /// Copies bytes `[off, off + len)` of `buf` into the connection's send

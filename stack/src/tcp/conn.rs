@@ -335,6 +335,18 @@ impl Conn {
         }
     }
 
+    /// Grows the last zero-copy chunk by what fits of `s` when contiguous
+    /// (see [`SendQueue::extend_tail`]); the bytes taken.
+    pub fn extend_shared(&mut self, s: crate::mem::PageSlice) -> usize {
+        let room = self.send_room();
+        self.sendq.extend_tail(s, room)
+    }
+
+    /// Whether the last application range written ended at byte `at` of `page`.
+    pub fn shared_ended_at(&self, page: crate::mem::PageId, at: u32) -> bool {
+        self.sendq.last_src_ended_at(page, at)
+    }
+
     /// Copies what fits of `data` into the send queue.
     pub fn write(&mut self, src: crate::tcp::send_queue::CopySrc<'_>, mem: &mut dyn PageMemory) -> usize {
         let room = self.send_room();

@@ -638,6 +638,35 @@ impl TcpEngine {
         Ok(n)
     }
 
+    /// Grows the connection's last zero-copy chunk by the application range
+    /// `s` when `s` starts where that chunk ends in the same page
+    /// ([`send_queue::SendQueue::extend_tail`]); `Ok(0)` when it does not
+    /// (nothing taken). Errors as [`TcpEngine::write_from`].
+    pub fn extend_shared(&mut self, h: SocketHandle, s: crate::mem::PageSlice) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if !c.can_send() {
+            return Err(if c.state == State::Closed { TcpError::NotConnected } else { TcpError::Shutdown });
+        }
+        let room = c.send_room();
+        if room == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        let n = c.extend_shared(s);
+        if n > 0 {
+            self.mark(h.idx);
+        }
+        Ok(n)
+    }
+
+    /// Whether the last application range written to the connection ended
+    /// at byte `at` of `page` (false for an unknown handle).
+    pub fn shared_ended_at(&self, h: SocketHandle, page: crate::mem::PageId, at: u32) -> bool {
+        self.conn(h).is_ok_and(|c| c.shared_ended_at(page, at))
+    }
+
     /// Queues the filled bytes of `buf` without copying; returns the bytes
     /// taken and, when the send buffer had less room than `buf` holds, the
     /// unsent tail as a buffer of its own (never dropped, never a crash).

@@ -58,6 +58,11 @@ pub struct SendQueue {
     /// first byte). Segments are cut front to back, so the next lookup
     /// starts here instead of scanning the whole queue.
     hint: (u32, u32),
+    /// Where the last application buffer range handed to this queue ended
+    /// (`push_slice`, or a page range copied in below the zero-copy
+    /// threshold): a next range starting exactly there continues the same
+    /// run of the application's buffer.
+    last_src: Option<(PageId, u32)>,
 }
 
 impl SendQueue {
@@ -104,6 +109,10 @@ impl SendQueue {
             done += n;
         }
         self.len += done;
+        self.last_src = match src {
+            CopySrc::Page(p) if done > 0 => Some((p.page, p.off + done as u32)),
+            _ => None,
+        };
         done
     }
 
@@ -116,6 +125,31 @@ impl SendQueue {
         self.chunks.push_back(Chunk { page: s.page, off: s.off, len: s.len, copied: false });
         self.len += s.len as usize;
         self.tail_appendable = false;
+        self.last_src = Some((s.page, s.off + s.len));
+    }
+
+    /// Zero-copy coalescing (as Linux merges a page fragment into the last
+    /// one when they touch): when `s` starts exactly where the last chunk,
+    /// an application buffer handed over by reference, ends in the same
+    /// page, that chunk grows by up to `room` bytes of `s` — no copy, no new
+    /// chunk, and no new page reference (the chunk's one reference already
+    /// keeps the page). Returns the bytes taken (0: not contiguous).
+    pub fn extend_tail(&mut self, s: PageSlice, room: usize) -> usize {
+        let Some(last) = self.chunks.back_mut() else { return 0 };
+        if last.copied || last.page != s.page || last.off + last.len != s.off {
+            return 0;
+        }
+        let n = (s.len as usize).min(room);
+        last.len += n as u32;
+        self.len += n;
+        self.last_src = Some((s.page, s.off + n as u32));
+        n
+    }
+
+    /// Whether the last application range handed to this queue ended at
+    /// byte `at` of `page` (the writer is walking one buffer front to back).
+    pub fn last_src_ended_at(&self, page: PageId, at: u32) -> bool {
+        self.last_src == Some((page, at))
     }
 
     /// The chunk holding byte `offset` and the offset inside it, searched
@@ -236,6 +270,43 @@ mod tests {
             mem.decref(s.page).unwrap();
         }
         assert_eq!(mem.free_count(), 8, "freed only after ACK and completion");
+    }
+
+    #[test]
+    fn contiguous_shared_ranges_grow_the_tail_chunk_without_a_reference() {
+        let mut mem = HeapPages::new(4, 16);
+        let page = mem.alloc().unwrap(); // the application's buffer
+        mem.bytes_mut(page).copy_from_slice(b"0123456789abcdef");
+        let mut q = SendQueue::default();
+        // Not contiguous with anything yet.
+        assert_eq!(q.extend_tail(PageSlice { page, off: 0, len: 4 }, 100), 0);
+        mem.incref(page).unwrap();
+        q.push_slice(PageSlice { page, off: 0, len: 4 });
+        assert!(q.last_src_ended_at(page, 4));
+        // Contiguous: grows, limited by room; a gap or another page does not.
+        assert_eq!(q.extend_tail(PageSlice { page, off: 4, len: 6 }, 3), 3);
+        assert_eq!(q.extend_tail(PageSlice { page, off: 9, len: 2 }, 100), 0);
+        assert_eq!(q.extend_tail(PageSlice { page, off: 7, len: 5 }, 100), 5);
+        assert_eq!(q.len(), 12);
+        assert!(q.last_src_ended_at(page, 12));
+        assert_eq!(mem.refcount(page), 2, "one chunk, one reference");
+        let mut out = crate::phy::Payload::new();
+        assert!(!q.slices(0, 12, &mut mem, &mut out).unwrap(), "shared, not copied");
+        assert_eq!(out.len(), 1);
+        assert_eq!(mem.slice(out[0]), b"0123456789ab");
+        mem.decref(out[0].page).unwrap();
+        // After a partial ACK the chunk still ends where it did.
+        q.ack(5, &mut mem).unwrap();
+        assert_eq!(q.extend_tail(PageSlice { page, off: 12, len: 4 }, 100), 4);
+        q.ack(11, &mut mem).unwrap();
+        assert_eq!(mem.refcount(page), 1, "the application's own reference is left");
+        // A copied tail never grows by reference.
+        assert_eq!(q.push_copy(b"xy", 100, &mut mem), 2);
+        assert!(!q.last_src_ended_at(page, 16));
+        assert_eq!(q.extend_tail(PageSlice { page, off: 0, len: 1 }, 100), 0);
+        q.clear(&mut mem).unwrap();
+        mem.decref(page).unwrap();
+        assert_eq!(mem.free_count(), 4);
     }
 
     #[test]
