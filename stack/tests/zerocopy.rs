@@ -419,7 +419,7 @@ fn small_sequential_shared_sends_coalesce_into_full_segments() {
         (1000, Completion::Delayed(Duration::from_micros(300))),
     ] {
         let sim = SimConfig { completion, ..SimConfig::default() };
-        let mut p = Pair::with_configs(sim, 58, stack_config(A_IP, 1), cb.clone(), 8192);
+        let mut p = Pair::with_configs(sim, 58, stack_config(A_IP, 1), cb, 8192);
         let (s, c) = p.establish(80);
         let object = pattern(13, 200_000);
         let cached = filled(&mut p, &object);
