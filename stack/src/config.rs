@@ -116,7 +116,9 @@ pub struct StackConfig {
     pub udp_queue: usize,
     /// Zero-copy writes smaller than this many bytes are copied into the
     /// send queue instead (a tiny write costs more as its own buffer
-    /// reference and extbuf than as a memcpy); 0 never copies.
+    /// reference and extbuf than as a memcpy), unless they continue the
+    /// range written just before (they join its chunk by reference);
+    /// 0 never copies.
     pub zc_min_write: usize,
     /// IPv4 datagrams under reassembly at once.
     pub reassembly_datagrams: usize,

@@ -88,8 +88,11 @@ impl<M: PageMemory> Stack<M> {
     /// Sends bytes `[off, off + len)` of `buf` (which stays the caller's,
     /// e.g. a cached object) on a connection, like `sendfile`: by reference
     /// (one more reference on each page, no copy) from `zc_min_write` bytes
-    /// up, by copying below. Returns the bytes queued (what the send buffer
-    /// had room for); send the rest later from `off + n`.
+    /// up, by copying below — except that a range continuing the one sent
+    /// just before goes by reference at any size, and when it starts where
+    /// the last queued chunk ends it joins that chunk (no new reference).
+    /// Returns the bytes queued (what the send buffer had room for, or the
+    /// part in the first page when joining); send the rest from `off + n`.
     pub fn tcp_send_shared(&mut self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> Result<usize, TcpError> {
         if off.checked_add(len).is_none_or(|end| end > buf.len()) {
             return Err(TcpError::InvalidArgument);
