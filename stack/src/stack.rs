@@ -361,6 +361,7 @@ impl<M: PageMemory> Stack<M> {
     /// Returns whether anything happened.
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
+        self.tcp.set_tso_max(tso_limit(&caps));
         let mut did = false;
         self.reclaim_zc_orphans();
         {
@@ -479,6 +480,7 @@ impl<M: PageMemory> Stack<M> {
             return false;
         }
         let caps = dev.caps();
+        self.tcp.set_tso_max(tso_limit(&caps));
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
         let before = self.stats.tx_frames;
         self.flush(now, dev, &caps);
@@ -492,7 +494,14 @@ impl<M: PageMemory> Stack<M> {
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let dst = *seg.dst.ip();
-            self.ipq.push(IpOut { dst, proto: IpProtocol::Tcp, buf, payload: seg.payload, copied: seg.copied });
+            self.ipq.push(IpOut {
+                dst,
+                proto: IpProtocol::Tcp,
+                buf,
+                payload: seg.payload,
+                copied: seg.copied,
+                tso_segsz: seg.tso_segsz,
+            });
         }
         self.segs = segs;
         let mut ipq = std::mem::take(&mut self.ipq);
@@ -724,7 +733,14 @@ impl<M: PageMemory> Stack<M> {
             &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new(), copied: false });
+        self.ipq.push(IpOut {
+            dst,
+            proto: IpProtocol::Icmp,
+            buf,
+            payload: crate::phy::Payload::new(),
+            copied: false,
+            tso_segsz: 0,
+        });
     }
 
     /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
@@ -739,7 +755,14 @@ impl<M: PageMemory> Stack<M> {
         c.add(&buf[HEADROOM..]);
         let ck = c.finish();
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
-        self.ipq.push(IpOut { dst, proto: IpProtocol::Icmp, buf, payload: crate::phy::Payload::new(), copied: false });
+        self.ipq.push(IpOut {
+            dst,
+            proto: IpProtocol::Icmp,
+            buf,
+            payload: crate::phy::Payload::new(),
+            copied: false,
+            tso_segsz: 0,
+        });
     }
 }
 
@@ -760,6 +783,16 @@ struct Checked {
     ip: bool,
     /// TCP/UDP: the device, or its verdict on this frame.
     l4: bool,
+}
+
+/// The TSO frame size the engine may use on a device: TSO needs the device
+/// to fill checksums as well.
+fn tso_limit(caps: &DeviceCaps) -> usize {
+    if caps.tx_checksum_offload {
+        caps.tso_max
+    } else {
+        0
+    }
 }
 
 impl Checked {

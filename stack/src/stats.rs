@@ -84,6 +84,8 @@ pub struct Stats {
     pub tcp_rto_retransmits: u64,
     /// Segments retransmitted by fast retransmit / recovery.
     pub tcp_fast_retransmits: u64,
+    /// TCP frames sent with more than one segment's payload for the device to cut (TSO).
+    pub tcp_tso_frames: u64,
     /// Connections established.
     pub tcp_established: u64,
     /// Connections reset by the peer.
@@ -97,7 +99,7 @@ pub struct Stats {
 impl Stats {
     /// Every counter with its name, in declaration order (for reports
     /// such as zcstat's).
-    pub fn fields(&self) -> [(&'static str, u64); 44] {
+    pub fn fields(&self) -> [(&'static str, u64); 45] {
         [
             ("rx_frames", self.rx_frames),
             ("tx_frames", self.tx_frames),
@@ -139,6 +141,7 @@ impl Stats {
             ("tcp_challenge_acks", self.tcp_challenge_acks),
             ("tcp_rto_retransmits", self.tcp_rto_retransmits),
             ("tcp_fast_retransmits", self.tcp_fast_retransmits),
+            ("tcp_tso_frames", self.tcp_tso_frames),
             ("tcp_established", self.tcp_established),
             ("tcp_resets_received", self.tcp_resets_received),
             ("tcp_timeouts", self.tcp_timeouts),

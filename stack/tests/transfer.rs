@@ -111,6 +111,46 @@ fn delayed_completion_keeps_pages_until_released() {
     bidirectional(&mut p, 1 << 20, 11, 2_000_000);
 }
 
+#[test]
+fn tso_frames_cut_by_the_link_on_clean_and_lossy_links() {
+    // The link offers checksum offload and TSO: the engine sends new data
+    // in frames of many segments, which the link cuts (as a NIC would)
+    // before loss, reordering, duplication and corruption hit them.
+    for (sim, seed) in [
+        (SimConfig { offload: true, ..SimConfig::default() }, 5u64),
+        (
+            SimConfig {
+                offload: true,
+                loss: 0.05,
+                reorder: 0.05,
+                duplicate: 0.01,
+                corrupt: 0.001,
+                ..SimConfig::default()
+            },
+            43,
+        ),
+        (
+            SimConfig {
+                offload: true,
+                loss: 0.02,
+                completion: Completion::Delayed(Duration::from_millis(2)),
+                ..SimConfig::default()
+            },
+            44,
+        ),
+    ] {
+        let lossy = sim.loss > 0.0;
+        let mut p = Pair::new(sim, seed);
+        bidirectional(&mut p, 4 << 20, seed * 13, 5_000_000);
+        let tso = p.a.stats().tcp_tso_frames + p.b.stats().tcp_tso_frames;
+        assert!(tso > 0, "TSO frames were sent: {:?}", p.a.stats());
+        // Far fewer frames than segments on the clean link.
+        if !lossy {
+            assert!(p.b.stats().tx_frames < (4 << 20) / 1448 / 4, "{:?}", p.b.stats());
+        }
+    }
+}
+
 /// The acceptance soak: 20 seeds, each a 64 MiB transfer in each direction at
 /// once over 5% loss, 5% reordering, 1% duplication and 0.1% corruption, checked
 /// by SHA-256, with every page back at the end. Split in four to use both cores.

@@ -30,6 +30,8 @@ pub struct IpOut {
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
     pub copied: bool,
+    /// TSO segment size (see [`crate::phy::TxFrame::tso_segsz`]); 0 = none.
+    pub tso_segsz: u16,
 }
 
 /// Addressing and routing of one interface.
@@ -93,7 +95,7 @@ impl Interface {
             &mut Ipv4Packet::new_unchecked(&mut pkt.buf[ETH_HEADER..HEADROOM]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied }
+        TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied, tso_segsz: pkt.tso_segsz }
     }
 
     /// An ARP request for `target`, or a reply to `asker` when `reply_to` is given.
@@ -112,7 +114,7 @@ impl Interface {
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HEADER..]));
         // Pad to the Ethernet minimum.
         buf.resize(buf.len().max(60), 0);
-        TxFrame { header: buf, payload: Payload::new(), copied: false }
+        TxFrame { header: buf, payload: Payload::new(), copied: false, tso_segsz: 0 }
     }
 }
 
@@ -153,6 +155,7 @@ mod tests {
                 buf,
                 payload: crate::phy::Payload::new(),
                 copied: false,
+                tso_segsz: 0,
             },
             EthernetAddress([2, 0, 0, 0, 0, 9]),
         );

@@ -8,6 +8,7 @@
 //! the PMD's free callback; a copying device completes at once).
 
 pub mod fault;
+pub mod offload;
 pub mod pcap;
 pub mod queue;
 pub mod sim;
@@ -76,11 +77,16 @@ pub struct DeviceCaps {
     pub tx_checksum_offload: bool,
     /// Frames to pass per receive call at most.
     pub max_burst: usize,
+    /// TCP segmentation offload: the most TCP payload bytes one transmitted
+    /// frame may carry, cut into MSS-sized segments by the device
+    /// ([`TxFrame::tso_segsz`]); 0 when the device cannot (every frame fits
+    /// the MTU). Only meaningful with `tx_checksum_offload`.
+    pub tso_max: usize,
 }
 
 impl Default for DeviceCaps {
     fn default() -> Self {
-        DeviceCaps { mtu: 1500, rx_checksum_verified: false, tx_checksum_offload: false, max_burst: 32 }
+        DeviceCaps { mtu: 1500, rx_checksum_verified: false, tx_checksum_offload: false, max_burst: 32, tso_max: 0 }
     }
 }
 
@@ -102,6 +108,12 @@ pub struct TxFrame {
     /// place saves no application copy, so a device may copy it into its
     /// own buffer instead when that is cheaper (as a copy-mode device does).
     pub copied: bool,
+    /// Non-zero: a TCP frame larger than the MTU for the device to cut into
+    /// segments of this many payload bytes (TSO; only sent to devices with
+    /// [`DeviceCaps::tso_max`]). Its TCP checksum field holds the
+    /// pseudo-header sum without the length, as DPDK's
+    /// `RTE_MBUF_F_TX_TCP_SEG` requires.
+    pub tso_segsz: u16,
 }
 
 impl TxFrame {

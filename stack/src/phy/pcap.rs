@@ -189,7 +189,7 @@ mod tests {
         let mem = HeapPages::new(1, 64);
         dev.transmit(
             Instant::from_micros(2_000_001),
-            TxFrame { header: vec![1; 20], payload: Default::default(), copied: false },
+            TxFrame { header: vec![1; 20], payload: Default::default(), copied: false, tso_segsz: 0 },
             &mem,
         )
         .unwrap();

@@ -51,6 +51,10 @@ pub struct SimConfig {
     /// Hand received frames over to the engine (zero-copy receive, like
     /// DPDK mbufs), each pinning this many bytes; `None` lends them.
     pub rx_shared_footprint: Option<usize>,
+    /// Offer transmit checksum offload and TSO (frames up to 64 KiB), done
+    /// in software by the link ([`super::offload::finish_tx`]) before the
+    /// impairments, as a NIC would before the wire.
+    pub offload: bool,
 }
 
 impl Default for SimConfig {
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             queue_limit: 4096,
             completion: Completion::Immediate,
             rx_shared_footprint: None,
+            offload: false,
         }
     }
 }
@@ -210,9 +215,58 @@ impl SimDevice {
     }
 }
 
+impl Link {
+    /// Puts one frame on the wire of direction `side`: serialisation at the
+    /// link's bandwidth, latency, and the impairments.
+    fn wire(&mut self, side: usize, now: Instant, mut bytes: Vec<u8>) {
+        let cfg = &self.cfg;
+        let d = &mut self.dirs[side];
+        let start = d.busy_until.max(now);
+        let tx_time = if cfg.bandwidth_bps > 0 {
+            Duration::from_micros((bytes.len() as u64 * 8 * 1_000_000).div_ceil(cfg.bandwidth_bps))
+        } else {
+            Duration::ZERO
+        };
+        d.busy_until = start + tx_time;
+        let mut at = d.busy_until + cfg.latency;
+        if bytes.len() > cfg.mtu + crate::wire::ETH_HEADER {
+            self.stats.too_big += 1;
+            return;
+        }
+        if self.rng.gen_bool(cfg.loss) {
+            self.stats.lost += 1;
+            return;
+        }
+        if self.rng.gen_bool(cfg.reorder) {
+            self.stats.reordered += 1;
+            at += cfg.reorder_delay;
+        }
+        if self.rng.gen_bool(cfg.corrupt) && !bytes.is_empty() {
+            self.stats.corrupted += 1;
+            let i = self.rng.gen_range(0..bytes.len());
+            bytes[i] ^= 1 << self.rng.gen_range(0..8);
+        }
+        let dup = self.rng.gen_bool(cfg.duplicate);
+        let d = &mut self.dirs[side];
+        self.seq += 1;
+        if dup {
+            self.stats.duplicated += 1;
+            d.in_flight.push(Reverse((at, self.seq, bytes.clone())));
+            self.seq += 1;
+        }
+        d.in_flight.push(Reverse((at, self.seq, bytes)));
+    }
+}
+
 impl Device for SimDevice {
     fn caps(&self) -> DeviceCaps {
-        DeviceCaps { mtu: self.link.borrow().cfg.mtu, ..DeviceCaps::default() }
+        let cfg = &self.link.borrow().cfg;
+        DeviceCaps {
+            mtu: cfg.mtu,
+            tx_checksum_offload: cfg.offload,
+            tso_max: if cfg.offload { 65_535 } else { 0 },
+            ..DeviceCaps::default()
+        }
     }
 
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
@@ -249,48 +303,20 @@ impl Device for SimDevice {
         l.stats.sent += 1;
         let mut bytes = Vec::with_capacity(frame.len());
         frame.copy_into(mem, &mut bytes);
-        let cfg = &l.cfg;
+        let tso = frame.tso_segsz;
         let d = &mut l.dirs[self.side];
-        // Serialisation at the link's bandwidth.
-        let start = d.busy_until.max(now);
-        let tx_time = if cfg.bandwidth_bps > 0 {
-            Duration::from_micros((bytes.len() as u64 * 8 * 1_000_000).div_ceil(cfg.bandwidth_bps))
-        } else {
-            Duration::ZERO
-        };
-        d.busy_until = start + tx_time;
-        let mut at = d.busy_until + cfg.latency;
-        match cfg.completion {
+        match l.cfg.completion {
             Completion::Immediate => d.completing.push_back((Instant::ZERO, frame)),
             Completion::Delayed(dl) => d.completing.push_back((now + dl, frame)),
             Completion::Never => d.never.push(frame),
         }
-        if bytes.len() > cfg.mtu + crate::wire::ETH_HEADER {
-            l.stats.too_big += 1;
-            return Ok(());
+        if l.cfg.offload {
+            for piece in super::offload::finish_tx(bytes, tso) {
+                l.wire(self.side, now, piece);
+            }
+        } else {
+            l.wire(self.side, now, bytes);
         }
-        if l.rng.gen_bool(cfg.loss) {
-            l.stats.lost += 1;
-            return Ok(());
-        }
-        if l.rng.gen_bool(cfg.reorder) {
-            l.stats.reordered += 1;
-            at += cfg.reorder_delay;
-        }
-        if l.rng.gen_bool(cfg.corrupt) && !bytes.is_empty() {
-            l.stats.corrupted += 1;
-            let i = l.rng.gen_range(0..bytes.len());
-            bytes[i] ^= 1 << l.rng.gen_range(0..8);
-        }
-        let dup = l.rng.gen_bool(cfg.duplicate);
-        let d = &mut l.dirs[self.side];
-        l.seq += 1;
-        if dup {
-            l.stats.duplicated += 1;
-            d.in_flight.push(Reverse((at, l.seq, bytes.clone())));
-            l.seq += 1;
-        }
-        d.in_flight.push(Reverse((at, l.seq, bytes)));
         Ok(())
     }
 

@@ -1243,7 +1243,17 @@ impl Conn {
     /// Produces every segment due now: SYN/SYN-ACK, retransmissions, new data
     /// within the congestion and peer windows (Nagle and SWS avoidance applied),
     /// FIN, and ACKs.
-    pub fn output(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats, out: &mut Vec<SegOut>) {
+    ///
+    /// `tso_max` > 0: new data may leave in frames of up to that many
+    /// payload bytes (whole segments), for the device to cut (TSO).
+    pub fn output(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+        tso_max: u32,
+    ) {
         self.tick_ts(now);
         match self.state {
             State::Closed => return,
@@ -1351,7 +1361,17 @@ impl Conn {
                 let peer_left = (self.snd_una + self.snd_wnd).since(self.snd_nxt.min(self.snd_una + self.snd_wnd));
                 wnd_left = self.cwnd.saturating_sub(self.pipe()).min(peer_left);
             }
-            let len = max_payload.min(avail).min(wnd_left);
+            // With TSO, as many whole segments as fit in one frame (all of
+            // what is left when it fits); outside recovery only.
+            let burst = if tso_max > max_payload && !sack_recovery && self.recover.is_none() {
+                tso_max - tso_max % max_payload
+            } else {
+                max_payload
+            };
+            let mut len = burst.min(avail).min(wnd_left);
+            if len > max_payload && len < avail {
+                len -= len % max_payload;
+            }
             if len == 0 {
                 if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.persist_at.is_none() {
                     let backoff = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(6));
@@ -1376,6 +1396,12 @@ impl Conn {
                 self.rtt_probe = Some((seq, now));
             }
             self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            if len > max_payload {
+                if let Some(last) = out.last_mut() {
+                    last.tso_segsz = max_payload as u16;
+                }
+                stats.tcp_tso_frames += 1;
+            }
             self.snd_nxt = seq + len;
             if self.fin_queued && self.snd_nxt == data_end {
                 if let Some(last) = out.last_mut() {

@@ -128,6 +128,9 @@ pub(crate) struct SegOut {
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
     pub copied: bool,
+    /// Non-zero: more than one segment's payload, for the device to cut
+    /// into segments of this size (TSO, [`crate::phy::TxFrame::tso_segsz`]).
+    pub tso_segsz: u16,
 }
 
 impl SegOut {
@@ -149,6 +152,7 @@ impl SegOut {
             ts: None,
             payload: crate::phy::Payload::new(),
             copied: false,
+            tso_segsz: 0,
         }
     }
 
@@ -198,7 +202,11 @@ impl SegOut {
         pkt.set_checksum(0);
         let payload_len: usize = self.payload.iter().map(|p| p.len as usize).sum();
         let mut c = Checksum::new();
-        c.add_pseudo_header(src, dst, IpProtocol::Tcp, (hlen + payload_len) as u16);
+        // A TSO frame's pseudo-header sum leaves the length out: the device
+        // adds each cut segment's own (RTE_MBUF_F_TX_TCP_SEG contract).
+        let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+        c.add_pseudo_header(src, dst, IpProtocol::Tcp, l4_len);
+        debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
         if checksum_offload {
             // The NIC completes the sum from the pseudo-header sum left in
             // the field (DPDK's RTE_MBUF_F_TX_TCP_CKSUM contract, virtio's
@@ -273,6 +281,9 @@ pub struct TcpEngine {
     secret: u64,
     local_ip: Ipv4Address,
     mtu: usize,
+    /// The device's TSO limit ([`crate::phy::DeviceCaps::tso_max`] when it
+    /// also offloads checksums; 0 = one MSS per frame).
+    tso_max: u32,
     /// Sockets whose readiness may have changed since the last look.
     notify: Vec<SocketHandle>,
 }
@@ -305,8 +316,18 @@ impl TcpEngine {
             secret,
             local_ip,
             mtu,
+            tso_max: 0,
             notify: Vec::new(),
         }
+    }
+
+    /// Lets new data leave in frames of up to `bytes` of TCP payload, cut
+    /// into MSS-sized segments by the device (TSO); 0 turns it off.
+    /// Retransmissions always go one segment at a time.
+    pub fn set_tso_max(&mut self, bytes: usize) {
+        // An IPv4 packet holds at most 65,535 bytes: 20 of IP header and up
+        // to 60 of TCP header leave 65,455 for payload.
+        self.tso_max = bytes.min(65_455) as u32;
     }
 
     /// Queues a readiness notification if the connection has news.
@@ -1183,7 +1204,7 @@ impl TcpEngine {
         for idx in &dirty {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
                 c.dirty = false;
-                c.output(now, mem, stats, out);
+                c.output(now, mem, stats, out, self.tso_max);
             }
             self.schedule(*idx);
         }
