@@ -223,6 +223,11 @@ impl std::fmt::Debug for EthDevice {
 
 /// Ethernet + IPv4 header bytes before the TCP header.
 const L2_LEN: usize = 14;
+/// Payload bytes per TSO frame: 32 KiB keeps a frame's chain (one header
+/// mbuf + one extbuf per page-array buffer) within what virtio's indirect
+/// descriptors and the completion ring take comfortably, and is still 22
+/// segments per frame at MTU 1500.
+const TSO_MAX: usize = 32 * 1024;
 
 impl EthDevice {
     /// Wraps a configured, started `port` (queue 0 for RX and TX). `granted`
@@ -251,6 +256,13 @@ impl EthDevice {
         }
         let tcp_csum = granted.tx.contains(Offloads::TX_TCP_CKSUM);
         let tx_ol_flags = if tcp_csum { ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_TCP_CKSUM } else { 0 };
+        // TSO frames are header + extbuf chains of up to 64 KiB: zero-copy
+        // mode only (a copy-mode frame is one MTU-sized mbuf).
+        let tso = granted.tx.contains(Offloads::TX_TCP_TSO) && tcp_csum;
+        if tso && mode != TxMode::ZeroCopy {
+            tracing::info!(port = id, "TSO granted but TX is in copy mode: frames stay MTU-sized");
+        }
+        let tso_max = if tso && mode == TxMode::ZeroCopy { TSO_MAX } else { 0 };
         // Pool names are process-global in DPDK: number every device.
         static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -264,7 +276,13 @@ impl EthDevice {
         Ok(EthDevice {
             port: Some(port),
             queue: 0,
-            caps: DeviceCaps { mtu, rx_checksum_verified: false, tx_checksum_offload: tcp_csum, max_burst: cfg.burst },
+            caps: DeviceCaps {
+                mtu,
+                rx_checksum_verified: false,
+                tx_checksum_offload: tcp_csum,
+                max_burst: cfg.burst,
+                tso_max,
+            },
             ring: CompletionRing::new(cfg.completion_slots),
             rx: Vec::with_capacity(cfg.burst),
             tx: Vec::with_capacity(cfg.tx_queue_limit),
@@ -422,7 +440,7 @@ impl EthDevice {
         }
     }
 
-    fn offload(&self, m: &mut Mbuf, header: &[u8]) {
+    fn offload(&self, m: &mut Mbuf, header: &[u8], tso_segsz: u16) {
         // Only TCP over IPv4 gets checksum offload (the engine filled the
         // pseudo-header sum for it); everything else carries full checksums.
         if self.tx_ol_flags == 0
@@ -434,7 +452,10 @@ impl EthDevice {
         }
         let l3 = usize::from(header[L2_LEN] & 0x0f) * 4;
         let l4 = header.get(L2_LEN + l3 + 12).map_or(20, |b| usize::from(b >> 4) * 4);
-        m.set_tx_offload(self.tx_ol_flags, L2_LEN as u8, l3 as u16, l4 as u8);
+        // TSO: RTE_MBUF_F_TX_TCP_SEG (implies the TCP checksum) and the
+        // segment size; the engine left the length out of the pseudo-header sum.
+        let flags = if tso_segsz > 0 { self.tx_ol_flags | ffi::RTE_MBUF_F_TX_TCP_SEG } else { self.tx_ol_flags };
+        m.set_tx_offload(flags, L2_LEN as u8, l3 as u16, l4 as u8, tso_segsz);
     }
 
     fn build_copy(&mut self, frame: &TxFrame, mem: &dyn PageMemory) -> std::result::Result<Mbuf, ()> {
@@ -448,7 +469,7 @@ impl EthDevice {
             dst.copy_from_slice(mem.slice(*s));
             rest = tail;
         }
-        self.offload(&mut m, &frame.header);
+        self.offload(&mut m, &frame.header, 0);
         Ok(m)
     }
 
@@ -466,7 +487,7 @@ impl EthDevice {
         if head.extend_from_slice(&frame.header).is_err() {
             return Err(frame);
         }
-        self.offload(&mut head, &frame.header);
+        self.offload(&mut head, &frame.header, frame.tso_segsz);
         let idx = self.free_frames.pop().unwrap_or_else(|| {
             self.frames.push(None);
             (self.frames.len() - 1) as u32
@@ -583,8 +604,10 @@ impl Device for EthDevice {
         // Payload the stack copied in anyway (small or copy-mode writes) goes
         // by copy as well: one mbuf is cheaper than a header + extbuf chain
         // and saves no application copy.
-        let attach =
-            self.mode == TxMode::ZeroCopy && payload > 0 && payload >= self.cfg.zc_min_payload && !frame.copied;
+        // A TSO frame is larger than a copy mbuf: always a chain.
+        let attach = self.mode == TxMode::ZeroCopy
+            && payload > 0
+            && ((payload >= self.cfg.zc_min_payload && !frame.copied) || frame.tso_segsz > 0);
         let r = if attach {
             self.build_zero_copy(now, frame)
         } else {

@@ -219,11 +219,14 @@ impl Mbuf {
     }
 
     /// Sets offload flags and header lengths for checksum/TSO offload.
-    pub fn set_tx_offload(&mut self, ol_flags: u64, l2_len: u8, l3_len: u16, l4_len: u8) {
+    pub fn set_tx_offload(&mut self, ol_flags: u64, l2_len: u8, l3_len: u16, l4_len: u8, tso_segsz: u16) {
         let m = self.head_mut();
         m.ol_flags = ol_flags;
         // tx_offload packs l2_len:7, l3_len:9, l4_len:8, tso_segsz:16, ...
-        let packed = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);
+        let packed = u64::from(l2_len & 0x7f)
+            | (u64::from(l3_len & 0x1ff) << 7)
+            | (u64::from(l4_len) << 16)
+            | (u64::from(tso_segsz) << 24);
         // Writing the tx_offload union member as a whole u64 is how DPDK's own
         // rte_mbuf_tx_offload() sets these bitfields (a safe union write).
         m.__bindgen_anon_3.tx_offload = packed;

@@ -48,6 +48,9 @@ pub struct RuntimeConfig {
     pub tx_checksum_offload: bool,
     /// Let the port verify received TCP/UDP checksums when it can.
     pub rx_checksum_offload: bool,
+    /// Request TCP segmentation offload (`[dpdk] tso`): used when the port
+    /// grants it together with TCP checksum offload, in zero-copy TX mode.
+    pub tso: bool,
     /// Device tunables, TX mode included.
     pub device: EthDeviceConfig,
     /// The engine.
@@ -185,6 +188,9 @@ impl Runtime {
         let mut want = Offloads::TX_MULTI_SEGS;
         if cfg.tx_checksum_offload {
             want = want | Offloads::TX_TCP_CKSUM;
+            if cfg.tso {
+                want = want | Offloads::TX_TCP_TSO;
+            }
         }
         let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
         // Checksums the port verifies on receive need no second pass in the

@@ -366,6 +366,7 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
         channel: r.or("channel", 4, |v| uint(v).filter(|&c| (1..=32).contains(&c)).ok_or("1..=32 memory channels"))?,
         promiscuous: r.or("promiscuous", true, bool01)?,
         tx_csum_offload_skip: skip.or(skip_sic).unwrap_or(false),
+        tso: r.or("tso", false, bool01)?,
         idle_sleep_us: r.or("idle_sleep", 0, |v| uint(v).ok_or("microseconds, 0 or more"))?,
         pkt_tx_delay_us: r
             .or("pkt_tx_delay", 100, |v| uint(v).filter(|&d| d <= 100).ok_or("microseconds in 0..=100"))?,
@@ -394,7 +395,6 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
     // Switches for features zcstack does not have: reported when turned on.
     for (k, why) in [
         ("numa_on", "NUMA placement is not implemented: memory comes from the EAL's default socket"),
-        ("tso", "TCP segmentation offload is not implemented: segments are MSS-sized"),
         ("vlan_strip", "VLAN is not implemented: tagged frames are dropped and counted"),
         ("symmetric_rss", "one queue per port: RSS is not used"),
     ] {

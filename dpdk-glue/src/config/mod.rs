@@ -73,6 +73,8 @@ pub struct DpdkSection {
     pub promiscuous: bool,
     /// Skip TX checksum offload (`tx_csum_offoad_skip`, sic, or the alias).
     pub tx_csum_offload_skip: bool,
+    /// TCP segmentation offload where the port has it (zero-copy TX only).
+    pub tso: bool,
     /// Sleep in idle loop passes, µs.
     pub idle_sleep_us: u64,
     /// Hold partial TX bursts, µs (0..=100).
@@ -303,6 +305,7 @@ impl Config {
             page_array_mb: if self.zerocopy.page_array { self.page_array_mb } else { 16 },
             page_buf_size: self.zerocopy.buf_size,
             tx_checksum_offload: !self.dpdk.tx_csum_offload_skip,
+            tso: self.dpdk.tso,
             rx_checksum_offload: true,
             device: EthDeviceConfig {
                 tx_mode: if self.zerocopy.send { TxMode::ZeroCopy } else { TxMode::Copy },

@@ -70,6 +70,10 @@ struct Args {
     /// Compute and verify TCP checksums in software even where the port could offload them.
     #[arg(long = "no-checksum-offload")]
     no_checksum_offload: bool,
+    /// Send TSO frames (many segments per frame, cut by the port) where the
+    /// port offers TCP segmentation offload (zero-copy mode; `[dpdk] tso`).
+    #[arg(long)]
+    tso: bool,
     /// EAL lcore layout; the EAL pins the process to these CPUs (overriding
     /// taskset), so give two processes different CPUs, e.g. 0@0 and 0@1.
     #[arg(long, default_value = "0@0")]
@@ -175,6 +179,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         page_buf_size: args.buf_size,
         tx_checksum_offload: !args.no_checksum_offload,
         rx_checksum_offload: !args.no_checksum_offload,
+        tso: args.tso,
         device: EthDeviceConfig {
             tx_mode: if args.mode == Mode::Zc { TxMode::ZeroCopy } else { TxMode::Copy },
             ..EthDeviceConfig::default()
@@ -213,6 +218,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("dev_rx_frames".into(), json!(ds.rx_frames));
     o.insert("dev_rx_l4_bad".into(), json!(ds.rx_l4_bad));
     o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
+    o.insert("tcp_tso_frames".into(), json!(st.tcp_tso_frames));
+    o.insert("dev_rx_chains_copied".into(), json!(ds.rx_chains_copied));
+    o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
     o.insert("completion_high_water".into(), json!(ds.completion_high_water));

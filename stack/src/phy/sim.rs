@@ -55,6 +55,10 @@ pub struct SimConfig {
     /// in software by the link ([`super::offload::finish_tx`]) before the
     /// impairments, as a NIC would before the wire.
     pub offload: bool,
+    /// With `offload`: deliver TSO frames whole (checksum completed) instead
+    /// of cut, as virtio-user hands them to vhost; the receiver then gets
+    /// segments larger than the MTU.
+    pub tso_whole: bool,
 }
 
 impl Default for SimConfig {
@@ -72,6 +76,7 @@ impl Default for SimConfig {
             completion: Completion::Immediate,
             rx_shared_footprint: None,
             offload: false,
+            tso_whole: false,
         }
     }
 }
@@ -217,8 +222,9 @@ impl SimDevice {
 
 impl Link {
     /// Puts one frame on the wire of direction `side`: serialisation at the
-    /// link's bandwidth, latency, and the impairments.
-    fn wire(&mut self, side: usize, now: Instant, mut bytes: Vec<u8>) {
+    /// link's bandwidth, latency, and the impairments; `oversize` frames
+    /// (whole TSO frames) skip the MTU check.
+    fn wire(&mut self, side: usize, now: Instant, mut bytes: Vec<u8>, oversize: bool) {
         let cfg = &self.cfg;
         let d = &mut self.dirs[side];
         let start = d.busy_until.max(now);
@@ -229,7 +235,7 @@ impl Link {
         };
         d.busy_until = start + tx_time;
         let mut at = d.busy_until + cfg.latency;
-        if bytes.len() > cfg.mtu + crate::wire::ETH_HEADER {
+        if bytes.len() > cfg.mtu + crate::wire::ETH_HEADER && !oversize {
             self.stats.too_big += 1;
             return;
         }
@@ -311,11 +317,12 @@ impl Device for SimDevice {
             Completion::Never => d.never.push(frame),
         }
         if l.cfg.offload {
-            for piece in super::offload::finish_tx(bytes, tso) {
-                l.wire(self.side, now, piece);
+            let whole = l.cfg.tso_whole && tso > 0;
+            for piece in super::offload::finish_tx(bytes, if whole { 0 } else { tso }) {
+                l.wire(self.side, now, piece, whole);
             }
         } else {
-            l.wire(self.side, now, bytes);
+            l.wire(self.side, now, bytes, false);
         }
         Ok(())
     }
