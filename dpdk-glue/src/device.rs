@@ -256,13 +256,10 @@ impl EthDevice {
         }
         let tcp_csum = granted.tx.contains(Offloads::TX_TCP_CKSUM);
         let tx_ol_flags = if tcp_csum { ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_TCP_CKSUM } else { 0 };
-        // TSO frames are header + extbuf chains of up to 64 KiB: zero-copy
-        // mode only (a copy-mode frame is one MTU-sized mbuf).
-        let tso = granted.tx.contains(Offloads::TX_TCP_TSO) && tcp_csum;
-        if tso && mode != TxMode::ZeroCopy {
-            tracing::info!(port = id, "TSO granted but TX is in copy mode: frames stay MTU-sized");
-        }
-        let tso_max = if tso && mode == TxMode::ZeroCopy { TSO_MAX } else { 0 };
+        // TSO frames are chains (header + extbufs, or copy mbufs in copy
+        // mode): the port must take multi-segment mbufs as well.
+        let tso = granted.tx.contains(Offloads::TX_TCP_TSO) && tcp_csum && granted.tx.contains(Offloads::TX_MULTI_SEGS);
+        let tso_max = if tso { TSO_MAX } else { 0 };
         // Pool names are process-global in DPDK: number every device.
         static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -459,6 +456,9 @@ impl EthDevice {
     }
 
     fn build_copy(&mut self, frame: &TxFrame, mem: &dyn PageMemory) -> std::result::Result<Mbuf, ()> {
+        if frame.tso_segsz > 0 {
+            return self.build_copy_chain(frame, mem);
+        }
         let mut m = self.copy_pool.alloc().map_err(|_| ())?;
         let len = u16::try_from(frame.len()).map_err(|_| ())?;
         let out = m.append(len).map_err(|_| ())?;
@@ -471,6 +471,29 @@ impl EthDevice {
         }
         self.offload(&mut m, &frame.header, 0);
         Ok(m)
+    }
+
+    /// Copies a TSO frame (larger than one copy mbuf) into a chain of copy
+    /// mbufs, header first; on failure the partial chain is freed.
+    fn build_copy_chain(&mut self, frame: &TxFrame, mem: &dyn PageMemory) -> std::result::Result<Mbuf, ()> {
+        let mut head = self.copy_pool.alloc().map_err(|_| ())?;
+        let pieces = std::iter::once(&frame.header[..]).chain(frame.payload.iter().map(|s| mem.slice(*s)));
+        for piece in pieces {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let mut room = usize::from(head.tailroom());
+                if room == 0 {
+                    let m = self.copy_pool.alloc().map_err(|_| ())?;
+                    head.chain(m).map_err(|_| ())?;
+                    room = usize::from(head.tailroom());
+                }
+                let n = room.min(rest.len());
+                head.append(n as u16).map_err(|_| ())?.copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
+        }
+        self.offload(&mut head, &frame.header, frame.tso_segsz);
+        Ok(head)
     }
 
     /// Builds the header + extbuf chain; on failure everything built is

@@ -184,27 +184,44 @@ fn config_files_drive_both_sides_with_zero_copy_send_and_receive_over_jumbo_fram
     assert_eq!(r["clean"], true);
 }
 
-#[test]
-fn tso_256_mib_over_virtio_user_and_vhost() {
-    // vhost offers TSO (tso=1) and takes big frames into external buffers
-    // (ext-buffer=1); the sender sends 32 KiB frames the port cuts.
-    let bytes = 256usize << 20;
+/// A TSO pair: vhost offers TSO (tso=1) and takes big frames into external
+/// buffers (ext-buffer=1); the sender (in `mode`) sends 32 KiB frames.
+fn run_tso_pair(tag: &str, mode: &str, bytes: usize) -> (Value, Value) {
     let pid = std::process::id();
-    let sock = format!("/tmp/zc-bulk-{pid}-tso.sock");
+    let sock = format!("/tmp/zc-bulk-{pid}-{tag}.sock");
     let recv: Vec<String> = ["--lcores", "0@0", "--ip", "10.77.0.2", "--timeout", "60"]
         .iter()
         .map(|s| s.to_string())
         .chain(["--vdev".into(), format!("net_vhost0,iface={sock},queues=1,tso=1,ext-buffer=1")])
-        .chain(["--file-prefix".into(), format!("zcrt{pid}")])
+        .chain(["--file-prefix".into(), format!("zcr{tag}{pid}")])
         .collect();
     let send: Vec<String> = ["--lcores", "0@1", "--ip", "10.77.0.1", "--peer", "10.77.0.2", "--timeout", "60", "--tso"]
         .iter()
         .map(|s| s.to_string())
         .chain(["--vdev".into(), format!("net_virtio_user0,path={sock},queues=1,queue_size=1024")])
-        .chain(["--mode".into(), "zc".into(), "--bytes".into(), bytes.to_string()])
-        .chain(["--file-prefix".into(), format!("zcst{pid}")])
+        .chain(["--mode".into(), mode.into(), "--bytes".into(), bytes.to_string()])
+        .chain(["--file-prefix".into(), format!("zcs{tag}{pid}")])
         .collect();
-    let (s, r) = run_with(&sock, &recv, &send);
+    run_with(&sock, &recv, &send)
+}
+
+#[test]
+fn copy_mode_tso_sends_chains_of_copied_mbufs() {
+    let bytes = 64usize << 20;
+    let (s, r) = run_tso_pair("cptso", "copy", bytes);
+    assert_eq!(s["sha256"], r["sha256"]);
+    assert_eq!(s["tx_mode"], "Copy");
+    assert!(s["tcp_tso_frames"].as_u64().unwrap() >= bytes as u64 / (32 << 10) * 9 / 10, "{s}");
+    assert_eq!(s["extbuf_attachments"], 0, "copy mode never attaches: {s}");
+    assert!(s["dev_tx_payload_copied"].as_u64().unwrap() >= bytes as u64, "{s}");
+    assert_eq!(s["clean"], true, "{s}");
+    assert_eq!(r["clean"], true, "{r}");
+}
+
+#[test]
+fn tso_256_mib_over_virtio_user_and_vhost() {
+    let bytes = 256usize << 20;
+    let (s, r) = run_tso_pair("tso", "zc", bytes);
     assert_eq!(s["sha256"], r["sha256"], "stream SHA-256");
     assert_eq!(r["bytes"], bytes);
     let tso = s["tcp_tso_frames"].as_u64().unwrap();

@@ -73,7 +73,7 @@ pub struct DpdkSection {
     pub promiscuous: bool,
     /// Skip TX checksum offload (`tx_csum_offoad_skip`, sic, or the alias).
     pub tx_csum_offload_skip: bool,
-    /// TCP segmentation offload where the port has it (zero-copy TX only).
+    /// TCP segmentation offload where the port has it.
     pub tso: bool,
     /// Sleep in idle loop passes, µs.
     pub idle_sleep_us: u64,

@@ -71,7 +71,7 @@ struct Args {
     #[arg(long = "no-checksum-offload")]
     no_checksum_offload: bool,
     /// Send TSO frames (many segments per frame, cut by the port) where the
-    /// port offers TCP segmentation offload (zero-copy mode; `[dpdk] tso`).
+    /// port offers TCP segmentation offload (`[dpdk] tso`).
     #[arg(long)]
     tso: bool,
     /// EAL lcore layout; the EAL pins the process to these CPUs (overriding
