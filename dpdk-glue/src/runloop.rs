@@ -49,7 +49,7 @@ pub struct RuntimeConfig {
     /// Let the port verify received TCP/UDP checksums when it can.
     pub rx_checksum_offload: bool,
     /// Request TCP segmentation offload (`[dpdk] tso`): used when the port
-    /// grants it together with TCP checksum offload, in zero-copy TX mode.
+    /// grants it together with TCP checksum offload and multi-segment mbufs.
     pub tso: bool,
     /// Device tunables, TX mode included.
     pub device: EthDeviceConfig,

@@ -84,8 +84,16 @@ fn every_section_maps_onto_the_engine() {
     assert_eq!(rt.page_buf_size, 4096);
     assert_eq!(rt.stack.zc_min_write, 0, "no zero-copy send: no threshold");
     assert!(!rt.tx_checksum_offload);
+    assert!(!rt.tso, "default");
     assert_eq!(rt.idle_sleep_us, 50);
     assert_eq!(rt.stack.iface.mac, EthernetAddress([2, 0, 0, 0, 0, 7]));
+    let tso = Config::parse("t.ini", &text.replace("log_level=debug\n", "log_level=debug\ntso=1\n")).unwrap();
+    assert!(tso.runtime(0).unwrap().tso, "[dpdk] tso=1 requests TCP segmentation offload");
+    assert!(!tso.report.iter().any(|n| n.key.contains("tso")), "implemented, not reported: {:?}", tso.report);
+    assert_eq!(
+        err(&text.replace("log_level=debug\n", "log_level=debug\ntso=2\n")),
+        "t.ini:14: [dpdk] tso = \"2\": expected 0 or 1"
+    );
 }
 
 #[test]
