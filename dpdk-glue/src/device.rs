@@ -194,6 +194,9 @@ pub struct EthDevice {
     hdr_pool: Mempool,
     ext_pool: Mempool,
     copy_pool: Mempool,
+    /// Copy mode with TSO: mbufs holding a whole TSO frame, so one is
+    /// allocated and filled per frame (falls back to chaining copy mbufs).
+    tso_pool: Option<Mempool>,
     ring: CompletionRing,
     rx: Vec<Mbuf>,
     tx: Vec<Mbuf>,
@@ -270,6 +273,11 @@ impl EthDevice {
         )?;
         let ext_pool = pool("x", &PoolConfig::extbuf_headers(cfg.completion_slots.max(64)))?;
         let copy_pool = pool("c", &PoolConfig::frames(cfg.tx_mbufs, mtu))?;
+        let tso_pool = if tso_max > 0 && mode == TxMode::Copy {
+            Some(pool("t", &PoolConfig::frames((cfg.tx_mbufs / 16).max(255), tso_max + 256))?)
+        } else {
+            None
+        };
         Ok(EthDevice {
             port: Some(port),
             queue: 0,
@@ -297,6 +305,7 @@ impl EthDevice {
             hdr_pool,
             ext_pool,
             copy_pool,
+            tso_pool,
             tx_ol_flags,
             mode,
             fallback,
@@ -345,7 +354,10 @@ impl EthDevice {
 
     /// Mbufs of the device's own pools not back yet (0 once everything completed).
     pub fn mbufs_in_use(&self) -> u32 {
-        self.hdr_pool.in_use() + self.ext_pool.in_use() + self.copy_pool.in_use()
+        self.hdr_pool.in_use()
+            + self.ext_pool.in_use()
+            + self.copy_pool.in_use()
+            + self.tso_pool.as_ref().map_or(0, |p| p.in_use())
     }
 
     /// Stops and closes the port. PMDs that defer completions (virtio-user)
@@ -473,10 +485,16 @@ impl EthDevice {
         Ok(m)
     }
 
-    /// Copies a TSO frame (larger than one copy mbuf) into a chain of copy
-    /// mbufs, header first; on failure the partial chain is freed.
+    /// Copies a TSO frame into one mbuf of the TSO pool, or — when that pool
+    /// is empty — into a chain of copy mbufs, header first; on failure the
+    /// partial chain is freed.
     fn build_copy_chain(&mut self, frame: &TxFrame, mem: &dyn PageMemory) -> std::result::Result<Mbuf, ()> {
-        let mut head = self.copy_pool.alloc().map_err(|_| ())?;
+        // One big mbuf when the TSO pool has one, else a chain of small ones.
+        let big = self.tso_pool.as_ref().and_then(|p| p.alloc().ok());
+        let mut head = match big {
+            Some(m) => m,
+            None => self.copy_pool.alloc().map_err(|_| ())?,
+        };
         let pieces = std::iter::once(&frame.header[..]).chain(frame.payload.iter().map(|s| mem.slice(*s)));
         for piece in pieces {
             let mut rest = piece;

@@ -206,7 +206,7 @@ fn run_tso_pair(tag: &str, mode: &str, bytes: usize) -> (Value, Value) {
 }
 
 #[test]
-fn copy_mode_tso_sends_chains_of_copied_mbufs() {
+fn copy_mode_tso_copies_whole_frames_into_big_mbufs() {
     let bytes = 64usize << 20;
     let (s, r) = run_tso_pair("cptso", "copy", bytes);
     assert_eq!(s["sha256"], r["sha256"]);
