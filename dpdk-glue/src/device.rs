@@ -197,6 +197,8 @@ pub struct EthDevice {
     /// Copy mode with TSO: mbufs holding a whole TSO frame, so one is
     /// allocated and filled per frame (falls back to chaining copy mbufs).
     tso_pool: Option<Mempool>,
+    /// The port fills IPv4 header checksums (used for TSO frames).
+    tx_ip_csum: bool,
     ring: CompletionRing,
     rx: Vec<Mbuf>,
     tx: Vec<Mbuf>,
@@ -306,6 +308,7 @@ impl EthDevice {
             ext_pool,
             copy_pool,
             tso_pool,
+            tx_ip_csum: granted.tx.contains(Offloads::TX_IPV4_CKSUM),
             tx_ol_flags,
             mode,
             fallback,
@@ -462,8 +465,21 @@ impl EthDevice {
         let l3 = usize::from(header[L2_LEN] & 0x0f) * 4;
         let l4 = header.get(L2_LEN + l3 + 12).map_or(20, |b| usize::from(b >> 4) * 4);
         // TSO: RTE_MBUF_F_TX_TCP_SEG (implies the TCP checksum) and the
-        // segment size; the engine left the length out of the pseudo-header sum.
-        let flags = if tso_segsz > 0 { self.tx_ol_flags | ffi::RTE_MBUF_F_TX_TCP_SEG } else { self.tx_ol_flags };
+        // segment size; the engine left the length out of the pseudo-header
+        // sum. Where the port fills IPv4 checksums, DPDK's TSO contract also
+        // wants RTE_MBUF_F_TX_IP_CKSUM and a zero checksum field (each cut
+        // segment gets its own); otherwise the sum the engine computed for
+        // the frame's header stays (virtio hands the frame on whole).
+        let mut flags = self.tx_ol_flags;
+        if tso_segsz > 0 {
+            flags |= ffi::RTE_MBUF_F_TX_TCP_SEG;
+            if self.tx_ip_csum {
+                flags |= ffi::RTE_MBUF_F_TX_IP_CKSUM;
+                if let Some(c) = m.data_mut().get_mut(L2_LEN + 10..L2_LEN + 12) {
+                    c.copy_from_slice(&[0, 0]);
+                }
+            }
+        }
         m.set_tx_offload(flags, L2_LEN as u8, l3 as u16, l4 as u8, tso_segsz);
     }
 

@@ -189,7 +189,9 @@ impl Runtime {
         if cfg.tx_checksum_offload {
             want = want | Offloads::TX_TCP_CKSUM;
             if cfg.tso {
-                want = want | Offloads::TX_TCP_TSO;
+                // IPv4 checksum offload too, where there is one: DPDK's TSO
+                // contract has the port fill each segment's IP checksum.
+                want = want | Offloads::TX_TCP_TSO | Offloads::TX_IPV4_CKSUM;
             }
         }
         let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
