@@ -1,152 +1,122 @@
 //! Counters for every drop reason and every notable event.
 
-/// Engine counters. New fields may be added in any release.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Frames received from the device.
-    pub rx_frames: u64,
-    /// Frames handed to the device.
-    pub tx_frames: u64,
-    /// Payload bytes applications queued by copying (`write`).
-    pub tx_bytes_copied: u64,
-    /// Payload bytes applications queued without a copy (`write_zc`, `zc_send`).
-    pub tx_bytes_zero_copy: u64,
-    /// Received payload bytes kept in place in the device's frames (zero-copy receive).
-    pub rx_bytes_zero_copy: u64,
-    /// Received payload bytes copied into receive queues.
-    pub rx_bytes_copied: u64,
-    /// Times kept frames were compacted into a copy (tiny payloads pinning big buffers).
-    pub rx_compactions: u64,
-    /// Bytes copied by those compactions.
-    pub rx_bytes_compacted: u64,
-    /// Zero-copy buffers dropped without being sent or released (pages reclaimed).
-    pub zc_buffers_reclaimed: u64,
-    /// Frames too short or malformed at the Ethernet layer.
-    pub drop_eth_malformed: u64,
-    /// Frames for another MAC address.
-    pub drop_eth_not_ours: u64,
-    /// Ethertypes we do not handle (IPv6, VLAN, ...).
-    pub drop_eth_unknown_type: u64,
-    /// Malformed ARP packets.
-    pub drop_arp_malformed: u64,
-    /// Malformed IPv4 headers (length, version, header checksum).
-    pub drop_ipv4_malformed: u64,
-    /// IPv4 packets for another address.
-    pub drop_ipv4_not_ours: u64,
-    /// IPv4 fragments dropped (overlap, inconsistency, limits, timeout).
-    pub drop_ipv4_fragment: u64,
-    /// IPv4 datagrams reassembled from fragments.
-    pub ipv4_reassembled: u64,
-    /// IPv4 packets of unknown protocol (answered with ICMP protocol unreachable).
-    pub drop_ipv4_unknown_proto: u64,
-    /// Malformed or checksum-failing ICMP.
-    pub drop_icmp_malformed: u64,
-    /// Malformed or checksum-failing TCP (bad lengths, options, flags like SYN+FIN).
-    pub drop_tcp_malformed: u64,
-    /// TCP segments for no socket (answered with RST).
-    pub drop_tcp_no_socket: u64,
-    /// TCP segments outside the receive window.
-    pub drop_tcp_out_of_window: u64,
-    /// Segments dropped by PAWS (RFC 7323): timestamp older than TS.Recent.
-    pub drop_tcp_paws: u64,
-    /// Out-of-order segments dropped at the memory cap.
-    pub drop_tcp_ooo_full: u64,
-    /// SYNs dropped with the backlog full.
-    pub drop_tcp_backlog_full: u64,
-    /// Malformed or checksum-failing UDP.
-    pub drop_udp_malformed: u64,
-    /// UDP datagrams for no socket.
-    pub drop_udp_no_socket: u64,
-    /// UDP datagrams dropped with the socket queue full.
-    pub drop_udp_queue_full: u64,
-    /// Packets dropped waiting for ARP (queue full or no answer).
-    pub drop_arp_unresolved: u64,
-    /// Frames still queued when the device shut down (`Stack::discard_unsent`).
-    pub drop_unsent_at_shutdown: u64,
-    /// Packets with no route.
-    pub drop_no_route: u64,
-    /// Writes refused or truncated because page memory ran out.
-    pub pages_exhausted: u64,
-    /// ICMP echo requests answered.
-    pub icmp_echo_replies: u64,
-    /// SYN-ACKs sent as SYN cookies (SYN queue full).
-    pub tcp_syn_cookies_sent: u64,
-    /// Connections established from a valid SYN cookie.
-    pub tcp_syn_cookies_ok: u64,
-    /// RSTs sent.
-    pub tcp_rst_sent: u64,
-    /// Closes with `SO_LINGER` whose timeout ran out (reset instead of finishing).
-    pub tcp_linger_resets: u64,
-    /// RFC 5961 challenge ACKs sent.
-    pub tcp_challenge_acks: u64,
-    /// Segments retransmitted on timeout.
-    pub tcp_rto_retransmits: u64,
-    /// Segments retransmitted by fast retransmit / recovery.
-    pub tcp_fast_retransmits: u64,
-    /// TCP frames sent with more than one segment's payload for the device to cut (TSO).
-    pub tcp_tso_frames: u64,
-    /// Connections established.
-    pub tcp_established: u64,
-    /// Connections reset by the peer.
-    pub tcp_resets_received: u64,
-    /// Connections aborted after too many retransmissions.
-    pub tcp_timeouts: u64,
-    /// Reference-count misuse caught (a bug; should stay 0).
-    pub page_errors: u64,
+/// Declares a struct of `u64` counters and its `fields()` list from one
+/// list of fields, so a new counter cannot be left out of reports.
+macro_rules! counters {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[doc = $doc:expr])* pub $field:ident: u64,)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[doc = $doc])* pub $field: u64,)*
+        }
+
+        impl $name {
+            /// Number of counters.
+            pub const COUNT: usize = [$(stringify!($field)),*].len();
+
+            /// Every counter with its name, in declaration order (for reports
+            /// such as zcstat's).
+            pub fn fields(&self) -> [(&'static str, u64); Self::COUNT] {
+                [$((stringify!($field), self.$field)),*]
+            }
+        }
+    };
 }
 
-impl Stats {
-    /// Every counter with its name, in declaration order (for reports
-    /// such as zcstat's).
-    pub fn fields(&self) -> [(&'static str, u64); 45] {
-        [
-            ("rx_frames", self.rx_frames),
-            ("tx_frames", self.tx_frames),
-            ("tx_bytes_copied", self.tx_bytes_copied),
-            ("tx_bytes_zero_copy", self.tx_bytes_zero_copy),
-            ("rx_bytes_zero_copy", self.rx_bytes_zero_copy),
-            ("rx_bytes_copied", self.rx_bytes_copied),
-            ("rx_compactions", self.rx_compactions),
-            ("rx_bytes_compacted", self.rx_bytes_compacted),
-            ("zc_buffers_reclaimed", self.zc_buffers_reclaimed),
-            ("drop_eth_malformed", self.drop_eth_malformed),
-            ("drop_eth_not_ours", self.drop_eth_not_ours),
-            ("drop_eth_unknown_type", self.drop_eth_unknown_type),
-            ("drop_arp_malformed", self.drop_arp_malformed),
-            ("drop_ipv4_malformed", self.drop_ipv4_malformed),
-            ("drop_ipv4_not_ours", self.drop_ipv4_not_ours),
-            ("drop_ipv4_fragment", self.drop_ipv4_fragment),
-            ("ipv4_reassembled", self.ipv4_reassembled),
-            ("drop_ipv4_unknown_proto", self.drop_ipv4_unknown_proto),
-            ("drop_icmp_malformed", self.drop_icmp_malformed),
-            ("drop_tcp_malformed", self.drop_tcp_malformed),
-            ("drop_tcp_no_socket", self.drop_tcp_no_socket),
-            ("drop_tcp_out_of_window", self.drop_tcp_out_of_window),
-            ("drop_tcp_paws", self.drop_tcp_paws),
-            ("drop_tcp_ooo_full", self.drop_tcp_ooo_full),
-            ("drop_tcp_backlog_full", self.drop_tcp_backlog_full),
-            ("drop_udp_malformed", self.drop_udp_malformed),
-            ("drop_udp_no_socket", self.drop_udp_no_socket),
-            ("drop_udp_queue_full", self.drop_udp_queue_full),
-            ("drop_arp_unresolved", self.drop_arp_unresolved),
-            ("drop_unsent_at_shutdown", self.drop_unsent_at_shutdown),
-            ("drop_no_route", self.drop_no_route),
-            ("pages_exhausted", self.pages_exhausted),
-            ("icmp_echo_replies", self.icmp_echo_replies),
-            ("tcp_syn_cookies_sent", self.tcp_syn_cookies_sent),
-            ("tcp_syn_cookies_ok", self.tcp_syn_cookies_ok),
-            ("tcp_rst_sent", self.tcp_rst_sent),
-            ("tcp_linger_resets", self.tcp_linger_resets),
-            ("tcp_challenge_acks", self.tcp_challenge_acks),
-            ("tcp_rto_retransmits", self.tcp_rto_retransmits),
-            ("tcp_fast_retransmits", self.tcp_fast_retransmits),
-            ("tcp_tso_frames", self.tcp_tso_frames),
-            ("tcp_established", self.tcp_established),
-            ("tcp_resets_received", self.tcp_resets_received),
-            ("tcp_timeouts", self.tcp_timeouts),
-            ("page_errors", self.page_errors),
-        ]
+counters! {
+    /// Engine counters. New fields may be added in any release.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct Stats {
+        /// Frames received from the device.
+        pub rx_frames: u64,
+        /// Frames handed to the device.
+        pub tx_frames: u64,
+        /// Payload bytes applications queued by copying (`write`).
+        pub tx_bytes_copied: u64,
+        /// Payload bytes applications queued without a copy (`write_zc`, `zc_send`).
+        pub tx_bytes_zero_copy: u64,
+        /// Received payload bytes kept in place in the device's frames (zero-copy receive).
+        pub rx_bytes_zero_copy: u64,
+        /// Received payload bytes copied into receive queues.
+        pub rx_bytes_copied: u64,
+        /// Times kept frames were compacted into a copy (tiny payloads pinning big buffers).
+        pub rx_compactions: u64,
+        /// Bytes copied by those compactions.
+        pub rx_bytes_compacted: u64,
+        /// Zero-copy buffers dropped without being sent or released (pages reclaimed).
+        pub zc_buffers_reclaimed: u64,
+        /// Frames too short or malformed at the Ethernet layer.
+        pub drop_eth_malformed: u64,
+        /// Frames for another MAC address.
+        pub drop_eth_not_ours: u64,
+        /// Ethertypes we do not handle (IPv6, VLAN, ...).
+        pub drop_eth_unknown_type: u64,
+        /// Malformed ARP packets.
+        pub drop_arp_malformed: u64,
+        /// Malformed IPv4 headers (length, version, header checksum).
+        pub drop_ipv4_malformed: u64,
+        /// IPv4 packets for another address.
+        pub drop_ipv4_not_ours: u64,
+        /// IPv4 fragments dropped (overlap, inconsistency, limits, timeout).
+        pub drop_ipv4_fragment: u64,
+        /// IPv4 datagrams reassembled from fragments.
+        pub ipv4_reassembled: u64,
+        /// IPv4 packets of unknown protocol (answered with ICMP protocol unreachable).
+        pub drop_ipv4_unknown_proto: u64,
+        /// Malformed or checksum-failing ICMP.
+        pub drop_icmp_malformed: u64,
+        /// Malformed or checksum-failing TCP (bad lengths, options, flags like SYN+FIN).
+        pub drop_tcp_malformed: u64,
+        /// TCP segments for no socket (answered with RST).
+        pub drop_tcp_no_socket: u64,
+        /// TCP segments outside the receive window.
+        pub drop_tcp_out_of_window: u64,
+        /// Segments dropped by PAWS (RFC 7323): timestamp older than TS.Recent.
+        pub drop_tcp_paws: u64,
+        /// Out-of-order segments dropped at the memory cap.
+        pub drop_tcp_ooo_full: u64,
+        /// SYNs dropped with the backlog full.
+        pub drop_tcp_backlog_full: u64,
+        /// Malformed or checksum-failing UDP.
+        pub drop_udp_malformed: u64,
+        /// UDP datagrams for no socket.
+        pub drop_udp_no_socket: u64,
+        /// UDP datagrams dropped with the socket queue full.
+        pub drop_udp_queue_full: u64,
+        /// Packets dropped waiting for ARP (queue full or no answer).
+        pub drop_arp_unresolved: u64,
+        /// Frames still queued when the device shut down (`Stack::discard_unsent`).
+        pub drop_unsent_at_shutdown: u64,
+        /// Packets with no route.
+        pub drop_no_route: u64,
+        /// Writes refused or truncated because page memory ran out.
+        pub pages_exhausted: u64,
+        /// ICMP echo requests answered.
+        pub icmp_echo_replies: u64,
+        /// SYN-ACKs sent as SYN cookies (SYN queue full).
+        pub tcp_syn_cookies_sent: u64,
+        /// Connections established from a valid SYN cookie.
+        pub tcp_syn_cookies_ok: u64,
+        /// RSTs sent.
+        pub tcp_rst_sent: u64,
+        /// Closes with `SO_LINGER` whose timeout ran out (reset instead of finishing).
+        pub tcp_linger_resets: u64,
+        /// RFC 5961 challenge ACKs sent.
+        pub tcp_challenge_acks: u64,
+        /// Segments retransmitted on timeout.
+        pub tcp_rto_retransmits: u64,
+        /// Segments retransmitted by fast retransmit / recovery.
+        pub tcp_fast_retransmits: u64,
+        /// TCP frames sent with more than one segment's payload for the device to cut (TSO).
+        pub tcp_tso_frames: u64,
+        /// Connections established.
+        pub tcp_established: u64,
+        /// Connections reset by the peer.
+        pub tcp_resets_received: u64,
+        /// Connections aborted after too many retransmissions.
+        pub tcp_timeouts: u64,
+        /// Reference-count misuse caught (a bug; should stay 0).
+        pub page_errors: u64,
     }
 }
 
