@@ -151,6 +151,26 @@ fn conf_with(
     path.to_string_lossy().into_owned()
 }
 
+/// Runs a receiver and a sender driven by the config files `rc` and `sc`
+/// (sending `bytes`), then removes `dir`; returns (sender, receiver) reports.
+fn run_confs(dir: &std::path::Path, sock: &str, rc: String, sc: &str, bytes: usize, timeout: u32) -> (Value, Value) {
+    let t = timeout.to_string();
+    let recv = vec!["--conf".to_string(), rc, "--timeout".into(), t.clone()];
+    let send: Vec<String> = ["--conf", sc, "--peer", "10.78.0.2", "--timeout", &t, "--bytes", &bytes.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Removed even when a run panics.
+    struct RmDir<'a>(&'a std::path::Path);
+    impl Drop for RmDir<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _rm = RmDir(dir);
+    run_with(sock, &recv, &send)
+}
+
 #[test]
 fn config_files_drive_both_sides_with_zero_copy_send_and_receive_over_jumbo_frames() {
     let dir = std::env::temp_dir().join(format!("zc-conf-{}", std::process::id()));
@@ -167,13 +187,7 @@ fn config_files_drive_both_sides_with_zero_copy_send_and_receive_over_jumbo_fram
         &format!("zcsc{pid}"),
     );
     let bytes = 64usize << 20;
-    let recv = vec!["--conf".to_string(), rc, "--timeout".into(), "60".into()];
-    let send: Vec<String> = ["--conf", &sc, "--peer", "10.78.0.2", "--timeout", "60", "--bytes", &bytes.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (s, r) = run_with(&sock, &recv, &send);
-    let _ = std::fs::remove_dir_all(&dir);
+    let (s, r) = run_confs(&dir, &sock, rc, &sc, bytes, 60);
     assert_eq!(s["sha256"], r["sha256"]);
     assert_eq!(s["tx_mode"], "ZeroCopy", "[zerocopy] send=1: {s}");
     assert_eq!(s["dev_tx_payload_copied"], 0, "{s}");
@@ -268,13 +282,7 @@ fn tso_by_config_files_over_an_impaired_path() {
         "",
     );
     let bytes = 64usize << 20;
-    let recv = vec!["--conf".to_string(), rc, "--timeout".into(), "90".into()];
-    let send: Vec<String> = ["--conf", &sc, "--peer", "10.78.0.2", "--timeout", "90", "--bytes", &bytes.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (s, r) = run_with(&sock, &recv, &send);
-    let _ = std::fs::remove_dir_all(&dir);
+    let (s, r) = run_confs(&dir, &sock, rc, &sc, bytes, 90);
     assert_eq!(s["sha256"], r["sha256"]);
     assert!(s["tcp_tso_frames"].as_u64().unwrap() > 100, "{s}");
     assert!(r["impaired"]["dropped"].as_u64().unwrap() > 0, "{r}");
