@@ -482,3 +482,44 @@ fn device_verified_l4_checksums_are_trusted_and_others_checked() {
     assert_eq!(st.tcp_read(h, &mut buf), Ok(7), "accepted on the device's word");
     assert_eq!(&buf[..7], b"partial");
 }
+
+#[test]
+fn tso_frames_carry_whole_segments_and_retransmissions_go_one_by_one() {
+    // A device with checksum offload and TSO (it completes checksums and
+    // records TSO frames whole, as virtio hands a frame to vhost).
+    let caps = zcstack::phy::DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..Default::default() };
+    let (mut st, mut dev, h, snd) = established_with(caps);
+    let sent = |dev: &mut zcstack::phy::queue::QueueDevice| -> Vec<Got> {
+        dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect()
+    };
+    let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7) as u8).collect();
+    assert_eq!(st.tcp_write(h, &data), Ok(40_000));
+    st.poll(Instant::from_millis(2), &mut dev);
+    let out = sent(&mut dev);
+    // The initial window (10 segments of 1460) leaves as one frame.
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].seq, out[0].payload.len()), (snd, 14_600));
+    assert_eq!(out[0].payload, data[..14_600]);
+    assert_eq!(st.stats().tcp_tso_frames, 1);
+    // Nothing is ACKed: the timeout resends one segment, not the frame.
+    st.poll(Instant::from_millis(1100), &mut dev);
+    let out = sent(&mut dev);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].seq, out[0].payload.len()), (snd, 1460));
+    // Everything ACKed: new data goes in whole segments again, up to what
+    // the window allows (cwnd restarts small after the timeout).
+    let ack = seg(1001, Some(snd + 14_600), TcpControl::None);
+    let out: Vec<Got> = {
+        dev.push_rx(tcp_frame(ack));
+        st.poll(Instant::from_millis(1101), &mut dev);
+        sent(&mut dev)
+    };
+    assert!(!out.is_empty(), "more data follows the ACK");
+    assert_eq!(out[0].seq, snd + 14_600);
+    let mut at = snd + 14_600;
+    for g in &out {
+        assert_eq!(g.seq, at, "in order, no gaps");
+        assert_eq!(g.payload.len() % 1460, 0, "whole segments: {}", g.payload.len());
+        at += g.payload.len() as u32;
+    }
+}

@@ -8,7 +8,9 @@ use crate::mem::PageMemory;
 use crate::time::Instant;
 
 /// Frames in through [`QueueDevice::push_rx`], out through [`QueueDevice::take_tx`];
-/// transmitted frames complete on the next `poll_completions`.
+/// transmitted frames complete on the next `poll_completions`. With
+/// `tx_checksum_offload` in its caps it completes TCP checksums as a NIC
+/// would and records TSO frames whole.
 #[derive(Debug, Default)]
 pub struct QueueDevice {
     rx: VecDeque<Vec<u8>>,
@@ -58,6 +60,11 @@ impl Device for QueueDevice {
         if self.record_tx {
             let mut v = Vec::with_capacity(frame.len());
             frame.copy_into(mem, &mut v);
+            if self.caps.tx_checksum_offload {
+                // As the hardware would: the checksum completed; a TSO
+                // frame is recorded whole (cut: `offload::finish_tx`).
+                v = super::offload::finish_tx(v, 0).pop().unwrap_or_default();
+            }
             self.tx.push(v);
         }
         self.done.push(frame);

@@ -1362,8 +1362,10 @@ impl Conn {
                 wnd_left = self.cwnd.saturating_sub(self.pipe()).min(peer_left);
             }
             // With TSO, as many whole segments as fit in one frame (all of
-            // what is left when it fits); outside recovery only.
-            let burst = if tso_max > max_payload && !sack_recovery && self.recover.is_none() {
+            // what is left when it fits); new data only, outside recovery
+            // (a go-back-N resend after a timeout goes segment by segment).
+            let fresh = self.snd_nxt >= self.snd_max;
+            let burst = if tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
                 tso_max - tso_max % max_payload
             } else {
                 max_payload

@@ -1229,3 +1229,29 @@ impl TcpEngine {
 fn seg_len(s: &SegIn<'_>) -> u32 {
     s.payload.len() as u32 + u32::from(s.syn) + u32::from(s.fin)
 }
+
+#[cfg(test)]
+mod emit_tests {
+    use super::*;
+    use crate::mem::HeapPages;
+
+    /// With checksum offload the field holds the pseudo-header sum for the
+    /// device to finish: with the L4 length for a plain frame, without it
+    /// for a TSO frame (each cut segment adds its own, DPDK's contract).
+    #[test]
+    fn offloaded_checksums_leave_the_pseudo_header_sum() {
+        let mem = HeapPages::new(1, 64);
+        let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        for tso in [0u16, 1448] {
+            let mut s = SegOut::empty(src, dst, Seq(1));
+            s.tso_segsz = tso;
+            let mut buf = Vec::new();
+            s.emit(&mut buf, 0, &mem, true);
+            let mut c = Checksum::new();
+            let len = if tso > 0 { 0 } else { buf.len() as u16 };
+            c.add_pseudo_header(*src.ip(), *dst.ip(), IpProtocol::Tcp, len);
+            let field = u16::from_be_bytes([buf[16], buf[17]]);
+            assert_eq!(field, !c.finish(), "tso {tso}");
+        }
+    }
+}

@@ -14,7 +14,12 @@ pub const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
 pub const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 
 pub fn stack() -> (Stack<HeapPages>, QueueDevice) {
-    (Stack::new(stack_config(A_IP, 1), HeapPages::new(256, 2048), 1500), script_device())
+    stack_with(zcstack::phy::DeviceCaps::default())
+}
+
+/// [`stack`] on a device with `caps`.
+pub fn stack_with(caps: zcstack::phy::DeviceCaps) -> (Stack<HeapPages>, QueueDevice) {
+    (Stack::new(stack_config(A_IP, 1), HeapPages::new(256, 2048), 1500), QueueDevice::new(caps))
 }
 
 pub fn eth_ip(proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
@@ -141,7 +146,12 @@ pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Inst
 
 /// Opens a connection from the scripted peer; returns (stack, dev, handle, our ISN + 1).
 pub fn established() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32) {
-    let (mut st, mut dev) = stack();
+    established_with(zcstack::phy::DeviceCaps::default())
+}
+
+/// [`established`] on a device with `caps`.
+pub fn established_with(caps: zcstack::phy::DeviceCaps) -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32) {
+    let (mut st, mut dev) = stack_with(caps);
     learn_peer(&mut st, &mut dev);
     let l = st.tcp_listen(80, 8).unwrap();
     let mut syn = seg(1000, None, TcpControl::Syn);
