@@ -233,6 +233,23 @@ fn copy_mode_tso_copies_whole_frames_into_big_mbufs() {
 }
 
 #[test]
+fn copy_writes_on_a_zero_copy_device_copy_once_with_tso() {
+    // Ordinary writes copy into page buffers; the zero-copy device sends
+    // those buffers in place in TSO frames (no second copy into mbufs).
+    let bytes = 64usize << 20;
+    let (s, r) = run_tso_pair("wrtso", "write", bytes);
+    assert_eq!(s["sha256"], r["sha256"]);
+    assert_eq!(s["mode"], "Write", "{s}");
+    assert_eq!(s["tx_mode"], "ZeroCopy", "{s}");
+    assert_eq!(s["tx_bytes_copied"], bytes, "the application's one copy: {s}");
+    assert!(s["dev_tx_payload_copied"].as_u64().unwrap() < bytes as u64 / 100, "no second copy: {s}");
+    assert!(s["tcp_tso_frames"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["extbuf_attachments"], s["extbuf_completions"], "{s}");
+    assert_eq!(s["clean"], true, "{s}");
+    assert_eq!(r["clean"], true, "{r}");
+}
+
+#[test]
 fn tso_256_mib_over_virtio_user_and_vhost() {
     let bytes = 256usize << 20;
     let (s, r) = run_tso_pair("tso", "zc", bytes);

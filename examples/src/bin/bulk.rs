@@ -31,8 +31,16 @@ enum Role {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
+    /// Copy writes (`write`) and a copy-mode device (`[zerocopy] send=0`):
+    /// application → page buffers → mbufs, two copies.
     Copy,
+    /// Zero-copy writes (`tcp_send_shared` of a page-array data set) on a
+    /// zero-copy device: no copy.
     Zc,
+    /// Copy writes on a zero-copy device (the default config with ordinary
+    /// `write`s): one copy, into page buffers the device sends in place
+    /// when a frame is worth it (TSO frames, large zero-copy payloads).
+    Write,
 }
 
 #[derive(Debug, Parser)]
@@ -181,7 +189,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         rx_checksum_offload: !args.no_checksum_offload,
         tso: args.tso,
         device: EthDeviceConfig {
-            tx_mode: if args.mode == Mode::Zc { TxMode::ZeroCopy } else { TxMode::Copy },
+            tx_mode: if args.mode == Mode::Copy { TxMode::Copy } else { TxMode::ZeroCopy },
             ..EthDeviceConfig::default()
         },
         stack,
@@ -348,7 +356,7 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     // Zero copy: the data set lives in page-array buffers, loaded once.
     // Zero-copy sends when the device sends zero-copy (or was asked to and
     // fell back: the page-array data set still saves the stack's copy).
-    let zc = rt.dev.tx_mode() == TxMode::ZeroCopy || rt.dev.fallback_reason().is_some();
+    let zc = (rt.dev.tx_mode() == TxMode::ZeroCopy || rt.dev.fallback_reason().is_some()) && args.mode != Mode::Write;
     let cache = if zc {
         let mut b = rt.stack.zc_mbuf_get(data.len())?;
         rt.stack.zc_mbuf_write(&mut b, &data)?;
@@ -470,12 +478,18 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     };
     let gbps = if secs > 0.0 { total as f64 * 8.0 / secs / 1e9 } else { 0.0 };
     let cpb = busy as f64 / total as f64;
+    let mode = if zc {
+        "Zc"
+    } else if args.mode == Mode::Write {
+        "Write"
+    } else {
+        "Copy"
+    };
     println!(
-        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({} mode, {w} B writes), sha256 {digest}",
-        if zc { "Zc" } else { "Copy" }
+        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({mode} mode, {w} B writes), sha256 {digest}"
     );
     Ok(json!({
-        "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": if zc { "Zc" } else { "Copy" },
+        "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": mode,
         "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
         "cycles_per_byte": cpb, "work_cycles_per_byte": work as f64 / total as f64, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
     }))
