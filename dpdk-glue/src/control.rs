@@ -208,6 +208,7 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
     json!({
         "pid": std::process::id(),
         "lcore": crate::eal::lcore_id(),
+        "cpu": crate::eal::current_cpu(),
         "uptime_us": rt.now().total_micros(),
         "tsc_hz": rt.tsc_hz(),
         "cycles": {"usr": c.usr, "sys": c.sys, "idle": c.idle, "loops": c.loops, "busy_loops": c.busy_loops},

@@ -264,6 +264,14 @@ pub fn lcore_id() -> u32 {
     unsafe { ffi::zc_rte_lcore_id() }
 }
 
+/// The CPU the calling thread runs on (an lcore thread is pinned to the
+/// CPU of its `--lcores L@CPU`), or `None` if the kernel cannot say.
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no preconditions; it returns -1 on error.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// The CPU's time-stamp counter (inlined on x86_64, like DPDK's `rte_rdtsc`).
 #[inline(always)]
 pub fn rdtsc() -> u64 {

@@ -8,18 +8,20 @@ use dpdk_glue::config::Config;
 use dpdk_glue::Runtime;
 
 /// F-Stack's `init(argc, argv)` options, shared by the servers:
-/// `-c/--conf FILE` and the accepted `--proc-type`/`--proc-id`.
+/// `-c/--conf FILE`, `--proc-type` and `--proc-id`.
 #[derive(Debug, clap::Args)]
 pub struct FstackArgs {
-    /// F-Stack-style config.ini (port 0 is served).
+    /// F-Stack-style config.ini.
     #[arg(long = "conf", short = 'c')]
     pub conf: String,
-    /// F-Stack's --proc-type (accepted; zcstack runs one primary per port).
-    #[arg(long = "proc-type")]
+    /// F-Stack's --proc-type. Accepted for compatibility: every zcstack
+    /// process is a primary with its own EAL, stack and port.
+    #[arg(long = "proc-type", value_parser = ["primary", "secondary", "auto"])]
     pub proc_type: Option<String>,
-    /// F-Stack's --proc-id (accepted).
-    #[arg(long = "proc-id")]
-    pub proc_id: Option<u32>,
+    /// F-Stack's --proc-id: this process runs on the N-th lcore of
+    /// `lcore_mask` and serves the N-th port of `port_list` (default 0).
+    #[arg(long = "proc-id", default_value_t = 0)]
+    pub proc_id: u32,
 }
 
 /// `tracing` to stderr, filtered by `RUST_LOG`.
@@ -31,14 +33,15 @@ pub fn init_logging() {
 }
 
 /// Loads `path`, prints its report of F-Stack keys zcstack does not
-/// implement, starts the runtime on port 0, and makes SIGINT/SIGTERM stop
-/// its loop cleanly.
-pub fn runtime_from_conf(tool: &str, path: &str) -> Result<Runtime, Box<dyn Error>> {
+/// implement, starts the runtime of process `proc_id` (its lcore and port,
+/// see `Config::runtime_for_proc`), and makes SIGINT/SIGTERM stop its loop
+/// cleanly.
+pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime, Box<dyn Error>> {
     let conf = Config::load(path)?;
     for n in &conf.report {
         eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
     }
-    let rt = Runtime::init(&conf.runtime(0)?)?;
+    let rt = Runtime::init(&conf.runtime_for_proc(proc_id)?)?;
     rt.stop_handle().stop_on_signals();
     Ok(rt)
 }

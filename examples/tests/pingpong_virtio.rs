@@ -95,3 +95,105 @@ fn round_trips_of_64_bytes_against_echo() {
     assert!(echoed == 64 * trips || echoed == 64 * (trips + 1), "echo {s} vs client {c}");
     assert_eq!(s["clean"], true, "{s}");
 }
+
+/// F-Stack's process model: one config, one process per lcore of
+/// `lcore_mask` (`--proc-id N` runs on the N-th lcore and serves the N-th
+/// port of `port_list`), each an independent stack. Two `echo` processes
+/// from one file, on CPUs 0 and 1, each behind its own vhost port; a
+/// `pingpong` client reaches each, and `zcstat --proc-id` names each.
+#[test]
+fn one_config_two_processes_two_lcores_two_ports() {
+    let _turn = one_at_a_time();
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("zc-mp-{pid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socks = [format!("/tmp/zc-mp-{pid}-0.sock"), format!("/tmp/zc-mp-{pid}-1.sock")];
+    for s in &socks {
+        let _ = std::fs::remove_file(s);
+    }
+    let group = dir.join("group.ini");
+    std::fs::write(
+        &group,
+        format!(
+            "[dpdk]\nlcore_mask=3\nport_list=0,1\nno_huge=1\nmemory=512\nfile_prefix=zcmp{pid}\nnb_vdev=2\npkt_tx_delay=0\n\
+             [port0]\naddr=10.78.0.2\nnetmask=255.255.255.0\nbroadcast=10.78.0.255\ngateway=0.0.0.0\n\
+             [port1]\naddr=10.79.0.2\nnetmask=255.255.255.0\nbroadcast=10.79.0.255\ngateway=0.0.0.0\n\
+             [vdev0]\ndriver=net_vhost\npath={}\n[vdev1]\ndriver=net_vhost\npath={}\n\
+             [freebsd.boot]\nmemsz_MB=64\n",
+            socks[0], socks[1]
+        ),
+    )
+    .unwrap();
+    let group = group.to_string_lossy().into_owned();
+    // Both servers run until stopped; a guard kills them if an assert fails.
+    struct Kill(Vec<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut servers = Kill(Vec::new());
+    for (n, sock) in socks.iter().enumerate() {
+        let child = Command::new(env!("CARGO_BIN_EXE_echo"))
+            .args(["--conf", &group, "--proc-type", "auto", "--proc-id", &n.to_string(), "--duration", "60"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(format!("srv{n}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        servers.0.push(child);
+        let t = Instant::now();
+        while !std::path::Path::new(sock).exists() {
+            assert!(t.elapsed() < Duration::from_secs(20), "proc {n}: vhost socket {sock} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for (n, (sock, net)) in socks.iter().zip(["10.78.0", "10.79.0"]).enumerate() {
+        let conf = dir.join(format!("cli{n}.ini"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[dpdk]\nlcore_mask=2\nno_huge=1\nmemory=512\nfile_prefix=zcmpc{pid}{n}\nnb_vdev=1\npkt_tx_delay=0\n\
+                 [port0]\naddr={net}.1\nnetmask=255.255.255.0\nbroadcast={net}.255\ngateway=0.0.0.0\n\
+                 [vdev0]\ndriver=net_virtio_user\npath={sock}\n[freebsd.boot]\nmemsz_MB=64\n"
+            ),
+        )
+        .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_pingpong"))
+            .args(["--conf", conf.to_str().unwrap(), "--server", &format!("{net}.2"), "-m", "64", "-t", "1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "client of proc {n}: {text}\n{}", String::from_utf8_lossy(&o.stderr));
+        let c = json_after(&text, "PINGPONG ");
+        assert!(c["round_trips"].as_u64().unwrap() > 100, "proc {n}: {c}");
+        // zcstat finds process n by the group's config and its proc id.
+        let o = Command::new(env!("CARGO_BIN_EXE_zcstat"))
+            .args(["--conf", &group, "--proc-id", &n.to_string(), "stats"])
+            .output()
+            .unwrap();
+        let stats = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "zcstat --proc-id {n}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(stats.contains(&format!("port.name = net_vhost{n}")), "proc {n} serves vdev {n}: {stats}");
+        assert!(stats.contains(&format!(" cpu {n} uptime")), "proc {n} runs on CPU {n}: {stats}");
+    }
+    for c in &servers.0 {
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+    }
+    let mut reports = Vec::new();
+    for (n, c) in std::mem::take(&mut servers.0).into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        let err = std::fs::read_to_string(dir.join(format!("srv{n}.err"))).unwrap_or_default();
+        reports.push((n, json_after(&format!("{}\n{err}", String::from_utf8_lossy(&out.stdout)), "ECHO ")));
+    }
+    for s in &socks {
+        let _ = std::fs::remove_file(s);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    for (n, s) in reports {
+        assert!(s["tcp_bytes"].as_u64().unwrap() > 64 * 100, "proc {n} echoed its client's bytes: {s}");
+        assert_eq!(s["clean"], true, "proc {n}: {s}");
+    }
+}

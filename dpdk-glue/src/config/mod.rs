@@ -264,6 +264,44 @@ impl Config {
         self.ports.iter().find(|p| p.id == id)
     }
 
+    /// Runtime settings for process `proc_id` of an F-Stack-style group
+    /// (`--proc-id`): one process per lcore of `lcore_mask`, the N-th on
+    /// the N-th lcore (lowest first), each with its own stack serving its
+    /// own port, the N-th of `port_list` (a NIC-less port cannot be shared
+    /// between processes the way F-Stack shares a NIC's queues). Process 0
+    /// is [`Config::runtime`] of the first port; the others get the file
+    /// prefix `<file_prefix>-<N>` (EAL files and the `zcstat` control
+    /// socket) so they do not collide.
+    pub fn runtime_for_proc(&self, proc_id: u32) -> Result<RuntimeConfig, ConfigError> {
+        let err = |msg: String| ConfigError { file: self.file.clone(), line: None, msg };
+        let lcores: Vec<u32> = (0..64).filter(|b| self.dpdk.lcore_mask >> b & 1 == 1).collect();
+        let Some(&cpu) = lcores.get(proc_id as usize) else {
+            return Err(err(format!(
+                "--proc-id {proc_id}: [dpdk] lcore_mask {:#x} has {} lcore(s), so proc ids 0..={} (one process per lcore)",
+                self.dpdk.lcore_mask,
+                lcores.len(),
+                lcores.len().saturating_sub(1)
+            )));
+        };
+        let Some(&port) = self.dpdk.port_list.get(proc_id as usize) else {
+            return Err(err(format!(
+                "--proc-id {proc_id}: [dpdk] port_list names {} port(s); each zcstack process serves its own \
+                 NIC-less port ([portN] + [vdevN]), so {} processes need {} ports in port_list",
+                self.dpdk.port_list.len(),
+                proc_id + 1,
+                proc_id + 1
+            )));
+        };
+        let mut rt = self.runtime(port)?;
+        rt.eal.lcores = Some(format!("0@{cpu}"));
+        if proc_id > 0 {
+            let prefix = format!("{}-{proc_id}", self.dpdk.file_prefix);
+            rt.control = Some(crate::control::control_path(&prefix));
+            rt.eal.file_prefix = Some(prefix);
+        }
+        Ok(rt)
+    }
+
     /// Runtime settings for port `id` (served by `[vdev<id>]`: zcstack
     /// runs NIC-less, so port N is the N-th vdev, as in F-Stack without PCI
     /// ports). The lowest lcore of `lcore_mask` runs the loop.

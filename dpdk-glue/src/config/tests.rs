@@ -271,3 +271,35 @@ fn impair_section_maps_to_the_device_and_checks_its_values() {
         "t.ini:10: [impair] loss = \"101\": expected a percentage from 0 to 100, like 3 or 0.5"
     );
 }
+
+#[test]
+fn one_process_per_lcore_each_with_its_own_port() {
+    let text = "[dpdk]\nlcore_mask=0x6\nport_list=0,1\nfile_prefix=grp\nnb_vdev=2\n\
+        [port0]\naddr=10.3.0.2\nnetmask=255.255.255.0\nbroadcast=10.3.0.255\ngateway=0.0.0.0\n\
+        [port1]\naddr=10.4.0.2\nnetmask=255.255.255.0\nbroadcast=10.4.0.255\ngateway=0.0.0.0\n\
+        [vdev0]\ndriver=net_vhost\npath=/tmp/a.sock\n\
+        [vdev1]\ndriver=net_vhost\npath=/tmp/b.sock\n";
+    let c = Config::parse("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
+    let p0 = c.runtime_for_proc(0).unwrap();
+    let p1 = c.runtime_for_proc(1).unwrap();
+    // The N-th lcore of the mask (lowest first) and the N-th port.
+    assert_eq!(p0.eal.lcores.as_deref(), Some("0@1"));
+    assert_eq!(p1.eal.lcores.as_deref(), Some("0@2"));
+    assert_eq!(p0.stack.iface.addr, std::net::Ipv4Addr::new(10, 3, 0, 2));
+    assert_eq!(p1.stack.iface.addr, std::net::Ipv4Addr::new(10, 4, 0, 2));
+    assert!(p0.vdev.contains("/tmp/a.sock") && p1.vdev.contains("/tmp/b.sock"), "{} {}", p0.vdev, p1.vdev);
+    assert_eq!(p0.eal.file_prefix.as_deref(), Some("grp"));
+    assert_eq!(p1.eal.file_prefix.as_deref(), Some("grp-1"), "EAL files do not collide");
+    assert_eq!(p1.control, Some(crate::control::control_path("grp-1")), "nor zcstat sockets");
+    assert_ne!(p0.control, p1.control);
+    assert_eq!(
+        c.runtime_for_proc(2).unwrap_err().to_string(),
+        "t.ini: --proc-id 2: [dpdk] lcore_mask 0x6 has 2 lcore(s), so proc ids 0..=1 (one process per lcore)"
+    );
+    let one_port = Config::parse("t.ini", &text.replace("port_list=0,1", "port_list=0")).unwrap();
+    assert_eq!(
+        one_port.runtime_for_proc(1).unwrap_err().to_string(),
+        "t.ini: --proc-id 1: [dpdk] port_list names 1 port(s); each zcstack process serves its own NIC-less port \
+         ([portN] + [vdevN]), so 2 processes need 2 ports in port_list"
+    );
+}

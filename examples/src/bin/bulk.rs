@@ -158,7 +158,7 @@ fn stream_digest(data: &[u8], total: usize) -> String {
 
 fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
     if let Some(path) = &args.conf {
-        return zcstack_examples::runtime_from_conf("bulk", path);
+        return zcstack_examples::runtime_from_conf("bulk", path, 0);
     }
     let (Some(vdev), Some(ip)) = (&args.vdev, args.ip) else {
         return Err("--vdev and --ip are required without --conf".into());

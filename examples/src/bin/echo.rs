@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.fstack.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.fstack.conf, args.fstack.proc_id)?;
     let l = rt.stack.tcp_listen(args.port, 1024)?;
     let u = rt.stack.udp_bind(args.port)?;
     rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Level)?;

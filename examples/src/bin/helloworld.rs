@@ -73,7 +73,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.fstack.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.fstack.conf, args.fstack.proc_id)?;
     let resp = response();
     let page = if args.zc {
         let mut b = rt.stack.zc_mbuf_get(resp.len())?;

@@ -147,7 +147,7 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("httpload", &args.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("httpload", &args.conf, 0)?;
     let to = SocketAddrV4::new(args.server, args.port);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: zcstack-httpload\r\n{}\r\n",

@@ -66,7 +66,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.size == 0 || args.size > 65_536 {
         return Err("--size must be 1..=65536 bytes".into());
     }
-    let mut rt = zcstack_examples::runtime_from_conf("pingpong", &args.conf)?;
+    let mut rt = zcstack_examples::runtime_from_conf("pingpong", &args.conf, 0)?;
     let to = SocketAddrV4::new(args.server, args.port);
     let msg: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
     let mut rbuf = vec![0u8; args.size];

@@ -25,6 +25,10 @@ struct Args {
     /// The running stack's config.ini (its [dpdk] file_prefix names it).
     #[arg(long = "conf", short = 'c', global = true)]
     conf: Option<String>,
+    /// With --conf: which process of the config's group (`--proc-id` of
+    /// the stack; process N > 0 uses the file prefix `<file_prefix>-<N>`).
+    #[arg(long = "proc-id", global = true, default_value_t = 0)]
+    proc_id: u32,
     /// The running stack's DPDK file prefix.
     #[arg(long, short = 'p', global = true)]
     prefix: Option<String>,
@@ -81,7 +85,11 @@ fn socket(args: &Args) -> Result<PathBuf, String> {
     }
     let prefix = match (&args.prefix, &args.conf) {
         (Some(p), _) => p.clone(),
-        (None, Some(c)) => dpdk_glue::config::Config::load(c).map_err(|e| e.to_string())?.dpdk.file_prefix,
+        (None, Some(c)) => {
+            let conf = dpdk_glue::config::Config::load(c).map_err(|e| e.to_string())?;
+            let rt = conf.runtime_for_proc(args.proc_id).map_err(|e| e.to_string())?;
+            return rt.control.ok_or_else(|| format!("{c}: no control socket configured"));
+        }
         (None, None) => return Err("name the stack: --conf FILE, --prefix FILE_PREFIX or --sock PATH".into()),
     };
     Ok(dpdk_glue::control::control_path(&prefix))
@@ -185,9 +193,10 @@ fn run(args: Args) -> Result<(), String> {
                 return Ok(());
             }
             println!(
-                "pid {} lcore {} uptime {:.1} s",
+                "pid {} lcore {} cpu {} uptime {:.1} s",
                 u(&v, &["pid"]),
                 u(&v, &["lcore"]),
+                v["cpu"].as_u64().map_or("-".to_owned(), |c| c.to_string()),
                 u(&v, &["uptime_us"]) as f64 / 1e6
             );
             for section in ["port", "device", "pages", "stack"] {
