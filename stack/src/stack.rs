@@ -733,14 +733,7 @@ impl<M: PageMemory> Stack<M> {
             &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
             &smoltcp::phy::ChecksumCapabilities::default(),
         );
-        self.ipq.push(IpOut {
-            dst,
-            proto: IpProtocol::Icmp,
-            buf,
-            payload: crate::phy::Payload::new(),
-            copied: false,
-            tso_segsz: 0,
-        });
+        self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
     }
 
     /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
@@ -755,14 +748,7 @@ impl<M: PageMemory> Stack<M> {
         c.add(&buf[HEADROOM..]);
         let ck = c.finish();
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
-        self.ipq.push(IpOut {
-            dst,
-            proto: IpProtocol::Icmp,
-            buf,
-            payload: crate::phy::Payload::new(),
-            copied: false,
-            tso_segsz: 0,
-        });
+        self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
     }
 }
 

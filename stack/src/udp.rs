@@ -137,7 +137,7 @@ impl UdpEngine {
             x => x,
         };
         buf[HEADROOM + 6..HEADROOM + 8].copy_from_slice(&ck.to_be_bytes());
-        Ok(IpOut { dst, proto: IpProtocol::Udp, buf, payload: crate::phy::Payload::new(), copied: false, tso_segsz: 0 })
+        Ok(IpOut::inline(dst, IpProtocol::Udp, buf))
     }
 
     /// Delivers a received datagram. `Err(false)`: no socket; `Err(true)`: queue full.

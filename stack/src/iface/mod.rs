@@ -34,6 +34,13 @@ pub struct IpOut {
     pub tso_segsz: u16,
 }
 
+impl IpOut {
+    /// A packet whose whole L4 part is in `buf` (ICMP, UDP): no page slices.
+    pub fn inline(dst: Ipv4Address, proto: IpProtocol, buf: Vec<u8>) -> IpOut {
+        IpOut { dst, proto, buf, payload: crate::phy::Payload::new(), copied: false, tso_segsz: 0 }
+    }
+}
+
 /// Addressing and routing of one interface.
 #[derive(Debug, Clone, Copy)]
 pub struct Interface {
