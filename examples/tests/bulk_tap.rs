@@ -42,10 +42,17 @@ for _ in range(100):
         break
     except OSError:
         time.sleep(0.1)
+# Liveness bound per send (the connect timeout above would otherwise stay
+# on the socket): under loss with RTO backoff a send may wait seconds.
+s.settimeout(30)
 h, n = hashlib.sha256(), 0
+t0 = time.time()
 while n < total:
     b = chunk[: min(len(chunk), total - n)]
-    s.sendall(b)
+    try:
+        s.sendall(b)
+    except OSError as e:
+        sys.exit(f"sendall after {n} bytes, {time.time() - t0:.1f} s: {e!r}")
     h.update(b)
     n += len(b)
 s.close()
@@ -105,7 +112,19 @@ fn exchange(tag: &str, total: usize, extra: &str) -> (serde_json::Value, serde_j
     ns.server = Some(spawn_bulk(&ns, &conf, &["--role", "recv", "--port", "5002"]));
     ns.kernel_side_up();
     let k = ns.run(&["python3", "-c", KERNEL_SEND, OURS, &total_s]);
-    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    if !k.status.success() {
+        // Show what the zcstack receiver saw before failing.
+        let mut server = ns.server.take().unwrap();
+        let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let _ = server.kill();
+        let out = server.wait_with_output().unwrap();
+        panic!(
+            "Linux sender: {}\nzcstack receiver: {}",
+            String::from_utf8_lossy(&k.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     let out = ns.server.take().unwrap().wait_with_output().unwrap();
     let r = bulk_json(&out.stdout);
     let kernel = String::from_utf8_lossy(&k.stdout).trim().to_owned();
