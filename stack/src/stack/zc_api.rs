@@ -110,7 +110,7 @@ impl<M: PageMemory> Stack<M> {
                 return Ok(n);
             }
         }
-        if len < self.cfg.zc_min_write && !self.small_send_goes_by_reference(h, buf, off, len) {
+        if len < self.cfg.zc_min_write && !self.small_send_goes_by_reference(h, buf, off) {
             return self.copy_to_send_queue(h, buf, off, len);
         }
         let room = self.tcp.send_room(h)?;
@@ -143,11 +143,8 @@ impl<M: PageMemory> Stack<M> {
     /// join that range's chunk (or start one that the next steps join), so
     /// the frames carry the same few large slices as one big write would.
     /// Isolated small writes are copied: alone they would make tiny slices.
-    fn small_send_goes_by_reference(&self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> bool {
-        if off == 0 || len == 0 {
-            return false;
-        }
-        buf.head(off - 1, 1).is_some_and(|prev| self.tcp.shared_ended_at(h, prev.page, prev.off + 1))
+    fn small_send_goes_by_reference(&self, h: SocketHandle, buf: &ZcBuf, off: usize) -> bool {
+        off > 0 && buf.head(off - 1, 1).is_some_and(|prev| self.tcp.shared_ended_at(h, prev.page, prev.off + 1))
     }
 
     /// Copies bytes `[off, off + len)` of `buf` into the connection's send
