@@ -589,10 +589,16 @@ impl Conn {
 
     /// The earliest timer of this connection.
     pub fn next_timer(&self) -> Option<Instant> {
-        [self.rtx_at, self.delack_at, self.timewait_at, self.persist_at, self.keepalive_at, self.linger_at]
-            .into_iter()
-            .flatten()
-            .min()
+        // A plain fold: the iterator-of-Options form compiled to a loop
+        // over a stack copy of all six on every schedule().
+        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, None) | (None, x) => x,
+        };
+        let a = earliest(self.rtx_at, self.delack_at);
+        let b = earliest(self.timewait_at, self.persist_at);
+        let c = earliest(self.keepalive_at, self.linger_at);
+        earliest(earliest(a, b), c)
     }
 
     /// Marks the SYN-ACK as already sent (a SYN-cookie connection: the cookie
