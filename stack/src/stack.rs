@@ -521,7 +521,16 @@ impl<M: PageMemory> Stack<M> {
             match mac {
                 Some(mac) => {
                     let f = self.iface.encapsulate(pkt, mac);
-                    self.backlog.push_back(f);
+                    // Straight to the device unless older frames wait
+                    // (order kept); a full device keeps it in the backlog.
+                    if self.backlog.is_empty() {
+                        match dev.transmit(now, f, &self.mem) {
+                            Ok(()) => self.stats.tx_frames += 1,
+                            Err(f) => self.backlog.push_back(f),
+                        }
+                    } else {
+                        self.backlog.push_back(f);
+                    }
                 }
                 None => {
                     let (ask, dropped) = self.arp.enqueue(hop, pkt, now);
