@@ -488,63 +488,29 @@ impl<M: PageMemory> Stack<M> {
     }
 
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+        // IP packets queued earlier (ICMP, UDP) first, then the TCP
+        // segments just produced: each goes out as soon as it is built.
+        let mut ipq = std::mem::take(&mut self.ipq);
+        for pkt in ipq.drain(..) {
+            self.send_ip(now, dev, pkt);
+        }
+        self.ipq = ipq;
         let mut segs = std::mem::take(&mut self.segs);
         for seg in segs.drain(..) {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
-            let dst = *seg.dst.ip();
-            self.ipq.push(IpOut {
-                dst,
+            let pkt = IpOut {
+                dst: *seg.dst.ip(),
                 proto: IpProtocol::Tcp,
                 buf,
                 payload: seg.payload,
                 copied: seg.copied,
                 tso_segsz: seg.tso_segsz,
-            });
+            };
+            self.send_ip(now, dev, pkt);
         }
         self.segs = segs;
-        let mut ipq = std::mem::take(&mut self.ipq);
-        for pkt in ipq.drain(..) {
-            let Some(hop) = self.iface.next_hop(pkt.dst) else {
-                self.stats.drop_no_route += 1;
-                for s in pkt.payload {
-                    let _ = self.mem.decref(s.page);
-                }
-                continue;
-            };
-            let mac = if hop == Ipv4Address::BROADCAST {
-                Some(EthernetAddress::BROADCAST)
-            } else {
-                self.arp.lookup(hop, now)
-            };
-            match mac {
-                Some(mac) => {
-                    let f = self.iface.encapsulate(pkt, mac);
-                    // Straight to the device unless older frames wait
-                    // (order kept); a full device keeps it in the backlog.
-                    if self.backlog.is_empty() {
-                        match dev.transmit(now, f, &self.mem) {
-                            Ok(()) => self.stats.tx_frames += 1,
-                            Err(f) => self.backlog.push_back(f),
-                        }
-                    } else {
-                        self.backlog.push_back(f);
-                    }
-                }
-                None => {
-                    let (ask, dropped) = self.arp.enqueue(hop, pkt, now);
-                    if let Some(d) = dropped {
-                        self.drop_ip(d);
-                    }
-                    if ask {
-                        let f = self.iface.arp_frame(ArpOperation::Request, hop, EthernetAddress([0; 6]));
-                        self.backlog.push_back(f);
-                    }
-                }
-            }
-        }
-        self.ipq = ipq;
         while let Some(f) = self.backlog.pop_front() {
             match dev.transmit(now, f, &self.mem) {
                 Ok(()) => self.stats.tx_frames += 1,
@@ -555,6 +521,46 @@ impl<M: PageMemory> Stack<M> {
             }
         }
         dev.flush(now);
+    }
+
+    /// Routes one IP packet: to the device (or behind older frames in the
+    /// backlog) when the next hop's MAC is known, else held by ARP while it
+    /// asks; dropped and counted without a route.
+    fn send_ip(&mut self, now: Instant, dev: &mut dyn Device, pkt: IpOut) {
+        let Some(hop) = self.iface.next_hop(pkt.dst) else {
+            self.stats.drop_no_route += 1;
+            for s in pkt.payload {
+                let _ = self.mem.decref(s.page);
+            }
+            return;
+        };
+        let mac =
+            if hop == Ipv4Address::BROADCAST { Some(EthernetAddress::BROADCAST) } else { self.arp.lookup(hop, now) };
+        match mac {
+            Some(mac) => {
+                let f = self.iface.encapsulate(pkt, mac);
+                // Straight to the device unless older frames wait (order
+                // kept); a full device leaves it in the backlog.
+                if self.backlog.is_empty() {
+                    match dev.transmit(now, f, &self.mem) {
+                        Ok(()) => self.stats.tx_frames += 1,
+                        Err(f) => self.backlog.push_back(f),
+                    }
+                } else {
+                    self.backlog.push_back(f);
+                }
+            }
+            None => {
+                let (ask, dropped) = self.arp.enqueue(hop, pkt, now);
+                if let Some(d) = dropped {
+                    self.drop_ip(d);
+                }
+                if ask {
+                    let f = self.iface.arp_frame(ArpOperation::Request, hop, EthernetAddress([0; 6]));
+                    self.backlog.push_back(f);
+                }
+            }
+        }
     }
 
     fn ingress(&mut self, now: Instant, frame: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
