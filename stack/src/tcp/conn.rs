@@ -518,7 +518,10 @@ impl Conn {
     }
 
     fn rcv_window(&self) -> u32 {
-        let free = self.rcvq.window_for(self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes()));
+        let free = self.rcvq.window_for(
+            self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes()),
+            usize::from(self.our_mss),
+        );
         (free as u64).min(u64::from(MAX_WIN) << self.rcv_wscale) as u32
     }
 

@@ -77,12 +77,18 @@ impl RecvQueue {
 
     /// Scales free receive memory to the payload it can take when frames
     /// are kept in place (each pins its whole buffer), so the window never
-    /// promises more than the memory bound holds.
-    pub fn window_for(&self, free: usize) -> usize {
+    /// promises more than the memory bound holds. The scale is that of a
+    /// full segment of `full_segment` bytes in the last frame's buffer: a
+    /// small last segment (the tail of a burst, a probe) must not shrink the
+    /// window to nothing — with no more data to come, nothing would ever
+    /// widen it again; small segments are bounded by compaction instead.
+    pub fn window_for(&self, free: usize, full_segment: usize) -> usize {
         match self.last_frame {
             (0, _) | (_, 0) => free,
             (len, fp) => {
-                free / usize::from(fp) * usize::from(len) + free % usize::from(fp) * usize::from(len) / usize::from(fp)
+                let fp = usize::from(fp);
+                let len = usize::from(len).max(full_segment).min(fp);
+                free / fp * len + free % fp * len / fp
             }
         }
     }
@@ -331,5 +337,36 @@ mod tests {
         }
         assert_eq!(q.insert(100, &[1; 5], 4, None, &mut st), Inserted::Full);
         assert_eq!(q.ooo_segments(), 4);
+    }
+
+    #[test]
+    fn a_small_last_segment_does_not_shrink_the_window_to_nothing() {
+        // Zero-copy receive: frames of 2,048 bytes pinned per segment.
+        struct Frame(Vec<u8>);
+        impl crate::phy::RxBuf for Frame {
+            fn bytes(&self) -> &[u8] {
+                &self.0
+            }
+            fn footprint(&self) -> usize {
+                2048
+            }
+        }
+        let mut q = RecvQueue::default();
+        let mut st = Stats::default();
+        let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
+        assert_eq!(q.insert(0, full.bytes(), 8, Some(&full), &mut st), Inserted::InOrder(1448));
+        let scaled = q.window_for(1 << 20, 1448);
+        assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
+        // The last segment before the window closed was 10 bytes: the
+        // window still scales as for full segments (it was 5 KiB before,
+        // below any update threshold, and stayed closed forever).
+        let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
+        assert_eq!(q.insert(1448, tiny.bytes(), 8, Some(&tiny), &mut st), Inserted::InOrder(10));
+        let mut out = vec![0u8; 2000];
+        assert_eq!(q.read(&mut out), 1458);
+        assert_eq!(q.held(), 0);
+        assert_eq!(q.window_for(1 << 20, 1448), scaled);
+        // Never more than the memory holds: a segment larger than the buffer counts as the buffer.
+        assert_eq!(q.window_for(4096, 9000), 4096);
     }
 }
