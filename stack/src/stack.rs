@@ -361,7 +361,6 @@ impl<M: PageMemory> Stack<M> {
     /// Returns whether anything happened.
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
-        self.tcp.set_tso_max(tso_limit(&caps));
         let mut did = false;
         self.reclaim_zc_orphans();
         {
@@ -401,7 +400,7 @@ impl<M: PageMemory> Stack<M> {
             // Answer each burst before taking the next: ACKs (and data they
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
-                self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+                self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
                 self.flush(now, dev, &caps);
             }
         }
@@ -416,7 +415,7 @@ impl<M: PageMemory> Stack<M> {
             let f = self.iface.arp_frame(ArpOperation::Request, ip, EthernetAddress([0; 6]));
             self.backlog.push_back(f);
         }
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
         self.flush(now, dev, &caps);
         did
@@ -480,8 +479,7 @@ impl<M: PageMemory> Stack<M> {
             return false;
         }
         let caps = dev.caps();
-        self.tcp.set_tso_max(tso_limit(&caps));
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs);
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
         let before = self.stats.tx_frames;
         self.flush(now, dev, &caps);
         self.stats.tx_frames > before
@@ -786,11 +784,12 @@ struct Checked {
     l4: bool,
 }
 
-/// The TSO frame size the engine may use on a device: TSO needs the device
-/// to fill checksums as well.
-fn tso_limit(caps: &DeviceCaps) -> usize {
+/// The TSO frame size (TCP payload bytes) the engine may use on a device:
+/// TSO needs the device to fill checksums as well, and an IPv4 packet holds
+/// at most 65,535 bytes (20 of IP header, up to 60 of TCP header).
+fn tso_limit(caps: &DeviceCaps) -> u32 {
     if caps.tx_checksum_offload {
-        caps.tso_max
+        caps.tso_max.min(65_455) as u32
     } else {
         0
     }

@@ -281,9 +281,6 @@ pub struct TcpEngine {
     secret: u64,
     local_ip: Ipv4Address,
     mtu: usize,
-    /// The device's TSO limit ([`crate::phy::DeviceCaps::tso_max`] when it
-    /// also offloads checksums; 0 = one MSS per frame).
-    tso_max: u32,
     /// Sockets whose readiness may have changed since the last look.
     notify: Vec<SocketHandle>,
 }
@@ -316,18 +313,8 @@ impl TcpEngine {
             secret,
             local_ip,
             mtu,
-            tso_max: 0,
             notify: Vec::new(),
         }
-    }
-
-    /// Lets new data leave in frames of up to `bytes` of TCP payload, cut
-    /// into MSS-sized segments by the device (TSO); 0 turns it off.
-    /// Retransmissions always go one segment at a time.
-    pub fn set_tso_max(&mut self, bytes: usize) {
-        // An IPv4 packet holds at most 65,535 bytes: 20 of IP header and up
-        // to 60 of TCP header leave 65,455 for payload.
-        self.tso_max = bytes.min(65_455) as u32;
     }
 
     /// Queues a readiness notification if the connection has news.
@@ -1193,18 +1180,23 @@ impl TcpEngine {
     }
 
     /// Produces the segments of every connection with something to send.
+    ///
+    /// `tso_max` > 0: new data may leave in frames of up to that many bytes
+    /// of TCP payload, cut into MSS-sized segments by the device (TSO);
+    /// retransmissions always go one segment at a time.
     pub(crate) fn dispatch(
         &mut self,
         now: Instant,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
+        tso_max: u32,
     ) {
         let dirty = std::mem::take(&mut self.dirty);
         for idx in &dirty {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
                 c.dirty = false;
-                c.output(now, mem, stats, out, self.tso_max);
+                c.output(now, mem, stats, out, tso_max);
             }
             self.schedule(*idx);
         }
