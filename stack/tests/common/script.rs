@@ -43,10 +43,29 @@ pub struct Seg<'a> {
     pub payload: &'a [u8],
     pub mss: Option<u16>,
     pub ts: Option<(u32, u32)>,
+    /// Window scale option (SYN only).
+    pub wscale: Option<u8>,
+    /// SACK-permitted option (SYN only).
+    pub sack_ok: bool,
+    /// SACK blocks (absolute sequence numbers, left edge, right edge).
+    pub sack: [Option<(u32, u32)>; 3],
 }
 
 pub fn seg<'a>(seq: u32, ack: Option<u32>, ctl: TcpControl) -> Seg<'a> {
-    Seg { sport: 40000, dport: 80, seq, ack, ctl, win: 65535, payload: &[], mss: None, ts: None }
+    Seg {
+        sport: 40000,
+        dport: 80,
+        seq,
+        ack,
+        ctl,
+        win: 65535,
+        payload: &[],
+        mss: None,
+        ts: None,
+        wscale: None,
+        sack_ok: false,
+        sack: [None; 3],
+    }
 }
 
 pub fn tcp_frame(s: Seg<'_>) -> Vec<u8> {
@@ -57,10 +76,10 @@ pub fn tcp_frame(s: Seg<'_>) -> Vec<u8> {
         seq_number: TcpSeqNumber(s.seq as i32),
         ack_number: s.ack.map(|a| TcpSeqNumber(a as i32)),
         window_len: s.win,
-        window_scale: None,
+        window_scale: s.wscale,
         max_seg_size: s.mss,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
+        sack_permitted: s.sack_ok,
+        sack_ranges: s.sack,
         timestamp: s.ts.map(|(v, e)| TcpTimestampRepr::new(v, e)),
         payload: s.payload,
     };
@@ -80,6 +99,9 @@ pub struct Got {
     pub ts: Option<(u32, u32)>,
     pub dport: u16,
     pub payload: Vec<u8>,
+    pub wscale: Option<u8>,
+    pub sack_ok: bool,
+    pub sack: [Option<(u32, u32)>; 3],
 }
 
 pub fn decode_tcp(f: &[u8]) -> Option<Got> {
@@ -104,6 +126,9 @@ pub fn decode_tcp(f: &[u8]) -> Option<Got> {
         ts: r.timestamp.map(|t| (t.tsval, t.tsecr)),
         dport: r.dst_port,
         payload: r.payload.to_vec(),
+        wscale: r.window_scale,
+        sack_ok: r.sack_permitted,
+        sack: r.sack_ranges,
     })
 }
 
