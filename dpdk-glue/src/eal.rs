@@ -101,6 +101,40 @@ impl EalArgs {
     }
 }
 
+/// Longest `--file-prefix` zcstack passes, bytes. The prefix names the EAL
+/// runtime directory (`/var/run/dpdk/<prefix>/`, holding DPDK's `mp_socket`),
+/// hugepage files and the `zcstat` socket `<prefix>-<proc id>.sock`; Unix
+/// socket paths hold 107 bytes (`sun_path` is 108 with its NUL), so the
+/// prefix keeps well inside that.
+pub const FILE_PREFIX_MAX: usize = 64;
+
+/// What a file prefix may be, for messages.
+pub const FILE_PREFIX_ALLOWED: &str = "a plain name of 1 to 64 bytes: letters, digits, '_', '-' and '.', \
+     not starting with '.' or '-' (no '/', no '..': it names files under the runtime directory)";
+
+/// Checks that `p` is a plain file name usable as an EAL `--file-prefix`:
+/// 1..=[`FILE_PREFIX_MAX`] bytes of `[A-Za-z0-9_.-]`, not starting with `.`
+/// or `-` (so never `..`, a path, an option or a hidden file). The error
+/// says what is wrong.
+pub fn check_file_prefix(p: &str) -> std::result::Result<(), &'static str> {
+    if p.is_empty() {
+        return Err("it is empty");
+    }
+    if p.len() > FILE_PREFIX_MAX {
+        return Err("it is longer than 64 bytes");
+    }
+    if p.contains('/') || p.contains('\0') {
+        return Err("it contains '/' or a NUL byte: it must be a name, not a path");
+    }
+    if p.starts_with('.') || p.starts_with('-') {
+        return Err("it starts with '.' or '-'");
+    }
+    if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        return Err("it contains a byte other than letters, digits, '_', '-' and '.'");
+    }
+    Ok(())
+}
+
 /// The initialised EAL. Exactly one can exist per process, ever: DPDK does not
 /// support a second `rte_eal_init`, even after cleanup. Dropping it runs
 /// `rte_eal_cleanup`; drop every port and pool first.
@@ -117,7 +151,12 @@ impl Eal {
     /// errno when it rejects the arguments. DPDK cannot be initialised again
     /// after a failed attempt either: later calls return
     /// [`Error::EalPreviouslyFailed`].
+    /// A `file_prefix` that is not a plain name ([`check_file_prefix`]) is
+    /// [`Error::BadFilePrefix`], before DPDK is touched.
     pub fn init(args: &EalArgs) -> Result<Eal> {
+        if let Some(p) = &args.file_prefix {
+            check_file_prefix(p).map_err(|why| Error::BadFilePrefix { prefix: p.clone(), why })?;
+        }
         let argv = args.to_args();
         let c_args = argv
             .iter()

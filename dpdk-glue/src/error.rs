@@ -66,6 +66,9 @@ pub enum Error {
     /// `rte_eal_init` rejected its arguments or failed to start.
     #[error("EAL initialisation failed with arguments {args:?}: {errno}")]
     EalInit { args: Vec<String>, errno: RteErrno },
+    /// `--file-prefix` is not a plain name (see [`crate::eal::check_file_prefix`]).
+    #[error("EAL file prefix {prefix:?} refused: {why}; expected {}", crate::eal::FILE_PREFIX_ALLOWED)]
+    BadFilePrefix { prefix: String, why: &'static str },
     /// An argument could not be passed to C (it contains a NUL byte).
     #[error("argument {0:?} contains a NUL byte")]
     NulInArgument(String),

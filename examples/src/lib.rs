@@ -41,7 +41,8 @@ pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime
     for n in &conf.report {
         eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
     }
-    let rt = Runtime::init(&conf.runtime_for_proc(proc_id)?)?;
+    // A failure DPDK reports only now still names the keys that set it up.
+    let rt = Runtime::init(&conf.runtime_for_proc(proc_id)?).map_err(|e| conf.startup_error(proc_id, &e))?;
     rt.stop_handle().stop_on_signals();
     Ok(rt)
 }

@@ -177,12 +177,81 @@ fn mac(v: &str) -> Parsed<[u8; 6]> {
 }
 
 fn text(v: &str) -> Parsed<String> {
-    if v.is_empty() {
-        Err("a non-empty value")
+    if v.is_empty() || v.chars().any(char::is_control) {
+        Err("a non-empty value without control characters")
     } else {
         Ok(v.to_owned())
     }
 }
+
+/// `lo..=hi` of an unsigned integer type; the caller's message states the range.
+fn uint_in<T: TryFrom<u64> + PartialOrd>(v: &str, lo: T, hi: T) -> Option<T> {
+    uint::<T>(v).filter(|x| *x >= lo && *x <= hi)
+}
+
+/// A unicast host address: what a port may be.
+fn unicast_ipv4(v: &str) -> Parsed<Ipv4Addr> {
+    const ALLOWED: &str =
+        "a unicast IPv4 address like 192.0.2.2 (not 0.0.0.0, 127.0.0.0/8, 224.0.0.0/4 or 255.255.255.255)";
+    let a = ipv4(v).map_err(|_| ALLOWED)?;
+    if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() {
+        return Err(ALLOWED);
+    }
+    Ok(a)
+}
+
+/// What a gateway may be: a unicast address, or 0.0.0.0 for none.
+fn gateway_ipv4(v: &str) -> Parsed<Ipv4Addr> {
+    const ALLOWED: &str = "0.0.0.0 (none) or a unicast IPv4 address like 192.0.2.1 in the port's subnet";
+    let a = ipv4(v).map_err(|_| ALLOWED)?;
+    if a.is_unspecified() {
+        return Ok(a);
+    }
+    unicast_ipv4(v).map_err(|_| ALLOWED)
+}
+
+/// Longest network interface name, bytes (Linux `IFNAMSIZ` - 1).
+pub(super) const IFNAME_MAX: usize = 15;
+
+/// A network interface name as Linux accepts it (`dev_valid_name`), which
+/// also goes into DPDK devargs (so no `,` or `=`).
+fn ifname(v: &str) -> Parsed<String> {
+    const ALLOWED: &str = "an interface name of 1 to 15 bytes (IFNAMSIZ-1) without '/', ':', ',', '=' or \
+                           whitespace, not '.' or '..'";
+    let bad = |c: char| c == '/' || c == ':' || c == ',' || c == '=' || c.is_whitespace() || c.is_control();
+    if v.is_empty() || v.len() > IFNAME_MAX || v == "." || v == ".." || v.chars().any(bad) {
+        return Err(ALLOWED);
+    }
+    Ok(v.to_owned())
+}
+
+/// Longest Unix socket path, bytes (`sun_path` is 108 bytes with its NUL).
+pub(super) const SUN_PATH_MAX: usize = 107;
+
+/// A Unix socket path that fits `sun_path` and can go into DPDK devargs.
+fn socket_path(v: &str) -> Parsed<String> {
+    const ALLOWED: &str = "a Unix socket path of 1 to 107 bytes (sun_path) without ',' or control characters \
+                           (it goes into DPDK devargs)";
+    if v.is_empty() || v.len() > SUN_PATH_MAX || v.contains(',') || v.chars().any(char::is_control) {
+        return Err(ALLOWED);
+    }
+    Ok(v.to_owned())
+}
+
+/// A directory path (`PATH_MAX` is 4096 bytes with its NUL).
+fn dir_path(v: &str) -> Parsed<String> {
+    if v.len() >= 4096 {
+        return Err("a directory path shorter than 4096 bytes (PATH_MAX)");
+    }
+    text(v).map_err(|_| "a non-empty directory path without control characters")
+}
+
+/// Largest receive or send buffer, bytes: the largest window RFC 7323
+/// §2.3 can advertise (65535 << 14); more could never be in flight.
+pub(super) const MAX_SOCK_BUFFER: usize = 65_535 << 14;
+/// Largest page array, MiB: its buffers are counted in 32 bits, and at the
+/// smallest buffer size (256 B) 2^32 - 1 of them hold just under 1 TiB.
+pub(super) const MAX_MEMSZ_MB: usize = (1 << 20) - 1;
 
 const DPDK_KEYS: &[&str] = &[
     "lcore_mask",
@@ -276,8 +345,10 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
             "pcap" => pcap = pcap_section(file, s)?,
             "freebsd.boot" => {
                 let mut r = Reader::new(file, s, BOOT_KEYS);
-                page_array_mb =
-                    r.or("memsz_MB", 256, |v| uint::<usize>(v).filter(|&m| m >= 1).ok_or("a size in MiB, at least 1"))?;
+                page_array_mb = r.or("memsz_MB", 256, |v| {
+                    uint_in::<usize>(v, 1, MAX_MEMSZ_MB)
+                        .ok_or("a size in MiB, 1..=1048575 (the page array counts its buffers in 32 bits)")
+                })?;
                 r.not_implemented(
                     &mut report,
                     &[
@@ -354,7 +425,19 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     }
     ports.sort_by_key(|p| p.id);
     vdevs.sort_by_key(|v| v.id);
-    Ok(Config { file: file.to_owned(), dpdk, ports, vdevs, pcap, page_array_mb, tcp, zerocopy, impair, report })
+    Ok(Config {
+        file: file.to_owned(),
+        dpdk,
+        ports,
+        vdevs,
+        pcap,
+        page_array_mb,
+        tcp,
+        zerocopy,
+        impair,
+        report,
+        source: Vec::new(),
+    })
 }
 
 fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<DpdkSection, ConfigError> {
@@ -367,14 +450,21 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
         promiscuous: r.or("promiscuous", true, bool01)?,
         tx_csum_offload_skip: skip.or(skip_sic).unwrap_or(false),
         tso: r.or("tso", false, bool01)?,
-        idle_sleep_us: r.or("idle_sleep", 0, |v| uint(v).ok_or("microseconds, 0 or more"))?,
+        idle_sleep_us: r
+            .or("idle_sleep", 0, |v| uint_in(v, 0, 999_999).ok_or("microseconds in 0..=999999 (usleep's range)"))?,
         pkt_tx_delay_us: r
             .or("pkt_tx_delay", 100, |v| uint(v).filter(|&d| d <= 100).ok_or("microseconds in 0..=100"))?,
-        port_list: r.or("port_list", vec![0], |v| list(v).ok_or("ports like 0 or 0,1-2"))?,
+        port_list: r.or("port_list", vec![0], |v| {
+            list::<u16>(v)
+                .filter(|l| l.iter().enumerate().all(|(i, p)| !l[..i].contains(p)))
+                .ok_or("ports like 0 or 0,1-2, each port once, 0..=65535")
+        })?,
         nb_vdev: r.or("nb_vdev", 0, |v| uint(v).filter(|&n| n <= 64).ok_or("a count in 0..=64"))?,
         no_huge: r.or("no_huge", false, bool01)?,
-        memory_mb: r.get("memory", |v| uint(v).filter(|&m| m > 0).ok_or("MiB, more than 0"))?,
-        file_prefix: r.or("file_prefix", "zcstack".into(), text)?,
+        memory_mb: r.get("memory", |v| uint_in(v, 1, u32::MAX).ok_or("MiB in 1..=4294967295"))?,
+        file_prefix: r.or("file_prefix", "zcstack".into(), |v| {
+            crate::eal::check_file_prefix(v).map(|()| v.to_owned()).map_err(|_| crate::eal::FILE_PREFIX_ALLOWED)
+        })?,
         log_level: r.or("log_level", "warning".into(), |v| {
             ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]
                 .contains(&v)
@@ -420,15 +510,15 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
 
 fn port_section(file: &str, s: &Section, id: u16, report: &mut Vec<Notice>) -> Result<PortSection, ConfigError> {
     let mut r = Reader::new(file, s, PORT_KEYS);
-    let gateway = r.required("gateway", "the default gateway; 0.0.0.0 for none", ipv4)?;
+    let gateway = r.required("gateway", "the default gateway; 0.0.0.0 for none", gateway_ipv4)?;
     let p = PortSection {
         id,
-        addr: r.required("addr", "the port's IPv4 address", ipv4)?,
+        addr: r.required("addr", "the port's IPv4 address", unicast_ipv4)?,
         prefix_len: r.required("netmask", "the port's netmask, e.g. 255.255.255.0", netmask)?,
         broadcast: r.required("broadcast", "the subnet's broadcast address", ipv4)?,
         gateway: (!gateway.is_unspecified()).then_some(gateway),
         lcore_list: r.or("lcore_list", vec![0], |v| list(v).ok_or("lcores like 0 or 0,2-3"))?,
-        if_name: r.get("if_name", text)?,
+        if_name: r.get("if_name", ifname)?,
         mtu: r
             .or("mtu", 1500, |v| uint::<usize>(v).filter(|m| (576..=9600).contains(m)).ok_or("bytes, 576 to 9600"))?,
     };
@@ -467,8 +557,8 @@ fn vdev_section(file: &str, s: &Section, id: u16) -> Result<VdevSection, ConfigE
                 "net_virtio_user, net_vhost, net_tap, net_memif, net_af_xdp, net_af_packet, net_ring or net_null",
             )
         })?,
-        path: r.get("path", text)?,
-        iface: r.get("iface", text)?,
+        path: r.get("path", socket_path)?,
+        iface: r.get("iface", ifname)?,
         queues: r.or("queues", 1, |v| uint(v).filter(|&q| (1..=16).contains(&q)).ok_or("1..=16 queues"))?,
         queue_size: r.or("queue_size", 256, |v| {
             uint::<u16>(v).filter(|q| q.is_power_of_two() && *q >= 64).ok_or("a power of two from 64 to 32768")
@@ -496,8 +586,10 @@ fn pcap_section(file: &str, s: &Section) -> Result<PcapSection, ConfigError> {
         enable: r.or("enable", false, bool01)?,
         snaplen: r
             .or("snaplen", 96, |v| uint(v).filter(|&n| (64..=65_535).contains(&n)).ok_or("bytes in 64..=65535"))?,
-        savelen: r.or("savelen", 16 << 20, |v| uint(v).filter(|&n| n >= 4096).ok_or("bytes, at least 4096"))?,
-        savepath: r.or("savepath", ".".into(), text)?,
+        savelen: r.or("savelen", 16 << 20, |v| {
+            uint_in(v, 4096, 1 << 40).ok_or("bytes in 4096..=1099511627776 (1 TiB per file)")
+        })?,
+        savepath: r.or("savepath", ".".into(), dir_path)?,
     };
     r.finish()?;
     Ok(p)
@@ -509,7 +601,9 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         page_array: r.or("page_array", true, bool01)?,
         send: r.or("send", true, bool01)?,
         recv: r.or("recv", true, bool01)?,
-        min_write: r.or("min_write", 4096, |v| uint(v).ok_or("bytes, 0 or more (0: never copy)"))?,
+        min_write: r.or("min_write", 4096, |v| {
+            uint_in(v, 0, MAX_SOCK_BUFFER).ok_or("bytes in 0..=1073725440 (0: never copy)")
+        })?,
         buf_size: r.or("buf_size", 4096, |v| {
             uint::<usize>(v)
                 .filter(|b| b.is_power_of_two() && (256..=4096).contains(b))
@@ -560,7 +654,10 @@ fn impair_section(file: &str, s: &Section) -> Result<ImpairConfig, ConfigError> 
 
 fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec<Notice>) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, SYSCTL_KEYS);
-    let bytes = |v: &str| uint::<usize>(v).filter(|&b| b >= 1024).ok_or("bytes, at least 1024");
+    let bytes = |v: &str| {
+        uint_in::<usize>(v, 1024, MAX_SOCK_BUFFER)
+            .ok_or("bytes in 1024..=1073725440 (65535 << 14, the largest window RFC 7323 can advertise)")
+    };
     if let Some(b) = r.get("net.inet.tcp.sendspace", bytes)? {
         tcp.send_buffer = b;
     }
@@ -578,11 +675,11 @@ fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec
         tcp.congestion = c;
     }
     if let Some(ms) =
-        r.get("net.inet.tcp.msl", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+        r.get("net.inet.tcp.msl", |v| uint_in::<u64>(v, 1, 3_600_000).ok_or("milliseconds in 1..=3600000 (1 hour)"))?
     {
         tcp.msl = Duration::from_millis(ms);
     }
-    if let Some(n) = r.get("kern.ipc.somaxconn", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+    if let Some(n) = r.get("kern.ipc.somaxconn", |v| uint_in(v, 1, 65_535).ok_or("a count in 1..=65535"))? {
         tcp.somaxconn = n;
     }
     if let Some(t) = r.get("net.inet.tcp.rfc1323", bool01)? {
@@ -595,7 +692,9 @@ fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec
         tcp.syn_cookies = c;
     }
     if let Some(ms) =
-        r.get("net.inet.tcp.rexmit_min", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+        r.get("net.inet.tcp.rexmit_min", |v| {
+            uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
+        })?
     {
         tcp.min_rto = Duration::from_millis(ms);
     }
@@ -634,12 +733,16 @@ fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec
 fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, TCP_KEYS);
     if let Some(us) =
-        r.get("min_rto_us", |v| uint::<u64>(v).filter(|&u| u >= 1000).ok_or("microseconds, at least 1000"))?
+        r.get("min_rto_us", |v| {
+            uint_in::<u64>(v, 1000, 60_000_000).ok_or("microseconds in 1000..=60000000 (up to the 60 s maximum RTO)")
+        })?
     {
         tcp.min_rto = Duration::from_micros(us);
     }
     if let Some(ms) =
-        r.get("initial_rto_ms", |v| uint::<u64>(v).filter(|&m| m >= 1).ok_or("milliseconds, at least 1"))?
+        r.get("initial_rto_ms", |v| {
+            uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
+        })?
     {
         tcp.initial_rto = Duration::from_millis(ms);
     }
@@ -660,18 +763,18 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
     if let Some(n) = r.get("window_scale", |v| uint(v).filter(|&n| n <= 14).ok_or("a shift in 0..=14"))? {
         tcp.window_scale = n;
     }
-    if let Some(s) = r.get("keepalive_idle_s", |v| uint::<u64>(v).filter(|&s| s >= 1).ok_or("seconds, at least 1"))? {
+    if let Some(s) = r.get("keepalive_idle_s", |v| uint_in::<u64>(v, 1, 32_767).ok_or("seconds in 1..=32767"))? {
         tcp.keepalive_idle = Duration::from_secs(s);
     }
     if let Some(s) =
-        r.get("keepalive_interval_s", |v| uint::<u64>(v).filter(|&s| s >= 1).ok_or("seconds, at least 1"))?
+        r.get("keepalive_interval_s", |v| uint_in::<u64>(v, 1, 32_767).ok_or("seconds in 1..=32767"))?
     {
         tcp.keepalive_interval = Duration::from_secs(s);
     }
-    if let Some(n) = r.get("keepalive_probes", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+    if let Some(n) = r.get("keepalive_probes", |v| uint_in(v, 1, 127).ok_or("a count in 1..=127"))? {
         tcp.keepalive_probes = n;
     }
-    if let Some(n) = r.get("max_ooo_segments", |v| uint(v).filter(|&n| n >= 1).ok_or("a count, at least 1"))? {
+    if let Some(n) = r.get("max_ooo_segments", |v| uint_in(v, 1, 65_535).ok_or("a count in 1..=65535"))? {
         tcp.max_ooo_segments = n;
     }
     r.finish()

@@ -8,6 +8,8 @@
 //! has that zcstack does not implement are accepted and listed in
 //! [`Config::report`], never silently ignored.
 
+mod check;
+mod host;
 mod ini;
 mod keys;
 mod toml_form;
@@ -24,6 +26,7 @@ use crate::impair::ImpairConfig;
 use crate::port::PortConfig;
 use crate::runloop::RuntimeConfig;
 
+pub use host::Host;
 pub use ini::{Entry, Section};
 
 /// A configuration error: where, and what is allowed instead.
@@ -228,7 +231,13 @@ pub struct Config {
     pub impair: ImpairConfig,
     /// F-Stack keys accepted but not (fully) implemented.
     pub report: Vec<Notice>,
+    /// The file as read (sections, keys, values and lines), so that errors
+    /// found later, at startup, can name the key that caused them.
+    pub source: Vec<Section>,
 }
+
+/// A UTF-8 byte-order mark some editors put at the start of a file.
+const BOM: char = '\u{feff}';
 
 impl Config {
     /// Reads and checks `path`: TOML when it ends in `.toml`, F-Stack INI
@@ -246,17 +255,92 @@ impl Config {
         }
     }
 
-    /// Checks INI `text`; `file` names it in messages.
+    /// Checks INI `text` against the schema, every value against its
+    /// range, the keys against each other and against this machine
+    /// ([`Host::current`]); `file` names it in messages. A leading UTF-8
+    /// byte-order mark is skipped; CRLF line ends are accepted.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let sections = ini::parse(file, text)?;
-        keys::build(file, &sections)
+        Config::parse_for_host(file, text, &Host::current())
+    }
+
+    /// [`Config::parse`] against `host` instead of this machine.
+    pub fn parse_for_host(file: &str, text: &str, host: &Host) -> Result<Config, ConfigError> {
+        let sections = ini::parse(file, text.strip_prefix(BOM).unwrap_or(text))?;
+        Config::checked(file, sections, host)
     }
 
     /// Checks TOML `text` against the same schema and with the same
     /// messages as [`Config::parse`] (see the mapping in `toml_form`).
     pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let sections = toml_form::parse(file, text)?;
-        keys::build(file, &sections)
+        Config::parse_toml_for_host(file, text, &Host::current())
+    }
+
+    /// [`Config::parse_toml`] against `host` instead of this machine.
+    pub fn parse_toml_for_host(file: &str, text: &str, host: &Host) -> Result<Config, ConfigError> {
+        let sections = toml_form::parse(file, text.strip_prefix(BOM).unwrap_or(text))?;
+        Config::checked(file, sections, host)
+    }
+
+    fn checked(file: &str, sections: Vec<Section>, host: &Host) -> Result<Config, ConfigError> {
+        let mut c = keys::build(file, &sections)?;
+        c.source = sections;
+        check::check(&c, host)?;
+        Ok(c)
+    }
+
+    /// The line of `[section] key`, or of `[section]` when the key is not
+    /// set, if the file has that section.
+    pub fn line_of(&self, section: &str, key: &str) -> Option<usize> {
+        let s = self.source.iter().find(|s| s.name == section)?;
+        Some(s.entries.iter().find(|e| e.key == key).map_or(s.line, |e| e.line))
+    }
+
+    /// A startup failure of process `proc_id` (from [`crate::Runtime::init`]
+    /// with [`Config::runtime_for_proc`]`(proc_id)`) as a configuration error
+    /// naming the file, line and keys that set what failed.
+    pub fn startup_error(&self, proc_id: u32, e: &crate::error::Error) -> ConfigError {
+        use crate::error::Error as E;
+        let port = self.dpdk.port_list.get(proc_id as usize).copied().unwrap_or(0);
+        let vdev = format!("vdev{port}");
+        let keys: Vec<(&str, &str)> = match e {
+            E::EalInit { .. } | E::EalPreviouslyFailed | E::NulInArgument(_) | E::BadFilePrefix { .. } => vec![
+                ("dpdk", "lcore_mask"),
+                ("dpdk", "memory"),
+                ("dpdk", "no_huge"),
+                ("dpdk", "file_prefix"),
+                ("dpdk", "log_level"),
+                (vdev.as_str(), "devargs"),
+            ],
+            E::Vdev { .. } | E::NoSuchPort(_) | E::Port { .. } | E::PortLimit { .. } | E::NoSuchQueue { .. } => vec![
+                (vdev.as_str(), "driver"),
+                (vdev.as_str(), "path"),
+                (vdev.as_str(), "iface"),
+                (vdev.as_str(), "queue_size"),
+                (vdev.as_str(), "devargs"),
+            ],
+            E::Memzone { .. } | E::BadPageArray { .. } | E::MempoolCreate { .. } | E::ExtMem { .. } => vec![
+                ("freebsd.boot", "memsz_MB"),
+                ("zerocopy", "buf_size"),
+                ("dpdk", "memory"),
+                ("dpdk", "no_huge"),
+            ],
+            E::Pcap { .. } => vec![("pcap", "savepath")],
+            _ => vec![("dpdk", "port_list")],
+        };
+        let named: Vec<(usize, String)> = keys
+            .iter()
+            .filter_map(|(s, k)| {
+                let line = self.source.iter().find(|x| x.name == *s)?.entries.iter().find(|x| x.key == *k)?.line;
+                Some((line, format!("[{s}] {k} (line {line})")))
+            })
+            .collect();
+        let line = named.first().map(|(l, _)| *l).or_else(|| self.line_of(&vdev, "driver"));
+        let set_by = if named.is_empty() {
+            format!("defaults of [dpdk] and [{vdev}]")
+        } else {
+            named.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        ConfigError { file: self.file.clone(), line, msg: format!("startup failed: {e} (set by {set_by})") }
     }
 
     /// The `[portN]` serving `id`.
@@ -273,24 +357,36 @@ impl Config {
     /// prefix `<file_prefix>-<N>` (EAL files and the `zcstat` control
     /// socket) so they do not collide.
     pub fn runtime_for_proc(&self, proc_id: u32) -> Result<RuntimeConfig, ConfigError> {
-        let err = |msg: String| ConfigError { file: self.file.clone(), line: None, msg };
+        let err = |key: &str, msg: String| ConfigError {
+            file: self.file.clone(),
+            line: self.source.iter().find(|s| s.name == "dpdk").and_then(|s| {
+                s.entries.iter().find(|e| e.key == key).map(|e| e.line).or(Some(s.line))
+            }),
+            msg,
+        };
         let lcores: Vec<u32> = (0..64).filter(|b| self.dpdk.lcore_mask >> b & 1 == 1).collect();
         let Some(&cpu) = lcores.get(proc_id as usize) else {
-            return Err(err(format!(
+            return Err(err(
+                "lcore_mask",
+                format!(
                 "--proc-id {proc_id}: [dpdk] lcore_mask {:#x} has {} lcore(s), so proc ids 0..={} (one process per lcore)",
                 self.dpdk.lcore_mask,
                 lcores.len(),
                 lcores.len().saturating_sub(1)
-            )));
+            ),
+            ));
         };
         let Some(&port) = self.dpdk.port_list.get(proc_id as usize) else {
-            return Err(err(format!(
+            return Err(err(
+                "port_list",
+                format!(
                 "--proc-id {proc_id}: [dpdk] port_list names {} port(s); each zcstack process serves its own \
                  NIC-less port ([portN] + [vdevN]), so {} processes need {} ports in port_list",
                 self.dpdk.port_list.len(),
                 proc_id + 1,
                 proc_id + 1
-            )));
+            ),
+            ));
         };
         let mut rt = self.runtime(port)?;
         rt.eal.lcores = Some(format!("0@{cpu}"));
@@ -306,13 +402,16 @@ impl Config {
     /// runs NIC-less, so port N is the N-th vdev, as in F-Stack without PCI
     /// ports). The lowest lcore of `lcore_mask` runs the loop.
     pub fn runtime(&self, id: u16) -> Result<RuntimeConfig, ConfigError> {
-        let err = |msg: String| ConfigError { file: self.file.clone(), line: None, msg };
-        let port = self.port(id).ok_or_else(|| err(format!("no [port{id}] section")))?;
-        let vdev = self
-            .vdevs
-            .iter()
-            .find(|v| v.id == id)
-            .ok_or_else(|| err(format!("port {id} needs a [vdev{id}] section (zcstack uses NIC-less ports)")))?;
+        let err = |line: Option<usize>, msg: String| ConfigError { file: self.file.clone(), line, msg };
+        let port = self
+            .port(id)
+            .ok_or_else(|| err(self.line_of("dpdk", "port_list"), format!("no [port{id}] section")))?;
+        let vdev = self.vdevs.iter().find(|v| v.id == id).ok_or_else(|| {
+            err(
+                self.source.iter().find(|s| s.name == format!("port{id}")).map(|s| s.line),
+                format!("port {id} needs a [vdev{id}] section (zcstack uses NIC-less ports)"),
+            )
+        })?;
         let cpu = self.dpdk.lcore_mask.trailing_zeros();
         let mut eal = EalArgs::nic_less(&format!("0@{cpu}"));
         eal.no_huge = self.dpdk.no_huge;

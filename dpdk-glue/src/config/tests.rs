@@ -3,8 +3,23 @@ use super::*;
 const MIN: &str =
     "[dpdk]\nlcore_mask=1\n\n[port0]\naddr=10.1.0.2\nnetmask=255.255.255.0\nbroadcast=10.1.0.255\ngateway=10.1.0.1\n";
 
+/// A machine with 8 CPUs and 16 GiB: the checks against the machine are
+/// tested with it (and with others) so that results do not depend on where
+/// the tests run.
+fn host() -> Host {
+    Host::with(8, 16 << 10)
+}
+
+fn parse_at(file: &str, text: &str) -> Result<Config, ConfigError> {
+    Config::parse_for_host(file, text, &host())
+}
+
+fn parse_toml_at(file: &str, text: &str) -> Result<Config, ConfigError> {
+    Config::parse_toml_for_host(file, text, &host())
+}
+
 fn err(text: &str) -> String {
-    Config::parse("t.ini", text).unwrap_err().to_string()
+    parse_at("t.ini", text).unwrap_err().to_string()
 }
 
 #[test]
@@ -21,7 +36,7 @@ fn the_shipped_config_ini_loads() {
 
 #[test]
 fn minimal_file_gets_defaults() {
-    let c = Config::parse("t.ini", MIN).unwrap();
+    let c = parse_at("t.ini", MIN).unwrap();
     assert_eq!(c.dpdk.channel, 4);
     assert_eq!(c.dpdk.pkt_tx_delay_us, 100);
     assert_eq!(c.dpdk.port_list, vec![0]);
@@ -31,8 +46,8 @@ fn minimal_file_gets_defaults() {
     assert_eq!(c.tcp, TcpConfig::default());
     assert!(c.report.is_empty());
     assert_eq!(
-        Config::parse("t.ini", MIN).unwrap().runtime(0).unwrap_err().to_string(),
-        "t.ini: port 0 needs a [vdev0] section (zcstack uses NIC-less ports)"
+        parse_at("t.ini", MIN).unwrap().runtime(0).unwrap_err().to_string(),
+        "t.ini:4: port 0 needs a [vdev0] section (zcstack uses NIC-less ports)"
     );
 }
 
@@ -50,14 +65,14 @@ fn every_section_maps_onto_the_engine() {
         net.inet.tcp.cc.algorithm=cubic\nnet.inet.tcp.msl=500\nkern.ipc.somaxconn=128\n\
         [zerocopy]\npage_array=1\nsend=0\nrecv=1\nmin_write=1024\nbuf_size=4096\n\
         [tcp]\nmin_rto_us=5000\nnodelay=1\ninitial_cwnd=20\n";
-    let c = Config::parse("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_at("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dpdk.lcore_mask, 4);
     assert!(c.dpdk.tx_csum_offload_skip && !c.dpdk.promiscuous);
     assert_eq!(c.ports[0].prefix_len, 16);
     assert_eq!(c.ports[0].gateway, None);
     assert_eq!(c.ports[0].lcore_list, vec![0, 1]);
     assert_eq!(c.ports[0].mtu, 1500, "default");
-    let jumbo = Config::parse("t.ini", &text.replace("if_name=zc0\n", "if_name=zc0\nmtu=9000\n")).unwrap();
+    let jumbo = parse_at("t.ini", &text.replace("if_name=zc0\n", "if_name=zc0\nmtu=9000\n")).unwrap();
     assert_eq!(jumbo.runtime(0).unwrap().mtu, 9000);
     assert_eq!(
         err(&text.replace("if_name=zc0\n", "if_name=zc0\nmtu=65000\n")),
@@ -87,7 +102,7 @@ fn every_section_maps_onto_the_engine() {
     assert!(!rt.tso, "default");
     assert_eq!(rt.idle_sleep_us, 50);
     assert_eq!(rt.stack.iface.mac, EthernetAddress([2, 0, 0, 0, 0, 7]));
-    let tso = Config::parse("t.ini", &text.replace("log_level=debug\n", "log_level=debug\ntso=1\n")).unwrap();
+    let tso = parse_at("t.ini", &text.replace("log_level=debug\n", "log_level=debug\ntso=1\n")).unwrap();
     assert!(tso.runtime(0).unwrap().tso, "[dpdk] tso=1 requests TCP segmentation offload");
     assert!(!tso.report.iter().any(|n| n.key.contains("tso")), "implemented, not reported: {:?}", tso.report);
     assert_eq!(
@@ -168,7 +183,7 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
         [freebsd.sysctl]\nkern.ipc.maxsockets=262144\nnet.inet.tcp.syncache.hashsize=4096\nnet.inet.tcp.sendspace=16384\n\
         net.inet.tcp.recvspace=8192\nnet.inet.tcp.cc.algorithm=cubic\nnet.inet.tcp.delayed_ack=1\nnet.inet.tcp.msl=2000\n\
         kern.ipc.somaxconn=32768\nnet.inet.tcp.sack.enable=1\nnet.inet.tcp.rfc1323=1\n";
-    let c = Config::parse("fstack.ini", &fstack).unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_at("fstack.ini", &fstack).unwrap_or_else(|e| panic!("{e}"));
     let keys: Vec<&str> = c.report.iter().map(|n| n.key.as_str()).collect();
     assert_eq!(
         keys,
@@ -195,7 +210,7 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
 }
 
 fn toml_err(text: &str) -> String {
-    Config::parse_toml("t.toml", text).unwrap_err().to_string()
+    parse_toml_at("t.toml", text).unwrap_err().to_string()
 }
 
 /// The typed settings, without where they came from.
@@ -220,7 +235,7 @@ fn toml_values_map_onto_the_ini_schema() {
         [port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\nbroadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n\
         [freebsd.sysctl]\n\"net.inet.tcp.msl\" = 500\nnet.inet.tcp.cc.algorithm = \"cubic\"\n\
         [freebsd.boot]\nmemsz_MB = 64\n";
-    let c = Config::parse_toml("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_toml_at("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dpdk.lcore_mask, 6, "an integer mask is its value, not hex digits");
     assert_eq!(c.dpdk.port_list, vec![0]);
     let e = toml_err(&text.replace("[0]", "[0, 1]"));
@@ -255,11 +270,11 @@ fn toml_errors_name_file_line_and_key_like_ini() {
 
 #[test]
 fn impair_section_maps_to_the_device_and_checks_its_values() {
-    let c = Config::parse("t.ini", MIN).unwrap();
+    let c = parse_at("t.ini", MIN).unwrap();
     assert!(!c.impair.is_on(), "off unless set");
     let text = format!("{MIN}[vdev0]\ndriver=net_tap\n[impair]\nloss=3\nreorder=10%\ndelay_us=1000\nseed=7\n")
         .replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n");
-    let c = Config::parse("t.ini", &text).unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.impair, ImpairConfig { loss_ppm: 30_000, reorder_ppm: 100_000, delay_us: 1000, seed: 7 });
     assert_eq!(c.runtime(0).unwrap().device.impair, c.impair);
     assert_eq!(
@@ -279,7 +294,7 @@ fn one_process_per_lcore_each_with_its_own_port() {
         [port1]\naddr=10.4.0.2\nnetmask=255.255.255.0\nbroadcast=10.4.0.255\ngateway=0.0.0.0\n\
         [vdev0]\ndriver=net_vhost\npath=/tmp/a.sock\n\
         [vdev1]\ndriver=net_vhost\npath=/tmp/b.sock\n";
-    let c = Config::parse("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_at("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
     let p0 = c.runtime_for_proc(0).unwrap();
     let p1 = c.runtime_for_proc(1).unwrap();
     // The N-th lcore of the mask (lowest first) and the N-th port.
@@ -294,12 +309,12 @@ fn one_process_per_lcore_each_with_its_own_port() {
     assert_ne!(p0.control, p1.control);
     assert_eq!(
         c.runtime_for_proc(2).unwrap_err().to_string(),
-        "t.ini: --proc-id 2: [dpdk] lcore_mask 0x6 has 2 lcore(s), so proc ids 0..=1 (one process per lcore)"
+        "t.ini:2: --proc-id 2: [dpdk] lcore_mask 0x6 has 2 lcore(s), so proc ids 0..=1 (one process per lcore)"
     );
-    let one_port = Config::parse("t.ini", &text.replace("port_list=0,1", "port_list=0")).unwrap();
+    let one_port = parse_at("t.ini", &text.replace("port_list=0,1", "port_list=0")).unwrap();
     assert_eq!(
         one_port.runtime_for_proc(1).unwrap_err().to_string(),
-        "t.ini: --proc-id 1: [dpdk] port_list names 1 port(s); each zcstack process serves its own NIC-less port \
+        "t.ini:3: --proc-id 1: [dpdk] port_list names 1 port(s); each zcstack process serves its own NIC-less port \
          ([portN] + [vdevN]), so 2 processes need 2 ports in port_list"
     );
 }

@@ -73,8 +73,12 @@ fn scalar(key: &str, v: &Spanned<DeValue<'_>>) -> Result<String, String> {
         DeValue::String(s) => s.to_string(),
         DeValue::Boolean(b) => u8::from(*b).to_string(),
         DeValue::Integer(i) => {
-            let n = u64::from_str_radix(i.as_str(), i.radix())
-                .map_err(|_| format!("{i} is not a non-negative integer that fits 64 bits"))?;
+            let Ok(n) = u64::from_str_radix(i.as_str(), i.radix()) else {
+                // Negative: passed on as written, for the schema's range message.
+                return i64::from_str_radix(i.as_str(), i.radix())
+                    .map(|n| n.to_string())
+                    .map_err(|_| format!("{i} is not an integer that fits 64 bits"));
+            };
             if key == "lcore_mask" {
                 format!("0x{n:x}")
             } else {
