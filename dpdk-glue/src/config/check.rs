@@ -246,11 +246,7 @@ fn pcap(k: &Keys<'_>) -> Result<(), ConfigError> {
 fn control_socket(k: &Keys<'_>) -> Result<(), ConfigError> {
     let c = k.0;
     let procs = c.dpdk.lcore_mask.count_ones();
-    let prefix = if procs > 1 {
-        format!("{}-{}", c.dpdk.file_prefix, procs - 1)
-    } else {
-        c.dpdk.file_prefix.clone()
-    };
+    let prefix = if procs > 1 { format!("{}-{}", c.dpdk.file_prefix, procs - 1) } else { c.dpdk.file_prefix.clone() };
     let path = crate::control::control_path(&prefix);
     let len = path.as_os_str().len();
     if len > SUN_PATH_MAX {

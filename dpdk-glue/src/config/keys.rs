@@ -691,11 +691,9 @@ fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec
     if let Some(c) = r.get("net.inet.tcp.syncookies", bool01)? {
         tcp.syn_cookies = c;
     }
-    if let Some(ms) =
-        r.get("net.inet.tcp.rexmit_min", |v| {
-            uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
-        })?
-    {
+    if let Some(ms) = r.get("net.inet.tcp.rexmit_min", |v| {
+        uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
+    })? {
         tcp.min_rto = Duration::from_millis(ms);
     }
     if let Some(e) = r.entry("net.inet.tcp.sack.enable") {
@@ -732,18 +730,14 @@ fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec
 
 fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, TCP_KEYS);
-    if let Some(us) =
-        r.get("min_rto_us", |v| {
-            uint_in::<u64>(v, 1000, 60_000_000).ok_or("microseconds in 1000..=60000000 (up to the 60 s maximum RTO)")
-        })?
-    {
+    if let Some(us) = r.get("min_rto_us", |v| {
+        uint_in::<u64>(v, 1000, 60_000_000).ok_or("microseconds in 1000..=60000000 (up to the 60 s maximum RTO)")
+    })? {
         tcp.min_rto = Duration::from_micros(us);
     }
-    if let Some(ms) =
-        r.get("initial_rto_ms", |v| {
-            uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
-        })?
-    {
+    if let Some(ms) = r.get("initial_rto_ms", |v| {
+        uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
+    })? {
         tcp.initial_rto = Duration::from_millis(ms);
     }
     if let Some(b) = r.get("nodelay", bool01)? {
@@ -766,9 +760,7 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
     if let Some(s) = r.get("keepalive_idle_s", |v| uint_in::<u64>(v, 1, 32_767).ok_or("seconds in 1..=32767"))? {
         tcp.keepalive_idle = Duration::from_secs(s);
     }
-    if let Some(s) =
-        r.get("keepalive_interval_s", |v| uint_in::<u64>(v, 1, 32_767).ok_or("seconds in 1..=32767"))?
-    {
+    if let Some(s) = r.get("keepalive_interval_s", |v| uint_in::<u64>(v, 1, 32_767).ok_or("seconds in 1..=32767"))? {
         tcp.keepalive_interval = Duration::from_secs(s);
     }
     if let Some(n) = r.get("keepalive_probes", |v| uint_in(v, 1, 127).ok_or("a count in 1..=127"))? {

@@ -318,28 +318,26 @@ impl Config {
                 (vdev.as_str(), "queue_size"),
                 (vdev.as_str(), "devargs"),
             ],
-            E::Memzone { .. } | E::BadPageArray { .. } | E::MempoolCreate { .. } | E::ExtMem { .. } => vec![
-                ("freebsd.boot", "memsz_MB"),
-                ("zerocopy", "buf_size"),
-                ("dpdk", "memory"),
-                ("dpdk", "no_huge"),
-            ],
+            E::Memzone { .. } | E::BadPageArray { .. } | E::MempoolCreate { .. } | E::ExtMem { .. } => {
+                vec![("freebsd.boot", "memsz_MB"), ("zerocopy", "buf_size"), ("dpdk", "memory"), ("dpdk", "no_huge")]
+            }
             E::Pcap { .. } => vec![("pcap", "savepath")],
             _ => vec![("dpdk", "port_list")],
         };
-        let named: Vec<(usize, String)> = keys
+        let mut line = None;
+        let named: Vec<String> = keys
             .iter()
-            .filter_map(|(s, k)| {
-                let line = self.source.iter().find(|x| x.name == *s)?.entries.iter().find(|x| x.key == *k)?.line;
-                Some((line, format!("[{s}] {k} (line {line})")))
+            .map(|(s, k)| {
+                match self.source.iter().find(|x| x.name == *s).and_then(|x| x.entries.iter().find(|x| x.key == *k)) {
+                    Some(e) => {
+                        line = line.or(Some(e.line));
+                        format!("[{s}] {k} (line {})", e.line)
+                    }
+                    None => format!("[{s}] {k} (default)"),
+                }
             })
             .collect();
-        let line = named.first().map(|(l, _)| *l).or_else(|| self.line_of(&vdev, "driver"));
-        let set_by = if named.is_empty() {
-            format!("defaults of [dpdk] and [{vdev}]")
-        } else {
-            named.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
-        };
+        let set_by = named.join(", ");
         ConfigError { file: self.file.clone(), line, msg: format!("startup failed: {e} (set by {set_by})") }
     }
 
@@ -359,9 +357,11 @@ impl Config {
     pub fn runtime_for_proc(&self, proc_id: u32) -> Result<RuntimeConfig, ConfigError> {
         let err = |key: &str, msg: String| ConfigError {
             file: self.file.clone(),
-            line: self.source.iter().find(|s| s.name == "dpdk").and_then(|s| {
-                s.entries.iter().find(|e| e.key == key).map(|e| e.line).or(Some(s.line))
-            }),
+            line: self
+                .source
+                .iter()
+                .find(|s| s.name == "dpdk")
+                .and_then(|s| s.entries.iter().find(|e| e.key == key).map(|e| e.line).or(Some(s.line))),
             msg,
         };
         let lcores: Vec<u32> = (0..64).filter(|b| self.dpdk.lcore_mask >> b & 1 == 1).collect();
@@ -380,12 +380,12 @@ impl Config {
             return Err(err(
                 "port_list",
                 format!(
-                "--proc-id {proc_id}: [dpdk] port_list names {} port(s); each zcstack process serves its own \
+                    "--proc-id {proc_id}: [dpdk] port_list names {} port(s); each zcstack process serves its own \
                  NIC-less port ([portN] + [vdevN]), so {} processes need {} ports in port_list",
-                self.dpdk.port_list.len(),
-                proc_id + 1,
-                proc_id + 1
-            ),
+                    self.dpdk.port_list.len(),
+                    proc_id + 1,
+                    proc_id + 1
+                ),
             ));
         };
         let mut rt = self.runtime(port)?;
@@ -403,9 +403,8 @@ impl Config {
     /// ports). The lowest lcore of `lcore_mask` runs the loop.
     pub fn runtime(&self, id: u16) -> Result<RuntimeConfig, ConfigError> {
         let err = |line: Option<usize>, msg: String| ConfigError { file: self.file.clone(), line, msg };
-        let port = self
-            .port(id)
-            .ok_or_else(|| err(self.line_of("dpdk", "port_list"), format!("no [port{id}] section")))?;
+        let port =
+            self.port(id).ok_or_else(|| err(self.line_of("dpdk", "port_list"), format!("no [port{id}] section")))?;
         let vdev = self.vdevs.iter().find(|v| v.id == id).ok_or_else(|| {
             err(
                 self.source.iter().find(|s| s.name == format!("port{id}")).map(|s| s.line),

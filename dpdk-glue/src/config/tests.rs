@@ -318,3 +318,314 @@ fn one_process_per_lcore_each_with_its_own_port() {
          ([portN] + [vdevN]), so 2 processes need 2 ports in port_list"
     );
 }
+
+// ----- fault 8: every value in its physical range, keys against each other and the machine -----
+
+/// MIN with `line` added to `[dpdk]` (it becomes line 3).
+fn in_dpdk(line: &str) -> String {
+    MIN.replace("lcore_mask=1\n", &format!("lcore_mask=1\n{line}\n"))
+}
+
+#[test]
+fn issue_inputs_are_refused_naming_file_line_key_and_range() {
+    // [freebsd.boot] memsz_MB larger than [dpdk] memory: the wrong key, and the one it conflicts with.
+    assert_eq!(
+        err(&format!("{}[freebsd.boot]\nmemsz_MB=1024\n", in_dpdk("no_huge=1\nmemory=512"))),
+        "t.ini:12: [freebsd.boot] memsz_MB = \"1024\": expected MiB in 1..=437: the page array, the mbuf pools \
+         (43 MiB at mtu 1500) and 32 MiB for DPDK must fit in [dpdk] memory = 512 (t.ini:4)"
+    );
+    // memory too small for the default page array and the pools.
+    assert_eq!(
+        err(&in_dpdk("memory=64")),
+        "t.ini:3: [dpdk] memory = \"64\": expected MiB in 331..=16384: it must hold the page array (256 MiB, \
+         [freebsd.boot] memsz_MB (not set)), the mbuf pools (43 MiB at mtu 1500) and 32 MiB for DPDK"
+    );
+    // An lcore on a CPU that does not exist (the test machine has CPUs 0-7).
+    assert_eq!(
+        err(&MIN.replace("lcore_mask=1", "lcore_mask=0x300")),
+        "t.ini:2: [dpdk] lcore_mask = \"0x300\": expected a hex mask of CPUs this process may run on (0-7): CPU 8 \
+         does not exist or is outside its affinity"
+    );
+    // The same against this machine (CPU 63 unless this process may run on 64 CPUs).
+    let here = Host::current();
+    if !here.has_cpu(63) {
+        let e = Config::parse("t.ini", &MIN.replace("lcore_mask=1", "lcore_mask=0x8000000000000000")).unwrap_err();
+        assert!(e.to_string().contains("CPU 63 does not exist"), "{e}");
+    }
+    // Over-long file_prefix and iface.
+    let allowed = crate::eal::FILE_PREFIX_ALLOWED;
+    let long = "p".repeat(65);
+    assert_eq!(
+        err(&in_dpdk(&format!("file_prefix={long}"))),
+        format!("t.ini:3: [dpdk] file_prefix = \"{long}\": expected {allowed}")
+    );
+    assert!(parse_at("t.ini", &in_dpdk(&format!("file_prefix={}", "p".repeat(64)))).is_ok(), "64 bytes fit");
+    let vdev = |kv: &str| format!("{}[vdev0]\ndriver=net_tap\n{kv}\n", in_dpdk("nb_vdev=1"));
+    assert_eq!(
+        err(&vdev("iface=zcstack-iface-16")),
+        "t.ini:12: [vdev0] iface = \"zcstack-iface-16\": expected an interface name of 1 to 15 bytes \
+         (IFNAMSIZ-1) without '/', ':', ',', '=' or whitespace, not '.' or '..'"
+    );
+    assert!(parse_at("t.ini", &vdev("iface=zcstack-ifac15")).is_ok(), "15 bytes fit");
+    // file_prefix=../../etc/x: a path, refused when the file is read and by the EAL wrapper.
+    assert_eq!(
+        err(&in_dpdk("file_prefix=../../etc/x")),
+        format!("t.ini:3: [dpdk] file_prefix = \"../../etc/x\": expected {allowed}")
+    );
+    let args = EalArgs { file_prefix: Some("../../etc/x".into()), ..EalArgs::nic_less("0@0") };
+    let e = crate::eal::Eal::init(&args).unwrap_err();
+    assert!(matches!(e, crate::error::Error::BadFilePrefix { .. }), "refused before DPDK is touched: {e}");
+    // net.inet.tcp.sendspace of 91 TiB.
+    assert_eq!(
+        err(&format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sendspace=100055558127616\n")),
+        "t.ini:10: [freebsd.sysctl] net.inet.tcp.sendspace = \"100055558127616\": expected bytes in \
+         1024..=1073725440 (65535 << 14, the largest window RFC 7323 can advertise)"
+    );
+    // A UTF-8 byte-order mark at the start is accepted, in both forms, and lines still count from 1.
+    let c = parse_at("t.ini", &format!("\u{feff}{MIN}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.ports[0].addr, Ipv4Addr::new(10, 1, 0, 2));
+    assert_eq!(
+        err(&format!("\u{feff}{}", MIN.replace("lcore_mask=1", "lcore_mask=x"))).split(' ').next(),
+        Some("t.ini:2:")
+    );
+    // A gateway outside the port's subnet.
+    assert_eq!(
+        err(&MIN.replace("gateway=10.1.0.1", "gateway=10.9.0.1")),
+        "t.ini:8: [port0] gateway = \"10.9.0.1\": expected 0.0.0.0 (none) or a host address of the port's subnet \
+         10.1.0.0/24 other than addr itself (subnet from [port0] addr = 10.1.0.2 (t.ini:5) and [port0] netmask = \
+         255.255.255.0 (t.ini:6))"
+    );
+}
+
+#[test]
+fn crlf_and_bom_read_like_plain_lines_in_ini_and_toml() {
+    let crlf = MIN.replace('\n', "\r\n");
+    let plain = parse_at("t.ini", MIN).unwrap();
+    for text in [crlf.clone(), format!("\u{feff}{crlf}")] {
+        let c = parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings(&c), settings(&plain));
+    }
+    let e = err(&format!("\u{feff}{}", crlf.replace("netmask=255.255.255.0", "netmask=255.0.255.0")));
+    assert_eq!(e, "t.ini:6: [port0] netmask = \"255.0.255.0\": expected a contiguous netmask like 255.255.255.0");
+    let toml = "[dpdk]\nlcore_mask = 1\n[port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\n\
+        broadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n";
+    for text in
+        [format!("\u{feff}{toml}"), toml.replace('\n', "\r\n"), format!("\u{feff}{}", toml.replace('\n', "\r\n"))]
+    {
+        let c = parse_toml_at("t.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings(&c), settings(&plain));
+    }
+    assert_eq!(
+        toml_err(&format!("\u{feff}{}", toml.replace("lcore_mask = 1", "channel = -1").replace('\n', "\r\n"))),
+        "t.toml:2: [dpdk] channel = \"-1\": expected 1..=32 memory channels"
+    );
+}
+
+/// `(section, key, lowest, highest)` of every numeric key.
+const NUMERIC: &[(&str, &str, u64, u64)] = &[
+    ("dpdk", "channel", 1, 32),
+    ("dpdk", "idle_sleep", 0, 999_999),
+    ("dpdk", "pkt_tx_delay", 0, 100),
+    ("dpdk", "nb_vdev", 0, 64),
+    ("dpdk", "memory", 1, u32::MAX as u64),
+    ("port0", "mtu", 576, 9600),
+    ("pcap", "snaplen", 64, 65_535),
+    ("pcap", "savelen", 4096, 1 << 40),
+    ("freebsd.boot", "memsz_MB", 1, 1_048_575),
+    ("freebsd.sysctl", "net.inet.tcp.sendspace", 1024, 1_073_725_440),
+    ("freebsd.sysctl", "net.inet.tcp.recvspace", 1024, 1_073_725_440),
+    ("freebsd.sysctl", "net.inet.tcp.msl", 1, 3_600_000),
+    ("freebsd.sysctl", "kern.ipc.somaxconn", 1, 65_535),
+    ("freebsd.sysctl", "net.inet.tcp.rexmit_min", 1, 60_000),
+    ("zerocopy", "min_write", 0, 1_073_725_440),
+    ("zerocopy", "buf_size", 256, 4096),
+    ("tcp", "min_rto_us", 1000, 60_000_000),
+    ("tcp", "initial_rto_ms", 1, 60_000),
+    ("tcp", "initial_cwnd", 1, 64),
+    ("tcp", "window_scale", 0, 14),
+    ("tcp", "keepalive_idle_s", 1, 32_767),
+    ("tcp", "keepalive_interval_s", 1, 32_767),
+    ("tcp", "keepalive_probes", 1, 127),
+    ("tcp", "max_ooo_segments", 1, 65_535),
+    ("impair", "delay_us", 0, 10_000_000),
+    ("impair", "loss", 0, 100),
+    ("impair", "reorder", 0, 100),
+];
+
+/// MIN with `key=value` in `[section]`, and the line it is on.
+fn with_key(section: &str, key: &str, value: &str) -> (String, usize) {
+    match section {
+        "dpdk" => (in_dpdk(&format!("{key}={value}")), 3),
+        "port0" => (MIN.replace("gateway=10.1.0.1\n", &format!("gateway=10.1.0.1\n{key}={value}\n")), 9),
+        _ => (format!("{MIN}[{section}]\n{key}={value}\n"), 10),
+    }
+}
+
+#[test]
+fn every_numeric_key_refuses_below_range_above_range_negative_and_huge() {
+    for &(section, key, lo, hi) in NUMERIC {
+        let mut bad = vec![(hi + 1).to_string(), "-1".into(), "18446744073709551616".into(), "1e3".into(), "".into()];
+        if lo > 0 {
+            bad.push((lo - 1).to_string());
+        }
+        for v in bad {
+            let (text, line) = with_key(section, key, &v);
+            let e = err(&text);
+            let head = format!("t.ini:{line}: [{section}] {key} = \"{v}\": expected ");
+            assert!(e.starts_with(&head), "{section} {key}={v}: {e}");
+            assert!(e.contains(&hi.to_string()), "{section} {key}={v}: the message gives the range: {e}");
+        }
+    }
+}
+
+#[test]
+fn every_numeric_key_takes_its_bounds_on_a_machine_big_enough() {
+    let big = Host::with(64, 1 << 32);
+    for &(section, key, lo, hi) in NUMERIC {
+        for v in [lo, hi] {
+            let (mut text, _) = with_key(section, key, &v.to_string());
+            if section == "impair" && key == "reorder" && v > 0 {
+                text.push_str("delay_us=1\n");
+            }
+            if (key == "memory" && v < 331) || (key == "nb_vdev" && v > 0) {
+                continue; // below what the pools need, or sections to add: tested elsewhere
+            }
+            if key.starts_with("net.inet.tcp.") && key.ends_with("space") && v > 256 << 20 {
+                text.push_str("[freebsd.boot]\nmemsz_MB=1024\n");
+            }
+            let r = Config::parse_for_host("t.ini", &text, &big);
+            assert!(r.is_ok(), "{section} {key}={v}: {}", r.unwrap_err());
+        }
+    }
+}
+
+#[test]
+fn string_keys_refuse_paths_dotdot_control_bytes_and_overlong_names() {
+    let prefix_bad = ["", "a/b", "..", "../x", ".hidden", "-x", "a b", "a\tb", "x\u{0}y", "é"];
+    for v in prefix_bad {
+        let e = err(&in_dpdk(&format!("file_prefix={v}")));
+        assert!(e.starts_with("t.ini:3: [dpdk] file_prefix = ") && e.contains("a plain name"), "{v:?}: {e}");
+    }
+    let vdev = |kv: &str| format!("{}[vdev0]\ndriver=net_tap\n{kv}\n", in_dpdk("nb_vdev=1"));
+    for v in ["a/b", "..", ".", "a:b", "a,b", "a=b", "a b", &"i".repeat(16)] {
+        let e = err(&vdev(&format!("iface={v}")));
+        assert!(e.starts_with(&format!("t.ini:12: [vdev0] iface = \"{v}\": expected an interface name")), "{e}");
+        let port = MIN.replace("gateway=10.1.0.1\n", &format!("gateway=10.1.0.1\nif_name={v}\n"));
+        assert!(err(&port).starts_with(&format!("t.ini:9: [port0] if_name = \"{v}\": expected an interface")));
+    }
+    let sock = |p: &str| format!("{}[vdev0]\ndriver=net_vhost\npath={p}\n", in_dpdk("nb_vdev=1"));
+    let long = format!("/tmp/{}", "s".repeat(103));
+    for p in [long.as_str(), "/tmp/a,iface=b", "/tmp/a\u{7}"] {
+        assert!(
+            err(&sock(p)).starts_with(&format!(
+                "t.ini:12: [vdev0] path = \"{p}\": expected a Unix socket path of 1 \
+                                                 to 107 bytes"
+            )),
+            "{p:?}"
+        );
+    }
+    assert!(parse_at("t.ini", &sock(&long[..107])).is_ok(), "107 bytes fit sun_path");
+    let e = err(&format!("{MIN}[pcap]\nsavepath=/{}\n", "d".repeat(4096)));
+    assert!(e.starts_with("t.ini:10: [pcap] savepath = ") && e.contains("PATH_MAX"), "{e}");
+    assert!(err(&vdev("devargs=net_tap0\u{0}")).contains("without control characters"));
+    assert_eq!(
+        err(&in_dpdk("port_list=0,0")),
+        "t.ini:3: [dpdk] port_list = \"0,0\": expected ports like 0 or 0,1-2, each port once, 0..=65535"
+    );
+}
+
+#[test]
+fn cross_key_checks_name_both_keys() {
+    assert_eq!(
+        err(&MIN.replace("broadcast=10.1.0.255", "broadcast=10.1.0.127")),
+        "t.ini:7: [port0] broadcast = \"10.1.0.127\": expected 10.1.0.255, the broadcast address of 10.1.0.0/24 \
+         (from [port0] addr = 10.1.0.2 (t.ini:5) and [port0] netmask = 255.255.255.0 (t.ini:6))"
+    );
+    assert_eq!(
+        err(&MIN.replace("addr=10.1.0.2", "addr=10.1.0.0")),
+        "t.ini:5: [port0] addr = \"10.1.0.0\": expected a host address of 10.1.0.0/24, not its network (10.1.0.0) \
+         or broadcast (10.1.0.255) address (subnet from [port0] netmask = 255.255.255.0 (t.ini:6))"
+    );
+    for a in ["0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255"] {
+        assert!(err(&MIN.replace("addr=10.1.0.2", &format!("addr={a}"))).contains("expected a unicast IPv4 address"));
+    }
+    for g in ["10.1.0.2", "10.1.0.0", "10.1.0.255", "10.1.1.1"] {
+        let e = err(&MIN.replace("gateway=10.1.0.1", &format!("gateway={g}")));
+        assert!(e.starts_with(&format!("t.ini:8: [port0] gateway = \"{g}\"")), "{e}");
+    }
+    // A /31 has no network or broadcast address (RFC 3021).
+    let p2p = MIN
+        .replace("netmask=255.255.255.0", "netmask=255.255.255.254")
+        .replace("broadcast=10.1.0.255", "broadcast=10.1.0.3")
+        .replace("addr=10.1.0.2", "addr=10.1.0.2")
+        .replace("gateway=10.1.0.1", "gateway=10.1.0.3");
+    assert!(parse_at("t.ini", &p2p).is_ok(), "{}", err(&p2p));
+    // One connection's buffer must fit in the page array.
+    assert_eq!(
+        err(&format!("{MIN}[freebsd.boot]\nmemsz_MB=4\n[freebsd.sysctl]\nnet.inet.tcp.recvspace=8388608\n")),
+        "t.ini:12: [freebsd.sysctl] net.inet.tcp.recvspace = \"8388608\": expected bytes in 1024..=4194304: one \
+         connection's buffer must fit in the page array sized by [freebsd.boot] memsz_MB = 4 (t.ini:10)"
+    );
+    // A pcap file must hold one record.
+    assert_eq!(
+        err(&format!("{MIN}[pcap]\nsnaplen=65535\nsavelen=4096\n")),
+        "t.ini:11: [pcap] savelen = \"4096\": expected bytes in 65575..=1099511627776: a file must hold its \
+         header and one record of [pcap] snaplen = 65535 (t.ini:10)"
+    );
+    // lcore_list names CPUs too.
+    let e = err(&MIN.replace("gateway=10.1.0.1\n", "gateway=10.1.0.1\nlcore_list=0,9\n"));
+    assert_eq!(
+        e,
+        "t.ini:9: [port0] lcore_list = \"0,9\": expected CPUs this process may run on (0-7): CPU 9 does not exist \
+         or is outside its affinity"
+    );
+    // memory more than the machine has; memsz_MB with no_huge and memory unset (512 MiB).
+    assert_eq!(
+        err(&in_dpdk("memory=20000")),
+        "t.ini:3: [dpdk] memory = \"20000\": expected MiB in 331..=16384 (this machine's memory)"
+    );
+    assert_eq!(
+        err(&format!("{}[freebsd.boot]\nmemsz_MB=600\n", in_dpdk("no_huge=1"))),
+        "t.ini:11: [freebsd.boot] memsz_MB = \"600\": expected MiB in 1..=437: the page array, the mbuf pools (43 \
+         MiB at mtu 1500) and 32 MiB for DPDK must fit in [dpdk] memory (not set: 512 MiB with no_huge = 1)"
+    );
+    // Jumbo frames need bigger pools: the same memory that holds MTU 1500 does not hold MTU 9000.
+    let jumbo = format!("{}[freebsd.boot]\nmemsz_MB=256\n", in_dpdk("memory=400"));
+    assert!(parse_at("t.ini", &jumbo).is_ok());
+    let e = err(&jumbo.replace("gateway=10.1.0.1\n", "gateway=10.1.0.1\nmtu=9000\n"));
+    assert!(e.starts_with("t.ini:3: [dpdk] memory = \"400\": expected MiB in 442..=16384"), "{e}");
+}
+
+#[test]
+fn startup_failures_name_the_keys_that_set_them_up() {
+    let text = format!(
+        "{}[vdev0]\ndriver=net_tap\niface=zc0\n[pcap]\nenable=1\nsavepath=/nonexistent\n",
+        in_dpdk("nb_vdev=1")
+    );
+    let c = parse_at("t.ini", &text).unwrap();
+    let pcap = crate::error::Error::Pcap { dir: "/nonexistent".into(), reason: "No such file or directory".into() };
+    assert_eq!(
+        c.startup_error(0, &pcap).to_string(),
+        "t.ini:15: startup failed: cannot write pcap files in /nonexistent: No such file or directory (set by \
+         [pcap] savepath (line 15))"
+    );
+    let pages = crate::error::Error::BadPageArray { bytes: 1 << 20, buf_size: 4096, why: "too small" };
+    assert_eq!(
+        c.startup_error(0, &pages).to_string(),
+        "t.ini: startup failed: page array of 1048576 B with 4096 B buffers: too small (set by [freebsd.boot] \
+         memsz_MB (default), [zerocopy] buf_size (default), [dpdk] memory (default), [dpdk] no_huge (default))"
+    );
+    let nul = crate::error::Error::NulInArgument("x".into());
+    assert_eq!(
+        c.startup_error(0, &nul).to_string(),
+        "t.ini:2: startup failed: argument \"x\" contains a NUL byte (set by [dpdk] lcore_mask (line 2), [dpdk] \
+         memory (default), [dpdk] no_huge (default), [dpdk] file_prefix (default), [dpdk] log_level (default), \
+         [vdev0] devargs (default))"
+    );
+    let port = crate::error::Error::NoSuchPort("net_tap0".into());
+    assert_eq!(
+        c.startup_error(0, &port).to_string(),
+        "t.ini:11: startup failed: no ethdev port named \"net_tap0\" (set by [vdev0] driver (line 11), [vdev0] \
+         path (default), [vdev0] iface (line 12), [vdev0] queue_size (default), [vdev0] devargs (default))"
+    );
+}
