@@ -557,7 +557,6 @@ fn cross_key_checks_name_both_keys() {
     let p2p = MIN
         .replace("netmask=255.255.255.0", "netmask=255.255.255.254")
         .replace("broadcast=10.1.0.255", "broadcast=10.1.0.3")
-        .replace("addr=10.1.0.2", "addr=10.1.0.2")
         .replace("gateway=10.1.0.1", "gateway=10.1.0.3");
     assert!(parse_at("t.ini", &p2p).is_ok(), "{}", err(&p2p));
     // One connection's buffer must fit in the page array.
