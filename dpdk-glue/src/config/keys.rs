@@ -246,6 +246,14 @@ fn dir_path(v: &str) -> Parsed<String> {
     text(v).map_err(|_| "a non-empty directory path without control characters")
 }
 
+/// Longest `[dpdk] file_prefix`, bytes: process N > 0 of a group runs with
+/// `<file_prefix>-N` (N < 64), which must stay within the EAL's limit.
+pub(super) const FILE_PREFIX_MAX: usize = crate::eal::FILE_PREFIX_MAX - 3;
+/// What `[dpdk] file_prefix` may be.
+pub(super) const FILE_PREFIX_ALLOWED: &str = "a plain name of 1 to 61 bytes: letters, digits, '_', '-' and '.', \
+     not starting with '.' or '-' (no '/', no '..': it names files under the runtime directory; processes \
+     N > 0 add -N)";
+
 /// Largest receive or send buffer, bytes: the largest window RFC 7323
 /// §2.3 can advertise (65535 << 14); more could never be in flight.
 pub(super) const MAX_SOCK_BUFFER: usize = 65_535 << 14;
@@ -463,7 +471,11 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
         no_huge: r.or("no_huge", false, bool01)?,
         memory_mb: r.get("memory", |v| uint_in(v, 1, u32::MAX).ok_or("MiB in 1..=4294967295"))?,
         file_prefix: r.or("file_prefix", "zcstack".into(), |v| {
-            crate::eal::check_file_prefix(v).map(|()| v.to_owned()).map_err(|_| crate::eal::FILE_PREFIX_ALLOWED)
+            crate::eal::check_file_prefix(v)
+                .ok()
+                .filter(|()| v.len() <= FILE_PREFIX_MAX)
+                .map(|()| v.to_owned())
+                .ok_or(FILE_PREFIX_ALLOWED)
         })?,
         log_level: r.or("log_level", "warning".into(), |v| {
             ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]

@@ -353,13 +353,15 @@ fn issue_inputs_are_refused_naming_file_line_key_and_range() {
         assert!(e.to_string().contains("CPU 63 does not exist"), "{e}");
     }
     // Over-long file_prefix and iface.
-    let allowed = crate::eal::FILE_PREFIX_ALLOWED;
-    let long = "p".repeat(65);
+    let allowed = keys::FILE_PREFIX_ALLOWED;
+    let long = "p".repeat(62);
     assert_eq!(
         err(&in_dpdk(&format!("file_prefix={long}"))),
         format!("t.ini:3: [dpdk] file_prefix = \"{long}\": expected {allowed}")
     );
-    assert!(parse_at("t.ini", &in_dpdk(&format!("file_prefix={}", "p".repeat(64)))).is_ok(), "64 bytes fit");
+    assert!(parse_at("t.ini", &in_dpdk(&format!("file_prefix={}", "p".repeat(61)))).is_ok(), "61 bytes fit");
+    let group = format!("{}-63", "p".repeat(61));
+    assert_eq!(crate::eal::check_file_prefix(&group), Ok(()), "so does process 63's prefix, for the EAL");
     let vdev = |kv: &str| format!("{}[vdev0]\ndriver=net_tap\n{kv}\n", in_dpdk("nb_vdev=1"));
     assert_eq!(
         err(&vdev("iface=zcstack-iface-16")),
