@@ -140,7 +140,7 @@ fn hex_mask(v: &str) -> Parsed<u64> {
     let h = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")).unwrap_or(v);
     match u64::from_str_radix(h, 16) {
         Ok(m) if m != 0 => Ok(m),
-        _ => Err("a non-zero hex lcore mask like 1 or 0x3"),
+        _ => Err("a non-zero hex lcore mask of at most 64 bits (CPUs 0-63) like 1 or 0x3"),
     }
 }
 

@@ -130,7 +130,7 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
     );
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=0")),
-        "t.ini:2: [dpdk] lcore_mask = \"0\": expected a non-zero hex lcore mask like 1 or 0x3"
+        "t.ini:2: [dpdk] lcore_mask = \"0\": expected a non-zero hex lcore mask of at most 64 bits (CPUs 0-63) like 1 or 0x3"
     );
     assert_eq!(
         err(&MIN.replace("addr=10.1.0.2\n", "")),
@@ -352,6 +352,11 @@ fn issue_inputs_are_refused_naming_file_line_key_and_range() {
         let e = Config::parse("t.ini", &MIN.replace("lcore_mask=1", "lcore_mask=0x8000000000000000")).unwrap_err();
         assert!(e.to_string().contains("CPU 63 does not exist"), "{e}");
     }
+    assert_eq!(
+        err(&MIN.replace("lcore_mask=1", "lcore_mask=0x10000000000000000")),
+        "t.ini:2: [dpdk] lcore_mask = \"0x10000000000000000\": expected a non-zero hex lcore mask of at most 64 \
+         bits (CPUs 0-63) like 1 or 0x3"
+    );
     // Over-long file_prefix and iface.
     let allowed = keys::FILE_PREFIX_ALLOWED;
     let long = "p".repeat(62);
