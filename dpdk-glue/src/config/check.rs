@@ -133,8 +133,8 @@ fn cpus(k: &Keys<'_>, host: &Host) -> Result<(), ConfigError> {
             "dpdk",
             "lcore_mask",
             format!(
-                "a hex mask of CPUs this process may run on ({have}): CPU {cpu} does not exist or is outside \
-                 its affinity"
+                "a hex mask of CPUs this process may use ({have}): CPU {cpu} does not exist or is outside \
+                 its cpuset"
             ),
         ));
     }
@@ -143,7 +143,7 @@ fn cpus(k: &Keys<'_>, host: &Host) -> Result<(), ConfigError> {
             return Err(k.err(
                 &format!("port{}", p.id),
                 "lcore_list",
-                format!("CPUs this process may run on ({have}): CPU {cpu} does not exist or is outside its affinity"),
+                format!("CPUs this process may use ({have}): CPU {cpu} does not exist or is outside its cpuset"),
             ));
         }
     }

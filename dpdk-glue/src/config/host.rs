@@ -4,8 +4,11 @@
 /// The machine a configuration is checked against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Host {
-    /// CPUs this process may run on, ascending (its affinity mask; the CPUs
-    /// present in `/sys/devices/system/cpu/present` when that cannot be read).
+    /// CPUs that exist and this process's cgroup allows, ascending: the
+    /// cgroup's `cpuset.cpus.effective` when there is one, else the CPUs
+    /// online in `/sys/devices/system/cpu/online`, else the affinity mask.
+    /// Not the affinity mask first: a process started under `taskset` may
+    /// still place its lcores on any CPU of its cpuset, as the EAL does.
     pub cpus: Vec<u32>,
     /// Installed memory, MiB (`MemTotal` of `/proc/meminfo`), if known.
     pub mem_mib: Option<u64>,
@@ -14,7 +17,7 @@ pub struct Host {
 impl Host {
     /// This machine, as this process sees it now.
     pub fn current() -> Host {
-        let cpus = affinity().or_else(present).unwrap_or_default();
+        let cpus = cgroup_cpuset().or_else(online).or_else(affinity).unwrap_or_default();
         Host { cpus, mem_mib: mem_total_mib() }
     }
 
@@ -63,9 +66,18 @@ fn affinity() -> Option<Vec<u32>> {
     (!cpus.is_empty()).then_some(cpus)
 }
 
-/// CPUs listed in `/sys/devices/system/cpu/present` (`0-3,6` form).
-fn present() -> Option<Vec<u32>> {
-    parse_cpu_list(std::fs::read_to_string("/sys/devices/system/cpu/present").ok()?.trim())
+/// CPUs listed in `/sys/devices/system/cpu/online` (`0-3,6` form).
+fn online() -> Option<Vec<u32>> {
+    parse_cpu_list(std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?.trim())
+}
+
+/// CPUs the process's cgroup v2 cpuset allows (`cpuset.cpus.effective`),
+/// when the cgroup has the cpuset controller.
+fn cgroup_cpuset() -> Option<Vec<u32>> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let file = format!("/sys/fs/cgroup{}/cpuset.cpus.effective", path.trim_end_matches('/'));
+    parse_cpu_list(std::fs::read_to_string(file).ok()?.trim()).filter(|c| !c.is_empty())
 }
 
 /// Parses a kernel CPU list such as `0-3,6`.

@@ -343,8 +343,8 @@ fn issue_inputs_are_refused_naming_file_line_key_and_range() {
     // An lcore on a CPU that does not exist (the test machine has CPUs 0-7).
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=0x300")),
-        "t.ini:2: [dpdk] lcore_mask = \"0x300\": expected a hex mask of CPUs this process may run on (0-7): CPU 8 \
-         does not exist or is outside its affinity"
+        "t.ini:2: [dpdk] lcore_mask = \"0x300\": expected a hex mask of CPUs this process may use (0-7): CPU 8 \
+         does not exist or is outside its cpuset"
     );
     // The same against this machine (CPU 63 unless this process may run on 64 CPUs).
     let here = Host::current();
@@ -582,8 +582,8 @@ fn cross_key_checks_name_both_keys() {
     let e = err(&MIN.replace("gateway=10.1.0.1\n", "gateway=10.1.0.1\nlcore_list=0,9\n"));
     assert_eq!(
         e,
-        "t.ini:9: [port0] lcore_list = \"0,9\": expected CPUs this process may run on (0-7): CPU 9 does not exist \
-         or is outside its affinity"
+        "t.ini:9: [port0] lcore_list = \"0,9\": expected CPUs this process may use (0-7): CPU 9 does not exist \
+         or is outside its cpuset"
     );
     // memory more than the machine has; memsz_MB with no_huge and memory unset (512 MiB).
     assert_eq!(
