@@ -141,6 +141,11 @@ fn forty_responses(p: &mut Peer) -> usize {
 /// starts, and never a byte the client had SACKed (no RTO happens once the
 /// client cooperates). Returns the payload bytes sent from `start` on.
 struct Receiver {
+    /// Report SACK blocks (SACK negotiated).
+    sack: bool,
+    /// Assert that no SACKed byte is resent (off only where the peer
+    /// SACKed more ranges than any sender keeps).
+    strict: bool,
     have: Vec<bool>,
     /// Bytes the client has reported as held (SACK), never to be resent.
     sacked: Vec<bool>,
@@ -150,7 +155,14 @@ struct Receiver {
 
 impl Receiver {
     fn new(flight: usize) -> Receiver {
-        Receiver { have: vec![false; flight], sacked: vec![false; flight], sent_bytes: 0, segments: 0 }
+        Receiver {
+            sack: true,
+            strict: true,
+            have: vec![false; flight],
+            sacked: vec![false; flight],
+            sent_bytes: 0,
+            segments: 0,
+        }
     }
 
     fn cum(&self) -> usize {
@@ -160,6 +172,9 @@ impl Receiver {
     /// Ranges held above the cumulative ACK, as absolute sequence numbers.
     fn blocks(&self, snd: u32) -> Vec<(u32, u32)> {
         let mut v = Vec::new();
+        if !self.sack {
+            return v;
+        }
         let mut i = self.cum();
         while i < self.have.len() {
             if self.have[i] {
@@ -188,7 +203,7 @@ impl Receiver {
     fn take(&mut self, p: &Peer, g: &Got) {
         let off = g.seq.wrapping_sub(p.snd) as usize;
         let len = g.payload.len();
-        assert!(off + len <= self.have.len(), "beyond the flight: {off}+{len}");
+        assert!(off + len <= self.have.len(), "beyond the data: {off}+{len}");
         let end = off + len;
         let ends_at_sacked = end < self.have.len() && self.sacked[end];
         assert!(
@@ -197,7 +212,7 @@ impl Receiver {
             smss(&p.opts)
         );
         for i in off..end {
-            assert!(!self.sacked[i], "byte {i} was SACKed and is resent (segment {off}+{len})");
+            assert!(!self.strict || !self.sacked[i], "byte {i} was SACKed and is resent (segment {off}+{len})");
             self.have[i] = true;
         }
         self.sent_bytes += len;
@@ -234,40 +249,89 @@ impl Receiver {
     }
 }
 
+/// Sends the whole initial flight of the forty responses; returns (queued
+/// bytes, bytes in flight). Without timestamps: seven full segments. With
+/// them (1448 bytes of payload each) Nagle holds the last 84 bytes until an
+/// ACK comes.
+fn send_flight(p: &mut Peer) -> (usize, usize) {
+    let total = forty_responses(p);
+    assert_eq!(total, 10_220);
+    p.now = Instant::from_millis(2);
+    let out = p.send(vec![]);
+    let mss = smss(&p.opts);
+    let flight: usize = out.iter().map(|g| g.payload.len()).sum();
+    assert_eq!(flight, total - total % mss, "the initial window carries every full segment");
+    assert!(out.iter().all(|g| g.payload.len() == mss), "{}", brief(&out));
+    (total, flight)
+}
+
+/// Sequence numbers and lengths of segments (no payload dumps in messages).
+fn brief(out: &[Got]) -> String {
+    out.iter().map(|g| format!("{}+{} ", g.seq, g.payload.len())).collect()
+}
+
+/// Withholds ACKs through `rtos` retransmission timeouts: each resends one
+/// full segment at snd_una (no runt after it), each after twice the wait
+/// of the one before (RFC 6298 5.5).
+fn withhold_through_rtos(p: &mut Peer, rtos: u64) {
+    let mss = smss(&p.opts);
+    let mut last: Option<(Instant, Duration)> = None;
+    let t0 = p.now;
+    for n in 1..=rtos {
+        let out = p.wait();
+        assert_eq!(out.len(), 1, "one retransmission per timeout: {}", brief(&out));
+        assert_eq!((out[0].seq, out[0].payload.len()), (p.snd, mss));
+        assert_eq!(p.st.stats().tcp_rto_retransmits, n);
+        let since = p.now.saturating_duration_since(last.map_or(t0, |l| l.0));
+        if let Some((_, prev)) = last {
+            assert_eq!(since, prev.saturating_mul(2), "the RTO backs off");
+        }
+        last = Some((p.now, since));
+    }
+}
+
+/// A SACK block as offsets from our first data byte (negative: below it).
+type Block = (i64, i64);
+
+fn abs(p: &Peer, off: i64) -> u32 {
+    p.snd.wrapping_add(off as u32)
+}
+
+/// After the timeouts: one ACK of the first segment with `blocks`; the
+/// receiver holds what of them is valid, then cooperates. Checks the
+/// bounds of fault 2.
+fn hostile_ack_then_cooperate(p: &mut Peer, rx: &mut Receiver, total: usize, flight: usize, blocks: &[Block]) {
+    let mss = smss(&p.opts);
+    rx.claim(0, mss);
+    for &(l, r) in blocks {
+        // The stack may only believe blocks within (ack, snd_max].
+        if l >= mss as i64 && l < r && r <= flight as i64 {
+            rx.claim(l as usize, r as usize);
+        }
+    }
+    p.now = p.now + Duration::from_millis(1);
+    let sack: Vec<(u32, u32)> = blocks.iter().map(|&(l, r)| (abs(p, l), abs(p, r))).collect();
+    let rtos = p.st.stats().tcp_rto_retransmits;
+    let ack = p.ack(p.snd + mss as u32, p.opts.win, &sack);
+    let out = p.send(vec![ack]);
+    let took = rx.run(p, out, p.opts.win);
+    let after = p.st.stats().tcp_rto_retransmits;
+    assert_eq!(after, rtos, "no further timeout: {}", p.st.tcp().describe(p.h).unwrap());
+    assert!(rx.sent_bytes + mss <= 2 * total, "{} bytes resent for a {total}-byte queue", rx.sent_bytes);
+    assert!(took < Duration::from_millis(100), "recovery took {took}");
+}
+
 /// Issue 10 fault 2, exactly: MSS 1460 and SACK, 40 pipelined responses
 /// (10,220 bytes), no ACK until the RTO resends the first segment, then one
 /// ACK for that segment with one SACK block ending at snd_max - flight/2 + 1.
 fn rto_then_one_sack_block(opts: Opts) {
     let mut p = Peer::open(opts);
-    let total = forty_responses(&mut p);
-    assert_eq!(total, 10_220);
-    p.now = Instant::from_millis(2);
-    let out = p.send(vec![]);
-    let mss = smss(&opts);
-    // Without timestamps: seven full segments. With them (1448 bytes of
-    // payload each) Nagle holds the last 84 bytes until an ACK comes.
-    let flight: usize = out.iter().map(|g| g.payload.len()).sum();
-    assert_eq!(flight, total - total % mss, "the initial window carries every full segment");
-    assert!(out.iter().all(|g| g.payload.len() == mss), "{out:?}");
-    // ACKs withheld: the RTO resends one full segment, no runt after it.
-    let out = p.wait();
-    assert_eq!(out.len(), 1, "one retransmission: {out:?}");
-    assert_eq!((out[0].seq, out[0].payload.len()), (p.snd, mss));
-    assert_eq!(p.st.stats().tcp_rto_retransmits, 1);
-    // The hostile ACK.
-    let snd_max = flight;
-    let (l, r) = (2 * mss, snd_max - flight / 2 + 1);
+    let (total, flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 1);
+    let mss = smss(&opts) as i64;
+    let block = (2 * mss, flight as i64 - flight as i64 / 2 + 1);
     let mut rx = Receiver::new(total);
-    rx.claim(0, mss);
-    rx.claim(l, r);
-    p.now = p.now + Duration::from_millis(1);
-    let ack = p.ack(p.snd + mss as u32, opts.win, &[(p.snd + l as u32, p.snd + r as u32)]);
-    let out = p.send(vec![ack]);
-    let took = rx.run(&mut p, out, opts.win);
-    let rtos = p.st.stats().tcp_rto_retransmits;
-    assert_eq!(rtos, 1, "no second timeout: {}", p.st.tcp().describe(p.h).unwrap());
-    assert!(rx.sent_bytes + mss <= 2 * total, "{} bytes resent for a {total}-byte queue", rx.sent_bytes);
-    assert!(took < Duration::from_millis(100), "recovery took {took}");
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[block]);
 }
 
 #[test]
@@ -278,4 +342,121 @@ fn rto_then_one_sack_block_sends_full_segments_and_skips_sacked_data() {
 #[test]
 fn rto_with_timestamps_sends_no_runt_segments() {
     rto_then_one_sack_block(Opts { ts: true, ..SACK_TS });
+}
+
+#[test]
+fn rto_then_several_sack_blocks() {
+    let mut p = Peer::open(SACK_TS);
+    let (total, flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 1);
+    let m = 1460;
+    let mut rx = Receiver::new(total);
+    // Three blocks, one not on a segment boundary, most recent first.
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[(5 * m, 6 * m + 7), (2 * m, 3 * m), (4 * m - 100, 4 * m)]);
+}
+
+#[test]
+fn rto_then_invalid_sack_blocks_are_ignored() {
+    // Beyond snd_max, below snd_una, reversed, straddling snd_una, and two
+    // that overlap each other: only the overlapping pair is believed.
+    for (i, blocks) in [
+        vec![(9000, 20_000), (-5000, -10), (6000, 3000)],
+        vec![(-100, 3000), (2920, 5000), (4000, 5111)],
+        vec![(10_220, 10_221), (1_000_000, 2_000_000), (3000, 3000)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = Peer::open(SACK_TS);
+        let (total, flight) = send_flight(&mut p);
+        withhold_through_rtos(&mut p, 1);
+        let mut rx = Receiver::new(total);
+        hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &blocks);
+        assert_eq!(p.st.stats().page_errors, 0, "case {i}");
+    }
+}
+
+#[test]
+fn repeated_rtos_then_sack() {
+    let mut p = Peer::open(SACK_TS);
+    let (total, flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 4);
+    let mut rx = Receiver::new(total);
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[(2920, flight as i64 / 2 + 1)]);
+}
+
+#[test]
+fn rto_without_sack_goes_back_n_in_full_segments() {
+    // NewReno path: no SACK. The peer holds everything but the first
+    // segment (it cannot say so); after the RTO it ACKs only that segment
+    // (a partial ACK), then cooperates with cumulative ACKs.
+    let opts = Opts { sack: false, ..SACK_TS };
+    let mut p = Peer::open(opts);
+    let (total, flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 2);
+    let mut rx = Receiver::new(total);
+    rx.sack = false;
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[]);
+}
+
+#[test]
+fn rto_during_sack_recovery() {
+    // Three duplicate ACKs SACKing segments 2-4 start recovery: the first
+    // segment is resent. That is lost too; the RTO fires during recovery;
+    // then one ACK with a block for segments 6-7.
+    let mut p = Peer::open(SACK_TS);
+    let (total, flight) = send_flight(&mut p);
+    let m = 1460u32;
+    let snd = p.snd;
+    let mut dups = Vec::new();
+    for k in 2..=4 {
+        p.now = p.now + Duration::from_micros(100);
+        dups.push(p.ack(snd, p.opts.win, &[(snd + m, snd + k * m)]));
+    }
+    let out = p.send(dups);
+    let data: Vec<&Got> = out.iter().filter(|g| !g.payload.is_empty()).collect();
+    assert!(!data.is_empty(), "fast retransmit");
+    assert_eq!((data[0].seq, data[0].payload.len()), (snd, 1460), "{}", brief(&out));
+    for g in &data {
+        let off = g.seq - snd;
+        assert!(!(m..4 * m).contains(&off), "SACKed segment at {off} resent in recovery");
+    }
+    withhold_through_rtos_after_recovery(&mut p);
+    let mut rx = Receiver::new(total);
+    rx.claim(m as usize, 4 * m as usize);
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[(5 * 1460, flight as i64)]);
+}
+
+/// The RTO fires with recovery underway: it resends the first segment
+/// (the peer reneged on nothing; SACKed data stays skipped).
+fn withhold_through_rtos_after_recovery(p: &mut Peer) {
+    let out = p.wait();
+    assert_eq!(out.len(), 1, "{}", brief(&out));
+    assert_eq!((out[0].seq, out[0].payload.len()), (p.snd, 1460));
+    assert_eq!(p.st.stats().tcp_rto_retransmits, 1);
+}
+
+#[test]
+fn many_tiny_sack_blocks_keep_the_sender_bounded() {
+    // 300 ACKs, each SACKing three distinct single bytes: more ranges than
+    // a scoreboard keeps. The sender forgets the highest (it may resend
+    // those bytes) but keeps sending full segments and finishes.
+    let mut p = Peer::open(SACK_TS);
+    let (total, flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 1);
+    let mut rx = Receiver::new(total);
+    rx.strict = false;
+    let mut acks = Vec::new();
+    for i in 0..300u32 {
+        let offs: Vec<u32> = (0..3u32).map(|k| 1461 + ((i * 3 + k) * 7) % (flight as u32 - 1462)).collect();
+        for &o in &offs {
+            rx.claim(o as usize, o as usize + 1);
+        }
+        let b: Vec<(u32, u32)> = offs.iter().map(|&o| (p.snd + o, p.snd + o + 1)).collect();
+        acks.push(p.ack(p.snd, p.opts.win, &b));
+    }
+    p.now = p.now + Duration::from_millis(1);
+    let out = p.send(acks);
+    assert!(out.iter().all(|g| g.payload.is_empty()), "duplicate ACKs after a timeout send nothing: {}", brief(&out));
+    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[]);
 }

@@ -1025,9 +1025,12 @@ impl Conn {
         self.recover = Some(self.snd_max);
         self.rtt_probe = None;
         if self.sack_ok {
-            // RFC 6675: cwnd = ssthresh; output retransmits holes by pipe.
+            // RFC 6675 5 (4.2-4.3): cwnd = ssthresh; the first segment goes
+            // at once whatever the pipe says; output retransmits the other
+            // holes by pipe.
             self.cwnd = self.ssthresh;
             self.high_rxt = self.snd_una;
+            self.rtx_one = true;
         } else {
             // RFC 6582: retransmit the first segment, inflate by three.
             self.cwnd = self.ssthresh + 3 * self.mss;
@@ -1374,7 +1377,14 @@ impl Conn {
             self.rtx_one = false;
             if self.snd_max > self.snd_una {
                 let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
-                let len = avail.min(max_payload);
+                let mut len = avail.min(max_payload);
+                if self.sack_ok {
+                    // Only the hole: not into data the peer SACKed.
+                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
+                        len = len.min(a.since(self.snd_una));
+                    }
+                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                }
                 if len > 0 {
                     stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
                     self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
