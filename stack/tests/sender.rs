@@ -41,7 +41,10 @@ struct Peer {
 
 impl Peer {
     fn open(opts: Opts) -> Peer {
-        let (mut st, mut dev) = stack();
+        // ARP entries outlive the longest test (probes go on for minutes).
+        let mut cfg = stack_config(A_IP, 1);
+        cfg.arp_ttl = Duration::from_secs(1_000_000);
+        let (mut st, mut dev) = (Stack::new(cfg, HeapPages::new(256, 2048), 1500), script_device());
         learn_peer(&mut st, &mut dev);
         let l = st.tcp_listen(80, 8).unwrap();
         let mut syn = seg(1000, None, TcpControl::Syn);
@@ -241,7 +244,7 @@ impl Receiver {
             if acks.is_empty() {
                 out = p.wait();
             } else {
-                p.now = p.now + Duration::from_millis(1);
+                p.now += Duration::from_millis(1);
                 out = p.send(acks);
             }
         }
@@ -309,7 +312,7 @@ fn hostile_ack_then_cooperate(p: &mut Peer, rx: &mut Receiver, total: usize, fli
             rx.claim(l as usize, r as usize);
         }
     }
-    p.now = p.now + Duration::from_millis(1);
+    p.now += Duration::from_millis(1);
     let sack: Vec<(u32, u32)> = blocks.iter().map(|&(l, r)| (abs(p, l), abs(p, r))).collect();
     let rtos = p.st.stats().tcp_rto_retransmits;
     let ack = p.ack(p.snd + mss as u32, p.opts.win, &sack);
@@ -352,7 +355,13 @@ fn rto_then_several_sack_blocks() {
     let m = 1460;
     let mut rx = Receiver::new(total);
     // Three blocks, one not on a segment boundary, most recent first.
-    hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[(5 * m, 6 * m + 7), (2 * m, 3 * m), (4 * m - 100, 4 * m)]);
+    hostile_ack_then_cooperate(
+        &mut p,
+        &mut rx,
+        total,
+        flight,
+        &[(5 * m, 6 * m + 7), (2 * m, 3 * m), (4 * m - 100, 4 * m)],
+    );
 }
 
 #[test]
@@ -410,7 +419,7 @@ fn rto_during_sack_recovery() {
     let snd = p.snd;
     let mut dups = Vec::new();
     for k in 2..=4 {
-        p.now = p.now + Duration::from_micros(100);
+        p.now += Duration::from_micros(100);
         dups.push(p.ack(snd, p.opts.win, &[(snd + m, snd + k * m)]));
     }
     let out = p.send(dups);
@@ -455,8 +464,220 @@ fn many_tiny_sack_blocks_keep_the_sender_bounded() {
         let b: Vec<(u32, u32)> = offs.iter().map(|&o| (p.snd + o, p.snd + o + 1)).collect();
         acks.push(p.ack(p.snd, p.opts.win, &b));
     }
-    p.now = p.now + Duration::from_millis(1);
+    p.now += Duration::from_millis(1);
     let out = p.send(acks);
     assert!(out.iter().all(|g| g.payload.is_empty()), "duplicate ACKs after a timeout send nothing: {}", brief(&out));
     hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[]);
+}
+
+// ----- fault 3: the persist timer -----
+
+/// Issue 10 fault 3's setup: MSS 64, window 64, a 927-byte response. The
+/// client takes the first 64 bytes and shuts its window. Returns the peer
+/// and the response.
+fn shut_window_after_64() -> (Peer, Vec<u8>) {
+    let opts = Opts { mss: 64, sack: false, ts: false, win: 64 };
+    let mut p = Peer::open(opts);
+    let data = pattern(927, 927);
+    assert_eq!(p.st.tcp_write(p.h, &data), Ok(927));
+    p.now = Instant::from_millis(2);
+    let out = p.send(vec![]);
+    assert_eq!(out.len(), 1, "{}", brief(&out));
+    assert_eq!((out[0].seq, out[0].payload.as_slice()), (p.snd, &data[..64]));
+    p.now += Duration::from_millis(1);
+    let ack = p.ack(p.snd + 64, 0, &[]);
+    assert!(p.send(vec![ack]).iter().all(|g| g.payload.is_empty()));
+    (p, data)
+}
+
+/// Waits for the next probe: one byte at `una`, the first byte the client
+/// has not taken. Returns when it came.
+fn next_probe(p: &mut Peer, una: u32, data: &[u8]) -> Instant {
+    let out = p.wait();
+    assert_eq!(out.len(), 1, "{}", brief(&out));
+    assert_eq!(out[0].seq, p.snd + una, "the probe carries the first byte not taken");
+    assert_eq!(out[0].payload, data[una as usize..una as usize + 1]);
+    p.now
+}
+
+/// Opens the window to 64 and takes everything, one ACK per segment;
+/// checks the bytes arrive in order and complete.
+fn take_all(p: &mut Peer, mut got: usize, data: &[u8], mut out: Vec<Got>) {
+    for _ in 0..1000 {
+        let mut acks = Vec::new();
+        for g in out.iter().filter(|g| !g.payload.is_empty()) {
+            let off = g.seq.wrapping_sub(p.snd) as usize;
+            assert!(off <= got, "a gap: segment at {off}, {got} taken");
+            assert!(g.payload.len() <= 64);
+            let end = off + g.payload.len();
+            assert_eq!(g.payload, data[off..end]);
+            got = got.max(end);
+            acks.push(p.ack(p.snd + got as u32, 64, &[]));
+        }
+        if got == data.len() {
+            p.now += Duration::from_millis(1);
+            assert!(p.send(acks).iter().all(|g| g.payload.is_empty()));
+            assert_eq!(p.st.tcp().send_queued(p.h).unwrap(), 0, "everything acknowledged");
+            return;
+        }
+        if acks.is_empty() {
+            out = p.wait();
+        } else {
+            p.now += Duration::from_millis(1);
+            out = p.send(acks);
+        }
+    }
+    panic!("{got} of {} bytes arrived", data.len());
+}
+
+#[test]
+fn zero_window_probes_back_off_to_a_cap_and_never_give_up_on_an_answering_peer() {
+    let (mut p, data) = shut_window_after_64();
+    let mut at = p.now;
+    let mut intervals = Vec::new();
+    // Twenty minutes of probes, each answered with a zero window.
+    while p.now < Instant::from_secs(1200) {
+        let t = next_probe(&mut p, 64, &data);
+        intervals.push(t.saturating_duration_since(at));
+        at = t;
+        p.now += Duration::from_millis(1);
+        let ack = p.ack(p.snd + 64, 0, &[]);
+        let o = p.send(vec![ack]);
+        assert!(o.is_empty(), "a zero-window answer sends nothing: {o:?} {}", p.st.tcp().describe(p.h).unwrap());
+        assert_eq!(p.st.tcp_state(p.h), Ok(State::Established));
+    }
+    // RTO first (here the 200 ms minimum), then doubling, capped at max_rto (60 s).
+    let cap = Duration::from_secs(60);
+    assert!(intervals[0] >= Duration::from_millis(200) && intervals[0] < Duration::from_millis(300), "{intervals:?}");
+    for w in intervals.windows(2) {
+        // Each wait is measured from the previous answer, 1 ms after the probe.
+        let want = w[0].saturating_mul(2).min(cap);
+        let got = w[1];
+        assert!(got + Duration::from_millis(1) >= want && got <= want, "{intervals:?}");
+    }
+    assert_eq!(*intervals.last().unwrap(), cap);
+    assert!(intervals.len() > 20, "{} probes", intervals.len());
+    assert_eq!(p.st.stats().tcp_persist_probes, intervals.len() as u64);
+    assert_eq!(p.st.stats().tcp_timeouts, 0);
+    // The window opens: everything arrives.
+    p.now += Duration::from_millis(5);
+    let upd = p.ack(p.snd + 64, 64, &[]);
+    let out = p.send(vec![upd]);
+    assert!(!out.is_empty(), "the window update restarts the transfer");
+    take_all(&mut p, 64, &data, out);
+}
+
+#[test]
+fn window_opening_mid_backoff_resumes_at_once() {
+    let (mut p, data) = shut_window_after_64();
+    for _ in 0..4 {
+        next_probe(&mut p, 64, &data);
+        p.now += Duration::from_millis(1);
+        let ack = p.ack(p.snd + 64, 0, &[]);
+        p.send(vec![ack]);
+    }
+    // Half-way to the fifth probe the window opens.
+    p.now += Duration::from_millis(1500);
+    let upd = p.ack(p.snd + 64, 64, &[]);
+    let out = p.send(vec![upd]);
+    assert_eq!(out.first().map(|g| (g.seq, g.payload.len())), Some((p.snd + 64, 64)), "{}", brief(&out));
+    take_all(&mut p, 64, &data, out);
+}
+
+#[test]
+fn lost_window_update_is_recovered_by_the_next_probe() {
+    let (mut p, data) = shut_window_after_64();
+    next_probe(&mut p, 64, &data);
+    // The client reads, opens its window to 64 and says so, but that ACK is
+    // lost. The probe byte went nowhere either (answered with win 0 before).
+    p.now += Duration::from_millis(1);
+    let ack = p.ack(p.snd + 64, 0, &[]);
+    p.send(vec![ack]);
+    let _lost = p.ack(p.snd + 64, 64, &[]);
+    // The next probe arrives; the client takes its byte and shows the window.
+    let t = next_probe(&mut p, 64, &data);
+    assert!(t < Instant::from_secs(2), "the next probe came at {t}");
+    p.now += Duration::from_millis(1);
+    let ack = p.ack(p.snd + 65, 64, &[]);
+    let out = p.send(vec![ack]);
+    assert!(!out.is_empty(), "the answer to the probe restarts the transfer");
+    take_all(&mut p, 65, &data, out);
+}
+
+#[test]
+fn probe_bytes_taken_one_at_a_time_keep_the_transfer_moving() {
+    // A receiver that takes each probe's byte but keeps advertising zero.
+    let (mut p, data) = shut_window_after_64();
+    for una in 64..80u32 {
+        next_probe(&mut p, una, &data);
+        p.now += Duration::from_millis(1);
+        let ack = p.ack(p.snd + una + 1, 0, &[]);
+        p.send(vec![ack]);
+    }
+    assert_eq!(p.st.tcp().send_queued(p.h).unwrap(), 927 - 80);
+    assert_eq!(p.st.stats().tcp_timeouts, 0);
+    // The window opens: the rest follows.
+    let upd = p.ack(p.snd + 80, 64, &[]);
+    let out = p.send(vec![upd]);
+    take_all(&mut p, 80, &data, out);
+}
+
+#[test]
+fn a_silent_peer_behind_a_zero_window_is_given_up_on() {
+    // Probes that are never answered end the connection (bounded), with
+    // a timeout error, after max_retries probes.
+    let (mut p, data) = shut_window_after_64();
+    let mut probes = 0;
+    while p.st.tcp_state(p.h) == Ok(State::Established) {
+        let Some(t) = p.st.poll_at() else { break };
+        p.now = p.now.max(t);
+        let out = p.send(vec![]);
+        probes += out.iter().filter(|g| g.payload == data[64..65]).count();
+        assert!(probes <= 16 && p.now < Instant::from_secs(3600), "{probes} probes by {}", p.now);
+    }
+    assert_eq!(probes, 15, "max_retries probes");
+    assert_eq!(p.st.tcp_read(p.h, &mut [0u8; 4]), Err(zcstack::TcpError::TimedOut));
+    assert_eq!(p.st.stats().tcp_timeouts, 1);
+}
+
+/// A receiver that stops reading (its window shuts), resumes, stops again
+/// and resumes, on a link that loses, reorders and duplicates frames (lost
+/// probes, lost window updates). Everything arrives intact.
+fn zero_window_on_a_lossy_link(seed: u64) {
+    use zcstack::phy::sim::SimConfig;
+    let sim = SimConfig { loss: 0.1, reorder: 0.05, duplicate: 0.01, ..SimConfig::default() };
+    let mut p = Pair::new(sim, seed);
+    let (s, c) = p.establish(80);
+    let total = 300_000;
+    let mut src = Source::new(seed, total);
+    let mut sink = Sink::default();
+    let mut phase = |p: &mut Pair, sink: &mut Sink, read: bool, until: usize| {
+        p.run_until(200_000, |p| {
+            src.pump(|d| p.b.tcp_write(c, d).unwrap_or(0));
+            if read {
+                read_into(&mut p.a, s, sink);
+            }
+            sink.received >= until
+        })
+    };
+    // Not reading: the window shuts; simulated minutes pass with probes.
+    let t0 = p.now;
+    phase(&mut p, &mut sink, false, usize::MAX);
+    assert!(p.b.tcp().send_queued(c).unwrap() > 0, "the sender is blocked by the zero window");
+    assert!(p.now.saturating_duration_since(t0) > Duration::from_secs(60), "probing went on");
+    assert_eq!(p.b.tcp_state(c), Ok(State::Established));
+    assert_eq!(phase(&mut p, &mut sink, true, total / 2), Stop::Done, "resumed: {}", p.b.tcp().describe(c).unwrap());
+    phase(&mut p, &mut sink, false, usize::MAX);
+    assert_eq!(phase(&mut p, &mut sink, true, total), Stop::Done, "resumed again: {}", p.b.tcp().describe(c).unwrap());
+    assert_eq!(sink.received, total);
+    assert_eq!(sink.digest(), src.digest());
+    assert!(p.b.stats().tcp_persist_probes > 0);
+    assert_eq!(p.b.stats().tcp_timeouts, 0);
+}
+
+#[test]
+fn zero_window_on_a_lossy_link_recovers_every_time() {
+    for seed in 1..=4 {
+        zero_window_on_a_lossy_link(seed);
+    }
 }

@@ -996,10 +996,10 @@ impl Conn {
                 if was_zero {
                     self.events_pending = true;
                 }
-                if self.snd_max > self.snd_una && self.rtx_at.is_none() {
-                    // A probe byte (or data the shut window held back) is
-                    // now in flight: time it.
-                    self.arm_rtx(now);
+                if was_zero && self.rtx_at.is_none() {
+                    // Persisting: whatever went past the shut window (the
+                    // probe byte) was refused unless this ACK covers it.
+                    self.snd_nxt = self.snd_una;
                 }
             } else {
                 // The peer answers while its window is shut: alive.
@@ -1074,9 +1074,11 @@ impl Conn {
     }
 
     fn on_dup_ack(&mut self, stats: &mut Stats) {
-        if self.rto_point.is_some() {
+        if self.rto_point.is_some() || self.snd_wnd == 0 {
             // Going back after a timeout: duplicates start no recovery
-            // before the recovery point is acknowledged (RFC 6582 4).
+            // before the recovery point is acknowledged (RFC 6582 4). With
+            // the window shut they answer window probes, and say nothing
+            // about loss.
             return;
         }
         self.dupacks += 1;
@@ -1472,11 +1474,14 @@ impl Conn {
                 if cwnd_left < max_payload.min(hole) || len < self.max_snd_wnd / 2 {
                     break;
                 }
-            } else if len < max_payload && !retransmitting {
-                if !self.nodelay && self.snd_max > self.snd_una && !self.fin_queued {
-                    // Nagle: one small segment in flight at a time.
-                    break;
-                }
+            } else if len < max_payload
+                && !retransmitting
+                && !self.nodelay
+                && self.snd_max > self.snd_una
+                && !self.fin_queued
+            {
+                // Nagle: one small segment in flight at a time.
+                break;
             }
             let seq = self.snd_nxt;
             if !retransmitting && self.rtt_probe.is_none() {

@@ -196,4 +196,31 @@ mod tests {
         sb.trim(Seq(7000));
         assert!(sb.ranges.is_empty());
     }
+
+    #[test]
+    fn hostile_blocks_keep_the_scoreboard_bounded_sorted_and_merged() {
+        let mut sb = Scoreboard::default();
+        let una = Seq(u32::MAX - 5000); // across the sequence wrap
+        let max = una + 1_000_000;
+        // Thousands of distinct one-byte blocks, in a scrambled order.
+        for i in 0..3000u32 {
+            let at = una + 1 + (i * 7919) % 999_000;
+            sb.update(una, max, &blocks(&[(at.0, (at + 1).0)]));
+            assert!(sb.len() <= MAX_RANGES);
+        }
+        assert_eq!(sb.len(), MAX_RANGES);
+        assert!(sb.ranges.windows(2).all(|w| w[0].1 < w[1].0), "sorted, disjoint, not touching");
+        // The ones kept are the lowest: those nearest snd_una matter.
+        let lowest = sb.ranges[0].0;
+        assert!(sb.ranges.iter().all(|&(a, _)| a >= lowest));
+        // One block covering them all merges everything into one range.
+        sb.update(una, max, &blocks(&[((una + 1).0, (una + 999_500).0)]));
+        assert_eq!(sb.ranges, vec![(una + 1, una + 999_500)]);
+        assert_eq!(sb.sacked_between(una, max), 999_499);
+        assert_eq!(sb.sacked_end(una + 10), Some(una + 999_500));
+        assert_eq!(sb.next_sacked(una), Some(una + 1));
+        assert!(!sb.reneged(una));
+        sb.trim(una + 1);
+        assert!(sb.reneged(una + 1), "SACKed byte at snd_una: reneged");
+    }
 }
