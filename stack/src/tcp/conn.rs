@@ -1229,7 +1229,10 @@ impl Conn {
             }
         }
         if let Some(t) = self.persist_at {
-            if now >= t {
+            // A stale persist deadline while the RTO times data is moot.
+            if now >= t && self.rtx_at.is_some() {
+                self.persist_at = None;
+            } else if now >= t {
                 self.persist_at = None;
                 // RFC 1122 4.2.2.17: a receiver that keeps answering probes
                 // keeps the connection (any ACK resets `retries`); one that
