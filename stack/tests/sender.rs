@@ -470,6 +470,29 @@ fn many_tiny_sack_blocks_keep_the_sender_bounded() {
     hostile_ack_then_cooperate(&mut p, &mut rx, total, flight, &[]);
 }
 
+#[test]
+fn a_receiver_that_reneges_gets_the_data_after_the_next_timeout() {
+    // After the RTO the client SACKs segments 3-5, then discards them
+    // (reneges, RFC 2018 8): its cumulative ACK stops where they start.
+    // The sender skips them until the next timeout, then sends them again.
+    let mut p = Peer::open(SACK_TS);
+    let (total, _flight) = send_flight(&mut p);
+    withhold_through_rtos(&mut p, 1);
+    let m = 1460;
+    let mut rx = Receiver::new(total);
+    rx.strict = false;
+    rx.claim(0, m as usize);
+    p.now += Duration::from_millis(1);
+    let ack = p.ack(p.snd + m, p.opts.win, &[(p.snd + 2 * m, p.snd + 5 * m)]);
+    let out = p.send(vec![ack]);
+    let win = p.opts.win;
+    rx.run(&mut p, out, win);
+    // Finishing means the client acknowledged every byte, so it got them.
+    assert!(rx.have.iter().all(|&h| h));
+    assert_eq!(p.st.stats().tcp_rto_retransmits, 2, "one more timeout found the renege");
+    assert!(rx.sent_bytes <= 2 * total, "{} bytes", rx.sent_bytes);
+}
+
 // ----- fault 3: the persist timer -----
 
 /// Issue 10 fault 3's setup: MSS 64, window 64, a 927-byte response. The
