@@ -117,6 +117,8 @@ counters! {
         pub tcp_timeouts: u64,
         /// Reference-count misuse caught (a bug; should stay 0).
         pub page_errors: u64,
+        /// Window probes sent by the persist timer (zero window, or one too small to use).
+        pub tcp_persist_probes: u64,
     }
 }
 

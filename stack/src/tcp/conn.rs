@@ -119,6 +119,11 @@ pub(crate) struct Conn {
     ssthresh: u32,
     dupacks: u32,
     recover: Option<Seq>,
+    /// After a retransmission timeout: snd_max when it fired. No fast
+    /// recovery starts until snd_una reaches it (RFC 6582 4, RFC 6675 5.1);
+    /// meanwhile the sender resends from snd_una in slow start, skipping
+    /// SACKed data.
+    rto_point: Option<Seq>,
     rtx_one: bool,
     /// SACK negotiated (RFC 2018).
     sack_ok: bool,
@@ -140,6 +145,8 @@ pub(crate) struct Conn {
     timewait_at: Option<Instant>,
     persist_at: Option<Instant>,
     persist_backoff: u32,
+    /// The persist timer fired: a window probe is due (RFC 9293 3.8.6.1).
+    probe_due: bool,
     keepalive: bool,
     keepalive_at: Option<Instant>,
     ka_probes: u32,
@@ -209,6 +216,7 @@ impl Conn {
             ssthresh: u32::MAX,
             dupacks: 0,
             recover: None,
+            rto_point: None,
             rtx_one: false,
             sack_ok: false,
             ts_ok: false,
@@ -221,6 +229,7 @@ impl Conn {
             timewait_at: None,
             persist_at: None,
             persist_backoff: 0,
+            probe_due: false,
             keepalive: false,
             keepalive_at: None,
             ka_probes: 0,
@@ -622,6 +631,7 @@ impl Conn {
         self.ack_now
             || self.dupack_now
             || self.rtx_one
+            || self.probe_due
             || self.ka_probe_due
             || self.snd_nxt == self.iss
             || self.has_sendable()
@@ -923,6 +933,9 @@ impl Conn {
                 self.snd_nxt = ack;
             }
             self.scoreboard.trim(ack);
+            if self.rto_point.is_some_and(|p| ack >= p) {
+                self.rto_point = None;
+            }
             if self.high_rxt < ack {
                 self.high_rxt = ack;
             }
@@ -983,12 +996,21 @@ impl Conn {
                 if was_zero {
                     self.events_pending = true;
                 }
+                if was_zero && self.rtx_at.is_none() {
+                    // Persisting: whatever went past the shut window (the
+                    // probe byte) was refused unless this ACK covers it.
+                    self.snd_nxt = self.snd_una;
+                }
+            } else {
+                // The peer answers while its window is shut: alive.
+                self.retries = 0;
             }
         }
         // RFC 6675 5 (step 4): SACK-based loss detection enters recovery even
         // when the window changes prevent counting duplicate ACKs.
         if self.sack_ok
             && self.recover.is_none()
+            && self.rto_point.is_none()
             && self.snd_max > self.snd_una
             && self.scoreboard.is_lost(self.snd_una, self.mss)
         {
@@ -1003,9 +1025,12 @@ impl Conn {
         self.recover = Some(self.snd_max);
         self.rtt_probe = None;
         if self.sack_ok {
-            // RFC 6675: cwnd = ssthresh; output retransmits holes by pipe.
+            // RFC 6675 5 (4.2-4.3): cwnd = ssthresh; the first segment goes
+            // at once whatever the pipe says; output retransmits the other
+            // holes by pipe.
             self.cwnd = self.ssthresh;
             self.high_rxt = self.snd_una;
+            self.rtx_one = true;
         } else {
             // RFC 6582: retransmit the first segment, inflate by three.
             self.cwnd = self.ssthresh + 3 * self.mss;
@@ -1049,6 +1074,13 @@ impl Conn {
     }
 
     fn on_dup_ack(&mut self, stats: &mut Stats) {
+        if self.rto_point.is_some() || self.snd_wnd == 0 {
+            // Going back after a timeout: duplicates start no recovery
+            // before the recovery point is acknowledged (RFC 6582 4). With
+            // the window shut they answer window probes, and say nothing
+            // about loss.
+            return;
+        }
         self.dupacks += 1;
         // Early retransmit (RFC 5827): with fewer than four segments
         // outstanding and nothing new to send, three duplicates can never
@@ -1174,11 +1206,22 @@ impl Conn {
                     }
                     self.cwnd = self.mss;
                 }
+                // RFC 6675 5.1 / RFC 6582 4: leave any recovery; no new one
+                // before everything sent so far is acknowledged.
                 self.recover = None;
+                if self.snd_max > self.snd_una {
+                    self.rto_point = Some(self.snd_max);
+                }
                 self.dupacks = 0;
+                self.limited_transmit = 0;
                 self.rtt_probe = None;
-                // The receiver may renege (RFC 2018 8): start over from snd_una.
-                self.scoreboard.clear();
+                // Keep the SACK information (resend the holes, not what the
+                // peer holds) unless the receiver reneged (RFC 2018 8): the
+                // byte at snd_una SACKed yet not acknowledged. The segment at
+                // snd_una is resent either way.
+                if self.scoreboard.reneged(self.snd_una) {
+                    self.scoreboard.clear();
+                }
                 self.high_rxt = self.snd_una;
                 self.snd_nxt = self.snd_una;
                 self.rtt.back_off();
@@ -1186,11 +1229,25 @@ impl Conn {
             }
         }
         if let Some(t) = self.persist_at {
-            if now >= t {
+            // A stale persist deadline while the RTO times data is moot.
+            if now >= t && self.rtx_at.is_some() {
                 self.persist_at = None;
-                self.persist_backoff += 1;
-                // Probe: force one byte past the closed window.
-                self.rtx_one = true;
+            } else if now >= t {
+                self.persist_at = None;
+                // RFC 1122 4.2.2.17: a receiver that keeps answering probes
+                // keeps the connection (any ACK resets `retries`); one that
+                // stays silent through max_retries probes is given up on.
+                self.retries += 1;
+                if self.retries > self.cfg.max_retries {
+                    stats.tcp_timeouts += 1;
+                    self.error = Some(TcpError::TimedOut);
+                    self.release(mem);
+                    self.state = State::Closed;
+                    self.events_pending = true;
+                    return Outcome::Closed;
+                }
+                self.persist_backoff = self.persist_backoff.saturating_add(1);
+                self.probe_due = true;
             }
         }
         if let Some(t) = self.keepalive_at {
@@ -1317,17 +1374,22 @@ impl Conn {
             let s = self.seg(self.snd_nxt, true);
             out.push(s);
         }
+        if self.probe_due {
+            self.probe_due = false;
+            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
+        }
         if self.rtx_one {
             self.rtx_one = false;
-            if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.snd_nxt < data_end {
-                // Zero-window probe: one byte past the closed window.
-                self.send_data(now, self.snd_nxt, 1, data_start, data_end, mem, stats, out);
-                self.snd_nxt = self.snd_nxt + 1;
-                self.snd_max = self.snd_max.max(self.snd_nxt);
-                self.arm_rtx(now);
-            } else if self.snd_max > self.snd_una {
+            if self.snd_max > self.snd_una {
                 let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
-                let len = avail.min(max_payload);
+                let mut len = avail.min(max_payload);
+                if self.sack_ok {
+                    // Only the hole: not into data the peer SACKed.
+                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
+                        len = len.min(a.since(self.snd_una));
+                    }
+                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                }
                 if len > 0 {
                     stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
                     self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
@@ -1361,15 +1423,36 @@ impl Conn {
             if self.snd_nxt >= data_end {
                 break;
             }
-            let wnd = self.snd_wnd.min(self.cwnd.saturating_add(self.limited_transmit * self.mss));
-            let win_end = self.snd_una + wnd;
-            let avail = data_end.since(self.snd_nxt);
-            let mut wnd_left = if self.snd_nxt < win_end { win_end.since(self.snd_nxt) } else { 0 };
-            if sack_recovery {
-                // New data only as far as the pipe allows (rule 2 of NextSeg).
-                let peer_left = (self.snd_una + self.snd_wnd).since(self.snd_nxt.min(self.snd_una + self.snd_wnd));
-                wnd_left = self.cwnd.saturating_sub(self.pipe()).min(peer_left);
+            let retransmitting = self.snd_nxt < self.snd_max;
+            // Going back after a timeout: skip what the peer holds (RFC 6675
+            // 5.1; the scoreboard was cleared if the receiver reneged).
+            if retransmitting && self.sack_ok {
+                if let Some(end) = self.scoreboard.sacked_end(self.snd_nxt) {
+                    self.snd_nxt = end;
+                    continue;
+                }
             }
+            let peer_end = self.snd_una + self.snd_wnd;
+            let peer_left = if self.snd_nxt < peer_end { peer_end.since(self.snd_nxt) } else { 0 };
+            let cwnd_left = if sack_recovery {
+                // New data only as far as the pipe allows (rule 2 of NextSeg).
+                self.cwnd.saturating_sub(self.pipe())
+            } else {
+                let mut outstanding = self.snd_nxt.since(self.snd_una);
+                if self.rto_point.is_some() && self.sack_ok {
+                    // After a timeout everything past snd_nxt counts as lost
+                    // and SACKed bytes have left the network.
+                    outstanding -= self.scoreboard.sacked_between(self.snd_una, self.snd_nxt);
+                }
+                self.cwnd.saturating_add(self.limited_transmit * self.mss).saturating_sub(outstanding)
+            };
+            let wnd_left = cwnd_left.min(peer_left);
+            let avail = data_end.since(self.snd_nxt);
+            // A resend stops where SACKed data starts (a hole may be short).
+            let hole = match self.scoreboard.next_sacked(self.snd_nxt) {
+                Some(a) if retransmitting && self.sack_ok => a.since(self.snd_nxt).min(avail),
+                _ => avail,
+            };
             // With TSO, as many whole segments as fit in one frame (all of
             // what is left when it fits); new data only, outside recovery
             // (a go-back-N resend after a timeout goes segment by segment).
@@ -1379,28 +1462,29 @@ impl Conn {
             } else {
                 max_payload
             };
-            let mut len = burst.min(avail).min(wnd_left);
-            if len > max_payload && len < avail {
+            let mut len = burst.min(hole).min(wnd_left);
+            if len > max_payload && len < hole {
                 len -= len % max_payload;
             }
             if len == 0 {
-                if self.snd_wnd == 0 && self.snd_max == self.snd_una && self.persist_at.is_none() {
-                    let backoff = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(6));
-                    self.persist_at = Some(now + backoff.min(self.cfg.max_rto));
-                }
                 break;
             }
-            let retransmitting = self.snd_nxt < self.snd_max;
-            if len < max_payload && !retransmitting {
-                if len < avail {
-                    // Window-limited: wait for a useful window (sender SWS).
-                    if len < self.max_snd_wnd / 2 {
-                        break;
-                    }
-                } else if !self.nodelay && self.snd_max > self.snd_una && !self.fin_queued {
-                    // Nagle: one small segment in flight at a time.
+            if len < max_payload && len < hole {
+                // Limited by a window, not by the data: no segment below
+                // SMSS for want of cwnd (wait for ACKs), and none smaller
+                // than half the peer's largest window (sender SWS, RFC 9293
+                // 3.8.6.2.1; the persist timer overrides it).
+                if cwnd_left < max_payload.min(hole) || len < self.max_snd_wnd / 2 {
                     break;
                 }
+            } else if len < max_payload
+                && !retransmitting
+                && !self.nodelay
+                && self.snd_max > self.snd_una
+                && !self.fin_queued
+            {
+                // Nagle: one small segment in flight at a time.
+                break;
             }
             let seq = self.snd_nxt;
             if !retransmitting && self.rtt_probe.is_none() {
@@ -1437,6 +1521,14 @@ impl Conn {
             }
         }
 
+        // Data unacknowledged and nothing timing it: the peer's window is
+        // shut (or too small to use). The persist timer probes, backing off
+        // exponentially up to max_rto, for as long as that lasts.
+        if self.persist_at.is_none() && self.rtx_at.is_none() && self.snd_una < data_end {
+            let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(16));
+            self.persist_at = Some(now + interval.min(self.cfg.max_rto));
+        }
+
         if self.ka_probe_due {
             self.ka_probe_due = false;
             let s = self.seg(self.snd_una + u32::MAX, true); // snd_una - 1: elicits an ACK
@@ -1445,6 +1537,41 @@ impl Conn {
         if self.ack_now {
             let s = self.seg(self.snd_nxt, true);
             out.push(s);
+        }
+    }
+
+    /// The persist timer fired (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17). With
+    /// the peer's window shut, the byte at snd_una goes past it (a new probe
+    /// or the last one again; a lost window update is learnt from its ACK).
+    /// With a window open but too small for the SWS rule, what fits of it
+    /// goes (the SWS override). Probes are timed by the persist timer, not
+    /// the RTO.
+    #[allow(clippy::too_many_arguments)]
+    fn window_probe(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        if self.rtx_at.is_some() || self.snd_una >= data_end {
+            return;
+        }
+        stats.tcp_persist_probes += 1;
+        let peer_end = self.snd_una + self.snd_wnd;
+        if self.snd_nxt < peer_end && self.snd_nxt < data_end {
+            let len = peer_end.since(self.snd_nxt).min(max_payload).min(data_end.since(self.snd_nxt));
+            self.send_data(now, self.snd_nxt, len, data_start, data_end, mem, stats, out);
+            self.snd_nxt = self.snd_nxt + len;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            self.arm_rtx(now);
+        } else {
+            self.send_data(now, self.snd_una, 1, data_start, data_end, mem, stats, out);
+            self.snd_nxt = self.snd_nxt.max(self.snd_una + 1);
+            self.snd_max = self.snd_max.max(self.snd_nxt);
         }
     }
 

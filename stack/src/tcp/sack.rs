@@ -30,19 +30,60 @@ impl Scoreboard {
         }
     }
 
+    /// Inserts `[l, r)` in place, merging what it touches: O(ranges), no
+    /// allocation once the list has grown. At [`MAX_RANGES`] the highest
+    /// range is forgotten (the ones nearest `snd_una` matter for recovery;
+    /// forgetting SACK information only costs a needless retransmission).
     fn insert(&mut self, l: Seq, r: Seq) {
-        let pos = self.ranges.iter().position(|&(a, _)| a > l).unwrap_or(self.ranges.len());
-        self.ranges.insert(pos, (l, r));
-        // Merge neighbours that touch or overlap.
-        let mut merged: Vec<(Seq, Seq)> = Vec::with_capacity(self.ranges.len());
-        for &(a, b) in &self.ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
+        // First range that ends at or after `l` (may touch or overlap).
+        let first = self.ranges.iter().position(|&(_, b)| b >= l).unwrap_or(self.ranges.len());
+        // Ranges from `first` that start at or before `r` merge with it.
+        let mut last = first;
+        let (mut nl, mut nr) = (l, r);
+        while last < self.ranges.len() && self.ranges[last].0 <= r {
+            nl = nl.min(self.ranges[last].0);
+            nr = nr.max(self.ranges[last].1);
+            last += 1;
         }
-        merged.truncate(MAX_RANGES);
-        self.ranges = merged;
+        if last > first {
+            self.ranges[first] = (nl, nr);
+            self.ranges.drain(first + 1..last);
+        } else {
+            if self.ranges.len() >= MAX_RANGES {
+                if first == self.ranges.len() {
+                    return; // above everything kept: the one to forget
+                }
+                self.ranges.pop();
+            }
+            self.ranges.insert(first, (nl, nr));
+        }
+    }
+
+    /// Number of ranges held (at most [`MAX_RANGES`]).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the receiver appears to have reneged (RFC 2018 8): the byte
+    /// at the cumulative ACK `una` was SACKed but is still not acknowledged.
+    pub fn reneged(&self, una: Seq) -> bool {
+        self.ranges.first().is_some_and(|&(a, _)| a <= una)
+    }
+
+    /// If `seq` lies in a SACKed range, that range's end.
+    pub fn sacked_end(&self, seq: Seq) -> Option<Seq> {
+        self.ranges.iter().find(|&&(a, b)| a <= seq && seq < b).map(|&(_, b)| b)
+    }
+
+    /// Start of the first SACKed range above `seq`.
+    pub fn next_sacked(&self, seq: Seq) -> Option<Seq> {
+        self.ranges.iter().map(|&(a, _)| a).find(|&a| a > seq)
+    }
+
+    /// SACKed bytes in `[from, to)`.
+    pub fn sacked_between(&self, from: Seq, to: Seq) -> u32 {
+        self.ranges.iter().filter(|&&(a, b)| b > from && a < to).map(|&(a, b)| b.min(to).since(a.max(from))).sum()
     }
 
     /// Forgets everything at or below the cumulative ACK.
@@ -154,5 +195,32 @@ mod tests {
         assert_eq!(sb.ranges, vec![(Seq(3000), Seq(4000)), (Seq(5000), Seq(6000))]);
         sb.trim(Seq(7000));
         assert!(sb.ranges.is_empty());
+    }
+
+    #[test]
+    fn hostile_blocks_keep_the_scoreboard_bounded_sorted_and_merged() {
+        let mut sb = Scoreboard::default();
+        let una = Seq(u32::MAX - 5000); // across the sequence wrap
+        let max = una + 1_000_000;
+        // Thousands of distinct one-byte blocks, in a scrambled order.
+        for i in 0..3000u32 {
+            let at = una + 1 + (i * 7919) % 999_000;
+            sb.update(una, max, &blocks(&[(at.0, (at + 1).0)]));
+            assert!(sb.len() <= MAX_RANGES);
+        }
+        assert_eq!(sb.len(), MAX_RANGES);
+        assert!(sb.ranges.windows(2).all(|w| w[0].1 < w[1].0), "sorted, disjoint, not touching");
+        // The ones kept are the lowest: those nearest snd_una matter.
+        let lowest = sb.ranges[0].0;
+        assert!(sb.ranges.iter().all(|&(a, _)| a >= lowest));
+        // One block covering them all merges everything into one range.
+        sb.update(una, max, &blocks(&[((una + 1).0, (una + 999_500).0)]));
+        assert_eq!(sb.ranges, vec![(una + 1, una + 999_500)]);
+        assert_eq!(sb.sacked_between(una, max), 999_499);
+        assert_eq!(sb.sacked_end(una + 10), Some(una + 999_500));
+        assert_eq!(sb.next_sacked(una), Some(una + 1));
+        assert!(!sb.reneged(una));
+        sb.trim(una + 1);
+        assert!(sb.reneged(una + 1), "SACKed byte at snd_una: reneged");
     }
 }
