@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod cubic;
+mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
 mod sack;
@@ -283,6 +284,8 @@ pub struct TcpEngine {
     mtu: usize,
     /// Sockets whose readiness may have changed since the last look.
     notify: Vec<SocketHandle>,
+    /// Engine-wide challenge ACK budget (RFC 5961 7).
+    challenge_budget: ratelimit::ChallengeBudget,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -314,6 +317,7 @@ impl TcpEngine {
             local_ip,
             mtu,
             notify: Vec::new(),
+            challenge_budget: ratelimit::ChallengeBudget::new(secret),
         }
     }
 
@@ -948,6 +952,14 @@ impl TcpEngine {
                 return;
             }
         }
+        // LISTEN (RFC 9293 3.10.7.2): a RST is ignored, and a segment with
+        // neither SYN nor ACK is dropped; neither is ever answered. (SYN
+        // without ACK was handled above; an ACK falls through to the RST
+        // <SEQ=SEG.ACK><CTL=RST> below.)
+        if (seg.rst || seg.ack.is_none()) && self.listeners.contains_key(&local.port()) {
+            stats.drop_tcp_listen += 1;
+            return;
+        }
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
         if !seg.rst {
@@ -1018,7 +1030,7 @@ impl TcpEngine {
             return;
         };
         let was = c.state;
-        let outcome = c.on_segment(now, seg, mem, stats, out);
+        let outcome = c.on_segment(now, seg, mem, stats, out, &mut self.challenge_budget);
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
             c.timer_fin2(now + FIN_TIMEOUT);
         }
