@@ -6,8 +6,8 @@ use std::net::SocketAddrV4;
 use std::rc::Rc;
 
 use super::cubic::Cubic;
-use super::recv_queue::{Inserted, RecvQueue};
 use super::ratelimit::{ChallengeBudget, ConnLimiter};
+use super::recv_queue::{Inserted, RecvQueue};
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::send_queue::SendQueue;
