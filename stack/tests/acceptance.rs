@@ -593,3 +593,22 @@ fn the_global_budget_varies_with_the_seed_and_is_deterministic_given_it() {
     assert!(runs.iter().all(|&n| (50..150).contains(&n)), "{runs:?}");
     assert_eq!(global_run(3, 100, 200, burst).0, runs[2], "same seed, same budget");
 }
+
+#[test]
+fn a_blind_syn_cannot_end_time_wait() {
+    let (mut st, mut dev, h, snd) = established();
+    st.tcp_shutdown(h).unwrap();
+    exchange(&mut st, &mut dev, at(10), vec![]);
+    exchange(&mut st, &mut dev, at(11), vec![tcp_frame(seg(1001, Some(snd + 1), TcpControl::Fin))]);
+    assert_eq!(st.tcp_state(h), Ok(State::TimeWait));
+    // SYNs at or below the old rcv_nxt (1002) could be the old connection's:
+    // challenge ACK, TIME-WAIT kept.
+    for s in [1002u32, 1001, 1002u32.wrapping_sub(1_000_000)] {
+        let out = exchange(&mut st, &mut dev, at(12), vec![tcp_frame(seg(s, None, TcpControl::Syn))]);
+        one_ack(&out, 1002, &format!("SYN seq {s}"));
+        assert_eq!(st.tcp_state(h), Ok(State::TimeWait), "SYN seq {s}");
+    }
+    // A SYN above it opens a new connection on the pair (RFC 9293 3.6.1).
+    let out = exchange(&mut st, &mut dev, at(13), vec![tcp_frame(seg(50_000, None, TcpControl::Syn))]);
+    assert_eq!((out.len(), out[0].ctl, out[0].ack), (1, TcpControl::Syn, Some(50_001)));
+}

@@ -856,6 +856,20 @@ impl Conn {
         outcome
     }
 
+    /// RFC 9293 3.6.1 (RFC 6191; Linux does the same): in TIME-WAIT a new
+    /// SYN for the same 4-tuple may replace the old connection only when it
+    /// cannot belong to it: its sequence number lies above the old
+    /// `rcv_nxt`, or timestamps are in use and its TSval is newer than
+    /// TS.Recent. Any other SYN is handled as one in a synchronized state
+    /// (challenge ACK, RFC 5961 4.2), so a blind SYN cannot end TIME-WAIT.
+    pub fn time_wait_accepts_syn(&self, seg: &SegIn<'_>) -> bool {
+        let newer_ts = match (self.ts_ok, seg.ts) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => false,
+        };
+        seg.seq > self.rcv_nxt || newer_ts
+    }
+
     fn on_segment_syn_sent(
         &mut self,
         now: Instant,

@@ -929,7 +929,11 @@ impl TcpEngine {
                 return;
             };
             // A new SYN may reuse a TIME-WAIT pair (RFC 9293 3.6.1).
-            if c.state == State::TimeWait && seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port())
+            if c.state == State::TimeWait
+                && seg.syn
+                && seg.ack.is_none()
+                && c.time_wait_accepts_syn(&seg)
+                && self.listeners.contains_key(&local.port())
             {
                 self.free_slot(idx);
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
