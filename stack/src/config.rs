@@ -70,6 +70,18 @@ pub struct TcpConfig {
     pub keepalive_interval: Duration,
     /// Keepalive probes before the connection is dropped.
     pub keepalive_probes: u32,
+    /// Per-connection limit on ACKs generated in answer to rejected
+    /// segments (challenge ACKs, RFC 5961 7; ACKs to out-of-window or PAWS-
+    /// failing segments without data): at most `invalid_ack_burst` per this
+    /// interval (Linux `tcp_invalid_ratelimit`: 500 ms). Zero: no limit.
+    pub invalid_ack_interval: Duration,
+    /// ACKs per `invalid_ack_interval` per connection (see there).
+    pub invalid_ack_burst: u32,
+    /// Engine-wide mean number of challenge ACKs per second (RFC 5961 7,
+    /// Linux `tcp_challenge_ack_limit`). Each second's budget is drawn at
+    /// random from `[limit/2, limit/2 + limit)`, keyed by the stack's secret,
+    /// so the global count leaks nothing (CVE-2016-5696). `u32::MAX`: no limit.
+    pub challenge_ack_limit: u32,
 }
 
 impl Default for TcpConfig {
@@ -95,6 +107,9 @@ impl Default for TcpConfig {
             keepalive_idle: Duration::from_secs(7200),
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
+            invalid_ack_interval: Duration::from_millis(500),
+            invalid_ack_burst: 5,
+            challenge_ack_limit: 1000,
         }
     }
 }

@@ -634,8 +634,9 @@ impl<M: PageMemory> Stack<M> {
         }
         let payload = &pkt.payload()[..ip.payload_len.min(pkt.payload().len())];
         let src = ip.src_addr;
-        if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
-            self.stats.drop_ipv4_malformed += 1;
+        if !self.iface.valid_source(src) {
+            // Spoofed or looped back (RFC 1122 3.2.1.3): never answered.
+            self.stats.drop_ipv4_bad_source += 1;
             return;
         }
         if pkt.more_frags() || pkt.frag_offset() != 0 {

@@ -119,6 +119,23 @@ counters! {
         pub page_errors: u64,
         /// Window probes sent by the persist timer (zero window, or one too small to use).
         pub tcp_persist_probes: u64,
+        /// IPv4 packets whose source may never be answered or create state
+        /// (broadcast, multicast, 0/8, loopback 127/8, class E, our own
+        /// address; RFC 1122 3.2.1.3): dropped before TCP/UDP/ICMP.
+        pub drop_ipv4_bad_source: u64,
+        /// TCP segments dropped for an unacceptable ACK (RFC 9293 3.10.7.4,
+        /// RFC 5961 5.2: outside `[snd_una - max_snd_wnd, snd_nxt]`); their
+        /// data and FIN are not processed.
+        pub drop_tcp_bad_ack: u64,
+        /// TCP segments to a listening port silently dropped (RST, or
+        /// neither SYN nor ACK: RFC 9293 3.10.7.2).
+        pub drop_tcp_listen: u64,
+        /// Challenge ACKs and ACKs to rejected segments not sent because of
+        /// the per-connection limit (`TcpConfig::invalid_ack_burst`).
+        pub tcp_acks_rate_limited: u64,
+        /// Challenge ACKs not sent because of the engine-wide per-second
+        /// budget (`TcpConfig::challenge_ack_limit`).
+        pub tcp_challenge_acks_global_limited: u64,
     }
 }
 

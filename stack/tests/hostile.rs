@@ -155,7 +155,12 @@ fn thousands_of_adversarial_frames_never_break_an_established_connection() {
         + st.drop_icmp_malformed
         + st.drop_arp_malformed
         + st.drop_tcp_out_of_window
-        + st.tcp_challenge_acks;
+        + st.drop_tcp_bad_ack
+        + st.drop_tcp_listen
+        + st.drop_ipv4_bad_source
+        + st.tcp_challenge_acks
+        + st.tcp_acks_rate_limited
+        + st.tcp_challenge_acks_global_limited;
     assert!(dropped >= 4000, "hostile frames are counted: {st:?}");
     assert_eq!(p.a.tcp_state(s), Ok(State::Established));
     assert_eq!(st.page_errors, 0);

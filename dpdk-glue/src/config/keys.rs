@@ -316,6 +316,9 @@ const TCP_KEYS: &[&str] = &[
     "keepalive_interval_s",
     "keepalive_probes",
     "max_ooo_segments",
+    "invalid_ack_interval_ms",
+    "invalid_ack_burst",
+    "challenge_ack_limit",
 ];
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] =
@@ -780,6 +783,21 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
     }
     if let Some(n) = r.get("max_ooo_segments", |v| uint_in(v, 1, 65_535).ok_or("a count in 1..=65535"))? {
         tcp.max_ooo_segments = n;
+    }
+    if let Some(ms) = r.get("invalid_ack_interval_ms", |v| {
+        uint::<u64>(v).filter(|&m| m <= 60_000).ok_or("milliseconds in 0..=60000 (0: no limit)")
+    })? {
+        tcp.invalid_ack_interval = Duration::from_millis(ms);
+    }
+    if let Some(n) = r.get("invalid_ack_burst", |v| {
+        uint(v).filter(|&n| (1..=1_000_000).contains(&n)).ok_or("a count in 1..=1000000")
+    })? {
+        tcp.invalid_ack_burst = n;
+    }
+    if let Some(n) = r.get("challenge_ack_limit", |v| {
+        uint(v).filter(|&n| (1..=1_000_000_000).contains(&n)).ok_or("a count per second in 1..=1000000000")
+    })? {
+        tcp.challenge_ack_limit = n;
     }
     r.finish()
 }

@@ -64,7 +64,7 @@ fn every_section_maps_onto_the_engine() {
         [freebsd.sysctl]\nnet.inet.tcp.sendspace=65536\nnet.inet.tcp.recvspace=131072\nnet.inet.tcp.delayed_ack=0\n\
         net.inet.tcp.cc.algorithm=cubic\nnet.inet.tcp.msl=500\nkern.ipc.somaxconn=128\n\
         [zerocopy]\npage_array=1\nsend=0\nrecv=1\nmin_write=1024\nbuf_size=4096\n\
-        [tcp]\nmin_rto_us=5000\nnodelay=1\ninitial_cwnd=20\n";
+        [tcp]\nmin_rto_us=5000\nnodelay=1\ninitial_cwnd=20\ninvalid_ack_burst=3\nchallenge_ack_limit=50\n";
     let c = parse_at("t.ini", text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dpdk.lcore_mask, 4);
     assert!(c.dpdk.tx_csum_offload_skip && !c.dpdk.promiscuous);
@@ -89,6 +89,11 @@ fn every_section_maps_onto_the_engine() {
     assert_eq!(c.tcp.min_rto, zcstack::Duration::from_millis(5));
     assert!(c.tcp.nodelay);
     assert_eq!(c.tcp.initial_cwnd_segments, 20);
+    assert_eq!((c.tcp.invalid_ack_burst, c.tcp.challenge_ack_limit), (3, 50));
+    assert_eq!(
+        err(&text.replace("invalid_ack_burst=3", "invalid_ack_burst=0")),
+        "t.ini:49: [tcp] invalid_ack_burst = \"0\": expected a count in 1..=1000000"
+    );
     let rt = c.runtime(0).unwrap();
     assert_eq!(rt.eal.lcores.as_deref(), Some("0@2"));
     assert_eq!(rt.eal.memory_mb, Some(700));
@@ -254,7 +259,8 @@ fn toml_errors_name_file_line_and_key_like_ini() {
         toml_err(&format!("{base}[tcp]\nmin_rto_uss = 5\n")),
         "t.toml:10: [tcp] unknown key \"min_rto_uss\"; did you mean \"min_rto_us\"? (known keys: min_rto_us, \
          initial_rto_ms, nodelay, timestamps, syn_cookies, initial_cwnd, window_scale, keepalive_idle_s, \
-         keepalive_interval_s, keepalive_probes, max_ooo_segments)"
+         keepalive_interval_s, keepalive_probes, max_ooo_segments, invalid_ack_interval_ms, invalid_ack_burst, \
+         challenge_ack_limit)"
     );
     assert_eq!(toml_err(&format!("{base}[pcap]\nenable = 2\n")), "t.toml:10: [pcap] enable = \"2\": expected 0 or 1");
     assert_eq!(toml_err("lcore_mask = 1\n"), "t.toml:1: key before any [section]: lcore_mask");

@@ -77,6 +77,23 @@ impl Interface {
             || (self.mask != u32::MAX && dst == self.subnet_broadcast())
     }
 
+    /// Whether `src` may be the source of a packet we accept. RFC 1122
+    /// 3.2.1.3 (and 3.2.2.x for ICMP): a datagram whose source is a
+    /// broadcast (limited, or this subnet's directed broadcast), multicast,
+    /// "this network" (0/8), loopback (127/8) or reserved class E (240/4)
+    /// address, or our own address, must never be answered nor create
+    /// state; such packets are spoofed or looped back.
+    pub fn valid_source(&self, src: Ipv4Address) -> bool {
+        let b = src.to_bits();
+        let first = (b >> 24) as u8;
+        !(first == 0
+            || first == 127
+            || src.is_multicast()
+            || first >= 240
+            || src == self.cfg.addr
+            || (self.mask < u32::MAX << 1 && src == self.subnet_broadcast()))
+    }
+
     /// Whether `ip` is on the local subnet.
     pub fn on_link(&self, ip: Ipv4Address) -> bool {
         (ip.to_bits() & self.mask) == (self.cfg.addr.to_bits() & self.mask)
@@ -146,6 +163,26 @@ mod tests {
         assert!(i.accepts(Ipv4Address::new(10, 0, 0, 255)));
         assert!(i.accepts(Ipv4Address::BROADCAST));
         assert!(!i.accepts(Ipv4Address::new(10, 0, 0, 3)));
+        for bad in [
+            Ipv4Address::BROADCAST,
+            Ipv4Address::new(10, 0, 0, 255),
+            Ipv4Address::new(224, 0, 0, 1),
+            Ipv4Address::new(239, 255, 255, 250),
+            Ipv4Address::UNSPECIFIED,
+            Ipv4Address::new(0, 1, 2, 3),
+            Ipv4Address::new(127, 0, 0, 1),
+            Ipv4Address::new(127, 9, 9, 9),
+            Ipv4Address::new(240, 0, 0, 1),
+            Ipv4Address::new(10, 0, 0, 2),
+        ] {
+            assert!(!i.valid_source(bad), "{bad}");
+        }
+        for good in [Ipv4Address::new(10, 0, 0, 9), Ipv4Address::new(8, 8, 8, 8), Ipv4Address::new(10, 0, 0, 0)] {
+            assert!(i.valid_source(good), "{good}");
+        }
+        // A /31 (RFC 3021) and a /32 have no directed broadcast.
+        let p2p = Interface::new(IfaceConfig { prefix_len: 31, ..i.cfg });
+        assert!(p2p.valid_source(Ipv4Address::new(10, 0, 0, 3)));
         let no_gw = Interface::new(IfaceConfig { gateway: None, ..i.cfg });
         assert_eq!(no_gw.next_hop(Ipv4Address::new(8, 8, 8, 8)), None);
     }

@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 use std::rc::Rc;
 
 use super::cubic::Cubic;
+use super::ratelimit::{ChallengeBudget, ConnLimiter};
 use super::recv_queue::{Inserted, RecvQueue};
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
@@ -106,6 +107,8 @@ pub(crate) struct Conn {
     dupack_now: bool,
     delack_at: Option<Instant>,
     segs_since_ack: u32,
+    /// Limits ACKs to rejected segments and challenge ACKs (RFC 5961 7).
+    ack_limiter: ConnLimiter,
 
     // Retransmission.
     rtt: RttEstimator,
@@ -207,6 +210,7 @@ impl Conn {
             dupack_now: false,
             delack_at: None,
             segs_since_ack: 0,
+            ack_limiter: ConnLimiter::default(),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtx_at: None,
             retries: 0,
@@ -647,7 +651,12 @@ impl Conn {
 
     // ----- input -----
 
-    /// Processes one segment for this connection (RFC 9293 3.10.7).
+    /// Processes one segment for this connection (RFC 9293 3.10.7.3-4, with
+    /// RFC 5961 and RFC 7323 PAWS): the sequence test, then RST, SYN and
+    /// ACK checks in that order; a segment failing any of them is dropped
+    /// whole (its data and FIN are never delivered) and answered at most
+    /// with an ACK, rate-limited per connection and, for challenge ACKs,
+    /// engine-wide through `budget` (RFC 5961 7).
     pub fn on_segment(
         &mut self,
         now: Instant,
@@ -655,6 +664,7 @@ impl Conn {
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
+        budget: &mut ChallengeBudget,
     ) -> Outcome {
         self.last_rx = now;
         self.tick_ts(now);
@@ -676,7 +686,7 @@ impl Conn {
                 let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
                 if valid && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
                     stats.drop_tcp_paws += 1;
-                    self.ack_now = true;
+                    self.ack_rejected(now, seg, stats);
                     return Outcome::Ok;
                 }
             }
@@ -700,19 +710,33 @@ impl Conn {
                 stats.drop_tcp_out_of_window += 1;
                 return Outcome::Ok;
             }
-            self.ack_now = true;
             if self.state == State::TimeWait && seg.fin {
                 // The peer retransmitted its FIN (our ACK was lost): ACK
                 // again and restart the 2 MSL timer (RFC 9293 3.10.7.4).
+                self.ack_now = true;
                 self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
                 return Outcome::Ok;
             }
-            if seg.seq < self.rcv_nxt && self.state.synchronized() && !seg.syn {
-                // An old duplicate still carries a current ACK (BSD does the
-                // same): after a go-back-N retransmission the peer's segments
-                // start below our rcv_nxt, and ignoring their ACKs would
-                // deadlock both sides.
+            if seg.syn && self.state.synchronized() {
+                // RFC 5961 4.2: a SYN in a synchronized state, whatever its
+                // sequence number, draws a challenge ACK.
+                stats.drop_tcp_out_of_window += 1;
+                self.challenge_ack(now, budget, stats);
+                return Outcome::Ok;
+            }
+            if seg.seq <= self.rcv_nxt && self.state.synchronized() && !seg.syn {
+                // An old duplicate (or data at rcv_nxt into a zero window)
+                // still carries a current ACK (RFC 9293 3.10.7.4: "special
+                // allowance ... to accept valid ACKs"; BSD does the same):
+                // after a go-back-N retransmission the peer's segments start
+                // below our rcv_nxt, and ignoring their ACKs would deadlock
+                // both sides. The ACK must pass RFC 5961 5.2 like any other.
                 if let Some(ack) = seg.ack {
+                    if !self.ack_acceptable(ack) {
+                        stats.drop_tcp_bad_ack += 1;
+                        self.challenge_ack(now, budget, stats);
+                        return Outcome::Ok;
+                    }
                     if let Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
                         return Outcome::Closed;
                     }
@@ -720,6 +744,7 @@ impl Conn {
             } else {
                 stats.drop_tcp_out_of_window += 1;
             }
+            self.ack_rejected(now, seg, stats);
             return Outcome::Ok;
         }
 
@@ -751,8 +776,7 @@ impl Conn {
                 self.events_pending = true;
                 return Outcome::Closed;
             }
-            stats.tcp_challenge_acks += 1;
-            self.ack_now = true;
+            self.challenge_ack(now, budget, stats);
             return Outcome::Ok;
         }
 
@@ -763,13 +787,20 @@ impl Conn {
                 self.snd_nxt = self.iss;
                 return Outcome::Ok;
             }
-            stats.tcp_challenge_acks += 1;
-            self.ack_now = true;
+            self.challenge_ack(now, budget, stats);
             return Outcome::Ok;
         }
 
-        // 4. ACK is required from here on.
+        // 4. ACK is required from here on (RFC 9293 3.10.7.4 fifth check).
         let Some(ack) = seg.ack else { return Outcome::Ok };
+        if self.state != State::SynReceived && !self.ack_acceptable(ack) {
+            // RFC 5961 5.2: drop the whole segment (data and FIN too) and
+            // answer with an ACK; this also covers an ACK of data never
+            // sent (RFC 9293: "send an ACK, drop the segment, and return").
+            stats.drop_tcp_bad_ack += 1;
+            self.challenge_ack(now, budget, stats);
+            return Outcome::Ok;
+        }
         let mut outcome = Outcome::Ok;
         if self.state == State::SynReceived {
             if ack.in_range(self.snd_una + 1, self.snd_max + 1) {
@@ -785,6 +816,8 @@ impl Conn {
                     self.state = State::FinWait1;
                 }
             } else {
+                // RFC 9293 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>, segment dropped.
+                stats.drop_tcp_bad_ack += 1;
                 out.push(SegOut::rst(self.local, self.remote, ack, None));
                 return Outcome::Ok;
             }
@@ -831,6 +864,20 @@ impl Conn {
             return Outcome::Closed;
         }
         outcome
+    }
+
+    /// RFC 9293 3.6.1 (RFC 6191; Linux does the same): in TIME-WAIT a new
+    /// SYN for the same 4-tuple may replace the old connection only when it
+    /// cannot belong to it: its sequence number lies above the old
+    /// `rcv_nxt`, or timestamps are in use and its TSval is newer than
+    /// TS.Recent. Any other SYN is handled as one in a synchronized state
+    /// (challenge ACK, RFC 5961 4.2), so a blind SYN cannot end TIME-WAIT.
+    pub fn time_wait_accepts_syn(&self, seg: &SegIn<'_>) -> bool {
+        let newer_ts = match (self.ts_ok, seg.ts) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => false,
+        };
+        seg.seq > self.rcv_nxt || newer_ts
     }
 
     fn on_segment_syn_sent(
@@ -895,6 +942,48 @@ impl Conn {
         Outcome::Ok
     }
 
+    /// RFC 5961 5.2 (RFC 9293 3.10.7.4): in a synchronized state an ACK is
+    /// acceptable only within `[snd_una - max_snd_wnd, snd_nxt]`, `snd_nxt`
+    /// being the highest sequence number sent (`snd_max`) and
+    /// `max_snd_wnd` at least one MSS. Anything else acknowledges data never
+    /// sent or data acknowledged long ago: the segment must be dropped.
+    fn ack_acceptable(&self, ack: Seq) -> bool {
+        let max_wnd = self.max_snd_wnd.max(self.mss);
+        ack <= self.snd_max && (ack >= self.snd_una || self.snd_una.since(ack) <= max_wnd)
+    }
+
+    /// Answers a rejected segment with an ACK (RFC 9293 3.10.7.4 first
+    /// check, RFC 7323 PAWS). Segments that occupy sequence space (data or
+    /// FIN, not SYN) are always answered: zero-window probes and
+    /// retransmissions need the ACK and are no part of an ACK loop (as in
+    /// Linux `tcp_oow_rate_limited`). Others are limited per connection to
+    /// `invalid_ack_burst` per `invalid_ack_interval`.
+    fn ack_rejected(&mut self, now: Instant, seg: &SegIn<'_>, stats: &mut Stats) {
+        if (seg.len() > 0 && !seg.syn)
+            || self.ack_limiter.allow(now, self.cfg.invalid_ack_interval, self.cfg.invalid_ack_burst)
+        {
+            self.ack_now = true;
+        } else {
+            stats.tcp_acks_rate_limited += 1;
+        }
+    }
+
+    /// Sends a challenge ACK (RFC 5961 3.2, 4.2, 5.2) unless the
+    /// per-connection limit or the engine-wide per-second budget (RFC 5961
+    /// 7) is spent; suppressed ones are counted.
+    fn challenge_ack(&mut self, now: Instant, budget: &mut ChallengeBudget, stats: &mut Stats) {
+        if !self.ack_limiter.allow(now, self.cfg.invalid_ack_interval, self.cfg.invalid_ack_burst) {
+            stats.tcp_acks_rate_limited += 1;
+        } else if !budget.allow(now, self.cfg.challenge_ack_limit) {
+            stats.tcp_challenge_acks_global_limited += 1;
+        } else {
+            stats.tcp_challenge_acks += 1;
+            self.ack_now = true;
+        }
+    }
+
+    /// Processes an acceptable ACK ([`Conn::ack_acceptable`] checked by the
+    /// caller): send queue, RTT, congestion control, window update.
     fn process_ack(
         &mut self,
         now: Instant,
@@ -903,18 +992,6 @@ impl Conn {
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
     ) -> Outcome {
-        if ack > self.snd_max {
-            // Acknowledges something never sent.
-            self.ack_now = true;
-            return Outcome::Ok;
-        }
-        // RFC 5961 5.2: too-old ACKs are dropped with a challenge ACK.
-        let max_wnd = self.max_snd_wnd.max(self.mss);
-        if ack < self.snd_una && self.snd_una.since(ack) > max_wnd {
-            stats.tcp_challenge_acks += 1;
-            self.ack_now = true;
-            return Outcome::Ok;
-        }
         let wnd = u32::from(seg.wnd) << self.snd_wscale;
         if self.sack_ok {
             self.scoreboard.update(ack.max(self.snd_una), self.snd_max, &seg.sack);

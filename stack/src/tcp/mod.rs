@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod cubic;
+mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
 mod sack;
@@ -283,6 +284,8 @@ pub struct TcpEngine {
     mtu: usize,
     /// Sockets whose readiness may have changed since the last look.
     notify: Vec<SocketHandle>,
+    /// Engine-wide challenge ACK budget (RFC 5961 7).
+    challenge_budget: ratelimit::ChallengeBudget,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -314,6 +317,7 @@ impl TcpEngine {
             local_ip,
             mtu,
             notify: Vec::new(),
+            challenge_budget: ratelimit::ChallengeBudget::new(secret),
         }
     }
 
@@ -925,7 +929,11 @@ impl TcpEngine {
                 return;
             };
             // A new SYN may reuse a TIME-WAIT pair (RFC 9293 3.6.1).
-            if c.state == State::TimeWait && seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port())
+            if c.state == State::TimeWait
+                && seg.syn
+                && seg.ack.is_none()
+                && c.time_wait_accepts_syn(&seg)
+                && self.listeners.contains_key(&local.port())
             {
                 self.free_slot(idx);
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
@@ -947,6 +955,14 @@ impl TcpEngine {
                 self.establish_from_cookie(now, local, remote, &seg, ack + u32::MAX, mss_i, mem, stats, out);
                 return;
             }
+        }
+        // LISTEN (RFC 9293 3.10.7.2): a RST is ignored, and a segment with
+        // neither SYN nor ACK is dropped; neither is ever answered. (SYN
+        // without ACK was handled above; an ACK falls through to the RST
+        // <SEQ=SEG.ACK><CTL=RST> below.)
+        if (seg.rst || seg.ack.is_none()) && self.listeners.contains_key(&local.port()) {
+            stats.drop_tcp_listen += 1;
+            return;
         }
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
@@ -1018,7 +1034,7 @@ impl TcpEngine {
             return;
         };
         let was = c.state;
-        let outcome = c.on_segment(now, seg, mem, stats, out);
+        let outcome = c.on_segment(now, seg, mem, stats, out, &mut self.challenge_budget);
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
             c.timer_fin2(now + FIN_TIMEOUT);
         }
