@@ -117,6 +117,10 @@ counters! {
         pub tcp_timeouts: u64,
         /// Reference-count misuse caught (a bug; should stay 0).
         pub page_errors: u64,
+        /// Received TCP frames with payload not kept in place because receive
+        /// queues pin the whole receive budget (`StackConfig::rx_pin_budget`):
+        /// their payload is copied and the frame freed at once.
+        pub rx_frames_over_budget: u64,
     }
 }
 
