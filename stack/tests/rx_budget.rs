@@ -22,7 +22,7 @@ use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, SharedRx, TxFrame};
 use zcstack::tcp::SockOpt;
 use zcstack::wire::{
     ArpOperation, ArpPacket, ArpRepr, Checksum, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
-    IpProtocol, Ipv4Address,
+    IpProtocol,
 };
 use zcstack::{Instant, SocketHandle, Stack, State};
 
@@ -198,7 +198,7 @@ fn arp_request() -> Vec<u8> {
         source_hardware_addr: PEER_MAC,
         source_protocol_addr: PEER_IP,
         target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: Ipv4Address::from(A_IP),
+        target_protocol_addr: A_IP,
     }
     .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
     f
@@ -252,7 +252,7 @@ fn flood(budget: usize) -> (Verdict, Rig) {
     });
     assert!(ok, "the flood connects");
     let chunk = pattern(3, 64 * 1024);
-    let mut sent = vec![0usize; FLOOD];
+    let mut sent = [0usize; FLOOD];
     let total = 512 * 1024;
     // Clients write as fast as the windows let them; the server reads nothing.
     r.run_for(5, |r| {
@@ -306,7 +306,7 @@ fn flood(budget: usize) -> (Verdict, Rig) {
     for &c in &clients {
         let _ = r.b.tcp_abort(c);
     }
-    let mut reset = vec![false; FLOOD];
+    let mut reset = [false; FLOOD];
     r.run_for(5, |r| {
         for (i, &s) in servers.iter().enumerate() {
             if !reset[i] && matches!(r.a.tcp_state(s), Ok(State::Closed) | Err(_)) {
