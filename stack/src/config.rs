@@ -143,6 +143,15 @@ pub struct StackConfig {
     pub reassembly_timeout: Duration,
     /// Secret for RFC 6528 ISNs (vary it per boot; fixed in tests for determinism).
     pub isn_secret: u64,
+    /// Bytes of received frames (by [`crate::phy::RxBuf::footprint`], the
+    /// memory each really pins) that TCP receive queues may keep in place
+    /// with zero-copy receive, all connections together. Past it, payload is
+    /// copied and the frame returned to the device at once (counted in
+    /// `Stats::rx_frames_over_budget`). Keep it below the device's receive
+    /// pool: the rest is the reserve ARP, ICMP, SYN, RST and ACK frames
+    /// always find. `[zerocopy] recv_budget` sets it from the pool size.
+    /// Default: 8 MiB.
+    pub rx_pin_budget: usize,
 }
 
 impl StackConfig {
@@ -160,6 +169,7 @@ impl StackConfig {
             reassembly_bytes: 1 << 20,
             reassembly_timeout: Duration::from_secs(30),
             isn_secret: 0x5eed_cafe_f00d_0001,
+            rx_pin_budget: 8 << 20,
         }
     }
 }

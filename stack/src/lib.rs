@@ -17,6 +17,7 @@ pub mod event;
 pub mod iface;
 pub mod mem;
 pub mod phy;
+pub mod rx_budget;
 pub mod stack;
 pub mod stats;
 pub mod tcp;

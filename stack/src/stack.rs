@@ -11,6 +11,7 @@ use crate::iface::reassembly::{FragResult, Reassembler};
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
 use crate::phy::{Device, DeviceCaps, RxFrame, SharedRx, TxFrame};
+use crate::rx_budget::RxBudget;
 use crate::stats::Stats;
 use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
@@ -48,6 +49,8 @@ pub struct Stack<M: PageMemory> {
     hdr_pool: Vec<Vec<u8>>,
     /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
     pub(crate) zc_orphans: crate::zc::Orphans,
+    /// Received frame memory receive queues may pin (zero-copy receive).
+    rx_budget: RxBudget,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -70,7 +73,14 @@ impl<M: PageMemory> Stack<M> {
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
             zc_orphans: Default::default(),
+            rx_budget: RxBudget::new(cfg.rx_pin_budget),
         }
+    }
+
+    /// Bytes of received frames (by footprint) that receive queues and the
+    /// application's views pin now, against `StackConfig::rx_pin_budget`.
+    pub fn rx_pinned(&self) -> usize {
+        self.rx_budget.pinned()
     }
 
     /// Counters.
@@ -690,6 +700,17 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 };
+                // Payload may stay in the frame only within the receive
+                // budget; past it the connection copies what it keeps.
+                let charged = match rx {
+                    Some(r) if !repr.payload.is_empty() => {
+                        let c = self.rx_budget.admit(r);
+                        self.stats.rx_frames_over_budget += u64::from(c.is_none());
+                        c
+                    }
+                    _ => None,
+                };
+                let rx = charged.as_ref();
                 self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);
             }
             IpProtocol::Udp => {

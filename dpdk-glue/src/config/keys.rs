@@ -303,7 +303,7 @@ const PORT_KEYS: &[&str] = &[
 const VDEV_KEYS: &[&str] = &["driver", "path", "iface", "queues", "queue_size", "mac", "devargs"];
 const PCAP_KEYS: &[&str] = &["enable", "snaplen", "savelen", "savepath"];
 const BOOT_KEYS: &[&str] = &["memsz_MB", "hz", "fd_reserve", "physmem"];
-const ZC_KEYS: &[&str] = &["page_array", "send", "recv", "min_write", "buf_size"];
+const ZC_KEYS: &[&str] = &["page_array", "send", "recv", "min_write", "buf_size", "recv_budget"];
 const TCP_KEYS: &[&str] = &[
     "min_rto_us",
     "initial_rto_ms",
@@ -346,7 +346,8 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut pcap = PcapSection { enable: false, snaplen: 96, savelen: 16 << 20, savepath: ".".into() };
     let mut page_array_mb = 256;
     let mut tcp = TcpConfig::default();
-    let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096 };
+    let mut zerocopy =
+        ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096, recv_budget: 50 };
     let mut tcp_section = None;
     let mut impair = ImpairConfig::default();
     for s in sections {
@@ -623,6 +624,9 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
             uint::<usize>(v)
                 .filter(|b| b.is_power_of_two() && (256..=4096).contains(b))
                 .ok_or("256, 512, 1024, 2048 or 4096")
+        })?,
+        recv_budget: r.or("recv_budget", 50, |v| {
+            uint::<usize>(v).filter(|p| *p <= 90).ok_or("a percentage of the RX pool, 0 to 90 (0: always copy)")
         })?,
     };
     r.finish()?;

@@ -206,6 +206,10 @@ pub struct ZeroCopySection {
     pub min_write: usize,
     /// Page-array buffer size, bytes.
     pub buf_size: usize,
+    /// Share of the RX mbuf pool, percent, that TCP receive queues may pin
+    /// with zero-copy receive (`StackConfig::rx_pin_budget`); the rest is
+    /// the reserve the RX ring and control traffic always find.
+    pub recv_budget: usize,
 }
 
 /// A loaded configuration.
@@ -428,6 +432,8 @@ impl Config {
         });
         stack.tcp = self.tcp;
         stack.zc_min_write = if self.zerocopy.send { self.zerocopy.min_write } else { 0 };
+        let rx_mbufs = 8191;
+        stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, vdev.queue_size, self.zerocopy.recv_budget);
         Ok(RuntimeConfig {
             eal,
             vdev: vdev.devargs(),
@@ -437,7 +443,7 @@ impl Config {
                 rx_desc: vdev.queue_size,
                 ..PortConfig::default()
             },
-            rx_mbufs: 8191,
+            rx_mbufs,
             page_array_mb: if self.zerocopy.page_array { self.page_array_mb } else { 16 },
             page_buf_size: self.zerocopy.buf_size,
             tx_checksum_offload: !self.dpdk.tx_csum_offload_skip,
@@ -457,6 +463,17 @@ impl Config {
             control: Some(crate::control::control_path(&self.dpdk.file_prefix)),
         })
     }
+}
+
+/// Bytes of RX mbufs (by data room, what each pins) that receive queues
+/// may keep: `percent` of a pool of `rx_mbufs` frames for `mtu`, and never
+/// more than leaves the RX ring's `rx_desc` descriptors and two bursts their
+/// buffers, so ARP, ICMP, SYN, RST and ACK frames are always received.
+pub fn rx_pin_budget(rx_mbufs: u32, mtu: usize, rx_desc: u16, percent: usize) -> usize {
+    let room = usize::from(crate::mempool::PoolConfig::frames(rx_mbufs, mtu).data_room);
+    let reserve = usize::from(rx_desc) + 2 * 32;
+    let frames = (rx_mbufs as usize * percent.min(100) / 100).min((rx_mbufs as usize).saturating_sub(reserve));
+    frames * room
 }
 
 #[cfg(test)]

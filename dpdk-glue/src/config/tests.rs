@@ -639,5 +639,28 @@ fn startup_failures_name_the_keys_that_set_them_up() {
         c.startup_error(0, &port).to_string(),
         "t.ini:11: startup failed: no ethdev port named \"net_tap0\" (set by [vdev0] driver (line 11), [vdev0] \
          path (default), [vdev0] iface (line 12), [vdev0] queue_size (default), [vdev0] devargs (default))"
+#[test]
+fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.ini");
+    let c = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.zerocopy.recv_budget, 50, "documented default");
+    let rt = c.runtime(0).unwrap();
+    let room = usize::from(crate::mempool::PoolConfig::frames(rt.rx_mbufs, rt.mtu).data_room);
+    let pool = rt.rx_mbufs as usize * room;
+    assert!(rt.stack.rx_pin_budget > 0 && rt.stack.rx_pin_budget <= pool / 2, "{} of {pool}", rt.stack.rx_pin_budget);
+    // Never the RX ring's own buffers: a small pool with a big ring keeps them.
+    assert_eq!(rx_pin_budget(1000, 1500, 1024, 90), 0);
+    let ring = 256usize;
+    assert!(rx_pin_budget(8191, 1500, ring as u16, 90) <= (8191 - ring - 64) * room);
+    assert_eq!(rx_pin_budget(8191, 1500, 256, 0), 0, "0 always copies");
+    let with = |v: &str| format!("{MIN}[zerocopy]\nrecv_budget={v}\n");
+    assert_eq!(Config::parse("t.ini", &with("20")).unwrap().zerocopy.recv_budget, 20);
+    assert_eq!(
+        err(&with("91")),
+        "t.ini:10: [zerocopy] recv_budget = \"91\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
+    );
+    assert_eq!(
+        err(&with("half")),
+        "t.ini:10: [zerocopy] recv_budget = \"half\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
     );
 }

@@ -144,12 +144,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             },
         )
     });
+    let over_budget = rt.stack.stats().rx_frames_over_budget;
     let (free, total, mbufs) = rt.shutdown()?;
     println!(
         "ECHO {}",
         json!({
             "accepted": accepted, "tcp_bytes": tcp_bytes, "udp_datagrams": udp_datagrams,
             "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
+            "rx_frames_over_budget": over_budget,
         })
     );
     Ok(())
