@@ -1093,7 +1093,8 @@ impl Conn {
             return;
         }
         let off = self.rcvq.next_offset() + u64::from(start.since(self.rcv_nxt));
-        match self.rcvq.insert(off, data, self.cfg.max_ooo_segments, seg.rx, stats) {
+        let window = wnd_end.since(self.rcv_nxt) as usize;
+        match self.rcvq.insert_within(off, data, window, self.cfg.max_ooo_segments, seg.rx, stats) {
             Inserted::InOrder(n) => {
                 let had_hole = self.rcvq.has_hole();
                 self.rcv_nxt = self.rcv_nxt + n as u32;

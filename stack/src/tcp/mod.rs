@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod cubic;
+pub mod ooo_store;
 pub mod recv_queue;
 pub mod rtt;
 mod sack;
