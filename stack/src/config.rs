@@ -120,14 +120,21 @@ pub struct StackConfig {
     /// range written just before (they join its chunk by reference);
     /// 0 never copies.
     pub zc_min_write: usize,
-    /// IPv4 datagrams under reassembly at once.
+    /// IPv4 datagrams under reassembly at once; when full, the oldest is evicted.
     pub reassembly_datagrams: usize,
-    /// Bytes held by IPv4 reassembly at most.
+    /// Bytes held by IPv4 reassembly at most: payload plus a fixed cost per
+    /// fragment and datagram; when full, the oldest datagrams are evicted.
     pub reassembly_bytes: usize,
     /// Time to collect all fragments of a datagram (RFC 791 suggests 15 s; Linux 30 s).
     pub reassembly_timeout: Duration,
     /// Secret for RFC 6528 ISNs (vary it per boot; fixed in tests for determinism).
     pub isn_secret: u64,
+    /// Fragments kept per IPv4 datagram; one more discards it (FreeBSD's
+    /// `net.inet.ip.maxfragsperpacket`, 16).
+    pub reassembly_max_fragments: usize,
+    /// IPv4 datagrams under reassembly per source address; a new one from a
+    /// source at the cap evicts that source's oldest.
+    pub reassembly_per_source: usize,
 }
 
 impl StackConfig {
@@ -145,6 +152,8 @@ impl StackConfig {
             reassembly_bytes: 1 << 20,
             reassembly_timeout: Duration::from_secs(30),
             isn_secret: 0x5eed_cafe_f00d_0001,
+            reassembly_max_fragments: 16,
+            reassembly_per_source: 16,
         }
     }
 }
