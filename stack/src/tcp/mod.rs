@@ -858,6 +858,12 @@ impl TcpEngine {
         Ok(self.conn(h)?.describe())
     }
 
+    /// What the connection's out-of-order store holds, and the receive
+    /// window it is bounded by.
+    pub fn ooo_usage(&self, h: SocketHandle) -> Result<ooo_store::OooUsage, TcpError> {
+        Ok(self.conn(h)?.ooo_usage())
+    }
+
     /// `setsockopt`: on a listener the option applies to connections it
     /// accepts from now on; on a connection it takes effect at once
     /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).

@@ -31,6 +31,19 @@ pub struct OooLimits {
     pub window: usize,
 }
 
+/// A connection's out-of-order holdings (diagnostics and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OooUsage {
+    /// Memory held, bytes ([`OooStore::footprint`]).
+    pub bytes: usize,
+    /// Payload bytes held.
+    pub payload: usize,
+    /// Disjoint ranges held.
+    pub ranges: usize,
+    /// Receive window advertised, bytes past the next expected byte.
+    pub window: usize,
+}
+
 /// What [`OooStore::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OooInsert {
