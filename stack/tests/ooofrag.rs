@@ -257,7 +257,13 @@ fn fragmented_syn(sport: u16, ident: u16) -> Vec<Vec<u8>> {
 }
 
 /// The stack answers the fragmented SYN at once with a SYN-ACK.
-fn assert_syn_answered(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant, frames: Vec<Vec<u8>>, what: &str) {
+fn assert_syn_answered(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    now: Instant,
+    frames: Vec<Vec<u8>>,
+    what: &str,
+) {
     let out = feed(st, dev, now, frames);
     let synacks: Vec<&Got> = out.iter().filter(|g| g.ctl == TcpControl::Syn && g.ack == Some(7001)).collect();
     assert_eq!(synacks.len(), 1, "{what}: the fragmented SYN is answered once: {out:?}");
@@ -294,9 +300,8 @@ fn sixty_four_first_fragments_do_not_block_a_fragmented_syn() {
     assert_syn_answered(&mut st, &mut dev, t, fragmented_syn(41000, 1), "after 64 first fragments");
     // From 64 (and then 1,000) different sources: the oldest is evicted.
     for n in [64u32, 1000] {
-        let frames: Vec<Vec<u8>> = (0..n)
-            .map(|i| ip_fragment(Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8), 9, 0, true, &big))
-            .collect();
+        let frames: Vec<Vec<u8>> =
+            (0..n).map(|i| ip_fragment(Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8), 9, 0, true, &big)).collect();
         feed(&mut st, &mut dev, t, frames);
         assert_syn_answered(&mut st, &mut dev, t, fragmented_syn(41001 + n as u16, 2 + n as u16), "after many sources");
     }
@@ -346,8 +351,10 @@ fn thousands_of_tiny_fragments_of_one_datagram_are_cut_off() {
         if descending {
             idx.reverse();
         }
-        let frames: Vec<Vec<u8>> =
-            idx.iter().map(|&i| ip_fragment(PEER_IP, 500 + k as u16, i * 8, i + 1 < N, &body[i * 8..i * 8 + 8])).collect();
+        let frames: Vec<Vec<u8>> = idx
+            .iter()
+            .map(|&i| ip_fragment(PEER_IP, 500 + k as u16, i * 8, i + 1 < N, &body[i * 8..i * 8 + 8]))
+            .collect();
         feed(&mut st, &mut dev, t, frames);
         assert_syn_answered(&mut st, &mut dev, t, fragmented_syn(41000 + k as u16, 1 + k as u16), "after the flood");
     }

@@ -409,7 +409,10 @@ mod tests {
         for id in 1000..2000 {
             r.add(t, key_from(1, id), 0, true, &[0; 8], &mut st);
         }
-        assert_eq!(r.add(t, key_from(2, 7), 8, false, &[6; 8], &mut st), FragResult::Complete([[5; 8], [6; 8]].concat()));
+        assert_eq!(
+            r.add(t, key_from(2, 7), 8, false, &[6; 8], &mut st),
+            FragResult::Complete([[5; 8], [6; 8]].concat())
+        );
         // Many sources fill the table: the oldest goes, the newest always fits.
         for s in 10..200u8 {
             assert_eq!(r.add(t, key_from(s, 1), 0, true, &[0; 8], &mut st), FragResult::Pending);
@@ -439,8 +442,7 @@ mod tests {
                 }
             }
             let mut st = Stats::default();
-            let mut r =
-                Reassembler::new(64, 1 << 20, Duration::from_secs(30)).with_fragment_limits(N, 64);
+            let mut r = Reassembler::new(64, 1 << 20, Duration::from_secs(30)).with_fragment_limits(N, 64);
             let mut out = None;
             for &i in &idx {
                 let res = r.add(Instant::ZERO, key(1), i * 8, i + 1 < N, &data[i * 8..i * 8 + 8], &mut st);
