@@ -7,7 +7,9 @@ use zcstack::config::CongestionControl;
 use zcstack::{Duration, TcpConfig};
 
 use super::ini::{Entry, Section};
-use super::{Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, VdevSection, ZeroCopySection};
+use super::{
+    Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, ReassemblySection, VdevSection, ZeroCopySection,
+};
 use crate::impair::ImpairConfig;
 
 /// Reads the keys of one section; what is left at the end is unknown.
@@ -255,6 +257,8 @@ const SYSCTL_KEYS: &[&str] = &[
     "net.inet.tcp.sack.enable",
     "net.inet.tcp.syncookies",
     "net.inet.tcp.rexmit_min",
+    "net.inet.ip.maxfragsperpacket",
+    "net.inet.ip.maxfragpackets",
 ];
 
 /// Builds the typed configuration from the parsed sections.
@@ -269,6 +273,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut zerocopy = ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096 };
     let mut tcp_section = None;
     let mut impair = ImpairConfig::default();
+    let mut reassembly = ReassemblySection { max_fragments: 16, max_datagrams: 64 };
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
         match s.name.as_str() {
@@ -288,7 +293,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
                 );
                 r.finish()?;
             }
-            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut report)?,
+            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut reassembly, &mut report)?,
             "zerocopy" => zerocopy = zc_section(file, s)?,
             "impair" => impair = impair_section(file, s)?,
             "tcp" => tcp_section = Some(s),
@@ -354,7 +359,19 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     }
     ports.sort_by_key(|p| p.id);
     vdevs.sort_by_key(|v| v.id);
-    Ok(Config { file: file.to_owned(), dpdk, ports, vdevs, pcap, page_array_mb, tcp, zerocopy, impair, report })
+    Ok(Config {
+        file: file.to_owned(),
+        dpdk,
+        ports,
+        vdevs,
+        pcap,
+        page_array_mb,
+        tcp,
+        zerocopy,
+        impair,
+        reassembly,
+        report,
+    })
 }
 
 fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<DpdkSection, ConfigError> {
@@ -558,8 +575,24 @@ fn impair_section(file: &str, s: &Section) -> Result<ImpairConfig, ConfigError> 
     Ok(c)
 }
 
-fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec<Notice>) -> Result<(), ConfigError> {
+fn sysctl_section(
+    file: &str,
+    s: &Section,
+    tcp: &mut TcpConfig,
+    reassembly: &mut ReassemblySection,
+    report: &mut Vec<Notice>,
+) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, SYSCTL_KEYS);
+    if let Some(n) = r.get("net.inet.ip.maxfragsperpacket", |v| {
+        uint(v).filter(|n| (1..=8192).contains(n)).ok_or("a count of fragments, 1 to 8192")
+    })? {
+        reassembly.max_fragments = n;
+    }
+    if let Some(n) = r.get("net.inet.ip.maxfragpackets", |v| {
+        uint(v).filter(|n| (1..=65536).contains(n)).ok_or("a count of datagrams, 1 to 65536")
+    })? {
+        reassembly.max_datagrams = n;
+    }
     let bytes = |v: &str| uint::<usize>(v).filter(|&b| b >= 1024).ok_or("bytes, at least 1024");
     if let Some(b) = r.get("net.inet.tcp.sendspace", bytes)? {
         tcp.send_buffer = b;

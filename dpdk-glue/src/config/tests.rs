@@ -200,7 +200,10 @@ fn toml_err(text: &str) -> String {
 
 /// The typed settings, without where they came from.
 fn settings(c: &Config) -> String {
-    format!("{:?} {:?} {:?} {:?} {} {:?} {:?}", c.dpdk, c.ports, c.vdevs, c.pcap, c.page_array_mb, c.tcp, c.zerocopy)
+    format!(
+        "{:?} {:?} {:?} {:?} {} {:?} {:?} {:?}",
+        c.dpdk, c.ports, c.vdevs, c.pcap, c.page_array_mb, c.tcp, c.zerocopy, c.reassembly
+    )
 }
 
 #[test]
@@ -301,5 +304,36 @@ fn one_process_per_lcore_each_with_its_own_port() {
         one_port.runtime_for_proc(1).unwrap_err().to_string(),
         "t.ini: --proc-id 1: [dpdk] port_list names 1 port(s); each zcstack process serves its own NIC-less port \
          ([portN] + [vdevN]), so 2 processes need 2 ports in port_list"
+    );
+}
+
+#[test]
+fn reassembly_sysctls_map_to_the_engine_within_their_ranges() {
+    let with = |sysctls: &str| {
+        format!(
+            "{}[vdev0]\ndriver=net_tap\niface=zc0\n[freebsd.sysctl]\n{sysctls}",
+            MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n")
+        )
+    };
+    let rt = |text: String| {
+        Config::parse("t.ini", &text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .runtime(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .stack
+    };
+    let s = rt(with("net.inet.ip.maxfragsperpacket=32\nnet.inet.ip.maxfragpackets=200\n"));
+    assert_eq!(s.reassembly_max_fragments, 32);
+    assert_eq!(s.reassembly_datagrams, 200);
+    assert_eq!(s.reassembly_per_source, 50, "a quarter of the table per source");
+    let d = rt(with(""));
+    assert_eq!((d.reassembly_max_fragments, d.reassembly_datagrams), (16, 64), "FreeBSD's defaults");
+    assert_eq!(
+        err(&format!("{MIN}\n[freebsd.sysctl]\nnet.inet.ip.maxfragsperpacket=0\n")),
+        "t.ini:11: [freebsd.sysctl] net.inet.ip.maxfragsperpacket = \"0\": expected a count of fragments, 1 to 8192"
+    );
+    assert_eq!(
+        err(&format!("{MIN}\n[freebsd.sysctl]\nnet.inet.ip.maxfragpackets=100000\n")),
+        "t.ini:11: [freebsd.sysctl] net.inet.ip.maxfragpackets = \"100000\": expected a count of datagrams, 1 to 65536"
     );
 }
