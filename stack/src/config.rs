@@ -135,9 +135,10 @@ pub struct StackConfig {
     /// range written just before (they join its chunk by reference);
     /// 0 never copies.
     pub zc_min_write: usize,
-    /// IPv4 datagrams under reassembly at once.
+    /// IPv4 datagrams under reassembly at once; when full, the oldest is evicted.
     pub reassembly_datagrams: usize,
-    /// Bytes held by IPv4 reassembly at most.
+    /// Bytes held by IPv4 reassembly at most: payload plus a fixed cost per
+    /// fragment and datagram; when full, the oldest datagrams are evicted.
     pub reassembly_bytes: usize,
     /// Time to collect all fragments of a datagram (RFC 791 suggests 15 s; Linux 30 s).
     pub reassembly_timeout: Duration,
@@ -152,6 +153,12 @@ pub struct StackConfig {
     /// always find. `[zerocopy] recv_budget` sets it from the pool size.
     /// Default: 8 MiB.
     pub rx_pin_budget: usize,
+    /// Fragments kept per IPv4 datagram; one more discards it (FreeBSD's
+    /// `net.inet.ip.maxfragsperpacket`, 16).
+    pub reassembly_max_fragments: usize,
+    /// IPv4 datagrams under reassembly per source address; a new one from a
+    /// source at the cap evicts that source's oldest.
+    pub reassembly_per_source: usize,
 }
 
 impl StackConfig {
@@ -170,6 +177,8 @@ impl StackConfig {
             reassembly_timeout: Duration::from_secs(30),
             isn_secret: 0x5eed_cafe_f00d_0001,
             rx_pin_budget: 8 << 20,
+            reassembly_max_fragments: 16,
+            reassembly_per_source: 16,
         }
     }
 }

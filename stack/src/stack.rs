@@ -59,7 +59,8 @@ impl<M: PageMemory> Stack<M> {
         Stack {
             iface: Interface::new(cfg.iface),
             arp: ArpCache::new(cfg.arp_cache_size, cfg.arp_ttl, cfg.arp_pending_per_dest),
-            reasm: Reassembler::new(cfg.reassembly_datagrams, cfg.reassembly_bytes, cfg.reassembly_timeout),
+            reasm: Reassembler::new(cfg.reassembly_datagrams, cfg.reassembly_bytes, cfg.reassembly_timeout)
+                .with_fragment_limits(cfg.reassembly_max_fragments, cfg.reassembly_per_source),
             tcp: TcpEngine::new(cfg.tcp, cfg.isn_secret, cfg.iface.addr, mtu),
             udp: UdpEngine::new(cfg.udp_queue),
             cfg,
@@ -415,7 +416,7 @@ impl<M: PageMemory> Stack<M> {
             }
         }
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
-        self.stats.drop_ipv4_fragment += self.reasm.expire(now) as u64;
+        self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
         let mut ask = Vec::new();
         let dead = self.arp.poll(now, &mut ask);
         for p in dead {
@@ -651,7 +652,8 @@ impl<M: PageMemory> Stack<M> {
         }
         if pkt.more_frags() || pkt.frag_offset() != 0 {
             let key = (src, ip.dst_addr, pkt.ident(), ip.next_header);
-            match self.reasm.add(now, key, usize::from(pkt.frag_offset()), pkt.more_frags(), payload) {
+            let offset = usize::from(pkt.frag_offset());
+            match self.reasm.add(now, key, offset, pkt.more_frags(), payload, &mut self.stats) {
                 FragResult::Complete(whole) => {
                     self.stats.ipv4_reassembled += 1;
                     // The device's per-frame verdicts do not cover a reassembled datagram.

@@ -140,6 +140,24 @@ counters! {
         /// queues pin the whole receive budget (`StackConfig::rx_pin_budget`):
         /// their payload is copied and the frame freed at once.
         pub rx_frames_over_budget: u64,
+        /// Out-of-order TCP payload bytes not stored because they were
+        /// already held (overlapping or duplicate segments, trimmed).
+        pub tcp_ooo_bytes_trimmed: u64,
+        /// IPv4 datagrams dropped for overlapping fragments that differ
+        /// from what is held (exact duplicates are ignored instead).
+        pub drop_ipv4_frag_overlap: u64,
+        /// IPv4 datagrams dropped for more fragments than the per-datagram cap.
+        pub drop_ipv4_frag_too_many: u64,
+        /// IPv4 fragments dropped as malformed: beyond 65,535 bytes, a middle
+        /// fragment not a multiple of 8, empty, or an inconsistent end.
+        pub drop_ipv4_frag_invalid: u64,
+        /// IPv4 datagrams under reassembly evicted (oldest first) to make
+        /// room: table full, per-source cap, or memory cap.
+        pub drop_ipv4_frag_evicted: u64,
+        /// IPv4 datagrams given up at the reassembly timeout.
+        pub drop_ipv4_frag_timeout: u64,
+        /// Exact duplicate IPv4 fragments ignored.
+        pub ipv4_frag_duplicates: u64,
     }
 }
 

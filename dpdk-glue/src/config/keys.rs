@@ -7,7 +7,9 @@ use zcstack::config::CongestionControl;
 use zcstack::{Duration, TcpConfig};
 
 use super::ini::{Entry, Section};
-use super::{Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, VdevSection, ZeroCopySection};
+use super::{
+    Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, ReassemblySection, VdevSection, ZeroCopySection,
+};
 use crate::impair::ImpairConfig;
 
 /// Reads the keys of one section; what is left at the end is unknown.
@@ -335,6 +337,8 @@ const SYSCTL_KEYS: &[&str] = &[
     "net.inet.tcp.sack.enable",
     "net.inet.tcp.syncookies",
     "net.inet.tcp.rexmit_min",
+    "net.inet.ip.maxfragsperpacket",
+    "net.inet.ip.maxfragpackets",
 ];
 
 /// Builds the typed configuration from the parsed sections.
@@ -350,6 +354,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096, recv_budget: 50 };
     let mut tcp_section = None;
     let mut impair = ImpairConfig::default();
+    let mut reassembly = ReassemblySection { max_fragments: 16, max_datagrams: 64 };
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
         match s.name.as_str() {
@@ -371,7 +376,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
                 );
                 r.finish()?;
             }
-            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut report)?,
+            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut reassembly, &mut report)?,
             "zerocopy" => zerocopy = zc_section(file, s)?,
             "impair" => impair = impair_section(file, s)?,
             "tcp" => tcp_section = Some(s),
@@ -447,6 +452,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         tcp,
         zerocopy,
         impair,
+        reassembly,
         report,
         source: Vec::new(),
     })
@@ -671,8 +677,24 @@ fn impair_section(file: &str, s: &Section) -> Result<ImpairConfig, ConfigError> 
     Ok(c)
 }
 
-fn sysctl_section(file: &str, s: &Section, tcp: &mut TcpConfig, report: &mut Vec<Notice>) -> Result<(), ConfigError> {
+fn sysctl_section(
+    file: &str,
+    s: &Section,
+    tcp: &mut TcpConfig,
+    reassembly: &mut ReassemblySection,
+    report: &mut Vec<Notice>,
+) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, SYSCTL_KEYS);
+    if let Some(n) = r.get("net.inet.ip.maxfragsperpacket", |v| {
+        uint_in::<usize>(v, 1, 8192).ok_or("a count of fragments in 1..=8192")
+    })? {
+        reassembly.max_fragments = n;
+    }
+    if let Some(n) = r.get("net.inet.ip.maxfragpackets", |v| {
+        uint_in::<usize>(v, 1, 65536).ok_or("a count of datagrams in 1..=65536")
+    })? {
+        reassembly.max_datagrams = n;
+    }
     let bytes = |v: &str| {
         uint_in::<usize>(v, 1024, MAX_SOCK_BUFFER)
             .ok_or("bytes in 1024..=1073725440 (65535 << 14, the largest window RFC 7323 can advertise)")

@@ -193,6 +193,15 @@ pub struct PcapSection {
     pub savepath: String,
 }
 
+/// IPv4 reassembly limits from `[freebsd.sysctl]` (FreeBSD's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReassemblySection {
+    /// `net.inet.ip.maxfragsperpacket`: fragments kept per datagram (1..=8192).
+    pub max_fragments: usize,
+    /// `net.inet.ip.maxfragpackets`: datagrams under reassembly at once (1..=65536).
+    pub max_datagrams: usize,
+}
+
 /// `[zerocopy]`: zcstack's runtime switches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZeroCopySection {
@@ -233,6 +242,8 @@ pub struct Config {
     pub zerocopy: ZeroCopySection,
     /// `[impair]`: fault injection at the port (off unless set).
     pub impair: ImpairConfig,
+    /// IPv4 reassembly limits.
+    pub reassembly: ReassemblySection,
     /// F-Stack keys accepted but not (fully) implemented.
     pub report: Vec<Notice>,
     /// The file as read (sections, keys, values and lines), so that errors
@@ -431,6 +442,9 @@ impl Config {
             gateway: port.gateway,
         });
         stack.tcp = self.tcp;
+        stack.reassembly_max_fragments = self.reassembly.max_fragments;
+        stack.reassembly_datagrams = self.reassembly.max_datagrams;
+        stack.reassembly_per_source = (self.reassembly.max_datagrams / 4).max(1);
         stack.zc_min_write = if self.zerocopy.send { self.zerocopy.min_write } else { 0 };
         let rx_mbufs = 8191;
         stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, vdev.queue_size, self.zerocopy.recv_budget);

@@ -220,7 +220,10 @@ fn toml_err(text: &str) -> String {
 
 /// The typed settings, without where they came from.
 fn settings(c: &Config) -> String {
-    format!("{:?} {:?} {:?} {:?} {} {:?} {:?}", c.dpdk, c.ports, c.vdevs, c.pcap, c.page_array_mb, c.tcp, c.zerocopy)
+    format!(
+        "{:?} {:?} {:?} {:?} {} {:?} {:?} {:?}",
+        c.dpdk, c.ports, c.vdevs, c.pcap, c.page_array_mb, c.tcp, c.zerocopy, c.reassembly
+    )
 }
 
 #[test]
@@ -639,6 +642,9 @@ fn startup_failures_name_the_keys_that_set_them_up() {
         c.startup_error(0, &port).to_string(),
         "t.ini:11: startup failed: no ethdev port named \"net_tap0\" (set by [vdev0] driver (line 11), [vdev0] \
          path (default), [vdev0] iface (line 12), [vdev0] queue_size (default), [vdev0] devargs (default))"
+    );
+}
+
 #[test]
 fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.ini");
@@ -654,7 +660,7 @@ fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     assert!(rx_pin_budget(8191, 1500, ring as u16, 90) <= (8191 - ring - 64) * room);
     assert_eq!(rx_pin_budget(8191, 1500, 256, 0), 0, "0 always copies");
     let with = |v: &str| format!("{MIN}[zerocopy]\nrecv_budget={v}\n");
-    assert_eq!(Config::parse("t.ini", &with("20")).unwrap().zerocopy.recv_budget, 20);
+    assert_eq!(parse_at("t.ini", &with("20")).unwrap().zerocopy.recv_budget, 20);
     assert_eq!(
         err(&with("91")),
         "t.ini:10: [zerocopy] recv_budget = \"91\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
@@ -662,5 +668,32 @@ fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     assert_eq!(
         err(&with("half")),
         "t.ini:10: [zerocopy] recv_budget = \"half\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
+    );
+}
+
+#[test]
+fn reassembly_sysctls_map_to_the_engine_within_their_ranges() {
+    let with = |sysctls: &str| {
+        format!(
+            "{}[vdev0]\ndriver=net_tap\niface=zc0\n[freebsd.sysctl]\n{sysctls}",
+            MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n")
+        )
+    };
+    let rt = |text: String| {
+        parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}")).runtime(0).unwrap_or_else(|e| panic!("{e}")).stack
+    };
+    let s = rt(with("net.inet.ip.maxfragsperpacket=32\nnet.inet.ip.maxfragpackets=200\n"));
+    assert_eq!(s.reassembly_max_fragments, 32);
+    assert_eq!(s.reassembly_datagrams, 200);
+    assert_eq!(s.reassembly_per_source, 50, "a quarter of the table per source");
+    let d = rt(with(""));
+    assert_eq!((d.reassembly_max_fragments, d.reassembly_datagrams), (16, 64), "FreeBSD's defaults");
+    assert_eq!(
+        err(&format!("{MIN}\n[freebsd.sysctl]\nnet.inet.ip.maxfragsperpacket=0\n")),
+        "t.ini:11: [freebsd.sysctl] net.inet.ip.maxfragsperpacket = \"0\": expected a count of fragments in 1..=8192"
+    );
+    assert_eq!(
+        err(&format!("{MIN}\n[freebsd.sysctl]\nnet.inet.ip.maxfragpackets=100000\n")),
+        "t.ini:11: [freebsd.sysctl] net.inet.ip.maxfragpackets = \"100000\": expected a count of datagrams in 1..=65536"
     );
 }

@@ -506,6 +506,16 @@ impl Conn {
         )
     }
 
+    /// The out-of-order store's holdings and the window advertised, bytes.
+    pub fn ooo_usage(&self) -> super::ooo_store::OooUsage {
+        super::ooo_store::OooUsage {
+            bytes: self.rcvq.ooo_bytes(),
+            payload: self.rcvq.ooo_payload(),
+            ranges: self.rcvq.ooo_segments(),
+            window: self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt) as usize,
+        }
+    }
+
     /// Smoothed RTT, once measured.
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
@@ -1202,9 +1212,11 @@ impl Conn {
             return;
         }
         let off = self.rcvq.next_offset() + u64::from(start.since(self.rcv_nxt));
-        match self.rcvq.insert(off, data, self.cfg.max_ooo_segments, seg.rx, stats) {
+        let window = wnd_end.since(self.rcv_nxt) as usize;
+        // Whether this segment may fill (part of) a hole: asked before it does.
+        let had_hole = self.rcvq.has_hole();
+        match self.rcvq.insert_within(off, data, window, self.cfg.max_ooo_segments, seg.rx, stats) {
             Inserted::InOrder(n) => {
-                let had_hole = self.rcvq.has_hole();
                 self.rcv_nxt = self.rcv_nxt + n as u32;
                 self.events_pending = true;
                 self.segs_since_ack += 1;

@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod cubic;
+pub mod ooo_store;
 mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
@@ -859,6 +860,12 @@ impl TcpEngine {
     /// timers (for diagnostics and `zcstat`).
     pub fn describe(&self, h: SocketHandle) -> Result<String, TcpError> {
         Ok(self.conn(h)?.describe())
+    }
+
+    /// What the connection's out-of-order store holds, and the receive
+    /// window it is bounded by.
+    pub fn ooo_usage(&self, h: SocketHandle) -> Result<ooo_store::OooUsage, TcpError> {
+        Ok(self.conn(h)?.ooo_usage())
     }
 
     /// `setsockopt`: on a listener the option applies to connections it

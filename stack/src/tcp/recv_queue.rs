@@ -1,5 +1,6 @@
 //! The receive queue: in-order bytes ready for the application, plus an
-//! out-of-order store bounded in segments and bytes. Positions are 64-bit
+//! out-of-order store of byte ranges bounded by the receive window
+//! ([`super::ooo_store`]). Positions are 64-bit
 //! stream offsets, so no sequence wrap-around reaches this code.
 //!
 //! In-order data lives either in a byte ring (copied) or, with zero-copy
@@ -8,8 +9,9 @@
 //! the receive window accounts for (`held`); when tiny payloads pin far more
 //! memory than they carry, the chunks are compacted into one copy (counted).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
+use super::ooo_store::{OooInsert, OooLimits, OooStore};
 use crate::phy::SharedRx;
 use crate::stats::Stats;
 use crate::zc::RxView;
@@ -45,10 +47,8 @@ pub struct RecvQueue {
     last_frame: (u16, u16),
     /// Stream offset of the next in-order byte.
     next: u64,
-    ooo: BTreeMap<u64, Vec<u8>>,
-    ooo_bytes: usize,
-    /// Offset of the latest out-of-order arrival (reported first in SACK).
-    last_ooo: Option<u64>,
+    /// Data beyond a hole, copied (never pins received frames).
+    ooo: OooStore,
 }
 
 /// What [`RecvQueue::insert`] did.
@@ -103,14 +103,20 @@ impl RecvQueue {
         self.next
     }
 
-    /// Bytes held out of order.
+    /// Memory the out-of-order store holds, bytes (its allocation, not
+    /// payload: at most the window it was given plus a small cost per range).
     pub fn ooo_bytes(&self) -> usize {
-        self.ooo_bytes
+        self.ooo.footprint()
     }
 
-    /// Out-of-order ranges held.
+    /// Payload bytes held out of order (overlaps counted once).
+    pub fn ooo_payload(&self) -> usize {
+        self.ooo.payload()
+    }
+
+    /// Out-of-order ranges held (disjoint; touching data merges).
     pub fn ooo_segments(&self) -> usize {
-        self.ooo.len()
+        self.ooo.ranges()
     }
 
     /// Whether any out-of-order data is held (a hole exists).
@@ -118,13 +124,30 @@ impl RecvQueue {
         !self.ooo.is_empty()
     }
 
-    /// Stores `data` at stream offset `off`; the caller has already trimmed it
-    /// to the receive window. `rx` is the frame `data` lies in, when the
-    /// device handed it over: in-order data then stays in it (zero copy).
+    /// [`Self::insert_within`] with no window bound on the out-of-order
+    /// store beyond `max_segments` ranges (for callers that trim nothing).
     pub fn insert(
         &mut self,
         off: u64,
         data: &[u8],
+        max_segments: usize,
+        rx: Option<&SharedRx>,
+        stats: &mut Stats,
+    ) -> Inserted {
+        self.insert_within(off, data, usize::MAX, max_segments, rx, stats)
+    }
+
+    /// Stores `data` at stream offset `off`; the caller has already trimmed it
+    /// to the receive window of `window` bytes from the next expected byte
+    /// (RFC 9293 3.10.7.4), which also bounds the out-of-order store's
+    /// memory. `rx` is the frame `data` lies in, when the device handed it
+    /// over: in-order data then stays in it (zero copy); data out of order
+    /// is copied, trimmed against what is held, and merged into ranges.
+    pub fn insert_within(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        window: usize,
         max_segments: usize,
         rx: Option<&SharedRx>,
         stats: &mut Stats,
@@ -134,34 +157,26 @@ impl RecvQueue {
             return Inserted::Duplicate;
         }
         if off > self.next {
-            if self.ooo.len() >= max_segments {
-                return Inserted::Full;
-            }
-            match self.ooo.get(&off) {
-                Some(have) if have.len() >= data.len() => return Inserted::Duplicate,
-                _ => {}
-            }
-            self.last_ooo = Some(off);
-            if let Some(old) = self.ooo.insert(off, data.to_vec()) {
-                self.ooo_bytes -= old.len();
-            }
-            self.ooo_bytes += data.len();
-            return Inserted::OutOfOrder;
+            let lim = OooLimits { ranges: max_segments, window };
+            return match self.ooo.insert(self.next, off, data, lim) {
+                OooInsert::Stored(n) => {
+                    stats.tcp_ooo_bytes_trimmed += (data.len() - n) as u64;
+                    Inserted::OutOfOrder
+                }
+                OooInsert::Duplicate => {
+                    stats.tcp_ooo_bytes_trimmed += data.len() as u64;
+                    Inserted::Duplicate
+                }
+                OooInsert::Full => Inserted::Full,
+            };
         }
         let before = self.next;
         self.push_ready(&data[(self.next - off) as usize..], rx, stats);
         // Pull whatever the new data made contiguous.
-        while let Some((&o, _)) = self.ooo.first_key_value() {
-            if o > self.next {
-                break;
-            }
-            let (o, d) = self.ooo.pop_first().expect("peeked");
-            self.ooo_bytes -= d.len();
-            let e = o + d.len() as u64;
-            if e > self.next {
-                let skip = (self.next - o) as usize;
-                self.push_ready(&d[skip..], None, stats);
-            }
+        if !self.ooo.is_empty() {
+            let mut ooo = std::mem::take(&mut self.ooo);
+            ooo.take_from(self.next, |d| self.push_ready(d, None, stats));
+            self.ooo = ooo;
         }
         Inserted::InOrder((self.next - before) as usize)
     }
@@ -219,31 +234,7 @@ impl RecvQueue {
     /// Up to three out-of-order ranges as stream offsets `[start, end)`, merged,
     /// the one holding the latest arrival first (RFC 2018 section 4).
     pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for (&o, d) in &self.ooo {
-            let e = o + d.len() as u64;
-            match ranges.last_mut() {
-                Some(last) if o <= last.1 => last.1 = last.1.max(e),
-                _ => ranges.push((o, e)),
-            }
-        }
-        let first = self.last_ooo.and_then(|l| ranges.iter().position(|&(a, b)| a <= l && l < b)).unwrap_or(0);
-        let mut out = [None; 3];
-        let mut k = 0;
-        if let Some(r) = ranges.get(first) {
-            out[0] = Some(*r);
-            k = 1;
-        }
-        for (i, r) in ranges.iter().enumerate().rev() {
-            if k == 3 {
-                break;
-            }
-            if i != first {
-                out[k] = Some(*r);
-                k += 1;
-            }
-        }
-        out
+        self.ooo.sack_blocks()
     }
 
     /// Copies up to `buf.len()` ready bytes out; returns the count.
@@ -299,7 +290,6 @@ impl RecvQueue {
         self.ready.clear();
         self.ooo.clear();
         self.ready = VecDeque::new();
-        self.ooo_bytes = 0;
     }
 }
 

@@ -1,0 +1,392 @@
+//! The out-of-order store of one connection: byte ranges, not segments.
+//!
+//! Received data beyond a hole is copied into one ring the size of the span
+//! it covers (never more than the receive window the caller passes), and a
+//! map of disjoint, non-adjacent ranges `[start, end)` keyed by start offset
+//! records what is present. Overlapping or duplicate data is trimmed against
+//! what is already held (the first copy of a byte wins), so the payload held
+//! is at most the window however the peer slices it, and the memory is the
+//! ring plus a small fixed cost per range. An insert costs O(log n) plus the
+//! ranges it merges (each range is created once, so amortized O(log n)).
+//!
+//! Nothing here pins a received frame: a peer cannot hold many RX buffers
+//! with a few bytes each out of order.
+
+use std::collections::BTreeMap;
+
+/// Memory charged per range held: a `BTreeMap` entry of two `u64` with its
+/// share of node overhead, rounded up (bytes).
+pub const RANGE_COST: usize = 48;
+
+/// Smallest ring allocated, bytes (one allocation serves a few segments).
+const MIN_RING: usize = 4096;
+
+/// Limits of one insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OooLimits {
+    /// Disjoint ranges held at most (`max_ooo_segments`).
+    pub ranges: usize,
+    /// Bytes past the next expected byte the ring may cover: the receive
+    /// window advertised (RFC 9293 3.10.7.4: data beyond it is not accepted).
+    pub window: usize,
+}
+
+/// A connection's out-of-order holdings (diagnostics and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OooUsage {
+    /// Memory held, bytes ([`OooStore::footprint`]).
+    pub bytes: usize,
+    /// Payload bytes held.
+    pub payload: usize,
+    /// Disjoint ranges held.
+    pub ranges: usize,
+    /// Receive window advertised, bytes past the next expected byte.
+    pub window: usize,
+}
+
+/// What [`OooStore::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OooInsert {
+    /// Stored this many new bytes (the rest was already held).
+    Stored(usize),
+    /// Every byte was already held.
+    Duplicate,
+    /// Dropped: a new range past the range cap, or beyond the window.
+    Full,
+}
+
+/// Out-of-order data at 64-bit stream offsets.
+#[derive(Default)]
+pub struct OooStore {
+    /// Present ranges, start -> end; disjoint and never adjacent.
+    ranges: BTreeMap<u64, u64>,
+    /// Byte at stream offset `o` lives at `ring[o % ring.len()]`; every
+    /// range lies within `ring.len()` bytes of the next expected offset.
+    ring: Vec<u8>,
+    /// Payload bytes held (sum of range lengths).
+    payload: usize,
+    /// Offset of the latest arrival (reported first in SACK).
+    last: Option<u64>,
+}
+
+impl std::fmt::Debug for OooStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OooStore({} B in {} ranges, ring {} B)", self.payload, self.ranges.len(), self.ring.len())
+    }
+}
+
+impl OooStore {
+    /// Memory held, bytes: the ring's allocation plus [`RANGE_COST`] per range.
+    pub fn footprint(&self) -> usize {
+        self.ring.capacity() + self.ranges.len() * RANGE_COST
+    }
+
+    /// Payload bytes held.
+    pub fn payload(&self) -> usize {
+        self.payload
+    }
+
+    /// Disjoint ranges held.
+    pub fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Stores `data` at stream offset `off`, strictly beyond `next` (the next
+    /// expected offset). Bytes already held are kept and the new copy of
+    /// them ignored; ranges that the data overlaps or touches merge into one.
+    pub fn insert(&mut self, next: u64, off: u64, data: &[u8], lim: OooLimits) -> OooInsert {
+        debug_assert!(off > next, "in-order data does not go out of order");
+        if data.is_empty() {
+            return OooInsert::Duplicate;
+        }
+        let end = off + data.len() as u64;
+        // The range starting at or before `off`, if it reaches it.
+        let left = self.ranges.range(..=off).next_back().map(|(&s, &e)| (s, e)).filter(|&(_, e)| e >= off);
+        if let Some((_, e)) = left {
+            if e >= end {
+                self.last = Some(off);
+                return OooInsert::Duplicate;
+            }
+        }
+        // Ranges starting inside `(off, end]` merge too (adjacent included).
+        let touched: Vec<(u64, u64)> = self.ranges.range(off + 1..=end).map(|(&s, &e)| (s, e)).collect();
+        if left.is_none() && touched.is_empty() && self.ranges.len() >= lim.ranges {
+            return OooInsert::Full;
+        }
+        let span = usize::try_from(end - next).unwrap_or(usize::MAX);
+        if span > lim.window {
+            return OooInsert::Full;
+        }
+        if span > self.ring.len() {
+            self.grow(span.max(2 * self.ring.len()).max(MIN_RING).min(lim.window));
+        }
+        // Write only the gaps between held ranges.
+        let mut pos = left.map_or(off, |(_, e)| e);
+        let mut stored = 0;
+        for &(s, e) in &touched {
+            if s > pos {
+                stored += self.write(pos, &data[(pos - off) as usize..(s - off) as usize]);
+            }
+            pos = pos.max(e);
+        }
+        if pos < end {
+            stored += self.write(pos, &data[(pos - off) as usize..]);
+        }
+        let start = left.map_or(off, |(s, _)| s);
+        let stop = touched.last().map_or(end, |&(_, e)| e.max(end));
+        for &(s, _) in &touched {
+            self.ranges.remove(&s);
+        }
+        self.ranges.insert(start, stop);
+        self.payload += stored;
+        self.last = Some(off);
+        if stored == 0 {
+            OooInsert::Duplicate
+        } else {
+            OooInsert::Stored(stored)
+        }
+    }
+
+    /// Removes what lies before `next` and hands over, in order, the bytes
+    /// now contiguous from `next` (up to two slices per range, as the ring
+    /// wraps). Returns the new next expected offset. The ring is freed once
+    /// nothing is held.
+    pub fn take_from(&mut self, mut next: u64, mut deliver: impl FnMut(&[u8])) -> u64 {
+        while let Some((&s, &e)) = self.ranges.first_key_value() {
+            if s > next {
+                break;
+            }
+            self.ranges.remove(&s);
+            self.payload -= (e - s) as usize;
+            if e > next {
+                let cap = self.ring.len();
+                let mut at = next;
+                while at < e {
+                    let i = (at % cap as u64) as usize;
+                    let n = ((e - at) as usize).min(cap - i);
+                    deliver(&self.ring[i..i + n]);
+                    at += n as u64;
+                }
+                next = e;
+            }
+        }
+        if self.ranges.is_empty() {
+            self.clear();
+        }
+        next
+    }
+
+    /// Up to three ranges as stream offsets `[start, end)`, the one holding
+    /// the latest arrival first, then the highest others (RFC 2018 section 4).
+    pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
+        let mut out = [None; 3];
+        // The latest arrival may since have been delivered: then the lowest.
+        let first = self
+            .last
+            .and_then(|l| self.ranges.range(..=l).next_back().filter(|(_, &e)| e > l))
+            .or_else(|| self.ranges.first_key_value())
+            .map(|(&s, &e)| (s, e));
+        let mut k = 0;
+        if let Some(r) = first {
+            out[0] = Some(r);
+            k = 1;
+        }
+        for (&s, &e) in self.ranges.iter().rev() {
+            if k == 3 {
+                break;
+            }
+            if Some((s, e)) != first {
+                out[k] = Some((s, e));
+                k += 1;
+            }
+        }
+        out
+    }
+
+    /// Discards everything and frees the ring.
+    pub fn clear(&mut self) {
+        self.ranges.clear();
+        self.ring = Vec::new();
+        self.payload = 0;
+        self.last = None;
+    }
+
+    /// Copies `d` into the ring at stream offset `at`; returns its length.
+    fn write(&mut self, mut at: u64, mut d: &[u8]) -> usize {
+        let len = d.len();
+        let cap = self.ring.len();
+        while !d.is_empty() {
+            let i = (at % cap as u64) as usize;
+            let n = d.len().min(cap - i);
+            self.ring[i..i + n].copy_from_slice(&d[..n]);
+            d = &d[n..];
+            at += n as u64;
+        }
+        len
+    }
+
+    /// Moves the ring to `cap` bytes (at least the span of what is held).
+    fn grow(&mut self, cap: usize) {
+        let old = std::mem::replace(&mut self.ring, vec![0; cap]);
+        if old.is_empty() {
+            return;
+        }
+        for (&s, &e) in &self.ranges {
+            let mut at = s;
+            while at < e {
+                let i = (at % old.len() as u64) as usize;
+                let n = ((e - at) as usize).min(old.len() - i);
+                let j = (at % cap as u64) as usize;
+                let m = n.min(cap - j);
+                self.ring[j..j + m].copy_from_slice(&old[i..i + m]);
+                at += m as u64;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIM: OooLimits = OooLimits { ranges: 1024, window: 256 * 1024 };
+
+    fn drain(s: &mut OooStore, next: u64) -> (u64, Vec<u8>) {
+        let mut v = Vec::new();
+        let n = s.take_from(next, |d| v.extend_from_slice(d));
+        (n, v)
+    }
+
+    #[test]
+    fn overlapping_segments_one_byte_apart_hold_one_range() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let mut s = OooStore::default();
+        for i in 0..1024u64 {
+            let off = 1 + i;
+            let r = s.insert(0, off, &data[off as usize..off as usize + 1400], LIM);
+            assert_eq!(r, if i == 0 { OooInsert::Stored(1400) } else { OooInsert::Stored(1) });
+        }
+        assert_eq!(s.ranges(), 1);
+        assert_eq!(s.payload(), 1400 + 1023);
+        assert!(s.footprint() <= 4096 + RANGE_COST, "{}", s.footprint());
+        // Byte 0 arrives: everything is contiguous.
+        let (n, v) = drain(&mut s, 1);
+        assert_eq!(n, 2424);
+        assert_eq!(v, &data[1..2424]);
+        assert_eq!(s.footprint(), 0, "the ring is freed once empty");
+    }
+
+    #[test]
+    fn first_copy_of_a_byte_wins_and_gaps_are_filled() {
+        let mut s = OooStore::default();
+        assert_eq!(s.insert(0, 10, &[1; 10], LIM), OooInsert::Stored(10));
+        assert_eq!(s.insert(0, 30, &[3; 10], LIM), OooInsert::Stored(10));
+        assert_eq!(s.ranges(), 2);
+        assert_eq!(s.insert(0, 5, &[9; 40], LIM), OooInsert::Stored(20), "only the gaps are new");
+        assert_eq!(s.ranges(), 1);
+        assert_eq!(s.insert(0, 12, &[7; 3], LIM), OooInsert::Duplicate);
+        let (n, v) = drain(&mut s, 5);
+        assert_eq!(n, 45);
+        let mut want = vec![9u8; 5];
+        want.extend([1; 10]);
+        want.extend([9; 10]);
+        want.extend([3; 10]);
+        want.extend([9; 5]);
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn adjacent_ranges_merge_and_the_range_cap_only_stops_new_ranges() {
+        let lim = OooLimits { ranges: 2, window: 1 << 20 };
+        let mut s = OooStore::default();
+        assert_eq!(s.insert(0, 10, &[1; 10], lim), OooInsert::Stored(10));
+        assert_eq!(s.insert(0, 40, &[1; 10], lim), OooInsert::Stored(10));
+        assert_eq!(s.insert(0, 100, &[1; 10], lim), OooInsert::Full, "a third range");
+        assert_eq!(s.insert(0, 20, &[1; 10], lim), OooInsert::Stored(10), "adjacent: merges");
+        assert_eq!(s.insert(0, 30, &[1; 10], lim), OooInsert::Stored(10), "bridges two ranges");
+        assert_eq!(s.ranges(), 1);
+        assert_eq!(s.sack_blocks(), [Some((10, 50)), None, None]);
+    }
+
+    #[test]
+    fn data_beyond_the_window_is_refused_and_the_ring_never_exceeds_it() {
+        let lim = OooLimits { ranges: 1024, window: 10_000 };
+        let mut s = OooStore::default();
+        assert_eq!(s.insert(0, 9_000, &[1; 1000], lim), OooInsert::Stored(1000));
+        assert_eq!(s.insert(0, 9_500, &[1; 1000], lim), OooInsert::Full);
+        assert!(s.footprint() <= 10_000 + RANGE_COST);
+    }
+
+    #[test]
+    fn descending_and_random_orders_deliver_the_same_bytes_in_bounded_ranges() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i ^ (i >> 8)) as u8).collect();
+        for seed in 0..8u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut s = OooStore::default();
+            let mut pieces: Vec<(u64, u64)> = Vec::new();
+            // Overlapping pieces covering [1, 150_000).
+            let mut at = 1u64;
+            while at < 150_000 {
+                let len = rng.gen_range(1..3000u64).min(150_000 - at);
+                let back = rng.gen_range(0..=at.min(500) - 1);
+                pieces.push((at - back, at + len));
+                at += len;
+            }
+            if seed == 0 {
+                pieces.reverse();
+            } else {
+                for i in (1..pieces.len()).rev() {
+                    pieces.swap(i, rng.gen_range(0..=i));
+                }
+            }
+            for &(a, b) in &pieces {
+                let a = a.max(1);
+                let r = s.insert(0, a, &data[a as usize..b as usize], LIM);
+                assert_ne!(r, OooInsert::Full);
+                assert!(s.footprint() <= LIM.window + s.ranges() * RANGE_COST);
+            }
+            assert_eq!(s.ranges(), 1);
+            let (n, v) = drain(&mut s, 1);
+            assert_eq!(n, 150_000);
+            assert_eq!(v, &data[1..150_000], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn sack_reports_the_latest_arrival_first_then_the_highest() {
+        let mut s = OooStore::default();
+        for off in [100u64, 300, 500, 700] {
+            s.insert(0, off, &[0; 50], LIM);
+        }
+        s.insert(0, 300, &[0; 60], LIM);
+        assert_eq!(s.sack_blocks(), [Some((300, 360)), Some((700, 750)), Some((500, 550))]);
+    }
+
+    #[test]
+    fn the_ring_wraps_as_the_next_offset_advances() {
+        let lim = OooLimits { ranges: 16, window: 4096 };
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 13 + (i >> 9)) as u8).collect();
+        let mut s = OooStore::default();
+        let piece = |a: u64, b: u64| &data[a as usize..b as usize];
+        assert_eq!(s.insert(0, 1, piece(1, 1501), lim), OooInsert::Stored(1500));
+        let mut next = 0u64;
+        for _ in 0..20 {
+            // Held: [next + 1, next + 1501). A second range past a one-byte
+            // gap keeps the ring alive while the first is delivered.
+            let (a, b) = (next + 1502, next + 3002);
+            assert_eq!(s.insert(next, a, piece(a, b), lim), OooInsert::Stored(1500));
+            let (n, v) = drain(&mut s, next + 1);
+            assert_eq!(n, next + 1501);
+            assert_eq!(v, piece(next + 1, next + 1501));
+            assert_eq!(s.footprint(), 4096 + RANGE_COST);
+            next = n;
+        }
+    }
+}
