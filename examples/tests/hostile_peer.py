@@ -5,10 +5,11 @@ interface owns, so the kernel's own TCP never answers. Reproduces issue 10's
 inputs 2-4 and prints one JSON line of what zcstack did; the Rust test
 (examples/tests/hostile_tap.rs) asserts on it. Every wait is bounded.
 
-usage: hostile_peer.py SCENARIO IFACE SERVER_IP
+usage: hostile_peer.py SCENARIO IFACE SERVER_IP [SEED [WIDTH]]
   sack       MSS 1460 + SACK, 40 pipelined GETs, ACKs withheld until the RTO
              resends the first segment, then one ACK for it with one SACK block
-             ending at snd_max - flight/2 + 1; then an honest receiver.
+             ending at snd_max - flight/2 + 1 (starting one MSS past the ACK,
+             or WIDTH bytes before its end); then an honest receiver.
   zerowin    MSS 64, window 64: takes 64 bytes, then a zero window for 8 s,
              then reopens (ACK); counts probes and checks the whole response.
   zerowin-lost  as zerowin, but the window-update ACK is lost: only the next
@@ -180,7 +181,7 @@ def sack_scenario(p):
     una = first[0] + first[1]
     flight = snd_max - first[0]
     right = snd_max - flight // 2 + 1
-    left = min(una + p.mss, right - 1)
+    left = min(una + p.mss, right - 1) if len(sys.argv) < 6 else max(una + 1, right - int(sys.argv[5]))
     out.update(first_len=first[1], snd_max=snd_max, flight=flight, sack_left=left, sack_right=right, total=total)
     # The peer "lost" everything but the first segment and the SACKed block.
     st = Stream()
@@ -209,8 +210,11 @@ def sack_scenario(p):
             continue
         d, o = payload(t), off(p, t.seq)
         data_frames += 1
-        if o < right and o + len(d) > left:
-            sacked_resent += min(o + len(d), right) - max(o, left)
+        # Resent although wholly SACKed (a segment straddling an edge that
+        # is off the segment grid carries unSACKed bytes: sent whole or cut,
+        # both are fine).
+        if left <= o and o + len(d) <= right:
+            sacked_resent += len(d)
         if len(d) < p.mss and o + len(d) != total:
             runts += 1
         st.add(o, d)

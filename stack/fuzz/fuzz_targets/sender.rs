@@ -7,4 +7,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| zcstack::fuzzing::sender(data));
+fuzz_target!(|data: &[u8]| {
+    zcstack::fuzzing::sender(data);
+});
