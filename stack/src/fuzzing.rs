@@ -103,7 +103,7 @@ fn open() -> (Stack<HeapPages>, Peer, SocketHandle) {
     dev.push_rx(f);
     st.poll(Instant::ZERO, &mut dev);
     dev.take_tx();
-    let h = st.tcp_connect(SocketAddrV4::new(PEER_IP.into(), PEER_PORT), 0, Instant::ZERO).expect("connect");
+    let h = st.tcp_connect(SocketAddrV4::new(PEER_IP, PEER_PORT), 0, Instant::ZERO).expect("connect");
     st.poll(Instant::ZERO, &mut dev);
     let syn = segments(&dev.take_tx());
     let &(iss, ctl, _, _) = syn.first().expect("a SYN is sent");
@@ -223,7 +223,7 @@ pub fn sender(data: &[u8]) -> Vec<Vec<(u64, usize)>> {
                 peer.dev.push_rx(tcp_frame(&repr));
             }
         }
-        now = now + step;
+        now += step;
         st.poll(now, &mut peer.dev);
         let out = peer.dev.take_tx();
         trace.push(check(&mut st, &peer, h, &out, written));
