@@ -14,6 +14,8 @@
 
 pub mod config;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iface;
 pub mod mem;
 pub mod phy;

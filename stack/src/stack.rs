@@ -21,7 +21,10 @@ use crate::wire::{
     IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, ETH_HEADER,
 };
 
+mod usage;
 mod zc_api;
+
+pub use usage::MemoryUsage;
 
 /// Frames handled per poll before yielding (bounded work per call).
 const RX_BUDGET: usize = 1024;

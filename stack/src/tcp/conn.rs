@@ -318,6 +318,12 @@ impl Conn {
         self.rcvq.len()
     }
 
+    /// Received bytes held out of order and memory the ready data pins
+    /// (bytes), for [`crate::stack::MemoryUsage`].
+    pub fn recv_memory(&self) -> (usize, usize) {
+        (self.rcvq.ooo_bytes(), self.rcvq.held())
+    }
+
     /// The peer closed its side and everything before the FIN was read.
     pub fn at_eof(&self) -> bool {
         self.peer_fin && self.rcvq.is_empty()

@@ -390,6 +390,22 @@ impl TcpEngine {
         rows.take(limit).collect()
     }
 
+    /// Totals over every connection, in bytes: (held out of order, pinned
+    /// by ready received data, queued to send). A scan of the table: for
+    /// diagnostics and tests, not the per-segment path.
+    pub fn memory_totals(&self) -> (usize, usize, usize) {
+        let mut t = (0, 0, 0);
+        for s in &self.slots {
+            if let Some(Sock::Conn(c)) = &s.sock {
+                let (ooo, held) = c.recv_memory();
+                t.0 += ooo;
+                t.1 += held;
+                t.2 += c.send_queued();
+            }
+        }
+        t
+    }
+
     fn alloc_slot(&mut self, sock: Sock) -> u32 {
         match self.free.pop() {
             Some(i) => {
