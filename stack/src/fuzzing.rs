@@ -84,11 +84,9 @@ fn segments(frames: &[Vec<u8>]) -> Vec<(u32, TcpControl, usize, Option<u32>)> {
 /// Opens a connection from a fresh stack to the peer (MSS 1460, SACK
 /// permitted, window scale 0, no timestamps) and writes
 /// [`SENDER_INITIAL`] bytes.
-fn open() -> (Stack<HeapPages>, Peer, SocketHandle) {
-    let cfg = StackConfig::new(IfaceConfig { mac: OUR_MAC, addr: OUR_IP, prefix_len: 24, gateway: None });
-    let mut st = Stack::new(cfg, HeapPages::new(PAGES, 2048), 1500);
-    let mut dev = QueueDevice::new(DeviceCaps::default());
-    // Teach the stack the peer's MAC.
+/// An ARP request from the peer for our address: the stack learns (or
+/// refreshes) the peer's MAC from it, as from a live peer's ARP traffic.
+fn arp_request() -> Vec<u8> {
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: PEER_MAC,
@@ -100,7 +98,15 @@ fn open() -> (Stack<HeapPages>, Peer, SocketHandle) {
     EthernetRepr { src_addr: PEER_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
     arp.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    dev.push_rx(f);
+    f
+}
+
+fn open() -> (Stack<HeapPages>, Peer, SocketHandle) {
+    let cfg = StackConfig::new(IfaceConfig { mac: OUR_MAC, addr: OUR_IP, prefix_len: 24, gateway: None });
+    let mut st = Stack::new(cfg, HeapPages::new(PAGES, 2048), 1500);
+    let mut dev = QueueDevice::new(DeviceCaps::default());
+    // Teach the stack the peer's MAC.
+    dev.push_rx(arp_request());
     st.poll(Instant::ZERO, &mut dev);
     dev.take_tx();
     let h = st.tcp_connect(SocketAddrV4::new(PEER_IP, PEER_PORT), 0, Instant::ZERO).expect("connect");
@@ -224,6 +230,9 @@ pub fn sender(data: &[u8]) -> Vec<Vec<(u64, usize)>> {
             }
         }
         now += step;
+        // A live peer keeps its ARP entry fresh (entries expire): without
+        // this, long waits would hide segments behind ARP resolution.
+        peer.dev.push_rx(arp_request());
         st.poll(now, &mut peer.dev);
         let out = peer.dev.take_tx();
         trace.push(check(&mut st, &peer, h, &out, written));

@@ -33,7 +33,7 @@ fn sack_block_ending_past_half_the_flight_after_an_rto() {
     let mss = u32::from(SENDER_MSS);
     let flight = 10 * mss; // the initial window
     let right = flight - flight / 2 + 1;
-    let left = 3 * mss; // a multiple of 8: the record carries left / 8
+    let left = 3 * mss / 8 * 8; // the record carries left / 8: off the segment grid
     let mut v = vec![rec(5, 0, 0, 0, 0, 0x80 | 3)]; // 1.5 s: the RTO fires
     v.push(rec(1, mss, 65535, (left / 8) as u16, (right - left) as u16, 1));
     for i in 0..20 {
@@ -49,7 +49,11 @@ fn sack_block_ending_past_half_the_flight_after_an_rto() {
     );
     for &(o, l) in &after {
         assert!(o + l as u64 <= left || o >= right, "SACKed [{left}, {right}) resent before an RTO: ({o}, {l})");
-        assert!(l as u64 == mss || o + l as u64 == right, "a sub-MSS segment ({o}, {l}) in recovery: {after:?}");
+        // A hole that ends where SACKed data starts is filled exactly.
+        assert!(
+            l as u64 == mss || o + l as u64 == right || o + l as u64 == left,
+            "a sub-MSS segment ({o}, {l}) in recovery: {after:?}"
+        );
     }
 }
 
@@ -59,7 +63,9 @@ fn zero_window_then_reopen_and_lost_updates() {
     for _ in 0..10 {
         v.push(rec(5, 0, 0, 0, 0, 0x80 | 20)); // 10 s each: probes back off
     }
-    v.push(rec(3, 64, 1000, 0, 0, 1)); // reopened
+    // Reopened: a window below one MSS is not worth a segment (sender SWS
+    // avoidance, RFC 9293 3.8.6.2.1), so the reopening is a full window.
+    v.push(rec(3, 64, 65535, 0, 0, 1));
     v.push(rec(0, 2000, 65535, 0, 0, 0x40 | 5));
     let trace = run(&v);
     // Input 3: probes repeat while the window is zero (10 s between records:
