@@ -731,6 +731,31 @@ fn run(seed: u64) {
     assert!(sa_.drop_ipv4_fragment + sb.drop_ipv4_fragment > 0, "bad fragments dropped: {sa_:?}");
     assert!(sa_.drop_tcp_no_socket > 0, "segments for closed ports counted: {sa_:?}");
     assert!(sa_.drop_tcp_malformed + sa_.drop_ipv4_malformed + sa_.drop_eth_malformed > 0, "truncated frames: {sa_:?}");
+    // The limits issue 10 added, each seen at work.
+    assert!(sa_.drop_tcp_bad_ack + sb.drop_tcp_bad_ack > 0, "data with unacceptable ACKs dropped: {sa_:?}");
+    assert!(
+        sa_.tcp_acks_rate_limited + sb.tcp_acks_rate_limited > 0,
+        "ACKs to rejected segments rate-limited: {sa_:?}"
+    );
+    let frag_limits = |s: &zcstack::stats::Stats| {
+        s.drop_ipv4_frag_overlap + s.drop_ipv4_frag_too_many + s.drop_ipv4_frag_invalid + s.ipv4_frag_duplicates
+    };
+    assert!(frag_limits(&sa_) + frag_limits(&sb) > 0, "fragment limits at work: {sa_:?}");
+    eprintln!(
+        "seed {seed}: bad_ack {} {}, ooo_trimmed {} {}, frag {} {}, challenge {} {}, rate-limited {} {}, global {} {}",
+        sa_.drop_tcp_bad_ack,
+        sb.drop_tcp_bad_ack,
+        sa_.tcp_ooo_bytes_trimmed,
+        sb.tcp_ooo_bytes_trimmed,
+        frag_limits(&sa_),
+        frag_limits(&sb),
+        sa_.tcp_challenge_acks,
+        sb.tcp_challenge_acks,
+        sa_.tcp_acks_rate_limited,
+        sb.tcp_acks_rate_limited,
+        sa_.tcp_challenge_acks_global_limited,
+        sb.tcp_challenge_acks_global_limited
+    );
     assert_eq!(sa_.page_errors + sb.page_errors, 0);
     // No ACK storm: a sends at most about one ACK per data segment, one
     // answer per forged frame and per probe, not millions.
