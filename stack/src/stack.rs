@@ -118,6 +118,11 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.sockets(limit)
     }
 
+    /// Packets waiting for ARP resolution: (destinations, packets).
+    pub fn arp_pending(&self) -> (usize, usize) {
+        (self.arp.pending_dests(), self.arp.pending_packets())
+    }
+
     /// Frames refused by the device and waiting to be sent again.
     pub fn tx_backlog(&self) -> usize {
         self.backlog.len()
