@@ -224,7 +224,7 @@ fn arp_pending_queue_is_capped_in_destinations_and_packets() {
         st.poll(now, &mut dev);
         let (d, n) = st.arp_pending();
         assert!(d <= 8 && n <= 20, "pending {d} dests, {n} packets");
-        now = now + zcstack::Duration::from_millis(1);
+        now += zcstack::Duration::from_millis(1);
     }
     let evicted = st.stats().drop_arp_pending_evicted;
     let (d, n) = st.arp_pending();
@@ -262,7 +262,7 @@ fn arp_pending_queue_is_capped_in_destinations_and_packets() {
     assert!(delivered, "the waiting datagram left once resolved");
     // Nothing answers the rest: they time out and the queue empties.
     for _ in 0..10 {
-        now = now + zcstack::Duration::from_secs(1);
+        now += zcstack::Duration::from_secs(1);
         st.poll(now, &mut dev);
     }
     assert_eq!(st.arp_pending(), (0, 0));
