@@ -127,6 +127,13 @@ pub struct StackConfig {
     pub arp_ttl: Duration,
     /// Packets waiting for ARP resolution, per destination.
     pub arp_pending_per_dest: usize,
+    /// Unresolved destinations with packets waiting, at most; a new one
+    /// evicts the oldest (its packets dropped, counted in
+    /// `Stats::drop_arp_pending_evicted`). Default 256.
+    pub arp_pending_dests: usize,
+    /// Packets waiting for ARP resolution over all destinations, at most
+    /// (they hold page references). Default 1024.
+    pub arp_pending_total: usize,
     /// Datagrams queued per UDP socket.
     pub udp_queue: usize,
     /// Zero-copy writes smaller than this many bytes are copied into the
@@ -159,6 +166,21 @@ pub struct StackConfig {
     /// IPv4 datagrams under reassembly per source address; a new one from a
     /// source at the cap evicts that source's oldest.
     pub reassembly_per_source: usize,
+    /// Send pressure starts when less than this percentage of the page
+    /// array is free (like the kernel's `tcp_mem` pressure, made fair):
+    /// then a connection's send queue may hold at most a fair share of the
+    /// pages, `max(send_share_floor, (free + held by send queues) /
+    /// connections holding pages)`, and writes past it are short or would
+    /// block (`Stats::tcp_send_pressure_limited`). 0 turns the rule (and the
+    /// reserve) off. Default 25.
+    pub send_low_water: usize,
+    /// The fair share never falls below this many bytes per connection.
+    /// Default 64 KiB.
+    pub send_share_floor: usize,
+    /// Percentage of the page array only connections with (almost) empty
+    /// send queues (under 16 KiB) may take, so a new or idle connection can
+    /// always send a first response. Default 5.
+    pub send_reserve: usize,
 }
 
 impl StackConfig {
@@ -170,6 +192,8 @@ impl StackConfig {
             arp_cache_size: 1024,
             arp_ttl: Duration::from_secs(60),
             arp_pending_per_dest: 64,
+            arp_pending_dests: 256,
+            arp_pending_total: 1024,
             udp_queue: 1024,
             zc_min_write: 0,
             reassembly_datagrams: 64,
@@ -179,6 +203,9 @@ impl StackConfig {
             rx_pin_budget: 8 << 20,
             reassembly_max_fragments: 16,
             reassembly_per_source: 16,
+            send_low_water: 25,
+            send_share_floor: 64 * 1024,
+            send_reserve: 5,
         }
     }
 }

@@ -59,12 +59,16 @@ pub struct Stack<M: PageMemory> {
 impl<M: PageMemory> Stack<M> {
     /// A stack with `cfg`, payload buffers from `mem`, on a link of `mtu`.
     pub fn new(cfg: StackConfig, mem: M, mtu: usize) -> Self {
+        let mut tcp = TcpEngine::new(cfg.tcp, cfg.isn_secret, cfg.iface.addr, mtu);
+        tcp.set_send_pressure(cfg.send_low_water, cfg.send_share_floor, cfg.send_reserve);
+        tcp.observe_pages(&mem);
         Stack {
             iface: Interface::new(cfg.iface),
-            arp: ArpCache::new(cfg.arp_cache_size, cfg.arp_ttl, cfg.arp_pending_per_dest),
+            arp: ArpCache::new(cfg.arp_cache_size, cfg.arp_ttl, cfg.arp_pending_per_dest)
+                .with_pending_limits(cfg.arp_pending_dests, cfg.arp_pending_total),
             reasm: Reassembler::new(cfg.reassembly_datagrams, cfg.reassembly_bytes, cfg.reassembly_timeout)
                 .with_fragment_limits(cfg.reassembly_max_fragments, cfg.reassembly_per_source),
-            tcp: TcpEngine::new(cfg.tcp, cfg.isn_secret, cfg.iface.addr, mtu),
+            tcp,
             udp: UdpEngine::new(cfg.udp_queue),
             cfg,
             mem,
@@ -115,6 +119,11 @@ impl<M: PageMemory> Stack<M> {
     /// The TCP socket table (at most `limit` rows), for `netstat`-style views.
     pub fn tcp_sockets(&self, limit: usize) -> Vec<crate::tcp::SocketInfo> {
         self.tcp.sockets(limit)
+    }
+
+    /// Packets waiting for ARP resolution: (destinations, packets).
+    pub fn arp_pending(&self) -> (usize, usize) {
+        (self.arp.pending_dests(), self.arp.pending_packets())
     }
 
     /// Frames refused by the device and waiting to be sent again.
@@ -238,6 +247,7 @@ impl<M: PageMemory> Stack<M> {
     /// Writes (copy mode); returns bytes queued.
     pub fn tcp_write(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
         let r = self.tcp.write(h, data, &mut self.mem);
+        self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
         match r {
             Ok(n) => self.stats.tx_bytes_copied += n as u64,
             Err(TcpError::NoBuffers) => self.stats.pages_exhausted += 1,
@@ -286,6 +296,7 @@ impl<M: PageMemory> Stack<M> {
     /// for level and edge semantics); returns how many were added. Costs
     /// O(changed + level-ready sockets), never O(all sockets).
     pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        self.tcp.observe_pages(&self.mem);
         let mut cand = std::mem::take(&mut self.scratch);
         cand.clear();
         self.tcp.take_notifications(&mut cand);
@@ -432,6 +443,8 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
         self.flush(now, dev, &caps);
+        self.tcp.observe_pages(&self.mem);
+        self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
         did
     }
 
@@ -475,6 +488,11 @@ impl<M: PageMemory> Stack<M> {
 
     fn drop_ip(&mut self, p: IpOut) {
         self.stats.drop_arp_unresolved += 1;
+        self.release_payload(p);
+    }
+
+    /// Drops the page references of a packet that will not be sent.
+    fn release_payload(&mut self, p: IpOut) {
         for s in p.payload {
             if self.mem.decref(s.page).is_err() {
                 self.stats.page_errors += 1;
@@ -563,9 +581,13 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
             None => {
-                let (ask, dropped) = self.arp.enqueue(hop, pkt, now);
-                if let Some(d) = dropped {
+                let (ask, refused) = self.arp.enqueue(hop, pkt, now);
+                if let Some(d) = refused.full {
                     self.drop_ip(d);
+                }
+                for d in refused.evicted {
+                    self.stats.drop_arp_pending_evicted += 1;
+                    self.release_payload(d);
                 }
                 if ask {
                     let f = self.iface.arp_frame(ArpOperation::Request, hop, EthernetAddress([0; 6]));

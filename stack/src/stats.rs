@@ -158,6 +158,17 @@ counters! {
         pub drop_ipv4_frag_timeout: u64,
         /// Exact duplicate IPv4 fragments ignored.
         pub ipv4_frag_duplicates: u64,
+        /// Packets waiting for ARP dropped because their destination was
+        /// evicted to make room for a new one (`StackConfig::arp_pending_dests`,
+        /// `arp_pending_total`).
+        pub drop_arp_pending_evicted: u64,
+        /// Writes cut short or refused (would-block) because the page array
+        /// is under pressure and the connection holds its fair share of it
+        /// (`StackConfig::send_low_water`).
+        pub tcp_send_pressure_limited: u64,
+        /// Zero-copy buffer allocations refused because the page array is
+        /// under pressure (the connection's share, or the reserve).
+        pub zc_alloc_pressure_limited: u64,
     }
 }
 

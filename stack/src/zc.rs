@@ -47,6 +47,18 @@ pub enum ZcError {
     /// A zero-length request.
     #[error("zero-length zero-copy buffer requested")]
     Empty,
+    /// The page array is under send pressure and this allocation is over
+    /// its fair share (`EAGAIN`): try again when the socket is writable.
+    #[error("page array under pressure: {wanted} buffers wanted, {granted} granted to this sender")]
+    WouldBlock {
+        /// Buffers the request needed.
+        wanted: usize,
+        /// Buffers the rule grants now.
+        granted: usize,
+    },
+    /// The socket handle does not name a live connection.
+    #[error("invalid socket handle")]
+    InvalidSocket,
 }
 
 /// Pages a dropped [`ZcBuf`] hands back; the stack drains it on every poll.

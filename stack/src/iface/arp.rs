@@ -20,6 +20,19 @@ struct Pending {
     packets: VecDeque<IpOut>,
     next_request: Instant,
     requests: u32,
+    /// Order of arrival among pending destinations (oldest evicted first).
+    born: u64,
+}
+
+/// Packets [`ArpCache::enqueue`] did not keep, by reason.
+#[derive(Debug, Default)]
+pub struct Refused {
+    /// The new packet itself: its destination's queue, or the queue of all
+    /// pending packets, was full.
+    pub full: Option<IpOut>,
+    /// Packets of the oldest pending destination, evicted to make room for
+    /// a new destination.
+    pub evicted: Vec<IpOut>,
 }
 
 /// Neighbour resolution state.
@@ -30,6 +43,13 @@ pub struct ArpCache {
     capacity: usize,
     ttl: Duration,
     per_dest: usize,
+    /// Destinations with packets pending at most.
+    max_dests: usize,
+    /// Packets pending over all destinations at most.
+    max_total: usize,
+    /// Packets pending now, all destinations.
+    total: usize,
+    next_born: u64,
 }
 
 /// Requests sent for one address before its queued packets are dropped.
@@ -47,7 +67,42 @@ impl ArpCache {
             capacity: capacity.max(1),
             ttl,
             per_dest,
+            max_dests: usize::MAX,
+            max_total: usize::MAX,
+            total: 0,
+            next_born: 0,
         }
+    }
+
+    /// Caps the pending queue: at most `dests` unresolved destinations with
+    /// packets waiting (a new one evicts the oldest, its packets dropped)
+    /// and at most `total` packets over all of them (beyond it a packet to
+    /// an already pending destination is dropped; one to a new destination
+    /// evicts the oldest). Both at least 1.
+    pub fn with_pending_limits(mut self, dests: usize, total: usize) -> Self {
+        self.max_dests = dests.max(1);
+        self.max_total = total.max(1);
+        self
+    }
+
+    /// Destinations with packets waiting for resolution.
+    pub fn pending_dests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Packets waiting for resolution, all destinations.
+    pub fn pending_packets(&self) -> usize {
+        self.total
+    }
+
+    /// Removes the pending destination that arrived first; its packets.
+    fn evict_oldest(&mut self) -> Vec<IpOut> {
+        let Some(ip) = self.pending.iter().min_by_key(|(_, p)| p.born).map(|(ip, _)| *ip) else {
+            return Vec::new();
+        };
+        let p = self.pending.remove(&ip).map(|p| p.packets).unwrap_or_default();
+        self.total -= p.len();
+        p.into()
     }
 
     /// The MAC for `ip`, if known and fresh.
@@ -67,30 +122,40 @@ impl ArpCache {
             }
         }
         self.entries.insert(ip, Entry { mac, expires: now + self.ttl });
-        self.pending.remove(&ip).map(|p| p.packets.into()).unwrap_or_default()
+        let waiting: Vec<IpOut> = self.pending.remove(&ip).map(|p| p.packets.into()).unwrap_or_default();
+        self.total -= waiting.len();
+        waiting
     }
 
     /// Queues a packet for an unresolved `ip`. Returns whether an ARP request
-    /// should go out now, and whether the packet was dropped (queue full).
-    pub fn enqueue(&mut self, ip: Ipv4Address, pkt: IpOut, now: Instant) -> (bool, Option<IpOut>) {
-        let per_dest = self.per_dest;
-        let p = self.pending.entry(ip).or_insert_with(|| Pending {
-            packets: VecDeque::new(),
-            next_request: now,
-            requests: 0,
-        });
-        let dropped = if p.packets.len() >= per_dest {
-            Some(pkt)
+    /// should go out now, and the packets not kept: memory a peer (or a
+    /// scan of the subnet) can make us hold stays within the per-destination,
+    /// destination-count and total caps; a new destination always gets its
+    /// request out, at the cost of the oldest pending one.
+    pub fn enqueue(&mut self, ip: Ipv4Address, pkt: IpOut, now: Instant) -> (bool, Refused) {
+        let mut refused = Refused::default();
+        if !self.pending.contains_key(&ip) {
+            while !self.pending.is_empty() && (self.pending.len() >= self.max_dests || self.total >= self.max_total) {
+                refused.evicted.extend(self.evict_oldest());
+            }
+            let born = self.next_born;
+            self.next_born += 1;
+            self.pending.insert(ip, Pending { packets: VecDeque::new(), next_request: now, requests: 0, born });
+        }
+        let full = self.total >= self.max_total;
+        let p = self.pending.get_mut(&ip).expect("inserted above");
+        if p.packets.len() >= self.per_dest || full {
+            refused.full = Some(pkt);
         } else {
             p.packets.push_back(pkt);
-            None
-        };
+            self.total += 1;
+        }
         let send = p.next_request <= now && p.requests < MAX_REQUESTS;
         if send {
             p.requests += 1;
             p.next_request = now + REQUEST_INTERVAL;
         }
-        (send, dropped)
+        (send, refused)
     }
 
     /// Retries due requests; returns addresses to ask for again, and the packets
@@ -114,6 +179,7 @@ impl ArpCache {
         }
         for ip in dead {
             if let Some(p) = self.pending.remove(&ip) {
+                self.total -= p.packets.len();
                 gone.extend(p.packets);
             }
         }
@@ -122,6 +188,7 @@ impl ArpCache {
 
     /// Takes every packet still waiting for resolution (shutdown).
     pub fn drain_pending(&mut self) -> Vec<IpOut> {
+        self.total = 0;
         self.pending.drain().flat_map(|(_, p)| p.packets).collect()
     }
 

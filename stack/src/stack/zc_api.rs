@@ -26,12 +26,50 @@ impl<M: PageMemory> Stack<M> {
     /// Reserves page-array buffers able to carry `len` bytes (F-Stack
     /// `ff_zc_mbuf_get`). Fill them with [`Stack::zc_mbuf_write`] or
     /// [`Stack::zc_fill`], then send with [`Stack::tcp_write_zc`].
+    ///
+    /// Under send pressure (see `StackConfig::send_low_water`) a buffer for
+    /// no particular connection never takes the reserve and at most one
+    /// fair share: [`ZcError::WouldBlock`] past it. Use
+    /// [`Stack::zc_mbuf_get_for`] for buffers meant for one connection.
     pub fn zc_mbuf_get(&mut self, len: usize) -> Result<ZcBuf, ZcError> {
+        self.zc_admit(None, len)?;
+        self.zc_mbuf_get_unchecked(len)
+    }
+
+    /// [`Stack::zc_mbuf_get`] for a send on connection `h`: the same rule
+    /// as its copying writes. Over its fair share of the page array under
+    /// pressure the answer is [`ZcError::WouldBlock`] (try again when the
+    /// socket is writable), while connections below their share, and ones
+    /// with (almost) empty send queues, still get buffers.
+    pub fn zc_mbuf_get_for(&mut self, h: SocketHandle, len: usize) -> Result<ZcBuf, ZcError> {
+        self.zc_admit(Some(h), len)?;
+        self.zc_mbuf_get_unchecked(len)
+    }
+
+    fn zc_mbuf_get_unchecked(&mut self, len: usize) -> Result<ZcBuf, ZcError> {
         let r = ZcBuf::reserve(&mut self.mem, len, &self.zc_orphans);
         if matches!(r, Err(ZcError::NoBuffers { .. })) {
             self.stats.pages_exhausted += 1;
         }
         r
+    }
+
+    /// Checks an allocation of `len` bytes of pages (for connection `h`, or
+    /// none) against the send-pressure rule; counted when refused.
+    fn zc_admit(&mut self, h: Option<SocketHandle>, len: usize) -> Result<(), ZcError> {
+        if len == 0 {
+            return Err(ZcError::Empty);
+        }
+        self.tcp.observe_pages(&self.mem);
+        let wanted = len.div_ceil(self.mem.buf_size());
+        let granted = self.tcp.zc_grant(h).map_err(|_| ZcError::InvalidSocket)?;
+        // More than is free is plain exhaustion (`NoBuffers`, from the
+        // allocation); would-block means the pages exist but are withheld.
+        if wanted > granted && wanted <= self.mem.free_count() {
+            self.stats.zc_alloc_pressure_limited += 1;
+            return Err(ZcError::WouldBlock { wanted, granted });
+        }
+        Ok(())
     }
 
     /// Appends `data` to `buf` (F-Stack `ff_zc_mbuf_write`; may be called
@@ -65,6 +103,7 @@ impl<M: PageMemory> Stack<M> {
             return self.write_zc_by_copy(h, buf);
         }
         let r = self.tcp.write_zc(h, buf, &mut self.mem);
+        self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
         if let Ok((n, _)) = &r {
             self.stats.tx_bytes_zero_copy += *n as u64;
         }
@@ -177,7 +216,22 @@ impl<M: PageMemory> Stack<M> {
     /// Allocates `n` one-page buffers for zero-copy sends (Onload
     /// `onload_zc_alloc_buffers`). Headers travel in separate header
     /// buffers, so the whole page is payload room.
+    ///
+    /// Under send pressure the same rule as [`Stack::zc_mbuf_get`] applies;
+    /// [`Stack::zc_alloc_buffers_for`] allocates for one connection.
     pub fn zc_alloc_buffers(&mut self, n: usize) -> Result<Vec<ZcBuf>, ZcError> {
+        self.zc_admit(None, n.saturating_mul(self.mem.buf_size()))?;
+        self.zc_alloc_buffers_unchecked(n)
+    }
+
+    /// [`Stack::zc_alloc_buffers`] for sends on connection `h`, under its
+    /// fair share (see [`Stack::zc_mbuf_get_for`]).
+    pub fn zc_alloc_buffers_for(&mut self, h: SocketHandle, n: usize) -> Result<Vec<ZcBuf>, ZcError> {
+        self.zc_admit(Some(h), n.saturating_mul(self.mem.buf_size()))?;
+        self.zc_alloc_buffers_unchecked(n)
+    }
+
+    fn zc_alloc_buffers_unchecked(&mut self, n: usize) -> Result<Vec<ZcBuf>, ZcError> {
         let bs = self.mem.buf_size();
         if self.mem.free_count() < n {
             self.stats.pages_exhausted += 1;

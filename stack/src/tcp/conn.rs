@@ -339,6 +339,12 @@ impl Conn {
         self.sendq.len()
     }
 
+    /// The send queue: pages it holds, and bytes a copy may add to its last
+    /// page (pages of `buf_size` bytes), for send pressure.
+    pub fn send_pages(&self, buf_size: usize) -> (usize, usize) {
+        (self.sendq.pages_held(), self.sendq.tail_room(buf_size))
+    }
+
     /// Whether new data may still be queued.
     pub fn can_send(&self) -> bool {
         !self.fin_queued

@@ -9,6 +9,7 @@ mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
 mod sack;
+mod send_pressure;
 pub mod send_queue;
 pub mod seq;
 pub mod sockopt;
@@ -287,6 +288,10 @@ pub struct TcpEngine {
     notify: Vec<SocketHandle>,
     /// Engine-wide challenge ACK budget (RFC 5961 7).
     challenge_budget: ratelimit::ChallengeBudget,
+    /// The fair-share rule for send queues on the page array.
+    pressure: send_pressure::SendPressure,
+    /// Writes limited by `pressure` since the stack last collected the count.
+    pressure_limited: u64,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -319,7 +324,86 @@ impl TcpEngine {
             mtu,
             notify: Vec::new(),
             challenge_budget: ratelimit::ChallengeBudget::new(secret),
+            pressure: send_pressure::SendPressure::default(),
+            pressure_limited: 0,
         }
+    }
+
+    /// Sets the send-pressure rule (see [`send_pressure`]): pressure below
+    /// `low_water_pct` % of the page array free (0: off), a fair share of at
+    /// least `floor_bytes`, and `reserve_pct` % of the page array left to
+    /// connections with (almost) empty send queues.
+    pub fn set_send_pressure(&mut self, low_water_pct: usize, floor_bytes: usize, reserve_pct: usize) {
+        self.pressure = send_pressure::SendPressure::new(low_water_pct, floor_bytes, reserve_pct);
+    }
+
+    /// Takes the page array's free count for the send-pressure rule, and
+    /// queues a writable notification for every connection that was refused
+    /// room by the rule and has room again (edge-triggered registrations
+    /// hear of it too).
+    pub fn observe_pages(&mut self, mem: &dyn PageMemory) {
+        self.pressure.observe(mem);
+        for idx in self.pressure.take_limited() {
+            let Some(Slot { gen, sock: Some(Sock::Conn(c)) }) = self.slots.get(idx as usize) else { continue };
+            let gen = *gen;
+            if c.orphan || !c.can_send() {
+                continue;
+            }
+            if self.pressure_room(idx, c, true) > 0 {
+                self.notify.push(SocketHandle { idx, gen });
+            } else {
+                self.pressure.still_limited(idx);
+            }
+        }
+    }
+
+    /// Writes cut short or refused by the send-pressure rule since the last call.
+    pub fn take_pressure_limited(&mut self) -> u64 {
+        std::mem::take(&mut self.pressure_limited)
+    }
+
+    /// Pages held by all send queues together.
+    pub fn send_pages_held(&self) -> usize {
+        self.pressure.held_total()
+    }
+
+    /// Pages a zero-copy allocation may take now: for connection `h`
+    /// (its fair share and, while its queue is almost empty, the reserve),
+    /// or for no connection (`None`: never the reserve).
+    pub fn zc_grant(&self, h: Option<SocketHandle>) -> Result<usize, TcpError> {
+        match h {
+            None => Ok(self.pressure.grant_unattributed()),
+            Some(h) => {
+                self.conn(h)?;
+                Ok(self.pressure.grant(self.pressure.held_by(h.idx), true))
+            }
+        }
+    }
+
+    /// Bytes connection `c` (slot `idx`) may add to its send queue under the
+    /// send-pressure rule; `alloc` as in [`send_pressure::SendPressure::grant`].
+    fn pressure_room(&self, idx: u32, c: &Conn, alloc: bool) -> usize {
+        let tail = if alloc { c.send_pages(self.pressure_buf_size()).1 } else { 0 };
+        self.pressure.room(idx, tail, alloc)
+    }
+
+    fn pressure_buf_size(&self) -> usize {
+        self.pressure.buf_size()
+    }
+
+    /// Re-counts the pages slot `idx`'s send queue holds.
+    fn account_pages(&mut self, idx: u32) {
+        let pages = match self.slots.get(idx as usize) {
+            Some(Slot { sock: Some(Sock::Conn(c)), .. }) => c.send_pages(1).0,
+            _ => 0,
+        };
+        self.pressure.account(idx, pages);
+    }
+
+    /// Counts a write the rule limited and remembers to notify the socket.
+    fn pressure_limited(&mut self, idx: u32) {
+        self.pressure_limited += 1;
+        self.pressure.note_limited(idx);
     }
 
     /// Queues a readiness notification if the connection has news.
@@ -455,6 +539,7 @@ impl TcpEngine {
         if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
             self.conns.remove(&(c.local, c.remote));
         }
+        self.pressure.account(idx, 0);
         let slot = &mut self.slots[idx as usize];
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(idx);
@@ -656,10 +741,20 @@ impl TcpEngine {
         if data.is_empty() {
             return Ok(0);
         }
-        if c.send_room() == 0 {
+        let room = c.send_room();
+        if room == 0 {
             return Err(TcpError::WouldBlock);
         }
-        let n = c.write(data, mem);
+        self.pressure.observe(mem);
+        let limit = self.pressure_room(h.idx, self.conn(h)?, true);
+        if limit < data.len().min(room) {
+            self.pressure_limited(h.idx);
+            if limit == 0 {
+                return Err(TcpError::WouldBlock);
+            }
+        }
+        let n = self.conn_mut(h)?.write(data.truncate(limit), mem);
+        self.account_pages(h.idx);
         if n == 0 {
             return Err(TcpError::NoBuffers);
         }
@@ -719,12 +814,28 @@ impl TcpEngine {
         if buf.is_empty() {
             return Ok((0, Some(buf)));
         }
-        let take = buf.len().min(c.send_room());
+        let room = buf.len().min(c.send_room());
+        if room == 0 {
+            return Err((TcpError::WouldBlock, buf));
+        }
+        self.pressure.observe(mem);
+        let limit = match self.conn(h) {
+            Ok(c) => self.pressure_room(h.idx, c, false),
+            Err(e) => return Err((e, buf)),
+        };
+        if limit < room {
+            self.pressure_limited(h.idx);
+        }
+        let take = room.min(limit);
         if take == 0 {
             return Err((TcpError::WouldBlock, buf));
         }
         let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
-        c.write_slices(buf.take_filled(mem));
+        match self.conn_mut(h) {
+            Ok(c) => c.write_slices(buf.take_filled(mem)),
+            Err(e) => return Err((e, buf)),
+        }
+        self.account_pages(h.idx);
         self.mark(h.idx);
         Ok((take, tail))
     }
@@ -845,7 +956,10 @@ impl TcpEngine {
     /// Whether `write` would take at least one byte (or fail).
     pub fn writable(&self, h: SocketHandle) -> bool {
         self.conn(h)
-            .map(|c| (c.state.synchronized() && c.can_send() && c.send_room() > 0) || c.error.is_some())
+            .map(|c| {
+                (c.state.synchronized() && c.can_send() && c.send_room() > 0 && self.pressure_room(h.idx, c, true) > 0)
+                    || c.error.is_some()
+            })
             .unwrap_or(false)
     }
 
@@ -853,7 +967,7 @@ impl TcpEngine {
     /// `write` then reports why).
     pub fn send_room(&self, h: SocketHandle) -> Result<usize, TcpError> {
         let c = self.conn(h)?;
-        Ok(if c.can_send() && c.error.is_none() { c.send_room() } else { 0 })
+        Ok(if c.can_send() && c.error.is_none() { c.send_room().min(self.pressure_room(h.idx, c, true)) } else { 0 })
     }
 
     /// Bytes queued for sending and not yet acknowledged.
@@ -1058,6 +1172,8 @@ impl TcpEngine {
         };
         let was = c.state;
         let outcome = c.on_segment(now, seg, mem, stats, out, &mut self.challenge_budget);
+        let pages = c.send_pages(1).0;
+        self.pressure.account(idx, pages);
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
             c.timer_fin2(now + FIN_TIMEOUT);
         }
@@ -1207,7 +1323,9 @@ impl TcpEngine {
             }
             c.timer_scheduled = None;
             let was = c.state;
-            if c.on_timer(now, mem, stats, out) == Outcome::Closed {
+            let closed = c.on_timer(now, mem, stats, out) == Outcome::Closed;
+            self.account_pages(idx);
+            if closed {
                 self.finish(idx, was);
                 continue;
             }
@@ -1236,6 +1354,8 @@ impl TcpEngine {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
                 c.dirty = false;
                 c.output(now, mem, stats, out, tso_max);
+                let pages = c.send_pages(1).0;
+                self.pressure.account(*idx, pages);
             }
             self.schedule(*idx);
         }

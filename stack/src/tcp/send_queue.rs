@@ -38,6 +38,14 @@ impl CopySrc<'_> {
         self.len() == 0
     }
 
+    /// The first `n` bytes at most.
+    pub fn truncate(self, n: usize) -> Self {
+        match self {
+            CopySrc::Bytes(b) => CopySrc::Bytes(&b[..n.min(b.len())]),
+            CopySrc::Page(s) => CopySrc::Page(PageSlice { len: s.len.min(n.min(u32::MAX as usize) as u32), ..s }),
+        }
+    }
+
     /// Copies `n` bytes from position `pos` into `page` at `off`.
     fn copy_to(&self, mem: &mut dyn PageMemory, pos: usize, page: PageId, off: usize, n: usize) {
         match self {
@@ -74,6 +82,21 @@ impl SendQueue {
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Page references the queue holds (one per chunk): the page-array
+    /// memory it pins, as send pressure counts it.
+    pub fn pages_held(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Bytes a copy may still append to the last page without a new one
+    /// (pages of `buf_size` bytes).
+    pub fn tail_room(&self, buf_size: usize) -> usize {
+        match self.chunks.back() {
+            Some(c) if self.tail_appendable => buf_size.saturating_sub((c.off + c.len) as usize),
+            _ => 0,
+        }
     }
 
     /// Copies as much of `data` as fits in `room` bytes into page buffers
