@@ -305,7 +305,17 @@ const PORT_KEYS: &[&str] = &[
 const VDEV_KEYS: &[&str] = &["driver", "path", "iface", "queues", "queue_size", "mac", "devargs"];
 const PCAP_KEYS: &[&str] = &["enable", "snaplen", "savelen", "savepath"];
 const BOOT_KEYS: &[&str] = &["memsz_MB", "hz", "fd_reserve", "physmem"];
-const ZC_KEYS: &[&str] = &["page_array", "send", "recv", "min_write", "buf_size", "recv_budget"];
+const ZC_KEYS: &[&str] = &[
+    "page_array",
+    "send",
+    "recv",
+    "min_write",
+    "buf_size",
+    "recv_budget",
+    "send_low_water",
+    "send_reserve",
+    "send_share_floor",
+];
 const TCP_KEYS: &[&str] = &[
     "min_rto_us",
     "initial_rto_ms",
@@ -350,8 +360,17 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut pcap = PcapSection { enable: false, snaplen: 96, savelen: 16 << 20, savepath: ".".into() };
     let mut page_array_mb = 256;
     let mut tcp = TcpConfig::default();
-    let mut zerocopy =
-        ZeroCopySection { page_array: true, send: true, recv: true, min_write: 4096, buf_size: 4096, recv_budget: 50 };
+    let mut zerocopy = ZeroCopySection {
+        page_array: true,
+        send: true,
+        recv: true,
+        min_write: 4096,
+        buf_size: 4096,
+        recv_budget: 50,
+        send_low_water: 25,
+        send_reserve: 5,
+        send_share_floor: 64 * 1024,
+    };
     let mut tcp_section = None;
     let mut impair = ImpairConfig::default();
     let mut reassembly = ReassemblySection { max_fragments: 16, max_datagrams: 64 };
@@ -633,6 +652,14 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         })?,
         recv_budget: r.or("recv_budget", 50, |v| {
             uint::<usize>(v).filter(|p| *p <= 90).ok_or("a percentage of the RX pool, 0 to 90 (0: always copy)")
+        })?,
+        send_low_water: r.or("send_low_water", 25, |v| {
+            uint_in::<usize>(v, 0, 90).ok_or("a percentage of the page array in 0..=90 (0: no send pressure)")
+        })?,
+        send_reserve: r
+            .or("send_reserve", 5, |v| uint_in::<usize>(v, 0, 50).ok_or("a percentage of the page array in 0..=50"))?,
+        send_share_floor: r.or("send_share_floor", 64 * 1024, |v| {
+            uint_in::<usize>(v, 4096, MAX_SOCK_BUFFER).ok_or("bytes in 4096..=1073725440")
         })?,
     };
     r.finish()?;

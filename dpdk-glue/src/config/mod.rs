@@ -219,6 +219,15 @@ pub struct ZeroCopySection {
     /// with zero-copy receive (`StackConfig::rx_pin_budget`); the rest is
     /// the reserve the RX ring and control traffic always find.
     pub recv_budget: usize,
+    /// Send pressure starts below this share of the page array free,
+    /// percent (`StackConfig::send_low_water`; 0: off).
+    pub send_low_water: usize,
+    /// Share of the page array, percent, only connections with (almost)
+    /// empty send queues may take (`StackConfig::send_reserve`).
+    pub send_reserve: usize,
+    /// Under pressure a connection may always hold this many bytes of
+    /// send queue (`StackConfig::send_share_floor`).
+    pub send_share_floor: usize,
 }
 
 /// A loaded configuration.
@@ -448,6 +457,9 @@ impl Config {
         stack.zc_min_write = if self.zerocopy.send { self.zerocopy.min_write } else { 0 };
         let rx_mbufs = 8191;
         stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, vdev.queue_size, self.zerocopy.recv_budget);
+        stack.send_low_water = self.zerocopy.send_low_water;
+        stack.send_reserve = self.zerocopy.send_reserve;
+        stack.send_share_floor = self.zerocopy.send_share_floor;
         Ok(RuntimeConfig {
             eal,
             vdev: vdev.devargs(),

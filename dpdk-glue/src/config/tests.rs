@@ -455,6 +455,15 @@ const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("freebsd.sysctl", "net.inet.tcp.rexmit_min", 1, 60_000),
     ("zerocopy", "min_write", 0, 1_073_725_440),
     ("zerocopy", "buf_size", 256, 4096),
+    ("zerocopy", "recv_budget", 0, 90),
+    ("zerocopy", "send_low_water", 0, 90),
+    ("zerocopy", "send_reserve", 0, 50),
+    ("zerocopy", "send_share_floor", 4096, 1_073_725_440),
+    ("freebsd.sysctl", "net.inet.ip.maxfragsperpacket", 1, 8192),
+    ("freebsd.sysctl", "net.inet.ip.maxfragpackets", 1, 65_536),
+    ("tcp", "invalid_ack_interval_ms", 0, 60_000),
+    ("tcp", "invalid_ack_burst", 1, 1_000_000),
+    ("tcp", "challenge_ack_limit", 1, 1_000_000_000),
     ("tcp", "min_rto_us", 1000, 60_000_000),
     ("tcp", "initial_rto_ms", 1, 60_000),
     ("tcp", "initial_cwnd", 1, 64),
@@ -661,6 +670,14 @@ fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     assert_eq!(rx_pin_budget(8191, 1500, 256, 0), 0, "0 always copies");
     let with = |v: &str| format!("{MIN}[zerocopy]\nrecv_budget={v}\n");
     assert_eq!(parse_at("t.ini", &with("20")).unwrap().zerocopy.recv_budget, 20);
+    // Send pressure on the page array: the three keys reach the engine.
+    assert_eq!((rt.stack.send_low_water, rt.stack.send_reserve, rt.stack.send_share_floor), (25, 5, 65536));
+    let text = format!(
+        "{}[vdev0]\ndriver=net_tap\niface=zc0\n[zerocopy]\nsend_low_water=40\nsend_reserve=10\nsend_share_floor=8192\n",
+        MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n")
+    );
+    let s = parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}")).runtime(0).unwrap().stack;
+    assert_eq!((s.send_low_water, s.send_reserve, s.send_share_floor), (40, 10, 8192));
     assert_eq!(
         err(&with("91")),
         "t.ini:10: [zerocopy] recv_budget = \"91\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
