@@ -1077,12 +1077,7 @@ impl TcpEngine {
     /// An ICMP error about one of our segments (see [`Conn::on_icmp`]):
     /// applied to the connection of its 4-tuple if the quoted sequence
     /// number is one of ours in flight; otherwise ignored and counted.
-    pub(crate) fn icmp_error(
-        &mut self,
-        err: &icmp::IcmpTcpError,
-        mem: &mut dyn PageMemory,
-        stats: &mut Stats,
-    ) {
+    pub(crate) fn icmp_error(&mut self, err: &icmp::IcmpTcpError, mem: &mut dyn PageMemory, stats: &mut Stats) {
         let Some(&idx) = self.conns.get(&(err.local, err.remote)) else {
             stats.drop_icmp_tcp_no_conn += 1;
             return;
