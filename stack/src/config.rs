@@ -82,6 +82,11 @@ pub struct TcpConfig {
     /// random from `[limit/2, limit/2 + limit)`, keyed by the stack's secret,
     /// so the global count leaks nothing (CVE-2016-5696). `u32::MAX`: no limit.
     pub challenge_ack_limit: u32,
+    /// The smallest path MTU an ICMP "fragmentation needed" may set, bytes
+    /// (RFC 1191 3 forbids going below 68; 576, every IPv4 host's minimum
+    /// datagram (RFC 791, RFC 1122 3.3.3), keeps segments at >= 536 bytes
+    /// against forged messages (RFC 5927 7)). Default 576.
+    pub min_path_mtu: usize,
 }
 
 impl Default for TcpConfig {
@@ -110,6 +115,7 @@ impl Default for TcpConfig {
             invalid_ack_interval: Duration::from_millis(500),
             invalid_ack_burst: 5,
             challenge_ack_limit: 1000,
+            min_path_mtu: 576,
         }
     }
 }

@@ -189,6 +189,23 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.read(h, buf)
     }
 
+    /// Copies received bytes without consuming them (`recv(MSG_PEEK)`);
+    /// `Ok(0)` is end of stream, errors as [`Stack::tcp_read`].
+    pub fn tcp_peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
+        self.tcp.peek(h, buf)
+    }
+
+    /// Bytes readable now (`ioctl(FIONREAD)` / `SIOCINQ`).
+    pub fn tcp_recv_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        self.tcp.recv_queued(h)
+    }
+
+    /// `shutdown(SHUT_RD)`: queued and later data is acknowledged and
+    /// discarded, reads return end of stream (see [`TcpEngine::shutdown_read`]).
+    pub fn tcp_shutdown_read(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        self.tcp.shutdown_read(h)
+    }
+
     /// Takes the next piece of received data without copying it (zero-copy
     /// receive when the device hands frames over; copied data otherwise):
     /// `Ok(Some(view))`, `Ok(None)` at end of stream, `WouldBlock` if none.
@@ -256,7 +273,8 @@ impl<M: PageMemory> Stack<M> {
         r
     }
 
-    /// Half-close.
+    /// Half-close (`shutdown(SHUT_WR)`): a FIN follows the queued data;
+    /// later writes fail with `Shutdown` (`EPIPE`).
     pub fn tcp_shutdown(&mut self, h: SocketHandle) -> Result<(), TcpError> {
         self.tcp.shutdown_write(h)
     }
@@ -767,6 +785,10 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_icmp_malformed += 1;
                     return;
                 };
+                if payload[0] == crate::tcp::icmp::DST_UNREACHABLE {
+                    self.ingress_icmp_error(ip, &ic, payload, checked);
+                    return;
+                }
                 let Ok(repr) = Icmpv4Repr::parse(&ic, &cks) else {
                     self.stats.drop_icmp_malformed += 1;
                     return;
@@ -786,6 +808,25 @@ impl<M: PageMemory> Stack<M> {
                     self.icmp_unreachable(src, 2, data);
                 }
             }
+        }
+    }
+
+    /// An ICMP destination unreachable: if it quotes a TCP segment we sent
+    /// (from our address), TCP checks and applies it (RFC 1122 4.2.3.9,
+    /// RFC 1191, RFC 5927); anything else is ignored (malformed: counted).
+    fn ingress_icmp_error(&mut self, ip: &Ipv4Repr, ic: &Icmpv4Packet<&[u8]>, payload: &[u8], checked: Checked) {
+        if ip.dst_addr != self.iface.addr() {
+            return;
+        }
+        if !checked.ip && !ic.verify_checksum() {
+            self.stats.drop_icmp_malformed += 1;
+            return;
+        }
+        match crate::tcp::icmp::parse(payload) {
+            Ok(e) if *e.local.ip() == self.iface.addr() => self.tcp.icmp_error(&e, &mut self.mem, &mut self.stats),
+            Ok(_) => self.stats.drop_icmp_tcp_no_conn += 1,
+            Err(crate::tcp::icmp::IcmpParseError::Malformed) => self.stats.drop_icmp_malformed += 1,
+            Err(crate::tcp::icmp::IcmpParseError::NotForTcp) => {}
         }
     }
 

@@ -169,6 +169,17 @@ counters! {
         /// Zero-copy buffer allocations refused because the page array is
         /// under pressure (the connection's share, or the reserve).
         pub zc_alloc_pressure_limited: u64,
+        /// ICMP errors about a TCP segment that matched no connection
+        /// (ignored).
+        pub drop_icmp_tcp_no_conn: u64,
+        /// ICMP errors whose quoted sequence number lies outside the
+        /// connection's `[snd_una, snd_max)` (RFC 5927 4.1; ignored).
+        pub drop_icmp_tcp_bad_seq: u64,
+        /// ICMP errors acted on by TCP (connect failed, soft error recorded,
+        /// path MTU lowered).
+        pub tcp_icmp_errors: u64,
+        /// Path MTU decreases from ICMP "fragmentation needed" (RFC 1191).
+        pub tcp_pmtu_updates: u64,
     }
 }
 

@@ -181,6 +181,7 @@ fn accepted_connections_inherit_listener_options() {
         keepalive: true,
         linger: Some(Duration::from_secs(5)),
         reuse_addr: false,
+        max_seg: None,
     };
     let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
     // Changing the listener affects later connections only.

@@ -331,6 +331,9 @@ const TCP_KEYS: &[&str] = &[
     "invalid_ack_interval_ms",
     "invalid_ack_burst",
     "challenge_ack_limit",
+    "delayed_ack_ms",
+    "syn_retries",
+    "min_path_mtu",
 ];
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] =
@@ -851,6 +854,17 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
         uint(v).filter(|&n| (1..=1_000_000_000).contains(&n)).ok_or("a count per second in 1..=1000000000")
     })? {
         tcp.challenge_ack_limit = n;
+    }
+    if let Some(ms) = r.get("delayed_ack_ms", |v| {
+        uint::<u64>(v).filter(|&m| m <= 500).ok_or("milliseconds in 0..=500 (RFC 1122 4.2.3.2; 0: ACK every segment)")
+    })? {
+        tcp.delayed_ack = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(n) = r.get("syn_retries", |v| uint_in(v, 1, 127).ok_or("a count in 1..=127"))? {
+        tcp.syn_retries = n;
+    }
+    if let Some(n) = r.get("min_path_mtu", |v| uint_in(v, 68, 65_535).ok_or("bytes in 68..=65535 (RFC 1191)"))? {
+        tcp.min_path_mtu = n;
     }
     r.finish()
 }

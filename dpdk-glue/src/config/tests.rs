@@ -263,7 +263,7 @@ fn toml_errors_name_file_line_and_key_like_ini() {
         "t.toml:10: [tcp] unknown key \"min_rto_uss\"; did you mean \"min_rto_us\"? (known keys: min_rto_us, \
          initial_rto_ms, nodelay, timestamps, syn_cookies, initial_cwnd, window_scale, keepalive_idle_s, \
          keepalive_interval_s, keepalive_probes, max_ooo_segments, invalid_ack_interval_ms, invalid_ack_burst, \
-         challenge_ack_limit)"
+         challenge_ack_limit, delayed_ack_ms, syn_retries, min_path_mtu)"
     );
     assert_eq!(toml_err(&format!("{base}[pcap]\nenable = 2\n")), "t.toml:10: [pcap] enable = \"2\": expected 0 or 1");
     assert_eq!(toml_err("lcore_mask = 1\n"), "t.toml:1: key before any [section]: lcore_mask");
@@ -472,6 +472,9 @@ const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("tcp", "keepalive_interval_s", 1, 32_767),
     ("tcp", "keepalive_probes", 1, 127),
     ("tcp", "max_ooo_segments", 1, 65_535),
+    ("tcp", "delayed_ack_ms", 0, 500),
+    ("tcp", "syn_retries", 1, 127),
+    ("tcp", "min_path_mtu", 68, 65_535),
     ("impair", "delay_us", 0, 10_000_000),
     ("impair", "loss", 0, 100),
     ("impair", "reorder", 0, 100),

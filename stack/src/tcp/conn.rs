@@ -163,6 +163,20 @@ pub(crate) struct Conn {
     reuse_addr: bool,
     /// Shared by every connection with the same options (one copy per listener).
     cfg: Rc<TcpConfig>,
+    /// `error` was reported to the application once (by a read, a write or
+    /// `SO_ERROR`): reads now return end of stream and writes `EPIPE`.
+    pub error_reported: bool,
+    /// The latest soft error (an ICMP error that may be transient, RFC 1122
+    /// 4.2.3.9): reported instead of `TimedOut` if the connection times out.
+    soft_error: Option<TcpError>,
+    /// `shutdown(SHUT_RD)`: received data is acknowledged and discarded.
+    rd_shut: bool,
+}
+
+/// The MSS for a link or path of `mtu` bytes: the MTU less 40 bytes of
+/// IPv4 and TCP headers, within 64..=65,495.
+pub(crate) fn mss_for_mtu(mtu: usize) -> u16 {
+    mtu.saturating_sub(40).clamp(64, 65_495) as u16
 }
 
 /// The largest window we can advertise unscaled.
@@ -172,7 +186,7 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 impl Conn {
     fn new(cfg: &Rc<TcpConfig>, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
-        let our_mss = (mtu.saturating_sub(40)).clamp(64, 65_495) as u16;
+        let our_mss = mss_for_mtu(mtu);
         Conn {
             state: State::Closed,
             local,
@@ -244,6 +258,9 @@ impl Conn {
             linger_at: None,
             reuse_addr: false,
             cfg: cfg.clone(),
+            error_reported: false,
+            soft_error: None,
+            rd_shut: false,
         }
     }
 
@@ -397,6 +414,34 @@ impl Conn {
         v
     }
 
+    /// Copies up to `buf.len()` ready bytes without consuming them (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        self.rcvq.peek(buf)
+    }
+
+    /// `shutdown(SHUT_RD)` (BSD semantics): what is queued is discarded now,
+    /// and data arriving later is acknowledged (the window stays open) and
+    /// discarded; reads return end of stream.
+    pub fn shutdown_read(&mut self) {
+        self.rd_shut = true;
+        self.rcvq.discard_ready();
+        self.events_pending = true;
+    }
+
+    /// Whether the application shut the receive side (`SHUT_RD`).
+    pub fn read_shut(&self) -> bool {
+        self.rd_shut
+    }
+
+    /// The pending error, reported once (Linux `sock_error`): `Some` the
+    /// first time, `None` afterwards (the connection stays failed:
+    /// `error` keeps the reason, reads give end of stream, writes `EPIPE`).
+    pub fn take_error(&mut self) -> Option<TcpError> {
+        let e = self.error.filter(|_| !self.error_reported);
+        self.error_reported |= e.is_some();
+        e
+    }
+
     /// After the application consumed `n` bytes: an ACK announcing the
     /// window if it reopened from (near) zero or grew by two segments.
     fn window_update(&mut self, before: u32, n: usize) {
@@ -449,6 +494,9 @@ impl Conn {
     pub fn apply_options(&mut self, opts: &SocketOptions, now: Instant) {
         self.linger = opts.linger;
         self.reuse_addr = opts.reuse_addr;
+        if let Some(m) = opts.max_seg {
+            self.clamp_mss(m);
+        }
         if opts.keepalive {
             self.set_keepalive(true, now);
         }
@@ -463,11 +511,40 @@ impl Conn {
             SockOpt::KeepAlive(on) => self.set_keepalive(on, now),
             SockOpt::Linger(l) => self.linger = l,
             SockOpt::ReuseAddr(on) => self.reuse_addr = on,
+            SockOpt::MaxSeg(0) | SockOpt::Error(_) => {}
+            SockOpt::MaxSeg(m) => self.clamp_mss(m),
         }
     }
 
-    /// `getsockopt` on a live connection.
-    pub fn get_option(&self, name: SockOptName) -> SockOpt {
+    /// `TCP_MAXSEG` set to `m`: before our SYN leaves it caps the MSS we
+    /// offer; it caps the segment size used from now on.
+    fn clamp_mss(&mut self, m: u16) {
+        let m = m.max(super::sockopt::MIN_USER_MSS);
+        if !self.state.synchronized() && self.snd_nxt == self.iss {
+            self.our_mss = self.our_mss.min(m);
+        }
+        if self.mss > u32::from(m) {
+            let unsent_handshake = !self.state.synchronized();
+            self.mss = u32::from(m);
+            if unsent_handshake && self.cwnd > 0 {
+                self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
+            }
+        }
+    }
+
+    /// Payload bytes of a full segment (`TCP_MAXSEG` get): the MSS less the
+    /// timestamp option, as Linux's `mss_cache`; before the peer's SYN is
+    /// seen, the MSS we offer.
+    fn effective_mss(&self) -> u16 {
+        if matches!(self.state, State::SynSent) || (self.state == State::Closed && self.irs == Seq(0)) {
+            return self.our_mss;
+        }
+        let ts = if self.ts_ok { 12 } else { 0 };
+        self.mss.saturating_sub(ts).max(1) as u16
+    }
+
+    /// `getsockopt` on a live connection (`SO_ERROR` clears the pending error).
+    pub fn get_option(&mut self, name: SockOptName) -> SockOpt {
         match name {
             SockOptName::SendBuffer => SockOpt::SendBuffer(self.send_cap),
             SockOptName::RecvBuffer => SockOpt::RecvBuffer(self.recv_cap),
@@ -475,6 +552,8 @@ impl Conn {
             SockOptName::KeepAlive => SockOpt::KeepAlive(self.keepalive),
             SockOptName::Linger => SockOpt::Linger(self.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(self.reuse_addr),
+            SockOptName::MaxSeg => SockOpt::MaxSeg(self.effective_mss()),
+            SockOptName::Error => SockOpt::Error(self.take_error()),
         }
     }
 
@@ -1230,6 +1309,10 @@ impl Conn {
         match self.rcvq.insert_within(off, data, window, self.cfg.max_ooo_segments, seg.rx, stats) {
             Inserted::InOrder(n) => {
                 self.rcv_nxt = self.rcv_nxt + n as u32;
+                if self.rd_shut {
+                    // SHUT_RD: acknowledged, never delivered.
+                    self.rcvq.discard_ready();
+                }
                 self.events_pending = true;
                 self.segs_since_ack += 1;
                 if had_hole || self.segs_since_ack >= 2 || self.cfg.delayed_ack.is_none() || n as u32 > self.mss * 2 {
@@ -1253,6 +1336,62 @@ impl Conn {
                 self.ack_now = true;
             }
         }
+    }
+
+    // ----- ICMP -----
+
+    /// An ICMP error about a segment of ours whose sequence number was `seq`
+    /// (RFC 5927 4.1: believed only when `seq` lies in `[snd_una, snd_max)`;
+    /// returns `false` and changes nothing otherwise).
+    ///
+    /// - Unreachable in SYN-SENT ends the connection attempt with `hard`
+    ///   (RFC 1122 4.2.3.9 lets hard errors abort; like Linux and RFC 5461
+    ///   3, every unreachable does so before the connection exists).
+    /// - Unreachable in other states is soft: recorded, reported if the
+    ///   connection later times out (RFC 1122 4.2.3.9, RFC 5461).
+    /// - Fragmentation needed (RFC 1191): the segment size drops to fit
+    ///   `mtu` (never below `TcpConfig::min_path_mtu`), and what is in
+    ///   flight is sent again from `snd_una` in the new size at once
+    ///   (not a congestion signal: cwnd and ssthresh are left alone).
+    pub fn on_icmp(
+        &mut self,
+        seq: Seq,
+        err: super::icmp::IcmpError,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+    ) -> Result<Outcome, ()> {
+        if !(seq >= self.snd_una && seq < self.snd_max) {
+            return Err(());
+        }
+        match err {
+            super::icmp::IcmpError::Unreachable(e) if self.state == State::SynSent => {
+                self.error = Some(e);
+                self.release(mem);
+                self.state = State::Closed;
+                self.events_pending = true;
+                return Ok(Outcome::Closed);
+            }
+            super::icmp::IcmpError::Unreachable(e) => self.soft_error = Some(e),
+            super::icmp::IcmpError::FragNeeded(mtu) => {
+                let mtu = usize::from(mtu).max(self.cfg.min_path_mtu.max(68));
+                let new = u32::from(mss_for_mtu(mtu));
+                if !self.state.synchronized() {
+                    self.our_mss = self.our_mss.min(new as u16);
+                }
+                if new < self.mss {
+                    stats.tcp_pmtu_updates += 1;
+                    self.mss = new;
+                    if self.state.synchronized() && self.snd_max > self.snd_una {
+                        // Resend what is in flight in the new size (the
+                        // originals were dropped); Karn: no RTT sample.
+                        self.snd_nxt = self.snd_una;
+                        self.high_rxt = self.snd_una;
+                        self.rtt_probe = None;
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Ok)
     }
 
     // ----- timers -----
@@ -1292,7 +1431,8 @@ impl Conn {
                 let limit = if self.state.synchronized() { self.cfg.max_retries } else { self.cfg.syn_retries };
                 if self.retries > limit {
                     stats.tcp_timeouts += 1;
-                    self.error = Some(TcpError::TimedOut);
+                    // RFC 1122 4.2.3.9: a soft error seen meanwhile says why.
+                    self.error = Some(self.soft_error.unwrap_or(TcpError::TimedOut));
                     self.release(mem);
                     self.state = State::Closed;
                     self.events_pending = true;

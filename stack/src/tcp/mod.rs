@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod cubic;
+pub mod icmp;
 pub mod ooo_store;
 mod ratelimit;
 pub mod recv_queue;
@@ -90,7 +91,9 @@ pub enum TcpError {
     /// Retransmissions or keepalives went unanswered (`ETIMEDOUT`).
     #[error("connection timed out")]
     TimedOut,
-    /// Writing after shutdown/close (`EPIPE`).
+    /// Writing after shutdown/close, or after the connection's error
+    /// (reset, refused, timed out, unreachable) was reported once (`EPIPE`,
+    /// as Linux: the first call reports the error, later writes `EPIPE`).
     #[error("socket is shut down for writing")]
     Shutdown,
     /// The socket is not connected (`ENOTCONN`).
@@ -102,6 +105,11 @@ pub enum TcpError {
     /// Page memory for send buffers is exhausted (`ENOBUFS`).
     #[error("no buffer space (page memory exhausted)")]
     NoBuffers,
+    /// An ICMP destination unreachable (host, network, administratively
+    /// prohibited) ended the connection attempt (`EHOSTUNREACH`; RFC 1122
+    /// 4.2.3.9, RFC 5461).
+    #[error("no route to host")]
+    HostUnreachable,
 }
 
 /// Handle to a TCP socket (listener or connection).
@@ -671,7 +679,10 @@ impl TcpEngine {
         Ok(self.listener_mut(listener)?.accept_q.len())
     }
 
-    /// Reads received bytes. `Ok(0)` means end of stream (the peer closed).
+    /// Reads received bytes. `Ok(0)` means end of stream: the peer closed,
+    /// the application shut the receive side (`SHUT_RD`), or the
+    /// connection's error was already reported once (Linux: the first read
+    /// after a reset says `Reset`, later ones 0).
     pub fn read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         if buf.is_empty() {
@@ -685,16 +696,64 @@ impl TcpEngine {
             }
             return Ok(n);
         }
-        if c.at_eof() {
+        Self::nothing_to_read(c).map(|()| 0)
+    }
+
+    /// Copies received bytes without consuming them (`MSG_PEEK`): the next
+    /// read returns them again. End of stream and errors as [`TcpEngine::read`].
+    pub fn peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if buf.is_empty() {
             return Ok(0);
         }
-        if let Some(e) = c.error {
+        match c.peek(buf) {
+            0 => Self::nothing_to_read(c).map(|()| 0),
+            n => Ok(n),
+        }
+    }
+
+    /// Why a read found no data: `Ok` for end of stream, else the pending
+    /// error (reported once), `NotConnected`, or `WouldBlock`.
+    fn nothing_to_read(c: &mut Conn) -> Result<(), TcpError> {
+        if c.at_eof() || c.read_shut() {
+            return Ok(());
+        }
+        if let Some(e) = c.take_error() {
             return Err(e);
+        }
+        if c.error.is_some() {
+            return Ok(()); // reported before: end of stream, as Linux
         }
         if matches!(c.state, State::Closed) {
             return Err(TcpError::NotConnected);
         }
         Err(TcpError::WouldBlock)
+    }
+
+    /// Bytes a read would return now (`FIONREAD`, `SIOCINQ`).
+    pub fn recv_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        Ok(self.conn(h)?.recv_len())
+    }
+
+    /// `shutdown(SHUT_RD)`: queued data is discarded, data arriving later
+    /// is acknowledged and discarded, and reads return end of stream. (RFC
+    /// 9293 has no receive shutdown; these are the BSD semantics
+    /// (`sorflush`, data to a socket that cannot receive more is dropped
+    /// after being acknowledged): the peer is never stalled by a window
+    /// nobody will open, and memory nobody will read is never held. Linux
+    /// instead keeps queueing and lets queued data be read.)
+    pub fn shutdown_read(&mut self, h: SocketHandle) -> Result<(), TcpError> {
+        self.conn_mut(h)?.shutdown_read();
+        self.note(h.idx);
+        self.mark(h.idx);
+        Ok(())
+    }
+
+    /// The error a write reports on a connection that failed: its error the
+    /// first time it is reported, `Shutdown` (`EPIPE`) afterwards.
+    fn write_error(c: &mut Conn) -> Option<TcpError> {
+        c.error?;
+        Some(c.take_error().unwrap_or(TcpError::Shutdown))
     }
 
     /// Takes the next piece of received data without copying (zero-copy
@@ -707,16 +766,7 @@ impl TcpEngine {
             }
             return Ok(Some(v));
         }
-        if c.at_eof() {
-            return Ok(None);
-        }
-        if let Some(e) = c.error {
-            return Err(e);
-        }
-        if matches!(c.state, State::Closed) {
-            return Err(TcpError::NotConnected);
-        }
-        Err(TcpError::WouldBlock)
+        Self::nothing_to_read(c).map(|()| None)
     }
 
     /// Queues a copy of what fits of `data`; returns bytes taken.
@@ -732,7 +782,7 @@ impl TcpEngine {
         mem: &mut dyn PageMemory,
     ) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
-        if let Some(e) = c.error {
+        if let Some(e) = Self::write_error(c) {
             return Err(e);
         }
         if !c.can_send() {
@@ -768,7 +818,7 @@ impl TcpEngine {
     /// (nothing taken). Errors as [`TcpEngine::write_from`].
     pub fn extend_shared(&mut self, h: SocketHandle, s: crate::mem::PageSlice) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
-        if let Some(e) = c.error {
+        if let Some(e) = Self::write_error(c) {
             return Err(e);
         }
         if !c.can_send() {
@@ -805,7 +855,7 @@ impl TcpEngine {
             Ok(c) => c,
             Err(e) => return Err((e, buf)),
         };
-        if let Some(e) = c.error {
+        if let Some(e) = Self::write_error(c) {
             return Err((e, buf));
         }
         if !c.can_send() {
@@ -950,7 +1000,7 @@ impl TcpEngine {
 
     /// Whether `read` would return data, EOF or an error.
     pub fn readable(&self, h: SocketHandle) -> bool {
-        self.conn(h).map(|c| c.recv_len() > 0 || c.at_eof() || c.error.is_some()).unwrap_or(false)
+        self.conn(h).map(|c| c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some()).unwrap_or(false)
     }
 
     /// Whether `write` would take at least one byte (or fail).
@@ -1002,6 +1052,7 @@ impl TcpEngine {
     /// accepts from now on; on a connection it takes effect at once
     /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
+        opt.check()?;
         let shared = self.shared_cfg.clone();
         if let Ok(l) = self.listener_mut(h) {
             l.opts.set(opt);
@@ -1014,13 +1065,40 @@ impl TcpEngine {
         Ok(())
     }
 
-    /// `getsockopt`.
+    /// `getsockopt` (`SO_ERROR` returns the pending error and clears it).
     pub fn get_option(&mut self, h: SocketHandle, name: SockOptName) -> Result<SockOpt, TcpError> {
-        let cfg = self.cfg;
+        let (cfg, mtu) = (self.cfg, self.mtu);
         if let Ok(l) = self.listener_mut(h) {
-            return Ok(l.opts.get(name, &cfg));
+            return Ok(l.opts.get_with_mtu(name, &cfg, mtu));
         }
-        Ok(self.conn(h)?.get_option(name))
+        Ok(self.conn_mut(h)?.get_option(name))
+    }
+
+    /// An ICMP error about one of our segments (see [`Conn::on_icmp`]):
+    /// applied to the connection of its 4-tuple if the quoted sequence
+    /// number is one of ours in flight; otherwise ignored and counted.
+    pub(crate) fn icmp_error(&mut self, err: &icmp::IcmpTcpError, mem: &mut dyn PageMemory, stats: &mut Stats) {
+        let Some(&idx) = self.conns.get(&(err.local, err.remote)) else {
+            stats.drop_icmp_tcp_no_conn += 1;
+            return;
+        };
+        let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else { return };
+        let was = c.state;
+        match c.on_icmp(err.seq, err.error, mem, stats) {
+            Err(()) => stats.drop_icmp_tcp_bad_seq += 1,
+            Ok(outcome) => {
+                stats.tcp_icmp_errors += 1;
+                tracing::debug!(local = %err.local, remote = %err.remote, error = ?err.error, "ICMP error applied");
+                self.account_pages(idx);
+                if outcome == Outcome::Closed {
+                    self.finish(idx, was);
+                    return;
+                }
+                self.note(idx);
+                self.mark(idx);
+                self.schedule(idx);
+            }
+        }
     }
 
     /// Smoothed RTT and congestion window, for diagnostics.

@@ -265,6 +265,39 @@ impl RecvQueue {
         n
     }
 
+    /// Copies up to `buf.len()` ready bytes out without consuming them
+    /// (`MSG_PEEK`); returns the count.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        if !self.chunks.is_empty() {
+            for c in &self.chunks {
+                let k = (c.len as usize).min(buf.len() - n);
+                buf[n..n + k].copy_from_slice(&c.buf.bytes()[c.off as usize..c.off as usize + k]);
+                n += k;
+                if n == buf.len() {
+                    break;
+                }
+            }
+            return n;
+        }
+        for (d, s) in buf.iter_mut().zip(self.ready.iter()) {
+            *d = *s;
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops every ready (in-order) byte, keeping the stream position
+    /// (`SHUT_RD`); returns the count.
+    pub fn discard_ready(&mut self) -> usize {
+        let n = self.len();
+        self.chunks.clear();
+        self.chunk_bytes = 0;
+        self.chunk_footprint = 0;
+        self.ready.clear();
+        n
+    }
+
     /// Takes the next piece of ready data as an owned view (zero-copy
     /// receive: a received frame's payload; copied data comes as one view of
     /// everything in the ring). `None` when nothing is ready.

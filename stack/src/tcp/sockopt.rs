@@ -30,6 +30,36 @@ pub enum SockOpt {
     /// connections still use (e.g. in TIME-WAIT after a restart); an exact
     /// 4-tuple still in TIME-WAIT is recycled for an active open.
     ReuseAddr(bool),
+    /// `TCP_MAXSEG`: set, caps the MSS we offer in our SYN and the segment
+    /// size we use (bytes of TCP payload; Linux bounds: 0 clears the cap,
+    /// otherwise [`MIN_USER_MSS`]`..=`[`MAX_USER_MSS`], anything else
+    /// `InvalidArgument`). Get: the payload bytes a full segment of the
+    /// connection carries (the negotiated MSS less the timestamp option, as
+    /// Linux's `mss_cache`); before the handshake, the MSS we would offer.
+    MaxSeg(u16),
+    /// `SO_ERROR` (get only): the connection's pending error, cleared by
+    /// reading it (refused, reset, timed out, host unreachable); `None`
+    /// when there is none. Setting it is `InvalidArgument`.
+    Error(Option<super::TcpError>),
+}
+
+/// Smallest `TCP_MAXSEG` accepted (Linux `TCP_MIN_MSS`, 88 bytes).
+pub const MIN_USER_MSS: u16 = 88;
+/// Largest `TCP_MAXSEG` accepted (Linux `MAX_TCP_WINDOW`, 32,767 bytes).
+pub const MAX_USER_MSS: u16 = 32_767;
+
+impl SockOpt {
+    /// Checks the value as `setsockopt` does: `TCP_MAXSEG` within Linux's
+    /// bounds (or 0), `SO_ERROR` not settable.
+    pub fn check(&self) -> Result<(), super::TcpError> {
+        match *self {
+            SockOpt::MaxSeg(m) if m != 0 && !(MIN_USER_MSS..=MAX_USER_MSS).contains(&m) => {
+                Err(super::TcpError::InvalidArgument)
+            }
+            SockOpt::Error(_) => Err(super::TcpError::InvalidArgument),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The name of an option, to read it back with `get_option`.
@@ -47,6 +77,10 @@ pub enum SockOptName {
     Linger,
     /// `SO_REUSEADDR`.
     ReuseAddr,
+    /// `TCP_MAXSEG`.
+    MaxSeg,
+    /// `SO_ERROR` (reading it clears the pending error).
+    Error,
 }
 
 /// Options a socket starts with; accepted connections inherit their
@@ -66,10 +100,13 @@ pub struct SocketOptions {
     pub linger: Option<Duration>,
     /// `SO_REUSEADDR`.
     pub reuse_addr: bool,
+    /// `TCP_MAXSEG`: cap on the MSS offered and used; `None`: the link's.
+    pub max_seg: Option<u16>,
 }
 
 impl SocketOptions {
-    /// Applies one option.
+    /// Applies one option (values outside [`SockOpt::check`]'s bounds are
+    /// clamped into them; `SO_ERROR` is ignored).
     pub fn set(&mut self, opt: SockOpt) {
         match opt {
             SockOpt::SendBuffer(b) => self.send_buffer = Some(b.max(1)),
@@ -78,10 +115,26 @@ impl SocketOptions {
             SockOpt::KeepAlive(on) => self.keepalive = on,
             SockOpt::Linger(l) => self.linger = l,
             SockOpt::ReuseAddr(on) => self.reuse_addr = on,
+            SockOpt::MaxSeg(0) => self.max_seg = None,
+            SockOpt::MaxSeg(m) => self.max_seg = Some(m.clamp(MIN_USER_MSS, MAX_USER_MSS)),
+            SockOpt::Error(_) => {}
         }
     }
 
-    /// Reads one option, filling defaults from `cfg`.
+    /// Reads one option, filling defaults from `cfg`; `mtu`: the link's, for
+    /// the MSS a socket without `TCP_MAXSEG` would offer.
+    pub fn get_with_mtu(&self, name: SockOptName, cfg: &TcpConfig, mtu: usize) -> SockOpt {
+        match name {
+            SockOptName::MaxSeg => {
+                let link = super::conn::mss_for_mtu(mtu);
+                SockOpt::MaxSeg(self.max_seg.map_or(link, |m| m.min(link)))
+            }
+            _ => self.get(name, cfg),
+        }
+    }
+
+    /// Reads one option, filling defaults from `cfg` (`TCP_MAXSEG` without a
+    /// value set reads 0 here: see [`SocketOptions::get_with_mtu`]).
     pub fn get(&self, name: SockOptName, cfg: &TcpConfig) -> SockOpt {
         match name {
             SockOptName::SendBuffer => SockOpt::SendBuffer(self.send_buffer.unwrap_or(cfg.send_buffer)),
@@ -90,6 +143,8 @@ impl SocketOptions {
             SockOptName::KeepAlive => SockOpt::KeepAlive(self.keepalive),
             SockOptName::Linger => SockOpt::Linger(self.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(self.reuse_addr),
+            SockOptName::MaxSeg => SockOpt::MaxSeg(self.max_seg.unwrap_or(0)),
+            SockOptName::Error => SockOpt::Error(None),
         }
     }
 
