@@ -717,3 +717,11 @@ fn reassembly_sysctls_map_to_the_engine_within_their_ranges() {
         "t.ini:11: [freebsd.sysctl] net.inet.ip.maxfragpackets = \"100000\": expected a count of datagrams in 1..=65536"
     );
 }
+
+#[test]
+fn port_list_naming_a_missing_port_names_the_line() {
+    // Issue 10 fault 8: every startup failure names file, line and key.
+    // `port_list=0-3` with only [port0] is refused, but without a line.
+    let e = err(&in_dpdk("port_list=0-3"));
+    assert!(e.starts_with("t.ini:3: [dpdk] port_list"), "file, line and key: {e}");
+}
