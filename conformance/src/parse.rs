@@ -151,7 +151,12 @@ fn parse_time(c: &mut Cursor<'_>) -> Result<Time, String> {
 fn parse_event(st: &Stmt) -> Result<Event, ParseError> {
     let err = |m: String| ParseError::new(st.line, m);
     let mut c = Cursor::new(&st.text);
-    let time = parse_time(&mut c).map_err(err)?;
+    // A shell command may come without a time (Linux scripts' preamble).
+    let time = if c.peek() == Some(b'`') {
+        Time { start: When::Rel(0), window_end: None, block_end: None }
+    } else {
+        parse_time(&mut c).map_err(err)?
+    };
     let action = match c.peek() {
         Some(b'<') | Some(b'>') => Action::Packet(packet::parse(c.rest()).map_err(err)?),
         Some(b'%') => {
@@ -194,12 +199,12 @@ fn parse_call(c: &mut Cursor<'_>) -> Result<Action, String> {
     let mut errno = None;
     if c.peek().is_some_and(|ch| ch.is_ascii_uppercase()) {
         errno = Some(c.word().to_owned());
-        // The "(text)" after the errno name is free text.
-        if c.peek() == Some(b'(') {
-            let r = c.rest();
-            let end = r.find(')').ok_or("unterminated (errno text)")?;
-            c.pos += end + 1;
-        }
+    }
+    // A "(text)" after the result (errno message, flag names) is free text.
+    if c.peek() == Some(b'(') {
+        let r = c.rest();
+        let end = r.rfind(')').ok_or("unterminated (comment) after the return value")?;
+        c.pos += end + 1;
     }
     if c.peek().is_some() {
         return Err(format!("{name}: unexpected \"{}\" after the return value", head(c.rest())));

@@ -237,7 +237,9 @@ impl<'a> Runner<'a> {
                     self.start_call(ev, start, end)?;
                 }
             }
-            self.poll_once()?;
+            if self.st.is_some() {
+                self.poll_once()?;
+            }
         }
         if self.inflight.is_some() {
             self.finish_inflight()?;
@@ -295,6 +297,11 @@ impl<'a> Runner<'a> {
     /// Advances the clock to `to_us`, stopping at every stack deadline on the way.
     /// With `until_output`, returns as soon as the stack sent a segment.
     fn advance(&mut self, to_us: u64, until_output: bool) -> Result<(), Outcome> {
+        if self.st.is_none() {
+            // Still in the sysctl preamble: nothing runs yet.
+            self.now_us = self.now_us.max(to_us);
+            return Ok(());
+        }
         loop {
             let did = self.poll_once()?;
             if until_output && !self.pending.is_empty() {
