@@ -139,6 +139,10 @@ impl<'a> Runner<'a> {
             gateway: Some(GATEWAY_IP),
         });
         cfg.arp_ttl = Duration::from_secs(1 << 30);
+        // The socket buffers portable scripts assume (FreeBSD's defaults,
+        // net.inet.tcp.recvspace and sendspace); sysctl lines override them.
+        cfg.tcp.recv_buffer = 65_536;
+        cfg.tcp.send_buffer = 32_768;
         let _ = EthernetAddress::BROADCAST;
         let mut tol = opts.tolerance_usecs.unwrap_or(4000);
         let mut mtu = 1500;

@@ -113,8 +113,16 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             }
         }
         "kern.ipc.maxsockbuf" => {
-            uint::<usize>(value, 1024, usize::MAX).ok_or_else(|| bad("bytes, at least 1024"))?;
-            return Ok(Applied::Fixed);
+            // FreeBSD offers the smallest window scale that can advertise
+            // the largest socket buffer (RFC 7323 §2.2; at most 14).
+            let max = uint::<usize>(value, 1024, usize::MAX).ok_or_else(|| bad("bytes, at least 1024"))?;
+            let mut shift = 0u8;
+            while shift < 14 && (65_535usize << shift) < max {
+                shift += 1;
+            }
+            if tcp.window_scale != 0 {
+                tcp.window_scale = shift;
+            }
         }
         "net.inet.tcp.delayed_ack" => tcp.delayed_ack = flag(value)?.then(|| Duration::from_millis(40)),
         "net.inet.tcp.delacktime" => {
@@ -239,6 +247,8 @@ mod tests {
         assert!(matches!(apply(&mut c, "net.inet.tcp.insecure_rst", "1"), Ok(Applied::Unsupported(_))));
         assert_eq!(apply(&mut c, "net.inet.tcp.insecure_rst", "0"), Ok(Applied::Fixed));
         assert!(matches!(apply(&mut c, "net.inet.tcp.nope", "1"), Err(SysctlError::Unknown(_))));
+        assert_eq!(apply(&mut c, "kern.ipc.maxsockbuf", "2097152"), Ok(Applied::Set));
+        assert_eq!(c.tcp.window_scale, 6, "2 MiB needs 65535 << 6");
         for k in KNOBS {
             let _ = apply(&mut c, k, "1");
         }
