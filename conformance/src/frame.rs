@@ -115,8 +115,14 @@ pub fn build(s: &RawSeg) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + tcp_len];
     EthernetRepr { src_addr: GATEWAY_MAC, dst_addr: LOCAL_MAC, ethertype: EthernetProtocol::Ipv4 }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
-    Ipv4Repr { src_addr: s.src.0, dst_addr: s.dst.0, next_header: IpProtocol::Tcp, payload_len: tcp_len, hop_limit: 64 }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]), &Default::default());
+    Ipv4Repr {
+        src_addr: s.src.0,
+        dst_addr: s.dst.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        hop_limit: 64,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]), &Default::default());
     {
         let mut t = TcpPacket::new_unchecked(&mut f[34..]);
         t.set_src_port(s.src.1);

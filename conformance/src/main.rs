@@ -26,7 +26,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = RunOptions { tolerance_usecs: cli.tolerance_usecs, defines: cli.define, strict: cli.strict, ..Default::default() };
+    let opts = RunOptions {
+        tolerance_usecs: cli.tolerance_usecs,
+        defines: cli.define,
+        strict: cli.strict,
+        ..Default::default()
+    };
     let mut totals = Totals::default();
     for f in &cli.files {
         let outcome = run_file(f, &opts);

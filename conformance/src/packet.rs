@@ -194,7 +194,8 @@ pub enum PacketLine {
 
 fn num<T: std::str::FromStr>(c: &mut Cursor<'_>, what: &str) -> Result<T, String> {
     let w = c.word();
-    w.parse::<T>().map_err(|_| format!("expected {what}, found \"{}\"", if w.is_empty() { head(c.rest()) } else { w.into() }))
+    w.parse::<T>()
+        .map_err(|_| format!("expected {what}, found \"{}\"", if w.is_empty() { head(c.rest()) } else { w.into() }))
 }
 
 /// Parses a segment line after its time: `< S 0:0(0) win 1000 <mss 1460>`.
@@ -358,7 +359,9 @@ mod tests {
         let s = tcp("> P. 1:1001(1000) ack 1 win 257 urg 3 <nop,nop,sack 1:2 3:4,eol>");
         assert!(s.flags.psh && s.flags.ack);
         assert_eq!((s.seq, s.len, s.ack, s.urg), (1, 1000, Some(1), Some(3)));
-        assert!(matches!(&s.options, Options::List(v) if v[2] == TcpOpt::Sack([Some((1, 2)), Some((3, 4)), None, None])));
+        assert!(
+            matches!(&s.options, Options::List(v) if v[2] == TcpOpt::Sack([Some((1, 2)), Some((3, 4)), None, None]))
+        );
         assert_eq!(tcp("< R 0:0(0) win 0 <...>").options, Options::Any);
         assert_eq!(tcp("< - 1:1(0) win 0").flags, Flags::default());
         let f = tcp("< SEWUFR. 0:0(0) win 1").flags;

@@ -161,12 +161,14 @@ fn parse_event(st: &Stmt) -> Result<Event, ParseError> {
         Some(b'<') | Some(b'>') => Action::Packet(packet::parse(c.rest()).map_err(err)?),
         Some(b'%') => {
             let r = c.rest().trim();
-            let body = r.strip_prefix("%{").and_then(|b| b.strip_suffix("}%")).ok_or_else(|| err("bad %{ }% block".into()))?;
+            let body =
+                r.strip_prefix("%{").and_then(|b| b.strip_suffix("}%")).ok_or_else(|| err("bad %{ }% block".into()))?;
             Action::Python(body.trim().to_owned())
         }
         Some(b'`') => {
             let r = c.rest().trim();
-            let body = r.strip_prefix('`').and_then(|b| b.strip_suffix('`')).ok_or_else(|| err("bad `shell` line".into()))?;
+            let body =
+                r.strip_prefix('`').and_then(|b| b.strip_suffix('`')).ok_or_else(|| err("bad `shell` line".into()))?;
             Action::Shell(body.trim().to_owned())
         }
         Some(ch) if ch.is_ascii_alphabetic() || ch == b'_' => parse_call(&mut c).map_err(err)?,

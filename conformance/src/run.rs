@@ -151,12 +151,15 @@ impl<'a> Runner<'a> {
             match k.as_str() {
                 "tolerance_usecs" => tol = v.parse().map_err(|_| bad())?,
                 "mtu" => mtu = v.parse::<usize>().ok().filter(|m| (576..=9216).contains(m)).ok_or_else(bad)?,
-                "ip_version" if v != "ipv4" => return Err(skip(0, format!("--ip_version={v}: only ipv4 is supported"))),
+                "ip_version" if v != "ipv4" => {
+                    return Err(skip(0, format!("--ip_version={v}: only ipv4 is supported")))
+                }
                 _ => {}
             }
         }
-        let linux_states = script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("net.ipv4.")))
-            || opts.defines.iter().any(|d| d.eq_ignore_ascii_case("linux"));
+        let linux_states =
+            script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("net.ipv4.")))
+                || opts.defines.iter().any(|d| d.eq_ignore_ascii_case("linux"));
         Ok(Runner {
             st: None,
             cfg,
@@ -205,11 +208,12 @@ impl<'a> Runner<'a> {
                 u64::try_from(t).map_err(|_| fail(ev.line, "negative time"))
             };
             let start = base(ev.time.start, self.now_us)?;
-            let offset = start as i64 - match ev.time.start {
-                When::Rel(d) => d,
-                When::Abs(t) => t,
-                When::Any => start as i64,
-            };
+            let offset = start as i64
+                - match ev.time.start {
+                    When::Rel(d) => d,
+                    When::Abs(t) => t,
+                    When::Any => start as i64,
+                };
             let window_end = ev.time.window_end.map(|e| (offset + e).max(0) as u64);
             match &ev.action {
                 Action::Packet(PacketLine::Unsupported(r)) => return Err(skip(ev.line, r.clone())),
@@ -364,7 +368,10 @@ impl<'a> Runner<'a> {
             };
             let rel = self.relative(&got);
             if t < lo {
-                return Err(fail(line, format!("expected {want} at {} got {rel} at {} (too early)", secs(lo + self.tol), secs(t))));
+                return Err(fail(
+                    line,
+                    format!("expected {want} at {} got {rel} at {} (too early)", secs(lo + self.tol), secs(t)),
+                ));
             }
             if t > hi {
                 return Err(fail(line, format!("expected {want} by {} got {rel} at {} (too late)", secs(hi), secs(t))));
@@ -562,7 +569,10 @@ impl<'a> Runner<'a> {
             CallResult::Block => unreachable!("blocking handled by the caller"),
             CallResult::Done(got) => {
                 if self.now_us + self.tol < end {
-                    return Err(fail(line, format!("{name} returned at {} but should block until {}", secs(self.now_us), secs(end))));
+                    return Err(fail(
+                        line,
+                        format!("{name} returned at {} but should block until {}", secs(self.now_us), secs(end)),
+                    ));
                 }
                 check_ret(name, ret, &got).map_err(|m| fail(line, m))
             }
@@ -580,14 +590,20 @@ impl<'a> Runner<'a> {
         let r = self.socks.call(st, now, name, args, ret_fd, waited);
         if r == CallResult::Block {
             if self.now_us > inf.end_us + self.tol {
-                return Err(fail(inf.ev.line, format!("{name} still blocked at {} (should return at {})", secs(self.now_us), secs(inf.end_us))));
+                return Err(fail(
+                    inf.ev.line,
+                    format!("{name} still blocked at {} (should return at {})", secs(self.now_us), secs(inf.end_us)),
+                ));
             }
             return Ok(());
         }
         let inf = self.inflight.take().expect("checked");
         let Action::Call { name, ret, .. } = &inf.ev.action else { unreachable!("a call") };
         if self.now_us + self.tol < inf.end_us {
-            return Err(fail(inf.ev.line, format!("{name} returned at {}, expected at {}", secs(self.now_us), secs(inf.end_us))));
+            return Err(fail(
+                inf.ev.line,
+                format!("{name} returned at {}, expected at {}", secs(self.now_us), secs(inf.end_us)),
+            ));
         }
         self.finish_call(inf.ev.line, name, ret, r, 0)
     }
@@ -600,7 +616,8 @@ impl<'a> Runner<'a> {
             if self.now_us > deadline {
                 return Err(fail(line, format!("blocking call did not return by {}", secs(deadline))));
             }
-            let next = self.now_us.max(self.stack().poll_at().map_or(deadline + 1, |t| t.total_micros())).min(deadline + 1);
+            let next =
+                self.now_us.max(self.stack().poll_at().map_or(deadline + 1, |t| t.total_micros())).min(deadline + 1);
             let next = if next == self.now_us { next + 1000 } else { next };
             self.advance_to(next)?;
         }
@@ -632,7 +649,9 @@ impl<'a> Runner<'a> {
                         }
                         self.cfg = cfg;
                     }
-                    Err(SysctlError::Unknown(_)) => tracing::info!(line, knob = k, "sysctl with no zcstack equivalent ignored"),
+                    Err(SysctlError::Unknown(_)) => {
+                        tracing::info!(line, knob = k, "sysctl with no zcstack equivalent ignored")
+                    }
                     Err(e) => return Err(fail(line, e.to_string())),
                 }
             }

@@ -197,7 +197,10 @@ impl Sockets {
                 let Some(new) = ret_fd.filter(|n| *n >= 0) else {
                     return Ok(CallResult::Bad("socket: the script must name the new descriptor".into()));
                 };
-                self.socks.insert(new, Sock { kind: Kind::Fresh { opts: SocketOptions::default(), bound: None }, nonblock: false });
+                self.socks.insert(
+                    new,
+                    Sock { kind: Kind::Fresh { opts: SocketOptions::default(), bound: None }, nonblock: false },
+                );
                 CallResult::Done(Ok(new))
             }
             "bind" => {
@@ -432,7 +435,12 @@ impl Sockets {
         }
     }
 
-    fn setsockopt(&mut self, st: &mut Stack<HeapPages>, now: Instant, args: &[Value]) -> Result<CallResult, CallResult> {
+    fn setsockopt(
+        &mut self,
+        st: &mut Stack<HeapPages>,
+        now: Instant,
+        args: &[Value],
+    ) -> Result<CallResult, CallResult> {
         let fd = int_arg(args, 0, "setsockopt")?;
         let opt = Self::opt_name(args, "setsockopt")?;
         let val = arg(args, 3, "setsockopt")?;
@@ -456,7 +464,8 @@ impl Sockets {
                 let field = |k: &str, i: usize| {
                     fields.iter().find(|(n, _)| n == k).or(fields.get(i)).and_then(|(_, v)| int(v)).unwrap_or(0)
                 };
-                let (on, secs) = (field("onoff", 0) != 0 || field("l_onoff", 0) != 0, field("linger", 1).max(field("l_linger", 1)));
+                let (on, secs) =
+                    (field("onoff", 0) != 0 || field("l_onoff", 0) != 0, field("linger", 1).max(field("l_linger", 1)));
                 SockOpt::Linger(on.then(|| Duration::from_secs(secs.max(0) as u64)))
             }
             "TCP_MAXSEG" => return Ok(CallResult::Skip("engine lacks TCP_MAXSEG".into())),
@@ -536,7 +545,10 @@ impl Sockets {
         for (want, rev) in results {
             if let Some(w) = want {
                 if w != Value::Ellipsis && int(&w) != Some(rev) {
-                    return Ok(CallResult::Bad(format!("poll: expected revents={w} got revents={}", revents_name(rev))));
+                    return Ok(CallResult::Bad(format!(
+                        "poll: expected revents={w} got revents={}",
+                        revents_name(rev)
+                    )));
                 }
             }
         }

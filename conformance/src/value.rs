@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn values() {
-        let mut c = Cursor::new("[{fd=4, events=POLLIN|POLLOUT, revents=0}], ..., -1, 0x10, \"ab\", {onoff=1, linger=0}");
+        let mut c =
+            Cursor::new("[{fd=4, events=POLLIN|POLLOUT, revents=0}], ..., -1, 0x10, \"ab\", {onoff=1, linger=0}");
         let v = c.value().unwrap();
         assert_eq!(
             v,

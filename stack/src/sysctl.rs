@@ -144,10 +144,9 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             tcp.somaxconn = uint(value, 1, 65_535).ok_or_else(|| bad("a count in 1..=65535"))?
         }
         "net.inet.tcp.rfc1323" => {
-            // FreeBSD: 1 both, 2 window scaling only, 3 timestamps only.
-            let v = uint::<u8>(value, 0, 3).ok_or_else(|| bad("0..=3 (1: both, 2: window scaling, 3: timestamps)"))?;
-            tcp.timestamps = v == 1 || v == 3;
-            if v == 0 || v == 3 {
+            // 1: window scaling and timestamps (RFC 7323); 0: neither.
+            tcp.timestamps = flag(value)?;
+            if !tcp.timestamps {
                 tcp.window_scale = 0;
             }
         }
@@ -163,9 +162,8 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             }
             return Ok(Applied::Fixed);
         }
-        "net.inet.tcp.syncookies" | "net.ipv4.tcp_syncookies" => {
-            tcp.syn_cookies = uint::<u8>(value, 0, 2).ok_or_else(|| bad(BOOL))? != 0
-        }
+        "net.inet.tcp.syncookies" => tcp.syn_cookies = flag(value)?,
+        "net.ipv4.tcp_syncookies" => tcp.syn_cookies = uint::<u8>(value, 0, 2).ok_or_else(|| bad("0..=2"))? != 0,
         "net.inet.tcp.rexmit_min" => {
             let ms = uint::<u64>(value, 1, 60_000)
                 .ok_or_else(|| bad("milliseconds in 1..=60000 (up to the 60 s maximum RTO)"))?;
@@ -180,15 +178,19 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
         }
         "net.ipv4.tcp_syn_retries" => tcp.syn_retries = uint(value, 1, 127).ok_or_else(|| bad("a count in 1..=127"))?,
         "net.inet.tcp.keepidle" => {
-            tcp.keepalive_idle = Duration::from_millis(uint(value, 1, u32::MAX as u64).ok_or_else(|| bad("milliseconds"))?)
+            tcp.keepalive_idle =
+                Duration::from_millis(uint(value, 1, u32::MAX as u64).ok_or_else(|| bad("milliseconds"))?)
         }
         "net.inet.tcp.keepintvl" => {
             tcp.keepalive_interval =
                 Duration::from_millis(uint(value, 1, u32::MAX as u64).ok_or_else(|| bad("milliseconds"))?)
         }
-        "net.inet.tcp.keepcnt" => tcp.keepalive_probes = uint(value, 1, 1000).ok_or_else(|| bad("a count in 1..=1000"))?,
+        "net.inet.tcp.keepcnt" => {
+            tcp.keepalive_probes = uint(value, 1, 1000).ok_or_else(|| bad("a count in 1..=1000"))?
+        }
         "net.inet.ip.maxfragsperpacket" => {
-            cfg.reassembly_max_fragments = uint(value, 1, 8192).ok_or_else(|| bad("a count of fragments in 1..=8192"))?
+            cfg.reassembly_max_fragments =
+                uint(value, 1, 8192).ok_or_else(|| bad("a count of fragments in 1..=8192"))?
         }
         "net.inet.ip.maxfragpackets" => {
             cfg.reassembly_datagrams = uint(value, 1, 65536).ok_or_else(|| bad("a count of datagrams in 1..=65536"))?
@@ -196,7 +198,9 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
         "net.inet.tcp.blackhole" | "net.inet.udp.blackhole" => {
             let v = uint::<u8>(value, 0, 2).ok_or_else(|| bad("0..=2"))?;
             if v != 0 {
-                return Ok(Applied::Unsupported(format!("{name}={v}: zcstack always answers closed ports (no blackhole mode)")));
+                return Ok(Applied::Unsupported(format!(
+                    "{name}={v}: zcstack always answers closed ports (no blackhole mode)"
+                )));
             }
             return Ok(Applied::Fixed);
         }
