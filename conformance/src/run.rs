@@ -143,6 +143,9 @@ impl<'a> Runner<'a> {
         // net.inet.tcp.recvspace and sendspace); sysctl lines override them.
         cfg.tcp.recv_buffer = 65_536;
         cfg.tcp.send_buffer = 32_768;
+        // Linux's default window scale (tcp_rmem's 6 MiB maximum); FreeBSD
+        // scripts select theirs with kern.ipc.maxsockbuf in the preamble.
+        cfg.tcp.window_scale = 8;
         let _ = EthernetAddress::BROADCAST;
         let mut tol = opts.tolerance_usecs.unwrap_or(4000);
         let mut mtu = 1500;
