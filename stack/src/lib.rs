@@ -22,6 +22,7 @@ pub mod phy;
 pub mod rx_budget;
 pub mod stack;
 pub mod stats;
+pub mod sysctl;
 pub mod tcp;
 pub mod time;
 pub mod udp;

@@ -3,7 +3,6 @@
 
 use std::net::Ipv4Addr;
 
-use zcstack::config::CongestionControl;
 use zcstack::{Duration, TcpConfig};
 
 use super::ini::{Entry, Section};
@@ -352,6 +351,21 @@ const SYSCTL_KEYS: &[&str] = &[
     "net.inet.tcp.rexmit_min",
     "net.inet.ip.maxfragsperpacket",
     "net.inet.ip.maxfragpackets",
+];
+
+/// The `[freebsd.sysctl]` keys applied by `zcstack::sysctl::apply`.
+const SHARED_SYSCTLS: &[&str] = &[
+    "net.inet.ip.maxfragsperpacket",
+    "net.inet.ip.maxfragpackets",
+    "net.inet.tcp.sendspace",
+    "net.inet.tcp.recvspace",
+    "net.inet.tcp.delayed_ack",
+    "net.inet.tcp.cc.algorithm",
+    "net.inet.tcp.msl",
+    "kern.ipc.somaxconn",
+    "net.inet.tcp.rfc1323",
+    "net.inet.tcp.syncookies",
+    "net.inet.tcp.rexmit_min",
 ];
 
 /// Builds the typed configuration from the parsed sections.
@@ -715,58 +729,33 @@ fn sysctl_section(
     report: &mut Vec<Notice>,
 ) -> Result<(), ConfigError> {
     let mut r = Reader::new(file, s, SYSCTL_KEYS);
-    if let Some(n) = r.get("net.inet.ip.maxfragsperpacket", |v| {
-        uint_in::<usize>(v, 1, 8192).ok_or("a count of fragments in 1..=8192")
-    })? {
-        reassembly.max_fragments = n;
-    }
-    if let Some(n) = r.get("net.inet.ip.maxfragpackets", |v| {
-        uint_in::<usize>(v, 1, 65536).ok_or("a count of datagrams in 1..=65536")
-    })? {
-        reassembly.max_datagrams = n;
-    }
-    let bytes = |v: &str| {
-        uint_in::<usize>(v, 1024, MAX_SOCK_BUFFER)
-            .ok_or("bytes in 1024..=1073725440 (65535 << 14, the largest window RFC 7323 can advertise)")
-    };
-    if let Some(b) = r.get("net.inet.tcp.sendspace", bytes)? {
-        tcp.send_buffer = b;
-    }
-    if let Some(b) = r.get("net.inet.tcp.recvspace", bytes)? {
-        tcp.recv_buffer = b;
-    }
-    if let Some(d) = r.get("net.inet.tcp.delayed_ack", bool01)? {
-        tcp.delayed_ack = d.then(|| Duration::from_millis(40));
-    }
-    if let Some(c) = r.get("net.inet.tcp.cc.algorithm", |v| match v {
-        "newreno" => Ok(CongestionControl::NewReno),
-        "cubic" => Ok(CongestionControl::Cubic),
-        _ => Err("newreno or cubic"),
-    })? {
-        tcp.congestion = c;
-    }
-    if let Some(ms) =
-        r.get("net.inet.tcp.msl", |v| uint_in::<u64>(v, 1, 3_600_000).ok_or("milliseconds in 1..=3600000 (1 hour)"))?
-    {
-        tcp.msl = Duration::from_millis(ms);
-    }
-    if let Some(n) = r.get("kern.ipc.somaxconn", |v| uint_in(v, 1, 65_535).ok_or("a count in 1..=65535"))? {
-        tcp.somaxconn = n;
-    }
-    if let Some(t) = r.get("net.inet.tcp.rfc1323", bool01)? {
-        tcp.timestamps = t;
-        if !t {
-            tcp.window_scale = 0;
+    // The knobs with an engine equivalent go through the one mapping the
+    // conformance runner's `sysctl -w` lines use (`zcstack::sysctl`).
+    let mut sc = zcstack::StackConfig::new(zcstack::IfaceConfig {
+        mac: zcstack::wire::EthernetAddress([0; 6]),
+        addr: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+        gateway: None,
+    });
+    sc.tcp = *tcp;
+    sc.reassembly_max_fragments = reassembly.max_fragments;
+    sc.reassembly_datagrams = reassembly.max_datagrams;
+    for &key in SHARED_SYSCTLS {
+        let applied = r.get(key, |v| {
+            let mut c = sc;
+            match zcstack::sysctl::apply(&mut c, key, v) {
+                Ok(_) => Ok(c),
+                Err(zcstack::sysctl::SysctlError::BadValue { allowed, .. }) => Err(allowed),
+                Err(zcstack::sysctl::SysctlError::Unknown(_)) => Err("a knob zcstack knows"),
+            }
+        })?;
+        if let Some(c) = applied {
+            sc = c;
         }
     }
-    if let Some(c) = r.get("net.inet.tcp.syncookies", bool01)? {
-        tcp.syn_cookies = c;
-    }
-    if let Some(ms) = r.get("net.inet.tcp.rexmit_min", |v| {
-        uint_in::<u64>(v, 1, 60_000).ok_or("milliseconds in 1..=60000 (up to the 60 s maximum RTO)")
-    })? {
-        tcp.min_rto = Duration::from_millis(ms);
-    }
+    *tcp = sc.tcp;
+    reassembly.max_fragments = sc.reassembly_max_fragments;
+    reassembly.max_datagrams = sc.reassembly_datagrams;
     if let Some(e) = r.entry("net.inet.tcp.sack.enable") {
         bool01(&e.value).map_err(|allowed| r.err(e, allowed))?;
         if e.value == "0" {

@@ -1,0 +1,47 @@
+//! `pktdrill [--tolerance-usecs N] [--define NAME]... [--strict] FILE.pkt...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use zcstack_conformance::{report::Line, run_file, RunOptions, Totals};
+
+/// Runs packetdrill scripts against the zcstack engine (virtual clock).
+#[derive(Debug, Parser)]
+#[command(name = "pktdrill")]
+struct Cli {
+    /// Timing tolerance in microseconds (a script's --tolerance_usecs wins).
+    #[arg(long = "tolerance-usecs")]
+    tolerance_usecs: Option<u64>,
+    /// Defines NAME for #ifdef.
+    #[arg(long = "define", value_name = "NAME")]
+    define: Vec<String>,
+    /// Switch off the relaxations (PSH, window, option order, split segments).
+    #[arg(long)]
+    strict: bool,
+    /// Scripts to run.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = RunOptions {
+        tolerance_usecs: cli.tolerance_usecs,
+        defines: cli.define,
+        strict: cli.strict,
+        ..Default::default()
+    };
+    let mut totals = Totals::default();
+    for f in &cli.files {
+        let outcome = run_file(f, &opts);
+        totals.add(&outcome);
+        println!("{}", Line { path: &f.display().to_string(), outcome: &outcome });
+    }
+    println!("{totals}");
+    if totals.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

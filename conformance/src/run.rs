@@ -1,0 +1,790 @@
+//! The executor: one fresh [`Stack`] per script on a [`QueueDevice`], a
+//! virtual clock that jumps to the next script event or `poll_at()`
+//! deadline (never sleeps), and a step and wall-clock limit per script.
+//!
+//! Relaxations (all off with `strict`): the PSH flag is not compared; the
+//! window of an outbound segment is compared only when the line states it
+//! and the script set a buffer size; options compare as a set (kinds and
+//! values; NOP/EOL padding and order ignored; TS val never compared); one
+//! `>` line may match several consecutive segments that together cover it.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use zcstack::mem::HeapPages;
+use zcstack::phy::queue::QueueDevice;
+use zcstack::phy::DeviceCaps;
+use zcstack::sysctl::{self, Applied, SysctlError};
+use zcstack::wire::EthernetAddress;
+use zcstack::{Duration, IfaceConfig, Instant, Stack, StackConfig, State};
+
+use crate::frame::{self, Out, RawSeg};
+use crate::packet::{Dir, Options, PacketLine, Segment, TcpOpt};
+use crate::parse::{parse_script, Action, Event, Ret, Script, When};
+use crate::report::Outcome;
+use crate::syscall::{errno_alias, int, CallResult, Sockets};
+use crate::value::Value;
+
+/// The stack's address (packetdrill's default local address).
+pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
+/// The scripted peer (packetdrill's default remote address), reached via the gateway.
+pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The on-link gateway (its ARP entry is learnt before the script starts).
+pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 254);
+/// The peer's port when the stack listens.
+pub const REMOTE_PORT: u16 = 48_888;
+
+/// How scripts run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Timing tolerance, µs (a script's `--tolerance_usecs` overrides it).
+    pub tolerance_usecs: Option<u64>,
+    /// Names `#ifdef` sees.
+    pub defines: Vec<String>,
+    /// Switch every relaxation off.
+    pub strict: bool,
+    /// Poll steps per script at most.
+    pub max_steps: u64,
+    /// Wall-clock limit per script.
+    pub wall_limit: std::time::Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            tolerance_usecs: None,
+            defines: Vec::new(),
+            strict: false,
+            max_steps: 200_000,
+            wall_limit: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses and runs a script's text.
+pub fn run_source(src: &str, opts: &RunOptions) -> Outcome {
+    let script = match parse_script(src, &opts.defines) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail { line: e.line, msg: format!("parse error: {}", e.msg) },
+    };
+    run_script(&script, opts)
+}
+
+/// Runs a parsed script.
+pub fn run_script(script: &Script, opts: &RunOptions) -> Outcome {
+    match Runner::new(script, opts).and_then(|mut r| r.run(script)) {
+        Ok(()) => Outcome::Pass,
+        Err(o) => o,
+    }
+}
+
+fn fail(line: usize, msg: impl Into<String>) -> Outcome {
+    Outcome::Fail { line, msg: msg.into() }
+}
+
+fn skip(line: usize, reason: impl Into<String>) -> Outcome {
+    Outcome::Skip { line, reason: reason.into() }
+}
+
+/// The one connection scripts talk about: ports and both sides' ISNs.
+#[derive(Debug, Default)]
+struct Flow {
+    /// The stack's port (the listener's, or learnt from its SYN).
+    local_port: Option<u16>,
+    /// The peer's port.
+    remote_port: u16,
+    /// Our initial send sequence number (RFC 9293 ISS), learnt from our SYN.
+    iss: Option<u32>,
+    /// The peer's initial sequence number (IRS), from the script's SYN.
+    irs: Option<u32>,
+    /// The last TSval the stack sent.
+    last_tsval: Option<u32>,
+    /// The last TSval the script sent (what our ecr must echo).
+    script_tsval: Option<u32>,
+}
+
+/// A blocking call waiting for its result.
+#[derive(Debug)]
+struct InFlight {
+    ev: Event,
+    start_us: u64,
+    end_us: u64,
+}
+
+struct Runner<'a> {
+    st: Option<Stack<HeapPages>>,
+    cfg: StackConfig,
+    mtu: usize,
+    dev: QueueDevice,
+    now_us: u64,
+    tol: u64,
+    opts: &'a RunOptions,
+    pending: VecDeque<(u64, RawSeg)>,
+    flow: Flow,
+    socks: Sockets,
+    inflight: Option<InFlight>,
+    steps: u64,
+    started: std::time::Instant,
+    line: usize,
+    /// Numeric `tcpi_state` values follow Linux (else FreeBSD).
+    linux_states: bool,
+}
+
+impl<'a> Runner<'a> {
+    fn new(script: &Script, opts: &'a RunOptions) -> Result<Self, Outcome> {
+        let mut cfg = StackConfig::new(IfaceConfig {
+            mac: frame::LOCAL_MAC,
+            addr: LOCAL_IP,
+            prefix_len: 24,
+            gateway: Some(GATEWAY_IP),
+        });
+        cfg.arp_ttl = Duration::from_secs(1 << 30);
+        // The socket buffers portable scripts assume (FreeBSD's defaults,
+        // net.inet.tcp.recvspace and sendspace); sysctl lines override them.
+        cfg.tcp.recv_buffer = 65_536;
+        cfg.tcp.send_buffer = 32_768;
+        // Linux's default window scale (tcp_rmem's 6 MiB maximum); FreeBSD
+        // scripts select theirs with kern.ipc.maxsockbuf in the preamble.
+        cfg.tcp.window_scale = 8;
+        let _ = EthernetAddress::BROADCAST;
+        let mut tol = opts.tolerance_usecs.unwrap_or(4000);
+        let mut mtu = 1500;
+        for (k, v) in &script.options {
+            let bad = || fail(0, format!("bad header option --{k}={v}"));
+            match k.as_str() {
+                "tolerance_usecs" => tol = v.parse().map_err(|_| bad())?,
+                "mtu" => mtu = v.parse::<usize>().ok().filter(|m| (576..=9216).contains(m)).ok_or_else(bad)?,
+                "ip_version" if v != "ipv4" => {
+                    return Err(skip(0, format!("--ip_version={v}: only ipv4 is supported")))
+                }
+                _ => {}
+            }
+        }
+        let linux_states =
+            script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("net.ipv4.")))
+                || opts.defines.iter().any(|d| d.eq_ignore_ascii_case("linux"));
+        Ok(Runner {
+            st: None,
+            cfg,
+            mtu,
+            dev: QueueDevice::new(DeviceCaps::default()),
+            now_us: 0,
+            tol,
+            opts,
+            pending: VecDeque::new(),
+            flow: Flow { remote_port: REMOTE_PORT, ..Default::default() },
+            socks: Sockets::new(REMOTE_IP),
+            inflight: None,
+            steps: 0,
+            started: std::time::Instant::now(),
+            line: 0,
+            linux_states,
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.now_us)
+    }
+
+    /// The stack, created on first use (after the script's sysctl preamble).
+    fn stack(&mut self) -> &mut Stack<HeapPages> {
+        if self.st.is_none() {
+            let mut st = Stack::new(self.cfg, HeapPages::new(4096, 2048), self.mtu);
+            self.dev.push_rx(frame::arp_request(GATEWAY_IP, LOCAL_IP));
+            st.poll(Instant::ZERO, &mut self.dev);
+            self.dev.take_tx();
+            self.st = Some(st);
+        }
+        self.st.as_mut().expect("created above")
+    }
+
+    fn run(&mut self, script: &Script) -> Result<(), Outcome> {
+        let mut last_us: u64 = 0;
+        for ev in &script.events {
+            self.line = ev.line;
+            let base = |w: When, now: u64| -> Result<u64, Outcome> {
+                let t = match w {
+                    When::Any => now as i64,
+                    When::Abs(t) => t,
+                    When::Rel(d) => last_us as i64 + d,
+                };
+                u64::try_from(t).map_err(|_| fail(ev.line, "negative time"))
+            };
+            let start = base(ev.time.start, self.now_us)?;
+            let offset = start as i64
+                - match ev.time.start {
+                    When::Rel(d) => d,
+                    When::Abs(t) => t,
+                    When::Any => start as i64,
+                };
+            let window_end = ev.time.window_end.map(|e| (offset + e).max(0) as u64);
+            match &ev.action {
+                Action::Packet(PacketLine::Unsupported(r)) => return Err(skip(ev.line, r.clone())),
+                Action::Packet(PacketLine::Tcp(seg)) if seg.dir == Dir::Out => {
+                    let (lo, hi) = match (ev.time.start, window_end) {
+                        (When::Any, _) => (0, u64::MAX),
+                        (_, Some(end)) => (start.saturating_sub(self.tol), end + self.tol),
+                        _ => (start.saturating_sub(self.tol), start + self.tol),
+                    };
+                    let at = self.expect_out(ev.line, seg, lo, hi)?;
+                    last_us = at;
+                    continue;
+                }
+                _ => {}
+            }
+            self.advance_to(start)?;
+            self.check_unexpected(ev.line, start)?;
+            last_us = start;
+            match &ev.action {
+                Action::Packet(PacketLine::Tcp(seg)) => self.inject(seg)?,
+                Action::Packet(PacketLine::Unsupported(_)) => unreachable!("handled above"),
+                Action::Shell(cmd) => self.shell(ev.line, cmd)?,
+                Action::Python(code) => self.python(ev.line, code)?,
+                Action::Call { .. } => {
+                    if self.inflight.is_some() {
+                        self.finish_inflight()?;
+                    }
+                    let end = ev.time.block_end.map(|e| (offset + e).max(0) as u64).unwrap_or(start);
+                    self.start_call(ev, start, end)?;
+                }
+            }
+            if self.st.is_some() {
+                self.poll_once()?;
+            }
+        }
+        if self.inflight.is_some() {
+            self.finish_inflight()?;
+        }
+        Ok(())
+    }
+
+    fn limits(&mut self) -> Result<(), Outcome> {
+        self.steps += 1;
+        if self.steps > self.opts.max_steps {
+            return Err(fail(self.line, format!("time limit: {} poll steps without finishing", self.opts.max_steps)));
+        }
+        if self.steps % 256 == 0 && self.started.elapsed() > self.opts.wall_limit {
+            return Err(fail(self.line, format!("time limit: {:?} of wall clock", self.opts.wall_limit)));
+        }
+        Ok(())
+    }
+
+    /// Polls the stack once at the current time and sniffs what it sent.
+    fn poll_once(&mut self) -> Result<bool, Outcome> {
+        self.limits()?;
+        let now = self.now();
+        let did = {
+            let st = self.stack();
+            let _ = st;
+            let (st, dev) = (self.st.as_mut().expect("stack"), &mut self.dev);
+            st.poll(now, dev)
+        };
+        for f in self.dev.take_tx() {
+            match frame::decode(&f) {
+                Out::Tcp(seg) => {
+                    if seg.src.0 != LOCAL_IP {
+                        continue;
+                    }
+                    if seg.flags.syn && self.flow.iss.is_none() {
+                        self.flow.iss = Some(seg.seq);
+                    }
+                    if seg.flags.syn && !seg.flags.ack && self.flow.local_port.is_none() {
+                        self.flow.local_port = Some(seg.src.1);
+                        self.flow.remote_port = seg.dst.1;
+                    }
+                    if let Some(TcpOpt::Ts(v, _)) = seg.options.iter().find(|o| matches!(o, TcpOpt::Ts(..))) {
+                        self.flow.last_tsval = Some(*v);
+                    }
+                    self.pending.push_back((self.now_us, seg));
+                }
+                Out::ArpRequest(ip) => self.dev.push_rx(frame::arp_reply(ip, LOCAL_IP)),
+                Out::Other(what) => tracing::debug!(what, "not compared"),
+            }
+        }
+        self.check_inflight()?;
+        Ok(did)
+    }
+
+    /// Advances the clock to `to_us`, stopping at every stack deadline on the way.
+    /// With `until_output`, returns as soon as the stack sent a segment.
+    fn advance(&mut self, to_us: u64, until_output: bool) -> Result<(), Outcome> {
+        if self.st.is_none() {
+            // Still in the sysctl preamble: nothing runs yet.
+            self.now_us = self.now_us.max(to_us);
+            return Ok(());
+        }
+        loop {
+            let did = self.poll_once()?;
+            if until_output && !self.pending.is_empty() {
+                return Ok(());
+            }
+            let next = self.stack().poll_at().map(|t| t.total_micros());
+            match next {
+                Some(n) if n <= to_us => {
+                    if n > self.now_us {
+                        self.now_us = n;
+                    } else if !did {
+                        // A deadline that does not move: nudge the clock.
+                        self.now_us = (self.now_us + 1000).min(to_us);
+                        if self.now_us == to_us {
+                            break;
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        if to_us > self.now_us {
+            self.now_us = to_us;
+            self.poll_once()?;
+        }
+        Ok(())
+    }
+
+    fn advance_to(&mut self, to_us: u64) -> Result<(), Outcome> {
+        self.advance(to_us, false)
+    }
+
+    /// A segment sent well before an event that is not a `>` line: unexpected.
+    fn check_unexpected(&mut self, line: usize, at_us: u64) -> Result<(), Outcome> {
+        if let Some((t, seg)) = self.pending.front() {
+            if t + self.tol < at_us {
+                let got = self.relative(seg);
+                return Err(fail(line, format!("unexpected segment {got} at {} before this event", secs(*t))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the segment(s) of a `>` line inside `[lo, hi]` µs.
+    fn expect_out(&mut self, line: usize, want: &Segment, lo: u64, hi: u64) -> Result<u64, Outcome> {
+        let mut want = want.clone();
+        let mut first_at = None;
+        loop {
+            if self.pending.is_empty() && self.now_us <= hi {
+                let limit = hi.min(self.now_us.saturating_add(3_600_000_000));
+                self.advance(limit, true)?;
+            }
+            let Some((t, got)) = self.pending.pop_front() else {
+                let after = if first_at.is_some() { " (the rest of a segment split in pieces)" } else { "" };
+                return Err(fail(line, format!("expected {want}{after} by {} got nothing", secs(hi))));
+            };
+            let rel = self.relative(&got);
+            if t < lo {
+                return Err(fail(
+                    line,
+                    format!("expected {want} at {} got {rel} at {} (too early)", secs(lo + self.tol), secs(t)),
+                ));
+            }
+            if t > hi {
+                return Err(fail(line, format!("expected {want} by {} got {rel} at {} (too late)", secs(hi), secs(t))));
+            }
+            match self.compare(&want, &got, &rel) {
+                Ok(None) => return Ok(first_at.unwrap_or(t)),
+                Ok(Some(rest)) => {
+                    first_at.get_or_insert(t);
+                    want = rest;
+                }
+                Err(why) => return Err(fail(line, format!("expected {want} got {rel} ({why})"))),
+            }
+        }
+    }
+
+    /// `seg` in the script's notation: numbers relative to the ISNs.
+    fn relative(&self, s: &RawSeg) -> Segment {
+        let iss = self.flow.iss.unwrap_or(0);
+        let irs = self.flow.irs.unwrap_or(0);
+        let options = if s.options.is_empty() {
+            Options::None
+        } else {
+            Options::List(
+                s.options
+                    .iter()
+                    .map(|o| match *o {
+                        TcpOpt::Sack(b) => {
+                            TcpOpt::Sack(b.map(|x| x.map(|(l, r)| (l.wrapping_sub(irs), r.wrapping_sub(irs)))))
+                        }
+                        o => o,
+                    })
+                    .collect(),
+            )
+        };
+        Segment {
+            dir: Dir::Out,
+            flags: s.flags,
+            seq: s.seq.wrapping_sub(iss),
+            len: s.len,
+            ack: s.flags.ack.then(|| s.ack.wrapping_sub(irs)),
+            win: Some(u32::from(s.win)),
+            urg: (s.flags.urg).then_some(s.urg),
+            options,
+        }
+    }
+
+    /// Compares a `>` line with what was sent: `Ok(None)` matched,
+    /// `Ok(Some(rest))` matched the first piece of a line that covers
+    /// several segments, `Err(why)` differs.
+    fn compare(&self, want: &Segment, raw: &RawSeg, got: &Segment) -> Result<Option<Segment>, String> {
+        let strict = self.opts.strict;
+        let mut wf = want.flags;
+        let mut gf = got.flags;
+        if !strict {
+            wf.psh = false;
+            gf.psh = false;
+        }
+        let partial = !strict && got.len > 0 && got.len < want.len && got.seq == want.seq && !gf.fin && !gf.rst;
+        if partial {
+            wf.fin = false;
+        }
+        if wf != gf {
+            return Err(format!("flags {} vs {}", want.flags, got.flags));
+        }
+        if got.seq != want.seq {
+            return Err("sequence number".into());
+        }
+        if got.len != want.len && !partial {
+            return Err("payload length".into());
+        }
+        if want.flags.ack && want.ack.is_some() && got.ack != want.ack {
+            return Err("ack number".into());
+        }
+        if let Some(w) = want.win {
+            if (strict || self.socks.buffers_set) && u32::from(raw.win) != w {
+                return Err("window".into());
+            }
+        }
+        if strict && want.urg.is_some() && want.urg != got.urg {
+            return Err("urgent pointer".into());
+        }
+        self.compare_options(&want.options, &got.options)?;
+        if partial {
+            let mut rest = want.clone();
+            rest.seq = want.seq.wrapping_add(got.len);
+            rest.len = want.len - got.len;
+            return Ok(Some(rest));
+        }
+        Ok(None)
+    }
+
+    fn compare_options(&self, want: &Options, got: &Options) -> Result<(), String> {
+        let empty = Vec::new();
+        let w = match want {
+            Options::Any => return Ok(()),
+            Options::None => &empty,
+            Options::List(v) => v,
+        };
+        let g = match got {
+            Options::List(v) => v,
+            _ => &empty,
+        };
+        let same = |a: &TcpOpt, b: &TcpOpt| match (a, b) {
+            (TcpOpt::Ts(_, e1), TcpOpt::Ts(_, e2)) => e1 == e2,
+            _ => a == b,
+        };
+        if self.opts.strict {
+            if w.len() == g.len() && w.iter().zip(g).all(|(a, b)| same(a, b)) {
+                return Ok(());
+            }
+            return Err("options (strict: order and padding)".into());
+        }
+        let pad = |o: &&TcpOpt| !matches!(o, TcpOpt::Nop | TcpOpt::Eol);
+        let mut left: Vec<&TcpOpt> = g.iter().filter(pad).collect();
+        for o in w.iter().filter(pad) {
+            match left.iter().position(|x| same(o, x)) {
+                Some(i) => {
+                    left.remove(i);
+                }
+                None => return Err(format!("option {o} missing or different")),
+            }
+        }
+        if let Some(o) = left.first() {
+            return Err(format!("unexpected option {o}"));
+        }
+        Ok(())
+    }
+
+    /// Injects a `<` line.
+    fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
+        self.stack();
+        if s.flags.syn {
+            self.flow.irs = Some(s.seq);
+        }
+        let irs = self.flow.irs.unwrap_or(0);
+        let iss = self.flow.iss.unwrap_or(0);
+        let seq = if s.flags.syn { s.seq } else { irs.wrapping_add(s.seq) };
+        let ack = s.ack.map(|a| iss.wrapping_add(a)).unwrap_or(0);
+        let mut options = match &s.options {
+            Options::List(v) => v.clone(),
+            _ => Vec::new(),
+        };
+        for o in options.iter_mut() {
+            match o {
+                TcpOpt::Ts(v, e) => {
+                    self.flow.script_tsval = Some(*v);
+                    if *e != 0 || !s.flags.syn {
+                        if let Some(t) = self.flow.last_tsval {
+                            *e = t;
+                        }
+                    }
+                }
+                TcpOpt::Sack(b) => {
+                    *b = b.map(|x| x.map(|(l, r)| (iss.wrapping_add(l), iss.wrapping_add(r))));
+                }
+                _ => {}
+            }
+        }
+        let local_port = self.flow.local_port.unwrap_or(crate::syscall::SCRIPT_PORT);
+        let raw = RawSeg {
+            src: (REMOTE_IP, self.flow.remote_port),
+            dst: (LOCAL_IP, local_port),
+            flags: s.flags,
+            seq,
+            ack,
+            win: s.win.unwrap_or(65535).min(65535) as u16,
+            urg: s.urg.unwrap_or(0),
+            options,
+            len: s.len,
+        };
+        self.dev.push_rx(frame::build(&raw));
+        Ok(())
+    }
+
+    fn start_call(&mut self, ev: &Event, start: u64, end: u64) -> Result<(), Outcome> {
+        let Action::Call { name, args, ret } = &ev.action else { unreachable!("a call") };
+        self.stack();
+        let ret_fd = int(&ret.value);
+        let now = self.now();
+        let st = self.st.as_mut().expect("stack");
+        let r = self.socks.call(st, now, name, args, ret_fd, Duration::ZERO);
+        match r {
+            CallResult::Block => {
+                self.inflight = Some(InFlight { ev: ev.clone(), start_us: start, end_us: end });
+                Ok(())
+            }
+            r => self.finish_call(ev.line, name, ret, r, end),
+        }
+    }
+
+    fn finish_call(&self, line: usize, name: &str, ret: &Ret, r: CallResult, end: u64) -> Result<(), Outcome> {
+        match r {
+            CallResult::Skip(why) => Err(skip(line, why)),
+            CallResult::Bad(why) => Err(fail(line, why)),
+            CallResult::Block => unreachable!("blocking handled by the caller"),
+            CallResult::Done(got) => {
+                if self.now_us + self.tol < end {
+                    return Err(fail(
+                        line,
+                        format!("{name} returned at {} but should block until {}", secs(self.now_us), secs(end)),
+                    ));
+                }
+                check_ret(name, ret, &got).map_err(|m| fail(line, m))
+            }
+        }
+    }
+
+    /// Retries a blocked call; fails it when its time is up.
+    fn check_inflight(&mut self) -> Result<(), Outcome> {
+        let Some(inf) = self.inflight.as_ref() else { return Ok(()) };
+        let Action::Call { name, args, ret } = &inf.ev.action else { unreachable!("a call") };
+        let waited = Duration::from_micros(self.now_us.saturating_sub(inf.start_us));
+        let ret_fd = int(&ret.value);
+        let now = self.now();
+        let st = self.st.as_mut().expect("stack");
+        let r = self.socks.call(st, now, name, args, ret_fd, waited);
+        if r == CallResult::Block {
+            if self.now_us > inf.end_us + self.tol {
+                return Err(fail(
+                    inf.ev.line,
+                    format!("{name} still blocked at {} (should return at {})", secs(self.now_us), secs(inf.end_us)),
+                ));
+            }
+            return Ok(());
+        }
+        let inf = self.inflight.take().expect("checked");
+        let Action::Call { name, ret, .. } = &inf.ev.action else { unreachable!("a call") };
+        if self.now_us + self.tol < inf.end_us {
+            return Err(fail(
+                inf.ev.line,
+                format!("{name} returned at {}, expected at {}", secs(self.now_us), secs(inf.end_us)),
+            ));
+        }
+        self.finish_call(inf.ev.line, name, ret, r, 0)
+    }
+
+    /// Runs the clock until the blocked call returns or its deadline passes.
+    fn finish_inflight(&mut self) -> Result<(), Outcome> {
+        let Some(inf) = self.inflight.as_ref() else { return Ok(()) };
+        let (line, deadline) = (inf.ev.line, inf.end_us + self.tol);
+        while self.inflight.is_some() {
+            if self.now_us > deadline {
+                return Err(fail(line, format!("blocking call did not return by {}", secs(deadline))));
+            }
+            let next =
+                self.now_us.max(self.stack().poll_at().map_or(deadline + 1, |t| t.total_micros())).min(deadline + 1);
+            let next = if next == self.now_us { next + 1000 } else { next };
+            self.advance_to(next)?;
+        }
+        Ok(())
+    }
+
+    fn shell(&mut self, line: usize, cmd: &str) -> Result<(), Outcome> {
+        for part in cmd.split(['\n', ';']).flat_map(|p| p.split("&&")) {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            if words.first() != Some(&"sysctl") {
+                if !words.is_empty() {
+                    tracing::info!(line, cmd = part.trim(), "shell command not executed");
+                }
+                continue;
+            }
+            for w in words[1..].iter().filter(|w| !w.starts_with('-')) {
+                let Some((k, v)) = w.split_once('=') else { continue };
+                let v = v.trim_matches(['"', '\'']);
+                let mut cfg = self.cfg;
+                match sysctl::apply(&mut cfg, k, v) {
+                    Ok(Applied::Unsupported(why)) => return Err(skip(line, why)),
+                    Ok(Applied::Fixed) => {}
+                    Ok(Applied::Set) => {
+                        if self.st.is_some() && cfg != self.cfg {
+                            return Err(skip(line, format!("sysctl {k} after the stack started: not supported")));
+                        }
+                        if k.contains("space") || k.contains("mem") {
+                            self.socks.buffers_set = true;
+                        }
+                        self.cfg = cfg;
+                    }
+                    Err(SysctlError::Unknown(_)) => {
+                        tracing::info!(line, knob = k, "sysctl with no zcstack equivalent ignored")
+                    }
+                    Err(e) => return Err(fail(line, e.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn python(&mut self, line: usize, code: &str) -> Result<(), Outcome> {
+        for stmt in code.lines().flat_map(|l| l.split(';')).map(str::trim).filter(|s| !s.is_empty()) {
+            let Some(rest) = stmt.strip_prefix("assert") else {
+                return Err(skip(line, format!("inline Python not supported: {stmt}")));
+            };
+            let Some((lhs, rhs)) = rest.split_once("==") else {
+                return Err(skip(line, format!("inline Python not supported: {stmt}")));
+            };
+            if lhs.trim() != "tcpi_state" {
+                return Err(skip(line, format!("inline Python not supported: {stmt}")));
+            }
+            let want = rhs.trim();
+            let st = self.stack();
+            let _ = st;
+            let state = self.socks.last_state(self.st.as_ref().expect("stack"));
+            let got = state.map(|s| state_names(s, self.linux_states)).unwrap_or(("no connection", -1));
+            let ok = match want.parse::<i64>() {
+                Ok(n) => n == got.1,
+                Err(_) => linux_name(want).or_else(|| freebsd_name(want)).is_some_and(|s| Some(s) == state),
+            };
+            if !ok {
+                return Err(fail(line, format!("expected tcpi_state == {want} got {}", got.0)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a call's result against the script's `= ret [ERRNO]`.
+fn check_ret(name: &str, ret: &Ret, got: &Result<i64, &'static str>) -> Result<(), String> {
+    let want_val = match &ret.value {
+        Value::Ellipsis => None,
+        v => Some(int(v).ok_or_else(|| format!("{name}: cannot evaluate return value {v}"))?),
+    };
+    let show = |g: &Result<i64, &str>| match g {
+        Ok(n) => n.to_string(),
+        Err(e) => format!("-1 {e}"),
+    };
+    let want_txt = match (&want_val, &ret.errno) {
+        (Some(v), Some(e)) => format!("{v} {e}"),
+        (Some(v), None) => v.to_string(),
+        (None, _) => "...".into(),
+    };
+    let ok = match (got, want_val, &ret.errno) {
+        (_, None, _) => true,
+        (Ok(n), Some(v), None) => *n == v,
+        (Err(e), Some(-1), Some(we)) => errno_alias(e) == errno_alias(we),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name}: expected = {want_txt} got = {}", show(got)))
+    }
+}
+
+fn secs(us: u64) -> String {
+    if us == u64::MAX {
+        "any time".into()
+    } else {
+        format!("{}.{:06}s", us / 1_000_000, us % 1_000_000)
+    }
+}
+
+fn linux_name(n: &str) -> Option<State> {
+    Some(match n {
+        "TCP_ESTABLISHED" => State::Established,
+        "TCP_SYN_SENT" => State::SynSent,
+        "TCP_SYN_RECV" => State::SynReceived,
+        "TCP_FIN_WAIT1" => State::FinWait1,
+        "TCP_FIN_WAIT2" => State::FinWait2,
+        "TCP_TIME_WAIT" => State::TimeWait,
+        "TCP_CLOSE" => State::Closed,
+        "TCP_CLOSE_WAIT" => State::CloseWait,
+        "TCP_LAST_ACK" => State::LastAck,
+        "TCP_CLOSING" => State::Closing,
+        _ => return None,
+    })
+}
+
+fn freebsd_name(n: &str) -> Option<State> {
+    Some(match n {
+        "TCPS_CLOSED" => State::Closed,
+        "TCPS_SYN_SENT" => State::SynSent,
+        "TCPS_SYN_RECEIVED" => State::SynReceived,
+        "TCPS_ESTABLISHED" => State::Established,
+        "TCPS_CLOSE_WAIT" => State::CloseWait,
+        "TCPS_FIN_WAIT_1" => State::FinWait1,
+        "TCPS_CLOSING" => State::Closing,
+        "TCPS_LAST_ACK" => State::LastAck,
+        "TCPS_FIN_WAIT_2" => State::FinWait2,
+        "TCPS_TIME_WAIT" => State::TimeWait,
+        _ => return None,
+    })
+}
+
+/// A state's name and number (Linux `TCP_*` or FreeBSD `TCPS_*` numbering).
+fn state_names(s: State, linux: bool) -> (&'static str, i64) {
+    if linux {
+        match s {
+            State::Established => ("TCP_ESTABLISHED", 1),
+            State::SynSent => ("TCP_SYN_SENT", 2),
+            State::SynReceived => ("TCP_SYN_RECV", 3),
+            State::FinWait1 => ("TCP_FIN_WAIT1", 4),
+            State::FinWait2 => ("TCP_FIN_WAIT2", 5),
+            State::TimeWait => ("TCP_TIME_WAIT", 6),
+            State::Closed => ("TCP_CLOSE", 7),
+            State::CloseWait => ("TCP_CLOSE_WAIT", 8),
+            State::LastAck => ("TCP_LAST_ACK", 9),
+            State::Closing => ("TCP_CLOSING", 11),
+        }
+    } else {
+        match s {
+            State::Closed => ("TCPS_CLOSED", 0),
+            State::SynSent => ("TCPS_SYN_SENT", 2),
+            State::SynReceived => ("TCPS_SYN_RECEIVED", 3),
+            State::Established => ("TCPS_ESTABLISHED", 4),
+            State::CloseWait => ("TCPS_CLOSE_WAIT", 5),
+            State::FinWait1 => ("TCPS_FIN_WAIT_1", 6),
+            State::Closing => ("TCPS_CLOSING", 7),
+            State::LastAck => ("TCPS_LAST_ACK", 8),
+            State::FinWait2 => ("TCPS_FIN_WAIT_2", 9),
+            State::TimeWait => ("TCPS_TIME_WAIT", 10),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The runner through its library API: the team's scripts pass, and bad
+//! input is a FAIL or SKIP with the line number, never a panic or a hang.
+
+use std::path::{Path, PathBuf};
+
+use zcstack_conformance::{run_file, run_source, Outcome, RunOptions};
+
+fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("scripts dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            scripts(&p, out);
+        } else if p.extension().is_some_and(|x| x == "pkt") {
+            out.push(p);
+        }
+    }
+}
+
+fn run(src: &str) -> Outcome {
+    run_source(src, &RunOptions::default())
+}
+
+fn fail_line(o: &Outcome) -> usize {
+    match o {
+        Outcome::Fail { line, .. } => *line,
+        other => panic!("expected a FAIL, got {other:?}"),
+    }
+}
+
+const HANDSHAKE: &str = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.01 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
+";
+
+/// Every script of the team's suite passes (c, d).
+#[test]
+fn suite_passes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut files = Vec::new();
+    scripts(&root, &mut files);
+    assert!(files.len() >= 9, "found {} scripts", files.len());
+    let style = files.iter().filter(|f| f.to_string_lossy().contains("/style/")).count();
+    assert!(style >= 3, "three Linux/FreeBSD-style scripts");
+    for f in files {
+        let o = run_file(&f, &RunOptions::default());
+        assert_eq!(o, Outcome::Pass, "{}", f.display());
+    }
+}
+
+/// A wrong expectation fails at its line, printing both segments decoded.
+#[test]
+fn mismatch_names_line_and_both_segments() {
+    let src = HANDSHAKE.replace("> S. 0:0(0) ack 1", "> S. 0:0(0) ack 7");
+    let o = run(&src);
+    assert_eq!(fail_line(&o), 5);
+    let Outcome::Fail { msg, .. } = o else { unreachable!() };
+    assert!(msg.contains("expected > S. 0:0(0) ack 7") && msg.contains("got > S. 0:0(0) ack 1"), "{msg}");
+}
+
+/// An expected segment that never comes fails after the tolerance.
+#[test]
+fn missing_segment_fails() {
+    let src = format!("{HANDSHAKE}+0 > F. 1:1(0) ack 1\n");
+    assert_eq!(fail_line(&run(&src)), 8);
+}
+
+/// A segment sent before the script expects one is reported as unexpected.
+#[test]
+fn unexpected_segment_fails() {
+    let src = format!("{HANDSHAKE}+0 close(4) = 0\n+1 write(4, ..., 1) = -1 EBADF\n");
+    let o = run(&src);
+    assert_eq!(fail_line(&o), 9);
+}
+
+/// Syntax errors, unknown calls and bad segment lines: FAIL with the line.
+#[test]
+fn bad_input_fails_with_line() {
+    assert_eq!(fail_line(&run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ...\n")), 2);
+    assert_eq!(fail_line(&run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 frobnicate(3) = 0\n")), 2);
+    assert_eq!(fail_line(&run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0 win 9\n")), 2);
+    assert_eq!(fail_line(&run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\n+0 < S 0:0(0) wn 9\n")), 3);
+    assert_eq!(fail_line(&run("/* a\nb */ 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(9) = 0\n")), 3);
+    assert_eq!(fail_line(&run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3 garbage\n")), 1);
+    assert_eq!(fail_line(&run("#ifdef X\n0 close(3) = 0\n")), 1);
+    assert_eq!(fail_line(&run("0 `sysctl -w net.inet.tcp.recvspace=1`\n")), 1);
+    assert!(matches!(run("\u{0}\u{1}{{{{"), Outcome::Fail { .. }));
+}
+
+/// A call that would block forever, and a script that waits for a segment
+/// hours away, both end by the bounds, as FAILs with the line.
+#[test]
+fn waiting_forever_is_bounded() {
+    let src = format!("{HANDSHAKE}+0 read(4, ..., 10) = 10\n");
+    assert_eq!(fail_line(&run(&src)), 8);
+    let src = format!("{HANDSHAKE}+0...100000 read(4, ..., 10) = 10\n");
+    let o = run(&src);
+    assert_eq!(fail_line(&o), 8);
+    let src = format!("{HANDSHAKE}+0 poll([{{fd=4, events=POLLIN, revents=0}}], 1, -1) = 0\n");
+    assert_eq!(fail_line(&run(&src)), 8);
+    // A tight step limit turns a long script into a FAIL by the limit.
+    let tight = RunOptions { max_steps: 5, ..Default::default() };
+    let o = run_source(&format!("{HANDSHAKE}+100 close(4) = 0\n"), &tight);
+    assert!(matches!(&o, Outcome::Fail { msg, .. } if msg.contains("time limit")), "{o:?}");
+}
+
+/// Unsupported inputs are a SKIP with the reason and line.
+#[test]
+fn unsupported_is_skip() {
+    let o = run("0 `sysctl -w net.inet.tcp.insecure_rst=1`\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
+    assert!(matches!(&o, Outcome::Skip { line: 1, reason } if reason.contains("RFC 5961")), "{o:?}");
+    let o = run(&format!("{HANDSHAKE}+0 %{{ assert tcpi_snd_cwnd == 10 }}%\n"));
+    assert!(matches!(&o, Outcome::Skip { line: 8, .. }), "{o:?}");
+    let o = run("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n");
+    assert!(matches!(&o, Outcome::Skip { line: 1, .. }), "{o:?}");
+    let o = run(&format!("{HANDSHAKE}+0 < icmp unreachable port_unreachable [1:1(0)]\n"));
+    assert!(matches!(&o, Outcome::Skip { line: 8, .. }), "{o:?}");
+}
+
+/// `#ifdef` names come from the options; relative and absolute times mix.
+#[test]
+fn defines_select_branches() {
+    let src = format!("{HANDSHAKE}#ifdef ZC\n+0 close(4) = 0\n#else\n+0 close(4) = 1\n#endif\n");
+    assert_eq!(run(&src), Outcome::Fail { line: 11, msg: "close: expected = 1 got = 0".into() });
+    let with = RunOptions { defines: vec!["ZC".into()], ..Default::default() };
+    assert_eq!(run_source(&src, &with), Outcome::Pass);
+}
+
+/// --strict compares PSH (the relaxed run ignores it).
+#[test]
+fn strict_compares_psh() {
+    let src = format!("{HANDSHAKE}+0 write(4, ..., 10) = 10\n+0 > . 1:11(10) ack 1\n");
+    assert_eq!(run(&src), Outcome::Pass);
+    let strict = RunOptions { strict: true, ..Default::default() };
+    assert_eq!(fail_line(&run_source(&src, &strict)), 9);
+}
+
+/// A virtual minute of TCP time (TIME-WAIT, retransmissions) runs at once.
+#[test]
+fn minutes_of_tcp_time_run_fast() {
+    let started = std::time::Instant::now();
+    let src = format!("{HANDSHAKE}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n+60 close(4) = 0\n");
+    let o = run(&src);
+    // Retransmissions of the unacknowledged write happen during the minute.
+    assert!(matches!(o, Outcome::Fail { line: 10, .. }), "{o:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
