@@ -124,6 +124,7 @@ pub fn errno(e: TcpError) -> Errno {
         TcpError::NotConnected => "ENOTCONN",
         TcpError::InvalidArgument => "EINVAL",
         TcpError::NoBuffers => "ENOBUFS",
+        TcpError::HostUnreachable => "EHOSTUNREACH",
     }
 }
 
@@ -300,8 +301,8 @@ impl Sockets {
                 let (h, _) = self.conn(fd()?, name)?;
                 match int_arg(args, 1, name)? {
                     1 => done(st.tcp_shutdown(h).map(|_| 0)),
-                    0 => CallResult::Skip("engine lacks SHUT_RD".into()),
-                    2 => CallResult::Skip("engine lacks SHUT_RD (needed by SHUT_RDWR)".into()),
+                    0 => done(st.tcp_shutdown_read(h).map(|_| 0)),
+                    2 => done(st.tcp_shutdown_read(h).and_then(|_| st.tcp_shutdown(h)).map(|_| 0)),
                     n => CallResult::Bad(format!("shutdown: bad how {n}")),
                 }
             }
@@ -309,15 +310,13 @@ impl Sockets {
                 let (h, nonblock) = self.conn(fd()?, name)?;
                 let len = int_arg(args, 2, name)?.max(0) as usize;
                 let flags = if name == "read" { 0 } else { int_arg(args, 3, name).unwrap_or(0) };
-                if flags & 0x2 != 0 {
-                    return Ok(CallResult::Skip("engine lacks MSG_PEEK".into()));
-                }
                 if flags & 0x1 != 0 {
                     return Ok(CallResult::Skip("engine lacks MSG_OOB (urgent data is delivered in line)".into()));
                 }
                 let dontwait = nonblock || flags & 0x40 != 0;
                 let mut buf = vec![0u8; len];
-                match st.tcp_read(h, &mut buf) {
+                let r = if flags & 0x2 != 0 { st.tcp_peek(h, &mut buf) } else { st.tcp_read(h, &mut buf) };
+                match r {
                     Ok(n) => CallResult::Done(Ok(n as i64)),
                     Err(TcpError::WouldBlock) if !dontwait => CallResult::Block,
                     Err(e) => done(Err(e)),
@@ -357,7 +356,27 @@ impl Sockets {
                     _ => CallResult::Skip(format!("fcntl command {} not supported", args[1])),
                 }
             }
-            "ioctl" => CallResult::Skip("engine lacks FIONREAD/SIOCINQ".into()),
+            "ioctl" => {
+                let (h, _) = self.conn(fd()?, name)?;
+                match arg(args, 1, name)? {
+                    Value::Sym(s) if s == "FIONREAD" || s == "SIOCINQ" => {}
+                    v => return Ok(CallResult::Skip(format!("ioctl {v} not supported"))),
+                }
+                let n = match st.tcp_recv_queued(h) {
+                    Ok(n) => n as i64,
+                    Err(e) => return Ok(done(Err(e))),
+                };
+                let want = arg(args, 2, name)?;
+                let want = match want {
+                    Value::List(l) if l.len() == 1 => &l[0],
+                    v => v,
+                };
+                match want {
+                    Value::Ellipsis => CallResult::Done(Ok(0)),
+                    w if int(w) == Some(n) => CallResult::Done(Ok(0)),
+                    w => CallResult::Bad(format!("ioctl {}: expected [{w}] got [{n}]", args[1])),
+                }
+            }
             "getsockopt" => self.getsockopt(st, args)?,
             "setsockopt" => self.setsockopt(st, now, args)?,
             "poll" => self.poll(st, args, waited)?,
@@ -412,11 +431,17 @@ impl Sockets {
                     _ => Value::Ellipsis,
                 }
             }
-            "SO_ERROR" => match h.and_then(|h| st.tcp().error(h)) {
-                Some(e) => Value::Sym(errno(e).into()),
-                None => Value::Int(0),
+            "SO_ERROR" => match get(st, SockOptName::Error, self)? {
+                SockOpt::Error(Some(e)) => Value::Sym(errno(e).into()),
+                _ => Value::Int(0),
             },
-            "TCP_MAXSEG" => return Ok(CallResult::Skip("engine lacks TCP_MAXSEG".into())),
+            "TCP_MAXSEG" => match get(st, SockOptName::MaxSeg, self)? {
+                // Linux and FreeBSD both answer 536 (the default MSS) for a
+                // socket without a connection or a user MSS.
+                SockOpt::MaxSeg(0) => Value::Int(536),
+                SockOpt::MaxSeg(m) => Value::Int(i64::from(m)),
+                _ => Value::Ellipsis,
+            },
             other => return Ok(CallResult::Skip(format!("getsockopt {other} not supported"))),
         };
         let want = match want {
@@ -468,7 +493,7 @@ impl Sockets {
                     (field("onoff", 0) != 0 || field("l_onoff", 0) != 0, field("linger", 1).max(field("l_linger", 1)));
                 SockOpt::Linger(on.then(|| Duration::from_secs(secs.max(0) as u64)))
             }
-            "TCP_MAXSEG" => return Ok(CallResult::Skip("engine lacks TCP_MAXSEG".into())),
+            "TCP_MAXSEG" => SockOpt::MaxSeg(n()?.clamp(0, i64::from(u16::MAX)) as u16),
             other => return Ok(CallResult::Skip(format!("setsockopt {other} not supported"))),
         };
         match self.handle(fd, "setsockopt")? {

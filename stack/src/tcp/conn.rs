@@ -1315,9 +1315,11 @@ impl Conn {
                 }
                 self.events_pending = true;
                 self.segs_since_ack += 1;
-                if had_hole || self.segs_since_ack >= 2 || self.cfg.delayed_ack.is_none() || n as u32 > self.mss * 2 {
-                    // RFC 5681 4.2: ACK at least every second full segment,
-                    // and at once while filling a hole.
+                if had_hole || self.segs_since_ack >= 2 || self.cfg.delayed_ack.is_none() || n as u32 > self.mss {
+                    // RFC 5681 4.2: ACK at least every second full segment
+                    // (a single segment carrying more than one MSS counts
+                    // as two, as Linux's rcv_mss rule does), and at once
+                    // while filling a hole.
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
                     self.delack_at = self.cfg.delayed_ack.map(|d| now + d);
