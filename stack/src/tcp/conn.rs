@@ -849,15 +849,6 @@ impl Conn {
             return Outcome::Ok;
         }
 
-        // RFC 7323 4.3 (R3): remember the TSval of a segment that covers the
-        // left edge of the window.
-        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
-            if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
-                self.ts_recent = tsval;
-                self.ts_recent_at = now;
-            }
-        }
-
         // 2. RST (RFC 5961 3.2). In TIME-WAIT a RST is ignored (RFC 1337:
         // no TIME-WAIT assassination).
         if seg.rst && self.state == State::TimeWait {
@@ -923,6 +914,11 @@ impl Conn {
                 return Outcome::Ok;
             }
         }
+        // RFC 7323 4.3 (R3), only now that the segment passed the sequence,
+        // RST, SYN and ACK checks (Linux bd090dfc634d): a segment that is
+        // dropped must not move TS.Recent, else one forged TSval makes PAWS
+        // drop every later segment of the real peer.
+        self.take_ts_recent(now, seg);
         if let r @ Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
             return r;
         }
@@ -1041,6 +1037,20 @@ impl Conn {
             self.snd_nxt = self.iss;
         }
         Outcome::Ok
+    }
+
+    /// RFC 7323 4.3 (R3): records the TSval of an acceptable segment that
+    /// covers the left edge of the window (`SEG.SEQ <= rcv_nxt`, the last
+    /// ACK sent) and is not older than TS.Recent. The caller promises the
+    /// segment passed every acceptance check (RFC 9293 3.10.7.4 first to
+    /// fifth) and will be processed.
+    fn take_ts_recent(&mut self, now: Instant, seg: &SegIn<'_>) {
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
+            if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+        }
     }
 
     /// RFC 5961 5.2 (RFC 9293 3.10.7.4): in a synchronized state an ACK is
