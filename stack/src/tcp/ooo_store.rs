@@ -208,6 +208,33 @@ impl OooStore {
         out
     }
 
+    /// Discards every byte at or beyond stream offset `end` (the peer's FIN:
+    /// nothing past it belongs to the stream); returns the payload bytes
+    /// discarded. The ring is freed once nothing is held.
+    pub fn truncate(&mut self, end: u64) -> usize {
+        let mut cut = 0;
+        while let Some((&s, &e)) = self.ranges.last_key_value() {
+            if e <= end {
+                break;
+            }
+            if s >= end {
+                self.ranges.remove(&s);
+                cut += (e - s) as usize;
+            } else {
+                self.ranges.insert(s, end);
+                cut += (e - end) as usize;
+            }
+        }
+        self.payload -= cut;
+        if self.last.is_some_and(|l| l >= end) {
+            self.last = None;
+        }
+        if self.ranges.is_empty() {
+            self.clear();
+        }
+        cut
+    }
+
     /// Discards everything and frees the ring.
     pub fn clear(&mut self) {
         self.ranges.clear();
@@ -357,6 +384,23 @@ mod tests {
             assert_eq!(n, 150_000);
             assert_eq!(v, &data[1..150_000], "seed {seed}");
         }
+    }
+
+    #[test]
+    fn truncate_at_a_fin_drops_every_byte_at_or_beyond_it() {
+        let mut s = OooStore::default();
+        s.insert(0, 10, &[1; 10], LIM);
+        s.insert(0, 30, &[2; 10], LIM);
+        s.insert(0, 50, &[3; 10], LIM);
+        assert_eq!(s.truncate(35), 5 + 10);
+        assert_eq!(s.ranges(), 2);
+        assert_eq!(s.payload(), 15);
+        assert_eq!(s.sack_blocks(), [Some((30, 35)), Some((10, 20)), None]);
+        assert_eq!(s.truncate(30), 5, "a range starting at the end goes whole");
+        assert_eq!(s.truncate(100), 0);
+        assert_eq!(s.truncate(5), 10);
+        assert!(s.is_empty());
+        assert_eq!(s.footprint(), 0, "the ring is freed once empty");
     }
 
     #[test]
