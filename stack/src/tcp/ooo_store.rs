@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(s.truncate(35), 5 + 10);
         assert_eq!(s.ranges(), 2);
         assert_eq!(s.payload(), 15);
-        assert_eq!(s.sack_blocks(), [Some((30, 35)), Some((10, 20)), None]);
+        assert_eq!(s.sack_blocks(), [Some((10, 20)), Some((30, 35)), None], "latest arrival gone: lowest first");
         assert_eq!(s.truncate(30), 5, "a range starting at the end goes whole");
         assert_eq!(s.truncate(100), 0);
         assert_eq!(s.truncate(5), 10);
