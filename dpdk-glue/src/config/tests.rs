@@ -731,11 +731,16 @@ fn port_list_naming_a_missing_port_names_the_line() {
 fn cross_section_checks_name_the_line_of_the_key_in_ini_and_toml() {
     // Issue 10 fault 8, same kind as `port_list`: a [dpdk] key checked
     // against other sections names its own line, wherever it stands.
-    let e = err(&MIN.replace("lcore_mask=1", "port_list=0,7
-lcore_mask=1"));
+    let e = err(&MIN.replace(
+        "lcore_mask=1",
+        "port_list=0,7
+lcore_mask=1",
+    ));
     assert_eq!(e, "t.ini:2: [dpdk] port_list names port 7 but there is no [port7] section");
-    let e = err(&in_dpdk("no_huge=1
-nb_vdev=2"));
+    let e = err(&in_dpdk(
+        "no_huge=1
+nb_vdev=2",
+    ));
     assert_eq!(e, "t.ini:4: [dpdk] nb_vdev = 2 but the file has 0 [vdevN] sections");
     let text = "[dpdk]\nlcore_mask = 1\nno_huge = true\nport_list = [0, 2]\n\n\
         [port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\nbroadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n";
