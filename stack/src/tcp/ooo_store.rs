@@ -160,8 +160,8 @@ impl OooStore {
     }
 
     /// Removes what lies before `next` and hands over, in order, the bytes
-    /// now contiguous from `next` (up to two slices per range, as the ring
-    /// crosses blocks). Returns the new next expected offset. Blocks wholly
+    /// now contiguous from `next` (one slice per block each range
+    /// touches). Returns the new next expected offset. Blocks wholly
     /// before it are freed.
     pub fn take_from(&mut self, mut next: u64, mut deliver: impl FnMut(&[u8])) -> u64 {
         while let Some((&s, &e)) = self.ranges.first_key_value() {
@@ -222,7 +222,7 @@ impl OooStore {
 
     /// Discards every byte at or beyond stream offset `end` (the peer's FIN:
     /// nothing past it belongs to the stream); returns the payload bytes
-    /// discarded. The ring is freed once nothing is held.
+    /// discarded. Blocks past `end` are freed, all of them once nothing is held.
     pub fn truncate(&mut self, end: u64) -> usize {
         let mut cut = 0;
         while let Some((&s, &e)) = self.ranges.last_key_value() {
@@ -300,7 +300,7 @@ mod tests {
         let (n, v) = drain(&mut s, 1);
         assert_eq!(n, 2424);
         assert_eq!(v, &data[1..2424]);
-        assert_eq!(s.footprint(), 0, "the ring is freed once empty");
+        assert_eq!(s.footprint(), 0, "every block is freed once empty");
     }
 
     #[test]
@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn data_beyond_the_window_is_refused_and_the_ring_never_exceeds_it() {
+    fn data_beyond_the_window_is_refused_and_the_blocks_never_exceed_it() {
         let lim = OooLimits { ranges: 1024, window: 10_000 };
         let mut s = OooStore::default();
         assert_eq!(s.insert(0, 9_000, &[1; 1000], lim), OooInsert::Stored(1000));
@@ -420,7 +420,7 @@ mod tests {
         assert_eq!(s.truncate(100), 0);
         assert_eq!(s.truncate(5), 10);
         assert!(s.is_empty());
-        assert_eq!(s.footprint(), 0, "the ring is freed once empty");
+        assert_eq!(s.footprint(), 0, "every block is freed once empty");
     }
 
     #[test]
