@@ -187,6 +187,12 @@ pub struct StackConfig {
     /// send queues (under 16 KiB) may take, so a new or idle connection can
     /// always send a first response. Default 5.
     pub send_reserve: usize,
+    /// Receive buffer of each UDP socket, bytes: queued datagrams are
+    /// charged their payload plus `udp::DATAGRAM_OVERHEAD` each, and one
+    /// that would take the queue past it is dropped (counted in
+    /// `Stats::drop_udp_rcvbuf_full`). Default 212,992 (Linux
+    /// `rmem_default`).
+    pub udp_recv_buffer: usize,
 }
 
 impl StackConfig {
@@ -212,6 +218,7 @@ impl StackConfig {
             send_low_water: 25,
             send_share_floor: 64 * 1024,
             send_reserve: 5,
+            udp_recv_buffer: crate::udp::DEFAULT_RECV_BUFFER,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::rx_budget::RxBudget;
 use crate::stats::Stats;
 use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
-use crate::udp::{UdpEngine, UdpError, UdpHandle};
+use crate::udp::{DeliverError, UdpEngine, UdpError, UdpHandle};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv4Packet, Icmpv4Repr,
     IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, ETH_HEADER,
@@ -69,7 +69,7 @@ impl<M: PageMemory> Stack<M> {
             reasm: Reassembler::new(cfg.reassembly_datagrams, cfg.reassembly_bytes, cfg.reassembly_timeout)
                 .with_fragment_limits(cfg.reassembly_max_fragments, cfg.reassembly_per_source),
             tcp,
-            udp: UdpEngine::new(cfg.udp_queue),
+            udp: UdpEngine::new(cfg.udp_queue).with_recv_buffer(cfg.udp_recv_buffer),
             cfg,
             mem,
             stats: Stats::default(),
@@ -382,6 +382,14 @@ impl<M: PageMemory> Stack<M> {
     /// Receives one datagram.
     pub fn udp_recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
         self.udp.recv_from(h, buf)
+    }
+
+    /// Sets a UDP socket's receive buffer (`SO_RCVBUF`), bytes: queued
+    /// datagrams are charged their payload plus
+    /// [`crate::udp::DATAGRAM_OVERHEAD`] each; past it they are dropped
+    /// (`Stats::drop_udp_rcvbuf_full`).
+    pub fn udp_set_recv_buffer(&mut self, h: UdpHandle, bytes: usize) -> Result<(), UdpError> {
+        self.udp.set_recv_buffer(h, bytes)
     }
 
     /// Closes a UDP socket.
@@ -771,8 +779,9 @@ impl<M: PageMemory> Stack<M> {
                 let end = (up.len() as usize).min(payload.len()).max(8);
                 match self.udp.deliver(up.dst_port(), from, &payload[8..end]) {
                     Ok(()) => {}
-                    Err(true) => self.stats.drop_udp_queue_full += 1,
-                    Err(false) => {
+                    Err(DeliverError::QueueFull) => self.stats.drop_udp_queue_full += 1,
+                    Err(DeliverError::RecvBufferFull) => self.stats.drop_udp_rcvbuf_full += 1,
+                    Err(DeliverError::NoSocket) => {
                         self.stats.drop_udp_no_socket += 1;
                         if ip.dst_addr == self.iface.addr() {
                             self.icmp_unreachable(src, 3, data);

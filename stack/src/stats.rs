@@ -180,6 +180,15 @@ counters! {
         pub tcp_icmp_errors: u64,
         /// Path MTU decreases from ICMP "fragmentation needed" (RFC 1191).
         pub tcp_pmtu_updates: u64,
+        /// TCP segments whose data lay at or beyond the peer's known FIN
+        /// (RFC 9293 3.10.7.4: the FIN ends the stream; bytes refused).
+        pub drop_tcp_data_beyond_fin: u64,
+        /// FINs at a sequence number other than the one already known
+        /// (a FIN never moves; the bogus one is ignored).
+        pub drop_tcp_fin_moved: u64,
+        /// UDP datagrams dropped because the socket's queue would exceed
+        /// its receive buffer in bytes (payload plus per-datagram overhead).
+        pub drop_udp_rcvbuf_full: u64,
     }
 }
 

@@ -1,4 +1,8 @@
-//! UDP sockets: bind, send_to, recv_from, with per-socket queue limits.
+//! UDP sockets: bind, send_to, recv_from, with per-socket queue limits:
+//! a count of datagrams and a receive buffer in bytes, each datagram
+//! charged its payload plus [`DATAGRAM_OVERHEAD`] (as the kernel charges
+//! an skb's truesize against `sk_rcvbuf`), so neither many tiny nor many
+//! full datagrams let a peer make an unread socket hold more.
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
@@ -26,6 +30,24 @@ pub enum UdpError {
     TooLarge(usize),
 }
 
+/// Bytes charged per queued datagram beyond its payload: the queue entry,
+/// the payload allocation's header and rounding (bytes).
+pub const DATAGRAM_OVERHEAD: usize = 256;
+
+/// Default receive buffer of a UDP socket, bytes (Linux `rmem_default`).
+pub const DEFAULT_RECV_BUFFER: usize = 212_992;
+
+/// Why a received datagram was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeliverError {
+    /// No socket is bound to the destination port.
+    NoSocket,
+    /// The socket already holds its limit of datagrams.
+    QueueFull,
+    /// The datagram would take the socket past its receive buffer.
+    RecvBufferFull,
+}
+
 /// Handle to a UDP socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UdpHandle {
@@ -37,6 +59,10 @@ pub struct UdpHandle {
 struct UdpSock {
     port: u16,
     rxq: VecDeque<(SocketAddrV4, Vec<u8>)>,
+    /// Bytes charged for `rxq` (payload + [`DATAGRAM_OVERHEAD`] each).
+    rx_charged: usize,
+    /// Receive buffer, bytes: the most `rx_charged` may reach.
+    recv_buffer: usize,
 }
 
 #[derive(Debug, Default)]
@@ -52,12 +78,35 @@ pub struct UdpEngine {
     free: Vec<u32>,
     ports: FxHashMap<u16, u32>,
     queue_limit: usize,
+    recv_buffer: usize,
 }
 
 impl UdpEngine {
-    /// Sockets queue at most `queue_limit` datagrams each.
+    /// Sockets queue at most `queue_limit` datagrams each, within a
+    /// receive buffer of [`DEFAULT_RECV_BUFFER`] bytes.
     pub fn new(queue_limit: usize) -> Self {
-        UdpEngine { slots: Vec::new(), free: Vec::new(), ports: FxHashMap::default(), queue_limit: queue_limit.max(1) }
+        UdpEngine {
+            slots: Vec::new(),
+            free: Vec::new(),
+            ports: FxHashMap::default(),
+            queue_limit: queue_limit.max(1),
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+
+    /// New sockets get a receive buffer of `bytes` (payload plus
+    /// [`DATAGRAM_OVERHEAD`] per datagram queued; at least one datagram is
+    /// always taken into an empty queue).
+    pub fn with_recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = bytes.max(1);
+        self
+    }
+
+    /// Sets `h`'s receive buffer to `bytes` (`SO_RCVBUF`); datagrams
+    /// already queued stay.
+    pub fn set_recv_buffer(&mut self, h: UdpHandle, bytes: usize) -> Result<(), UdpError> {
+        self.sock(h)?.recv_buffer = bytes.max(1);
+        Ok(())
     }
 
     /// Binds `port`.
@@ -65,7 +114,7 @@ impl UdpEngine {
         if port == 0 || self.ports.contains_key(&port) {
             return Err(UdpError::AddrInUse);
         }
-        let sock = UdpSock { port, rxq: VecDeque::new() };
+        let sock = UdpSock { port, rxq: VecDeque::new(), rx_charged: 0, recv_buffer: self.recv_buffer };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize].sock = Some(sock);
@@ -102,6 +151,7 @@ impl UdpEngine {
     pub fn recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
         let s = self.sock(h)?;
         let (from, d) = s.rxq.pop_front().ok_or(UdpError::WouldBlock)?;
+        s.rx_charged -= d.len() + DATAGRAM_OVERHEAD;
         let n = d.len().min(buf.len());
         buf[..n].copy_from_slice(&d[..n]);
         Ok((n, from))
@@ -140,16 +190,31 @@ impl UdpEngine {
         Ok(IpOut::inline(dst, IpProtocol::Udp, buf))
     }
 
-    /// Delivers a received datagram. `Err(false)`: no socket; `Err(true)`: queue full.
-    pub(crate) fn deliver(&mut self, dst_port: u16, from: SocketAddrV4, data: &[u8]) -> Result<(), bool> {
-        let idx = *self.ports.get(&dst_port).ok_or(false)?;
+    /// Queues a received datagram on the socket bound to `dst_port`, unless
+    /// that takes it past its datagram count or its receive buffer (bytes
+    /// charged: payload + [`DATAGRAM_OVERHEAD`]; an empty queue takes one
+    /// datagram whatever its size, so the bound is the larger of the buffer
+    /// and one datagram).
+    pub(crate) fn deliver(&mut self, dst_port: u16, from: SocketAddrV4, data: &[u8]) -> Result<(), DeliverError> {
+        let idx = *self.ports.get(&dst_port).ok_or(DeliverError::NoSocket)?;
         let limit = self.queue_limit;
-        let s = self.slots[idx as usize].sock.as_mut().ok_or(false)?;
+        let s = self.slots[idx as usize].sock.as_mut().ok_or(DeliverError::NoSocket)?;
         if s.rxq.len() >= limit {
-            return Err(true);
+            return Err(DeliverError::QueueFull);
         }
+        let charge = data.len() + DATAGRAM_OVERHEAD;
+        if !s.rxq.is_empty() && s.rx_charged + charge > s.recv_buffer {
+            return Err(DeliverError::RecvBufferFull);
+        }
+        s.rx_charged += charge;
         s.rxq.push_back((from, data.to_vec()));
         Ok(())
+    }
+
+    /// Bytes charged against `h`'s receive buffer (payload plus
+    /// [`DATAGRAM_OVERHEAD`] per queued datagram).
+    pub fn charged(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
+        Ok(self.sock(h)?.rx_charged)
     }
 
     /// Datagrams queued on `h`.

@@ -18,7 +18,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use zcstack::mem::HeapPages;
 use zcstack::phy::queue::QueueDevice;
-use zcstack::tcp::ooo_store::RANGE_COST;
+use zcstack::tcp::ooo_store::{BLOCK_COST, RANGE_COST};
 use zcstack::wire::*;
 use zcstack::{Instant, SocketHandle, Stack, State};
 
@@ -125,7 +125,7 @@ fn assert_within_window(st: &mut Stack<HeapPages>, h: SocketHandle, what: &str) 
 
 /// Issue input: 1,024 segments of 1,400 bytes at `rcv_nxt + 1 + i`, all
 /// overlapping, a hole at `rcv_nxt`. They used to cost ~1.45 MB against a
-/// 256 KiB window; now one range of 2,423 bytes in a 4 KiB ring.
+/// 256 KiB window; now one range of 2,423 bytes in one 4 KiB block.
 #[test]
 fn overlapping_out_of_order_segments_cost_at_most_the_window() {
     let (mut st, mut dev, h, ours, base) = established_scaled();
@@ -143,7 +143,7 @@ fn overlapping_out_of_order_segments_cost_at_most_the_window() {
     assert!(u.bytes <= u.window, "{u:?}");
     assert_eq!(u.payload, 1023 + 1400, "overlaps counted once");
     assert_eq!(u.ranges, 1);
-    assert!(u.bytes <= 4096 + RANGE_COST, "{u:?}");
+    assert!(u.bytes <= BLOCK_COST + RANGE_COST, "{u:?}");
     assert_eq!(st.stats().tcp_ooo_bytes_trimmed, 1023 * 1399);
     assert_eq!(st.stats().drop_tcp_ooo_full, 0);
     // The hole fills: exactly the stream comes out.

@@ -389,12 +389,21 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         send_share_floor: 64 * 1024,
     };
     let mut tcp_section = None;
+    // Lines of the [dpdk] keys checked against other sections below (the
+    // key's line, else the section's): every startup error names its line.
+    let mut port_list_line = None;
+    let mut nb_vdev_line = None;
     let mut impair = ImpairConfig::default();
     let mut reassembly = ReassemblySection { max_fragments: 16, max_datagrams: 64 };
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
         match s.name.as_str() {
-            "dpdk" => dpdk = Some(dpdk_section(file, s, &mut report)?),
+            "dpdk" => {
+                let line_of = |key: &str| s.entries.iter().rev().find(|e| e.key == key).map_or(s.line, |e| e.line);
+                port_list_line = Some(line_of("port_list"));
+                nb_vdev_line = Some(line_of("nb_vdev"));
+                dpdk = Some(dpdk_section(file, s, &mut report)?);
+            }
             "pcap" => pcap = pcap_section(file, s)?,
             "freebsd.boot" => {
                 let mut r = Reader::new(file, s, BOOT_KEYS);
@@ -464,7 +473,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         if !ports.iter().any(|x| x.id == *p) {
             return Err(ConfigError {
                 file: file.to_owned(),
-                line: None,
+                line: port_list_line,
                 msg: format!("[dpdk] port_list names port {p} but there is no [port{p}] section"),
             });
         }
@@ -472,7 +481,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     if vdevs.len() != dpdk.nb_vdev as usize {
         return Err(ConfigError {
             file: file.to_owned(),
-            line: None,
+            line: nb_vdev_line,
             msg: format!("[dpdk] nb_vdev = {} but the file has {} [vdevN] sections", dpdk.nb_vdev, vdevs.len()),
         });
     }

@@ -160,7 +160,7 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
     );
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=1\nnb_vdev=1")),
-        "t.ini: [dpdk] nb_vdev = 1 but the file has 0 [vdevN] sections"
+        "t.ini:3: [dpdk] nb_vdev = 1 but the file has 0 [vdevN] sections"
     );
     assert_eq!(
         err(&format!("{}[vdev0]\nqueues=1\n", MIN.replace("lcore_mask=1", "lcore_mask=1\nnb_vdev=1"))),
@@ -247,7 +247,8 @@ fn toml_values_map_onto_the_ini_schema() {
     assert_eq!(c.dpdk.lcore_mask, 6, "an integer mask is its value, not hex digits");
     assert_eq!(c.dpdk.port_list, vec![0]);
     let e = toml_err(&text.replace("[0]", "[0, 1]"));
-    assert_eq!(e, "t.toml: [dpdk] port_list names port 1 but there is no [port1] section", "arrays are lists");
+    // Issue 10: the error names the line of `port_list` in TOML too.
+    assert_eq!(e, "t.toml:3: [dpdk] port_list names port 1 but there is no [port1] section", "arrays are lists");
     assert!(c.dpdk.no_huge);
     assert_eq!(c.page_array_mb, 64);
     assert_eq!(c.tcp.msl, zcstack::Duration::from_millis(500));
@@ -724,4 +725,26 @@ fn port_list_naming_a_missing_port_names_the_line() {
     // `port_list=0-3` with only [port0] is refused, but without a line.
     let e = err(&in_dpdk("port_list=0-3"));
     assert!(e.starts_with("t.ini:3: [dpdk] port_list"), "file, line and key: {e}");
+}
+
+#[test]
+fn cross_section_checks_name_the_line_of_the_key_in_ini_and_toml() {
+    // Issue 10 fault 8, same kind as `port_list`: a [dpdk] key checked
+    // against other sections names its own line, wherever it stands.
+    let e = err(&MIN.replace(
+        "lcore_mask=1",
+        "port_list=0,7
+lcore_mask=1",
+    ));
+    assert_eq!(e, "t.ini:2: [dpdk] port_list names port 7 but there is no [port7] section");
+    let e = err(&in_dpdk(
+        "no_huge=1
+nb_vdev=2",
+    ));
+    assert_eq!(e, "t.ini:4: [dpdk] nb_vdev = 2 but the file has 0 [vdevN] sections");
+    let text = "[dpdk]\nlcore_mask = 1\nno_huge = true\nport_list = [0, 2]\n\n\
+        [port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\nbroadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n";
+    assert_eq!(toml_err(text), "t.toml:4: [dpdk] port_list names port 2 but there is no [port2] section");
+    let e = toml_err(&text.replace("port_list = [0, 2]", "port_list = [0]\nnb_vdev = 1"));
+    assert_eq!(e, "t.toml:5: [dpdk] nb_vdev = 1 but the file has 0 [vdevN] sections");
 }

@@ -849,15 +849,6 @@ impl Conn {
             return Outcome::Ok;
         }
 
-        // RFC 7323 4.3 (R3): remember the TSval of a segment that covers the
-        // left edge of the window.
-        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
-            if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
-                self.ts_recent = tsval;
-                self.ts_recent_at = now;
-            }
-        }
-
         // 2. RST (RFC 5961 3.2). In TIME-WAIT a RST is ignored (RFC 1337:
         // no TIME-WAIT assassination).
         if seg.rst && self.state == State::TimeWait {
@@ -923,6 +914,11 @@ impl Conn {
                 return Outcome::Ok;
             }
         }
+        // RFC 7323 4.3 (R3), only now that the segment passed the sequence,
+        // RST, SYN and ACK checks (Linux bd090dfc634d): a segment that is
+        // dropped must not move TS.Recent, else one forged TSval makes PAWS
+        // drop every later segment of the real peer.
+        self.take_ts_recent(now, seg);
         if let r @ Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
             return r;
         }
@@ -939,8 +935,24 @@ impl Conn {
         // 7. FIN.
         if seg.fin {
             let fin_at = seg.seq + seg.payload.len() as u32;
-            if fin_at >= self.rcv_nxt && fin_at < self.rcv_nxt + rcv_wnd.max(1) {
-                self.fin_seq_in = Some(fin_at);
+            match self.fin_seq_in {
+                // A FIN never moves once known: another one is bogus.
+                Some(f) if f != fin_at => {
+                    stats.drop_tcp_fin_moved += 1;
+                    self.ack_now = true;
+                }
+                Some(_) => {}
+                None if !self.peer_fin && fin_at >= self.rcv_nxt && fin_at < self.rcv_nxt + rcv_wnd.max(1) => {
+                    self.fin_seq_in = Some(fin_at);
+                    // Out-of-order data already held past the FIN can never
+                    // be delivered: drop it, or its hole would keep the FIN
+                    // from being processed.
+                    let end = self.rcvq.next_offset() + u64::from(fin_at.since(self.rcv_nxt));
+                    if self.rcvq.truncate_ooo(end) > 0 {
+                        stats.drop_tcp_data_beyond_fin += 1;
+                    }
+                }
+                None => {}
             }
         }
         if let Some(f) = self.fin_seq_in {
@@ -1041,6 +1053,20 @@ impl Conn {
             self.snd_nxt = self.iss;
         }
         Outcome::Ok
+    }
+
+    /// RFC 7323 4.3 (R3): records the TSval of an acceptable segment that
+    /// covers the left edge of the window (`SEG.SEQ <= rcv_nxt`, the last
+    /// ACK sent) and is not older than TS.Recent. The caller promises the
+    /// segment passed every acceptance check (RFC 9293 3.10.7.4 first to
+    /// fifth) and will be processed.
+    fn take_ts_recent(&mut self, now: Instant, seg: &SegIn<'_>) {
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
+            if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+        }
     }
 
     /// RFC 5961 5.2 (RFC 9293 3.10.7.4): in a synchronized state an ACK is
@@ -1281,6 +1307,10 @@ impl Conn {
         }
     }
 
+    /// Stores an acceptable segment's payload: trimmed to the receive window
+    /// and, once the peer's FIN is known, to the FIN (RFC 9293 3.10.7.4:
+    /// the FIN ends the sequence space; bytes at or beyond it are refused
+    /// and counted in `drop_tcp_data_beyond_fin`).
     fn accept_data(&mut self, now: Instant, seg: &SegIn<'_>, stats: &mut Stats) {
         let wnd_end = self.rcv_nxt + self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(1);
         let mut start = seg.seq;
@@ -1294,7 +1324,21 @@ impl Conn {
             data = &data[skip..];
             start = self.rcv_nxt;
         }
-        let room = wnd_end.since(start) as usize;
+        // The stream ends at the FIN once known (never past the window).
+        let data_end = match self.fin_seq_in {
+            Some(f) if f < wnd_end => {
+                if start >= f || start + data.len() as u32 > f {
+                    stats.drop_tcp_data_beyond_fin += 1;
+                    self.ack_now = true;
+                }
+                if start >= f {
+                    return;
+                }
+                f
+            }
+            _ => wnd_end,
+        };
+        let room = data_end.since(start) as usize;
         if data.len() > room {
             data = &data[..room];
         }

@@ -1,13 +1,18 @@
 //! The out-of-order store of one connection: byte ranges, not segments.
 //!
-//! Received data beyond a hole is copied into one ring the size of the span
-//! it covers (never more than the receive window the caller passes), and a
-//! map of disjoint, non-adjacent ranges `[start, end)` keyed by start offset
-//! records what is present. Overlapping or duplicate data is trimmed against
-//! what is already held (the first copy of a byte wins), so the payload held
-//! is at most the window however the peer slices it, and the memory is the
-//! ring plus a small fixed cost per range. An insert costs O(log n) plus the
-//! ranges it merges (each range is created once, so amortized O(log n)).
+//! Received data beyond a hole is copied into fixed blocks of [`BLOCK`]
+//! bytes at block-aligned stream offsets, allocated only where data lies
+//! (never beyond the receive window the caller passes), and a map of
+//! disjoint, non-adjacent ranges `[start, end)` keyed by start offset
+//! records what is present. One byte at the far edge of the window costs
+//! one block, not the span before it; so the memory held, counted against
+//! the same receive buffer the window is computed from, never exceeds the
+//! window's bytes plus two blocks, whatever in-order data then arrives
+//! (blocks below the next expected byte are freed as it advances).
+//! Overlapping or duplicate data is trimmed against what is already held
+//! (the first copy of a byte wins). An insert costs O(log n) plus the ranges
+//! it merges and the blocks it writes (each range is created once, so
+//! amortized O(log n) per insert of a segment).
 //!
 //! Nothing here pins a received frame: a peer cannot hold many RX buffers
 //! with a few bytes each out of order.
@@ -18,15 +23,18 @@ use std::collections::BTreeMap;
 /// share of node overhead, rounded up (bytes).
 pub const RANGE_COST: usize = 48;
 
-/// Smallest ring allocated, bytes (one allocation serves a few segments).
-const MIN_RING: usize = 4096;
+/// Size of one storage block, bytes (a few segments each).
+pub const BLOCK: usize = 4096;
+
+/// Memory charged per block: its allocation plus its map entry (bytes).
+pub const BLOCK_COST: usize = BLOCK + 32;
 
 /// Limits of one insert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OooLimits {
     /// Disjoint ranges held at most (`max_ooo_segments`).
     pub ranges: usize,
-    /// Bytes past the next expected byte the ring may cover: the receive
+    /// Bytes past the next expected byte data may reach: the receive
     /// window advertised (RFC 9293 3.10.7.4: data beyond it is not accepted).
     pub window: usize,
 }
@@ -60,9 +68,10 @@ pub enum OooInsert {
 pub struct OooStore {
     /// Present ranges, start -> end; disjoint and never adjacent.
     ranges: BTreeMap<u64, u64>,
-    /// Byte at stream offset `o` lives at `ring[o % ring.len()]`; every
-    /// range lies within `ring.len()` bytes of the next expected offset.
-    ring: Vec<u8>,
+    /// Byte at stream offset `o` lives at `blocks[o / BLOCK][o % BLOCK]`;
+    /// a block exists only while it holds a byte of some range at or past
+    /// the next expected offset.
+    blocks: BTreeMap<u64, Box<[u8]>>,
     /// Payload bytes held (sum of range lengths).
     payload: usize,
     /// Offset of the latest arrival (reported first in SACK).
@@ -71,14 +80,15 @@ pub struct OooStore {
 
 impl std::fmt::Debug for OooStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OooStore({} B in {} ranges, ring {} B)", self.payload, self.ranges.len(), self.ring.len())
+        write!(f, "OooStore({} B in {} ranges, {} blocks)", self.payload, self.ranges.len(), self.blocks.len())
     }
 }
 
 impl OooStore {
-    /// Memory held, bytes: the ring's allocation plus [`RANGE_COST`] per range.
+    /// Memory held, bytes: [`BLOCK_COST`] per block plus [`RANGE_COST`]
+    /// per range.
     pub fn footprint(&self) -> usize {
-        self.ring.capacity() + self.ranges.len() * RANGE_COST
+        self.blocks.len() * BLOCK_COST + self.ranges.len() * RANGE_COST
     }
 
     /// Payload bytes held.
@@ -122,9 +132,6 @@ impl OooStore {
         if span > lim.window {
             return OooInsert::Full;
         }
-        if span > self.ring.len() {
-            self.grow(span.max(2 * self.ring.len()).max(MIN_RING).min(lim.window));
-        }
         // Write only the gaps between held ranges.
         let mut pos = left.map_or(off, |(_, e)| e);
         let mut stored = 0;
@@ -153,9 +160,9 @@ impl OooStore {
     }
 
     /// Removes what lies before `next` and hands over, in order, the bytes
-    /// now contiguous from `next` (up to two slices per range, as the ring
-    /// wraps). Returns the new next expected offset. The ring is freed once
-    /// nothing is held.
+    /// now contiguous from `next` (one slice per block each range
+    /// touches). Returns the new next expected offset. Blocks wholly
+    /// before it are freed.
     pub fn take_from(&mut self, mut next: u64, mut deliver: impl FnMut(&[u8])) -> u64 {
         while let Some((&s, &e)) = self.ranges.first_key_value() {
             if s > next {
@@ -164,12 +171,14 @@ impl OooStore {
             self.ranges.remove(&s);
             self.payload -= (e - s) as usize;
             if e > next {
-                let cap = self.ring.len();
                 let mut at = next;
                 while at < e {
-                    let i = (at % cap as u64) as usize;
-                    let n = ((e - at) as usize).min(cap - i);
-                    deliver(&self.ring[i..i + n]);
+                    let (b, i) = (at / BLOCK as u64, (at % BLOCK as u64) as usize);
+                    let n = ((e - at) as usize).min(BLOCK - i);
+                    match self.blocks.get(&b) {
+                        Some(blk) => deliver(&blk[i..i + n]),
+                        None => debug_assert!(false, "range byte {at} without its block"),
+                    }
                     at += n as u64;
                 }
                 next = e;
@@ -177,6 +186,9 @@ impl OooStore {
         }
         if self.ranges.is_empty() {
             self.clear();
+        } else {
+            // Keep only blocks that may still hold bytes at or past `next`.
+            self.blocks = self.blocks.split_off(&(next / BLOCK as u64));
         }
         next
     }
@@ -208,45 +220,55 @@ impl OooStore {
         out
     }
 
-    /// Discards everything and frees the ring.
+    /// Discards every byte at or beyond stream offset `end` (the peer's FIN:
+    /// nothing past it belongs to the stream); returns the payload bytes
+    /// discarded. Blocks past `end` are freed, all of them once nothing is held.
+    pub fn truncate(&mut self, end: u64) -> usize {
+        let mut cut = 0;
+        while let Some((&s, &e)) = self.ranges.last_key_value() {
+            if e <= end {
+                break;
+            }
+            if s >= end {
+                self.ranges.remove(&s);
+                cut += (e - s) as usize;
+            } else {
+                self.ranges.insert(s, end);
+                cut += (e - end) as usize;
+            }
+        }
+        self.payload -= cut;
+        drop(self.blocks.split_off(&end.div_ceil(BLOCK as u64)));
+        if self.last.is_some_and(|l| l >= end) {
+            self.last = None;
+        }
+        if self.ranges.is_empty() {
+            self.clear();
+        }
+        cut
+    }
+
+    /// Discards everything and frees every block.
     pub fn clear(&mut self) {
         self.ranges.clear();
-        self.ring = Vec::new();
+        self.blocks.clear();
         self.payload = 0;
         self.last = None;
     }
 
-    /// Copies `d` into the ring at stream offset `at`; returns its length.
+    /// Copies `d` to stream offset `at`, allocating the blocks it reaches;
+    /// returns its length.
     fn write(&mut self, mut at: u64, mut d: &[u8]) -> usize {
         let len = d.len();
-        let cap = self.ring.len();
         while !d.is_empty() {
-            let i = (at % cap as u64) as usize;
-            let n = d.len().min(cap - i);
-            self.ring[i..i + n].copy_from_slice(&d[..n]);
+            let (b, i) = (at / BLOCK as u64, (at % BLOCK as u64) as usize);
+            let n = d.len().min(BLOCK - i);
+            let blk = self.blocks.entry(b).or_insert_with(|| vec![0; BLOCK].into_boxed_slice());
+            blk[i..i + n].copy_from_slice(&d[..n]);
             d = &d[n..];
             at += n as u64;
         }
         len
-    }
-
-    /// Moves the ring to `cap` bytes (at least the span of what is held).
-    fn grow(&mut self, cap: usize) {
-        let old = std::mem::replace(&mut self.ring, vec![0; cap]);
-        if old.is_empty() {
-            return;
-        }
-        for (&s, &e) in &self.ranges {
-            let mut at = s;
-            while at < e {
-                let i = (at % old.len() as u64) as usize;
-                let n = ((e - at) as usize).min(old.len() - i);
-                let j = (at % cap as u64) as usize;
-                let m = n.min(cap - j);
-                self.ring[j..j + m].copy_from_slice(&old[i..i + m]);
-                at += m as u64;
-            }
-        }
     }
 }
 
@@ -273,12 +295,12 @@ mod tests {
         }
         assert_eq!(s.ranges(), 1);
         assert_eq!(s.payload(), 1400 + 1023);
-        assert!(s.footprint() <= 4096 + RANGE_COST, "{}", s.footprint());
+        assert!(s.footprint() <= BLOCK_COST + RANGE_COST, "{}", s.footprint());
         // Byte 0 arrives: everything is contiguous.
         let (n, v) = drain(&mut s, 1);
         assert_eq!(n, 2424);
         assert_eq!(v, &data[1..2424]);
-        assert_eq!(s.footprint(), 0, "the ring is freed once empty");
+        assert_eq!(s.footprint(), 0, "every block is freed once empty");
     }
 
     #[test]
@@ -314,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn data_beyond_the_window_is_refused_and_the_ring_never_exceeds_it() {
+    fn data_beyond_the_window_is_refused_and_the_blocks_never_exceed_it() {
         let lim = OooLimits { ranges: 1024, window: 10_000 };
         let mut s = OooStore::default();
         assert_eq!(s.insert(0, 9_000, &[1; 1000], lim), OooInsert::Stored(1000));
@@ -360,6 +382,48 @@ mod tests {
     }
 
     #[test]
+    fn one_byte_at_the_far_edge_costs_one_block_not_the_span() {
+        let lim = OooLimits { ranges: 1024, window: 1 << 20 };
+        let mut s = OooStore::default();
+        assert_eq!(s.insert(0, (1 << 20) - 1, &[7], lim), OooInsert::Stored(1));
+        assert_eq!(s.footprint(), BLOCK_COST + RANGE_COST);
+        // Scattered bytes, one per block: one block each, never the span.
+        for k in 1..64u64 {
+            s.insert(0, k * 10_000, &[k as u8], lim);
+        }
+        assert_eq!(s.ranges(), 64);
+        assert!(s.footprint() <= 64 * (BLOCK_COST + RANGE_COST), "{}", s.footprint());
+        // In-order data reaching 150_001 (held by the caller) frees every
+        // block below it: ranges from 150_000 on stay, one block each.
+        let (n, v) = drain(&mut s, 150_001);
+        assert_eq!((n, v.len()), (150_001, 0), "bytes below the next offset are not delivered again");
+        assert_eq!(s.ranges(), 64 - 15, "16 * 10_000 .. 63 * 10_000 and the far byte");
+        // At most one block more: the one holding the next offset.
+        assert!(s.footprint() <= 50 * BLOCK_COST + 49 * RANGE_COST, "{}", s.footprint());
+        // A FIN at 320_001: the 31 scattered bytes past it and the far byte go.
+        assert_eq!(s.truncate(320_001), 32);
+        assert_eq!(s.ranges(), 17);
+        assert!(s.footprint() <= 18 * BLOCK_COST + 17 * RANGE_COST, "{}", s.footprint());
+    }
+
+    #[test]
+    fn truncate_at_a_fin_drops_every_byte_at_or_beyond_it() {
+        let mut s = OooStore::default();
+        s.insert(0, 10, &[1; 10], LIM);
+        s.insert(0, 30, &[2; 10], LIM);
+        s.insert(0, 50, &[3; 10], LIM);
+        assert_eq!(s.truncate(35), 5 + 10);
+        assert_eq!(s.ranges(), 2);
+        assert_eq!(s.payload(), 15);
+        assert_eq!(s.sack_blocks(), [Some((10, 20)), Some((30, 35)), None], "latest arrival gone: lowest first");
+        assert_eq!(s.truncate(30), 5, "a range starting at the end goes whole");
+        assert_eq!(s.truncate(100), 0);
+        assert_eq!(s.truncate(5), 10);
+        assert!(s.is_empty());
+        assert_eq!(s.footprint(), 0, "every block is freed once empty");
+    }
+
+    #[test]
     fn sack_reports_the_latest_arrival_first_then_the_highest() {
         let mut s = OooStore::default();
         for off in [100u64, 300, 500, 700] {
@@ -370,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_wraps_as_the_next_offset_advances() {
+    fn blocks_are_freed_as_the_next_offset_advances() {
         let lim = OooLimits { ranges: 16, window: 4096 };
         let data: Vec<u8> = (0..40_000u32).map(|i| (i * 13 + (i >> 9)) as u8).collect();
         let mut s = OooStore::default();
@@ -379,13 +443,14 @@ mod tests {
         let mut next = 0u64;
         for _ in 0..20 {
             // Held: [next + 1, next + 1501). A second range past a one-byte
-            // gap keeps the ring alive while the first is delivered.
+            // gap stays held while the first is delivered.
             let (a, b) = (next + 1502, next + 3002);
             assert_eq!(s.insert(next, a, piece(a, b), lim), OooInsert::Stored(1500));
             let (n, v) = drain(&mut s, next + 1);
             assert_eq!(n, next + 1501);
             assert_eq!(v, piece(next + 1, next + 1501));
-            assert_eq!(s.footprint(), 4096 + RANGE_COST);
+            // [n + 1, n + 1501) spans at most two blocks; none before it stays.
+            assert!(s.footprint() <= 2 * BLOCK_COST + RANGE_COST, "{}", s.footprint());
             next = n;
         }
     }

@@ -231,6 +231,12 @@ impl RecvQueue {
         self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0 });
     }
 
+    /// Discards out-of-order data at or beyond stream offset `end` (the
+    /// peer's FIN); returns the payload bytes discarded.
+    pub fn truncate_ooo(&mut self, end: u64) -> usize {
+        self.ooo.truncate(end)
+    }
+
     /// Up to three out-of-order ranges as stream offsets `[start, end)`, merged,
     /// the one holding the latest arrival first (RFC 2018 section 4).
     pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
