@@ -747,7 +747,7 @@ impl<M: PageMemory> Stack<M> {
                 };
                 // Payload may stay in the frame only within the receive
                 // budget; past it the connection copies what it keeps.
-                let charged = match rx {
+                let rx = match rx {
                     Some(r) if !repr.payload.is_empty() => {
                         let c = self.rx_budget.admit(r);
                         self.stats.rx_frames_over_budget += u64::from(c.is_none());
@@ -755,7 +755,6 @@ impl<M: PageMemory> Stack<M> {
                     }
                     _ => None,
                 };
-                let rx = charged.as_ref();
                 self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);
             }
             IpProtocol::Udp => {

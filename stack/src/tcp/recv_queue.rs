@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use super::ooo_store::{OooInsert, OooLimits, OooStore};
 use crate::phy::SharedRx;
+use crate::rx_budget::{Charge, RxIn};
 use crate::stats::Stats;
 use crate::zc::RxView;
 
@@ -21,6 +22,8 @@ struct RxChunk {
     buf: SharedRx,
     off: u32,
     len: u32,
+    /// The receive budget's charge for a frame kept in place.
+    charge: Option<Charge>,
 }
 
 impl std::fmt::Debug for RxChunk {
@@ -131,7 +134,7 @@ impl RecvQueue {
         off: u64,
         data: &[u8],
         max_segments: usize,
-        rx: Option<&SharedRx>,
+        rx: Option<RxIn<'_>>,
         stats: &mut Stats,
     ) -> Inserted {
         self.insert_within(off, data, usize::MAX, max_segments, rx, stats)
@@ -149,7 +152,7 @@ impl RecvQueue {
         data: &[u8],
         window: usize,
         max_segments: usize,
-        rx: Option<&SharedRx>,
+        rx: Option<RxIn<'_>>,
         stats: &mut Stats,
     ) -> Inserted {
         let end = off + data.len() as u64;
@@ -181,18 +184,24 @@ impl RecvQueue {
         Inserted::InOrder((self.next - before) as usize)
     }
 
-    fn push_ready(&mut self, d: &[u8], rx: Option<&SharedRx>, stats: &mut Stats) {
+    fn push_ready(&mut self, d: &[u8], rx: Option<RxIn<'_>>, stats: &mut Stats) {
         if d.is_empty() {
             return;
         }
         self.next += d.len() as u64;
         if self.ready.is_empty() {
-            if let Some(rx) = rx {
+            if let Some(rin) = rx {
+                let rx = rin.frame();
                 // `d` lies inside the frame: keep it there.
                 let base = rx.bytes().as_ptr() as usize;
                 let at = (d.as_ptr() as usize).wrapping_sub(base);
                 if at.checked_add(d.len()).is_some_and(|end| end <= rx.bytes().len()) {
-                    self.chunks.push_back(RxChunk { buf: rx.clone(), off: at as u32, len: d.len() as u32 });
+                    self.chunks.push_back(RxChunk {
+                        buf: rx.clone(),
+                        off: at as u32,
+                        len: d.len() as u32,
+                        charge: Some(rin.keep()),
+                    });
                     self.chunk_bytes += d.len();
                     self.chunk_footprint += rx.footprint();
                     self.last_frame = (d.len().min(65_535) as u16, rx.footprint().clamp(1, 65_535) as u16);
@@ -210,7 +219,7 @@ impl RecvQueue {
             let v: SharedRx = std::rc::Rc::new(d.to_vec());
             self.chunk_footprint += v.footprint();
             self.chunk_bytes += d.len();
-            self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32 });
+            self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32, charge: None });
         }
     }
 
@@ -228,7 +237,7 @@ impl RecvQueue {
         self.chunk_bytes = v.len();
         let buf: SharedRx = std::rc::Rc::new(v);
         self.chunk_footprint = buf.footprint();
-        self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0 });
+        self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0, charge: None });
     }
 
     /// Up to three out-of-order ranges as stream offsets `[start, end)`, merged,
@@ -305,7 +314,7 @@ impl RecvQueue {
         if let Some(c) = self.chunks.pop_front() {
             self.chunk_bytes -= c.len as usize;
             self.chunk_footprint -= c.buf.footprint();
-            return Some(RxView::new(c.buf, c.off as usize, c.len as usize));
+            return Some(RxView::new(c.buf, c.off as usize, c.len as usize).with_charge(c.charge));
         }
         if self.ready.is_empty() {
             return None;

@@ -58,26 +58,42 @@ impl SendPressure {
     }
 
     /// Takes the page array's current size and free count.
-    pub(crate) fn observe(&mut self, mem: &dyn PageMemory) {
+    #[inline]
+    pub(crate) fn observe<M: PageMemory + ?Sized>(&mut self, mem: &M) {
         self.capacity = mem.capacity();
         self.free = mem.free_count();
         self.buf_size = mem.buf_size().max(1);
     }
 
-    /// Records that slot `idx`'s send queue now holds `pages` pages.
-    pub(crate) fn account(&mut self, idx: u32, pages: usize) {
+    /// Makes room for slot `idx` in the per-slot table (called when the
+    /// slot is created, so accounting never grows the table: O(1)).
+    pub(crate) fn track_slot(&mut self, idx: u32) {
         let i = idx as usize;
         if i >= self.per_slot.len() {
-            if pages == 0 {
-                return;
-            }
             self.per_slot.resize(i + 1, 0);
         }
+    }
+
+    /// Records that slot `idx`'s send queue now holds `pages` pages. O(1);
+    /// nothing to do when the count did not change.
+    #[inline]
+    pub(crate) fn account(&mut self, idx: u32, pages: usize) {
+        let pages = pages.min(u32::MAX as usize) as u32;
+        match self.per_slot.get(idx as usize) {
+            Some(&was) if was == pages => {}
+            None if pages == 0 => {}
+            _ => self.account_changed(idx, pages),
+        }
+    }
+
+    fn account_changed(&mut self, idx: u32, pages: u32) {
+        let i = idx as usize;
+        self.track_slot(idx);
         let was = self.per_slot[i] as usize;
-        let pages = pages.min(u32::MAX as usize);
-        self.held = self.held - was + pages;
-        self.holders = self.holders + usize::from(pages > 0) - usize::from(was > 0);
-        self.per_slot[i] = pages as u32;
+        let p = pages as usize;
+        self.held = self.held - was + p;
+        self.holders = self.holders + usize::from(p > 0) - usize::from(was > 0);
+        self.per_slot[i] = pages;
     }
 
     /// Pages held by slot `idx`'s send queue.
