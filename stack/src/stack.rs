@@ -448,7 +448,9 @@ impl<M: PageMemory> Stack<M> {
             }
         }
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
-        self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
+        if self.reasm.datagrams() > 0 {
+            self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
+        }
         let mut ask = Vec::new();
         let dead = self.arp.poll(now, &mut ask);
         for p in dead {

@@ -42,6 +42,10 @@ pub(crate) struct SendPressure {
     limited: Vec<u32>,
     /// `(free, held)` when the limited slots were last checked.
     last_check: (usize, usize),
+    /// [`Self::reserve`] and the reserve entry, pages, for the current
+    /// capacity and page size (recomputed only when those change).
+    reserve_pages: usize,
+    entry_pages: usize,
 }
 
 impl SendPressure {
@@ -60,9 +64,14 @@ impl SendPressure {
     /// Takes the page array's current size and free count.
     #[inline]
     pub(crate) fn observe<M: PageMemory + ?Sized>(&mut self, mem: &M) {
-        self.capacity = mem.capacity();
+        let (capacity, buf_size) = (mem.capacity(), mem.buf_size().max(1));
         self.free = mem.free_count();
-        self.buf_size = mem.buf_size().max(1);
+        if capacity != self.capacity || buf_size != self.buf_size {
+            self.capacity = capacity;
+            self.buf_size = buf_size;
+            self.reserve_pages = self.capacity * self.reserve_pct / 100;
+            self.entry_pages = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        }
     }
 
     /// Makes room for slot `idx` in the per-slot table (called when the
@@ -107,7 +116,7 @@ impl SendPressure {
     }
 
     fn reserve(&self) -> usize {
-        self.capacity * self.reserve_pct / 100
+        self.reserve_pages
     }
 
     fn pages(&self, bytes: usize) -> usize {
@@ -133,7 +142,7 @@ impl SendPressure {
         if self.pressured() {
             g = g.min(self.share(held).saturating_sub(held));
         }
-        let entry = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        let entry = self.entry_pages;
         if held < entry {
             let r = entry - held;
             g = g.max(if alloc { r.min(self.free) } else { r });
