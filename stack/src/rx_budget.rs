@@ -102,6 +102,7 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phy::RxBuf;
 
     struct Frame(Vec<u8>);
     impl RxBuf for Frame {

@@ -385,18 +385,21 @@ mod tests {
         }
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
+        let budget = crate::rx_budget::RxBudget::new(1 << 20);
         let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
-        assert_eq!(q.insert(0, full.bytes(), 8, Some(&full), &mut st), Inserted::InOrder(1448));
+        assert_eq!(q.insert(0, full.bytes(), 8, budget.admit(&full), &mut st), Inserted::InOrder(1448));
+        assert_eq!(budget.pinned(), 2048, "the kept frame is charged to the budget");
         let scaled = q.window_for(1 << 20, 1448);
         assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
         // The last segment before the window closed was 10 bytes: the
         // window still scales as for full segments (it was 5 KiB before,
         // below any update threshold, and stayed closed forever).
         let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
-        assert_eq!(q.insert(1448, tiny.bytes(), 8, Some(&tiny), &mut st), Inserted::InOrder(10));
+        assert_eq!(q.insert(1448, tiny.bytes(), 8, budget.admit(&tiny), &mut st), Inserted::InOrder(10));
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1458);
         assert_eq!(q.held(), 0);
+        assert_eq!(budget.pinned(), 0, "read frames give their charge back");
         assert_eq!(q.window_for(1 << 20, 1448), scaled);
         // Never more than the memory holds: a segment larger than the buffer counts as the buffer.
         assert_eq!(q.window_for(4096, 9000), 4096);
