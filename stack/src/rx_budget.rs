@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::phy::{RxBuf, SharedRx};
+use crate::phy::SharedRx;
 
 /// The account of frame memory pinned by receive queues (and by views of
 /// it the application still holds), against a limit in bytes.
@@ -42,41 +42,58 @@ impl RxBudget {
         self.pinned.get()
     }
 
-    /// Lets `rx` be kept in place when its footprint fits the budget: the
-    /// returned frame carries the charge and gives it back when its last
-    /// reference goes (read, compacted, connection gone). `None`: over
-    /// budget, the caller copies what it keeps.
-    pub fn admit(&self, rx: &SharedRx) -> Option<SharedRx> {
-        let fp = rx.footprint();
-        let now = self.pinned.get();
-        if now.saturating_add(fp) > self.limit {
+    /// Lets `rx` be kept in place when its footprint fits the budget now:
+    /// the frame comes back with the account a receive queue charges when
+    /// it keeps the frame ([`RxIn::keep`]). `None`: over budget, the caller
+    /// copies what it keeps. Nothing is charged (nor allocated) here: a
+    /// frame nobody keeps costs the budget nothing.
+    pub fn admit<'a>(&'a self, rx: &'a SharedRx) -> Option<RxIn<'a>> {
+        if self.pinned.get().saturating_add(rx.footprint()) > self.limit {
             return None;
         }
-        self.pinned.set(now + fp);
-        Some(Rc::new(Charged { inner: rx.clone(), fp, acct: self.pinned.clone() }))
+        Some(RxIn { frame: rx, acct: &self.pinned })
     }
 }
 
-/// A frame admitted by an [`RxBudget`]; dropping it returns the charge.
-struct Charged {
-    inner: SharedRx,
+/// A received frame admitted by an [`RxBudget`], on its way to a receive
+/// queue.
+#[derive(Clone, Copy)]
+pub struct RxIn<'a> {
+    frame: &'a SharedRx,
+    acct: &'a Rc<Cell<usize>>,
+}
+
+impl std::fmt::Debug for RxIn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RxIn({} bytes)", self.frame.bytes().len())
+    }
+}
+
+impl<'a> RxIn<'a> {
+    /// The frame.
+    pub fn frame(&self) -> &'a SharedRx {
+        self.frame
+    }
+
+    /// Charges the frame's footprint to the budget for as long as the
+    /// returned token lives: whoever keeps the frame keeps the token with
+    /// it (a receive queue's chunk, then the application's view).
+    pub fn keep(&self) -> Charge {
+        let fp = self.frame.footprint();
+        self.acct.set(self.acct.get() + fp);
+        Charge { fp, acct: self.acct.clone() }
+    }
+}
+
+/// Footprint of one kept frame charged to an [`RxBudget`]; dropping it
+/// returns the charge.
+#[derive(Debug)]
+pub struct Charge {
     fp: usize,
     acct: Rc<Cell<usize>>,
 }
 
-impl RxBuf for Charged {
-    fn bytes(&self) -> &[u8] {
-        self.inner.bytes()
-    }
-    fn footprint(&self) -> usize {
-        self.fp
-    }
-    fn l4_verified(&self) -> bool {
-        self.inner.l4_verified()
-    }
-}
-
-impl Drop for Charged {
+impl Drop for Charge {
     fn drop(&mut self) {
         self.acct.set(self.acct.get().saturating_sub(self.fp));
     }
@@ -85,6 +102,7 @@ impl Drop for Charged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phy::RxBuf;
 
     struct Frame(Vec<u8>);
     impl RxBuf for Frame {
@@ -100,14 +118,13 @@ mod tests {
     fn admits_up_to_the_limit_and_returns_charges_on_drop() {
         let b = RxBudget::new(3 * 2048);
         let f: SharedRx = Rc::new(Frame(vec![1; 100]));
-        let kept: Vec<SharedRx> = (0..3).map(|_| b.admit(&f).expect("within budget")).collect();
+        let kept: Vec<Charge> = (0..3).map(|_| b.admit(&f).expect("within budget").keep()).collect();
         assert_eq!(b.pinned(), 3 * 2048);
         assert!(b.admit(&f).is_none(), "a fourth frame passes the budget");
-        assert_eq!(kept[0].bytes(), f.bytes(), "the same bytes, not a copy");
-        assert_eq!(kept[0].bytes().as_ptr(), f.bytes().as_ptr());
         drop(kept);
         assert_eq!(b.pinned(), 0);
-        assert!(b.admit(&f).is_some());
-        assert_eq!(b.pinned(), 0, "an admitted frame nobody keeps is returned at once");
+        let a = b.admit(&f).expect("room again");
+        assert_eq!(a.frame().bytes().as_ptr(), f.bytes().as_ptr(), "the same bytes, not a copy");
+        assert_eq!(b.pinned(), 0, "an admitted frame nobody keeps costs nothing");
     }
 }

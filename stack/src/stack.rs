@@ -456,7 +456,9 @@ impl<M: PageMemory> Stack<M> {
             }
         }
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
-        self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
+        if self.reasm.datagrams() > 0 {
+            self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
+        }
         let mut ask = Vec::new();
         let dead = self.arp.poll(now, &mut ask);
         for p in dead {
@@ -755,7 +757,7 @@ impl<M: PageMemory> Stack<M> {
                 };
                 // Payload may stay in the frame only within the receive
                 // budget; past it the connection copies what it keeps.
-                let charged = match rx {
+                let rx = match rx {
                     Some(r) if !repr.payload.is_empty() => {
                         let c = self.rx_budget.admit(r);
                         self.stats.rx_frames_over_budget += u64::from(c.is_none());
@@ -763,7 +765,6 @@ impl<M: PageMemory> Stack<M> {
                     }
                     _ => None,
                 };
-                let rx = charged.as_ref();
                 self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);
             }
             IpProtocol::Udp => {

@@ -400,11 +400,19 @@ pub struct RxView {
     buf: SharedRx,
     off: usize,
     len: usize,
+    /// The receive budget's charge for the frame, returned with the view.
+    _charge: Option<crate::rx_budget::Charge>,
 }
 
 impl RxView {
     pub(crate) fn new(buf: SharedRx, off: usize, len: usize) -> RxView {
-        RxView { buf, off, len }
+        RxView { buf, off, len, _charge: None }
+    }
+
+    /// The view, carrying the receive budget's charge for its frame.
+    pub(crate) fn with_charge(mut self, charge: Option<crate::rx_budget::Charge>) -> RxView {
+        self._charge = charge;
+        self
     }
 }
 

@@ -257,6 +257,9 @@ impl Reassembler {
 
     /// Discards datagrams past their deadline (counted in `stats`); returns how many.
     pub fn expire(&mut self, now: Instant, stats: &mut Stats) -> usize {
+        if self.order.is_empty() {
+            return 0;
+        }
         let mut n = 0;
         while let Some((_, k)) = self.order.first_key_value() {
             let k = *k;

@@ -36,8 +36,9 @@ pub(crate) struct SegIn<'a> {
     pub ts: Option<(u32, u32)>,
     pub payload: &'a [u8],
     /// The received frame `payload` lies in, when the device handed it over
-    /// (zero-copy receive keeps the payload there).
-    pub rx: Option<&'a crate::phy::SharedRx>,
+    /// (zero-copy receive keeps the payload there), admitted by the
+    /// receive budget.
+    pub rx: Option<crate::rx_budget::RxIn<'a>>,
 }
 
 impl SegIn<'_> {

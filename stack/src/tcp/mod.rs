@@ -349,7 +349,7 @@ impl TcpEngine {
     /// queues a writable notification for every connection that was refused
     /// room by the rule and has room again (edge-triggered registrations
     /// hear of it too).
-    pub fn observe_pages(&mut self, mem: &dyn PageMemory) {
+    pub fn observe_pages<M: PageMemory + ?Sized>(&mut self, mem: &M) {
         self.pressure.observe(mem);
         for idx in self.pressure.take_limited() {
             let Some(Slot { gen, sock: Some(Sock::Conn(c)) }) = self.slots.get(idx as usize) else { continue };
@@ -506,7 +506,9 @@ impl TcpEngine {
             }
             None => {
                 self.slots.push(Slot { gen: 0, sock: Some(sock) });
-                (self.slots.len() - 1) as u32
+                let idx = (self.slots.len() - 1) as u32;
+                self.pressure.track_slot(idx);
+                idx
             }
         }
     }
@@ -781,7 +783,12 @@ impl TcpEngine {
         data: send_queue::CopySrc<'_>,
         mem: &mut dyn PageMemory,
     ) -> Result<usize, TcpError> {
-        let c = self.conn_mut(h)?;
+        // One slot lookup for the whole write (the hot path of every send):
+        // the connection and the send-pressure state are separate fields.
+        let c = match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Conn(c)) }) if *gen == h.gen && !c.orphan => c,
+            _ => return Err(TcpError::InvalidHandle),
+        };
         if let Some(e) = Self::write_error(c) {
             return Err(e);
         }
@@ -796,19 +803,23 @@ impl TcpEngine {
             return Err(TcpError::WouldBlock);
         }
         self.pressure.observe(mem);
-        let limit = self.pressure_room(h.idx, self.conn(h)?, true);
+        let limit = self.pressure.room(h.idx, c.send_pages(self.pressure.buf_size()).1, true);
         if limit < data.len().min(room) {
-            self.pressure_limited(h.idx);
+            self.pressure_limited += 1;
+            self.pressure.note_limited(h.idx);
             if limit == 0 {
                 return Err(TcpError::WouldBlock);
             }
         }
-        let n = self.conn_mut(h)?.write(data.truncate(limit), mem);
-        self.account_pages(h.idx);
+        let n = c.write(data.truncate(limit), mem);
+        self.pressure.account(h.idx, c.send_pages(1).0);
         if n == 0 {
             return Err(TcpError::NoBuffers);
         }
-        self.mark(h.idx);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(h.idx);
+        }
         Ok(n)
     }
 
@@ -1117,7 +1128,7 @@ impl TcpEngine {
         src: Ipv4Address,
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
-        rx: Option<&crate::phy::SharedRx>,
+        rx: Option<crate::rx_budget::RxIn<'_>>,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use super::ooo_store::{OooInsert, OooLimits, OooStore};
 use crate::phy::SharedRx;
+use crate::rx_budget::{Charge, RxIn};
 use crate::stats::Stats;
 use crate::zc::RxView;
 
@@ -21,6 +22,8 @@ struct RxChunk {
     buf: SharedRx,
     off: u32,
     len: u32,
+    /// The receive budget's charge for a frame kept in place.
+    charge: Option<Charge>,
 }
 
 impl std::fmt::Debug for RxChunk {
@@ -131,7 +134,7 @@ impl RecvQueue {
         off: u64,
         data: &[u8],
         max_segments: usize,
-        rx: Option<&SharedRx>,
+        rx: Option<RxIn<'_>>,
         stats: &mut Stats,
     ) -> Inserted {
         self.insert_within(off, data, usize::MAX, max_segments, rx, stats)
@@ -149,7 +152,7 @@ impl RecvQueue {
         data: &[u8],
         window: usize,
         max_segments: usize,
-        rx: Option<&SharedRx>,
+        rx: Option<RxIn<'_>>,
         stats: &mut Stats,
     ) -> Inserted {
         let end = off + data.len() as u64;
@@ -181,18 +184,24 @@ impl RecvQueue {
         Inserted::InOrder((self.next - before) as usize)
     }
 
-    fn push_ready(&mut self, d: &[u8], rx: Option<&SharedRx>, stats: &mut Stats) {
+    fn push_ready(&mut self, d: &[u8], rx: Option<RxIn<'_>>, stats: &mut Stats) {
         if d.is_empty() {
             return;
         }
         self.next += d.len() as u64;
         if self.ready.is_empty() {
-            if let Some(rx) = rx {
+            if let Some(rin) = rx {
+                let rx = rin.frame();
                 // `d` lies inside the frame: keep it there.
                 let base = rx.bytes().as_ptr() as usize;
                 let at = (d.as_ptr() as usize).wrapping_sub(base);
                 if at.checked_add(d.len()).is_some_and(|end| end <= rx.bytes().len()) {
-                    self.chunks.push_back(RxChunk { buf: rx.clone(), off: at as u32, len: d.len() as u32 });
+                    self.chunks.push_back(RxChunk {
+                        buf: rx.clone(),
+                        off: at as u32,
+                        len: d.len() as u32,
+                        charge: Some(rin.keep()),
+                    });
                     self.chunk_bytes += d.len();
                     self.chunk_footprint += rx.footprint();
                     self.last_frame = (d.len().min(65_535) as u16, rx.footprint().clamp(1, 65_535) as u16);
@@ -210,7 +219,7 @@ impl RecvQueue {
             let v: SharedRx = std::rc::Rc::new(d.to_vec());
             self.chunk_footprint += v.footprint();
             self.chunk_bytes += d.len();
-            self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32 });
+            self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32, charge: None });
         }
     }
 
@@ -228,7 +237,7 @@ impl RecvQueue {
         self.chunk_bytes = v.len();
         let buf: SharedRx = std::rc::Rc::new(v);
         self.chunk_footprint = buf.footprint();
-        self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0 });
+        self.chunks.push_back(RxChunk { len: self.chunk_bytes as u32, buf, off: 0, charge: None });
     }
 
     /// Discards out-of-order data at or beyond stream offset `end` (the
@@ -311,7 +320,7 @@ impl RecvQueue {
         if let Some(c) = self.chunks.pop_front() {
             self.chunk_bytes -= c.len as usize;
             self.chunk_footprint -= c.buf.footprint();
-            return Some(RxView::new(c.buf, c.off as usize, c.len as usize));
+            return Some(RxView::new(c.buf, c.off as usize, c.len as usize).with_charge(c.charge));
         }
         if self.ready.is_empty() {
             return None;
@@ -382,18 +391,21 @@ mod tests {
         }
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
+        let budget = crate::rx_budget::RxBudget::new(1 << 20);
         let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
-        assert_eq!(q.insert(0, full.bytes(), 8, Some(&full), &mut st), Inserted::InOrder(1448));
+        assert_eq!(q.insert(0, full.bytes(), 8, budget.admit(&full), &mut st), Inserted::InOrder(1448));
+        assert_eq!(budget.pinned(), 2048, "the kept frame is charged to the budget");
         let scaled = q.window_for(1 << 20, 1448);
         assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
         // The last segment before the window closed was 10 bytes: the
         // window still scales as for full segments (it was 5 KiB before,
         // below any update threshold, and stayed closed forever).
         let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
-        assert_eq!(q.insert(1448, tiny.bytes(), 8, Some(&tiny), &mut st), Inserted::InOrder(10));
+        assert_eq!(q.insert(1448, tiny.bytes(), 8, budget.admit(&tiny), &mut st), Inserted::InOrder(10));
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1458);
         assert_eq!(q.held(), 0);
+        assert_eq!(budget.pinned(), 0, "read frames give their charge back");
         assert_eq!(q.window_for(1 << 20, 1448), scaled);
         // Never more than the memory holds: a segment larger than the buffer counts as the buffer.
         assert_eq!(q.window_for(4096, 9000), 4096);

@@ -42,6 +42,10 @@ pub(crate) struct SendPressure {
     limited: Vec<u32>,
     /// `(free, held)` when the limited slots were last checked.
     last_check: (usize, usize),
+    /// [`Self::reserve`] and the reserve entry, pages, for the current
+    /// capacity and page size (recomputed only when those change).
+    reserve_pages: usize,
+    entry_pages: usize,
 }
 
 impl SendPressure {
@@ -58,26 +62,47 @@ impl SendPressure {
     }
 
     /// Takes the page array's current size and free count.
-    pub(crate) fn observe(&mut self, mem: &dyn PageMemory) {
-        self.capacity = mem.capacity();
+    #[inline]
+    pub(crate) fn observe<M: PageMemory + ?Sized>(&mut self, mem: &M) {
+        let (capacity, buf_size) = (mem.capacity(), mem.buf_size().max(1));
         self.free = mem.free_count();
-        self.buf_size = mem.buf_size().max(1);
+        if capacity != self.capacity || buf_size != self.buf_size {
+            self.capacity = capacity;
+            self.buf_size = buf_size;
+            self.reserve_pages = self.capacity * self.reserve_pct / 100;
+            self.entry_pages = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        }
     }
 
-    /// Records that slot `idx`'s send queue now holds `pages` pages.
-    pub(crate) fn account(&mut self, idx: u32, pages: usize) {
+    /// Makes room for slot `idx` in the per-slot table (called when the
+    /// slot is created, so accounting never grows the table: O(1)).
+    pub(crate) fn track_slot(&mut self, idx: u32) {
         let i = idx as usize;
         if i >= self.per_slot.len() {
-            if pages == 0 {
-                return;
-            }
             self.per_slot.resize(i + 1, 0);
         }
+    }
+
+    /// Records that slot `idx`'s send queue now holds `pages` pages. O(1);
+    /// nothing to do when the count did not change.
+    #[inline]
+    pub(crate) fn account(&mut self, idx: u32, pages: usize) {
+        let pages = pages.min(u32::MAX as usize) as u32;
+        match self.per_slot.get(idx as usize) {
+            Some(&was) if was == pages => {}
+            None if pages == 0 => {}
+            _ => self.account_changed(idx, pages),
+        }
+    }
+
+    fn account_changed(&mut self, idx: u32, pages: u32) {
+        let i = idx as usize;
+        self.track_slot(idx);
         let was = self.per_slot[i] as usize;
-        let pages = pages.min(u32::MAX as usize);
-        self.held = self.held - was + pages;
-        self.holders = self.holders + usize::from(pages > 0) - usize::from(was > 0);
-        self.per_slot[i] = pages as u32;
+        let p = pages as usize;
+        self.held = self.held - was + p;
+        self.holders = self.holders + usize::from(p > 0) - usize::from(was > 0);
+        self.per_slot[i] = pages;
     }
 
     /// Pages held by slot `idx`'s send queue.
@@ -91,7 +116,7 @@ impl SendPressure {
     }
 
     fn reserve(&self) -> usize {
-        self.capacity * self.reserve_pct / 100
+        self.reserve_pages
     }
 
     fn pages(&self, bytes: usize) -> usize {
@@ -117,7 +142,7 @@ impl SendPressure {
         if self.pressured() {
             g = g.min(self.share(held).saturating_sub(held));
         }
-        let entry = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        let entry = self.entry_pages;
         if held < entry {
             let r = entry - held;
             g = g.max(if alloc { r.min(self.free) } else { r });
