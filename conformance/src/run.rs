@@ -503,10 +503,30 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Whether the script's connection is synchronized (RFC 9293 3.3.2): a
+    /// SYN sent to it is a probe of the existing sequence space (RFC 5961
+    /// 4), so its sequence number stays relative to the peer's first ISN
+    /// instead of starting a new one.
+    fn synchronized(&self) -> bool {
+        let Some(st) = self.st.as_ref() else { return false };
+        matches!(
+            self.socks.last_state(st),
+            Some(
+                State::Established
+                    | State::FinWait1
+                    | State::FinWait2
+                    | State::CloseWait
+                    | State::Closing
+                    | State::LastAck
+                    | State::TimeWait
+            )
+        )
+    }
+
     /// Injects a `<` line.
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
-        if s.flags.syn {
+        if s.flags.syn && !self.synchronized() {
             self.flow.irs = Some(s.seq);
         }
         let irs = self.flow.irs.unwrap_or(0);

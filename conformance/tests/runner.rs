@@ -148,3 +148,17 @@ fn minutes_of_tcp_time_run_fast() {
     assert!(matches!(o, Outcome::Fail { line: 10, .. }), "{o:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A SYN sent to a synchronized connection (RFC 5961 4) keeps the peer's
+/// sequence numbering: its challenge ACK reads `ack 1` and later segments
+/// stay relative to the first SYN's ISN. A SYN in LISTEN starts a new one.
+#[test]
+fn syn_to_synchronized_keeps_numbering() {
+    let src = format!(
+        "{HANDSHAKE}+0 < S 5000:5000(0) win 65535 <mss 1460>\n+0 > . 1:1(0) ack 1\n\
+         +0 < P. 1:11(10) ack 1 win 65535\n* > . 1:1(0) ack 11\n"
+    );
+    assert_eq!(run(&src), Outcome::Pass);
+    let fresh = HANDSHAKE.replace("< S 0:0(0)", "< S 7000:7000(0)");
+    assert_eq!(run(&fresh), Outcome::Pass);
+}

@@ -326,3 +326,41 @@ fn rst_in_time_wait_is_ignored_rfc_1337() {
     st.poll(end, &mut dev);
     assert_eq!(st.tcp_state(h), Ok(State::Closed));
 }
+
+/// RFC 5681 4.2: a FIN beyond RCV.NXT is an out-of-order segment and draws
+/// an immediate duplicate ACK; it is not processed until the gap is filled.
+#[test]
+fn out_of_order_fin_draws_a_duplicate_ack() {
+    let (mut st, mut dev, h, snd) = established();
+    let out = exchange(
+        &mut st,
+        &mut dev,
+        Instant::from_millis(5),
+        vec![tcp_frame(seg(1001 + 500, Some(snd), TcpControl::Fin))],
+    );
+    assert_eq!(out.len(), 1, "one duplicate ACK: {out:?}");
+    assert_eq!((out[0].seq, out[0].ack, out[0].ctl), (snd, Some(1001), TcpControl::None));
+    assert_eq!(st.tcp_state(h), Ok(State::Established), "the FIN waits for the gap");
+}
+
+/// RFC 5681 2 (a): with only our FIN unacknowledged there is no outstanding
+/// data, so a repeated ACK of SND.UNA is no duplicate ACK and retransmits
+/// nothing (the FIN goes again only on its retransmission timer).
+#[test]
+fn acks_repeated_in_fin_wait_1_do_not_retransmit_the_fin() {
+    let (mut st, mut dev, h, snd) = established();
+    st.tcp_shutdown(h).unwrap();
+    let out = poll(&mut st, &mut dev, 5);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].seq, out[0].ctl), (snd, TcpControl::Fin));
+    for i in 0..3 {
+        let out = exchange(
+            &mut st,
+            &mut dev,
+            Instant::from_millis(10 + i),
+            vec![tcp_frame(seg(1001, Some(snd), TcpControl::None))],
+        );
+        assert!(out.is_empty(), "ACK {i} of SND.UNA is not answered: {out:?}");
+    }
+    assert_eq!(st.tcp_state(h), Ok(State::FinWait1));
+}

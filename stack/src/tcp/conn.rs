@@ -632,6 +632,16 @@ impl Conn {
         (self.fin_queued && !self.fin_acked).then(|| self.data_start() + self.sendq.len() as u32)
     }
 
+    /// Whether sent, unacknowledged *data* exists (our FIN alone does not
+    /// count): RFC 5681 2's duplicate-ACK definition, condition (a).
+    fn data_outstanding(&self) -> bool {
+        let data_max = match self.fin_seq() {
+            Some(f) if self.snd_max > f => f,
+            _ => self.snd_max,
+        };
+        data_max > self.snd_una
+    }
+
     fn rcv_window(&self) -> u32 {
         let free = self.rcvq.window_for(
             self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes()),
@@ -955,6 +965,11 @@ impl Conn {
                 }
                 None => {}
             }
+            if fin_at > self.rcv_nxt && !self.peer_fin {
+                // A FIN beyond RCV.NXT is an out-of-order segment: answer
+                // with an immediate duplicate ACK (RFC 5681 4.2).
+                self.ack_now = true;
+            }
         }
         if let Some(f) = self.fin_seq_in {
             if f == self.rcv_nxt && !self.peer_fin && !self.rcvq.has_hole() {
@@ -1184,7 +1199,7 @@ impl Conn {
             && seg.payload.is_empty()
             && !seg.fin
             && wnd == self.snd_wnd
-            && self.snd_max > self.snd_una
+            && self.data_outstanding()
         {
             self.on_dup_ack(stats);
         }
