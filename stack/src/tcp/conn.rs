@@ -320,6 +320,21 @@ impl Conn {
             self.ts_ok = false;
         }
         self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
+        self.round_buffers_to_mss();
+    }
+
+    /// With `round_buffers_to_mss`, grows each socket buffer of at least
+    /// one segment to a whole number of segments of `mss` bytes (FreeBSD's
+    /// `tcp_mss()`); never shrinks one. Idempotent.
+    pub(crate) fn round_buffers_to_mss(&mut self) {
+        if self.cfg.round_buffers_to_mss {
+            let m = self.mss.max(1) as usize;
+            for cap in [&mut self.recv_cap, &mut self.send_cap] {
+                if *cap >= m {
+                    *cap = cap.div_ceil(m) * m;
+                }
+            }
+        }
     }
 
     /// Advances our TSval clock: milliseconds, offset per connection so the
@@ -646,7 +661,13 @@ impl Conn {
         let new_right = self.rcv_nxt + win;
         let cur = self.rcv_adv.max(self.rcv_nxt);
         let step = (self.recv_cap as u32 / 2).min(self.mss).max(1);
-        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap) {
+        // An empty buffer an application can still read into is offered
+        // whole even when only the 16-bit field (not the buffer) limits it,
+        // e.g. after a FIN took one number: RFC 1122 4.2.3.3 guards against
+        // small windows of a full buffer. An orphan (closed by its
+        // application) keeps its right edge, as FreeBSD's TIME-WAIT does.
+        let empty = self.rcvq.held() + self.rcvq.ooo_bytes() == 0 && !self.orphan && !self.rd_shut;
+        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap || empty) {
             self.rcv_adv = new_right;
         } else if self.rcv_adv < self.rcv_nxt {
             self.rcv_adv = self.rcv_nxt;

@@ -1226,6 +1226,7 @@ impl TcpEngine {
         let iss = self.isn(local, remote, now);
         let mut conn = Conn::accept_syn(&cfg, local, remote, iss, self.mtu, seg, now);
         conn.apply_options(&opts, now);
+        conn.round_buffers_to_mss();
         conn.parent = Some(lidx);
         conn.events_pending = false;
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
