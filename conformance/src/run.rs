@@ -20,10 +20,10 @@ use zcstack::{Duration, IfaceConfig, Instant, Stack, StackConfig, State};
 
 use crate::frame::{self, Out, RawSeg};
 use crate::packet::{Dir, Options, PacketLine, Segment, TcpOpt};
-use crate::value::Value;
 use crate::parse::{parse_script, Action, Event, Ret, Script, When};
 use crate::report::Outcome;
 use crate::syscall::{errno_alias, int, CallResult, Sockets};
+use crate::value::Value;
 
 /// The stack's address (packetdrill's default local address).
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);

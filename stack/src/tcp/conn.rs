@@ -465,7 +465,14 @@ impl Conn {
             // Window update when it reopened from (near) zero or by two segments.
             let grew = after.saturating_sub(before);
             let advertised = self.rcv_adv.since(self.rcv_nxt);
-            if (advertised < self.mss && after >= self.mss) || grew >= 2 * self.mss && after > advertised + 2 * self.mss
+            // Growth alone must also be a quarter of the buffer, unless the
+            // window was down to an eighth or the buffer holds at most eight
+            // segments (FreeBSD tcp_output's rule; Linux waits for the
+            // window to double): no ACK per small read of a large buffer.
+            let cap = self.recv_cap as u32;
+            let large = grew >= cap / 4 || advertised <= cap / 8 || cap <= 8 * self.mss;
+            if (advertised < self.mss && after >= self.mss)
+                || grew >= 2 * self.mss && after > advertised + 2 * self.mss && large
             {
                 self.ack_now = true;
             }
@@ -814,8 +821,13 @@ impl Conn {
             }
         }
 
-        // 1. Sequence acceptability.
-        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt);
+        // 1. Sequence acceptability. RCV.WND is the space the receiver can
+        // hold: at least what was advertised, and the free buffer when the
+        // 16-bit field (no window scaling) could not show all of it
+        // (RFC 9293 3.10.7.4; FreeBSD's max(sbspace, rcv_adv - rcv_nxt)).
+        let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
+        let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
+        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(room);
         let len = seg.len();
         let acceptable = match (len, rcv_wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
