@@ -29,7 +29,7 @@ PRE = """--ip_version=ipv4
 +0.00 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0.00 bind(3, ..., ...) = 0
 +0.00 listen(3, 1) = 0
-+0.00 < S 0:0(0) win 65535 <mss 1460>
++0.00 < S 0:0(0) win 65535 <mss 1000>
 +0.00 > S. 0:0(0) ack 1 win %d <mss 1460>
 +0.01 < . 1:1(0) ack 1 win 65535
 +0.00 accept(3, ..., ...) = 4
@@ -116,8 +116,8 @@ def script(state, kind, pos):
                     "draws a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT> and is otherwise dropped.")
             body = "+0.00 %s\n+0.00 %s\n" % (seg, ack_out) + alive(tcpi)
     elif kind in ("syn", "synack"):
-        seg = ("< S %d:%d(0) win 65535 <mss 1460>" % (seq, seq)) if kind == "syn" else \
-              ("< S. %d:%d(0) ack %d win 65535 <mss 1460>" % (seq, seq, una))
+        seg = ("< S %d:%d(0) win 65535 <mss 1000>" % (seq, seq)) if kind == "syn" else \
+              ("< S. %d:%d(0) ack %d win 65535 <mss 1000>" % (seq, seq, una))
         what = "A SYN" if kind == "syn" else "A SYN+ACK"
         if off < 0 or off >= W:
             rule = ("RFC 9293 3.10.7.4 / RFC 5961 4.2: it fails the sequence test, so an ACK "

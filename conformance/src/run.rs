@@ -163,6 +163,14 @@ impl<'a> Runner<'a> {
         let linux_states =
             script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("net.ipv4.")))
                 || opts.defines.iter().any(|d| d.eq_ignore_ascii_case("linux"));
+        if !linux_states && freebsd_flavoured(script) {
+            // FreeBSD's default kern.ipc.maxsockbuf (2 MiB) gives scale 6.
+            cfg.tcp.window_scale = 6;
+        }
+        // FreeBSD's tcp_mss() rounds the socket buffers up to whole
+        // segments (SO_RCVBUF 65536 reads 65700 once the MSS is 1460);
+        // Linux does not.
+        cfg.tcp.round_buffers_to_mss = !linux_states;
         Ok(Runner {
             st: None,
             cfg,
@@ -526,12 +534,17 @@ impl<'a> Runner<'a> {
     /// Injects a `<` line.
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
-        if s.flags.syn && !self.synchronized() {
+        // The first inbound SYN names the peer's ISN, and so does one that
+        // opens a new connection (to a listener or a SYN-SENT socket); a SYN
+        // into a synchronized connection (RFC 5961 4) is relative to the
+        // current ISN, as in packetdrill.
+        let first_syn = s.flags.syn && (self.flow.irs.is_none() || !self.synchronized());
+        if first_syn {
             self.flow.irs = Some(s.seq);
         }
         let irs = self.flow.irs.unwrap_or(0);
         let iss = self.flow.iss.unwrap_or(0);
-        let seq = if s.flags.syn { s.seq } else { irs.wrapping_add(s.seq) };
+        let seq = if first_syn { s.seq } else { irs.wrapping_add(s.seq) };
         let ack = s.ack.map(|a| iss.wrapping_add(a)).unwrap_or(0);
         let mut options = match &s.options {
             Options::List(v) => v.clone(),
@@ -807,4 +820,19 @@ fn state_names(s: State, linux: bool) -> (&'static str, i64) {
             State::TimeWait => ("TCPS_TIME_WAIT", 10),
         }
     }
+}
+
+/// A script written for FreeBSD: it names a FreeBSD knob or tool
+/// (`net.inet.*`, `kern.ipc.*`, `sockstat`), a `TCPS_*` state, or reads
+/// `SO_RCVBUF` (FreeBSD's suites check the 65536-byte default; Linux's
+/// doubles what was set). Selects FreeBSD's defaults where they differ.
+fn freebsd_flavoured(script: &Script) -> bool {
+    script.events.iter().any(|e| match &e.action {
+        Action::Shell(s) => s.contains("net.inet.") || s.contains("kern.ipc.") || s.contains("sockstat"),
+        Action::Python(p) => p.contains("TCPS_"),
+        Action::Call { name, args, .. } => {
+            name == "getsockopt" && args.iter().any(|a| matches!(a, Value::Sym(s) if s == "SO_RCVBUF"))
+        }
+        _ => false,
+    })
 }

@@ -87,6 +87,11 @@ pub struct TcpConfig {
     /// datagram (RFC 791, RFC 1122 3.3.3), keeps segments at >= 536 bytes
     /// against forged messages (RFC 5927 7)). Default 576.
     pub min_path_mtu: usize,
+    /// Round both socket buffers up to a whole number of segments once the
+    /// MSS is known (at the SYN or SYN-ACK), as FreeBSD's `tcp_mss()` does:
+    /// `SO_RCVBUF` 65536 with an MSS of 1460 becomes 65700. A host choice
+    /// RFC 9293 leaves open; default `false` (buffers stay as configured).
+    pub round_buffers_to_mss: bool,
 }
 
 impl Default for TcpConfig {
@@ -116,6 +121,7 @@ impl Default for TcpConfig {
             invalid_ack_burst: 5,
             challenge_ack_limit: 1000,
             min_path_mtu: 576,
+            round_buffers_to_mss: false,
         }
     }
 }

@@ -321,6 +321,27 @@ impl Conn {
             self.ts_ok = false;
         }
         self.cwnd = self.cfg.initial_cwnd_segments.max(1) * self.mss;
+        if self.state == State::SynSent {
+            // An active open rounds when the SYN-ACK arrives; a passive one
+            // once established: its SYN-ACK offers the listener's buffer
+            // as it is (FreeBSD: the syncache answers from the listen
+            // socket, tcp_mss() runs for the new socket).
+            self.round_buffers_to_mss();
+        }
+    }
+
+    /// With `round_buffers_to_mss`, grows each socket buffer of at least
+    /// one segment to a whole number of segments of `mss` bytes (FreeBSD's
+    /// `tcp_mss()`); never shrinks one. Idempotent.
+    pub(crate) fn round_buffers_to_mss(&mut self) {
+        if self.cfg.round_buffers_to_mss {
+            let m = self.mss.max(1) as usize;
+            for cap in [&mut self.recv_cap, &mut self.send_cap] {
+                if *cap >= m {
+                    *cap = cap.div_ceil(m) * m;
+                }
+            }
+        }
     }
 
     /// Advances our TSval clock: milliseconds, offset per connection so the
@@ -451,7 +472,14 @@ impl Conn {
             // Window update when it reopened from (near) zero or by two segments.
             let grew = after.saturating_sub(before);
             let advertised = self.rcv_adv.since(self.rcv_nxt);
-            if (advertised < self.mss && after >= self.mss) || grew >= 2 * self.mss && after > advertised + 2 * self.mss
+            // Growth alone must also be a quarter of the buffer, unless the
+            // window was down to an eighth or the buffer holds at most eight
+            // segments (FreeBSD tcp_output's rule; Linux waits for the
+            // window to double): no ACK per small read of a large buffer.
+            let cap = self.recv_cap as u32;
+            let large = grew >= cap / 4 || advertised <= cap / 8 || cap <= 8 * self.mss;
+            if (advertised < self.mss && after >= self.mss)
+                || grew >= 2 * self.mss && after > advertised + 2 * self.mss && large
             {
                 self.ack_now = true;
             }
@@ -657,7 +685,13 @@ impl Conn {
         let new_right = self.rcv_nxt + win;
         let cur = self.rcv_adv.max(self.rcv_nxt);
         let step = (self.recv_cap as u32 / 2).min(self.mss).max(1);
-        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap) {
+        // An empty buffer an application can still read into is offered
+        // whole even when only the 16-bit field (not the buffer) limits it,
+        // e.g. after a FIN took one number: RFC 1122 4.2.3.3 guards against
+        // small windows of a full buffer. An orphan (closed by its
+        // application) keeps its right edge, as FreeBSD's TIME-WAIT does.
+        let empty = self.rcvq.held() + self.rcvq.ooo_bytes() == 0 && !self.orphan && !self.rd_shut;
+        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap || empty) {
             self.rcv_adv = new_right;
         } else if self.rcv_adv < self.rcv_nxt {
             self.rcv_adv = self.rcv_nxt;
@@ -804,8 +838,13 @@ impl Conn {
             }
         }
 
-        // 1. Sequence acceptability.
-        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt);
+        // 1. Sequence acceptability. RCV.WND is the space the receiver can
+        // hold: at least what was advertised, and the free buffer when the
+        // 16-bit field (no window scaling) could not show all of it
+        // (RFC 9293 3.10.7.4; FreeBSD's max(sbspace, rcv_adv - rcv_nxt)).
+        let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
+        let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
+        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(room);
         let len = seg.len();
         let acceptable = match (len, rcv_wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
@@ -908,6 +947,7 @@ impl Conn {
         if self.state == State::SynReceived {
             if ack.in_range(self.snd_una + 1, self.snd_max + 1) {
                 self.state = State::Established;
+                self.round_buffers_to_mss();
                 stats.tcp_established += 1;
                 self.snd_wnd = u32::from(seg.wnd) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
