@@ -90,8 +90,11 @@ fn quoted(c: &mut Cursor<'_>) -> Result<Quoted, String> {
     let bad = || format!("expected [start:end(len)] in an ICMP line, found \"[{inner}]\"");
     let (se, len) = inner.strip_suffix(')').and_then(|s| s.split_once('(')).ok_or_else(bad)?;
     let (s, e) = se.split_once(':').ok_or_else(bad)?;
-    let (seq, end_seq, len): (u32, u32, u32) =
-        (s.trim().parse().map_err(|_| bad())?, e.trim().parse().map_err(|_| bad())?, len.trim().parse().map_err(|_| bad())?);
+    let (seq, end_seq, len): (u32, u32, u32) = (
+        s.trim().parse().map_err(|_| bad())?,
+        e.trim().parse().map_err(|_| bad())?,
+        len.trim().parse().map_err(|_| bad())?,
+    );
     if end_seq.wrapping_sub(seq) != len {
         return Err(format!("{seq}:{end_seq} is not {len} bytes long"));
     }
