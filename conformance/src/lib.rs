@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod icmp;
 pub mod packet;
 pub mod parse;
 pub mod preprocess;

@@ -187,7 +187,9 @@ impl fmt::Display for Segment {
 pub enum PacketLine {
     /// A TCP segment.
     Tcp(Segment),
-    /// A line the runner understands but does not support (ICMP, UDP, ...):
+    /// An inbound ICMP error (`< icmp unreachable ... [start:end(len)]`).
+    Icmp(crate::icmp::IcmpLine),
+    /// A line the runner understands but does not support (outbound ICMP, UDP, ...):
     /// the script is skipped with this reason.
     Unsupported(String),
 }
@@ -208,6 +210,10 @@ pub fn parse(text: &str) -> Result<PacketLine, String> {
     } else {
         return Err("a segment line starts with < or >".into());
     };
+    // An ICMP line with its quoted segment first: `< [1:1461(1460)] icmp ...`.
+    if c.peek() == Some(b'[') && c.rest().as_bytes().get(1).is_some_and(|b| b.is_ascii_digit()) {
+        return icmp_line(dir, &mut c);
+    }
     // ECN codepoint annotations: [ect0], [noecn], ...
     if c.peek() == Some(b'[') {
         let r = c.rest();
@@ -217,7 +223,10 @@ pub fn parse(text: &str) -> Result<PacketLine, String> {
     let save = c.pos;
     let first = c.word();
     match first {
-        "icmp" => return Ok(PacketLine::Unsupported("ICMP segment lines are not supported by the runner".into())),
+        "icmp" => {
+            c.pos = save;
+            return icmp_line(dir, &mut c);
+        }
         "udp" => return Ok(PacketLine::Unsupported("UDP lines are not supported by the runner".into())),
         "ipv4" | "ipv6" | "gre" | "mpls" => {
             return Ok(PacketLine::Unsupported(format!("{first} encapsulation lines are not supported")))
@@ -269,6 +278,16 @@ pub fn parse(text: &str) -> Result<PacketLine, String> {
         }
     }
     Ok(PacketLine::Tcp(seg))
+}
+
+/// An ICMP line: inbound ones run ([`crate::icmp`]); the stack's own ICMP
+/// output is not compared (a SKIP).
+fn icmp_line(dir: Dir, c: &mut Cursor<'_>) -> Result<PacketLine, String> {
+    let l = crate::icmp::parse(c)?;
+    Ok(match dir {
+        Dir::In => PacketLine::Icmp(l),
+        Dir::Out => PacketLine::Unsupported("outbound ICMP lines are not supported by the runner".into()),
+    })
 }
 
 fn parse_options(c: &mut Cursor<'_>) -> Result<Options, String> {
@@ -378,5 +397,8 @@ mod tests {
         assert!(parse("< S 0:0(0) win 1 <mss>").is_err());
         assert!(parse("< S 0:0(0) win 1 <foo 3>").is_err());
         assert!(matches!(parse("> icmp unreachable port_unreachable"), Ok(PacketLine::Unsupported(_))));
+        assert!(matches!(parse("< icmp unreachable port_unreachable"), Ok(PacketLine::Icmp(_))));
+        assert!(matches!(parse("< [1:11(10)] icmp unreachable frag_needed mtu 1000"), Ok(PacketLine::Icmp(_))));
+        assert!(parse("< icmp unreachable frag_needed mtu").is_err());
     }
 }

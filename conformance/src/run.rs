@@ -245,6 +245,7 @@ impl<'a> Runner<'a> {
             last_us = start;
             match &ev.action {
                 Action::Packet(PacketLine::Tcp(seg)) => self.inject(seg)?,
+                Action::Packet(PacketLine::Icmp(l)) => self.inject_icmp(l),
                 Action::Packet(PacketLine::Unsupported(_)) => unreachable!("handled above"),
                 Action::Shell(cmd) => self.shell(ev.line, cmd)?,
                 Action::Python(code) => self.python(ev.line, code)?,
@@ -580,6 +581,22 @@ impl<'a> Runner<'a> {
         };
         self.dev.push_rx(frame::build(&raw));
         Ok(())
+    }
+
+    /// Injects a `<` ICMP line: an error from the peer's address quoting the
+    /// named segment of ours (relative to our ISS; relative 0 when unnamed).
+    fn inject_icmp(&mut self, l: &crate::icmp::IcmpLine) {
+        self.stack();
+        let iss = self.flow.iss.unwrap_or(0);
+        let q = l.quoted.unwrap_or(crate::icmp::Quoted { seq: 0, len: 0 });
+        let local_port = self.flow.local_port.unwrap_or(crate::syscall::SCRIPT_PORT);
+        let abs = crate::icmp::QuoteAbs {
+            local: (LOCAL_IP, local_port),
+            remote: (REMOTE_IP, self.flow.remote_port),
+            seq: iss.wrapping_add(q.seq),
+            len: q.len,
+        };
+        self.dev.push_rx(crate::icmp::build(l, &abs));
     }
 
     fn start_call(&mut self, ev: &Event, start: u64, end: u64) -> Result<(), Outcome> {

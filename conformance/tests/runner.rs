@@ -116,8 +116,20 @@ fn unsupported_is_skip() {
     assert!(matches!(&o, Outcome::Skip { line: 8, .. }), "{o:?}");
     let o = run("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n");
     assert!(matches!(&o, Outcome::Skip { line: 1, .. }), "{o:?}");
-    let o = run(&format!("{HANDSHAKE}+0 < icmp unreachable port_unreachable [1:1(0)]\n"));
+    let o = run(&format!("{HANDSHAKE}+0 > icmp unreachable port_unreachable [1:1(0)]\n"));
     assert!(matches!(&o, Outcome::Skip { line: 8, .. }), "{o:?}");
+}
+
+/// Inbound ICMP lines run: an established connection ignores a port
+/// unreachable (soft, RFC 5461); a bad ICMP line is a FAIL with its line.
+#[test]
+fn icmp_lines_run() {
+    let o = run(&format!(
+        "{HANDSHAKE}+0 < icmp unreachable port_unreachable [1:1(0)]\n+0 %{{ assert tcpi_state == TCP_ESTABLISHED }}%\n"
+    ));
+    assert_eq!(o, Outcome::Pass);
+    let o = run(&format!("{HANDSHAKE}+0 < icmp unreachable frag_needed mtu [1:1(0)]\n"));
+    assert!(matches!(&o, Outcome::Fail { line: 8, .. }), "{o:?}");
 }
 
 /// `#ifdef` names come from the options; relative and absolute times mix.

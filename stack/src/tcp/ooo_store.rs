@@ -76,6 +76,9 @@ pub struct OooStore {
     payload: usize,
     /// Offset of the latest arrival (reported first in SACK).
     last: Option<u64>,
+    /// Offsets of the arrivals before `last`, most recent first: the SACK
+    /// blocks after the first follow this order (RFC 2018 4).
+    recent: [Option<u64>; 2],
 }
 
 impl std::fmt::Debug for OooStore {
@@ -119,7 +122,7 @@ impl OooStore {
         let left = self.ranges.range(..=off).next_back().map(|(&s, &e)| (s, e)).filter(|&(_, e)| e >= off);
         if let Some((_, e)) = left {
             if e >= end {
-                self.last = Some(off);
+                self.note_arrival(off);
                 return OooInsert::Duplicate;
             }
         }
@@ -151,7 +154,7 @@ impl OooStore {
         }
         self.ranges.insert(start, stop);
         self.payload += stored;
-        self.last = Some(off);
+        self.note_arrival(off);
         if stored == 0 {
             OooInsert::Duplicate
         } else {
@@ -193,8 +196,22 @@ impl OooStore {
         next
     }
 
-    /// Up to three ranges as stream offsets `[start, end)`, the one holding
-    /// the latest arrival first, then the highest others (RFC 2018 section 4).
+    /// Records an arrival at `off` as the most recent one.
+    fn note_arrival(&mut self, off: u64) {
+        if let Some(prev) = self.last.replace(off) {
+            self.recent = [Some(prev), self.recent[0]];
+        }
+    }
+
+    /// The held range containing offset `o`, if any.
+    fn range_at(&self, o: u64) -> Option<(u64, u64)> {
+        self.ranges.range(..=o).next_back().filter(|(_, &e)| e > o).map(|(&s, &e)| (s, e))
+    }
+
+    /// Up to three ranges as stream offsets `[start, end)`: the one holding
+    /// the latest arrival first, then those holding the arrivals before it
+    /// in order of recency (RFC 2018 section 4: "repeating the most recent
+    /// SACK blocks"), then the highest others.
     pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
         let mut out = [None; 3];
         // The latest arrival may since have been delivered: then the lowest.
@@ -208,11 +225,17 @@ impl OooStore {
             out[0] = Some(r);
             k = 1;
         }
+        for r in self.recent.iter().flatten().filter_map(|&o| self.range_at(o)) {
+            if k < 3 && !out.contains(&Some(r)) {
+                out[k] = Some(r);
+                k += 1;
+            }
+        }
         for (&s, &e) in self.ranges.iter().rev() {
             if k == 3 {
                 break;
             }
-            if Some((s, e)) != first {
+            if !out.contains(&Some((s, e))) {
                 out[k] = Some((s, e));
                 k += 1;
             }
@@ -254,6 +277,7 @@ impl OooStore {
         self.blocks.clear();
         self.payload = 0;
         self.last = None;
+        self.recent = [None; 2];
     }
 
     /// Copies `d` to stream offset `at`, allocating the blocks it reaches;
@@ -277,6 +301,23 @@ mod tests {
     use super::*;
 
     const LIM: OooLimits = OooLimits { ranges: 1024, window: 256 * 1024 };
+
+    /// RFC 2018 4: after the block of the latest arrival come the blocks of
+    /// the arrivals before it, most recent first, whatever their offsets.
+    #[test]
+    fn sack_blocks_follow_recency_not_offset() {
+        let mut s = OooStore::default();
+        for off in [5000, 3000, 1000] {
+            s.insert(0, off, &[7; 100], LIM);
+        }
+        assert_eq!(s.sack_blocks(), [Some((1000, 1100)), Some((3000, 3100)), Some((5000, 5100))]);
+        // A fourth block: the oldest arrival (5000) drops off the report.
+        s.insert(0, 7000, &[7; 100], LIM);
+        assert_eq!(s.sack_blocks(), [Some((7000, 7100)), Some((1000, 1100)), Some((3000, 3100))]);
+        // Extending an older block moves it to the front.
+        s.insert(0, 3100, &[7; 100], LIM);
+        assert_eq!(s.sack_blocks(), [Some((3000, 3200)), Some((7000, 7100)), Some((1000, 1100))]);
+    }
 
     fn drain(s: &mut OooStore, next: u64) -> (u64, Vec<u8>) {
         let mut v = Vec::new();
