@@ -1,5 +1,6 @@
 //! `pktdrill [--tolerance-usecs N] [--define NAME]... [--strict] FILE.pkt...`
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,12 +34,20 @@ fn main() -> ExitCode {
         ..Default::default()
     };
     let mut totals = Totals::default();
+    // A closed output (`pktdrill ... | head`) stops the printing, not the
+    // verdict: every script still runs and the exit status still counts.
+    let mut out = std::io::stdout().lock();
+    let mut printing = true;
     for f in &cli.files {
         let outcome = run_file(f, &opts);
         totals.add(&outcome);
-        println!("{}", Line { path: &f.display().to_string(), outcome: &outcome });
+        if printing {
+            printing = writeln!(out, "{}", Line { path: &f.display().to_string(), outcome: &outcome }).is_ok();
+        }
     }
-    println!("{totals}");
+    if printing {
+        let _ = writeln!(out, "{totals}");
+    }
     if totals.failed == 0 {
         ExitCode::SUCCESS
     } else {
