@@ -101,6 +101,10 @@ struct Flow {
     last_tsval: Option<u32>,
     /// The last TSval the script sent (what our ecr must echo).
     script_tsval: Option<u32>,
+    /// A script SYN with a new ISN opened a new connection on the 4-tuple
+    /// (TIME-WAIT reuse, a SYN after a reset): the stack's next SYN-ACK
+    /// carries a new ISS, learnt afresh as packetdrill does per connection.
+    new_conn: bool,
 }
 
 /// A blocking call waiting for its result.
@@ -285,8 +289,9 @@ impl<'a> Runner<'a> {
                     if seg.src.0 != LOCAL_IP {
                         continue;
                     }
-                    if seg.flags.syn && self.flow.iss.is_none() {
+                    if seg.flags.syn && (self.flow.iss.is_none() || !seg.flags.ack || self.flow.new_conn) {
                         self.flow.iss = Some(seg.seq);
+                        self.flow.new_conn = false;
                     }
                     if seg.flags.syn && !seg.flags.ack && self.flow.local_port.is_none() {
                         self.flow.local_port = Some(seg.src.1);
@@ -507,6 +512,9 @@ impl<'a> Runner<'a> {
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
         if s.flags.syn {
+            if !s.flags.ack && self.flow.irs.is_some_and(|irs| irs != s.seq) {
+                self.flow.new_conn = true;
+            }
             self.flow.irs = Some(s.seq);
         }
         let irs = self.flow.irs.unwrap_or(0);
