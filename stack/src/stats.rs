@@ -180,6 +180,9 @@ counters! {
         pub tcp_icmp_errors: u64,
         /// Path MTU decreases from ICMP "fragmentation needed" (RFC 1191).
         pub tcp_pmtu_updates: u64,
+        /// Connections reset because data arrived after the application
+        /// closed them (RFC 1122 4.2.2.13; Linux `TCPAbortOnData`).
+        pub tcp_abort_on_data: u64,
     }
 }
 

@@ -908,6 +908,22 @@ impl Conn {
             return Outcome::Ok;
         }
 
+        // New data after the application closed the socket can never be
+        // read: RFC 1122 4.2.2.13 "its TCP SHOULD send a RST to show that
+        // data was lost" (Linux and FreeBSD do, with <SEQ=SEG.ACK>).
+        if self.orphan
+            && matches!(self.state, State::FinWait1 | State::FinWait2)
+            && !seg.payload.is_empty()
+            && seg.seq + seg.payload.len() as u32 > self.rcv_nxt
+        {
+            stats.tcp_abort_on_data += 1;
+            let seq = seg.ack.unwrap_or(self.snd_nxt);
+            out.push(SegOut::rst(self.local, self.remote, seq, None));
+            self.release(mem);
+            self.state = State::Closed;
+            return Outcome::Closed;
+        }
+
         // 3. SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
         if seg.syn {
             if self.state == State::SynReceived && seg.seq + 1 == self.rcv_nxt {
@@ -968,6 +984,11 @@ impl Conn {
             let fin_at = seg.seq + seg.payload.len() as u32;
             if fin_at >= self.rcv_nxt && fin_at < self.rcv_nxt + rcv_wnd.max(1) {
                 self.fin_seq_in = Some(fin_at);
+            }
+            if fin_at > self.rcv_nxt {
+                // A FIN beyond a hole is an out-of-order segment: a duplicate
+                // ACK goes out at once (RFC 5681 4.2, RFC 9293 3.10.7.4).
+                self.ack_now = true;
             }
         }
         if let Some(f) = self.fin_seq_in {
