@@ -105,6 +105,9 @@ struct Flow {
     /// (TIME-WAIT reuse, a SYN after a reset): the stack's next SYN-ACK
     /// carries a new ISS, learnt afresh as packetdrill does per connection.
     new_conn: bool,
+    /// The stack sent a SYN-ACK and the script has not completed (or reset)
+    /// that handshake yet: a SYN with the same ISN is a retransmission.
+    synack_pending: bool,
 }
 
 /// A blocking call waiting for its result.
@@ -292,6 +295,9 @@ impl<'a> Runner<'a> {
                     if seg.flags.syn && (self.flow.iss.is_none() || !seg.flags.ack || self.flow.new_conn) {
                         self.flow.iss = Some(seg.seq);
                         self.flow.new_conn = false;
+                    }
+                    if seg.flags.syn && seg.flags.ack {
+                        self.flow.synack_pending = true;
                     }
                     if seg.flags.syn && !seg.flags.ack && self.flow.local_port.is_none() {
                         self.flow.local_port = Some(seg.src.1);
@@ -512,10 +518,12 @@ impl<'a> Runner<'a> {
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
         if s.flags.syn {
-            if !s.flags.ack && self.flow.irs.is_some_and(|irs| irs != s.seq) {
+            if !s.flags.ack && self.flow.irs.is_some_and(|irs| irs != s.seq || !self.flow.synack_pending) {
                 self.flow.new_conn = true;
             }
             self.flow.irs = Some(s.seq);
+        } else if s.flags.ack || s.flags.rst {
+            self.flow.synack_pending = false;
         }
         let irs = self.flow.irs.unwrap_or(0);
         let iss = self.flow.iss.unwrap_or(0);
