@@ -101,6 +101,16 @@ struct Flow {
     last_tsval: Option<u32>,
     /// The last TSval the script sent (what our ecr must echo).
     script_tsval: Option<u32>,
+    /// A script SYN with a new ISN opened a new connection on the 4-tuple
+    /// (TIME-WAIT reuse, a SYN after a reset): the stack's next SYN-ACK
+    /// carries a new ISS, learnt afresh as packetdrill does per connection.
+    new_conn: bool,
+    /// The stack sent a SYN-ACK and the script has not completed (or reset)
+    /// that handshake yet: a SYN with the same ISN is a retransmission.
+    synack_pending: bool,
+    /// The ISN of a script SYN that may open a new connection: the IRS once
+    /// the stack answers it with a SYN-ACK.
+    next_irs: Option<u32>,
 }
 
 /// A blocking call waiting for its result.
@@ -294,8 +304,15 @@ impl<'a> Runner<'a> {
                     if seg.src.0 != LOCAL_IP {
                         continue;
                     }
-                    if seg.flags.syn && self.flow.iss.is_none() {
+                    if seg.flags.syn && (self.flow.iss.is_none() || !seg.flags.ack || self.flow.new_conn) {
                         self.flow.iss = Some(seg.seq);
+                        self.flow.new_conn = false;
+                        if let Some(irs) = self.flow.next_irs.take() {
+                            self.flow.irs = Some(irs);
+                        }
+                    }
+                    if seg.flags.syn && seg.flags.ack {
+                        self.flow.synack_pending = true;
                     }
                     if seg.flags.syn && !seg.flags.ack && self.flow.local_port.is_none() {
                         self.flow.local_port = Some(seg.src.1);
@@ -512,40 +529,34 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// Whether the script's connection is synchronized (RFC 9293 3.3.2): a
-    /// SYN sent to it is a probe of the existing sequence space (RFC 5961
-    /// 4), so its sequence number stays relative to the peer's first ISN
-    /// instead of starting a new one.
-    fn synchronized(&self) -> bool {
-        let Some(st) = self.st.as_ref() else { return false };
-        matches!(
-            self.socks.last_state(st),
-            Some(
-                State::Established
-                    | State::FinWait1
-                    | State::FinWait2
-                    | State::CloseWait
-                    | State::Closing
-                    | State::LastAck
-                    | State::TimeWait
-            )
-        )
-    }
-
     /// Injects a `<` line.
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
-        // The first inbound SYN names the peer's ISN, and so does one that
-        // opens a new connection (to a listener or a SYN-SENT socket); a SYN
-        // into a synchronized connection (RFC 5961 4) is relative to the
-        // current ISN, as in packetdrill.
-        let first_syn = s.flags.syn && (self.flow.irs.is_none() || !self.synchronized());
+        // An inbound SYN's sequence number is absolute. The first one names
+        // the peer's ISN (IRS); a later one without ACK may open a new
+        // connection on the 4-tuple (TIME-WAIT reuse, a SYN after a reset):
+        // its ISN becomes the base once the stack answers it with a SYN-ACK
+        // (then the stack's ISS is learnt afresh too, as packetdrill does per
+        // connection). A SYN the stack rejects (RFC 5961 4: challenge ACK)
+        // leaves the numbering alone; a retransmitted SYN (same ISN while our
+        // SYN-ACK is unanswered) keeps it as well.
+        let first_syn = s.flags.syn && self.flow.irs.is_none();
         if first_syn {
             self.flow.irs = Some(s.seq);
+        } else if s.flags.syn && !s.flags.ack {
+            if self.flow.irs.is_some_and(|irs| irs != s.seq || !self.flow.synack_pending) {
+                self.flow.new_conn = true;
+                self.flow.next_irs = Some(s.seq);
+            }
+        }
+        if !s.flags.syn && (s.flags.ack || s.flags.rst) {
+            self.flow.synack_pending = false;
+            self.flow.new_conn = false;
+            self.flow.next_irs = None;
         }
         let irs = self.flow.irs.unwrap_or(0);
         let iss = self.flow.iss.unwrap_or(0);
-        let seq = if first_syn { s.seq } else { irs.wrapping_add(s.seq) };
+        let seq = if s.flags.syn { s.seq } else { irs.wrapping_add(s.seq) };
         let ack = s.ack.map(|a| iss.wrapping_add(a)).unwrap_or(0);
         let mut options = match &s.options {
             Options::List(v) => v.clone(),

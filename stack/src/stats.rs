@@ -189,6 +189,9 @@ counters! {
         /// UDP datagrams dropped because the socket's queue would exceed
         /// its receive buffer in bytes (payload plus per-datagram overhead).
         pub drop_udp_rcvbuf_full: u64,
+        /// Connections reset because data arrived after the application
+        /// closed them (RFC 1122 4.2.2.13; Linux `TCPAbortOnData`).
+        pub tcp_abort_on_data: u64,
     }
 }
 

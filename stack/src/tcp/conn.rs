@@ -825,6 +825,25 @@ impl Conn {
             return Outcome::Closed;
         }
 
+        // Simultaneous open (RFC 9293 3.5 figure 7): in SYN-RECEIVED the
+        // peer's SYN-ACK repeats its SYN (left of the window) but carries the
+        // ACK of ours. Only its new part is processed (RFC 9293 3.10.7.4:
+        // "only the new parts are processed"): the SYN is trimmed, the ACK
+        // completes the handshake, and an ACK answers the duplicate SYN.
+        if self.state == State::SynReceived
+            && self.parent.is_none()
+            && seg.syn
+            && !seg.rst
+            && seg.ack == Some(self.snd_nxt)
+            && seg.seq + 1 == self.rcv_nxt
+        {
+            let mut trimmed = *seg;
+            trimmed.syn = false;
+            trimmed.seq = self.rcv_nxt;
+            self.ack_now = true;
+            return self.on_segment(now, &trimmed, mem, stats, out, budget);
+        }
+
         // 0. PAWS (RFC 7323 5.3 R1): a timestamp older than TS.Recent marks
         // an old duplicate (or a wrapped sequence number): ACK and drop.
         if self.ts_ok && !seg.rst && self.state.synchronized() {
@@ -866,6 +885,14 @@ impl Conn {
                 // again and restart the 2 MSL timer (RFC 9293 3.10.7.4).
                 self.ack_now = true;
                 self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+                return Outcome::Ok;
+            }
+            if seg.syn && seg.ack.is_none() && self.state == State::SynReceived && seg.seq + 1 == self.rcv_nxt {
+                // The peer retransmitted its SYN: our SYN-ACK was lost. Its
+                // sequence number lies left of the window (RFC 9293
+                // 3.10.7.4 would only ACK), but an ACK cannot complete the
+                // peer's SYN-SENT; Linux and FreeBSD resend the SYN-ACK.
+                self.snd_nxt = self.iss;
                 return Outcome::Ok;
             }
             if seg.syn && self.state.synchronized() {
@@ -920,6 +947,22 @@ impl Conn {
             }
             self.challenge_ack(now, budget, stats);
             return Outcome::Ok;
+        }
+
+        // New data after the application closed the socket can never be
+        // read: RFC 1122 4.2.2.13 "its TCP SHOULD send a RST to show that
+        // data was lost" (Linux and FreeBSD do, with <SEQ=SEG.ACK>).
+        if self.orphan
+            && matches!(self.state, State::FinWait1 | State::FinWait2)
+            && !seg.payload.is_empty()
+            && seg.seq + seg.payload.len() as u32 > self.rcv_nxt
+        {
+            stats.tcp_abort_on_data += 1;
+            let seq = seg.ack.unwrap_or(self.snd_nxt);
+            out.push(SegOut::rst(self.local, self.remote, seq, None));
+            self.release(mem);
+            self.state = State::Closed;
+            return Outcome::Closed;
         }
 
         // 3. SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
@@ -1008,6 +1051,11 @@ impl Conn {
             if fin_at > self.rcv_nxt && !self.peer_fin {
                 // A FIN beyond RCV.NXT is an out-of-order segment: answer
                 // with an immediate duplicate ACK (RFC 5681 4.2).
+                self.ack_now = true;
+            }
+            if fin_at > self.rcv_nxt {
+                // A FIN beyond a hole is an out-of-order segment: a duplicate
+                // ACK goes out at once (RFC 5681 4.2, RFC 9293 3.10.7.4).
                 self.ack_now = true;
             }
         }
