@@ -543,11 +543,12 @@ impl<'a> Runner<'a> {
         let first_syn = s.flags.syn && self.flow.irs.is_none();
         if first_syn {
             self.flow.irs = Some(s.seq);
-        } else if s.flags.syn && !s.flags.ack {
-            if self.flow.irs.is_some_and(|irs| irs != s.seq || !self.flow.synack_pending) {
-                self.flow.new_conn = true;
-                self.flow.next_irs = Some(s.seq);
-            }
+        } else if s.flags.syn
+            && !s.flags.ack
+            && self.flow.irs.is_some_and(|irs| irs != s.seq || !self.flow.synack_pending)
+        {
+            self.flow.new_conn = true;
+            self.flow.next_irs = Some(s.seq);
         }
         if !s.flags.syn && (s.flags.ack || s.flags.rst) {
             self.flow.synack_pending = false;
