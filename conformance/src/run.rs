@@ -706,6 +706,12 @@ impl<'a> Runner<'a> {
                     Ok(Applied::Unsupported(why)) => return Err(skip(line, why)),
                     Ok(Applied::Fixed) => {}
                     Ok(Applied::Set) => {
+                        if self.st.is_some() && cfg != self.cfg && self.socks.is_empty() {
+                            // A cleanup line restoring a knob once every
+                            // socket is closed changes nothing left to check.
+                            tracing::info!(line, knob = k, "sysctl after every socket closed ignored");
+                            continue;
+                        }
                         if self.st.is_some() && cfg != self.cfg {
                             return Err(skip(line, format!("sysctl {k} after the stack started: not supported")));
                         }
@@ -857,6 +863,7 @@ fn state_names(s: State, linux: bool) -> (&'static str, i64) {
 /// doubles what was set). Selects FreeBSD's defaults where they differ.
 fn freebsd_flavoured(script: &Script) -> bool {
     script.events.iter().any(|e| match &e.action {
+        Action::Packet(PacketLine::Tcp(seg)) => freebsd_syn_options(seg),
         Action::Shell(s) => s.contains("net.inet.") || s.contains("kern.ipc.") || s.contains("sockstat"),
         Action::Python(p) => p.contains("TCPS_"),
         Action::Call { name, args, .. } => {
@@ -864,4 +871,22 @@ fn freebsd_flavoured(script: &Script) -> bool {
         }
         _ => false,
     })
+}
+
+/// An outbound SYN whose expected options list the window scale before
+/// SACK-permitted or the timestamp: FreeBSD's order (`mss, nop, wscale,
+/// sackOK, TS`); Linux writes `mss, sackOK, TS, nop, wscale`.
+fn freebsd_syn_options(seg: &Segment) -> bool {
+    let Options::List(opts) = &seg.options else { return false };
+    if seg.dir != Dir::Out || !seg.flags.syn || seg.flags.ack {
+        return false;
+    }
+    let at = |f: fn(&TcpOpt) -> bool| opts.iter().position(f);
+    match at(|o| matches!(o, TcpOpt::WScale(_))) {
+        Some(w) => [at(|o| matches!(o, TcpOpt::SackOk)), at(|o| matches!(o, TcpOpt::Ts(..)))]
+            .into_iter()
+            .flatten()
+            .any(|later| later > w),
+        None => false,
+    }
 }

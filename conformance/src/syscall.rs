@@ -63,6 +63,13 @@ pub struct Sockets {
     pub remote: Option<Ipv4Addr>,
 }
 
+impl Sockets {
+    /// No socket is open (none created yet, or all closed).
+    pub fn is_empty(&self) -> bool {
+        self.socks.is_empty()
+    }
+}
+
 /// Linux `O_NONBLOCK`.
 const O_NONBLOCK: i64 = 0x800;
 /// `O_RDWR`.

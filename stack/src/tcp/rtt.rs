@@ -11,6 +11,7 @@ pub struct RttEstimator {
     min_rto: Duration,
     max_rto: Duration,
     backoff: u32,
+    slop: Duration,
 }
 
 impl RttEstimator {
@@ -23,7 +24,15 @@ impl RttEstimator {
             min_rto,
             max_rto,
             backoff: 0,
+            slop: Duration::ZERO,
         }
+    }
+
+    /// Adds `slop` to every timeout but the initial one before any sample
+    /// or backoff (FreeBSD's `rexmit_slop`; RFC 6298 2.4 allows a larger RTO).
+    pub fn with_slop(mut self, slop: Duration) -> Self {
+        self.slop = slop;
+        self
     }
 
     /// Feeds one RTT measurement (RFC 6298 2.2/2.3; G = 1 µs) and clears backoff.
@@ -48,7 +57,11 @@ impl RttEstimator {
 
     /// The current timeout including backoff.
     pub fn rto(&self) -> Duration {
-        self.rto.saturating_mul(1u64 << self.backoff.min(16)).min(self.max_rto)
+        let rto = self.rto.saturating_mul(1u64 << self.backoff.min(16));
+        if self.srtt_us.is_none() && self.backoff == 0 {
+            return rto.min(self.max_rto);
+        }
+        (rto + self.slop).min(self.max_rto)
     }
 
     /// Doubles the timeout after an expiry (RFC 6298 5.5).
@@ -93,5 +106,24 @@ mod tests {
         assert_eq!(e2.rto(), Duration::from_secs(60));
         e2.sample(Duration::from_millis(10));
         assert_eq!(e2.backoffs(), 0);
+    }
+
+    #[test]
+    fn slop_is_added_after_a_sample_or_backoff_only() {
+        let slop = Duration::from_millis(200);
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(30), Duration::from_secs(60))
+            .with_slop(slop);
+        // The initial RTO is the configured one (FreeBSD: rexmit_initial).
+        assert_eq!(e.rto(), Duration::from_secs(1));
+        // Backed off: 2 s + slop, as FreeBSD's second SYN at +2.2 s.
+        e.back_off();
+        assert_eq!(e.rto(), Duration::from_millis(2200));
+        e.sample(Duration::from_millis(10));
+        // srtt 10 ms, rttvar 5 ms: 30 ms (min 30) + 200 ms.
+        assert_eq!(e.rto(), Duration::from_millis(230));
+        for _ in 0..40 {
+            e.back_off();
+        }
+        assert_eq!(e.rto(), Duration::from_secs(60), "max_rto bounds the slop too");
     }
 }
