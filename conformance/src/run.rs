@@ -419,20 +419,12 @@ impl<'a> Runner<'a> {
     /// `seg` in the script's notation: numbers relative to the ISNs.
     fn relative(&self, s: &RawSeg) -> Segment {
         let iss = self.flow.iss.unwrap_or(0);
-        let irs = self.flow.irs.unwrap_or(0);
         let options = if s.options.is_empty() {
             Options::None
         } else {
             Options::List(
-                s.options
-                    .iter()
-                    .map(|o| match *o {
-                        TcpOpt::Sack(b) => {
-                            TcpOpt::Sack(b.map(|x| x.map(|(l, r)| (l.wrapping_sub(irs), r.wrapping_sub(irs)))))
-                        }
-                        o => o,
-                    })
-                    .collect(),
+                // SACK blocks and the ACK carry the peer's numbers: literal.
+                s.options.clone(),
             )
         };
         Segment {
@@ -440,7 +432,7 @@ impl<'a> Runner<'a> {
             flags: s.flags,
             seq: s.seq.wrapping_sub(iss),
             len: s.len,
-            ack: s.flags.ack.then(|| s.ack.wrapping_sub(irs)),
+            ack: s.flags.ack.then_some(s.ack),
             win: Some(u32::from(s.win)),
             urg: (s.flags.urg).then_some(s.urg),
             options,
@@ -555,9 +547,10 @@ impl<'a> Runner<'a> {
             self.flow.new_conn = false;
             self.flow.next_irs = None;
         }
-        let irs = self.flow.irs.unwrap_or(0);
+        // The peer's numbers are the script's, literally, as packetdrill
+        // (the peer) sends them: only the stack's side is relative.
         let iss = self.flow.iss.unwrap_or(0);
-        let seq = if s.flags.syn { s.seq } else { irs.wrapping_add(s.seq) };
+        let seq = s.seq;
         let ack = s.ack.map(|a| iss.wrapping_add(a)).unwrap_or(0);
         let mut options = match &s.options {
             Options::List(v) => v.clone(),

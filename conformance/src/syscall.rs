@@ -301,7 +301,13 @@ impl Sockets {
                 self.socks.remove(&fd);
                 match sock.kind {
                     Kind::Fresh { .. } => CallResult::Done(Ok(0)),
-                    Kind::Listener(h) | Kind::Conn(h) => done(st.tcp_close(h, now).map(|_| 0)),
+                    // The fd is the application's: closing it succeeds even
+                    // when the engine already let the connection go (reaped
+                    // after TIME-WAIT, replaced by a new one on the 4-tuple).
+                    Kind::Listener(h) | Kind::Conn(h) => match st.tcp_close(h, now) {
+                        Err(TcpError::InvalidHandle) => CallResult::Done(Ok(0)),
+                        r => done(r.map(|_| 0)),
+                    },
                 }
             }
             "shutdown" => {

@@ -226,7 +226,7 @@ impl Conn {
             delack_at: None,
             segs_since_ack: 0,
             ack_limiter: ConnLimiter::default(),
-            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto).with_slop(cfg.rto_slop),
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtx_at: None,
             retries: 0,
             rtt_probe: None,
@@ -737,7 +737,7 @@ impl Conn {
     }
 
     fn arm_rtx(&mut self, now: Instant) {
-        self.rtx_at = Some(now + self.rtt.rto());
+        self.rtx_at = Some(now + self.rtt.rto_with_slop(self.cfg.rto_slop));
     }
 
     fn enter_time_wait(&mut self, now: Instant, mem: &mut dyn PageMemory) {

@@ -11,7 +11,6 @@ pub struct RttEstimator {
     min_rto: Duration,
     max_rto: Duration,
     backoff: u32,
-    slop: Duration,
 }
 
 impl RttEstimator {
@@ -24,15 +23,7 @@ impl RttEstimator {
             min_rto,
             max_rto,
             backoff: 0,
-            slop: Duration::ZERO,
         }
-    }
-
-    /// Adds `slop` to every timeout but the initial one before any sample
-    /// or backoff (FreeBSD's `rexmit_slop`; RFC 6298 2.4 allows a larger RTO).
-    pub fn with_slop(mut self, slop: Duration) -> Self {
-        self.slop = slop;
-        self
     }
 
     /// Feeds one RTT measurement (RFC 6298 2.2/2.3; G = 1 µs) and clears backoff.
@@ -57,11 +48,17 @@ impl RttEstimator {
 
     /// The current timeout including backoff.
     pub fn rto(&self) -> Duration {
-        let rto = self.rto.saturating_mul(1u64 << self.backoff.min(16));
-        if self.srtt_us.is_none() && self.backoff == 0 {
-            return rto.min(self.max_rto);
+        self.rto.saturating_mul(1u64 << self.backoff.min(16)).min(self.max_rto)
+    }
+
+    /// [`Self::rto`] plus `slop`, except for the initial timeout before any
+    /// sample or backoff (FreeBSD's `rexmit_slop`, kept out of the estimator
+    /// so an idle connection stays small; RFC 6298 2.4 allows a larger RTO).
+    pub fn rto_with_slop(&self, slop: Duration) -> Duration {
+        if slop == Duration::ZERO || (self.srtt_us.is_none() && self.backoff == 0) {
+            return self.rto();
         }
-        (rto + self.slop).min(self.max_rto)
+        (self.rto.saturating_mul(1u64 << self.backoff.min(16)) + slop).min(self.max_rto)
     }
 
     /// Doubles the timeout after an expiry (RFC 6298 5.5).
@@ -111,19 +108,19 @@ mod tests {
     #[test]
     fn slop_is_added_after_a_sample_or_backoff_only() {
         let slop = Duration::from_millis(200);
-        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(30), Duration::from_secs(60))
-            .with_slop(slop);
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(30), Duration::from_secs(60));
         // The initial RTO is the configured one (FreeBSD: rexmit_initial).
-        assert_eq!(e.rto(), Duration::from_secs(1));
+        assert_eq!(e.rto_with_slop(slop), Duration::from_secs(1));
         // Backed off: 2 s + slop, as FreeBSD's second SYN at +2.2 s.
         e.back_off();
-        assert_eq!(e.rto(), Duration::from_millis(2200));
+        assert_eq!(e.rto_with_slop(slop), Duration::from_millis(2200));
+        assert_eq!(e.rto(), Duration::from_secs(2), "RFC 6298 5.5 doubling without slop");
         e.sample(Duration::from_millis(10));
         // srtt 10 ms, rttvar 5 ms: 30 ms (min 30) + 200 ms.
-        assert_eq!(e.rto(), Duration::from_millis(230));
+        assert_eq!(e.rto_with_slop(slop), Duration::from_millis(230));
         for _ in 0..40 {
             e.back_off();
         }
-        assert_eq!(e.rto(), Duration::from_secs(60), "max_rto bounds the slop too");
+        assert_eq!(e.rto_with_slop(slop), Duration::from_secs(60), "max_rto bounds the slop too");
     }
 }
