@@ -419,20 +419,12 @@ impl<'a> Runner<'a> {
     /// `seg` in the script's notation: numbers relative to the ISNs.
     fn relative(&self, s: &RawSeg) -> Segment {
         let iss = self.flow.iss.unwrap_or(0);
-        let irs = self.flow.irs.unwrap_or(0);
         let options = if s.options.is_empty() {
             Options::None
         } else {
             Options::List(
-                s.options
-                    .iter()
-                    .map(|o| match *o {
-                        TcpOpt::Sack(b) => {
-                            TcpOpt::Sack(b.map(|x| x.map(|(l, r)| (l.wrapping_sub(irs), r.wrapping_sub(irs)))))
-                        }
-                        o => o,
-                    })
-                    .collect(),
+                // SACK blocks and the ACK carry the peer's numbers: literal.
+                s.options.clone(),
             )
         };
         Segment {
@@ -440,7 +432,7 @@ impl<'a> Runner<'a> {
             flags: s.flags,
             seq: s.seq.wrapping_sub(iss),
             len: s.len,
-            ack: s.flags.ack.then(|| s.ack.wrapping_sub(irs)),
+            ack: s.flags.ack.then_some(s.ack),
             win: Some(u32::from(s.win)),
             urg: (s.flags.urg).then_some(s.urg),
             options,
@@ -555,9 +547,10 @@ impl<'a> Runner<'a> {
             self.flow.new_conn = false;
             self.flow.next_irs = None;
         }
-        let irs = self.flow.irs.unwrap_or(0);
+        // The peer's numbers are the script's, literally, as packetdrill
+        // (the peer) sends them: only the stack's side is relative.
         let iss = self.flow.iss.unwrap_or(0);
-        let seq = if s.flags.syn { s.seq } else { irs.wrapping_add(s.seq) };
+        let seq = s.seq;
         let ack = s.ack.map(|a| iss.wrapping_add(a)).unwrap_or(0);
         let mut options = match &s.options {
             Options::List(v) => v.clone(),
@@ -706,6 +699,12 @@ impl<'a> Runner<'a> {
                     Ok(Applied::Unsupported(why)) => return Err(skip(line, why)),
                     Ok(Applied::Fixed) => {}
                     Ok(Applied::Set) => {
+                        if self.st.is_some() && cfg != self.cfg && self.socks.is_empty() {
+                            // A cleanup line restoring a knob once every
+                            // socket is closed changes nothing left to check.
+                            tracing::info!(line, knob = k, "sysctl after every socket closed ignored");
+                            continue;
+                        }
                         if self.st.is_some() && cfg != self.cfg {
                             return Err(skip(line, format!("sysctl {k} after the stack started: not supported")));
                         }
@@ -857,6 +856,7 @@ fn state_names(s: State, linux: bool) -> (&'static str, i64) {
 /// doubles what was set). Selects FreeBSD's defaults where they differ.
 fn freebsd_flavoured(script: &Script) -> bool {
     script.events.iter().any(|e| match &e.action {
+        Action::Packet(PacketLine::Tcp(seg)) => freebsd_syn_options(seg),
         Action::Shell(s) => s.contains("net.inet.") || s.contains("kern.ipc.") || s.contains("sockstat"),
         Action::Python(p) => p.contains("TCPS_"),
         Action::Call { name, args, .. } => {
@@ -864,4 +864,22 @@ fn freebsd_flavoured(script: &Script) -> bool {
         }
         _ => false,
     })
+}
+
+/// An outbound SYN whose expected options list the window scale before
+/// SACK-permitted or the timestamp: FreeBSD's order (`mss, nop, wscale,
+/// sackOK, TS`); Linux writes `mss, sackOK, TS, nop, wscale`.
+fn freebsd_syn_options(seg: &Segment) -> bool {
+    let Options::List(opts) = &seg.options else { return false };
+    if seg.dir != Dir::Out || !seg.flags.syn || seg.flags.ack {
+        return false;
+    }
+    let at = |f: fn(&TcpOpt) -> bool| opts.iter().position(f);
+    match at(|o| matches!(o, TcpOpt::WScale(_))) {
+        Some(w) => [at(|o| matches!(o, TcpOpt::SackOk)), at(|o| matches!(o, TcpOpt::Ts(..)))]
+            .into_iter()
+            .flatten()
+            .any(|later| later > w),
+        None => false,
+    }
 }

@@ -63,6 +63,13 @@ pub struct Sockets {
     pub remote: Option<Ipv4Addr>,
 }
 
+impl Sockets {
+    /// No socket is open (none created yet, or all closed).
+    pub fn is_empty(&self) -> bool {
+        self.socks.is_empty()
+    }
+}
+
 /// Linux `O_NONBLOCK`.
 const O_NONBLOCK: i64 = 0x800;
 /// `O_RDWR`.
@@ -294,7 +301,13 @@ impl Sockets {
                 self.socks.remove(&fd);
                 match sock.kind {
                     Kind::Fresh { .. } => CallResult::Done(Ok(0)),
-                    Kind::Listener(h) | Kind::Conn(h) => done(st.tcp_close(h, now).map(|_| 0)),
+                    // The fd is the application's: closing it succeeds even
+                    // when the engine already let the connection go (reaped
+                    // after TIME-WAIT, replaced by a new one on the 4-tuple).
+                    Kind::Listener(h) | Kind::Conn(h) => match st.tcp_close(h, now) {
+                        Err(TcpError::InvalidHandle) => CallResult::Done(Ok(0)),
+                        r => done(r.map(|_| 0)),
+                    },
                 }
             }
             "shutdown" => {

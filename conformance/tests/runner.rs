@@ -163,7 +163,7 @@ fn minutes_of_tcp_time_run_fast() {
 
 /// A SYN sent to a synchronized connection (RFC 5961 4) keeps the peer's
 /// sequence numbering: its challenge ACK reads `ack 1` and later segments
-/// stay relative to the first SYN's ISN. A SYN in LISTEN starts a new one.
+/// keep the literal numbers. A SYN in LISTEN at 7000 is acked `ack 7001`.
 #[test]
 fn syn_to_synchronized_keeps_numbering() {
     let src = format!(
@@ -171,6 +171,54 @@ fn syn_to_synchronized_keeps_numbering() {
          +0 < P. 1:11(10) ack 1 win 65535\n* > . 1:1(0) ack 11\n"
     );
     assert_eq!(run(&src), Outcome::Pass);
-    let fresh = HANDSHAKE.replace("< S 0:0(0)", "< S 7000:7000(0)");
+    let fresh = HANDSHAKE
+        .replace("< S 0:0(0)", "< S 7000:7000(0)")
+        .replace("> S. 0:0(0) ack 1", "> S. 0:0(0) ack 7001")
+        .replace("< . 1:1(0) ack 1", "< . 7001:7001(0) ack 1");
     assert_eq!(run(&fresh), Outcome::Pass);
+}
+
+/// The peer's sequence numbers are literal, as packetdrill puts them on the
+/// wire: a SYN at 17 carrying 3 bytes is answered `ack 18` (the data of a
+/// SYN is not acknowledged without TFO), and the next segment starts at 18.
+#[test]
+fn peer_numbers_are_literal() {
+    let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 17:20(3) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 18 <mss 1460>
++.01 < . 18:18(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 < P. 18:28(10) ack 1 win 65535
++0 read(4, ..., 100) = 10
+";
+    assert_eq!(run(src), Outcome::Pass);
+    // The rebased reading (ack 1) is a mismatch on the SYN-ACK line.
+    let rebased = src.replace("ack 18 <mss", "ack 1 <mss");
+    assert_eq!(fail_line(&run(&rebased)), 5);
+}
+
+/// Closing an fd succeeds after the engine let its connection go (TIME-WAIT
+/// replaced by a new connection on the same 4-tuple), and a sysctl line that
+/// restores a knob after every socket is closed is ignored, not a SKIP.
+#[test]
+fn close_after_connection_gone_and_cleanup_sysctl() {
+    let src = "`sysctl -w net.inet.tcp.msl=1000`
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 2) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.01 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 shutdown(4, SHUT_WR) = 0
++0 > F. 1:1(0) ack 1
++.01 < F. 1:1(0) ack 2 win 65535
++0 > . 2:2(0) ack 2
++3 close(4) = 0
++0 close(3) = 0
++0 `sysctl -w net.inet.tcp.msl=30000`
+";
+    assert_eq!(run(src), Outcome::Pass);
 }

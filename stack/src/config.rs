@@ -92,6 +92,16 @@ pub struct TcpConfig {
     /// `SO_RCVBUF` 65536 with an MSS of 1460 becomes 65700. A host choice
     /// RFC 9293 leaves open; default `false` (buffers stay as configured).
     pub round_buffers_to_mss: bool,
+    /// Offer the window scale option (RFC 7323 2) in our SYN, and answer a
+    /// peer's with ours; `false` sends no window scale option at all
+    /// (`net.inet.tcp.rfc1323=0`, `net.ipv4.tcp_window_scaling=0`), which is
+    /// not the same as offering shift 0. Default `true`.
+    pub offer_window_scale: bool,
+    /// Added to every retransmission timeout computed from an RTT sample or
+    /// after a backoff (not to the initial RTO), as FreeBSD's
+    /// `net.inet.tcp.rexmit_slop` (default 200 ms there). RFC 6298 2.4 lets
+    /// a host use a larger RTO than its formula; default zero.
+    pub rto_slop: Duration,
 }
 
 impl Default for TcpConfig {
@@ -122,6 +132,8 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             min_path_mtu: 576,
             round_buffers_to_mss: false,
+            offer_window_scale: true,
+            rto_slop: Duration::ZERO,
         }
     }
 }

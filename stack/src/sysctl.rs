@@ -62,6 +62,7 @@ pub const KNOBS: &[&str] = &[
     "net.inet.tcp.drop_synfin",
     "net.inet.tcp.initcwnd_segments",
     "net.inet.tcp.rexmit_initial",
+    "net.inet.tcp.rexmit_slop",
     "net.inet.tcp.delacktime",
     "net.inet.tcp.keepidle",
     "net.inet.tcp.keepintvl",
@@ -120,9 +121,7 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             while shift < 14 && (65_535usize << shift) < max {
                 shift += 1;
             }
-            if tcp.window_scale != 0 {
-                tcp.window_scale = shift;
-            }
+            tcp.window_scale = shift;
         }
         "net.inet.tcp.delayed_ack" => tcp.delayed_ack = flag(value)?.then(|| Duration::from_millis(40)),
         "net.inet.tcp.delacktime" => {
@@ -146,15 +145,13 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
         "net.inet.tcp.rfc1323" => {
             // 1: window scaling and timestamps (RFC 7323); 0: neither.
             tcp.timestamps = flag(value)?;
-            if !tcp.timestamps {
-                tcp.window_scale = 0;
-            }
+            tcp.offer_window_scale = tcp.timestamps;
         }
         "net.ipv4.tcp_timestamps" => tcp.timestamps = uint::<u8>(value, 0, 2).ok_or_else(|| bad("0..=2"))? != 0,
-        "net.ipv4.tcp_window_scaling" => {
-            if !flag(value)? {
-                tcp.window_scale = 0;
-            }
+        "net.ipv4.tcp_window_scaling" => tcp.offer_window_scale = flag(value)?,
+        "net.inet.tcp.rexmit_slop" => {
+            let ms = uint::<u64>(value, 0, 60_000).ok_or_else(|| bad("milliseconds in 0..=60000"))?;
+            tcp.rto_slop = Duration::from_millis(ms);
         }
         "net.inet.tcp.sack.enable" | "net.ipv4.tcp_sack" => {
             if !flag(value)? {
@@ -253,6 +250,16 @@ mod tests {
         assert!(matches!(apply(&mut c, "net.inet.tcp.nope", "1"), Err(SysctlError::Unknown(_))));
         assert_eq!(apply(&mut c, "kern.ipc.maxsockbuf", "2097152"), Ok(Applied::Set));
         assert_eq!(c.tcp.window_scale, 6, "2 MiB needs 65535 << 6");
+        // RFC 7323 off: no window scale option at all, not "shift 0".
+        assert_eq!(apply(&mut c, "net.inet.tcp.rfc1323", "0"), Ok(Applied::Set));
+        assert!(!c.tcp.offer_window_scale && !c.tcp.timestamps);
+        assert_eq!(c.tcp.window_scale, 6, "the shift is kept for when scaling is turned back on");
+        assert_eq!(apply(&mut c, "net.inet.tcp.rfc1323", "1"), Ok(Applied::Set));
+        assert!(c.tcp.offer_window_scale && c.tcp.timestamps);
+        assert_eq!(apply(&mut c, "net.ipv4.tcp_window_scaling", "0"), Ok(Applied::Set));
+        assert!(!c.tcp.offer_window_scale);
+        assert_eq!(apply(&mut c, "net.inet.tcp.rexmit_slop", "200"), Ok(Applied::Set));
+        assert_eq!(c.tcp.rto_slop, Duration::from_millis(200));
         for k in KNOBS {
             let _ = apply(&mut c, k, "1");
         }

@@ -276,7 +276,7 @@ impl Conn {
     ) -> Conn {
         let mut c = Conn::new(cfg, local, remote, iss, mtu, now);
         c.state = State::SynSent;
-        c.rcv_wscale = cfg.window_scale.min(14);
+        c.rcv_wscale = if cfg.offer_window_scale { cfg.window_scale.min(14) } else { 0 };
         c
     }
 
@@ -303,7 +303,8 @@ impl Conn {
 
     fn take_syn_options(&mut self, seg: &SegIn<'_>) {
         self.mss = u32::from(seg.mss.unwrap_or(536)).clamp(64, u32::from(self.our_mss));
-        match seg.wscale {
+        // RFC 7323 2.2: scaling applies only when both SYNs carry the option.
+        match seg.wscale.filter(|_| self.cfg.offer_window_scale) {
             Some(ws) => {
                 self.snd_wscale = ws.min(14);
                 self.rcv_wscale = self.cfg.window_scale.min(14);
@@ -736,7 +737,7 @@ impl Conn {
     }
 
     fn arm_rtx(&mut self, now: Instant) {
-        self.rtx_at = Some(now + self.rtt.rto());
+        self.rtx_at = Some(now + self.rtt.rto_with_slop(self.cfg.rto_slop));
     }
 
     fn enter_time_wait(&mut self, now: Instant, mem: &mut dyn PageMemory) {
@@ -1718,7 +1719,7 @@ impl Conn {
                 if self.snd_nxt == self.iss {
                     let mut s = self.seg(self.iss, false);
                     s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.syn_options(&mut s, true);
+                    self.syn_options(&mut s, self.cfg.offer_window_scale);
                     out.push(s);
                     if self.rtt_probe.is_none() && self.retries == 0 {
                         self.rtt_probe = Some((self.iss, now));

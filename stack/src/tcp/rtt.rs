@@ -51,6 +51,16 @@ impl RttEstimator {
         self.rto.saturating_mul(1u64 << self.backoff.min(16)).min(self.max_rto)
     }
 
+    /// [`Self::rto`] plus `slop`, except for the initial timeout before any
+    /// sample or backoff (FreeBSD's `rexmit_slop`, kept out of the estimator
+    /// so an idle connection stays small; RFC 6298 2.4 allows a larger RTO).
+    pub fn rto_with_slop(&self, slop: Duration) -> Duration {
+        if slop == Duration::ZERO || (self.srtt_us.is_none() && self.backoff == 0) {
+            return self.rto();
+        }
+        (self.rto.saturating_mul(1u64 << self.backoff.min(16)) + slop).min(self.max_rto)
+    }
+
     /// Doubles the timeout after an expiry (RFC 6298 5.5).
     pub fn back_off(&mut self) {
         self.backoff = self.backoff.saturating_add(1);
@@ -93,5 +103,24 @@ mod tests {
         assert_eq!(e2.rto(), Duration::from_secs(60));
         e2.sample(Duration::from_millis(10));
         assert_eq!(e2.backoffs(), 0);
+    }
+
+    #[test]
+    fn slop_is_added_after_a_sample_or_backoff_only() {
+        let slop = Duration::from_millis(200);
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(30), Duration::from_secs(60));
+        // The initial RTO is the configured one (FreeBSD: rexmit_initial).
+        assert_eq!(e.rto_with_slop(slop), Duration::from_secs(1));
+        // Backed off: 2 s + slop, as FreeBSD's second SYN at +2.2 s.
+        e.back_off();
+        assert_eq!(e.rto_with_slop(slop), Duration::from_millis(2200));
+        assert_eq!(e.rto(), Duration::from_secs(2), "RFC 6298 5.5 doubling without slop");
+        e.sample(Duration::from_millis(10));
+        // srtt 10 ms, rttvar 5 ms: 30 ms (min 30) + 200 ms.
+        assert_eq!(e.rto_with_slop(slop), Duration::from_millis(230));
+        for _ in 0..40 {
+            e.back_off();
+        }
+        assert_eq!(e.rto_with_slop(slop), Duration::from_secs(60), "max_rto bounds the slop too");
     }
 }
