@@ -144,7 +144,7 @@ pub struct Segment {
     pub dir: Dir,
     /// Control bits.
     pub flags: Flags,
-    /// First sequence number (relative, except an inbound SYN's: absolute).
+    /// First sequence number: the stack's relative to its ISS, the peer's as sent.
     pub seq: u32,
     /// Payload length in bytes (`end - start`).
     pub len: u32,

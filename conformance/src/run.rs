@@ -524,14 +524,12 @@ impl<'a> Runner<'a> {
     /// Injects a `<` line.
     fn inject(&mut self, s: &Segment) -> Result<(), Outcome> {
         self.stack();
-        // An inbound SYN's sequence number is absolute. The first one names
-        // the peer's ISN (IRS); a later one without ACK may open a new
-        // connection on the 4-tuple (TIME-WAIT reuse, a SYN after a reset):
-        // its ISN becomes the base once the stack answers it with a SYN-ACK
-        // (then the stack's ISS is learnt afresh too, as packetdrill does per
-        // connection). A SYN the stack rejects (RFC 5961 4: challenge ACK)
-        // leaves the numbering alone; a retransmitted SYN (same ISN while our
-        // SYN-ACK is unanswered) keeps it as well.
+        // The peer's numbers are literal (below); `irs` only tells a new
+        // connection on the 4-tuple (TIME-WAIT reuse, a SYN after a reset)
+        // from a retransmitted SYN (same ISN while our SYN-ACK is
+        // unanswered): a new one makes the stack's next SYN-ACK carry a new
+        // ISS, learnt afresh as packetdrill does per connection. A SYN the
+        // stack rejects (RFC 5961 4: challenge ACK) changes nothing.
         let first_syn = s.flags.syn && self.flow.irs.is_none();
         if first_syn {
             self.flow.irs = Some(s.seq);
