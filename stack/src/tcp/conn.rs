@@ -380,6 +380,7 @@ impl Conn {
 
     /// The send queue: pages it holds, and bytes a copy may add to its last
     /// page (pages of `buf_size` bytes), for send pressure.
+    #[inline]
     pub fn send_pages(&self, buf_size: usize) -> (usize, usize) {
         (self.sendq.pages_held(), self.sendq.tail_room(buf_size))
     }
