@@ -862,19 +862,18 @@ impl Conn {
         // hold: at least what was advertised, and the free buffer when the
         // 16-bit field (no window scaling) could not show all of it
         // (RFC 9293 3.10.7.4; FreeBSD's max(sbspace, rcv_adv - rcv_nxt)).
-        let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
-        let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
-        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(room);
+        // The test only widens with the window, so the free-buffer term
+        // (divisions) is needed only when the advertised window rejects the
+        // segment, or for a FIN (step 7 bounds it by RCV.WND).
         let len = seg.len();
-        let acceptable = match (len, rcv_wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, w) => seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w),
-            (_, 0) => false,
-            (l, w) => {
-                seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w)
-                    || (seg.seq + (l - 1)).in_range(self.rcv_nxt, self.rcv_nxt + w)
-            }
-        };
+        let mut rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt);
+        let mut acceptable = seq_acceptable(seg.seq, len, self.rcv_nxt, rcv_wnd);
+        if !acceptable || seg.fin {
+            let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
+            let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
+            rcv_wnd = rcv_wnd.max(room);
+            acceptable = acceptable || seq_acceptable(seg.seq, len, self.rcv_nxt, rcv_wnd);
+        }
         if !acceptable {
             // Zero window probes and old duplicates get an ACK; RSTs nothing.
             if seg.rst {
@@ -1987,6 +1986,20 @@ impl Conn {
         }
         s.psh = seq + len == data_end;
         out.push(s);
+    }
+}
+
+/// RFC 9293 3.10.7.4 first check: whether a segment at `seq` occupying
+/// `len` sequence numbers falls in the receive window `[rcv_nxt, rcv_nxt +
+/// wnd)` (the four cases of the table). Widening `wnd` never turns an
+/// acceptable segment into an unacceptable one.
+#[inline]
+fn seq_acceptable(seq: Seq, len: u32, rcv_nxt: Seq, wnd: u32) -> bool {
+    match (len, wnd) {
+        (0, 0) => seq == rcv_nxt,
+        (0, w) => seq.in_range(rcv_nxt, rcv_nxt + w),
+        (_, 0) => false,
+        (l, w) => seq.in_range(rcv_nxt, rcv_nxt + w) || (seq + (l - 1)).in_range(rcv_nxt, rcv_nxt + w),
     }
 }
 
