@@ -2004,6 +2004,38 @@ fn seq_acceptable(seq: Seq, len: u32, rcv_nxt: Seq, wnd: u32) -> bool {
 }
 
 #[cfg(test)]
+mod acceptability_tests {
+    use super::{seq_acceptable, Seq};
+
+    /// The fast path of `on_segment` tests the advertised window first and
+    /// widens only on rejection: sound because a segment acceptable in a
+    /// window stays acceptable in every wider one (all four cases, around
+    /// the wrap of the sequence space).
+    #[test]
+    fn acceptability_only_widens_with_the_window() {
+        for base in [0u32, 1000, u32::MAX - 5] {
+            let rcv_nxt = Seq(base);
+            for off in -8i64..24 {
+                let seq = Seq(base.wrapping_add(off as u32));
+                for len in 0..6 {
+                    for w in 0..12 {
+                        if seq_acceptable(seq, len, rcv_nxt, w) {
+                            for wider in w..16 {
+                                assert!(seq_acceptable(seq, len, rcv_nxt, wider), "{off} {len} {w} {wider}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seq_acceptable(Seq(7), 0, Seq(7), 0), "empty segment at RCV.NXT, zero window");
+        assert!(!seq_acceptable(Seq(7), 1, Seq(7), 0), "data into a zero window");
+        assert!(seq_acceptable(Seq(5), 3, Seq(7), 1), "ends in the window: overlaps the left edge");
+        assert!(!seq_acceptable(Seq(8), 1, Seq(7), 1), "past the right edge");
+    }
+}
+
+#[cfg(test)]
 mod size_tests {
     #[test]
     fn connection_state_is_small() {
