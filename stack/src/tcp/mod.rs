@@ -811,8 +811,13 @@ impl TcpEngine {
             return Err(TcpError::WouldBlock);
         }
         self.pressure.observe(mem);
-        let limit = self.pressure.room(h.idx, c.send_pages(self.pressure.buf_size()).1, true);
-        if limit < data.len().min(room) {
+        let want = data.len().min(room);
+        let limit = if want <= self.pressure.unlimited_bytes() {
+            want
+        } else {
+            self.pressure.room(h.idx, c.send_pages(self.pressure.buf_size()).1, true)
+        };
+        if limit < want {
             self.pressure_limited += 1;
             self.pressure.note_limited(h.idx);
             if limit == 0 {

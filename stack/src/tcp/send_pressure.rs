@@ -46,6 +46,9 @@ pub(crate) struct SendPressure {
     /// capacity and page size (recomputed only when those change).
     reserve_pages: usize,
     entry_pages: usize,
+    /// Pressure holds while `free` is below this many pages:
+    /// `ceil(capacity * low_water_pct / 100)` (0 when off).
+    pressure_below: usize,
 }
 
 impl SendPressure {
@@ -79,6 +82,23 @@ impl SendPressure {
         self.buf_size = mem.buf_size().max(1);
         self.reserve_pages = self.capacity * self.reserve_pct / 100;
         self.entry_pages = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        self.pressure_below = (self.capacity * self.low_water_pct).div_ceil(100);
+    }
+
+    /// Bytes a copy into any connection's send queue may take without the
+    /// rule limiting it, as of the last observation: the free pages above
+    /// the reserve while there is no pressure ([`Self::room`] with `alloc`
+    /// is never less), 0 under pressure (the caller then asks
+    /// [`Self::room`]). The write path's check when nothing is scarce.
+    #[inline(always)]
+    pub(crate) fn unlimited_bytes(&self) -> usize {
+        if self.low_water_pct == 0 {
+            return usize::MAX;
+        }
+        if self.free < self.pressure_below {
+            return 0;
+        }
+        self.free.saturating_sub(self.reserve_pages).saturating_mul(self.buf_size)
     }
 
     /// Whether a slot waits for room (was refused by the rule and not yet
@@ -273,6 +293,27 @@ mod tests {
         assert_eq!(q.grant_unattributed(), 0, "the reserve is for connections");
         q.account(0, 0);
         assert_eq!(q.held_total(), 0);
+    }
+
+    /// The write path skips [`SendPressure::room`] when the bytes wanted fit
+    /// [`SendPressure::unlimited_bytes`]: that must never exceed the room
+    /// of any connection, and must be 0 exactly under pressure.
+    #[test]
+    fn unlimited_bytes_never_exceed_any_connections_room() {
+        for free in [0, 1, 49, 50, 51, 249, 250, 251, 600, 1000] {
+            let (mut p, _m) = with_free(1000, free);
+            for i in 0..4 {
+                p.account(i, 100 * i as usize);
+            }
+            let u = p.unlimited_bytes();
+            assert_eq!(u == 0, p.pressured() || free <= 50, "free {free}: {u}");
+            for i in 0..6 {
+                assert!(p.room(i, 0, true) >= u, "free {free} slot {i}: {} < {u}", p.room(i, 0, true));
+            }
+        }
+        let mut off = SendPressure::new(0, 0, 5);
+        off.observe(&HeapPages::new(10, 2048));
+        assert_eq!(off.unlimited_bytes(), usize::MAX);
     }
 
     #[test]
