@@ -1840,9 +1840,10 @@ impl Conn {
             let wnd_left = cwnd_left.min(peer_left);
             let avail = data_end.since(self.snd_nxt);
             // A resend stops where SACKed data starts (a hole may be short).
-            let hole = match self.scoreboard.next_sacked(self.snd_nxt) {
-                Some(a) if retransmitting && self.sack_ok => a.since(self.snd_nxt).min(avail),
-                _ => avail,
+            // (New data has nothing SACKed past it: no scoreboard query.)
+            let hole = match retransmitting && self.sack_ok {
+                true => self.scoreboard.next_sacked(self.snd_nxt).map_or(avail, |a| a.since(self.snd_nxt).min(avail)),
+                false => avail,
             };
             // With TSO, as many whole segments as fit in one frame (all of
             // what is left when it fits); new data only, outside recovery
