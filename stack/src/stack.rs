@@ -471,7 +471,9 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
         self.flush(now, dev, &caps);
-        self.tcp.observe_pages(&self.mem);
+        if self.tcp.pressure_waiters() {
+            self.tcp.observe_pages(&self.mem);
+        }
         self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
         did
     }

@@ -152,6 +152,7 @@ impl<M: PageMemory> Stack<M> {
         if len < self.cfg.zc_min_write && !self.small_send_goes_by_reference(h, buf, off) {
             return self.copy_to_send_queue(h, buf, off, len);
         }
+        self.tcp.observe_pages(&self.mem);
         let room = self.tcp.send_room(h)?;
         if room == 0 {
             // Report why nothing fits: the socket's error, shutdown, or a full buffer.

@@ -381,6 +381,7 @@ impl Conn {
 
     /// The send queue: pages it holds, and bytes a copy may add to its last
     /// page (pages of `buf_size` bytes), for send pressure.
+    #[inline]
     pub fn send_pages(&self, buf_size: usize) -> (usize, usize) {
         (self.sendq.pages_held(), self.sendq.tail_room(buf_size))
     }
@@ -862,19 +863,18 @@ impl Conn {
         // hold: at least what was advertised, and the free buffer when the
         // 16-bit field (no window scaling) could not show all of it
         // (RFC 9293 3.10.7.4; FreeBSD's max(sbspace, rcv_adv - rcv_nxt)).
-        let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
-        let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
-        let rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt).max(room);
+        // The test only widens with the window, so the free-buffer term
+        // (divisions) is needed only when the advertised window rejects the
+        // segment, or for a FIN (step 7 bounds it by RCV.WND).
         let len = seg.len();
-        let acceptable = match (len, rcv_wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, w) => seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w),
-            (_, 0) => false,
-            (l, w) => {
-                seg.seq.in_range(self.rcv_nxt, self.rcv_nxt + w)
-                    || (seg.seq + (l - 1)).in_range(self.rcv_nxt, self.rcv_nxt + w)
-            }
-        };
+        let mut rcv_wnd = self.rcv_adv.max(self.rcv_nxt).since(self.rcv_nxt);
+        let mut acceptable = seq_acceptable(seg.seq, len, self.rcv_nxt, rcv_wnd);
+        if !acceptable || seg.fin {
+            let free = self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes());
+            let room = self.rcvq.window_for(free, usize::from(self.our_mss)).min((MAX_WIN as usize) << 14) as u32;
+            rcv_wnd = rcv_wnd.max(room);
+            acceptable = acceptable || seq_acceptable(seg.seq, len, self.rcv_nxt, rcv_wnd);
+        }
         if !acceptable {
             // Zero window probes and old duplicates get an ACK; RSTs nothing.
             if seg.rst {
@@ -1841,9 +1841,10 @@ impl Conn {
             let wnd_left = cwnd_left.min(peer_left);
             let avail = data_end.since(self.snd_nxt);
             // A resend stops where SACKed data starts (a hole may be short).
-            let hole = match self.scoreboard.next_sacked(self.snd_nxt) {
-                Some(a) if retransmitting && self.sack_ok => a.since(self.snd_nxt).min(avail),
-                _ => avail,
+            // (New data has nothing SACKed past it: no scoreboard query.)
+            let hole = match retransmitting && self.sack_ok {
+                true => self.scoreboard.next_sacked(self.snd_nxt).map_or(avail, |a| a.since(self.snd_nxt).min(avail)),
+                false => avail,
             };
             // With TSO, as many whole segments as fit in one frame (all of
             // what is left when it fits); new data only, outside recovery
@@ -1987,6 +1988,52 @@ impl Conn {
         }
         s.psh = seq + len == data_end;
         out.push(s);
+    }
+}
+
+/// RFC 9293 3.10.7.4 first check: whether a segment at `seq` occupying
+/// `len` sequence numbers falls in the receive window `[rcv_nxt, rcv_nxt +
+/// wnd)` (the four cases of the table). Widening `wnd` never turns an
+/// acceptable segment into an unacceptable one.
+#[inline]
+fn seq_acceptable(seq: Seq, len: u32, rcv_nxt: Seq, wnd: u32) -> bool {
+    match (len, wnd) {
+        (0, 0) => seq == rcv_nxt,
+        (0, w) => seq.in_range(rcv_nxt, rcv_nxt + w),
+        (_, 0) => false,
+        (l, w) => seq.in_range(rcv_nxt, rcv_nxt + w) || (seq + (l - 1)).in_range(rcv_nxt, rcv_nxt + w),
+    }
+}
+
+#[cfg(test)]
+mod acceptability_tests {
+    use super::{seq_acceptable, Seq};
+
+    /// The fast path of `on_segment` tests the advertised window first and
+    /// widens only on rejection: sound because a segment acceptable in a
+    /// window stays acceptable in every wider one (all four cases, around
+    /// the wrap of the sequence space).
+    #[test]
+    fn acceptability_only_widens_with_the_window() {
+        for base in [0u32, 1000, u32::MAX - 5] {
+            let rcv_nxt = Seq(base);
+            for off in -8i64..24 {
+                let seq = Seq(base.wrapping_add(off as u32));
+                for len in 0..6 {
+                    for w in 0..12 {
+                        if seq_acceptable(seq, len, rcv_nxt, w) {
+                            for wider in w..16 {
+                                assert!(seq_acceptable(seq, len, rcv_nxt, wider), "{off} {len} {w} {wider}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seq_acceptable(Seq(7), 0, Seq(7), 0), "empty segment at RCV.NXT, zero window");
+        assert!(!seq_acceptable(Seq(7), 1, Seq(7), 0), "data into a zero window");
+        assert!(seq_acceptable(Seq(5), 3, Seq(7), 1), "ends in the window: overlaps the left edge");
+        assert!(!seq_acceptable(Seq(8), 1, Seq(7), 1), "past the right edge");
     }
 }
 

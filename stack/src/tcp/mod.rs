@@ -365,6 +365,14 @@ impl TcpEngine {
         }
     }
 
+    /// Whether a connection waits for send room the rule refused it: only
+    /// then must a poll call [`TcpEngine::observe_pages`] (to notify it when
+    /// pages return). Readers of the free count ([`TcpEngine::writable`],
+    /// [`TcpEngine::send_room`], [`TcpEngine::zc_grant`]) observe first.
+    pub fn pressure_waiters(&self) -> bool {
+        self.pressure.has_waiters()
+    }
+
     /// Writes cut short or refused by the send-pressure rule since the last call.
     pub fn take_pressure_limited(&mut self) -> u64 {
         std::mem::take(&mut self.pressure_limited)
@@ -803,8 +811,13 @@ impl TcpEngine {
             return Err(TcpError::WouldBlock);
         }
         self.pressure.observe(mem);
-        let limit = self.pressure.room(h.idx, c.send_pages(self.pressure.buf_size()).1, true);
-        if limit < data.len().min(room) {
+        let want = data.len().min(room);
+        let limit = if want <= self.pressure.unlimited_bytes() {
+            want
+        } else {
+            self.pressure.room(h.idx, c.send_pages(self.pressure.buf_size()).1, true)
+        };
+        if limit < want {
             self.pressure_limited += 1;
             self.pressure.note_limited(h.idx);
             if limit == 0 {
@@ -1014,7 +1027,8 @@ impl TcpEngine {
         self.conn(h).map(|c| c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some()).unwrap_or(false)
     }
 
-    /// Whether `write` would take at least one byte (or fail).
+    /// Whether `write` would take at least one byte (or fail), with the
+    /// page array's free count as last observed ([`TcpEngine::observe_pages`]).
     pub fn writable(&self, h: SocketHandle) -> bool {
         self.conn(h)
             .map(|c| {
@@ -1025,7 +1039,8 @@ impl TcpEngine {
     }
 
     /// Free space in the send buffer (0 also when the socket cannot send:
-    /// `write` then reports why).
+    /// `write` then reports why), with the page array's free count as last
+    /// observed ([`TcpEngine::observe_pages`]).
     pub fn send_room(&self, h: SocketHandle) -> Result<usize, TcpError> {
         let c = self.conn(h)?;
         Ok(if c.can_send() && c.error.is_none() { c.send_room().min(self.pressure_room(h.idx, c, true)) } else { 0 })

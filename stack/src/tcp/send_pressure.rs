@@ -46,6 +46,9 @@ pub(crate) struct SendPressure {
     /// capacity and page size (recomputed only when those change).
     reserve_pages: usize,
     entry_pages: usize,
+    /// Pressure holds while `free` is below this many pages:
+    /// `ceil(capacity * low_water_pct / 100)` (0 when off).
+    pressure_below: usize,
 }
 
 impl SendPressure {
@@ -61,17 +64,48 @@ impl SendPressure {
         }
     }
 
-    /// Takes the page array's current size and free count.
+    /// Takes the page array's free count, and its size and page size the
+    /// first time (a [`PageMemory`] region never changes either: "Number of
+    /// buffers in the region", fixed at creation). One call to `mem` per
+    /// observation after the first.
     #[inline]
     pub(crate) fn observe<M: PageMemory + ?Sized>(&mut self, mem: &M) {
-        let (capacity, buf_size) = (mem.capacity(), mem.buf_size().max(1));
         self.free = mem.free_count();
-        if capacity != self.capacity || buf_size != self.buf_size {
-            self.capacity = capacity;
-            self.buf_size = buf_size;
-            self.reserve_pages = self.capacity * self.reserve_pct / 100;
-            self.entry_pages = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        if self.buf_size == 0 {
+            self.size_from(mem);
         }
+    }
+
+    #[cold]
+    fn size_from<M: PageMemory + ?Sized>(&mut self, mem: &M) {
+        self.capacity = mem.capacity();
+        self.buf_size = mem.buf_size().max(1);
+        self.reserve_pages = self.capacity * self.reserve_pct / 100;
+        self.entry_pages = self.pages(RESERVE_ENTRY_BYTES.min(self.floor_bytes.max(1)));
+        self.pressure_below = (self.capacity * self.low_water_pct).div_ceil(100);
+    }
+
+    /// Bytes a copy into any connection's send queue may take without the
+    /// rule limiting it, as of the last observation: the free pages above
+    /// the reserve while there is no pressure ([`Self::room`] with `alloc`
+    /// is never less), 0 under pressure (the caller then asks
+    /// [`Self::room`]). The write path's check when nothing is scarce.
+    #[inline(always)]
+    pub(crate) fn unlimited_bytes(&self) -> usize {
+        if self.low_water_pct == 0 {
+            return usize::MAX;
+        }
+        if self.free < self.pressure_below {
+            return 0;
+        }
+        self.free.saturating_sub(self.reserve_pages).saturating_mul(self.buf_size)
+    }
+
+    /// Whether a slot waits for room (was refused by the rule and not yet
+    /// notified): only then does a poll need to observe the page array.
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        !self.limited.is_empty()
     }
 
     /// Makes room for slot `idx` in the per-slot table (called when the
@@ -84,33 +118,39 @@ impl SendPressure {
     }
 
     /// Records that slot `idx`'s send queue now holds `pages` pages. O(1);
-    /// nothing to do when the count did not change.
-    #[inline]
+    /// nothing to do when the count did not change (a compare on the hot
+    /// path of every segment, inlined).
+    #[inline(always)]
     pub(crate) fn account(&mut self, idx: u32, pages: usize) {
         let pages = pages.min(u32::MAX as usize) as u32;
-        match self.per_slot.get(idx as usize) {
-            Some(&was) if was == pages => {}
+        match self.per_slot.get_mut(idx as usize) {
+            Some(was) if *was == pages => {}
+            Some(was) => {
+                let was = std::mem::replace(was, pages) as usize;
+                let p = pages as usize;
+                self.held = self.held - was + p;
+                self.holders = self.holders + usize::from(p > 0) - usize::from(was > 0);
+            }
             None if pages == 0 => {}
-            _ => self.account_changed(idx, pages),
+            None => self.account_untracked(idx, pages),
         }
     }
 
-    fn account_changed(&mut self, idx: u32, pages: u32) {
-        let i = idx as usize;
+    /// [`Self::account`] for a slot [`Self::track_slot`] never saw.
+    #[cold]
+    fn account_untracked(&mut self, idx: u32, pages: u32) {
         self.track_slot(idx);
-        let was = self.per_slot[i] as usize;
-        let p = pages as usize;
-        self.held = self.held - was + p;
-        self.holders = self.holders + usize::from(p > 0) - usize::from(was > 0);
-        self.per_slot[i] = pages;
+        self.account(idx, pages as usize);
     }
 
     /// Pages held by slot `idx`'s send queue.
+    #[inline]
     pub(crate) fn held_by(&self, idx: u32) -> usize {
         self.per_slot.get(idx as usize).map_or(0, |&p| p as usize)
     }
 
     /// Whether the free share of the page array is below the low-water mark.
+    #[inline]
     pub(crate) fn pressured(&self) -> bool {
         self.low_water_pct > 0 && self.free * 100 < self.capacity * self.low_water_pct
     }
@@ -134,6 +174,7 @@ impl SendPressure {
     /// Pages a connection whose queue holds `held` pages may add. `alloc`:
     /// they come from the free list (a copy into the queue); otherwise the
     /// application already holds them (zero-copy) and only the share counts.
+    #[inline]
     pub(crate) fn grant(&self, held: usize, alloc: bool) -> usize {
         if self.low_water_pct == 0 {
             return usize::MAX;
@@ -152,6 +193,7 @@ impl SendPressure {
 
     /// Bytes a connection (slot `idx`) may add to its send queue under the
     /// rule: granted pages plus `tail_room` bytes left in its last page.
+    #[inline]
     pub(crate) fn room(&self, idx: u32, tail_room: usize, alloc: bool) -> usize {
         self.grant(self.held_by(idx), alloc).saturating_mul(self.buf_size).saturating_add(tail_room)
     }
@@ -251,6 +293,27 @@ mod tests {
         assert_eq!(q.grant_unattributed(), 0, "the reserve is for connections");
         q.account(0, 0);
         assert_eq!(q.held_total(), 0);
+    }
+
+    /// The write path skips [`SendPressure::room`] when the bytes wanted fit
+    /// [`SendPressure::unlimited_bytes`]: that must never exceed the room
+    /// of any connection, and must be 0 exactly under pressure.
+    #[test]
+    fn unlimited_bytes_never_exceed_any_connections_room() {
+        for free in [0, 1, 49, 50, 51, 249, 250, 251, 600, 1000] {
+            let (mut p, _m) = with_free(1000, free);
+            for i in 0..4 {
+                p.account(i, 100 * i as usize);
+            }
+            let u = p.unlimited_bytes();
+            assert_eq!(u == 0, p.pressured() || free <= 50, "free {free}: {u}");
+            for i in 0..6 {
+                assert!(p.room(i, 0, true) >= u, "free {free} slot {i}: {} < {u}", p.room(i, 0, true));
+            }
+        }
+        let mut off = SendPressure::new(0, 0, 5);
+        off.observe(&HeapPages::new(10, 2048));
+        assert_eq!(off.unlimited_bytes(), usize::MAX);
     }
 
     #[test]

@@ -86,12 +86,14 @@ impl SendQueue {
 
     /// Page references the queue holds (one per chunk): the page-array
     /// memory it pins, as send pressure counts it.
+    #[inline]
     pub fn pages_held(&self) -> usize {
         self.chunks.len()
     }
 
     /// Bytes a copy may still append to the last page without a new one
     /// (pages of `buf_size` bytes).
+    #[inline]
     pub fn tail_room(&self, buf_size: usize) -> usize {
         match self.chunks.back() {
             Some(c) if self.tail_appendable => buf_size.saturating_sub((c.off + c.len) as usize),
