@@ -33,6 +33,13 @@ pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 254);
 /// The peer's port when the stack listens.
 pub const REMOTE_PORT: u16 = 48_888;
+/// The latest virtual time a script may name, µs (one year): a later time
+/// (or one whose sum overflows) is a FAIL at its line, so the engine's own
+/// timer arithmetic never sees a time near `u64::MAX`.
+pub const MAX_SCRIPT_US: u64 = 365 * 24 * 3_600 * 1_000_000;
+/// How long a `*` packet line waits for its segment, µs of virtual time
+/// (24 h: longer than the keepalive idle time, 7200 s, plus its probes).
+pub const ANY_TIME_HORIZON_US: u64 = 24 * 3_600 * 1_000_000;
 
 /// How scripts run.
 #[derive(Clone, Debug)]
@@ -43,7 +50,8 @@ pub struct RunOptions {
     pub defines: Vec<String>,
     /// Switch every relaxation off.
     pub strict: bool,
-    /// Poll steps per script at most.
+    /// Poll steps per event (and per idle wait between two events) at most:
+    /// bounds the work one line can cause, not the length of the script.
     pub max_steps: u64,
     /// Wall-clock limit per script.
     pub wall_limit: std::time::Duration,
@@ -133,7 +141,10 @@ struct Runner<'a> {
     flow: Flow,
     socks: Sockets,
     inflight: Option<InFlight>,
+    /// Poll steps since the current event started (reset per event).
     steps: u64,
+    /// Poll steps in the whole script (paces the wall-clock check).
+    total_steps: u64,
     started: std::time::Instant,
     line: usize,
     /// Numeric `tcpi_state` values follow Linux (else FreeBSD).
@@ -159,17 +170,28 @@ impl<'a> Runner<'a> {
         let _ = EthernetAddress::BROADCAST;
         let mut tol = opts.tolerance_usecs.unwrap_or(4000);
         let mut mtu = 1500;
+        let mut mss = None;
         for (k, v) in &script.options {
             let bad = || fail(0, format!("bad header option --{k}={v}"));
             match k.as_str() {
                 "tolerance_usecs" => tol = v.parse().map_err(|_| bad())?,
                 "mtu" => mtu = v.parse::<usize>().ok().filter(|m| (576..=9216).contains(m)).ok_or_else(bad)?,
+                // packetdrill's --mss=N (bytes): the MSS of the test
+                // interface, so the stack advertises and sends segments of
+                // at most N bytes; applied as an IPv4 MTU of N + 40 (20-byte
+                // IP and TCP headers), overriding --mtu.
+                "mss" => mss = Some(v.parse::<usize>().ok().filter(|m| (536..=9176).contains(m)).ok_or_else(bad)?),
                 "ip_version" if v != "ipv4" => {
                     return Err(skip(0, format!("--ip_version={v}: only ipv4 is supported")))
                 }
                 _ => {}
             }
         }
+        if let Some(mss) = mss {
+            mtu = mss + 40;
+        }
+        // Every time sum stays far from u64::MAX.
+        let tol = tol.min(MAX_SCRIPT_US);
         let linux_states =
             script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("net.ipv4.")))
                 || opts.defines.iter().any(|d| d.eq_ignore_ascii_case("linux"));
@@ -194,6 +216,7 @@ impl<'a> Runner<'a> {
             socks: Sockets::new(REMOTE_IP),
             inflight: None,
             steps: 0,
+            total_steps: 0,
             started: std::time::Instant::now(),
             line: 0,
             linux_states,
@@ -220,13 +243,14 @@ impl<'a> Runner<'a> {
         let mut last_us: u64 = 0;
         for ev in &script.events {
             self.line = ev.line;
+            self.steps = 0;
             let base = |w: When, now: u64| -> Result<u64, Outcome> {
                 let t = match w {
-                    When::Any => now as i64,
-                    When::Abs(t) => t,
-                    When::Rel(d) => last_us as i64 + d,
+                    When::Any => Some(now as i64),
+                    When::Abs(t) => Some(t),
+                    When::Rel(d) => (last_us as i64).checked_add(d),
                 };
-                u64::try_from(t).map_err(|_| fail(ev.line, "negative time"))
+                script_time(ev.line, t)
             };
             let start = base(ev.time.start, self.now_us)?;
             let offset = start as i64
@@ -235,14 +259,15 @@ impl<'a> Runner<'a> {
                     When::Abs(t) => t,
                     When::Any => start as i64,
                 };
-            let window_end = ev.time.window_end.map(|e| (offset + e).max(0) as u64);
+            let end_at = |e: i64| script_time(ev.line, offset.checked_add(e).map(|t| t.max(0)));
+            let window_end = ev.time.window_end.map(end_at).transpose()?;
             match &ev.action {
                 Action::Packet(PacketLine::Unsupported(r)) => return Err(skip(ev.line, r.clone())),
                 Action::Packet(PacketLine::Tcp(seg)) if seg.dir == Dir::Out => {
                     let (lo, hi) = match (ev.time.start, window_end) {
-                        (When::Any, _) => (0, u64::MAX),
-                        (_, Some(end)) => (start.saturating_sub(self.tol), end + self.tol),
-                        _ => (start.saturating_sub(self.tol), start + self.tol),
+                        (When::Any, _) => (0, self.now_us.saturating_add(ANY_TIME_HORIZON_US)),
+                        (_, Some(end)) => (start.saturating_sub(self.tol), end.saturating_add(self.tol)),
+                        _ => (start.saturating_sub(self.tol), start.saturating_add(self.tol)),
                     };
                     let at = self.expect_out(ev.line, seg, lo, hi)?;
                     last_us = at;
@@ -263,7 +288,7 @@ impl<'a> Runner<'a> {
                     if self.inflight.is_some() {
                         self.finish_inflight()?;
                     }
-                    let end = ev.time.block_end.map(|e| (offset + e).max(0) as u64).unwrap_or(start);
+                    let end = ev.time.block_end.map(end_at).transpose()?.unwrap_or(start);
                     self.start_call(ev, start, end)?;
                 }
             }
@@ -277,12 +302,17 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// The per-event step budget and the per-script wall clock.
     fn limits(&mut self) -> Result<(), Outcome> {
         self.steps += 1;
+        self.total_steps += 1;
         if self.steps > self.opts.max_steps {
-            return Err(fail(self.line, format!("time limit: {} poll steps without finishing", self.opts.max_steps)));
+            return Err(fail(
+                self.line,
+                format!("time limit: {} poll steps in one event without finishing", self.opts.max_steps),
+            ));
         }
-        if self.steps % 256 == 0 && self.started.elapsed() > self.opts.wall_limit {
+        if self.total_steps % 256 == 0 && self.started.elapsed() > self.opts.wall_limit {
             return Err(fail(self.line, format!("time limit: {:?} of wall clock", self.opts.wall_limit)));
         }
         Ok(())
@@ -387,9 +417,11 @@ impl<'a> Runner<'a> {
         let mut want = want.clone();
         let mut first_at = None;
         loop {
-            if self.pending.is_empty() && self.now_us <= hi {
-                let limit = hi.min(self.now_us.saturating_add(3_600_000_000));
-                self.advance(limit, true)?;
+            // Run the clock up to the line's latest time (`hi` is bounded:
+            // MAX_SCRIPT_US plus the tolerance, or the `*` horizon); the
+            // per-event step budget and the wall clock bound the work.
+            while self.pending.is_empty() && self.now_us < hi {
+                self.advance(hi, true)?;
             }
             let Some((t, got)) = self.pending.pop_front() else {
                 let after = if first_at.is_some() { " (the rest of a segment split in pieces)" } else { "" };
@@ -645,7 +677,7 @@ impl<'a> Runner<'a> {
         let st = self.st.as_mut().expect("stack");
         let r = self.socks.call(st, now, name, args, ret_fd, waited);
         if r == CallResult::Block {
-            if self.now_us > inf.end_us + self.tol {
+            if self.now_us > inf.end_us.saturating_add(self.tol) {
                 return Err(fail(
                     inf.ev.line,
                     format!("{name} still blocked at {} (should return at {})", secs(self.now_us), secs(inf.end_us)),
@@ -667,7 +699,7 @@ impl<'a> Runner<'a> {
     /// Runs the clock until the blocked call returns or its deadline passes.
     fn finish_inflight(&mut self) -> Result<(), Outcome> {
         let Some(inf) = self.inflight.as_ref() else { return Ok(()) };
-        let (line, deadline) = (inf.ev.line, inf.end_us + self.tol);
+        let (line, deadline) = (inf.ev.line, inf.end_us.saturating_add(self.tol));
         while self.inflight.is_some() {
             if self.now_us > deadline {
                 return Err(fail(line, format!("blocking call did not return by {}", secs(deadline))));
@@ -774,6 +806,20 @@ fn check_ret(name: &str, ret: &Ret, got: &Result<i64, &'static str>) -> Result<(
         Ok(())
     } else {
         Err(format!("{name}: expected = {want_txt} got = {}", show(got)))
+    }
+}
+
+/// A script time in µs, or a FAIL at `line` when it overflowed (`None`),
+/// is negative or lies beyond [`MAX_SCRIPT_US`].
+fn script_time(line: usize, t: Option<i64>) -> Result<u64, Outcome> {
+    match t {
+        None => Err(fail(line, "time overflows")),
+        Some(t) if t < 0 => Err(fail(line, "negative time")),
+        Some(t) if t as u64 > MAX_SCRIPT_US => Err(fail(
+            line,
+            format!("time {} is beyond the runner's limit of {}", secs(t as u64), secs(MAX_SCRIPT_US)),
+        )),
+        Some(t) => Ok(t as u64),
     }
 }
 

@@ -45,18 +45,24 @@ impl fmt::Display for Value {
     }
 }
 
+/// How deeply `[`, `{`, `&` and `name(` may nest in one value: deeper
+/// input is an error, not a stack overflow (real scripts nest 2 or 3 deep).
+pub const MAX_NESTING: usize = 32;
+
 /// A cursor over argument text.
 #[derive(Debug)]
 pub struct Cursor<'a> {
     s: &'a [u8],
     /// Byte position.
     pub pos: usize,
+    /// Current nesting depth of [`Cursor::value`] (bounded by [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `s`.
     pub fn new(s: &'a str) -> Self {
-        Cursor { s: s.as_bytes(), pos: 0 }
+        Cursor { s: s.as_bytes(), pos: 0, depth: 0 }
     }
 
     /// Skips white space (newlines included).
@@ -132,7 +138,19 @@ impl<'a> Cursor<'a> {
         Ok(first)
     }
 
+    /// One operand of a value; every nested `[`, `{`, `&` or `name(` goes
+    /// one level deeper, at most [`MAX_NESTING`] levels.
     fn atom(&mut self) -> Result<Value, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!("nesting deeper than {MAX_NESTING}"));
+        }
+        self.depth += 1;
+        let r = self.atom_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn atom_inner(&mut self) -> Result<Value, String> {
         match self.peek() {
             None => Err("missing value".into()),
             Some(b'.') if self.eat("...") => Ok(Value::Ellipsis),
@@ -246,5 +264,23 @@ mod tests {
         assert_eq!(c.value().unwrap(), Value::Str("ab".into()));
         assert!(c.eat(","));
         assert!(matches!(c.value().unwrap(), Value::Struct(v) if v.len() == 2));
+    }
+
+    /// Nesting is bounded: at the limit it parses, one deeper is an error.
+    #[test]
+    fn nesting_is_bounded() {
+        for open in ["[", "{", "&", "sizeof("] {
+            let close = match open {
+                "[" => "]",
+                "{" => "}",
+                "&" => "",
+                _ => ")",
+            };
+            let ok = format!("{}1{}", open.repeat(MAX_NESTING - 1), close.repeat(MAX_NESTING - 1));
+            assert!(Cursor::new(&ok).value().is_ok(), "{open} x {}", MAX_NESTING - 1);
+            let deep = format!("{}1{}", open.repeat(MAX_NESTING), close.repeat(MAX_NESTING));
+            let e = Cursor::new(&deep).value().unwrap_err();
+            assert!(e.contains("nesting deeper than"), "{e}");
+        }
     }
 }
