@@ -22,7 +22,7 @@ use crate::frame::{self, Out, RawSeg};
 use crate::packet::{Dir, Options, PacketLine, Segment, TcpOpt};
 use crate::parse::{parse_script, Action, Event, Ret, Script, When};
 use crate::report::Outcome;
-use crate::syscall::{errno_alias, int, CallResult, Sockets};
+use crate::syscall::{errno_alias, int, CallResult, Sockets, TcpiState};
 use crate::value::Value;
 
 /// The stack's address (packetdrill's default local address).
@@ -503,8 +503,13 @@ impl<'a> Runner<'a> {
                 return Err("window".into());
             }
         }
-        if strict && want.urg.is_some() && want.urg != got.urg {
-            return Err("urgent pointer".into());
+        // The urgent pointer is compared whenever the line states it, as
+        // packetdrill compares the header field: against the raw field, so
+        // `urg N` on a segment without URG fails unless the field is N.
+        if let Some(u) = want.urg {
+            if raw.urg != u {
+                return Err(format!("urgent pointer {} vs {}", u, raw.urg));
+            }
         }
         self.compare_options(&want.options, &got.options)?;
         if partial {
@@ -758,7 +763,10 @@ impl<'a> Runner<'a> {
             let Some(rest) = stmt.strip_prefix("assert") else {
                 return Err(skip(line, format!("inline Python not supported: {stmt}")));
             };
-            let Some((lhs, rhs)) = rest.split_once("==") else {
+            // Python's `assert test, message`: the message is only shown
+            // when the test fails; it is not evaluated here.
+            let (test, message) = split_assert_message(rest);
+            let Some((lhs, rhs)) = test.split_once("==") else {
                 return Err(skip(line, format!("inline Python not supported: {stmt}")));
             };
             if lhs.trim() != "tcpi_state" {
@@ -767,14 +775,23 @@ impl<'a> Runner<'a> {
             let want = rhs.trim();
             let st = self.stack();
             let _ = st;
-            let state = self.socks.last_state(self.st.as_ref().expect("stack"));
-            let got = state.map(|s| state_names(s, self.linux_states)).unwrap_or(("no connection", -1));
+            let state = self.socks.last_tcpi(self.st.as_ref().expect("stack"));
+            // Names in the script's own flavour: a `TCP_*` name is answered
+            // with Linux names, `TCPS_*` with FreeBSD's, a number with the
+            // script's platform.
+            let linux = if want.starts_with("TCPS_") {
+                false
+            } else {
+                want.starts_with("TCP_") || self.linux_states
+            };
+            let got = state.map(|s| tcpi_names(s, linux)).unwrap_or(("no connection", -1));
             let ok = match want.parse::<i64>() {
                 Ok(n) => n == got.1,
-                Err(_) => linux_name(want).or_else(|| freebsd_name(want)).is_some_and(|s| Some(s) == state),
+                Err(_) => tcpi_by_name(want).is_some_and(|s| Some(s) == state),
             };
             if !ok {
-                return Err(fail(line, format!("expected tcpi_state == {want} got {}", got.0)));
+                let message = message.map(|m| format!(" (assert message: {m})")).unwrap_or_default();
+                return Err(fail(line, format!("expected tcpi_state == {want} got {}{message}", got.0)));
             }
         }
         Ok(())
@@ -828,6 +845,43 @@ fn secs(us: u64) -> String {
         "any time".into()
     } else {
         format!("{}.{:06}s", us / 1_000_000, us % 1_000_000)
+    }
+}
+
+/// Splits Python's `assert test, message` at the first comma outside
+/// brackets and quotes: `(test, Some(message))`, or `(test, None)`.
+fn split_assert_message(s: &str) -> (&str, Option<&str>) {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, ',') if depth == 0 => return (&s[..i], Some(s[i + 1..].trim())),
+            _ => {}
+        }
+    }
+    (s, None)
+}
+
+/// A `tcpi_state` name: Linux `TCP_*` or FreeBSD `TCPS_*`, LISTEN included.
+fn tcpi_by_name(n: &str) -> Option<TcpiState> {
+    match n {
+        "TCP_LISTEN" | "TCPS_LISTEN" => Some(TcpiState::Listen),
+        _ => linux_name(n).or_else(|| freebsd_name(n)).map(TcpiState::Conn),
+    }
+}
+
+/// A `tcpi_state`'s name and number: Linux `TCP_LISTEN` is 10, FreeBSD
+/// `TCPS_LISTEN` is 1; connection states as [`state_names`].
+fn tcpi_names(s: TcpiState, linux: bool) -> (&'static str, i64) {
+    match s {
+        TcpiState::Listen if linux => ("TCP_LISTEN", 10),
+        TcpiState::Listen => ("TCPS_LISTEN", 1),
+        TcpiState::Conn(c) => state_names(c, linux),
     }
 }
 

@@ -57,13 +57,40 @@ pub struct Sockets {
     socks: HashMap<i64, Sock>,
     /// The connection a `%{ tcpi_state }%` check looks at: the last one used.
     pub last_conn: Option<SocketHandle>,
+    /// A listener named after the last connection (`listen`), and whether
+    /// it is still open: `tcpi_state` reports LISTEN (or CLOSE) for it.
+    pub last_listener: Option<(SocketHandle, bool)>,
     /// Whether the script set a socket buffer size (the window is compared then).
     pub buffers_set: bool,
     /// Where `connect` goes.
     pub remote: Option<Ipv4Addr>,
 }
 
+/// What `%{ tcpi_state }%` sees: a listener or a connection's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpiState {
+    /// A listening socket (Linux `TCP_LISTEN`, FreeBSD `TCPS_LISTEN`).
+    Listen,
+    /// A connection in this state.
+    Conn(State),
+}
+
 impl Sockets {
+    /// Makes `h` the connection `tcpi_state` checks look at.
+    fn use_conn(&mut self, h: SocketHandle) {
+        self.last_conn = Some(h);
+        self.last_listener = None;
+    }
+
+    /// The state of the socket named last (a listener or a connection).
+    pub fn last_tcpi(&self, st: &Stack<HeapPages>) -> Option<TcpiState> {
+        match self.last_listener {
+            Some((_, true)) => Some(TcpiState::Listen),
+            Some((_, false)) => Some(TcpiState::Conn(State::Closed)),
+            None => self.last_state(st).map(TcpiState::Conn),
+        }
+    }
+
     /// No socket is open (none created yet, or all closed).
     pub fn is_empty(&self) -> bool {
         self.socks.is_empty()
@@ -162,7 +189,7 @@ impl Sockets {
         match self.get(fd, call)? {
             Sock { kind: Kind::Conn(h), nonblock } => {
                 let r = (*h, *nonblock);
-                self.last_conn = Some(r.0);
+                self.use_conn(r.0);
                 Ok(r)
             }
             _ => Err(CallResult::Done(Err("ENOTCONN"))),
@@ -229,6 +256,7 @@ impl Sockets {
                     Some(Sock { kind: Kind::Fresh { opts, bound }, nonblock }) => {
                         match st.tcp_listen_with(bound.unwrap_or(SCRIPT_PORT), backlog, &opts) {
                             Ok(h) => {
+                                self.last_listener = Some((h, true));
                                 self.socks.insert(fd, Sock { kind: Kind::Listener(h), nonblock });
                                 CallResult::Done(Ok(0))
                             }
@@ -252,7 +280,7 @@ impl Sockets {
                             return Ok(CallResult::Done(Ok(i64::MAX)));
                         };
                         self.socks.insert(new, Sock { kind: Kind::Conn(h), nonblock: false });
-                        self.last_conn = Some(h);
+                        self.use_conn(h);
                         CallResult::Done(Ok(new))
                     }
                     Err(TcpError::WouldBlock) if !nonblock => CallResult::Block,
@@ -268,7 +296,7 @@ impl Sockets {
                         match st.tcp_connect_with(remote, bound.unwrap_or(0), &opts, now) {
                             Ok(h) => {
                                 self.socks.insert(fd, Sock { kind: Kind::Conn(h), nonblock: sock.nonblock });
-                                self.last_conn = Some(h);
+                                self.use_conn(h);
                                 if sock.nonblock {
                                     CallResult::Done(Err("EINPROGRESS"))
                                 } else {
@@ -299,6 +327,11 @@ impl Sockets {
                 let fd = fd()?;
                 let sock = self.get(fd, name)?.clone();
                 self.socks.remove(&fd);
+                if let (Kind::Listener(h), Some((l, open))) = (&sock.kind, self.last_listener.as_mut()) {
+                    if *h == *l {
+                        *open = false;
+                    }
+                }
                 match sock.kind {
                     Kind::Fresh { .. } => CallResult::Done(Ok(0)),
                     // The fd is the application's: closing it succeeds even
@@ -327,7 +360,11 @@ impl Sockets {
                     return Ok(CallResult::Skip("engine lacks MSG_OOB (urgent data is delivered in line)".into()));
                 }
                 let dontwait = nonblock || flags & 0x40 != 0;
-                let mut buf = vec![0u8; len];
+                // What a read can return is what is queued: the buffer is
+                // never larger (a script may ask for 1e14 bytes), and at
+                // least one byte so that "nothing yet" is not end of stream.
+                let queued = st.tcp_recv_queued(h).unwrap_or(IO_CHUNK);
+                let mut buf = vec![0u8; len.min(queued.max(1))];
                 let r = if flags & 0x2 != 0 { st.tcp_peek(h, &mut buf) } else { st.tcp_read(h, &mut buf) };
                 match r {
                     Ok(n) => CallResult::Done(Ok(n as i64)),
@@ -350,7 +387,7 @@ impl Sockets {
                         return Ok(CallResult::Block);
                     }
                 }
-                match st.tcp_write(h, &vec![0u8; len]) {
+                match write_zeros(st, h, len) {
                     Ok(n) => CallResult::Done(Ok(n as i64)),
                     Err(TcpError::WouldBlock) if !dontwait => CallResult::Block,
                     Err(e) => done(Err(e)),
@@ -545,7 +582,7 @@ impl Sockets {
                     }
                 }
                 Kind::Conn(h) => {
-                    self.last_conn = Some(h);
+                    self.use_conn(h);
                     let tcp = st.tcp();
                     if tcp.readable(h) {
                         rev |= 0x1;
@@ -602,6 +639,36 @@ impl Sockets {
     pub fn poll_timeout(args: &[Value]) -> Option<i64> {
         args.get(2).and_then(int)
     }
+}
+
+/// The largest piece a script's `write` hands the engine at once, bytes.
+const IO_CHUNK: usize = 64 * 1024;
+
+/// Writes `len` zero bytes in pieces of at most [`IO_CHUNK`] and returns
+/// how many the engine queued, as a Linux `write` returns a short count once
+/// the send buffer is full; an error only when nothing was queued. Ends
+/// after the first short piece, so it runs at most send-buffer / `IO_CHUNK`
+/// + 1 times whatever `len` is.
+fn write_zeros(st: &mut Stack<HeapPages>, h: SocketHandle, len: usize) -> Result<usize, TcpError> {
+    static ZEROS: [u8; IO_CHUNK] = [0; IO_CHUNK];
+    if len == 0 {
+        return st.tcp_write(h, &[]);
+    }
+    let mut done = 0;
+    while done < len {
+        let piece = (len - done).min(IO_CHUNK);
+        match st.tcp_write(h, &ZEROS[..piece]) {
+            Ok(n) => {
+                done += n;
+                if n < piece {
+                    break;
+                }
+            }
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// `EWOULDBLOCK` is `EAGAIN`.
