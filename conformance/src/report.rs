@@ -37,7 +37,8 @@ impl fmt::Display for Line<'_> {
         match self.outcome {
             Outcome::Pass => write!(f, "PASS {}", self.path),
             Outcome::Fail { line, msg } => write!(f, "FAIL {}:{line}: {msg}", self.path),
-            Outcome::Skip { line, reason } => write!(f, "SKIP {}: line {line}: {reason}", self.path),
+            // The issue's `SKIP path: reason`; the line goes inside the reason.
+            Outcome::Skip { line, reason } => write!(f, "SKIP {}: {reason} (line {line})", self.path),
         }
     }
 }

@@ -222,3 +222,165 @@ fn close_after_connection_gone_and_cleanup_sysctl() {
 ";
     assert_eq!(run(src), Outcome::Pass);
 }
+
+fn fail_msg(o: &Outcome) -> &str {
+    match o {
+        Outcome::Fail { msg, .. } => msg,
+        other => panic!("expected a FAIL, got {other:?}"),
+    }
+}
+
+/// Review 01/02: values nested 100 000 deep (`[`, `{`, `&`, `sizeof(`) are a
+/// FAIL at their line naming the bound, never a stack overflow.
+#[test]
+fn deep_nesting_fails_with_line() {
+    for (open, close) in [("[", "]"), ("{", "}"), ("&", ""), ("sizeof(", ")"), ("[&{", "")] {
+        let deep = format!("{}1{}", open.repeat(100_000), close.repeat(100_000));
+        let src = format!("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(3) = {deep}\n");
+        let o = run(&src);
+        assert_eq!(fail_line(&o), 2, "{open}");
+        assert!(fail_msg(&o).contains("nesting deeper than"), "{open}: {o:?}");
+        let src = format!("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, {deep}) = 0\n");
+        assert_eq!(fail_line(&run(&src)), 2, "{open} as an argument");
+    }
+}
+
+/// Review 03: times whose sums overflow or lie beyond the runner's range
+/// (relative, absolute, window ends, blocking ends, the tolerance) are a
+/// FAIL at their line, never an overflow panic.
+#[test]
+fn huge_times_fail_with_line() {
+    let sock = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n";
+    let cases = [
+        format!("9223372036854 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+9223372036854 close(3) = 0\n"),
+        format!("{sock}+9223372036854 close(3) = 0\n+9223372036854 close(3) = 0\n"),
+        format!("{sock}+9000000000000 close(3) = 0\n"),
+        format!("{sock}+0~+9223372036854 > S 0:0(0)\n"),
+        format!("{sock}+0...9223372036854 close(3) = 0\n"),
+        format!("{sock}-9223372036854 close(3) = 0\n"),
+    ];
+    for src in &cases {
+        let o = run(src);
+        let line = fail_line(&o);
+        assert!((1..=3).contains(&line), "{src}: {o:?}");
+        assert!(fail_msg(&o).contains("time"), "{src}: {o:?}");
+    }
+    // A huge tolerance is clamped, not added up to an overflow.
+    let src = format!("--tolerance_usecs=18446744073709551615\n{HANDSHAKE}+1 close(4) = 0\n+0 > F. 1:1(0) ack 1\n");
+    assert_eq!(run(&src), Outcome::Pass);
+}
+
+/// The value a write of `len` bytes returns on a fresh connection.
+fn write_returns(len: u64) -> i64 {
+    let o = run(&format!("{HANDSHAKE}+0 write(4, ..., {len}) = 1\n"));
+    let msg = fail_msg(&o);
+    msg.rsplit("got = ").next().and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("{msg}"))
+}
+
+/// Review 04/05: lengths of 1e14 never allocate that much. A write returns
+/// what was queued (the same as any write larger than the send buffer); a
+/// read returns what is available, or EAGAIN / blocks like a small one.
+#[test]
+fn huge_io_lengths_act_like_linux() {
+    let huge = write_returns(100_000_000_000_000);
+    assert!(huge > 0 && huge < 100_000_000, "{huge}");
+    assert_eq!(huge, write_returns(10_000_000));
+    assert_eq!(huge, write_returns(u64::MAX >> 1));
+    // Reads: data available, nothing available (non-blocking), peek.
+    let src = format!(
+        "{HANDSHAKE}+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n\
+         +0 read(4, ..., 100000000000000) = -1 EAGAIN\n\
+         +0 < P. 1:11(10) ack 1 win 65535\n\
+         +0 recv(4, ..., 100000000000000, MSG_PEEK) = 10\n\
+         +0 read(4, ..., 100000000000000) = 10\n\
+         +0 read(4, ..., 100000000000000) = -1 EAGAIN\n"
+    );
+    assert_eq!(run(&src), Outcome::Pass);
+    // A blocking read of nothing blocks: the wrong EAGAIN is a FAIL at the line.
+    assert_eq!(fail_line(&run(&format!("{HANDSHAKE}+0 read(4, ..., 100000000000000) = -1 EAGAIN\n"))), 8);
+}
+
+/// Review 06/07: a `>` line hours after the previous event is waited for up
+/// to its own time; `*` up to the documented 24 h horizon, then a FAIL.
+#[test]
+fn outbound_hours_later_is_waited_for() {
+    let ka = format!("{HANDSHAKE}+0 setsockopt(4, SOL_SOCKET, SO_KEEPALIVE, [1], 4) = 0\n");
+    let probes = "+75 > . 0:0(0) ack 1\n+0 < . 1:1(0) ack 1 win 257\n";
+    assert_eq!(run(&format!("{ka}+7200 > . 0:0(0) ack 1\n{probes}")), Outcome::Pass);
+    assert_eq!(run(&format!("{ka}* > . 0:0(0) ack 1\n{probes}")), Outcome::Pass);
+    // Too early by an hour: the probe comes at 7200 s, not 3 h.
+    let o = run(&format!("{ka}+10800 > . 0:0(0) ack 1\n"));
+    assert!(fail_msg(&o).contains("too early"), "{o:?}");
+    // Nothing ever comes: both end, as FAILs at the line.
+    let o = run(&format!("{HANDSHAKE}+36000 > F. 1:1(0) ack 1\n"));
+    assert!(fail_line(&o) == 8 && fail_msg(&o).contains("got nothing"), "{o:?}");
+    let o = run(&format!("{HANDSHAKE}* > F. 1:1(0) ack 1\n"));
+    assert!(fail_line(&o) == 8 && fail_msg(&o).contains("got nothing"), "{o:?}");
+}
+
+/// Review 08: 100 000 cheap lines pass; the step budget bounds one event.
+#[test]
+fn long_scripts_pass_within_the_budget() {
+    let mut src = String::from("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
+    for _ in 0..100_000 {
+        src.push_str("+0 fcntl(3, F_GETFL) = O_RDWR\n");
+    }
+    assert_eq!(run(&src), Outcome::Pass);
+    let mut bad = src.clone();
+    bad.push_str("+0 fcntl(3, F_GETFL) = 77\n");
+    assert_eq!(fail_line(&run(&bad)), 100_002);
+}
+
+/// Review 11: `--mss=N` is the interface MSS the SYN advertises; a value
+/// outside 536..=9176 is a FAIL of the header.
+#[test]
+fn mss_header_option_applies() {
+    let src = "--mss=1000\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+               +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n+0 connect(3, ..., ...) = -1 EINPROGRESS\n\
+               +0 > S 0:0(0) <mss 1000,sackOK,TS val 1 ecr 0,nop,wscale 8>\n";
+    assert_eq!(run(src), Outcome::Pass);
+    assert_eq!(fail_line(&run(&src.replace("<mss 1000", "<mss 1460"))), 6);
+    for bad in ["--mss=10", "--mss=x", "--mss=70000"] {
+        assert!(matches!(run(&src.replace("--mss=1000", bad)), Outcome::Fail { line: 0, .. }), "{bad}");
+    }
+}
+
+/// Review 12/13: LISTEN is a `tcpi_state` (Linux name and 10, FreeBSD name
+/// and 1); `assert test, message` is Python's form, the message shown on
+/// failure; a closed listener reads CLOSE.
+#[test]
+fn tcpi_state_listen_and_assert_message() {
+    let listen = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n";
+    for ok in ["TCP_LISTEN", "TCPS_LISTEN", "TCP_LISTEN, tcpi_state", "10, 'not listening'"] {
+        assert_eq!(run(&format!("{listen}+0 %{{ assert tcpi_state == {ok} }}%\n")), Outcome::Pass, "{ok}");
+    }
+    let o = run(&format!("{listen}+0 %{{ assert tcpi_state == TCP_ESTABLISHED, tcpi_state }}%\n"));
+    assert_eq!(fail_line(&o), 4);
+    assert!(fail_msg(&o).contains("got TCP_LISTEN") && fail_msg(&o).contains("tcpi_state"), "{o:?}");
+    let o = run(&format!("{listen}+0 close(3) = 0\n+0 %{{ assert tcpi_state == TCP_LISTEN }}%\n"));
+    assert!(fail_msg(&o).contains("got TCP_CLOSE"), "{o:?}");
+    let o = run(&format!("{HANDSHAKE}+0 %{{ assert tcpi_state == TCP_ESTABLISHED, (\"a, b\", tcpi_state) }}%\n"));
+    assert_eq!(o, Outcome::Pass);
+    let o = run(&format!("{HANDSHAKE}+0 %{{ assert tcpi_state == TCPS_CLOSE_WAIT, \"msg\" }}%\n"));
+    assert!(fail_msg(&o).contains("got TCPS_ESTABLISHED") && fail_msg(&o).contains("msg"), "{o:?}");
+}
+
+/// Review 16: a stated `urg N` is compared (against the header field) also
+/// without --strict; an unstated one is not.
+#[test]
+fn urgent_pointer_compared_when_stated() {
+    let base = format!("{HANDSHAKE}+0 < U. 1:11(10) ack 1 urg 5 win 257\n+.04 > . 1:1(0) ack 11\n+0 write(4, ..., 10) = 10\n");
+    let o = run(&format!("{base}+0 > P. 1:11(10) ack 11 urg 99\n"));
+    assert!(fail_line(&o) == 11 && fail_msg(&o).contains("urgent pointer"), "{o:?}");
+    assert_eq!(run(&format!("{base}+0 > P. 1:11(10) ack 11\n")), Outcome::Pass);
+    assert_eq!(run(&format!("{base}+0 > P. 1:11(10) ack 11 urg 0\n")), Outcome::Pass);
+}
+
+/// A SKIP line follows the issue's `SKIP path: reason`, the line inside
+/// the reason.
+#[test]
+fn skip_line_format() {
+    let o = run("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n");
+    let line = zcstack_conformance::report::Line { path: "x.pkt", outcome: &o }.to_string();
+    assert!(line.starts_with("SKIP x.pkt: ") && line.ends_with("(line 1)"), "{line}");
+}
