@@ -779,11 +779,7 @@ impl<'a> Runner<'a> {
             // Names in the script's own flavour: a `TCP_*` name is answered
             // with Linux names, `TCPS_*` with FreeBSD's, a number with the
             // script's platform.
-            let linux = if want.starts_with("TCPS_") {
-                false
-            } else {
-                want.starts_with("TCP_") || self.linux_states
-            };
+            let linux = if want.starts_with("TCPS_") { false } else { want.starts_with("TCP_") || self.linux_states };
             let got = state.map(|s| tcpi_names(s, linux)).unwrap_or(("no connection", -1));
             let ok = match want.parse::<i64>() {
                 Ok(n) => n == got.1,
@@ -832,10 +828,9 @@ fn script_time(line: usize, t: Option<i64>) -> Result<u64, Outcome> {
     match t {
         None => Err(fail(line, "time overflows")),
         Some(t) if t < 0 => Err(fail(line, "negative time")),
-        Some(t) if t as u64 > MAX_SCRIPT_US => Err(fail(
-            line,
-            format!("time {} is beyond the runner's limit of {}", secs(t as u64), secs(MAX_SCRIPT_US)),
-        )),
+        Some(t) if t as u64 > MAX_SCRIPT_US => {
+            Err(fail(line, format!("time {} is beyond the runner's limit of {}", secs(t as u64), secs(MAX_SCRIPT_US))))
+        }
         Some(t) => Ok(t as u64),
     }
 }

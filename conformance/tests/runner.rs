@@ -253,7 +253,7 @@ fn deep_nesting_fails_with_line() {
 fn huge_times_fail_with_line() {
     let sock = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n";
     let cases = [
-        format!("9223372036854 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+9223372036854 close(3) = 0\n"),
+        "9223372036854 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+9223372036854 close(3) = 0\n".to_string(),
         format!("{sock}+9223372036854 close(3) = 0\n+9223372036854 close(3) = 0\n"),
         format!("{sock}+9000000000000 close(3) = 0\n"),
         format!("{sock}+0~+9223372036854 > S 0:0(0)\n"),
@@ -370,7 +370,8 @@ fn tcpi_state_listen_and_assert_message() {
 /// without --strict; an unstated one is not.
 #[test]
 fn urgent_pointer_compared_when_stated() {
-    let base = format!("{HANDSHAKE}+0 < U. 1:11(10) ack 1 urg 5 win 257\n+.04 > . 1:1(0) ack 11\n+0 write(4, ..., 10) = 10\n");
+    let base =
+        format!("{HANDSHAKE}+0 < U. 1:11(10) ack 1 urg 5 win 257\n+.04 > . 1:1(0) ack 11\n+0 write(4, ..., 10) = 10\n");
     let o = run(&format!("{base}+0 > P. 1:11(10) ack 11 urg 99\n"));
     assert!(fail_line(&o) == 11 && fail_msg(&o).contains("urgent pointer"), "{o:?}");
     assert_eq!(run(&format!("{base}+0 > P. 1:11(10) ack 11\n")), Outcome::Pass);
