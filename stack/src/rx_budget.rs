@@ -42,16 +42,13 @@ impl RxBudget {
         self.pinned.get()
     }
 
-    /// Lets `rx` be kept in place when its footprint fits the budget now:
-    /// the frame comes back with the account a receive queue charges when
-    /// it keeps the frame ([`RxIn::keep`]). `None`: over budget, the caller
-    /// copies what it keeps. Nothing is charged (nor allocated) here: a
-    /// frame nobody keeps costs the budget nothing.
-    pub fn admit<'a>(&'a self, rx: &'a SharedRx) -> Option<RxIn<'a>> {
-        if self.pinned.get().saturating_add(rx.footprint()) > self.limit {
-            return None;
-        }
-        Some(RxIn { frame: rx, acct: &self.pinned })
+    /// Offers `rx` to the receive queues: the budget is checked only when a
+    /// queue would keep the frame ([`RxIn::keep`]), so a frame whose payload
+    /// is copied anyway (or that carries none) costs no footprint query and
+    /// no charge. Nothing is charged (nor allocated) here.
+    #[inline]
+    pub fn admit<'a>(&'a self, rx: &'a SharedRx) -> RxIn<'a> {
+        RxIn { frame: rx, limit: self.limit, acct: &self.pinned }
     }
 }
 
@@ -60,6 +57,7 @@ impl RxBudget {
 #[derive(Clone, Copy)]
 pub struct RxIn<'a> {
     frame: &'a SharedRx,
+    limit: usize,
     acct: &'a Rc<Cell<usize>>,
 }
 
@@ -75,13 +73,19 @@ impl<'a> RxIn<'a> {
         self.frame
     }
 
-    /// Charges the frame's footprint to the budget for as long as the
-    /// returned token lives: whoever keeps the frame keeps the token with
-    /// it (a receive queue's chunk, then the application's view).
-    pub fn keep(&self) -> Charge {
+    /// Charges the frame's footprint (bytes, one [`crate::phy::RxBuf::footprint`]
+    /// query) to the budget for as long as the returned token lives, when it
+    /// fits the budget now; `None` when it would pass the limit (the caller
+    /// then copies what it keeps). Whoever keeps the frame keeps the token
+    /// with it (a receive queue's chunk, then the application's view).
+    pub fn keep(&self) -> Option<Charge> {
         let fp = self.frame.footprint();
-        self.acct.set(self.acct.get() + fp);
-        Charge { fp, acct: self.acct.clone() }
+        let pinned = self.acct.get();
+        if pinned.saturating_add(fp) > self.limit {
+            return None;
+        }
+        self.acct.set(pinned + fp);
+        Some(Charge { fp, acct: self.acct.clone() })
     }
 }
 
@@ -91,6 +95,13 @@ impl<'a> RxIn<'a> {
 pub struct Charge {
     fp: usize,
     acct: Rc<Cell<usize>>,
+}
+
+impl Charge {
+    /// The footprint charged, bytes.
+    pub fn footprint(&self) -> usize {
+        self.fp
+    }
 }
 
 impl Drop for Charge {
@@ -118,12 +129,15 @@ mod tests {
     fn admits_up_to_the_limit_and_returns_charges_on_drop() {
         let b = RxBudget::new(3 * 2048);
         let f: SharedRx = Rc::new(Frame(vec![1; 100]));
-        let kept: Vec<Charge> = (0..3).map(|_| b.admit(&f).expect("within budget").keep()).collect();
+        let kept: Vec<Charge> = (0..3).map(|_| b.admit(&f).keep().expect("within budget")).collect();
         assert_eq!(b.pinned(), 3 * 2048);
-        assert!(b.admit(&f).is_none(), "a fourth frame passes the budget");
+        assert!(b.admit(&f).keep().is_none(), "a fourth frame passes the budget");
+        assert_eq!(b.pinned(), 3 * 2048, "a refused frame is not charged");
         drop(kept);
         assert_eq!(b.pinned(), 0);
-        let a = b.admit(&f).expect("room again");
+        let a = b.admit(&f);
+        assert!(a.keep().is_some(), "room again");
+        assert_eq!(b.pinned(), 0, "the charge went with its token");
         assert_eq!(a.frame().bytes().as_ptr(), f.bytes().as_ptr(), "the same bytes, not a copy");
         assert_eq!(b.pinned(), 0, "an admitted frame nobody keeps costs nothing");
     }

@@ -758,13 +758,10 @@ impl<M: PageMemory> Stack<M> {
                     return;
                 };
                 // Payload may stay in the frame only within the receive
-                // budget; past it the connection copies what it keeps.
+                // budget (checked when a queue keeps it); past it the
+                // connection copies what it keeps.
                 let rx = match rx {
-                    Some(r) if !repr.payload.is_empty() => {
-                        let c = self.rx_budget.admit(r);
-                        self.stats.rx_frames_over_budget += u64::from(c.is_none());
-                        c
-                    }
+                    Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
                     _ => None,
                 };
                 self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);

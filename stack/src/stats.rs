@@ -136,9 +136,10 @@ counters! {
         /// Challenge ACKs not sent because of the engine-wide per-second
         /// budget (`TcpConfig::challenge_ack_limit`).
         pub tcp_challenge_acks_global_limited: u64,
-        /// Received TCP frames with payload not kept in place because receive
-        /// queues pin the whole receive budget (`StackConfig::rx_pin_budget`):
-        /// their payload is copied and the frame freed at once.
+        /// Received TCP frames a receive queue would have kept in place but
+        /// receive queues pin the whole receive budget
+        /// (`StackConfig::rx_pin_budget`): their payload is copied and the
+        /// frame freed at once.
         pub rx_frames_over_budget: u64,
         /// Out-of-order TCP payload bytes not stored because they were
         /// already held (overlapping or duplicate segments, trimmed).

@@ -196,18 +196,25 @@ impl RecvQueue {
                 let base = rx.bytes().as_ptr() as usize;
                 let at = (d.as_ptr() as usize).wrapping_sub(base);
                 if at.checked_add(d.len()).is_some_and(|end| end <= rx.bytes().len()) {
-                    self.chunks.push_back(RxChunk {
-                        buf: rx.clone(),
-                        off: at as u32,
-                        len: d.len() as u32,
-                        charge: Some(rin.keep()),
-                    });
-                    self.chunk_bytes += d.len();
-                    self.chunk_footprint += rx.footprint();
-                    self.last_frame = (d.len().min(65_535) as u16, rx.footprint().clamp(1, 65_535) as u16);
-                    stats.rx_bytes_zero_copy += d.len() as u64;
-                    self.maybe_compact(stats);
-                    return;
+                    // Kept only within the receive budget; past it, copied.
+                    match rin.keep() {
+                        Some(charge) => {
+                            let fp = charge.footprint();
+                            self.chunks.push_back(RxChunk {
+                                buf: rx.clone(),
+                                off: at as u32,
+                                len: d.len() as u32,
+                                charge: Some(charge),
+                            });
+                            self.chunk_bytes += d.len();
+                            self.chunk_footprint += fp;
+                            self.last_frame = (d.len().min(65_535) as u16, fp.clamp(1, 65_535) as u16);
+                            stats.rx_bytes_zero_copy += d.len() as u64;
+                            self.maybe_compact(stats);
+                            return;
+                        }
+                        None => stats.rx_frames_over_budget += 1,
+                    }
                 }
             }
         }
@@ -393,7 +400,7 @@ mod tests {
         let mut st = Stats::default();
         let budget = crate::rx_budget::RxBudget::new(1 << 20);
         let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
-        assert_eq!(q.insert(0, full.bytes(), 8, budget.admit(&full), &mut st), Inserted::InOrder(1448));
+        assert_eq!(q.insert(0, full.bytes(), 8, Some(budget.admit(&full)), &mut st), Inserted::InOrder(1448));
         assert_eq!(budget.pinned(), 2048, "the kept frame is charged to the budget");
         let scaled = q.window_for(1 << 20, 1448);
         assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
@@ -401,7 +408,7 @@ mod tests {
         // window still scales as for full segments (it was 5 KiB before,
         // below any update threshold, and stayed closed forever).
         let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
-        assert_eq!(q.insert(1448, tiny.bytes(), 8, budget.admit(&tiny), &mut st), Inserted::InOrder(10));
+        assert_eq!(q.insert(1448, tiny.bytes(), 8, Some(budget.admit(&tiny)), &mut st), Inserted::InOrder(10));
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1458);
         assert_eq!(q.held(), 0);
