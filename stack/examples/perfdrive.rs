@@ -132,6 +132,8 @@ struct Zc {
     da: End,
     db: End,
     t: u64,
+    /// Simulated microseconds per poll (`PERFDRIVE_STEP_US`, default 5).
+    step: u64,
 }
 
 impl Zc {
@@ -158,13 +160,14 @@ impl Zc {
             da,
             db,
             t: 0,
+            step: std::env::var("PERFDRIVE_STEP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(5),
         }
     }
     fn now(&self) -> Instant {
         Instant::from_micros(self.t)
     }
     fn poll(&mut self) {
-        self.t += 5;
+        self.t += self.step;
         let now = self.now();
         self.a.poll(now, &mut self.da);
         self.b.poll(now, &mut self.db);

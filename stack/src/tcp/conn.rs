@@ -301,6 +301,8 @@ impl Conn {
         c
     }
 
+    #[cold]
+    #[inline(never)]
     fn take_syn_options(&mut self, seg: &SegIn<'_>) {
         self.mss = u32::from(seg.mss.unwrap_or(536)).clamp(64, u32::from(self.our_mss));
         // RFC 7323 2.2: scaling applies only when both SYNs carry the option.
@@ -446,6 +448,8 @@ impl Conn {
     /// `shutdown(SHUT_RD)` (BSD semantics): what is queued is discarded now,
     /// and data arriving later is acknowledged (the window stays open) and
     /// discarded; reads return end of stream.
+    #[cold]
+    #[inline(never)]
     pub fn shutdown_read(&mut self) {
         self.rd_shut = true;
         self.rcvq.discard_ready();
@@ -460,6 +464,8 @@ impl Conn {
     /// The pending error, reported once (Linux `sock_error`): `Some` the
     /// first time, `None` afterwards (the connection stays failed:
     /// `error` keeps the reason, reads give end of stream, writes `EPIPE`).
+    #[cold]
+    #[inline(never)]
     pub fn take_error(&mut self) -> Option<TcpError> {
         let e = self.error.filter(|_| !self.error_reported);
         self.error_reported |= e.is_some();
@@ -502,6 +508,8 @@ impl Conn {
     }
 
     /// Aborts: the caller sends a RST (if synchronized) and frees the connection.
+    #[cold]
+    #[inline(never)]
     pub fn abort(&mut self, mem: &mut dyn PageMemory) -> Option<SegOut> {
         let rst = if self.state.synchronized() || self.state == State::SynReceived {
             Some(SegOut::rst(self.local, self.remote, self.snd_nxt, Some(self.rcv_nxt)))
@@ -549,6 +557,8 @@ impl Conn {
 
     /// `TCP_MAXSEG` set to `m`: before our SYN leaves it caps the MSS we
     /// offer; it caps the segment size used from now on.
+    #[cold]
+    #[inline(never)]
     fn clamp_mss(&mut self, m: u16) {
         let m = m.max(super::sockopt::MIN_USER_MSS);
         if !self.state.synchronized() && self.snd_nxt == self.iss {
@@ -741,6 +751,8 @@ impl Conn {
         self.rtx_at = Some(now + self.rtt.rto_with_slop(self.cfg.rto_slop));
     }
 
+    #[cold]
+    #[inline(never)]
     fn enter_time_wait(&mut self, now: Instant, mem: &mut dyn PageMemory) {
         self.state = State::TimeWait;
         self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
@@ -832,6 +844,22 @@ impl Conn {
             }
             return if self.state == State::Closed { Outcome::Closed } else { Outcome::Ok };
         }
+        self.on_segment_full(now, seg, mem, stats, out, budget)
+    }
+
+    /// The full RFC 9293 3.10.7 processing of a segment header prediction
+    /// did not take; out of line so the fast path stays small in the
+    /// instruction cache.
+    #[inline(never)]
+    fn on_segment_full(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+        budget: &mut ChallengeBudget,
+    ) -> Outcome {
         if self.state == State::SynSent {
             return self.on_segment_syn_sent(now, seg, mem, stats, out);
         }
@@ -1133,6 +1161,8 @@ impl Conn {
     /// `rcv_nxt`, or timestamps are in use and its TSval is newer than
     /// TS.Recent. Any other SYN is handled as one in a synchronized state
     /// (challenge ACK, RFC 5961 4.2), so a blind SYN cannot end TIME-WAIT.
+    #[cold]
+    #[inline(never)]
     pub fn time_wait_accepts_syn(&self, seg: &SegIn<'_>) -> bool {
         let newer_ts = match (self.ts_ok, seg.ts) {
             (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
@@ -1141,6 +1171,8 @@ impl Conn {
         seg.seq > self.rcv_nxt || newer_ts
     }
 
+    #[cold]
+    #[inline(never)]
     fn on_segment_syn_sent(
         &mut self,
         now: Instant,
@@ -1233,6 +1265,8 @@ impl Conn {
     /// retransmissions need the ACK and are no part of an ACK loop (as in
     /// Linux `tcp_oow_rate_limited`). Others are limited per connection to
     /// `invalid_ack_burst` per `invalid_ack_interval`.
+    #[cold]
+    #[inline(never)]
     fn ack_rejected(&mut self, now: Instant, seg: &SegIn<'_>, stats: &mut Stats) {
         if (seg.len() > 0 && !seg.syn)
             || self.ack_limiter.allow(now, self.cfg.invalid_ack_interval, self.cfg.invalid_ack_burst)
@@ -1246,6 +1280,8 @@ impl Conn {
     /// Sends a challenge ACK (RFC 5961 3.2, 4.2, 5.2) unless the
     /// per-connection limit or the engine-wide per-second budget (RFC 5961
     /// 7) is spent; suppressed ones are counted.
+    #[cold]
+    #[inline(never)]
     fn challenge_ack(&mut self, now: Instant, budget: &mut ChallengeBudget, stats: &mut Stats) {
         if !self.ack_limiter.allow(now, self.cfg.invalid_ack_interval, self.cfg.invalid_ack_burst) {
             stats.tcp_acks_rate_limited += 1;
@@ -1371,6 +1407,8 @@ impl Conn {
         Outcome::Ok
     }
 
+    #[cold]
+    #[inline(never)]
     fn enter_recovery(&mut self, stats: &mut Stats) {
         stats.tcp_fast_retransmits += 1;
         self.ssthresh = self.decrease();
@@ -1547,6 +1585,8 @@ impl Conn {
     ///   `mtu` (never below `TcpConfig::min_path_mtu`), and what is in
     ///   flight is sent again from `snd_una` in the new size at once
     ///   (not a congestion signal: cwnd and ssthresh are left alone).
+    #[cold]
+    #[inline(never)]
     pub fn on_icmp(
         &mut self,
         seq: Seq,
@@ -1983,6 +2023,8 @@ impl Conn {
     /// goes (the SWS override). Probes are timed by the persist timer, not
     /// the RTO.
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn window_probe(
         &mut self,
         now: Instant,

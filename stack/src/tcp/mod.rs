@@ -996,6 +996,8 @@ impl TcpEngine {
     /// Aborts every connection (RST to each synchronized peer) and closes
     /// every listener: what a process exit does to its sockets. Returns the
     /// number of connections aborted.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn abort_all(&mut self, mem: &mut dyn PageMemory, out: &mut Vec<SegOut>) -> usize {
         let mut n = 0;
         for i in 0..self.slots.len() {
@@ -1103,6 +1105,8 @@ impl TcpEngine {
     /// An ICMP error about one of our segments (see [`Conn::on_icmp`]):
     /// applied to the connection of its 4-tuple if the quoted sequence
     /// number is one of ours in flight; otherwise ignored and counted.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn icmp_error(&mut self, err: &icmp::IcmpTcpError, mem: &mut dyn PageMemory, stats: &mut Stats) {
         let Some(&idx) = self.conns.get(&(err.local, err.remote)) else {
             stats.drop_icmp_tcp_no_conn += 1;
@@ -1183,6 +1187,25 @@ impl TcpEngine {
             self.ingress_conn(now, idx, &seg, mem, stats, out);
             return;
         }
+        self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
+    }
+
+    /// A segment for no connection: a listener's SYN, the last ACK of a
+    /// SYN-cookie handshake, or a RST for a closed port. Out of line so the
+    /// established path stays small in the instruction cache.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn ingress_no_conn(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegIn<'_>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let seg = *seg;
         if seg.syn && seg.ack.is_none() && self.listeners.contains_key(&local.port()) {
             self.on_listen_syn(now, local, remote, &seg, stats, out);
             return;
@@ -1215,6 +1238,7 @@ impl TcpEngine {
         }
     }
 
+    #[inline(never)]
     fn on_listen_syn(
         &mut self,
         now: Instant,
@@ -1363,6 +1387,7 @@ impl TcpEngine {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn establish_from_cookie(
         &mut self,
         now: Instant,
