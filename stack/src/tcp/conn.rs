@@ -304,7 +304,8 @@ impl Conn {
     fn take_syn_options(&mut self, seg: &SegIn<'_>) {
         self.mss = u32::from(seg.mss.unwrap_or(536)).clamp(64, u32::from(self.our_mss));
         // RFC 7323 2.2: scaling applies only when both SYNs carry the option.
-        match seg.wscale.filter(|_| self.cfg.offer_window_scale) {
+        let dropped = self.syn_options_dropped();
+        match seg.wscale.filter(|_| self.cfg.offer_window_scale && !dropped) {
             Some(ws) => {
                 self.snd_wscale = ws.min(14);
                 self.rcv_wscale = self.cfg.window_scale.min(14);
@@ -314,8 +315,9 @@ impl Conn {
                 self.rcv_wscale = 0;
             }
         }
-        self.sack_ok = seg.sack_permitted;
-        if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps) {
+        // RFC 2018 2: SACK only when both sides sent SACK-permitted.
+        self.sack_ok = seg.sack_permitted && self.cfg.sack && !dropped;
+        if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps && !dropped) {
             self.ts_ok = true;
             self.ts_recent = tsval;
         } else {
@@ -1687,15 +1689,27 @@ impl Conn {
     fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
         s.syn = true;
         s.mss = Some(self.our_mss);
+        if self.syn_options_dropped() {
+            return;
+        }
         // Offer SACK and timestamps in a SYN; accept them in a SYN-ACK only if
         // the peer offered them.
-        s.sack_permitted = self.state == State::SynSent || self.sack_ok;
+        s.sack_permitted = (self.state == State::SynSent && self.cfg.sack) || self.sack_ok;
         if self.state == State::SynSent && self.cfg.timestamps {
             s.ts = Some((self.ts_now, 0));
         }
         if offer_wscale {
             s.wscale = Some(self.rcv_wscale);
         }
+    }
+
+    /// Whether our SYN goes with the MSS option only: the third and later
+    /// retransmissions of an active open's SYN under
+    /// `TcpConfig::rexmit_drop_options` (FreeBSD's `rexmit_drop_options`).
+    /// The SYN-ACK's options are then ignored too: RFC 7323 2.2/3.2 and
+    /// RFC 2018 2 enable an option only when both SYNs carry it.
+    fn syn_options_dropped(&self) -> bool {
+        self.cfg.rexmit_drop_options && self.state == State::SynSent && self.retries >= 3
     }
 
     /// Produces every segment due now: SYN/SYN-ACK, retransmissions, new data

@@ -6,6 +6,7 @@ mod conn;
 pub mod cubic;
 pub mod icmp;
 pub mod ooo_store;
+pub(crate) mod odd_flags;
 mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
@@ -1135,7 +1136,9 @@ impl TcpEngine {
 
     // ----- engine -----
 
-    /// Handles one received segment addressed to us.
+    /// Handles one received segment addressed to us. `odd` says the
+    /// segment combined SYN, FIN and RST and `repr` carries the control bit
+    /// RFC 9293's processing order makes effective (see [`odd_flags`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ingress(
         &mut self,
@@ -1143,6 +1146,7 @@ impl TcpEngine {
         src: Ipv4Address,
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
+        odd: Option<odd_flags::OddFlags>,
         rx: Option<crate::rx_budget::RxIn<'_>>,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
@@ -1150,7 +1154,7 @@ impl TcpEngine {
     ) {
         let remote = SocketAddrV4::new(src, repr.src_port);
         let local = SocketAddrV4::new(dst, repr.dst_port);
-        let seg = SegIn {
+        let mut seg = SegIn {
             seq: repr.seq_number.into(),
             ack: repr.ack_number.map(Into::into),
             syn: repr.control == TcpControl::Syn,
@@ -1165,6 +1169,22 @@ impl TcpEngine {
             payload: repr.payload,
             rx,
         };
+        match odd {
+            Some(odd_flags::OddFlags::SynFin) if self.cfg.drop_synfin => {
+                // FreeBSD's `net.inet.tcp.drop_synfin=1`.
+                stats.drop_tcp_synfin += 1;
+                return;
+            }
+            Some(odd_flags::OddFlags::SynFin) => {
+                stats.tcp_synfin_fin_ignored += 1;
+                // To a closed port the FIN counts in SEG.LEN of the RST's
+                // ACK (RFC 9293 3.10.7.1); elsewhere it is never reached.
+                let closed = !self.conns.contains_key(&(local, remote)) && !self.listeners.contains_key(&local.port());
+                seg.fin = closed;
+            }
+            Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
+            None => {}
+        }
         if let Some(&idx) = self.conns.get(&(local, remote)) {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
                 return;
