@@ -102,10 +102,12 @@ pub struct TcpConfig {
     /// `net.inet.tcp.rexmit_slop` (default 200 ms there). RFC 6298 2.4 lets
     /// a host use a larger RTO than its formula; default zero.
     pub rto_slop: Duration,
-    /// Drop segments with both SYN and FIN set, unanswered and counted
-    /// (`Stats::drop_tcp_synfin`), as FreeBSD's `net.inet.tcp.drop_synfin=1`.
-    /// Default `false`: such a segment is handled in RFC 9293 3.10.7's
-    /// order (see `tcp::odd_flags`).
+    /// A listener drops segments with both SYN and FIN set, unanswered and
+    /// counted (`Stats::drop_tcp_synfin`), as Linux does and FreeBSD with
+    /// `net.inet.tcp.drop_synfin=1` (SYN+FIN is a scanner's fingerprint
+    /// probe). `false`: the SYN opens a connection and the FIN is not taken
+    /// (FreeBSD's default). Other states follow RFC 9293 3.10.7's order
+    /// either way (see `tcp::odd_flags`). Default `true`.
     pub drop_synfin: bool,
     /// From the third retransmission of a SYN on, send it with the MSS
     /// option only (no window scale, SACK-permitted or timestamps), in case
@@ -151,7 +153,7 @@ impl Default for TcpConfig {
             round_buffers_to_mss: false,
             offer_window_scale: true,
             rto_slop: Duration::ZERO,
-            drop_synfin: false,
+            drop_synfin: true,
             rexmit_drop_options: false,
             sack: true,
         }

@@ -67,9 +67,8 @@ fn rst_with_syn_or_fin_is_a_rst_and_never_answered_on_a_closed_port() {
 }
 
 #[test]
-fn syn_fin_to_a_listener_is_answered_for_the_syn_only() {
-    let (mut st, mut dev) = stack();
-    learn_peer(&mut st, &mut dev);
+fn syn_fin_to_a_listener_is_answered_for_the_syn_only_without_drop_synfin() {
+    let (mut st, mut dev) = stack_cfg(|c| c.tcp.drop_synfin = false);
     let l = st.tcp_listen(80, 8).unwrap();
     let mut s = seg(17, None, TcpControl::Syn);
     (s.payload, s.mss) = (b"abc", Some(1460));
@@ -84,8 +83,9 @@ fn syn_fin_to_a_listener_is_answered_for_the_syn_only() {
 }
 
 #[test]
-fn drop_synfin_drops_and_counts_then_a_plain_syn_is_answered() {
-    let (mut st, mut dev) = stack_cfg(|c| c.tcp.drop_synfin = true);
+fn drop_synfin_by_default_drops_and_counts_then_a_plain_syn_is_answered() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
     st.tcp_listen(80, 8).unwrap();
     let out = exchange(&mut st, &mut dev, at(0), vec![with_flags(seg(17, None, TcpControl::Syn), FIN)]);
     assert!(out.is_empty(), "{out:?}");

@@ -723,7 +723,7 @@ impl Conn {
     fn seg_payload_max(&self) -> u32 {
         let ts = if self.ts_ok { 10 } else { 0 };
         let sack = if self.sack_ok && self.rcvq.has_hole() {
-            2 + 8 * self.rcvq.sack_blocks().iter().flatten().count() as u32
+            2 + 8 * self.sack_blocks().iter().flatten().count() as u32
         } else {
             0
         };
@@ -1670,7 +1670,7 @@ impl Conn {
             s.ack = Some(self.rcv_nxt);
             if self.sack_ok && self.rcvq.has_hole() {
                 let base = self.rcvq.next_offset();
-                for (slot, b) in s.sack.iter_mut().zip(self.rcvq.sack_blocks()) {
+                for (slot, b) in s.sack.iter_mut().zip(self.sack_blocks()) {
                     *slot =
                         b.map(|(a, e)| ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0));
                 }
@@ -1684,6 +1684,17 @@ impl Conn {
             s.ts = Some((self.ts_now, self.ts_recent));
         }
         s
+    }
+
+    /// The SACK blocks our next ACK carries, as stream offsets: four when
+    /// no timestamps option shares the 40 option bytes, else three (RFC
+    /// 2018 3).
+    fn sack_blocks(&self) -> [Option<(u64, u64)>; 4] {
+        let mut b = self.rcvq.sack_blocks4();
+        if self.ts_ok {
+            b[3] = None;
+        }
+        b
     }
 
     fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {

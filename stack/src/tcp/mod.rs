@@ -135,7 +135,8 @@ pub(crate) struct SegOut {
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
-    pub sack: [Option<(u32, u32)>; 3],
+    /// SACK blocks (left, right); the fourth only without timestamps.
+    pub sack: [Option<(u32, u32)>; 4],
     pub ts: Option<(u32, u32)>,
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
@@ -160,7 +161,7 @@ impl SegOut {
             mss: None,
             wscale: None,
             sack_permitted: false,
-            sack: [None; 3],
+            sack: [None; 4],
             ts: None,
             payload: crate::phy::Payload::new(),
             copied: false,
@@ -196,16 +197,26 @@ impl SegOut {
             window_scale: self.wscale,
             max_seg_size: self.mss,
             sack_permitted: self.sack_permitted,
-            sack_ranges: self.sack,
+            sack_ranges: [None; 3],
             timestamp: self.ts.map(|(v, e)| smoltcp::wire::TcpTimestampRepr::new(v, e)),
             payload: &[],
         };
-        let hlen = repr.header_len();
+        // SACK blocks (never on a SYN) are written here, not by smoltcp,
+        // whose option holds three: without timestamps four fit (RFC 2018 3).
+        let sack_opts = if self.syn { None } else { sack_option_bytes(&self.sack, self.ts) };
+        let repr = if sack_opts.is_some() { TcpRepr { timestamp: None, ..repr } } else { repr };
+        let hlen = repr.header_len() + sack_opts.as_ref().map_or(0, |o| o.len());
         buf.resize(headroom + hlen, 0);
         let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         let src = *self.src.ip();
         let dst = *self.dst.ip();
         repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
+        if let Some(o) = &sack_opts {
+            pkt.set_header_len(hlen as u8);
+            let start = headroom + repr.header_len();
+            buf[start..start + o.len()].copy_from_slice(o);
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         // TcpControl carries one flag: add PSH back to a FIN segment.
         if self.fin && !self.syn {
             pkt.set_fin(true);
@@ -1170,17 +1181,18 @@ impl TcpEngine {
             rx,
         };
         match odd {
-            Some(odd_flags::OddFlags::SynFin) if self.cfg.drop_synfin => {
-                // FreeBSD's `net.inet.tcp.drop_synfin=1`.
-                stats.drop_tcp_synfin += 1;
-                return;
-            }
             Some(odd_flags::OddFlags::SynFin) => {
+                let conn = self.conns.contains_key(&(local, remote));
+                let listen = !conn && self.listeners.contains_key(&local.port());
+                if listen && self.cfg.drop_synfin {
+                    // Linux; FreeBSD's `net.inet.tcp.drop_synfin=1`.
+                    stats.drop_tcp_synfin += 1;
+                    return;
+                }
                 stats.tcp_synfin_fin_ignored += 1;
                 // To a closed port the FIN counts in SEG.LEN of the RST's
                 // ACK (RFC 9293 3.10.7.1); elsewhere it is never reached.
-                let closed = !self.conns.contains_key(&(local, remote)) && !self.listeners.contains_key(&local.port());
-                seg.fin = closed;
+                seg.fin = !conn && !listen;
             }
             Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
             None => {}
@@ -1498,6 +1510,52 @@ impl TcpEngine {
     /// Whether any connection has output pending.
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
+    }
+}
+
+/// The options of an ACK carrying SACK blocks, laid out as Linux and
+/// FreeBSD do: `nop, nop, TS` (when `ts` is set) then `nop, nop, SACK`
+/// (RFC 2018 3: kind 5, length 2 + 8n; RFC 7323 3.2 for the timestamps),
+/// 4-byte aligned, at most 40 bytes: three blocks with timestamps, four
+/// without. `None` when there is no block.
+fn sack_option_bytes(blocks: &[Option<(u32, u32)>; 4], ts: Option<(u32, u32)>) -> Option<OptBytes> {
+    let max = if ts.is_some() { 3 } else { 4 };
+    let n = blocks.iter().take(max).take_while(|b| b.is_some()).count();
+    if n == 0 {
+        return None;
+    }
+    let mut o = OptBytes { buf: [0; 40], len: 0 };
+    if let Some((val, ecr)) = ts {
+        o.push(&[1, 1, 8, 10]);
+        o.push(&val.to_be_bytes());
+        o.push(&ecr.to_be_bytes());
+    }
+    o.push(&[1, 1, 5, 2 + 8 * n as u8]);
+    for &(l, r) in blocks.iter().take(n).flatten() {
+        o.push(&l.to_be_bytes());
+        o.push(&r.to_be_bytes());
+    }
+    Some(o)
+}
+
+/// TCP option bytes in a fixed 40-byte buffer (no allocation per segment).
+struct OptBytes {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl OptBytes {
+    /// Appends `b`; the caller keeps the total within 40 bytes.
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+impl std::ops::Deref for OptBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 

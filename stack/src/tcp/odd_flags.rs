@@ -10,10 +10,10 @@
 //! - SYN+FIN to a closed port is answered `<SEQ=0><ACK=SEG.SEQ+SEG.LEN>
 //!   <CTL=RST,ACK>` with SEG.LEN counting SYN, FIN and data (3.10.7.1);
 //! - SYN+FIN in a synchronized state ends at the SYN check (RFC 5961 4
-//!   challenge ACK), so the FIN is never reached; in LISTEN and SYN-SENT the
-//!   FIN is ignored (FreeBSD with `net.inet.tcp.drop_synfin=0`: a SYN-ACK
-//!   acknowledging only the SYN; the peer retransmits its FIN), or the whole
-//!   segment is dropped with [`TcpConfig::drop_synfin`].
+//!   challenge ACK), so the FIN is never reached; in SYN-SENT the FIN is
+//!   ignored (the peer retransmits it); in LISTEN the segment is dropped
+//!   (Linux, [`TcpConfig::drop_synfin`]) or its SYN answered and the FIN
+//!   ignored (FreeBSD's default `net.inet.tcp.drop_synfin=0`).
 //!
 //! [`reparse`] reads such a header into a [`TcpRepr`] carrying the control
 //! bit that the RFC's order makes effective, and says which bits it set aside.

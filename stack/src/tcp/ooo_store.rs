@@ -78,7 +78,7 @@ pub struct OooStore {
     last: Option<u64>,
     /// Offsets of the arrivals before `last`, most recent first: the SACK
     /// blocks after the first follow this order (RFC 2018 4).
-    recent: [Option<u64>; 2],
+    recent: [Option<u64>; 3],
 }
 
 impl std::fmt::Debug for OooStore {
@@ -199,7 +199,7 @@ impl OooStore {
     /// Records an arrival at `off` as the most recent one.
     fn note_arrival(&mut self, off: u64) {
         if let Some(prev) = self.last.replace(off) {
-            self.recent = [Some(prev), self.recent[0]];
+            self.recent = [Some(prev), self.recent[0], self.recent[1]];
         }
     }
 
@@ -213,7 +213,16 @@ impl OooStore {
     /// in order of recency (RFC 2018 section 4: "repeating the most recent
     /// SACK blocks"), then the highest others.
     pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
-        let mut out = [None; 3];
+        self.sack_blocks_n()
+    }
+
+    /// [`sack_blocks`](Self::sack_blocks) with room for `N` (at most 4) ranges:
+    /// 4 fit in the 40 option bytes without timestamps (RFC 2018 3).
+    pub fn sack_blocks_n<const N: usize>(&self) -> [Option<(u64, u64)>; N] {
+        let mut out = [None; N];
+        if N == 0 {
+            return out;
+        }
         // The latest arrival may since have been delivered: then the lowest.
         let first = self
             .last
@@ -226,13 +235,13 @@ impl OooStore {
             k = 1;
         }
         for r in self.recent.iter().flatten().filter_map(|&o| self.range_at(o)) {
-            if k < 3 && !out.contains(&Some(r)) {
+            if k < N && !out.contains(&Some(r)) {
                 out[k] = Some(r);
                 k += 1;
             }
         }
         for (&s, &e) in self.ranges.iter().rev() {
-            if k == 3 {
+            if k == N {
                 break;
             }
             if !out.contains(&Some((s, e))) {
@@ -277,7 +286,7 @@ impl OooStore {
         self.blocks.clear();
         self.payload = 0;
         self.last = None;
-        self.recent = [None; 2];
+        self.recent = [None; 3];
     }
 
     /// Copies `d` to stream offset `at`, allocating the blocks it reaches;
@@ -317,6 +326,21 @@ mod tests {
         // Extending an older block moves it to the front.
         s.insert(0, 3100, &[7; 100], LIM);
         assert_eq!(s.sack_blocks(), [Some((3000, 3200)), Some((7000, 7100)), Some((1000, 1100))]);
+    }
+
+    /// Without timestamps four blocks fit (RFC 2018 3): the fourth most
+    /// recent arrival stays reported until a fifth pushes it out.
+    #[test]
+    fn four_sack_blocks_follow_recency() {
+        let mut s = OooStore::default();
+        for off in [1000, 3000, 5000, 7000] {
+            s.insert(0, off, &[7; 100], LIM);
+        }
+        let b = |o: u64| Some((o, o + 100));
+        assert_eq!(s.sack_blocks_n::<4>(), [b(7000), b(5000), b(3000), b(1000)]);
+        s.insert(0, 9000, &[7; 100], LIM);
+        assert_eq!(s.sack_blocks_n::<4>(), [b(9000), b(7000), b(5000), b(3000)]);
+        assert_eq!(s.sack_blocks(), [b(9000), b(7000), b(5000)]);
     }
 
     fn drain(s: &mut OooStore, next: u64) -> (u64, Vec<u8>) {
