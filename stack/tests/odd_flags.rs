@@ -99,7 +99,8 @@ fn drop_synfin_by_default_drops_and_counts_then_a_plain_syn_is_answered() {
 fn syn_fin_in_established_gets_a_challenge_ack_and_changes_nothing() {
     let (mut st, mut dev, h, _snd) = established();
     for (i, seq) in [1001u32, 1500, 5000].into_iter().enumerate() {
-        let out = exchange(&mut st, &mut dev, at(10 + i as u64), vec![with_flags(seg(seq, None, TcpControl::Syn), FIN)]);
+        let out =
+            exchange(&mut st, &mut dev, at(10 + i as u64), vec![with_flags(seg(seq, None, TcpControl::Syn), FIN)]);
         assert_eq!(out.len(), 1, "seq {seq}: {out:?}");
         assert_eq!((out[0].ctl, out[0].ack), (TcpControl::None, Some(1001)), "RFC 5961 4.2 challenge ACK");
         assert_eq!(st.tcp_state(h), Ok(State::Established), "the FIN is never reached");

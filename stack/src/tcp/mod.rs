@@ -5,8 +5,8 @@
 mod conn;
 pub mod cubic;
 pub mod icmp;
-pub mod ooo_store;
 pub(crate) mod odd_flags;
+pub mod ooo_store;
 mod ratelimit;
 pub mod recv_queue;
 pub mod rtt;
@@ -1585,6 +1585,38 @@ mod emit_tests {
             c.add_pseudo_header(*src.ip(), *dst.ip(), IpProtocol::Tcp, len);
             let field = u16::from_be_bytes([buf[16], buf[17]]);
             assert_eq!(field, !c.finish(), "tso {tso}");
+        }
+    }
+
+    /// SACK blocks go out as `nop, nop, TS, nop, nop, SACK`: four blocks
+    /// without timestamps (40 option bytes), three with (RFC 2018 3); the
+    /// checksum covers the options.
+    #[test]
+    fn sack_option_holds_four_blocks_without_timestamps_and_three_with() {
+        let mem = HeapPages::new(1, 64);
+        let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let blocks = [Some((10, 20)), Some((30, 40)), Some((50, 60)), Some((70, 80))];
+        for (ts, hlen, n) in [(None, 20 + 36, 4usize), (Some((5, 6)), 20 + 12 + 28, 3)] {
+            let mut s = SegOut::empty(src, dst, Seq(1));
+            (s.ack, s.sack, s.ts) = (Some(Seq(9)), blocks, ts);
+            let mut buf = Vec::new();
+            s.emit(&mut buf, 0, &mem, false);
+            let pkt = TcpPacket::new_checked(&buf[..]).unwrap();
+            assert_eq!(usize::from(pkt.header_len()), hlen);
+            assert!(pkt.verify_checksum(&(*src.ip()).into(), &(*dst.ip()).into()));
+            let opts = pkt.options();
+            let at = if ts.is_some() { 12 } else { 0 };
+            assert_eq!(&opts[at..at + 4], &[1, 1, 5, 2 + 8 * n as u8]);
+            let got: Vec<(u32, u32)> = opts[at + 4..]
+                .chunks(8)
+                .map(|c| {
+                    (u32::from_be_bytes(c[..4].try_into().unwrap()), u32::from_be_bytes(c[4..].try_into().unwrap()))
+                })
+                .collect();
+            assert_eq!(got, blocks[..n].iter().flatten().copied().collect::<Vec<_>>());
+            let r = TcpRepr::parse(&pkt, &(*src.ip()).into(), &(*dst.ip()).into(), &Default::default()).unwrap();
+            assert_eq!(r.timestamp.map(|t| (t.tsval, t.tsecr)), ts);
+            assert_eq!(r.sack_ranges, [blocks[0], blocks[1], blocks[2]]);
         }
     }
 }
