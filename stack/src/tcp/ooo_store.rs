@@ -78,7 +78,7 @@ pub struct OooStore {
     last: Option<u64>,
     /// Offsets of the arrivals before `last`, most recent first: the SACK
     /// blocks after the first follow this order (RFC 2018 4).
-    recent: [Option<u64>; 3],
+    recent: [Option<u64>; 2],
 }
 
 impl std::fmt::Debug for OooStore {
@@ -199,7 +199,7 @@ impl OooStore {
     /// Records an arrival at `off` as the most recent one.
     fn note_arrival(&mut self, off: u64) {
         if let Some(prev) = self.last.replace(off) {
-            self.recent = [Some(prev), self.recent[0], self.recent[1]];
+            self.recent = [Some(prev), self.recent[0]];
         }
     }
 
@@ -216,8 +216,10 @@ impl OooStore {
         self.sack_blocks_n()
     }
 
-    /// [`sack_blocks`](Self::sack_blocks) with room for `N` (at most 4) ranges:
-    /// 4 fit in the 40 option bytes without timestamps (RFC 2018 3).
+    /// [`sack_blocks`](Self::sack_blocks) with room for `N` ranges: 4 fit in
+    /// the 40 option bytes without timestamps (RFC 2018 3). Only the two
+    /// arrivals before the latest are remembered (per-connection memory):
+    /// a fourth block is the highest other range.
     pub fn sack_blocks_n<const N: usize>(&self) -> [Option<(u64, u64)>; N] {
         let mut out = [None; N];
         if N == 0 {
@@ -286,7 +288,7 @@ impl OooStore {
         self.blocks.clear();
         self.payload = 0;
         self.last = None;
-        self.recent = [None; 3];
+        self.recent = [None; 2];
     }
 
     /// Copies `d` to stream offset `at`, allocating the blocks it reaches;
@@ -328,8 +330,9 @@ mod tests {
         assert_eq!(s.sack_blocks(), [Some((3000, 3200)), Some((7000, 7100)), Some((1000, 1100))]);
     }
 
-    /// Without timestamps four blocks fit (RFC 2018 3): the fourth most
-    /// recent arrival stays reported until a fifth pushes it out.
+    /// Without timestamps four blocks fit (RFC 2018 3): with arrivals in
+    /// ascending order the fourth most recent stays reported until a fifth
+    /// pushes it out.
     #[test]
     fn four_sack_blocks_follow_recency() {
         let mut s = OooStore::default();
