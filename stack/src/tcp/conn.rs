@@ -721,9 +721,11 @@ impl Conn {
     /// put on data segments (SACK blocks while we hold out-of-order data), so
     /// frames never exceed the MTU (RFC 6691).
     fn seg_payload_max(&self) -> u32 {
-        let ts = if self.ts_ok { 10 } else { 0 };
+        // As `SegOut::emit` lays them out: `nop, nop, TS` (12 bytes) and
+        // `nop, nop, SACK` (4 + 8 per block).
+        let ts = if self.ts_ok { 12 } else { 0 };
         let sack = if self.sack_ok && self.rcvq.has_hole() {
-            2 + 8 * self.sack_blocks().iter().flatten().count() as u32
+            4 + 8 * self.sack_blocks().iter().flatten().count() as u32
         } else {
             0
         };
