@@ -21,6 +21,7 @@ desc={
 'icmp':'unreachable in SYN-SENT → ECONNREFUSED/EHOSTUNREACH, soft errors when established, fragmentation needed (RFC 1191, plateau table), quoted sequence numbers outside `[snd_una, snd_max)` ignored (RFC 5927)',
 'data':'data received and ACKed',
 'public-style':'behaviours FreeBSD\'s public scripts check, in their style: buffer right edge, TIME-WAIT full window, no small window updates',
+'flags':'SYN+FIN, RST+SYN, RST+FIN (refused by smoltcp\'s parser) handled in RFC 9293 3.10.7 order: RST,ACK from a closed port counting SYN and FIN, SYN-ACK from a listener (FIN not taken), `drop_synfin=1`, challenge ACK in ESTABLISHED, RST+SYN as a RST',
 'style':'the three Linux/FreeBSD-style scripts of the acceptance list (FreeBSD `sysctl -w` preamble, `getsockopt(..., SO_RCVBUF, [N], [4])`)',
 }
 rows=[]

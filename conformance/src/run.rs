@@ -198,6 +198,9 @@ impl<'a> Runner<'a> {
         if !linux_states && freebsd_flavoured(script) {
             // FreeBSD's default kern.ipc.maxsockbuf (2 MiB) gives scale 6.
             cfg.tcp.window_scale = 6;
+            // FreeBSD's net.inet.tcp.drop_synfin=0: a listener answers the
+            // SYN of a SYN+FIN.
+            cfg.tcp.drop_synfin = false;
         }
         // FreeBSD's tcp_mss() rounds the socket buffers up to whole
         // segments (SO_RCVBUF 65536 reads 65700 once the MSS is 1460);

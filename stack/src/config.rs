@@ -102,6 +102,25 @@ pub struct TcpConfig {
     /// `net.inet.tcp.rexmit_slop` (default 200 ms there). RFC 6298 2.4 lets
     /// a host use a larger RTO than its formula; default zero.
     pub rto_slop: Duration,
+    /// A listener drops segments with both SYN and FIN set, unanswered and
+    /// counted (`Stats::drop_tcp_synfin`), as Linux does and FreeBSD with
+    /// `net.inet.tcp.drop_synfin=1` (SYN+FIN is a scanner's fingerprint
+    /// probe). `false`: the SYN opens a connection and the FIN is not taken
+    /// (FreeBSD's default). Other states follow RFC 9293 3.10.7's order
+    /// either way (see `tcp::odd_flags`). Default `true`.
+    pub drop_synfin: bool,
+    /// From the third retransmission of a SYN on, send it with the MSS
+    /// option only (no window scale, SACK-permitted or timestamps), in case
+    /// a middlebox drops SYNs with unknown options, as FreeBSD's
+    /// `net.inet.tcp.rexmit_drop_options=1`. The connection then runs
+    /// without those options (RFC 7323 and RFC 2018 need them in both
+    /// SYNs). Default `false`.
+    pub rexmit_drop_options: bool,
+    /// Offer SACK-permitted in our SYN and accept a peer's (RFC 2018 2);
+    /// `false` neither sends nor honours it, so no SACK blocks flow either
+    /// way (`net.inet.tcp.sack.enable=0`, `net.ipv4.tcp_sack=0`). Default
+    /// `true`.
+    pub sack: bool,
 }
 
 impl Default for TcpConfig {
@@ -134,6 +153,9 @@ impl Default for TcpConfig {
             round_buffers_to_mss: false,
             offer_window_scale: true,
             rto_slop: Duration::ZERO,
+            drop_synfin: true,
+            rexmit_drop_options: false,
+            sack: true,
         }
     }
 }

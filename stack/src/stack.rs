@@ -753,9 +753,18 @@ impl<M: PageMemory> Stack<M> {
                     return;
                 }
                 let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
-                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
-                    self.stats.drop_tcp_malformed += 1;
-                    return;
+                let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
+                let (repr, odd) = match TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) {
+                    Ok(r) => (r, None),
+                    // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
+                    // 3.10.7 defines.
+                    Err(_) => match crate::tcp::odd_flags::reparse(&tp, &mut hdr) {
+                        Some((r, odd)) => (r, Some(odd)),
+                        None => {
+                            self.stats.drop_tcp_malformed += 1;
+                            return;
+                        }
+                    },
                 };
                 // Payload may stay in the frame only within the receive
                 // budget (checked when a queue keeps it); past it the
@@ -764,7 +773,7 @@ impl<M: PageMemory> Stack<M> {
                     Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
                     _ => None,
                 };
-                self.tcp.ingress(now, src, ip.dst_addr, &repr, rx, &mut self.mem, &mut self.stats, &mut self.segs);
+                self.tcp.ingress(now, src, ip.dst_addr, &repr, odd, rx, &mut self.mem, &mut self.stats, &mut self.segs);
             }
             IpProtocol::Udp => {
                 let Ok(up) = UdpPacket::new_checked(payload) else {

@@ -193,6 +193,14 @@ counters! {
         /// Connections reset because data arrived after the application
         /// closed them (RFC 1122 4.2.2.13; Linux `TCPAbortOnData`).
         pub tcp_abort_on_data: u64,
+        /// SYN+FIN segments dropped whole (`TcpConfig::drop_synfin`).
+        pub drop_tcp_synfin: u64,
+        /// SYN+FIN segments handled as a SYN: the FIN is never reached in
+        /// RFC 9293 3.10.7's order (it only counts in a closed port's RST).
+        pub tcp_synfin_fin_ignored: u64,
+        /// RST segments that also had SYN or FIN set, handled as a RST
+        /// (RFC 9293 3.10.7 checks RST before SYN and FIN).
+        pub tcp_rst_other_flags_ignored: u64,
     }
 }
 

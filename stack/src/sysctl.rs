@@ -60,6 +60,7 @@ pub const KNOBS: &[&str] = &[
     "net.inet.tcp.insecure_rst",
     "net.inet.tcp.insecure_syn",
     "net.inet.tcp.drop_synfin",
+    "net.inet.tcp.rexmit_drop_options",
     "net.inet.tcp.initcwnd_segments",
     "net.inet.tcp.rexmit_initial",
     "net.inet.tcp.rexmit_slop",
@@ -153,12 +154,8 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             let ms = uint::<u64>(value, 0, 60_000).ok_or_else(|| bad("milliseconds in 0..=60000"))?;
             tcp.rto_slop = Duration::from_millis(ms);
         }
-        "net.inet.tcp.sack.enable" | "net.ipv4.tcp_sack" => {
-            if !flag(value)? {
-                return Ok(Applied::Unsupported("SACK is always offered; turning it off is not implemented".into()));
-            }
-            return Ok(Applied::Fixed);
-        }
+        "net.inet.tcp.sack.enable" | "net.ipv4.tcp_sack" => tcp.sack = flag(value)?,
+        "net.inet.tcp.rexmit_drop_options" => tcp.rexmit_drop_options = flag(value)?,
         "net.inet.tcp.syncookies" => tcp.syn_cookies = flag(value)?,
         "net.ipv4.tcp_syncookies" => tcp.syn_cookies = uint::<u8>(value, 0, 2).ok_or_else(|| bad("0..=2"))? != 0,
         "net.inet.tcp.rexmit_min" => {
@@ -209,12 +206,7 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             }
             return Ok(Applied::Fixed);
         }
-        "net.inet.tcp.drop_synfin" => {
-            if flag(value)? {
-                return Ok(Applied::Unsupported("drop_synfin=1: zcstack does not drop SYN+FIN segments".into()));
-            }
-            return Ok(Applied::Fixed);
-        }
+        "net.inet.tcp.drop_synfin" => tcp.drop_synfin = flag(value)?,
         _ => return Err(SysctlError::Unknown(name.into())),
     }
     Ok(Applied::Set)

@@ -343,8 +343,11 @@ fn listen_state_rules() {
         assert!(out.is_empty(), "{what}: never answered: {out:?}");
         assert_eq!(st.tcp_connections(), 0, "{what}: no state");
     }
-    assert_eq!(st.stats().drop_tcp_listen, 5);
-    assert_eq!(st.stats().drop_tcp_malformed, 2, "SYN+FIN and SYN+RST");
+    // SYN+RST is a RST (RFC 9293 3.10.7: RST checked first); SYN+FIN is
+    // dropped by the listener (`TcpConfig::drop_synfin`, default on).
+    assert_eq!(st.stats().drop_tcp_listen, 6);
+    assert_eq!(st.stats().drop_tcp_synfin, 1, "SYN+FIN");
+    assert_eq!(st.stats().drop_tcp_malformed, 0);
     // An ACK (with or without SYN) is answered <SEQ=SEG.ACK><CTL=RST>.
     for (f, what) in [
         (tcp_frame(seg(5000, Some(4242), TcpControl::None)), "ACK"),

@@ -306,7 +306,8 @@ impl Conn {
     fn take_syn_options(&mut self, seg: &SegIn<'_>) {
         self.mss = u32::from(seg.mss.unwrap_or(536)).clamp(64, u32::from(self.our_mss));
         // RFC 7323 2.2: scaling applies only when both SYNs carry the option.
-        match seg.wscale.filter(|_| self.cfg.offer_window_scale) {
+        let dropped = self.syn_options_dropped();
+        match seg.wscale.filter(|_| self.cfg.offer_window_scale && !dropped) {
             Some(ws) => {
                 self.snd_wscale = ws.min(14);
                 self.rcv_wscale = self.cfg.window_scale.min(14);
@@ -316,8 +317,9 @@ impl Conn {
                 self.rcv_wscale = 0;
             }
         }
-        self.sack_ok = seg.sack_permitted;
-        if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps) {
+        // RFC 2018 2: SACK only when both sides sent SACK-permitted.
+        self.sack_ok = seg.sack_permitted && self.cfg.sack && !dropped;
+        if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps && !dropped) {
             self.ts_ok = true;
             self.ts_recent = tsval;
         } else {
@@ -729,9 +731,11 @@ impl Conn {
     /// put on data segments (SACK blocks while we hold out-of-order data), so
     /// frames never exceed the MTU (RFC 6691).
     fn seg_payload_max(&self) -> u32 {
-        let ts = if self.ts_ok { 10 } else { 0 };
+        // As `SegOut::emit` lays them out: `nop, nop, TS` (12 bytes) and
+        // `nop, nop, SACK` (4 + 8 per block).
+        let ts = if self.ts_ok { 12 } else { 0 };
         let sack = if self.sack_ok && self.rcvq.has_hole() {
-            2 + 8 * self.rcvq.sack_blocks().iter().flatten().count() as u32
+            4 + 8 * self.sack_blocks().iter().flatten().count() as u32
         } else {
             0
         };
@@ -1751,7 +1755,7 @@ impl Conn {
             s.ack = Some(self.rcv_nxt);
             if self.sack_ok && self.rcvq.has_hole() {
                 let base = self.rcvq.next_offset();
-                for (slot, b) in s.sack.iter_mut().zip(self.rcvq.sack_blocks()) {
+                for (slot, b) in s.sack.iter_mut().zip(self.sack_blocks()) {
                     *slot =
                         b.map(|(a, e)| ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0));
                 }
@@ -1767,18 +1771,41 @@ impl Conn {
         s
     }
 
+    /// The SACK blocks our next ACK carries, as stream offsets: four when
+    /// no timestamps option shares the 40 option bytes, else three (RFC
+    /// 2018 3).
+    fn sack_blocks(&self) -> [Option<(u64, u64)>; 4] {
+        let mut b = self.rcvq.sack_blocks4();
+        if self.ts_ok {
+            b[3] = None;
+        }
+        b
+    }
+
     fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
         s.syn = true;
         s.mss = Some(self.our_mss);
+        if self.syn_options_dropped() {
+            return;
+        }
         // Offer SACK and timestamps in a SYN; accept them in a SYN-ACK only if
         // the peer offered them.
-        s.sack_permitted = self.state == State::SynSent || self.sack_ok;
+        s.sack_permitted = (self.state == State::SynSent && self.cfg.sack) || self.sack_ok;
         if self.state == State::SynSent && self.cfg.timestamps {
             s.ts = Some((self.ts_now, 0));
         }
         if offer_wscale {
             s.wscale = Some(self.rcv_wscale);
         }
+    }
+
+    /// Whether our SYN goes with the MSS option only: the third and later
+    /// retransmissions of an active open's SYN under
+    /// `TcpConfig::rexmit_drop_options` (FreeBSD's `rexmit_drop_options`).
+    /// The SYN-ACK's options are then ignored too: RFC 7323 2.2/3.2 and
+    /// RFC 2018 2 enable an option only when both SYNs carry it.
+    fn syn_options_dropped(&self) -> bool {
+        self.cfg.rexmit_drop_options && self.state == State::SynSent && self.retries >= 3
     }
 
     /// Produces every segment due now: SYN/SYN-ACK, retransmissions, new data

@@ -5,6 +5,7 @@
 mod conn;
 pub mod cubic;
 pub mod icmp;
+pub(crate) mod odd_flags;
 pub mod ooo_store;
 mod ratelimit;
 pub mod recv_queue;
@@ -134,7 +135,8 @@ pub(crate) struct SegOut {
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
-    pub sack: [Option<(u32, u32)>; 3],
+    /// SACK blocks (left, right); the fourth only without timestamps.
+    pub sack: [Option<(u32, u32)>; 4],
     pub ts: Option<(u32, u32)>,
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
@@ -159,7 +161,7 @@ impl SegOut {
             mss: None,
             wscale: None,
             sack_permitted: false,
-            sack: [None; 3],
+            sack: [None; 4],
             ts: None,
             payload: crate::phy::Payload::new(),
             copied: false,
@@ -195,16 +197,26 @@ impl SegOut {
             window_scale: self.wscale,
             max_seg_size: self.mss,
             sack_permitted: self.sack_permitted,
-            sack_ranges: self.sack,
+            sack_ranges: [None; 3],
             timestamp: self.ts.map(|(v, e)| smoltcp::wire::TcpTimestampRepr::new(v, e)),
             payload: &[],
         };
-        let hlen = repr.header_len();
+        // SACK blocks (never on a SYN) are written here, not by smoltcp,
+        // whose option holds three: without timestamps four fit (RFC 2018 3).
+        let sack_opts = if self.syn { None } else { sack_option_bytes(&self.sack, self.ts) };
+        let repr = if sack_opts.is_some() { TcpRepr { timestamp: None, ..repr } } else { repr };
+        let hlen = repr.header_len() + sack_opts.as_ref().map_or(0, |o| o.len());
         buf.resize(headroom + hlen, 0);
         let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         let src = *self.src.ip();
         let dst = *self.dst.ip();
         repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
+        if let Some(o) = &sack_opts {
+            pkt.set_header_len(hlen as u8);
+            let start = headroom + repr.header_len();
+            buf[start..start + o.len()].copy_from_slice(o);
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         // TcpControl carries one flag: add PSH back to a FIN segment.
         if self.fin && !self.syn {
             pkt.set_fin(true);
@@ -1139,7 +1151,9 @@ impl TcpEngine {
 
     // ----- engine -----
 
-    /// Handles one received segment addressed to us.
+    /// Handles one received segment addressed to us. `odd` says the
+    /// segment combined SYN, FIN and RST and `repr` carries the control bit
+    /// RFC 9293's processing order makes effective (see [`odd_flags`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ingress(
         &mut self,
@@ -1147,6 +1161,7 @@ impl TcpEngine {
         src: Ipv4Address,
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
+        odd: Option<odd_flags::OddFlags>,
         rx: Option<crate::rx_budget::RxIn<'_>>,
         mem: &mut dyn PageMemory,
         stats: &mut Stats,
@@ -1154,7 +1169,7 @@ impl TcpEngine {
     ) {
         let remote = SocketAddrV4::new(src, repr.src_port);
         let local = SocketAddrV4::new(dst, repr.dst_port);
-        let seg = SegIn {
+        let mut seg = SegIn {
             seq: repr.seq_number.into(),
             ack: repr.ack_number.map(Into::into),
             syn: repr.control == TcpControl::Syn,
@@ -1169,6 +1184,23 @@ impl TcpEngine {
             payload: repr.payload,
             rx,
         };
+        match odd {
+            Some(odd_flags::OddFlags::SynFin) => {
+                let conn = self.conns.contains_key(&(local, remote));
+                let listen = !conn && self.listeners.contains_key(&local.port());
+                if listen && self.cfg.drop_synfin {
+                    // Linux; FreeBSD's `net.inet.tcp.drop_synfin=1`.
+                    stats.drop_tcp_synfin += 1;
+                    return;
+                }
+                stats.tcp_synfin_fin_ignored += 1;
+                // To a closed port the FIN counts in SEG.LEN of the RST's
+                // ACK (RFC 9293 3.10.7.1); elsewhere it is never reached.
+                seg.fin = !conn && !listen;
+            }
+            Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
+            None => {}
+        }
         if let Some(&idx) = self.conns.get(&(local, remote)) {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
                 return;
@@ -1506,6 +1538,52 @@ impl TcpEngine {
     }
 }
 
+/// The options of an ACK carrying SACK blocks, laid out as Linux and
+/// FreeBSD do: `nop, nop, TS` (when `ts` is set) then `nop, nop, SACK`
+/// (RFC 2018 3: kind 5, length 2 + 8n; RFC 7323 3.2 for the timestamps),
+/// 4-byte aligned, at most 40 bytes: three blocks with timestamps, four
+/// without. `None` when there is no block.
+fn sack_option_bytes(blocks: &[Option<(u32, u32)>; 4], ts: Option<(u32, u32)>) -> Option<OptBytes> {
+    let max = if ts.is_some() { 3 } else { 4 };
+    let n = blocks.iter().take(max).take_while(|b| b.is_some()).count();
+    if n == 0 {
+        return None;
+    }
+    let mut o = OptBytes { buf: [0; 40], len: 0 };
+    if let Some((val, ecr)) = ts {
+        o.push(&[1, 1, 8, 10]);
+        o.push(&val.to_be_bytes());
+        o.push(&ecr.to_be_bytes());
+    }
+    o.push(&[1, 1, 5, 2 + 8 * n as u8]);
+    for &(l, r) in blocks.iter().take(n).flatten() {
+        o.push(&l.to_be_bytes());
+        o.push(&r.to_be_bytes());
+    }
+    Some(o)
+}
+
+/// TCP option bytes in a fixed 40-byte buffer (no allocation per segment).
+struct OptBytes {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl OptBytes {
+    /// Appends `b`; the caller keeps the total within 40 bytes.
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+impl std::ops::Deref for OptBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 fn seg_len(s: &SegIn<'_>) -> u32 {
     s.payload.len() as u32 + u32::from(s.syn) + u32::from(s.fin)
 }
@@ -1532,6 +1610,38 @@ mod emit_tests {
             c.add_pseudo_header(*src.ip(), *dst.ip(), IpProtocol::Tcp, len);
             let field = u16::from_be_bytes([buf[16], buf[17]]);
             assert_eq!(field, !c.finish(), "tso {tso}");
+        }
+    }
+
+    /// SACK blocks go out as `nop, nop, TS, nop, nop, SACK`: four blocks
+    /// without timestamps (40 option bytes), three with (RFC 2018 3); the
+    /// checksum covers the options.
+    #[test]
+    fn sack_option_holds_four_blocks_without_timestamps_and_three_with() {
+        let mem = HeapPages::new(1, 64);
+        let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let blocks = [Some((10, 20)), Some((30, 40)), Some((50, 60)), Some((70, 80))];
+        for (ts, hlen, n) in [(None, 20 + 36, 4usize), (Some((5, 6)), 20 + 12 + 28, 3)] {
+            let mut s = SegOut::empty(src, dst, Seq(1));
+            (s.ack, s.sack, s.ts) = (Some(Seq(9)), blocks, ts);
+            let mut buf = Vec::new();
+            s.emit(&mut buf, 0, &mem, false);
+            let pkt = TcpPacket::new_checked(&buf[..]).unwrap();
+            assert_eq!(usize::from(pkt.header_len()), hlen);
+            assert!(pkt.verify_checksum(&(*src.ip()).into(), &(*dst.ip()).into()));
+            let opts = pkt.options();
+            let at = if ts.is_some() { 12 } else { 0 };
+            assert_eq!(&opts[at..at + 4], &[1, 1, 5, 2 + 8 * n as u8]);
+            let got: Vec<(u32, u32)> = opts[at + 4..]
+                .chunks(8)
+                .map(|c| {
+                    (u32::from_be_bytes(c[..4].try_into().unwrap()), u32::from_be_bytes(c[4..].try_into().unwrap()))
+                })
+                .collect();
+            assert_eq!(got, blocks[..n].iter().flatten().copied().collect::<Vec<_>>());
+            let r = TcpRepr::parse(&pkt, &(*src.ip()).into(), &(*dst.ip()).into(), &Default::default()).unwrap();
+            assert_eq!(r.timestamp.map(|t| (t.tsval, t.tsecr)), ts);
+            assert_eq!(r.sack_ranges, [blocks[0], blocks[1], blocks[2]]);
         }
     }
 }

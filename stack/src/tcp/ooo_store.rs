@@ -213,7 +213,18 @@ impl OooStore {
     /// in order of recency (RFC 2018 section 4: "repeating the most recent
     /// SACK blocks"), then the highest others.
     pub fn sack_blocks(&self) -> [Option<(u64, u64)>; 3] {
-        let mut out = [None; 3];
+        self.sack_blocks_n()
+    }
+
+    /// [`sack_blocks`](Self::sack_blocks) with room for `N` ranges: 4 fit in
+    /// the 40 option bytes without timestamps (RFC 2018 3). Only the two
+    /// arrivals before the latest are remembered (per-connection memory):
+    /// a fourth block is the highest other range.
+    pub fn sack_blocks_n<const N: usize>(&self) -> [Option<(u64, u64)>; N] {
+        let mut out = [None; N];
+        if N == 0 {
+            return out;
+        }
         // The latest arrival may since have been delivered: then the lowest.
         let first = self
             .last
@@ -226,13 +237,13 @@ impl OooStore {
             k = 1;
         }
         for r in self.recent.iter().flatten().filter_map(|&o| self.range_at(o)) {
-            if k < 3 && !out.contains(&Some(r)) {
+            if k < N && !out.contains(&Some(r)) {
                 out[k] = Some(r);
                 k += 1;
             }
         }
         for (&s, &e) in self.ranges.iter().rev() {
-            if k == 3 {
+            if k == N {
                 break;
             }
             if !out.contains(&Some((s, e))) {
@@ -317,6 +328,22 @@ mod tests {
         // Extending an older block moves it to the front.
         s.insert(0, 3100, &[7; 100], LIM);
         assert_eq!(s.sack_blocks(), [Some((3000, 3200)), Some((7000, 7100)), Some((1000, 1100))]);
+    }
+
+    /// Without timestamps four blocks fit (RFC 2018 3): with arrivals in
+    /// ascending order the fourth most recent stays reported until a fifth
+    /// pushes it out.
+    #[test]
+    fn four_sack_blocks_follow_recency() {
+        let mut s = OooStore::default();
+        for off in [1000, 3000, 5000, 7000] {
+            s.insert(0, off, &[7; 100], LIM);
+        }
+        let b = |o: u64| Some((o, o + 100));
+        assert_eq!(s.sack_blocks_n::<4>(), [b(7000), b(5000), b(3000), b(1000)]);
+        s.insert(0, 9000, &[7; 100], LIM);
+        assert_eq!(s.sack_blocks_n::<4>(), [b(9000), b(7000), b(5000), b(3000)]);
+        assert_eq!(s.sack_blocks(), [b(9000), b(7000), b(5000)]);
     }
 
     fn drain(s: &mut OooStore, next: u64) -> (u64, Vec<u8>) {

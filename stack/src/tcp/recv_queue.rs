@@ -259,6 +259,12 @@ impl RecvQueue {
         self.ooo.sack_blocks()
     }
 
+    /// [`sack_blocks`](Self::sack_blocks) with room for four ranges (no
+    /// timestamps option: RFC 2018 3).
+    pub fn sack_blocks4(&self) -> [Option<(u64, u64)>; 4] {
+        self.ooo.sack_blocks_n()
+    }
+
     /// Copies up to `buf.len()` ready bytes out; returns the count.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         if !self.chunks.is_empty() {
