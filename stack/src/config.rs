@@ -121,6 +121,17 @@ pub struct TcpConfig {
     /// way (`net.inet.tcp.sack.enable=0`, `net.ipv4.tcp_sack=0`). Default
     /// `true`.
     pub sack: bool,
+    /// Pre-RFC 5961 RST check (RFC 793 3.4, FreeBSD's
+    /// `net.inet.tcp.insecure_rst=1`): a RST anywhere in the receive window
+    /// resets the connection, instead of only one at exactly `rcv_nxt`
+    /// (others draw a challenge ACK, RFC 5961 3.2). Default `false`.
+    pub insecure_rst: bool,
+    /// Pre-RFC 5961 SYN check (RFC 793 3.9 "If the SYN is in the window it
+    /// is an error, send a reset", FreeBSD's `net.inet.tcp.insecure_syn=1`):
+    /// a SYN in the receive window of a synchronized connection resets it
+    /// (RST+ACK at `snd_nxt`/`rcv_nxt`, `ECONNRESET`), instead of drawing a
+    /// challenge ACK (RFC 5961 4.2). Default `false`.
+    pub insecure_syn: bool,
 }
 
 impl Default for TcpConfig {
@@ -156,6 +167,8 @@ impl Default for TcpConfig {
             drop_synfin: true,
             rexmit_drop_options: false,
             sack: true,
+            insecure_rst: false,
+            insecure_syn: false,
         }
     }
 }

@@ -201,6 +201,9 @@ counters! {
         /// RST segments that also had SYN or FIN set, handled as a RST
         /// (RFC 9293 3.10.7 checks RST before SYN and FIN).
         pub tcp_rst_other_flags_ignored: u64,
+        /// Connections reset by an in-window SYN (`TcpConfig::insecure_syn`,
+        /// RFC 793 3.9; off by default, RFC 5961 4.2 challenge ACKs then).
+        pub tcp_insecure_syn_resets: u64,
     }
 }
 

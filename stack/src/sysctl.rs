@@ -198,14 +198,8 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
             }
             return Ok(Applied::Fixed);
         }
-        "net.inet.tcp.insecure_rst" | "net.inet.tcp.insecure_syn" => {
-            if flag(value)? {
-                return Ok(Applied::Unsupported(format!(
-                    "{name}=1: zcstack has only the RFC 5961 checks, no pre-RFC 5961 mode"
-                )));
-            }
-            return Ok(Applied::Fixed);
-        }
+        "net.inet.tcp.insecure_rst" => tcp.insecure_rst = flag(value)?,
+        "net.inet.tcp.insecure_syn" => tcp.insecure_syn = flag(value)?,
         "net.inet.tcp.drop_synfin" => tcp.drop_synfin = flag(value)?,
         _ => return Err(SysctlError::Unknown(name.into())),
     }
@@ -237,8 +231,12 @@ mod tests {
         assert_eq!(apply(&mut c, "net.inet.tcp.delayed_ack", "0"), Ok(Applied::Set));
         assert_eq!(c.tcp.delayed_ack, None);
         assert!(matches!(apply(&mut c, "net.inet.tcp.recvspace", "12"), Err(SysctlError::BadValue { .. })));
-        assert!(matches!(apply(&mut c, "net.inet.tcp.insecure_rst", "1"), Ok(Applied::Unsupported(_))));
-        assert_eq!(apply(&mut c, "net.inet.tcp.insecure_rst", "0"), Ok(Applied::Fixed));
+        assert_eq!(apply(&mut c, "net.inet.tcp.insecure_rst", "1"), Ok(Applied::Set));
+        assert!(c.tcp.insecure_rst);
+        assert_eq!(apply(&mut c, "net.inet.tcp.insecure_rst", "0"), Ok(Applied::Set));
+        assert!(!c.tcp.insecure_rst);
+        assert_eq!(apply(&mut c, "net.inet.tcp.insecure_syn", "1"), Ok(Applied::Set));
+        assert!(c.tcp.insecure_syn);
         assert!(matches!(apply(&mut c, "net.inet.tcp.nope", "1"), Err(SysctlError::Unknown(_))));
         assert_eq!(apply(&mut c, "kern.ipc.maxsockbuf", "2097152"), Ok(Applied::Set));
         assert_eq!(c.tcp.window_scale, 6, "2 MiB needs 65535 << 6");

@@ -977,7 +977,10 @@ impl Conn {
             return Outcome::Ok;
         }
         if seg.rst {
-            if seg.seq == self.rcv_nxt {
+            // RFC 5961 3.2 accepts only a RST at exactly rcv_nxt; with
+            // `insecure_rst` any RST that passed the window test above
+            // resets (RFC 793 3.4).
+            if seg.seq == self.rcv_nxt || self.cfg.insecure_rst {
                 stats.tcp_resets_received += 1;
                 if self.state == State::SynReceived && self.parent.is_some() {
                     self.release(mem);
@@ -1016,6 +1019,18 @@ impl Conn {
                 // Retransmitted SYN: our SYN-ACK was lost.
                 self.snd_nxt = self.iss;
                 return Outcome::Ok;
+            }
+            if self.cfg.insecure_syn && self.state != State::SynReceived {
+                // RFC 793 3.9: a SYN in the window is an error; send a
+                // reset (RST+ACK from snd_nxt, as FreeBSD's
+                // `insecure_syn=1`) and report the reset to the user.
+                stats.tcp_insecure_syn_resets += 1;
+                out.push(SegOut::rst(self.local, self.remote, self.snd_nxt, Some(self.rcv_nxt)));
+                self.error = Some(TcpError::Reset);
+                self.release(mem);
+                self.state = State::Closed;
+                self.events_pending = true;
+                return Outcome::Closed;
             }
             self.challenge_ack(now, budget, stats);
             return Outcome::Ok;
