@@ -23,7 +23,7 @@ desc={
 'public-style':'behaviours FreeBSD\'s public scripts check, in their style: buffer right edge, TIME-WAIT full window, no small window updates',
 'flags':'SYN+FIN, RST+SYN, RST+FIN (refused by smoltcp\'s parser) handled in RFC 9293 3.10.7 order: RST,ACK from a closed port counting SYN and FIN, SYN-ACK from a listener (FIN not taken), `drop_synfin=1`, challenge ACK in ESTABLISHED, RST+SYN as a RST',
 'style':'the three Linux/FreeBSD-style scripts of the acceptance list (FreeBSD `sysctl -w` preamble, `getsockopt(..., SO_RCVBUF, [N], [4])`)',
-'review':'an outside reviewer's scripts in Linux (google/packetdrill) and FreeBSD (tcp-testsuite) style: data both ways, RST then ECONNRESET/EPIPE, fast retransmit with SACK, zero window, SACK generation, refused non-blocking connect, half-close, poll/FIONREAD/MSG_PEEK, SYN retransmission, RFC 5961 challenge ACK',
+'review':'an outside reviewer\'s scripts in Linux (google/packetdrill) and FreeBSD (tcp-testsuite) style: data both ways, RST then ECONNRESET/EPIPE, fast retransmit with SACK, zero window, SACK generation, refused non-blocking connect, half-close, poll/FIONREAD/MSG_PEEK, SYN retransmission, RFC 5961 challenge ACK',
 }
 rows=[]
 total=0
