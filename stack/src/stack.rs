@@ -753,27 +753,13 @@ impl<M: PageMemory> Stack<M> {
                     return;
                 }
                 let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
-                let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
-                let (repr, odd) = match TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) {
-                    Ok(r) => (r, None),
+                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
                     // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
-                    // 3.10.7 defines.
-                    Err(_) => match crate::tcp::odd_flags::reparse(&tp, &mut hdr) {
-                        Some((r, odd)) => (r, Some(odd)),
-                        None => {
-                            self.stats.drop_tcp_malformed += 1;
-                            return;
-                        }
-                    },
+                    // 3.10.7 defines (rare: out of line).
+                    self.ingress_tcp_odd(now, src, ip.dst_addr, &tp, rx);
+                    return;
                 };
-                // Payload may stay in the frame only within the receive
-                // budget (checked when a queue keeps it); past it the
-                // connection copies what it keeps.
-                let rx = match rx {
-                    Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
-                    _ => None,
-                };
-                self.tcp.ingress(now, src, ip.dst_addr, &repr, odd, rx, &mut self.mem, &mut self.stats, &mut self.segs);
+                self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
             }
             IpProtocol::Udp => {
                 let Ok(up) = UdpPacket::new_checked(payload) else {
@@ -826,6 +812,46 @@ impl<M: PageMemory> Stack<M> {
                     self.icmp_unreachable(src, 2, data);
                 }
             }
+        }
+    }
+
+    /// Hands a parsed TCP segment to the engine. Payload may stay in the
+    /// frame only within the receive budget (checked when a queue keeps it);
+    /// past it the connection copies what it keeps.
+    #[inline(always)]
+    fn ingress_tcp(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        repr: &TcpRepr<'_>,
+        odd: Option<crate::tcp::odd_flags::OddFlags>,
+        rx: Option<&SharedRx>,
+    ) {
+        let rx = match rx {
+            Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
+            _ => None,
+        };
+        self.tcp.ingress(now, src, dst, repr, odd, rx, &mut self.mem, &mut self.stats, &mut self.segs);
+    }
+
+    /// A TCP segment smoltcp refused to parse: a SYN/FIN/RST combination
+    /// RFC 9293 3.10.7 defines goes to the engine flagged, anything else is
+    /// a counted drop (`drop_tcp_malformed`).
+    #[cold]
+    #[inline(never)]
+    fn ingress_tcp_odd(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        tp: &TcpPacket<&[u8]>,
+        rx: Option<&SharedRx>,
+    ) {
+        let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
+        match crate::tcp::odd_flags::reparse(tp, &mut hdr) {
+            Some((repr, odd)) => self.ingress_tcp(now, src, dst, &repr, Some(odd), rx),
+            None => self.stats.drop_tcp_malformed += 1,
         }
     }
 

@@ -1770,9 +1770,10 @@ impl Conn {
             s.ack = Some(self.rcv_nxt);
             if self.sack_ok && self.rcvq.has_hole() {
                 let base = self.rcvq.next_offset();
-                for (slot, b) in s.sack.iter_mut().zip(self.sack_blocks()) {
-                    *slot =
-                        b.map(|(a, e)| ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0));
+                for (a, e) in self.sack_blocks().into_iter().map_while(|b| b) {
+                    s.sack[usize::from(s.sack_len)] =
+                        ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0);
+                    s.sack_len += 1;
                 }
             }
             self.ack_now = false;

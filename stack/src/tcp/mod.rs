@@ -135,8 +135,13 @@ pub(crate) struct SegOut {
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
-    /// SACK blocks (left, right); the fourth only without timestamps.
-    pub sack: [Option<(u32, u32)>; 4],
+    /// SACK blocks (left, right), the first `sack_len` valid; the fourth
+    /// only without timestamps. Plain pairs and a count (not `Option`s)
+    /// keep the segment within 128 bytes, moved by inline stores instead
+    /// of a `memcpy` call on the per-segment path.
+    pub sack: [(u32, u32); 4],
+    /// How many of `sack` are valid (0..=4).
+    pub sack_len: u8,
     pub ts: Option<(u32, u32)>,
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
@@ -161,7 +166,8 @@ impl SegOut {
             mss: None,
             wscale: None,
             sack_permitted: false,
-            sack: [None; 4],
+            sack: [(0, 0); 4],
+            sack_len: 0,
             ts: None,
             payload: crate::phy::Payload::new(),
             copied: false,
@@ -203,7 +209,8 @@ impl SegOut {
         };
         // SACK blocks (never on a SYN) are written here, not by smoltcp,
         // whose option holds three: without timestamps four fit (RFC 2018 3).
-        let sack_opts = if self.syn { None } else { sack_option_bytes(&self.sack, self.ts) };
+        let sack_opts =
+            if self.syn { None } else { sack_option_bytes(&self.sack[..usize::from(self.sack_len)], self.ts) };
         let repr = if sack_opts.is_some() { TcpRepr { timestamp: None, ..repr } } else { repr };
         let hlen = repr.header_len() + sack_opts.as_ref().map_or(0, |o| o.len());
         buf.resize(headroom + hlen, 0);
@@ -1543,9 +1550,9 @@ impl TcpEngine {
 /// (RFC 2018 3: kind 5, length 2 + 8n; RFC 7323 3.2 for the timestamps),
 /// 4-byte aligned, at most 40 bytes: three blocks with timestamps, four
 /// without. `None` when there is no block.
-fn sack_option_bytes(blocks: &[Option<(u32, u32)>; 4], ts: Option<(u32, u32)>) -> Option<OptBytes> {
+fn sack_option_bytes(blocks: &[(u32, u32)], ts: Option<(u32, u32)>) -> Option<OptBytes> {
     let max = if ts.is_some() { 3 } else { 4 };
-    let n = blocks.iter().take(max).take_while(|b| b.is_some()).count();
+    let n = blocks.len().min(max);
     if n == 0 {
         return None;
     }
@@ -1556,7 +1563,7 @@ fn sack_option_bytes(blocks: &[Option<(u32, u32)>; 4], ts: Option<(u32, u32)>) -
         o.push(&ecr.to_be_bytes());
     }
     o.push(&[1, 1, 5, 2 + 8 * n as u8]);
-    for &(l, r) in blocks.iter().take(n).flatten() {
+    for &(l, r) in &blocks[..n] {
         o.push(&l.to_be_bytes());
         o.push(&r.to_be_bytes());
     }
@@ -1620,10 +1627,10 @@ mod emit_tests {
     fn sack_option_holds_four_blocks_without_timestamps_and_three_with() {
         let mem = HeapPages::new(1, 64);
         let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
-        let blocks = [Some((10, 20)), Some((30, 40)), Some((50, 60)), Some((70, 80))];
+        let blocks = [(10, 20), (30, 40), (50, 60), (70, 80)];
         for (ts, hlen, n) in [(None, 20 + 36, 4usize), (Some((5, 6)), 20 + 12 + 28, 3)] {
             let mut s = SegOut::empty(src, dst, Seq(1));
-            (s.ack, s.sack, s.ts) = (Some(Seq(9)), blocks, ts);
+            (s.ack, s.sack, s.sack_len, s.ts) = (Some(Seq(9)), blocks, 4, ts);
             let mut buf = Vec::new();
             s.emit(&mut buf, 0, &mem, false);
             let pkt = TcpPacket::new_checked(&buf[..]).unwrap();
