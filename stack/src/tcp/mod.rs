@@ -1645,10 +1645,10 @@ mod emit_tests {
                     (u32::from_be_bytes(c[..4].try_into().unwrap()), u32::from_be_bytes(c[4..].try_into().unwrap()))
                 })
                 .collect();
-            assert_eq!(got, blocks[..n].iter().flatten().copied().collect::<Vec<_>>());
+            assert_eq!(got, blocks[..n].to_vec());
             let r = TcpRepr::parse(&pkt, &(*src.ip()).into(), &(*dst.ip()).into(), &Default::default()).unwrap();
             assert_eq!(r.timestamp.map(|t| (t.tsval, t.tsecr)), ts);
-            assert_eq!(r.sack_ranges, [blocks[0], blocks[1], blocks[2]]);
+            assert_eq!(r.sack_ranges, [Some(blocks[0]), Some(blocks[1]), Some(blocks[2])]);
         }
     }
 }
