@@ -704,8 +704,8 @@ impl Conn {
         // e.g. after a FIN took one number: RFC 1122 4.2.3.3 guards against
         // small windows of a full buffer. An orphan (closed by its
         // application) keeps its right edge, as FreeBSD's TIME-WAIT does.
-        let empty = self.rcvq.held() + self.rcvq.ooo_bytes() == 0 && !self.orphan && !self.rd_shut;
-        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap || empty) {
+        let empty = || self.rcvq.held() + self.rcvq.ooo_bytes() == 0 && !self.orphan && !self.rd_shut;
+        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap || empty()) {
             self.rcv_adv = new_right;
         } else if self.rcv_adv < self.rcv_nxt {
             self.rcv_adv = self.rcv_nxt;

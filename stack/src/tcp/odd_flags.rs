@@ -44,6 +44,8 @@ pub(crate) const MAX_HEADER: usize = 60;
 /// options otherwise parse; the checksum must have been verified by the
 /// caller). `hdr` is scratch space for a copy of the header with the
 /// set-aside bits cleared; the repr's payload is `tp`'s.
+#[cold]
+#[inline(never)]
 pub(crate) fn reparse<'a>(tp: &TcpPacket<&'a [u8]>, hdr: &'a mut [u8; MAX_HEADER]) -> Option<(TcpRepr<'a>, OddFlags)> {
     let raw = tp.as_ref();
     let hlen = usize::from(tp.header_len());

@@ -26,6 +26,19 @@ struct RxChunk {
     charge: Option<Charge>,
 }
 
+impl RxChunk {
+    /// Memory the chunk pins, bytes: its charge's footprint when the
+    /// receive budget charged it (the same value, read without a call
+    /// through the frame's trait object), else its buffer's.
+    #[inline]
+    fn footprint(&self) -> usize {
+        match &self.charge {
+            Some(c) => c.footprint(),
+            None => self.buf.footprint(),
+        }
+    }
+}
+
 impl std::fmt::Debug for RxChunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RxChunk({}+{})", self.off, self.len)
@@ -193,9 +206,10 @@ impl RecvQueue {
             if let Some(rin) = rx {
                 let rx = rin.frame();
                 // `d` lies inside the frame: keep it there.
-                let base = rx.bytes().as_ptr() as usize;
+                let frame = rx.bytes();
+                let base = frame.as_ptr() as usize;
                 let at = (d.as_ptr() as usize).wrapping_sub(base);
-                if at.checked_add(d.len()).is_some_and(|end| end <= rx.bytes().len()) {
+                if at.checked_add(d.len()).is_some_and(|end| end <= frame.len()) {
                     // Kept only within the receive budget; past it, copied.
                     match rin.keep() {
                         Some(charge) => {
@@ -279,7 +293,7 @@ impl RecvQueue {
                 self.chunk_bytes -= k;
                 if c.len == 0 {
                     let c = self.chunks.pop_front().expect("front exists");
-                    self.chunk_footprint -= c.buf.footprint();
+                    self.chunk_footprint -= c.footprint();
                 }
             }
             return n;
@@ -332,7 +346,7 @@ impl RecvQueue {
     pub fn read_zc(&mut self) -> Option<RxView> {
         if let Some(c) = self.chunks.pop_front() {
             self.chunk_bytes -= c.len as usize;
-            self.chunk_footprint -= c.buf.footprint();
+            self.chunk_footprint -= c.footprint();
             return Some(RxView::new(c.buf, c.off as usize, c.len as usize).with_charge(c.charge));
         }
         if self.ready.is_empty() {
