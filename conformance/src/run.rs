@@ -201,6 +201,14 @@ impl<'a> Runner<'a> {
             // FreeBSD's net.inet.tcp.drop_synfin=0: a listener answers the
             // SYN of a SYN+FIN.
             cfg.tcp.drop_synfin = false;
+            // Scripts older than FreeBSD's move to RFC 6298's 1 s initial
+            // RTO (those with no sysctl preamble) assume its former
+            // TCPTV_RTOBASE of 3 s; scripts with a preamble get 1 s (or
+            // set net.inet.tcp.rexmit_initial themselves).
+            let preamble = script.events.iter().any(|e| matches!(&e.action, Action::Shell(s) if s.contains("sysctl")));
+            if !preamble {
+                cfg.tcp.initial_rto = Duration::from_secs(3);
+            }
         }
         // FreeBSD's tcp_mss() rounds the socket buffers up to whole
         // segments (SO_RCVBUF 65536 reads 65700 once the MSS is 1460);

@@ -1246,6 +1246,13 @@ impl Conn {
             if !self.sendq.is_empty() || self.fin_queued {
                 self.arm_rtx(now);
             }
+            // RFC 9293 3.10.7.3: text in the SYN-ACK is processed as in
+            // ESTABLISHED (the sixth step): queued, not dropped. The SYN
+            // occupies seg.seq, so the data starts at rcv_nxt.
+            if !seg.payload.is_empty() && matches!(self.state, State::Established | State::FinWait1) {
+                let data = SegIn { seq: seg.seq + 1, syn: false, fin: false, ..*seg };
+                self.accept_data(now, &data, stats);
+            }
         } else {
             // Simultaneous open (RFC 9293 3.5 figure 7).
             self.state = State::SynReceived;
