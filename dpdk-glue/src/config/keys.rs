@@ -337,8 +337,11 @@ const TCP_KEYS: &[&str] = &[
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] =
     &["dpdk", "portN", "vdevN", "pcap", "freebsd.boot", "freebsd.sysctl", "kni", "bondN", "zerocopy", "tcp", "impair"];
-/// sysctls with an engine equivalent.
+/// The `[freebsd.sysctl]` keys with an engine equivalent, applied by
+/// `zcstack::sysctl::apply` (the mapping `pktdrill`'s `sysctl -w` uses).
 const SYSCTL_KEYS: &[&str] = &[
+    "net.inet.ip.maxfragsperpacket",
+    "net.inet.ip.maxfragpackets",
     "net.inet.tcp.sendspace",
     "net.inet.tcp.recvspace",
     "net.inet.tcp.delayed_ack",
@@ -347,23 +350,6 @@ const SYSCTL_KEYS: &[&str] = &[
     "kern.ipc.somaxconn",
     "net.inet.tcp.rfc1323",
     "net.inet.tcp.sack.enable",
-    "net.inet.tcp.syncookies",
-    "net.inet.tcp.rexmit_min",
-    "net.inet.ip.maxfragsperpacket",
-    "net.inet.ip.maxfragpackets",
-];
-
-/// The `[freebsd.sysctl]` keys applied by `zcstack::sysctl::apply`.
-const SHARED_SYSCTLS: &[&str] = &[
-    "net.inet.ip.maxfragsperpacket",
-    "net.inet.ip.maxfragpackets",
-    "net.inet.tcp.sendspace",
-    "net.inet.tcp.recvspace",
-    "net.inet.tcp.delayed_ack",
-    "net.inet.tcp.cc.algorithm",
-    "net.inet.tcp.msl",
-    "kern.ipc.somaxconn",
-    "net.inet.tcp.rfc1323",
     "net.inet.tcp.syncookies",
     "net.inet.tcp.rexmit_min",
 ];
@@ -749,7 +735,7 @@ fn sysctl_section(
     sc.tcp = *tcp;
     sc.reassembly_max_fragments = reassembly.max_fragments;
     sc.reassembly_datagrams = reassembly.max_datagrams;
-    for &key in SHARED_SYSCTLS {
+    for &key in SYSCTL_KEYS {
         let applied = r.get(key, |v| {
             let mut c = sc;
             match zcstack::sysctl::apply(&mut c, key, v) {
@@ -765,16 +751,6 @@ fn sysctl_section(
     *tcp = sc.tcp;
     reassembly.max_fragments = sc.reassembly_max_fragments;
     reassembly.max_datagrams = sc.reassembly_datagrams;
-    if let Some(e) = r.entry("net.inet.tcp.sack.enable") {
-        bool01(&e.value).map_err(|allowed| r.err(e, allowed))?;
-        if e.value == "0" {
-            report.push(Notice {
-                line: e.line,
-                key: "[freebsd.sysctl] net.inet.tcp.sack.enable".into(),
-                msg: "SACK is always offered; turning it off is not implemented".into(),
-            });
-        }
-    }
     // F-Stack ships many more FreeBSD sysctls; they have no engine
     // equivalent. A near-miss of a known one is a typo, not a FreeBSD knob.
     for (i, e) in s.entries.iter().enumerate() {

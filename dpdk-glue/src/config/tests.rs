@@ -748,3 +748,12 @@ nb_vdev=2",
     let e = toml_err(&text.replace("port_list = [0, 2]", "port_list = [0]\nnb_vdev = 1"));
     assert_eq!(e, "t.toml:5: [dpdk] nb_vdev = 1 but the file has 0 [vdevN] sections");
 }
+
+#[test]
+fn sack_enable_reaches_the_engine_through_the_shared_mapping() {
+    let c = parse_at("t.ini", &format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sack.enable=0\n")).unwrap();
+    assert!(!c.tcp.sack, "SACK switched off");
+    assert!(c.report.iter().all(|n| !n.key.contains("sack.enable")), "no 'not implemented' notice: {:?}", c.report);
+    let c = parse_at("t.ini", &format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sack.enable=1\n")).unwrap();
+    assert!(c.tcp.sack);
+}
