@@ -18,10 +18,6 @@ use zcstack::{Instant, SocketHandle, Stack, StackConfig, State, TcpError};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
 /// Bytes the application can read now (0 at EOF or when nothing is there).
 fn readable(st: &mut Stack<HeapPages>, h: SocketHandle) -> usize {
     let mut buf = [0u8; 4096];

@@ -8,14 +8,10 @@ use common::*;
 use zcstack::mem::HeapPages;
 use zcstack::phy::queue::QueueDevice;
 use zcstack::wire::*;
-use zcstack::{Instant, Stack, State};
+use zcstack::{Stack, State};
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
-
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
 
 /// `s` as a frame with `extra` flag bits OR-ed in and the checksum redone.
 fn with_flags(s: Seg<'_>, extra: u8) -> Vec<u8> {

@@ -8,49 +8,7 @@ use common::*;
 use zcstack::mem::HeapPages;
 use zcstack::phy::queue::QueueDevice;
 use zcstack::wire::*;
-use zcstack::{Duration, Instant, SocketHandle, Stack, State, TcpError};
-
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-/// Everything readable now (stops at EOF or would-block); `eof` tells which.
-fn drain(st: &mut Stack<HeapPages>, h: SocketHandle) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match st.tcp_read(h, &mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(TcpError::WouldBlock) => return (got, false),
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
-
-/// A connection accepted from the scripted peer with timestamps on.
-/// Returns (stack, dev, handle, our snd_nxt, the stack's latest TSval).
-fn established_ts() -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, u32) {
-    let mut cfg = stack_config(A_IP, 1);
-    cfg.arp_ttl = Duration::from_secs(1_000_000);
-    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
-    let mut dev = script_device();
-    learn_peer(&mut st, &mut dev);
-    let l = st.tcp_listen(80, 8).unwrap();
-    let mut syn = seg(1000, None, TcpControl::Syn);
-    syn.mss = Some(1460);
-    syn.ts = Some((100, 0));
-    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
-    assert_eq!(out.len(), 1);
-    let tsv = out[0].ts.expect("timestamps negotiated").0;
-    let snd = out[0].seq + 1;
-    let mut ack = seg(1001, Some(snd), TcpControl::None);
-    ack.ts = Some((101, tsv));
-    exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
-    let (h, _) = st.tcp_accept(l).unwrap();
-    assert_eq!(st.tcp_state(h), Ok(State::Established));
-    (st, dev, h, snd, tsv)
-}
+use zcstack::{Stack, State};
 
 // ----- fault 4 / 7: TS.Recent taken from a segment that is then dropped -----
 //
@@ -182,22 +140,6 @@ struct Receiver {
     got: Vec<u8>,
     fin: bool,
     refused: usize,
-}
-
-/// An ARP request from the peer for our address (teaches the stack its MAC).
-fn arp_request() -> Vec<u8> {
-    let repr = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: PEER_MAC,
-        source_protocol_addr: PEER_IP,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: A_IP,
-    };
-    let mut f = vec![0u8; 14 + repr.buffer_len()];
-    EthernetRepr { src_addr: PEER_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
-        .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
-    repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    f
 }
 
 impl Receiver {

@@ -9,52 +9,7 @@ use common::*;
 use zcstack::mem::HeapPages;
 use zcstack::phy::queue::QueueDevice;
 use zcstack::wire::*;
-use zcstack::{Duration, Instant, SocketHandle, Stack, State, TcpError};
-
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-/// Everything readable now and whether EOF was seen.
-fn drain(st: &mut Stack<HeapPages>, h: SocketHandle) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match st.tcp_read(h, &mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(TcpError::WouldBlock) => return (got, false),
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
-
-/// Stack listening on 80 with timestamps; the peer's SYN (TSval 100) is
-/// answered. Returns (stack, dev, listener, our ISS + 1, our TSval).
-fn syn_received_ts() -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, u32) {
-    let mut cfg = stack_config(A_IP, 1);
-    cfg.arp_ttl = Duration::from_secs(1_000_000);
-    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
-    let mut dev = script_device();
-    learn_peer(&mut st, &mut dev);
-    let l = st.tcp_listen(80, 8).unwrap();
-    let mut syn = seg(1000, None, TcpControl::Syn);
-    syn.mss = Some(1460);
-    syn.ts = Some((100, 0));
-    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
-    assert_eq!(out.len(), 1);
-    (st, dev, l, out[0].seq + 1, out[0].ts.expect("timestamps negotiated").0)
-}
-
-fn established_ts() -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, u32) {
-    let (mut st, mut dev, l, snd, tsv) = syn_received_ts();
-    let mut ack = seg(1001, Some(snd), TcpControl::None);
-    ack.ts = Some((101, tsv));
-    exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
-    let (h, _) = st.tcp_accept(l).unwrap();
-    assert_eq!(st.tcp_state(h), Ok(State::Established));
-    (st, dev, h, snd, tsv)
-}
+use zcstack::{SocketHandle, Stack, State};
 
 /// The real peer's next segment (its own clock, TSval 102) is delivered.
 fn real_segment_delivered(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, h: SocketHandle, snd: u32, tsv: u32) {

@@ -141,13 +141,8 @@ pub fn exchange(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant, 
     dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect()
 }
 
-/// Teaches the stack our MAC so replies need no ARP round trip.
-pub fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut QueueDevice) {
-    learn_peer_at(st, dev, Instant::ZERO)
-}
-
-/// [`learn_peer`] at `now` (ARP entries expire).
-pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant) {
+/// An ARP request from the peer for our address (teaches the stack its MAC).
+pub fn arp_request() -> Vec<u8> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: PEER_MAC,
@@ -159,7 +154,66 @@ pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Inst
     EthernetRepr { src_addr: PEER_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
     repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    dev.push_rx(f);
+    f
+}
+
+/// Milliseconds as an `Instant`.
+pub fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Everything readable now, and whether EOF was seen (stops at EOF or
+/// would-block; any other error is a test failure).
+pub fn drain(st: &mut Stack<HeapPages>, h: zcstack::SocketHandle) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match st.tcp_read(h, &mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(zcstack::TcpError::WouldBlock) => return (got, false),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// A stack listening on 80 with timestamps; the peer's SYN (TSval 100) is
+/// answered. Returns (stack, dev, listener, our ISS + 1, our TSval).
+pub fn syn_received_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32, u32) {
+    let mut cfg = stack_config(A_IP, 1);
+    cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
+    let mut dev = script_device();
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(1000, None, TcpControl::Syn);
+    syn.mss = Some(1460);
+    syn.ts = Some((100, 0));
+    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
+    assert_eq!(out.len(), 1);
+    (st, dev, l, out[0].seq + 1, out[0].ts.expect("timestamps negotiated").0)
+}
+
+/// A connection accepted from the scripted peer with timestamps on.
+/// Returns (stack, dev, handle, our snd_nxt, the stack's latest TSval).
+pub fn established_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32, u32) {
+    let (mut st, mut dev, l, snd, tsv) = syn_received_ts();
+    let mut ack = seg(1001, Some(snd), TcpControl::None);
+    ack.ts = Some((101, tsv));
+    exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
+    let (h, _) = st.tcp_accept(l).unwrap();
+    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    (st, dev, h, snd, tsv)
+}
+
+/// Teaches the stack our MAC so replies need no ARP round trip.
+pub fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut QueueDevice) {
+    learn_peer_at(st, dev, Instant::ZERO)
+}
+
+/// [`learn_peer`] at `now` (ARP entries expire).
+pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant) {
+    dev.push_rx(arp_request());
     st.poll(now, dev);
     let replies = dev.take_tx();
     assert_eq!(replies.len(), 1, "ARP request for our address is answered");
