@@ -18,16 +18,10 @@ use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle
 use smoltcp::phy::{DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use zcstack::mem::HeapPages;
-use zcstack::tcp::SockOpt;
-use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig, TcpError};
-
-const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-const BUF: usize = 256 * 1024;
+use zcstack::{SocketHandle, TcpError};
 
 mod zcwire;
-use zcwire::{wire, End, Offload, Wire};
+use zcwire::{wire, Clock, End, Offload, Wire, Zc, A, B, BUF};
 
 struct Rx(Vec<u8>);
 struct Tx {
@@ -75,64 +69,8 @@ impl smoltcp::phy::Device for End {
 
 // ----- zcstack side -----
 
-struct Zc {
-    a: Stack<HeapPages>,
-    b: Stack<HeapPages>,
-    da: End,
-    db: End,
-    t0: Wall,
-}
-
-impl Zc {
-    fn new() -> Zc {
-        Zc::with_wire(Offload::None)
-    }
-    fn with_wire(offload: Offload) -> Zc {
-        let cfg = |ip: Ipv4Addr, m: u8| {
-            let mut c = StackConfig::new(IfaceConfig {
-                mac: zcstack::wire::EthernetAddress([2, 0, 0, 0, 0, m]),
-                addr: ip,
-                prefix_len: 24,
-                gateway: None,
-            });
-            c.tcp.send_buffer = BUF;
-            c.tcp.recv_buffer = BUF;
-            c.tcp.somaxconn = 1 << 20;
-            c
-        };
-        let (da, db) = wire(offload);
-        Zc {
-            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, 2048), 1500),
-            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, 2048), 1500),
-            da,
-            db,
-            t0: Wall::now(),
-        }
-    }
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.t0.elapsed().as_micros() as u64)
-    }
-    fn poll(&mut self) {
-        let now = self.now();
-        self.a.poll(now, &mut self.da);
-        self.b.poll(now, &mut self.db);
-    }
-    /// A connection b -> a:port; returns (client, server).
-    fn connect(&mut self, l: SocketHandle, port: u16) -> (SocketHandle, SocketHandle) {
-        let c = self.b.tcp_connect(SocketAddrV4::new(A, port), 0, self.now()).unwrap();
-        loop {
-            self.poll();
-            if let Ok((s, _)) = self.a.tcp_accept(l) {
-                self.b.tcp().set_option(c, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
-                self.a.tcp().set_option(s, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
-                return (c, s);
-            }
-        }
-    }
-}
-
 fn zc_bulk(bytes: usize, offload: Offload) -> f64 {
-    let mut z = Zc::with_wire(offload);
+    let mut z = Zc::with_wire(offload, Clock::wall());
     let l = z.a.tcp_listen(80, 16).unwrap();
     let (c, s) = z.connect(l, 80);
     let chunk = vec![0x5au8; 64 * 1024];
@@ -160,7 +98,7 @@ fn zc_bulk(bytes: usize, offload: Offload) -> f64 {
 /// Request/response exchanges per second on one connection, with `idle`
 /// other established connections in both stacks.
 fn zc_rr(exchanges: usize, idle: usize) -> f64 {
-    let mut z = Zc::new();
+    let mut z = Zc::new(Clock::wall());
     let ls: Vec<SocketHandle> = (0..4).map(|i| z.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
     let mut idle_conns = Vec::with_capacity(idle);
     for i in 0..idle {

@@ -2,83 +2,17 @@
 //! for repeatable instruction counts of the measured loops only:
 //! `valgrind --tool=callgrind --toggle-collect='*measure_*' perfdrive CASE N`
 //! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges]).
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
-use zcstack::mem::HeapPages;
-use zcstack::tcp::SockOpt;
-use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig, TcpError};
-
-const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-const BUF: usize = 256 * 1024;
+use zcstack::{SocketHandle, TcpError};
 
 mod zcwire;
-use zcwire::{wire, End, Offload};
+use zcwire::{Clock, Offload, Zc, A};
 
 // ----- zcstack side -----
 
-struct Zc {
-    a: Stack<HeapPages>,
-    b: Stack<HeapPages>,
-    da: End,
-    db: End,
-    t: u64,
-    /// Simulated microseconds per poll (`PERFDRIVE_STEP_US`, default 5).
-    step: u64,
-}
-
-impl Zc {
-    fn new() -> Zc {
-        Zc::with_wire(Offload::None)
-    }
-    fn with_wire(offload: Offload) -> Zc {
-        let cfg = |ip: Ipv4Addr, m: u8| {
-            let mut c = StackConfig::new(IfaceConfig {
-                mac: zcstack::wire::EthernetAddress([2, 0, 0, 0, 0, m]),
-                addr: ip,
-                prefix_len: 24,
-                gateway: None,
-            });
-            c.tcp.send_buffer = BUF;
-            c.tcp.recv_buffer = BUF;
-            c.tcp.somaxconn = 1 << 20;
-            c
-        };
-        let (da, db) = wire(offload);
-        Zc {
-            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, 2048), 1500),
-            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, 2048), 1500),
-            da,
-            db,
-            t: 0,
-            step: std::env::var("PERFDRIVE_STEP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(5),
-        }
-    }
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.t)
-    }
-    fn poll(&mut self) {
-        self.t += self.step;
-        let now = self.now();
-        self.a.poll(now, &mut self.da);
-        self.b.poll(now, &mut self.db);
-    }
-    /// A connection b -> a:port; returns (client, server).
-    fn connect(&mut self, l: SocketHandle, port: u16) -> (SocketHandle, SocketHandle) {
-        let c = self.b.tcp_connect(SocketAddrV4::new(A, port), 0, self.now()).unwrap();
-        loop {
-            self.poll();
-            if let Ok((s, _)) = self.a.tcp_accept(l) {
-                self.b.tcp().set_option(c, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
-                self.a.tcp().set_option(s, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
-                return (c, s);
-            }
-        }
-    }
-}
-
 fn zc_bulk(bytes: usize, offload: Offload) -> f64 {
-    let mut z = Zc::with_wire(offload);
+    let mut z = Zc::with_wire(offload, Clock::simulated());
     let l = z.a.tcp_listen(80, 16).unwrap();
     let (c, s) = z.connect(l, 80);
     let chunk = vec![0x5au8; 64 * 1024];
@@ -122,7 +56,7 @@ fn measure_bulk(
 /// Request/response exchanges per second on one connection, with `idle`
 /// other established connections in both stacks.
 fn zc_rr(exchanges: usize, idle: usize) -> f64 {
-    let mut z = Zc::new();
+    let mut z = Zc::new(Clock::simulated());
     let ls: Vec<SocketHandle> = (0..4).map(|i| z.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
     let mut idle_conns = Vec::with_capacity(idle);
     for i in 0..idle {

@@ -1,13 +1,23 @@
 //! The in-memory wire `enginebench` and `perfdrive` run zcstack over: two
 //! queues of frames, a `Device` end for each stack, offloads as a virtio
-//! port offers them. Shared by both examples (`mod zcwire;`).
+//! port offers them. Shared by both examples (`mod zcwire;`); each uses a
+//! part (wall or simulated clock), hence `dead_code` is allowed.
+#![allow(dead_code)]
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use zcstack::mem::PageMemory;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use zcstack::mem::{HeapPages, PageMemory};
 use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, TxFrame};
-use zcstack::Instant;
+use zcstack::tcp::SockOpt;
+use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig};
+
+pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Socket buffers of both stacks, bytes.
+pub(crate) const BUF: usize = 256 * 1024;
 
 // ----- the shared in-memory wire -----
 
@@ -113,6 +123,89 @@ impl Device for End {
     fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(TxFrame)) {
         for f in self.done.drain(..) {
             done(f);
+        }
+    }
+}
+
+/// Where the stacks' time comes from.
+pub(crate) enum Clock {
+    /// The wall clock (enginebench's timed runs).
+    Wall(std::time::Instant),
+    /// Simulated: `step` µs per poll (perfdrive's repeatable instruction
+    /// counts; `PERFDRIVE_STEP_US`, default 5).
+    Simulated { t: u64, step: u64 },
+}
+
+impl Clock {
+    pub(crate) fn wall() -> Clock {
+        Clock::Wall(std::time::Instant::now())
+    }
+    pub(crate) fn simulated() -> Clock {
+        let step = std::env::var("PERFDRIVE_STEP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+        Clock::Simulated { t: 0, step }
+    }
+}
+
+/// Two zcstack stacks, a (10.0.0.1) and b (10.0.0.2), over one wire.
+pub(crate) struct Zc {
+    pub(crate) a: Stack<HeapPages>,
+    pub(crate) b: Stack<HeapPages>,
+    pub(crate) da: End,
+    pub(crate) db: End,
+    clock: Clock,
+}
+
+impl Zc {
+    pub(crate) fn new(clock: Clock) -> Zc {
+        Zc::with_wire(Offload::None, clock)
+    }
+    pub(crate) fn with_wire(offload: Offload, clock: Clock) -> Zc {
+        let cfg = |ip: Ipv4Addr, m: u8| {
+            let mut c = StackConfig::new(IfaceConfig {
+                mac: zcstack::wire::EthernetAddress([2, 0, 0, 0, 0, m]),
+                addr: ip,
+                prefix_len: 24,
+                gateway: None,
+            });
+            c.tcp.send_buffer = BUF;
+            c.tcp.recv_buffer = BUF;
+            c.tcp.somaxconn = 1 << 20;
+            c
+        };
+        let (da, db) = wire(offload);
+        Zc {
+            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, 2048), 1500),
+            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, 2048), 1500),
+            da,
+            db,
+            clock,
+        }
+    }
+    pub(crate) fn now(&self) -> Instant {
+        match self.clock {
+            Clock::Wall(t0) => Instant::from_micros(t0.elapsed().as_micros() as u64),
+            Clock::Simulated { t, .. } => Instant::from_micros(t),
+        }
+    }
+    /// Polls both stacks once (a simulated clock first advances a step).
+    pub(crate) fn poll(&mut self) {
+        if let Clock::Simulated { t, step } = &mut self.clock {
+            *t += *step;
+        }
+        let now = self.now();
+        self.a.poll(now, &mut self.da);
+        self.b.poll(now, &mut self.db);
+    }
+    /// A connection b -> a:port; returns (client, server).
+    pub(crate) fn connect(&mut self, l: SocketHandle, port: u16) -> (SocketHandle, SocketHandle) {
+        let c = self.b.tcp_connect(SocketAddrV4::new(A, port), 0, self.now()).unwrap();
+        loop {
+            self.poll();
+            if let Ok((s, _)) = self.a.tcp_accept(l) {
+                self.b.tcp().set_option(c, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
+                self.a.tcp().set_option(s, SockOpt::NoDelay(true), Instant::ZERO).unwrap();
+                return (c, s);
+            }
         }
     }
 }
