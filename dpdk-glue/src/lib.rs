@@ -22,6 +22,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod pages;
 pub mod pcapfile;
+pub mod plan;
 pub mod port;
 pub mod runloop;
 
