@@ -52,7 +52,7 @@ pub enum PortDevice {
 }
 
 /// One port of `port_list`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct PortPlan {
     /// DPDK port id as the EAL enumerates ports (PCI first, then vdevs).
     pub port_id: u16,
