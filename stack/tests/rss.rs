@@ -87,7 +87,7 @@ impl Lab {
         for q in 0..n {
             // Same address and MAC; each its own secret (ISNs, port start).
             let mut s =
-                Stack::new(config(US, US_MAC, seed ^ (q as u64 + 1) * 0x9e37), HeapPages::new(4096, 2048), 1500);
+                Stack::new(config(US, US_MAC, seed ^ ((q as u64 + 1) * 0x9e37)), HeapPages::new(4096, 2048), 1500);
             s.set_rss(Some(RssLocal { spec: spec.clone(), queue: q as u16, tbl: Vec::new() }));
             stacks.push(s);
         }
