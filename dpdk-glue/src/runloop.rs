@@ -148,7 +148,10 @@ pub struct Runtime {
     /// TSC of the next control-socket check.
     next_control: u64,
     _rx_pool: ManuallyDrop<Arc<Mempool>>,
-    eal: ManuallyDrop<Eal>,
+    eal: ManuallyDrop<Arc<Eal>>,
+    /// This runtime's place among the lcores of its deployment.
+    lcore_index: usize,
+    nb_lcores: usize,
 }
 
 impl Drop for Runtime {
@@ -210,6 +213,20 @@ impl Runtime {
         let pages = PageArray::new(&eal, "zc_pages", cfg.page_array_mb << 20, cfg.page_buf_size)?;
         let dev = EthDevice::new(&eal, port, granted, &pages, cfg.mtu, cfg.device.clone())?;
         tracing::info!(vdev = %cfg.vdev, mode = ?dev.tx_mode(), granted = ?granted, "port ready");
+        Runtime::assemble(Arc::new(eal), rx_pool, dev, pages, cfg, (0, 1))
+    }
+
+    /// The runtime of lcore `lcore.0` of `lcore.1` from its parts (the
+    /// device on its queue, its page array and RX pool): builds the stack,
+    /// `[pcap]` files and control socket from `cfg`.
+    pub(crate) fn assemble(
+        eal: Arc<Eal>,
+        rx_pool: Arc<Mempool>,
+        dev: EthDevice,
+        pages: PageArray,
+        cfg: &RuntimeConfig,
+        lcore: (usize, usize),
+    ) -> Result<Runtime> {
         let tsc_hz = eal.tsc_hz().max(1);
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
@@ -244,7 +261,20 @@ impl Runtime {
             next_control: 0,
             _rx_pool: ManuallyDrop::new(rx_pool),
             eal: ManuallyDrop::new(eal),
+            lcore_index: lcore.0,
+            nb_lcores: lcore.1,
         })
+    }
+
+    /// This runtime's index among the lcores of its deployment (0 for
+    /// [`Runtime::init`]); it serves queue `lcore_index` of its port.
+    pub fn lcore_index(&self) -> usize {
+        self.lcore_index
+    }
+
+    /// Lcores in the deployment, each with its own runtime (1 for [`Runtime::init`]).
+    pub fn nb_lcores(&self) -> usize {
+        self.nb_lcores
     }
 
     /// The EAL.
