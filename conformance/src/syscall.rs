@@ -151,6 +151,7 @@ pub fn errno(e: TcpError) -> Errno {
         TcpError::InvalidHandle => "EBADF",
         TcpError::AddrInUse => "EADDRINUSE",
         TcpError::NoPorts => "EADDRNOTAVAIL",
+        TcpError::RssWrongQueue => "EADDRNOTAVAIL",
         TcpError::Refused => "ECONNREFUSED",
         TcpError::Reset => "ECONNRESET",
         TcpError::TimedOut => "ETIMEDOUT",

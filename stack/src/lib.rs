@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod iface;
 pub mod mem;
 pub mod phy;
+pub mod rss;
 pub mod rx_budget;
 pub mod stack;
 pub mod stats;

@@ -145,7 +145,7 @@ impl<M: PageMemory> Stack<M> {
         local_port: u16,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.connect(remote, local_port, now)
+        self.tcp_connect_with(remote, local_port, &SocketOptions::default(), now)
     }
 
     /// Listens on `port` with socket options (inherited by accepted connections).
@@ -166,7 +166,26 @@ impl<M: PageMemory> Stack<M> {
         opts: &SocketOptions,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.connect_with(remote, local_port, opts, now)
+        let r = self.tcp.connect_with(remote, local_port, opts, now);
+        let (tried, refused) = self.tcp.take_rss_counts();
+        self.stats.rss_connect_ports_tried += tried;
+        self.stats.rss_connect_refused += refused;
+        r
+    }
+
+    /// Places this stack in a port's RSS (`None`: the port has one queue).
+    /// With it set, [`Stack::tcp_connect`] with local port 0 picks a port
+    /// whose replies the NIC delivers to `rss.queue` (the `rss_tbl` ports
+    /// for the 4-tuple first), and an explicit local port hashing to
+    /// another queue fails with [`TcpError::RssWrongQueue`] (F-Stack
+    /// `ff_rss_check`).
+    pub fn set_rss(&mut self, rss: Option<crate::rss::RssLocal>) {
+        self.tcp.set_rss(rss);
+    }
+
+    /// This stack's RSS place, if set.
+    pub fn rss(&self) -> Option<&crate::rss::RssLocal> {
+        self.tcp.rss()
     }
 
     /// `setsockopt` (see [`TcpEngine::set_option`]).

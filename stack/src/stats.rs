@@ -204,6 +204,12 @@ counters! {
         /// Connections reset by an in-window SYN (`TcpConfig::insecure_syn`,
         /// RFC 793 3.9; off by default, RFC 5961 4.2 challenge ACKs then).
         pub tcp_insecure_syn_resets: u64,
+        /// Local ports examined by the RSS check while choosing an ephemeral
+        /// port for a connect (`Stack::set_rss`; F-Stack `ff_rss_check`).
+        pub rss_connect_ports_tried: u64,
+        /// Connects refused because the explicit local port's replies would
+        /// land on another lcore's queue (`TcpError::RssWrongQueue`).
+        pub rss_connect_refused: u64,
     }
 }
 

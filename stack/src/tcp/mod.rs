@@ -9,6 +9,7 @@ pub(crate) mod odd_flags;
 pub mod ooo_store;
 mod ratelimit;
 pub mod recv_queue;
+mod rss_port;
 pub mod rtt;
 mod sack;
 mod send_pressure;
@@ -111,6 +112,11 @@ pub enum TcpError {
     /// 4.2.3.9, RFC 5461).
     #[error("no route to host")]
     HostUnreachable,
+    /// An explicit local port whose replies the NIC's RSS would deliver to
+    /// another lcore's queue (F-Stack `ff_rss_check` fails;
+    /// `EADDRNOTAVAIL`): that stack would never see the connection.
+    #[error("local port's RSS queue belongs to another lcore")]
+    RssWrongQueue,
 }
 
 /// Handle to a TCP socket (listener or connection).
@@ -319,6 +325,8 @@ pub struct TcpEngine {
     pressure: send_pressure::SendPressure,
     /// Writes limited by `pressure` since the stack last collected the count.
     pressure_limited: u64,
+    /// The RSS check on connect (`set_rss`).
+    rss: rss_port::RssPorts,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -353,6 +361,7 @@ impl TcpEngine {
             challenge_budget: ratelimit::ChallengeBudget::new(secret),
             pressure: send_pressure::SendPressure::default(),
             pressure_limited: 0,
+            rss: Default::default(),
         }
     }
 
@@ -653,6 +662,7 @@ impl TcpEngine {
         opts: &SocketOptions,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
+        let port = self.choose_local_port(remote, local_port)?;
         let port = if local_port != 0 {
             let key = (SocketAddrV4::new(self.local_ip, local_port), remote);
             if self.listeners.contains_key(&local_port) || (!opts.reuse_addr && self.port_in_use(local_port)) {
@@ -666,7 +676,7 @@ impl TcpEngine {
             }
             local_port
         } else {
-            self.pick_port(remote)?
+            port
         };
         let local = SocketAddrV4::new(self.local_ip, port);
         let iss = self.isn(local, remote, now);
