@@ -426,7 +426,18 @@ impl EthDevice {
 
     /// The port (while open).
     pub fn port(&self) -> Option<&Port> {
-        self.port.as_ref()
+        match self.port.as_ref() {
+            Some(PortLink::Owned(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The port's id, name and counters (whole port, all queues), while open.
+    pub fn port_stats(&self) -> Option<(u16, String, Option<crate::port::PortStats>)> {
+        match self.port.as_ref()? {
+            PortLink::Owned(p) => Some((p.id(), p.name().to_owned(), p.stats().ok())),
+            PortLink::Shared(h) => Some((h.port_id(), h.port_name().to_owned(), h.port_stats())),
+        }
     }
 
     /// Whether received mbufs are handed to the engine (zero-copy receive).

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod control;
+pub mod deploy;
 pub mod device;
 pub mod eal;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod pcapfile;
 pub mod plan;
 pub mod port;
 pub mod runloop;
+pub mod steer;
 
 pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
 pub use eal::{Eal, EalArgs, LcoreJob};
@@ -35,4 +37,5 @@ pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
 pub use pages::PageArray;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};
+pub use deploy::Deployment;
 pub use runloop::{Control, LoopCycles, Runtime, RuntimeConfig, StopHandle};

@@ -247,6 +247,15 @@ impl Port {
         Ok(Port::from_id(id, name.to_owned()))
     }
 
+    /// Opens a port the EAL probed (a PCI device), by its DPDK port id.
+    pub fn probed(_eal: &Eal, id: u16) -> Result<Port> {
+        // SAFETY: pure validity check.
+        if unsafe { ffi::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(Error::NoSuchPort(format!("port id {id} (the EAL found no such port)")));
+        }
+        Ok(Port::from_id(id, format!("port{id}")))
+    }
+
     fn from_id(id: u16, name: String) -> Port {
         Port { id, name, state: State::Probed, rx_queues: 0, tx_queues: 0, vdev_name: None, rx_pool: Vec::new(), _keep: None }
     }

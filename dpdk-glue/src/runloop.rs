@@ -66,6 +66,31 @@ pub struct RuntimeConfig {
     pub control: Option<std::path::PathBuf>,
 }
 
+/// The port configuration `cfg` asks for: its queues and descriptors, and
+/// the offloads zero copy and the checksum/TSO settings want (the port
+/// grants what it has).
+pub(crate) fn wanted_port_config(cfg: &RuntimeConfig) -> PortConfig {
+    let mut want = Offloads::TX_MULTI_SEGS;
+    if cfg.tx_checksum_offload {
+        want = want | Offloads::TX_TCP_CKSUM;
+        if cfg.tso {
+            // IPv4 checksum offload too, where there is one: DPDK's TSO
+            // contract has the port fill each segment's IP checksum.
+            want = want | Offloads::TX_TCP_TSO | Offloads::TX_IPV4_CKSUM;
+        }
+    }
+    let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
+    // Checksums the port verifies on receive need no second pass in the
+    // engine (and spare vhost its software checksum of every frame).
+    let rx_want = if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
+    PortConfig {
+        tx_offloads: cfg.port.tx_offloads | want,
+        rx_offloads: cfg.port.rx_offloads | rx_want,
+        mtu,
+        ..cfg.port.clone()
+    }
+}
+
 /// What the loop callback asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -188,26 +213,7 @@ impl Runtime {
         let eal = Eal::init(&cfg.eal)?;
         let rx_pool = Arc::new(Mempool::new(&eal, "zc_rx", &PoolConfig::frames(cfg.rx_mbufs, cfg.mtu))?);
         let mut port = Port::create_vdev(&eal, &cfg.vdev)?;
-        let mut want = Offloads::TX_MULTI_SEGS;
-        if cfg.tx_checksum_offload {
-            want = want | Offloads::TX_TCP_CKSUM;
-            if cfg.tso {
-                // IPv4 checksum offload too, where there is one: DPDK's TSO
-                // contract has the port fill each segment's IP checksum.
-                want = want | Offloads::TX_TCP_TSO | Offloads::TX_IPV4_CKSUM;
-            }
-        }
-        let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
-        // Checksums the port verifies on receive need no second pass in the
-        // engine (and spare vhost its software checksum of every frame).
-        let rx_want =
-            if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
-        let pcfg = PortConfig {
-            tx_offloads: cfg.port.tx_offloads | want,
-            rx_offloads: cfg.port.rx_offloads | rx_want,
-            mtu,
-            ..cfg.port.clone()
-        };
+        let pcfg = wanted_port_config(cfg);
         let granted = port.configure(&pcfg, rx_pool.clone())?;
         port.start()?;
         let pages = PageArray::new(&eal, "zc_pages", cfg.page_array_mb << 20, cfg.page_buf_size)?;

@@ -127,6 +127,11 @@ impl QueueHandle {
         &self.shared.name
     }
 
+    /// The whole port's counters (every queue), while it is open.
+    pub fn port_stats(&self) -> Option<crate::port::PortStats> {
+        self.shared.lock().port.as_ref().and_then(|p| p.stats().ok())
+    }
+
     /// Receives up to `max` frames into `out`; 0 once closed.
     #[inline]
     pub fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
