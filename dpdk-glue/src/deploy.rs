@@ -139,7 +139,7 @@ impl Deployment {
             })
             .collect::<Result<Vec<_>>>()?;
         let base = RuntimeConfig { port: pp.port.clone(), mtu, ..lc.clone() };
-        let pcfg = wanted_port_config(&base);
+        let pcfg = crate::port::PortConfig { rx_queues: n, tx_queues: n, ..wanted_port_config(&base) };
         let key: &[u8] =
             if plan.rss.symmetric { &zcstack::rss::SYMMETRIC_RSS_KEY } else { &zcstack::rss::FSTACK_RSS_KEY };
         let want = RssWanted { key: key.to_vec() };
@@ -239,7 +239,8 @@ impl Deployment {
         if let Some((i, kit)) = main_kit {
             // A panic here must not unwind past the joins below.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kit.start().map(|mut rt| app(&mut rt))));
-            results[i] = Some(r.unwrap_or(Err(Error::Launch { lcore: main, errno: crate::error::RteErrno(libc::EFAULT) })));
+            results[i] =
+                Some(r.unwrap_or(Err(Error::Launch { lcore: main, errno: crate::error::RteErrno(libc::EFAULT) })));
         }
         for (i, j) in jobs {
             if j.join().is_none() {
@@ -331,12 +332,8 @@ impl LcoreKit {
     fn start(self) -> Result<Runtime> {
         let q = u16::try_from(self.index).unwrap_or(u16::MAX);
         let cfg = &self.cfg;
-        let pages = PageArray::new(
-            &self.eal,
-            &format!("zc_pages_{}", self.index),
-            cfg.page_array_mb << 20,
-            cfg.page_buf_size,
-        )?;
+        let pages =
+            PageArray::new(&self.eal, &format!("zc_pages_{}", self.index), cfg.page_array_mb << 20, cfg.page_buf_size)?;
         let steering = self.steer.map(|(rings, classify)| Steering::new(q, &rings, classify, self.rx_pool.clone()));
         let dev =
             EthDevice::on_queue(&self.eal, self.handle, self.granted, &pages, cfg.mtu, cfg.device.clone(), steering)?;

@@ -28,6 +28,7 @@ pub mod port;
 pub mod runloop;
 pub mod steer;
 
+pub use deploy::Deployment;
 pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
 pub use eal::{Eal, EalArgs, LcoreJob};
 pub use error::{Error, Result, RteErrno};
@@ -37,5 +38,4 @@ pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
 pub use pages::PageArray;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};
-pub use deploy::Deployment;
 pub use runloop::{Control, LoopCycles, Runtime, RuntimeConfig, StopHandle};

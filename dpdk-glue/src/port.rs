@@ -257,7 +257,16 @@ impl Port {
     }
 
     fn from_id(id: u16, name: String) -> Port {
-        Port { id, name, state: State::Probed, rx_queues: 0, tx_queues: 0, vdev_name: None, rx_pool: Vec::new(), _keep: None }
+        Port {
+            id,
+            name,
+            state: State::Probed,
+            rx_queues: 0,
+            tx_queues: 0,
+            vdev_name: None,
+            rx_pool: Vec::new(),
+            _keep: None,
+        }
     }
 
     /// Creates a virtual device from devargs (`net_null0,size=64`,

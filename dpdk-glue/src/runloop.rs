@@ -82,7 +82,8 @@ pub(crate) fn wanted_port_config(cfg: &RuntimeConfig) -> PortConfig {
     let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
     // Checksums the port verifies on receive need no second pass in the
     // engine (and spare vhost its software checksum of every frame).
-    let rx_want = if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
+    let rx_want =
+        if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
     PortConfig {
         tx_offloads: cfg.port.tx_offloads | want,
         rx_offloads: cfg.port.rx_offloads | rx_want,

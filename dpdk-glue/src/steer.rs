@@ -182,7 +182,12 @@ impl std::fmt::Debug for Steering {
 impl Steering {
     /// Steering for queue `me` of a port with `rings[from][to]` (`None` on
     /// the diagonal); ARP copies come from `copy_pool`.
-    pub fn new(me: u16, rings: &[Vec<Option<Arc<SteerRing>>>], classify: Classify, copy_pool: Arc<Mempool>) -> Steering {
+    pub fn new(
+        me: u16,
+        rings: &[Vec<Option<Arc<SteerRing>>>],
+        classify: Classify,
+        copy_pool: Arc<Mempool>,
+    ) -> Steering {
         let n = rings.len();
         let out = (0..n).map(|to| rings[usize::from(me)][to].clone()).collect();
         let inc = (0..n).filter_map(|from| rings[from][usize::from(me)].clone()).collect();

@@ -47,7 +47,11 @@ impl SharedPort {
     pub(crate) fn handle(self: &Arc<SharedPort>, q: u16) -> Result<QueueHandle> {
         let mut st = self.lock();
         let Some(port) = st.port.as_ref() else {
-            return Err(Error::PortNotStarted { port: self.id, name: self.name.clone(), op: "queue handle after close" });
+            return Err(Error::PortNotStarted {
+                port: self.id,
+                name: self.name.clone(),
+                op: "queue handle after close",
+            });
         };
         // SAFETY: the port stays started until every handle is released
         // (release() below stops it only when `live` drops to 0), and each
@@ -151,9 +155,11 @@ impl QueueHandle {
         if self.queues.take().is_some() {
             self.shared.release();
         }
-        self.shared
-            .wait_closed()
-            .map_err(|what| Error::PortLimit { port: self.shared.id, name: self.shared.name.clone(), what })
+        self.shared.wait_closed().map_err(|what| Error::PortLimit {
+            port: self.shared.id,
+            name: self.shared.name.clone(),
+            what,
+        })
     }
 }
 
