@@ -19,7 +19,6 @@ mod shared;
 use std::sync::Arc;
 
 use zcstack::rss::{steer_frame, Reta, RssLocal, RssSpec, RssTblPorts, Steer, Toeplitz};
-use zcstack::wire::Ipv4Address;
 
 pub use shared::QueueHandle;
 use shared::SharedPort;
@@ -47,7 +46,7 @@ struct DeployedPort {
     spec: RssSpec,
     rx_pools: Vec<Arc<Mempool>>,
     /// `rings[from][to]`, `None` on the diagonal; empty with one queue.
-    rings: Vec<Vec<Option<Arc<SteerRing>>>>,
+    rings: crate::steer::RingMatrix,
 }
 
 /// EAL, ports, RSS and steering rings of a one-process, many-lcore
@@ -291,12 +290,7 @@ impl Deployment {
                 .tbl
                 .iter()
                 .filter(|e| e.port_id == p.plan.port_id)
-                .map(|e| RssTblPorts {
-                    remote: Ipv4Address::from(e.daddr),
-                    remote_port: e.dport,
-                    local: Ipv4Address::from(e.saddr),
-                    ports: e.sports.clone(),
-                })
+                .map(|e| RssTblPorts { remote: e.daddr, remote_port: e.dport, local: e.saddr, ports: e.sports.clone() })
                 .collect(),
         });
         Ok(LcoreKit {
@@ -322,7 +316,7 @@ struct LcoreKit {
     rx_pool: Arc<Mempool>,
     granted: GrantedOffloads,
     cfg: RuntimeConfig,
-    steer: Option<(Vec<Vec<Option<Arc<SteerRing>>>>, crate::steer::Classify)>,
+    steer: Option<(crate::steer::RingMatrix, crate::steer::Classify)>,
     rss: Option<RssLocal>,
 }
 

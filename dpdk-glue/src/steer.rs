@@ -38,6 +38,10 @@ pub enum Dest {
 /// Classifies a received Ethernet frame; must never panic.
 pub type Classify = Arc<dyn Fn(&[u8]) -> Dest + Send + Sync>;
 
+/// `rings[from][to]` of one port: the ring from queue `from` to queue `to`
+/// (`None` on the diagonal).
+pub type RingMatrix = Vec<Vec<Option<Arc<SteerRing>>>>;
+
 /// The name of the ring carrying frames of `port` from queue `from` to queue `to`.
 pub fn ring_name(port: u16, from: u16, to: u16) -> String {
     format!("zc_steer_p{port}_{from}_{to}")
