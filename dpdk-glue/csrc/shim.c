@@ -89,3 +89,17 @@ int zc_rte_mbuf_is_extbuf(const struct rte_mbuf *m)
 {
 	return RTE_MBUF_HAS_EXTBUF(m) ? 1 : 0;
 }
+
+unsigned zc_rte_ring_enqueue_burst(struct rte_ring *r, void *const *objs,
+                                   unsigned n)
+{
+	return rte_ring_enqueue_burst(r, objs, n, NULL);
+}
+
+unsigned zc_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
+                                   unsigned n)
+{
+	return rte_ring_dequeue_burst(r, objs, n, NULL);
+}
+
+unsigned zc_rte_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }

@@ -36,6 +36,23 @@ enum zc_offload_bits {
 	ZC_TX_OFFLOAD_MBUF_FAST_FREE = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
 };
 
+/* RSS hash types (RTE_ETH_RSS_*, RTE_BIT64 too); the IPv4 ones fit an int. */
+enum zc_rss_bits {
+	ZC_RSS_IPV4 = RTE_ETH_RSS_IPV4,
+	ZC_RSS_FRAG_IPV4 = RTE_ETH_RSS_FRAG_IPV4,
+	ZC_RSS_NONFRAG_IPV4_TCP = RTE_ETH_RSS_NONFRAG_IPV4_TCP,
+	ZC_RSS_NONFRAG_IPV4_UDP = RTE_ETH_RSS_NONFRAG_IPV4_UDP,
+	ZC_RSS_NONFRAG_IPV4_OTHER = RTE_ETH_RSS_NONFRAG_IPV4_OTHER,
+	ZC_RETA_GROUP_SIZE = RTE_ETH_RETA_GROUP_SIZE,
+};
+
+/* rte_ring's burst calls are static inline. */
+unsigned zc_rte_ring_enqueue_burst(struct rte_ring *r, void *const *objs,
+                                   unsigned n);
+unsigned zc_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
+                                   unsigned n);
+unsigned zc_rte_ring_count(const struct rte_ring *r);
+
 /* rte_errno is a per-lcore TLS variable: read it through a function. */
 int zc_rte_errno(void);
 void zc_rte_errno_set(int v);

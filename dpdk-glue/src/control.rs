@@ -19,8 +19,19 @@ const MAX_REQUEST: usize = 1024;
 /// A client that has not sent its request and read its reply by then is dropped.
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(2);
 
+/// The control socket of lcore `index` of a deployment whose lcore 0
+/// answers on `main`: `<stem>.lcore<index>.sock` next to it.
+pub fn lcore_control_path(main: &std::path::Path, index: usize) -> PathBuf {
+    if index == 0 {
+        return main.to_path_buf();
+    }
+    let stem = main.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    main.with_file_name(format!("{stem}.lcore{index}.sock"))
+}
+
 /// Where the stack with DPDK file prefix `prefix` listens: the directory in
-/// `ZCSTACK_RUN_DIR`, else `/tmp/zcstack`.
+/// `ZCSTACK_RUN_DIR`, else `/tmp/zcstack` (lcore 0 of a deployment; lcore
+/// `i > 0` answers on [`lcore_control_path`]).
 pub fn control_path(prefix: &str) -> PathBuf {
     let dir = std::env::var_os("ZCSTACK_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/zcstack"));
     dir.join(format!("{prefix}.sock"))
@@ -166,10 +177,9 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
     use serde_json::json;
     let c = rt.cycles();
     let d = rt.dev.stats();
-    let port = rt.dev.port().map(|p| {
-        let s = p.stats().ok();
+    let port = rt.dev.port_stats().map(|(id, name, s)| {
         json!({
-            "id": p.id(), "name": p.name(),
+            "id": id, "name": name,
             "ipackets": s.map(|s| s.ipackets), "opackets": s.map(|s| s.opackets),
             "ibytes": s.map(|s| s.ibytes), "obytes": s.map(|s| s.obytes),
             "imissed": s.map(|s| s.imissed), "ierrors": s.map(|s| s.ierrors),
@@ -208,6 +218,13 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
     json!({
         "pid": std::process::id(),
         "lcore": crate::eal::lcore_id(),
+        "lcore_index": rt.lcore_index(),
+        "nb_lcores": rt.nb_lcores(),
+        "steer": rt.dev.steer_stats().map(|s| json!({
+            "steered_out": s.steered_out, "steered_in": s.steered_in, "copied": s.copied,
+            "backlogged": s.backlogged, "backlog_now": s.backlog_now, "copy_failed": s.copy_failed,
+            "dropped_at_close": s.dropped_at_close,
+        })),
         "cpu": crate::eal::current_cpu(),
         "uptime_us": rt.now().total_micros(),
         "tsc_hz": rt.tsc_hz(),

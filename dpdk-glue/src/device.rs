@@ -180,9 +180,55 @@ struct InFlight {
     pending: u32,
 }
 
+/// The port an [`EthDevice`] bursts on: its own, or one queue pair of a
+/// port shared with other lcores.
+enum PortLink {
+    Owned(Port),
+    Shared(crate::deploy::QueueHandle),
+}
+
+impl PortLink {
+    fn name(&self) -> &str {
+        match self {
+            PortLink::Owned(p) => p.name(),
+            PortLink::Shared(h) => h.port_name(),
+        }
+    }
+
+    #[inline]
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        match self {
+            PortLink::Owned(p) => p.rx_burst(queue, out, max).unwrap_or(0),
+            PortLink::Shared(h) => h.rx_burst(out, max),
+        }
+    }
+
+    #[inline]
+    fn tx_burst(&mut self, queue: u16, pkts: &mut Vec<Mbuf>) {
+        // A stopped port refuses the burst; the mbufs stay queued.
+        let _ = match self {
+            PortLink::Owned(p) => p.tx_burst(queue, pkts).unwrap_or(0),
+            PortLink::Shared(h) => h.tx_burst(pkts),
+        };
+    }
+
+    fn close(self) -> Result<()> {
+        match self {
+            PortLink::Owned(mut p) => {
+                p.stop()?;
+                p.close()
+            }
+            PortLink::Shared(h) => h.close(),
+        }
+    }
+}
+
 /// A zcstack [`Device`] on one queue pair of an ethdev port.
 pub struct EthDevice {
-    port: Option<Port>,
+    port: Option<PortLink>,
+    /// Software steering of received frames between the lcores sharing
+    /// the port (multi-queue ports only).
+    steer: Option<crate::steer::Steering>,
     queue: u16,
     caps: DeviceCaps,
     cfg: EthDeviceConfig,
@@ -219,7 +265,7 @@ pub struct EthDevice {
 impl std::fmt::Debug for EthDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EthDevice")
-            .field("port", &self.port.as_ref().map(Port::name))
+            .field("port", &self.port.as_ref().map(PortLink::name))
             .field("mode", &self.mode)
             .field("stats", &self.stats)
             .finish()
@@ -246,6 +292,43 @@ impl EthDevice {
         cfg: EthDeviceConfig,
     ) -> Result<EthDevice> {
         let id = port.id();
+        EthDevice::on_link(eal, id, PortLink::Owned(port), 0, granted, pages, mtu, cfg)
+    }
+
+    /// Like [`EthDevice::new`], on one queue pair of a port shared with
+    /// other lcores ([`crate::deploy::Deployment`]); `steer` sorts received
+    /// frames between those lcores when the port has several queues.
+    pub fn on_queue(
+        eal: &Eal,
+        handle: crate::deploy::QueueHandle,
+        granted: GrantedOffloads,
+        pages: &PageArray,
+        mtu: usize,
+        cfg: EthDeviceConfig,
+        steer: Option<crate::steer::Steering>,
+    ) -> Result<EthDevice> {
+        let id = handle.port_id();
+        let mut d = EthDevice::on_link(eal, id, PortLink::Shared(handle), 0, granted, pages, mtu, cfg)?;
+        d.steer = steer;
+        Ok(d)
+    }
+
+    /// Software steering counters, when the device steers.
+    pub fn steer_stats(&self) -> Option<crate::steer::SteerStats> {
+        self.steer.as_ref().map(|s| s.stats())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_link(
+        eal: &Eal,
+        id: u16,
+        port: PortLink,
+        queue: u16,
+        granted: GrantedOffloads,
+        pages: &PageArray,
+        mtu: usize,
+        cfg: EthDeviceConfig,
+    ) -> Result<EthDevice> {
         let mut mode = cfg.tx_mode;
         let mut fallback = None;
         if mode == TxMode::ZeroCopy && !granted.tx.contains(Offloads::TX_MULTI_SEGS) {
@@ -282,7 +365,8 @@ impl EthDevice {
         };
         Ok(EthDevice {
             port: Some(port),
-            queue: 0,
+            steer: None,
+            queue,
             caps: DeviceCaps {
                 mtu,
                 rx_checksum_verified: false,
@@ -342,7 +426,18 @@ impl EthDevice {
 
     /// The port (while open).
     pub fn port(&self) -> Option<&Port> {
-        self.port.as_ref()
+        match self.port.as_ref() {
+            Some(PortLink::Owned(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The port's id, name and counters (whole port, all queues), while open.
+    pub fn port_stats(&self) -> Option<(u16, String, Option<crate::port::PortStats>)> {
+        match self.port.as_ref()? {
+            PortLink::Owned(p) => Some((p.id(), p.name().to_owned(), p.stats().ok())),
+            PortLink::Shared(h) => Some((h.port_id(), h.port_name().to_owned(), h.port_stats())),
+        }
     }
 
     /// Whether received mbufs are handed to the engine (zero-copy receive).
@@ -368,13 +463,17 @@ impl EthDevice {
     /// engine gets them on its next poll. Afterwards RX is empty and TX
     /// refuses frames.
     pub fn close_port(&mut self) -> Result<()> {
-        let Some(mut port) = self.port.take() else { return Ok(()) };
+        let Some(port) = self.port.take() else { return Ok(()) };
         // Unsent and held mbufs are ours: free them (their attachments complete).
         self.tx.clear();
         for i in [&mut self.impair_rx, &mut self.impair_tx].into_iter().flatten() {
             i.clear();
         }
-        port.stop()?;
+        // Frames waiting to be steered to another lcore are handed over
+        // (the other lcore may still be running) or freed.
+        if let Some(s) = self.steer.as_mut() {
+            s.flush_backlog();
+        }
         port.close()?;
         self.reap();
         Ok(())
@@ -443,8 +542,7 @@ impl EthDevice {
     fn send_queued(&mut self) {
         if let Some(port) = self.port.as_mut() {
             if !self.tx.is_empty() {
-                // A stopped port refuses the burst; the mbufs stay queued.
-                let _ = port.tx_burst(self.queue, &mut self.tx);
+                port.tx_burst(self.queue, &mut self.tx);
             }
         }
         if self.tx.is_empty() {
@@ -600,7 +698,10 @@ impl Device for EthDevice {
     fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        port.rx_burst(self.queue, &mut self.rx, max);
+        if let Some(s) = self.steer.as_mut() {
+            s.sort(&mut self.rx, usize::from(max));
+        }
         self.impair_received(now);
         let n = self.rx.len();
         let mut rx = std::mem::take(&mut self.rx);
@@ -630,7 +731,10 @@ impl Device for EthDevice {
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        port.rx_burst(self.queue, &mut self.rx, max).unwrap_or(0);
+        port.rx_burst(self.queue, &mut self.rx, max);
+        if let Some(s) = self.steer.as_mut() {
+            s.sort(&mut self.rx, usize::from(max));
+        }
         self.impair_received(now);
         let n = self.rx.len();
         for m in &self.rx {

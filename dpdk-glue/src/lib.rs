@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod control;
+pub mod deploy;
 pub mod device;
 pub mod eal;
 pub mod error;
@@ -25,7 +26,9 @@ pub mod pcapfile;
 pub mod plan;
 pub mod port;
 pub mod runloop;
+pub mod steer;
 
+pub use deploy::Deployment;
 pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
 pub use eal::{Eal, EalArgs, LcoreJob};
 pub use error::{Error, Result, RteErrno};

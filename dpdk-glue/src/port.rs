@@ -82,6 +82,37 @@ pub struct PortInfo {
     pub min_mtu: u16,
     /// Largest MTU.
     pub max_mtu: u16,
+    /// RSS redirection table entries (0: no RSS).
+    pub reta_size: u16,
+    /// RSS hash key length in bytes (0: the device does not say).
+    pub hash_key_size: u8,
+    /// RSS hash types the device can compute (`RTE_ETH_RSS_*` bits).
+    pub rss_offloads: u64,
+}
+
+/// RSS hash types zcstack asks for: IPv4 with and without TCP/UDP ports,
+/// fragments included (`RTE_ETH_RSS_*`), to be narrowed to what the device
+/// computes.
+pub const RSS_HF_IPV4: u64 = (ffi::ZC_RSS_IPV4
+    | ffi::ZC_RSS_FRAG_IPV4
+    | ffi::ZC_RSS_NONFRAG_IPV4_TCP
+    | ffi::ZC_RSS_NONFRAG_IPV4_UDP
+    | ffi::ZC_RSS_NONFRAG_IPV4_OTHER) as u64;
+
+/// RSS wanted on a multi-queue port: Toeplitz with `key`.
+#[derive(Clone, Debug)]
+pub struct RssWanted {
+    /// The Toeplitz key (cycled or cut to the device's `hash_key_size`).
+    pub key: Vec<u8>,
+}
+
+/// RSS as the port was configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RssGranted {
+    /// The key programmed, sized to the device's `hash_key_size`.
+    pub key: Vec<u8>,
+    /// Hash types programmed: [`RSS_HF_IPV4`] ∩ what the device reports.
+    pub hash_types: u64,
 }
 
 /// How to configure a port.
@@ -180,7 +211,7 @@ pub struct Port {
     /// rte_vdev_uninit on drop, for vdevs created by [`Port::create_vdev`].
     vdev_name: Option<CString>,
     /// RX pools must outlive the queues that allocate from them.
-    rx_pool: Option<Arc<Mempool>>,
+    rx_pool: Vec<Arc<Mempool>>,
     /// Keeps backing objects (rings) alive until after close.
     _keep: Option<Arc<dyn Send + Sync>>,
 }
@@ -216,8 +247,26 @@ impl Port {
         Ok(Port::from_id(id, name.to_owned()))
     }
 
+    /// Opens a port the EAL probed (a PCI device), by its DPDK port id.
+    pub fn probed(_eal: &Eal, id: u16) -> Result<Port> {
+        // SAFETY: pure validity check.
+        if unsafe { ffi::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(Error::NoSuchPort(format!("port id {id} (the EAL found no such port)")));
+        }
+        Ok(Port::from_id(id, format!("port{id}")))
+    }
+
     fn from_id(id: u16, name: String) -> Port {
-        Port { id, name, state: State::Probed, rx_queues: 0, tx_queues: 0, vdev_name: None, rx_pool: None, _keep: None }
+        Port {
+            id,
+            name,
+            state: State::Probed,
+            rx_queues: 0,
+            tx_queues: 0,
+            vdev_name: None,
+            rx_pool: Vec::new(),
+            _keep: None,
+        }
     }
 
     /// Creates a virtual device from devargs (`net_null0,size=64`,
@@ -317,6 +366,9 @@ impl Port {
             max_tx_desc: info.tx_desc_lim.nb_max,
             min_mtu: info.min_mtu,
             max_mtu: info.max_mtu,
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
+            rss_offloads: info.flow_type_rss_offloads,
         })
     }
 
@@ -324,6 +376,24 @@ impl Port {
     /// mbufs from `rx_pool`, which the port keeps alive. Offloads the port does
     /// not support are not requested; what was granted is returned.
     pub fn configure(&mut self, cfg: &PortConfig, rx_pool: Arc<Mempool>) -> Result<GrantedOffloads> {
+        let pools = vec![rx_pool; usize::from(cfg.rx_queues.max(1))];
+        Ok(self.configure_queues(cfg, &pools, None)?.0)
+    }
+
+    /// Configures the port with one RX queue per entry of `rx_pools` (queue
+    /// `q` takes its mbufs from `rx_pools[q]`, kept alive by the port) and
+    /// `cfg.tx_queues` TX queues. With `rss` and more than one RX queue, RX
+    /// is spread by the Toeplitz hash over [`RSS_HF_IPV4`] ∩ the device's
+    /// hash types, with `rss.key` sized to the device's key size; a device
+    /// that computes none of those types gets no RSS (`None` is returned
+    /// for it, and frames arrive wherever the driver puts them).
+    pub fn configure_queues(
+        &mut self,
+        cfg: &PortConfig,
+        rx_pools: &[Arc<Mempool>],
+        rss: Option<&RssWanted>,
+    ) -> Result<(GrantedOffloads, Option<RssGranted>)> {
+        let cfg = &PortConfig { rx_queues: u16::try_from(rx_pools.len()).unwrap_or(u16::MAX), ..cfg.clone() };
         if self.state == State::Started {
             self.stop()?;
         }
@@ -357,11 +427,30 @@ impl Port {
             });
         }
         let mut conf = ffi::rte_eth_conf::default();
+        let hf = info.rss_offloads & RSS_HF_IPV4;
+        let mut rss_key: Vec<u8> = Vec::new();
+        let mut rss_granted = None;
+        if let (Some(want), true) = (rss, cfg.rx_queues > 1) {
+            if hf == 0 || want.key.is_empty() {
+                tracing::info!(port = self.id, driver = %info.driver, rss_offloads = info.rss_offloads,
+                    "port computes no IPv4 RSS hash; RX distribution is the driver's (software steering sorts it)");
+            } else {
+                let len = if info.hash_key_size == 0 { want.key.len() } else { usize::from(info.hash_key_size) };
+                rss_key = want.key.iter().copied().cycle().take(len).collect();
+                conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+                conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = u8::try_from(len).unwrap_or(u8::MAX);
+                conf.rx_adv_conf.rss_conf.rss_hf = hf;
+                rss_granted = Some(RssGranted { key: rss_key.clone(), hash_types: hf });
+            }
+        }
         conf.rxmode.mtu = u32::from(cfg.mtu);
         conf.rxmode.offloads = rx.0;
         conf.txmode.offloads = tx.0;
-        // SAFETY: conf is a valid, fully initialised configuration.
+        // SAFETY: conf is a valid, fully initialised configuration; the key
+        // it points to (rss_key) lives until after the call, which copies it.
         let ret = unsafe { ffi::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        drop(rss_key);
         if ret != 0 {
             return Err(self.err("dev_configure", ret));
         }
@@ -374,7 +463,7 @@ impl Port {
         // SAFETY: pure getter on a valid port id.
         let socket = unsafe { ffi::rte_eth_dev_socket_id(self.id) };
         let socket = if socket < 0 { 0 } else { socket as u32 };
-        for q in 0..cfg.rx_queues {
+        for (q, rx_pool) in (0..cfg.rx_queues).zip(rx_pools) {
             // SAFETY: the pool is live and kept alive by self.rx_pool below;
             // NULL rxconf selects the driver's defaults.
             let ret =
@@ -390,14 +479,43 @@ impl Port {
                 return Err(self.err("tx_queue_setup", ret));
             }
         }
-        self.rx_pool = Some(rx_pool);
+        self.rx_pool = rx_pools.to_vec();
         self.rx_queues = cfg.rx_queues;
         self.tx_queues = cfg.tx_queues;
         self.state = State::Configured;
         if cfg.promiscuous {
             self.set_promiscuous(true)?;
         }
-        Ok(GrantedOffloads { rx, tx })
+        Ok((GrantedOffloads { rx, tx }, rss_granted))
+    }
+
+    /// Programs the RSS redirection table: hash `h` goes to RX queue
+    /// `reta[h % reta.len()]`. `reta.len()` must be the device's
+    /// `reta_size` (a multiple of 64, DPDK's RETA group size).
+    pub fn set_reta(&mut self, reta: &[u16]) -> Result<()> {
+        let group = ffi::ZC_RETA_GROUP_SIZE as usize;
+        if reta.is_empty() || reta.len() % group != 0 {
+            return Err(Error::PortLimit {
+                port: self.id,
+                name: self.name.clone(),
+                what: format!("RETA of {} entries is not a multiple of {group}", reta.len()),
+            });
+        }
+        let mut conf: Vec<ffi::rte_eth_rss_reta_entry64> = reta
+            .chunks(group)
+            .map(|c| {
+                let mut e = ffi::rte_eth_rss_reta_entry64 { mask: u64::MAX, ..Default::default() };
+                e.reta[..c.len()].copy_from_slice(c);
+                e
+            })
+            .collect();
+        let size = u16::try_from(reta.len()).unwrap_or(u16::MAX);
+        // SAFETY: conf holds reta.len()/64 entries, as reta_size says.
+        let ret = unsafe { ffi::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), size) };
+        if ret != 0 {
+            return Err(self.err("rss_reta_update", ret));
+        }
+        Ok(())
     }
 
     /// Starts the port.
@@ -601,6 +719,19 @@ impl Port {
     /// port mutably), so its bursts need no per-call state checks: the
     /// queue's driver function and data pointers are resolved once here.
     pub fn queues(&mut self, rx: u16, tx: u16) -> Result<Queues<'_>> {
+        // SAFETY: the returned handle borrows the port mutably, so the port
+        // cannot be stopped, reconfigured or closed while it exists.
+        unsafe { self.queues_detached(rx, tx) }
+    }
+
+    /// [`Port::queues`] without the borrow, for the per-lcore queue
+    /// handles of a port shared by several lcores.
+    ///
+    /// # Safety
+    /// The caller guarantees the port stays started (not stopped,
+    /// reconfigured or closed) while the handle is used, and that each
+    /// queue is used by one thread at a time.
+    pub(crate) unsafe fn queues_detached(&self, rx: u16, tx: u16) -> Result<Queues<'static>> {
         self.check_burst("queues", rx, self.rx_queues, "RX")?;
         self.check_burst("queues", tx, self.tx_queues, "TX")?;
         // SAFETY: the port is started and both queues exist (checked); the

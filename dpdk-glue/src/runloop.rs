@@ -66,6 +66,32 @@ pub struct RuntimeConfig {
     pub control: Option<std::path::PathBuf>,
 }
 
+/// The port configuration `cfg` asks for: its queues and descriptors, and
+/// the offloads zero copy and the checksum/TSO settings want (the port
+/// grants what it has).
+pub(crate) fn wanted_port_config(cfg: &RuntimeConfig) -> PortConfig {
+    let mut want = Offloads::TX_MULTI_SEGS;
+    if cfg.tx_checksum_offload {
+        want = want | Offloads::TX_TCP_CKSUM;
+        if cfg.tso {
+            // IPv4 checksum offload too, where there is one: DPDK's TSO
+            // contract has the port fill each segment's IP checksum.
+            want = want | Offloads::TX_TCP_TSO | Offloads::TX_IPV4_CKSUM;
+        }
+    }
+    let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
+    // Checksums the port verifies on receive need no second pass in the
+    // engine (and spare vhost its software checksum of every frame).
+    let rx_want =
+        if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
+    PortConfig {
+        tx_offloads: cfg.port.tx_offloads | want,
+        rx_offloads: cfg.port.rx_offloads | rx_want,
+        mtu,
+        ..cfg.port.clone()
+    }
+}
+
 /// What the loop callback asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -148,7 +174,10 @@ pub struct Runtime {
     /// TSC of the next control-socket check.
     next_control: u64,
     _rx_pool: ManuallyDrop<Arc<Mempool>>,
-    eal: ManuallyDrop<Eal>,
+    eal: ManuallyDrop<Arc<Eal>>,
+    /// This runtime's place among the lcores of its deployment.
+    lcore_index: usize,
+    nb_lcores: usize,
 }
 
 impl Drop for Runtime {
@@ -185,31 +214,26 @@ impl Runtime {
         let eal = Eal::init(&cfg.eal)?;
         let rx_pool = Arc::new(Mempool::new(&eal, "zc_rx", &PoolConfig::frames(cfg.rx_mbufs, cfg.mtu))?);
         let mut port = Port::create_vdev(&eal, &cfg.vdev)?;
-        let mut want = Offloads::TX_MULTI_SEGS;
-        if cfg.tx_checksum_offload {
-            want = want | Offloads::TX_TCP_CKSUM;
-            if cfg.tso {
-                // IPv4 checksum offload too, where there is one: DPDK's TSO
-                // contract has the port fill each segment's IP checksum.
-                want = want | Offloads::TX_TCP_TSO | Offloads::TX_IPV4_CKSUM;
-            }
-        }
-        let mtu = u16::try_from(cfg.mtu).unwrap_or(u16::MAX);
-        // Checksums the port verifies on receive need no second pass in the
-        // engine (and spare vhost its software checksum of every frame).
-        let rx_want =
-            if cfg.rx_checksum_offload { Offloads::RX_TCP_CKSUM | Offloads::RX_UDP_CKSUM } else { Offloads::NONE };
-        let pcfg = PortConfig {
-            tx_offloads: cfg.port.tx_offloads | want,
-            rx_offloads: cfg.port.rx_offloads | rx_want,
-            mtu,
-            ..cfg.port.clone()
-        };
+        let pcfg = wanted_port_config(cfg);
         let granted = port.configure(&pcfg, rx_pool.clone())?;
         port.start()?;
         let pages = PageArray::new(&eal, "zc_pages", cfg.page_array_mb << 20, cfg.page_buf_size)?;
         let dev = EthDevice::new(&eal, port, granted, &pages, cfg.mtu, cfg.device.clone())?;
         tracing::info!(vdev = %cfg.vdev, mode = ?dev.tx_mode(), granted = ?granted, "port ready");
+        Runtime::assemble(Arc::new(eal), rx_pool, dev, pages, cfg, (0, 1))
+    }
+
+    /// The runtime of lcore `lcore.0` of `lcore.1` from its parts (the
+    /// device on its queue, its page array and RX pool): builds the stack,
+    /// `[pcap]` files and control socket from `cfg`.
+    pub(crate) fn assemble(
+        eal: Arc<Eal>,
+        rx_pool: Arc<Mempool>,
+        dev: EthDevice,
+        pages: PageArray,
+        cfg: &RuntimeConfig,
+        lcore: (usize, usize),
+    ) -> Result<Runtime> {
         let tsc_hz = eal.tsc_hz().max(1);
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
@@ -244,7 +268,20 @@ impl Runtime {
             next_control: 0,
             _rx_pool: ManuallyDrop::new(rx_pool),
             eal: ManuallyDrop::new(eal),
+            lcore_index: lcore.0,
+            nb_lcores: lcore.1,
         })
+    }
+
+    /// This runtime's index among the lcores of its deployment (0 for
+    /// [`Runtime::init`]); it serves queue `lcore_index` of its port.
+    pub fn lcore_index(&self) -> usize {
+        self.lcore_index
+    }
+
+    /// Lcores in the deployment, each with its own runtime (1 for [`Runtime::init`]).
+    pub fn nb_lcores(&self) -> usize {
+        self.nb_lcores
     }
 
     /// The EAL.

@@ -5,7 +5,8 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use dpdk_glue::config::Config;
-use dpdk_glue::Runtime;
+use dpdk_glue::plan::{DeployPlan, PortDevice, PortPlan, ProcRole, RssPlan};
+use dpdk_glue::{Deployment, Runtime};
 
 /// F-Stack's `init(argc, argv)` options, shared by the servers:
 /// `-c/--conf FILE`, `--proc-type` and `--proc-id`.
@@ -45,6 +46,102 @@ pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime
     let rt = Runtime::init(&conf.runtime_for_proc(proc_id)?).map_err(|e| conf.startup_error(proc_id, &e))?;
     rt.stop_handle().stop_on_signals();
     Ok(rt)
+}
+
+/// The [`DeployPlan`] of a one-process deployment from `conf` (until
+/// `Config::deploy_plan` lands): the first port of `port_list` served by
+/// every lcore of `lcore_mask` (lcore `i` on the `i`-th CPU of the mask,
+/// queue `i` of the port), the RSS check on, F-Stack's default key.
+pub fn plan_from_conf(conf: &Config) -> Result<DeployPlan, Box<dyn Error>> {
+    let port = *conf.dpdk.port_list.first().ok_or("[dpdk] port_list is empty")?;
+    let rt = conf.runtime(port)?;
+    let cpus: Vec<u32> = (0..64).filter(|b| conf.dpdk.lcore_mask >> b & 1 == 1).collect();
+    let n = cpus.len() as u32;
+    let lcores: Vec<u32> = (0..n).collect();
+    let mut eal = rt.eal.clone();
+    eal.lcores = Some(cpus.iter().enumerate().map(|(i, c)| format!("{i}@{c}")).collect::<Vec<_>>().join(","));
+    // Each lcore has its own page array and pools.
+    let per_lcore = rt.page_array_mb as u32 + 128;
+    eal.memory_mb = eal.memory_mb.map(|m| m.max(256 + n * per_lcore));
+    let pp = PortPlan {
+        port_id: port,
+        device: PortDevice::Vdev { devargs: rt.vdev.clone() },
+        lcores: lcores.clone(),
+        addr: rt.stack.iface.addr,
+        prefix_len: rt.stack.iface.prefix_len,
+        gateway: rt.stack.iface.gateway,
+        mac: None,
+        mtu: rt.mtu,
+        port: rt.port.clone(),
+    };
+    Ok(DeployPlan {
+        eal,
+        role: ProcRole::Single,
+        lcores: lcores.clone(),
+        all_lcores: lcores,
+        ports: vec![pp],
+        rss: RssPlan { symmetric: false, check: true, tbl: Vec::new() },
+        numa_on: false,
+        lcore: rt,
+    })
+}
+
+/// Loads `path` (printing its report) and runs `app` on every lcore of
+/// `lcore_mask`, each with its own [`Runtime`] serving its queue of the
+/// port; returns their results in lcore order. With one lcore, or with
+/// `--proc-type`/`--proc-id` (one process per lcore), `app` runs once on
+/// the runtime [`runtime_from_conf`] starts. SIGINT/SIGTERM stop every loop.
+pub fn launch_from_conf<T: Send>(
+    tool: &str,
+    path: &str,
+    fstack: &FstackArgs,
+    app: impl Fn(&mut Runtime) -> T + Sync,
+) -> Result<Vec<T>, Box<dyn Error>> {
+    let conf = Config::load(path)?;
+    if conf.dpdk.lcore_mask.count_ones() <= 1 || fstack.proc_type.is_some() || fstack.proc_id > 0 {
+        drop(conf);
+        let mut rt = runtime_from_conf(tool, path, fstack.proc_id)?;
+        return Ok(vec![app(&mut rt)]);
+    }
+    for n in &conf.report {
+        eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
+    }
+    let plan = plan_from_conf(&conf)?;
+    let mut d = Deployment::init(&plan).map_err(|e| conf.startup_error(0, &e))?;
+    Ok(d.launch(|rt| {
+        rt.stop_handle().stop_on_signals();
+        app(rt)
+    })?)
+}
+
+/// Sums the numeric fields of per-lcore JSON objects (non-numbers are taken
+/// from the first), for the examples' summaries.
+pub fn sum_json(per: &[serde_json::Value]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for v in per {
+        let Some(o) = v.as_object() else { continue };
+        for (k, x) in o {
+            match (out.get(k), x) {
+                (Some(serde_json::Value::Number(a)), serde_json::Value::Number(b)) => {
+                    let sum = if let (Some(a), Some(b)) = (a.as_u64(), b.as_u64()) {
+                        serde_json::json!(a + b)
+                    } else {
+                        serde_json::json!(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0))
+                    };
+                    out.insert(k.clone(), sum);
+                }
+                (Some(serde_json::Value::Bool(a)), serde_json::Value::Bool(b)) => {
+                    let v = serde_json::Value::Bool(*a && *b);
+                    out.insert(k.clone(), v);
+                }
+                (None, _) => {
+                    out.insert(k.clone(), x.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 /// The process exit code for `r`, printing the error.

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
@@ -72,8 +73,33 @@ fn main() -> ExitCode {
     zcstack_examples::exit("helloworld", run(Args::parse()))
 }
 
+/// Serves on every lcore of the config (a listener on each; RSS or
+/// software steering brings each its flows) and prints the sum over lcores
+/// with the per-lcore figures under `"lcores"`.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("helloworld", &args.fstack.conf, args.fstack.proc_id)?;
+    let total = AtomicU64::new(0);
+    let per = zcstack_examples::launch_from_conf("helloworld", &args.fstack.conf, &args.fstack, |rt| {
+        serve_lcore(rt, &args, &total).map_err(|e| e.to_string())
+    })?;
+    let rows = per.into_iter().collect::<Result<Vec<_>, String>>()?;
+    let mut sum = zcstack_examples::sum_json(&rows);
+    let secs = rows.iter().filter_map(|r| r["secs"].as_f64()).fold(0.0, f64::max);
+    sum["secs"] = json!(secs);
+    sum["rps"] = json!(sum["requests"].as_u64().unwrap_or(0) as f64 / secs.max(1e-9));
+    sum.as_object_mut().map(|o| o.remove("lcore_index"));
+    sum["nb_lcores"] = json!(rows.len());
+    sum["lcores"] = json!(rows);
+    println!("HELLOWORLD {sum}");
+    Ok(())
+}
+
+/// One lcore's server; `total` counts requests over every lcore (for
+/// `--max-requests`). Returns this lcore's counters.
+fn serve_lcore(
+    rt: &mut dpdk_glue::Runtime,
+    args: &Args,
+    total: &AtomicU64,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let resp = response();
     let page = if args.zc {
         let mut b = rt.stack.zc_mbuf_get(resp.len())?;
@@ -85,11 +111,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let l = rt.stack.tcp_listen(args.port, 4096)?;
     rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Edge)?;
     println!(
-        "helloworld: listening on {}:{} ({} responses)",
+        "helloworld: listening on {}:{} ({} responses, lcore {} of {})",
         rt.stack.addr(),
         args.port,
-        if args.zc { "zero-copy" } else { "copied" }
+        if args.zc { "zero-copy" } else { "copied" },
+        rt.lcore_index(),
+        rt.nb_lcores()
     );
+    let mut counted = 0u64;
     let mut clients: HashMap<usize, Client> = HashMap::new();
     let mut next_token = 1usize;
     let mut c = Counters::default();
@@ -126,7 +155,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         did |= !events.is_empty();
-        if args.max_requests > 0 && c.requests >= args.max_requests && clients.values().all(|k| k.owed == 0) {
+        total.fetch_add(c.requests - counted, Ordering::Relaxed);
+        counted = c.requests;
+        if args.max_requests > 0
+            && total.load(Ordering::Relaxed) >= args.max_requests
+            && clients.values().all(|k| k.owed == 0)
+        {
             return (did, Control::Stop);
         }
         (did, Control::Continue)
@@ -155,18 +189,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (free, total, mbufs) = rt.shutdown()?;
     let impaired = zcstack_examples::impaired(&rt.dev.stats());
     let secs = t0.elapsed().as_secs_f64();
-    println!(
-        "HELLOWORLD {}",
-        json!({
+    let steer = rt.dev.steer_stats().unwrap_or_default();
+    Ok(json!({
+            "lcore_index": rt.lcore_index(),
+            "rx_frames": rt.dev.stats().rx_frames,
+            "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
+            "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
             "accepted": c.accepted, "requests": c.requests, "bad_requests": c.bad_requests, "closed": c.closed,
             "secs": secs, "rps": c.requests as f64 / secs.max(1e-9), "zc": args.zc,
             "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,
             "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
             "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
             "impaired": impaired,
-        })
-    );
-    Ok(())
+    }))
 }
 
 /// Reads requests and writes responses; returns whether to close.

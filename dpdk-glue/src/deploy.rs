@@ -1,0 +1,361 @@
+//! One process, one stack per lcore, sharing ports through their queues
+//! (issue 12, item 2; F-Stack's single-process multi-lcore launch).
+//!
+//! [`Deployment::init`] starts the EAL, configures each port of the
+//! [`DeployPlan`] once with one RX/TX queue pair per serving lcore (queue
+//! `q` for `PortPlan::lcores[q]`), each RX queue with its own mempool; with
+//! more than one queue and a device that computes IPv4 RSS hashes it
+//! programs Toeplitz with F-Stack's key (or the symmetric key) and a RETA
+//! spreading the device's `reta_size` entries over the queues, and it
+//! creates the software steering rings ([`crate::steer`]).
+//! [`Deployment::launch`] then runs the application on every lcore at once,
+//! each with its own [`Runtime`]: page array (`memsz_MB`), TX pools,
+//! timers, control socket, and a `Stack` told its RSS place
+//! (`Stack::set_rss`) so outbound connects pick ports whose replies come
+//! back to it.
+
+mod shared;
+
+use std::sync::Arc;
+
+use zcstack::rss::{steer_frame, Reta, RssLocal, RssSpec, RssTblPorts, Steer, Toeplitz};
+
+pub use shared::QueueHandle;
+use shared::SharedPort;
+
+use crate::device::EthDevice;
+use crate::eal::Eal;
+use crate::error::{Error, Result};
+use crate::mempool::{Mempool, PoolConfig};
+use crate::pages::PageArray;
+use crate::plan::{DeployPlan, PortDevice, PortPlan};
+use crate::port::{GrantedOffloads, Port, RssWanted};
+use crate::runloop::{wanted_port_config, Runtime, RuntimeConfig};
+use crate::steer::{Dest, SteerRing, Steering};
+
+/// Slots per steering ring (frames waiting from one lcore to another).
+const STEER_RING_SIZE: u32 = 2048;
+/// RETA size used for classification when the device has no RSS table.
+const SOFT_RETA_SIZE: usize = 128;
+
+/// One configured, started port and what its lcores need.
+struct DeployedPort {
+    plan: PortPlan,
+    shared: Arc<SharedPort>,
+    granted: GrantedOffloads,
+    spec: RssSpec,
+    rx_pools: Vec<Arc<Mempool>>,
+    /// `rings[from][to]`, `None` on the diagonal; empty with one queue.
+    rings: crate::steer::RingMatrix,
+}
+
+/// EAL, ports, RSS and steering rings of a one-process, many-lcore
+/// deployment. Drop it after [`Deployment::launch`] returned.
+pub struct Deployment {
+    plan: DeployPlan,
+    ports: Vec<DeployedPort>,
+    launched: bool,
+    eal: Arc<Eal>,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment").field("lcores", &self.plan.lcores).field("ports", &self.ports.len()).finish()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for p in &self.ports {
+            p.shared.close_if_unused();
+        }
+        // Rings and pools go with `ports`, then the EAL (its last Arc).
+        self.ports.clear();
+    }
+}
+
+fn limit(port: &Port, what: String) -> Error {
+    Error::PortLimit { port: port.id(), name: port.name().to_owned(), what }
+}
+
+impl Deployment {
+    /// Starts the EAL and configures every port of `plan` (see the module
+    /// docs). Errors name the numbers: a device with fewer queues than the
+    /// lcores serving it, an lcore the EAL did not enable, a plan with no
+    /// or several ports (one stack serves one port).
+    pub fn init(plan: &DeployPlan) -> Result<Deployment> {
+        if plan.ports.len() != 1 {
+            return Err(Error::PortLimit {
+                port: plan.ports.first().map_or(0, |p| p.port_id),
+                name: String::new(),
+                what: format!(
+                    "the plan has {} ports; a zcstack stack serves exactly one port (port_list with one entry)",
+                    plan.ports.len()
+                ),
+            });
+        }
+        let eal = Arc::new(Eal::init(&plan.eal)?);
+        let mut enabled = eal.worker_lcores();
+        enabled.push(eal.main_lcore());
+        if let Some(l) = plan.lcores.iter().find(|l| !enabled.contains(l)) {
+            return Err(Error::Launch { lcore: *l, errno: crate::error::RteErrno(libc::ENODEV) });
+        }
+        let mut ports = Vec::new();
+        for pp in &plan.ports {
+            ports.push(Deployment::port_up(&eal, plan, pp)?);
+        }
+        Ok(Deployment { plan: plan.clone(), ports, launched: false, eal })
+    }
+
+    fn port_up(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
+        let mut port = match &pp.device {
+            PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
+            PortDevice::Probed => Port::probed(eal, pp.port_id)?,
+        };
+        let info = port.info()?;
+        let n = u16::try_from(pp.lcores.len()).unwrap_or(u16::MAX);
+        if n == 0 || n > info.max_rx_queues || n > info.max_tx_queues {
+            return Err(limit(
+                &port,
+                format!(
+                    "{n} lcore(s) serve this port (one RX/TX queue pair each) but the device ({}) has {} RX and {} TX \
+                     queues",
+                    info.driver, info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        // SAFETY: pure getter on a valid port id.
+        let socket = unsafe { crate::ffi::rte_eth_dev_socket_id(port.id()) };
+        let lc = &plan.lcore;
+        let mtu = pp.mtu;
+        let rx_pools = (0..n)
+            .map(|q| {
+                let cfg = PoolConfig {
+                    socket: (plan.numa_on && socket >= 0).then_some(socket),
+                    ..PoolConfig::frames(lc.rx_mbufs, mtu)
+                };
+                Mempool::new(eal, &format!("zc_rx_p{}_{q}", port.id()), &cfg).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let base = RuntimeConfig { port: pp.port.clone(), mtu, ..lc.clone() };
+        let pcfg = crate::port::PortConfig { rx_queues: n, tx_queues: n, ..wanted_port_config(&base) };
+        let key: &[u8] =
+            if plan.rss.symmetric { &zcstack::rss::SYMMETRIC_RSS_KEY } else { &zcstack::rss::FSTACK_RSS_KEY };
+        let want = RssWanted { key: key.to_vec() };
+        let (granted, rss) = port.configure_queues(&pcfg, &rx_pools, Some(&want))?;
+        port.start()?;
+        let mut reta = Reta::spread(if info.reta_size > 0 { usize::from(info.reta_size) } else { SOFT_RETA_SIZE }, n);
+        let toeplitz = Toeplitz::new(rss.as_ref().map_or(key, |r| &r.key[..]));
+        if rss.is_some() && info.reta_size > 0 {
+            if let Err(e) = port.set_reta(reta.entries()) {
+                tracing::warn!(%e, "RETA update refused; software steering sorts frames by the computed table");
+                reta = Reta::spread(SOFT_RETA_SIZE, n);
+            }
+        }
+        tracing::info!(port = port.id(), queues = n, rss = ?rss.as_ref().map(|r| r.hash_types),
+            reta = reta.entries().len(), granted = ?granted, "port ready for {n} lcore(s)");
+        let mut rings = Vec::new();
+        if n > 1 {
+            for from in 0..n {
+                let mut row = Vec::new();
+                for to in 0..n {
+                    row.push(if from == to {
+                        None
+                    } else {
+                        let name = crate::steer::ring_name(port.id(), from, to);
+                        Some(Arc::new(SteerRing::create(eal, &name, STEER_RING_SIZE, socket)?))
+                    });
+                }
+                rings.push(row);
+            }
+        }
+        Ok(DeployedPort {
+            plan: pp.clone(),
+            shared: SharedPort::new(port),
+            granted,
+            spec: RssSpec { toeplitz, reta },
+            rx_pools,
+            rings,
+        })
+    }
+
+    /// The EAL.
+    pub fn eal(&self) -> &Eal {
+        &self.eal
+    }
+
+    /// Lcores this process runs stacks on, in launch order.
+    pub fn lcores(&self) -> &[u32] {
+        &self.plan.lcores
+    }
+
+    /// The RSS spec lcores classify by (key and table of port `i` of the plan).
+    pub fn rss_spec(&self, i: usize) -> Option<&RssSpec> {
+        self.ports.get(i).map(|p| &p.spec)
+    }
+
+    /// Runs `app` on every lcore of this process at once (the calling
+    /// thread, which must be the EAL's main lcore, runs its own share),
+    /// each with its own [`Runtime`]; returns their results in lcore order.
+    /// Runtimes the application did not shut down are dropped on their
+    /// lcore (their port queue is given back; the port closes when the
+    /// last lcore leaves). A deployment launches once.
+    pub fn launch<T: Send>(&mut self, app: impl Fn(&mut Runtime) -> T + Sync) -> Result<Vec<T>> {
+        if self.launched {
+            return Err(Error::PortNotStarted { port: 0, name: String::new(), op: "launch twice" });
+        }
+        self.launched = true;
+        let main = self.eal.main_lcore();
+        if crate::eal::lcore_id() != main {
+            return Err(Error::Launch { lcore: crate::eal::lcore_id(), errno: crate::error::RteErrno(libc::EPERM) });
+        }
+        let n = self.plan.lcores.len();
+        let mut kits = Vec::with_capacity(n);
+        for i in 0..n {
+            kits.push(self.kit(i)?);
+        }
+        let app: &(dyn Fn(&mut Runtime) -> T + Sync) = &app;
+        let mut results: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
+        let mut jobs = Vec::new();
+        let mut main_kit = None;
+        for (i, kit) in kits.into_iter().enumerate() {
+            let lcore = self.plan.lcores[i];
+            if lcore == main {
+                main_kit = Some((i, kit));
+                continue;
+            }
+            let task = LcoreTask { app: app as *const (dyn Fn(&mut Runtime) -> T + Sync), out: &mut results[i] };
+            let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || task.run(kit));
+            // SAFETY: only the lifetime is erased: every launched job is
+            // joined below before this function returns, on every path, so
+            // `app` and `results` outlive the job that uses them.
+            let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+            match self.eal.launch(lcore, job) {
+                Ok(j) => jobs.push((i, j)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if let Some((i, kit)) = main_kit {
+            // A panic here must not unwind past the joins below.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kit.start().map(|mut rt| app(&mut rt))));
+            results[i] =
+                Some(r.unwrap_or(Err(Error::Launch { lcore: main, errno: crate::error::RteErrno(libc::EFAULT) })));
+        }
+        for (i, j) in jobs {
+            if j.join().is_none() {
+                results[i] = Some(Err(Error::Launch {
+                    lcore: self.plan.lcores[i],
+                    errno: crate::error::RteErrno(libc::EFAULT),
+                }));
+            }
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or(Err(Error::Launch { lcore: self.plan.lcores[i], errno: crate::error::RteErrno(0) }))
+            })
+            .collect()
+    }
+
+    /// What lcore `i` needs to build its runtime.
+    fn kit(&self, i: usize) -> Result<LcoreKit> {
+        let p = &self.ports[0];
+        let n = p.plan.lcores.len();
+        let q = u16::try_from(i).unwrap_or(u16::MAX);
+        let mut cfg = self.plan.lcore.clone();
+        cfg.mtu = p.plan.mtu;
+        cfg.stack.iface.addr = p.plan.addr;
+        cfg.stack.iface.prefix_len = p.plan.prefix_len;
+        cfg.stack.iface.gateway = p.plan.gateway;
+        if let Some(m) = p.plan.mac {
+            cfg.stack.iface.mac = zcstack::wire::EthernetAddress(m);
+        }
+        cfg.control = cfg.control.as_deref().map(|c| crate::control::lcore_control_path(c, i));
+        let steer = (n > 1).then(|| {
+            let spec = p.spec.clone();
+            let classify: crate::steer::Classify = Arc::new(move |f: &[u8]| match steer_frame(&spec, f) {
+                Steer::Queue(q) => Dest::Queue(q),
+                Steer::AllQueues => Dest::All,
+                Steer::Here => Dest::Here,
+            });
+            (p.rings.clone(), classify)
+        });
+        let rss = (n > 1).then(|| RssLocal {
+            spec: p.spec.clone(),
+            queue: q,
+            tbl: self
+                .plan
+                .rss
+                .tbl
+                .iter()
+                .filter(|e| e.port_id == p.plan.port_id)
+                .map(|e| RssTblPorts { remote: e.daddr, remote_port: e.dport, local: e.saddr, ports: e.sports.clone() })
+                .collect(),
+        });
+        Ok(LcoreKit {
+            index: i,
+            nb: self.plan.lcores.len(),
+            eal: self.eal.clone(),
+            handle: p.shared.handle(q)?,
+            rx_pool: p.rx_pools[i].clone(),
+            granted: p.granted,
+            cfg,
+            steer,
+            rss,
+        })
+    }
+}
+
+/// Everything one lcore builds its [`Runtime`] from (moved to its thread).
+struct LcoreKit {
+    index: usize,
+    nb: usize,
+    eal: Arc<Eal>,
+    handle: QueueHandle,
+    rx_pool: Arc<Mempool>,
+    granted: GrantedOffloads,
+    cfg: RuntimeConfig,
+    steer: Option<(crate::steer::RingMatrix, crate::steer::Classify)>,
+    rss: Option<RssLocal>,
+}
+
+impl LcoreKit {
+    /// Builds the runtime on the calling (lcore) thread: page array, device
+    /// on its queue pair with steering, stack with its RSS place.
+    fn start(self) -> Result<Runtime> {
+        let q = u16::try_from(self.index).unwrap_or(u16::MAX);
+        let cfg = &self.cfg;
+        let pages =
+            PageArray::new(&self.eal, &format!("zc_pages_{}", self.index), cfg.page_array_mb << 20, cfg.page_buf_size)?;
+        let steering = self.steer.map(|(rings, classify)| Steering::new(q, &rings, classify, self.rx_pool.clone()));
+        let dev =
+            EthDevice::on_queue(&self.eal, self.handle, self.granted, &pages, cfg.mtu, cfg.device.clone(), steering)?;
+        let mut rt = Runtime::assemble(self.eal, self.rx_pool, dev, pages, cfg, (self.index, self.nb))?;
+        rt.stack.set_rss(self.rss);
+        tracing::info!(lcore = crate::eal::lcore_id(), index = self.index, "lcore stack ready");
+        Ok(rt)
+    }
+}
+
+/// A job for one worker lcore: the application and where its result goes.
+struct LcoreTask<'a, T> {
+    app: *const (dyn Fn(&mut Runtime) -> T + Sync + 'a),
+    out: *mut Option<Result<T>>,
+}
+
+// SAFETY: `app` is Sync (shared by reference across lcores), `out` points to
+// one slot written only by this job's lcore and read after it is joined,
+// and T is Send.
+unsafe impl<T: Send> Send for LcoreTask<'_, T> {}
+
+impl<T> LcoreTask<'_, T> {
+    fn run(self, kit: LcoreKit) {
+        // SAFETY: see Deployment::launch: both pointers stay valid until the
+        // job is joined, and nobody else touches `out` meanwhile.
+        unsafe {
+            let r = kit.start().map(|mut rt| (*self.app)(&mut rt));
+            *self.out = Some(r);
+        }
+    }
+}
