@@ -203,6 +203,10 @@ fn mss_index(mss: Option<u16>) -> u8 {
     let m = mss.unwrap_or(536);
     COOKIE_MSS.iter().rposition(|&x| x <= m).unwrap_or(0) as u8
 }
+/// Initial capacity of the per-pass work lists (timers due, connections
+/// with output, readiness notes): reused every pass, so they grow only when
+/// a pass has more work than any before, never per exchange.
+const WORK_LIST: usize = 64;
 /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
 const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -215,15 +219,15 @@ impl TcpEngine {
             conns: FxHashMap::default(),
             listeners: FxHashMap::default(),
             timers: timer::TimerWheel::default(),
-            expired: Vec::new(),
-            dirty: Vec::new(),
+            expired: Vec::with_capacity(WORK_LIST),
+            dirty: Vec::with_capacity(WORK_LIST),
             next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
             cfg,
             shared_cfg: Rc::new(cfg),
             secret,
             local_ip,
             mtu,
-            notify: Vec::new(),
+            notify: Vec::with_capacity(WORK_LIST),
             challenge_budget: ratelimit::ChallengeBudget::new(secret),
             pressure: send_pressure::SendPressure::default(),
             pressure_limited: 0,
