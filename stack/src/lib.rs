@@ -21,6 +21,7 @@ pub mod mem;
 pub mod phy;
 pub mod rx_budget;
 pub mod stack;
+pub mod stages;
 pub mod stats;
 pub mod sysctl;
 pub mod tcp;

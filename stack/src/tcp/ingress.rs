@@ -2,6 +2,7 @@
 //! connection's input processing (or the listener, or a RST for a closed port).
 
 use super::*;
+use crate::stages::Stage;
 
 impl TcpEngine {
     /// Handles one received segment addressed to us. `odd` says the
@@ -54,7 +55,10 @@ impl TcpEngine {
             Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
             None => {}
         }
-        if let Some(&idx) = self.conns.get(&(local, remote)) {
+        let t = self.stages.start();
+        let found = self.conns.get(&(local, remote)).copied();
+        self.stages.stop(Stage::Lookup, t);
+        if let Some(idx) = found {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
                 return;
             };
@@ -69,10 +73,14 @@ impl TcpEngine {
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
                 return;
             }
+            let t = self.stages.start();
             self.ingress_conn(now, idx, &seg, mem, stats, out);
+            self.stages.stop(Stage::TcpInput, t);
             return;
         }
+        let t = self.stages.start();
         self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
+        self.stages.stop(Stage::TcpInput, t);
     }
 
     /// A segment for no connection: a listener's SYN, the last ACK of a

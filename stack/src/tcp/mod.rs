@@ -193,6 +193,8 @@ pub struct TcpEngine {
     pressure: send_pressure::SendPressure,
     /// Writes limited by `pressure` since the stack last collected the count.
     pressure_limited: u64,
+    /// Per-stage cycle accounting (off unless a cycle source is set).
+    pub(crate) stages: crate::stages::StageClock,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -231,6 +233,7 @@ impl TcpEngine {
             challenge_budget: ratelimit::ChallengeBudget::new(secret),
             pressure: send_pressure::SendPressure::default(),
             pressure_limited: 0,
+            stages: Default::default(),
         }
     }
 
