@@ -458,7 +458,7 @@ impl<M: PageMemory> Stack<M> {
         let mut handled = 0;
         while handled < RX_BUDGET {
             let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
-                let (t, nested) = (self.tcp.stages.start(), self.tcp.stages.nested());
+                let (t, nested) = self.tcp.stages.start_parse();
                 match frame {
                     RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
                     RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),

@@ -143,6 +143,16 @@ impl StageClock {
         }
     }
 
+    /// A reading for a frame's ingress: the source's reading and
+    /// [`StageClock::nested`], both 0 when off.
+    #[inline]
+    pub(crate) fn start_parse(&self) -> (u64, u64) {
+        match self.source {
+            Some(f) => (f(), self.nested()),
+            None => (0, 0),
+        }
+    }
+
     /// Cycles charged so far to the stages nested inside a frame's
     /// ingress (lookup and TCP input), to leave them out of `Parse`.
     #[inline]
