@@ -135,7 +135,9 @@ impl<M: PageMemory> Stack<M> {
 
     /// Listens on `port`.
     pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen(port, backlog)
+        let r = self.tcp.listen(port, backlog);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects to `remote` (local port 0 = ephemeral).
@@ -145,7 +147,9 @@ impl<M: PageMemory> Stack<M> {
         local_port: u16,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.connect(remote, local_port, now)
+        let r = self.tcp.connect(remote, local_port, now);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Listens on `port` with socket options (inherited by accepted connections).
@@ -155,7 +159,9 @@ impl<M: PageMemory> Stack<M> {
         backlog: usize,
         opts: &SocketOptions,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen_with(port, backlog, opts)
+        let r = self.tcp.listen_with(port, backlog, opts);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects with socket options.
@@ -166,7 +172,9 @@ impl<M: PageMemory> Stack<M> {
         opts: &SocketOptions,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.connect_with(remote, local_port, opts, now)
+        let r = self.tcp.connect_with(remote, local_port, opts, now);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// `setsockopt` (see [`TcpEngine::set_option`]).
@@ -778,7 +786,9 @@ impl<M: PageMemory> Stack<M> {
                     Err(DeliverError::RecvBufferFull) => self.stats.drop_udp_rcvbuf_full += 1,
                     Err(DeliverError::NoSocket) => {
                         self.stats.drop_udp_no_socket += 1;
-                        if ip.dst_addr == self.iface.addr() {
+                        if self.cfg.udp_blackhole {
+                            self.stats.udp_blackholed += 1;
+                        } else if ip.dst_addr == self.iface.addr() {
                             self.icmp_unreachable(src, 3, data);
                         }
                     }

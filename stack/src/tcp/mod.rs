@@ -5,6 +5,7 @@
 mod conn;
 pub mod cubic;
 pub mod icmp;
+mod limits;
 pub(crate) mod odd_flags;
 pub mod ooo_store;
 mod ratelimit;
@@ -319,6 +320,10 @@ pub struct TcpEngine {
     pressure: send_pressure::SendPressure,
     /// Writes limited by `pressure` since the stack last collected the count.
     pressure_limited: u64,
+    /// Orphaned TIME-WAIT connections, oldest first (`maxtcptw`).
+    time_wait: limits::TimeWaitQueue,
+    /// Sockets refused by `max_sockets` since the stack last collected the count.
+    sockets_refused: u64,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -329,8 +334,6 @@ fn mss_index(mss: Option<u16>) -> u8 {
     let m = mss.unwrap_or(536);
     COOKIE_MSS.iter().rposition(|&x| x <= m).unwrap_or(0) as u8
 }
-/// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
-const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl TcpEngine {
     /// An engine for address `local_ip` on a link of `mtu`.
@@ -353,6 +356,8 @@ impl TcpEngine {
             challenge_budget: ratelimit::ChallengeBudget::new(secret),
             pressure: send_pressure::SendPressure::default(),
             pressure_limited: 0,
+            time_wait: limits::TimeWaitQueue::default(),
+            sockets_refused: 0,
         }
     }
 
@@ -627,6 +632,9 @@ impl TcpEngine {
         if port == 0 || self.listeners.contains_key(&port) || (!opts.reuse_addr && self.port_in_use(port)) {
             return Err(TcpError::AddrInUse);
         }
+        if self.socket_limit_reached() {
+            return Err(TcpError::NoBuffers);
+        }
         let local = SocketAddrV4::new(self.local_ip, port);
         let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
         let conn_cfg = opts.conn_config(&self.shared_cfg);
@@ -653,6 +661,9 @@ impl TcpEngine {
         opts: &SocketOptions,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
+        if self.socket_limit_reached() {
+            return Err(TcpError::NoBuffers);
+        }
         let port = if local_port != 0 {
             let key = (SocketAddrV4::new(self.local_ip, local_port), remote);
             if self.listeners.contains_key(&local_port) || (!opts.reuse_addr && self.port_in_use(local_port)) {
@@ -682,6 +693,9 @@ impl TcpEngine {
 
     fn pick_port(&mut self, remote: SocketAddrV4) -> Result<u16, TcpError> {
         let span = u32::from(*EPHEMERAL.end() - *EPHEMERAL.start()) + 1;
+        if self.cfg.randomize_ports {
+            self.next_port = limits::random_port(self.secret, self.next_port, remote, EPHEMERAL);
+        }
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
@@ -1100,6 +1114,7 @@ impl TcpEngine {
     /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
         opt.check()?;
+        let opt = limits::cap_buffer(&self.cfg, opt);
         let shared = self.shared_cfg.clone();
         if let Ok(l) = self.listener_mut(h) {
             l.opts.set(opt);
@@ -1254,6 +1269,10 @@ impl TcpEngine {
             (seg.ack, seg.syn, seg.rst, self.cfg.syn_cookies && self.listeners.contains_key(&local.port()))
         {
             if let Some(mss_i) = self.check_cookie(local, remote, seg.seq + u32::MAX, ack + u32::MAX, now) {
+                if self.live_sockets() >= self.cfg.max_sockets {
+                    stats.tcp_max_sockets_refused += 1;
+                    return;
+                }
                 stats.tcp_syn_cookies_ok += 1;
                 self.establish_from_cookie(now, local, remote, &seg, ack + u32::MAX, mss_i, mem, stats, out);
                 return;
@@ -1269,7 +1288,9 @@ impl TcpEngine {
         }
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
-        if !seg.rst {
+        if !seg.rst && limits::blackholed(&self.cfg, &seg) {
+            stats.tcp_blackholed += 1;
+        } else if !seg.rst {
             out.push(match seg.ack {
                 Some(a) => SegOut::rst(local, remote, a, None),
                 None => SegOut::rst(local, remote, Seq(0), Some(seg.seq + seg_len(&seg))),
@@ -1288,10 +1309,16 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
     ) {
         let Some(&lidx) = self.listeners.get(&local.port()) else { return };
+        let full = self.live_sockets() >= self.cfg.max_sockets;
         let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) else { return };
         if l.accept_q.len() >= l.backlog {
             // Nobody is accepting: like Linux, drop and let the peer retry.
             stats.drop_tcp_backlog_full += 1;
+            return;
+        }
+        if full {
+            // kern.ipc.maxsockets: no socket for the connection; the peer retries.
+            stats.tcp_max_sockets_refused += 1;
             return;
         }
         if l.half_open >= l.backlog {
@@ -1342,8 +1369,9 @@ impl TcpEngine {
         let pages = c.send_pages(1).0;
         self.pressure.account(idx, pages);
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
-            c.timer_fin2(now + FIN_TIMEOUT);
+            c.timer_fin2(now + limits::fin_wait2_timeout(&self.cfg));
         }
+        let entered_time_wait = c.state == State::TimeWait && was != State::TimeWait;
         let parent = c.parent;
         match outcome {
             Outcome::Established => {
@@ -1360,6 +1388,9 @@ impl TcpEngine {
                 return;
             }
             Outcome::Ok => {}
+        }
+        if entered_time_wait && self.on_time_wait(idx, stats) {
+            return;
         }
         self.note(idx);
         self.mark(idx);
