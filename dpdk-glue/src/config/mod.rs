@@ -341,6 +341,12 @@ impl Config {
         Ok(c)
     }
 
+    /// The load report, one line per notice: `file:line: [section] key: what
+    /// zcstack does with it` (what the examples print at startup).
+    pub fn report_lines(&self) -> Vec<String> {
+        self.report.iter().map(|n| format!("{}:{}: {}: {}", self.file, n.line, n.key, n.msg)).collect()
+    }
+
     /// The line of `[section] key`, or of `[section]` when the key is not
     /// set, if the file has that section.
     pub fn line_of(&self, section: &str, key: &str) -> Option<usize> {
@@ -483,7 +489,8 @@ impl Config {
         eal.no_shconf = self.dpdk.no_huge;
         eal.memory_mb = self.dpdk.memory_mb.or(self.dpdk.no_huge.then_some(512));
         eal.file_prefix = Some(self.dpdk.file_prefix.clone());
-        eal.log_level = Some(self.dpdk.log_level.clone());
+        // F-Stack passes its numeric log_level only when non-zero.
+        eal.log_level = (self.dpdk.log_level != "0").then(|| self.dpdk.log_level.clone());
         eal.extra = vec!["-n".into(), self.dpdk.channel.to_string()];
         let mut stack = self.engine;
         stack.iface = IfaceConfig {
