@@ -206,7 +206,6 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
             "[freebsd.boot] hz",
             "[freebsd.boot] fd_reserve",
             "[freebsd.boot] physmem",
-            "[freebsd.sysctl] kern.ipc.maxsockets",
             "[freebsd.sysctl] net.inet.tcp.syncache.hashsize",
         ]
     );
@@ -217,6 +216,7 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
     );
     assert_eq!(c.tcp.send_buffer, 16384);
     assert_eq!(c.tcp.congestion, zcstack::config::CongestionControl::Cubic);
+    assert_eq!(c.tcp.max_sockets, 262_144, "kern.ipc.maxsockets is mapped");
 }
 
 fn toml_err(text: &str) -> String {
