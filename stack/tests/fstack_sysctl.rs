@@ -147,6 +147,11 @@ fn maxtcptw_recycles_the_oldest_time_wait_connections_and_counts_them() {
     assert!(p.now < Instant::ZERO + Duration::from_secs(60), "still within 2*MSL: {:?}", p.now);
     assert_eq!(p.a.tcp_connections(), 2, "TIME-WAIT held at maxtcptw");
     assert_eq!(p.a.stats().tcp_time_wait_recycled, 3);
+    let mut left: Vec<u16> =
+        p.a.tcp_sockets(16).iter().filter(|s| s.remote.is_some()).map(|s| s.local.port()).collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![7003, 7004], "the oldest were recycled, the newest wait");
+    assert!(p.a.tcp_sockets(16).iter().all(|s| s.remote.is_none() || s.state == Some(zcstack::State::TimeWait)));
     // Without the cap all five wait.
     let ca = with_sysctls(stack_config(A_IP, 1), &[("net.inet.tcp.msl", "30000")]);
     let mut p = Pair::with_configs(SimConfig::default(), 1, ca, stack_config(B_IP, 2), 8192);
