@@ -155,7 +155,9 @@ impl<M: PageMemory> Stack<M> {
 
     /// Listens on `port`.
     pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen(port, backlog)
+        let r = self.tcp.listen(port, backlog);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects to `remote` (local port 0 = ephemeral).
@@ -175,7 +177,9 @@ impl<M: PageMemory> Stack<M> {
         backlog: usize,
         opts: &SocketOptions,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen_with(port, backlog, opts)
+        let r = self.tcp.listen_with(port, backlog, opts);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects with socket options.
@@ -190,6 +194,7 @@ impl<M: PageMemory> Stack<M> {
         let (tried, refused) = self.tcp.take_rss_counts();
         self.stats.rss_connect_ports_tried += tried;
         self.stats.rss_connect_refused += refused;
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
         r
     }
 
@@ -835,7 +840,9 @@ impl<M: PageMemory> Stack<M> {
                     Err(DeliverError::RecvBufferFull) => self.stats.drop_udp_rcvbuf_full += 1,
                     Err(DeliverError::NoSocket) => {
                         self.stats.drop_udp_no_socket += 1;
-                        if ip.dst_addr == self.iface.addr() {
+                        if self.cfg.udp_blackhole {
+                            self.stats.udp_blackholed += 1;
+                        } else if ip.dst_addr == self.iface.addr() {
                             self.icmp_unreachable(src, 3, data);
                         }
                     }

@@ -396,6 +396,7 @@ impl TcpEngine {
     /// (`SO_REUSEADDR` only matters before `listen`/`connect`: see [`SocketOptions`]).
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt, now: Instant) -> Result<(), TcpError> {
         opt.check()?;
+        let opt = limits::cap_buffer(&self.cfg, opt);
         let shared = self.shared_cfg.clone();
         if let Ok(l) = self.listener_mut(h) {
             l.opts.set(opt);

@@ -108,6 +108,10 @@ impl TcpEngine {
             (seg.ack, seg.syn, seg.rst, self.cfg.syn_cookies && self.listeners.contains_key(&local.port()))
         {
             if let Some(mss_i) = self.check_cookie(local, remote, seg.seq + u32::MAX, ack + u32::MAX, now) {
+                if self.live_sockets() >= self.cfg.max_sockets {
+                    stats.tcp_max_sockets_refused += 1;
+                    return;
+                }
                 stats.tcp_syn_cookies_ok += 1;
                 self.establish_from_cookie(now, local, remote, &seg, ack + u32::MAX, mss_i, mem, stats, out);
                 return;
@@ -123,7 +127,9 @@ impl TcpEngine {
         }
         // No socket: RST (RFC 9293 3.10.7.1), never in answer to a RST.
         stats.drop_tcp_no_socket += 1;
-        if !seg.rst {
+        if !seg.rst && limits::blackholed(&self.cfg, &seg) {
+            stats.tcp_blackholed += 1;
+        } else if !seg.rst {
             out.push(match seg.ack {
                 Some(a) => SegOut::rst(local, remote, a, None),
                 None => SegOut::rst(local, remote, Seq(0), Some(seg.seq + seg_len(&seg))),
@@ -151,8 +157,9 @@ impl TcpEngine {
         let pages = c.send_pages(1).0;
         self.pressure.account(idx, pages);
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
-            c.timer_fin2(now + FIN_TIMEOUT);
+            c.timer_fin2(now + limits::fin_wait2_timeout(&self.cfg));
         }
+        let entered_time_wait = c.state == State::TimeWait && was != State::TimeWait;
         let parent = c.parent;
         match outcome {
             Outcome::Established => {
@@ -169,6 +176,9 @@ impl TcpEngine {
                 return;
             }
             Outcome::Ok => {}
+        }
+        if entered_time_wait && self.on_time_wait(idx, stats) {
+            return;
         }
         self.note(idx);
         self.mark(idx);

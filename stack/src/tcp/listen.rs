@@ -17,6 +17,9 @@ impl TcpEngine {
         if port == 0 || self.listeners.contains_key(&port) || (!opts.reuse_addr && self.port_in_use(port)) {
             return Err(TcpError::AddrInUse);
         }
+        if self.socket_limit_reached() {
+            return Err(TcpError::NoBuffers);
+        }
         let local = SocketAddrV4::new(self.local_ip, port);
         let backlog = backlog.clamp(1, self.cfg.somaxconn.max(1));
         let conn_cfg = opts.conn_config(&self.shared_cfg);
@@ -52,10 +55,16 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
     ) {
         let Some(&lidx) = self.listeners.get(&local.port()) else { return };
+        let full = self.live_sockets() >= self.cfg.max_sockets;
         let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) else { return };
         if l.accept_q.len() >= l.backlog {
             // Nobody is accepting: like Linux, drop and let the peer retry.
             stats.drop_tcp_backlog_full += 1;
+            return;
+        }
+        if full {
+            // kern.ipc.maxsockets: no socket for the connection; the peer retries.
+            stats.tcp_max_sockets_refused += 1;
             return;
         }
         if l.half_open >= l.backlog {

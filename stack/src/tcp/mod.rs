@@ -7,6 +7,7 @@ mod conn;
 pub mod cubic;
 pub mod icmp;
 mod ingress;
+mod limits;
 mod listen;
 pub(crate) mod odd_flags;
 pub mod ooo_store;
@@ -203,6 +204,10 @@ pub struct TcpEngine {
     rss: rss_port::RssPorts,
     /// Per-stage cycle accounting (off unless a cycle source is set).
     pub(crate) stages: crate::stages::StageClock,
+    /// Orphaned TIME-WAIT connections, oldest first (`maxtcptw`).
+    time_wait: limits::TimeWaitQueue,
+    /// Sockets refused by `max_sockets` since the stack last collected the count.
+    sockets_refused: u64,
 }
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -217,8 +222,6 @@ fn mss_index(mss: Option<u16>) -> u8 {
 /// with output, readiness notes): reused every pass, so they grow only when
 /// a pass has more work than any before, never per exchange.
 const WORK_LIST: usize = 64;
-/// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
-const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl TcpEngine {
     /// An engine for address `local_ip` on a link of `mtu`.
@@ -243,6 +246,8 @@ impl TcpEngine {
             pressure_limited: 0,
             rss: Default::default(),
             stages: Default::default(),
+            time_wait: limits::TimeWaitQueue::default(),
+            sockets_refused: 0,
         }
     }
 
@@ -434,6 +439,9 @@ impl TcpEngine {
         opts: &SocketOptions,
         now: Instant,
     ) -> Result<SocketHandle, TcpError> {
+        if self.socket_limit_reached() {
+            return Err(TcpError::NoBuffers);
+        }
         let port = self.choose_local_port(remote, local_port)?;
         let port = if local_port != 0 {
             let key = (SocketAddrV4::new(self.local_ip, local_port), remote);
@@ -464,6 +472,9 @@ impl TcpEngine {
 
     fn pick_port(&mut self, remote: SocketAddrV4) -> Result<u16, TcpError> {
         let span = u32::from(*EPHEMERAL.end() - *EPHEMERAL.start()) + 1;
+        if self.cfg.randomize_ports {
+            self.next_port = limits::random_port(self.secret, self.next_port, remote, EPHEMERAL);
+        }
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
