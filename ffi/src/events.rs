@@ -247,7 +247,12 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
 /// # Safety
 /// `events` has room for `maxevents` entries.
 #[no_mangle]
-pub unsafe extern "C" fn ff_epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int {
+pub unsafe extern "C" fn ff_epoll_wait(
+    epfd: c_int,
+    events: *mut epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+) -> c_int {
     entry("ff_epoll_wait", -1, || {
         with_lib(|lib| {
             let max = usize::try_from(maxevents).ok().filter(|&m| m > 0).ok_or(libc::EINVAL)?;
@@ -311,7 +316,7 @@ fn timeout_ms(ts: *const timespec) -> Res<i64> {
     if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
         return Err(libc::EINVAL);
     }
-    Ok(t.tv_sec.saturating_mul(1000).saturating_add((t.tv_nsec as i64 + 999_999) / 1_000_000))
+    Ok(t.tv_sec.saturating_mul(1000).saturating_add((t.tv_nsec + 999_999) / 1_000_000))
 }
 
 /// Applies one change; `Err(errno)` is reported per FreeBSD (an `EV_ERROR`
@@ -603,14 +608,15 @@ pub unsafe extern "C" fn ff_select(
                 if tv.tv_sec < 0 || tv.tv_usec < 0 {
                     return Err(libc::EINVAL);
                 }
-                tv.tv_sec.saturating_mul(1000).saturating_add((tv.tv_usec as i64 + 999) / 1000)
+                tv.tv_sec.saturating_mul(1000).saturating_add((tv.tv_usec + 999) / 1000)
             };
             // SAFETY: fd_set is plain data.
             let copy = |s: *mut libc::fd_set| (!s.is_null()).then(|| unsafe { s.read_unaligned() });
             let (r0, w0, e0) = (copy(readfds), copy(writefds), copy(exceptfds));
             for fd in 0..nfds {
                 // SAFETY: fd < nfds <= FD_SETSIZE.
-                let asked = [&r0, &w0, &e0].iter().any(|s| s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) }));
+                let asked =
+                    [&r0, &w0, &e0].iter().any(|s| s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) }));
                 if asked && lib.file_id(fd).is_err() {
                     return Err(libc::EBADF);
                 }

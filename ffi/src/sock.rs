@@ -90,11 +90,9 @@ pub extern "C" fn ff_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int 
             }
             let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
             match (base, protocol) {
-                (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => lib.open(Kind::Tcp {
-                    st: TcpSt::Fresh,
-                    opts: SocketOptions::default(),
-                    bound: None,
-                }),
+                (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => {
+                    lib.open(Kind::Tcp { st: TcpSt::Fresh, opts: SocketOptions::default(), bound: None })
+                }
                 (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => lib.open(Kind::Udp { h: None, peer: None }),
                 _ => Err(libc::EPROTONOSUPPORT),
             }
@@ -225,13 +223,13 @@ pub unsafe extern "C" fn ff_connect(s: c_int, name: *const c_void, namelen: sock
                         let _ = tcp.get_option(h, SockOptName::Error);
                         return Err(errno::tcp(e));
                     }
-                    return match tcp.state(h) {
+                    match tcp.state(h) {
                         Ok(State::SynSent | State::SynReceived) => Err(libc::EALREADY),
                         Ok(_) => Err(libc::EISCONN),
                         Err(e) => Err(errno::tcp(e)),
-                    };
+                    }
                 }
-                Kind::Tcp { st: TcpSt::Listen(_), .. } => return Err(libc::EINVAL),
+                Kind::Tcp { st: TcpSt::Listen(_), .. } => Err(libc::EINVAL),
                 Kind::Tcp { st: TcpSt::Fresh, bound, opts } => {
                     let lport = bound.map_or(0, |b| b.port());
                     let h = lib.stack().tcp_connect_with(to, lport, &opts, now).map_err(errno::tcp)?;

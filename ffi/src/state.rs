@@ -244,7 +244,7 @@ impl Lib {
     pub fn drive(&mut self) -> bool {
         let now = self.now();
         let rt = &mut *self.rt;
-        let mut dev = FfDevice { inner: &mut *rt.dev, dispatcher: self.dispatcher, stats: &mut self.hooks };
+        let mut dev = FfDevice { inner: &mut rt.dev, dispatcher: self.dispatcher, stats: &mut self.hooks };
         let did = rt.stack.poll(now, &mut dev);
         self.pump();
         did
@@ -495,7 +495,12 @@ pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
             // SAFETY: the application's loop function, with its argument.
             unsafe { f(arg) };
         }
-        entry("ff_run", (), || with_lib(|lib| Ok(lib.push())));
+        entry("ff_run", (), || {
+            with_lib(|lib| {
+                lib.push();
+                Ok(())
+            })
+        });
     }
     entry("ff_run", (), || {
         let lib = LIB.with(|l| l.borrow_mut().take());

@@ -72,8 +72,12 @@ pub unsafe extern "C" fn ff_zc_mbuf_write(m: *mut FfZcMbufC, data: *const c_char
             // SAFETY: m valid per contract.
             let key = unsafe { (*m).bsd_mbuf } as usize;
             let mut b = lib.zc.remove(&key).ok_or(libc::EINVAL)?;
-            // SAFETY: data holds len bytes per contract.
-            let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) } };
+            let bytes = if len == 0 {
+                &[][..]
+            } else {
+                // SAFETY: data holds len bytes per contract (checked non-null above).
+                unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) }
+            };
             let r = lib.stack().ff_zc_mbuf_write(&mut b, bytes).map_err(errno::zc);
             let off = b.off;
             lib.zc.insert(key, b);
