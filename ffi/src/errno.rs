@@ -17,7 +17,7 @@ pub fn tcp(e: TcpError) -> c_int {
         TcpError::WouldBlock => libc::EAGAIN,
         TcpError::InvalidHandle => libc::EBADF,
         TcpError::AddrInUse => libc::EADDRINUSE,
-        TcpError::NoPorts => libc::EADDRNOTAVAIL,
+        TcpError::NoPorts | TcpError::RssWrongQueue => libc::EADDRNOTAVAIL,
         TcpError::Refused => libc::ECONNREFUSED,
         TcpError::Reset => libc::ECONNRESET,
         TcpError::TimedOut => libc::ETIMEDOUT,
