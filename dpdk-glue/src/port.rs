@@ -216,7 +216,7 @@ impl Port {
         Ok(Port::from_id(id, name.to_owned()))
     }
 
-    fn from_id(id: u16, name: String) -> Port {
+    pub(crate) fn from_id(id: u16, name: String) -> Port {
         Port { id, name, state: State::Probed, rx_queues: 0, tx_queues: 0, vdev_name: None, rx_pool: None, _keep: None }
     }
 
