@@ -56,6 +56,13 @@ pub trait DmaRegion: sealed::Sealed + 'static {
     /// The page size the IOVA table is kept at.
     fn page_size(&self) -> usize;
 
+    /// How far the region's start lies into its first memory page, bytes
+    /// (`base % page_size`): page boundaries fall at region offsets
+    /// `k * page_size - page_lead()`, not at multiples of the page size.
+    fn page_lead(&self) -> usize {
+        0
+    }
+
     /// Whether `[offset, offset+len)` lies inside the region and is contiguous
     /// in IOVA space (one DMA descriptor can cover it).
     fn dma_contiguous(&self, offset: usize, len: usize) -> bool {
@@ -65,14 +72,17 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         if end > self.len() || len == 0 {
             return end <= self.len();
         }
-        let ps = self.page_size();
-        let (first, last) = (offset / ps, (end - 1) / ps);
-        let Some(mut prev) = self.iova_at(first * ps) else {
+        // Walk the real memory pages the range touches (they start at
+        // offsets k*ps - lead): each must continue the IOVA of the first byte.
+        let (ps, lead) = (self.page_size(), self.page_lead());
+        let (first, last) = ((offset + lead) / ps, (end - 1 + lead) / ps);
+        let Some(start) = self.iova_at(offset) else {
             return false;
         };
         for p in first + 1..=last {
-            match self.iova_at(p * ps) {
-                Some(i) if i == prev + ps as u64 => prev = i,
+            let at = p * ps - lead;
+            match self.iova_at(at) {
+                Some(i) if i == start + (at - offset) as u64 => {}
                 _ => return false,
             }
         }
@@ -113,6 +123,10 @@ pub struct MemRegion {
     base: *mut u8,
     len: usize,
     page_size: usize,
+    /// `base % page_size`: a memzone need not start on a page boundary.
+    lead: usize,
+    /// IOVA of the start of every memory page the zone touches (the first
+    /// page starts `lead` bytes before `base`).
     iovas: Vec<u64>,
     name: String,
     _not_sync: PhantomData<Cell<()>>,
@@ -168,12 +182,25 @@ impl MemRegion {
         // SAFETY: addr is the active member of the union for reserved zones.
         let base = unsafe { d.__bindgen_anon_1.addr } as *mut u8;
         let page_size = (d.hugepage_sz as usize).max(4096);
-        let pages = len.div_ceil(page_size);
+        // Memzones are aligned to `align`, not to the page size: in IOVA-as-PA
+        // mode a zone that is not IOVA-contiguous changes IOVA at the real
+        // page boundaries, so the table is kept per real page.
+        let lead = base as usize % page_size;
+        let pages = (lead + len).div_ceil(page_size);
         let iovas = (0..pages)
-            // SAFETY: every page start is inside the zone.
-            .map(|p| unsafe { ffi::rte_mem_virt2iova(base.add(p * page_size) as *const c_void) })
+            .map(|p| {
+                // The first byte of page p that is inside the zone.
+                let probe = (p * page_size).max(lead) - lead;
+                // SAFETY: probe < len, so the address is inside the zone.
+                let iova = unsafe { ffi::rte_mem_virt2iova(base.add(probe) as *const c_void) };
+                if iova == u64::MAX {
+                    iova
+                } else {
+                    iova - ((probe + lead) % page_size) as u64
+                }
+            })
             .collect();
-        Ok(MemRegion { mz, base, len, page_size, iovas, name: name.to_owned(), _not_sync: PhantomData })
+        Ok(MemRegion { mz, base, len, page_size, lead, iovas, name: name.to_owned(), _not_sync: PhantomData })
     }
 
     /// The memzone's name.
@@ -195,13 +222,17 @@ impl DmaRegion for MemRegion {
     fn page_size(&self) -> usize {
         self.page_size
     }
+    fn page_lead(&self) -> usize {
+        self.lead
+    }
     fn iova_at(&self, offset: usize) -> Option<u64> {
         if offset >= self.len {
             return None;
         }
-        let iova = *self.iovas.get(offset / self.page_size)?;
+        let at = offset + self.lead;
+        let iova = *self.iovas.get(at / self.page_size)?;
         // RTE_BAD_IOVA is ((rte_iova_t)-1).
-        (iova != u64::MAX).then_some(iova + (offset % self.page_size) as u64)
+        (iova != u64::MAX).then_some(iova + (at % self.page_size) as u64)
     }
 }
 
