@@ -272,8 +272,9 @@ impl EthDevice {
         // Pool names are process-global in DPDK: number every device.
         static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pool =
-            |what: &str, c: &PoolConfig| Mempool::new(eal, &format!("zc{what}{id}_{n}"), &c.clone().on_socket(cfg.socket));
+        let pool = |what: &str, c: &PoolConfig| {
+            Mempool::new(eal, &format!("zc{what}{id}_{n}"), &c.clone().on_socket(cfg.socket))
+        };
         let hdr_pool = pool(
             "h",
             &PoolConfig { data_room: 256 + ffi::RTE_PKTMBUF_HEADROOM as u16, ..PoolConfig::packets(cfg.tx_mbufs) },

@@ -151,13 +151,7 @@ impl MemRegion {
     }
 
     /// As [`MemRegion::reserve`], on NUMA socket `socket` (`None`: any).
-    pub fn reserve_on_socket(
-        _eal: &Eal,
-        name: &str,
-        len: usize,
-        align: u32,
-        socket: Option<i32>,
-    ) -> Result<MemRegion> {
+    pub fn reserve_on_socket(_eal: &Eal, name: &str, len: usize, align: u32, socket: Option<i32>) -> Result<MemRegion> {
         if name.len() >= 32 {
             return Err(Error::TooLong { what: "memzone name", value: name.to_owned(), max: 31 });
         }
@@ -312,7 +306,10 @@ impl ExtMem {
                         tracing::warn!(error = %e, "no physical address for external memory in IOVA-as-PA mode");
                         // SAFETY: unmapping what we mapped above.
                         unsafe { libc::munmap(p, len) };
-                        return Err(fail("physical address lookup (/proc/self/pagemap, needs root)", RteErrno(libc::EPERM)));
+                        return Err(fail(
+                            "physical address lookup (/proc/self/pagemap, needs root)",
+                            RteErrno(libc::EPERM),
+                        ));
                     }
                 }
             }

@@ -36,6 +36,6 @@ pub use impair::{ImpairConfig, ImpairStats};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};
 pub use pages::PageArray;
-pub use ports::PortListing;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};
+pub use ports::PortListing;
 pub use runloop::{Control, LoopCycles, Runtime, RuntimeConfig, StopHandle};

@@ -244,7 +244,9 @@ mod tests {
         assert_eq!(normalize_pci("0000:01:00.0").as_deref(), Some("0000:01:00.0"));
         assert_eq!(normalize_pci("3B:00.1").as_deref(), Some("0000:3b:00.1"));
         assert_eq!(normalize_pci("10000:af:1f.7").as_deref(), Some("10000:af:1f.7"));
-        for bad in ["", "garbage", "01:00", "01:00.8", "01:20.0", "0000:001:00.0", "g1:00.0", "0000:01:00.0.1", ":01:00.0"] {
+        for bad in
+            ["", "garbage", "01:00", "01:00.8", "01:20.0", "0000:001:00.0", "g1:00.0", "0000:01:00.0.1", ":01:00.0"]
+        {
             assert_eq!(normalize_pci(bad), None, "{bad:?}");
         }
     }

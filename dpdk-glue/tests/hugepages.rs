@@ -176,9 +176,8 @@ fn zero_copy_on_hugepages_in_iova_pa_mode() {
     // Memzones start where the allocator puts them (aligned to the buffer
     // size, not to the 2 MiB page): odd sizes and buffer sizes leave the next
     // zone starting mid-page and spanning physically scattered pages.
-    for (i, (bytes, buf)) in [(5 << 20 | 3 << 12, 4096), (1 << 20 | 256, 256), (6 << 20, 65536), (3 << 20, 2048)]
-        .into_iter()
-        .enumerate()
+    for (i, (bytes, buf)) in
+        [(5 << 20 | 3 << 12, 4096), (1 << 20 | 256, 256), (6 << 20, 65536), (3 << 20, 2048)].into_iter().enumerate()
     {
         let mut pages = PageArray::new(&eal, &format!("hp_odd{i}"), bytes, buf).unwrap();
         let differ = check_iovas_are_physical(&mut pages);
