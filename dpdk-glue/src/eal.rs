@@ -402,3 +402,32 @@ pub fn rdtsc() -> u64 {
         ffi::zc_rte_rdtsc()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nic_args_use_hugepages_and_pci_and_render_allow_proc_type_base_virtaddr() {
+        let mut a = EalArgs::nic("0-1", vec!["0000:01:00.0,txq_inline=128".into(), "3b:00.1".into()]);
+        a.proc_type = Some("secondary".into());
+        a.base_virtaddr = Some("0x7f0000000000".into());
+        let v = a.to_args();
+        for absent in ["--no-huge", "--no-pci", "--no-shconf", "--in-memory"] {
+            assert!(!v.iter().any(|x| x == absent), "{absent} in {v:?}");
+        }
+        let pairs: Vec<(&str, &str)> = v.windows(2).map(|w| (w[0].as_str(), w[1].as_str())).collect();
+        for want in [
+            ("-a", "0000:01:00.0,txq_inline=128"),
+            ("-a", "3b:00.1"),
+            ("--proc-type", "secondary"),
+            ("--base-virtaddr", "0x7f0000000000"),
+            ("--lcores", "0-1"),
+        ] {
+            assert!(pairs.contains(&want), "{want:?} in {v:?}");
+        }
+        // The NIC-less test default asks for --no-pci explicitly.
+        assert!(EalArgs::nic_less("0@0").to_args().iter().any(|x| x == "--no-pci"));
+        assert!(!EalArgs::default().to_args().iter().any(|x| x == "--no-pci" || x == "--no-huge"));
+    }
+}
