@@ -388,18 +388,26 @@ impl ExtMem {
     /// The region split into IOVA-contiguous runs `(offset, len)`: one run in
     /// VA mode, one per run of physically adjacent pages in PA mode.
     fn iova_runs(&self) -> Vec<(usize, usize)> {
-        let Some(t) = &self.iovas else {
-            return vec![(0, self.len)];
-        };
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for (i, &a) in t.iter().enumerate() {
-            match runs.last_mut() {
-                Some((o, l)) if t[(*o + *l) / self.page_size - 1] + self.page_size as u64 == a => *l += self.page_size,
-                _ => runs.push((i * self.page_size, self.page_size)),
-            }
+        match &self.iovas {
+            Some(t) => contiguous_runs(t, self.page_size),
+            None => vec![(0, self.len)],
         }
-        runs
     }
+}
+
+/// Splits pages with IOVAs `iovas` (page `i` at offset `i * page_size`) into
+/// maximal IOVA-contiguous runs `(offset, len)`, in order.
+fn contiguous_runs(iovas: &[u64], page_size: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut prev: Option<u64> = None;
+    for (i, &a) in iovas.iter().enumerate() {
+        match (runs.last_mut(), prev) {
+            (Some((_, l)), Some(p)) if p.checked_add(page_size as u64) == Some(a) => *l += page_size,
+            _ => runs.push((i * page_size, page_size)),
+        }
+        prev = Some(a);
+    }
+    runs
 }
 
 impl sealed::Sealed for ExtMem {
@@ -638,5 +646,24 @@ impl Drop for CompletionRing {
             std::mem::forget(q);
             std::mem::forget(std::mem::take(&mut self.keep));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contiguous_runs;
+
+    #[test]
+    fn physically_adjacent_pages_map_as_one_run() {
+        const P: usize = 2 << 20;
+        let p = P as u64;
+        assert_eq!(contiguous_runs(&[], P), vec![]);
+        assert_eq!(contiguous_runs(&[10 * p], P), vec![(0, P)]);
+        assert_eq!(contiguous_runs(&[10 * p, 11 * p, 12 * p], P), vec![(0, 3 * P)]);
+        // Scattered, descending, and adjacent again after a gap.
+        assert_eq!(
+            contiguous_runs(&[10 * p, 9 * p, 3 * p, 4 * p, u64::MAX], P),
+            vec![(0, P), (P, P), (2 * P, 2 * P), (4 * P, P)]
+        );
     }
 }
