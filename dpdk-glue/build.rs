@@ -72,7 +72,7 @@ fn main() {
         .allowlist_function("rte_eth_call_(rx|tx)_callbacks")
         .allowlist_function("rte_(ring_create|ring_free|ring_lookup|vdev_init|vdev_uninit)")
         .allowlist_function("rte_eth_dev_(rss_reta_update|rss_hash_update)")
-        .allowlist_function("rte_(memzone_reserve_aligned|memzone_free|mem_virt2iova|extmem_register|extmem_unregister|dev_dma_map|dev_dma_unmap|mem_virt2memseg_list)")
+        .allowlist_function("rte_(memzone_reserve_aligned|memzone_free|memzone_lookup|mem_virt2iova|extmem_register|extmem_unregister|dev_dma_map|dev_dma_unmap|mem_virt2memseg_list)")
         // Device discovery, NUMA placement and IOVA/DMA decisions (ports.rs, extbuf.rs).
         .allowlist_function("rte_(dev_name|dev_bus|dev_numa_node|bus_name|vfio_is_enabled)")
         .allowlist_type("rte_mbuf|rte_mempool|rte_memzone|rte_mbuf_ext_shared_info|rte_eth_(conf|dev_info|stats|xstat|xstat_name|link|rxconf|txconf)|rte_ether_addr")

@@ -13,7 +13,24 @@
 //! timers, control socket, and a `Stack` told its RSS place
 //! (`Stack::set_rss`) so outbound connects pick ports whose replies come
 //! back to it.
+//!
+//! Multi-process form (F-Stack's `--proc-type`/`--proc-id`,
+//! [`ProcRole::Primary`]/[`ProcRole::Secondary`]): every process runs one
+//! lcore's stack on its queue (`PortPlan::lcores[q]` serves queue `q`). The
+//! primary configures and starts the port with one queue pair per lcore of
+//! the group, creates the RX pools `zc_rx_p{port}_{q}`, the steering rings
+//! and the layout memzone `zc_layout_p{port}` (queue count, RSS key and
+//! RETA, granted offloads); a secondary looks all of these up by name, opens
+//! the started port without configuring it ([`Port::attach`]) and builds
+//! its own page array and TX pools. Steering between processes goes through
+//! the same rings: only mbufs of the shared RX pools travel (received
+//! frames and ARP copies made from the RX pool), never a TX mbuf, whose
+//! external buffer points into one process's page array. A secondary
+//! leaving leaves the port running; the primary waits (bounded) for the
+//! secondaries' queue handles before it stops and closes the port, so start
+//! the primary first and stop it last.
 
+mod layout;
 mod shared;
 
 use std::sync::Arc;
@@ -28,7 +45,7 @@ use crate::eal::Eal;
 use crate::error::{Error, Result};
 use crate::mempool::{Mempool, PoolConfig};
 use crate::pages::PageArray;
-use crate::plan::{DeployPlan, PortDevice, PortPlan};
+use crate::plan::{DeployPlan, PortDevice, PortPlan, ProcRole};
 use crate::port::{GrantedOffloads, Port, RssWanted};
 use crate::runloop::{wanted_port_config, Runtime, RuntimeConfig};
 use crate::steer::{Dest, SteerRing, Steering};
@@ -37,6 +54,9 @@ use crate::steer::{Dest, SteerRing, Steering};
 const STEER_RING_SIZE: u32 = 2048;
 /// RETA size used for classification when the device has no RSS table.
 const SOFT_RETA_SIZE: usize = 128;
+/// Local ports `[rss_check] rss_tbl` entries are computed over: the
+/// engine's ephemeral range (Linux's default `ip_local_port_range`).
+const TBL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// One configured, started port and what its lcores need.
 struct DeployedPort {
@@ -44,9 +64,12 @@ struct DeployedPort {
     shared: Arc<SharedPort>,
     granted: GrantedOffloads,
     spec: RssSpec,
+    /// `rx_pools[q]`: queue `q`'s pool (looked up from the primary in a secondary).
     rx_pools: Vec<Arc<Mempool>>,
     /// `rings[from][to]`, `None` on the diagonal; empty with one queue.
     rings: crate::steer::RingMatrix,
+    /// NUMA socket for this process's memory of the port (`numa_on`).
+    socket: Option<i32>,
 }
 
 /// EAL, ports, RSS and steering rings of a one-process, many-lcore
@@ -100,17 +123,97 @@ impl Deployment {
         if let Some(l) = plan.lcores.iter().find(|l| !enabled.contains(l)) {
             return Err(Error::Launch { lcore: *l, errno: crate::error::RteErrno(libc::ENODEV) });
         }
+        // `allow` entries were checked by Eal::init; say so once more for
+        // the deployment's own list, in case the EAL args were edited.
+        crate::ports::check_allow(&eal, &plan.eal.allow)?;
         let mut ports = Vec::new();
         for pp in &plan.ports {
-            ports.push(Deployment::port_up(&eal, plan, pp)?);
+            if let Some(l) = plan.lcores.iter().find(|l| !pp.lcores.contains(l)) {
+                return Err(Error::PortLimit {
+                    port: pp.port_id,
+                    name: String::new(),
+                    what: format!("lcore {l} runs a stack but is not in the port's lcore_list {:?}", pp.lcores),
+                });
+            }
+            let dp = match plan.role {
+                ProcRole::Secondary { .. } => Deployment::port_attach(&eal, plan, pp)?,
+                ProcRole::Single | ProcRole::Primary { .. } => Deployment::port_up(&eal, plan, pp)?,
+            };
+            if !plan.rss.check && pp.lcores.len() > 1 {
+                tracing::info!(
+                    port = pp.port_id,
+                    "[rss_check] enable=0 with {} lcores on the port: the check stays on (software steering sends a \
+                     reply to the lcore its hash names, so a connect must pick a port whose replies come back to it)",
+                    pp.lcores.len()
+                );
+            }
+            ports.push(dp);
         }
         Ok(Deployment { plan: plan.clone(), ports, launched: false, eal })
+    }
+
+    /// Opens the port `pp` as a DPDK secondary: the primary configured and
+    /// started it; its pools, rings and layout are looked up by name.
+    fn port_attach(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
+        let name = match &pp.device {
+            PortDevice::Vdev { devargs } => devargs.split(',').next().unwrap_or_default().to_owned(),
+            PortDevice::Probed => match crate::ports::listing(pp.port_id) {
+                Some(l) => l.name,
+                None => {
+                    return Err(Error::PortNotProbed {
+                        port: pp.port_id,
+                        found: crate::ports::describe(&crate::ports::list(eal)),
+                    })
+                }
+            },
+        };
+        let port = Port::attach(eal, &name)?;
+        let (lay, group) = layout::read(eal, port.id())?;
+        let n = u16::try_from(pp.lcores.len()).unwrap_or(u16::MAX);
+        if lay.queues != n {
+            return Err(limit(
+                &port,
+                format!(
+                    "the primary configured {} queue(s) but this process's config has {n} lcore(s) serving the port \
+                     (same config.ini for every process of the group)",
+                    lay.queues
+                ),
+            ));
+        }
+        let rx_pools = (0..n)
+            .map(|q| Mempool::lookup(eal, &format!("zc_rx_p{}_{q}", port.id())).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let mut rings = Vec::new();
+        if n > 1 {
+            for from in 0..n {
+                let mut row = Vec::new();
+                for to in 0..n {
+                    row.push(if from == to {
+                        None
+                    } else {
+                        Some(Arc::new(SteerRing::lookup(eal, &crate::steer::ring_name(port.id(), from, to))?))
+                    });
+                }
+                rings.push(row);
+            }
+        }
+        let socket = crate::ports::placement_socket(&port, plan.numa_on);
+        tracing::info!(port = port.id(), queues = n, "attached to the primary's port");
+        Ok(DeployedPort {
+            plan: pp.clone(),
+            shared: SharedPort::in_group(port, Some(Arc::new(group))),
+            granted: lay.granted,
+            spec: lay.spec,
+            rx_pools,
+            rings,
+            socket,
+        })
     }
 
     fn port_up(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
         let mut port = match &pp.device {
             PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
-            PortDevice::Probed => Port::probed(eal, pp.port_id)?,
+            PortDevice::Probed => Port::by_id(eal, pp.port_id)?,
         };
         let info = port.info()?;
         let n = u16::try_from(pp.lcores.len()).unwrap_or(u16::MAX);
@@ -124,16 +227,12 @@ impl Deployment {
                 ),
             ));
         }
-        // SAFETY: pure getter on a valid port id.
-        let socket = unsafe { crate::ffi::rte_eth_dev_socket_id(port.id()) };
+        let socket = crate::ports::placement_socket(&port, plan.numa_on);
         let lc = &plan.lcore;
         let mtu = pp.mtu;
         let rx_pools = (0..n)
             .map(|q| {
-                let cfg = PoolConfig {
-                    socket: (plan.numa_on && socket >= 0).then_some(socket),
-                    ..PoolConfig::frames(lc.rx_mbufs, mtu)
-                };
+                let cfg = PoolConfig::frames(lc.rx_mbufs, mtu).on_socket(socket);
                 Mempool::new(eal, &format!("zc_rx_p{}_{q}", port.id()), &cfg).map(Arc::new)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -163,20 +262,22 @@ impl Deployment {
                         None
                     } else {
                         let name = crate::steer::ring_name(port.id(), from, to);
-                        Some(Arc::new(SteerRing::create(eal, &name, STEER_RING_SIZE, socket)?))
+                        let s = socket.unwrap_or(crate::ffi::SOCKET_ID_ANY);
+                        Some(Arc::new(SteerRing::create(eal, &name, STEER_RING_SIZE, s)?))
                     });
                 }
                 rings.push(row);
             }
         }
-        Ok(DeployedPort {
-            plan: pp.clone(),
-            shared: SharedPort::new(port),
-            granted,
-            spec: RssSpec { toeplitz, reta },
-            rx_pools,
-            rings,
-        })
+        let spec = RssSpec { toeplitz, reta };
+        let shared = if matches!(plan.role, ProcRole::Primary { .. }) {
+            let lay = layout::Layout { queues: n, spec: spec.clone(), granted };
+            let group = layout::publish(eal, port.id(), &lay)?;
+            SharedPort::in_group(port, Some(Arc::new(group)))
+        } else {
+            SharedPort::new(port)
+        };
+        Ok(DeployedPort { plan: pp.clone(), shared, granted, spec, rx_pools, rings, socket })
     }
 
     /// The EAL.
@@ -262,7 +363,10 @@ impl Deployment {
     fn kit(&self, i: usize) -> Result<LcoreKit> {
         let p = &self.ports[0];
         let n = p.plan.lcores.len();
-        let q = u16::try_from(i).unwrap_or(u16::MAX);
+        // Queue q of the port is served by its q-th lcore (checked in init).
+        let lcore = self.plan.lcores[i];
+        let qi = p.plan.lcores.iter().position(|&l| l == lcore).unwrap_or(i);
+        let q = u16::try_from(qi).unwrap_or(u16::MAX);
         let mut cfg = self.plan.lcore.clone();
         cfg.mtu = p.plan.mtu;
         cfg.stack.iface.addr = p.plan.addr;
@@ -271,7 +375,8 @@ impl Deployment {
         if let Some(m) = p.plan.mac {
             cfg.stack.iface.mac = zcstack::wire::EthernetAddress(m);
         }
-        cfg.control = cfg.control.as_deref().map(|c| crate::control::lcore_control_path(c, i));
+        cfg.device.socket = p.socket;
+        cfg.control = cfg.control.as_deref().map(|c| crate::control::lcore_control_path(c, qi));
         let steer = (n > 1).then(|| {
             let spec = p.spec.clone();
             let classify: crate::steer::Classify = Arc::new(move |f: &[u8]| match steer_frame(&spec, f) {
@@ -290,15 +395,25 @@ impl Deployment {
                 .tbl
                 .iter()
                 .filter(|e| e.port_id == p.plan.port_id)
-                .map(|e| RssTblPorts { remote: e.daddr, remote_port: e.dport, local: e.saddr, ports: e.sports.clone() })
+                .map(|e| {
+                    if e.sports.is_empty() {
+                        // F-Stack pre-computes these at start-up from the port's key and RETA.
+                        let remote = std::net::SocketAddrV4::new(e.daddr, e.dport);
+                        RssLocal::tbl_entry(&p.spec, q, e.saddr, remote, TBL_PORTS)
+                    } else {
+                        RssTblPorts { remote: e.daddr, remote_port: e.dport, local: e.saddr, ports: e.sports.clone() }
+                    }
+                })
                 .collect(),
         });
         Ok(LcoreKit {
-            index: i,
-            nb: self.plan.lcores.len(),
+            index: qi,
+            nb: n,
+            socket: p.socket,
+            port_id: p.plan.port_id,
             eal: self.eal.clone(),
             handle: p.shared.handle(q)?,
-            rx_pool: p.rx_pools[i].clone(),
+            rx_pool: p.rx_pools[qi].clone(),
             granted: p.granted,
             cfg,
             steer,
@@ -309,8 +424,12 @@ impl Deployment {
 
 /// Everything one lcore builds its [`Runtime`] from (moved to its thread).
 struct LcoreKit {
+    /// The queue this lcore serves (its index in the port's lcore_list).
     index: usize,
+    /// Queues of the port (lcores of the whole group).
     nb: usize,
+    socket: Option<i32>,
+    port_id: u16,
     eal: Arc<Eal>,
     handle: QueueHandle,
     rx_pool: Arc<Mempool>,
@@ -326,8 +445,9 @@ impl LcoreKit {
     fn start(self) -> Result<Runtime> {
         let q = u16::try_from(self.index).unwrap_or(u16::MAX);
         let cfg = &self.cfg;
-        let pages =
-            PageArray::new(&self.eal, &format!("zc_pages_{}", self.index), cfg.page_array_mb << 20, cfg.page_buf_size)?;
+        // Named by port and queue: unique across the processes of a group.
+        let name = format!("zc_pages_p{}_{}", self.port_id, self.index);
+        let pages = PageArray::new_on_socket(&self.eal, &name, cfg.page_array_mb << 20, cfg.page_buf_size, self.socket)?;
         let steering = self.steer.map(|(rings, classify)| Steering::new(q, &rings, classify, self.rx_pool.clone()));
         let dev =
             EthDevice::on_queue(&self.eal, self.handle, self.granted, &pages, cfg.mtu, cfg.device.clone(), steering)?;

@@ -355,8 +355,10 @@ impl EthDevice {
         // Pool names are process-global in DPDK: number every device.
         static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A secondary process shares the primary's pool names: tag its own.
+        let tag = if eal.is_secondary() { format!("s{}_", std::process::id()) } else { String::new() };
         let pool = |what: &str, c: &PoolConfig| {
-            Mempool::new(eal, &format!("zc{what}{id}_{n}"), &c.clone().on_socket(cfg.socket))
+            Mempool::new(eal, &format!("zc{what}{id}_{tag}{n}"), &c.clone().on_socket(cfg.socket))
         };
         let hdr_pool = pool(
             "h",

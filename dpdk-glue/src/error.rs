@@ -138,6 +138,16 @@ pub enum Error {
     /// A page's physical address could not be learned (IOVA-as-PA mode).
     #[error("cannot learn the physical address of {addr:#x} from /proc/self/pagemap: {why}")]
     PhysAddr { addr: usize, why: String },
+    /// A secondary process found no mempool of that name (the primary
+    /// creates them; start the primary first, with the same file prefix).
+    #[error("mempool {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?")]
+    MempoolMissing { name: String },
+    /// A secondary process found no steering ring of that name.
+    #[error("steering ring {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix and lcore_mask?")]
+    SteerRingMissing { name: String },
+    /// A secondary process found no (or a different) shared layout.
+    #[error("multi-process layout {name:?}: {why}")]
+    Layout { name: String, why: String },
 }
 
 /// Result alias of the glue.

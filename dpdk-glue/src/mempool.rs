@@ -22,6 +22,8 @@ pub struct Mempool {
     raw: NonNull<ffi::rte_mempool>,
     name: String,
     size: u32,
+    /// Created here (freed on drop) rather than looked up from the primary.
+    owned: bool,
 }
 
 // SAFETY: DPDK mempools use a multi-producer/multi-consumer ring by default, so
@@ -89,7 +91,23 @@ impl Mempool {
             data_room: cfg.data_room,
             errno: RteErrno::last(),
         })?;
-        Ok(Mempool { raw, name: name.to_owned(), size: cfg.count })
+        Ok(Mempool { raw, name: name.to_owned(), size: cfg.count, owned: true })
+    }
+
+    /// Finds the pool `name` a primary process created (`rte_mempool_lookup`),
+    /// for a secondary process (its mbufs live in shared hugepage memory and
+    /// are valid in every process of the group). Dropping the handle leaves
+    /// the pool to its creator.
+    ///
+    /// Errors: [`Error::MempoolMissing`] naming the pool.
+    pub fn lookup(_eal: &Eal, name: &str) -> Result<Mempool> {
+        let cname = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
+        // SAFETY: cname is a valid C string; lookup only reads the shared pool list.
+        let raw = unsafe { ffi::rte_mempool_lookup(cname.as_ptr()) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::MempoolMissing { name: name.to_owned() })?;
+        // SAFETY: raw is a live pool (the lookup found it); `size` is a plain field.
+        let size = unsafe { raw.as_ref().size };
+        Ok(Mempool { raw, name: name.to_owned(), size, owned: false })
     }
 
     /// The pool's name.
@@ -161,6 +179,9 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let in_use = self.in_use();
         if in_use != 0 {
             tracing::warn!(pool = %self.name, in_use, "mempool dropped with mbufs outstanding; leaving it allocated");

@@ -214,6 +214,9 @@ pub struct Port {
     rx_pool: Vec<Arc<Mempool>>,
     /// Keeps backing objects (rings) alive until after close.
     _keep: Option<Arc<dyn Send + Sync>>,
+    /// A secondary process's view of a port its primary configured and
+    /// started ([`Port::attach`]): never stopped or closed from here.
+    attached: bool,
 }
 
 impl std::fmt::Debug for Port {
@@ -266,7 +269,58 @@ impl Port {
             vdev_name: None,
             rx_pool: Vec::new(),
             _keep: None,
+            attached: false,
         }
+    }
+
+    /// A DPDK secondary process's handle on port `name`, which the primary
+    /// process configured and started (F-Stack's `--proc-type=secondary`):
+    /// the queues are the primary's (`nb_rx_queues`/`nb_tx_queues` as the
+    /// primary set them up); bursts work on them, and dropping or closing
+    /// this handle leaves the port running (the primary stops and closes it
+    /// last). Configure, start and stop are refused on it.
+    ///
+    /// Errors: [`Error::NoSuchPort`] if the secondary's EAL did not attach a
+    /// port of that name; [`Error::PortNotStarted`] if the primary has not
+    /// started it (start the primary first, and wait for it to serve).
+    pub fn attach(eal: &Eal, name: &str) -> Result<Port> {
+        if !eal.is_secondary() {
+            return Err(Error::PortNotStarted {
+                port: port_id_by_name(name).unwrap_or(0),
+                name: name.to_owned(),
+                op: "attach outside a secondary process (the primary configures its ports)",
+            });
+        }
+        let id = port_id_by_name(name).ok_or_else(|| {
+            Error::NoSuchPort(format!(
+                "{name}: the secondary attached no such port (ports found: {})",
+                crate::ports::describe(&crate::ports::list(eal))
+            ))
+        })?;
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-pointer to a default-initialised struct.
+        let ret = unsafe { ffi::rte_eth_dev_info_get(id, &mut info) };
+        let mut p = Port::from_id(id, name.to_owned());
+        p.attached = true;
+        if ret != 0 {
+            return Err(p.err("dev_info_get", ret));
+        }
+        if info.nb_rx_queues == 0 || info.nb_tx_queues == 0 {
+            return Err(Error::PortNotStarted {
+                port: id,
+                name: name.to_owned(),
+                op: "attach before the primary configured the port's queues",
+            });
+        }
+        p.rx_queues = info.nb_rx_queues;
+        p.tx_queues = info.nb_tx_queues;
+        p.state = State::Started;
+        Ok(p)
+    }
+
+    /// Whether this is a secondary's handle on a primary's port ([`Port::attach`]).
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     /// Creates a virtual device from devargs (`net_null0,size=64`,
@@ -338,6 +392,22 @@ impl Port {
         self.state == State::Started
     }
 
+    /// A secondary's attached port is the primary's to configure, start and stop.
+    fn refuse_attached(&self, op: &'static str) -> Result<()> {
+        if self.attached {
+            return Err(Error::PortNotStarted {
+                port: self.id,
+                name: self.name.clone(),
+                op: match op {
+                    "configure" => "configure in a secondary process (the primary configures the port)",
+                    "start" => "start in a secondary process (the primary starts the port)",
+                    _ => "stop in a secondary process (the primary stops the port last)",
+                },
+            });
+        }
+        Ok(())
+    }
+
     fn err(&self, op: &'static str, ret: i32) -> Error {
         Error::Port { port: self.id, name: self.name.clone(), op, errno: RteErrno::from_ret(ret) }
     }
@@ -393,6 +463,7 @@ impl Port {
         rx_pools: &[Arc<Mempool>],
         rss: Option<&RssWanted>,
     ) -> Result<(GrantedOffloads, Option<RssGranted>)> {
+        self.refuse_attached("configure")?;
         let cfg = &PortConfig { rx_queues: u16::try_from(rx_pools.len()).unwrap_or(u16::MAX), ..cfg.clone() };
         if self.state == State::Started {
             self.stop()?;
@@ -520,6 +591,7 @@ impl Port {
 
     /// Starts the port.
     pub fn start(&mut self) -> Result<()> {
+        self.refuse_attached("start")?;
         if self.state == State::Probed {
             return Err(Error::PortNotStarted { port: self.id, name: self.name.clone(), op: "start before configure" });
         }
@@ -534,6 +606,7 @@ impl Port {
 
     /// Stops the port. Bursts are refused until it is started again.
     pub fn stop(&mut self) -> Result<()> {
+        self.refuse_attached("stop")?;
         if self.state != State::Started {
             return Ok(());
         }
@@ -553,6 +626,11 @@ impl Port {
     }
 
     fn close_inner(&mut self) -> Result<()> {
+        if self.attached {
+            // The primary owns the port: a secondary leaving must not stop it.
+            self.state = State::Probed;
+            return Ok(());
+        }
         let stop = self.stop();
         // SAFETY: the port is stopped (or never started) and owned by self;
         // it is closed once (close_inner runs from close() or Drop, and

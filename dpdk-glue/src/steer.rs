@@ -52,6 +52,8 @@ pub fn ring_name(port: u16, from: u16, to: u16) -> String {
 pub struct SteerRing {
     raw: NonNull<ffi::rte_ring>,
     name: String,
+    /// Created here (freed on drop) rather than looked up from the primary.
+    owned: bool,
 }
 
 // SAFETY: an rte_ring is shared memory made for crossing lcores; the SP/SC
@@ -69,7 +71,22 @@ impl SteerRing {
         // SAFETY: c is a valid C string; flags ask for SP/SC, as used.
         let r = unsafe { ffi::rte_ring_create(c.as_ptr(), size, socket, ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ) };
         let raw = NonNull::new(r).ok_or_else(|| Error::Vdev { devargs: name.to_owned(), errno: RteErrno::last() })?;
-        Ok(SteerRing { raw, name: name.to_owned() })
+        Ok(SteerRing { raw, name: name.to_owned(), owned: true })
+    }
+
+    /// Finds the ring `name` a primary process created (`rte_ring_lookup`),
+    /// for a secondary process: mbufs in it come from the primary's shared
+    /// pools, valid in every process. Dropping the handle leaves the ring
+    /// (and what is in it) to its creator.
+    ///
+    /// Errors: [`Error::SteerRingMissing`] naming the ring when the primary
+    /// has none of that name.
+    pub fn lookup(_eal: &Eal, name: &str) -> Result<SteerRing> {
+        let c = CString::new(name).map_err(|_| Error::NulInArgument(name.to_owned()))?;
+        // SAFETY: c is a valid C string; lookup only reads the shared ring list.
+        let r = unsafe { ffi::rte_ring_lookup(c.as_ptr()) };
+        let raw = NonNull::new(r).ok_or_else(|| Error::SteerRingMissing { name: name.to_owned() })?;
+        Ok(SteerRing { raw, name: name.to_owned(), owned: false })
     }
 
     /// The ring's name.
@@ -129,6 +146,10 @@ impl SteerRing {
 
 impl Drop for SteerRing {
     fn drop(&mut self) {
+        if !self.owned {
+            // The primary's ring: it drains and frees it when it leaves.
+            return;
+        }
         // Frames nobody dequeued go back to their pools before the ring goes.
         let mut left = Vec::new();
         while self.dequeue(&mut left, 64) > 0 {

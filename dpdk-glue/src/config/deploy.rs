@@ -76,18 +76,27 @@ impl Config {
         eal.main_lcore = lcores.first().copied();
         eal.file_prefix = Some(self.dpdk.file_prefix.clone());
         if let Some(kind) = proc_type {
-            // Shared runtime files: no --in-memory/--no-shconf, which would hide the primary.
+            // Shared runtime files: no --in-memory/--no-shconf, which would
+            // hide the primary, and hugepage files kept so secondaries can map them.
             eal.in_memory = false;
             eal.no_shconf = false;
+            eal.huge_unlink = false;
             eal.extra.push(format!("--proc-type={kind}"));
         }
         if let Some(a) = self.dpdk.base_virtaddr {
             eal.extra.push(format!("--base-virtaddr={a:#x}"));
         }
-        for a in &self.dpdk.allow {
-            eal.extra.extend(["-a".to_owned(), a.eal_arg()]);
-        }
+        // `-a` per entry; Eal::init checks each matched a probed device.
+        eal.allow = self.dpdk.allow.iter().map(|a| a.eal_arg()).collect();
         eal.vdevs = self.vdevs.iter().map(|v| v.devargs()).collect();
+        if matches!(role, ProcRole::Secondary { .. }) {
+            // A secondary attaches to the primary's virtual devices through
+            // the vdev bus's IPC (and the PMD's own, e.g. net_tap's queue
+            // fds); creating them again is the primary's job. Memory is the
+            // primary's too (-m is the primary's preallocation).
+            eal.vdevs.clear();
+            eal.memory_mb = None;
+        }
         eal.no_pci = !self.vdevs.is_empty() && self.dpdk.allow.is_empty();
         let mut ports = Vec::new();
         for &id in &self.dpdk.port_list {

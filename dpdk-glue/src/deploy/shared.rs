@@ -25,17 +25,35 @@ pub(crate) struct SharedPort {
     name: String,
     state: Mutex<State>,
     cv: Condvar,
+    /// The multi-process group around the port, if any.
+    group: Option<Arc<super::layout::Group>>,
 }
+
+/// How long a primary waits for the secondaries to give their queues back
+/// before it stops the port anyway (a killed secondary never does).
+const SECONDARY_GRACE: Duration = Duration::from_secs(10);
 
 impl SharedPort {
     /// Wraps a configured, started port.
     pub(crate) fn new(port: Port) -> Arc<SharedPort> {
+        SharedPort::in_group(port, None)
+    }
+
+    /// As [`SharedPort::new`], for one process of a multi-process group: a
+    /// secondary's handles are counted in the shared layout, and the
+    /// primary's last handle waits (bounded) for them before the port stops.
+    pub(crate) fn in_group(port: Port, group: Option<Arc<super::layout::Group>>) -> Arc<SharedPort> {
         Arc::new(SharedPort {
             id: port.id(),
             name: port.name().to_owned(),
             state: Mutex::new(State { port: Some(port), live: 0, closed: None }),
             cv: Condvar::new(),
+            group,
         })
+    }
+
+    fn secondary_group(&self) -> Option<&super::layout::Group> {
+        self.group.as_deref().filter(|g| !g.is_primary())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -58,6 +76,9 @@ impl SharedPort {
         // queue is handed to exactly one lcore by the deployment.
         let queues = unsafe { port.queues_detached(q, q)? };
         st.live += 1;
+        if let Some(g) = self.secondary_group() {
+            g.hold();
+        }
         Ok(QueueHandle { shared: self.clone(), queues: Some(queues) })
     }
 
@@ -65,7 +86,13 @@ impl SharedPort {
     fn release(&self) {
         let mut st = self.lock();
         st.live = st.live.saturating_sub(1);
+        if let Some(g) = self.secondary_group() {
+            g.release();
+        }
         if st.live == 0 && st.closed.is_none() {
+            if let Some(g) = self.group.as_deref().filter(|g| g.is_primary()) {
+                g.wait_secondaries(SECONDARY_GRACE);
+            }
             if let Some(port) = st.port.take() {
                 let r = port.close().map_err(|e| e.to_string());
                 if let Err(e) = &r {
@@ -97,6 +124,9 @@ impl SharedPort {
     pub(crate) fn close_if_unused(&self) {
         let mut st = self.lock();
         if st.live == 0 && st.closed.is_none() {
+            if let Some(g) = self.group.as_deref().filter(|g| g.is_primary()) {
+                g.wait_secondaries(SECONDARY_GRACE);
+            }
             if let Some(port) = st.port.take() {
                 st.closed = Some(port.close().map_err(|e| e.to_string()));
             }

@@ -1,0 +1,232 @@
+//! The shared RSS/queue layout of a multi-process deployment: a memzone
+//! `zc_layout_p{port}` the primary writes once its port is configured and
+//! started, and every secondary reads (F-Stack keeps the same facts in its
+//! shared `ff_dpdk_config`): how many queues the port has, the Toeplitz key
+//! and RETA the port was programmed with (so every process classifies a
+//! frame to the same queue), and the offloads the port granted.
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use zcstack::rss::{Reta, RssSpec, Toeplitz};
+
+use crate::eal::Eal;
+use crate::error::{Error, Result, RteErrno};
+use crate::ffi;
+use crate::port::{GrantedOffloads, Offloads};
+
+const MAGIC: u64 = 0x7a63_6c61_796f_7574; // "zclayout"
+const VERSION: u32 = 1;
+/// Longest RSS key kept (NICs use 40 or 52 bytes).
+const KEY_MAX: usize = 64;
+/// Largest RETA kept (DPDK's `RTE_ETH_RSS_RETA_SIZE_512`).
+const RETA_MAX: usize = 512;
+
+/// What the memzone holds (plain data, same binary in every process).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Raw {
+    magic: u64,
+    version: u32,
+    port_id: u16,
+    queues: u16,
+    key_len: u32,
+    reta_len: u32,
+    key: [u8; KEY_MAX],
+    reta: [u16; RETA_MAX],
+    rx_offloads: u64,
+    tx_offloads: u64,
+    /// Queue handles secondaries hold on the port (an `AtomicU32`, updated
+    /// by the secondaries; the primary waits for 0 before stopping the port).
+    attached: u32,
+}
+
+/// The name of port `port`'s layout memzone.
+pub(crate) fn layout_name(port: u16) -> String {
+    format!("zc_layout_p{port}")
+}
+
+/// One port's layout as the processes share it.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    /// Queue pairs the primary configured.
+    pub queues: u16,
+    /// Key and RETA every process classifies by.
+    pub spec: RssSpec,
+    /// Offloads the port granted.
+    pub granted: GrantedOffloads,
+}
+
+/// This process's place in the group around one port's layout memzone:
+/// the primary owns the zone (freed on drop) and waits for the
+/// secondaries' queue handles before it stops the port; a secondary counts
+/// its handles in and out.
+pub(crate) struct Group {
+    mz: NonNull<ffi::rte_memzone>,
+    primary: bool,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("primary", &self.primary).field("attached", &self.attached()).finish()
+    }
+}
+
+// SAFETY: the memzone is shared DPDK memory; its counter is only touched
+// atomically, the rest is read-only after `publish`; freed once in Drop.
+unsafe impl Send for Group {}
+// SAFETY: as above.
+unsafe impl Sync for Group {}
+
+impl Group {
+    fn counter(&self) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: the zone holds a Raw (publish wrote it, read checked its
+        // size); `attached` is a 4-byte aligned u32 only ever accessed
+        // atomically, and the zone outlives `self`.
+        unsafe {
+            let raw = self.mz.as_ref().__bindgen_anon_1.addr as *mut Raw;
+            &*(std::ptr::addr_of_mut!((*raw).attached) as *const std::sync::atomic::AtomicU32)
+        }
+    }
+
+    /// Whether this process created the zone.
+    pub(crate) fn is_primary(&self) -> bool {
+        self.primary
+    }
+
+    /// Queue handles secondaries hold now.
+    pub(crate) fn attached(&self) -> u32 {
+        self.counter().load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A secondary took a queue handle.
+    pub(crate) fn hold(&self) {
+        self.counter().fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A secondary gave its queue handle back.
+    pub(crate) fn release(&self) {
+        let c = self.counter();
+        let _ = c.fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |v| {
+            Some(v.saturating_sub(1))
+        });
+    }
+
+    /// Primary, before stopping the port: waits until no secondary holds a
+    /// queue, at most `limit` (a secondary killed without leaving never
+    /// gives its count back), logging every second. Returns what is still held.
+    pub(crate) fn wait_secondaries(&self, limit: std::time::Duration) -> u32 {
+        let t = std::time::Instant::now();
+        let mut said = 0;
+        loop {
+            let n = self.attached();
+            if n == 0 || t.elapsed() >= limit {
+                if n > 0 {
+                    tracing::warn!(held = n, "secondary processes still hold queues; stopping the port anyway");
+                }
+                return n;
+            }
+            let s = t.elapsed().as_secs();
+            if s > said {
+                said = s;
+                tracing::info!(held = n, "waiting for secondary processes to leave the port");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.primary {
+            // SAFETY: reserved by `publish`, freed once here.
+            unsafe { ffi::rte_memzone_free(self.mz.as_ptr()) };
+        }
+    }
+}
+
+/// Writes port `port`'s layout for the secondaries (primary only).
+pub(crate) fn publish(_eal: &Eal, port: u16, l: &Layout) -> Result<Group> {
+    let name = layout_name(port);
+    let key = l.spec.toeplitz.key();
+    let reta = l.spec.reta.entries();
+    if key.len() > KEY_MAX || reta.len() > RETA_MAX {
+        return Err(Error::Layout {
+            name,
+            why: format!("key of {} B or RETA of {} entries exceeds {KEY_MAX} B / {RETA_MAX}", key.len(), reta.len()),
+        });
+    }
+    let mut raw = Raw {
+        magic: MAGIC,
+        version: VERSION,
+        port_id: port,
+        queues: l.queues,
+        key_len: key.len() as u32,
+        reta_len: reta.len() as u32,
+        key: [0; KEY_MAX],
+        reta: [0; RETA_MAX],
+        rx_offloads: l.granted.rx.0,
+        tx_offloads: l.granted.tx.0,
+        attached: 0,
+    };
+    raw.key[..key.len()].copy_from_slice(key);
+    raw.reta[..reta.len()].copy_from_slice(reta);
+    let c = CString::new(name.as_str()).map_err(|_| Error::NulInArgument(name.clone()))?;
+    let len = std::mem::size_of::<Raw>();
+    // SAFETY: c is a valid C string; DPDK copies the name.
+    let mz = unsafe { ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, ffi::SOCKET_ID_ANY, 0, 64) };
+    let mz = NonNull::new(mz as *mut ffi::rte_memzone).ok_or_else(|| Error::Memzone {
+        name: name.clone(),
+        len,
+        errno: RteErrno::last(),
+    })?;
+    // SAFETY: the zone is ours, `len` bytes, 64-byte aligned (enough for Raw);
+    // nobody reads it before this write (secondaries attach after the primary serves).
+    unsafe { std::ptr::write(mz.as_ref().__bindgen_anon_1.addr as *mut Raw, raw) };
+    Ok(Group { mz, primary: true })
+}
+
+/// Reads port `port`'s layout (secondary). Errors say what is missing or
+/// different: no primary, another port, a layout of another version.
+pub(crate) fn read(_eal: &Eal, port: u16) -> Result<(Layout, Group)> {
+    let name = layout_name(port);
+    let c = CString::new(name.as_str()).map_err(|_| Error::NulInArgument(name.clone()))?;
+    // SAFETY: c is a valid C string; lookup only reads the shared memzone list.
+    let mz = unsafe { ffi::rte_memzone_lookup(c.as_ptr()) };
+    let bad = |why: String| Error::Layout { name: name.clone(), why };
+    let Some(mz) = NonNull::new(mz as *mut ffi::rte_memzone) else {
+        return Err(bad("not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?".into()));
+    };
+    // SAFETY: the zone lives while the primary runs.
+    let d = unsafe { mz.as_ref() };
+    let zone_len = d.len as usize;
+    if zone_len < std::mem::size_of::<Raw>() {
+        return Err(bad(format!("{zone_len} B, expected {} (another zcstack version?)", std::mem::size_of::<Raw>())));
+    }
+    // SAFETY: the zone holds at least one Raw (checked), written by `publish`
+    // before the primary started serving; read by value.
+    let raw = unsafe { std::ptr::read(d.__bindgen_anon_1.addr as *const Raw) };
+    if raw.magic != MAGIC || raw.version != VERSION || raw.port_id != port {
+        return Err(bad(format!(
+            "magic {:#x} version {} port {}: expected {MAGIC:#x} version {VERSION} port {port} (another zcstack version?)",
+            raw.magic, raw.version, raw.port_id
+        )));
+    }
+    let (kl, rl) = (raw.key_len as usize, raw.reta_len as usize);
+    if !(4..=KEY_MAX).contains(&kl) || rl == 0 || rl > RETA_MAX || raw.queues == 0 {
+        return Err(bad(format!("key of {kl} B, RETA of {rl}, {} queues: not a layout", raw.queues)));
+    }
+    let reta = &raw.reta[..rl];
+    if reta.iter().any(|&q| q >= raw.queues) {
+        return Err(bad(format!("RETA names a queue beyond the port's {}", raw.queues)));
+    }
+    let reta = Reta::from_entries(reta.to_vec()).map_err(|e| bad(e.to_string()))?;
+    Ok((
+        Layout {
+            queues: raw.queues,
+            spec: RssSpec { toeplitz: Toeplitz::new(&raw.key[..kl]), reta },
+            granted: GrantedOffloads { rx: Offloads(raw.rx_offloads), tx: Offloads(raw.tx_offloads) },
+        },
+        Group { mz, primary: false },
+    ))
+}
