@@ -212,7 +212,13 @@ impl Deployment {
 
     fn port_up(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
         let mut port = match &pp.device {
-            PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
+            // `Config::deploy_plan` puts every [vdevN] on the EAL command
+            // line (so port ids follow the EAL's order): open it by name;
+            // a hand-made plan may leave the creating to us.
+            PortDevice::Vdev { devargs } => match Port::by_name(eal, devargs.split(',').next().unwrap_or_default()) {
+                Ok(p) => p,
+                Err(_) => Port::create_vdev(eal, devargs)?,
+            },
             PortDevice::Probed => Port::by_id(eal, pp.port_id)?,
         };
         let info = port.info()?;

@@ -15,8 +15,11 @@ pub struct FstackArgs {
     /// F-Stack-style config.ini.
     #[arg(long = "conf", short = 'c')]
     pub conf: String,
-    /// F-Stack's --proc-type. Accepted for compatibility: every zcstack
-    /// process is a primary with its own EAL, stack and port.
+    /// F-Stack's --proc-type. `primary`/`secondary`: one process per lcore
+    /// of `lcore_mask` sharing the ports (the primary configures them and
+    /// runs lcore `--proc-id`'s stack, secondaries attach and run theirs);
+    /// `auto` (or `--proc-id` alone): a process with its own EAL, stack
+    /// and port (the `proc-id`-th of `port_list`).
     #[arg(long = "proc-type", value_parser = ["primary", "secondary", "auto"])]
     pub proc_type: Option<String>,
     /// F-Stack's --proc-id: this process runs on the N-th lcore of
@@ -98,6 +101,9 @@ pub fn launch_from_conf<T: Send>(
     app: impl Fn(&mut Runtime) -> T + Sync,
 ) -> Result<Vec<T>, Box<dyn Error>> {
     let conf = Config::load(path)?;
+    if let Some(kind @ ("primary" | "secondary")) = fstack.proc_type.as_deref() {
+        return launch_role(tool, &conf, kind, fstack.proc_id, app);
+    }
     if conf.dpdk.lcore_mask.count_ones() <= 1 || fstack.proc_type.is_some() || fstack.proc_id > 0 {
         drop(conf);
         let mut rt = runtime_from_conf(tool, path, fstack.proc_id)?;
@@ -107,6 +113,34 @@ pub fn launch_from_conf<T: Send>(
         eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
     }
     let plan = plan_from_conf(&conf)?;
+    let mut d = Deployment::init(&plan).map_err(|e| conf.startup_error(0, &e))?;
+    Ok(d.launch(|rt| {
+        rt.stop_handle().stop_on_signals();
+        app(rt)
+    })?)
+}
+
+/// F-Stack's multi-process form: this process is `kind` (`primary` or
+/// `secondary`) with `--proc-id` `proc_id` of a group with one process per
+/// lcore of `lcore_mask` (see `Config::deploy_plan`); `app` runs once, on
+/// this process's lcore and queue.
+fn launch_role<T: Send>(
+    tool: &str,
+    conf: &Config,
+    kind: &str,
+    proc_id: u32,
+    app: impl Fn(&mut Runtime) -> T + Sync,
+) -> Result<Vec<T>, Box<dyn Error>> {
+    for line in conf.report_lines() {
+        eprintln!("{tool}: {line}");
+    }
+    let nb_procs = conf.dpdk.lcore_mask.count_ones();
+    let role = if kind == "primary" {
+        ProcRole::Primary { proc_id, nb_procs }
+    } else {
+        ProcRole::Secondary { proc_id, nb_procs }
+    };
+    let plan = conf.deploy_plan(role)?;
     let mut d = Deployment::init(&plan).map_err(|e| conf.startup_error(0, &e))?;
     Ok(d.launch(|rt| {
         rt.stop_handle().stop_on_signals();

@@ -497,6 +497,29 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
             fstack::rss_check_section(file, s, addr_of, &mut report)?
         }
     };
+    if !rss_check.enable {
+        // F-Stack's default is off; with several lcores on a port zcstack
+        // keeps the check on, since software steering delivers each reply to
+        // the lcore its RSS hash names.
+        if let Some(p) = ports.iter().find(|p| dpdk.port_list.contains(&p.id) && p.lcore_list.len() > 1) {
+            let line = rss_check_src
+                .and_then(|s| s.entries.iter().find(|e| e.key == "enable").map(|e| e.line))
+                .or_else(|| sections.iter().find(|s| s.name == "dpdk").map(|s| s.line))
+                .unwrap_or(0);
+            report.push(Notice {
+                line,
+                key: "[rss_check] enable".to_owned(),
+                msg: format!(
+                    "0 (F-Stack's default), but [port{}] has {} lcores: zcstack checks RSS anyway, so an outbound \
+                     connect picks a local port whose replies hash to its own lcore (software steering delivers \
+                     every frame to the lcore its hash names; without the check a connection would be answered on \
+                     another lcore)",
+                    p.id,
+                    p.lcore_list.len()
+                ),
+            });
+        }
+    }
     Ok(Config {
         file: file.to_owned(),
         dpdk,

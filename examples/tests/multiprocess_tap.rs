@@ -1,0 +1,173 @@
+//! F-Stack's multi-process form on one 2-queue `net_tap` port inside a
+//! network namespace this test creates (issue 12, item 5): `helloworld
+//! --proc-type=primary --proc-id=0` configures the port with two queues,
+//! the RX pools, the steering rings and the layout memzone and serves queue
+//! 0; `helloworld --proc-type=secondary --proc-id=1` attaches (net_tap
+//! hands its queue fds to secondaries over DPDK's IPC) and serves queue 1.
+//! The kernel's tun driver spreads Linux's flows over the two queues by its
+//! own hash, so frames of a flow the other process owns cross between the
+//! processes over the named rings. 64 Linux connections: every one served,
+//! both processes accept connections and receive frames, what one process
+//! steered out the other took in. Hugepages are reserved by the test and
+//! given back, the processes killed and the netns removed, also on failure.
+mod common;
+
+#[allow(dead_code)]
+#[path = "../../dpdk-glue/tests/common/hugepages.rs"]
+mod hugepages;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Python client: `n` connections from the netns, one `GET` each with
+/// `Connection: close`; prints how many got a 200 with the page.
+const CLIENT: &str = r#"
+import socket, sys
+n, ok = int(sys.argv[1]), 0
+for i in range(n):
+    try:
+        s = socket.create_connection(("10.212.0.2", 80), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        s.close()
+        if data.startswith(b"HTTP/1.1 200") and b"Welcome to zcstack!" in data:
+            ok += 1
+    except OSError as e:
+        print("error", i, e, file=sys.stderr)
+print("OK", ok)
+"#;
+
+/// One helloworld process of the group; killed on drop.
+struct Proc {
+    name: &'static str,
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    err: std::path::PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Proc {
+    /// Starts `helloworld --conf CONF --proc-type KIND --proc-id ID` in the
+    /// netns and waits (30 s) for its listening line.
+    fn start(ns: &Netns, conf: &str, name: &'static str, kind: &str, id: &str) -> Proc {
+        let err = ns.dir.join(format!("{name}.err"));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_helloworld")])
+            .args(["--conf", conf, "--proc-type", kind, "--proc-id", id, "--duration", "60"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err).expect("create the stderr file"))
+            .spawn()
+            .expect("start helloworld in the netns");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let p = Proc { name, child: Some(child), lines, err };
+        let first = p.lines.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        assert!(first.contains("listening on 10.212.0.2:80"), "{name}: {first:?}\n{}", p.stderr());
+        p
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// SIGTERM; returns its `HELLOWORLD {json}` report (20 s bound).
+    fn stop(&mut self) -> serde_json::Value {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let mut report = None;
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(20)) {
+            if let Some(j) = line.strip_prefix("HELLOWORLD ") {
+                report = Some(serde_json::from_str(j.trim()).unwrap());
+                break;
+            }
+        }
+        let status = self.child.take().map(|mut c| c.wait());
+        report.unwrap_or_else(|| panic!("{}: no report at exit ({status:?}):\n{}", self.name, self.stderr()))
+    }
+}
+
+#[test]
+fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
+    let _turn = one_at_a_time();
+    // Declared first: dropped last, after both processes have let go of the pages.
+    let _huge = hugepages::Hugepages::reserve("zc-mp", 512).expect("reserve 512 2 MiB hugepages (needs root)");
+    let ns = Netns::new("mp");
+    let conf = ns.config("mp.ini", "");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("lcore_mask=1", "lcore_mask=3")
+        .replace("no_huge=1", "no_huge=0")
+        .replace("memory=512", "memory=256")
+        .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
+    std::fs::write(&conf, text).unwrap();
+
+    let mut primary = Proc::start(&ns, &conf, "primary", "primary", "0");
+    ns.kernel_side_up();
+    let mut secondary = Proc::start(&ns, &conf, "secondary", "secondary", "1");
+    // The link is up; one request proves it (bounded: 20 s).
+    let t = Instant::now();
+    loop {
+        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Welcome to zcstack!") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "curl never got the page\nprimary:\n{}\nsecondary:\n{}",
+            primary.stderr(),
+            secondary.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "client: {out} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("OK 64"), "every connection served: {out} {}", String::from_utf8_lossy(&o.stderr));
+
+    // The secondary leaves first: the port keeps running for the primary.
+    let s = secondary.stop();
+    eprintln!("secondary: {s}");
+    let p = primary.stop();
+    eprintln!("primary: {p}");
+    let (pl, sl) = (&p["lcores"][0], &s["lcores"][0]);
+    assert_eq!((pl["lcore_index"].as_u64(), sl["lcore_index"].as_u64()), (Some(0), Some(1)), "{p}\n{s}");
+    for (who, l) in [("primary", pl), ("secondary", sl)] {
+        assert!(l["rx_frames"].as_u64().unwrap() > 0, "{who} received frames: {l}");
+        assert!(l["accepted"].as_u64().unwrap() > 0, "{who} accepted connections: {l}");
+        assert_eq!(l["steer_dropped_at_close"], 0, "{who}: {l}");
+        assert_eq!(l["clean"], true, "{who}: pages and mbufs back: {l}");
+    }
+    assert!(p["requests"].as_u64().unwrap() + s["requests"].as_u64().unwrap() >= 65, "{p}\n{s}");
+    // Frames crossed between the processes over the named rings, none lost:
+    // the secondary took in all the primary steered out while it ran, and
+    // the primary took in all the secondary steered out.
+    let n = |l: &serde_json::Value, k: &str| l[k].as_u64().unwrap();
+    assert_eq!(n(sl, "steered_out"), n(pl, "steered_in"), "secondary → primary: {p}\n{s}");
+    assert!(n(pl, "steered_out") >= n(sl, "steered_in"), "primary → secondary: {p}\n{s}");
+    assert!(n(pl, "steered_out") + n(sl, "steered_out") > 0, "the processes steered frames to each other: {p}\n{s}");
+    assert!(n(pl, "steer_copied") + n(sl, "steer_copied") > 0, "ARP frames copied across: {p}\n{s}");
+}
