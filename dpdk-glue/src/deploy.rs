@@ -117,7 +117,15 @@ impl Deployment {
                 ),
             });
         }
-        let eal = Arc::new(Eal::init(&plan.eal)?);
+        let eal = match Eal::init(&plan.eal) {
+            Err(e @ Error::EalInit { .. }) if matches!(plan.role, ProcRole::Secondary { .. }) => {
+                return Err(Error::NoPrimary {
+                    prefix: plan.eal.file_prefix.clone().unwrap_or_default(),
+                    cause: e.to_string(),
+                })
+            }
+            r => Arc::new(r?),
+        };
         let mut enabled = eal.worker_lcores();
         enabled.push(eal.main_lcore());
         if let Some(l) = plan.lcores.iter().find(|l| !enabled.contains(l)) {

@@ -145,6 +145,12 @@ pub enum Error {
     /// A secondary process found no steering ring of that name.
     #[error("steering ring {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix and lcore_mask?")]
     SteerRingMissing { name: String },
+    /// A secondary process's EAL found no primary to attach to.
+    #[error(
+        "--proc-type=secondary: no primary process with file prefix {prefix:?} to attach to (start the \
+         --proc-type=primary process first, with the same config.ini): {cause}"
+    )]
+    NoPrimary { prefix: String, cause: String },
     /// A secondary process found no (or a different) shared layout.
     #[error("multi-process layout {name:?}: {why}")]
     Layout { name: String, why: String },

@@ -428,6 +428,50 @@ fn deploy_plan_gives_lcores_queues_and_eal_args_per_role() {
 }
 
 #[test]
+fn multi_process_plans_share_memory_and_leave_devices_and_memory_to_the_primary() {
+    let c = load(TWO).unwrap_or_else(|e| panic!("{e}"));
+    let primary = c.deploy_plan(ProcRole::Primary { proc_id: 0, nb_procs: 2 }).unwrap();
+    let secondary = c.deploy_plan(ProcRole::Secondary { proc_id: 1, nb_procs: 2 }).unwrap();
+    let (pa, sa) = (primary.eal.to_args().join(" "), secondary.eal.to_args().join(" "));
+    // The primary creates the vdevs and preallocates; the secondary attaches to both.
+    assert!(pa.contains("--vdev net_tap0,iface=zt0"), "{pa}");
+    assert!(!sa.contains("--vdev"), "a secondary attaches to the primary's vdevs: {sa}");
+    assert!(secondary.eal.memory_mb.is_none(), "{sa}");
+    // Hugepage files stay so secondaries can map them.
+    for a in [&pa, &sa] {
+        assert!(!a.contains("--huge-unlink") && !a.contains("--in-memory") && !a.contains("--no-shconf"), "{a}");
+        // `allow` is the EAL's -a list, which Eal::init checks against the probed ports.
+        assert!(a.contains("-a 0000:02:00.0,txq_inline_max=128"), "{a}");
+    }
+    assert_eq!(primary.eal.allow, vec!["0000:02:00.0,txq_inline_max=128".to_owned()]);
+    assert_eq!(secondary.eal.allow, primary.eal.allow);
+    // Both see the same ports and queue layout.
+    assert_eq!(primary.ports[0].lcores, secondary.ports[0].lcores);
+    assert_eq!(primary.ports[0].device, secondary.ports[0].device);
+}
+
+#[test]
+fn rss_check_off_with_several_lcores_on_a_port_is_reported() {
+    let notice = |c: &Config| c.report_lines().into_iter().find(|l| l.contains("[rss_check] enable"));
+    // enable=0 and port 0 served by two lcores: reported at its line.
+    let off = load(&TWO.replace("enable=1", "enable=0")).unwrap();
+    let n = notice(&off).expect("a notice for enable=0 with 2 lcores");
+    assert!(n.starts_with("t.ini:25: [rss_check] enable: 0 (F-Stack's default), but [port0] has 2 lcores"), "{n}");
+    // No [rss_check] at all: F-Stack's default (off), reported at [dpdk].
+    let absent = load(TWO.split("[rss_check]").next().unwrap()).unwrap();
+    assert!(notice(&absent).is_some_and(|n| n.starts_with("t.ini:1: ")), "{:?}", absent.report_lines());
+    // On, or one lcore per port: nothing to say.
+    assert!(notice(&load(TWO).unwrap()).is_none());
+    let one = TWO.split("[rss_check]").next().unwrap().replace("lcore_mask=0x6", "lcore_mask=0x2").replace(
+        "port_list=0-1",
+        "port_list=0",
+    );
+    let one = one.replace("lcore_list=2\n", "");
+    let one = load(&one).unwrap_or_else(|e| panic!("{e}"));
+    assert!(notice(&one).is_none(), "{:?}", one.report_lines());
+}
+
+#[test]
 fn a_port_without_a_vdev_is_a_probed_device_not_an_error() {
     let c = load(MIN).unwrap();
     let plan = c.deploy_plan(ProcRole::Single).unwrap();

@@ -117,6 +117,8 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     let _huge = hugepages::Hugepages::reserve("zc-mp", 512).expect("reserve 512 2 MiB hugepages (needs root)");
     let ns = Netns::new("mp");
     let conf = ns.config("mp.ini", "");
+    // The group's shared runtime files (Netns::config's file prefix).
+    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(format!("zcx{}mp.ini", std::process::id())));
     let text = std::fs::read_to_string(&conf)
         .unwrap()
         .replace("lcore_mask=1", "lcore_mask=3")
@@ -170,4 +172,48 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     assert!(n(pl, "steered_out") >= n(sl, "steered_in"), "primary → secondary: {p}\n{s}");
     assert!(n(pl, "steered_out") + n(sl, "steered_out") > 0, "the processes steered frames to each other: {p}\n{s}");
     assert!(n(pl, "steer_copied") + n(sl, "steer_copied") > 0, "ARP frames copied across: {p}\n{s}");
+}
+
+/// Removes the EAL runtime directory a failed secondary leaves behind.
+struct RuntimeDir(std::path::PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_secondary_without_its_primary_says_so_and_exits() {
+    let _turn = one_at_a_time();
+    // No network is touched: the secondary's EAL stops before any device.
+    let dir = std::env::temp_dir().join(format!("zc-mp-alone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = format!("zcmpalone{}", std::process::id());
+    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(&prefix));
+    let conf = dir.join("alone.ini");
+    std::fs::write(
+        &conf,
+        format!(
+            "[dpdk]\nlcore_mask=3\nmemory=512\nfile_prefix={prefix}\nnb_vdev=1\n\
+             [port0]\naddr={OURS}\nnetmask=255.255.255.0\nbroadcast=10.212.0.255\ngateway=0.0.0.0\n\
+             [vdev0]\ndriver=net_tap\niface=zcxalone\nqueues=2\n[freebsd.boot]\nmemsz_MB=64\n"
+        ),
+    )
+    .unwrap();
+    let o = Command::new("timeout")
+        .args(["20", env!("CARGO_BIN_EXE_helloworld"), "--conf", conf.to_str().unwrap()])
+        .args(["--proc-type", "secondary", "--proc-id", "1", "--duration", "1"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--proc-type=secondary: no primary process with file prefix \"{prefix}\" to attach to (start the \
+             --proc-type=primary process first"
+        )) && err.contains("[dpdk] file_prefix (line 4)"),
+        "{err}"
+    );
 }

@@ -362,6 +362,7 @@ impl Config {
         let port = self.dpdk.port_list.get(proc_id as usize).copied().unwrap_or(0);
         let vdev = format!("vdev{port}");
         let keys: Vec<(&str, &str)> = match e {
+            E::NoPrimary { .. } => vec![("dpdk", "file_prefix"), ("dpdk", "lcore_mask")],
             E::EalInit { .. } | E::EalPreviouslyFailed | E::NulInArgument(_) | E::BadFilePrefix { .. } => vec![
                 ("dpdk", "lcore_mask"),
                 ("dpdk", "memory"),
