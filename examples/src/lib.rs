@@ -39,8 +39,8 @@ pub fn init_logging() {
 /// cleanly.
 pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime, Box<dyn Error>> {
     let conf = Config::load(path)?;
-    for n in &conf.report {
-        eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
+    for line in conf.report_lines() {
+        eprintln!("{tool}: {line}");
     }
     // A failure DPDK reports only now still names the keys that set it up.
     let rt = Runtime::init(&conf.runtime_for_proc(proc_id)?).map_err(|e| conf.startup_error(proc_id, &e))?;

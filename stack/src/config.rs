@@ -132,6 +132,40 @@ pub struct TcpConfig {
     /// (RST+ACK at `snd_nxt`/`rcv_nxt`, `ECONNRESET`), instead of drawing a
     /// challenge ACK (RFC 5961 4.2). Default `false`.
     pub insecure_syn: bool,
+    /// How long an orphaned connection waits in FIN-WAIT-2 for the peer's
+    /// FIN when `fast_finwait2_recycle` is on (FreeBSD's
+    /// `net.inet.tcp.finwait2_timeout`, Linux's `tcp_fin_timeout`). Default 60 s.
+    pub fin_wait2_timeout: Duration,
+    /// An orphaned FIN-WAIT-2 connection is freed after `fin_wait2_timeout`
+    /// (FreeBSD's `net.inet.tcp.fast_finwait2_recycle=1`, what F-Stack
+    /// ships); `false`: after FreeBSD's idle limit, `keepalive_probes *
+    /// keepalive_interval`. Default `true`.
+    pub fast_finwait2_recycle: bool,
+    /// Orphaned connections in TIME-WAIT at most; past it the oldest is
+    /// freed early (counted in `Stats::tcp_time_wait_recycled`; FreeBSD's
+    /// `net.inet.tcp.maxtcptw`). Default `usize::MAX` (no cap).
+    pub max_time_wait: usize,
+    /// Segments to closed ports answered without a RST: 0 every one gets
+    /// its RST (RFC 9293 3.10.7.1), 1 none for SYNs, 2 none at all
+    /// (FreeBSD's `net.inet.tcp.blackhole`; counted in
+    /// `Stats::tcp_blackholed`). Default 0.
+    pub blackhole: u8,
+    /// Largest `SO_SNDBUF` a socket may set, bytes (FreeBSD's
+    /// `net.inet.tcp.sendbuf_max`); larger requests are capped. Default
+    /// 65535 << 14 (the largest window RFC 7323 can advertise).
+    pub send_buffer_max: usize,
+    /// Largest `SO_RCVBUF`, bytes (`net.inet.tcp.recvbuf_max`). Default 65535 << 14.
+    pub recv_buffer_max: usize,
+    /// Sockets (listeners and connections, TIME-WAIT included) at most:
+    /// `connect`/`listen` beyond it fail with `NoBuffers` (`ENOBUFS`, as
+    /// FreeBSD's `socket()`), SYNs are dropped; each counted in
+    /// `Stats::tcp_max_sockets_refused` (FreeBSD's `kern.ipc.maxsockets`).
+    /// Default `usize::MAX`.
+    pub max_sockets: usize,
+    /// Ephemeral ports are drawn at random (FreeBSD's
+    /// `net.inet.ip.portrange.randomized`, RFC 6056 3.3.1) instead of in
+    /// sequence from a secret start. Default `false`.
+    pub randomize_ports: bool,
 }
 
 impl Default for TcpConfig {
@@ -169,6 +203,14 @@ impl Default for TcpConfig {
             sack: true,
             insecure_rst: false,
             insecure_syn: false,
+            fin_wait2_timeout: Duration::from_secs(60),
+            fast_finwait2_recycle: true,
+            max_time_wait: usize::MAX,
+            blackhole: 0,
+            send_buffer_max: 65_535 << 14,
+            recv_buffer_max: 65_535 << 14,
+            max_sockets: usize::MAX,
+            randomize_ports: false,
         }
     }
 }
@@ -246,6 +288,10 @@ pub struct StackConfig {
     /// `Stats::drop_udp_rcvbuf_full`). Default 212,992 (Linux
     /// `rmem_default`).
     pub udp_recv_buffer: usize,
+    /// UDP datagrams to closed ports get no ICMP port unreachable (FreeBSD's
+    /// `net.inet.udp.blackhole`; counted in `Stats::udp_blackholed`).
+    /// Default `false`.
+    pub udp_blackhole: bool,
 }
 
 impl StackConfig {
@@ -272,6 +318,7 @@ impl StackConfig {
             send_share_floor: 64 * 1024,
             send_reserve: 5,
             udp_recv_buffer: crate::udp::DEFAULT_RECV_BUFFER,
+            udp_blackhole: false,
         }
     }
 }

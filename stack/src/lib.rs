@@ -22,6 +22,7 @@ pub mod phy;
 pub mod rss;
 pub mod rx_budget;
 pub mod stack;
+pub mod stages;
 pub mod stats;
 pub mod sysctl;
 pub mod tcp;

@@ -21,6 +21,8 @@ use crate::wire::{
     IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, ETH_HEADER,
 };
 
+use crate::stages::{CycleSource, Stage, StageCycles};
+
 mod usage;
 mod zc_api;
 
@@ -85,6 +87,24 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
+    /// Turns per-stage cycle accounting on with `source` (e.g. a TSC read),
+    /// or off with `None` (the default; then each stage costs one branch).
+    /// Counts are kept across changes; see [`Stack::stage_cycles`].
+    pub fn set_cycle_counter(&mut self, source: Option<CycleSource>) {
+        self.tcp.stages.set_source(source);
+    }
+
+    /// Cycles (of the source given to [`Stack::set_cycle_counter`]) and
+    /// calls per stage of the request path since the last reset.
+    pub fn stage_cycles(&self) -> &StageCycles {
+        self.tcp.stages.cycles()
+    }
+
+    /// Zeroes the per-stage counts.
+    pub fn reset_stage_cycles(&mut self) {
+        self.tcp.stages.reset();
+    }
+
     /// Bytes of received frames (by footprint) that receive queues and the
     /// application's views pin now, against `StackConfig::rx_pin_budget`.
     pub fn rx_pinned(&self) -> usize {
@@ -135,7 +155,9 @@ impl<M: PageMemory> Stack<M> {
 
     /// Listens on `port`.
     pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen(port, backlog)
+        let r = self.tcp.listen(port, backlog);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects to `remote` (local port 0 = ephemeral).
@@ -155,7 +177,9 @@ impl<M: PageMemory> Stack<M> {
         backlog: usize,
         opts: &SocketOptions,
     ) -> Result<SocketHandle, TcpError> {
-        self.tcp.listen_with(port, backlog, opts)
+        let r = self.tcp.listen_with(port, backlog, opts);
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
+        r
     }
 
     /// Connects with socket options.
@@ -170,6 +194,7 @@ impl<M: PageMemory> Stack<M> {
         let (tried, refused) = self.tcp.take_rss_counts();
         self.stats.rss_connect_ports_tried += tried;
         self.stats.rss_connect_refused += refused;
+        self.stats.tcp_max_sockets_refused += self.tcp.take_sockets_refused();
         r
     }
 
@@ -333,6 +358,7 @@ impl<M: PageMemory> Stack<M> {
     /// for level and edge semantics); returns how many were added. Costs
     /// O(changed + level-ready sockets), never O(all sockets).
     pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        let t = self.tcp.stages.start();
         self.tcp.observe_pages(&self.mem);
         let mut cand = std::mem::take(&mut self.scratch);
         cand.clear();
@@ -366,6 +392,7 @@ impl<M: PageMemory> Stack<M> {
         }
         self.scratch = cand;
         self.registry.seen = seen;
+        self.tcp.stages.stop(Stage::Events, t);
         out.len() - before
     }
 
@@ -432,6 +459,7 @@ impl<M: PageMemory> Stack<M> {
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
+        let t = self.tcp.stages.start();
         self.reclaim_zc_orphans();
         {
             let mem = &mut self.mem;
@@ -450,18 +478,18 @@ impl<M: PageMemory> Stack<M> {
                 }
             });
         }
+        self.tcp.stages.stop(Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
-            let n =
-                dev.receive_frames(
-                    now,
-                    caps.max_burst.min(RX_BUDGET - handled),
-                    &mut |frame: RxFrame<'_>| match frame {
-                        RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
-                        RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
-                        RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
-                    },
-                );
+            let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
+                let (t, nested) = self.tcp.stages.start_parse();
+                match frame {
+                    RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
+                    RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
+                    RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
+                }
+                self.tcp.stages.stop_parse(t, nested);
+            });
             if n == 0 {
                 break;
             }
@@ -470,10 +498,10 @@ impl<M: PageMemory> Stack<M> {
             // Answer each burst before taking the next: ACKs (and data they
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
-                self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
-                self.flush(now, dev, &caps);
+                self.output(now, dev, &caps);
             }
         }
+        let t = self.tcp.stages.start();
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         if self.reasm.datagrams() > 0 {
             self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
@@ -487,9 +515,14 @@ impl<M: PageMemory> Stack<M> {
             let f = self.iface.arp_frame(ArpOperation::Request, ip, EthernetAddress([0; 6]));
             self.backlog.push_back(f);
         }
+        self.tcp.stages.stop(Stage::Timers, t);
+        let t = self.tcp.stages.start();
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
+        self.tcp.stages.stop(Stage::Output, t);
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
+        let t = self.tcp.stages.start();
         self.flush(now, dev, &caps);
+        self.tcp.stages.stop(Stage::Tx, t);
         if self.tcp.pressure_waiters() {
             self.tcp.observe_pages(&self.mem);
         }
@@ -560,10 +593,20 @@ impl<M: PageMemory> Stack<M> {
             return false;
         }
         let caps = dev.caps();
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
         let before = self.stats.tx_frames;
-        self.flush(now, dev, &caps);
+        self.output(now, dev, &caps);
         self.stats.tx_frames > before
+    }
+
+    /// Builds the segments of every connection with output and hands them
+    /// to the device (the `Output` and `Tx` stages).
+    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+        let t = self.tcp.stages.start();
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(caps));
+        self.tcp.stages.stop(Stage::Output, t);
+        let t = self.tcp.stages.start();
+        self.flush(now, dev, caps);
+        self.tcp.stages.stop(Stage::Tx, t);
     }
 
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
@@ -797,7 +840,9 @@ impl<M: PageMemory> Stack<M> {
                     Err(DeliverError::RecvBufferFull) => self.stats.drop_udp_rcvbuf_full += 1,
                     Err(DeliverError::NoSocket) => {
                         self.stats.drop_udp_no_socket += 1;
-                        if ip.dst_addr == self.iface.addr() {
+                        if self.cfg.udp_blackhole {
+                            self.stats.udp_blackholed += 1;
+                        } else if ip.dst_addr == self.iface.addr() {
                             self.icmp_unreachable(src, 3, data);
                         }
                     }

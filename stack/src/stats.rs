@@ -210,6 +210,18 @@ counters! {
         /// Connects refused because the explicit local port's replies would
         /// land on another lcore's queue (`TcpError::RssWrongQueue`).
         pub rss_connect_refused: u64,
+        /// Segments to closed TCP ports left without a RST
+        /// (`TcpConfig::blackhole`, FreeBSD's `net.inet.tcp.blackhole`).
+        pub tcp_blackholed: u64,
+        /// UDP datagrams to closed ports left without an ICMP port
+        /// unreachable (`StackConfig::udp_blackhole`).
+        pub udp_blackholed: u64,
+        /// Sockets refused by `TcpConfig::max_sockets` (`kern.ipc.maxsockets`):
+        /// connects and listens that failed with `NoBuffers`, SYNs dropped.
+        pub tcp_max_sockets_refused: u64,
+        /// Orphaned TIME-WAIT connections freed early, oldest first, to stay
+        /// within `TcpConfig::max_time_wait` (`net.inet.tcp.maxtcptw`).
+        pub tcp_time_wait_recycled: u64,
     }
 }
 

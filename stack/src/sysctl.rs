@@ -76,6 +76,14 @@ pub const KNOBS: &[&str] = &[
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
     "net.core.somaxconn",
+    "net.inet.tcp.finwait2_timeout",
+    "net.inet.tcp.fast_finwait2_recycle",
+    "net.inet.tcp.maxtcptw",
+    "net.inet.tcp.nolocaltimewait",
+    "net.inet.tcp.sendbuf_max",
+    "net.inet.tcp.recvbuf_max",
+    "kern.ipc.maxsockets",
+    "net.inet.ip.portrange.randomized",
 ];
 
 fn uint<T: std::str::FromStr + PartialOrd>(v: &str, lo: T, hi: T) -> Option<T> {
@@ -189,15 +197,41 @@ pub fn apply(cfg: &mut StackConfig, name: &str, value: &str) -> Result<Applied, 
         "net.inet.ip.maxfragpackets" => {
             cfg.reassembly_datagrams = uint(value, 1, 65536).ok_or_else(|| bad("a count of datagrams in 1..=65536"))?
         }
-        "net.inet.tcp.blackhole" | "net.inet.udp.blackhole" => {
-            let v = uint::<u8>(value, 0, 2).ok_or_else(|| bad("0..=2"))?;
-            if v != 0 {
-                return Ok(Applied::Unsupported(format!(
-                    "{name}={v}: zcstack always answers closed ports (no blackhole mode)"
-                )));
-            }
+        "net.inet.tcp.blackhole" => {
+            tcp.blackhole = uint::<u8>(value, 0, 2)
+                .ok_or_else(|| bad("0 (RST every segment to a closed port), 1 (none for SYNs) or 2 (none)"))?
+        }
+        "net.inet.udp.blackhole" => {
+            cfg.udp_blackhole = uint::<u8>(value, 0, 2)
+                .ok_or_else(|| bad("0 (ICMP port unreachable for closed ports) or 1..=2 (none)"))?
+                != 0
+        }
+        "net.inet.tcp.finwait2_timeout" => {
+            let ms = uint::<u64>(value, 1, 3_600_000).ok_or_else(|| bad("milliseconds in 1..=3600000 (1 hour)"))?;
+            tcp.fin_wait2_timeout = Duration::from_millis(ms);
+        }
+        "net.inet.tcp.fast_finwait2_recycle" => tcp.fast_finwait2_recycle = flag(value)?,
+        "net.inet.tcp.maxtcptw" => {
+            // FreeBSD: 0 sizes the cap from maxsockets; zcstack: 0 is no cap.
+            let n = uint::<usize>(value, 0, u32::MAX as usize)
+                .ok_or_else(|| bad("a count of TIME-WAIT connections in 0..=4294967295 (0: no cap)"))?;
+            tcp.max_time_wait = if n == 0 { usize::MAX } else { n };
+        }
+        "net.inet.tcp.nolocaltimewait" => {
+            // FreeBSD skips TIME-WAIT when the peer is one of our own
+            // addresses; zcstack never has such a connection (a segment
+            // from our own address is dropped, RFC 1122 3.2.1.3), so either
+            // value is what it does already.
+            flag(value)?;
             return Ok(Applied::Fixed);
         }
+        "net.inet.tcp.sendbuf_max" => tcp.send_buffer_max = bytes(value)?,
+        "net.inet.tcp.recvbuf_max" => tcp.recv_buffer_max = bytes(value)?,
+        "kern.ipc.maxsockets" => {
+            tcp.max_sockets =
+                uint(value, 1, u32::MAX as usize).ok_or_else(|| bad("a count of sockets in 1..=4294967295"))?
+        }
+        "net.inet.ip.portrange.randomized" => tcp.randomize_ports = flag(value)?,
         "net.inet.tcp.insecure_rst" => tcp.insecure_rst = flag(value)?,
         "net.inet.tcp.insecure_syn" => tcp.insecure_syn = flag(value)?,
         "net.inet.tcp.drop_synfin" => tcp.drop_synfin = flag(value)?,

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use zcstack::{Duration, TcpConfig};
 
+use super::fstack::{self, NOT_IMPLEMENTED};
 use super::ini::{Entry, Section};
 use super::{
     Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, ReassemblySection, VdevSection, ZeroCopySection,
@@ -22,11 +23,11 @@ pub(super) struct Reader<'a> {
 type Parsed<T> = Result<T, &'static str>;
 
 impl<'a> Reader<'a> {
-    fn new(file: &'a str, section: &'a Section, known: &'static [&'static str]) -> Self {
+    pub(super) fn new(file: &'a str, section: &'a Section, known: &'static [&'static str]) -> Self {
         Reader { file, section, used: vec![false; section.entries.len()], known }
     }
 
-    fn entry(&mut self, key: &str) -> Option<&'a Entry> {
+    pub(super) fn entry(&mut self, key: &str) -> Option<&'a Entry> {
         let i = self.section.entries.iter().position(|e| e.key == key)?;
         self.used[i] = true;
         Some(&self.section.entries[i])
@@ -48,7 +49,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn or<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Parsed<T>) -> Result<T, ConfigError> {
+    pub(super) fn or<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Parsed<T>) -> Result<T, ConfigError> {
         Ok(self.get(key, f)?.unwrap_or(default))
     }
 
@@ -61,16 +62,20 @@ impl<'a> Reader<'a> {
     }
 
     /// F-Stack keys zcstack accepts without implementing: into the report.
-    fn not_implemented(&mut self, report: &mut Vec<Notice>, keys: &[(&str, &str)]) {
+    pub(super) fn not_implemented(&mut self, report: &mut Vec<Notice>, keys: &[(&str, &str)]) {
         for (k, why) in keys {
             if let Some(e) = self.entry(k) {
-                report.push(Notice { line: e.line, key: format!("[{}] {k}", self.section.name), msg: (*why).into() });
+                report.push(Notice {
+                    line: e.line,
+                    key: format!("[{}] {k}", self.section.name),
+                    msg: format!("{NOT_IMPLEMENTED}: {why}"),
+                });
             }
         }
     }
 
     /// Errors on the first key nobody read, suggesting the nearest known one.
-    fn finish(self) -> Result<(), ConfigError> {
+    pub(super) fn finish(self) -> Result<(), ConfigError> {
         let Some(i) = self.used.iter().position(|u| !u) else { return Ok(()) };
         let e = &self.section.entries[i];
         let hint = nearest(&e.key, self.known).map(|k| format!("; did you mean \"{k}\"?")).unwrap_or_default();
@@ -88,7 +93,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The known name closest to `s` by edit distance, if close enough to be a typo.
-fn nearest<'k>(s: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(super) fn nearest<'k>(s: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (edit_distance(&s.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
@@ -97,7 +102,7 @@ fn nearest<'k>(s: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -112,7 +117,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 // ----- value parsers (the Err is what is allowed) -----
 
-fn bool01(v: &str) -> Parsed<bool> {
+pub(super) fn bool01(v: &str) -> Parsed<bool> {
     match v {
         "0" => Ok(false),
         "1" => Ok(true),
@@ -284,6 +289,13 @@ const DPDK_KEYS: &[&str] = &[
     "vlan_filter",
     "allow",
     "nb_bond",
+    "fstack_log_level",
+    "fstack_log_file_prefix",
+    "thread_mode",
+    "lro",
+    "mtu_enable",
+    "max_mtu",
+    "mbuf_mode",
 ];
 const PORT_KEYS: &[&str] = &[
     "addr",
@@ -300,10 +312,12 @@ const PORT_KEYS: &[&str] = &[
     "vip_addr6",
     "vip_ifname",
     "vip_prefix_len",
+    "ipfw_pr",
+    "slave_port_list",
 ];
-const VDEV_KEYS: &[&str] = &["driver", "path", "iface", "queues", "queue_size", "mac", "devargs"];
-const PCAP_KEYS: &[&str] = &["enable", "snaplen", "savelen", "savepath"];
-const BOOT_KEYS: &[&str] = &["memsz_MB", "hz", "fd_reserve", "physmem"];
+const VDEV_KEYS: &[&str] = &["driver", "path", "iface", "queues", "queue_size", "mac", "cq", "devargs"];
+const PCAP_KEYS: &[&str] = &["enable", "snaplen", "savelen", "savepath", "timestamp_precision"];
+const BOOT_KEYS: &[&str] = &["memsz_MB", "hz", "fd_reserve", "physmem", "tcp_ecn"];
 const ZC_KEYS: &[&str] = &[
     "page_array",
     "send",
@@ -335,23 +349,20 @@ const TCP_KEYS: &[&str] = &[
     "min_path_mtu",
 ];
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
-const SECTIONS: &[&str] =
-    &["dpdk", "portN", "vdevN", "pcap", "freebsd.boot", "freebsd.sysctl", "kni", "bondN", "zerocopy", "tcp", "impair"];
-/// The `[freebsd.sysctl]` keys with an engine equivalent, applied by
-/// `zcstack::sysctl::apply` (the mapping `pktdrill`'s `sysctl -w` uses).
-const SYSCTL_KEYS: &[&str] = &[
-    "net.inet.ip.maxfragsperpacket",
-    "net.inet.ip.maxfragpackets",
-    "net.inet.tcp.sendspace",
-    "net.inet.tcp.recvspace",
-    "net.inet.tcp.delayed_ack",
-    "net.inet.tcp.cc.algorithm",
-    "net.inet.tcp.msl",
-    "kern.ipc.somaxconn",
-    "net.inet.tcp.rfc1323",
-    "net.inet.tcp.sack.enable",
-    "net.inet.tcp.syncookies",
-    "net.inet.tcp.rexmit_min",
+const SECTIONS: &[&str] = &[
+    "dpdk",
+    "portN",
+    "vdevN",
+    "vlanN",
+    "bondN",
+    "pcap",
+    "rss_check",
+    "kni",
+    "freebsd.boot",
+    "freebsd.sysctl",
+    "zerocopy",
+    "tcp",
+    "impair",
 ];
 
 /// Builds the typed configuration from the parsed sections.
@@ -362,7 +373,6 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut vdevs = Vec::new();
     let mut pcap = PcapSection { enable: false, snaplen: 96, savelen: 16 << 20, savepath: ".".into() };
     let mut page_array_mb = 256;
-    let mut tcp = TcpConfig::default();
     let mut zerocopy = ZeroCopySection {
         page_array: true,
         send: true,
@@ -380,7 +390,14 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     let mut port_list_line = None;
     let mut nb_vdev_line = None;
     let mut impair = ImpairConfig::default();
-    let mut reassembly = ReassemblySection { max_fragments: 16, max_datagrams: 64 };
+    // Engine settings the FreeBSD sections map (`zcstack::sysctl`).
+    let mut engine = zcstack::StackConfig::new(zcstack::IfaceConfig {
+        mac: zcstack::wire::EthernetAddress([0; 6]),
+        addr: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+        gateway: None,
+    });
+    let mut rss_check_src = None;
     for s in sections {
         let numbered = |prefix: &str| s.name.strip_prefix(prefix).and_then(|n| n.parse::<u16>().ok());
         match s.name.as_str() {
@@ -390,7 +407,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
                 nb_vdev_line = Some(line_of("nb_vdev"));
                 dpdk = Some(dpdk_section(file, s, &mut report)?);
             }
-            "pcap" => pcap = pcap_section(file, s)?,
+            "pcap" => pcap = pcap_section(file, s, &mut report)?,
             "freebsd.boot" => {
                 let mut r = Reader::new(file, s, BOOT_KEYS);
                 page_array_mb = r.or("memsz_MB", 256, |v| {
@@ -403,32 +420,24 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
                         ("hz", "FreeBSD timer frequency: zcstack's timers run in microseconds from the TSC"),
                         ("fd_reserve", "no FreeBSD file table in zcstack"),
                         ("physmem", "no FreeBSD kernel memory in zcstack"),
+                        ("tcp_ecn", "ECN (RFC 3168) is not implemented"),
                     ],
                 );
-                r.finish()?;
+                // Any other FreeBSD tunable loads, as in F-Stack.
+                fstack::freebsd_section(file, s, BOOT_KEYS, &mut engine, &mut report)?;
             }
-            "freebsd.sysctl" => sysctl_section(file, s, &mut tcp, &mut reassembly, &mut report)?,
+            "freebsd.sysctl" => fstack::freebsd_section(file, s, &[], &mut engine, &mut report)?,
+            "rss_check" => rss_check_src = Some(s),
             "zerocopy" => zerocopy = zc_section(file, s)?,
             "impair" => impair = impair_section(file, s)?,
             "tcp" => tcp_section = Some(s),
-            "kni" => {
-                for e in &s.entries {
-                    report.push(Notice {
-                        line: e.line,
-                        key: format!("[kni] {}", e.key),
-                        msg: "the KNI exception path to the kernel is not implemented".into(),
-                    });
-                }
-            }
+            "kni" => fstack::unimplemented_section(file, s, "kni", &mut report)?,
             _ if numbered("port").is_some() => {
                 ports.push(port_section(file, s, numbered("port").unwrap_or(0), &mut report)?)
             }
             _ if numbered("vdev").is_some() => vdevs.push(vdev_section(file, s, numbered("vdev").unwrap_or(0))?),
-            _ if numbered("bond").is_some() => report.push(Notice {
-                line: s.line,
-                key: format!("[{}]", s.name),
-                msg: "bonding is not implemented; the section is ignored".into(),
-            }),
+            _ if numbered("bond").is_some() => fstack::unimplemented_section(file, s, "bond", &mut report)?,
+            _ if numbered("vlan").is_some() => fstack::unimplemented_section(file, s, "vlan", &mut report)?,
             other => {
                 let hint = nearest(other, SECTIONS).map(|k| format!("; did you mean [{k}]?")).unwrap_or_default();
                 return Err(ConfigError {
@@ -439,6 +448,11 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
             }
         }
     }
+    let mut tcp = engine.tcp;
+    let reassembly = ReassemblySection {
+        max_fragments: engine.reassembly_max_fragments,
+        max_datagrams: engine.reassembly_datagrams,
+    };
     // [tcp] last: its keys override what the sysctls set.
     if let Some(s) = tcp_section {
         tcp_keys(file, s, &mut tcp)?;
@@ -473,6 +487,16 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
     }
     ports.sort_by_key(|p| p.id);
     vdevs.sort_by_key(|v| v.id);
+    lcore_lists(file, sections, &dpdk, &mut ports)?;
+    let rss_check = match rss_check_src {
+        None => fstack::RssCheckSection::default(),
+        Some(s) => {
+            let addr_of = |id: u16| {
+                dpdk.port_list.contains(&id).then(|| ports.iter().find(|p| p.id == id).map(|p| p.addr)).flatten()
+            };
+            fstack::rss_check_section(file, s, addr_of, &mut report)?
+        }
+    };
     Ok(Config {
         file: file.to_owned(),
         dpdk,
@@ -486,7 +510,52 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         reassembly,
         report,
         source: Vec::new(),
+        rss_check,
+        engine,
     })
+}
+
+/// `[portN] lcore_list`: F-Stack's default is every lcore of `lcore_mask`;
+/// a list names lcores of `lcore_mask`, each once (queue `q` of the port is
+/// served by the `q`-th, ascending, as F-Stack sorts it).
+fn lcore_lists(
+    file: &str,
+    sections: &[Section],
+    dpdk: &DpdkSection,
+    ports: &mut [PortSection],
+) -> Result<(), ConfigError> {
+    let mask: Vec<u32> = (0..64).filter(|b| dpdk.lcore_mask >> b & 1 == 1).collect();
+    let mask_at = sections
+        .iter()
+        .find(|s| s.name == "dpdk")
+        .and_then(|s| s.entries.iter().find(|e| e.key == "lcore_mask"))
+        .map_or("(default 1)".to_owned(), |e| format!("= {} (line {})", e.value, e.line));
+    for p in ports.iter_mut() {
+        if p.lcore_list.is_empty() {
+            p.lcore_list = mask.clone();
+            continue;
+        }
+        let name = format!("port{}", p.id);
+        let e = sections.iter().find(|s| s.name == name).and_then(|s| s.entries.iter().find(|e| e.key == "lcore_list"));
+        let err = |msg: String| ConfigError { file: file.to_owned(), line: e.map(|e| e.line), msg };
+        let value = e.map(|e| e.value.as_str()).unwrap_or_default();
+        if let Some(l) = p.lcore_list.iter().find(|l| !mask.contains(l)) {
+            return Err(err(format!(
+                "[{name}] lcore_list = \"{value}\": lcore {l} is not in [dpdk] lcore_mask {mask_at}, whose lcores are \
+                 {mask:?}; expected lcores of lcore_mask like 0 or 0-1,3 (default: all of them)"
+            )));
+        }
+        let mut sorted = p.lcore_list.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(err(format!(
+                "[{name}] lcore_list = \"{value}\": expected each lcore once (one queue per lcore), lcores of \
+                 lcore_mask like 0 or 0-1,3"
+            )));
+        }
+        p.lcore_list = sorted;
+    }
+    Ok(())
 }
 
 fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<DpdkSection, ConfigError> {
@@ -518,11 +587,28 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
                 .map(|()| v.to_owned())
                 .ok_or(FILE_PREFIX_ALLOWED)
         })?,
+        // F-Stack writes a number (RTE_LOG_*: 1 emergency .. 8 debug), zcstack a name: both reach the EAL.
         log_level: r.or("log_level", "warning".into(), |v| {
-            ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]
-                .contains(&v)
-                .then(|| v.to_owned())
-                .ok_or("emergency, alert, critical, error, warning, notice, info or debug")
+            (["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"].contains(&v)
+                || uint_in::<u8>(v, 0, 8).is_some())
+            .then(|| v.to_owned())
+            .ok_or("emergency, alert, critical, error, warning, notice, info or debug, or F-Stack's number 0..=8")
+        })?,
+        numa_on: r.or("numa_on", true, bool01)?,
+        symmetric_rss: r.or("symmetric_rss", false, bool01)?,
+        base_virtaddr: r.get("base_virtaddr", |v| {
+            let h = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")).unwrap_or(v);
+            u64::from_str_radix(h, 16)
+                .ok()
+                .filter(|&a| a != 0 && a % 4096 == 0 && a < 1 << 47)
+                .ok_or("a page-aligned hex user-space address like 0x7f0000000000 (EAL --base-virtaddr)")
+        })?,
+        allow: r.or("allow", Vec::new(), fstack::allow_list)?,
+        vlan_strip: r.or("vlan_strip", true, bool01)?,
+        vlan_filter: r.or("vlan_filter", Vec::new(), |v| {
+            list::<u16>(v)
+                .filter(|l| l.iter().all(|&id| (1..=4094).contains(&id)))
+                .ok_or("VLAN ids like 10 or 10-12,20 (1..=4094)")
         })?,
     };
     if let (Some(a), Some(b)) = (skip_sic, skip) {
@@ -535,26 +621,20 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
             });
         }
     }
-    // Switches for features zcstack does not have: reported when turned on.
-    for (k, why) in [
-        ("numa_on", "NUMA placement is not implemented: memory comes from the EAL's default socket"),
-        ("vlan_strip", "VLAN is not implemented: tagged frames are dropped and counted"),
-        ("symmetric_rss", "one queue per port: RSS is not used"),
-    ] {
-        if let Some(e) = r.entry(k) {
-            bool01(&e.value).map_err(|allowed| r.err(e, allowed))?;
-            if e.value == "1" {
-                report.push(Notice { line: e.line, key: format!("[dpdk] {k}"), msg: why.into() });
-            }
-        }
-    }
+    // zcstack has no VLANs: both switches load, and say so.
     r.not_implemented(
         report,
         &[
-            ("base_virtaddr", "secondary processes are not supported; one process per port"),
-            ("vlan_filter", "VLAN is not implemented"),
-            ("allow", "PCI devices are not used (NIC-less PMDs via [vdevN])"),
-            ("nb_bond", "bonding is not implemented"),
+            ("vlan_strip", "VLAN is not implemented (no VLAN sub-interfaces): tagged frames are dropped and counted"),
+            ("vlan_filter", "VLAN is not implemented (no VLAN sub-interfaces): no VLAN filter is programmed"),
+            ("nb_bond", "link bonding is not implemented"),
+            ("fstack_log_level", "zcstack logs through tracing (RUST_LOG), not F-Stack's log file"),
+            ("fstack_log_file_prefix", "zcstack logs through tracing (RUST_LOG), not F-Stack's log file"),
+            ("thread_mode", "zcstack runs one stack per lcore, never shared between threads"),
+            ("lro", "large receive offload is not used"),
+            ("mtu_enable", "zcstack sets the MTU per port ([portN] mtu)"),
+            ("max_mtu", "zcstack sets the MTU per port ([portN] mtu)"),
+            ("mbuf_mode", "zcstack chooses its mbuf layout from [zerocopy]"),
         ],
     );
     r.finish()?;
@@ -570,7 +650,15 @@ fn port_section(file: &str, s: &Section, id: u16, report: &mut Vec<Notice>) -> R
         prefix_len: r.required("netmask", "the port's netmask, e.g. 255.255.255.0", netmask)?,
         broadcast: r.required("broadcast", "the subnet's broadcast address", ipv4)?,
         gateway: (!gateway.is_unspecified()).then_some(gateway),
-        lcore_list: r.or("lcore_list", vec![0], |v| list(v).ok_or("lcores like 0 or 0,2-3"))?,
+        // Empty: not set, F-Stack's default (every lcore of lcore_mask), filled in by `lcore_lists`.
+        lcore_list: r.or("lcore_list", Vec::new(), |v| {
+            list(v)
+                .filter(|l: &Vec<u32>| l.iter().all(|&c| c < 64))
+                .ok_or("lcores of [dpdk] lcore_mask like 0 or 0-1,3 (lcore ids 0..=63, ranges a-b with a <= b)")
+        })?,
+        slave_port_list: r.get("slave_port_list", |v| {
+            list::<u16>(v).ok_or("port ids like 0,1 or 0-1 (ranges a-b with a <= b, 0..=65535)")
+        })?,
         if_name: r.get("if_name", ifname)?,
         mtu: r
             .or("mtu", 1500, |v| uint::<usize>(v).filter(|m| (576..=9600).contains(m)).ok_or("bytes, 576 to 9600"))?,
@@ -585,6 +673,8 @@ fn port_section(file: &str, s: &Section, id: u16, report: &mut Vec<Notice>) -> R
             ("vip_addr6", "virtual IPs are not implemented"),
             ("vip_ifname", "virtual IPs are not implemented"),
             ("vip_prefix_len", "virtual IPs are not implemented"),
+            ("ipfw_pr", "ipfw policy routing is not implemented"),
+            ("slave_port_list", "link bonding is not implemented"),
         ],
     );
     r.finish()?;
@@ -617,6 +707,7 @@ fn vdev_section(file: &str, s: &Section, id: u16) -> Result<VdevSection, ConfigE
             uint::<u16>(v).filter(|q| q.is_power_of_two() && *q >= 64).ok_or("a power of two from 64 to 32768")
         })?,
         mac: r.get("mac", mac)?,
+        cq: r.get("cq", bool01)?,
         devargs: r.get("devargs", text)?,
     };
     r.finish()?;
@@ -633,7 +724,7 @@ fn vdev_section(file: &str, s: &Section, id: u16) -> Result<VdevSection, ConfigE
     Ok(v)
 }
 
-fn pcap_section(file: &str, s: &Section) -> Result<PcapSection, ConfigError> {
+fn pcap_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<PcapSection, ConfigError> {
     let mut r = Reader::new(file, s, PCAP_KEYS);
     let p = PcapSection {
         enable: r.or("enable", false, bool01)?,
@@ -644,6 +735,7 @@ fn pcap_section(file: &str, s: &Section) -> Result<PcapSection, ConfigError> {
         })?,
         savepath: r.or("savepath", ".".into(), dir_path)?,
     };
+    r.not_implemented(report, &[("timestamp_precision", "zcstack's pcap files keep microseconds")]);
     r.finish()?;
     Ok(p)
 }
@@ -714,63 +806,6 @@ fn impair_section(file: &str, s: &Section) -> Result<ImpairConfig, ConfigError> 
         });
     }
     Ok(c)
-}
-
-fn sysctl_section(
-    file: &str,
-    s: &Section,
-    tcp: &mut TcpConfig,
-    reassembly: &mut ReassemblySection,
-    report: &mut Vec<Notice>,
-) -> Result<(), ConfigError> {
-    let mut r = Reader::new(file, s, SYSCTL_KEYS);
-    // The knobs with an engine equivalent go through the one mapping the
-    // conformance runner's `sysctl -w` lines use (`zcstack::sysctl`).
-    let mut sc = zcstack::StackConfig::new(zcstack::IfaceConfig {
-        mac: zcstack::wire::EthernetAddress([0; 6]),
-        addr: Ipv4Addr::UNSPECIFIED,
-        prefix_len: 0,
-        gateway: None,
-    });
-    sc.tcp = *tcp;
-    sc.reassembly_max_fragments = reassembly.max_fragments;
-    sc.reassembly_datagrams = reassembly.max_datagrams;
-    for &key in SYSCTL_KEYS {
-        let applied = r.get(key, |v| {
-            let mut c = sc;
-            match zcstack::sysctl::apply(&mut c, key, v) {
-                Ok(_) => Ok(c),
-                Err(zcstack::sysctl::SysctlError::BadValue { allowed, .. }) => Err(allowed),
-                Err(zcstack::sysctl::SysctlError::Unknown(_)) => Err("a knob zcstack knows"),
-            }
-        })?;
-        if let Some(c) = applied {
-            sc = c;
-        }
-    }
-    *tcp = sc.tcp;
-    reassembly.max_fragments = sc.reassembly_max_fragments;
-    reassembly.max_datagrams = sc.reassembly_datagrams;
-    // F-Stack ships many more FreeBSD sysctls; they have no engine
-    // equivalent. A near-miss of a known one is a typo, not a FreeBSD knob.
-    for (i, e) in s.entries.iter().enumerate() {
-        if r.used[i] {
-            continue;
-        }
-        if let Some(k) = nearest(&e.key, SYSCTL_KEYS) {
-            return Err(ConfigError {
-                file: file.to_owned(),
-                line: Some(e.line),
-                msg: format!("[freebsd.sysctl] unknown key \"{}\"; did you mean \"{k}\"?", e.key),
-            });
-        }
-        report.push(Notice {
-            line: e.line,
-            key: format!("[freebsd.sysctl] {}", e.key),
-            msg: "FreeBSD sysctl with no zcstack equivalent; ignored".into(),
-        });
-    }
-    Ok(())
 }
 
 fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigError> {

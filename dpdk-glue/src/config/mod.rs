@@ -9,6 +9,8 @@
 //! [`Config::report`], never silently ignored.
 
 mod check;
+mod deploy;
+mod fstack;
 mod host;
 mod ini;
 mod keys;
@@ -26,6 +28,7 @@ use crate::impair::ImpairConfig;
 use crate::port::PortConfig;
 use crate::runloop::RuntimeConfig;
 
+pub use fstack::{AllowEntry, RssCheckSection};
 pub use host::Host;
 pub use ini::{Entry, Section};
 
@@ -94,6 +97,19 @@ pub struct DpdkSection {
     pub file_prefix: String,
     /// EAL `--log-level`.
     pub log_level: String,
+    /// `numa_on` (F-Stack's default 1): pools and page arrays on the port's NUMA socket.
+    pub numa_on: bool,
+    /// `symmetric_rss`: the symmetric RSS key, so both directions of a flow hash alike.
+    pub symmetric_rss: bool,
+    /// `base_virtaddr`: EAL `--base-virtaddr` (where shared memory is mapped,
+    /// the same in every process of a group).
+    pub base_virtaddr: Option<u64>,
+    /// `allow`: PCI devices the EAL may probe, with their driver options.
+    pub allow: Vec<AllowEntry>,
+    /// `vlan_strip` (F-Stack's default 1). zcstack has no VLANs: a notice.
+    pub vlan_strip: bool,
+    /// `vlan_filter`: VLAN ids. zcstack has no VLANs: a notice.
+    pub vlan_filter: Vec<u16>,
 }
 
 /// `[portN]`.
@@ -109,8 +125,11 @@ pub struct PortSection {
     pub broadcast: Ipv4Addr,
     /// Default gateway (`0.0.0.0` for none).
     pub gateway: Option<Ipv4Addr>,
-    /// Lcores serving the port.
+    /// Lcores serving the port, ascending: queue `q` is served by the
+    /// `q`-th (F-Stack's default: every lcore of `lcore_mask`).
     pub lcore_list: Vec<u32>,
+    /// `slave_port_list`: bonding members (bonding is not implemented: a notice).
+    pub slave_port_list: Option<Vec<u16>>,
     /// Interface name (the kernel-side name of a `net_tap` port).
     pub if_name: Option<String>,
     /// Link MTU (zcstack's key; both ends must agree). Default 1500.
@@ -135,6 +154,8 @@ pub struct VdevSection {
     pub queue_size: u16,
     /// MAC address.
     pub mac: Option<[u8; 6]>,
+    /// virtio-user control queue (`cq`; F-Stack's default: on with more than one queue).
+    pub cq: Option<bool>,
     /// Raw devargs, overriding everything above.
     pub devargs: Option<String>,
 }
@@ -154,6 +175,9 @@ impl VdevSection {
                 }
                 kv("queues", self.queues.to_string());
                 kv("queue_size", self.queue_size.to_string());
+                if let Some(cq) = self.cq.or((self.queues > 1).then_some(true)) {
+                    kv("cq", u8::from(cq).to_string());
+                }
             }
             "net_vhost" => {
                 if let Some(p) = &self.path {
@@ -258,6 +282,11 @@ pub struct Config {
     /// The file as read (sections, keys, values and lines), so that errors
     /// found later, at startup, can name the key that caused them.
     pub source: Vec<Section>,
+    /// `[rss_check]`.
+    pub rss_check: RssCheckSection,
+    /// Engine settings mapped from `[freebsd.boot]` and `[freebsd.sysctl]`
+    /// by `zcstack::sysctl` (addressing unset; `tcp` above is this plus `[tcp]`).
+    pub engine: StackConfig,
 }
 
 /// A UTF-8 byte-order mark some editors put at the start of a file.
@@ -310,6 +339,12 @@ impl Config {
         c.source = sections;
         check::check(&c, host)?;
         Ok(c)
+    }
+
+    /// The load report, one line per notice: `file:line: [section] key: what
+    /// zcstack does with it` (what the examples print at startup).
+    pub fn report_lines(&self) -> Vec<String> {
+        self.report.iter().map(|n| format!("{}:{}: {}: {}", self.file, n.line, n.key, n.msg)).collect()
     }
 
     /// The line of `[section] key`, or of `[section]` when the key is not
@@ -422,19 +457,31 @@ impl Config {
         Ok(rt)
     }
 
-    /// Runtime settings for port `id` (served by `[vdev<id>]`: zcstack
-    /// runs NIC-less, so port N is the N-th vdev, as in F-Stack without PCI
-    /// ports). The lowest lcore of `lcore_mask` runs the loop.
+    /// Runtime settings for port `id`, served by `[vdev<id>]` on the lowest
+    /// lcore of `lcore_mask` (one stack, one queue: [`crate::Runtime::init`]).
+    /// A port without a `[vdevN]` is a probed device (PCI), which this
+    /// single-port form does not start: [`Config::deploy_plan`] does.
     pub fn runtime(&self, id: u16) -> Result<RuntimeConfig, ConfigError> {
+        if !self.vdevs.iter().any(|v| v.id == id) && self.port(id).is_some() {
+            return Err(ConfigError {
+                file: self.file.clone(),
+                line: self.source.iter().find(|s| s.name == format!("port{id}")).map(|s| s.line),
+                msg: format!(
+                    "[port{id}] has no [vdev{id}], so it is a device the EAL probes (PCI, narrowed by [dpdk] allow); \
+                     the single-port runtime starts virtual devices only: deploy it with Config::deploy_plan"
+                ),
+            });
+        }
+        self.runtime_template(id)
+    }
+
+    /// [`Config::runtime`] without the virtual-device requirement: for a
+    /// probed port `vdev` is empty and the MAC is the device's own.
+    pub(crate) fn runtime_template(&self, id: u16) -> Result<RuntimeConfig, ConfigError> {
         let err = |line: Option<usize>, msg: String| ConfigError { file: self.file.clone(), line, msg };
         let port =
             self.port(id).ok_or_else(|| err(self.line_of("dpdk", "port_list"), format!("no [port{id}] section")))?;
-        let vdev = self.vdevs.iter().find(|v| v.id == id).ok_or_else(|| {
-            err(
-                self.source.iter().find(|s| s.name == format!("port{id}")).map(|s| s.line),
-                format!("port {id} needs a [vdev{id}] section (zcstack uses NIC-less ports)"),
-            )
-        })?;
+        let vdev = self.vdevs.iter().find(|v| v.id == id);
         let cpu = self.dpdk.lcore_mask.trailing_zeros();
         let mut eal = EalArgs::nic_less(&format!("0@{cpu}"));
         eal.no_huge = self.dpdk.no_huge;
@@ -442,31 +489,41 @@ impl Config {
         eal.no_shconf = self.dpdk.no_huge;
         eal.memory_mb = self.dpdk.memory_mb.or(self.dpdk.no_huge.then_some(512));
         eal.file_prefix = Some(self.dpdk.file_prefix.clone());
-        eal.log_level = Some(self.dpdk.log_level.clone());
+        // F-Stack passes its numeric log_level only when non-zero.
+        eal.log_level = (self.dpdk.log_level != "0").then(|| self.dpdk.log_level.clone());
         eal.extra = vec!["-n".into(), self.dpdk.channel.to_string()];
-        let mut stack = StackConfig::new(IfaceConfig {
-            mac: EthernetAddress(vdev.mac.unwrap_or([0x02, 0x7a, 0x63, 0, id as u8, port.addr.octets()[3]])),
+        let mut stack = self.engine;
+        stack.iface = IfaceConfig {
+            mac: EthernetAddress(vdev.and_then(|v| v.mac).unwrap_or([
+                0x02,
+                0x7a,
+                0x63,
+                0,
+                id as u8,
+                port.addr.octets()[3],
+            ])),
             addr: port.addr,
             prefix_len: port.prefix_len,
             gateway: port.gateway,
-        });
+        };
         stack.tcp = self.tcp;
         stack.reassembly_max_fragments = self.reassembly.max_fragments;
         stack.reassembly_datagrams = self.reassembly.max_datagrams;
         stack.reassembly_per_source = (self.reassembly.max_datagrams / 4).max(1);
         stack.zc_min_write = if self.zerocopy.send { self.zerocopy.min_write } else { 0 };
         let rx_mbufs = 8191;
-        stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, vdev.queue_size, self.zerocopy.recv_budget);
+        let queue_size = vdev.map_or(1024, |v| v.queue_size);
+        stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, queue_size, self.zerocopy.recv_budget);
         stack.send_low_water = self.zerocopy.send_low_water;
         stack.send_reserve = self.zerocopy.send_reserve;
         stack.send_share_floor = self.zerocopy.send_share_floor;
         Ok(RuntimeConfig {
             eal,
-            vdev: vdev.devargs(),
+            vdev: vdev.map(|v| v.devargs()).unwrap_or_default(),
             port: PortConfig {
                 promiscuous: self.dpdk.promiscuous,
-                tx_desc: vdev.queue_size,
-                rx_desc: vdev.queue_size,
+                tx_desc: queue_size,
+                rx_desc: queue_size,
                 ..PortConfig::default()
             },
             rx_mbufs,

@@ -47,7 +47,8 @@ fn minimal_file_gets_defaults() {
     assert!(c.report.is_empty());
     assert_eq!(
         parse_at("t.ini", MIN).unwrap().runtime(0).unwrap_err().to_string(),
-        "t.ini:4: port 0 needs a [vdev0] section (zcstack uses NIC-less ports)"
+        "t.ini:4: [port0] has no [vdev0], so it is a device the EAL probes (PCI, narrowed by [dpdk] allow); the \
+         single-port runtime starts virtual devices only: deploy it with Config::deploy_plan"
     );
 }
 
@@ -57,7 +58,7 @@ fn every_section_maps_onto_the_engine() {
     assert!(err(&text).contains("unknown section [dpdk2]"));
     let text = "[dpdk]\nlcore_mask=0x4\nchannel=2\npromiscuous=0\ntx_csum_offload_skip=1\nidle_sleep=50\npkt_tx_delay=0\n\
         port_list=0\nnb_vdev=1\nno_huge=1\nmemory=700\nfile_prefix=zz\nlog_level=debug\n\
-        [port0]\naddr=10.2.0.2\nnetmask=255.255.0.0\nbroadcast=10.2.255.255\ngateway=0.0.0.0\nlcore_list=0-1\nif_name=zc0\n\
+        [port0]\naddr=10.2.0.2\nnetmask=255.255.0.0\nbroadcast=10.2.255.255\ngateway=0.0.0.0\nlcore_list=2\nif_name=zc0\n\
         [vdev0]\ndriver=net_tap\niface=zc0\nmac=02:00:00:00:00:07\n\
         [pcap]\nenable=1\nsnaplen=128\nsavelen=65536\nsavepath=/tmp\n\
         [freebsd.boot]\nmemsz_MB=64\n\
@@ -70,7 +71,7 @@ fn every_section_maps_onto_the_engine() {
     assert!(c.dpdk.tx_csum_offload_skip && !c.dpdk.promiscuous);
     assert_eq!(c.ports[0].prefix_len, 16);
     assert_eq!(c.ports[0].gateway, None);
-    assert_eq!(c.ports[0].lcore_list, vec![0, 1]);
+    assert_eq!(c.ports[0].lcore_list, vec![2]);
     assert_eq!(c.ports[0].mtu, 1500, "default");
     let jumbo = parse_at("t.ini", &text.replace("if_name=zc0\n", "if_name=zc0\nmtu=9000\n")).unwrap();
     assert_eq!(jumbo.runtime(0).unwrap().mtu, 9000);
@@ -123,7 +124,7 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
         "t.ini:3: [dpdk] unknown key \"promiscous\"; did you mean \"promiscuous\"? (known keys: lcore_mask, channel, \
          promiscuous, numa_on, tx_csum_offoad_skip, tx_csum_offload_skip, tso, vlan_strip, idle_sleep, pkt_tx_delay, \
          symmetric_rss, port_list, nb_vdev, no_huge, memory, file_prefix, log_level, base_virtaddr, vlan_filter, \
-         allow, nb_bond)"
+         allow, nb_bond, fstack_log_level, fstack_log_file_prefix, thread_mode, lro, mtu_enable, max_mtu, mbuf_mode)"
     );
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=1\npromiscuous=yes")),
@@ -145,10 +146,13 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
         err(&MIN.replace("netmask=255.255.255.0", "netmask=255.0.255.0")),
         "t.ini:6: [port0] netmask = \"255.0.255.0\": expected a contiguous netmask like 255.255.255.0"
     );
-    assert_eq!(err(&format!("{MIN}[pocap]\nenable=1\n")), "t.ini:9: unknown section [pocap]; did you mean [pcap]? (known: dpdk, portN, vdevN, pcap, freebsd.boot, freebsd.sysctl, kni, bondN, zerocopy, tcp, impair)");
+    assert_eq!(err(&format!("{MIN}[pocap]\nenable=1\n")), "t.ini:9: unknown section [pocap]; did you mean [pcap]? (known: dpdk, portN, vdevN, vlanN, bondN, pcap, rss_check, kni, freebsd.boot, freebsd.sysctl, zerocopy, tcp, impair)");
+    // A typo of a mapped FreeBSD name loads (F-Stack would pass it to FreeBSD), with a "did you mean".
+    let typo = parse_at("t.ini", &format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sendspce=1\n")).unwrap();
     assert_eq!(
-        err(&format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sendspce=1\n")),
-        "t.ini:10: [freebsd.sysctl] unknown key \"net.inet.tcp.sendspce\"; did you mean \"net.inet.tcp.sendspace\"?"
+        typo.report[0].to_string(),
+        "line 10: [freebsd.sysctl] net.inet.tcp.sendspce: F-Stack key not implemented: no zcstack equivalent, \
+         ignored; did you mean \"net.inet.tcp.sendspace\"?"
     );
     assert_eq!(
         err(&format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.cc.algorithm=bbr\n")),
@@ -193,25 +197,26 @@ fn fstack_keys_zcstack_does_not_implement_are_reported() {
     assert_eq!(
         keys,
         [
-            "[dpdk] numa_on",
             "[dpdk] vlan_strip",
             "[dpdk] nb_bond",
+            "[kni]",
             "[kni] enable",
             "[kni] method",
             "[kni] tcp_port",
             "[freebsd.boot] hz",
             "[freebsd.boot] fd_reserve",
             "[freebsd.boot] physmem",
-            "[freebsd.sysctl] kern.ipc.maxsockets",
             "[freebsd.sysctl] net.inet.tcp.syncache.hashsize",
         ]
     );
     assert_eq!(
-        c.report[1].to_string(),
-        "line 8: [dpdk] vlan_strip: VLAN is not implemented: tagged frames are dropped and counted"
+        c.report[0].to_string(),
+        "line 8: [dpdk] vlan_strip: F-Stack key not implemented: VLAN is not implemented (no VLAN sub-interfaces): \
+         tagged frames are dropped and counted"
     );
     assert_eq!(c.tcp.send_buffer, 16384);
     assert_eq!(c.tcp.congestion, zcstack::config::CongestionControl::Cubic);
+    assert_eq!(c.tcp.max_sockets, 262_144, "kern.ipc.maxsockets is mapped");
 }
 
 fn toml_err(text: &str) -> String {
@@ -600,12 +605,12 @@ fn cross_key_checks_name_both_keys() {
         "t.ini:11: [pcap] savelen = \"4096\": expected bytes in 65575..=1099511627776: a file must hold its \
          header and one record of [pcap] snaplen = 65535 (t.ini:10)"
     );
-    // lcore_list names CPUs too.
+    // lcore_list names lcores of lcore_mask, and so CPUs of the machine.
     let e = err(&MIN.replace("gateway=10.1.0.1\n", "gateway=10.1.0.1\nlcore_list=0,9\n"));
     assert_eq!(
         e,
-        "t.ini:9: [port0] lcore_list = \"0,9\": expected CPUs this process may use (0-7): CPU 9 does not exist \
-         or is outside its cpuset"
+        "t.ini:9: [port0] lcore_list = \"0,9\": lcore 9 is not in [dpdk] lcore_mask = 1 (line 2), whose lcores \
+         are [0]; expected lcores of lcore_mask like 0 or 0-1,3 (default: all of them)"
     );
     // memory more than the machine has; memsz_MB with no_huge and memory unset (512 MiB).
     assert_eq!(

@@ -57,6 +57,9 @@ impl TcpEngine {
             debug!(local_port, %remote, queue, own = rss.queue, "rss: explicit local port refused");
             return Err(TcpError::RssWrongQueue);
         }
+        if self.cfg.randomize_ports {
+            self.next_port = super::limits::random_port(self.secret, self.next_port, remote, EPHEMERAL);
+        }
         let local = self.local_ip;
         let (listeners, conns) = (&self.listeners, &self.conns);
         let free = |p: u16| !listeners.contains_key(&p) && !conns.contains_key(&(SocketAddrV4::new(local, p), remote));

@@ -152,8 +152,8 @@ impl SocketOptions {
     /// `base` itself (shared) unless an option changes it.
     pub(crate) fn conn_config(&self, base: &Rc<TcpConfig>) -> Rc<TcpConfig> {
         let cfg = TcpConfig {
-            send_buffer: self.send_buffer.unwrap_or(base.send_buffer),
-            recv_buffer: self.recv_buffer.unwrap_or(base.recv_buffer),
+            send_buffer: self.send_buffer.map_or(base.send_buffer, |b| b.min(base.send_buffer_max)),
+            recv_buffer: self.recv_buffer.map_or(base.recv_buffer, |b| b.min(base.recv_buffer_max)),
             nodelay: self.nodelay.unwrap_or(base.nodelay),
             ..**base
         };

@@ -7,6 +7,11 @@
 //! overflow heap and cascade into the wheel as the horizon reaches them. A
 //! bitmap of occupied slots finds the next one in at most 64 word tests.
 //! Deadlines are kept exactly: a timer never fires early.
+//!
+//! Entries live in one pool of nodes linked per slot and recycled through a
+//! free list: the pool grows only when more timers are pending at once than
+//! ever before, so steady-state scheduling allocates nothing (a `Vec` per
+//! slot would allocate on the first use of each of the 4096 slots).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,11 +20,27 @@ use crate::time::Instant;
 
 const SLOTS: usize = 4096;
 const TICK_US: u64 = 1000;
+/// End of a slot's list / of the free list.
+const NIL: u32 = u32::MAX;
+/// Nodes allocated up front (grown on demand beyond).
+const INITIAL_NODES: usize = 256;
+
+/// One scheduled timer, linked into its slot's list or the free list.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    at: Instant,
+    key: u32,
+    next: u32,
+}
 
 /// Timers keyed by an opaque `u32` (the connection slot).
 #[derive(Debug)]
 pub struct TimerWheel {
-    slots: Vec<Vec<(Instant, u32)>>,
+    /// Head node of each slot's list (`NIL`: empty).
+    heads: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Head of the list of unused nodes.
+    free: u32,
     occupied: [u64; SLOTS / 64],
     /// Ticks before this have been expired (its own slot may still hold
     /// entries due later within the tick).
@@ -31,11 +52,13 @@ pub struct TimerWheel {
 impl Default for TimerWheel {
     fn default() -> Self {
         TimerWheel {
-            slots: vec![Vec::new(); SLOTS],
+            heads: vec![NIL; SLOTS],
+            nodes: Vec::with_capacity(INITIAL_NODES),
+            free: NIL,
             occupied: [0; SLOTS / 64],
             cursor: 0,
             wheel_len: 0,
-            overflow: BinaryHeap::new(),
+            overflow: BinaryHeap::with_capacity(INITIAL_NODES),
         }
     }
 }
@@ -63,7 +86,17 @@ impl TimerWheel {
             return;
         }
         let s = (tick % SLOTS as u64) as usize;
-        self.slots[s].push((at, key));
+        let node = Node { at, key, next: self.heads[s] };
+        let n = if self.free != NIL {
+            let n = self.free;
+            self.free = self.nodes[n as usize].next;
+            self.nodes[n as usize] = node;
+            n
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        };
+        self.heads[s] = n;
         self.occupied[s / 64] |= 1 << (s % 64);
         self.wheel_len += 1;
     }
@@ -77,20 +110,7 @@ impl TimerWheel {
             while t <= last {
                 let s = (t % SLOTS as u64) as usize;
                 if self.occupied[s / 64] & (1 << (s % 64)) != 0 {
-                    let slot = &mut self.slots[s];
-                    let before = slot.len();
-                    let mut i = 0;
-                    while i < slot.len() {
-                        if slot[i].0 <= now {
-                            out.push(slot.swap_remove(i));
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    self.wheel_len -= before - slot.len();
-                    if slot.is_empty() {
-                        self.occupied[s / 64] &= !(1 << (s % 64));
-                    }
+                    self.expire_slot(s, now, out);
                 }
                 t += 1;
             }
@@ -110,6 +130,45 @@ impl TimerWheel {
         }
     }
 
+    /// Moves the entries of slot `s` due at `now` into `out`, returning their
+    /// nodes to the free list.
+    fn expire_slot(&mut self, s: usize, now: Instant, out: &mut Vec<(Instant, u32)>) {
+        let mut prev = NIL;
+        let mut n = self.heads[s];
+        while n != NIL {
+            let Node { at, key, next } = self.nodes[n as usize];
+            if at <= now {
+                out.push((at, key));
+                if prev == NIL {
+                    self.heads[s] = next;
+                } else {
+                    self.nodes[prev as usize].next = next;
+                }
+                self.nodes[n as usize].next = self.free;
+                self.free = n;
+                self.wheel_len -= 1;
+            } else {
+                prev = n;
+            }
+            n = next;
+        }
+        if self.heads[s] == NIL {
+            self.occupied[s / 64] &= !(1 << (s % 64));
+        }
+    }
+
+    /// The earliest deadline in slot `s`.
+    fn slot_min(&self, s: usize) -> Option<Instant> {
+        let mut min = None;
+        let mut n = self.heads[s];
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            min = Some(min.map_or(node.at, |m: Instant| m.min(node.at)));
+            n = node.next;
+        }
+        min
+    }
+
     /// The earliest deadline scheduled (stale entries included).
     pub fn next_at(&self) -> Option<Instant> {
         let far = self.overflow.peek().map(|Reverse((at, _))| *at);
@@ -127,7 +186,7 @@ impl TimerWheel {
             }
             if bits != 0 {
                 let s = w * 64 + bits.trailing_zeros() as usize;
-                let near = self.slots[s].iter().map(|e| e.0).min();
+                let near = self.slot_min(s);
                 return match (near, far) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -170,5 +229,32 @@ mod tests {
         assert_eq!(out, vec![(Instant::from_secs(7200), 3)]);
         assert!(w.is_empty());
         assert_eq!(w.next_at(), None);
+    }
+
+    #[test]
+    fn nodes_are_recycled_across_every_slot() {
+        // Ten timers pending at a time, rescheduled 1.3 ms ahead for three
+        // revolutions of the wheel: every slot gets used, the node pool never
+        // holds more than the most timers pending at once.
+        let mut w = TimerWheel::default();
+        let mut out = Vec::with_capacity(16);
+        let mut now = Instant::ZERO;
+        for k in 0..10 {
+            w.insert(Instant::from_micros(1300 + k), k as u32);
+        }
+        let mut fired = 0u64;
+        while now < Instant::from_millis(3 * SLOTS as u64) {
+            now = w.next_at().expect("always ten pending");
+            w.expire(now, &mut out);
+            for (at, key) in out.drain(..) {
+                assert!(at <= now, "never early");
+                w.insert(now + crate::time::Duration::from_micros(1300), key);
+                fired += 1;
+            }
+            assert_eq!(w.len(), 10);
+        }
+        assert!(fired > 3 * SLOTS as u64, "fired {fired}");
+        assert!(w.nodes.len() <= 10, "pool grew to {}", w.nodes.len());
+        assert_eq!(w.nodes.capacity(), INITIAL_NODES, "no reallocation");
     }
 }

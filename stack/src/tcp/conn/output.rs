@@ -1,0 +1,417 @@
+//! Output and segmentation: the advertised window, what may be sent now,
+//! and building segments from the send queue (RFC 9293 3.10.4 and 3.8.6).
+
+use super::*;
+
+impl Conn {
+    /// The window field for an outgoing segment; never shrinks the right edge
+    /// (RFC 9293 3.8.6.2.2) and avoids silly small increases (RFC 1122 4.2.3.3).
+    pub(super) fn advertise(&mut self) -> u16 {
+        let win = self.rcv_window();
+        let new_right = self.rcv_nxt + win;
+        let cur = self.rcv_adv.max(self.rcv_nxt);
+        let step = (self.recv_cap as u32 / 2).min(self.mss).max(1);
+        // An empty buffer an application can still read into is offered
+        // whole even when only the 16-bit field (not the buffer) limits it,
+        // e.g. after a FIN took one number: RFC 1122 4.2.3.3 guards against
+        // small windows of a full buffer. An orphan (closed by its
+        // application) keeps its right edge, as FreeBSD's TIME-WAIT does.
+        let empty = || self.rcvq.held() + self.rcvq.ooo_bytes() == 0 && !self.orphan && !self.rd_shut;
+        if new_right > cur && (new_right.since(cur) >= step || win as usize == self.recv_cap || empty()) {
+            self.rcv_adv = new_right;
+        } else if self.rcv_adv < self.rcv_nxt {
+            self.rcv_adv = self.rcv_nxt;
+        }
+        (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(MAX_WIN) as u16
+    }
+
+    /// Payload bytes a segment may carry now: the MSS less the TCP options we
+    /// put on data segments (SACK blocks while we hold out-of-order data), so
+    /// frames never exceed the MTU (RFC 6691).
+    pub(super) fn seg_payload_max(&self) -> u32 {
+        // As `SegOut::emit` lays them out: `nop, nop, TS` (12 bytes) and
+        // `nop, nop, SACK` (4 + 8 per block).
+        let ts = if self.ts_ok { 12 } else { 0 };
+        let sack = if self.sack_ok && self.rcvq.has_hole() {
+            4 + 8 * self.sack_blocks().iter().flatten().count() as u32
+        } else {
+            0
+        };
+        let opt = (ts + sack).div_ceil(4) * 4;
+        self.mss.saturating_sub(opt).max(1)
+    }
+
+    /// Whether output is due without waiting for a timer.
+    pub fn wants_output(&self) -> bool {
+        self.ack_now
+            || self.dupack_now
+            || self.rtx_one
+            || self.probe_due
+            || self.ka_probe_due
+            || self.snd_nxt == self.iss
+            || self.has_sendable()
+    }
+
+    pub(super) fn has_sendable(&self) -> bool {
+        if !self.state.synchronized() {
+            return false;
+        }
+        let end = self.data_start() + self.sendq.len() as u32;
+        self.snd_nxt < end || (self.fin_queued && !self.fin_acked && self.snd_nxt == end)
+    }
+
+    pub(super) fn seg(&mut self, seq: Seq, with_ack: bool) -> SegOut {
+        let window = self.advertise();
+        let mut s = SegOut::empty(self.local, self.remote, seq);
+        if with_ack {
+            s.ack = Some(self.rcv_nxt);
+            if self.sack_ok && self.rcvq.has_hole() {
+                let base = self.rcvq.next_offset();
+                for (a, e) in self.sack_blocks().into_iter().map_while(|b| b) {
+                    s.sack[usize::from(s.sack_len)] =
+                        ((self.rcv_nxt + (a - base) as u32).0, (self.rcv_nxt + (e - base) as u32).0);
+                    s.sack_len += 1;
+                }
+            }
+            self.ack_now = false;
+            self.delack_at = None;
+            self.segs_since_ack = 0;
+        }
+        s.window = window;
+        if self.ts_ok {
+            s.ts = Some((self.ts_now, self.ts_recent));
+        }
+        s
+    }
+
+    /// The SACK blocks our next ACK carries, as stream offsets: four when
+    /// no timestamps option shares the 40 option bytes, else three (RFC
+    /// 2018 3).
+    pub(super) fn sack_blocks(&self) -> [Option<(u64, u64)>; 4] {
+        let mut b = self.rcvq.sack_blocks4();
+        if self.ts_ok {
+            b[3] = None;
+        }
+        b
+    }
+
+    pub(super) fn syn_options(&self, s: &mut SegOut, offer_wscale: bool) {
+        s.syn = true;
+        s.mss = Some(self.our_mss);
+        if self.syn_options_dropped() {
+            return;
+        }
+        // Offer SACK and timestamps in a SYN; accept them in a SYN-ACK only if
+        // the peer offered them.
+        s.sack_permitted = (self.state == State::SynSent && self.cfg.sack) || self.sack_ok;
+        if self.state == State::SynSent && self.cfg.timestamps {
+            s.ts = Some((self.ts_now, 0));
+        }
+        if offer_wscale {
+            s.wscale = Some(self.rcv_wscale);
+        }
+    }
+
+    /// Whether our SYN goes with the MSS option only: the third and later
+    /// retransmissions of an active open's SYN under
+    /// `TcpConfig::rexmit_drop_options` (FreeBSD's `rexmit_drop_options`).
+    /// The SYN-ACK's options are then ignored too: RFC 7323 2.2/3.2 and
+    /// RFC 2018 2 enable an option only when both SYNs carry it.
+    pub(super) fn syn_options_dropped(&self) -> bool {
+        self.cfg.rexmit_drop_options && self.state == State::SynSent && self.retries >= 3
+    }
+
+    /// Produces every segment due now: SYN/SYN-ACK, retransmissions, new data
+    /// within the congestion and peer windows (Nagle and SWS avoidance applied),
+    /// FIN, and ACKs.
+    ///
+    /// `tso_max` > 0: new data may leave in frames of up to that many
+    /// payload bytes (whole segments), for the device to cut (TSO).
+    pub fn output(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+        tso_max: u32,
+    ) {
+        self.tick_ts(now);
+        match self.state {
+            State::Closed => return,
+            State::SynSent => {
+                if self.snd_nxt == self.iss {
+                    let mut s = self.seg(self.iss, false);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.syn_options(&mut s, self.cfg.offer_window_scale);
+                    out.push(s);
+                    if self.rtt_probe.is_none() && self.retries == 0 {
+                        self.rtt_probe = Some((self.iss, now));
+                    }
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                return;
+            }
+            State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
+                    let mut s = self.seg(self.iss, true);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
+                    self.syn_options(&mut s, offer);
+                    out.push(s);
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+                return;
+            }
+            State::TimeWait => {
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let data_start = self.data_start();
+        let data_end = data_start + self.sendq.len() as u32;
+        let max_payload = self.seg_payload_max();
+
+        if self.dupack_now {
+            self.dupack_now = false;
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
+        if self.probe_due {
+            self.probe_due = false;
+            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
+        }
+        if self.rtx_one {
+            self.rtx_one = false;
+            if self.snd_max > self.snd_una {
+                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
+                let mut len = avail.min(max_payload);
+                if self.sack_ok {
+                    // Only the hole: not into data the peer SACKed.
+                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
+                        len = len.min(a.since(self.snd_una));
+                    }
+                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                }
+                if len > 0 {
+                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
+                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
+                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
+                    let mut s = self.seg(data_end, true);
+                    s.fin = true;
+                    out.push(s);
+                }
+                if self.rtx_at.is_none() {
+                    self.arm_rtx(now);
+                }
+            }
+        }
+
+        let sack_recovery = self.sack_ok && self.recover.is_some();
+        if sack_recovery {
+            // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, retransmit lost holes.
+            while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
+                let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
+                let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
+                if len == 0 {
+                    break;
+                }
+                stats.tcp_fast_retransmits += 1;
+                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+                self.high_rxt = seq + len;
+            }
+        }
+
+        loop {
+            if self.snd_nxt >= data_end {
+                break;
+            }
+            let retransmitting = self.snd_nxt < self.snd_max;
+            // Going back after a timeout: skip what the peer holds (RFC 6675
+            // 5.1; the scoreboard was cleared if the receiver reneged).
+            if retransmitting && self.sack_ok {
+                if let Some(end) = self.scoreboard.sacked_end(self.snd_nxt) {
+                    self.snd_nxt = end;
+                    continue;
+                }
+            }
+            let peer_end = self.snd_una + self.snd_wnd;
+            let peer_left = if self.snd_nxt < peer_end { peer_end.since(self.snd_nxt) } else { 0 };
+            let cwnd_left = if sack_recovery {
+                // New data only as far as the pipe allows (rule 2 of NextSeg).
+                self.cwnd.saturating_sub(self.pipe())
+            } else {
+                let mut outstanding = self.snd_nxt.since(self.snd_una);
+                if self.rto_point.is_some() && self.sack_ok {
+                    // After a timeout everything past snd_nxt counts as lost
+                    // and SACKed bytes have left the network.
+                    outstanding -= self.scoreboard.sacked_between(self.snd_una, self.snd_nxt);
+                }
+                self.cwnd.saturating_add(self.limited_transmit * self.mss).saturating_sub(outstanding)
+            };
+            let wnd_left = cwnd_left.min(peer_left);
+            let avail = data_end.since(self.snd_nxt);
+            // A resend stops where SACKed data starts (a hole may be short).
+            // (New data has nothing SACKed past it: no scoreboard query.)
+            let hole = match retransmitting && self.sack_ok {
+                true => self.scoreboard.next_sacked(self.snd_nxt).map_or(avail, |a| a.since(self.snd_nxt).min(avail)),
+                false => avail,
+            };
+            // With TSO, as many whole segments as fit in one frame (all of
+            // what is left when it fits); new data only, outside recovery
+            // (a go-back-N resend after a timeout goes segment by segment).
+            let fresh = self.snd_nxt >= self.snd_max;
+            let burst = if tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
+                tso_max - tso_max % max_payload
+            } else {
+                max_payload
+            };
+            let mut len = burst.min(hole).min(wnd_left);
+            if len > max_payload && len < hole {
+                len -= len % max_payload;
+            }
+            if len == 0 {
+                break;
+            }
+            if len < max_payload && len < hole {
+                // Limited by a window, not by the data: no segment below
+                // SMSS for want of cwnd (wait for ACKs), and none smaller
+                // than half the peer's largest window (sender SWS, RFC 9293
+                // 3.8.6.2.1; the persist timer overrides it).
+                if cwnd_left < max_payload.min(hole) || len < self.max_snd_wnd / 2 {
+                    break;
+                }
+            } else if len < max_payload
+                && !retransmitting
+                && !self.nodelay
+                && self.snd_max > self.snd_una
+                && !self.fin_queued
+            {
+                // Nagle: one small segment in flight at a time.
+                break;
+            }
+            let seq = self.snd_nxt;
+            if !retransmitting && self.rtt_probe.is_none() {
+                self.rtt_probe = Some((seq, now));
+            }
+            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            if len > max_payload {
+                if let Some(last) = out.last_mut() {
+                    last.tso_segsz = max_payload as u16;
+                }
+                stats.tcp_tso_frames += 1;
+            }
+            self.snd_nxt = seq + len;
+            if self.fin_queued && self.snd_nxt == data_end {
+                if let Some(last) = out.last_mut() {
+                    last.fin = true;
+                }
+                self.snd_nxt = self.snd_nxt + 1;
+            }
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rtx_at.is_none() {
+                self.arm_rtx(now);
+            }
+        }
+
+        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end {
+            let mut s = self.seg(data_end, true);
+            s.fin = true;
+            out.push(s);
+            self.snd_nxt = data_end + 1;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rtx_at.is_none() {
+                self.arm_rtx(now);
+            }
+        }
+
+        // Data unacknowledged and nothing timing it: the peer's window is
+        // shut (or too small to use). The persist timer probes, backing off
+        // exponentially up to max_rto, for as long as that lasts.
+        if self.persist_at.is_none() && self.rtx_at.is_none() && self.snd_una < data_end {
+            let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(16));
+            self.persist_at = Some(now + interval.min(self.cfg.max_rto));
+        }
+
+        if self.ka_probe_due {
+            self.ka_probe_due = false;
+            let s = self.seg(self.snd_una + u32::MAX, true); // snd_una - 1: elicits an ACK
+            out.push(s);
+        }
+        if self.ack_now {
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
+    }
+
+    /// The persist timer fired (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17). With
+    /// the peer's window shut, the byte at snd_una goes past it (a new probe
+    /// or the last one again; a lost window update is learnt from its ACK).
+    /// With a window open but too small for the SWS rule, what fits of it
+    /// goes (the SWS override). Probes are timed by the persist timer, not
+    /// the RTO.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    pub(super) fn window_probe(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        if self.rtx_at.is_some() || self.snd_una >= data_end {
+            return;
+        }
+        stats.tcp_persist_probes += 1;
+        let peer_end = self.snd_una + self.snd_wnd;
+        if self.snd_nxt < peer_end && self.snd_nxt < data_end {
+            let len = peer_end.since(self.snd_nxt).min(max_payload).min(data_end.since(self.snd_nxt));
+            self.send_data(now, self.snd_nxt, len, data_start, data_end, mem, stats, out);
+            self.snd_nxt = self.snd_nxt + len;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            self.arm_rtx(now);
+        } else {
+            self.send_data(now, self.snd_una, 1, data_start, data_end, mem, stats, out);
+            self.snd_nxt = self.snd_nxt.max(self.snd_una + 1);
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_data(
+        &mut self,
+        _now: Instant,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        data_end: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let mut s = self.seg(seq, true);
+        let off = seq.since(data_start) as usize;
+        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+            Ok(copied) => s.copied = copied,
+            Err(_) => stats.page_errors += 1,
+        }
+        s.psh = seq + len == data_end;
+        out.push(s);
+    }
+}

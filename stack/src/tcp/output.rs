@@ -1,0 +1,278 @@
+//! Output: segments to send ([`SegOut`]) with their header encoding, and the
+//! pass that asks each connection marked dirty for its segments.
+
+use super::*;
+
+impl TcpEngine {
+    /// Produces the segments of every connection with something to send.
+    ///
+    /// `tso_max` > 0: new data may leave in frames of up to that many bytes
+    /// of TCP payload, cut into MSS-sized segments by the device (TSO);
+    /// retransmissions always go one segment at a time.
+    pub(crate) fn dispatch(
+        &mut self,
+        now: Instant,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+        tso_max: u32,
+    ) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for idx in &dirty {
+            if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
+                c.dirty = false;
+                c.output(now, mem, stats, out, tso_max);
+                let pages = c.send_pages(1).0;
+                self.pressure.account(*idx, pages);
+            }
+            self.schedule(*idx);
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// Whether any connection has output pending.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+}
+
+/// A segment to send, before IP/Ethernet encapsulation.
+#[derive(Debug)]
+pub(crate) struct SegOut {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: Seq,
+    pub ack: Option<Seq>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub psh: bool,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// SACK blocks (left, right), the first `sack_len` valid; the fourth
+    /// only without timestamps. Plain pairs and a count (not `Option`s)
+    /// keep the segment within 128 bytes, moved by inline stores instead
+    /// of a `memcpy` call on the per-segment path.
+    pub sack: [(u32, u32); 4],
+    /// How many of `sack` are valid (0..=4).
+    pub sack_len: u8,
+    pub ts: Option<(u32, u32)>,
+    pub payload: crate::phy::Payload,
+    /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
+    pub copied: bool,
+    /// Non-zero: more than one segment's payload, for the device to cut
+    /// into segments of this size (TSO, [`crate::phy::TxFrame::tso_segsz`]).
+    pub tso_segsz: u16,
+}
+
+impl SegOut {
+    pub fn empty(src: SocketAddrV4, dst: SocketAddrV4, seq: Seq) -> SegOut {
+        SegOut {
+            src,
+            dst,
+            seq,
+            ack: None,
+            syn: false,
+            fin: false,
+            rst: false,
+            psh: false,
+            window: 0,
+            mss: None,
+            wscale: None,
+            sack_permitted: false,
+            sack: [(0, 0); 4],
+            sack_len: 0,
+            ts: None,
+            payload: crate::phy::Payload::new(),
+            copied: false,
+            tso_segsz: 0,
+        }
+    }
+
+    pub fn rst(src: SocketAddrV4, dst: SocketAddrV4, seq: Seq, ack: Option<Seq>) -> SegOut {
+        let mut s = SegOut::empty(src, dst, seq);
+        s.rst = true;
+        s.ack = ack;
+        s
+    }
+
+    /// Writes the TCP header after `headroom` bytes of `buf` and fills the
+    /// checksum over header and payload; with `checksum_offload` the field
+    /// holds the pseudo-header sum for the device to complete.
+    pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
+        let control = match (self.syn, self.fin, self.rst) {
+            (true, _, _) => TcpControl::Syn,
+            (_, true, _) => TcpControl::Fin,
+            (_, _, true) => TcpControl::Rst,
+            _ if self.psh => TcpControl::Psh,
+            _ => TcpControl::None,
+        };
+        let repr = TcpRepr {
+            src_port: self.src.port(),
+            dst_port: self.dst.port(),
+            control,
+            seq_number: self.seq.into(),
+            ack_number: self.ack.map(Into::into),
+            window_len: self.window,
+            window_scale: self.wscale,
+            max_seg_size: self.mss,
+            sack_permitted: self.sack_permitted,
+            sack_ranges: [None; 3],
+            timestamp: self.ts.map(|(v, e)| smoltcp::wire::TcpTimestampRepr::new(v, e)),
+            payload: &[],
+        };
+        // SACK blocks (never on a SYN) are written here, not by smoltcp,
+        // whose option holds three: without timestamps four fit (RFC 2018 3).
+        let sack_opts =
+            if self.syn { None } else { sack_option_bytes(&self.sack[..usize::from(self.sack_len)], self.ts) };
+        let repr = if sack_opts.is_some() { TcpRepr { timestamp: None, ..repr } } else { repr };
+        let hlen = repr.header_len() + sack_opts.as_ref().map_or(0, |o| o.len());
+        buf.resize(headroom + hlen, 0);
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+        let src = *self.src.ip();
+        let dst = *self.dst.ip();
+        repr.emit(&mut pkt, &src.into(), &dst.into(), &smoltcp::phy::ChecksumCapabilities::ignored());
+        if let Some(o) = &sack_opts {
+            pkt.set_header_len(hlen as u8);
+            let start = headroom + repr.header_len();
+            buf[start..start + o.len()].copy_from_slice(o);
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+        // TcpControl carries one flag: add PSH back to a FIN segment.
+        if self.fin && !self.syn {
+            pkt.set_fin(true);
+            pkt.set_psh(self.psh);
+        }
+        pkt.set_checksum(0);
+        let payload_len: usize = self.payload.iter().map(|p| p.len as usize).sum();
+        let mut c = Checksum::new();
+        // A TSO frame's pseudo-header sum leaves the length out: the device
+        // adds each cut segment's own (RTE_MBUF_F_TX_TCP_SEG contract).
+        let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+        c.add_pseudo_header(src, dst, IpProtocol::Tcp, l4_len);
+        debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
+        if checksum_offload {
+            // The NIC completes the sum from the pseudo-header sum left in
+            // the field (DPDK's RTE_MBUF_F_TX_TCP_CKSUM contract, virtio's
+            // NEEDS_CSUM): the payload is never read by the CPU.
+            pkt.set_checksum(!c.finish());
+            return;
+        }
+        c.add(&buf[headroom..headroom + hlen]);
+        for p in &self.payload {
+            c.add(mem.slice(*p));
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
+        pkt.set_checksum(c.finish());
+    }
+}
+
+/// The options of an ACK carrying SACK blocks, laid out as Linux and
+/// FreeBSD do: `nop, nop, TS` (when `ts` is set) then `nop, nop, SACK`
+/// (RFC 2018 3: kind 5, length 2 + 8n; RFC 7323 3.2 for the timestamps),
+/// 4-byte aligned, at most 40 bytes: three blocks with timestamps, four
+/// without. `None` when there is no block.
+pub(super) fn sack_option_bytes(blocks: &[(u32, u32)], ts: Option<(u32, u32)>) -> Option<OptBytes> {
+    let max = if ts.is_some() { 3 } else { 4 };
+    let n = blocks.len().min(max);
+    if n == 0 {
+        return None;
+    }
+    let mut o = OptBytes { buf: [0; 40], len: 0 };
+    if let Some((val, ecr)) = ts {
+        o.push(&[1, 1, 8, 10]);
+        o.push(&val.to_be_bytes());
+        o.push(&ecr.to_be_bytes());
+    }
+    o.push(&[1, 1, 5, 2 + 8 * n as u8]);
+    for &(l, r) in &blocks[..n] {
+        o.push(&l.to_be_bytes());
+        o.push(&r.to_be_bytes());
+    }
+    Some(o)
+}
+
+/// TCP option bytes in a fixed 40-byte buffer (no allocation per segment).
+pub(super) struct OptBytes {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl OptBytes {
+    /// Appends `b`; the caller keeps the total within 40 bytes.
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+impl std::ops::Deref for OptBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod emit_tests {
+    use super::*;
+    use crate::mem::HeapPages;
+
+    /// With checksum offload the field holds the pseudo-header sum for the
+    /// device to finish: with the L4 length for a plain frame, without it
+    /// for a TSO frame (each cut segment adds its own, DPDK's contract).
+    #[test]
+    fn offloaded_checksums_leave_the_pseudo_header_sum() {
+        let mem = HeapPages::new(1, 64);
+        let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        for tso in [0u16, 1448] {
+            let mut s = SegOut::empty(src, dst, Seq(1));
+            s.tso_segsz = tso;
+            let mut buf = Vec::new();
+            s.emit(&mut buf, 0, &mem, true);
+            let mut c = Checksum::new();
+            let len = if tso > 0 { 0 } else { buf.len() as u16 };
+            c.add_pseudo_header(*src.ip(), *dst.ip(), IpProtocol::Tcp, len);
+            let field = u16::from_be_bytes([buf[16], buf[17]]);
+            assert_eq!(field, !c.finish(), "tso {tso}");
+        }
+    }
+
+    /// SACK blocks go out as `nop, nop, TS, nop, nop, SACK`: four blocks
+    /// without timestamps (40 option bytes), three with (RFC 2018 3); the
+    /// checksum covers the options.
+    #[test]
+    fn sack_option_holds_four_blocks_without_timestamps_and_three_with() {
+        let mem = HeapPages::new(1, 64);
+        let (src, dst) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let blocks = [(10, 20), (30, 40), (50, 60), (70, 80)];
+        for (ts, hlen, n) in [(None, 20 + 36, 4usize), (Some((5, 6)), 20 + 12 + 28, 3)] {
+            let mut s = SegOut::empty(src, dst, Seq(1));
+            (s.ack, s.sack, s.sack_len, s.ts) = (Some(Seq(9)), blocks, 4, ts);
+            let mut buf = Vec::new();
+            s.emit(&mut buf, 0, &mem, false);
+            let pkt = TcpPacket::new_checked(&buf[..]).unwrap();
+            assert_eq!(usize::from(pkt.header_len()), hlen);
+            assert!(pkt.verify_checksum(&(*src.ip()).into(), &(*dst.ip()).into()));
+            let opts = pkt.options();
+            let at = if ts.is_some() { 12 } else { 0 };
+            assert_eq!(&opts[at..at + 4], &[1, 1, 5, 2 + 8 * n as u8]);
+            let got: Vec<(u32, u32)> = opts[at + 4..]
+                .chunks(8)
+                .map(|c| {
+                    (u32::from_be_bytes(c[..4].try_into().unwrap()), u32::from_be_bytes(c[4..].try_into().unwrap()))
+                })
+                .collect();
+            assert_eq!(got, blocks[..n].to_vec());
+            let r = TcpRepr::parse(&pkt, &(*src.ip()).into(), &(*dst.ip()).into(), &Default::default()).unwrap();
+            assert_eq!(r.timestamp.map(|t| (t.tsval, t.tsecr)), ts);
+            assert_eq!(r.sack_ranges, [Some(blocks[0]), Some(blocks[1]), Some(blocks[2])]);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The connection table: slots with generation-checked handles, the
+//! 4-tuple map (one hash per segment), readiness marks, timer scheduling
+//! and slot release.
+
+use super::*;
+
+impl TcpEngine {
+    pub(super) fn alloc_slot(&mut self, sock: Sock) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].sock = Some(sock);
+                i
+            }
+            None => {
+                self.slots.push(Slot { gen: 0, sock: Some(sock) });
+                let idx = (self.slots.len() - 1) as u32;
+                self.pressure.track_slot(idx);
+                idx
+            }
+        }
+    }
+
+    pub(super) fn handle(&self, idx: u32) -> SocketHandle {
+        SocketHandle { idx, gen: self.slots[idx as usize].gen }
+    }
+
+    pub(super) fn conn(&self, h: SocketHandle) -> Result<&Conn, TcpError> {
+        match self.slots.get(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Conn(c)) }) if *gen == h.gen && !c.orphan => Ok(c),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    pub(super) fn conn_mut(&mut self, h: SocketHandle) -> Result<&mut Conn, TcpError> {
+        match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Conn(c)) }) if *gen == h.gen && !c.orphan => Ok(c),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    pub(super) fn listener_mut(&mut self, h: SocketHandle) -> Result<&mut Listener, TcpError> {
+        match self.slots.get_mut(h.idx as usize) {
+            Some(Slot { gen, sock: Some(Sock::Listener(l)) }) if *gen == h.gen => Ok(l),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    /// Whether any connection uses `port` as its local port. A scan of the
+    /// table: only `listen`/`connect` with an explicit port without
+    /// `SO_REUSEADDR` ask, never the per-segment path.
+    pub(super) fn port_in_use(&self, port: u16) -> bool {
+        self.conns.keys().any(|(l, _)| l.port() == port)
+    }
+
+    pub(super) fn free_slot(&mut self, idx: u32) {
+        if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
+            self.conns.remove(&(c.local, c.remote));
+        }
+        self.pressure.account(idx, 0);
+        let slot = &mut self.slots[idx as usize];
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(idx);
+    }
+
+    pub(super) fn mark(&mut self, idx: u32) {
+        if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    pub(super) fn schedule(&mut self, idx: u32) {
+        if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
+            if let Some(t) = c.next_timer() {
+                if c.timer_scheduled.is_none_or(|s| t < s) {
+                    c.timer_scheduled = Some(t);
+                    self.timers.insert(t, idx);
+                }
+            }
+        }
+    }
+
+    pub(super) fn isn(&self, local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> Seq {
+        // RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
+        // M a 4-microsecond timer, F a keyed hash (SipHash, keyed by the secret).
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.secret.hash(&mut h);
+        local.hash(&mut h);
+        remote.hash(&mut h);
+        Seq((now.total_micros() / 4) as u32) + h.finish() as u32
+    }
+
+    /// Connection `idx` reached CLOSED (from state `was`): detach it from its
+    /// listener and free it, free it if the application already let go, or
+    /// keep the slot (unmapped) until the application closes the handle.
+    pub(super) fn finish(&mut self, idx: u32, was: State) {
+        let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get(idx as usize) else { return };
+        let (parent, orphan, key) = (c.parent, c.orphan, (c.local, c.remote));
+        if let Some(p) = parent {
+            if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(p as usize) {
+                if was == State::SynReceived {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+                l.accept_q.retain(|&i| i != idx);
+            }
+            self.free_slot(idx);
+        } else if orphan {
+            self.free_slot(idx);
+        } else {
+            self.conns.remove(&key);
+            self.note(idx);
+        }
+    }
+}

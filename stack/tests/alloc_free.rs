@@ -1,0 +1,332 @@
+//! No heap allocation per exchange (issue 13, item 3): a counting global
+//! allocator (global only in this test binary) watches 10,000 keep-alive
+//! request/response exchanges between two stacks after a warm-up, and
+//! counts zero allocations on the thread that drives them.
+//!
+//! The wire between the stacks is itself allocation-free (frames copied
+//! into recycled buffers, zero-copy receive through recycled `Rc` frames),
+//! so every allocation counted is the engine's. Time is simulated.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
+
+use zcstack::mem::{HeapPages, PageMemory};
+use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, SharedRx, TxFrame};
+use zcstack::tcp::SockOpt;
+use zcstack::wire::EthernetAddress;
+use zcstack::{
+    Duration, Event, IfaceConfig, Instant, Interest, SocketHandle, Stack, StackConfig, TcpError, Token, Trigger,
+};
+
+// ----- the counting allocator -----
+
+struct Counting;
+
+thread_local! {
+    /// Counting is on for this thread.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// Allocations (and reallocations) counted while armed.
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+    /// Print a backtrace of each counted allocation (`ZC_ALLOC_TRACE=1`).
+    static TRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note_alloc() {
+    // `try_with`: thread-locals may be gone while a thread exits.
+    let armed = ARMED.try_with(|a| a.get()).unwrap_or(false);
+    if !armed {
+        return;
+    }
+    let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    if TRACE.try_with(|t| t.get()).unwrap_or(false) {
+        ARMED.with(|a| a.set(false));
+        eprintln!("allocation:\n{}", std::backtrace::Backtrace::force_capture());
+        ARMED.with(|a| a.set(true));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counting only touches const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` with counting armed on this thread; returns its allocations.
+fn count_allocs(f: impl FnOnce()) -> u64 {
+    TRACE.with(|t| t.set(std::env::var_os("ZC_ALLOC_TRACE").is_some()));
+    COUNT.with(|c| c.set(0));
+    ARMED.with(|a| a.set(true));
+    f();
+    ARMED.with(|a| a.set(false));
+    COUNT.with(|c| c.get())
+}
+
+// ----- an allocation-free wire -----
+
+const FRAME_CAP: usize = 2048;
+const RING: usize = 256;
+
+/// A received frame kept by reference (zero-copy receive); recycled once
+/// the engine drops its last reference.
+struct Frame {
+    bytes: Vec<u8>,
+}
+
+impl RxBuf for Frame {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn footprint(&self) -> usize {
+        FRAME_CAP
+    }
+    fn l4_verified(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Default)]
+struct Wire {
+    /// Frames in flight per direction (index: sender side).
+    q: [VecDeque<Vec<u8>>; 2],
+    /// Empty buffers to copy frames into.
+    spare: Vec<Vec<u8>>,
+}
+
+struct End {
+    side: usize,
+    wire: Rc<RefCell<Wire>>,
+    done: Vec<TxFrame>,
+    /// Hand frames over by reference (`true`) or lend them.
+    shared: bool,
+    /// `Rc` frames for zero-copy receive, reused when the engine let go.
+    frames: Vec<Rc<Frame>>,
+    next_frame: usize,
+}
+
+fn wire(shared: bool) -> (End, End) {
+    let w = Rc::new(RefCell::new(Wire {
+        q: [VecDeque::with_capacity(RING), VecDeque::with_capacity(RING)],
+        spare: (0..RING).map(|_| Vec::with_capacity(FRAME_CAP)).collect(),
+    }));
+    let end = |side| End {
+        side,
+        wire: w.clone(),
+        done: Vec::with_capacity(RING),
+        shared,
+        frames: (0..RING).map(|_| Rc::new(Frame { bytes: Vec::with_capacity(FRAME_CAP) })).collect(),
+        next_frame: 0,
+    };
+    (end(0), end(1))
+}
+
+impl End {
+    /// A frame the engine no longer holds, refilled with `bytes`.
+    fn frame(&mut self, bytes: &[u8]) -> SharedRx {
+        for _ in 0..self.frames.len() {
+            let i = self.next_frame;
+            self.next_frame = (self.next_frame + 1) % self.frames.len();
+            if let Some(f) = Rc::get_mut(&mut self.frames[i]) {
+                f.bytes.clear();
+                f.bytes.extend_from_slice(bytes);
+                return self.frames[i].clone();
+            }
+        }
+        panic!("all {} receive frames held by the engine", self.frames.len());
+    }
+}
+
+impl Device for End {
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps::default()
+    }
+    fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some(f) = self.wire.borrow_mut().q[1 - self.side].pop_front() else { break };
+            sink(&f);
+            self.wire.borrow_mut().spare.push(f);
+            n += 1;
+        }
+        n
+    }
+    fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        if !self.shared {
+            return self.receive(now, budget, &mut |b: &[u8]| sink(RxFrame::Borrowed(b)));
+        }
+        let mut n = 0;
+        while n < budget {
+            let Some(f) = self.wire.borrow_mut().q[1 - self.side].pop_front() else { break };
+            let rx = self.frame(&f);
+            self.wire.borrow_mut().spare.push(f);
+            sink(RxFrame::Shared(rx));
+            n += 1;
+        }
+        n
+    }
+    fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
+        let mut w = self.wire.borrow_mut();
+        let Some(mut v) = w.spare.pop() else { return Err(frame) };
+        v.clear();
+        frame.copy_into(mem, &mut v);
+        w.q[self.side].push_back(v);
+        self.done.push(frame);
+        Ok(())
+    }
+    fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        for f in self.done.drain(..) {
+            done(f);
+        }
+    }
+}
+
+// ----- the exchange -----
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const REQUEST: usize = 64;
+const RESPONSE: usize = 300;
+
+struct Rr {
+    /// The server.
+    a: Stack<HeapPages>,
+    /// The client.
+    b: Stack<HeapPages>,
+    da: End,
+    db: End,
+    now: Instant,
+    s: SocketHandle,
+    c: SocketHandle,
+    events: Vec<Event>,
+}
+
+fn config(ip: Ipv4Addr, m: u8) -> StackConfig {
+    let mut c = StackConfig::new(IfaceConfig {
+        mac: EthernetAddress([2, 0, 0, 0, 0, m]),
+        addr: ip,
+        prefix_len: 24,
+        gateway: None,
+    });
+    c.tcp.nodelay = true;
+    c
+}
+
+impl Rr {
+    fn new(shared: bool) -> Rr {
+        let (da, db) = wire(shared);
+        let mut a = Stack::new(config(A, 1), HeapPages::new(4096, 2048), 1500);
+        let mut b = Stack::new(config(B, 2), HeapPages::new(4096, 2048), 1500);
+        let l = a.tcp_listen(80, 16).unwrap();
+        let c = b.tcp_connect(SocketAddrV4::new(A, 80), 0, Instant::ZERO).unwrap();
+        let mut rr = Rr { a, b, da, db, now: Instant::ZERO, s: l, c, events: Vec::with_capacity(64) };
+        let mut s = None;
+        for _ in 0..1000 {
+            rr.poll();
+            s = s.or_else(|| rr.a.tcp_accept(l).ok().map(|x| x.0));
+            if s.is_some() && rr.b.tcp_state(rr.c) == Ok(zcstack::State::Established) {
+                break;
+            }
+        }
+        rr.s = s.expect("handshake");
+        rr.a.tcp_set_option(rr.s, SockOpt::NoDelay(true), rr.now).unwrap();
+        rr.b.tcp_set_option(rr.c, SockOpt::NoDelay(true), rr.now).unwrap();
+        rr.a.register(rr.s, Token(1), Interest::READABLE, Trigger::Edge).unwrap();
+        rr.b.register(rr.c, Token(2), Interest::READABLE, Trigger::Edge).unwrap();
+        rr
+    }
+
+    /// Both stacks poll once, 5 µs of simulated time later.
+    fn poll(&mut self) {
+        self.now += Duration::from_micros(5);
+        self.a.poll(self.now, &mut self.da);
+        self.b.poll(self.now, &mut self.db);
+    }
+
+    /// One request from b, answered by a, read whole by b; bounded in polls.
+    fn exchange(&mut self) {
+        let mut buf = [0u8; 1024];
+        assert_eq!(self.b.tcp_write(self.c, &[b'q'; REQUEST]), Ok(REQUEST));
+        let (mut asked, mut answered) = (0, 0);
+        for _ in 0..100 {
+            self.poll();
+            self.events.clear();
+            self.a.poll_events(&mut self.events);
+            if !self.events.is_empty() {
+                asked += drain(&mut self.a, self.s, &mut buf);
+                if asked == REQUEST {
+                    asked = 0;
+                    assert_eq!(self.a.tcp_write(self.s, &[b'r'; RESPONSE]), Ok(RESPONSE));
+                }
+            }
+            self.events.clear();
+            self.b.poll_events(&mut self.events);
+            if !self.events.is_empty() {
+                answered += drain(&mut self.b, self.c, &mut buf);
+                if answered == RESPONSE {
+                    return;
+                }
+            }
+        }
+        panic!("exchange did not complete in 100 polls ({answered} of {RESPONSE} bytes back)");
+    }
+}
+
+/// Reads everything `h` holds into `buf`; returns the bytes read.
+fn drain(st: &mut Stack<HeapPages>, h: SocketHandle, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match st.tcp_read(h, buf) {
+            Ok(0) | Err(TcpError::WouldBlock) => return n,
+            Ok(k) => n += k,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+fn exchanges_allocate(shared: bool) -> u64 {
+    let mut rr = Rr::new(shared);
+    for _ in 0..1000 {
+        rr.exchange();
+    }
+    let frames = rr.a.stats().tx_frames;
+    let n = count_allocs(|| {
+        for _ in 0..10_000 {
+            rr.exchange();
+        }
+    });
+    assert!(rr.a.stats().tx_frames >= frames + 10_000, "the server answered every request");
+    n
+}
+
+#[test]
+fn keepalive_exchanges_allocate_nothing_with_copied_receive() {
+    assert_eq!(exchanges_allocate(false), 0, "allocations across 10,000 exchanges (ZC_ALLOC_TRACE=1 shows where)");
+}
+
+#[test]
+fn keepalive_exchanges_allocate_nothing_with_zero_copy_receive() {
+    assert_eq!(exchanges_allocate(true), 0, "allocations across 10,000 exchanges (ZC_ALLOC_TRACE=1 shows where)");
+}
