@@ -109,6 +109,11 @@ impl Deployment {
 
     fn port_up(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
         let mut port = match &pp.device {
+            // `Config::deploy_plan` puts the vdevs on the EAL command line
+            // (port ids in F-Stack's order): attach to the port the EAL made.
+            PortDevice::Vdev { devargs } if plan.eal.vdevs.contains(devargs) => {
+                Port::by_name(eal, devargs.split(',').next().unwrap_or(devargs))?
+            }
             PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
             PortDevice::Probed => Port::probed(eal, pp.port_id)?,
         };

@@ -94,7 +94,10 @@ fn two_lcores_share_a_two_queue_tap_and_serve_64_connections() {
     let _turn = one_at_a_time();
     let mut ns = Netns::new("mq");
     let conf = ns.config("mq.ini", "");
-    let text = std::fs::read_to_string(&conf).unwrap().replace("lcore_mask=1", "lcore_mask=3");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("lcore_mask=1", "lcore_mask=3")
+        .replace("driver=net_tap", "driver=net_tap\nqueues=2");
     std::fs::write(&conf, text).unwrap();
     let first = ns.start(env!("CARGO_BIN_EXE_helloworld"), &["--conf", conf.as_str(), "--duration", "60"]);
     assert!(first.contains("listening on 10.212.0.2:80"), "{first}");
