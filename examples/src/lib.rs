@@ -141,6 +141,12 @@ impl Latency {
         self.0.saturating_record(us.max(1));
     }
 
+    /// Adds every sample of `other` (another lcore's recorder).
+    pub fn merge(&mut self, other: &Latency) {
+        // Both have the same bounds, so adding cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
     /// Samples recorded.
     pub fn count(&self) -> u64 {
         self.0.len()
