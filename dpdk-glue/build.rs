@@ -73,6 +73,8 @@ fn main() {
         .allowlist_function("rte_(ring_create|ring_free|ring_lookup|vdev_init|vdev_uninit)")
         .allowlist_function("rte_eth_dev_(rss_reta_update|rss_hash_update)")
         .allowlist_function("rte_(memzone_reserve_aligned|memzone_free|mem_virt2iova|extmem_register|extmem_unregister|dev_dma_map|dev_dma_unmap|mem_virt2memseg_list)")
+        // Device discovery, NUMA placement and IOVA/DMA decisions (ports.rs, extbuf.rs).
+        .allowlist_function("rte_(dev_name|dev_bus|dev_numa_node|bus_name|vfio_is_enabled)")
         .allowlist_type("rte_mbuf|rte_mempool|rte_memzone|rte_mbuf_ext_shared_info|rte_eth_(conf|dev_info|stats|xstat|xstat_name|link|rxconf|txconf)|rte_ether_addr")
         .allowlist_type("zc_offload_bits|zc_rss_bits|rte_eth_rss_reta_entry64|rte_eth_rss_conf")
         .allowlist_var("ZC_.*|RTE_MEMZONE_.*|RTE_MAX_LCORE|RTE_MAX_ETHPORTS|RTE_ETH_LINK_.*|RTE_MBUF_DEFAULT_.*|RTE_PKTMBUF_HEADROOM|RTE_ETH_XSTATS_NAME_SIZE|RTE_ETHER_ADDR_LEN|SOCKET_ID_ANY|RTE_ETH_NAME_MAX_LEN|RTE_MBUF_F_.*|RTE_PTYPE_.*|RING_F_.*")

@@ -19,6 +19,8 @@
 #include <rte_ring.h>
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
+#include <rte_bus.h>
+#include <rte_vfio.h>
 #include <rte_ether.h>
 
 /* DPDK defines offload flags with RTE_BIT64(), which bindgen cannot

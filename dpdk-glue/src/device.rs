@@ -79,6 +79,9 @@ pub struct EthDeviceConfig {
     pub rx_zero_copy: bool,
     /// Fault injection on both directions (off by default; for tests).
     pub impair: ImpairConfig,
+    /// NUMA socket of the device's TX pools (`None`: any; `numa_on` passes
+    /// the port's socket).
+    pub socket: Option<i32>,
 }
 
 impl Default for EthDeviceConfig {
@@ -93,6 +96,7 @@ impl Default for EthDeviceConfig {
             tx_delay_us: 0,
             rx_zero_copy: false,
             impair: ImpairConfig::default(),
+            socket: None,
         }
     }
 }
@@ -351,7 +355,9 @@ impl EthDevice {
         // Pool names are process-global in DPDK: number every device.
         static DEVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = DEVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pool = |what: &str, c: &PoolConfig| Mempool::new(eal, &format!("zc{what}{id}_{n}"), c);
+        let pool = |what: &str, c: &PoolConfig| {
+            Mempool::new(eal, &format!("zc{what}{id}_{n}"), &c.clone().on_socket(cfg.socket))
+        };
         let hdr_pool = pool(
             "h",
             &PoolConfig { data_room: 256 + ffi::RTE_PKTMBUF_HEADROOM as u16, ..PoolConfig::packets(cfg.tx_mbufs) },

@@ -40,6 +40,16 @@ pub struct EalArgs {
     pub iova_mode: Option<String>,
     /// Anything else, appended verbatim.
     pub extra: Vec<String>,
+    /// `-a ENTRY` per entry: the PCI devices to probe (F-Stack's `[dpdk] allow`),
+    /// each `DDDD:BB:DD.F` or `BB:DD.F` optionally followed by `,driver options`.
+    /// Empty probes every PCI device bound to a DPDK-capable driver (unless
+    /// [`EalArgs::no_pci`]). Checked before and after init ([`Eal::init`]).
+    pub allow: Vec<String>,
+    /// `--proc-type` (`primary`, `secondary` or `auto`).
+    pub proc_type: Option<String>,
+    /// `--base-virtaddr`, e.g. `0x7f0000000000` (F-Stack's `base_virtaddr`: where
+    /// the primary maps DPDK memory so secondaries can map it at the same address).
+    pub base_virtaddr: Option<String>,
 }
 
 impl EalArgs {
@@ -55,6 +65,13 @@ impl EalArgs {
             log_level: Some("warning".to_owned()),
             ..EalArgs::default()
         }
+    }
+
+    /// A deployment on NIC ports: hugepages (DPDK's default memory), PCI
+    /// probing narrowed by `allow` when given, a shared config (so secondary
+    /// processes can attach), warnings-only logging.
+    pub fn nic(lcores: &str, allow: Vec<String>) -> Self {
+        EalArgs { lcores: Some(lcores.to_owned()), allow, log_level: Some("warning".to_owned()), ..EalArgs::default() }
     }
 
     /// The argv handed to `rte_eal_init`, starting with the program name.
@@ -95,6 +112,15 @@ impl EalArgs {
         }
         if let Some(i) = &self.iova_mode {
             a.extend(["--iova-mode".to_owned(), i.clone()]);
+        }
+        for e in &self.allow {
+            a.extend(["-a".to_owned(), e.clone()]);
+        }
+        if let Some(p) = &self.proc_type {
+            a.extend(["--proc-type".to_owned(), p.clone()]);
+        }
+        if let Some(b) = &self.base_virtaddr {
+            a.extend(["--base-virtaddr".to_owned(), b.clone()]);
         }
         a.extend(self.extra.iter().cloned());
         a
@@ -157,6 +183,11 @@ impl Eal {
         if let Some(p) = &args.file_prefix {
             check_file_prefix(p).map_err(|why| Error::BadFilePrefix { prefix: p.clone(), why })?;
         }
+        // DPDK refuses a malformed -a entry with a bare EINVAL (and the
+        // process's one init is spent): say which entry, before DPDK runs.
+        for e in &args.allow {
+            crate::ports::parse_allow_entry(e).map_err(|why| Error::BadAllowEntry { entry: e.clone(), why })?;
+        }
         let argv = args.to_args();
         let c_args = argv
             .iter()
@@ -189,7 +220,29 @@ impl Eal {
             return Err(Error::EalInit { args: argv, errno });
         }
         tracing::info!(args = ?argv, "EAL initialised");
-        Ok(Eal { args: argv })
+        let eal = Eal { args: argv };
+        // DPDK 22.11 accepts an allow entry that matches no device and probes
+        // nothing for it: a deployment would then fail later with "no port".
+        if let Err(e) = crate::ports::check_allow(&eal, &args.allow) {
+            // The Eal is dropped (cleaned up) here; DPDK cannot start again.
+            EAL_FAILED.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(eal)
+    }
+
+    /// The IOVA mode DPDK chose (`--iova-mode`, or its own pick from the
+    /// buses' needs: VA with `--no-huge` or vfio with an IOMMU, PA with
+    /// igb_uio/uio_pci_generic or vfio in no-IOMMU mode).
+    pub fn iova_mode(&self) -> IovaMode {
+        IovaMode::current()
+    }
+
+    /// Whether this process is a DPDK secondary (attached to a primary's
+    /// memory and ports with `--proc-type=secondary`).
+    pub fn is_secondary(&self) -> bool {
+        // SAFETY: the EAL is initialised; pure getter.
+        unsafe { ffi::rte_eal_process_type() == ffi::RTE_PROC_SECONDARY }
     }
 
     /// The argument list the EAL was started with.
@@ -280,6 +333,30 @@ impl Drop for Eal {
     }
 }
 
+/// How devices address memory for DMA (`rte_eal_iova_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IovaMode {
+    /// IOVA = physical address (igb_uio, uio_pci_generic, vfio no-IOMMU):
+    /// memory handed to a NIC must be pinned and its physical address known.
+    Pa,
+    /// IOVA = virtual address (vfio with an IOMMU, `--no-huge`, virtual devices).
+    Va,
+    /// DPDK has not decided (no device needs DMA).
+    DontCare,
+}
+
+impl IovaMode {
+    /// The running EAL's mode (`DontCare` before init).
+    pub(crate) fn current() -> IovaMode {
+        // SAFETY: pure getter of a global set during init.
+        match unsafe { ffi::rte_eal_iova_mode() } {
+            ffi::RTE_IOVA_PA => IovaMode::Pa,
+            ffi::RTE_IOVA_VA => IovaMode::Va,
+            _ => IovaMode::DontCare,
+        }
+    }
+}
+
 /// Work running on a worker lcore; [`LcoreJob::join`] waits for it.
 #[derive(Debug)]
 #[must_use = "join the job to learn its result"]
@@ -323,5 +400,34 @@ pub fn rdtsc() -> u64 {
     // SAFETY: reads the cycle counter through the shim; no preconditions.
     unsafe {
         ffi::zc_rte_rdtsc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nic_args_use_hugepages_and_pci_and_render_allow_proc_type_base_virtaddr() {
+        let mut a = EalArgs::nic("0-1", vec!["0000:01:00.0,txq_inline=128".into(), "3b:00.1".into()]);
+        a.proc_type = Some("secondary".into());
+        a.base_virtaddr = Some("0x7f0000000000".into());
+        let v = a.to_args();
+        for absent in ["--no-huge", "--no-pci", "--no-shconf", "--in-memory"] {
+            assert!(!v.iter().any(|x| x == absent), "{absent} in {v:?}");
+        }
+        let pairs: Vec<(&str, &str)> = v.windows(2).map(|w| (w[0].as_str(), w[1].as_str())).collect();
+        for want in [
+            ("-a", "0000:01:00.0,txq_inline=128"),
+            ("-a", "3b:00.1"),
+            ("--proc-type", "secondary"),
+            ("--base-virtaddr", "0x7f0000000000"),
+            ("--lcores", "0-1"),
+        ] {
+            assert!(pairs.contains(&want), "{want:?} in {v:?}");
+        }
+        // The NIC-less test default asks for --no-pci explicitly.
+        assert!(EalArgs::nic_less("0@0").to_args().iter().any(|x| x == "--no-pci"));
+        assert!(!EalArgs::default().to_args().iter().any(|x| x == "--no-pci" || x == "--no-huge"));
     }
 }

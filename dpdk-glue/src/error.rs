@@ -126,6 +126,18 @@ pub enum Error {
     /// Launching work on an lcore failed.
     #[error("cannot launch on lcore {lcore}: {errno}")]
     Launch { lcore: u32, errno: RteErrno },
+    /// A port id the EAL did not probe (config `[dpdk] port_list`).
+    #[error("[dpdk] port_list names port {port}, but the EAL found {found}")]
+    PortNotProbed { port: u16, found: String },
+    /// A `[dpdk] allow` entry that is not a PCI device address.
+    #[error("[dpdk] allow entry {entry:?} refused: {why}")]
+    BadAllowEntry { entry: String, why: &'static str },
+    /// A `[dpdk] allow` entry that matches no device the EAL probed.
+    #[error("[dpdk] allow entry {entry:?} matches no probed device ({hint}); the EAL found {found}")]
+    AllowUnmatched { entry: String, hint: String, found: String },
+    /// A page's physical address could not be learned (IOVA-as-PA mode).
+    #[error("cannot learn the physical address of {addr:#x} from /proc/self/pagemap: {why}")]
+    PhysAddr { addr: usize, why: String },
 }
 
 /// Result alias of the glue.

@@ -56,6 +56,13 @@ pub trait DmaRegion: sealed::Sealed + 'static {
     /// The page size the IOVA table is kept at.
     fn page_size(&self) -> usize;
 
+    /// How far the region's start lies into its first memory page, bytes
+    /// (`base % page_size`): page boundaries fall at region offsets
+    /// `k * page_size - page_lead()`, not at multiples of the page size.
+    fn page_lead(&self) -> usize {
+        0
+    }
+
     /// Whether `[offset, offset+len)` lies inside the region and is contiguous
     /// in IOVA space (one DMA descriptor can cover it).
     fn dma_contiguous(&self, offset: usize, len: usize) -> bool {
@@ -65,14 +72,17 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         if end > self.len() || len == 0 {
             return end <= self.len();
         }
-        let ps = self.page_size();
-        let (first, last) = (offset / ps, (end - 1) / ps);
-        let Some(mut prev) = self.iova_at(first * ps) else {
+        // Walk the real memory pages the range touches (they start at
+        // offsets k*ps - lead): each must continue the IOVA of the first byte.
+        let (ps, lead) = (self.page_size(), self.page_lead());
+        let (first, last) = ((offset + lead) / ps, (end - 1 + lead) / ps);
+        let Some(start) = self.iova_at(offset) else {
             return false;
         };
         for p in first + 1..=last {
-            match self.iova_at(p * ps) {
-                Some(i) if i == prev + ps as u64 => prev = i,
+            let at = p * ps - lead;
+            match self.iova_at(at) {
+                Some(i) if i == start + (at - offset) as u64 => {}
                 _ => return false,
             }
         }
@@ -113,6 +123,10 @@ pub struct MemRegion {
     base: *mut u8,
     len: usize,
     page_size: usize,
+    /// `base % page_size`: a memzone need not start on a page boundary.
+    lead: usize,
+    /// IOVA of the start of every memory page the zone touches (the first
+    /// page starts `lead` bytes before `base`).
     iovas: Vec<u64>,
     name: String,
     _not_sync: PhantomData<Cell<()>>,
@@ -132,7 +146,12 @@ impl MemRegion {
     /// Reserves `len` bytes named `name` (unique per process), aligned to
     /// `align` (a power of two). Prefers IOVA-contiguous memory and falls back
     /// to page-wise IOVAs.
-    pub fn reserve(_eal: &Eal, name: &str, len: usize, align: u32) -> Result<MemRegion> {
+    pub fn reserve(eal: &Eal, name: &str, len: usize, align: u32) -> Result<MemRegion> {
+        MemRegion::reserve_on_socket(eal, name, len, align, None)
+    }
+
+    /// As [`MemRegion::reserve`], on NUMA socket `socket` (`None`: any).
+    pub fn reserve_on_socket(_eal: &Eal, name: &str, len: usize, align: u32, socket: Option<i32>) -> Result<MemRegion> {
         if name.len() >= 32 {
             return Err(Error::TooLong { what: "memzone name", value: name.to_owned(), max: 31 });
         }
@@ -140,7 +159,9 @@ impl MemRegion {
         let mut mz = std::ptr::null();
         for flags in [ffi::RTE_MEMZONE_IOVA_CONTIG, 0] {
             // SAFETY: c is a valid C string; DPDK copies the name.
-            mz = unsafe { ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, ffi::SOCKET_ID_ANY, flags, align) };
+            mz = unsafe {
+                ffi::rte_memzone_reserve_aligned(c.as_ptr(), len, socket.unwrap_or(ffi::SOCKET_ID_ANY), flags, align)
+            };
             if !mz.is_null() {
                 break;
             }
@@ -155,12 +176,25 @@ impl MemRegion {
         // SAFETY: addr is the active member of the union for reserved zones.
         let base = unsafe { d.__bindgen_anon_1.addr } as *mut u8;
         let page_size = (d.hugepage_sz as usize).max(4096);
-        let pages = len.div_ceil(page_size);
+        // Memzones are aligned to `align`, not to the page size: in IOVA-as-PA
+        // mode a zone that is not IOVA-contiguous changes IOVA at the real
+        // page boundaries, so the table is kept per real page.
+        let lead = base as usize % page_size;
+        let pages = (lead + len).div_ceil(page_size);
         let iovas = (0..pages)
-            // SAFETY: every page start is inside the zone.
-            .map(|p| unsafe { ffi::rte_mem_virt2iova(base.add(p * page_size) as *const c_void) })
+            .map(|p| {
+                // The first byte of page p that is inside the zone.
+                let probe = (p * page_size).max(lead) - lead;
+                // SAFETY: probe < len, so the address is inside the zone.
+                let iova = unsafe { ffi::rte_mem_virt2iova(base.add(probe) as *const c_void) };
+                if iova == u64::MAX {
+                    iova
+                } else {
+                    iova - ((probe + lead) % page_size) as u64
+                }
+            })
             .collect();
-        Ok(MemRegion { mz, base, len, page_size, iovas, name: name.to_owned(), _not_sync: PhantomData })
+        Ok(MemRegion { mz, base, len, page_size, lead, iovas, name: name.to_owned(), _not_sync: PhantomData })
     }
 
     /// The memzone's name.
@@ -182,13 +216,17 @@ impl DmaRegion for MemRegion {
     fn page_size(&self) -> usize {
         self.page_size
     }
+    fn page_lead(&self) -> usize {
+        self.lead
+    }
     fn iova_at(&self, offset: usize) -> Option<u64> {
         if offset >= self.len {
             return None;
         }
-        let iova = *self.iovas.get(offset / self.page_size)?;
+        let at = offset + self.lead;
+        let iova = *self.iovas.get(at / self.page_size)?;
         // RTE_BAD_IOVA is ((rte_iova_t)-1).
-        (iova != u64::MAX).then_some(iova + (offset % self.page_size) as u64)
+        (iova != u64::MAX).then_some(iova + (at % self.page_size) as u64)
     }
 }
 
@@ -204,13 +242,18 @@ impl Drop for MemRegion {
 }
 
 /// Application memory registered with DPDK (`rte_extmem_register`) and
-/// optionally DMA-mapped to ports (`rte_dev_dma_map`). Requires IOVA-as-VA
-/// mode: the IOVA of a byte is its virtual address.
+/// DMA-mapped to the ports whose bus needs it ([`ExtMem::dma_map_if_needed`]).
+/// In IOVA-as-VA mode the IOVA of a byte is its virtual address; in
+/// IOVA-as-PA mode the memory must be hugepages and the IOVA of each page is
+/// its physical address, read from `/proc/self/pagemap` (needs root) and
+/// handed to DPDK as the registration's IOVA table.
 pub struct ExtMem {
     base: *mut u8,
     len: usize,
     page_size: usize,
     hugetlb: bool,
+    /// Per-page IOVAs in PA mode; `None` in VA mode (IOVA = address).
+    iovas: Option<Vec<u64>>,
     mapped: Vec<(u16, *mut ffi::rte_device)>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -230,15 +273,17 @@ impl ExtMem {
     /// pages use MAP_HUGETLB and need reserved hugepages) and registers them.
     pub fn register(_eal: &Eal, len: usize, page_size: usize) -> Result<ExtMem> {
         let fail = |op, errno| Error::ExtMem { op, len, page_size, errno };
-        // SAFETY: pure getter.
-        if unsafe { ffi::rte_eal_iova_mode() } != ffi::RTE_IOVA_VA {
-            return Err(fail(
-                "IOVA-as-VA check (start the EAL with --no-huge or --iova-mode va)",
-                RteErrno(libc::ENOTSUP),
-            ));
-        }
+        let pa = crate::eal::IovaMode::current() == crate::eal::IovaMode::Pa;
         if !page_size.is_power_of_two() || page_size < 4096 {
             return Err(fail("page size check (a power of two >= 4096)", RteErrno(libc::EINVAL)));
+        }
+        if pa && page_size <= 4096 {
+            // 4 KiB anonymous pages may be migrated or swapped: their physical
+            // address is not stable, so a NIC could DMA into someone else's page.
+            return Err(fail(
+                "IOVA-as-PA check (PA mode needs hugepages: pass a 2 MiB page size, or run in VA mode)",
+                RteErrno(libc::ENOTSUP),
+            ));
         }
         let len = len.div_ceil(page_size) * page_size;
         let hugetlb = page_size > 4096;
@@ -251,15 +296,66 @@ impl ExtMem {
         if p == libc::MAP_FAILED {
             return Err(fail("mmap", RteErrno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM))));
         }
-        // SAFETY: p..p+len is a fresh mapping; a NULL IOVA table is allowed.
-        let ret = unsafe { ffi::rte_extmem_register(p, len, std::ptr::null_mut(), 0, page_size) };
+        let mut iovas = None;
+        if pa {
+            let mut t = Vec::with_capacity(len / page_size);
+            for off in (0..len).step_by(page_size) {
+                match crate::iova::virt_to_phys(p as usize + off) {
+                    Ok(a) => t.push(a),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no physical address for external memory in IOVA-as-PA mode");
+                        // SAFETY: unmapping what we mapped above.
+                        unsafe { libc::munmap(p, len) };
+                        return Err(fail(
+                            "physical address lookup (/proc/self/pagemap, needs root)",
+                            RteErrno(libc::EPERM),
+                        ));
+                    }
+                }
+            }
+            iovas = Some(t);
+        }
+        let (table, n) = match &mut iovas {
+            Some(t) => (t.as_mut_ptr(), t.len() as u32),
+            None => (std::ptr::null_mut(), 0),
+        };
+        // SAFETY: p..p+len is a fresh mapping; the IOVA table (NULL in VA
+        // mode) has one entry per page and DPDK copies it.
+        let ret = unsafe { ffi::rte_extmem_register(p, len, table, n, page_size) };
         if ret != 0 {
             let e = RteErrno::last();
             // SAFETY: unmapping what we mapped above.
             unsafe { libc::munmap(p, len) };
             return Err(fail("rte_extmem_register", e));
         }
-        Ok(ExtMem { base: p as *mut u8, len, page_size, hugetlb, mapped: Vec::new(), _not_sync: PhantomData })
+        Ok(ExtMem { base: p as *mut u8, len, page_size, hugetlb, iovas, mapped: Vec::new(), _not_sync: PhantomData })
+    }
+
+    /// DMA-maps the memory for `port` when its bus needs it: a device on a
+    /// physical bus (PCI, ...) with vfio enabled (the IOMMU must learn the
+    /// mapping). Virtual devices (net_tap, virtio-user, net_ring, ...) and
+    /// uio-bound devices (no IOMMU) need none: skipped, and the reason is
+    /// logged once per process. DPDK's own memory (memzones, mempools, the
+    /// page array) never needs this: the EAL maps it to vfio itself.
+    pub fn dma_map_if_needed(&mut self, port: &Port) -> Result<DmaMapping> {
+        let bus = crate::ports::listing(port.id()).map(|l| l.bus).unwrap_or_default();
+        let skip = if bus == "vdev" || bus.is_empty() {
+            Some("virtual device: the PMD reads process memory directly")
+        } else {
+            let vfio = CString::new("vfio").map_err(|_| Error::NulInArgument("vfio".into()))?;
+            // SAFETY: vfio is a valid C string; pure query.
+            (unsafe { ffi::rte_vfio_is_enabled(vfio.as_ptr()) } == 0)
+                .then_some("vfio is not in use (uio drivers DMA to physical addresses without an IOMMU)")
+        };
+        if let Some(why) = skip {
+            static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!(port = port.id(), bus, why, "external memory DMA mapping skipped");
+            }
+            return Ok(DmaMapping::NotNeeded(why));
+        }
+        self.dma_map(port)?;
+        Ok(DmaMapping::Mapped)
     }
 
     /// DMA-maps the memory for `port`'s device. PMDs without an IOMMU path
@@ -267,20 +363,51 @@ impl ExtMem {
     /// may treat as "no mapping needed".
     pub fn dma_map(&mut self, port: &Port) -> Result<()> {
         let dev = port.device_ptr()?;
-        // SAFETY: dev is the port's live device; the range is registered extmem;
-        // in IOVA-as-VA mode the IOVA is the address.
-        let ret = unsafe { ffi::rte_dev_dma_map(dev, self.base as *mut c_void, self.base as u64, self.len) };
-        if ret != 0 {
-            return Err(Error::ExtMem {
-                op: "rte_dev_dma_map",
-                len: self.len,
-                page_size: self.page_size,
-                errno: RteErrno::last(),
-            });
+        let mut done = Vec::new();
+        for (off, len) in self.iova_runs() {
+            let iova = self.iova_at(off).unwrap_or(u64::MAX);
+            // SAFETY: dev is the port's live device; [off, off+len) is inside
+            // the registered extmem and IOVA-contiguous from `iova`.
+            let ret = unsafe { ffi::rte_dev_dma_map(dev, self.base.add(off) as *mut c_void, iova, len) };
+            if ret != 0 {
+                let errno = RteErrno::last();
+                for (o, l) in done {
+                    // SAFETY: undoes the maps of this call that succeeded.
+                    unsafe {
+                        ffi::rte_dev_dma_unmap(dev, self.base.add(o) as *mut c_void, self.iova_at(o).unwrap_or(0), l)
+                    };
+                }
+                return Err(Error::ExtMem { op: "rte_dev_dma_map", len: self.len, page_size: self.page_size, errno });
+            }
+            done.push((off, len));
         }
         self.mapped.push((port.id(), dev));
         Ok(())
     }
+
+    /// The region split into IOVA-contiguous runs `(offset, len)`: one run in
+    /// VA mode, one per run of physically adjacent pages in PA mode.
+    fn iova_runs(&self) -> Vec<(usize, usize)> {
+        match &self.iovas {
+            Some(t) => contiguous_runs(t, self.page_size),
+            None => vec![(0, self.len)],
+        }
+    }
+}
+
+/// Splits pages with IOVAs `iovas` (page `i` at offset `i * page_size`) into
+/// maximal IOVA-contiguous runs `(offset, len)`, in order.
+fn contiguous_runs(iovas: &[u64], page_size: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut prev: Option<u64> = None;
+    for (i, &a) in iovas.iter().enumerate() {
+        match (runs.last_mut(), prev) {
+            (Some((_, l)), Some(p)) if p.checked_add(page_size as u64) == Some(a) => *l += page_size,
+            _ => runs.push((i * page_size, page_size)),
+        }
+        prev = Some(a);
+    }
+    runs
 }
 
 impl sealed::Sealed for ExtMem {
@@ -297,19 +424,29 @@ impl DmaRegion for ExtMem {
         self.page_size
     }
     fn iova_at(&self, offset: usize) -> Option<u64> {
-        (offset < self.len).then(|| self.base as u64 + offset as u64)
+        if offset >= self.len {
+            return None;
+        }
+        match &self.iovas {
+            Some(t) => Some(t.get(offset / self.page_size)? + (offset % self.page_size) as u64),
+            None => Some(self.base as u64 + offset as u64),
+        }
     }
 }
 
 impl Drop for ExtMem {
     fn drop(&mut self) {
-        for (port, dev) in self.mapped.drain(..) {
-            // SAFETY: undoes a successful dma_map on a device that is still
-            // registered (if the port was closed since, DPDK reports an error
-            // which we only log).
-            let ret = unsafe { ffi::rte_dev_dma_unmap(dev, self.base as *mut c_void, self.base as u64, self.len) };
-            if ret != 0 {
-                tracing::debug!(port, errno = %RteErrno::last(), "rte_dev_dma_unmap failed");
+        let runs = self.iova_runs();
+        for (port, dev) in std::mem::take(&mut self.mapped) {
+            for &(off, len) in &runs {
+                let iova = self.iova_at(off).unwrap_or(u64::MAX);
+                // SAFETY: undoes a successful dma_map on a device that is still
+                // registered (if the port was closed since, DPDK reports an
+                // error which we only log).
+                let ret = unsafe { ffi::rte_dev_dma_unmap(dev, self.base.add(off) as *mut c_void, iova, len) };
+                if ret != 0 {
+                    tracing::debug!(port, errno = %RteErrno::last(), "rte_dev_dma_unmap failed");
+                }
             }
         }
         // SAFETY: registered in register(); no attachment outlives self (Rc).
@@ -320,6 +457,15 @@ impl Drop for ExtMem {
             libc::munmap(self.base as *mut c_void, self.len);
         }
     }
+}
+
+/// What [`ExtMem::dma_map_if_needed`] did for a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaMapping {
+    /// Mapped with `rte_dev_dma_map`; unmapped when the memory is dropped.
+    Mapped,
+    /// No mapping needed, and why.
+    NotNeeded(&'static str),
 }
 
 /// One attachment's shared info, at a stable heap address for the PMD.
@@ -500,5 +646,24 @@ impl Drop for CompletionRing {
             std::mem::forget(q);
             std::mem::forget(std::mem::take(&mut self.keep));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contiguous_runs;
+
+    #[test]
+    fn physically_adjacent_pages_map_as_one_run() {
+        const P: usize = 2 << 20;
+        let p = P as u64;
+        assert_eq!(contiguous_runs(&[], P), vec![]);
+        assert_eq!(contiguous_runs(&[10 * p], P), vec![(0, P)]);
+        assert_eq!(contiguous_runs(&[10 * p, 11 * p, 12 * p], P), vec![(0, 3 * P)]);
+        // Scattered, descending, and adjacent again after a gap.
+        assert_eq!(
+            contiguous_runs(&[10 * p, 9 * p, 3 * p, 4 * p, u64::MAX], P),
+            vec![(0, P), (P, P), (2 * P, 2 * P), (4 * P, P)]
+        );
     }
 }

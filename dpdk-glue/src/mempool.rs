@@ -60,6 +60,11 @@ impl PoolConfig {
         PoolConfig { data_room: room, ..PoolConfig::packets(count) }
     }
 
+    /// The same pool on NUMA socket `socket` (`None`: any socket).
+    pub fn on_socket(self, socket: Option<i32>) -> Self {
+        PoolConfig { socket, ..self }
+    }
+
     /// `count` mbufs with no data room: headers to attach external buffers to.
     pub fn extbuf_headers(count: u32) -> Self {
         PoolConfig { count, cache: 256.min(count / 2), data_room: 0, socket: None }

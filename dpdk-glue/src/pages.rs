@@ -41,6 +41,25 @@ impl PageArray {
     /// buffers of `buf_size` bytes (a power of two from 256 up to the memory
     /// page size).
     pub fn new(eal: &Eal, name: &str, bytes: usize, buf_size: usize) -> Result<PageArray> {
+        PageArray::new_on_socket(eal, name, bytes, buf_size, None)
+    }
+
+    /// As [`PageArray::new`], with the memory on NUMA socket `socket`
+    /// (`None`: any socket; F-Stack's `numa_on` passes the port's socket,
+    /// see [`crate::ports::placement_socket`]).
+    ///
+    /// IOVAs: the memory is DPDK's own (a memzone), so every buffer's IOVA
+    /// (`PageMemory::iova`) is what `rte_mem_virt2iova` reports for it: the
+    /// physical address in IOVA-as-PA mode, the virtual address in VA mode.
+    /// With vfio DPDK maps its memory for DMA itself; no `rte_dev_dma_map`
+    /// is needed.
+    pub fn new_on_socket(
+        eal: &Eal,
+        name: &str,
+        bytes: usize,
+        buf_size: usize,
+        socket: Option<i32>,
+    ) -> Result<PageArray> {
         if !buf_size.is_power_of_two() || !(256..=1 << 16).contains(&buf_size) {
             return Err(Error::BadPageArray {
                 bytes,
@@ -52,7 +71,7 @@ impl PageArray {
         if count == 0 || count > u32::MAX as usize {
             return Err(Error::BadPageArray { bytes, buf_size, why: "size must hold 1 to 2^32-1 buffers" });
         }
-        let region = MemRegion::reserve(eal, name, count * buf_size, buf_size.max(4096) as u32)?;
+        let region = MemRegion::reserve_on_socket(eal, name, count * buf_size, buf_size.max(4096) as u32, socket)?;
         if buf_size > region.page_size() {
             return Err(Error::BadPageArray {
                 bytes,

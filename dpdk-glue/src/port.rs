@@ -256,7 +256,7 @@ impl Port {
         Ok(Port::from_id(id, format!("port{id}")))
     }
 
-    fn from_id(id: u16, name: String) -> Port {
+    pub(crate) fn from_id(id: u16, name: String) -> Port {
         Port {
             id,
             name,

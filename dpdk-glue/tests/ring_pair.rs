@@ -188,6 +188,10 @@ fn extmem_registers_application_memory() {
     let hdrs = Mempool::new(common::eal(), &common::unique("eh"), &PoolConfig::extbuf_headers(255)).unwrap();
     let (mut a, mut b) = started_pair(256, &pool);
     let mut mem = dpdk_glue::ExtMem::register(eal, 256 * 1024, 4096).unwrap();
+    // A virtual device needs no IOMMU mapping: skipped, with the reason.
+    assert!(
+        matches!(mem.dma_map_if_needed(&a).unwrap(), dpdk_glue::DmaMapping::NotNeeded(why) if why.contains("virtual"))
+    );
     // NIC-less vdevs have no IOMMU path: DMA mapping is refused with a typed
     // error (ENOTSUP), and the memory stays usable for IOVA-as-VA PMDs.
     match mem.dma_map(&a) {
@@ -319,4 +323,18 @@ fn queue_handles_burst_without_checks_and_keep_unsent() {
     assert!(matches!(a.queues(0, 0), Err(Error::PortNotStarted { .. })));
     drop(rx);
     assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn no_huge_runs_iova_as_va_and_page_array_iovas_are_addresses() {
+    use zcstack::mem::{PageId, PageMemory};
+    let eal = common::eal();
+    assert_eq!(eal.iova_mode(), dpdk_glue::IovaMode::Va, "--no-huge implies IOVA as VA");
+    // Odd sizes so zones start off page boundaries.
+    for (bytes, buf) in [(1 << 20 | 4096, 4096), (300 * 1024 + 256, 256)] {
+        let pages = dpdk_glue::PageArray::new_on_socket(eal, &common::unique("vaiova"), bytes, buf, None).unwrap();
+        for id in (0..pages.capacity() as u32).map(PageId) {
+            assert_eq!(pages.iova(id), Some(pages.bytes(id).as_ptr() as u64), "{id:?}");
+        }
+    }
 }

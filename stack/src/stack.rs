@@ -438,6 +438,12 @@ impl<M: PageMemory> Stack<M> {
         self.udp.set_recv_buffer(h, bytes)
     }
 
+    /// Datagrams queued for reading on `h` (for `poll`/`epoll` readiness
+    /// and `FIONREAD` in the C API).
+    pub fn udp_recv_queued(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
+        self.udp.queued(h)
+    }
+
     /// Closes a UDP socket.
     pub fn udp_close(&mut self, h: UdpHandle) -> Result<(), UdpError> {
         self.udp.close(h)

@@ -2,6 +2,8 @@
 //! process with one EAL, shared by its tests through [`eal`].
 #![allow(dead_code)]
 
+pub mod hugepages;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 

@@ -1,0 +1,933 @@
+//! Sockets: `ff_socket` … `ff_dup2` with Linux's constants, `struct
+//! linux_sockaddr` (`short sa_family; char sa_data[14]`, i.e. Linux's
+//! `sockaddr_in` for IPv4) and Linux errno values.
+
+use std::ffi::{c_int, c_long, c_void};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use libc::{iovec, msghdr, socklen_t};
+use zcstack::tcp::sockopt::{SockOpt, SockOptName, SocketOptions};
+use zcstack::{Duration, State, TcpError};
+
+use crate::errno;
+use crate::state::{entry, with_lib, Kind, Lib, Res, TcpSt};
+
+/// The `AF_INET6` values F-Stack accepts (Linux 10, FreeBSD 28).
+const AF_INET6_ANY: [c_int; 2] = [10, 28];
+
+/// Reads an IPv4 `linux_sockaddr` of `len` bytes.
+///
+/// # Safety
+/// `sa` is null or points to `len` readable bytes.
+unsafe fn read_addr(sa: *const c_void, len: socklen_t) -> Res<SocketAddrV4> {
+    if sa.is_null() {
+        return Err(libc::EFAULT);
+    }
+    if (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: at least the family is readable (checked above).
+    let family = c_int::from(unsafe { sa.cast::<libc::sa_family_t>().read_unaligned() });
+    if family != libc::AF_INET {
+        return Err(libc::EAFNOSUPPORT);
+    }
+    if (len as usize) < std::mem::size_of::<libc::sockaddr_in>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: a whole sockaddr_in is readable (checked above).
+    let sin = unsafe { sa.cast::<libc::sockaddr_in>().read_unaligned() };
+    Ok(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), u16::from_be(sin.sin_port)))
+}
+
+/// Writes `a` to an out-address (`len` in: room, out: the full size, as
+/// Linux; a short buffer gets a truncated address). Null `sa` is skipped.
+///
+/// # Safety
+/// `sa` is null or points to `*len` writable bytes; `len` is null or valid.
+unsafe fn write_addr(a: SocketAddrV4, sa: *mut c_void, len: *mut socklen_t) -> Res<()> {
+    if sa.is_null() {
+        return Ok(());
+    }
+    if len.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: len is valid (checked above).
+    let room = unsafe { *len } as usize;
+    // SAFETY: sockaddr_in is plain data; zeroed is a valid value.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_port = a.port().to_be();
+    sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+    let full = std::mem::size_of::<libc::sockaddr_in>();
+    // SAFETY: copying min(room, full) bytes into the caller's buffer of `room`.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const sin).cast::<u8>(), sa.cast::<u8>(), room.min(full));
+        *len = full as socklen_t;
+    }
+    Ok(())
+}
+
+fn conn(lib: &mut Lib, fd: c_int) -> Res<zcstack::SocketHandle> {
+    match lib.file(fd)?.kind {
+        Kind::Tcp { st: TcpSt::Conn(h), .. } => Ok(h),
+        Kind::Tcp { .. } | Kind::Udp { .. } => Err(libc::ENOTCONN),
+        _ => Err(libc::ENOTSOCK),
+    }
+}
+
+/// `int ff_socket(int domain, int type, int protocol)`: `AF_INET` with
+/// `SOCK_STREAM` or `SOCK_DGRAM` (`SOCK_NONBLOCK`/`SOCK_CLOEXEC` accepted).
+/// Every zcstack socket is non-blocking whether or not `SOCK_NONBLOCK` is
+/// given (F-Stack programs set `FIONBIO` right after); making it blocking
+/// later is refused (`ff_fcntl`, `ff_ioctl`). `AF_INET6` and other families:
+/// `EAFNOSUPPORT`; other types: `EPROTONOSUPPORT`.
+#[no_mangle]
+pub extern "C" fn ff_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    entry("ff_socket", -1, || {
+        with_lib(|lib| {
+            if AF_INET6_ANY.contains(&domain) || domain != libc::AF_INET {
+                return Err(libc::EAFNOSUPPORT);
+            }
+            let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+            match (base, protocol) {
+                (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => {
+                    lib.open(Kind::Tcp { st: TcpSt::Fresh, opts: SocketOptions::default(), bound: None })
+                }
+                (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => lib.open(Kind::Udp { h: None, peer: None }),
+                _ => Err(libc::EPROTONOSUPPORT),
+            }
+        })
+    })
+}
+
+/// `int ff_bind(int s, const struct linux_sockaddr *addr, socklen_t addrlen)`:
+/// the address must be `INADDR_ANY` or the port's (`EADDRNOTAVAIL`); a TCP
+/// port is taken at `ff_listen`/`ff_connect` (a clash is `EADDRINUSE`
+/// there), a UDP port here.
+///
+/// # Safety
+/// `addr` points to `addrlen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_bind(s: c_int, addr: *const c_void, addrlen: socklen_t) -> c_int {
+    entry("ff_bind", -1, || {
+        with_lib(|lib| {
+            // SAFETY: forwarded caller contract.
+            let a = unsafe { read_addr(addr, addrlen) }?;
+            let ours = lib.stack().addr();
+            if !a.ip().is_unspecified() && *a.ip() != Ipv4Addr::from(ours.octets()) {
+                return Err(libc::EADDRNOTAVAIL);
+            }
+            let is_udp = matches!(lib.file(s)?.kind, Kind::Udp { h: None, .. });
+            let udp = if is_udp { Some(lib.stack().udp_bind(a.port()).map_err(errno::udp)?) } else { None };
+            match &mut lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Fresh, bound: b @ None, .. } => *b = Some(a),
+                Kind::Udp { h: h @ None, .. } => *h = udp,
+                Kind::Tcp { .. } | Kind::Udp { .. } => return Err(libc::EINVAL),
+                _ => return Err(libc::ENOTSOCK),
+            }
+            Ok(0)
+        })
+    })
+}
+
+/// `int ff_listen(int s, int backlog)`: listens on the bound port (`EINVAL`
+/// if not bound or already connected; `EADDRINUSE`); the backlog is at least 1.
+#[no_mangle]
+pub extern "C" fn ff_listen(s: c_int, backlog: c_int) -> c_int {
+    entry("ff_listen", -1, || {
+        with_lib(|lib| {
+            let id = lib.file_id(s)?;
+            let (port, opts) = match &lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Listen(_), .. } => return Ok(0),
+                Kind::Tcp { st: TcpSt::Fresh, bound: Some(a), opts } => (a.port(), *opts),
+                Kind::Tcp { .. } => return Err(libc::EINVAL),
+                Kind::Udp { .. } => return Err(libc::EOPNOTSUPP),
+                _ => return Err(libc::ENOTSOCK),
+            };
+            let bl = usize::try_from(backlog).unwrap_or(0).clamp(1, 65_535);
+            let h = lib.stack().tcp_listen_with(port, bl, &opts).map_err(errno::tcp)?;
+            if let Kind::Tcp { st, .. } = &mut lib.file(s)?.kind {
+                *st = TcpSt::Listen(h);
+            }
+            lib.watch(id, h);
+            Ok(0)
+        })
+    })
+}
+
+/// `int ff_accept4(int s, struct linux_sockaddr *addr, socklen_t *addrlen,
+/// int flags)`: a queued connection (`EAGAIN` if none; `EINVAL` if `s` is not
+/// listening). `flags` may hold `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
+///
+/// # Safety
+/// `addr`/`addrlen` are null or valid for `*addrlen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_accept4(s: c_int, addr: *mut c_void, addrlen: *mut socklen_t, flags: c_int) -> c_int {
+    entry("ff_accept4", -1, || {
+        with_lib(|lib| {
+            if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+                return Err(libc::EINVAL);
+            }
+            let l = match lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Listen(h), .. } => h,
+                Kind::Tcp { .. } => return Err(libc::EINVAL),
+                Kind::Udp { .. } => return Err(libc::EOPNOTSUPP),
+                _ => return Err(libc::ENOTSOCK),
+            };
+            let (h, peer) = lib.stack().tcp_accept(l).map_err(errno::tcp)?;
+            let fd = match lib.open(Kind::Tcp { st: TcpSt::Conn(h), opts: SocketOptions::default(), bound: None }) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = lib.stack().tcp_abort(h);
+                    return Err(e);
+                }
+            };
+            let id = lib.file_id(fd)?;
+            lib.watch(id, h);
+            // SAFETY: forwarded caller contract.
+            unsafe { write_addr(peer, addr, addrlen) }?;
+            Ok(fd)
+        })
+    })
+}
+
+/// `int ff_accept(int s, struct linux_sockaddr *addr, socklen_t *addrlen)`.
+///
+/// # Safety
+/// As [`ff_accept4`].
+#[no_mangle]
+pub unsafe extern "C" fn ff_accept(s: c_int, addr: *mut c_void, addrlen: *mut socklen_t) -> c_int {
+    // SAFETY: same contract.
+    unsafe { ff_accept4(s, addr, addrlen, 0) }
+}
+
+/// `int ff_connect(int s, const struct linux_sockaddr *name, socklen_t
+/// namelen)`: TCP starts the handshake and fails with `EINPROGRESS`; called
+/// again: `EALREADY` while connecting, `EISCONN` once connected, the
+/// connection's error (`ECONNREFUSED`, …) if it failed. UDP records the peer.
+///
+/// # Safety
+/// `name` points to `namelen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_connect(s: c_int, name: *const c_void, namelen: socklen_t) -> c_int {
+    entry("ff_connect", -1, || {
+        with_lib(|lib| {
+            // SAFETY: forwarded caller contract.
+            let to = unsafe { read_addr(name, namelen) }?;
+            let id = lib.file_id(s)?;
+            let now = lib.now();
+            match lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Conn(h), .. } => {
+                    let tcp = lib.stack().tcp();
+                    if let Some(e) = tcp.error(h) {
+                        let _ = tcp.get_option(h, SockOptName::Error);
+                        return Err(errno::tcp(e));
+                    }
+                    match tcp.state(h) {
+                        Ok(State::SynSent | State::SynReceived) => Err(libc::EALREADY),
+                        Ok(_) => Err(libc::EISCONN),
+                        Err(e) => Err(errno::tcp(e)),
+                    }
+                }
+                Kind::Tcp { st: TcpSt::Listen(_), .. } => Err(libc::EINVAL),
+                Kind::Tcp { st: TcpSt::Fresh, bound, opts } => {
+                    let lport = bound.map_or(0, |b| b.port());
+                    let h = lib.stack().tcp_connect_with(to, lport, &opts, now).map_err(errno::tcp)?;
+                    if let Kind::Tcp { st, .. } = &mut lib.file(s)?.kind {
+                        *st = TcpSt::Conn(h);
+                    }
+                    lib.watch(id, h);
+                    Err(libc::EINPROGRESS)
+                }
+                Kind::Udp { .. } => {
+                    if let Kind::Udp { peer, .. } = &mut lib.file(s)?.kind {
+                        *peer = Some(to);
+                    }
+                    Ok(0)
+                }
+                _ => Err(libc::ENOTSOCK),
+            }
+        })
+    })
+}
+
+/// `int ff_close(int fd)`: TCP closes gracefully (RST if unread data
+/// remains, as Linux); the descriptor is free for reuse at once.
+#[no_mangle]
+pub extern "C" fn ff_close(fd: c_int) -> c_int {
+    entry("ff_close", -1, || with_lib(|lib| lib.close(fd).map(|()| 0)))
+}
+
+/// `int ff_shutdown(int s, int how)`: `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
+#[no_mangle]
+pub extern "C" fn ff_shutdown(s: c_int, how: c_int) -> c_int {
+    entry("ff_shutdown", -1, || {
+        with_lib(|lib| {
+            let h = conn(lib, s)?;
+            let st = lib.stack();
+            match how {
+                libc::SHUT_RD => st.tcp_shutdown_read(h),
+                libc::SHUT_WR => st.tcp_shutdown(h),
+                libc::SHUT_RDWR => st.tcp_shutdown_read(h).and_then(|()| st.tcp_shutdown(h)),
+                _ => return Err(libc::EINVAL),
+            }
+            .map_err(errno::tcp)?;
+            Ok(0)
+        })
+    })
+}
+
+fn names(lib: &mut Lib, s: c_int) -> Res<(SocketAddrV4, Option<SocketAddrV4>)> {
+    let ours = Ipv4Addr::from(lib.stack().addr().octets());
+    match lib.file(s)?.kind {
+        Kind::Tcp { st: TcpSt::Conn(h), .. } => {
+            let (l, r) = lib.stack().tcp().addrs(h).map_err(errno::tcp)?;
+            Ok((l, Some(r)))
+        }
+        Kind::Tcp { bound, .. } => Ok((bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)), None)),
+        Kind::Udp { peer, .. } => Ok((SocketAddrV4::new(ours, 0), peer)),
+        _ => Err(libc::ENOTSOCK),
+    }
+}
+
+/// `int ff_getpeername(int s, struct linux_sockaddr *name, socklen_t *namelen)`.
+///
+/// # Safety
+/// `name`/`namelen` valid for `*namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_getpeername(s: c_int, name: *mut c_void, namelen: *mut socklen_t) -> c_int {
+    entry("ff_getpeername", -1, || {
+        with_lib(|lib| {
+            let peer = names(lib, s)?.1.ok_or(libc::ENOTCONN)?;
+            if name.is_null() {
+                return Err(libc::EFAULT);
+            }
+            // SAFETY: forwarded caller contract.
+            unsafe { write_addr(peer, name, namelen) }.map(|()| 0)
+        })
+    })
+}
+
+/// `int ff_getsockname(int s, struct linux_sockaddr *name, socklen_t *namelen)`.
+///
+/// # Safety
+/// `name`/`namelen` valid for `*namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_getsockname(s: c_int, name: *mut c_void, namelen: *mut socklen_t) -> c_int {
+    entry("ff_getsockname", -1, || {
+        with_lib(|lib| {
+            let local = names(lib, s)?.0;
+            if name.is_null() {
+                return Err(libc::EFAULT);
+            }
+            // SAFETY: forwarded caller contract.
+            unsafe { write_addr(local, name, namelen) }.map(|()| 0)
+        })
+    })
+}
+
+/// Reads into the buffers (`peek`: `MSG_PEEK`); UDP returns one datagram.
+fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Res<(usize, Option<SocketAddrV4>)> {
+    match lib.file(fd)?.kind {
+        Kind::Tcp { st: TcpSt::Conn(h), .. } => {
+            let st = lib.stack();
+            let n = if peek {
+                match bufs.iter_mut().find(|b| !b.is_empty()) {
+                    Some(b) => st.tcp_peek(h, b),
+                    None => Ok(0),
+                }
+            } else {
+                st.tcp_readv(h, bufs)
+            };
+            let n = n.map_err(errno::tcp)?;
+            Ok((n, None))
+        }
+        Kind::Tcp { .. } => Err(libc::ENOTCONN),
+        Kind::Udp { h: Some(h), .. } => {
+            let mut tmp = vec![0u8; 65_536];
+            let (n, from) = lib.stack().udp_recv_from(h, &mut tmp).map_err(errno::udp)?;
+            let mut off = 0;
+            for b in bufs.iter_mut() {
+                let k = b.len().min(n - off);
+                b[..k].copy_from_slice(&tmp[off..off + k]);
+                off += k;
+            }
+            Ok((off, Some(from)))
+        }
+        Kind::Udp { h: None, .. } => Err(libc::EAGAIN),
+        _ => Err(libc::EINVAL),
+    }
+}
+
+/// Writes the buffers; UDP sends one datagram to `to` (or the connected peer).
+fn write_from(lib: &mut Lib, fd: c_int, bufs: &[&[u8]], to: Option<SocketAddrV4>) -> Res<usize> {
+    match lib.file(fd)?.kind {
+        Kind::Tcp { st: TcpSt::Conn(h), .. } => {
+            let st = lib.stack();
+            if let Some(e) = st.tcp().error(h) {
+                let _ = st.tcp_get_option(h, SockOptName::Error);
+                return Err(errno::tcp(e));
+            }
+            if matches!(st.tcp_state(h), Ok(State::SynSent | State::SynReceived)) {
+                return Err(libc::EAGAIN);
+            }
+            st.tcp_writev(h, bufs).map_err(|e| match e {
+                TcpError::NoBuffers => libc::EAGAIN,
+                e => errno::tcp(e),
+            })
+        }
+        Kind::Tcp { .. } => Err(libc::ENOTCONN),
+        Kind::Udp { h, peer } => {
+            let to = to.or(peer).ok_or(libc::EDESTADDRREQ)?;
+            let h = match h {
+                Some(h) => h,
+                None => {
+                    let h = lib.stack().udp_bind(0).map_err(errno::udp)?;
+                    if let Kind::Udp { h: slot, .. } = &mut lib.file(fd)?.kind {
+                        *slot = Some(h);
+                    }
+                    h
+                }
+            };
+            let data: Vec<u8> = bufs.concat();
+            lib.stack().udp_send_to(h, to, &data).map_err(errno::udp)?;
+            Ok(data.len())
+        }
+        _ => Err(libc::EINVAL),
+    }
+}
+
+/// Checks a (pointer, length) pair from C and views it (null with length 0 is
+/// an empty buffer).
+///
+/// # Safety
+/// `p` points to `len` bytes valid for the returned lifetime.
+unsafe fn buf<'a>(p: *const c_void, len: usize) -> Res<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: caller contract.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+}
+
+/// # Safety
+/// As [`buf`], writable.
+unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: caller contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len) })
+}
+
+/// The buffers of an iovec array (at most `IOV_MAX` = 1024 entries).
+///
+/// # Safety
+/// `iov` points to `n` iovecs, each valid for its length.
+unsafe fn iovs<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
+    let n = usize::try_from(n).ok().filter(|&n| n <= 1024).ok_or(libc::EINVAL)?;
+    if n > 0 && iov.is_null() {
+        return Err(libc::EFAULT);
+    }
+    (0..n)
+        .map(|i| {
+            // SAFETY: caller contract.
+            let v = unsafe { *iov.add(i) };
+            // SAFETY: caller contract.
+            unsafe { buf_mut(v.iov_base, v.iov_len) }
+        })
+        .collect()
+}
+
+/// `ssize_t ff_read(int d, void *buf, size_t nbytes)`: 0 at end of stream,
+/// -1 with `EAGAIN` when nothing is queued.
+///
+/// # Safety
+/// `buf` points to `nbytes` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_read(d: c_int, b: *mut c_void, nbytes: usize) -> isize {
+    // SAFETY: caller contract.
+    unsafe { ff_recvfrom(d, b, nbytes, 0, std::ptr::null_mut(), std::ptr::null_mut()) }
+}
+
+/// `ssize_t ff_readv(int fd, const struct iovec *iov, int iovcnt)`.
+///
+/// # Safety
+/// `iov` holds `iovcnt` valid iovecs.
+#[no_mangle]
+pub unsafe extern "C" fn ff_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> isize {
+    entry("ff_readv", -1, || {
+        with_lib(|lib| {
+            // SAFETY: caller contract.
+            let mut v = unsafe { iovs(iov, iovcnt) }?;
+            read_into(lib, fd, &mut v, false).map(|(n, _)| n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_recv(int s, void *buf, size_t len, int flags)` (`MSG_PEEK`,
+/// `MSG_DONTWAIT` honoured; others ignored).
+///
+/// # Safety
+/// `buf` points to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_recv(s: c_int, b: *mut c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: caller contract.
+    unsafe { ff_recvfrom(s, b, len, flags, std::ptr::null_mut(), std::ptr::null_mut()) }
+}
+
+/// `ssize_t ff_recvfrom(int s, void *buf, size_t len, int flags, struct
+/// linux_sockaddr *from, socklen_t *fromlen)`.
+///
+/// # Safety
+/// `buf` points to `len` writable bytes; `from`/`fromlen` null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn ff_recvfrom(
+    s: c_int,
+    b: *mut c_void,
+    len: usize,
+    flags: c_int,
+    from: *mut c_void,
+    fromlen: *mut socklen_t,
+) -> isize {
+    entry("ff_recvfrom", -1, || {
+        with_lib(|lib| {
+            // SAFETY: caller contract.
+            let mut v = [unsafe { buf_mut(b, len) }?];
+            let (n, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
+            if let Some(p) = peer {
+                // SAFETY: caller contract.
+                unsafe { write_addr(p, from, fromlen) }?;
+            }
+            Ok(n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_recvmsg(int s, struct msghdr *msg, int flags)` (no control data).
+///
+/// # Safety
+/// `msg` is a valid msghdr with valid buffers.
+#[no_mangle]
+pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) -> isize {
+    entry("ff_recvmsg", -1, || {
+        with_lib(|lib| {
+            if msg.is_null() {
+                return Err(libc::EFAULT);
+            }
+            // SAFETY: caller contract.
+            let m = unsafe { &mut *msg };
+            // SAFETY: caller contract.
+            let mut v = unsafe { iovs(m.msg_iov, m.msg_iovlen as c_int) }?;
+            let (n, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
+            if let Some(p) = peer {
+                if !m.msg_name.is_null() {
+                    // SAFETY: msg_name holds msg_namelen bytes.
+                    unsafe { write_addr(p, m.msg_name, &mut m.msg_namelen) }?;
+                }
+            } else {
+                m.msg_namelen = 0;
+            }
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
+            Ok(n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_write(int fd, const void *buf, size_t nbytes)`: copies into
+/// the send queue and returns what fit (-1 `EAGAIN` if nothing did). When
+/// `buf` is the `bsd_mbuf` of a `struct ff_zc_mbuf` filled by
+/// `ff_zc_mbuf_write`, the chain is sent without a copy (see `ff_api.h`).
+///
+/// # Safety
+/// `buf` points to `nbytes` readable bytes (or is a live `bsd_mbuf`).
+#[no_mangle]
+pub unsafe extern "C" fn ff_write(fd: c_int, b: *const c_void, nbytes: usize) -> isize {
+    entry("ff_write", -1, || {
+        with_lib(|lib| {
+            if lib.zc.contains_key(&(b as usize)) {
+                return crate::zc::write_chain(lib, fd, b as usize, nbytes);
+            }
+            // SAFETY: caller contract.
+            let data = unsafe { buf(b, nbytes) }?;
+            write_from(lib, fd, &[data], None).map(|n| n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_writev(int fd, const struct iovec *iov, int iovcnt)`.
+///
+/// # Safety
+/// `iov` holds `iovcnt` valid iovecs.
+#[no_mangle]
+pub unsafe extern "C" fn ff_writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> isize {
+    entry("ff_writev", -1, || {
+        with_lib(|lib| {
+            // SAFETY: caller contract.
+            let v = unsafe { iovs(iov, iovcnt) }?;
+            let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
+            write_from(lib, fd, &v, None).map(|n| n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_send(int s, const void *buf, size_t len, int flags)`.
+///
+/// # Safety
+/// `buf` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_send(s: c_int, b: *const c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: caller contract.
+    unsafe { ff_sendto(s, b, len, flags, std::ptr::null(), 0) }
+}
+
+/// `ssize_t ff_sendto(int s, const void *buf, size_t len, int flags, const
+/// struct linux_sockaddr *to, socklen_t tolen)` (`to` is for UDP; TCP ignores it).
+///
+/// # Safety
+/// `buf` points to `len` readable bytes; `to` null or `tolen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_sendto(
+    s: c_int,
+    b: *const c_void,
+    len: usize,
+    _flags: c_int,
+    to: *const c_void,
+    tolen: socklen_t,
+) -> isize {
+    entry("ff_sendto", -1, || {
+        with_lib(|lib| {
+            // SAFETY: caller contract.
+            let data = unsafe { buf(b, len) }?;
+            // SAFETY: caller contract.
+            let to = if to.is_null() { None } else { Some(unsafe { read_addr(to, tolen) }?) };
+            write_from(lib, s, &[data], to).map(|n| n as isize)
+        })
+    })
+}
+
+/// `ssize_t ff_sendmsg(int s, const struct msghdr *msg, int flags)` (no control data).
+///
+/// # Safety
+/// `msg` is a valid msghdr with valid buffers.
+#[no_mangle]
+pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, _flags: c_int) -> isize {
+    entry("ff_sendmsg", -1, || {
+        with_lib(|lib| {
+            if msg.is_null() {
+                return Err(libc::EFAULT);
+            }
+            // SAFETY: caller contract.
+            let m = unsafe { &*msg };
+            // SAFETY: caller contract.
+            let v = unsafe { iovs(m.msg_iov, m.msg_iovlen as c_int) }?;
+            let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
+            let to = if m.msg_name.is_null() {
+                None
+            } else {
+                // SAFETY: msg_name holds msg_namelen bytes.
+                Some(unsafe { read_addr(m.msg_name, m.msg_namelen) }?)
+            };
+            write_from(lib, s, &v, to).map(|n| n as isize)
+        })
+    })
+}
+
+fn int_opt(optval: *const c_void, optlen: socklen_t) -> Res<c_int> {
+    if optval.is_null() {
+        return Err(libc::EFAULT);
+    }
+    if (optlen as usize) < std::mem::size_of::<c_int>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: at least an int is readable (checked above).
+    Ok(unsafe { optval.cast::<c_int>().read_unaligned() })
+}
+
+/// The engine's option for a Linux (level, name, value).
+fn to_opt(level: c_int, name: c_int, optval: *const c_void, optlen: socklen_t) -> Res<SockOpt> {
+    Ok(match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOpt::ReuseAddr(int_opt(optval, optlen)? != 0),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => SockOpt::KeepAlive(int_opt(optval, optlen)? != 0),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => SockOpt::SendBuffer(int_opt(optval, optlen)?.max(1) as usize),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOpt::RecvBuffer(int_opt(optval, optlen)?.max(1) as usize),
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            if optval.is_null() {
+                return Err(libc::EFAULT);
+            }
+            if (optlen as usize) < std::mem::size_of::<libc::linger>() {
+                return Err(libc::EINVAL);
+            }
+            // SAFETY: a whole struct linger is readable (checked above).
+            let l = unsafe { optval.cast::<libc::linger>().read_unaligned() };
+            SockOpt::Linger((l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)))
+        }
+        (libc::SOL_SOCKET, libc::SO_ERROR) => return Err(libc::ENOPROTOOPT),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOpt::NoDelay(int_opt(optval, optlen)? != 0),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+            SockOpt::MaxSeg(u16::try_from(int_opt(optval, optlen)?).map_err(|_| libc::EINVAL)?)
+        }
+        _ => return Err(libc::ENOPROTOOPT),
+    })
+}
+
+/// `int ff_setsockopt(int s, int level, int optname, const void *optval,
+/// socklen_t optlen)` with Linux numbers: `SOL_SOCKET` `SO_REUSEADDR`,
+/// `SO_KEEPALIVE`, `SO_LINGER`, `SO_SNDBUF`, `SO_RCVBUF`; `IPPROTO_TCP`
+/// `TCP_NODELAY`, `TCP_MAXSEG`. Others: `ENOPROTOOPT`. Before
+/// listen/connect the options are kept and applied then (accepted
+/// connections inherit their listener's). UDP: `SO_RCVBUF` only, the rest
+/// are accepted and ignored.
+///
+/// # Safety
+/// `optval` points to `optlen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_setsockopt(
+    s: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *const c_void,
+    optlen: socklen_t,
+) -> c_int {
+    entry("ff_setsockopt", -1, || {
+        with_lib(|lib| {
+            let opt = to_opt(level, optname, optval, optlen)?;
+            opt.check().map_err(errno::tcp)?;
+            let now = lib.now();
+            match &mut lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Fresh, opts, .. } => {
+                    opts.set(opt);
+                    Ok(0)
+                }
+                Kind::Tcp { st: TcpSt::Conn(h) | TcpSt::Listen(h), opts, .. } => {
+                    let h = *h;
+                    opts.set(opt);
+                    lib.stack().tcp_set_option(h, opt, now).map_err(errno::tcp).map(|()| 0)
+                }
+                Kind::Udp { h, .. } => {
+                    if let (SockOpt::RecvBuffer(n), Some(h)) = (opt, *h) {
+                        lib.stack().udp_set_recv_buffer(h, n).map_err(errno::udp)?;
+                    }
+                    Ok(0)
+                }
+                _ => Err(libc::ENOTSOCK),
+            }
+        })
+    })
+}
+
+/// `int ff_getsockopt(int s, int level, int optname, void *optval,
+/// socklen_t *optlen)`: the options of [`ff_setsockopt`] plus `SO_ERROR`
+/// (reading it clears the error) and `SO_TYPE`.
+///
+/// # Safety
+/// `optval` points to `*optlen` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ff_getsockopt(
+    s: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *mut c_void,
+    optlen: *mut socklen_t,
+) -> c_int {
+    entry("ff_getsockopt", -1, || {
+        with_lib(|lib| {
+            if optval.is_null() || optlen.is_null() {
+                return Err(libc::EFAULT);
+            }
+            // SAFETY: optlen is valid (checked above).
+            let room = unsafe { *optlen } as usize;
+            let name = match (level, optname) {
+                (libc::SOL_SOCKET, libc::SO_TYPE) => None,
+                (libc::SOL_SOCKET, libc::SO_REUSEADDR) => Some(SockOptName::ReuseAddr),
+                (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => Some(SockOptName::KeepAlive),
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => Some(SockOptName::SendBuffer),
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => Some(SockOptName::RecvBuffer),
+                (libc::SOL_SOCKET, libc::SO_LINGER) => Some(SockOptName::Linger),
+                (libc::SOL_SOCKET, libc::SO_ERROR) => Some(SockOptName::Error),
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY) => Some(SockOptName::NoDelay),
+                (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => Some(SockOptName::MaxSeg),
+                _ => return Err(libc::ENOPROTOOPT),
+            };
+            let (is_tcp, handle, opts) = match &lib.file(s)?.kind {
+                Kind::Tcp { st: TcpSt::Conn(h) | TcpSt::Listen(h), opts, .. } => (true, Some(*h), *opts),
+                Kind::Tcp { opts, .. } => (true, None, *opts),
+                Kind::Udp { .. } => (false, None, SocketOptions::default()),
+                _ => return Err(libc::ENOTSOCK),
+            };
+            let val: c_long = match name {
+                None => c_long::from(if is_tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM }),
+                Some(n) => {
+                    let v = match handle {
+                        Some(h) => lib.stack().tcp_get_option(h, n).map_err(errno::tcp)?,
+                        None => fresh_value(n, &opts),
+                    };
+                    match v {
+                        SockOpt::SendBuffer(b) | SockOpt::RecvBuffer(b) => b.min(c_int::MAX as usize) as c_long,
+                        SockOpt::NoDelay(b) | SockOpt::KeepAlive(b) | SockOpt::ReuseAddr(b) => c_long::from(b),
+                        SockOpt::MaxSeg(m) => c_long::from(m),
+                        SockOpt::Error(e) => c_long::from(e.map(errno::tcp).unwrap_or(0)),
+                        SockOpt::Linger(l) => {
+                            let lg = libc::linger {
+                                l_onoff: c_int::from(l.is_some()),
+                                l_linger: l.map_or(0, |d| (d.total_millis() / 1000).min(c_int::MAX as u64) as c_int),
+                            };
+                            if room < std::mem::size_of::<libc::linger>() {
+                                return Err(libc::EINVAL);
+                            }
+                            // SAFETY: room for a struct linger (checked above).
+                            unsafe {
+                                optval.cast::<libc::linger>().write_unaligned(lg);
+                                *optlen = std::mem::size_of::<libc::linger>() as socklen_t;
+                            }
+                            return Ok(0);
+                        }
+                    }
+                }
+            };
+            if room < std::mem::size_of::<c_int>() {
+                return Err(libc::EINVAL);
+            }
+            // SAFETY: room for an int (checked above).
+            unsafe {
+                optval.cast::<c_int>().write_unaligned(val as c_int);
+                *optlen = std::mem::size_of::<c_int>() as socklen_t;
+            }
+            Ok(0)
+        })
+    })
+}
+
+/// The value a socket without a handle reports: what was set, or the
+/// engine's default (0 for buffers not set: the config's size applies).
+fn fresh_value(n: SockOptName, o: &SocketOptions) -> SockOpt {
+    match n {
+        SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer.unwrap_or(0)),
+        SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer.unwrap_or(0)),
+        SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay.unwrap_or(false)),
+        SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive),
+        SockOptName::Linger => SockOpt::Linger(o.linger),
+        SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuse_addr),
+        SockOptName::MaxSeg => SockOpt::MaxSeg(o.max_seg.unwrap_or(0)),
+        SockOptName::Error => SockOpt::Error(None),
+    }
+}
+
+/// `ff_fcntl(fd, cmd, arg)` (the header's variadic `ff_fcntl` calls this):
+/// `F_GETFL` gives `O_RDWR | O_NONBLOCK`; `F_SETFL` accepts flags with
+/// `O_NONBLOCK` and refuses clearing it (`EINVAL`: zcstack never blocks);
+/// `F_GETFD`/`F_SETFD` are accepted (no exec across a DPDK process).
+#[no_mangle]
+pub extern "C" fn zcstack_fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
+    entry("ff_fcntl", -1, || {
+        with_lib(|lib| {
+            lib.file(fd)?;
+            match cmd {
+                libc::F_GETFL => Ok(libc::O_RDWR | libc::O_NONBLOCK),
+                libc::F_SETFL if arg as c_int & libc::O_NONBLOCK != 0 => Ok(0),
+                libc::F_SETFL => {
+                    tracing::warn!(fd, "ff_fcntl: blocking sockets are not supported (F_SETFL without O_NONBLOCK)");
+                    Err(libc::EINVAL)
+                }
+                libc::F_GETFD => Ok(libc::FD_CLOEXEC),
+                libc::F_SETFD => Ok(0),
+                _ => Err(libc::EINVAL),
+            }
+        })
+    })
+}
+
+/// `ff_ioctl(fd, request, argp)` (the header's variadic `ff_ioctl` calls
+/// this): `FIONBIO` (an `int`: non-zero accepted, 0 refused with `EINVAL`)
+/// and `FIONREAD` (bytes readable, or a listener's queued connections).
+///
+/// # Safety
+/// `argp` points to an `int`.
+#[no_mangle]
+pub unsafe extern "C" fn zcstack_ioctl(fd: c_int, request: libc::c_ulong, argp: *mut c_void) -> c_int {
+    entry("ff_ioctl", -1, || {
+        with_lib(|lib| {
+            let id = lib.file_id(fd)?;
+            if argp.is_null() {
+                return Err(libc::EFAULT);
+            }
+            match request {
+                libc::FIONBIO => {
+                    // SAFETY: caller contract: an int.
+                    if unsafe { argp.cast::<c_int>().read_unaligned() } == 0 {
+                        tracing::warn!(fd, "ff_ioctl: blocking sockets are not supported (FIONBIO 0)");
+                        return Err(libc::EINVAL);
+                    }
+                    Ok(0)
+                }
+                libc::FIONREAD => {
+                    let n = lib.ready(id).ok_or(libc::ENOTTY)?.nread;
+                    // SAFETY: caller contract: an int.
+                    unsafe { argp.cast::<c_int>().write_unaligned(n.min(c_int::MAX as usize) as c_int) };
+                    Ok(0)
+                }
+                _ => Err(libc::ENOTTY),
+            }
+        })
+    })
+}
+
+/// `int ff_dup(int oldfd)`: a new descriptor for the same socket (the socket
+/// closes with its last descriptor).
+#[no_mangle]
+pub extern "C" fn ff_dup(oldfd: c_int) -> c_int {
+    entry("ff_dup", -1, || with_lib(|lib| lib.dup(oldfd, None)))
+}
+
+/// `int ff_dup2(int oldfd, int newfd)`: `newfd` (closed first if open) names
+/// `oldfd`'s socket.
+#[no_mangle]
+pub extern "C" fn ff_dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    entry("ff_dup2", -1, || with_lib(|lib| lib.dup(oldfd, Some(newfd))))
+}
+
+/// `int ff_gettimeofday(struct timeval *tv, struct timezone *tz)`: the
+/// system's wall clock (`tz` is filled with zeros when given).
+///
+/// # Safety
+/// `tv`/`tz` are null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn ff_gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -> c_int {
+    entry("ff_gettimeofday", -1, || {
+        if tv.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: timespec is plain data.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        // SAFETY: tv is valid (checked above); tz is null or a struct timezone (8 bytes).
+        unsafe {
+            (*tv).tv_sec = ts.tv_sec;
+            (*tv).tv_usec = ts.tv_nsec / 1000;
+            if !tz.is_null() {
+                tz.cast::<[c_int; 2]>().write_unaligned([0, 0]);
+            }
+        }
+        Ok(0)
+    })
+}
+
+/// `int ff_fdisused(int fd)`: 1 if `fd` is a zcstack descriptor.
+#[no_mangle]
+pub extern "C" fn ff_fdisused(fd: c_int) -> c_int {
+    entry("ff_fdisused", 0, || with_lib(|lib| Ok(c_int::from(lib.file_id(fd).is_ok()))))
+}
+
+/// `int ff_getmaxfd(void)`: the largest descriptor number zcstack hands out.
+#[no_mangle]
+pub extern "C" fn ff_getmaxfd() -> c_int {
+    crate::state::MAX_FDS as c_int - 1
+}

@@ -1,0 +1,173 @@
+//! A private network namespace with one zcstack example serving a net_tap
+//! port inside it, configured by a config.ini the test writes. Everything is
+//! removed on drop, also when the test fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `[impair]` with netem's `loss 3% reorder 10% delay 1ms`, for the
+/// impaired-path variants (zcstack's port impairs both directions).
+pub const IMPAIR: &str = "[impair]\nloss=3\nreorder=10\ndelay_us=1000\nseed=11\n";
+
+/// The kernel side of the tap.
+pub const KERNEL: &str = "10.212.0.1";
+/// zcstack's side.
+pub const OURS: &str = "10.212.0.2";
+
+pub struct Netns {
+    pub name: String,
+    pub iface: String,
+    pub dir: std::path::PathBuf,
+    pub server: Option<Child>,
+    pub lines: Option<mpsc::Receiver<String>>,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Serializes the tests of one binary (each example pins CPU 0).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Netns {
+    /// A fresh namespace named after the test process and `tag`.
+    pub fn new(tag: &str) -> Netns {
+        let pid = std::process::id();
+        let name = format!("zc-ff-{pid}-{tag}");
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+        Netns { name, iface: format!("zcf{tag}"), dir, server: None, lines: None }
+    }
+
+    /// Writes a config.ini for port 0 on our tap, with `extra` sections appended.
+    pub fn config(&self, file: &str, extra: &str) -> String {
+        let pid = std::process::id();
+        let text = format!(
+            "[dpdk]\nlcore_mask=1\nno_huge=1\nmemory=512\nfile_prefix=zcf{pid}{file}\nnb_vdev=1\npkt_tx_delay=0\n\
+             [port0]\naddr={OURS}\nnetmask=255.255.255.0\nbroadcast=10.212.0.255\ngateway=0.0.0.0\n\
+             [vdev0]\ndriver=net_tap\niface={}\n\
+             [freebsd.boot]\nmemsz_MB=64\n{extra}",
+            self.iface
+        );
+        let path = self.dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Runs `cmd` inside the namespace.
+    pub fn run(&self, cmd: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().expect("run in the netns")
+    }
+
+    /// Starts an example inside the namespace and waits for its first line.
+    pub fn start(&mut self, bin: &str, args: &[&str]) -> String {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, bin])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the example in the netns");
+        self.server = Some(child);
+        let stdout = self.server.as_mut().and_then(|c| c.stdout.take()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.lines = Some(rx);
+        self.next_line(30).expect("the example starts")
+    }
+
+    /// The example's next output line, waiting up to `secs`.
+    pub fn next_line(&self, secs: u64) -> Option<String> {
+        self.lines.as_ref()?.recv_timeout(Duration::from_secs(secs)).ok()
+    }
+
+    /// Waits for the tap and gives the kernel side its address.
+    pub fn kernel_side_up(&self) {
+        for _ in 0..200 {
+            if self.run(&["ip", "link", "show", &self.iface]).status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for cmd in [
+            vec!["ip", "addr", "add", "10.212.0.1/24", "dev", self.iface.as_str()],
+            vec!["ip", "link", "set", self.iface.as_str(), "up"],
+        ] {
+            let o = self.run(&cmd);
+            assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+
+    /// SIGTERM to the example; returns its `PREFIX {json}` report line's JSON.
+    pub fn stop(&mut self, prefix: &str) -> serde_json::Value {
+        let pid = self.server.as_ref().expect("a server").id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let mut report = None;
+        while let Some(line) = self.next_line(20) {
+            if let Some(j) = line.strip_prefix(prefix) {
+                report = Some(serde_json::from_str(j.trim()).unwrap());
+                break;
+            }
+        }
+        let _ = self.server.take().map(|mut c| c.wait());
+        report.unwrap_or_else(|| panic!("no {prefix} report at exit"))
+    }
+}
+
+/// A config.ini for one end of a virtio-user <-> vhost pair: `role_vdev`
+/// is the `[vdev0]` body (driver, path, ...), `cpu_mask` the lcore mask.
+pub fn pair_config(dir: &std::path::Path, name: &str, cpu_mask: &str, addr: &str, vdev: &str, extra: &str) -> String {
+    let pid = std::process::id();
+    let text = format!(
+        "[dpdk]\nlcore_mask={cpu_mask}\nno_huge=1\nmemory=512\nfile_prefix=zcp{pid}{name}\nnb_vdev=1\npkt_tx_delay=0\n\
+         [port0]\naddr={addr}\nnetmask=255.255.255.0\nbroadcast=10.78.0.255\ngateway=0.0.0.0\n\
+         [vdev0]\n{vdev}\n\
+         [freebsd.boot]\nmemsz_MB=128\n{extra}"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the config");
+    path.to_string_lossy().into_owned()
+}
+
+/// Starts `bin --conf CONF --duration 60` as the vhost side of a pair
+/// (stdout piped, stderr to `dir/srv.err`) and waits up to 20 s for its
+/// vhost-user socket `sock`; kills it and panics if the socket never appears.
+pub fn spawn_vhost_server(bin: &str, conf: &str, dir: &std::path::Path, sock: &str) -> Child {
+    let mut server = Command::new(bin)
+        .args(["--conf", conf, "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("srv.err")).expect("create srv.err"))
+        .spawn()
+        .expect("start the vhost server");
+    let t = std::time::Instant::now();
+    while !std::path::Path::new(sock).exists() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("vhost socket {sock} never appeared");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
