@@ -220,13 +220,12 @@ impl Deployment {
 
     fn port_up(eal: &Eal, plan: &DeployPlan, pp: &PortPlan) -> Result<DeployedPort> {
         let mut port = match &pp.device {
-            // `Config::deploy_plan` puts every [vdevN] on the EAL command
-            // line (so port ids follow the EAL's order): open it by name;
-            // a hand-made plan may leave the creating to us.
-            PortDevice::Vdev { devargs } => match Port::by_name(eal, devargs.split(',').next().unwrap_or_default()) {
-                Ok(p) => p,
-                Err(_) => Port::create_vdev(eal, devargs)?,
-            },
+            // `Config::deploy_plan` puts the vdevs on the EAL command line
+            // (port ids in F-Stack's order): attach to the port the EAL made.
+            PortDevice::Vdev { devargs } if plan.eal.vdevs.contains(devargs) => {
+                Port::by_name(eal, devargs.split(',').next().unwrap_or(devargs))?
+            }
+            PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
             PortDevice::Probed => Port::by_id(eal, pp.port_id)?,
         };
         let info = port.info()?;
@@ -461,7 +460,8 @@ impl LcoreKit {
         let cfg = &self.cfg;
         // Named by port and queue: unique across the processes of a group.
         let name = format!("zc_pages_p{}_{}", self.port_id, self.index);
-        let pages = PageArray::new_on_socket(&self.eal, &name, cfg.page_array_mb << 20, cfg.page_buf_size, self.socket)?;
+        let pages =
+            PageArray::new_on_socket(&self.eal, &name, cfg.page_array_mb << 20, cfg.page_buf_size, self.socket)?;
         let steering = self.steer.map(|(rings, classify)| Steering::new(q, &rings, classify, self.rx_pool.clone()));
         let dev =
             EthDevice::on_queue(&self.eal, self.handle, self.granted, &pages, cfg.mtu, cfg.device.clone(), steering)?;

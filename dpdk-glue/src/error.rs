@@ -140,7 +140,9 @@ pub enum Error {
     PhysAddr { addr: usize, why: String },
     /// A secondary process found no mempool of that name (the primary
     /// creates them; start the primary first, with the same file prefix).
-    #[error("mempool {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?")]
+    #[error(
+        "mempool {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?"
+    )]
     MempoolMissing { name: String },
     /// A secondary process found no steering ring of that name.
     #[error("steering ring {name:?} not found: is the --proc-type=primary process running with the same [dpdk] file_prefix and lcore_mask?")]

@@ -462,10 +462,12 @@ fn rss_check_off_with_several_lcores_on_a_port_is_reported() {
     assert!(notice(&absent).is_some_and(|n| n.starts_with("t.ini:1: ")), "{:?}", absent.report_lines());
     // On, or one lcore per port: nothing to say.
     assert!(notice(&load(TWO).unwrap()).is_none());
-    let one = TWO.split("[rss_check]").next().unwrap().replace("lcore_mask=0x6", "lcore_mask=0x2").replace(
-        "port_list=0-1",
-        "port_list=0",
-    );
+    let one = TWO
+        .split("[rss_check]")
+        .next()
+        .unwrap()
+        .replace("lcore_mask=0x6", "lcore_mask=0x2")
+        .replace("port_list=0-1", "port_list=0");
     let one = one.replace("lcore_list=2\n", "");
     let one = load(&one).unwrap_or_else(|e| panic!("{e}"));
     assert!(notice(&one).is_none(), "{:?}", one.report_lines());

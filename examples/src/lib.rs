@@ -5,7 +5,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use dpdk_glue::config::Config;
-use dpdk_glue::plan::{DeployPlan, PortDevice, PortPlan, ProcRole, RssPlan};
+use dpdk_glue::plan::ProcRole;
 use dpdk_glue::{Deployment, Runtime};
 
 /// F-Stack's `init(argc, argv)` options, shared by the servers:
@@ -51,49 +51,14 @@ pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime
     Ok(rt)
 }
 
-/// The [`DeployPlan`] of a one-process deployment from `conf` (until
-/// `Config::deploy_plan` lands): the first port of `port_list` served by
-/// every lcore of `lcore_mask` (lcore `i` on the `i`-th CPU of the mask,
-/// queue `i` of the port), the RSS check on, F-Stack's default key.
-pub fn plan_from_conf(conf: &Config) -> Result<DeployPlan, Box<dyn Error>> {
-    let port = *conf.dpdk.port_list.first().ok_or("[dpdk] port_list is empty")?;
-    let rt = conf.runtime(port)?;
-    let cpus: Vec<u32> = (0..64).filter(|b| conf.dpdk.lcore_mask >> b & 1 == 1).collect();
-    let n = cpus.len() as u32;
-    let lcores: Vec<u32> = (0..n).collect();
-    let mut eal = rt.eal.clone();
-    eal.lcores = Some(cpus.iter().enumerate().map(|(i, c)| format!("{i}@{c}")).collect::<Vec<_>>().join(","));
-    // Each lcore has its own page array and pools.
-    let per_lcore = rt.page_array_mb as u32 + 128;
-    eal.memory_mb = eal.memory_mb.map(|m| m.max(256 + n * per_lcore));
-    let pp = PortPlan {
-        port_id: port,
-        device: PortDevice::Vdev { devargs: rt.vdev.clone() },
-        lcores: lcores.clone(),
-        addr: rt.stack.iface.addr,
-        prefix_len: rt.stack.iface.prefix_len,
-        gateway: rt.stack.iface.gateway,
-        mac: None,
-        mtu: rt.mtu,
-        port: rt.port.clone(),
-    };
-    Ok(DeployPlan {
-        eal,
-        role: ProcRole::Single,
-        lcores: lcores.clone(),
-        all_lcores: lcores,
-        ports: vec![pp],
-        rss: RssPlan { symmetric: false, check: true, tbl: Vec::new() },
-        numa_on: false,
-        lcore: rt,
-    })
-}
-
 /// Loads `path` (printing its report) and runs `app` on every lcore of
-/// `lcore_mask`, each with its own [`Runtime`] serving its queue of the
-/// port; returns their results in lcore order. With one lcore, or with
-/// `--proc-type`/`--proc-id` (one process per lcore), `app` runs once on
-/// the runtime [`runtime_from_conf`] starts. SIGINT/SIGTERM stop every loop.
+/// `lcore_mask` (the plan of `Config::deploy_plan`), each with its own [`Runtime`] serving its queue of the
+/// port; returns their results in lcore order. With
+/// `--proc-type=primary|secondary --proc-id=i` (F-Stack's multi-process
+/// form, one process per lcore sharing the ports), `app` runs once on lcore
+/// `i`'s queue; with one lcore, or with `--proc-type=auto`/`--proc-id` alone
+/// (a process with its own port), once on the runtime [`runtime_from_conf`]
+/// starts. SIGINT/SIGTERM stop every loop.
 pub fn launch_from_conf<T: Send>(
     tool: &str,
     path: &str,
@@ -109,10 +74,17 @@ pub fn launch_from_conf<T: Send>(
         let mut rt = runtime_from_conf(tool, path, fstack.proc_id)?;
         return Ok(vec![app(&mut rt)]);
     }
-    for n in &conf.report {
-        eprintln!("{tool}: {path}: not implemented by zcstack: {n}");
+    for line in conf.report_lines() {
+        eprintln!("{tool}: {line}");
     }
-    let plan = plan_from_conf(&conf)?;
+    let mut plan = conf.deploy_plan(ProcRole::Single)?;
+    if conf.dpdk.no_huge {
+        // Without hugepages `memory` is plain process memory: make room
+        // for every lcore's page array and pools (each lcore has its own).
+        let n = plan.lcores.len() as u32;
+        let per_lcore = plan.lcore.page_array_mb as u32 + 128;
+        plan.eal.memory_mb = plan.eal.memory_mb.map(|m| m.max(256 + n * per_lcore));
+    }
     let mut d = Deployment::init(&plan).map_err(|e| conf.startup_error(0, &e))?;
     Ok(d.launch(|rt| {
         rt.stop_handle().stop_on_signals();
@@ -204,6 +176,12 @@ impl Latency {
     /// Records one sample, clamped into the histogram's range.
     pub fn record_us(&mut self, us: u64) {
         self.0.saturating_record(us.max(1));
+    }
+
+    /// Adds every sample of `other` (another lcore's recorder).
+    pub fn merge(&mut self, other: &Latency) {
+        // Both have the same bounds, so adding cannot fail.
+        let _ = self.0.add(&other.0);
     }
 
     /// Samples recorded.

@@ -195,7 +195,9 @@ pub(crate) fn read(_eal: &Eal, port: u16) -> Result<(Layout, Group)> {
     let mz = unsafe { ffi::rte_memzone_lookup(c.as_ptr()) };
     let bad = |why: String| Error::Layout { name: name.clone(), why };
     let Some(mz) = NonNull::new(mz as *mut ffi::rte_memzone) else {
-        return Err(bad("not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?".into()));
+        return Err(bad(
+            "not found: is the --proc-type=primary process running with the same [dpdk] file_prefix?".into()
+        ));
     };
     // SAFETY: the zone lives while the primary runs.
     let d = unsafe { mz.as_ref() };

@@ -14,6 +14,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration as WallDuration, Instant as Wall};
 
 use clap::{Parser, ValueEnum};
@@ -114,6 +115,12 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Connections in all. The sender spreads them over the lcores of its
+    /// config (connection j on lcore j mod lcores) and splits `--bytes`
+    /// evenly (the first takes the remainder); the receiver stops once this
+    /// many connections ended, whichever lcores they came to.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +152,18 @@ fn dataset(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The run's digest over its connections' stream digests: the digest
+/// itself with one connection, else the SHA-256 of the sorted digests
+/// (sender and receiver compute the same value when every stream arrived
+/// whole, whichever lcores they went through).
+fn combined_digest(mut digests: Vec<String>) -> String {
+    if digests.len() == 1 {
+        return digests.remove(0);
+    }
+    digests.sort();
+    hex(&Sha256::digest(digests.concat().as_bytes()))
+}
+
 fn stream_digest(data: &[u8], total: usize) -> String {
     let mut h = Sha256::new();
     let mut left = total;
@@ -156,10 +175,8 @@ fn stream_digest(data: &[u8], total: usize) -> String {
     hex(&h.finalize())
 }
 
+/// The one runtime of a run without `--conf`.
 fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
-    if let Some(path) = &args.conf {
-        return zcstack_examples::runtime_from_conf("bulk", path, 0);
-    }
     let (Some(vdev), Some(ip)) = (&args.vdev, args.ip) else {
         return Err("--vdev and --ip are required without --conf".into());
     };
@@ -201,11 +218,83 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let mut rt = runtime(&args)?;
+    if args.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    let shared = Shared::default();
+    let per = match &args.conf {
+        Some(path) => {
+            let fstack = zcstack_examples::FstackArgs { conf: path.clone(), proc_type: None, proc_id: 0 };
+            zcstack_examples::launch_from_conf("bulk", path, &fstack, |rt| {
+                lcore(rt, &args, &shared).map_err(|e| e.to_string())
+            })?
+        }
+        None => {
+            let mut rt = runtime(&args)?;
+            vec![lcore(&mut rt, &args, &shared).map_err(|e| e.to_string())]
+        }
+    };
+    let rows = per.into_iter().collect::<Result<Vec<_>, String>>()?;
+    let report = combine(&rows);
+    println!("BULK {report}");
+    let clean = report["clean"] == json!(true);
+    if !clean {
+        eprintln!(
+            "bulk: leak: {}/{} pages free, {} device mbufs in use",
+            report["pages_free"], report["pages_total"], report["mbufs_in_use"]
+        );
+    }
+    Ok(clean && report["ok"] == json!(true))
+}
+
+/// What the lcores of one run share.
+#[derive(Default)]
+struct Shared {
+    /// Receiver: connections read to their end, over every lcore.
+    finished: AtomicUsize,
+    /// Receiver: a failure on one lcore stops them all.
+    failed: AtomicBool,
+}
+
+/// The run's report from the lcores' reports: counters summed, the
+/// slowest lcore's time, rates recomputed, digests combined, per-lcore
+/// figures under `"lcores"` (with one lcore: its report, plus those two keys).
+fn combine(rows: &[serde_json::Value]) -> serde_json::Value {
+    let mut sum = zcstack_examples::sum_json(rows);
+    let first = &rows[0];
+    for k in ["tsc_hz", "write_size"] {
+        sum[k] = first[k].clone();
+    }
+    let secs = rows.iter().filter_map(|r| r["secs"].as_f64()).fold(0.0, f64::max);
+    let bytes = sum["bytes"].as_u64().unwrap_or(0) as f64;
+    sum["secs"] = json!(secs);
+    sum["gbps"] = json!(bytes * 8.0 / secs.max(1e-9) / 1e9);
+    if first["role"] == "send" {
+        sum["gbps"] = json!(if secs > 0.0 { bytes * 8.0 / secs / 1e9 } else { 0.0 });
+        sum["cycles_per_byte"] = json!(sum["busy_cycles"].as_u64().unwrap_or(0) as f64 / bytes);
+        sum["work_cycles_per_byte"] = json!(sum["work_cycles"].as_u64().unwrap_or(0) as f64 / bytes);
+    }
+    sum["error"] = rows.iter().map(|r| r["error"].clone()).find(|e| !e.is_null()).unwrap_or(serde_json::Value::Null);
+    let digests: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r["sha256s"].as_array().cloned().unwrap_or_default())
+        .filter_map(|d| d.as_str().map(str::to_owned))
+        .collect();
+    sum["sha256"] =
+        json!(if digests.is_empty() { hex(&Sha256::digest(b"")) } else { combined_digest(digests.clone()) });
+    sum["sha256s"] = json!(digests);
+    sum.as_object_mut().map(|o| o.remove("lcore_index"));
+    sum["nb_lcores"] = json!(rows.len());
+    sum["lcores"] = json!(rows);
+    sum
+}
+
+/// One lcore's share of the run; its report.
+fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let deadline = Wall::now() + WallDuration::from_secs(args.timeout);
     let mut report = match args.role {
-        Role::Recv => receive(&mut rt, &args, deadline)?,
-        Role::Send => send(&mut rt, &args, deadline)?,
+        Role::Recv => receive(rt, args, shared, deadline)?,
+        Role::Send => send(rt, args, deadline)?,
     };
     // Close the port first: deferred completions arrive then, and the
     // counters below are final.
@@ -215,7 +304,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let mode = rt.dev.tx_mode();
     let fallback = rt.dev.fallback_reason().map(str::to_owned);
     let clean = pages_free == pages_total && mbufs_in_use == 0;
+    let steer = rt.dev.steer_stats().unwrap_or_default();
     let o = report.as_object_mut().expect("an object");
+    o.insert("lcore_index".into(), json!(rt.lcore_index()));
     o.insert("tx_mode".into(), json!(format!("{mode:?}")));
     o.insert("fallback".into(), json!(fallback));
     o.insert("tx_bytes_copied".into(), json!(st.tx_bytes_copied));
@@ -228,7 +319,6 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
     o.insert("tcp_tso_frames".into(), json!(st.tcp_tso_frames));
     o.insert("dev_rx_chains_copied".into(), json!(ds.rx_chains_copied));
-    o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
     o.insert("completion_high_water".into(), json!(ds.completion_high_water));
@@ -238,77 +328,116 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     o.insert("tcp_fast_retransmits".into(), json!(st.tcp_fast_retransmits));
     o.insert("rx_frames".into(), json!(st.rx_frames));
     o.insert("tx_frames".into(), json!(st.tx_frames));
+    o.insert("rss_connect_ports_tried".into(), json!(st.rss_connect_ports_tried));
+    o.insert("rss_connect_refused".into(), json!(st.rss_connect_refused));
+    o.insert("steered_out".into(), json!(steer.steered_out));
+    o.insert("steered_in".into(), json!(steer.steered_in));
+    o.insert("steer_copied".into(), json!(steer.copied));
+    o.insert("steer_backlogged".into(), json!(steer.backlogged));
+    o.insert("steer_dropped_at_close".into(), json!(steer.dropped_at_close));
     o.insert("pages_free".into(), json!(pages_free));
     o.insert("pages_total".into(), json!(pages_total));
     o.insert("mbufs_in_use".into(), json!(mbufs_in_use));
     o.insert("clean".into(), json!(clean));
-    println!("BULK {report}");
-    if !clean {
-        eprintln!("bulk: leak: {pages_free}/{pages_total} pages free, {mbufs_in_use} device mbufs in use");
-    }
-    Ok(clean && report["ok"] == json!(true))
+    Ok(report)
 }
 
-fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    let l = rt.stack.tcp_listen(args.port, 16)?;
-    let mut conn: Option<SocketHandle> = None;
-    let mut h = Sha256::new();
+/// One received connection.
+struct Incoming {
+    h: SocketHandle,
+    digest: Sha256,
+    got: usize,
+}
+
+fn receive(
+    rt: &mut Runtime,
+    args: &Args,
+    shared: &Shared,
+    deadline: Wall,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let l = rt.stack.tcp_listen(args.port, 1024)?;
+    let mut conns: Vec<Incoming> = Vec::new();
+    let mut digests = Vec::new();
     let mut got = 0usize;
     let mut buf = vec![0u8; 256 * 1024];
-    let mut eof = false;
     let mut err = None;
     let mut t_first = None;
     let mut iter = 0u64;
     let zc_rx = rt.dev.stats().rx_mbufs_handed_over > 0 || rt.dev.rx_zero_copy();
-    rt.run(|stack, _now| {
+    rt.run(|stack, now| {
         iter += 1;
         if iter % 4096 == 0 && Wall::now() > deadline {
             err = Some("timed out".to_string());
+            shared.failed.store(true, Ordering::Relaxed);
             return (false, Control::Stop);
         }
-        let Some(c) = conn.or_else(|| stack.tcp_accept(l).ok().map(|x| x.0)) else { return (false, Control::Continue) };
-        conn = Some(c);
+        if shared.failed.load(Ordering::Relaxed) || shared.finished.load(Ordering::Relaxed) >= args.connections {
+            return (false, Control::Stop);
+        }
         let mut did = false;
-        loop {
-            // Zero-copy receive: views of the received mbufs; else a copy.
-            let r = if zc_rx {
-                stack.tcp_read_zc(c).map(|v| {
-                    v.map(|v| {
-                        if !args.no_digest {
-                            h.update(&v[..]);
-                        }
-                        v.len()
+        while let Ok((h, _)) = stack.tcp_accept(l) {
+            conns.push(Incoming { h, digest: Sha256::new(), got: 0 });
+            did = true;
+        }
+        let mut i = 0;
+        while i < conns.len() {
+            let c = &mut conns[i];
+            let mut ended = false;
+            loop {
+                // Zero-copy receive: views of the received mbufs; else a copy.
+                let r = if zc_rx {
+                    stack.tcp_read_zc(c.h).map(|v| {
+                        v.map(|v| {
+                            if !args.no_digest {
+                                c.digest.update(&v[..]);
+                            }
+                            v.len()
+                        })
                     })
-                })
-            } else {
-                stack.tcp_read(c, &mut buf).map(|n| {
-                    if !args.no_digest {
-                        h.update(&buf[..n]);
+                } else {
+                    stack.tcp_read(c.h, &mut buf).map(|n| {
+                        if !args.no_digest {
+                            c.digest.update(&buf[..n]);
+                        }
+                        (n > 0).then_some(n)
+                    })
+                };
+                match r {
+                    Ok(None) => {
+                        ended = true;
+                        break;
                     }
-                    (n > 0).then_some(n)
-                })
-            };
-            match r {
-                Ok(None) => {
-                    eof = true;
-                    let _ = stack.tcp_close(c, _now);
-                    return (true, Control::Stop);
-                }
-                Ok(Some(n)) => {
-                    t_first.get_or_insert_with(Wall::now);
-                    got += n;
-                    did = true;
-                }
-                Err(TcpError::WouldBlock) => return (did, Control::Continue),
-                Err(e) => {
-                    err = Some(e.to_string());
-                    return (did, Control::Stop);
+                    Ok(Some(n)) => {
+                        t_first.get_or_insert_with(Wall::now);
+                        c.got += n;
+                        got += n;
+                        did = true;
+                    }
+                    Err(TcpError::WouldBlock) => break,
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        shared.failed.store(true, Ordering::Relaxed);
+                        return (did, Control::Stop);
+                    }
                 }
             }
+            if ended {
+                let c = conns.swap_remove(i);
+                let _ = stack.tcp_close(c.h, now);
+                digests.push(hex(&c.digest.finalize()));
+                shared.finished.fetch_add(1, Ordering::Relaxed);
+                did = true;
+            } else {
+                i += 1;
+            }
         }
+        (did, Control::Continue)
     });
     let secs = t_first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    // Let our FIN and its ACK finish before shutting down.
+    for c in conns.drain(..) {
+        let _ = rt.stack.tcp_abort(c.h);
+    }
+    // Let our FINs and their ACKs finish before shutting down.
     let t = Wall::now();
     rt.run(|stack, _| {
         (
@@ -316,55 +445,104 @@ fn receive(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::
             if stack.tcp_connections() == 0 || t.elapsed().as_secs() >= 2 { Control::Stop } else { Control::Continue },
         )
     });
-    let digest = hex(&h.finalize());
-    println!("bulk recv: {got} bytes in {secs:.3} s, sha256 {digest}");
+    let ok = err.is_none() && shared.finished.load(Ordering::Relaxed) >= args.connections;
+    let digest = combined_digest(digests.clone());
+    println!("bulk recv: {got} bytes in {secs:.3} s on {} connections, sha256 {digest}", digests.len());
     Ok(json!({
-        "role": "recv", "ok": eof && err.is_none(), "error": err, "bytes": got, "secs": secs,
-        "gbps": got as f64 * 8.0 / secs.max(1e-9) / 1e9, "sha256": digest,
+        "role": "recv", "ok": ok, "error": err, "bytes": got, "secs": secs,
+        "gbps": got as f64 * 8.0 / secs.max(1e-9) / 1e9, "connections": digests.len(), "sha256s": digests,
     }))
+}
+
+/// One connection of the sender.
+struct Flow {
+    h: SocketHandle,
+    /// Bytes this connection sends.
+    bytes: usize,
+    sent: usize,
+}
+
+/// Bytes connection `j` of `n` sends of `total` (the first takes the remainder).
+fn share(total: usize, n: usize, j: usize) -> usize {
+    total / n + if j == 0 { total % n } else { 0 }
+}
+
+/// Connects every connection of this lcore, retrying those the peer
+/// refuses (its listener may not be up yet) every 100 ms until `deadline`.
+fn connect_all(
+    rt: &mut Runtime,
+    to: SocketAddrV4,
+    sizes: &[usize],
+    deadline: Wall,
+) -> Result<Vec<Flow>, Box<dyn std::error::Error>> {
+    let mut flows: Vec<Option<Flow>> = sizes.iter().map(|_| None).collect();
+    loop {
+        for (f, &bytes) in flows.iter_mut().zip(sizes) {
+            if f.is_none() {
+                let now = rt.now();
+                *f = Some(Flow { h: rt.stack.tcp_connect(to, 0, now)?, bytes, sent: 0 });
+            }
+        }
+        rt.run(|stack, _| {
+            let waiting = flows
+                .iter()
+                .flatten()
+                .any(|f| matches!(stack.tcp_state(f.h), Ok(zcstack::State::SynSent | zcstack::State::SynReceived)));
+            (false, if waiting && Wall::now() < deadline { Control::Continue } else { Control::Stop })
+        });
+        let mut refused = false;
+        for f in flows.iter_mut() {
+            if let Some(x) = f {
+                if matches!(rt.stack.tcp_state(x.h), Ok(zcstack::State::Closed) | Err(_)) {
+                    let now = rt.now();
+                    let _ = rt.stack.tcp_close(x.h, now);
+                    *f = None;
+                    refused = true;
+                }
+            }
+        }
+        if !refused || Wall::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(WallDuration::from_millis(100));
+    }
+    let flows: Vec<Flow> = flows.into_iter().flatten().collect();
+    if flows.len() < sizes.len() {
+        for f in &flows {
+            let _ = rt.stack.tcp_abort(f.h);
+        }
+        return Err(format!(
+            "{to} refused {} of {} connections until the timeout",
+            sizes.len() - flows.len(),
+            sizes.len()
+        )
+        .into());
+    }
+    Ok(flows)
 }
 
 fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let peer = args.peer.ok_or("--peer is required for --role send")?;
     let data = dataset(args.dataset_mb.max(1) << 20);
-    let total = args.bytes;
     let w = args.write_size.clamp(1, data.len());
-    // Connect, retrying while the peer refuses (its listener may not be up
-    // yet), until the deadline.
+    let (me, nb) = (rt.lcore_index(), rt.nb_lcores().max(1));
+    // Connection j runs on lcore j mod nb.
+    let sizes: Vec<usize> =
+        (0..args.connections).filter(|j| j % nb == me).map(|j| share(args.bytes, args.connections, j)).collect();
+    let total: usize = sizes.iter().sum();
     let to = SocketAddrV4::new(peer, args.port);
-    let c = loop {
-        let now = rt.now();
-        let c = rt.stack.tcp_connect(to, 0, now)?;
-        let mut refused = false;
-        rt.run(|stack, _| match stack.tcp_state(c) {
-            Ok(zcstack::State::SynSent | zcstack::State::SynReceived) if Wall::now() < deadline => {
-                (false, Control::Continue)
-            }
-            Ok(zcstack::State::Closed) => {
-                refused = true;
-                (false, Control::Stop)
-            }
-            _ => (false, Control::Stop),
-        });
-        if !refused || Wall::now() >= deadline {
-            break c;
-        }
-        let now = rt.now();
-        let _ = rt.stack.tcp_close(c, now);
-        std::thread::sleep(WallDuration::from_millis(100));
-    };
+    let mut flows = connect_all(rt, to, &sizes, deadline)?;
     // Zero copy: the data set lives in page-array buffers, loaded once.
     // Zero-copy sends when the device sends zero-copy (or was asked to and
     // fell back: the page-array data set still saves the stack's copy).
     let zc = (rt.dev.tx_mode() == TxMode::ZeroCopy || rt.dev.fallback_reason().is_some()) && args.mode != Mode::Write;
-    let cache = if zc {
+    let cache = if zc && !flows.is_empty() {
         let mut b = rt.stack.zc_mbuf_get(data.len())?;
         rt.stack.zc_mbuf_write(&mut b, &data)?;
         Some(b)
     } else {
         None
     };
-    let mut sent = 0usize;
     let mut iter = 0u64;
     let trace = std::env::var_os("BULK_TRACE").is_some();
     let mut last_trace = Wall::now();
@@ -381,17 +559,19 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
                 err = Some("timed out".to_string());
                 return (false, Control::Stop);
             }
-            match stack.tcp_state(c) {
-                Ok(zcstack::State::Established | zcstack::State::CloseWait) => {}
-                Ok(zcstack::State::SynSent | zcstack::State::SynReceived) => return (false, Control::Continue),
-                Ok(s) if sent < total => {
-                    err = Some(format!("connection in {s:?} before the data was sent"));
-                    return (false, Control::Stop);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    err = Some(e.to_string());
-                    return (false, Control::Stop);
+            for f in &flows {
+                match stack.tcp_state(f.h) {
+                    Ok(zcstack::State::Established | zcstack::State::CloseWait) => {}
+                    Ok(zcstack::State::SynSent | zcstack::State::SynReceived) => return (false, Control::Continue),
+                    Ok(s) if f.sent < f.bytes => {
+                        err = Some(format!("connection in {s:?} before the data was sent"));
+                        return (false, Control::Stop);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        return (false, Control::Stop);
+                    }
                 }
             }
             if start.is_none() {
@@ -400,35 +580,41 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
             }
             if trace && last_trace.elapsed().as_millis() >= 100 {
                 last_trace = Wall::now();
-                eprintln!(
-                    "bulk send: t={:?} {} {:?}",
-                    _now,
-                    stack.tcp().describe(c).unwrap_or_default(),
-                    stack.stats().rx_frames
-                );
-            }
-            let mut did = false;
-            while sent < total {
-                let off = sent % data.len();
-                let n = w.min(data.len() - off).min(total - sent);
-                let r = match &cache {
-                    // Zero copy: send a range of the cached data set by reference.
-                    Some(cache) => stack.tcp_send_shared(c, cache, off, n),
-                    None => stack.tcp_write(c, &data[off..off + n]),
-                };
-                match r {
-                    Ok(k) => {
-                        sent += k;
-                        did = true;
-                    }
-                    Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
-                    Err(e) => {
-                        err = Some(e.to_string());
-                        return (did, Control::Stop);
-                    }
+                for f in &flows {
+                    eprintln!(
+                        "bulk send: t={:?} {} {:?}",
+                        _now,
+                        stack.tcp().describe(f.h).unwrap_or_default(),
+                        stack.stats().rx_frames
+                    );
                 }
             }
-            if sent >= total && stack.tcp().send_queued(c) == Ok(0) {
+            let mut did = false;
+            let mut all_done = true;
+            for f in flows.iter_mut() {
+                while f.sent < f.bytes {
+                    let off = f.sent % data.len();
+                    let n = w.min(data.len() - off).min(f.bytes - f.sent);
+                    let r = match &cache {
+                        // Zero copy: send a range of the cached data set by reference.
+                        Some(cache) => stack.tcp_send_shared(f.h, cache, off, n),
+                        None => stack.tcp_write(f.h, &data[off..off + n]),
+                    };
+                    match r {
+                        Ok(k) => {
+                            f.sent += k;
+                            did = true;
+                        }
+                        Err(TcpError::WouldBlock | TcpError::NoBuffers) => break,
+                        Err(e) => {
+                            err = Some(e.to_string());
+                            return (did, Control::Stop);
+                        }
+                    }
+                }
+                all_done &= f.sent >= f.bytes && stack.tcp().send_queued(f.h) == Ok(0);
+            }
+            if all_done {
                 phase_done = true;
                 return (did, Control::Stop);
             }
@@ -449,8 +635,10 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
     if let Some(cache) = cache {
         rt.stack.zc_release_buffers([cache]);
     }
-    let now = rt.now();
-    let _ = rt.stack.tcp_close(c, now);
+    for f in &flows {
+        let now = rt.now();
+        let _ = rt.stack.tcp_close(f.h, now);
+    }
     let t = Wall::now();
     rt.run(|stack, _| {
         (
@@ -458,11 +646,15 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
             if stack.tcp_connections() == 0 || t.elapsed().as_secs() >= 5 { Control::Stop } else { Control::Continue },
         )
     });
-    if let Ok((srtt, cwnd)) = rt.stack.tcp().rtt_cwnd(c) {
-        tracing::info!(?srtt, cwnd, "sender's connection at the end");
-        eprintln!("bulk send: srtt {srtt:?} cwnd {cwnd}");
+    for f in &flows {
+        if let Ok((srtt, cwnd)) = rt.stack.tcp().rtt_cwnd(f.h) {
+            tracing::info!(?srtt, cwnd, "sender's connection at the end");
+            eprintln!("bulk send: srtt {srtt:?} cwnd {cwnd}");
+        }
     }
-    let digest = stream_digest(&data, sent.min(total));
+    let digests: Vec<String> = flows.iter_mut().map(|f| stream_digest(&data, f.sent.min(f.bytes))).collect();
+    let sent: usize = flows.iter().map(|f| f.sent.min(f.bytes)).sum();
+    let digest = combined_digest(digests.clone());
     let (secs, busy, usr, busy_loops, work) = match (start, end) {
         (Some((t0, c0)), Some((t1, c1))) => {
             let busy = (c1.usr + c1.sys) - (c0.usr + c0.sys);
@@ -477,7 +669,7 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         _ => (0.0, 0, 0, 0, 0),
     };
     let gbps = if secs > 0.0 { total as f64 * 8.0 / secs / 1e9 } else { 0.0 };
-    let cpb = busy as f64 / total as f64;
+    let cpb = busy as f64 / total.max(1) as f64;
     let mode = if zc {
         "Zc"
     } else if args.mode == Mode::Write {
@@ -486,11 +678,13 @@ fn send(rt: &mut Runtime, args: &Args, deadline: Wall) -> Result<serde_json::Val
         "Copy"
     };
     println!(
-        "bulk send: {total} bytes in {secs:.3} s = {gbps:.2} Gbit/s, {cpb:.3} busy cycles/byte ({mode} mode, {w} B writes), sha256 {digest}"
+        "bulk send: {sent} bytes in {secs:.3} s = {gbps:.2} Gbit/s on {} connections, {cpb:.3} busy cycles/byte ({mode} mode, {w} B writes), sha256 {digest}",
+        flows.len()
     );
     Ok(json!({
         "role": "send", "ok": err.is_none() && end.is_some(), "error": err, "mode": mode,
         "write_size": w, "bytes": total, "secs": secs, "gbps": gbps, "busy_cycles": busy,
-        "cycles_per_byte": cpb, "work_cycles_per_byte": work as f64 / total as f64, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(), "sha256": digest,
+        "cycles_per_byte": cpb, "work_cycles": work, "work_cycles_per_byte": work as f64 / total.max(1) as f64, "usr_cycles": usr, "busy_loops": busy_loops, "tsc_hz": rt.tsc_hz(),
+        "connections": flows.len(), "sha256s": digests, "sha256": digest,
     }))
 }

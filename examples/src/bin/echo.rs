@@ -36,12 +36,34 @@ fn main() -> ExitCode {
     zcstack_examples::exit("echo", run(Args::parse()))
 }
 
+/// Serves on every lcore of the config (each lcore listens; RSS or
+/// software steering brings each its flows) and prints the sum over lcores
+/// with the per-lcore figures under `"lcores"`.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("echo", &args.fstack.conf, args.fstack.proc_id)?;
+    let per = zcstack_examples::launch_from_conf("echo", &args.fstack.conf, &args.fstack, |rt| {
+        serve_lcore(rt, &args).map_err(|e| e.to_string())
+    })?;
+    let rows = per.into_iter().collect::<Result<Vec<_>, String>>()?;
+    let mut sum = zcstack_examples::sum_json(&rows);
+    sum.as_object_mut().map(|o| o.remove("lcore_index"));
+    sum["nb_lcores"] = json!(rows.len());
+    sum["lcores"] = json!(rows);
+    println!("ECHO {sum}");
+    Ok(())
+}
+
+/// One lcore's echo server; returns its counters.
+fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let l = rt.stack.tcp_listen(args.port, 1024)?;
     let u = rt.stack.udp_bind(args.port)?;
     rt.stack.register(l, Token(0), Interest::READABLE, Trigger::Level)?;
-    println!("echo: listening on {}:{} (TCP and UDP)", rt.stack.addr(), args.port);
+    println!(
+        "echo: listening on {}:{} (TCP and UDP, lcore {} of {})",
+        rt.stack.addr(),
+        args.port,
+        rt.lcore_index(),
+        rt.nb_lcores()
+    );
     let mut conns: HashMap<usize, (SocketHandle, Vec<u8>)> = HashMap::new();
     let mut next = 1usize;
     let (mut tcp_bytes, mut udp_datagrams, mut accepted) = (0u64, 0u64, 0u64);
@@ -146,13 +168,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     let over_budget = rt.stack.stats().rx_frames_over_budget;
     let (free, total, mbufs) = rt.shutdown()?;
-    println!(
-        "ECHO {}",
-        json!({
-            "accepted": accepted, "tcp_bytes": tcp_bytes, "udp_datagrams": udp_datagrams,
-            "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
-            "rx_frames_over_budget": over_budget,
-        })
-    );
-    Ok(())
+    let steer = rt.dev.steer_stats().unwrap_or_default();
+    Ok(json!({
+        "lcore_index": rt.lcore_index(),
+        "accepted": accepted, "tcp_bytes": tcp_bytes, "udp_datagrams": udp_datagrams,
+        "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
+        "rx_frames_over_budget": over_budget, "rx_frames": rt.dev.stats().rx_frames,
+        "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
+        "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
+    }))
 }

@@ -9,6 +9,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
@@ -146,9 +147,103 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
     }
 }
 
+/// Runs the load on every lcore of the config (lcore i opens its share of
+/// `-n`: connection j on lcore j mod lcores, each connect's local port
+/// chosen by the RSS check so replies come back to it) and prints the sum
+/// over lcores, latencies merged, with per-lcore figures under `"lcores"`.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rt = zcstack_examples::runtime_from_conf("httpload", &args.conf, 0)?;
     let to = SocketAddrV4::new(args.server, args.port);
+    let ok_total = AtomicU64::new(0);
+    let fstack = zcstack_examples::FstackArgs { conf: args.conf.clone(), proc_type: None, proc_id: 0 };
+    let per = zcstack_examples::launch_from_conf("httpload", &args.conf, &fstack, |rt| {
+        load_lcore(rt, &args, to, &ok_total).map_err(|e| e.to_string())
+    })?;
+    let lcores = per.into_iter().collect::<Result<Vec<_>, String>>()?;
+    let mut t = Totals::default();
+    let mut rows = Vec::new();
+    let mut secs = 0.0f64;
+    for (i, l) in lcores.iter().enumerate() {
+        t.ok += l.t.ok;
+        t.errors += l.t.errors;
+        t.timeouts += l.t.timeouts;
+        t.non_2xx += l.t.non_2xx;
+        t.connects += l.t.connects;
+        t.bytes += l.t.bytes;
+        t.latency.merge(&l.t.latency);
+        secs = secs.max(l.secs);
+        let mut row = l.extra.clone();
+        row["lcore_index"] = json!(i);
+        row["requests"] = json!(l.t.ok);
+        row["rps"] = json!(l.t.ok as f64 / l.secs.max(1e-9));
+        row["errors"] = json!(l.t.errors);
+        row["timeouts"] = json!(l.t.timeouts);
+        row["connects"] = json!(l.t.connects);
+        row["connections"] = json!(l.connections);
+        row["p50_us"] = json!(l.t.latency.percentile(50.0));
+        row["p99_us"] = json!(l.t.latency.percentile(99.0));
+        rows.push(row);
+    }
+    let clean = rows.iter().all(|r| r["clean"] == json!(true));
+    let impaired = zcstack_examples::sum_json(&rows.iter().map(|r| r["impaired"].clone()).collect::<Vec<_>>());
+    let l = &t.latency;
+    let (p50, p90, p99, p999) = (l.percentile(50.0), l.percentile(90.0), l.percentile(99.0), l.percentile(99.9));
+    let max = l.max();
+    let rps = t.ok as f64 / secs.max(1e-9);
+    println!(
+        "httpload: {} requests in {secs:.2} s ({} connections on {} lcores, {}), {rps:.0} requests/s, {:.2} MB read, \
+         {} errors, {} timeouts, {} non-2xx\n  latency us: p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+        t.ok,
+        args.connections,
+        rows.len(),
+        if args.close { "connection per request" } else { "keep-alive" },
+        t.bytes as f64 / 1e6,
+        t.errors,
+        t.timeouts,
+        t.non_2xx
+    );
+    let sum = |k: &str| rows.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    println!(
+        "HTTPLOAD {}",
+        json!({
+            "requests": t.ok, "secs": secs, "rps": rps, "bytes": t.bytes, "errors": t.errors, "timeouts": t.timeouts,
+            "non_2xx": t.non_2xx,
+            "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
+            "p50_us": p50, "p90_us": p90, "p99_us": p99, "p999_us": p999, "max_us": max,
+            "clean": clean,
+            "impaired": impaired,
+            "rss_connect_ports_tried": sum("rss_connect_ports_tried"), "rss_connect_refused": sum("rss_connect_refused"),
+            "steered_out": sum("steered_out"), "steered_in": sum("steered_in"),
+            "steer_dropped_at_close": sum("steer_dropped_at_close"),
+            "nb_lcores": rows.len(), "lcores": rows,
+        })
+    );
+    if let Some(e) = lcores.iter().find_map(|l| l.probe_error.clone()) {
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// One lcore's result.
+struct LcoreLoad {
+    t: Totals,
+    secs: f64,
+    connections: usize,
+    /// `--wait-server` found no server from this lcore.
+    probe_error: Option<String>,
+    /// This lcore's device and steering figures.
+    extra: serde_json::Value,
+}
+
+/// One lcore's share of the load; `ok_total` counts answered requests over
+/// every lcore (for `--requests`).
+fn load_lcore(
+    rt: &mut dpdk_glue::Runtime,
+    args: &Args,
+    to: SocketAddrV4,
+    ok_total: &AtomicU64,
+) -> Result<LcoreLoad, Box<dyn std::error::Error>> {
+    let (me, nb) = (rt.lcore_index(), rt.nb_lcores().max(1));
+    let mine = (0..args.connections).filter(|j| j % nb == me).count();
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: zcstack-httpload\r\n{}\r\n",
         args.path,
@@ -157,11 +252,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     )
     .into_bytes();
     let timeout = zcstack::Duration::from_millis(args.timeout_ms);
-    let mut conns: Vec<Option<Conn>> = (0..args.connections).map(|_| None).collect();
+    let mut conns: Vec<Option<Conn>> = (0..mine).map(|_| None).collect();
     let mut t = Totals::default();
     let mut started: Option<Wall> = None;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut iter = 0u64;
+    let mut counted = 0u64;
     let mut probe = Probe {
         deadline: Wall::now() + Duration::from_secs(args.wait_server),
         conn: None,
@@ -173,8 +269,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             return probe.drive(stack, to, now);
         }
         let begun = *started.get_or_insert_with(Wall::now);
+        ok_total.fetch_add(t.ok - counted, Ordering::Relaxed);
+        counted = t.ok;
         let stopping = (iter % 256 == 0 && begun.elapsed() >= Duration::from_secs(args.duration))
-            || (args.requests > 0 && t.ok >= args.requests);
+            || (args.requests > 0 && ok_total.load(Ordering::Relaxed) >= args.requests);
         if stopping {
             return (false, Control::Stop);
         }
@@ -206,43 +304,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         (did, Control::Continue)
     });
-    if !probe.ready {
-        let _ = rt.shutdown();
-        return Err(format!("{to} accepted no connection within --wait-server {} s", args.wait_server).into());
-    }
+    let probe_error = (!probe.ready)
+        .then(|| format!("{to} accepted no connection within --wait-server {} s (lcore {me})", args.wait_server));
     let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
     for c in conns.into_iter().flatten() {
         let _ = rt.stack.tcp_abort(c.h);
     }
+    let st = *rt.stack.stats();
     let (free, total, mbufs) = rt.shutdown()?;
     let impaired = zcstack_examples::impaired(&rt.dev.stats());
-    let l = &t.latency;
-    let (p50, p90, p99, p999) = (l.percentile(50.0), l.percentile(90.0), l.percentile(99.0), l.percentile(99.9));
-    let max = l.max();
-    let rps = t.ok as f64 / secs.max(1e-9);
-    println!(
-        "httpload: {} requests in {secs:.2} s ({} connections, {}), {rps:.0} requests/s, {:.2} MB read, \
-         {} errors, {} timeouts, {} non-2xx\n  latency us: p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
-        t.ok,
-        args.connections,
-        if args.close { "connection per request" } else { "keep-alive" },
-        t.bytes as f64 / 1e6,
-        t.errors,
-        t.timeouts,
-        t.non_2xx
-    );
-    println!(
-        "HTTPLOAD {}",
-        json!({
-            "requests": t.ok, "secs": secs, "rps": rps, "bytes": t.bytes, "errors": t.errors, "timeouts": t.timeouts,
-            "non_2xx": t.non_2xx,
-            "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
-            "p50_us": p50, "p90_us": p90, "p99_us": p99, "p999_us": p999, "max_us": max,
-            "clean": free == total && mbufs == 0,
-            "impaired": impaired,
-        })
-    );
-    Ok(())
+    let steer = rt.dev.steer_stats().unwrap_or_default();
+    let extra = json!({
+        "rx_frames": rt.dev.stats().rx_frames,
+        "rss_connect_ports_tried": st.rss_connect_ports_tried, "rss_connect_refused": st.rss_connect_refused,
+        "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
+        "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
+        "clean": free == total && mbufs == 0, "impaired": impaired,
+    });
+    Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
 }
 
 /// Advances one connection. `None`: nothing happened; `Some(done)`: it did

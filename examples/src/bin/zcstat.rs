@@ -11,6 +11,14 @@
 //! - `stats`: every non-zero counter; `--json` prints the raw reply.
 //!
 //! `top` and `traffic` print `--count` lines, one per `--interval` seconds.
+//!
+//! A deployment with several lcores (one stack each) answers on one socket
+//! per lcore (`<prefix>.sock` for lcore 0, `<prefix>.lcore<i>.sock` for the
+//! others; lcore 0 says how many there are). zcstat asks all of them and
+//! shows each lcore and the sum: `top` and `traffic` a row per lcore and an
+//! `all` row, `netstat` an `Lcore` column, `stats` the summed counters and a
+//! per-lcore table (`--json`: `{"nb_lcores", "sum", "lcores"}`). With one
+//! lcore the output is unchanged.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -105,116 +113,299 @@ fn sample(path: &Path, max_sockets: usize) -> Result<Value, String> {
     }
 }
 
+/// Most lcores one deployment is asked about (DPDK's RTE_MAX_LCORE).
+const MAX_LCORES: usize = 128;
+
+/// The control sockets of every lcore of the stack answering on `main`:
+/// lcore 0 tells how many lcores run (`nb_lcores`); lcore `i > 0` answers
+/// on `<stem>.lcore<i>.sock` ([`dpdk_glue::control::lcore_control_path`]).
+fn lcore_paths(main: &Path) -> Result<Vec<PathBuf>, String> {
+    let first = sample(main, 0)?;
+    let n = (u(&first, &["nb_lcores"]) as usize).clamp(1, MAX_LCORES);
+    Ok((0..n).map(|i| dpdk_glue::control::lcore_control_path(main, i)).collect())
+}
+
+/// One sample of every lcore, in lcore order.
+fn sample_all(paths: &[PathBuf], max_sockets: usize) -> Result<Vec<Value>, String> {
+    paths.iter().map(|p| sample(p, max_sockets)).collect()
+}
+
+/// Adds the numbers of `b` into `a`, field by field (objects recursively;
+/// anything else keeps `a`'s value, or takes `b`'s where `a` has none).
+fn add_into(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, x) in b {
+                match a.get_mut(k) {
+                    Some(y) => add_into(y, x),
+                    None => {
+                        a.insert(k.clone(), x.clone());
+                    }
+                }
+            }
+        }
+        (a @ Value::Number(_), Value::Number(b)) => {
+            *a = match (a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y)) => Value::from(x.saturating_add(y)),
+                _ => Value::from(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0)),
+            };
+        }
+        (a @ Value::Null, b) => *a = b.clone(),
+        _ => {}
+    }
+}
+
+/// The whole deployment as one sample: counters, cycles, pages and
+/// connections summed over `lcores`; the port's own counters (one port
+/// shared by every lcore) and identity fields from lcore 0; uptime the
+/// longest; sockets of every lcore.
+fn sum(lcores: &[Value]) -> Value {
+    let Some(first) = lcores.first() else { return Value::Null };
+    let mut out = first.clone();
+    for v in &lcores[1..] {
+        for k in ["cycles", "device", "pages", "stack", "steer", "tcp_connections"] {
+            if let (Some(a), Some(b)) = (out.get_mut(k), v.get(k)) {
+                add_into(a, b);
+            }
+        }
+        out["uptime_us"] = Value::from(u(&out, &["uptime_us"]).max(u(v, &["uptime_us"])));
+        if let (Some(a), Some(b)) = (out["sockets"].as_array_mut(), v["sockets"].as_array()) {
+            a.extend(b.iter().cloned());
+        }
+    }
+    out
+}
+
 fn u(v: &Value, path: &[&str]) -> u64 {
     path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
 }
 
+/// usr/sys/idle %, loops/s and busy % between two samples of one lcore (or of the sum).
+fn top_row(prev: &Value, cur: &Value, secs: f64) -> String {
+    let d = |k: &str| u(cur, &["cycles", k]).saturating_sub(u(prev, &["cycles", k])) as f64;
+    let total = (d("usr") + d("sys") + d("idle")).max(1.0);
+    format!(
+        "{:>8.2} {:>8.2} {:>8.2} {:>12.0} {:>10.2}",
+        100.0 * d("usr") / total,
+        100.0 * d("sys") / total,
+        100.0 * d("idle") / total,
+        d("loops") / secs,
+        100.0 * d("busy_loops") / d("loops").max(1.0)
+    )
+}
+
+/// Seconds between two samples by the stack's clock.
+fn secs_between(prev: &Value, cur: &Value) -> f64 {
+    (u(cur, &["uptime_us"]).saturating_sub(u(prev, &["uptime_us"])) as f64 / 1e6).max(1e-6)
+}
+
+/// Drops of one sample: the stack's `drop_*` counters and the port's and
+/// device's losses.
+fn drops(v: &Value) -> u64 {
+    let stack: u64 = v["stack"]
+        .as_object()
+        .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop_")).filter_map(|(_, x)| x.as_u64()).sum())
+        .unwrap_or(0);
+    stack + u(v, &["port", "imissed"]) + u(v, &["port", "rx_nombuf"]) + u(v, &["device", "rx_l4_bad"])
+}
+
+/// The label column of a per-lcore row.
+fn label(i: Option<usize>) -> String {
+    i.map_or("all".to_owned(), |i| i.to_string())
+}
+
 fn run(args: Args) -> Result<(), String> {
-    let path = socket(&args)?;
+    let main = socket(&args)?;
+    let paths = lcore_paths(&main)?;
+    let many = paths.len() > 1;
     match args.view {
         View::Top { interval, count } => {
-            let mut prev = sample(&path, 0)?;
-            println!("{:>8} {:>8} {:>8} {:>12} {:>10}", "usr%", "sys%", "idle%", "loops/s", "busy%");
+            let mut prev = sample_all(&paths, 0)?;
+            let lc = if many { format!("{:>6} ", "lcore") } else { String::new() };
+            println!("{lc}{:>8} {:>8} {:>8} {:>12} {:>10}", "usr%", "sys%", "idle%", "loops/s", "busy%");
             for _ in 0..count {
                 std::thread::sleep(Duration::from_secs_f64(interval.max(0.05)));
-                let cur = sample(&path, 0)?;
-                let d = |k: &str| u(&cur, &["cycles", k]).saturating_sub(u(&prev, &["cycles", k])) as f64;
-                let total = (d("usr") + d("sys") + d("idle")).max(1.0);
-                let secs = (u(&cur, &["uptime_us"]).saturating_sub(u(&prev, &["uptime_us"])) as f64 / 1e6).max(1e-6);
-                println!(
-                    "{:>8.2} {:>8.2} {:>8.2} {:>12.0} {:>10.2}",
-                    100.0 * d("usr") / total,
-                    100.0 * d("sys") / total,
-                    100.0 * d("idle") / total,
-                    d("loops") / secs,
-                    100.0 * d("busy_loops") / d("loops").max(1.0)
-                );
+                let cur = sample_all(&paths, 0)?;
+                if many {
+                    for (i, (p, c)) in prev.iter().zip(&cur).enumerate() {
+                        println!("{:>6} {}", label(Some(i)), top_row(p, c, secs_between(p, c)));
+                    }
+                    let (p, c) = (sum(&prev), sum(&cur));
+                    println!("{:>6} {}", label(None), top_row(&p, &c, secs_between(&p, &c)));
+                } else {
+                    println!("{}", top_row(&prev[0], &cur[0], secs_between(&prev[0], &cur[0])));
+                }
                 prev = cur;
             }
         }
         View::Traffic { interval, count } => {
-            let mut prev = sample(&path, 0)?;
+            let mut prev = sample_all(&paths, 0)?;
+            let lc = if many { format!("{:>6} ", "lcore") } else { String::new() };
             println!(
-                "{:>12} {:>12} {:>14} {:>14} {:>10} {:>10}",
+                "{lc}{:>12} {:>12} {:>14} {:>14} {:>10} {:>10}",
                 "rx pkts/s", "tx pkts/s", "rx bytes/s", "tx bytes/s", "drops/s", "errors/s"
             );
             for _ in 0..count {
                 std::thread::sleep(Duration::from_secs_f64(interval.max(0.05)));
-                let cur = sample(&path, 0)?;
-                let secs = (u(&cur, &["uptime_us"]).saturating_sub(u(&prev, &["uptime_us"])) as f64 / 1e6).max(1e-6);
-                let rate = |v: &dyn Fn(&Value) -> u64| v(&cur).saturating_sub(v(&prev)) as f64 / secs;
-                let drops = |v: &Value| {
-                    let stack: u64 = v["stack"]
-                        .as_object()
-                        .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop_")).filter_map(|(_, x)| x.as_u64()).sum())
-                        .unwrap_or(0);
-                    stack + u(v, &["port", "imissed"]) + u(v, &["port", "rx_nombuf"]) + u(v, &["device", "rx_l4_bad"])
-                };
+                let cur = sample_all(&paths, 0)?;
+                let (p, c) = (sum(&prev), sum(&cur));
+                let secs = secs_between(&p, &c);
+                let rate = |p: &Value, c: &Value, v: &dyn Fn(&Value) -> u64| v(c).saturating_sub(v(p)) as f64 / secs;
                 let errors = |v: &Value| u(v, &["port", "ierrors"]) + u(v, &["port", "oerrors"]);
+                if many {
+                    // Per lcore: frames its queue received (before steering)
+                    // and its stack sent; bytes are the port's only.
+                    for (i, (p, c)) in prev.iter().zip(&cur).enumerate() {
+                        let stack_drops =
+                            |v: &Value| drops(v) - u(v, &["port", "imissed"]) - u(v, &["port", "rx_nombuf"]);
+                        println!(
+                            "{:>6} {:>12.0} {:>12.0} {:>14} {:>14} {:>10.0} {:>10}",
+                            label(Some(i)),
+                            rate(p, c, &|v| u(v, &["device", "rx_frames"])),
+                            rate(p, c, &|v| u(v, &["stack", "tx_frames"])),
+                            "-",
+                            "-",
+                            rate(p, c, &stack_drops),
+                            "-"
+                        );
+                    }
+                }
                 println!(
-                    "{:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>10.0} {:>10.0}",
-                    rate(&|v| u(v, &["port", "ipackets"])),
-                    rate(&|v| u(v, &["port", "opackets"])),
-                    rate(&|v| u(v, &["port", "ibytes"])),
-                    rate(&|v| u(v, &["port", "obytes"])),
-                    rate(&drops),
-                    rate(&errors)
+                    "{}{:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>10.0} {:>10.0}",
+                    if many { format!("{:>6} ", label(None)) } else { String::new() },
+                    rate(&p, &c, &|v| u(v, &["port", "ipackets"])),
+                    rate(&p, &c, &|v| u(v, &["port", "opackets"])),
+                    rate(&p, &c, &|v| u(v, &["port", "ibytes"])),
+                    rate(&p, &c, &|v| u(v, &["port", "obytes"])),
+                    rate(&p, &c, &drops),
+                    rate(&p, &c, &errors)
                 );
                 prev = cur;
             }
         }
         View::Netstat { limit } => {
-            let v = sample(&path, limit)?;
+            let all = sample_all(&paths, limit)?;
+            let lc = if many { format!("{:<6}", "Lcore") } else { String::new() };
             println!(
-                "{:<6}{:>8} {:>8}  {:<22} {:<22} State",
+                "{lc}{:<6}{:>8} {:>8}  {:<22} {:<22} State",
                 "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address"
             );
-            let rows = v["sockets"].as_array().cloned().unwrap_or_default();
-            for s in &rows {
-                println!(
-                    "{:<6}{:>8} {:>8}  {:<22} {:<22} {}",
-                    "tcp",
-                    u(s, &["recv_q"]),
-                    u(s, &["send_q"]),
-                    s["local"].as_str().unwrap_or("?"),
-                    s["remote"].as_str().unwrap_or("*:*"),
-                    s["state"].as_str().unwrap_or("?").to_ascii_uppercase()
-                );
+            let mut shown = 0u64;
+            for (i, v) in all.iter().enumerate() {
+                let rows = v["sockets"].as_array().cloned().unwrap_or_default();
+                for s in &rows {
+                    println!(
+                        "{}{:<6}{:>8} {:>8}  {:<22} {:<22} {}",
+                        if many { format!("{i:<6}") } else { String::new() },
+                        "tcp",
+                        u(s, &["recv_q"]),
+                        u(s, &["send_q"]),
+                        s["local"].as_str().unwrap_or("?"),
+                        s["remote"].as_str().unwrap_or("*:*"),
+                        s["state"].as_str().unwrap_or("?").to_ascii_uppercase()
+                    );
+                }
+                shown += rows.len() as u64;
             }
-            let total = u(&v, &["tcp_connections"]);
-            if (rows.len() as u64) < total {
-                println!("({} of {total} connections shown; --limit raises it)", rows.len());
+            let total: u64 = all.iter().map(|v| u(v, &["tcp_connections"])).sum();
+            if shown < total {
+                println!("({shown} of {total} connections shown; --limit raises it)");
             }
         }
         View::Stats { json } => {
-            let v = sample(&path, 0)?;
+            let all = sample_all(&paths, 0)?;
+            let v = sum(&all);
             if json {
-                println!("{v}");
+                if many {
+                    println!("{}", serde_json::json!({"nb_lcores": all.len(), "sum": v, "lcores": all}));
+                } else {
+                    println!("{v}");
+                }
                 return Ok(());
             }
-            println!(
-                "pid {} lcore {} cpu {} uptime {:.1} s",
-                u(&v, &["pid"]),
-                u(&v, &["lcore"]),
-                v["cpu"].as_u64().map_or("-".to_owned(), |c| c.to_string()),
-                u(&v, &["uptime_us"]) as f64 / 1e6
-            );
-            for section in ["port", "device", "pages", "stack"] {
-                let Some(m) = v[section].as_object() else { continue };
-                for (k, x) in m {
-                    match x {
-                        Value::Number(n) if n.as_u64() != Some(0) => println!("{section}.{k} = {n}"),
-                        Value::String(s) => println!("{section}.{k} = {s}"),
-                        Value::Object(o) => {
-                            for (k2, x2) in o.iter().filter(|(_, x2)| x2.as_u64().is_some_and(|n| n > 0)) {
-                                println!("{section}.{k}.{k2} = {x2}");
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+            if many {
+                println!(
+                    "pid {} lcores {} (cpus {}) uptime {:.1} s",
+                    u(&v, &["pid"]),
+                    all.len(),
+                    all.iter()
+                        .map(|l| l["cpu"].as_u64().map_or("-".to_owned(), |c| c.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    u(&v, &["uptime_us"]) as f64 / 1e6
+                );
+            } else {
+                println!(
+                    "pid {} lcore {} cpu {} uptime {:.1} s",
+                    u(&v, &["pid"]),
+                    u(&v, &["lcore"]),
+                    v["cpu"].as_u64().map_or("-".to_owned(), |c| c.to_string()),
+                    u(&v, &["uptime_us"]) as f64 / 1e6
+                );
+            }
+            let sections: &[&str] = if many {
+                &["port", "device", "pages", "stack", "steer"]
+            } else {
+                &["port", "device", "pages", "stack"]
+            };
+            for (k, x) in counters(&v, sections) {
+                println!("{k} = {x}");
+            }
+            if many {
+                per_lcore_table(&all);
             }
         }
     }
     Ok(())
+}
+
+/// The non-zero counters (and strings) of `v`'s `sections`, as
+/// `(section.key[.key2], value)` in order.
+fn counters(v: &Value, sections: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for section in sections {
+        let Some(m) = v[*section].as_object() else { continue };
+        for (k, x) in m {
+            match x {
+                Value::Number(n) if n.as_u64() != Some(0) => out.push((format!("{section}.{k}"), n.to_string())),
+                Value::String(s) => out.push((format!("{section}.{k}"), s.clone())),
+                Value::Object(o) => {
+                    for (k2, x2) in o.iter().filter(|(_, x2)| x2.as_u64().is_some_and(|n| n > 0)) {
+                        out.push((format!("{section}.{k}.{k2}"), x2.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// One row per counter that is non-zero on some lcore: its value on
+/// each lcore and the sum (the port's counters are shared, so not here).
+fn per_lcore_table(all: &[Value]) {
+    let sections = ["device", "stack", "steer"];
+    let mut names: Vec<String> = Vec::new();
+    for v in all {
+        for (k, x) in counters(v, &sections) {
+            if x.parse::<u64>().is_ok() && !names.contains(&k) {
+                names.push(k);
+            }
+        }
+    }
+    let width = names.iter().map(String::len).max().unwrap_or(8).max(8);
+    print!("\nper lcore:\n{:<width$}", "counter");
+    for i in 0..all.len() {
+        print!(" {:>14}", format!("lcore {i}"));
+    }
+    println!(" {:>14}", "sum");
+    for k in &names {
+        let path: Vec<&str> = k.split('.').collect();
+        let vals: Vec<u64> = all.iter().map(|v| u(v, &path)).collect();
+        print!("{k:<width$}");
+        for x in &vals {
+            print!(" {x:>14}");
+        }
+        println!(" {:>14}", vals.iter().sum::<u64>());
+    }
 }
