@@ -201,7 +201,7 @@ pub(crate) fn read(_eal: &Eal, port: u16) -> Result<(Layout, Group)> {
     };
     // SAFETY: the zone lives while the primary runs.
     let d = unsafe { mz.as_ref() };
-    let zone_len = d.len as usize;
+    let zone_len = d.len;
     if zone_len < std::mem::size_of::<Raw>() {
         return Err(bad(format!("{zone_len} B, expected {} (another zcstack version?)", std::mem::size_of::<Raw>())));
     }
