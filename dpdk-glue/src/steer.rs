@@ -11,8 +11,12 @@
 //! another queue's frame goes to that queue's ring, an ARP frame is kept and
 //! a copy goes to every other lcore (each stack keeps its own ARP cache),
 //! everything else stays. It then drains its incoming rings into the same
-//! burst. A full ring never drops: the frame waits in a per-destination
-//! backlog, in order, and is retried on the next burst (counted).
+//! burst. A full ring does not drop: the frame waits in a per-destination
+//! backlog, in order, and is retried on the next burst (counted). Only an
+//! owner that has stopped draining (a dead or stopped lcore, such as a
+//! killed secondary process) bounds that: past [`BACKLOG_MAX`] frames for
+//! one owner the oldest are freed and counted (`dropped_owner_stalled`), so
+//! the live lcores keep their RX pool instead of going deaf.
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -23,6 +27,13 @@ use crate::error::{Error, Result, RteErrno};
 use crate::ffi;
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
+
+/// Frames one lcore keeps waiting for one owner whose ring is full before
+/// it frees the oldest (`SteerStats::dropped_owner_stalled`): one ring
+/// more at the deployment's ring size (2,048), so a stalled owner pins at most
+/// two rings of the sender's RX pool (8,191 mbufs), and a live owner,
+/// which drains up to a burst per pass, never gets that far behind.
+pub const BACKLOG_MAX: usize = 2048;
 
 /// Where a received frame belongs (what `zcstack::rss::steer_frame` says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +192,9 @@ pub struct SteerStats {
     /// Backlogged frames freed at shutdown because the owner's ring stayed
     /// full after its lcore had left.
     pub dropped_at_close: u64,
+    /// Backlogged frames freed, oldest first, because their owner had
+    /// [`BACKLOG_MAX`] frames waiting and was not draining its ring.
+    pub dropped_owner_stalled: u64,
 }
 
 /// One lcore's side of the steering of one port.
@@ -195,6 +209,9 @@ pub struct Steering {
     classify: Classify,
     copy_pool: Arc<Mempool>,
     keep: Vec<Mbuf>,
+    /// `added[q]`: frames for queue `q` new in this burst (reused, so a
+    /// burst allocates nothing).
+    added: Vec<usize>,
     stats: SteerStats,
 }
 
@@ -224,6 +241,7 @@ impl Steering {
             classify,
             copy_pool,
             keep: Vec::new(),
+            added: vec![0; n],
             stats: SteerStats::default(),
         }
     }
@@ -238,7 +256,9 @@ impl Steering {
     /// others, and up to `max` frames from the incoming rings are appended.
     pub fn sort(&mut self, rx: &mut Vec<Mbuf>, max: usize) {
         let n = self.out.len();
-        let mut added = vec![0usize; n];
+        let mut added = std::mem::take(&mut self.added);
+        added.clear();
+        added.resize(n, 0);
         let mut keep = std::mem::take(&mut self.keep);
         for m in rx.drain(..) {
             match (self.classify)(m.data()) {
@@ -263,6 +283,7 @@ impl Steering {
             }
         }
         self.push_pending(&added);
+        self.added = added;
         for r in &self.inc {
             let k = r.dequeue(&mut keep, max);
             self.stats.steered_in += k as u64;
@@ -282,6 +303,13 @@ impl Steering {
             let k = r.enqueue(p);
             self.stats.steered_out += k as u64;
             self.stats.backlogged += added.get(q).copied().unwrap_or(0).min(p.len()) as u64;
+            if p.len() > BACKLOG_MAX {
+                let over = p.len() - BACKLOG_MAX;
+                self.stats.dropped_owner_stalled += over as u64;
+                let mut old: Vec<Mbuf> = p.drain(..over).collect();
+                tracing::warn!(queue = q, dropped = over, "steering: owner not draining its ring; oldest frames freed");
+                Mbuf::free_bulk(&mut old);
+            }
         }
     }
 
