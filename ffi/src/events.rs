@@ -89,16 +89,24 @@ const EV_DISPATCH: u16 = 0x0080;
 const EV_EOF: u16 = 0x8000;
 const EV_ERROR: u16 = 0x4000;
 
-/// Removes `fd`'s registrations from every epoll set and kqueue (called when
-/// the descriptor closes, as Linux and FreeBSD do when the file goes).
-pub fn forget_fd(lib: &mut Lib, fd: c_int) {
+/// Removes descriptor `fd`'s knotes from every kqueue (called on each
+/// close of a descriptor, as FreeBSD's `knote_fdclose`: a dup'd descriptor
+/// has knotes of its own).
+pub fn forget_fd_knotes(lib: &mut Lib, fd: c_int) {
     for f in lib.files.values_mut() {
-        match &mut f.kind {
-            Kind::Epoll(e) => {
-                e.regs.remove(&fd);
-            }
-            Kind::Kqueue(k) => k.notes.retain(|(i, _), _| *i != fd),
-            _ => {}
+        if let Kind::Kqueue(k) = &mut f.kind {
+            k.notes.retain(|(i, _), _| *i != fd);
+        }
+    }
+}
+
+/// Removes file `id`'s registrations from every epoll set (called when its
+/// last descriptor closes: Linux keeps them while a dup'd descriptor of
+/// the file stays open, and keeps reporting them with their `data`).
+pub fn forget_file_epoll(lib: &mut Lib, id: u64) {
+    for f in lib.files.values_mut() {
+        if let Kind::Epoll(e) = &mut f.kind {
+            e.regs.retain(|_, r| r.file != id);
         }
     }
 }
@@ -200,7 +208,7 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
                 Some(unsafe { event.read_unaligned() })
             };
             let ready = lib.ready(file).map(|r| epoll_bits(&r)).unwrap_or(0);
-            let counters = lib.files.get(&file).map_or((0, 0), |f| (f.edge_rd, f.edge_wr));
+            let counters = lib.edges(file);
             let mut k = take(lib, epfd)?;
             let r = (|| {
                 let Kind::Epoll(ep) = &mut k else { return Err(libc::EINVAL) };
@@ -215,6 +223,15 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
                     };
                     EpReg { file, events, data: e.u64, seen, spent: false }
                 };
+                // A registration left under this number by a descriptor
+                // since closed names another file: it is not this one's.
+                if ep.regs.get(&fd).is_some_and(|r| r.file != file) {
+                    if op == libc::EPOLL_CTL_ADD {
+                        ep.regs.remove(&fd);
+                    } else {
+                        return Err(libc::ENOENT);
+                    }
+                }
                 match op {
                     libc::EPOLL_CTL_ADD => {
                         if ep.regs.contains_key(&fd) {
@@ -274,8 +291,10 @@ pub unsafe extern "C" fn ff_epoll_wait(
                         if reg.spent {
                             continue;
                         }
-                        let Some(f) = lib.files.get(&reg.file) else { continue };
-                        let counters = (f.edge_rd, f.edge_wr);
+                        if !lib.files.contains_key(&reg.file) {
+                            continue;
+                        }
+                        let counters = lib.edges(reg.file);
                         if reg.events & EPOLLET != 0 && counters == reg.seen {
                             continue;
                         }
@@ -334,7 +353,8 @@ fn apply(lib: &mut Lib, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
     if !matches!(lib.files.get(&file).map(|f| &f.kind), Some(Kind::Tcp { .. } | Kind::Udp { .. })) {
         return Err(libc::EINVAL);
     }
-    let counter = lib.files.get(&file).map_or(0, |f| if c.filter == EVFILT_READ { f.edge_rd } else { f.edge_wr });
+    let (rd, wr) = lib.edges(file);
+    let counter = if c.filter == EVFILT_READ { rd } else { wr };
     if c.flags & EV_ADD != 0 {
         let n = Knote {
             file,
@@ -367,8 +387,11 @@ fn kq_collect(lib: &mut Lib, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>)
         if !n.enabled {
             continue;
         }
-        let Some(f) = lib.files.get(&n.file) else { continue };
-        let counter = if filter == EVFILT_READ { f.edge_rd } else { f.edge_wr };
+        if !lib.files.contains_key(&n.file) {
+            continue;
+        }
+        let (rd, wr) = lib.edges(n.file);
+        let counter = if filter == EVFILT_READ { rd } else { wr };
         if n.flags & EV_CLEAR != 0 && counter == n.seen {
             continue;
         }

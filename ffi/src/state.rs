@@ -217,7 +217,8 @@ impl Lib {
     pub fn close(&mut self, fd: c_int) -> Res<()> {
         let id = self.file_id(fd)?;
         self.fds[fd as usize] = None;
-        crate::events::forget_fd(self, fd);
+        // kqueue knotes belong to the descriptor (FreeBSD's knote_fdclose).
+        crate::events::forget_fd_knotes(self, fd);
         let last = self.files.get_mut(&id).map(|f| {
             f.refs -= 1;
             f.refs == 0
@@ -225,6 +226,10 @@ impl Lib {
         if last != Some(true) {
             return Ok(());
         }
+        // epoll registrations belong to the file: they go with its last
+        // descriptor (Linux: "closing a file descriptor removes it from all
+        // epoll sets only if all descriptors of the file are closed").
+        crate::events::forget_file_epoll(self, id);
         let Some(file) = self.files.remove(&id) else { return Ok(()) };
         let now = self.now();
         match file.kind {
@@ -255,6 +260,22 @@ impl Lib {
         let now = self.now();
         let rt = &mut *self.rt;
         rt.stack.push_output(now, &mut *rt.dev);
+    }
+
+    /// The edge counters of file `id` (read, write): a registration with
+    /// `EPOLLET`/`EV_CLEAR` reports again only when one moved. TCP edges
+    /// come from the engine's edge-triggered reports; a UDP socket's read
+    /// edge is its count of datagrams queued (one edge per arrival, as
+    /// Linux wakes an edge-triggered waiter per datagram).
+    pub fn edges(&mut self, id: u64) -> (u64, u64) {
+        let Some(f) = self.files.get(&id) else { return (0, 0) };
+        match f.kind {
+            Kind::Udp { h: Some(h), .. } => {
+                let wr = f.edge_wr;
+                (self.rt.stack.udp_arrivals(h).unwrap_or(0), wr)
+            }
+            _ => (f.edge_rd, f.edge_wr),
+        }
     }
 
     /// Moves the engine's readiness reports into the edge counters.
