@@ -244,22 +244,30 @@ impl Lib {
         Ok(())
     }
 
-    /// One pass of the engine: device work (through the packet hooks),
-    /// timers, then the readiness changes into the files' edge counters.
+    /// One pass of the engine: device work (through `[pcap]` and the packet
+    /// hooks), timers, then the readiness changes into the files' edge
+    /// counters. Returns whether the poll did work.
     pub fn drive(&mut self) -> bool {
         let now = self.now();
-        let rt = &mut *self.rt;
-        let mut dev = FfDevice { inner: &mut rt.dev, dispatcher: self.dispatcher, stats: &mut self.hooks };
-        let did = rt.stack.poll(now, &mut dev);
+        self.poll_at(now)
+    }
+
+    /// [`Lib::drive`] at engine time `now`.
+    fn poll_at(&mut self, now: Instant) -> bool {
+        let (dispatcher, hooks) = (self.dispatcher, &mut self.hooks);
+        let did = self.rt.with_device(|stack, dev| {
+            let mut dev = FfDevice { inner: dev, dispatcher, stats: hooks };
+            stack.poll(now, &mut dev)
+        });
         self.pump();
         did
     }
 
-    /// Sends what the application queued since the last pass.
-    pub fn push(&mut self) {
+    /// Sends what the application queued since the last pass (through
+    /// `[pcap]`); whether frames left.
+    pub fn push(&mut self) -> bool {
         let now = self.now();
-        let rt = &mut *self.rt;
-        rt.stack.push_output(now, &mut *rt.dev);
+        self.rt.with_device(|stack, dev| stack.push_output(now, dev))
     }
 
     /// The edge counters of file `id` (read, write): a registration with
@@ -490,22 +498,30 @@ pub type LoopFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 /// resets the connections still open, closes the port and ends the stack
 /// (later calls fail with `EPERM`). A null `loop` only drives the stack.
 ///
+/// The passes are [`Runtime::run`]'s own ([`Runtime::pass_start`],
+/// [`Runtime::pass_polled`], [`Runtime::pass_end`]), so a C program gets
+/// what a Rust one does: `[pcap]` capture, the `zcstat` control socket,
+/// usr/sys/idle cycle accounting and `idle_sleep`. A pass counts as the
+/// application's work when what it wrote left as frames (F-Stack, too,
+/// judges idleness by the stack, not by the loop's return value, which it
+/// ignores).
+///
 /// # Safety
 /// `loop` is a valid function taking `arg`.
 #[no_mangle]
 pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
-    let ok = entry("ff_run", false, || with_lib(|_| Ok(true)));
-    if !ok {
+    let Some(mut pass) = entry("ff_run", None, || with_lib(|lib| Ok(Some(lib.rt.pass_start())))) else {
         tracing::error!("ff_run: not the lcore thread, or ff_init did not succeed");
         return;
-    }
+    };
     loop {
         let go = entry("ff_run", false, || {
             with_lib(|lib| {
                 if lib.stopping() {
                     return Ok(false);
                 }
-                lib.drive();
+                let did = lib.poll_at(pass.now());
+                lib.rt.pass_polled(&mut pass, did);
                 Ok(true)
             })
         });
@@ -518,7 +534,10 @@ pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
         }
         entry("ff_run", (), || {
             with_lib(|lib| {
-                lib.push();
+                // Frames sent here are the application's work; pass_end
+                // then finds nothing more to push.
+                let did_usr = lib.push();
+                lib.rt.pass_end(&mut pass, did_usr);
                 Ok(())
             })
         });
