@@ -126,6 +126,11 @@ pub struct Lib {
     pub dispatcher: Option<DispatchFn>,
     /// Counters of the packet hooks.
     pub hooks: HookStats,
+    /// The event sets (file ids) watching each file.
+    pub watchers: FxHashMap<u64, Vec<u64>>,
+    /// Per event set, the files with an engine report since it last
+    /// looked ([`crate::watch::Watch::candidates`]).
+    pub pending: FxHashMap<u64, rustc_hash::FxHashSet<u64>>,
 }
 
 impl std::fmt::Debug for Lib {
@@ -231,6 +236,8 @@ impl Lib {
         // epoll sets only if all descriptors of the file are closed").
         crate::events::forget_file_epoll(self, id);
         let Some(file) = self.files.remove(&id) else { return Ok(()) };
+        self.watchers.remove(&id);
+        self.pending.remove(&id);
         let now = self.now();
         match file.kind {
             Kind::Tcp { st: TcpSt::Listen(h) | TcpSt::Conn(h), .. } => {
@@ -239,9 +246,30 @@ impl Lib {
             Kind::Udp { h: Some(h), .. } => {
                 let _ = self.rt.stack.udp_close(h);
             }
+            Kind::Epoll(e) => e.watch.files().for_each(|f| self.unwatch(id, f)),
+            Kind::Kqueue(k) => k.watch.files().for_each(|f| self.unwatch(id, f)),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Event set `set` now watches `file`: the engine's reports on `file`
+    /// reach it.
+    pub fn watch_file(&mut self, set: u64, file: u64) {
+        let w = self.watchers.entry(file).or_default();
+        if !w.contains(&set) {
+            w.push(set);
+        }
+    }
+
+    /// Event set `set` no longer watches `file`.
+    pub fn unwatch(&mut self, set: u64, file: u64) {
+        if let Some(w) = self.watchers.get_mut(&file) {
+            w.retain(|s| *s != set);
+            if w.is_empty() {
+                self.watchers.remove(&file);
+            }
+        }
     }
 
     /// One pass of the engine: device work (through `[pcap]` and the packet
@@ -291,7 +319,11 @@ impl Lib {
         self.events.clear();
         self.rt.stack.poll_events(&mut self.events);
         for ev in &self.events {
-            if let Some(f) = self.files.get_mut(&(ev.token.0 as u64)) {
+            let id = ev.token.0 as u64;
+            for set in self.watchers.get(&id).map_or(&[][..], Vec::as_slice) {
+                self.pending.entry(*set).or_default().insert(id);
+            }
+            if let Some(f) = self.files.get_mut(&id) {
                 if ev.readable || ev.hup || ev.error {
                     f.edge_rd += 1;
                 }
@@ -484,6 +516,8 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
                 zc: FxHashMap::default(),
                 dispatcher: None,
                 hooks: HookStats::default(),
+                watchers: FxHashMap::default(),
+                pending: FxHashMap::default(),
             })
         });
         Ok(0)

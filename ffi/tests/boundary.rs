@@ -377,6 +377,43 @@ fn inner(conf: &str, iface: &str) {
     assert_eq!(read_all(c1, 1), b"x");
     ok("ff_poll ff_select readiness and timeouts honoured");
 
+    // --- a short event list reaches every ready registration in turn ---
+    k1.write_all(b"p").unwrap();
+    k2.write_all(b"q").unwrap();
+    let mut both =
+        [pollfd { fd: c1, events: libc::POLLIN, revents: 0 }, pollfd { fd: c2, events: libc::POLLIN, revents: 0 }];
+    // SAFETY: two valid entries.
+    drive_until("both readable", || unsafe { ff_poll(both.as_mut_ptr(), 2, 5) } == 2);
+    // SAFETY: plain values.
+    let ep_two = unsafe { ff_epoll_create(1) };
+    assert_eq!(ep_ctl(ep_two, libc::EPOLL_CTL_ADD, c1, libc::EPOLLIN as u32, 1), 0);
+    assert_eq!(ep_ctl(ep_two, libc::EPOLL_CTL_ADD, c2, libc::EPOLLIN as u32, 2), 0);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let mut ev = [epoll_event { events: 0, u64: 0 }];
+        // SAFETY: room for one event.
+        assert_eq!(unsafe { ff_epoll_wait(ep_two, ev.as_mut_ptr(), 1, 0) }, 1);
+        seen.push(ev[0].u64);
+    }
+    assert_eq!(seen, vec![1, 2, 1, 2], "maxevents=1 alternates between two level-ready sockets");
+    // SAFETY: no arguments.
+    let kq_two = unsafe { ff_kqueue() };
+    assert_eq!(kq(kq_two, &[kev(c1, EVFILT_READ, EV_ADD), kev(c2, EVFILT_READ, EV_ADD)], 0).len(), 2);
+    let mut out = [kev(0, 0, 0); 1];
+    let mut idents = Vec::new();
+    let zero = timespec { tv_sec: 0, tv_nsec: 0 };
+    for _ in 0..4 {
+        // SAFETY: room for one event; no changes.
+        let n = unsafe { ff_kevent(kq_two, std::ptr::null(), 0, out.as_mut_ptr(), 1, &zero) };
+        assert_eq!(n, 1);
+        idents.push(out[0].ident as c_int);
+    }
+    assert!(idents.contains(&c1) && idents.contains(&c2) && idents[0] != idents[1], "kqueue: {idents:?}");
+    assert_eq!(read_all(c1, 1), b"p");
+    assert_eq!(read_all(c2, 1), b"q");
+    assert!(ep_wait(ep_two, 0).is_empty() && kq(kq_two, &[], 0).is_empty(), "nothing left to report");
+    ok("short event lists reach every ready registration");
+
     // --- UDP edge triggering ---
     // SAFETY: plain values, or pointers valid for the lengths given.
     let u = unsafe { ff_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0) };
@@ -551,6 +588,7 @@ fn main() {
         "EPOLLONESHOT",
         "EV_CLEAR EV_ONESHOT",
         "timeouts honoured",
+        "short event lists",
         "UDP EPOLLET",
         "dup'd",
         "partial zero-copy",
