@@ -455,10 +455,20 @@ fn inner(conf: &str, iface: &str) {
     // SAFETY: plain values, or pointers valid for the lengths given.
     let ep_d = unsafe { ff_epoll_create(1) };
     assert_eq!(ep_ctl(ep_d, libc::EPOLL_CTL_ADD, c2, libc::EPOLLIN as u32, 42), 0);
+    // kqueue knotes belong to the descriptor they were added on (FreeBSD's
+    // knote_fdclose, hence F-Stack's): the one on c2 goes with c2, the one
+    // on the dup stays.
+    // SAFETY: no arguments.
+    let kq_d = unsafe { ff_kqueue() };
+    assert!(kq(kq_d, &[kev(c2, EVFILT_READ, EV_ADD | EV_CLEAR), kev(d, EVFILT_READ, EV_ADD | EV_CLEAR)], 0).is_empty());
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_close(c2) }, 0);
     k2.write_all(b"still here").unwrap();
     assert_eq!(ep_wait(ep_d, EVENT_MS), vec![(libc::EPOLLIN as u32, 42)], "registration outlives one close");
+    let e = kq(kq_d, &[], EVENT_MS.into());
+    assert_eq!(e.iter().map(|e| e.ident as c_int).collect::<Vec<_>>(), vec![d], "only the dup's knote: {e:?}");
+    let e = kq(kq_d, &[kev(c2, EVFILT_READ, EV_DELETE)], 0);
+    assert!(e.len() == 1 && e[0].data == libc::ENOENT as isize, "c2's knote went with c2: {e:?}");
     assert_eq!(read_all(d, 10), b"still here");
     // A new descriptor that reuses the number is a different file.
     // SAFETY: plain values, or pointers valid for the lengths given.
