@@ -116,6 +116,25 @@ pub struct LoopCycles {
     pub busy_loops: u64,
 }
 
+/// Where a loop driven piece by piece is ([`Runtime::pass_start`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LoopPass {
+    /// TSC at the start of the pass.
+    t_start: u64,
+    /// TSC at the end of its stack poll (`t_start` if the poll did nothing).
+    t_sys: u64,
+    /// The stack poll did work.
+    did_sys: bool,
+    now: Instant,
+}
+
+impl LoopPass {
+    /// Engine time of this pass (read once at its start).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+}
+
 /// Stops a running loop from another thread (e.g. a signal handler thread).
 #[derive(Clone, Debug, Default)]
 pub struct StopHandle(Arc<AtomicBool>);
@@ -326,54 +345,90 @@ impl Runtime {
     /// fires. `f` gets the stack and the current time; it returns whether it
     /// did work (for idle accounting) with the control decision.
     pub fn run(&mut self, mut f: impl FnMut(&mut Stack<PageArray>, Instant) -> (bool, Control)) {
-        // One TSC read ends a pass and starts the next, so an idle pass
-        // reads the TSC once. A pass whose poll found nothing counts that
-        // (short) poll with the callback.
-        let mut t_start = rdtsc();
+        let mut pass = self.pass_start();
         while !self.stop.stopped() {
-            let now = self.time_at(t_start);
+            let now = pass.now();
             let did_sys = self.with_device(|stack, dev| stack.poll(now, dev));
-            let t_sys = if did_sys { rdtsc() } else { t_start };
+            self.pass_polled(&mut pass, did_sys);
             let (did_usr, ctl) = f(&mut self.stack, now);
-            let t_usr = rdtsc();
-            let mut t_end = t_usr;
-            self.cycles.loops += 1;
-            if did_sys || did_usr {
-                self.cycles.busy_loops += 1;
-                self.cycles.sys += t_sys - t_start;
-                self.cycles.usr += t_usr - t_sys;
-                if did_usr {
-                    // What the callback wrote leaves now, not a pass later.
-                    self.with_device(|stack, dev| stack.push_output(now, dev));
-                    t_end = rdtsc();
-                    self.cycles.sys += t_end - t_usr;
-                }
-            } else {
-                self.cycles.idle += t_usr - t_start;
-                if self.idle_sleep_us > 0 {
-                    std::thread::sleep(std::time::Duration::from_micros(self.idle_sleep_us));
-                    t_end = rdtsc();
-                    self.cycles.idle += t_end - t_usr;
-                }
-            }
-            if self.control.is_some() && t_end >= self.next_control {
-                // About once a millisecond: one non-blocking accept when idle.
-                self.next_control = t_end + self.tsc_hz / 1000;
-                self.serve_control();
-                let t = rdtsc();
-                self.cycles.sys += t - t_end;
-                t_end = t;
-            }
+            self.pass_end(&mut pass, did_usr);
             if ctl == Control::Stop {
                 break;
             }
-            t_start = t_end;
         }
     }
 
+    /// The first pass of a loop driven piece by piece (for a caller that
+    /// cannot hand [`Runtime::run`] a closure, like the C API's `ff_run`,
+    /// whose callback re-enters the runtime): per pass, poll the stack
+    /// through [`Runtime::with_device`], report it with
+    /// [`Runtime::pass_polled`], run the application, then
+    /// [`Runtime::pass_end`]. [`Runtime::run`] is exactly this loop.
+    pub fn pass_start(&mut self) -> LoopPass {
+        let t = rdtsc();
+        LoopPass { t_start: t, t_sys: t, did_sys: false, now: self.time_at(t) }
+    }
+
+    /// Marks the end of the pass's stack poll (`did_sys`: it did work).
+    pub fn pass_polled(&mut self, pass: &mut LoopPass, did_sys: bool) {
+        // One TSC read ends a pass and starts the next, so an idle pass
+        // reads the TSC once. A pass whose poll found nothing counts that
+        // (short) poll with the callback.
+        pass.did_sys = did_sys;
+        pass.t_sys = if did_sys { rdtsc() } else { pass.t_start };
+        if did_sys {
+            self.cycles.busy_loops += 1;
+            self.cycles.sys += pass.t_sys - pass.t_start;
+        }
+    }
+
+    /// Ends the pass after the application ran (`did_usr`: it did work):
+    /// pushes what it wrote to the device, accounts usr/sys/idle cycles,
+    /// sleeps `idle_sleep` µs when the whole pass was idle, answers
+    /// `zcstat` about once a millisecond, and starts the next pass.
+    pub fn pass_end(&mut self, pass: &mut LoopPass, did_usr: bool) {
+        let did_sys = pass.did_sys;
+        let t_usr = rdtsc();
+        let mut t_end = t_usr;
+        self.cycles.loops += 1;
+        if did_sys || did_usr {
+            if !did_sys {
+                self.cycles.busy_loops += 1;
+            }
+            self.cycles.usr += t_usr - pass.t_sys;
+            if did_usr {
+                // What the callback wrote leaves now, not a pass later.
+                let now = pass.now;
+                self.with_device(|stack, dev| stack.push_output(now, dev));
+                t_end = rdtsc();
+                self.cycles.sys += t_end - t_usr;
+            }
+        } else {
+            self.cycles.idle += t_usr - pass.t_start;
+            if self.idle_sleep_us > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(self.idle_sleep_us));
+                t_end = rdtsc();
+                self.cycles.idle += t_end - t_usr;
+            }
+        }
+        if self.control.is_some() && t_end >= self.next_control {
+            // About once a millisecond: one non-blocking accept when idle.
+            self.next_control = t_end + self.tsc_hz / 1000;
+            self.serve_control();
+            let t = rdtsc();
+            self.cycles.sys += t - t_end;
+            t_end = t;
+        }
+        pass.t_start = t_end;
+        pass.t_sys = t_end;
+        pass.did_sys = false;
+        pass.now = self.time_at(t_end);
+    }
+
     /// Calls `f` with the stack and the device, wrapped by the `[pcap]`
-    /// writer when capture is on.
-    fn with_device<R>(&mut self, f: impl FnOnce(&mut Stack<PageArray>, &mut dyn Device) -> R) -> R {
+    /// writer when capture is on (every frame to and from the port goes
+    /// through here, so it is captured).
+    pub fn with_device<R>(&mut self, f: impl FnOnce(&mut Stack<PageArray>, &mut dyn Device) -> R) -> R {
         match self.pcap.as_mut() {
             None => f(&mut self.stack, &mut *self.dev),
             Some((files, snaplen)) => f(&mut self.stack, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),

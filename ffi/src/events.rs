@@ -4,8 +4,10 @@
 //!
 //! A wait with a timeout drives the stack (device, timers) until something
 //! is ready, the timeout passes or `ff_stop_run` is called: the timeout is
-//! honoured (F-Stack ignores it). Level-triggered sets look at each
-//! registered descriptor per wait (O(registered)).
+//! honoured (F-Stack ignores it). A wait looks only at the files with an
+//! engine report since the last wait, the registrations reported
+//! level-triggered last time and UDP sockets ([`crate::watch`]): O(ready),
+//! not O(registered).
 
 use std::ffi::{c_int, c_void};
 
@@ -13,6 +15,7 @@ use libc::{epoll_event, pollfd, timespec};
 use rustc_hash::FxHashMap;
 
 use crate::state::{entry, with_lib, Kind, Lib, Ready, Res};
+use crate::watch::Watch;
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
@@ -38,6 +41,8 @@ struct EpReg {
 #[derive(Debug, Default)]
 pub struct Epoll {
     regs: FxHashMap<c_int, EpReg>,
+    /// Which registrations a wait looks at.
+    pub(crate) watch: Watch<c_int>,
 }
 
 /// One kqueue filter registration (`ident`, `filter`).
@@ -54,6 +59,8 @@ struct Knote {
 #[derive(Debug, Default)]
 pub struct Kqueue {
     notes: FxHashMap<(c_int, i16), Knote>,
+    /// Which knotes a wait looks at.
+    pub(crate) watch: Watch<(c_int, i16)>,
 }
 
 /// F-Stack's `struct kevent`.
@@ -89,17 +96,44 @@ const EV_DISPATCH: u16 = 0x0080;
 const EV_EOF: u16 = 0x8000;
 const EV_ERROR: u16 = 0x4000;
 
-/// Removes `fd`'s registrations from every epoll set and kqueue (called when
-/// the descriptor closes, as Linux and FreeBSD do when the file goes).
-pub fn forget_fd(lib: &mut Lib, fd: c_int) {
-    for f in lib.files.values_mut() {
-        match &mut f.kind {
-            Kind::Epoll(e) => {
-                e.regs.remove(&fd);
+/// Removes descriptor `fd`'s knotes from every kqueue (called on each
+/// close of a descriptor, as FreeBSD's `knote_fdclose`: a dup'd descriptor
+/// has knotes of its own).
+pub fn forget_fd_knotes(lib: &mut Lib, fd: c_int) {
+    let mut gone = Vec::new();
+    for (&set, f) in lib.files.iter_mut() {
+        if let Kind::Kqueue(k) = &mut f.kind {
+            let keys: Vec<_> = k.notes.iter().filter(|((i, _), _)| *i == fd).map(|(key, n)| (*key, n.file)).collect();
+            for (key, file) in keys {
+                k.notes.remove(&key);
+                if k.watch.remove(file, key) {
+                    gone.push((set, file));
+                }
             }
-            Kind::Kqueue(k) => k.notes.retain(|(i, _), _| *i != fd),
-            _ => {}
         }
+    }
+    for (set, file) in gone {
+        lib.unwatch(set, file);
+    }
+}
+
+/// Removes file `id`'s registrations from every epoll set (called when its
+/// last descriptor closes: Linux keeps them while a dup'd descriptor of
+/// the file stays open, and keeps reporting them with their `data`).
+pub fn forget_file_epoll(lib: &mut Lib, id: u64) {
+    let mut gone = Vec::new();
+    for (&set, f) in lib.files.iter_mut() {
+        if let Kind::Epoll(e) = &mut f.kind {
+            let fds: Vec<c_int> = e.regs.iter().filter(|(_, r)| r.file == id).map(|(fd, _)| *fd).collect();
+            for fd in fds {
+                e.regs.remove(&fd);
+                e.watch.remove(id, fd);
+            }
+            gone.push(set);
+        }
+    }
+    for set in gone {
+        lib.unwatch(set, id);
     }
 }
 
@@ -187,10 +221,13 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
             if epfd == fd {
                 return Err(libc::EINVAL);
             }
+            let set = lib.file_id(epfd)?;
             let file = lib.file_id(fd)?;
-            if !matches!(lib.files.get(&file).map(|f| &f.kind), Some(Kind::Tcp { .. } | Kind::Udp { .. })) {
-                return Err(libc::EPERM);
-            }
+            let udp = match lib.files.get(&file).map(|f| &f.kind) {
+                Some(Kind::Tcp { .. }) => false,
+                Some(Kind::Udp { .. }) => true,
+                _ => return Err(libc::EPERM),
+            };
             let ev = if op == libc::EPOLL_CTL_DEL {
                 None
             } else if event.is_null() {
@@ -200,8 +237,10 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
                 Some(unsafe { event.read_unaligned() })
             };
             let ready = lib.ready(file).map(|r| epoll_bits(&r)).unwrap_or(0);
-            let counters = lib.files.get(&file).map_or((0, 0), |f| (f.edge_rd, f.edge_wr));
+            let counters = lib.edges(file);
             let mut k = take(lib, epfd)?;
+            // Files this set stops watching.
+            let mut unwatch = Vec::new();
             let r = (|| {
                 let Kind::Epoll(ep) = &mut k else { return Err(libc::EINVAL) };
                 let mk = |e: epoll_event| {
@@ -215,25 +254,48 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
                     };
                     EpReg { file, events, data: e.u64, seen, spent: false }
                 };
+                // A registration left under this number by a descriptor
+                // since closed names another file: it is not this one's.
+                if let Some(old) = ep.regs.get(&fd).map(|r| r.file).filter(|&f| f != file) {
+                    if op == libc::EPOLL_CTL_ADD {
+                        ep.regs.remove(&fd);
+                        if ep.watch.remove(old, fd) {
+                            unwatch.push(old);
+                        }
+                    } else {
+                        return Err(libc::ENOENT);
+                    }
+                }
                 match op {
                     libc::EPOLL_CTL_ADD => {
                         if ep.regs.contains_key(&fd) {
                             return Err(libc::EEXIST);
                         }
                         ep.regs.insert(fd, mk(ev.ok_or(libc::EFAULT)?));
+                        ep.watch.add(file, fd, udp);
                     }
                     libc::EPOLL_CTL_MOD => {
                         let r = ep.regs.get_mut(&fd).ok_or(libc::ENOENT)?;
                         *r = mk(ev.ok_or(libc::EFAULT)?);
+                        ep.watch.add(file, fd, udp);
                     }
                     libc::EPOLL_CTL_DEL => {
                         ep.regs.remove(&fd).ok_or(libc::ENOENT)?;
+                        if ep.watch.remove(file, fd) {
+                            unwatch.push(file);
+                        }
                     }
                     _ => return Err(libc::EINVAL),
                 }
                 Ok(0)
             })();
             put(lib, epfd, k);
+            for f in unwatch {
+                lib.unwatch(set, f);
+            }
+            if r.is_ok() && op != libc::EPOLL_CTL_DEL {
+                lib.watch_file(set, file);
+            }
             r
         })
     })
@@ -259,6 +321,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
             if events.is_null() {
                 return Err(libc::EFAULT);
             }
+            let set = lib.file_id(epfd)?;
             let mut k = take(lib, epfd)?;
             let r = {
                 let Kind::Epoll(ep) = &mut k else {
@@ -266,31 +329,44 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     return Err(libc::EINVAL);
                 };
                 wait(lib, i64::from(timeout), |lib| {
+                    let edged = lib.pending.remove(&set).unwrap_or_default();
+                    let cands = ep.watch.candidates(edged);
                     let mut n = 0;
-                    for reg in ep.regs.values_mut() {
-                        if n == max {
-                            break;
-                        }
-                        if reg.spent {
+                    'files: for (i, &file) in cands.iter().enumerate() {
+                        if !lib.files.contains_key(&file) {
                             continue;
                         }
-                        let Some(f) = lib.files.get(&reg.file) else { continue };
-                        let counters = (f.edge_rd, f.edge_wr);
-                        if reg.events & EPOLLET != 0 && counters == reg.seen {
-                            continue;
+                        let counters = lib.edges(file);
+                        for j in 0..ep.watch.keys(file).len() {
+                            let fd = ep.watch.keys(file)[j];
+                            let Some(reg) = ep.regs.get_mut(&fd) else { continue };
+                            if reg.file != file || reg.spent {
+                                continue;
+                            }
+                            if n == max {
+                                // The caller's list is full: the rest first next time.
+                                ep.watch.first(&cands[i..]);
+                                break 'files;
+                            }
+                            if reg.events & EPOLLET != 0 && counters == reg.seen {
+                                continue;
+                            }
+                            let Some(r) = lib.ready(file) else { continue };
+                            let bits = epoll_bits(&r) & (reg.events | EPOLLERR | EPOLLHUP);
+                            if bits == 0 {
+                                continue;
+                            }
+                            reg.seen = counters;
+                            if reg.events & EPOLLONESHOT != 0 {
+                                reg.spent = true;
+                            } else if reg.events & EPOLLET == 0 {
+                                // Level-triggered: looked at again next wait.
+                                ep.watch.again(file);
+                            }
+                            // SAFETY: n < max and events has room for max entries.
+                            unsafe { events.add(n).write_unaligned(epoll_event { events: bits, u64: reg.data }) };
+                            n += 1;
                         }
-                        let Some(r) = lib.ready(reg.file) else { continue };
-                        let bits = epoll_bits(&r) & (reg.events | EPOLLERR | EPOLLHUP);
-                        if bits == 0 {
-                            continue;
-                        }
-                        reg.seen = counters;
-                        if reg.events & EPOLLONESHOT != 0 {
-                            reg.spent = true;
-                        }
-                        // SAFETY: n < max and events has room for max entries.
-                        unsafe { events.add(n).write_unaligned(epoll_event { events: bits, u64: reg.data }) };
-                        n += 1;
                     }
                     Ok(n)
                 })
@@ -321,20 +397,27 @@ fn timeout_ms(ts: *const timespec) -> Res<i64> {
 
 /// Applies one change; `Err(errno)` is reported per FreeBSD (an `EV_ERROR`
 /// event when there is room, else the call fails).
-fn apply(lib: &mut Lib, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
+fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
     let fd = c_int::try_from(c.ident).map_err(|_| libc::EBADF)?;
     if c.filter != EVFILT_READ && c.filter != EVFILT_WRITE {
         return Err(libc::EINVAL);
     }
     let key = (fd, c.filter);
     if c.flags & EV_DELETE != 0 {
-        return kq.notes.remove(&key).map(|_| ()).ok_or(libc::ENOENT);
+        let n = kq.notes.remove(&key).ok_or(libc::ENOENT)?;
+        if kq.watch.remove(n.file, key) {
+            lib.unwatch(set, n.file);
+        }
+        return Ok(());
     }
     let file = lib.file_id(fd)?;
-    if !matches!(lib.files.get(&file).map(|f| &f.kind), Some(Kind::Tcp { .. } | Kind::Udp { .. })) {
-        return Err(libc::EINVAL);
-    }
-    let counter = lib.files.get(&file).map_or(0, |f| if c.filter == EVFILT_READ { f.edge_rd } else { f.edge_wr });
+    let udp = match lib.files.get(&file).map(|f| &f.kind) {
+        Some(Kind::Tcp { .. }) => false,
+        Some(Kind::Udp { .. }) => true,
+        _ => return Err(libc::EINVAL),
+    };
+    let (rd, wr) = lib.edges(file);
+    let counter = if c.filter == EVFILT_READ { rd } else { wr };
     if c.flags & EV_ADD != 0 {
         let n = Knote {
             file,
@@ -344,12 +427,19 @@ fn apply(lib: &mut Lib, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
             // EV_CLEAR reports what is ready now once, then changes only.
             seen: counter.wrapping_sub(1),
         };
-        kq.notes.insert(key, n);
+        if let Some(old) = kq.notes.insert(key, n).map(|o| o.file).filter(|&f| f != file) {
+            if kq.watch.remove(old, key) {
+                lib.unwatch(set, old);
+            }
+        }
+        kq.watch.add(file, key, udp);
+        lib.watch_file(set, file);
         return Ok(());
     }
     let n = kq.notes.get_mut(&key).ok_or(libc::ENOENT)?;
     if c.flags & EV_ENABLE != 0 {
         n.enabled = true;
+        kq.watch.again(n.file);
     }
     if c.flags & EV_DISABLE != 0 {
         n.enabled = false;
@@ -357,48 +447,66 @@ fn apply(lib: &mut Lib, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
     Ok(())
 }
 
-/// The events of a kqueue ready now (up to `max`), via `out`.
-fn kq_collect(lib: &mut Lib, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
+/// The events of a kqueue ready now (up to `max`), via `out`: looks at the
+/// candidate files only ([`Watch::candidates`]).
+fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
+    let edged = lib.pending.remove(&set).unwrap_or_default();
+    let cands = kq.watch.candidates(edged);
     let mut gone = Vec::new();
-    for (&(fd, filter), n) in kq.notes.iter_mut() {
-        if out.len() >= max {
-            break;
-        }
-        if !n.enabled {
+    'files: for (i, &file) in cands.iter().enumerate() {
+        if !lib.files.contains_key(&file) {
             continue;
         }
-        let Some(f) = lib.files.get(&n.file) else { continue };
-        let counter = if filter == EVFILT_READ { f.edge_rd } else { f.edge_wr };
-        if n.flags & EV_CLEAR != 0 && counter == n.seen {
-            continue;
-        }
-        let Some(r) = lib.ready(n.file) else { continue };
-        let (hit, data) = if filter == EVFILT_READ { (r.rd, r.nread) } else { (r.wr, r.nwrite) };
-        let eof = r.rdhup || r.hup || r.err != 0;
-        if !hit && !eof {
-            continue;
-        }
-        n.seen = counter;
-        let mut flags = n.flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH);
-        if eof {
-            flags |= EV_EOF;
-        }
-        out.push(Kevent {
-            ident: fd as usize,
-            filter,
-            flags,
-            fflags: r.err as u32,
-            data: data.min(isize::MAX as usize) as isize,
-            udata: n.udata as *mut c_void,
-        });
-        if n.flags & EV_ONESHOT != 0 {
-            gone.push((fd, filter));
-        } else if n.flags & EV_DISPATCH != 0 {
-            n.enabled = false;
+        let (rd, wr) = lib.edges(file);
+        for j in 0..kq.watch.keys(file).len() {
+            let (fd, filter) = kq.watch.keys(file)[j];
+            let Some(n) = kq.notes.get_mut(&(fd, filter)) else { continue };
+            if n.file != file || !n.enabled {
+                continue;
+            }
+            if out.len() >= max {
+                // The caller's list is full: the rest first next time.
+                kq.watch.first(&cands[i..]);
+                break 'files;
+            }
+            let counter = if filter == EVFILT_READ { rd } else { wr };
+            if n.flags & EV_CLEAR != 0 && counter == n.seen {
+                continue;
+            }
+            let Some(r) = lib.ready(file) else { continue };
+            let (hit, data) = if filter == EVFILT_READ { (r.rd, r.nread) } else { (r.wr, r.nwrite) };
+            let eof = r.rdhup || r.hup || r.err != 0;
+            if !hit && !eof {
+                continue;
+            }
+            n.seen = counter;
+            let mut flags = n.flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH);
+            if eof {
+                flags |= EV_EOF;
+            }
+            out.push(Kevent {
+                ident: fd as usize,
+                filter,
+                flags,
+                fflags: r.err as u32,
+                data: data.min(isize::MAX as usize) as isize,
+                udata: n.udata as *mut c_void,
+            });
+            if n.flags & EV_ONESHOT != 0 {
+                gone.push((fd, filter, file));
+            } else if n.flags & EV_DISPATCH != 0 {
+                n.enabled = false;
+            } else if n.flags & EV_CLEAR == 0 {
+                // Level-triggered: looked at again next wait.
+                kq.watch.again(file);
+            }
         }
     }
-    for k in gone {
-        kq.notes.remove(&k);
+    for (fd, filter, file) in gone {
+        kq.notes.remove(&(fd, filter));
+        if kq.watch.remove(file, (fd, filter)) {
+            lib.unwatch(set, file);
+        }
     }
 }
 
@@ -411,11 +519,12 @@ fn kevent_into(
     timeout: i64,
     out: &mut Vec<Kevent>,
 ) -> Res<()> {
+    let set = lib.file_id(kqfd)?;
     let mut k = take(lib, kqfd)?;
     let r = (|| {
         let Kind::Kqueue(kq) = &mut k else { return Err(libc::EINVAL) };
         for c in changes {
-            let res = apply(lib, kq, c);
+            let res = apply(lib, set, kq, c);
             if res.is_err() || c.flags & EV_RECEIPT != 0 {
                 let e = res.err().unwrap_or(0);
                 if out.len() >= nevents {
@@ -428,7 +537,7 @@ fn kevent_into(
             return Ok(());
         }
         wait(lib, timeout, |lib| {
-            kq_collect(lib, kq, nevents, out);
+            kq_collect(lib, set, kq, nevents, out);
             Ok(out.len())
         })?;
         Ok(())

@@ -5,7 +5,6 @@
 
 use std::ffi::{c_int, c_void};
 
-use dpdk_glue::EthDevice;
 use zcstack::mem::{PageError, PageId, PageMemory};
 use zcstack::phy::{Device, DeviceCaps, RxFrame, TxFrame};
 use zcstack::Instant;
@@ -36,8 +35,8 @@ pub struct HookStats {
 
 /// The port seen through the packet dispatcher.
 pub struct FfDevice<'a> {
-    /// The port.
-    pub inner: &'a mut EthDevice,
+    /// The port (behind the `[pcap]` writer when capture is on).
+    pub inner: &'a mut dyn Device,
     /// The dispatcher, if one is registered.
     pub dispatcher: Option<DispatchFn>,
     /// Counters.

@@ -21,4 +21,5 @@ mod log;
 mod sock;
 pub mod state;
 mod stubs;
+mod watch;
 mod zc;

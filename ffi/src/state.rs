@@ -126,6 +126,11 @@ pub struct Lib {
     pub dispatcher: Option<DispatchFn>,
     /// Counters of the packet hooks.
     pub hooks: HookStats,
+    /// The event sets (file ids) watching each file.
+    pub watchers: FxHashMap<u64, Vec<u64>>,
+    /// Per event set, the files with an engine report since it last
+    /// looked ([`crate::watch::Watch::candidates`]).
+    pub pending: FxHashMap<u64, rustc_hash::FxHashSet<u64>>,
 }
 
 impl std::fmt::Debug for Lib {
@@ -217,7 +222,8 @@ impl Lib {
     pub fn close(&mut self, fd: c_int) -> Res<()> {
         let id = self.file_id(fd)?;
         self.fds[fd as usize] = None;
-        crate::events::forget_fd(self, fd);
+        // kqueue knotes belong to the descriptor (FreeBSD's knote_fdclose).
+        crate::events::forget_fd_knotes(self, fd);
         let last = self.files.get_mut(&id).map(|f| {
             f.refs -= 1;
             f.refs == 0
@@ -225,7 +231,13 @@ impl Lib {
         if last != Some(true) {
             return Ok(());
         }
+        // epoll registrations belong to the file: they go with its last
+        // descriptor (Linux: "closing a file descriptor removes it from all
+        // epoll sets only if all descriptors of the file are closed").
+        crate::events::forget_file_epoll(self, id);
         let Some(file) = self.files.remove(&id) else { return Ok(()) };
+        self.watchers.remove(&id);
+        self.pending.remove(&id);
         let now = self.now();
         match file.kind {
             Kind::Tcp { st: TcpSt::Listen(h) | TcpSt::Conn(h), .. } => {
@@ -234,27 +246,72 @@ impl Lib {
             Kind::Udp { h: Some(h), .. } => {
                 let _ = self.rt.stack.udp_close(h);
             }
+            Kind::Epoll(e) => e.watch.files().for_each(|f| self.unwatch(id, f)),
+            Kind::Kqueue(k) => k.watch.files().for_each(|f| self.unwatch(id, f)),
             _ => {}
         }
         Ok(())
     }
 
-    /// One pass of the engine: device work (through the packet hooks),
-    /// timers, then the readiness changes into the files' edge counters.
+    /// Event set `set` now watches `file`: the engine's reports on `file`
+    /// reach it.
+    pub fn watch_file(&mut self, set: u64, file: u64) {
+        let w = self.watchers.entry(file).or_default();
+        if !w.contains(&set) {
+            w.push(set);
+        }
+    }
+
+    /// Event set `set` no longer watches `file`.
+    pub fn unwatch(&mut self, set: u64, file: u64) {
+        if let Some(w) = self.watchers.get_mut(&file) {
+            w.retain(|s| *s != set);
+            if w.is_empty() {
+                self.watchers.remove(&file);
+            }
+        }
+    }
+
+    /// One pass of the engine: device work (through `[pcap]` and the packet
+    /// hooks), timers, then the readiness changes into the files' edge
+    /// counters. Returns whether the poll did work.
     pub fn drive(&mut self) -> bool {
         let now = self.now();
-        let rt = &mut *self.rt;
-        let mut dev = FfDevice { inner: &mut rt.dev, dispatcher: self.dispatcher, stats: &mut self.hooks };
-        let did = rt.stack.poll(now, &mut dev);
+        self.poll_at(now)
+    }
+
+    /// [`Lib::drive`] at engine time `now`.
+    fn poll_at(&mut self, now: Instant) -> bool {
+        let (dispatcher, hooks) = (self.dispatcher, &mut self.hooks);
+        let did = self.rt.with_device(|stack, dev| {
+            let mut dev = FfDevice { inner: dev, dispatcher, stats: hooks };
+            stack.poll(now, &mut dev)
+        });
         self.pump();
         did
     }
 
-    /// Sends what the application queued since the last pass.
-    pub fn push(&mut self) {
+    /// Sends what the application queued since the last pass (through
+    /// `[pcap]`); whether frames left.
+    pub fn push(&mut self) -> bool {
         let now = self.now();
-        let rt = &mut *self.rt;
-        rt.stack.push_output(now, &mut *rt.dev);
+        self.rt.with_device(|stack, dev| stack.push_output(now, dev))
+    }
+
+    /// The edge counters of file `id` (read, write): a registration with
+    /// `EPOLLET`/`EV_CLEAR` reports again only when one moved. TCP edges
+    /// come from the engine's edge-triggered reports; a UDP socket's read
+    /// edge is its count of datagrams queued (one edge per arrival, as
+    /// Linux wakes an edge-triggered waiter per datagram).
+    pub fn edges(&mut self, id: u64) -> (u64, u64) {
+        let Some(f) = self.files.get(&id) else { return (0, 0) };
+        match f.kind {
+            Kind::Udp { h: Some(h), .. } => {
+                let wr = f.edge_wr;
+                (self.rt.stack.udp_arrivals(h).unwrap_or(0), wr)
+            }
+            _ => (f.edge_rd, f.edge_wr),
+        }
     }
 
     /// Moves the engine's readiness reports into the edge counters.
@@ -262,7 +319,11 @@ impl Lib {
         self.events.clear();
         self.rt.stack.poll_events(&mut self.events);
         for ev in &self.events {
-            if let Some(f) = self.files.get_mut(&(ev.token.0 as u64)) {
+            let id = ev.token.0 as u64;
+            for set in self.watchers.get(&id).map_or(&[][..], Vec::as_slice) {
+                self.pending.entry(*set).or_default().insert(id);
+            }
+            if let Some(f) = self.files.get_mut(&id) {
                 if ev.readable || ev.hup || ev.error {
                     f.edge_rd += 1;
                 }
@@ -455,6 +516,8 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
                 zc: FxHashMap::default(),
                 dispatcher: None,
                 hooks: HookStats::default(),
+                watchers: FxHashMap::default(),
+                pending: FxHashMap::default(),
             })
         });
         Ok(0)
@@ -469,22 +532,30 @@ pub type LoopFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 /// resets the connections still open, closes the port and ends the stack
 /// (later calls fail with `EPERM`). A null `loop` only drives the stack.
 ///
+/// The passes are [`Runtime::run`]'s own ([`Runtime::pass_start`],
+/// [`Runtime::pass_polled`], [`Runtime::pass_end`]), so a C program gets
+/// what a Rust one does: `[pcap]` capture, the `zcstat` control socket,
+/// usr/sys/idle cycle accounting and `idle_sleep`. A pass counts as the
+/// application's work when what it wrote left as frames (F-Stack, too,
+/// judges idleness by the stack, not by the loop's return value, which it
+/// ignores).
+///
 /// # Safety
 /// `loop` is a valid function taking `arg`.
 #[no_mangle]
 pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
-    let ok = entry("ff_run", false, || with_lib(|_| Ok(true)));
-    if !ok {
+    let Some(mut pass) = entry("ff_run", None, || with_lib(|lib| Ok(Some(lib.rt.pass_start())))) else {
         tracing::error!("ff_run: not the lcore thread, or ff_init did not succeed");
         return;
-    }
+    };
     loop {
         let go = entry("ff_run", false, || {
             with_lib(|lib| {
                 if lib.stopping() {
                     return Ok(false);
                 }
-                lib.drive();
+                let did = lib.poll_at(pass.now());
+                lib.rt.pass_polled(&mut pass, did);
                 Ok(true)
             })
         });
@@ -497,7 +568,10 @@ pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
         }
         entry("ff_run", (), || {
             with_lib(|lib| {
-                lib.push();
+                // Frames sent here are the application's work; pass_end
+                // then finds nothing more to push.
+                let did_usr = lib.push();
+                lib.rt.pass_end(&mut pass, did_usr);
                 Ok(())
             })
         });

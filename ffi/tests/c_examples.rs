@@ -102,3 +102,70 @@ fn epoll_example_serves_curl_and_wrk() {
 fn zero_copy_example_serves_curl_and_wrk() {
     serve("z", "main_zc");
 }
+
+/// Builds `zcstat` (examples/src/bin/zcstat.rs) and returns its path.
+fn zcstat() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let o = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "zcstack-examples", "--bin", "zcstat"])
+        .current_dir(&root)
+        .output()
+        .expect("cargo build zcstat");
+    assert!(o.status.success(), "build zcstat: {}", String::from_utf8_lossy(&o.stderr));
+    root.join("target/debug/zcstat")
+}
+
+fn stats(zcstat: &std::path::Path, conf: &str) -> serde_json::Value {
+    let o = Command::new(zcstat).args(["--conf", conf, "stats", "--json"]).output().expect("run zcstat");
+    assert!(o.status.success(), "zcstat: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("zcstat --json prints JSON")
+}
+
+/// `ff_run` is `Runtime::run`'s loop: a C server answers `zcstat` on its
+/// control socket, accounts usr/sys/idle cycles, sleeps `idle_sleep` when
+/// idle (loops bounded by the elapsed time / the sleep) and writes
+/// `[pcap]` files showing both directions.
+#[test]
+fn kqueue_example_gets_zcstat_pcap_and_idle_sleep_from_ff_run() {
+    let _turn = one_at_a_time();
+    let zcstat = zcstat();
+    let mut ns = Netns::new("s");
+    let dir = ns.dir.to_string_lossy().into_owned();
+    let pcap = format!("[pcap]\nenable=1\nsnaplen=256\nsavelen=1048576\nsavepath={dir}\n");
+    let conf = ns.config("s.ini", &pcap);
+    let text = std::fs::read_to_string(&conf).unwrap().replacen("[dpdk]\n", "[dpdk]\nidle_sleep=1000\n", 1);
+    std::fs::write(&conf, text).unwrap();
+    let first = ns.start(&bin("main_kqueue"), &["-c", &conf]);
+    assert!(first.contains("listening on port 80"), "{first}");
+    ns.kernel_side_up();
+    let t = Instant::now();
+    loop {
+        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
+        if o.status.success() {
+            assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from C on zcstack!"));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let a = stats(&zcstat, &conf);
+    std::thread::sleep(Duration::from_millis(500));
+    let b = stats(&zcstat, &conf);
+    let d = |k: &str| b["cycles"][k].as_u64().unwrap() - a["cycles"][k].as_u64().unwrap();
+    let up_us = b["uptime_us"].as_u64().unwrap() - a["uptime_us"].as_u64().unwrap();
+    assert!(b["cycles"]["usr"].as_u64().unwrap() > 0 && b["cycles"]["sys"].as_u64().unwrap() > 0, "{b}");
+    assert!(d("idle") > 0 && d("loops") > 0, "idle passes are counted: {a} {b}");
+    // Each idle pass sleeps at least idle_sleep = 1 ms.
+    let idle_loops = d("loops") - d("busy_loops");
+    assert!(idle_loops <= up_us / 1000 + 1, "idle_sleep: {idle_loops} idle passes in {up_us} us");
+    assert!(b["stack"].as_object().is_some_and(|s| !s.is_empty()), "engine counters: {b}");
+    let report = ns.stop("REPORT ");
+    assert!(report["requests"].as_u64().unwrap() >= 1, "{report}");
+    let out = Command::new("tcpdump")
+        .args(["-r", ns.dir.join("cpu0_0.pcap").to_str().unwrap(), "-nn", "-A"])
+        .output()
+        .expect("run tcpdump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("GET / HTTP/1.1") && text.contains("HTTP/1.1 200 OK"), "both directions captured: {text}");
+}

@@ -444,6 +444,12 @@ impl<M: PageMemory> Stack<M> {
         self.udp.queued(h)
     }
 
+    /// Datagrams queued on `h` since it was bound (wrapping): one edge per
+    /// arrival for edge-triggered waits in the C API.
+    pub fn udp_arrivals(&mut self, h: UdpHandle) -> Result<u64, UdpError> {
+        self.udp.arrivals(h)
+    }
+
     /// Closes a UDP socket.
     pub fn udp_close(&mut self, h: UdpHandle) -> Result<(), UdpError> {
         self.udp.close(h)

@@ -63,6 +63,9 @@ struct UdpSock {
     rx_charged: usize,
     /// Receive buffer, bytes: the most `rx_charged` may reach.
     recv_buffer: usize,
+    /// Datagrams queued since the socket was bound (wrapping): the edges
+    /// an edge-triggered waiter reports, one per arrival.
+    arrivals: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +117,7 @@ impl UdpEngine {
         if port == 0 || self.ports.contains_key(&port) {
             return Err(UdpError::AddrInUse);
         }
-        let sock = UdpSock { port, rxq: VecDeque::new(), rx_charged: 0, recv_buffer: self.recv_buffer };
+        let sock = UdpSock { port, rxq: VecDeque::new(), rx_charged: 0, recv_buffer: self.recv_buffer, arrivals: 0 };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize].sock = Some(sock);
@@ -207,6 +210,7 @@ impl UdpEngine {
             return Err(DeliverError::RecvBufferFull);
         }
         s.rx_charged += charge;
+        s.arrivals = s.arrivals.wrapping_add(1);
         s.rxq.push_back((from, data.to_vec()));
         Ok(())
     }
@@ -215,6 +219,12 @@ impl UdpEngine {
     /// [`DATAGRAM_OVERHEAD`] per queued datagram).
     pub fn charged(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
         Ok(self.sock(h)?.rx_charged)
+    }
+
+    /// Datagrams queued on `h` since it was bound (wrapping; dropped ones
+    /// not counted): each arrival is one edge for `EPOLLET`/`EV_CLEAR`.
+    pub fn arrivals(&mut self, h: UdpHandle) -> Result<u64, UdpError> {
+        Ok(self.sock(h)?.arrivals)
     }
 
     /// Datagrams queued on `h`.

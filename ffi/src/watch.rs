@@ -1,0 +1,122 @@
+//! Which registrations of an event set (epoll set or kqueue) a wait must
+//! look at, so that a wait costs O(ready), not O(registered): the files
+//! that had an edge since the set last looked (from the engine's reports,
+//! see [`crate::state::Lib::pump`]), the files whose registrations were
+//! reported level-triggered last time or were just added, modified or
+//! enabled (`recheck`), and UDP sockets (their edges are datagram
+//! arrivals, which the engine does not report: looked at every wait).
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// One event set's registrations by file, and its candidates.
+#[derive(Debug)]
+pub struct Watch<K> {
+    /// The keys (epoll: descriptor; kqueue: descriptor and filter) of each
+    /// watched file.
+    by_file: FxHashMap<u64, Vec<K>>,
+    /// Files to look at on the next wait whatever the engine reports.
+    recheck: Vec<u64>,
+    /// Files looked at on every wait (UDP sockets).
+    always: Vec<u64>,
+    /// Scratch of [`Watch::candidates`].
+    seen: FxHashSet<u64>,
+}
+
+impl<K> Default for Watch<K> {
+    fn default() -> Self {
+        Watch { by_file: FxHashMap::default(), recheck: Vec::new(), always: Vec::new(), seen: FxHashSet::default() }
+    }
+}
+
+impl<K: Copy + PartialEq> Watch<K> {
+    /// `key` now watches `file` (added, modified or enabled): looked at on
+    /// the next wait. `every_wait`: the file has no engine reports (UDP).
+    pub fn add(&mut self, file: u64, key: K, every_wait: bool) {
+        let keys = self.by_file.entry(file).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+        if every_wait && !self.always.contains(&file) {
+            self.always.push(file);
+        }
+        self.recheck.push(file);
+    }
+
+    /// `key` no longer watches `file`; whether the file has no key left.
+    pub fn remove(&mut self, file: u64, key: K) -> bool {
+        let Some(keys) = self.by_file.get_mut(&file) else { return true };
+        keys.retain(|k| *k != key);
+        if !keys.is_empty() {
+            return false;
+        }
+        self.by_file.remove(&file);
+        self.always.retain(|f| *f != file);
+        true
+    }
+
+    /// Look at `file` again on the next wait (reported level-triggered, or
+    /// not looked at because the caller's event list was full).
+    pub fn again(&mut self, file: u64) {
+        self.recheck.push(file);
+    }
+
+    /// Look at `files` first on the next wait: they were not looked at
+    /// (or not all their keys) because the caller's list was full, and go
+    /// ahead of what was reported this time so that a small list still
+    /// reaches every ready registration in turn (as Linux's ready list).
+    pub fn first(&mut self, files: &[u64]) {
+        let rest = std::mem::take(&mut self.recheck);
+        self.recheck.extend_from_slice(files);
+        self.recheck.extend(rest);
+    }
+
+    /// The keys of `file` (empty if none).
+    pub fn keys(&self, file: u64) -> &[K] {
+        self.by_file.get(&file).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every watched file.
+    pub fn files(&self) -> impl Iterator<Item = u64> + '_ {
+        self.by_file.keys().copied()
+    }
+
+    /// The files to look at now, each once, in this order: the rechecks
+    /// (in the order they were asked for), `edged` (edges since the last
+    /// wait), the every-wait files. The rechecks are consumed: the caller
+    /// re-adds what stays ready level-triggered.
+    pub fn candidates(&mut self, edged: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut c = std::mem::take(&mut self.recheck);
+        c.extend(edged);
+        c.extend(self.always.iter().copied());
+        self.seen.clear();
+        let (seen, by_file) = (&mut self.seen, &self.by_file);
+        c.retain(|f| by_file.contains_key(f) && seen.insert(*f));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_edges_rechecks_and_every_wait_files_once() {
+        let mut w: Watch<i32> = Watch::default();
+        w.add(1, 10, false);
+        w.add(2, 20, true);
+        w.add(3, 30, false);
+        assert_eq!(w.candidates([]), vec![1, 2, 3], "fresh registrations are looked at");
+        assert_eq!(w.candidates([]), vec![2], "then only the every-wait (UDP) file");
+        assert_eq!(w.candidates([3, 3, 9]), vec![3, 2], "edges, once each; unwatched files skipped");
+        w.again(1);
+        assert_eq!(w.candidates([]), vec![1, 2]);
+        w.again(1);
+        w.first(&[3]);
+        assert_eq!(w.candidates([1]), vec![3, 1, 2], "what a full list left out goes first");
+        assert!(!w.remove(1, 11), "another key stays");
+        assert!(w.remove(1, 10));
+        assert!(w.remove(2, 20));
+        assert_eq!(w.candidates([1, 2]), Vec::<u64>::new(), "removed files are not looked at");
+        assert_eq!(w.keys(3), &[30]);
+    }
+}
