@@ -235,6 +235,30 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
         "stack": stack,
         "tcp_connections": rt.stack.tcp_connections(),
         "sockets": sockets,
+        "stages": stages(rt),
+    })
+}
+
+/// The `stages` part of the snapshot: `null` unless `[dpdk] stage_cycles`
+/// is on; else every engine and loop stage as `{calls, cycles, max,
+/// nested}` (TSC cycles; `nested`: already inside an engine stage) and the
+/// busy passes with their log2 histogram and quantiles.
+fn stages(rt: &crate::Runtime) -> serde_json::Value {
+    use serde_json::json;
+    let Some(l) = rt.loop_stages() else { return serde_json::Value::Null };
+    let row = |c: zcstack::stages::StageCount, nested: bool| json!({"calls": c.calls, "cycles": c.cycles, "max": c.max, "nested": nested});
+    let engine: serde_json::Map<String, serde_json::Value> =
+        rt.stack.stage_cycles().iter().map(|(s, c)| (s.name().to_owned(), row(c, false))).collect();
+    let lp: serde_json::Map<String, serde_json::Value> =
+        l.iter().map(|(s, c)| (s.name().to_owned(), row(c, s.nested_in_engine()))).collect();
+    json!({
+        "engine": engine,
+        "loop": lp,
+        "passes": {
+            "calls": l.passes.calls, "cycles": l.passes.cycles, "max": l.passes.max,
+            "p50": l.pass_quantile(0.5), "p99": l.pass_quantile(0.99), "p999": l.pass_quantile(0.999),
+            "log2": l.pass_log2.to_vec(),
+        },
     })
 }
 

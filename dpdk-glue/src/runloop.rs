@@ -20,6 +20,7 @@ use zcstack::phy::Device;
 use zcstack::{Instant, Stack, StackConfig};
 
 use crate::control::ControlServer;
+use crate::loopstages::{LoopStage, LoopStages};
 use crate::pcapfile::PcapFiles;
 
 use crate::device::{EthDevice, EthDeviceConfig};
@@ -173,6 +174,8 @@ pub struct Runtime {
     control: Option<ControlServer>,
     /// TSC of the next control-socket check.
     next_control: u64,
+    /// The loop's own stages, when `[dpdk] stage_cycles` is on.
+    stages: Option<Box<LoopStages>>,
     _rx_pool: ManuallyDrop<Arc<Mempool>>,
     eal: ManuallyDrop<Arc<Eal>>,
     /// This runtime's place among the lcores of its deployment.
@@ -237,6 +240,9 @@ impl Runtime {
         let tsc_hz = eal.tsc_hz().max(1);
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
+        if cfg.device.stage_cycles {
+            stack.set_cycle_counter(Some(rdtsc));
+        }
         let pcap = match &cfg.pcap {
             Some((dir, snaplen, savelen)) => Some((
                 PcapFiles::create(dir, crate::eal::lcore_id(), *savelen, *snaplen)
@@ -266,6 +272,7 @@ impl Runtime {
                 }
             }),
             next_control: 0,
+            stages: cfg.device.stage_cycles.then(Box::default),
             _rx_pool: ManuallyDrop::new(rx_pool),
             eal: ManuallyDrop::new(eal),
             lcore_index: lcore.0,
@@ -322,6 +329,28 @@ impl Runtime {
         self.tsc_hz
     }
 
+    /// The loop's stage cycles (RX/TX burst and completion drain from the
+    /// device, app callback, control work, loop overhead, busy-pass
+    /// histogram), or `None` when `[dpdk] stage_cycles` is off. The
+    /// engine's stages are [`Stack::stage_cycles`].
+    pub fn loop_stages(&self) -> Option<LoopStages> {
+        let mut s = *self.stages.as_deref()?;
+        let [rx, tx, drain] = self.dev.stage_counts();
+        s.set(LoopStage::RxBurst, rx);
+        s.set(LoopStage::TxBurst, tx);
+        s.set(LoopStage::Drain, drain);
+        Some(s)
+    }
+
+    /// Zeroes every stage count: the loop's, the device's and the engine's.
+    pub fn reset_stages(&mut self) {
+        if let Some(s) = self.stages.as_deref_mut() {
+            *s = LoopStages::default();
+        }
+        self.dev.reset_stage_counts();
+        self.stack.reset_stage_cycles();
+    }
+
     /// Runs the loop until `f` returns [`Control::Stop`] or the stop handle
     /// fires. `f` gets the stack and the current time; it returns whether it
     /// did work (for idle accounting) with the control decision.
@@ -329,13 +358,23 @@ impl Runtime {
         // One TSC read ends a pass and starts the next, so an idle pass
         // reads the TSC once. A pass whose poll found nothing counts that
         // (short) poll with the callback.
+        let metered = self.stages.is_some();
         let mut t_start = rdtsc();
         while !self.stop.stopped() {
+            // With stage accounting: engine and RX-burst cycles at the
+            // pass's start, to leave them out of the loop's own stages.
+            let (eng0, rx0) = if metered { (self.engine_cycles(), self.dev.stage_counts()[0].cycles) } else { (0, 0) };
             let now = self.time_at(t_start);
             let did_sys = self.with_device(|stack, dev| stack.poll(now, dev));
-            let t_sys = if did_sys { rdtsc() } else { t_start };
+            let t_sys = if did_sys || metered { rdtsc() } else { t_start };
+            let eng1 = if metered { self.engine_cycles() } else { 0 };
             let (did_usr, ctl) = f(&mut self.stack, now);
             let t_usr = rdtsc();
+            // The callback less the engine stages it ran (events).
+            let app = if metered { (t_usr - t_sys).saturating_sub(self.engine_cycles().wrapping_sub(eng1)) } else { 0 };
+            if metered && (did_sys || did_usr) {
+                self.meter(LoopStage::App, app);
+            }
             let mut t_end = t_usr;
             self.cycles.loops += 1;
             if did_sys || did_usr {
@@ -356,18 +395,52 @@ impl Runtime {
                     self.cycles.idle += t_end - t_usr;
                 }
             }
+            let mut control = 0;
             if self.control.is_some() && t_end >= self.next_control {
                 // About once a millisecond: one non-blocking accept when idle.
                 self.next_control = t_end + self.tsc_hz / 1000;
                 self.serve_control();
                 let t = rdtsc();
                 self.cycles.sys += t - t_end;
+                control = t - t_end;
+                self.meter(LoopStage::Control, control);
                 t_end = t;
+            }
+            if metered && (did_sys || did_usr) {
+                self.meter_pass(t_end - t_start, eng0, rx0, app + control);
             }
             if ctl == Control::Stop {
                 break;
             }
             t_start = t_end;
+        }
+    }
+
+    /// Engine stage cycles so far (all stages; they do not overlap).
+    #[inline]
+    fn engine_cycles(&self) -> u64 {
+        self.stack.stage_cycles().total_cycles()
+    }
+
+    /// Charges `cycles` to the loop's `stage` (nothing when off).
+    #[inline]
+    fn meter(&mut self, stage: LoopStage, cycles: u64) {
+        if let Some(s) = self.stages.as_deref_mut() {
+            s.add(stage, cycles);
+        }
+    }
+
+    /// Records a busy pass of `pass` cycles: the histogram, and as loop
+    /// overhead what no stage took — less the engine's stages since
+    /// `eng0` (the callback's included), the RX bursts since `rx0`, and
+    /// `own`: the callback's own cycles and the control work.
+    fn meter_pass(&mut self, pass: u64, eng0: u64, rx0: u64, own: u64) {
+        let engine = self.engine_cycles().wrapping_sub(eng0);
+        let rx = self.dev.stage_counts()[0].cycles.wrapping_sub(rx0);
+        let overhead = pass.saturating_sub(engine).saturating_sub(rx).saturating_sub(own);
+        if let Some(s) = self.stages.as_deref_mut() {
+            s.add_pass(pass);
+            s.add(LoopStage::Overhead, overhead);
         }
     }
 
