@@ -396,10 +396,20 @@ impl Runtime {
                 }
             }
             let mut control = 0;
-            if self.control.is_some() && t_end >= self.next_control {
-                // About once a millisecond: one non-blocking accept when idle.
-                self.next_control = t_end + self.tsc_hz / 1000;
+            let busy = did_sys || did_usr;
+            if self.control.is_some()
+                && t_end >= self.next_control
+                && (!busy || t_end - self.next_control >= self.control_grace())
+            {
+                // Periodic, not per pass: in a pass that did nothing when
+                // one comes within the grace period, else forced.
                 self.serve_control();
+                let every_ms = if self.control.as_ref().is_some_and(ControlServer::busy) {
+                    1
+                } else {
+                    crate::control::ACCEPT_EVERY_MS
+                };
+                self.next_control = t_end + self.tsc_hz / 1000 * every_ms;
                 let t = rdtsc();
                 self.cycles.sys += t - t_end;
                 control = t - t_end;
@@ -414,6 +424,12 @@ impl Runtime {
             }
             t_start = t_end;
         }
+    }
+
+    /// TSC ticks a due control check waits for an idle pass before it runs
+    /// in a busy one anyway (one check interval).
+    fn control_grace(&self) -> u64 {
+        self.tsc_hz / 1000 * crate::control::ACCEPT_EVERY_MS
     }
 
     /// Engine stage cycles so far (all stages; they do not overlap).
