@@ -401,7 +401,13 @@ impl EthDevice {
             done: Vec::new(),
             tx_since: None,
             rx_lent: VecDeque::new(),
-            rx_free: Vec::new(),
+            // Wrappers for a few bursts up front: the pool reaches its
+            // steady size during warm-up, not on the first busy pass.
+            rx_free: if cfg.rx_zero_copy {
+                (0..4 * cfg.burst.max(1)).map(|_| Rc::new(RxMbuf { m: None, l4_verified: false })).collect()
+            } else {
+                Vec::new()
+            },
             rx_scratch: Vec::new(),
             stage_rx_burst: StageCount::default(),
             stage_tx_burst: StageCount::default(),

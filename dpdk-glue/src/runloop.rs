@@ -226,6 +226,21 @@ impl Runtime {
         Runtime::assemble(Arc::new(eal), rx_pool, dev, pages, cfg, (0, 1))
     }
 
+    /// A runtime on a device built by the caller (e.g. one end of the
+    /// in-process ring pair in tests): the EAL, the port's RX pool, the
+    /// device and its page array; `cfg` gives the engine, `[pcap]`, the
+    /// control socket, `idle_sleep` and `stage_cycles` (its EAL and port
+    /// fields are not used).
+    pub fn on_device(
+        eal: Arc<Eal>,
+        rx_pool: Arc<Mempool>,
+        dev: EthDevice,
+        pages: PageArray,
+        cfg: &RuntimeConfig,
+    ) -> Result<Runtime> {
+        Runtime::assemble(eal, rx_pool, dev, pages, cfg, (0, 1))
+    }
+
     /// The runtime of lcore `lcore.0` of `lcore.1` from its parts (the
     /// device on its queue, its page array and RX pool): builds the stack,
     /// `[pcap]` files and control socket from `cfg`.

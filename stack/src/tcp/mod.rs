@@ -355,6 +355,13 @@ impl TcpEngine {
         }
     }
 
+    /// Forgets the sockets whose readiness may have changed (nobody is
+    /// registered to hear about them), so the list stays bounded for
+    /// applications that never call `poll_events`.
+    pub(crate) fn clear_notifications(&mut self) {
+        self.notify.clear();
+    }
+
     /// Moves the sockets whose readiness may have changed into `out`.
     pub fn take_notifications(&mut self, out: &mut Vec<SocketHandle>) {
         out.append(&mut self.notify);
