@@ -28,14 +28,15 @@
 //! the TX queue run out, `transmit` hands the frame back and the engine
 //! retries on its next poll; partial `tx_burst`s keep the unsent mbufs queued.
 
-use std::cell::Cell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use zcstack::mem::PageMemory;
-use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, TxFrame};
+use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, SharedRx, TxFrame};
+use zcstack::stages::StageCount;
 use zcstack::Instant;
 
-use crate::eal::Eal;
+use crate::eal::{rdtsc, Eal};
 use crate::error::Result;
 use crate::extbuf::{CompletionRing, MemRegion};
 use crate::ffi;
@@ -82,6 +83,10 @@ pub struct EthDeviceConfig {
     /// NUMA socket of the device's TX pools (`None`: any; `numa_on` passes
     /// the port's socket).
     pub socket: Option<i32>,
+    /// Count cycles of the RX/TX bursts and the completion drain, and let
+    /// the run loop count its stages and the engine's (`[dpdk]
+    /// stage_cycles`; off by default).
+    pub stage_cycles: bool,
 }
 
 impl Default for EthDeviceConfig {
@@ -97,6 +102,7 @@ impl Default for EthDeviceConfig {
             rx_zero_copy: false,
             impair: ImpairConfig::default(),
             socket: None,
+            stage_cycles: false,
         }
     }
 }
@@ -142,20 +148,23 @@ pub struct EthDeviceStats {
     pub tx_impaired: ImpairStats,
 }
 
-/// A received mbuf the engine keeps (zero-copy receive); freed to its pool
-/// when the last view of it is dropped.
+/// A received mbuf the engine keeps (zero-copy receive). The wrapper is
+/// recycled, so handing a frame over allocates nothing: the device keeps a
+/// clone of every wrapper it lent and, once the engine and application
+/// have dropped theirs (strong count back to 1), frees the mbuf to its pool
+/// and reuses the wrapper ([`EthDevice::reclaim_rx`]).
 struct RxMbuf {
-    m: Mbuf,
-    held: Rc<Cell<u64>>,
+    /// `None` only while the wrapper waits for reuse (never seen by the engine).
+    m: Option<Mbuf>,
     l4_verified: bool,
 }
 
 impl RxBuf for RxMbuf {
     fn bytes(&self) -> &[u8] {
-        self.m.data()
+        self.m.as_ref().map_or(&[][..], Mbuf::data)
     }
     fn footprint(&self) -> usize {
-        usize::from(self.m.buf_len())
+        self.m.as_ref().map_or(0, |m| usize::from(m.buf_len()))
     }
     fn l4_verified(&self) -> bool {
         self.l4_verified
@@ -171,12 +180,6 @@ enum L4Check {
     Bad,
     /// Not checked: the engine verifies.
     Unknown,
-}
-
-impl Drop for RxMbuf {
-    fn drop(&mut self) {
-        self.held.set(self.held.get() - 1);
-    }
 }
 
 struct InFlight {
@@ -257,8 +260,18 @@ pub struct EthDevice {
     done: Vec<TxFrame>,
     /// When the oldest frame now queued for `tx_burst` was queued.
     tx_since: Option<Instant>,
-    /// Received mbufs handed over and not yet freed.
-    rx_held: Rc<Cell<u64>>,
+    /// Wrappers of received mbufs lent to the engine (zero-copy receive),
+    /// oldest first; each is reclaimed once only this clone is left.
+    rx_lent: VecDeque<Rc<RxMbuf>>,
+    /// Reclaimed wrappers (unshared, empty), reused before allocating.
+    rx_free: Vec<Rc<RxMbuf>>,
+    /// Chained frames are copied here to be contiguous (reused).
+    rx_scratch: Vec<u8>,
+    /// Cycles of `rte_eth_rx_burst`, `rte_eth_tx_burst` and the completion
+    /// drain, when `cfg.stage_cycles`.
+    stage_rx_burst: StageCount,
+    stage_tx_burst: StageCount,
+    stage_drain: StageCount,
     stats: EthDeviceStats,
     impair_rx: Option<Impair>,
     impair_tx: Option<Impair>,
@@ -389,7 +402,18 @@ impl EthDevice {
             free_frames: Vec::new(),
             done: Vec::new(),
             tx_since: None,
-            rx_held: Rc::new(Cell::new(0)),
+            rx_lent: VecDeque::new(),
+            // Wrappers for a few bursts up front: the pool reaches its
+            // steady size during warm-up, not on the first busy pass.
+            rx_free: if cfg.rx_zero_copy {
+                (0..4 * cfg.burst.max(1)).map(|_| Rc::new(RxMbuf { m: None, l4_verified: false })).collect()
+            } else {
+                Vec::new()
+            },
+            rx_scratch: Vec::new(),
+            stage_rx_burst: StageCount::default(),
+            stage_tx_burst: StageCount::default(),
+            stage_drain: StageCount::default(),
             stats: EthDeviceStats::default(),
             rx_l4_offload: granted.rx.contains(Offloads::RX_TCP_CKSUM),
             impair_rx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 1)),
@@ -425,7 +449,7 @@ impl EthDevice {
             extbuf_completions: self.ring.completed(),
             completion_high_water: self.ring.high_water() as u64,
             frames_in_flight: (self.frames.len() - self.free_frames.len()) as u64,
-            rx_mbufs_held: self.rx_held.get(),
+            rx_mbufs_held: self.rx_mbufs_held(),
             rx_impaired: self.impair_rx.as_ref().map(|i| i.stats).unwrap_or_default(),
             tx_impaired: self.impair_tx.as_ref().map(|i| i.stats).unwrap_or_default(),
             ..self.stats
@@ -453,9 +477,66 @@ impl EthDevice {
         self.cfg.rx_zero_copy
     }
 
-    /// Received mbufs the engine or application still holds (zero-copy receive).
+    /// Received mbufs the engine or application still holds (zero-copy
+    /// receive). Walks the lent wrappers: for reports and shutdown, not
+    /// for every pass.
     pub fn rx_mbufs_held(&self) -> u64 {
-        self.rx_held.get()
+        self.rx_lent.iter().filter(|w| Rc::strong_count(w) > 1).count() as u64
+    }
+
+    /// Cycles of the device's own stages so far (all zero unless
+    /// `stage_cycles` is on): RX burst, TX burst, completion drain.
+    pub fn stage_counts(&self) -> [StageCount; 3] {
+        [self.stage_rx_burst, self.stage_tx_burst, self.stage_drain]
+    }
+
+    /// Zeroes the device's stage counts.
+    pub fn reset_stage_counts(&mut self) {
+        self.stage_rx_burst = StageCount::default();
+        self.stage_tx_burst = StageCount::default();
+        self.stage_drain = StageCount::default();
+    }
+
+    /// Wrappers of received mbufs reclaimed per receive call at most
+    /// (twice a burst: faster than a burst can lend them).
+    fn reclaim_slice(&self) -> usize {
+        2 * self.cfg.burst.max(1)
+    }
+
+    /// Looks at up to `max` lent wrappers, oldest first: one the engine
+    /// and application let go of has its mbuf freed and goes back to the
+    /// free list; one still held moves to the back. Bounded work per call
+    /// (never a walk of everything held); a released mbuf is found within
+    /// `held / max + 1` calls.
+    fn reclaim_rx(&mut self, max: usize) {
+        for _ in 0..max.min(self.rx_lent.len()) {
+            let Some(mut w) = self.rx_lent.pop_front() else { break };
+            match Rc::get_mut(&mut w) {
+                Some(slot) => {
+                    slot.m = None;
+                    self.rx_free.push(w);
+                }
+                None => self.rx_lent.push_back(w),
+            }
+        }
+    }
+
+    /// A wrapper holding `m` for the engine, recycled when one is free
+    /// (allocates only while the pool of wrappers grows to its steady size).
+    fn lend_rx(&mut self, m: Mbuf, l4_verified: bool) -> SharedRx {
+        let fresh = RxMbuf { m: Some(m), l4_verified };
+        let w = match self.rx_free.pop() {
+            Some(mut w) => match Rc::get_mut(&mut w) {
+                Some(slot) => {
+                    *slot = fresh;
+                    w
+                }
+                None => Rc::new(fresh),
+            },
+            None => Rc::new(fresh),
+        };
+        self.rx_lent.push_back(w.clone());
+        w
     }
 
     /// Mbufs of the device's own pools not back yet (0 once everything completed).
@@ -489,6 +570,7 @@ impl EthDevice {
 
     /// Collects completed attachments; frames with none left move to `done`.
     fn reap(&mut self) {
+        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
         let (frames, free, done) = (&mut self.frames, &mut self.free_frames, &mut self.done);
         self.ring.drain(|token| {
             let i = token as usize;
@@ -503,6 +585,9 @@ impl EthDevice {
                 free.push(i as u32);
             }
         });
+        if self.cfg.stage_cycles {
+            self.stage_drain.add(rdtsc().wrapping_sub(t));
+        }
     }
 
     /// The port's verdict on `m`'s TCP/UDP checksum (counted).
@@ -550,7 +635,11 @@ impl EthDevice {
     fn send_queued(&mut self) {
         if let Some(port) = self.port.as_mut() {
             if !self.tx.is_empty() {
+                let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
                 port.tx_burst(self.queue, &mut self.tx);
+                if self.cfg.stage_cycles {
+                    self.stage_tx_burst.add(rdtsc().wrapping_sub(t));
+                }
             }
         }
         if self.tx.is_empty() {
@@ -704,11 +793,21 @@ impl Device for EthDevice {
     }
 
     fn receive_frames(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        if self.port.is_none() {
+            return 0;
+        }
+        if self.cfg.rx_zero_copy && !self.rx_lent.is_empty() {
+            self.reclaim_rx(self.reclaim_slice());
+        }
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
+        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
         port.rx_burst(self.queue, &mut self.rx, max);
         if let Some(s) = self.steer.as_mut() {
             s.sort(&mut self.rx, usize::from(max));
+        }
+        if self.cfg.stage_cycles {
+            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
         }
         self.impair_received(now);
         let n = self.rx.len();
@@ -721,12 +820,15 @@ impl Device for EthDevice {
             let verified = l4 == L4Check::Ok;
             if m.nb_segs() > 1 {
                 self.stats.rx_chains_copied += 1;
-                let v = m.to_vec();
+                let mut v = std::mem::take(&mut self.rx_scratch);
+                v.clear();
+                m.segments().for_each(|s| v.extend_from_slice(s));
                 sink(if verified { RxFrame::L4Verified(&v) } else { RxFrame::Borrowed(&v) });
+                self.rx_scratch = v;
             } else if self.cfg.rx_zero_copy {
-                self.rx_held.set(self.rx_held.get() + 1);
                 self.stats.rx_mbufs_handed_over += 1;
-                sink(RxFrame::Shared(Rc::new(RxMbuf { m, held: self.rx_held.clone(), l4_verified: verified })));
+                let w = self.lend_rx(m, verified);
+                sink(RxFrame::Shared(w));
             } else {
                 sink(if verified { RxFrame::L4Verified(m.data()) } else { RxFrame::Borrowed(m.data()) });
             }
@@ -739,20 +841,28 @@ impl Device for EthDevice {
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
         let Some(port) = self.port.as_mut() else { return 0 };
         let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
+        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
         port.rx_burst(self.queue, &mut self.rx, max);
         if let Some(s) = self.steer.as_mut() {
             s.sort(&mut self.rx, usize::from(max));
         }
+        if self.cfg.stage_cycles {
+            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
+        }
         self.impair_received(now);
         let n = self.rx.len();
+        let mut v = std::mem::take(&mut self.rx_scratch);
         for m in &self.rx {
             if m.nb_segs() == 1 {
                 sink(m.data());
             } else {
                 self.stats.rx_chains_copied += 1;
-                sink(&m.to_vec());
+                v.clear();
+                m.segments().for_each(|s| v.extend_from_slice(s));
+                sink(&v);
             }
         }
+        self.rx_scratch = v;
         self.stats.rx_frames += n as u64;
         Mbuf::free_bulk(&mut self.rx);
         n
@@ -833,9 +943,10 @@ impl Drop for EthDevice {
                 tracing::warn!(%e, "closing the port on drop failed");
             }
         }
-        if self.rx_held.get() > 0 {
+        let held = self.rx_mbufs_held();
+        if held > 0 {
             tracing::warn!(
-                held = self.rx_held.get(),
+                held,
                 "EthDevice dropped while received mbufs are still held (zero-copy views); drop them first"
             );
         }

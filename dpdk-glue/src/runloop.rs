@@ -20,6 +20,7 @@ use zcstack::phy::Device;
 use zcstack::{Instant, Stack, StackConfig};
 
 use crate::control::ControlServer;
+use crate::loopstages::{LoopStage, LoopStages};
 use crate::pcapfile::PcapFiles;
 
 use crate::device::{EthDevice, EthDeviceConfig};
@@ -126,6 +127,12 @@ pub struct LoopPass {
     /// The stack poll did work.
     did_sys: bool,
     now: Instant,
+    /// Engine stage cycles at the pass's start (stage accounting only).
+    eng0: u64,
+    /// RX-burst cycles at the pass's start (stage accounting only).
+    rx0: u64,
+    /// Engine stage cycles at the end of the poll (stage accounting only).
+    eng1: u64,
 }
 
 impl LoopPass {
@@ -192,6 +199,8 @@ pub struct Runtime {
     control: Option<ControlServer>,
     /// TSC of the next control-socket check.
     next_control: u64,
+    /// The loop's own stages, when `[dpdk] stage_cycles` is on.
+    stages: Option<Box<LoopStages>>,
     _rx_pool: ManuallyDrop<Arc<Mempool>>,
     eal: ManuallyDrop<Arc<Eal>>,
     /// This runtime's place among the lcores of its deployment.
@@ -242,6 +251,21 @@ impl Runtime {
         Runtime::assemble(Arc::new(eal), rx_pool, dev, pages, cfg, (0, 1))
     }
 
+    /// A runtime on a device built by the caller (e.g. one end of the
+    /// in-process ring pair in tests): the EAL, the port's RX pool, the
+    /// device and its page array; `cfg` gives the engine, `[pcap]`, the
+    /// control socket, `idle_sleep` and `stage_cycles` (its EAL and port
+    /// fields are not used).
+    pub fn on_device(
+        eal: Arc<Eal>,
+        rx_pool: Arc<Mempool>,
+        dev: EthDevice,
+        pages: PageArray,
+        cfg: &RuntimeConfig,
+    ) -> Result<Runtime> {
+        Runtime::assemble(eal, rx_pool, dev, pages, cfg, (0, 1))
+    }
+
     /// The runtime of lcore `lcore.0` of `lcore.1` from its parts (the
     /// device on its queue, its page array and RX pool): builds the stack,
     /// `[pcap]` files and control socket from `cfg`.
@@ -256,6 +280,9 @@ impl Runtime {
         let tsc_hz = eal.tsc_hz().max(1);
         let mut stack = Stack::new(cfg.stack, pages, cfg.mtu);
         stack.announce();
+        if cfg.device.stage_cycles {
+            stack.set_cycle_counter(Some(rdtsc));
+        }
         let pcap = match &cfg.pcap {
             Some((dir, snaplen, savelen)) => Some((
                 PcapFiles::create(dir, crate::eal::lcore_id(), *savelen, *snaplen)
@@ -285,6 +312,7 @@ impl Runtime {
                 }
             }),
             next_control: 0,
+            stages: cfg.device.stage_cycles.then(Box::default),
             _rx_pool: ManuallyDrop::new(rx_pool),
             eal: ManuallyDrop::new(eal),
             lcore_index: lcore.0,
@@ -341,6 +369,28 @@ impl Runtime {
         self.tsc_hz
     }
 
+    /// The loop's stage cycles (RX/TX burst and completion drain from the
+    /// device, app callback, control work, loop overhead, busy-pass
+    /// histogram), or `None` when `[dpdk] stage_cycles` is off. The
+    /// engine's stages are [`Stack::stage_cycles`].
+    pub fn loop_stages(&self) -> Option<LoopStages> {
+        let mut s = *self.stages.as_deref()?;
+        let [rx, tx, drain] = self.dev.stage_counts();
+        s.set(LoopStage::RxBurst, rx);
+        s.set(LoopStage::TxBurst, tx);
+        s.set(LoopStage::Drain, drain);
+        Some(s)
+    }
+
+    /// Zeroes every stage count: the loop's, the device's and the engine's.
+    pub fn reset_stages(&mut self) {
+        if let Some(s) = self.stages.as_deref_mut() {
+            *s = LoopStages::default();
+        }
+        self.dev.reset_stage_counts();
+        self.stack.reset_stage_cycles();
+    }
+
     /// Runs the loop until `f` returns [`Control::Stop`] or the stop handle
     /// fires. `f` gets the stack and the current time; it returns whether it
     /// did work (for idle accounting) with the control decision.
@@ -366,7 +416,20 @@ impl Runtime {
     /// [`Runtime::pass_end`]. [`Runtime::run`] is exactly this loop.
     pub fn pass_start(&mut self) -> LoopPass {
         let t = rdtsc();
-        LoopPass { t_start: t, t_sys: t, did_sys: false, now: self.time_at(t) }
+        let mut pass =
+            LoopPass { t_start: t, t_sys: t, did_sys: false, now: self.time_at(t), eng0: 0, rx0: 0, eng1: 0 };
+        self.pass_meter_start(&mut pass);
+        pass
+    }
+
+    /// With stage accounting: engine and RX-burst cycles at the pass's
+    /// start, to leave them out of the loop's own stages.
+    #[inline]
+    fn pass_meter_start(&self, pass: &mut LoopPass) {
+        if self.stages.is_some() {
+            pass.eng0 = self.engine_cycles();
+            pass.rx0 = self.dev.stage_counts()[0].cycles;
+        }
     }
 
     /// Marks the end of the pass's stack poll (`did_sys`: it did work).
@@ -374,8 +437,12 @@ impl Runtime {
         // One TSC read ends a pass and starts the next, so an idle pass
         // reads the TSC once. A pass whose poll found nothing counts that
         // (short) poll with the callback.
+        let metered = self.stages.is_some();
         pass.did_sys = did_sys;
-        pass.t_sys = if did_sys { rdtsc() } else { pass.t_start };
+        pass.t_sys = if did_sys || metered { rdtsc() } else { pass.t_start };
+        if metered {
+            pass.eng1 = self.engine_cycles();
+        }
         if did_sys {
             self.cycles.busy_loops += 1;
             self.cycles.sys += pass.t_sys - pass.t_start;
@@ -385,17 +452,31 @@ impl Runtime {
     /// Ends the pass after the application ran (`did_usr`: it did work):
     /// pushes what it wrote to the device, accounts usr/sys/idle cycles,
     /// sleeps `idle_sleep` µs when the whole pass was idle, answers
-    /// `zcstat` about once a millisecond, and starts the next pass.
+    /// `zcstat` every [`crate::control::ACCEPT_EVERY_MS`] ms (in an idle
+    /// pass when one comes within that time, else forced), charges the
+    /// loop's stages when `[dpdk] stage_cycles` is on, and starts the next
+    /// pass.
     pub fn pass_end(&mut self, pass: &mut LoopPass, did_usr: bool) {
         let did_sys = pass.did_sys;
+        let metered = self.stages.is_some();
         let t_usr = rdtsc();
+        // The callback less the engine stages it ran (events).
+        let app =
+            if metered { (t_usr - pass.t_sys).saturating_sub(self.engine_cycles().wrapping_sub(pass.eng1)) } else { 0 };
+        let busy = did_sys || did_usr;
+        if metered && busy {
+            self.meter(LoopStage::App, app);
+        }
         let mut t_end = t_usr;
         self.cycles.loops += 1;
-        if did_sys || did_usr {
+        if busy {
             if !did_sys {
                 self.cycles.busy_loops += 1;
+                // An idle poll counts with the callback.
+                self.cycles.usr += t_usr - pass.t_start;
+            } else {
+                self.cycles.usr += t_usr - pass.t_sys;
             }
-            self.cycles.usr += t_usr - pass.t_sys;
             if did_usr {
                 // What the callback wrote leaves now, not a pass later.
                 let now = pass.now;
@@ -411,18 +492,68 @@ impl Runtime {
                 self.cycles.idle += t_end - t_usr;
             }
         }
-        if self.control.is_some() && t_end >= self.next_control {
-            // About once a millisecond: one non-blocking accept when idle.
-            self.next_control = t_end + self.tsc_hz / 1000;
+        let mut control = 0;
+        if self.control.is_some()
+            && t_end >= self.next_control
+            && (!busy || t_end - self.next_control >= self.control_grace())
+        {
+            // Periodic, not per pass: in a pass that did nothing when
+            // one comes within the grace period, else forced.
             self.serve_control();
+            let every_ms = if self.control.as_ref().is_some_and(ControlServer::busy) {
+                1
+            } else {
+                crate::control::ACCEPT_EVERY_MS
+            };
+            self.next_control = t_end + self.tsc_hz / 1000 * every_ms;
             let t = rdtsc();
             self.cycles.sys += t - t_end;
+            control = t - t_end;
+            self.meter(LoopStage::Control, control);
             t_end = t;
+        }
+        if metered && busy {
+            self.meter_pass(t_end - pass.t_start, pass.eng0, pass.rx0, app + control);
         }
         pass.t_start = t_end;
         pass.t_sys = t_end;
         pass.did_sys = false;
         pass.now = self.time_at(t_end);
+        self.pass_meter_start(pass);
+    }
+
+    /// TSC ticks a due control check waits for an idle pass before it runs
+    /// in a busy one anyway (one check interval).
+    fn control_grace(&self) -> u64 {
+        self.tsc_hz / 1000 * crate::control::ACCEPT_EVERY_MS
+    }
+
+    /// Engine stage cycles so far (all stages; they do not overlap).
+    #[inline]
+    fn engine_cycles(&self) -> u64 {
+        self.stack.stage_cycles().total_cycles()
+    }
+
+    /// Charges `cycles` to the loop's `stage` (nothing when off).
+    #[inline]
+    fn meter(&mut self, stage: LoopStage, cycles: u64) {
+        if let Some(s) = self.stages.as_deref_mut() {
+            s.add(stage, cycles);
+        }
+    }
+
+    /// Records a busy pass of `pass` cycles: the histogram, and as loop
+    /// overhead what no stage took — less the engine's stages since
+    /// `eng0` (the callback's included), the RX bursts since `rx0`, and
+    /// `own`: the callback's own cycles and the control work.
+    fn meter_pass(&mut self, pass: u64, eng0: u64, rx0: u64, own: u64) {
+        let engine = self.engine_cycles().wrapping_sub(eng0);
+        let rx = self.dev.stage_counts()[0].cycles.wrapping_sub(rx0);
+        let overhead = pass.saturating_sub(engine).saturating_sub(rx).saturating_sub(own);
+        if let Some(s) = self.stages.as_deref_mut() {
+            s.add_pass(pass);
+            s.add(LoopStage::Overhead, overhead);
+        }
     }
 
     /// Calls `f` with the stack and the device, wrapped by the `[pcap]`

@@ -539,6 +539,11 @@ impl<M: PageMemory> Stack<M> {
             self.tcp.observe_pages(&self.mem);
         }
         self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
+        if self.registry.regs.is_empty() {
+            // No socket registered for events: readiness notes would pile
+            // up (one per event) with nobody to take them.
+            self.tcp.clear_notifications();
+        }
         did
     }
 

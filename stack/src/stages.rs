@@ -17,12 +17,22 @@ pub struct StageCount {
     pub calls: u64,
     /// Cycles of the source spent in it, summed.
     pub cycles: u64,
+    /// The most cycles one call took (the stage's share of a tail).
+    pub max: u64,
 }
 
 impl StageCount {
     /// Mean cycles per call (0 when it never ran).
     pub fn per_call(&self) -> u64 {
         self.cycles.checked_div(self.calls).unwrap_or(0)
+    }
+
+    /// Charges one call of `cycles`.
+    #[inline]
+    pub fn add(&mut self, cycles: u64) {
+        self.cycles = self.cycles.wrapping_add(cycles);
+        self.calls += 1;
+        self.max = self.max.max(cycles);
     }
 }
 
@@ -137,9 +147,7 @@ impl StageClock {
     #[inline]
     pub(crate) fn stop(&mut self, stage: Stage, start: u64) {
         if let Some(f) = self.source {
-            let c = &mut self.cycles.counts[stage as usize];
-            c.cycles = c.cycles.wrapping_add(f().wrapping_sub(start));
-            c.calls += 1;
+            self.cycles.counts[stage as usize].add(f().wrapping_sub(start));
         }
     }
 
@@ -169,9 +177,7 @@ impl StageClock {
     pub(crate) fn stop_parse(&mut self, start: u64, nested_before: u64) {
         if let Some(f) = self.source {
             let inner = self.nested().wrapping_sub(nested_before);
-            let c = &mut self.cycles.counts[Stage::Parse as usize];
-            c.cycles = c.cycles.wrapping_add(f().wrapping_sub(start).wrapping_sub(inner));
-            c.calls += 1;
+            self.cycles.counts[Stage::Parse as usize].add(f().wrapping_sub(start).wrapping_sub(inner));
         }
     }
 }

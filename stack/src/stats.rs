@@ -222,6 +222,9 @@ counters! {
         /// Orphaned TIME-WAIT connections freed early, oldest first, to stay
         /// within `TcpConfig::max_time_wait` (`net.inet.tcp.maxtcptw`).
         pub tcp_time_wait_recycled: u64,
+        /// Polls that left due TCP timers for the next poll (more than a
+        /// slice of them were due at once; see `tcp::timers::TIMER_SLICE`).
+        pub tcp_timer_slices_deferred: u64,
     }
 }
 

@@ -55,6 +55,12 @@ fn every_stage_is_charged_when_a_counter_is_set() {
     for (stage, count) in st.iter() {
         assert!(count.calls > 0, "{} never charged: {st:?}", stage.name());
         assert!(count.cycles >= count.calls, "{} charged fewer cycles than calls: {count:?}", stage.name());
+        // The longest call bounds the mean from above and the sum from below.
+        assert!(
+            count.max >= count.per_call() && count.max <= count.cycles,
+            "{} max per call out of range: {count:?}",
+            stage.name()
+        );
     }
     assert_eq!(st.total_cycles(), st.iter().map(|(_, c)| c.cycles).sum::<u64>());
     // Every received TCP segment was looked up once and processed once.

@@ -296,6 +296,7 @@ const DPDK_KEYS: &[&str] = &[
     "mtu_enable",
     "max_mtu",
     "mbuf_mode",
+    "stage_cycles",
 ];
 const PORT_KEYS: &[&str] = &[
     "addr",
@@ -633,6 +634,7 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
                 .filter(|l| l.iter().all(|&id| (1..=4094).contains(&id)))
                 .ok_or("VLAN ids like 10 or 10-12,20 (1..=4094)")
         })?,
+        stage_cycles: r.or("stage_cycles", false, bool01)?,
     };
     if let (Some(a), Some(b)) = (skip_sic, skip) {
         if a != b {

@@ -110,6 +110,9 @@ pub struct DpdkSection {
     pub vlan_strip: bool,
     /// `vlan_filter`: VLAN ids. zcstack has no VLANs: a notice.
     pub vlan_filter: Vec<u16>,
+    /// `stage_cycles` (zcstack's, default 0): per-stage cycle counters of
+    /// the engine and the run loop (TSC), shown by `zcstat stages`.
+    pub stage_cycles: bool,
 }
 
 /// `[portN]`.
@@ -538,6 +541,7 @@ impl Config {
                 rx_zero_copy: self.zerocopy.recv,
                 tx_delay_us: self.dpdk.pkt_tx_delay_us,
                 impair: self.impair,
+                stage_cycles: self.dpdk.stage_cycles,
                 ..EthDeviceConfig::default()
             },
             stack,

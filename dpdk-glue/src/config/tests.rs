@@ -115,6 +115,18 @@ fn every_section_maps_onto_the_engine() {
         err(&text.replace("log_level=debug\n", "log_level=debug\ntso=2\n")),
         "t.ini:14: [dpdk] tso = \"2\": expected 0 or 1"
     );
+    // Stage cycle counters: off by default, 0 or 1, reaching the device
+    // config the run loop reads; implemented, so not in the report.
+    assert!(!rt.device.stage_cycles, "off by default");
+    let on = parse_at("t.ini", &text.replace("log_level=debug\n", "log_level=debug\nstage_cycles=1\n")).unwrap();
+    assert!(on.runtime(0).unwrap().device.stage_cycles, "[dpdk] stage_cycles=1 turns the counters on");
+    assert!(!on.report.iter().any(|n| n.key.contains("stage")), "implemented, not reported: {:?}", on.report);
+    for bad in ["2", "yes", "-1", ""] {
+        assert_eq!(
+            err(&text.replace("log_level=debug\n", &format!("log_level=debug\nstage_cycles={bad}\n"))),
+            format!("t.ini:14: [dpdk] stage_cycles = \"{bad}\": expected 0 or 1")
+        );
+    }
 }
 
 #[test]
@@ -124,7 +136,8 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
         "t.ini:3: [dpdk] unknown key \"promiscous\"; did you mean \"promiscuous\"? (known keys: lcore_mask, channel, \
          promiscuous, numa_on, tx_csum_offoad_skip, tx_csum_offload_skip, tso, vlan_strip, idle_sleep, pkt_tx_delay, \
          symmetric_rss, port_list, nb_vdev, no_huge, memory, file_prefix, log_level, base_virtaddr, vlan_filter, \
-         allow, nb_bond, fstack_log_level, fstack_log_file_prefix, thread_mode, lro, mtu_enable, max_mtu, mbuf_mode)"
+         allow, nb_bond, fstack_log_level, fstack_log_file_prefix, thread_mode, lro, mtu_enable, max_mtu, mbuf_mode, \
+         stage_cycles)"
     );
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=1\npromiscuous=yes")),

@@ -228,15 +228,15 @@ fn serve(
     }
     // Every complete request owes one response.
     while let Some(end) = cl.inbuf.windows(4).position(|w| w == b"\r\n\r\n") {
-        let head = String::from_utf8_lossy(&cl.inbuf[..end]).to_ascii_lowercase();
+        let verdict = judge(&cl.inbuf[..end]);
         cl.inbuf.drain(..end + 4);
-        if !(head.starts_with("get ") || head.starts_with("head ")) {
+        let Some(close) = verdict else {
             c.bad_requests += 1;
             return true;
-        }
+        };
         c.requests += 1;
         cl.owed += resp.len();
-        if head.contains("\r\nconnection: close") || (head.contains(" http/1.0") && !head.contains("keep-alive")) {
+        if close {
             cl.close_after = true;
             break;
         }
@@ -261,4 +261,43 @@ fn serve(
         }
     }
     (cl.close_after || eof) && cl.owed == 0
+}
+
+/// What a request head (without its final blank line) asks for: `None`
+/// for anything but GET or HEAD, else whether the connection closes after
+/// the response (`Connection: close`, or HTTP/1.0 without keep-alive).
+/// Case-insensitive on the bytes, so it allocates nothing per request.
+fn judge(head: &[u8]) -> Option<bool> {
+    if !(starts_with_ci(head, b"get ") || starts_with_ci(head, b"head ")) {
+        return None;
+    }
+    Some(
+        contains_ci(head, b"\r\nconnection: close")
+            || (contains_ci(head, b" http/1.0") && !contains_ci(head, b"keep-alive")),
+    )
+}
+
+fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge;
+
+    #[test]
+    fn request_heads_are_judged_case_insensitively() {
+        assert_eq!(judge(b"GET / HTTP/1.1\r\nHost: x"), Some(false));
+        assert_eq!(judge(b"head / HTTP/1.1"), Some(false));
+        assert_eq!(judge(b"GET / HTTP/1.1\r\nCONNECTION: Close"), Some(true));
+        assert_eq!(judge(b"GET / HTTP/1.0"), Some(true), "HTTP/1.0 closes by default");
+        assert_eq!(judge(b"GET / HTTP/1.0\r\nConnection: Keep-Alive"), Some(false));
+        assert_eq!(judge(b"POST / HTTP/1.1"), None);
+        assert_eq!(judge(b"GE"), None, "shorter than any method");
+        assert_eq!(judge(b"GET \xff\xfe HTTP/1.1"), Some(false), "bytes that are not UTF-8 are fine");
+    }
 }

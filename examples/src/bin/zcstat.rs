@@ -9,6 +9,9 @@
 //! - `traffic`: packets, bytes and drops per second on the port (ff_traffic).
 //! - `netstat`: the TCP socket table (ff_netstat).
 //! - `stats`: every non-zero counter; `--json` prints the raw reply.
+//! - `stages`: cycles per stage of the request path (engine and run loop:
+//!   calls, cycles/call, longest call, share of busy time) and the busy-pass
+//!   quantiles, when the stack runs with `[dpdk] stage_cycles=1`.
 //!
 //! `top` and `traffic` print `--count` lines, one per `--interval` seconds.
 //!
@@ -68,6 +71,13 @@ enum View {
         /// Rows at most.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+    },
+    /// Cycles per stage of the request path (needs `[dpdk] stage_cycles=1`).
+    Stages {
+        /// Over this many seconds (two samples, the difference shown);
+        /// 0: everything since the stack started.
+        #[arg(long, short = 'd', default_value_t = 0.0)]
+        interval: f64,
     },
     /// Every non-zero counter.
     Stats {
@@ -312,6 +322,25 @@ fn run(args: Args) -> Result<(), String> {
                 println!("({shown} of {total} connections shown; --limit raises it)");
             }
         }
+        View::Stages { interval } => {
+            // Each lcore's stages (they are per stack; a sum would mix them).
+            let first = sample_all(&paths, 0)?;
+            if first.iter().all(|v| v["stages"].is_null()) {
+                return Err("the stack runs without stage counters: set [dpdk] stage_cycles=1".into());
+            }
+            let (cur, prev) = if interval > 0.0 {
+                std::thread::sleep(Duration::from_secs_f64(interval));
+                (sample_all(&paths, 0)?, Some(first))
+            } else {
+                (first, None)
+            };
+            for (i, c) in cur.iter().enumerate() {
+                if many {
+                    println!("{}lcore {i}:", if i > 0 { "\n" } else { "" });
+                }
+                print_stages(c, prev.as_ref().and_then(|p| p.get(i)));
+            }
+        }
         View::Stats { json } => {
             let all = sample_all(&paths, 0)?;
             let v = sum(&all);
@@ -408,4 +437,52 @@ fn per_lcore_table(all: &[Value]) {
         }
         println!(" {:>14}", vals.iter().sum::<u64>());
     }
+}
+
+/// One line per stage: calls, cycles per call, longest call and share of
+/// the busy time (stages nested in an engine stage are marked and left out
+/// of the shares); then the busy passes. `prev`: show the difference.
+fn print_stages(cur: &Value, prev: Option<&Value>) {
+    let d = |group: &str, stage: &str, k: &str| {
+        u(cur, &["stages", group, stage, k]).saturating_sub(prev.map_or(0, |p| u(p, &["stages", group, stage, k])))
+    };
+    let mut rows = Vec::new();
+    for group in ["engine", "loop"] {
+        let Some(m) = cur["stages"][group].as_object() else { continue };
+        for (name, v) in m {
+            let nested = v["nested"].as_bool().unwrap_or(false);
+            // A max over the interval is not derivable: the max since start.
+            rows.push((group, name.clone(), d(group, name, "calls"), d(group, name, "cycles"), u(v, &["max"]), nested));
+        }
+    }
+    let total: u64 = rows.iter().filter(|r| !r.5).map(|r| r.3).sum::<u64>().max(1);
+    let hz = u(cur, &["tsc_hz"]).max(1) as f64;
+    println!(
+        "{:<8} {:<14} {:>12} {:>12} {:>12} {:>9} {:>7}",
+        "group", "stage", "calls", "cycles/call", "max", "max us", "share%"
+    );
+    for (group, name, calls, cycles, max, nested) in &rows {
+        let share = if *nested { "(in)".to_owned() } else { format!("{:.1}", 100.0 * *cycles as f64 / total as f64) };
+        println!(
+            "{:<8} {:<14} {:>12} {:>12} {:>12} {:>9.2} {:>7}",
+            group,
+            name,
+            calls,
+            cycles.checked_div(*calls).unwrap_or(0),
+            max,
+            *max as f64 * 1e6 / hz,
+            share
+        );
+    }
+    let p = &cur["stages"]["passes"];
+    println!(
+        "busy passes since start {}: mean {} cycles, p50 <= {}, p99 <= {}, p99.9 <= {}, max {} cycles ({:.2} us)",
+        u(p, &["calls"]),
+        u(p, &["cycles"]).checked_div(u(p, &["calls"])).unwrap_or(0),
+        u(p, &["p50"]),
+        u(p, &["p99"]),
+        u(p, &["p999"]),
+        u(p, &["max"]),
+        u(p, &["max"]) as f64 * 1e6 / hz
+    );
 }

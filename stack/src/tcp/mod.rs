@@ -184,6 +184,8 @@ pub struct TcpEngine {
     listeners: FxHashMap<u16, u32>,
     timers: timer::TimerWheel,
     expired: Vec<(Instant, u32)>,
+    /// Entries of `expired` before this were handled (a slice per poll).
+    expired_at: usize,
     dirty: Vec<u32>,
     next_port: u16,
     cfg: TcpConfig,
@@ -233,6 +235,7 @@ impl TcpEngine {
             listeners: FxHashMap::default(),
             timers: timer::TimerWheel::default(),
             expired: Vec::with_capacity(WORK_LIST),
+            expired_at: 0,
             dirty: Vec::with_capacity(WORK_LIST),
             next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
             cfg,
@@ -350,6 +353,13 @@ impl TcpEngine {
         if let Some(Slot { gen, sock: Some(Sock::Listener(_)) }) = self.slots.get(idx as usize) {
             self.notify.push(SocketHandle { idx, gen: *gen });
         }
+    }
+
+    /// Forgets the sockets whose readiness may have changed (nobody is
+    /// registered to hear about them), so the list stays bounded for
+    /// applications that never call `poll_events`.
+    pub(crate) fn clear_notifications(&mut self) {
+        self.notify.clear();
     }
 
     /// Moves the sockets whose readiness may have changed into `out`.

@@ -3,8 +3,18 @@
 
 use super::*;
 
+/// Timer expiries handled per poll at most. Timers due together (thousands
+/// of connections' keep-alives or delayed ACKs in one tick, or a wheel
+/// catching up after a stall) are handled in slices of this many, oldest
+/// first, one slice per poll, so no single loop pass grows with the number
+/// of connections; the rest wait a pass (microseconds) and
+/// `Stats::tcp_timer_slices_deferred` counts the polls that left some.
+pub(crate) const TIMER_SLICE: usize = 256;
+
 impl TcpEngine {
-    /// Runs the timers due at `now`.
+    /// Runs the timers due at `now`: at most [`TIMER_SLICE`] of them, the
+    /// longest-waiting first; [`TcpEngine::poll_at`] asks for another poll
+    /// at once while some wait.
     pub(crate) fn on_timers(
         &mut self,
         now: Instant,
@@ -14,7 +24,9 @@ impl TcpEngine {
     ) {
         let mut due = std::mem::take(&mut self.expired);
         self.timers.expire(now, &mut due);
-        for (t, idx) in due.drain(..) {
+        let from = self.expired_at.min(due.len());
+        let to = due.len().min(from + TIMER_SLICE);
+        for &(t, idx) in &due[from..to] {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else { continue };
             if c.timer_scheduled != Some(t) {
                 continue; // stale entry
@@ -31,11 +43,21 @@ impl TcpEngine {
             self.mark(idx);
             self.schedule(idx);
         }
+        if to < due.len() {
+            stats.tcp_timer_slices_deferred += 1;
+            self.expired_at = to;
+        } else {
+            due.clear();
+            self.expired_at = 0;
+        }
         self.expired = due;
     }
 
     /// A time by which the next timer may be due (see [`timer::TimerWheel::next_at`]).
     pub fn poll_at(&mut self) -> Option<Instant> {
+        if self.expired_at < self.expired.len() {
+            return Some(Instant::ZERO); // a slice of due timers waits
+        }
         self.timers.next_at()
     }
 }
