@@ -9,12 +9,15 @@ use std::sync::OnceLock;
 
 use dpdk_glue::{Eal, EalArgs};
 
-/// The process's EAL: `--no-huge -m 512 --no-pci --no-shconf`, one lcore.
+/// The process's EAL: `--no-huge -m 1024 --no-pci --no-shconf`, one lcore.
+/// 1 GiB: a test binary's tests run in parallel, and `zc_ring`'s five each
+/// hold two 64 MiB page arrays plus pools at once (512 MiB ran out now and
+/// then: `Memzone ... ENOMEM`).
 pub fn eal() -> &'static Eal {
     static EAL: OnceLock<Eal> = OnceLock::new();
     EAL.get_or_init(|| {
         let mut a = EalArgs::nic_less("0@0");
-        a.memory_mb = Some(512);
+        a.memory_mb = Some(1024);
         a.file_prefix = Some(format!("zctest{}", std::process::id()));
         a.log_level = Some("error".into());
         Eal::init(&a).expect("EAL init with --no-huge --no-pci --no-shconf")
