@@ -831,6 +831,12 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
+                // Established connections' layouts at fixed offsets; the
+                // general parse for everything else (and every error).
+                if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
+                    self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
+                    return;
+                }
                 let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
                 let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
                     // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
