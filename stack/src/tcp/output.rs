@@ -17,6 +17,9 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
         tso_max: u32,
     ) {
+        if self.dirty.is_empty() {
+            return; // most polls: nothing to send, no list to swap
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for idx in &dirty {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
