@@ -111,14 +111,15 @@ impl SegOut {
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
         if !self.syn && self.sack_len == 0 && self.mss.is_none() && self.wscale.is_none() && !self.sack_permitted {
             // An established connection's header: fixed layout, no option loop.
+            // As the general path: FIN wins over RST; PSH rides on FIN or
+            // goes alone, never on a RST.
+            let rst = self.rst && !self.fin;
             let h = hdr_fast::Hdr {
                 src_port: self.src.port(),
                 dst_port: self.dst.port(),
                 seq: self.seq.0,
                 ack: self.ack.map(|a| a.0),
-                // As the general path: FIN wins over RST, PSH rides on FIN
-                // or alone.
-                flags: hdr_fast::flag_bits(self.fin, self.rst && !self.fin, self.psh && !(self.rst && !self.fin)),
+                flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
                 window: self.window,
                 ts: self.ts,
             };
