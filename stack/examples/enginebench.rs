@@ -9,63 +9,15 @@
 //! scan would take hours, and an idle socket costs the scan the same).
 //!
 //! Prints a table and one `BENCH {json}` line per case (ARCHITECTURE.md).
-use std::cell::RefCell;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::rc::Rc;
+use std::net::SocketAddrV4;
 use std::time::Instant as Wall;
 
-use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle, SocketSet};
-use smoltcp::phy::{DeviceCapabilities, Medium};
-use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::socket::tcp::Socket as SmolTcp;
 use zcstack::{SocketHandle, TcpError};
 
 mod zcwire;
-use zcwire::{wire, Clock, End, Offload, Wire, Zc, A, B, BUF};
-
-struct Rx(Vec<u8>);
-struct Tx {
-    side: usize,
-    wire: Rc<RefCell<Wire>>,
-}
-
-impl smoltcp::phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl smoltcp::phy::TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut v = vec![0u8; len];
-        let r = f(&mut v);
-        self.wire.borrow_mut().q[self.side].push_back(v);
-        r
-    }
-}
-
-impl smoltcp::phy::Device for End {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-    fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Rx, Tx)> {
-        let f = self.wire.borrow_mut().q[1 - self.side].pop_front()?;
-        Some((Rx(f), Tx { side: self.side, wire: self.wire.clone() }))
-    }
-    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Tx> {
-        Some(Tx { side: self.side, wire: self.wire.clone() })
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        if self.offload != Offload::None {
-            // smoltcp's way to leave checksums to the device: neither
-            // computed on send nor verified on receive. It has no TSO.
-            c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
-        }
-        c
-    }
-}
+use zcwire::smol::Smol;
+use zcwire::{Clock, Offload, Zc, A};
 
 // ----- zcstack side -----
 
@@ -149,65 +101,8 @@ fn zc_rr(exchanges: usize, idle: usize) -> f64 {
 
 // ----- smoltcp side -----
 
-struct Smol {
-    ia: Interface,
-    ib: Interface,
-    sa: SocketSet<'static>,
-    sb: SocketSet<'static>,
-    da: End,
-    db: End,
-    t0: Wall,
-}
-
-impl Smol {
-    fn new() -> Smol {
-        Smol::with_wire(Offload::None)
-    }
-    fn with_wire(offload: Offload) -> Smol {
-        let (mut da, mut db) = wire(offload);
-        let t0 = Wall::now();
-        let mk = |dev: &mut End, ip: Ipv4Addr, m: u8| {
-            let cfg = SmolConfig::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, m])));
-            let mut i = Interface::new(cfg, dev, smoltcp::time::Instant::from_micros(0));
-            i.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(ip), 24)).unwrap());
-            i
-        };
-        let ia = mk(&mut da, A, 1);
-        let ib = mk(&mut db, B, 2);
-        Smol { ia, ib, sa: SocketSet::new(vec![]), sb: SocketSet::new(vec![]), da, db, t0 }
-    }
-    fn now(&self) -> smoltcp::time::Instant {
-        smoltcp::time::Instant::from_micros(self.t0.elapsed().as_micros() as i64)
-    }
-    fn poll(&mut self) {
-        let now = self.now();
-        self.ia.poll(now, &mut self.da, &mut self.sa);
-        self.ib.poll(now, &mut self.db, &mut self.sb);
-    }
-    fn socket(buf: usize) -> SmolTcp<'static> {
-        let mut s = SmolTcp::new(SocketBuffer::new(vec![0; buf]), SocketBuffer::new(vec![0; buf]));
-        s.set_nagle_enabled(false);
-        s
-    }
-    fn pair(&mut self, port: u16) -> (SmolHandle, SmolHandle) {
-        let mut srv = Smol::socket(BUF);
-        srv.listen(port).unwrap();
-        let s = self.sa.add(srv);
-        let cli = Smol::socket(BUF);
-        let c = self.sb.add(cli);
-        let cx = self.ib.context();
-        self.sb.get_mut::<SmolTcp<'_>>(c).connect(cx, (IpAddress::Ipv4(A), port), 49152).unwrap();
-        loop {
-            self.poll();
-            if self.sb.get::<SmolTcp<'_>>(c).may_send() && self.sa.get::<SmolTcp<'_>>(s).may_recv() {
-                return (c, s);
-            }
-        }
-    }
-}
-
 fn smol_bulk(bytes: usize, offload: Offload) -> f64 {
-    let mut m = Smol::with_wire(offload);
+    let mut m = Smol::with_wire(offload, Clock::wall());
     let (c, s) = m.pair(80);
     let chunk = vec![0x5au8; 64 * 1024];
     let mut buf = vec![0u8; 64 * 1024];
@@ -224,7 +119,7 @@ fn smol_bulk(bytes: usize, offload: Offload) -> f64 {
 }
 
 fn smol_rr(exchanges: usize, idle: usize) -> f64 {
-    let mut m = Smol::new();
+    let mut m = Smol::new(Clock::wall());
     for _ in 0..idle {
         // Idle sockets on both sides, scanned by every poll.
         m.sa.add(Smol::socket(64));

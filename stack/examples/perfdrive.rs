@@ -1,12 +1,16 @@
 //! perfdrive: enginebench's zcstack cases with simulated time (5 us per poll),
 //! for repeatable instruction counts of the measured loops only:
 //! `valgrind --tool=callgrind --toggle-collect='*measure_*' perfdrive CASE N`
-//! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges]).
+//! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges];
+//! smol-rr64 [N exchanges]: smoltcp's rr64 over the same wire, for the gap).
 use std::net::SocketAddrV4;
 
+use smoltcp::iface::SocketHandle as SmolHandle;
+use smoltcp::socket::tcp::Socket as SmolTcp;
 use zcstack::{SocketHandle, TcpError};
 
 mod zcwire;
+use zcwire::smol::Smol;
 use zcwire::{Clock, Offload, Zc, A};
 
 // ----- zcstack side -----
@@ -109,6 +113,36 @@ fn measure_rr(z: &mut Zc, c: SocketHandle, s: SocketHandle, exchanges: usize) {
     }
 }
 
+// ----- smoltcp side -----
+
+/// smoltcp's 64-byte request/response on one connection (enginebench's
+/// `smol_rr` with simulated time).
+fn smol_rr(exchanges: usize) {
+    let mut m = Smol::new(Clock::simulated());
+    let (c, s) = m.pair(80);
+    measure_smol_rr(&mut m, c, s, exchanges);
+}
+
+#[inline(never)]
+fn measure_smol_rr(m: &mut Smol, c: SmolHandle, s: SmolHandle, exchanges: usize) {
+    let req = [7u8; 64];
+    let mut buf = [0u8; 256];
+    for _ in 0..exchanges {
+        m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&req).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            m.poll();
+            got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+        }
+        m.sa.get_mut::<SmolTcp<'_>>(s).send_slice(&buf[..64]).unwrap();
+        let mut got = 0;
+        while got < 64 {
+            m.poll();
+            got += m.sb.get_mut::<SmolTcp<'_>>(c).recv_slice(&mut buf).unwrap_or(0);
+        }
+    }
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let case = a.get(1).map(String::as_str).unwrap_or("rr64");
@@ -135,6 +169,7 @@ fn main() {
         "rr100k" => {
             zc_rr(n, 100_000);
         }
+        "smol-rr64" => smol_rr(n),
         _ => panic!("case"),
     }
 }

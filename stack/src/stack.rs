@@ -629,11 +629,13 @@ impl<M: PageMemory> Stack<M> {
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         // IP packets queued earlier (ICMP, UDP) first, then the TCP
         // segments just produced: each goes out as soon as it is built.
-        let mut ipq = std::mem::take(&mut self.ipq);
-        for pkt in ipq.drain(..) {
-            self.send_ip(now, dev, pkt);
+        if !self.ipq.is_empty() {
+            let mut ipq = std::mem::take(&mut self.ipq);
+            for pkt in ipq.drain(..) {
+                self.send_ip(now, dev, pkt);
+            }
+            self.ipq = ipq;
         }
-        self.ipq = ipq;
         let mut segs = std::mem::take(&mut self.segs);
         for seg in segs.drain(..) {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
@@ -829,6 +831,12 @@ impl<M: PageMemory> Stack<M> {
                 };
                 if !(checked.l4 || l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)) {
                     self.stats.drop_tcp_malformed += 1;
+                    return;
+                }
+                // Established connections' layouts at fixed offsets; the
+                // general parse for everything else (and every error).
+                if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
+                    self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
                     return;
                 }
                 let ignored = smoltcp::phy::ChecksumCapabilities::ignored();

@@ -3,6 +3,7 @@
 //! port offers them. Shared by both examples (`mod zcwire;`); each uses a
 //! part (wall or simulated clock), hence `dead_code` is allowed.
 #![allow(dead_code)]
+pub(crate) mod smol;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;

@@ -5,6 +5,7 @@
 mod api;
 mod conn;
 pub mod cubic;
+pub(crate) mod hdr_fast;
 pub mod icmp;
 mod ingress;
 mod limits;

@@ -17,6 +17,9 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
         tso_max: u32,
     ) {
+        if self.dirty.is_empty() {
+            return; // most polls: nothing to send, no list to swap
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for idx in &dirty {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
@@ -106,6 +109,26 @@ impl SegOut {
     /// checksum over header and payload; with `checksum_offload` the field
     /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
+        if !self.syn && self.sack_len == 0 && self.mss.is_none() && self.wscale.is_none() && !self.sack_permitted {
+            // An established connection's header: fixed layout, no option loop.
+            // As the general path: FIN wins over RST; PSH rides on FIN or
+            // goes alone, never on a RST.
+            let rst = self.rst && !self.fin;
+            let h = hdr_fast::Hdr {
+                src_port: self.src.port(),
+                dst_port: self.dst.port(),
+                seq: self.seq.0,
+                ack: self.ack.map(|a| a.0),
+                flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
+                window: self.window,
+                ts: self.ts,
+            };
+            let hlen = h.len();
+            buf.resize(headroom + hlen, 0);
+            h.write(&mut buf[headroom..]);
+            self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+            return;
+        }
         let control = match (self.syn, self.fin, self.rst) {
             (true, _, _) => TcpControl::Syn,
             (_, true, _) => TcpControl::Fin,
@@ -149,7 +172,23 @@ impl SegOut {
             pkt.set_fin(true);
             pkt.set_psh(self.psh);
         }
+        self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+    }
+
+    /// Fills the checksum of the header written at `headroom` (`hlen`
+    /// bytes, checksum field zero) over header and payload, or with
+    /// `checksum_offload` the pseudo-header sum for the device.
+    fn fill_checksum(
+        &self,
+        buf: &mut [u8],
+        headroom: usize,
+        hlen: usize,
+        mem: &dyn PageMemory,
+        checksum_offload: bool,
+    ) {
+        let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         pkt.set_checksum(0);
+        let (src, dst) = (*self.src.ip(), *self.dst.ip());
         let payload_len: usize = self.payload.iter().map(|p| p.len as usize).sum();
         let mut c = Checksum::new();
         // A TSO frame's pseudo-header sum leaves the length out: the device
