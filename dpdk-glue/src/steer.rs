@@ -10,8 +10,8 @@
 //! every received frame ([`Dest`], from `zcstack::rss::steer_frame`):
 //! another queue's frame goes to that queue's ring, an ARP frame is kept and
 //! a copy goes to every other lcore (each stack keeps its own ARP cache),
-//! everything else stays. It then drains its incoming rings into the same
-//! burst. A full ring does not drop: the frame waits in a per-destination
+//! everything else stays. Frames drained from its incoming rings go ahead
+//! of its own frames in the burst (they are the older ones of their flow). A full ring does not drop: the frame waits in a per-destination
 //! backlog, in order, and is retried on the next burst (counted). Only an
 //! owner that has stopped draining (a dead or stopped lcore, such as a
 //! killed secondary process) bounds that: past [`BACKLOG_MAX`] frames for
@@ -251,15 +251,29 @@ impl Steering {
         SteerStats { backlog_now: self.pending.iter().map(|p| p.len() as u64).sum(), ..self.stats }
     }
 
-    /// Sorts a received burst in place: frames another lcore owns leave
-    /// for its ring (or the backlog), ARP frames stay and are copied to the
-    /// others, and up to `max` frames from the incoming rings are appended.
+    /// Sorts a received burst in place: up to `max` frames from each
+    /// incoming ring come first, then this lcore's own frames of the burst
+    /// (frames another lcore owns leave for its ring or the backlog, ARP
+    /// frames stay and are copied to the others).
+    ///
+    /// Order promise: within one flow, a frame steered in is older than any
+    /// frame of that flow this lcore received directly (the device moves a
+    /// flow to a queue, as the tun driver moves it to the queue its owner
+    /// transmits on, never back while the owner keeps it), so it is handed
+    /// to the stack before them; processing it after them would make TCP
+    /// see reordering (PAWS drops, RFC 7323 5.3, and duplicate ACKs that
+    /// trigger fast retransmits). Frames of one ring keep their ring order,
+    /// and own frames their queue order.
     pub fn sort(&mut self, rx: &mut Vec<Mbuf>, max: usize) {
         let n = self.out.len();
         let mut added = std::mem::take(&mut self.added);
         added.clear();
         added.resize(n, 0);
         let mut keep = std::mem::take(&mut self.keep);
+        for r in &self.inc {
+            let k = r.dequeue(&mut keep, max);
+            self.stats.steered_in += k as u64;
+        }
         for m in rx.drain(..) {
             match (self.classify)(m.data()) {
                 Dest::Queue(q) if q != self.me && usize::from(q) < n => {
@@ -284,10 +298,6 @@ impl Steering {
         }
         self.push_pending(&added);
         self.added = added;
-        for r in &self.inc {
-            let k = r.dequeue(&mut keep, max);
-            self.stats.steered_in += k as u64;
-        }
         std::mem::swap(rx, &mut keep);
         self.keep = keep;
     }

@@ -129,3 +129,52 @@ fn an_owner_that_never_drains_costs_a_bounded_backlog_not_the_pool() {
     assert_eq!(&got[(ring - 1) as usize..], &(first_kept..sent as u32).collect::<Vec<_>>()[..]);
     assert_eq!(rx_pool.in_use(), 0);
 }
+
+/// A flow the device moves from queue 0 to queue 1 mid-life (the tun driver
+/// does this when its flow table gains an entry for the queue the owner
+/// transmits on): its older frames arrive through lcore 0's ring, its newer
+/// ones directly on queue 1 in the same burst. The stack must see them in
+/// the order the peer sent them, so steered-in frames come first, and both
+/// groups keep their own order, over several bursts and with a ring that
+/// holds more than one pass drains.
+#[test]
+fn steered_in_frames_come_before_own_frames_of_the_same_burst() {
+    let (rx_pool, copies) = (pool(1023), pool(63));
+    let r = rings(64);
+    let mut lcore0 = Steering::new(0, &r, classify(), copies.clone());
+    let mut lcore1 = Steering::new(1, &r, classify(), copies.clone());
+    let mut seen: Vec<u32> = Vec::new();
+    let mut next = 0u32;
+    for burst in 0..5u32 {
+        // Older frames of queue 1's flows reached queue 0 and were steered...
+        let older = 3 + burst;
+        let mut rx0: Vec<Mbuf> = (0..older).map(|i| frame(&rx_pool, 1, next + i)).collect();
+        lcore0.sort(&mut rx0, 32);
+        assert!(rx0.is_empty(), "lcore 0 keeps none of them");
+        next += older;
+        // ...then newer ones reach queue 1 directly, in the same burst as
+        // lcore 1 drains its ring.
+        let mut rx1: Vec<Mbuf> = (0..4).map(|i| frame(&rx_pool, 1, next + i)).collect();
+        next += 4;
+        lcore1.sort(&mut rx1, 32);
+        let got: Vec<u32> = rx1.iter().map(number).collect();
+        assert_eq!(got, (next - older - 4..next).collect::<Vec<_>>(), "burst {burst}: ring first, then own");
+        seen.extend(got);
+    }
+    // A pass that drains less than the ring holds: what is left of the
+    // ring still comes before the own frames of the next pass.
+    let mut rx0: Vec<Mbuf> = (0..10).map(|i| frame(&rx_pool, 1, next + i)).collect();
+    lcore0.sort(&mut rx0, 32);
+    let mut rx1: Vec<Mbuf> = (10..12).map(|i| frame(&rx_pool, 1, next + i)).collect();
+    lcore1.sort(&mut rx1, 6);
+    let got: Vec<u32> = rx1.iter().map(number).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5, 10, 11].map(|i| next + i).to_vec());
+    seen.extend(got);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "the peer's order end to end: {seen:?}");
+    assert_eq!(lcore1.stats().steered_in + 4, lcore0.stats().steered_out, "4 still in the ring");
+    drop(rx1);
+    drop(lcore0);
+    drop(lcore1);
+    drop(r);
+    assert_eq!(rx_pool.in_use(), 0, "the 4 frames left in the ring were freed with it");
+}

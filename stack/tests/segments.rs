@@ -295,6 +295,52 @@ fn timestamps_are_negotiated_echoed_and_paws_drops_old_segments() {
     assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::Reset));
 }
 
+/// RFC 7323 5.3 R1 rejects only a TSval *older* than TS.Recent: segments a
+/// path (or zcstack's own software steering) reordered within one tick of
+/// the peer's timestamp clock carry an equal TSval and must be accepted,
+/// in any order, including a pure ACK that arrives after newer data.
+#[test]
+fn paws_accepts_reordered_segments_with_an_equal_tsval() {
+    let (mut st, mut dev) = stack();
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(5000, None, TcpControl::Syn);
+    syn.ts = Some((1000, 0));
+    let out = exchange(&mut st, &mut dev, Instant::ZERO, vec![tcp_frame(syn)]);
+    let (tsval, _) = out[0].ts.expect("timestamps negotiated");
+    let snd = out[0].seq + 1;
+    let mut ack = seg(5001, Some(snd), TcpControl::None);
+    ack.ts = Some((1000, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(1), vec![tcp_frame(ack)]);
+    let (h, _) = st.tcp_accept(l).unwrap();
+    // Three segments sent in one tick (TSval 1007), delivered 3, 1, 2.
+    let mk = |seq: u32, payload: &'static [u8]| {
+        let mut d = seg(seq, Some(snd), TcpControl::Psh);
+        d.payload = payload;
+        d.ts = Some((1007, tsval));
+        tcp_frame(d)
+    };
+    exchange(&mut st, &mut dev, Instant::from_millis(2), vec![mk(5007, b"ghi")]);
+    exchange(&mut st, &mut dev, Instant::from_millis(3), vec![mk(5001, b"abc")]);
+    exchange(&mut st, &mut dev, Instant::from_millis(4), vec![mk(5004, b"def")]);
+    // The handshake's ACK again, late and with the same TSval as the data
+    // is not "older": no PAWS drop either.
+    let mut late = seg(5001, Some(snd), TcpControl::None);
+    late.ts = Some((1007, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(5), vec![tcp_frame(late)]);
+    let mut buf = [0u8; 16];
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"abcdefghi", "every segment accepted, in sequence order");
+    assert_eq!(st.stats().drop_tcp_paws, 0, "an equal TSval is never a PAWS drop");
+    // One tick older than TS.Recent (now 1007) is.
+    let mut old = seg(5010, Some(snd), TcpControl::Psh);
+    old.payload = b"x";
+    old.ts = Some((1006, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(6), vec![tcp_frame(old)]);
+    assert_eq!(st.stats().drop_tcp_paws, 1);
+    assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::WouldBlock));
+}
+
 #[test]
 fn without_timestamps_in_the_syn_none_are_sent() {
     let (mut st, mut dev, h, _snd) = established();

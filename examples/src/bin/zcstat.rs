@@ -22,6 +22,14 @@
 //! `all` row, `netstat` an `Lcore` column, `stats` the summed counters and a
 //! per-lcore table (`--json`: `{"nb_lcores", "sum", "lcores"}`). With one
 //! lcore the output is unchanged.
+//!
+//! An lcore that does not answer (a killed secondary process, an lcore
+//! that stopped) does not fail the views: it is marked `not answering`
+//! (stderr for `top`, `traffic`, `netstat` and `stages`; a line of `stats`;
+//! `"not_answering"` in `--json`) and the sums are over the lcores that
+//! answer. Only when none answers does zcstat fail.
+//!
+//! A closed stdout (`zcstat netstat | head`) ends zcstat quietly, exit 0.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +37,29 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
+
+/// Writes to stdout; a reader that went away (EPIPE: `zcstat ... | head`)
+/// ends zcstat quietly with status 0, any other write error with a message
+/// and status 1. Never panics (std's `println!` does on EPIPE).
+fn out(a: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(a) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("zcstat: stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+// Every view prints through `out` (these shadow std's macros in this file).
+macro_rules! print {
+    ($($t:tt)*) => { out(format_args!($($t)*)) };
+}
+macro_rules! println {
+    () => { out(format_args!("\n")) };
+    ($($t:tt)*) => { out(format_args!("{}\n", format_args!($($t)*))) };
+}
 
 #[derive(Debug, Parser)]
 #[command(about = "Show a running zcstack's load, traffic and connections (ff_top / ff_traffic / ff_netstat)")]
@@ -135,9 +166,45 @@ fn lcore_paths(main: &Path) -> Result<Vec<PathBuf>, String> {
     Ok((0..n).map(|i| dpdk_glue::control::lcore_control_path(main, i)).collect())
 }
 
-/// One sample of every lcore, in lcore order.
+/// One sample of every lcore, in lcore order. An lcore that does not
+/// answer gets `{"lcore_index": i, "not_answering": "<why>"}` in its place
+/// ([`dead`]); errors only when no lcore answers.
 fn sample_all(paths: &[PathBuf], max_sockets: usize) -> Result<Vec<Value>, String> {
-    paths.iter().map(|p| sample(p, max_sockets)).collect()
+    let all: Vec<Value> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            sample(p, max_sockets).unwrap_or_else(|e| serde_json::json!({"lcore_index": i, "not_answering": e}))
+        })
+        .collect();
+    if all.iter().all(dead) {
+        let why = all.first().map_or(String::new(), |v| v["not_answering"].as_str().unwrap_or("").to_owned());
+        return Err(format!("no lcore answers: {why}"));
+    }
+    Ok(all)
+}
+
+/// Whether `v` is the placeholder of an lcore that did not answer.
+fn dead(v: &Value) -> bool {
+    v.get("not_answering").is_some()
+}
+
+/// The lcores of `all` that did not answer, as `(index, why)`.
+fn not_answering(all: &[Value]) -> Vec<(usize, String)> {
+    all.iter()
+        .enumerate()
+        .filter(|(_, v)| dead(v))
+        .map(|(i, v)| (i, v["not_answering"].as_str().unwrap_or("?").to_owned()))
+        .collect()
+}
+
+/// Tells on stderr which lcores did not answer (sums are over the others).
+fn warn_not_answering(all: &[Value]) {
+    let silent = not_answering(all);
+    let live = all.len() - silent.len();
+    for (i, why) in silent {
+        eprintln!("zcstat: lcore {i} not answering ({why}); shown: the {live} of {} lcores that answer", all.len());
+    }
 }
 
 /// Adds the numbers of `b` into `a`, field by field (objects recursively;
@@ -169,10 +236,12 @@ fn add_into(a: &mut Value, b: &Value) {
 /// connections summed over `lcores`; the port's own counters (one port
 /// shared by every lcore) and identity fields from lcore 0; uptime the
 /// longest; sockets of every lcore.
+/// Lcores that did not answer ([`dead`]) are left out.
 fn sum(lcores: &[Value]) -> Value {
-    let Some(first) = lcores.first() else { return Value::Null };
+    let mut live = lcores.iter().filter(|v| !dead(v));
+    let Some(first) = live.next() else { return Value::Null };
     let mut out = first.clone();
-    for v in &lcores[1..] {
+    for v in live {
         for k in ["cycles", "device", "pages", "stack", "steer", "tcp_connections"] {
             if let (Some(a), Some(b)) = (out.get_mut(k), v.get(k)) {
                 add_into(a, b);
@@ -231,6 +300,7 @@ fn run(args: Args) -> Result<(), String> {
     match args.view {
         View::Top { interval, count } => {
             let mut prev = sample_all(&paths, 0)?;
+            warn_not_answering(&prev);
             let lc = if many { format!("{:>6} ", "lcore") } else { String::new() };
             println!("{lc}{:>8} {:>8} {:>8} {:>12} {:>10}", "usr%", "sys%", "idle%", "loops/s", "busy%");
             for _ in 0..count {
@@ -238,6 +308,10 @@ fn run(args: Args) -> Result<(), String> {
                 let cur = sample_all(&paths, 0)?;
                 if many {
                     for (i, (p, c)) in prev.iter().zip(&cur).enumerate() {
+                        if dead(p) || dead(c) {
+                            println!("{:>6} not answering", label(Some(i)));
+                            continue;
+                        }
                         println!("{:>6} {}", label(Some(i)), top_row(p, c, secs_between(p, c)));
                     }
                     let (p, c) = (sum(&prev), sum(&cur));
@@ -250,6 +324,7 @@ fn run(args: Args) -> Result<(), String> {
         }
         View::Traffic { interval, count } => {
             let mut prev = sample_all(&paths, 0)?;
+            warn_not_answering(&prev);
             let lc = if many { format!("{:>6} ", "lcore") } else { String::new() };
             println!(
                 "{lc}{:>12} {:>12} {:>14} {:>14} {:>10} {:>10}",
@@ -266,6 +341,10 @@ fn run(args: Args) -> Result<(), String> {
                     // Per lcore: frames its queue received (before steering)
                     // and its stack sent; bytes are the port's only.
                     for (i, (p, c)) in prev.iter().zip(&cur).enumerate() {
+                        if dead(p) || dead(c) {
+                            println!("{:>6} not answering", label(Some(i)));
+                            continue;
+                        }
                         let stack_drops =
                             |v: &Value| drops(v) - u(v, &["port", "imissed"]) - u(v, &["port", "rx_nombuf"]);
                         println!(
@@ -295,6 +374,7 @@ fn run(args: Args) -> Result<(), String> {
         }
         View::Netstat { limit } => {
             let all = sample_all(&paths, limit)?;
+            warn_not_answering(&all);
             let lc = if many { format!("{:<6}", "Lcore") } else { String::new() };
             println!(
                 "{lc}{:<6}{:>8} {:>8}  {:<22} {:<22} State",
@@ -325,6 +405,7 @@ fn run(args: Args) -> Result<(), String> {
         View::Stages { interval } => {
             // Each lcore's stages (they are per stack; a sum would mix them).
             let first = sample_all(&paths, 0)?;
+            warn_not_answering(&first);
             if first.iter().all(|v| v["stages"].is_null()) {
                 return Err("the stack runs without stage counters: set [dpdk] stage_cycles=1".into());
             }
@@ -338,15 +419,24 @@ fn run(args: Args) -> Result<(), String> {
                 if many {
                     println!("{}lcore {i}:", if i > 0 { "\n" } else { "" });
                 }
+                if dead(c) {
+                    println!("not answering");
+                    continue;
+                }
                 print_stages(c, prev.as_ref().and_then(|p| p.get(i)));
             }
         }
         View::Stats { json } => {
             let all = sample_all(&paths, 0)?;
             let v = sum(&all);
+            let silent = not_answering(&all);
             if json {
                 if many {
-                    println!("{}", serde_json::json!({"nb_lcores": all.len(), "sum": v, "lcores": all}));
+                    let idx: Vec<usize> = silent.iter().map(|(i, _)| *i).collect();
+                    println!(
+                        "{}",
+                        serde_json::json!({"nb_lcores": all.len(), "not_answering": idx, "sum": v, "lcores": all})
+                    );
                 } else {
                     println!("{v}");
                 }
@@ -363,6 +453,16 @@ fn run(args: Args) -> Result<(), String> {
                         .join(","),
                     u(&v, &["uptime_us"]) as f64 / 1e6
                 );
+                for (i, why) in &silent {
+                    println!("lcore {i}: not answering ({why})");
+                }
+                if !silent.is_empty() {
+                    println!(
+                        "sums below are over the {} of {} lcores that answer",
+                        all.len() - silent.len(),
+                        all.len()
+                    );
+                }
             } else {
                 println!(
                     "pid {} lcore {} cpu {} uptime {:.1} s",
@@ -430,12 +530,15 @@ fn per_lcore_table(all: &[Value]) {
     println!(" {:>14}", "sum");
     for k in &names {
         let path: Vec<&str> = k.split('.').collect();
-        let vals: Vec<u64> = all.iter().map(|v| u(v, &path)).collect();
         print!("{k:<width$}");
-        for x in &vals {
-            print!(" {x:>14}");
+        for v in all {
+            if dead(v) {
+                print!(" {:>14}", "-");
+            } else {
+                print!(" {:>14}", u(v, &path));
+            }
         }
-        println!(" {:>14}", vals.iter().sum::<u64>());
+        println!(" {:>14}", all.iter().filter(|v| !dead(v)).map(|v| u(v, &path)).sum::<u64>());
     }
 }
 
