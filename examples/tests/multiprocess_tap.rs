@@ -114,7 +114,7 @@ impl Proc {
 fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     let _turn = one_at_a_time();
     // Declared first: dropped last, after both processes have let go of the pages.
-    let _huge = hugepages::Hugepages::reserve("zc-mp", 512).expect("reserve 512 2 MiB hugepages (needs root)");
+    let _huge = hugepages::Hugepages::reserve("zc-mp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
     let ns = Netns::new("mp");
     let conf = ns.config("mp.ini", "");
     // The group's shared runtime files (Netns::config's file prefix).

@@ -145,7 +145,7 @@ fn socket(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn sample(path: &Path, max_sockets: usize) -> Result<Value, String> {
-    let reply = dpdk_glue::control::query(path, &format!("stats {max_sockets}"), Duration::from_secs(3))
+    let reply = dpdk_glue::control::query(path, &format!("stats {max_sockets}"), Duration::from_secs(10))
         .map_err(|e| format!("{}: {e} (is the stack running?)", path.display()))?;
     let v: Value = serde_json::from_str(&reply).map_err(|e| format!("bad reply from {}: {e}", path.display()))?;
     match v.get("error") {
