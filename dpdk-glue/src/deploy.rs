@@ -372,6 +372,30 @@ impl Deployment {
             .collect()
     }
 
+    /// The runtime of a one-lcore plan, built on the calling thread (the
+    /// EAL's main lcore), for callers that drive the loop themselves (the
+    /// FFI's `ff_init`/`ff_run`). The port stays open while the runtime
+    /// holds its queue; it closes when the runtime is dropped. Errors: a
+    /// plan with more than one lcore, or a deployment already launched.
+    pub fn into_runtime(mut self) -> Result<Runtime> {
+        if self.launched || self.plan.lcores.len() != 1 {
+            return Err(Error::PortLimit {
+                port: self.ports.first().map_or(0, |p| p.plan.port_id),
+                name: String::new(),
+                what: format!(
+                    "one runtime for the calling thread needs a plan with one lcore, not {:?}",
+                    self.plan.lcores
+                ),
+            });
+        }
+        self.launched = true;
+        let main = self.eal.main_lcore();
+        if crate::eal::lcore_id() != main {
+            return Err(Error::Launch { lcore: crate::eal::lcore_id(), errno: crate::error::RteErrno(libc::EPERM) });
+        }
+        self.kit(0)?.start()
+    }
+
     /// What lcore `i` needs to build its runtime.
     fn kit(&self, i: usize) -> Result<LcoreKit> {
         let p = &self.ports[0];
