@@ -79,3 +79,40 @@ fn two_lcore_probed_port_gives_the_same_error() {
     assert!(!ok, "{err}");
     assert!(err.contains("[dpdk] port_list names port 0, but the EAL found"), "{err}");
 }
+
+/// Two ports whose lcore_lists share an lcore (F-Stack's default list is
+/// every lcore, so two ports without lists overlap too): refused before the
+/// EAL starts, naming both `[portN] lcore_list` keys and their lines.
+#[test]
+fn an_lcore_in_two_ports_lcore_lists_is_refused_naming_both_keys() {
+    let pid = std::process::id();
+    let ports = |l0: &str, l1: &str| {
+        format!(
+            "[dpdk]\nlcore_mask=3\nno_huge=1\nmemory=256\nfile_prefix=zcde{pid}ov\nnb_vdev=2\nport_list=0,1\n\
+             [port0]\naddr=10.212.0.2\nnetmask=255.255.255.0\nbroadcast=10.212.0.255\ngateway=0.0.0.0\n{l0}\
+             [vdev0]\ndriver=net_null\n\
+             [port1]\naddr=10.213.0.2\nnetmask=255.255.255.0\nbroadcast=10.213.0.255\ngateway=0.0.0.0\n{l1}\
+             [vdev1]\ndriver=net_null\n[freebsd.boot]\nmemsz_MB=16\n"
+        )
+    };
+    // Line 13 is port0's lcore_list, line 21 port1's.
+    let (ok, err) = helloworld("ov1", &ports("lcore_list=0-1\n", "lcore_list=1\n"), &[]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("lcore 1 is in [port0] lcore_list = 0-1 (line 13) and in [port1] lcore_list = 1 (line 21)"),
+        "{err}"
+    );
+    assert!(!err.contains("EAL initialisation"), "refused before the EAL: {err}");
+    // Default lists (every lcore) overlap at lcore 0.
+    let (ok, err) = helloworld("ov2", &ports("", ""), &[]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("lcore 0 is in [port0] lcore_list (default"), "{err}");
+    assert!(err.contains("and in [port1] lcore_list (default"), "{err}");
+    // An lcore of lcore_mask (0x7 needs a third CPU: only where the host has one) in no port's list.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 3 {
+        let text = ports("lcore_list=0\n", "lcore_list=1\n").replace("lcore_mask=3", "lcore_mask=7");
+        let (ok, err) = helloworld("ov3", &text, &[]);
+        assert!(!ok, "{err}");
+        assert!(err.contains("has lcore 2, but no port of port_list has it in its lcore_list"), "{err}");
+    }
+}
