@@ -496,9 +496,20 @@ fn rss_check_off_with_several_lcores_on_a_port_is_reported() {
     let off = load(&TWO.replace("enable=1", "enable=0")).unwrap();
     let n = notice(&off).expect("a notice for enable=0 with 2 lcores");
     assert!(n.starts_with("t.ini:25: [rss_check] enable: 0 (F-Stack's default), but [port0] has 2 lcores"), "{n}");
-    // No [rss_check] at all: F-Stack's default (off), reported at [dpdk].
     let absent = load(TWO.split("[rss_check]").next().unwrap()).unwrap();
-    assert!(notice(&absent).is_some_and(|n| n.starts_with("t.ini:1: ")), "{:?}", absent.report_lines());
+    // No [rss_check] at all: F-Stack's default (off), reported at what gave
+    // the port two lcores (lcore_mask here), never at a section the file lacks.
+    let n = notice(&absent).expect("a notice without [rss_check]");
+    assert!(n.starts_with("t.ini:2: [dpdk] lcore_mask: [rss_check] enable (no such section) is 0"), "{n}");
+    let listed = load(
+        &TWO.split("[rss_check]")
+            .next()
+            .unwrap()
+            .replace("gateway=0.0.0.0\n[port1]", "gateway=0.0.0.0\nlcore_list=1-2\n[port1]"),
+    )
+    .unwrap();
+    let n = notice(&listed).expect("a notice with lcore_list");
+    assert!(n.starts_with("t.ini:14: [port0] lcore_list: [rss_check] enable (no such section) is 0"), "{n}");
     // On, or one lcore per port: nothing to say.
     assert!(notice(&load(TWO).unwrap()).is_none());
     let one = TWO
@@ -522,4 +533,14 @@ fn a_port_without_a_vdev_is_a_probed_device_not_an_error() {
     // The single-port runtime serves virtual devices only, and says what to use instead.
     let e = c.runtime(0).unwrap_err().to_string();
     assert!(e.contains("deploy it with Config::deploy_plan"), "{e}");
+}
+
+/// `--proc-type=secondary --proc-id=0`: proc-id 0 is the primary's, said
+/// before any EAL starts (a secondary 0 would attach as a second queue 0).
+#[test]
+fn secondary_with_proc_id_0_is_refused() {
+    let c = load(TWO).unwrap();
+    let e = c.deploy_plan(ProcRole::Secondary { proc_id: 0, nb_procs: 2 }).unwrap_err().to_string();
+    assert!(e.starts_with("t.ini:2: --proc-type=secondary --proc-id=0: proc-id 0 is the primary's"), "{e}");
+    assert!(c.deploy_plan(ProcRole::Secondary { proc_id: 1, nb_procs: 2 }).is_ok());
 }

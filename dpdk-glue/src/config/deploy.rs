@@ -56,6 +56,15 @@ impl Config {
                         ),
                     ));
                 }
+                if kind == "secondary" && proc_id == 0 {
+                    return Err(err(
+                        "dpdk",
+                        "lcore_mask",
+                        "--proc-type=secondary --proc-id=0: proc-id 0 is the primary's (F-Stack: the primary \
+                         configures the ports); expected secondaries with --proc-id 1.. and the primary with 0"
+                            .to_owned(),
+                    ));
+                }
                 if self.dpdk.no_huge {
                     return Err(err(
                         "dpdk",
