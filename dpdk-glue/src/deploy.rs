@@ -107,15 +107,27 @@ impl Deployment {
     /// lcores serving it, an lcore the EAL did not enable, a plan with no
     /// or several ports (one stack serves one port).
     pub fn init(plan: &DeployPlan) -> Result<Deployment> {
-        if plan.ports.len() != 1 {
+        if plan.ports.is_empty() {
             return Err(Error::PortLimit {
-                port: plan.ports.first().map_or(0, |p| p.port_id),
+                port: 0,
                 name: String::new(),
-                what: format!(
-                    "the plan has {} ports; a zcstack stack serves exactly one port (port_list with one entry)",
-                    plan.ports.len()
-                ),
+                what: "the plan has no ports (port_list is empty)".to_owned(),
             });
+        }
+        // Each lcore runs one stack on one port: its lcore must be in exactly
+        // one port's lcore_list (`Config::deploy_plan` names the keys).
+        for l in &plan.lcores {
+            let serving: Vec<u16> = plan.ports.iter().filter(|p| p.lcores.contains(l)).map(|p| p.port_id).collect();
+            if serving.len() != 1 {
+                return Err(Error::PortLimit {
+                    port: serving.first().copied().unwrap_or(plan.ports[0].port_id),
+                    name: String::new(),
+                    what: format!(
+                        "lcore {l} serves ports {serving:?}; each lcore runs one stack on exactly one port (give the \
+                         ports disjoint lcore_lists)"
+                    ),
+                });
+            }
         }
         let eal = match Eal::init(&plan.eal) {
             Err(e @ Error::EalInit { .. }) if matches!(plan.role, ProcRole::Secondary { .. }) => {
@@ -136,13 +148,6 @@ impl Deployment {
         crate::ports::check_allow(&eal, &plan.eal.allow)?;
         let mut ports = Vec::new();
         for pp in &plan.ports {
-            if let Some(l) = plan.lcores.iter().find(|l| !pp.lcores.contains(l)) {
-                return Err(Error::PortLimit {
-                    port: pp.port_id,
-                    name: String::new(),
-                    what: format!("lcore {l} runs a stack but is not in the port's lcore_list {:?}", pp.lcores),
-                });
-            }
             let dp = match plan.role {
                 ProcRole::Secondary { .. } => Deployment::port_attach(&eal, plan, pp)?,
                 ProcRole::Single | ProcRole::Primary { .. } => Deployment::port_up(&eal, plan, pp)?,
@@ -372,12 +377,37 @@ impl Deployment {
             .collect()
     }
 
+    /// The runtime of a one-lcore plan, built on the calling thread (the
+    /// EAL's main lcore), for callers that drive the loop themselves (the
+    /// FFI's `ff_init`/`ff_run`). The port stays open while the runtime
+    /// holds its queue; it closes when the runtime is dropped. Errors: a
+    /// plan with more than one lcore, or a deployment already launched.
+    pub fn into_runtime(mut self) -> Result<Runtime> {
+        if self.launched || self.plan.lcores.len() != 1 {
+            return Err(Error::PortLimit {
+                port: self.ports.first().map_or(0, |p| p.plan.port_id),
+                name: String::new(),
+                what: format!(
+                    "one runtime for the calling thread needs a plan with one lcore, not {:?}",
+                    self.plan.lcores
+                ),
+            });
+        }
+        self.launched = true;
+        let main = self.eal.main_lcore();
+        if crate::eal::lcore_id() != main {
+            return Err(Error::Launch { lcore: crate::eal::lcore_id(), errno: crate::error::RteErrno(libc::EPERM) });
+        }
+        self.kit(0)?.start()
+    }
+
     /// What lcore `i` needs to build its runtime.
     fn kit(&self, i: usize) -> Result<LcoreKit> {
-        let p = &self.ports[0];
-        let n = p.plan.lcores.len();
-        // Queue q of the port is served by its q-th lcore (checked in init).
         let lcore = self.plan.lcores[i];
+        // The one port whose lcore_list has this lcore (checked in init).
+        let p = self.ports.iter().find(|p| p.plan.lcores.contains(&lcore)).unwrap_or(&self.ports[0]);
+        let n = p.plan.lcores.len();
+        // Queue q of the port is served by its q-th lcore.
         let qi = p.plan.lcores.iter().position(|&l| l == lcore).unwrap_or(i);
         let q = u16::try_from(qi).unwrap_or(u16::MAX);
         let mut cfg = self.plan.lcore.clone();
@@ -389,7 +419,11 @@ impl Deployment {
             cfg.stack.iface.mac = zcstack::wire::EthernetAddress(m);
         }
         cfg.device.socket = p.socket;
-        cfg.control = cfg.control.as_deref().map(|c| crate::control::lcore_control_path(c, qi));
+        // One control socket per stack: by lcore index in a one-process
+        // deployment (several ports may each have a queue 0), by queue in a
+        // multi-process group (each process runs one lcore).
+        let ci = if matches!(self.plan.role, ProcRole::Single) { i } else { qi };
+        cfg.control = cfg.control.as_deref().map(|c| crate::control::lcore_control_path(c, ci));
         let steer = (n > 1).then(|| {
             let spec = p.spec.clone();
             let classify: crate::steer::Classify = Arc::new(move |f: &[u8]| match steer_frame(&spec, f) {

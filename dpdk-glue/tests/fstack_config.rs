@@ -335,13 +335,46 @@ fn bad_lists_name_file_line_key_and_what_is_allowed() {
     }
 }
 
-/// Two lcores, port 0 on a net_tap vdev with 2 queues, port 1 probed.
-const TWO: &str = "[dpdk]\nlcore_mask=0x6\nport_list=0-1\nnb_vdev=1\nfile_prefix=zt\nsymmetric_rss=1\n\
+/// Two lcores, port 0 on a net_tap vdev with 2 queues (port 1, probed, is
+/// not in port_list here: its lcore_list overlaps port 0's default one;
+/// [`two_ports`] gives both ports disjoint lists).
+const TWO: &str = "[dpdk]\nlcore_mask=0x6\nport_list=0\nnb_vdev=1\nfile_prefix=zt\nsymmetric_rss=1\n\
     allow=0000:02:00.0,txq_inline_max=128\nbase_virtaddr=0x7f0000000000\n\
     [port0]\naddr=10.1.0.2\nnetmask=255.255.255.0\nbroadcast=10.1.0.255\ngateway=0.0.0.0\n\
     [port1]\naddr=10.2.0.2\nnetmask=255.255.255.0\nbroadcast=10.2.0.255\ngateway=0.0.0.0\nlcore_list=2\n\
     [vdev0]\ndriver=net_tap\niface=zt0\nqueues=2\n\
     [rss_check]\nenable=1\nrss_tbl=0 10.1.0.2 10.1.0.9 80\n";
+
+/// [`TWO`] with both ports in port_list: port 0 on lcore 1, port 1 on lcore 2.
+fn two_ports() -> Config {
+    load(
+        &TWO.replace("port_list=0\n", "port_list=0-1\n")
+            .replace("gateway=0.0.0.0\n[port1]", "gateway=0.0.0.0\nlcore_list=1\n[port1]"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An lcore in two ports' lcore_lists is refused by the plan, naming both
+/// keys and lines (port 0's default list is every lcore); so is an lcore
+/// in none.
+#[test]
+fn overlapping_lcore_lists_are_refused_naming_both_keys() {
+    let c = load(&TWO.replace("port_list=0\n", "port_list=0-1\n")).unwrap();
+    for role in [ProcRole::Single, ProcRole::Primary { proc_id: 0, nb_procs: 2 }] {
+        let e = c.deploy_plan(role).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "t.ini:9: lcore 2 is in [port0] lcore_list (default: every lcore of lcore_mask; line 9) and in \
+                 [port1] lcore_list = 2 (line 19)"
+            ),
+            "{e}"
+        );
+    }
+    let none = TWO.replace("port_list=0\n", "port_list=0-1\n").replace("lcore_mask=0x6", "lcore_mask=0xe");
+    let none = load(&none.replace("gateway=0.0.0.0\n[port1]", "gateway=0.0.0.0\nlcore_list=1\n[port1]")).unwrap();
+    let e = none.deploy_plan(ProcRole::Single).unwrap_err().to_string();
+    assert!(e.contains("[dpdk] lcore_mask 0xe has lcore 3, but no port of port_list has it in its lcore_list"), "{e}");
+}
 
 #[test]
 fn deploy_plan_gives_lcores_queues_and_eal_args_per_role() {
@@ -349,10 +382,16 @@ fn deploy_plan_gives_lcores_queues_and_eal_args_per_role() {
     let single = c.deploy_plan(ProcRole::Single).unwrap();
     assert_eq!(single.all_lcores, vec![1, 2]);
     assert_eq!(single.lcores, vec![1, 2]);
-    assert_eq!(single.ports.len(), 2);
-    let (p0, p1) = (&single.ports[0], &single.ports[1]);
+    assert_eq!(single.ports.len(), 1);
+    let p0 = &single.ports[0];
     assert_eq!((p0.port_id, p0.lcores.clone(), p0.port.rx_queues, p0.port.tx_queues), (0, vec![1, 2], 2, 2));
     assert_eq!(p0.device, PortDevice::Vdev { devargs: "net_tap0,iface=zt0".into() });
+    // Two ports with disjoint lcore_lists: one lcore (and stack) each.
+    let both = two_ports().deploy_plan(ProcRole::Single).unwrap();
+    assert_eq!(both.lcores, vec![1, 2]);
+    assert_eq!(both.ports.len(), 2);
+    assert_eq!((both.ports[0].lcores.clone(), both.ports[0].port.rx_queues), (vec![1], 1));
+    let p1 = &both.ports[1];
     assert_eq!((p1.port_id, p1.lcores.clone(), p1.port.rx_queues), (1, vec![2], 1));
     assert_eq!(p1.device, PortDevice::Probed);
     assert_eq!(p1.addr, Ipv4Addr::new(10, 2, 0, 2));
@@ -457,9 +496,20 @@ fn rss_check_off_with_several_lcores_on_a_port_is_reported() {
     let off = load(&TWO.replace("enable=1", "enable=0")).unwrap();
     let n = notice(&off).expect("a notice for enable=0 with 2 lcores");
     assert!(n.starts_with("t.ini:25: [rss_check] enable: 0 (F-Stack's default), but [port0] has 2 lcores"), "{n}");
-    // No [rss_check] at all: F-Stack's default (off), reported at [dpdk].
     let absent = load(TWO.split("[rss_check]").next().unwrap()).unwrap();
-    assert!(notice(&absent).is_some_and(|n| n.starts_with("t.ini:1: ")), "{:?}", absent.report_lines());
+    // No [rss_check] at all: F-Stack's default (off), reported at what gave
+    // the port two lcores (lcore_mask here), never at a section the file lacks.
+    let n = notice(&absent).expect("a notice without [rss_check]");
+    assert!(n.starts_with("t.ini:2: [dpdk] lcore_mask: [rss_check] enable (no such section) is 0"), "{n}");
+    let listed = load(
+        &TWO.split("[rss_check]")
+            .next()
+            .unwrap()
+            .replace("gateway=0.0.0.0\n[port1]", "gateway=0.0.0.0\nlcore_list=1-2\n[port1]"),
+    )
+    .unwrap();
+    let n = notice(&listed).expect("a notice with lcore_list");
+    assert!(n.starts_with("t.ini:14: [port0] lcore_list: [rss_check] enable (no such section) is 0"), "{n}");
     // On, or one lcore per port: nothing to say.
     assert!(notice(&load(TWO).unwrap()).is_none());
     let one = TWO
@@ -483,4 +533,14 @@ fn a_port_without_a_vdev_is_a_probed_device_not_an_error() {
     // The single-port runtime serves virtual devices only, and says what to use instead.
     let e = c.runtime(0).unwrap_err().to_string();
     assert!(e.contains("deploy it with Config::deploy_plan"), "{e}");
+}
+
+/// `--proc-type=secondary --proc-id=0`: proc-id 0 is the primary's, said
+/// before any EAL starts (a secondary 0 would attach as a second queue 0).
+#[test]
+fn secondary_with_proc_id_0_is_refused() {
+    let c = load(TWO).unwrap();
+    let e = c.deploy_plan(ProcRole::Secondary { proc_id: 0, nb_procs: 2 }).unwrap_err().to_string();
+    assert!(e.starts_with("t.ini:2: --proc-type=secondary --proc-id=0: proc-id 0 is the primary's"), "{e}");
+    assert!(c.deploy_plan(ProcRole::Secondary { proc_id: 1, nb_procs: 2 }).is_ok());
 }

@@ -56,8 +56,9 @@ pub fn runtime_from_conf(tool: &str, path: &str, proc_id: u32) -> Result<Runtime
 /// port; returns their results in lcore order. With
 /// `--proc-type=primary|secondary --proc-id=i` (F-Stack's multi-process
 /// form, one process per lcore sharing the ports), `app` runs once on lcore
-/// `i`'s queue; with one lcore, or with `--proc-type=auto`/`--proc-id` alone
-/// (a process with its own port), once on the runtime [`runtime_from_conf`]
+/// `i`'s queue; one lcore is the same plan with N = 1 (so a probed NIC port
+/// works there too); with `--proc-type=auto`/`--proc-id` alone (a process
+/// with its own virtual port), once on the runtime [`runtime_from_conf`]
 /// starts. SIGINT/SIGTERM stop every loop.
 pub fn launch_from_conf<T: Send>(
     tool: &str,
@@ -69,7 +70,10 @@ pub fn launch_from_conf<T: Send>(
     if let Some(kind @ ("primary" | "secondary")) = fstack.proc_type.as_deref() {
         return launch_role(tool, &conf, kind, fstack.proc_id, app);
     }
-    if conf.dpdk.lcore_mask.count_ones() <= 1 || fstack.proc_type.is_some() || fstack.proc_id > 0 {
+    // F-Stack's own-port process model (`--proc-type=auto`, or `--proc-id`
+    // alone): process N has its own EAL and serves the N-th port. Every
+    // other form, one lcore included (N = 1), is a deployment plan.
+    if fstack.proc_type.as_deref() == Some("auto") || fstack.proc_id > 0 {
         drop(conf);
         let mut rt = runtime_from_conf(tool, path, fstack.proc_id)?;
         return Ok(vec![app(&mut rt)]);

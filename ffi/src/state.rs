@@ -492,7 +492,19 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
         for n in &conf.report {
             eprintln!("ff_init: {}: not implemented by zcstack: {n}", a.conf);
         }
-        let rc = match conf.runtime_for_proc(a.proc_id) {
+        // One lcore, process 0: the deployment plan with N = 1 (a virtual
+        // or a probed port alike). `--proc-id N > 0` or several lcores:
+        // F-Stack's one process per lcore, each with its own virtual port.
+        let single = a.proc_id == 0 && conf.dpdk.lcore_mask.count_ones() == 1;
+        let plan = if single {
+            match conf.deploy_plan(dpdk_glue::plan::ProcRole::Single) {
+                Ok(p) => Some(p),
+                Err(e) => return fail(e.to_string(), libc::EINVAL),
+            }
+        } else {
+            None
+        };
+        let rc = match plan.is_none().then(|| conf.runtime_for_proc(a.proc_id)).transpose() {
             Ok(r) => r,
             Err(e) => return fail(e.to_string(), libc::EINVAL),
         };
@@ -500,7 +512,12 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
         if OWNER.set(std::thread::current().id()).is_err() {
             return Err(libc::EALREADY);
         }
-        let rt = match Runtime::init(&rc) {
+        let started = match (&plan, &rc) {
+            (Some(p), _) => dpdk_glue::Deployment::init(p).and_then(dpdk_glue::Deployment::into_runtime),
+            (None, Some(rc)) => Runtime::init(rc),
+            (None, None) => return Err(libc::EINVAL),
+        };
+        let rt = match started {
             Ok(rt) => rt,
             Err(e) => return fail(conf.startup_error(a.proc_id, &e).to_string(), libc::ENODEV),
         };

@@ -38,6 +38,7 @@ impl Config {
             msg,
         };
         let all_lcores: Vec<u32> = (0..64).filter(|b| self.dpdk.lcore_mask >> b & 1 == 1).collect();
+        self.check_lcore_lists(&all_lcores)?;
         let (lcores, proc_type) = match role {
             ProcRole::Single => (all_lcores.clone(), None),
             ProcRole::Primary { proc_id, nb_procs } | ProcRole::Secondary { proc_id, nb_procs } => {
@@ -53,6 +54,15 @@ impl Config {
                             all_lcores.len(),
                             all_lcores.len().saturating_sub(1)
                         ),
+                    ));
+                }
+                if kind == "secondary" && proc_id == 0 {
+                    return Err(err(
+                        "dpdk",
+                        "lcore_mask",
+                        "--proc-type=secondary --proc-id=0: proc-id 0 is the primary's (F-Stack: the primary \
+                         configures the ports); expected secondaries with --proc-id 1.. and the primary with 0"
+                            .to_owned(),
                     ));
                 }
                 if self.dpdk.no_huge {
@@ -151,5 +161,59 @@ impl Config {
             numa_on: self.dpdk.numa_on,
             lcore: template,
         })
+    }
+}
+
+impl Config {
+    /// Each lcore of `lcore_mask` runs one stack on one port: it must be in
+    /// exactly one `port_list` port's `lcore_list`. Errors name both
+    /// `[portN] lcore_list` keys and their lines (or that the list is the
+    /// default, every lcore of `lcore_mask`).
+    fn check_lcore_lists(&self, all_lcores: &[u32]) -> Result<(), ConfigError> {
+        let key_at = |id: u16| match self.source.iter().find(|s| s.name == format!("port{id}")) {
+            Some(s) => match s.entries.iter().find(|e| e.key == "lcore_list") {
+                Some(e) => (format!("[port{id}] lcore_list = {} (line {})", e.value, e.line), Some(e.line)),
+                None => (
+                    format!("[port{id}] lcore_list (default: every lcore of lcore_mask; line {})", s.line),
+                    Some(s.line),
+                ),
+            },
+            None => (format!("[port{id}] lcore_list (default)"), None),
+        };
+        for &l in all_lcores {
+            let serving: Vec<u16> = self
+                .dpdk
+                .port_list
+                .iter()
+                .copied()
+                .filter(|&id| self.port(id).is_some_and(|p| p.lcore_list.contains(&l)))
+                .collect();
+            match serving.as_slice() {
+                [_] => {}
+                [] => {
+                    return Err(ConfigError {
+                        file: self.file.clone(),
+                        line: self.line_of("dpdk", "lcore_mask"),
+                        msg: format!(
+                            "[dpdk] lcore_mask {:#x} has lcore {l}, but no port of port_list has it in its \
+                             lcore_list; expected every lcore of lcore_mask in one port's lcore_list",
+                            self.dpdk.lcore_mask
+                        ),
+                    })
+                }
+                [a, b, ..] => {
+                    let ((ka, la), (kb, _)) = (key_at(*a), key_at(*b));
+                    return Err(ConfigError {
+                        file: self.file.clone(),
+                        line: la,
+                        msg: format!(
+                            "lcore {l} is in {ka} and in {kb}; each lcore runs one stack on one port, so expected \
+                             disjoint lcore_lists (for example lcore_list=0 and lcore_list=1)"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -503,18 +503,32 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         // keeps the check on, since software steering delivers each reply to
         // the lcore its RSS hash names.
         if let Some(p) = ports.iter().find(|p| dpdk.port_list.contains(&p.id) && p.lcore_list.len() > 1) {
-            let line = rss_check_src
-                .and_then(|s| s.entries.iter().find(|e| e.key == "enable").map(|e| e.line))
-                .or_else(|| sections.iter().find(|s| s.name == "dpdk").map(|s| s.line))
-                .unwrap_or(0);
+            // At `[rss_check] enable` when the file has it; otherwise at what
+            // gave the port several lcores: its lcore_list, else lcore_mask.
+            let entry = |sec: &str, key: &str| {
+                sections.iter().find(|s| s.name == sec).and_then(|s| s.entries.iter().find(|e| e.key == key))
+            };
+            let port = format!("port{}", p.id);
+            let (line, key) = match rss_check_src {
+                Some(s) => (
+                    s.entries.iter().find(|e| e.key == "enable").map_or(s.line, |e| e.line),
+                    "[rss_check] enable".to_owned(),
+                ),
+                None => match entry(&port, "lcore_list").or_else(|| entry("dpdk", "lcore_mask")) {
+                    Some(e) if e.key == "lcore_list" => (e.line, format!("[{port}] lcore_list")),
+                    Some(e) => (e.line, "[dpdk] lcore_mask".to_owned()),
+                    None => (sections.iter().find(|s| s.name == "dpdk").map_or(0, |s| s.line), "[dpdk]".to_owned()),
+                },
+            };
             report.push(Notice {
                 line,
-                key: "[rss_check] enable".to_owned(),
+                key,
                 msg: format!(
-                    "0 (F-Stack's default), but [port{}] has {} lcores: zcstack checks RSS anyway, so an outbound \
+                    "{}0 (F-Stack's default), but [port{}] has {} lcores: zcstack checks RSS anyway, so an outbound \
                      connect picks a local port whose replies hash to its own lcore (software steering delivers \
                      every frame to the lcore its hash names; without the check a connection would be answered on \
                      another lcore)",
+                    if rss_check_src.is_some() { "" } else { "[rss_check] enable (no such section) is " },
                     p.id,
                     p.lcore_list.len()
                 ),

@@ -401,6 +401,26 @@ impl Config {
             })
             .collect();
         let set_by = named.join(", ");
+        if matches!(e, E::EalInit { .. }) && !self.dpdk.no_huge && free_hugepages() == Some(0) {
+            // The EAL reports this as EACCES ("Cannot get hugepage information").
+            let at = |k: &str| {
+                let e =
+                    self.source.iter().find(|s| s.name == "dpdk").and_then(|s| s.entries.iter().find(|e| e.key == k));
+                e.map_or("default".to_owned(), |e| format!("line {}", e.line))
+            };
+            return ConfigError {
+                file: self.file.clone(),
+                line: self.line_of("dpdk", "no_huge"),
+                msg: format!(
+                    "startup failed: no free hugepages on this machine, and [dpdk] no_huge ({}) is 0 so DPDK needs \
+                     them ([dpdk] memory ({}) MiB of them): reserve hugepages (ci/hugepages N, or echo N > \
+                     /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages), or set no_huge=1 for tests and the \
+                     demo; the EAL said: {e}",
+                    at("no_huge"),
+                    at("memory")
+                ),
+            };
+        }
         ConfigError { file: self.file.clone(), line, msg: format!("startup failed: {e} (set by {set_by})") }
     }
 
@@ -551,6 +571,19 @@ impl Config {
             control: Some(crate::control::control_path(&self.dpdk.file_prefix)),
         })
     }
+}
+
+/// Free hugepages of every size on this machine (`/sys/kernel/mm/hugepages/*/free_hugepages`
+/// summed), or `None` when the kernel does not say.
+fn free_hugepages() -> Option<u64> {
+    let dir = std::fs::read_dir("/sys/kernel/mm/hugepages").ok()?;
+    let mut free = None;
+    for d in dir.flatten() {
+        if let Ok(t) = std::fs::read_to_string(d.path().join("free_hugepages")) {
+            *free.get_or_insert(0) += t.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    free
 }
 
 /// Bytes of RX mbufs (by data room, what each pins) that receive queues
