@@ -182,6 +182,17 @@ impl Deployment {
         };
         let port = Port::attach(eal, &name)?;
         let (lay, group) = layout::read(eal, port.id())?;
+        let differ = layout::Agreement::of(plan, pp).differences(&lay.agree, pp.port_id);
+        if !differ.is_empty() {
+            return Err(Error::Layout {
+                name: layout::layout_name(port.id()),
+                why: format!(
+                    "this secondary's config differs from the primary's: {} (every process of the group reads \
+                     the same config.ini)",
+                    differ.join(", ")
+                ),
+            });
+        }
         let n = u16::try_from(pp.lcores.len()).unwrap_or(u16::MAX);
         if lay.queues != n {
             return Err(limit(
@@ -289,7 +300,7 @@ impl Deployment {
         }
         let spec = RssSpec { toeplitz, reta };
         let shared = if matches!(plan.role, ProcRole::Primary { .. }) {
-            let lay = layout::Layout { queues: n, spec: spec.clone(), granted };
+            let lay = layout::Layout { queues: n, spec: spec.clone(), granted, agree: layout::Agreement::of(plan, pp) };
             let group = layout::publish(eal, port.id(), &lay)?;
             SharedPort::in_group(port, Some(Arc::new(group)))
         } else {

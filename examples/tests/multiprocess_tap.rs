@@ -145,6 +145,32 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A secondary started with another config (address, page array) is
+    // refused, naming what differs; the group keeps serving.
+    let other = ns.dir.join("other.ini");
+    let text = std::fs::read_to_string(&conf).unwrap().replace("addr=10.212.0.2", "addr=10.212.0.9");
+    std::fs::write(&other, text.replace("memsz_MB=64", "memsz_MB=32")).unwrap();
+    let o = ns.run(&[
+        "timeout",
+        "20",
+        env!("CARGO_BIN_EXE_helloworld"),
+        "--conf",
+        other.to_str().unwrap(),
+        "--proc-type",
+        "secondary",
+        "--proc-id",
+        "1",
+        "--duration",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "this secondary's config differs from the primary's: [port0] addr = 10.212.0.9 (primary: 10.212.0.2)"
+        ) && err.contains("[freebsd.boot] memsz_MB = 32 (primary: 64)"),
+        "{err}"
+    );
     let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "client: {out} {}", String::from_utf8_lossy(&o.stderr));

@@ -3,7 +3,9 @@
 //! started, and every secondary reads (F-Stack keeps the same facts in its
 //! shared `ff_dpdk_config`): how many queues the port has, the Toeplitz key
 //! and RETA the port was programmed with (so every process classifies a
-//! frame to the same queue), and the offloads the port granted.
+//! frame to the same queue), the offloads the port granted, and the
+//! settings every process of the group must share ([`Agreement`]: a
+//! secondary started with another config.ini is refused, naming the keys).
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -16,7 +18,7 @@ use crate::ffi;
 use crate::port::{GrantedOffloads, Offloads};
 
 const MAGIC: u64 = 0x7a63_6c61_796f_7574; // "zclayout"
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Longest RSS key kept (NICs use 40 or 52 bytes).
 const KEY_MAX: usize = 64;
 /// Largest RETA kept (DPDK's `RTE_ETH_RSS_RETA_SIZE_512`).
@@ -36,9 +38,81 @@ struct Raw {
     reta: [u16; RETA_MAX],
     rx_offloads: u64,
     tx_offloads: u64,
+    agree: Agreement,
     /// Queue handles secondaries hold on the port (an `AtomicU32`, updated
     /// by the secondaries; the primary waits for 0 before stopping the port).
     attached: u32,
+}
+
+/// What every process of a group must have read from the same config.ini
+/// for one port (F-Stack: "every process uses the same config.ini").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Agreement {
+    /// `[portN] addr`, host order.
+    pub addr: u32,
+    /// `[portN] gateway` (0: none).
+    pub gateway: u32,
+    /// `[portN] lcore_list` as a mask of lcore ids (< 64).
+    pub lcore_mask: u64,
+    /// `[portN] mtu`, bytes.
+    pub mtu: u32,
+    /// `[freebsd.boot] memsz_MB`: each process's page array.
+    pub memsz_mb: u32,
+    /// `[zerocopy] buf_size`, bytes.
+    pub buf_size: u32,
+    /// `[vdevN] mac` (all zero: the port's own).
+    pub mac: [u8; 6],
+    /// `[portN] netmask` as a prefix length.
+    pub prefix_len: u8,
+    _pad: u8,
+}
+
+impl Agreement {
+    /// The settings of `pp` and the per-lcore template of `plan`.
+    pub(crate) fn of(plan: &crate::plan::DeployPlan, pp: &crate::plan::PortPlan) -> Agreement {
+        Agreement {
+            addr: u32::from(pp.addr),
+            gateway: pp.gateway.map_or(0, u32::from),
+            lcore_mask: pp.lcores.iter().filter(|&&l| l < 64).fold(0, |m, &l| m | 1 << l),
+            mtu: u32::try_from(pp.mtu).unwrap_or(u32::MAX),
+            memsz_mb: u32::try_from(plan.lcore.page_array_mb).unwrap_or(u32::MAX),
+            buf_size: u32::try_from(plan.lcore.page_buf_size).unwrap_or(u32::MAX),
+            mac: pp.mac.unwrap_or([0; 6]),
+            prefix_len: pp.prefix_len,
+            _pad: 0,
+        }
+    }
+
+    /// Each setting where `self` (this process) differs from `primary`,
+    /// as `key: ours (primary: theirs)`; empty when they agree.
+    pub(crate) fn differences(&self, primary: &Agreement, port: u16) -> Vec<String> {
+        let ip = |a: u32| std::net::Ipv4Addr::from(a).to_string();
+        let mac = |m: [u8; 6]| {
+            if m == [0; 6] {
+                "the port's own".to_owned()
+            } else {
+                m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+            }
+        };
+        let lcores =
+            |m: u64| (0..64).filter(|b| m >> b & 1 == 1).map(|b: u32| b.to_string()).collect::<Vec<_>>().join(",");
+        let mut out = Vec::new();
+        let mut cmp = |key: String, a: String, b: String| {
+            if a != b {
+                out.push(format!("{key} = {a} (primary: {b})"));
+            }
+        };
+        cmp(format!("[port{port}] addr"), ip(self.addr), ip(primary.addr));
+        cmp(format!("[port{port}] netmask"), format!("/{}", self.prefix_len), format!("/{}", primary.prefix_len));
+        cmp(format!("[port{port}] gateway"), ip(self.gateway), ip(primary.gateway));
+        cmp(format!("[port{port}] lcore_list"), lcores(self.lcore_mask), lcores(primary.lcore_mask));
+        cmp(format!("[port{port}] mtu"), self.mtu.to_string(), primary.mtu.to_string());
+        cmp(format!("[vdev{port}] mac"), mac(self.mac), mac(primary.mac));
+        cmp("[freebsd.boot] memsz_MB".into(), self.memsz_mb.to_string(), primary.memsz_mb.to_string());
+        cmp("[zerocopy] buf_size".into(), self.buf_size.to_string(), primary.buf_size.to_string());
+        out
+    }
 }
 
 /// The name of port `port`'s layout memzone.
@@ -55,6 +129,8 @@ pub(crate) struct Layout {
     pub spec: RssSpec,
     /// Offloads the port granted.
     pub granted: GrantedOffloads,
+    /// Settings every process must share.
+    pub agree: Agreement,
 }
 
 /// This process's place in the group around one port's layout memzone:
@@ -167,6 +243,7 @@ pub(crate) fn publish(_eal: &Eal, port: u16, l: &Layout) -> Result<Group> {
         reta: [0; RETA_MAX],
         rx_offloads: l.granted.rx.0,
         tx_offloads: l.granted.tx.0,
+        agree: l.agree,
         attached: 0,
     };
     raw.key[..key.len()].copy_from_slice(key);
@@ -228,6 +305,7 @@ pub(crate) fn read(_eal: &Eal, port: u16) -> Result<(Layout, Group)> {
             queues: raw.queues,
             spec: RssSpec { toeplitz: Toeplitz::new(&raw.key[..kl]), reta },
             granted: GrantedOffloads { rx: Offloads(raw.rx_offloads), tx: Offloads(raw.tx_offloads) },
+            agree: raw.agree,
         },
         Group { mz, primary: false },
     ))
