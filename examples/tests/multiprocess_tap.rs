@@ -171,6 +171,26 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
         ) && err.contains("[freebsd.boot] memsz_MB = 32 (primary: 64)"),
         "{err}"
     );
+    // A second primary of the same group says a primary is running.
+    let o = ns.run(&[
+        "timeout",
+        "20",
+        env!("CARGO_BIN_EXE_helloworld"),
+        "--conf",
+        &conf,
+        "--proc-type",
+        "primary",
+        "--proc-id",
+        "0",
+        "--duration",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("a --proc-type=primary process with [dpdk] file_prefix") && err.contains("is already running"),
+        "{err}"
+    );
     let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "client: {out} {}", String::from_utf8_lossy(&o.stderr));

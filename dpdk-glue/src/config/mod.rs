@@ -385,6 +385,7 @@ impl Config {
                 vec![("freebsd.boot", "memsz_MB"), ("zerocopy", "buf_size"), ("dpdk", "memory"), ("dpdk", "no_huge")]
             }
             E::Pcap { .. } => vec![("pcap", "savepath")],
+            E::BadAllowEntry { .. } | E::AllowUnmatched { .. } => vec![("dpdk", "allow")],
             _ => vec![("dpdk", "port_list")],
         };
         let mut line = None;
@@ -401,6 +402,22 @@ impl Config {
             })
             .collect();
         let set_by = named.join(", ");
+        if let E::EalInit { args, .. } = e {
+            let primary = args.iter().any(|a| a == "--proc-type=primary")
+                || args.windows(2).any(|w| w[0] == "--proc-type" && w[1] == "primary");
+            if primary && primary_running(&self.dpdk.file_prefix) {
+                return ConfigError {
+                    file: self.file.clone(),
+                    line: self.line_of("dpdk", "file_prefix"),
+                    msg: format!(
+                        "startup failed: a --proc-type=primary process with [dpdk] file_prefix \"{}\" is already \
+                         running (it holds /var/run/dpdk/{}/config); start this one as --proc-type=secondary, or \
+                         give a second group its own file_prefix; the EAL said: {e}",
+                        self.dpdk.file_prefix, self.dpdk.file_prefix
+                    ),
+                };
+            }
+        }
         if matches!(e, E::EalInit { .. }) && !self.dpdk.no_huge && free_hugepages() == Some(0) {
             // The EAL reports this as EACCES ("Cannot get hugepage information").
             let at = |k: &str| {
@@ -575,6 +592,25 @@ impl Config {
 
 /// Free hugepages of every size on this machine (`/sys/kernel/mm/hugepages/*/free_hugepages`
 /// summed), or `None` when the kernel does not say.
+/// Whether a DPDK primary process holds the runtime config of `prefix`
+/// (the EAL keeps a write lock on `/var/run/dpdk/<prefix>/config` while it
+/// runs).
+fn primary_running(prefix: &str) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(format!("/var/run/dpdk/{prefix}/config"))
+    else {
+        return false;
+    };
+    // SAFETY: a zeroed flock is a valid argument; F_GETLK only reads the
+    // lock table and writes `l`, which lives across the call.
+    let mut l: libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = libc::F_WRLCK as libc::c_short;
+    l.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: f is an open file; `l` is valid for writes.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut l) };
+    r == 0 && l.l_type != libc::F_UNLCK as libc::c_short
+}
+
 fn free_hugepages() -> Option<u64> {
     let dir = std::fs::read_dir("/sys/kernel/mm/hugepages").ok()?;
     let mut free = None;
