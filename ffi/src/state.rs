@@ -405,12 +405,16 @@ pub struct InitArgs {
     pub conf: String,
     /// The process id (lcore and port index).
     pub proc_id: u32,
+    /// `-t`: `primary` or `secondary` (F-Stack's multi-process form: every
+    /// process serves its queue of the shared ports); `None` or `auto`:
+    /// one process.
+    pub proc_type: Option<String>,
 }
 
 /// Parses `ff_init`'s arguments (`argv[0]` is skipped); unknown options are
 /// an error naming them.
 pub fn parse_args(args: &[String]) -> Result<InitArgs, String> {
-    let mut out = InitArgs { conf: "config.ini".into(), proc_id: 0 };
+    let mut out = InitArgs { conf: "config.ini".into(), proc_id: 0, proc_type: None };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let (key, inline) = match a.split_once('=') {
@@ -425,6 +429,7 @@ pub fn parse_args(args: &[String]) -> Result<InitArgs, String> {
                 if !matches!(v.as_str(), "primary" | "secondary" | "auto") {
                     return Err(format!("--proc-type {v}: expected primary, secondary or auto"));
                 }
+                out.proc_type = (v != "auto").then_some(v);
             }
             "-p" | "--proc-id" => {
                 let v = val()?;
@@ -493,11 +498,24 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
             eprintln!("ff_init: {}: not implemented by zcstack: {n}", a.conf);
         }
         // One lcore, process 0: the deployment plan with N = 1 (a virtual
-        // or a probed port alike). `--proc-id N > 0` or several lcores:
-        // F-Stack's one process per lcore, each with its own virtual port.
+        // or a probed port alike). `-t primary|secondary -p N`: F-Stack's
+        // multi-process form on shared ports. `-p N > 0` or several lcores
+        // without `-t`: one process per lcore, each with its own virtual
+        // port (zcstack's earlier model, kept for such configs).
         let single = a.proc_id == 0 && conf.dpdk.lcore_mask.count_ones() == 1;
-        let plan = if single {
-            match conf.deploy_plan(dpdk_glue::plan::ProcRole::Single) {
+        // `-t primary|secondary -p N`: this process serves queue N of the
+        // group's shared ports (the primary configures them).
+        let nb_procs = conf.dpdk.lcore_mask.count_ones();
+        let role = match a.proc_type.as_deref() {
+            // F-Stack's examples say `-t primary` even when they run alone.
+            Some("primary") if single => Some(dpdk_glue::plan::ProcRole::Single),
+            Some("primary") => Some(dpdk_glue::plan::ProcRole::Primary { proc_id: a.proc_id, nb_procs }),
+            Some("secondary") => Some(dpdk_glue::plan::ProcRole::Secondary { proc_id: a.proc_id, nb_procs }),
+            _ if single => Some(dpdk_glue::plan::ProcRole::Single),
+            _ => None,
+        };
+        let plan = if let Some(role) = role {
+            match conf.deploy_plan(role) {
                 Ok(p) => Some(p),
                 Err(e) => return fail(e.to_string(), libc::EINVAL),
             }
@@ -626,9 +644,9 @@ mod tests {
     #[test]
     fn init_args_take_fstack_spellings() {
         let a = parse_args(&v(&["prog", "-c", "x.ini", "-t", "primary", "-p", "1"])).unwrap();
-        assert_eq!(a, InitArgs { conf: "x.ini".into(), proc_id: 1 });
+        assert_eq!(a, InitArgs { conf: "x.ini".into(), proc_id: 1, proc_type: Some("primary".into()) });
         let a = parse_args(&v(&["prog", "--conf=y.ini", "--proc-type=auto", "--proc-id=0"])).unwrap();
-        assert_eq!(a, InitArgs { conf: "y.ini".into(), proc_id: 0 });
+        assert_eq!(a, InitArgs { conf: "y.ini".into(), proc_id: 0, proc_type: None });
         assert!(parse_args(&v(&["prog", "-t", "tertiary"])).unwrap_err().contains("proc-type"));
         assert!(parse_args(&v(&["prog", "-p", "x"])).unwrap_err().contains("not a number"));
         assert!(parse_args(&v(&["prog", "-c"])).unwrap_err().contains("needs a value"));
