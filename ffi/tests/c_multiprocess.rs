@@ -5,6 +5,7 @@
 //! primary configures the shared port, the secondary serves its queue.
 mod common;
 
+#[allow(dead_code)]
 #[path = "../../dpdk-glue/tests/common/hugepages.rs"]
 mod hugepages;
 
