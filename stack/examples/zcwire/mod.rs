@@ -22,9 +22,25 @@ pub(crate) const BUF: usize = 256 * 1024;
 
 // ----- the shared in-memory wire -----
 
+/// Both stacks' harness costs are the same and allocation-free in steady
+/// state (as DPDK's mempools are): a transmitted frame's bytes go into a
+/// recycled buffer from `spare`, and a received one's buffer returns there
+/// once the stack is done with it (smoltcp: after its `RxToken` is
+/// consumed; zcstack: when its recycled [`Frame`] wrapper is reclaimed).
 #[derive(Default)]
 pub(crate) struct Wire {
     pub(crate) q: [VecDeque<Vec<u8>>; 2],
+    /// Frame buffers no one holds, reused by either side's transmit.
+    pub(crate) spare: Vec<Vec<u8>>,
+}
+
+impl Wire {
+    /// An empty buffer for a frame (recycled when one is spare).
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v
+    }
 }
 
 pub(crate) struct End {
@@ -36,6 +52,10 @@ pub(crate) struct End {
     /// treats virtio's partial checksums) and, to a stack that can use it,
     /// TSO with frames delivered whole (as virtio-user hands them to vhost).
     pub(crate) offload: Offload,
+    /// zcstack frame wrappers lent to the stack, oldest first.
+    lent: VecDeque<Rc<Frame>>,
+    /// Wrappers the stack let go of, ready for the next received frame.
+    free: Vec<Rc<Frame>>,
 }
 
 /// What the wire offers the stacks.
@@ -51,7 +71,8 @@ pub(crate) enum Offload {
 
 pub(crate) fn wire(offload: Offload) -> (End, End) {
     let w = Rc::new(RefCell::new(Wire::default()));
-    (End { side: 0, wire: w.clone(), done: Vec::new(), offload }, End { side: 1, wire: w, done: Vec::new(), offload })
+    let end = |side, wire| End { side, wire, done: Vec::new(), offload, lent: VecDeque::new(), free: Vec::new() };
+    (end(0, w.clone()), end(1, w))
 }
 
 /// A wire frame handed to zcstack; `verified` when the wire offloads checksums.
@@ -64,8 +85,9 @@ impl RxBuf for Frame {
     fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The frame's length (a recycled buffer's capacity may be larger).
     fn footprint(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.len()
     }
     fn l4_verified(&self) -> bool {
         self.verified
@@ -89,6 +111,7 @@ impl Device for End {
             match f {
                 Some(f) => {
                     sink(&f);
+                    self.wire.borrow_mut().spare.push(f);
                     n += 1;
                 }
                 None => break,
@@ -106,7 +129,8 @@ impl Device for End {
             let f = self.wire.borrow_mut().q[1 - self.side].pop_front();
             match f {
                 Some(f) => {
-                    sink(RxFrame::Shared(Rc::new(Frame { bytes: f, verified: self.offload != Offload::None })));
+                    let rx = self.lend(f);
+                    sink(RxFrame::Shared(rx));
                     n += 1;
                 }
                 None => break,
@@ -115,9 +139,11 @@ impl Device for End {
         n
     }
     fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
-        let mut v = Vec::with_capacity(frame.len());
+        let mut w = self.wire.borrow_mut();
+        let mut v = w.buffer();
         frame.copy_into(mem, &mut v);
-        self.wire.borrow_mut().q[self.side].push_back(v);
+        w.q[self.side].push_back(v);
+        drop(w);
         self.done.push(frame);
         Ok(())
     }
@@ -125,6 +151,40 @@ impl Device for End {
         for f in self.done.drain(..) {
             done(f);
         }
+    }
+}
+
+impl End {
+    /// A wrapper holding `bytes` for zcstack: a reclaimed one when the
+    /// stack let go of it (its old buffer goes back to the wire's spares),
+    /// a new one only while the pool grows to what the stack holds at once.
+    /// Reclaims up to two lent wrappers per call, oldest first, so the pool
+    /// keeps up with one new frame per call without walking all it lent.
+    fn lend(&mut self, bytes: Vec<u8>) -> Rc<Frame> {
+        for _ in 0..2.min(self.lent.len()) {
+            let Some(mut f) = self.lent.pop_front() else { break };
+            match Rc::get_mut(&mut f) {
+                Some(slot) => {
+                    let old = std::mem::take(&mut slot.bytes);
+                    self.wire.borrow_mut().spare.push(old);
+                    self.free.push(f);
+                }
+                None => self.lent.push_back(f),
+            }
+        }
+        let verified = self.offload != Offload::None;
+        let f = match self.free.pop() {
+            Some(mut f) => match Rc::get_mut(&mut f) {
+                Some(slot) => {
+                    *slot = Frame { bytes, verified };
+                    f
+                }
+                None => Rc::new(Frame { bytes, verified }),
+            },
+            None => Rc::new(Frame { bytes, verified }),
+        };
+        self.lent.push_back(f.clone());
+        f
     }
 }
 

@@ -12,7 +12,11 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use super::{wire, Clock, End, Offload, Wire, A, B, BUF};
 
-pub(crate) struct Rx(Vec<u8>);
+/// A received frame; its buffer returns to the wire's spares once consumed.
+pub(crate) struct Rx {
+    bytes: Vec<u8>,
+    wire: Rc<RefCell<Wire>>,
+}
 pub(crate) struct Tx {
     side: usize,
     wire: Rc<RefCell<Wire>>,
@@ -20,13 +24,19 @@ pub(crate) struct Tx {
 
 impl smoltcp::phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        let r = f(&self.bytes);
+        self.wire.borrow_mut().spare.push(self.bytes);
+        r
     }
 }
 
 impl smoltcp::phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut v = vec![0u8; len];
+        // smoltcp fills `len` bytes in place; a recycled buffer of stale
+        // bytes would do, zeroing it costs about what zcstack's copy of the
+        // built frame into the buffer does.
+        let mut v = self.wire.borrow_mut().buffer();
+        v.resize(len, 0);
         let r = f(&mut v);
         self.wire.borrow_mut().q[self.side].push_back(v);
         r
@@ -38,7 +48,7 @@ impl smoltcp::phy::Device for End {
     type TxToken<'a> = Tx;
     fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Rx, Tx)> {
         let f = self.wire.borrow_mut().q[1 - self.side].pop_front()?;
-        Some((Rx(f), Tx { side: self.side, wire: self.wire.clone() }))
+        Some((Rx { bytes: f, wire: self.wire.clone() }, Tx { side: self.side, wire: self.wire.clone() }))
     }
     fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Tx> {
         Some(Tx { side: self.side, wire: self.wire.clone() })
