@@ -206,4 +206,10 @@ impl ArpCache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Whether packets wait for a resolution ([`ArpCache::poll`] has work).
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
