@@ -118,7 +118,7 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     let ns = Netns::new("mp");
     let conf = ns.config("mp.ini", "");
     // The group's shared runtime files (Netns::config's file prefix).
-    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(format!("zcx{}mp.ini", std::process::id())));
+    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("mp.ini")));
     let text = std::fs::read_to_string(&conf)
         .unwrap()
         .replace("lcore_mask=1", "lcore_mask=3")

@@ -19,6 +19,7 @@
 //!
 //! `harness = false`: one process may call `ff_init` once, so the checks
 //! run in order in one child process.
+#[path = "../../examples/tests/common/mod.rs"]
 mod common;
 
 use std::ffi::{c_char, c_int, c_void, CString};

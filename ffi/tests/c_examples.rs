@@ -4,6 +4,7 @@
 //! program passes every check; the kqueue, epoll and zero-copy HTTP servers
 //! answer Linux `curl` (one request, then three on one keep-alive
 //! connection) and `wrk` (2 s, 4 connections) without errors.
+#[path = "../../examples/tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;

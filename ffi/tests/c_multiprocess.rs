@@ -3,6 +3,7 @@
 //! (`lcore_mask=3`, a 2-queue net_tap in a private netns, hugepages the test
 //! reserves and gives back), serves Linux clients from both processes: the
 //! primary configures the shared port, the secondary serves its queue.
+#[path = "../../examples/tests/common/mod.rs"]
 mod common;
 
 #[allow(dead_code)]
@@ -84,7 +85,7 @@ fn kqueue_example_as_primary_and_secondary_serves_from_both() {
     let _huge = hugepages::Hugepages::reserve("zc-cmp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
     let ns = Netns::new("cmp");
     let conf = ns.config("cmp.ini", "");
-    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(format!("zcx{}cmp.ini", std::process::id())));
+    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("cmp.ini")));
     let text = std::fs::read_to_string(&conf)
         .unwrap()
         .replace("lcore_mask=1", "lcore_mask=3")

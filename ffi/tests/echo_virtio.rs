@@ -5,6 +5,7 @@
 //! SHA-256 of what it sent, of what came back and of what the server
 //! received are equal, and equal to the SHA-256 Rust computes of the same
 //! stream (so the C side's hash is checked too).
+#[path = "../../examples/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};

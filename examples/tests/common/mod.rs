@@ -1,6 +1,8 @@
 //! A private network namespace with one zcstack example serving a net_tap
 //! port inside it, configured by a config.ini the test writes. Everything is
-//! removed on drop, also when the test fails.
+//! removed on drop, also when the test fails. Shared by the examples' and
+//! the C API's (`ffi/tests`) integration tests; names carry a letter of the
+//! crate (`x`, `f`) so both suites' namespaces, taps and EAL prefixes differ.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -36,6 +38,21 @@ impl Drop for Netns {
     }
 }
 
+/// `x` in the examples' tests, `f` in the C API's.
+fn letter() -> &'static str {
+    if env!("CARGO_PKG_NAME").ends_with("ffi") {
+        "f"
+    } else {
+        "x"
+    }
+}
+
+/// The EAL `file_prefix` [`Netns::config`] gives config file `file` (its
+/// runtime directory is `/var/run/dpdk/<prefix>`).
+pub fn file_prefix(file: &str) -> String {
+    format!("zc{}{}{file}", letter(), std::process::id())
+}
+
 /// Serializes the tests of one binary (each example pins CPU 0).
 pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -46,19 +63,19 @@ impl Netns {
     /// A fresh namespace named after the test process and `tag`.
     pub fn new(tag: &str) -> Netns {
         let pid = std::process::id();
-        let name = format!("zc-ex-{pid}-{tag}");
+        let name = format!("zc-e{}-{pid}-{tag}", letter());
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
         assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
-        Netns { name, iface: format!("zcx{tag}"), dir, server: None, lines: None }
+        Netns { name, iface: format!("zc{}{tag}", letter()), dir, server: None, lines: None }
     }
 
     /// Writes a config.ini for port 0 on our tap, with `extra` sections appended.
     pub fn config(&self, file: &str, extra: &str) -> String {
-        let pid = std::process::id();
+        let prefix = file_prefix(file);
         let text = format!(
-            "[dpdk]\nlcore_mask=1\nno_huge=1\nmemory=512\nfile_prefix=zcx{pid}{file}\nnb_vdev=1\npkt_tx_delay=0\n\
+            "[dpdk]\nlcore_mask=1\nno_huge=1\nmemory=512\nfile_prefix={prefix}\nnb_vdev=1\npkt_tx_delay=0\n\
              [port0]\naddr={OURS}\nnetmask=255.255.255.0\nbroadcast=10.212.0.255\ngateway=0.0.0.0\n\
              [vdev0]\ndriver=net_tap\niface={}\n\
              [freebsd.boot]\nmemsz_MB=64\n{extra}",
