@@ -8,8 +8,6 @@
 //! the run loop, both `EthDevice`s, both engines and the applications.
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -21,52 +19,8 @@ use zcstack::tcp::SockOpt;
 use zcstack::wire::EthernetAddress;
 use zcstack::{IfaceConfig, SocketHandle, Stack, StackConfig, TcpError};
 
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-    /// Print a backtrace of each counted allocation (`ZC_ALLOC_TRACE=1`).
-    static TRACE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_alloc() {
-    if ARMED.try_with(|a| a.get()).unwrap_or(false) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        if TRACE.try_with(|t| t.get()).unwrap_or(false) {
-            ARMED.with(|a| a.set(false));
-            eprintln!("allocation:\n{}", std::backtrace::Backtrace::force_capture());
-            ARMED.with(|a| a.set(true));
-        }
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counting only touches const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../../stack/tests/common/counting_alloc.rs"]
+mod counting_alloc;
 
 const SRV: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 1);
 const CLI: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 2);
@@ -111,7 +65,6 @@ fn drain(stack: &mut Stack<PageArray>, h: SocketHandle, got: &mut usize) -> bool
 
 #[test]
 fn keepalive_exchanges_allocate_nothing_on_the_dpdk_run_loop() {
-    TRACE.with(|t| t.set(std::env::var_os("ZC_ALLOC_TRACE").is_some()));
     let mut args = EalArgs::nic_less("0@0");
     args.memory_mb = Some(512);
     args.file_prefix = Some(format!("zcalloc{}", std::process::id()));
@@ -189,19 +142,17 @@ fn keepalive_exchanges_allocate_nothing_on_the_dpdk_run_loop() {
             sent_req = false;
             did = true;
             if exchanges == WARMUP {
-                COUNT.with(|n| n.set(0));
-                ARMED.with(|a| a.set(true));
+                counting_alloc::arm();
             }
             if exchanges == WARMUP + COUNTED {
-                ARMED.with(|a| a.set(false));
-                counted = Some(COUNT.with(|n| n.get()));
+                counted = Some(counting_alloc::disarm());
                 return (true, Control::Stop);
             }
         }
         client.push_output(now, &mut cdev);
         (did, Control::Continue)
     });
-    ARMED.with(|a| a.set(false));
+    counting_alloc::disarm();
     let allocs = counted.expect("the exchanges completed");
     // The path under test really was taken: zero-copy receive and the stage counters.
     let ds = rt.dev.stats();

@@ -7,8 +7,7 @@
 //! into recycled buffers, zero-copy receive through recycled `Rc` frames),
 //! so every allocation counted is the engine's. Time is simulated.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
@@ -21,69 +20,9 @@ use zcstack::{
     Duration, Event, IfaceConfig, Instant, Interest, SocketHandle, Stack, StackConfig, TcpError, Token, Trigger,
 };
 
-// ----- the counting allocator -----
-
-struct Counting;
-
-thread_local! {
-    /// Counting is on for this thread.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    /// Allocations (and reallocations) counted while armed.
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-    /// Print a backtrace of each counted allocation (`ZC_ALLOC_TRACE=1`).
-    static TRACE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_alloc() {
-    // `try_with`: thread-locals may be gone while a thread exits.
-    let armed = ARMED.try_with(|a| a.get()).unwrap_or(false);
-    if !armed {
-        return;
-    }
-    let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    if TRACE.try_with(|t| t.get()).unwrap_or(false) {
-        ARMED.with(|a| a.set(false));
-        eprintln!("allocation:\n{}", std::backtrace::Backtrace::force_capture());
-        ARMED.with(|a| a.set(true));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counting only touches const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` with counting armed on this thread; returns its allocations.
-fn count_allocs(f: impl FnOnce()) -> u64 {
-    TRACE.with(|t| t.set(std::env::var_os("ZC_ALLOC_TRACE").is_some()));
-    COUNT.with(|c| c.set(0));
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    COUNT.with(|c| c.get())
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::count_allocs;
 
 // ----- an allocation-free wire -----
 
