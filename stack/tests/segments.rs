@@ -332,11 +332,18 @@ fn paws_accepts_reordered_segments_with_an_equal_tsval() {
     assert_eq!(st.tcp_read(h, &mut buf), Ok(9));
     assert_eq!(&buf[..9], b"abcdefghi", "every segment accepted, in sequence order");
     assert_eq!(st.stats().drop_tcp_paws, 0, "an equal TSval is never a PAWS drop");
-    // One tick older than TS.Recent (now 1007) is.
-    let mut old = seg(5010, Some(snd), TcpControl::Psh);
-    old.payload = b"x";
-    old.ts = Some((1006, tsval));
-    exchange(&mut st, &mut dev, Instant::from_millis(6), vec![tcp_frame(old)]);
+    // One tick older than TS.Recent (now 1007) passes (Linux's
+    // TCP_PAWS_WINDOW: reordering by a tick); two ticks older is dropped.
+    let mut late1 = seg(5010, Some(snd), TcpControl::Psh);
+    late1.payload = b"x";
+    late1.ts = Some((1006, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(6), vec![tcp_frame(late1)]);
+    assert_eq!(st.stats().drop_tcp_paws, 0, "one tick of reordering is not an old duplicate");
+    assert_eq!(st.tcp_read(h, &mut buf), Ok(1));
+    let mut old = seg(5011, Some(snd), TcpControl::Psh);
+    old.payload = b"y";
+    old.ts = Some((1005, tsval));
+    exchange(&mut st, &mut dev, Instant::from_millis(7), vec![tcp_frame(old)]);
     assert_eq!(st.stats().drop_tcp_paws, 1);
     assert_eq!(st.tcp_read(h, &mut buf), Err(zcstack::TcpError::WouldBlock));
 }

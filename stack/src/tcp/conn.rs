@@ -190,6 +190,12 @@ pub(crate) fn mss_for_mtu(mtu: usize) -> u16 {
 const MAX_WIN: u32 = 65_535;
 /// TS.Recent older than this is invalid for PAWS (RFC 7323 5.5: 24 days).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// Timestamp ticks a segment's TSval may trail TS.Recent and still pass
+/// PAWS (Linux's `TCP_PAWS_WINDOW`): a segment reordered by up to one tick
+/// of the peer's clock — as when a flow moves between RX queues and an
+/// older frame is steered in after a newer one — is not an old duplicate.
+/// Duplicates from a previous incarnation trail by far more.
+pub(super) const PAWS_WINDOW: i32 = 1;
 
 impl Conn {
     fn new(cfg: &Rc<TcpConfig>, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {

@@ -81,11 +81,13 @@ impl Conn {
         }
 
         // 0. PAWS (RFC 7323 5.3 R1): a timestamp older than TS.Recent marks
-        // an old duplicate (or a wrapped sequence number): ACK and drop.
+        // an old duplicate (or a wrapped sequence number): ACK and drop —
+        // beyond `PAWS_WINDOW` ticks, as Linux, so one tick of reordering
+        // passes.
         if self.ts_ok && !seg.rst && self.state.synchronized() {
             if let Some((tsval, _)) = seg.ts {
                 let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
-                if valid && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                if valid && (tsval.wrapping_sub(self.ts_recent) as i32) < -PAWS_WINDOW {
                     stats.drop_tcp_paws += 1;
                     self.ack_rejected(now, seg, stats);
                     return Outcome::Ok;
