@@ -504,7 +504,13 @@ impl LcoreKit {
         let q = u16::try_from(self.index).unwrap_or(u16::MAX);
         let cfg = &self.cfg;
         // Named by port and queue: unique across the processes of a group.
-        let name = format!("zc_pages_p{}_{}", self.port_id, self.index);
+        // A secondary's carries its pid, so the process that replaces it
+        // after a crash neither collides with nor leaks it (see `claim`).
+        let name = if self.eal.is_secondary() {
+            layout::secondary_pages_name(self.port_id, self.index, std::process::id())
+        } else {
+            format!("zc_pages_p{}_{}", self.port_id, self.index)
+        };
         let pages =
             PageArray::new_on_socket(&self.eal, &name, cfg.page_array_mb << 20, cfg.page_buf_size, self.socket)?;
         let steering = self.steer.map(|(rings, classify)| Steering::new(q, &rings, classify, self.rx_pool.clone()));

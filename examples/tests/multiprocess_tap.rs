@@ -220,6 +220,69 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     assert!(n(pl, "steer_copied") + n(sl, "steer_copied") > 0, "ARP frames copied across: {p}\n{s}");
 }
 
+/// A secondary killed with SIGKILL leaves its queue unserved (as in
+/// F-Stack); a new secondary started with the same `--proc-id` takes the
+/// queue over, and every connection is served again.
+#[test]
+fn a_killed_secondary_is_replaced_by_a_new_one_with_its_proc_id() {
+    let _turn = one_at_a_time();
+    let _huge = hugepages::Hugepages::reserve("zc-mp2", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    let ns = Netns::new("mk");
+    let conf = ns.config("mk.ini", "");
+    let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("mk.ini")));
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("lcore_mask=1", "lcore_mask=3")
+        .replace("no_huge=1", "no_huge=0")
+        .replace("memory=512", "memory=256")
+        .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
+    std::fs::write(&conf, text).unwrap();
+    let mut primary = Proc::start(&ns, &conf, "primary", "primary", "0");
+    ns.kernel_side_up();
+    let mut first = Proc::start(&ns, &conf, "secondary", "secondary", "1");
+    let t = Instant::now();
+    while !ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]).status.success() {
+        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A second live secondary for the same queue is refused.
+    let o = ns.run(&[
+        "timeout",
+        "20",
+        env!("CARGO_BIN_EXE_helloworld"),
+        "--conf",
+        &conf,
+        "--proc-type",
+        "secondary",
+        "--proc-id",
+        "1",
+        "--duration",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("queue 1 of port 0 is already served by process"), "{err}");
+    if let Some(mut c) = first.child.take() {
+        c.kill().unwrap();
+        let _ = c.wait();
+    }
+    let mut second = Proc::start(&ns, &conf, "secondary2", "secondary", "1");
+    let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("OK 64"),
+        "every connection served after the replacement: {out} {}\nprimary:\n{}\nsecondary:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        primary.stderr(),
+        second.stderr()
+    );
+    let s = second.stop();
+    let p = primary.stop();
+    assert!(s["lcores"][0]["accepted"].as_u64().unwrap() > 0, "the new secondary serves its queue: {s}");
+    assert_eq!(s["lcores"][0]["clean"], true, "{s}");
+    assert!(p["lcores"][0]["accepted"].as_u64().unwrap() > 0, "{p}");
+}
+
 /// Removes the EAL runtime directory a failed secondary leaves behind.
 struct RuntimeDir(std::path::PathBuf);
 

@@ -18,7 +18,9 @@ use crate::ffi;
 use crate::port::{GrantedOffloads, Offloads};
 
 const MAGIC: u64 = 0x7a63_6c61_796f_7574; // "zclayout"
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// Queues whose serving process the layout records.
+const OWNERS_MAX: usize = 64;
 /// Longest RSS key kept (NICs use 40 or 52 bytes).
 const KEY_MAX: usize = 64;
 /// Largest RETA kept (DPDK's `RTE_ETH_RSS_RETA_SIZE_512`).
@@ -42,6 +44,10 @@ struct Raw {
     /// Queue handles secondaries hold on the port (an `AtomicU32`, updated
     /// by the secondaries; the primary waits for 0 before stopping the port).
     attached: u32,
+    /// `owners[q]`: pid of the secondary serving queue `q` (0: none; each an
+    /// `AtomicU32`), so a second live process for the same queue is refused
+    /// and a dead one's leftovers are reclaimed by its replacement.
+    owners: [u32; OWNERS_MAX],
 }
 
 /// What every process of a group must have read from the same config.ini
@@ -165,6 +171,51 @@ impl Group {
         }
     }
 
+    fn owner(&self, q: u16) -> Option<&std::sync::atomic::AtomicU32> {
+        if usize::from(q) >= OWNERS_MAX {
+            return None;
+        }
+        // SAFETY: as in `counter`: `owners` is an array of 4-byte aligned
+        // u32s inside the zone, each only accessed atomically.
+        unsafe {
+            let raw = self.mz.as_ref().__bindgen_anon_1.addr as *mut Raw;
+            let p = std::ptr::addr_of_mut!((*raw).owners) as *const std::sync::atomic::AtomicU32;
+            Some(&*p.add(usize::from(q)))
+        }
+    }
+
+    /// A secondary takes queue `q` for process `pid`. `Ok(None)`: the queue
+    /// was free; `Ok(Some(dead))`: process `dead` had it and is gone (its
+    /// leftovers may be reclaimed; its hold on the port is given back);
+    /// `Err(live)`: process `live` still serves it.
+    pub(crate) fn claim(&self, q: u16, pid: u32) -> std::result::Result<Option<u32>, u32> {
+        use std::sync::atomic::Ordering::AcqRel;
+        use std::sync::atomic::Ordering::Acquire;
+        let Some(slot) = self.owner(q) else { return Ok(None) };
+        loop {
+            let cur = slot.load(Acquire);
+            if cur != 0 && cur != pid && process_alive(cur) {
+                return Err(cur);
+            }
+            if slot.compare_exchange(cur, pid, AcqRel, Acquire).is_ok() {
+                if cur != 0 && cur != pid {
+                    // The dead process never gave its queue handle back.
+                    self.release();
+                    return Ok(Some(cur));
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Process `pid` leaves queue `q`.
+    pub(crate) fn unclaim(&self, q: u16, pid: u32) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if let Some(slot) = self.owner(q) {
+            let _ = slot.compare_exchange(pid, 0, AcqRel, Acquire);
+        }
+    }
+
     /// Whether this process created the zone.
     pub(crate) fn is_primary(&self) -> bool {
         self.primary
@@ -221,6 +272,33 @@ impl Drop for Group {
     }
 }
 
+/// Whether process `pid` exists (signal 0: no signal, only the check).
+fn process_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else { return false };
+    // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The page array memzone of a secondary `pid` serving queue `q` of `port`.
+pub(crate) fn secondary_pages_name(port: u16, q: usize, pid: u32) -> String {
+    format!("zc_pages_p{port}_{q}_s{pid}")
+}
+
+/// Frees the memzone `name` if it exists (a dead secondary's page array,
+/// which no frame in flight can reference any more: its process, the only
+/// one that could send from it, is gone).
+pub(crate) fn free_stale_zone(name: &str) {
+    let Ok(c) = CString::new(name) else { return };
+    // SAFETY: c is a valid C string; lookup only reads the shared memzone list.
+    let mz = unsafe { ffi::rte_memzone_lookup(c.as_ptr()) };
+    if !mz.is_null() {
+        // SAFETY: the zone exists and its owner is dead; nothing else maps it by name.
+        let r = unsafe { ffi::rte_memzone_free(mz) };
+        tracing::info!(zone = name, ret = r, "freed a dead secondary's page array");
+    }
+}
+
 /// Writes port `port`'s layout for the secondaries (primary only).
 pub(crate) fn publish(_eal: &Eal, port: u16, l: &Layout) -> Result<Group> {
     let name = layout_name(port);
@@ -245,6 +323,7 @@ pub(crate) fn publish(_eal: &Eal, port: u16, l: &Layout) -> Result<Group> {
         tx_offloads: l.granted.tx.0,
         agree: l.agree,
         attached: 0,
+        owners: [0; OWNERS_MAX],
     };
     raw.key[..key.len()].copy_from_slice(key);
     raw.reta[..reta.len()].copy_from_slice(reta);

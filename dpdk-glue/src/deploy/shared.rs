@@ -71,22 +71,52 @@ impl SharedPort {
                 op: "queue handle after close",
             });
         };
+        if let Some(g) = self.secondary_group() {
+            let pid = std::process::id();
+            match g.claim(q, pid) {
+                Ok(None) => {}
+                Ok(Some(dead)) => {
+                    tracing::warn!(queue = q, dead, "taking over the queue of a secondary that died");
+                    super::layout::free_stale_zone(&super::layout::secondary_pages_name(self.id, usize::from(q), dead));
+                }
+                Err(live) => {
+                    return Err(Error::Layout {
+                        name: super::layout::layout_name(self.id),
+                        why: format!(
+                            "queue {q} of port {} is already served by process {live} (another --proc-type=secondary \
+                             with the same --proc-id)",
+                            self.id
+                        ),
+                    })
+                }
+            }
+        }
         // SAFETY: the port stays started until every handle is released
         // (release() below stops it only when `live` drops to 0), and each
-        // queue is handed to exactly one lcore by the deployment.
-        let queues = unsafe { port.queues_detached(q, q)? };
+        // queue is handed to exactly one lcore by the deployment (and to
+        // one process of a group: `claim` above).
+        let queues = match unsafe { port.queues_detached(q, q) } {
+            Ok(queues) => queues,
+            Err(e) => {
+                if let Some(g) = self.secondary_group() {
+                    g.unclaim(q, std::process::id());
+                }
+                return Err(e);
+            }
+        };
         st.live += 1;
         if let Some(g) = self.secondary_group() {
             g.hold();
         }
-        Ok(QueueHandle { shared: self.clone(), queues: Some(queues) })
+        Ok(QueueHandle { shared: self.clone(), queues: Some(queues), q })
     }
 
     /// One handle is back; the last one stops and closes the port.
-    fn release(&self) {
+    fn release(&self, q: u16) {
         let mut st = self.lock();
         st.live = st.live.saturating_sub(1);
         if let Some(g) = self.secondary_group() {
+            g.unclaim(q, std::process::id());
             g.release();
         }
         if st.live == 0 && st.closed.is_none() {
@@ -138,6 +168,8 @@ impl SharedPort {
 pub struct QueueHandle {
     shared: Arc<SharedPort>,
     queues: Option<Queues<'static>>,
+    /// The queue pair's index.
+    q: u16,
 }
 
 // SAFETY: a queue pair of a started port may be used from any thread, one
@@ -183,7 +215,7 @@ impl QueueHandle {
     /// held until close have fired when this returns.
     pub fn close(mut self) -> Result<()> {
         if self.queues.take().is_some() {
-            self.shared.release();
+            self.shared.release(self.q);
         }
         self.shared.wait_closed().map_err(|what| Error::PortLimit {
             port: self.shared.id,
@@ -196,7 +228,7 @@ impl QueueHandle {
 impl Drop for QueueHandle {
     fn drop(&mut self) {
         if self.queues.take().is_some() {
-            self.shared.release();
+            self.shared.release(self.q);
         }
     }
 }
