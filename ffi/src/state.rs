@@ -389,7 +389,7 @@ impl Lib {
                     rd: tcp.readable(h) || err != 0,
                     wr: tcp.writable(h) || err != 0,
                     hup: closed || err != 0,
-                    rdhup: tcp.hung_up(h),
+                    rdhup: tcp.peer_closed(h),
                     err,
                     nread: tcp.recv_queued(h).unwrap_or(0),
                     nwrite: tcp.send_room(h).unwrap_or(0),

@@ -110,6 +110,7 @@ const EV_DISABLE: u16 = 0x8;
 const EV_ONESHOT: u16 = 0x10;
 const EV_CLEAR: u16 = 0x20;
 const EV_ERROR: u16 = 0x4000;
+const EV_EOF: u16 = 0x8000;
 const FF_DISPATCH_ERROR: c_int = -1;
 const FF_DISPATCH_RESPONSE: c_int = -2;
 
@@ -562,6 +563,9 @@ fn inner(conf: &str, iface: &str) {
     }
     ok("ff_epoll_create accepts any size");
 
+    // --- the peer's FIN is reported when it arrives, not after the drain ---
+    fin_before_read(l, kqfd);
+
     // --- packet dispatcher ---
     // SAFETY: plain values, or pointers valid for the lengths given.
     unsafe { ff_regist_packet_dispatcher(Some(dispatcher)) };
@@ -734,6 +738,48 @@ fn huge_lengths(c: c_int, k: &mut TcpStream) {
     ok("huge lengths: reads cut to MAX_RW_COUNT, writes and iovec totals EINVAL, no abort");
 }
 
+/// Data then the peer's FIN arrive before the application reads: an
+/// `EPOLLET` registration gets a new edge with `EPOLLIN | EPOLLRDHUP` (as
+/// Linux), a level-triggered one reports `EPOLLRDHUP` at once, kqueue sets
+/// `EV_EOF` with `data` still the queued bytes (as FreeBSD); the data is
+/// read in full and only then does a read return 0.
+fn fin_before_read(l: c_int, kqfd: c_int) {
+    let mut k = kernel_clients(1, 7000, l, kqfd).remove(0);
+    let c = accept(l);
+    // SAFETY: plain values.
+    let (ep_et, ep_lt, kq3) = unsafe { (ff_epoll_create(1), ff_epoll_create(1), ff_kqueue()) };
+    let rd = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+    assert_eq!(ep_ctl(ep_et, libc::EPOLL_CTL_ADD, c, rd | libc::EPOLLET as u32, 1), 0);
+    assert_eq!(ep_ctl(ep_lt, libc::EPOLL_CTL_ADD, c, rd, 2), 0);
+    assert!(kq(kq3, &[kev(c, EVFILT_READ, EV_ADD | EV_CLEAR)], 0).is_empty());
+    k.write_all(b"hello").unwrap();
+    let e = ep_wait(ep_et, EVENT_MS);
+    assert_eq!(e, vec![(libc::EPOLLIN as u32, 1)], "data alone: EPOLLIN without EPOLLRDHUP");
+    let e = kq(kq3, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].data == 5 && e[0].flags & EV_EOF == 0, "{e:?}");
+    k.shutdown(std::net::Shutdown::Write).unwrap();
+    let e = ep_wait(ep_et, EVENT_MS);
+    assert_eq!(e, vec![(rd, 1)], "EPOLLET: the FIN is a new edge with data still queued");
+    assert!(ep_wait(ep_et, QUIET_MS).is_empty(), "one edge for the FIN");
+    assert_eq!(ep_wait(ep_lt, 0), vec![(rd, 2)], "level-triggered: EPOLLRDHUP before the drain");
+    let e = kq(kq3, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].flags & EV_EOF != 0 && e[0].data == 5, "EV_EOF with 5 bytes queued: {e:?}");
+    let mut b = [0u8; 16];
+    // SAFETY: b is writable for 16 bytes.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 16) }, 5);
+    assert_eq!(&b[..5], b"hello");
+    // SAFETY: as above.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 16) }, 0, "end of stream only after the data");
+    assert_eq!(ep_wait(ep_lt, 0), vec![(rd, 2)], "EPOLLRDHUP stays");
+    // SAFETY: plain values.
+    unsafe {
+        for fd in [ep_et, ep_lt, kq3, c] {
+            assert_eq!(ff_close(fd), 0);
+        }
+    }
+    ok("peer FIN before read: EPOLLRDHUP edge and EV_EOF with data queued");
+}
+
 fn main() {
     if let (Ok(conf), Ok(iface)) = (std::env::var("ZCFFI_BOUNDARY_CONF"), std::env::var("ZCFFI_BOUNDARY_IFACE")) {
         inner(&conf, &iface);
@@ -766,6 +812,7 @@ fn main() {
         "stale zero-copy handles",
         "huge lengths",
         "ff_epoll_create accepts any size",
+        "peer FIN before read",
         "dispatcher",
     ] {
         assert!(out.lines().any(|l| l.starts_with("PASS") && l.contains(check)), "no PASS for {check}:\n{out}");
