@@ -195,17 +195,12 @@ fn epoll_bits(r: &Ready) -> u32 {
     b
 }
 
-/// `int ff_epoll_create(int size)`: `size` must be positive (as Linux).
+/// `int ff_epoll_create(int size)`: `size` is ignored, any value is
+/// accepted (as F-Stack, whose own examples pass 0; Linux has ignored it
+/// since 2.6.8 apart from refusing `size <= 0`).
 #[no_mangle]
-pub extern "C" fn ff_epoll_create(size: c_int) -> c_int {
-    entry("ff_epoll_create", -1, || {
-        with_lib(|lib| {
-            if size <= 0 {
-                return Err(libc::EINVAL);
-            }
-            lib.open(Kind::Epoll(Box::default()))
-        })
-    })
+pub extern "C" fn ff_epoll_create(_size: c_int) -> c_int {
+    entry("ff_epoll_create", -1, || with_lib(|lib| lib.open(Kind::Epoll(Box::default()))))
 }
 
 /// `int ff_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)`:

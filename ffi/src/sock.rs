@@ -397,8 +397,18 @@ fn write_from(lib: &mut Lib, fd: c_int, bufs: &[&[u8]], to: Option<SocketAddrV4>
     }
 }
 
+/// Linux's `MAX_RW_COUNT` (`INT_MAX & PAGE_MASK`): the most bytes one call
+/// moves; a longer request is cut to it (as Linux's `read`/`recv`/iovecs).
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// The largest length a C object can have (`SSIZE_MAX`); longer ones are
+/// caller bugs (`EINVAL`, as Linux's `rw_verify_area` and `import_iovec`).
+const SSIZE_MAX: usize = isize::MAX as usize;
+
 /// Checks a (pointer, length) pair from C and views it (null with length 0 is
-/// an empty buffer).
+/// an empty buffer): null is `EFAULT`, a length above `SSIZE_MAX` is
+/// `EINVAL` (no object is that long: nothing is sent), and a length above
+/// [`MAX_RW_COUNT`] is cut to it.
 ///
 /// # Safety
 /// `p` points to `len` bytes valid for the returned lifetime.
@@ -409,12 +419,19 @@ unsafe fn buf<'a>(p: *const c_void, len: usize) -> Res<&'a [u8]> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
-    // SAFETY: caller contract.
-    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+    if len > SSIZE_MAX {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len.min(MAX_RW_COUNT)) })
 }
 
+/// A buffer to read into: null is `EFAULT`; any length (even above
+/// `SSIZE_MAX`, as Linux's `recv`) is cut to [`MAX_RW_COUNT`], and the read
+/// returns what is queued.
+///
 /// # Safety
-/// As [`buf`], writable.
+/// `p` points to `len` writable bytes valid for the returned lifetime.
 unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     if len == 0 {
         return Ok(&mut []);
@@ -422,11 +439,14 @@ unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
-    // SAFETY: caller contract.
-    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len) })
+    // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len.min(MAX_RW_COUNT)) })
 }
 
-/// The buffers of an iovec array (at most `IOV_MAX` = 1024 entries).
+/// The buffers of an iovec array (at most `IOV_MAX` = 1024 entries): a
+/// segment or a total above `SSIZE_MAX` is `EINVAL` (POSIX `readv`/`writev`);
+/// the total is then cut to [`MAX_RW_COUNT`] by shortening the last
+/// segments (as Linux's `import_iovec`).
 ///
 /// # Safety
 /// `iov` points to `n` iovecs, each valid for its length.
@@ -435,12 +455,16 @@ unsafe fn iovs<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
     if n > 0 && iov.is_null() {
         return Err(libc::EFAULT);
     }
-    (0..n)
-        .map(|i| {
-            // SAFETY: caller contract.
-            let v = unsafe { *iov.add(i) };
-            // SAFETY: caller contract.
-            unsafe { buf_mut(v.iov_base, v.iov_len) }
+    // SAFETY: caller contract: n iovecs.
+    let v = unsafe { std::slice::from_raw_parts(iov, n) };
+    v.iter().try_fold(0usize, |t, e| t.checked_add(e.iov_len).filter(|&t| t <= SSIZE_MAX)).ok_or(libc::EINVAL)?;
+    let mut left = MAX_RW_COUNT;
+    v.iter()
+        .map(|e| {
+            let len = e.iov_len.min(left);
+            left -= len;
+            // SAFETY: caller contract; len is at most the segment's length.
+            unsafe { buf_mut(e.iov_base, len) }
         })
         .collect()
 }
@@ -524,7 +548,7 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
             // SAFETY: caller contract.
             let m = unsafe { &mut *msg };
             // SAFETY: caller contract.
-            let mut v = unsafe { iovs(m.msg_iov, m.msg_iovlen as c_int) }?;
+            let mut v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
             let (n, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
             if let Some(p) = peer {
                 if !m.msg_name.is_null() {
@@ -544,7 +568,8 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
 /// `ssize_t ff_write(int fd, const void *buf, size_t nbytes)`: copies into
 /// the send queue and returns what fit (-1 `EAGAIN` if nothing did). When
 /// `buf` is the `bsd_mbuf` of a `struct ff_zc_mbuf` filled by
-/// `ff_zc_mbuf_write`, the chain is sent without a copy (see `ff_api.h`).
+/// `ff_zc_mbuf_write`, the chain is sent without a copy (see `ff_api.h`); a
+/// handle whose chain was already sent in full is refused (`EINVAL`).
 ///
 /// # Safety
 /// `buf` points to `nbytes` readable bytes (or is a live `bsd_mbuf`).
@@ -552,7 +577,7 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
 pub unsafe extern "C" fn ff_write(fd: c_int, b: *const c_void, nbytes: usize) -> isize {
     entry("ff_write", -1, || {
         with_lib(|lib| {
-            if lib.zc.contains_key(&(b as usize)) {
+            if lib.zc_handles.owns(b as usize) {
                 return crate::zc::write_chain(lib, fd, b as usize, nbytes);
             }
             // SAFETY: caller contract.
@@ -627,7 +652,7 @@ pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, _flags: c_int)
             // SAFETY: caller contract.
             let m = unsafe { &*msg };
             // SAFETY: caller contract.
-            let v = unsafe { iovs(m.msg_iov, m.msg_iovlen as c_int) }?;
+            let v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
             let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
             let to = if m.msg_name.is_null() {
                 None

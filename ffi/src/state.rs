@@ -120,8 +120,10 @@ pub struct Lib {
     pub files: FxHashMap<u64, File>,
     next_file: u64,
     events: Vec<zcstack::Event>,
-    /// Live zero-copy chains by their `bsd_mbuf` address.
+    /// Live zero-copy chains by their `bsd_mbuf` handle.
     pub zc: FxHashMap<usize, Box<zcstack::FfZcMbuf>>,
+    /// Where `bsd_mbuf` handles come from (a reserved `PROT_NONE` range).
+    pub zc_handles: crate::zc::Handles,
     /// `ff_regist_packet_dispatcher`'s callback.
     pub dispatcher: Option<DispatchFn>,
     /// Counters of the packet hooks.
@@ -387,7 +389,7 @@ impl Lib {
                     rd: tcp.readable(h) || err != 0,
                     wr: tcp.writable(h) || err != 0,
                     hup: closed || err != 0,
-                    rdhup: tcp.hung_up(h),
+                    rdhup: tcp.peer_closed(h),
                     err,
                     nread: tcp.recv_queued(h).unwrap_or(0),
                     nwrite: tcp.send_room(h).unwrap_or(0),
@@ -526,6 +528,7 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
             Ok(r) => r,
             Err(e) => return fail(e.to_string(), libc::EINVAL),
         };
+        let zc_handles = crate::zc::Handles::new()?;
         // Only one thread gets past here, and only once.
         if OWNER.set(std::thread::current().id()).is_err() {
             return Err(libc::EALREADY);
@@ -549,6 +552,7 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
                 next_file: 1,
                 events: Vec::new(),
                 zc: FxHashMap::default(),
+                zc_handles,
                 dispatcher: None,
                 hooks: HookStats::default(),
                 watchers: FxHashMap::default(),

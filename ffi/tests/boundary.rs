@@ -61,6 +61,26 @@ extern "C" {
     fn ff_accept(s: c_int, addr: *mut c_void, len: *mut libc::socklen_t) -> c_int;
     fn ff_read(fd: c_int, b: *mut c_void, n: usize) -> isize;
     fn ff_write(fd: c_int, b: *const c_void, n: usize) -> isize;
+    fn ff_recv(fd: c_int, b: *mut c_void, n: usize, flags: c_int) -> isize;
+    fn ff_recvfrom(
+        fd: c_int,
+        b: *mut c_void,
+        n: usize,
+        flags: c_int,
+        from: *mut c_void,
+        fromlen: *mut libc::socklen_t,
+    ) -> isize;
+    fn ff_send(fd: c_int, b: *const c_void, n: usize, flags: c_int) -> isize;
+    fn ff_sendto(
+        fd: c_int,
+        b: *const c_void,
+        n: usize,
+        flags: c_int,
+        to: *const c_void,
+        tolen: libc::socklen_t,
+    ) -> isize;
+    fn ff_readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
+    fn ff_writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     fn ff_close(fd: c_int) -> c_int;
     fn ff_dup(fd: c_int) -> c_int;
     fn ff_epoll_create(size: c_int) -> c_int;
@@ -90,6 +110,7 @@ const EV_DISABLE: u16 = 0x8;
 const EV_ONESHOT: u16 = 0x10;
 const EV_CLEAR: u16 = 0x20;
 const EV_ERROR: u16 = 0x4000;
+const EV_EOF: u16 = 0x8000;
 const FF_DISPATCH_ERROR: c_int = -1;
 const FF_DISPATCH_RESPONSE: c_int = -2;
 
@@ -526,6 +547,25 @@ fn inner(conf: &str, iface: &str) {
     assert!(got == pattern, "zero-copy bytes differ at the peer");
     ok("partial zero-copy send keeps the tail usable");
 
+    // --- a chain handle after its chain was sent in full is refused ---
+    zc_stale_handles(c1, &mut k1);
+    // --- lengths no C object can have ---
+    huge_lengths(c1, &mut k1);
+    // --- ff_epoll_create ignores size (F-Stack's own examples pass 0) ---
+    for size in [0, -1, c_int::MIN, 1, c_int::MAX] {
+        // SAFETY: plain values.
+        let ep = unsafe { ff_epoll_create(size) };
+        assert!(ep >= 0, "ff_epoll_create({size}): errno {}", errno());
+        assert_eq!(ep_ctl(ep, libc::EPOLL_CTL_ADD, c1, libc::EPOLLOUT as u32, 9), 0);
+        assert_eq!(ep_wait(ep, EVENT_MS), vec![(libc::EPOLLOUT as u32, 9)], "size {size} gives a working set");
+        // SAFETY: plain values.
+        assert_eq!(unsafe { ff_close(ep) }, 0);
+    }
+    ok("ff_epoll_create accepts any size");
+
+    // --- the peer's FIN is reported when it arrives, not after the drain ---
+    fin_before_read(l, kqfd);
+
     // --- packet dispatcher ---
     // SAFETY: plain values, or pointers valid for the lengths given.
     unsafe { ff_regist_packet_dispatcher(Some(dispatcher)) };
@@ -574,6 +614,172 @@ fn inner(conf: &str, iface: &str) {
     println!("BOUNDARY done");
 }
 
+/// What the kernel peer `k` receives within `ms` (it is non-blocking).
+fn peer_bytes(k: &mut TcpStream, want: usize, ms: u64) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut rb = [0u8; 4096];
+    let t = Instant::now();
+    while got.len() < want || t.elapsed() < Duration::from_millis(ms) {
+        assert!(t.elapsed() < Duration::from_secs(10), "peer got {} of {want} bytes", got.len());
+        drive(5);
+        while let Ok(n) = k.read(&mut rb) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&rb[..n]);
+        }
+    }
+    got
+}
+
+fn new_chain(data: &[u8]) -> ZcMbuf {
+    let mut m = ZcMbuf { bsd_mbuf: std::ptr::null_mut(), bsd_mbuf_off: std::ptr::null_mut(), off: 0, len: 0 };
+    // SAFETY: m is valid; data holds its length.
+    unsafe {
+        assert_eq!(ff_zc_mbuf_get(&mut m, data.len() as c_int), 0, "errno {}", errno());
+        assert_eq!(ff_zc_mbuf_write(&mut m, data.as_ptr().cast(), data.len() as c_int), 0);
+    }
+    m
+}
+
+/// `ff_write` of a chain handle whose chain was sent in full (and freed),
+/// or of an address near a live handle, is `EINVAL` and sends nothing:
+/// the peer receives each payload once.
+fn zc_stale_handles(c: c_int, k: &mut TcpStream) {
+    let m = new_chain(b"ZEROCOPY-PAYLOAD");
+    // SAFETY: a live chain handle and its length.
+    assert_eq!(unsafe { ff_write(c, m.bsd_mbuf, 16) }, 16);
+    for _ in 0..3 {
+        // SAFETY: a stale handle: the library must refuse it, not read it.
+        assert_eq!(unsafe { ff_write(c, m.bsd_mbuf, 16) }, -1, "second ff_write of a sent chain");
+        assert_eq!(errno(), libc::EINVAL);
+    }
+    let mut stale = ZcMbuf { bsd_mbuf: m.bsd_mbuf, bsd_mbuf_off: m.bsd_mbuf_off, off: 16, len: 16 };
+    // SAFETY: a stale handle in a valid struct.
+    assert_eq!(unsafe { ff_zc_mbuf_write(&mut stale, b"x".as_ptr().cast(), 1) }, -1);
+    assert_eq!(errno(), libc::EINVAL);
+    // A chain got after the first was freed has a different handle, and
+    // the old handle still does not name it.
+    let m2 = new_chain(b"SECOND-CHAIN");
+    assert_ne!(m2.bsd_mbuf, m.bsd_mbuf, "a new chain never reuses a just-freed handle");
+    // SAFETY: stale handle (refused) and addresses next to a live one (refused: not handles).
+    unsafe {
+        assert_eq!(ff_write(c, m.bsd_mbuf, 12), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        assert_eq!(ff_write(c, m2.bsd_mbuf.cast::<u8>().add(1).cast(), 12), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        assert_eq!(ff_write(c, m2.bsd_mbuf, 12), 12);
+        assert_eq!(ff_write(c, m2.bsd_mbuf, 12), -1);
+        assert_eq!(errno(), libc::EINVAL);
+    }
+    let got = peer_bytes(k, 28, QUIET_MS as u64);
+    assert_eq!(got, b"ZEROCOPY-PAYLOADSECOND-CHAIN", "each chain reaches the peer once");
+    ok("stale zero-copy handles refused with EINVAL, payload sent once");
+}
+
+/// Lengths above `SSIZE_MAX`: reads are cut to `MAX_RW_COUNT` and return
+/// what is queued (`ff_read`, `ff_recv`, `ff_recvfrom`, a `ff_readv`
+/// segment); writes (`ff_write`, `ff_send`, `ff_sendto`) and iovec totals
+/// (`ff_readv`, `ff_writev`) are `EINVAL` with nothing sent. No abort.
+fn huge_lengths(c: c_int, k: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    let p = b.as_mut_ptr().cast::<c_void>();
+    let readers: [(&str, &dyn Fn() -> isize); 4] = [
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_read", &|| unsafe { ff_read(c, p, usize::MAX) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_recv", &|| unsafe { ff_recv(c, p, usize::MAX, 0) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_recvfrom", &|| unsafe { ff_recvfrom(c, p, usize::MAX, 0, std::ptr::null_mut(), std::ptr::null_mut()) }),
+        ("ff_readv one huge segment", &|| {
+            let v = [libc::iovec { iov_base: p, iov_len: isize::MAX as usize }];
+            // SAFETY: b is writable; the engine writes only what is queued (10 < 64).
+            unsafe { ff_readv(c, v.as_ptr(), 1) }
+        }),
+    ];
+    for (i, (what, f)) in readers.iter().enumerate() {
+        let sent = [b'a' + i as u8; 10];
+        k.write_all(&sent).unwrap();
+        let mut n = -1;
+        drive_until(what, || {
+            n = f();
+            n != -1 || errno() != libc::EAGAIN
+        });
+        assert_eq!(n, 10, "{what}(SIZE_MAX) reads what is queued (errno {})", errno());
+        assert_eq!(&b[..10], &sent, "{what}");
+    }
+    let big = [libc::iovec { iov_base: p, iov_len: isize::MAX as usize }; 2];
+    let over = [libc::iovec { iov_base: p, iov_len: usize::MAX }];
+    let q = b.as_ptr().cast::<c_void>();
+    let to = sin(9);
+    let refused: [(&str, &dyn Fn() -> isize); 7] = [
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_write", &|| unsafe { ff_write(c, q, usize::MAX) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_write SSIZE_MAX+1", &|| unsafe { ff_write(c, q, isize::MAX as usize + 1) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_send", &|| unsafe { ff_send(c, q, usize::MAX, 0) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_sendto", &|| unsafe { ff_sendto(c, q, usize::MAX, 0, (&to as *const sockaddr_in).cast(), 16) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_writev total", &|| unsafe { ff_writev(c, big.as_ptr(), 2) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_readv total", &|| unsafe { ff_readv(c, big.as_ptr(), 2) }),
+        // SAFETY: b is valid; the library must cut or refuse the length without touching more.
+        ("ff_readv segment", &|| unsafe { ff_readv(c, over.as_ptr(), 1) }),
+    ];
+    for (what, f) in refused {
+        assert_eq!(f(), -1, "{what}");
+        assert_eq!(errno(), libc::EINVAL, "{what}");
+    }
+    // SAFETY: a valid 3-byte buffer.
+    assert_eq!(unsafe { ff_write(c, b"end".as_ptr().cast(), 3) }, 3);
+    assert_eq!(peer_bytes(k, 3, QUIET_MS as u64), b"end", "the refused writes sent nothing");
+    ok("huge lengths: reads cut to MAX_RW_COUNT, writes and iovec totals EINVAL, no abort");
+}
+
+/// Data then the peer's FIN arrive before the application reads: an
+/// `EPOLLET` registration gets a new edge with `EPOLLIN | EPOLLRDHUP` (as
+/// Linux), a level-triggered one reports `EPOLLRDHUP` at once, kqueue sets
+/// `EV_EOF` with `data` still the queued bytes (as FreeBSD); the data is
+/// read in full and only then does a read return 0.
+fn fin_before_read(l: c_int, kqfd: c_int) {
+    let mut k = kernel_clients(1, 7000, l, kqfd).remove(0);
+    let c = accept(l);
+    // SAFETY: plain values.
+    let (ep_et, ep_lt, kq3) = unsafe { (ff_epoll_create(1), ff_epoll_create(1), ff_kqueue()) };
+    let rd = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+    assert_eq!(ep_ctl(ep_et, libc::EPOLL_CTL_ADD, c, rd | libc::EPOLLET as u32, 1), 0);
+    assert_eq!(ep_ctl(ep_lt, libc::EPOLL_CTL_ADD, c, rd, 2), 0);
+    assert!(kq(kq3, &[kev(c, EVFILT_READ, EV_ADD | EV_CLEAR)], 0).is_empty());
+    k.write_all(b"hello").unwrap();
+    let e = ep_wait(ep_et, EVENT_MS);
+    assert_eq!(e, vec![(libc::EPOLLIN as u32, 1)], "data alone: EPOLLIN without EPOLLRDHUP");
+    let e = kq(kq3, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].data == 5 && e[0].flags & EV_EOF == 0, "{e:?}");
+    k.shutdown(std::net::Shutdown::Write).unwrap();
+    let e = ep_wait(ep_et, EVENT_MS);
+    assert_eq!(e, vec![(rd, 1)], "EPOLLET: the FIN is a new edge with data still queued");
+    assert!(ep_wait(ep_et, QUIET_MS).is_empty(), "one edge for the FIN");
+    assert_eq!(ep_wait(ep_lt, 0), vec![(rd, 2)], "level-triggered: EPOLLRDHUP before the drain");
+    let e = kq(kq3, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].flags & EV_EOF != 0 && e[0].data == 5, "EV_EOF with 5 bytes queued: {e:?}");
+    let mut b = [0u8; 16];
+    // SAFETY: b is writable for 16 bytes.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 16) }, 5);
+    assert_eq!(&b[..5], b"hello");
+    // SAFETY: as above.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 16) }, 0, "end of stream only after the data");
+    assert_eq!(ep_wait(ep_lt, 0), vec![(rd, 2)], "EPOLLRDHUP stays");
+    // SAFETY: plain values.
+    unsafe {
+        for fd in [ep_et, ep_lt, kq3, c] {
+            assert_eq!(ff_close(fd), 0);
+        }
+    }
+    ok("peer FIN before read: EPOLLRDHUP edge and EV_EOF with data queued");
+}
+
 fn main() {
     if let (Ok(conf), Ok(iface)) = (std::env::var("ZCFFI_BOUNDARY_CONF"), std::env::var("ZCFFI_BOUNDARY_IFACE")) {
         inner(&conf, &iface);
@@ -603,6 +809,10 @@ fn main() {
         "UDP EPOLLET",
         "dup'd",
         "partial zero-copy",
+        "stale zero-copy handles",
+        "huge lengths",
+        "ff_epoll_create accepts any size",
+        "peer FIN before read",
         "dispatcher",
     ] {
         assert!(out.lines().any(|l| l.starts_with("PASS") && l.contains(check)), "no PASS for {check}:\n{out}");

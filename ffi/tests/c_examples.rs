@@ -99,6 +99,35 @@ fn epoll_example_serves_curl_and_wrk() {
     serve("p", "main_epoll");
 }
 
+/// The epoll example linked with `pkg-config --libs zcstack-static`
+/// (libzcstack.a + DPDK's static archives): no shared DPDK library, and it
+/// serves a page.
+#[test]
+fn statically_linked_example_serves_curl() {
+    let exe = bin("main_epoll_static");
+    let o = Command::new("ldd").arg(&exe).output().expect("ldd");
+    let libs = String::from_utf8_lossy(&o.stdout);
+    assert!(!libs.contains("librte_") && !libs.contains("libzcstack"), "linked statically: {libs}");
+    let _turn = one_at_a_time();
+    let mut ns = Netns::new("s");
+    let conf = ns.config("c.ini", "");
+    let first = ns.start(&exe, &["-c", &conf, "-t", "primary", "-p", "0"]);
+    assert!(first.contains("listening on port 80"), "{first}");
+    ns.kernel_side_up();
+    let t = Instant::now();
+    loop {
+        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
+        if o.status.success() {
+            assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from C on zcstack!"));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page from the static build");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = ns.stop("REPORT ");
+    assert!(report["requests"].as_u64().unwrap() >= 1, "{report}");
+}
+
 #[test]
 fn zero_copy_example_serves_curl_and_wrk() {
     serve("z", "main_zc");

@@ -383,6 +383,19 @@ impl TcpEngine {
         self.conn(h).map(|c| c.at_eof() || c.state == State::Closed).unwrap_or(true)
     }
 
+    /// The peer's FIN was received in order (RFC 9293 §3.10.7.4, eighth
+    /// step: CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT) or the connection is
+    /// gone: no more data can arrive, though queued data may remain to be
+    /// read (Linux's `EPOLLRDHUP`, FreeBSD's `EV_EOF`). [`Self::hung_up`]
+    /// additionally waits for the queue to drain.
+    pub fn peer_closed(&self, h: SocketHandle) -> bool {
+        self.conn(h)
+            .map(|c| {
+                matches!(c.state, State::CloseWait | State::Closing | State::LastAck | State::TimeWait | State::Closed)
+            })
+            .unwrap_or(true)
+    }
+
     /// The configuration new sockets get.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
