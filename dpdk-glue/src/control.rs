@@ -238,6 +238,7 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
             "steered_out": s.steered_out, "steered_in": s.steered_in, "copied": s.copied,
             "backlogged": s.backlogged, "backlog_now": s.backlog_now, "copy_failed": s.copy_failed,
             "dropped_at_close": s.dropped_at_close,
+            "unread_at_close": s.unread_at_close,
             "dropped_owner_stalled": s.dropped_owner_stalled,
         })),
         "cpu": crate::eal::current_cpu(),

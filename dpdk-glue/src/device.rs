@@ -564,6 +564,11 @@ impl EthDevice {
             s.flush_backlog();
         }
         port.close()?;
+        // Every lcore has left the port now: what other lcores steered here
+        // after this stack stopped is freed, counted.
+        if let Some(s) = self.steer.as_mut() {
+            s.drain_unread();
+        }
         self.reap();
         Ok(())
     }

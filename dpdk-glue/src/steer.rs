@@ -195,6 +195,11 @@ pub struct SteerStats {
     /// Backlogged frames freed, oldest first, because their owner had
     /// [`BACKLOG_MAX`] frames waiting and was not draining its ring.
     pub dropped_owner_stalled: u64,
+    /// Frames other lcores steered here that were still in the rings when
+    /// this lcore's stack had stopped (freed once every lcore of the port
+    /// has left it, so the count is exact: steered out by the others =
+    /// steered in + this).
+    pub unread_at_close: u64,
 }
 
 /// One lcore's side of the steering of one port.
@@ -338,6 +343,18 @@ impl Steering {
         for p in &mut self.pending {
             self.stats.dropped_at_close += p.len() as u64;
             Mbuf::free_bulk(p);
+        }
+    }
+
+    /// After the port closed (every lcore has left it, so nothing more is
+    /// steered here): frees what is left in the incoming rings, counted.
+    pub fn drain_unread(&mut self) {
+        let mut left = Vec::new();
+        for r in &self.inc {
+            while r.dequeue(&mut left, 64) > 0 {
+                self.stats.unread_at_close += left.len() as u64;
+                Mbuf::free_bulk(&mut left);
+            }
         }
     }
 

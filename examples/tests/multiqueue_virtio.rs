@@ -41,8 +41,11 @@ fn pair(dir: &std::path::Path, sock: &str) -> (String, String) {
 fn steering_consistent(r: &Value) {
     assert_eq!(r["nb_lcores"], 2, "{r}");
     let lc = r["lcores"].as_array().unwrap();
-    assert_eq!(lc[0]["steered_out"], lc[1]["steered_in"], "{r}");
-    assert_eq!(lc[1]["steered_out"], lc[0]["steered_in"], "{r}");
+    // What one lcore steered out, the other took in or (steered after its
+    // stack stopped) found unread at close.
+    let n = |i: usize, k: &str| lc[i][k].as_u64().unwrap();
+    assert_eq!(n(0, "steered_out"), n(1, "steered_in") + n(1, "steer_unread_at_close"), "{r}");
+    assert_eq!(n(1, "steered_out"), n(0, "steered_in") + n(0, "steer_unread_at_close"), "{r}");
     for l in lc {
         assert_eq!(l["steer_dropped_at_close"], 0, "{r}");
         assert_eq!(l["clean"], true, "{r}");

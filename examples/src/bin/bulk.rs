@@ -335,6 +335,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("steer_copied".into(), json!(steer.copied));
     o.insert("steer_backlogged".into(), json!(steer.backlogged));
     o.insert("steer_dropped_at_close".into(), json!(steer.dropped_at_close));
+    o.insert("steer_unread_at_close".into(), json!(steer.unread_at_close));
     o.insert("pages_free".into(), json!(pages_free));
     o.insert("pages_total".into(), json!(pages_total));
     o.insert("mbufs_in_use".into(), json!(mbufs_in_use));

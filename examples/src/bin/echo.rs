@@ -176,5 +176,6 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
         "rx_frames_over_budget": over_budget, "rx_frames": rt.dev.stats().rx_frames,
         "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
         "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
+            "steer_unread_at_close": steer.unread_at_close,
     }))
 }

@@ -195,6 +195,7 @@ fn serve_lcore(
             "rx_frames": rt.dev.stats().rx_frames,
             "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
             "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
+            "steer_unread_at_close": steer.unread_at_close,
             "accepted": c.accepted, "requests": c.requests, "bad_requests": c.bad_requests, "closed": c.closed,
             "secs": secs, "rps": c.requests as f64 / secs.max(1e-9), "zc": args.zc,
             "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,

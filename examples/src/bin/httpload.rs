@@ -319,6 +319,7 @@ fn load_lcore(
         "rss_connect_ports_tried": st.rss_connect_ports_tried, "rss_connect_refused": st.rss_connect_refused,
         "steered_out": steer.steered_out, "steered_in": steer.steered_in, "steer_copied": steer.copied,
         "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
+        "steer_unread_at_close": steer.unread_at_close,
         "clean": free == total && mbufs == 0, "impaired": impaired,
     });
     Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
