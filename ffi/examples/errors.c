@@ -11,6 +11,7 @@
 #include "ff_config.h"
 #include "ff_api.h"
 #include "ff_epoll.h"
+#include "ff_event.h"
 
 static int passed, failed;
 
@@ -61,6 +62,7 @@ int main(int argc, char *argv[])
     expect("ff_socket(AF_INET6)", ff_socket(AF_INET6, SOCK_STREAM, 0), EAFNOSUPPORT);
     expect("ff_socket(AF_INET6_FREEBSD)", ff_socket(AF_INET6_FREEBSD, SOCK_STREAM, 0), EAFNOSUPPORT);
     expect("ff_socket(SOCK_RAW)", ff_socket(AF_INET, SOCK_RAW, 0), EPROTONOSUPPORT);
+    expect("ff_socket(unknown type 99)", ff_socket(AF_INET, 99, 0), EINVAL);
     int s = ff_socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0) {
         printf("FAIL ff_socket: %s\n", strerror(errno));
@@ -79,6 +81,46 @@ int main(int argc, char *argv[])
     a.sin_port = htons(8080);
     expect("ff_bind with a short address", ff_bind(s, (struct linux_sockaddr *)&a, 4), EINVAL);
     expect("ff_bind with a null address", ff_bind(s, NULL, sizeof(a)), EFAULT);
+    expect("ff_connect with addrlen (socklen_t)-1", ff_connect(s, (struct linux_sockaddr *)&a, (socklen_t)-1), EINVAL);
+    expect("ff_connect with addrlen 129", ff_connect(s, (struct linux_sockaddr *)&a, 129), EINVAL);
+    expect("ff_send(MSG_OOB)", (int)ff_send(s, "x", 1, MSG_OOB), EOPNOTSUPP);
+    {
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof(cbuf));
+        struct iovec iov = {.iov_base = "x", .iov_len = 1};
+        struct msghdr m;
+        memset(&m, 0, sizeof(m));
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof(cbuf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        expect("ff_sendmsg with control data (SCM_RIGHTS)", (int)ff_sendmsg(s, &m, 0), EINVAL);
+    }
+    {
+        int ty = 0;
+        socklen_t huge = (socklen_t)-1;
+        expect("ff_getsockopt with optlen (socklen_t)-1", ff_getsockopt(s, SOL_SOCKET, SO_TYPE, &ty, &huge), EINVAL);
+        short sty = 0;
+        socklen_t two = 2;
+        int rc = ff_getsockopt(s, SOL_SOCKET, SO_TYPE, &sty, &two);
+        if (rc == 0 && two == 2 && sty == SOCK_STREAM) {
+            printf("PASS ff_getsockopt(SO_TYPE) into 2 bytes truncates like Linux\n");
+            passed++;
+        } else {
+            printf("FAIL ff_getsockopt(SO_TYPE) into 2 bytes: rc %d optlen %u value %d (%s)\n", rc, two, sty,
+                   strerror(errno));
+            failed++;
+        }
+    }
+    {
+        struct kevent kev;
+        EV_SET(&kev, s, EVFILT_READ, EV_ADD, 0, 0, NULL);
+        expect("ff_kevent on a socket fd", ff_kevent(s, &kev, 1, NULL, 0, NULL), EBADF);
+    }
     expect("ff_listen before bind", ff_listen(s, 8), EINVAL);
     expect("ff_write on an unconnected socket", (int)ff_write(s, "x", 1), ENOTCONN);
     expect("ff_accept on a non-listener", ff_accept(s, NULL, NULL), EINVAL);

@@ -515,6 +515,10 @@ fn kevent_into(
     out: &mut Vec<Kevent>,
 ) -> Res<()> {
     let set = lib.file_id(kqfd)?;
+    // FreeBSD: kevent on a descriptor that is not a kqueue is EBADF.
+    if !matches!(lib.file(kqfd)?.kind, Kind::Kqueue(_) | Kind::Busy) {
+        return Err(libc::EBADF);
+    }
     let mut k = take(lib, kqfd)?;
     let r = (|| {
         let Kind::Kqueue(kq) = &mut k else { return Err(libc::EINVAL) };

@@ -23,7 +23,10 @@ unsafe fn read_addr(sa: *const c_void, len: socklen_t) -> Res<SocketAddrV4> {
     if sa.is_null() {
         return Err(libc::EFAULT);
     }
-    if (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+    // Linux: shorter than the family, or longer than a sockaddr_storage.
+    if (len as usize) < std::mem::size_of::<libc::sa_family_t>()
+        || (len as usize) > std::mem::size_of::<libc::sockaddr_storage>()
+    {
         return Err(libc::EINVAL);
     }
     // SAFETY: at least the family is readable (checked above).
@@ -80,7 +83,9 @@ fn conn(lib: &mut Lib, fd: c_int) -> Res<zcstack::SocketHandle> {
 /// Every zcstack socket is non-blocking whether or not `SOCK_NONBLOCK` is
 /// given (F-Stack programs set `FIONBIO` right after); making it blocking
 /// later is refused (`ff_fcntl`, `ff_ioctl`). `AF_INET6` and other families:
-/// `EAFNOSUPPORT`; other types: `EPROTONOSUPPORT`.
+/// `EAFNOSUPPORT`; known types zcstack lacks (`SOCK_RAW`, `SOCK_SEQPACKET`,
+/// ...) and a protocol other than the type's: `EPROTONOSUPPORT`; an unknown
+/// type: `EINVAL` (as Linux).
 #[no_mangle]
 pub extern "C" fn ff_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     entry("ff_socket", -1, || {
@@ -94,7 +99,17 @@ pub extern "C" fn ff_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int 
                     lib.open(Kind::Tcp { st: TcpSt::Fresh, opts: SocketOptions::default(), bound: None })
                 }
                 (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => lib.open(Kind::Udp { h: None, peer: None }),
-                _ => Err(libc::EPROTONOSUPPORT),
+                (
+                    libc::SOCK_STREAM
+                    | libc::SOCK_DGRAM
+                    | libc::SOCK_RAW
+                    | libc::SOCK_RDM
+                    | libc::SOCK_SEQPACKET
+                    | libc::SOCK_DCCP
+                    | 10, // SOCK_PACKET
+                    _,
+                ) => Err(libc::EPROTONOSUPPORT),
+                _ => Err(libc::EINVAL),
             }
         })
     })
@@ -623,12 +638,16 @@ pub unsafe extern "C" fn ff_sendto(
     s: c_int,
     b: *const c_void,
     len: usize,
-    _flags: c_int,
+    flags: c_int,
     to: *const c_void,
     tolen: socklen_t,
 ) -> isize {
     entry("ff_sendto", -1, || {
         with_lib(|lib| {
+            if flags & libc::MSG_OOB != 0 {
+                // Urgent data is received in line but never sent.
+                return Err(libc::EOPNOTSUPP);
+            }
             // SAFETY: caller contract.
             let data = unsafe { buf(b, len) }?;
             // SAFETY: caller contract.
@@ -643,14 +662,21 @@ pub unsafe extern "C" fn ff_sendto(
 /// # Safety
 /// `msg` is a valid msghdr with valid buffers.
 #[no_mangle]
-pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, _flags: c_int) -> isize {
+pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, flags: c_int) -> isize {
     entry("ff_sendmsg", -1, || {
         with_lib(|lib| {
             if msg.is_null() {
                 return Err(libc::EFAULT);
             }
+            if flags & libc::MSG_OOB != 0 {
+                return Err(libc::EOPNOTSUPP);
+            }
             // SAFETY: caller contract.
             let m = unsafe { &*msg };
+            if !m.msg_control.is_null() && m.msg_controllen > 0 {
+                // No control message (SCM_RIGHTS, IP_PKTINFO, ...) is supported.
+                return Err(libc::EINVAL);
+            }
             // SAFETY: caller contract.
             let v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
             let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
@@ -768,7 +794,12 @@ pub unsafe extern "C" fn ff_getsockopt(
                 return Err(libc::EFAULT);
             }
             // SAFETY: optlen is valid (checked above).
-            let room = unsafe { *optlen } as usize;
+            let room = unsafe { *optlen };
+            // Linux: a negative length (as an int) is EINVAL.
+            if room > c_int::MAX as socklen_t {
+                return Err(libc::EINVAL);
+            }
+            let room = room as usize;
             let name = match (level, optname) {
                 (libc::SOL_SOCKET, libc::SO_TYPE) => None,
                 (libc::SOL_SOCKET, libc::SO_REUSEADDR) => Some(SockOptName::ReuseAddr),
@@ -817,13 +848,14 @@ pub unsafe extern "C" fn ff_getsockopt(
                     }
                 }
             };
-            if room < std::mem::size_of::<c_int>() {
-                return Err(libc::EINVAL);
-            }
-            // SAFETY: room for an int (checked above).
+            // Linux copies min(optlen, sizeof(int)) bytes: a short buffer
+            // gets the value truncated, never an error.
+            let bytes = (val as c_int).to_ne_bytes();
+            let n = room.min(bytes.len());
+            // SAFETY: optval has room for `room` >= n bytes (caller contract).
             unsafe {
-                optval.cast::<c_int>().write_unaligned(val as c_int);
-                *optlen = std::mem::size_of::<c_int>() as socklen_t;
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), optval.cast::<u8>(), n);
+                *optlen = n as socklen_t;
             }
             Ok(0)
         })
