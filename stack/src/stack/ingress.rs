@@ -1,0 +1,318 @@
+//! The receive path of [`Stack`]: a frame from the device through
+//! Ethernet, ARP, IPv4 (reassembly), and on to TCP, UDP or ICMP, with the
+//! checksum checks the device did not vouch for.
+
+use super::*;
+
+impl<M: PageMemory> Stack<M> {
+    pub(super) fn ingress(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        rx: Option<&SharedRx>,
+        caps: &DeviceCaps,
+        l4_verified: bool,
+    ) {
+        self.stats.rx_frames += 1;
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.stats.drop_eth_malformed += 1;
+            return;
+        };
+        let dst = eth.dst_addr();
+        if dst != self.iface.mac() && !dst.is_broadcast() {
+            self.stats.drop_eth_not_ours += 1;
+            return;
+        }
+        match eth.ethertype() {
+            EthernetProtocol::Arp => self.ingress_arp(now, eth.payload()),
+            EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps, l4_verified),
+            _ => self.stats.drop_eth_unknown_type += 1,
+        }
+    }
+
+    fn ingress_arp(&mut self, now: Instant, data: &[u8]) {
+        let Ok(pkt) = ArpPacket::new_checked(data) else {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&pkt)
+        else {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        };
+        if !source_hardware_addr.is_unicast() || source_protocol_addr.is_unspecified() {
+            self.stats.drop_arp_malformed += 1;
+            return;
+        }
+        let for_us = target_protocol_addr == self.iface.addr();
+        // Learn from requests for us, replies, and gratuitous ARP of known hosts.
+        if for_us || self.arp.lookup(source_protocol_addr, now).is_some() || operation == ArpOperation::Reply {
+            let waiting = self.arp.learn(source_protocol_addr, source_hardware_addr, now);
+            for p in waiting {
+                let f = self.iface.encapsulate(p, source_hardware_addr);
+                self.backlog.push_back(f);
+            }
+        }
+        if operation == ArpOperation::Request && for_us {
+            let f = self.iface.arp_frame(ArpOperation::Reply, source_protocol_addr, source_hardware_addr);
+            self.backlog.push_back(f);
+        }
+    }
+
+    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
+        let Ok(pkt) = Ipv4Packet::new_checked(data) else {
+            self.stats.drop_ipv4_malformed += 1;
+            return;
+        };
+        let cks = if caps.rx_checksum_verified {
+            smoltcp::phy::ChecksumCapabilities::ignored()
+        } else {
+            smoltcp::phy::ChecksumCapabilities::default()
+        };
+        let Ok(ip) = Ipv4Repr::parse(&pkt, &cks) else {
+            self.stats.drop_ipv4_malformed += 1;
+            return;
+        };
+        if !self.iface.accepts(ip.dst_addr) {
+            self.stats.drop_ipv4_not_ours += 1;
+            return;
+        }
+        let payload = &pkt.payload()[..ip.payload_len.min(pkt.payload().len())];
+        let src = ip.src_addr;
+        if !self.iface.valid_source(src) {
+            // Spoofed or looped back (RFC 1122 3.2.1.3): never answered.
+            self.stats.drop_ipv4_bad_source += 1;
+            return;
+        }
+        if pkt.more_frags() || pkt.frag_offset() != 0 {
+            let key = (src, ip.dst_addr, pkt.ident(), ip.next_header);
+            let offset = usize::from(pkt.frag_offset());
+            match self.reasm.add(now, key, offset, pkt.more_frags(), payload, &mut self.stats) {
+                FragResult::Complete(whole) => {
+                    self.stats.ipv4_reassembled += 1;
+                    // The device's per-frame verdicts do not cover a reassembled datagram.
+                    self.ingress_l4(now, &ip, &whole, None, data, Checked::by(caps, false));
+                }
+                FragResult::Pending => {}
+                FragResult::Dropped => self.stats.drop_ipv4_fragment += 1,
+            }
+            return;
+        }
+        self.ingress_l4(now, &ip, payload, rx, data, Checked::by(caps, l4_verified));
+    }
+
+    /// Dispatches an IPv4 payload (whole or reassembled) to TCP, UDP or ICMP.
+    fn ingress_l4(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+        rx: Option<&SharedRx>,
+        data: &[u8],
+        checked: Checked,
+    ) {
+        let src = ip.src_addr;
+        let cks = if checked.ip {
+            smoltcp::phy::ChecksumCapabilities::ignored()
+        } else {
+            smoltcp::phy::ChecksumCapabilities::default()
+        };
+        match ip.next_header {
+            IpProtocol::Tcp => {
+                if ip.dst_addr != self.iface.addr() {
+                    self.stats.drop_ipv4_not_ours += 1;
+                    return;
+                }
+                let Ok(tp) = TcpPacket::new_checked(payload) else {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                };
+                if !(checked.l4 || l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)) {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                }
+                // Established connections' layouts at fixed offsets; the
+                // general parse for everything else (and every error).
+                if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
+                    self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
+                    return;
+                }
+                let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
+                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
+                    // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
+                    // 3.10.7 defines (rare: out of line).
+                    self.ingress_tcp_odd(now, src, ip.dst_addr, &tp, rx);
+                    return;
+                };
+                self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
+            }
+            IpProtocol::Udp => {
+                let Ok(up) = UdpPacket::new_checked(payload) else {
+                    self.stats.drop_udp_malformed += 1;
+                    return;
+                };
+                if !checked.l4 && up.checksum() != 0 && !l4_checksum_ok(src, ip.dst_addr, IpProtocol::Udp, payload) {
+                    self.stats.drop_udp_malformed += 1;
+                    return;
+                }
+                let from = SocketAddrV4::new(src, up.src_port());
+                let end = (up.len() as usize).min(payload.len()).max(8);
+                match self.udp.deliver(up.dst_port(), from, &payload[8..end]) {
+                    Ok(()) => {}
+                    Err(DeliverError::QueueFull) => self.stats.drop_udp_queue_full += 1,
+                    Err(DeliverError::RecvBufferFull) => self.stats.drop_udp_rcvbuf_full += 1,
+                    Err(DeliverError::NoSocket) => {
+                        self.stats.drop_udp_no_socket += 1;
+                        if self.cfg.udp_blackhole {
+                            self.stats.udp_blackholed += 1;
+                        } else if ip.dst_addr == self.iface.addr() {
+                            self.icmp_unreachable(src, 3, data);
+                        }
+                    }
+                }
+            }
+            IpProtocol::Icmp => {
+                let Ok(ic) = Icmpv4Packet::new_checked(payload) else {
+                    self.stats.drop_icmp_malformed += 1;
+                    return;
+                };
+                if payload[0] == crate::tcp::icmp::DST_UNREACHABLE {
+                    self.ingress_icmp_error(ip, &ic, payload, checked);
+                    return;
+                }
+                let Ok(repr) = Icmpv4Repr::parse(&ic, &cks) else {
+                    self.stats.drop_icmp_malformed += 1;
+                    return;
+                };
+                if let Icmpv4Repr::EchoRequest { ident, seq_no, data } = repr {
+                    if ip.dst_addr == self.iface.addr() {
+                        let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
+                        self.icmp_send(src, &reply);
+                        self.stats.icmp_echo_replies += 1;
+                    }
+                }
+                // Everything else (replies, errors) is ignored.
+            }
+            _ => {
+                self.stats.drop_ipv4_unknown_proto += 1;
+                if ip.dst_addr == self.iface.addr() {
+                    self.icmp_unreachable(src, 2, data);
+                }
+            }
+        }
+    }
+
+    /// Hands a parsed TCP segment to the engine. Payload may stay in the
+    /// frame only within the receive budget (checked when a queue keeps it);
+    /// past it the connection copies what it keeps.
+    #[inline(always)]
+    fn ingress_tcp(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        repr: &TcpRepr<'_>,
+        odd: Option<crate::tcp::odd_flags::OddFlags>,
+        rx: Option<&SharedRx>,
+    ) {
+        let rx = match rx {
+            Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
+            _ => None,
+        };
+        self.tcp.ingress(now, src, dst, repr, odd, rx, &mut self.mem, &mut self.stats, &mut self.segs);
+    }
+
+    /// A TCP segment smoltcp refused to parse: a SYN/FIN/RST combination
+    /// RFC 9293 3.10.7 defines goes to the engine flagged, anything else is
+    /// a counted drop (`drop_tcp_malformed`).
+    #[cold]
+    #[inline(never)]
+    fn ingress_tcp_odd(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        tp: &TcpPacket<&[u8]>,
+        rx: Option<&SharedRx>,
+    ) {
+        let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
+        match crate::tcp::odd_flags::reparse(tp, &mut hdr) {
+            Some((repr, odd)) => self.ingress_tcp(now, src, dst, &repr, Some(odd), rx),
+            None => self.stats.drop_tcp_malformed += 1,
+        }
+    }
+
+    /// An ICMP destination unreachable: if it quotes a TCP segment we sent
+    /// (from our address), TCP checks and applies it (RFC 1122 4.2.3.9,
+    /// RFC 1191, RFC 5927); anything else is ignored (malformed: counted).
+    fn ingress_icmp_error(&mut self, ip: &Ipv4Repr, ic: &Icmpv4Packet<&[u8]>, payload: &[u8], checked: Checked) {
+        if ip.dst_addr != self.iface.addr() {
+            return;
+        }
+        if !checked.ip && !ic.verify_checksum() {
+            self.stats.drop_icmp_malformed += 1;
+            return;
+        }
+        match crate::tcp::icmp::parse(payload) {
+            Ok(e) if *e.local.ip() == self.iface.addr() => self.tcp.icmp_error(&e, &mut self.mem, &mut self.stats),
+            Ok(_) => self.stats.drop_icmp_tcp_no_conn += 1,
+            Err(crate::tcp::icmp::IcmpParseError::Malformed) => self.stats.drop_icmp_malformed += 1,
+            Err(crate::tcp::icmp::IcmpParseError::NotForTcp) => {}
+        }
+    }
+
+    fn icmp_send(&mut self, dst: Ipv4Address, repr: &Icmpv4Repr<'_>) {
+        let mut buf = vec![0u8; HEADROOM + repr.buffer_len()];
+        repr.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut buf[HEADROOM..]),
+            &smoltcp::phy::ChecksumCapabilities::default(),
+        );
+        self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
+    }
+
+    /// ICMP destination unreachable (code 2 protocol, 3 port) quoting the
+    /// offending header and 8 bytes (RFC 792).
+    fn icmp_unreachable(&mut self, dst: Ipv4Address, code: u8, ip_packet: &[u8]) {
+        let quote = &ip_packet[..ip_packet.len().min(28)];
+        let mut buf = vec![0u8; HEADROOM + 8];
+        buf[HEADROOM] = 3;
+        buf[HEADROOM + 1] = code;
+        buf.extend_from_slice(quote);
+        let mut c = crate::wire::Checksum::new();
+        c.add(&buf[HEADROOM..]);
+        let ck = c.finish();
+        buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
+        self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
+    }
+}
+
+/// Verifies a TCP/UDP checksum (pseudo-header included) with the engine's fast
+/// summing: the sum over a correct segment, checksum field included, is 0xffff.
+fn l4_checksum_ok(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, seg: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(seg.len()) else { return false };
+    let mut c = crate::wire::Checksum::new();
+    c.add_pseudo_header(src, dst, proto, len);
+    c.add(seg);
+    c.finish() == 0
+}
+
+/// Checksums a frame needs no engine check for (the device verified them).
+#[derive(Clone, Copy)]
+struct Checked {
+    /// IPv4 header (and ICMP): the whole device verifies.
+    ip: bool,
+    /// TCP/UDP: the device, or its verdict on this frame.
+    l4: bool,
+}
+
+impl Checked {
+    fn by(caps: &DeviceCaps, l4_verified: bool) -> Checked {
+        Checked { ip: caps.rx_checksum_verified, l4: caps.rx_checksum_verified || l4_verified }
+    }
+}
