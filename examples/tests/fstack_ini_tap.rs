@@ -6,8 +6,6 @@
 //! (`rss_tbl` entries name port 0's new address) and serves the Linux `curl` with `helloworld` on both of its lcores.
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use dpdk_glue::config::Config;
 
@@ -83,16 +81,7 @@ fn fstack_config_with_every_key_loads_reports_and_serves_curl_over_net_tap() {
     let first = ns.start(env!("CARGO_BIN_EXE_helloworld"), &["--conf", &path, "--duration", "60"]);
     assert!(first.contains("listening on 10.212.0.2:80"), "{first}");
     ns.kernel_side_up();
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() {
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Welcome to zcstack!"));
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("Welcome to zcstack!");
     // Several connections, so both queues (and lcores) see traffic.
     for i in 0..16 {
         let o = ns.run(&["curl", "-s", "-m", "5", "http://10.212.0.2/", "http://10.212.0.2/"]);

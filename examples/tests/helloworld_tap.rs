@@ -8,7 +8,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -31,16 +30,7 @@ fn serve_and_fetch(tag: &str, zc: bool, impair: &str) -> Value {
     assert!(first.contains("listening on 10.212.0.2:80"), "{first}");
     ns.kernel_side_up();
     // One request (retried while the link comes up), then three on one connection.
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() {
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Welcome to zcstack!"));
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("Welcome to zcstack!");
     let o = ns.run(&["curl", "-s", "-m", "5", "-v", "http://10.212.0.2/", "http://10.212.0.2/", "http://10.212.0.2/"]);
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).matches("<h1>Welcome to zcstack!</h1>").count(), 3);

@@ -23,29 +23,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Python client: `n` connections from the netns, one `GET` each with
-/// `Connection: close`; prints how many got a 200 with the page.
-const CLIENT: &str = r#"
-import socket, sys
-n, ok = int(sys.argv[1]), 0
-for i in range(n):
-    try:
-        s = socket.create_connection(("10.212.0.2", 80), timeout=5)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
-        s.close()
-        if data.startswith(b"HTTP/1.1 200") and b"Welcome to zcstack!" in data:
-            ok += 1
-    except OSError as e:
-        print("error", i, e, file=sys.stderr)
-print("OK", ok)
-"#;
-
 /// One helloworld process of the group; killed on drop.
 struct Proc {
     name: &'static str,
@@ -116,16 +93,9 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     // Declared first: dropped last, after both processes have let go of the pages.
     let _huge = hugepages::Hugepages::reserve("zc-mp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
     let ns = Netns::new("mp");
-    let conf = ns.config("mp.ini", "");
+    let conf = ns.multiprocess_config("mp.ini");
     // The group's shared runtime files (Netns::config's file prefix).
     let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("mp.ini")));
-    let text = std::fs::read_to_string(&conf)
-        .unwrap()
-        .replace("lcore_mask=1", "lcore_mask=3")
-        .replace("no_huge=1", "no_huge=0")
-        .replace("memory=512", "memory=256")
-        .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
-    std::fs::write(&conf, text).unwrap();
 
     let mut primary = Proc::start(&ns, &conf, "primary", "primary", "0");
     ns.kernel_side_up();
@@ -191,7 +161,7 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
         err.contains("a --proc-type=primary process with [dpdk] file_prefix") && err.contains("is already running"),
         "{err}"
     );
-    let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
+    let o = ns.run(&["timeout", "60", "python3", "-c", GET_CLIENT, "64"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "client: {out} {}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("OK 64"), "every connection served: {out} {}", String::from_utf8_lossy(&o.stderr));
@@ -232,23 +202,12 @@ fn a_killed_secondary_is_replaced_by_a_new_one_with_its_proc_id() {
     let _turn = one_at_a_time();
     let _huge = hugepages::Hugepages::reserve("zc-mp2", 256).expect("reserve 256 2 MiB hugepages (needs root)");
     let ns = Netns::new("mk");
-    let conf = ns.config("mk.ini", "");
+    let conf = ns.multiprocess_config("mk.ini");
     let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("mk.ini")));
-    let text = std::fs::read_to_string(&conf)
-        .unwrap()
-        .replace("lcore_mask=1", "lcore_mask=3")
-        .replace("no_huge=1", "no_huge=0")
-        .replace("memory=512", "memory=256")
-        .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
-    std::fs::write(&conf, text).unwrap();
     let mut primary = Proc::start(&ns, &conf, "primary", "primary", "0");
     ns.kernel_side_up();
     let mut first = Proc::start(&ns, &conf, "secondary", "secondary", "1");
-    let t = Instant::now();
-    while !ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]).status.success() {
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("");
     // A second live secondary for the same queue is refused.
     let o = ns.run(&[
         "timeout",
@@ -271,7 +230,7 @@ fn a_killed_secondary_is_replaced_by_a_new_one_with_its_proc_id() {
         let _ = c.wait();
     }
     let mut second = Proc::start(&ns, &conf, "secondary2", "secondary", "1");
-    let o = ns.run(&["timeout", "60", "python3", "-c", CLIENT, "64"]);
+    let o = ns.run(&["timeout", "60", "python3", "-c", GET_CLIENT, "64"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("OK 64"),

@@ -8,32 +8,7 @@
 //! steered out are the frames the other took in; none dropped).
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
-
-/// Python client: `n` connections from the netns, one `GET` each with
-/// `Connection: close`; prints how many got a 200 with the page.
-const CLIENT: &str = r#"
-import socket, sys
-n, ok = int(sys.argv[1]), 0
-for i in range(n):
-    try:
-        s = socket.create_connection(("10.212.0.2", 80), timeout=5)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
-        s.close()
-        if data.startswith(b"HTTP/1.1 200") and b"Welcome to zcstack!" in data:
-            ok += 1
-    except OSError as e:
-        print("error", i, e, file=sys.stderr)
-print("OK", ok)
-"#;
 
 /// `zcstat` against the running 2-lcore helloworld: it finds both lcores'
 /// control sockets, `stats --json` sums the per-lcore counters, `netstat`
@@ -134,16 +109,8 @@ fn two_lcores_share_a_two_queue_tap_and_serve_64_connections() {
     assert!(first.contains("listening on 10.212.0.2:80"), "{first}");
     ns.kernel_side_up();
     // The link comes up; one request proves it (bounded: 20 s).
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Welcome to zcstack!") {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let o = ns.run(&["timeout", "120", "python3", "-c", CLIENT, "64"]);
+    ns.wait_for_page("Welcome to zcstack!");
+    let o = ns.run(&["timeout", "120", "python3", "-c", GET_CLIENT, "64"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "client: {out} {}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("OK 64"), "every connection served: {out} {}", String::from_utf8_lossy(&o.stderr));

@@ -8,7 +8,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -31,11 +30,7 @@ fn run(tag: &str, stage_cycles: bool) -> (Value, (bool, String), Value) {
     let first = ns.start(env!("CARGO_BIN_EXE_helloworld"), &["--conf", conf.as_str(), "--duration", "60", "--zc"]);
     assert!(first.contains("listening on 10.212.0.2:80"), "{first}");
     ns.kernel_side_up();
-    let t = Instant::now();
-    while !ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]).status.success() {
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("");
     let urls = vec!["http://10.212.0.2/"; 20];
     let mut cmd = vec!["curl", "-s", "-m", "10"];
     cmd.extend(urls.iter().copied());

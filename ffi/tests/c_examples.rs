@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -55,16 +55,7 @@ fn serve(tag: &str, example: &str) {
     let first = ns.start(&bin(example), &["-c", &conf, "-t", "primary", "-p", "0"]);
     assert!(first.contains("listening on port 80"), "{first}");
     ns.kernel_side_up();
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() {
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from C on zcstack!"));
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("Hello from C on zcstack!");
     let o = ns.run(&["curl", "-s", "-m", "5", "-v", "http://10.212.0.2/", "http://10.212.0.2/", "http://10.212.0.2/"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).matches("Hello from C on zcstack!").count(), 3);
@@ -114,16 +105,7 @@ fn statically_linked_example_serves_curl() {
     let first = ns.start(&exe, &["-c", &conf, "-t", "primary", "-p", "0"]);
     assert!(first.contains("listening on port 80"), "{first}");
     ns.kernel_side_up();
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() {
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from C on zcstack!"));
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page from the static build");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("Hello from C on zcstack!");
     let report = ns.stop("REPORT ");
     assert!(report["requests"].as_u64().unwrap() >= 1, "{report}");
 }
@@ -168,16 +150,7 @@ fn kqueue_example_gets_zcstat_pcap_and_idle_sleep_from_ff_run() {
     let first = ns.start(&bin("main_kqueue"), &["-c", &conf]);
     assert!(first.contains("listening on port 80"), "{first}");
     ns.kernel_side_up();
-    let t = Instant::now();
-    loop {
-        let o = ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
-        if o.status.success() {
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from C on zcstack!"));
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("Hello from C on zcstack!");
     let a = stats(&zcstat, &conf);
     std::thread::sleep(Duration::from_millis(500));
     let b = stats(&zcstat, &conf);

@@ -84,23 +84,12 @@ fn kqueue_example_as_primary_and_secondary_serves_from_both() {
     let bin = root.join("target/debug/ffi-examples/main_kqueue").to_string_lossy().into_owned();
     let _huge = hugepages::Hugepages::reserve("zc-cmp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
     let ns = Netns::new("cmp");
-    let conf = ns.config("cmp.ini", "");
+    let conf = ns.multiprocess_config("cmp.ini");
     let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("cmp.ini")));
-    let text = std::fs::read_to_string(&conf)
-        .unwrap()
-        .replace("lcore_mask=1", "lcore_mask=3")
-        .replace("no_huge=1", "no_huge=0")
-        .replace("memory=512", "memory=256")
-        .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
-    std::fs::write(&conf, text).unwrap();
     let mut primary = Proc::start(&ns, &bin, &conf, "primary", "0");
     ns.kernel_side_up();
     let mut secondary = Proc::start(&ns, &bin, &conf, "secondary", "1");
-    let t = Instant::now();
-    while !ns.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]).status.success() {
-        assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.wait_for_page("");
     // 32 connections, two requests each: the kernel spreads them over both queues.
     for i in 0..32 {
         let o = ns.run(&["curl", "-s", "-m", "5", "http://10.212.0.2/", "http://10.212.0.2/"]);

@@ -14,6 +14,29 @@ use std::time::Duration;
 /// impaired-path variants (zcstack's port impairs both directions).
 pub const IMPAIR: &str = "[impair]\nloss=3\nreorder=10\ndelay_us=1000\nseed=11\n";
 
+/// Python client: `n` connections from the netns, one `GET` each with
+/// `Connection: close`; prints how many got a 200 with the page.
+pub const GET_CLIENT: &str = r#"
+import socket, sys
+n, ok = int(sys.argv[1]), 0
+for i in range(n):
+    try:
+        s = socket.create_connection(("10.212.0.2", 80), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        s.close()
+        if data.startswith(b"HTTP/1.1 200") and b"Welcome to zcstack!" in data:
+            ok += 1
+    except OSError as e:
+        print("error", i, e, file=sys.stderr)
+print("OK", ok)
+"#;
+
 /// The kernel side of the tap.
 pub const KERNEL: &str = "10.212.0.1";
 /// zcstack's side.
@@ -84,6 +107,37 @@ impl Netns {
         let path = self.dir.join(file);
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
+    }
+
+    /// [`Netns::config`] for a 2-lcore group on a 2-queue tap with
+    /// hugepages (the multi-process form: `--proc-type` needs them; the
+    /// test reserves them).
+    pub fn multiprocess_config(&self, file: &str) -> String {
+        let conf = self.config(file, "");
+        let text = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace("lcore_mask=1", "lcore_mask=3")
+            .replace("no_huge=1", "no_huge=0")
+            .replace("memory=512", "memory=256")
+            .replace("[vdev0]\n", "[vdev0]\nqueues=2\n");
+        std::fs::write(&conf, text).unwrap();
+        conf
+    }
+
+    /// Fetches `http://10.212.0.2/` with curl until it succeeds with a
+    /// body containing `needle` (retried while the link comes up; panics
+    /// after 20 s).
+    pub fn wait_for_page(&self, needle: &str) {
+        let t = std::time::Instant::now();
+        loop {
+            let o = self.run(&["curl", "-s", "-m", "3", "http://10.212.0.2/"]);
+            if o.status.success() {
+                assert!(String::from_utf8_lossy(&o.stdout).contains(needle), "the page has {needle:?}");
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "curl never got the page");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Runs `cmd` inside the namespace.
