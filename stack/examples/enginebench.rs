@@ -9,15 +9,14 @@
 //! scan would take hours, and an idle socket costs the scan the same).
 //!
 //! Prints a table and one `BENCH {json}` line per case (ARCHITECTURE.md).
-use std::net::SocketAddrV4;
 use std::time::Instant as Wall;
 
 use smoltcp::socket::tcp::Socket as SmolTcp;
-use zcstack::{SocketHandle, TcpError};
+use zcstack::TcpError;
 
 mod zcwire;
 use zcwire::smol::Smol;
-use zcwire::{Clock, Offload, Zc, A};
+use zcwire::{Clock, Offload, Zc};
 
 // ----- zcstack side -----
 
@@ -51,26 +50,7 @@ fn zc_bulk(bytes: usize, offload: Offload) -> f64 {
 /// other established connections in both stacks.
 fn zc_rr(exchanges: usize, idle: usize) -> f64 {
     let mut z = Zc::new(Clock::wall());
-    let ls: Vec<SocketHandle> = (0..4).map(|i| z.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
-    let mut idle_conns = Vec::with_capacity(idle);
-    for i in 0..idle {
-        idle_conns.push(z.b.tcp_connect(SocketAddrV4::new(A, 80 + (i % 4) as u16), 0, z.now()).unwrap());
-        if i % 1000 == 999 {
-            for _ in 0..20 {
-                z.poll();
-            }
-            for l in &ls {
-                while z.a.tcp_accept(*l).is_ok() {}
-            }
-        }
-    }
-    for _ in 0..200 {
-        z.poll();
-        for l in &ls {
-            while z.a.tcp_accept(*l).is_ok() {}
-        }
-    }
-    let (c, s) = z.connect(ls[0], 80);
+    let (c, s, _idle) = z.rr_pair(idle);
     let req = [7u8; 64];
     let mut buf = [0u8; 256];
     let t = Wall::now();

@@ -3,7 +3,6 @@
 //! `valgrind --tool=callgrind --toggle-collect='*measure_*' perfdrive CASE N`
 //! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges];
 //! smol-rr64 [N exchanges]: smoltcp's rr64 over the same wire, for the gap).
-use std::net::SocketAddrV4;
 
 use smoltcp::iface::SocketHandle as SmolHandle;
 use smoltcp::socket::tcp::Socket as SmolTcp;
@@ -11,7 +10,7 @@ use zcstack::{SocketHandle, TcpError};
 
 mod zcwire;
 use zcwire::smol::Smol;
-use zcwire::{Clock, Offload, Zc, A};
+use zcwire::{Clock, Offload, Zc};
 
 // ----- zcstack side -----
 
@@ -61,26 +60,7 @@ fn measure_bulk(
 /// other established connections in both stacks.
 fn zc_rr(exchanges: usize, idle: usize) -> f64 {
     let mut z = Zc::new(Clock::simulated());
-    let ls: Vec<SocketHandle> = (0..4).map(|i| z.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
-    let mut idle_conns = Vec::with_capacity(idle);
-    for i in 0..idle {
-        idle_conns.push(z.b.tcp_connect(SocketAddrV4::new(A, 80 + (i % 4) as u16), 0, z.now()).unwrap());
-        if i % 1000 == 999 {
-            for _ in 0..20 {
-                z.poll();
-            }
-            for l in &ls {
-                while z.a.tcp_accept(*l).is_ok() {}
-            }
-        }
-    }
-    for _ in 0..200 {
-        z.poll();
-        for l in &ls {
-            while z.a.tcp_accept(*l).is_ok() {}
-        }
-    }
-    let (c, s) = z.connect(ls[0], 80);
+    let (c, s, _idle) = z.rr_pair(idle);
     measure_rr(&mut z, c, s, exchanges);
     0.0
 }

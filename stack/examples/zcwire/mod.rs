@@ -217,6 +217,36 @@ pub(crate) struct Zc {
 }
 
 impl Zc {
+    /// The request/response setup of the rr cases: `idle` established
+    /// connections from B to A (over four listening ports, all accepted),
+    /// then one more whose (client on B, server on A) handles are returned
+    /// with the idle ones.
+    pub(crate) fn rr_pair(&mut self, idle: usize) -> (SocketHandle, SocketHandle, Vec<SocketHandle>) {
+        let ls: Vec<SocketHandle> = (0..4).map(|i| self.a.tcp_listen(80 + i, 1 << 20).unwrap()).collect();
+        let mut idle_conns = Vec::with_capacity(idle);
+        let accept_all = |z: &mut Zc| {
+            for l in &ls {
+                while z.a.tcp_accept(*l).is_ok() {}
+            }
+        };
+        for i in 0..idle {
+            let now = self.now();
+            idle_conns.push(self.b.tcp_connect(SocketAddrV4::new(A, 80 + (i % 4) as u16), 0, now).unwrap());
+            if i % 1000 == 999 {
+                for _ in 0..20 {
+                    self.poll();
+                }
+                accept_all(self);
+            }
+        }
+        for _ in 0..200 {
+            self.poll();
+            accept_all(self);
+        }
+        let (c, s) = self.connect(ls[0], 80);
+        (c, s, idle_conns)
+    }
+
     pub(crate) fn new(clock: Clock) -> Zc {
         Zc::with_wire(Offload::None, clock)
     }
