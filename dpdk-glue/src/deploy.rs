@@ -207,20 +207,9 @@ impl Deployment {
         let rx_pools = (0..n)
             .map(|q| Mempool::lookup(eal, &format!("zc_rx_p{}_{q}", port.id())).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        let mut rings = Vec::new();
-        if n > 1 {
-            for from in 0..n {
-                let mut row = Vec::new();
-                for to in 0..n {
-                    row.push(if from == to {
-                        None
-                    } else {
-                        Some(Arc::new(SteerRing::lookup(eal, &crate::steer::ring_name(port.id(), from, to))?))
-                    });
-                }
-                rings.push(row);
-            }
-        }
+        let rings = crate::steer::ring_matrix(n, |from, to| {
+            SteerRing::lookup(eal, &crate::steer::ring_name(port.id(), from, to))
+        })?;
         let socket = crate::ports::placement_socket(&port, plan.numa_on);
         tracing::info!(port = port.id(), queues = n, "attached to the primary's port");
         Ok(DeployedPort {
@@ -282,22 +271,10 @@ impl Deployment {
         }
         tracing::info!(port = port.id(), queues = n, rss = ?rss.as_ref().map(|r| r.hash_types),
             reta = reta.entries().len(), granted = ?granted, "port ready for {n} lcore(s)");
-        let mut rings = Vec::new();
-        if n > 1 {
-            for from in 0..n {
-                let mut row = Vec::new();
-                for to in 0..n {
-                    row.push(if from == to {
-                        None
-                    } else {
-                        let name = crate::steer::ring_name(port.id(), from, to);
-                        let s = socket.unwrap_or(crate::ffi::SOCKET_ID_ANY);
-                        Some(Arc::new(SteerRing::create(eal, &name, STEER_RING_SIZE, s)?))
-                    });
-                }
-                rings.push(row);
-            }
-        }
+        let s = socket.unwrap_or(crate::ffi::SOCKET_ID_ANY);
+        let rings = crate::steer::ring_matrix(n, |from, to| {
+            SteerRing::create(eal, &crate::steer::ring_name(port.id(), from, to), STEER_RING_SIZE, s)
+        })?;
         let spec = RssSpec { toeplitz, reta };
         let shared = if matches!(plan.role, ProcRole::Primary { .. }) {
             let lay = layout::Layout { queues: n, spec: spec.clone(), granted, agree: layout::Agreement::of(plan, pp) };

@@ -792,6 +792,28 @@ impl EthDevice {
     }
 }
 
+impl EthDevice {
+    /// One RX burst of at most `budget` (and the configured burst) frames
+    /// into `self.rx`: received, sorted by the steering (frames another
+    /// lcore owns leave, steered-in frames come first), timed when stage
+    /// accounting is on, then impaired. False when the port is closed.
+    #[inline]
+    fn burst_in(&mut self, now: Instant, budget: usize) -> bool {
+        let Some(port) = self.port.as_mut() else { return false };
+        let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
+        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
+        port.rx_burst(self.queue, &mut self.rx, max);
+        if let Some(s) = self.steer.as_mut() {
+            s.sort(&mut self.rx, usize::from(max));
+        }
+        if self.cfg.stage_cycles {
+            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
+        }
+        self.impair_received(now);
+        true
+    }
+}
+
 impl Device for EthDevice {
     fn caps(&self) -> DeviceCaps {
         self.caps
@@ -804,17 +826,9 @@ impl Device for EthDevice {
         if self.cfg.rx_zero_copy && !self.rx_lent.is_empty() {
             self.reclaim_rx(self.reclaim_slice());
         }
-        let Some(port) = self.port.as_mut() else { return 0 };
-        let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
-        port.rx_burst(self.queue, &mut self.rx, max);
-        if let Some(s) = self.steer.as_mut() {
-            s.sort(&mut self.rx, usize::from(max));
+        if !self.burst_in(now, budget) {
+            return 0;
         }
-        if self.cfg.stage_cycles {
-            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
-        }
-        self.impair_received(now);
         let n = self.rx.len();
         let mut rx = std::mem::take(&mut self.rx);
         for m in rx.drain(..) {
@@ -844,17 +858,9 @@ impl Device for EthDevice {
     }
 
     fn receive(&mut self, now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
-        let Some(port) = self.port.as_mut() else { return 0 };
-        let max = budget.min(self.cfg.burst).min(usize::from(u16::MAX)) as u16;
-        let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
-        port.rx_burst(self.queue, &mut self.rx, max);
-        if let Some(s) = self.steer.as_mut() {
-            s.sort(&mut self.rx, usize::from(max));
+        if !self.burst_in(now, budget) {
+            return 0;
         }
-        if self.cfg.stage_cycles {
-            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
-        }
-        self.impair_received(now);
         let n = self.rx.len();
         let mut v = std::mem::take(&mut self.rx_scratch);
         for m in &self.rx {

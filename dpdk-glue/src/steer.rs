@@ -53,6 +53,19 @@ pub type Classify = Arc<dyn Fn(&[u8]) -> Dest + Send + Sync>;
 /// (`None` on the diagonal).
 pub type RingMatrix = Vec<Vec<Option<Arc<SteerRing>>>>;
 
+/// The rings of a port with `n` queues, `rings[from][to]` from `ring(from,
+/// to)` (`None` on the diagonal); empty for one queue, which steers nothing.
+pub fn ring_matrix(n: u16, mut ring: impl FnMut(u16, u16) -> Result<SteerRing>) -> Result<RingMatrix> {
+    if n < 2 {
+        return Ok(Vec::new());
+    }
+    (0..n)
+        .map(|from| {
+            (0..n).map(|to| if from == to { Ok(None) } else { ring(from, to).map(|r| Some(Arc::new(r))) }).collect()
+        })
+        .collect()
+}
+
 /// The name of the ring carrying frames of `port` from queue `from` to queue `to`.
 pub fn ring_name(port: u16, from: u16, to: u16) -> String {
     format!("zc_steer_p{port}_{from}_{to}")
