@@ -3,6 +3,7 @@
 //! checksum checks the device did not vouch for.
 
 use super::*;
+use crate::wire::IPV4_HEADER;
 
 impl<M: PageMemory> Stack<M> {
     pub(super) fn ingress(
@@ -66,6 +67,22 @@ impl<M: PageMemory> Stack<M> {
     }
 
     fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
+        // The common datagram (no options, not a fragment, header checksum
+        // right) read at fixed offsets; everything else, every error
+        // included, takes the general parse below.
+        if let Some((ip, payload)) = ipv4_plain(data, !caps.rx_checksum_verified) {
+            if !self.iface.accepts(ip.dst_addr) {
+                self.stats.drop_ipv4_not_ours += 1;
+                return;
+            }
+            if !self.iface.valid_source(ip.src_addr) {
+                // Spoofed or looped back (RFC 1122 3.2.1.3): never answered.
+                self.stats.drop_ipv4_bad_source += 1;
+                return;
+            }
+            self.ingress_l4(now, &ip, payload, rx, data, Checked::by(caps, l4_verified));
+            return;
+        }
         let Ok(pkt) = Ipv4Packet::new_checked(data) else {
             self.stats.drop_ipv4_malformed += 1;
             return;
@@ -129,20 +146,24 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_ipv4_not_ours += 1;
                     return;
                 }
-                let Ok(tp) = TcpPacket::new_checked(payload) else {
-                    self.stats.drop_tcp_malformed += 1;
-                    return;
-                };
+                // A short or malformed header and a wrong checksum are the
+                // same counted drop, so the checksum goes first and the
+                // fast path needs no separate bounds check of its own.
                 if !(checked.l4 || l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)) {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
-                // Established connections' layouts at fixed offsets; the
+                // Established connections' layouts at fixed offsets (only
+                // for a header `TcpPacket::new_checked` accepts); the
                 // general parse for everything else (and every error).
                 if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
                     self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
                     return;
                 }
+                let Ok(tp) = TcpPacket::new_checked(payload) else {
+                    self.stats.drop_tcp_malformed += 1;
+                    return;
+                };
                 let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
                 let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
                     // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
@@ -290,6 +311,34 @@ impl<M: PageMemory> Stack<M> {
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
         self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
     }
+}
+
+/// An IPv4 datagram of the common layout, read at fixed offsets: version 4
+/// with no options (IHL 5), total length within the frame, not a fragment
+/// (MF clear, offset 0), and, when `verify`, a right header checksum (RFC
+/// 791 3.1). Gives what `Ipv4Repr::parse` gives for it and the payload
+/// (`total_length - 20` bytes, link padding cut off), or `None`: then the
+/// caller runs the general parse, which owns options, fragments and every
+/// error.
+#[inline(always)]
+fn ipv4_plain(data: &[u8], verify: bool) -> Option<(Ipv4Repr, &[u8])> {
+    let h: &[u8; IPV4_HEADER] = data.get(..IPV4_HEADER)?.try_into().ok()?;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let frag = u16::from_be_bytes([h[6], h[7]]) & 0x3fff;
+    if h[0] != 0x45 || total < IPV4_HEADER || total > data.len() || frag != 0 {
+        return None;
+    }
+    if verify && crate::wire::ipv4_header_checksum(h) != 0 {
+        return None;
+    }
+    let ip = Ipv4Repr {
+        src_addr: Ipv4Address::new(h[12], h[13], h[14], h[15]),
+        dst_addr: Ipv4Address::new(h[16], h[17], h[18], h[19]),
+        next_header: IpProtocol::from(h[9]),
+        payload_len: total - IPV4_HEADER,
+        hop_limit: h[8],
+    };
+    Some((ip, &data[IPV4_HEADER..total]))
 }
 
 /// Verifies a TCP/UDP checksum (pseudo-header included) with the engine's fast
