@@ -3,7 +3,7 @@
 //! checksum checks the device did not vouch for.
 
 use super::*;
-use crate::wire::IPV4_HEADER;
+use crate::wire::{IPV4_HEADER, TCP_HEADER};
 
 impl<M: PageMemory> Stack<M> {
     pub(super) fn ingress(
@@ -15,6 +15,9 @@ impl<M: PageMemory> Stack<M> {
         l4_verified: bool,
     ) {
         self.stats.rx_frames += 1;
+        if self.ingress_plain_tcp(now, frame, rx, caps, l4_verified) {
+            return;
+        }
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.drop_eth_malformed += 1;
             return;
@@ -29,6 +32,47 @@ impl<M: PageMemory> Stack<M> {
             EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps, l4_verified),
             _ => self.stats.drop_eth_unknown_type += 1,
         }
+    }
+
+    /// The frame of an established connection's common case, checked with
+    /// one bounds check and handed to TCP without the general dispatch:
+    /// unicast to our MAC, IPv4 without options and not a fragment (see
+    /// [`ipv4_plain`]), TCP to our address from a valid source. Returns
+    /// `false`, having done nothing, for any other frame: the general path
+    /// then gives it exactly the treatment (and counted drop) it gave
+    /// before. A wrong TCP checksum is the general path's drop
+    /// (`drop_tcp_malformed`), counted here.
+    #[inline(always)]
+    fn ingress_plain_tcp(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        rx: Option<&SharedRx>,
+        caps: &DeviceCaps,
+        l4_verified: bool,
+    ) -> bool {
+        if frame.len() < ETH_HEADER + IPV4_HEADER + TCP_HEADER
+            || frame[..6] != self.iface.mac().0
+            || frame[12..14] != [0x08, 0x00]
+        {
+            return false;
+        }
+        let Some((ip, seg)) = ipv4_plain(&frame[ETH_HEADER..], !caps.rx_checksum_verified) else {
+            return false;
+        };
+        if ip.next_header != IpProtocol::Tcp
+            || ip.dst_addr != self.iface.addr()
+            || !self.iface.valid_source(ip.src_addr)
+        {
+            return false;
+        }
+        if !(caps.rx_checksum_verified || l4_verified || l4_checksum_ok(ip.src_addr, ip.dst_addr, IpProtocol::Tcp, seg))
+        {
+            self.stats.drop_tcp_malformed += 1;
+            return true;
+        }
+        self.ingress_tcp_seg(now, ip.src_addr, ip.dst_addr, seg, rx);
+        true
     }
 
     fn ingress_arp(&mut self, now: Instant, data: &[u8]) {
@@ -153,25 +197,7 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
-                // Established connections' layouts at fixed offsets (only
-                // for a header `TcpPacket::new_checked` accepts); the
-                // general parse for everything else (and every error).
-                if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
-                    self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
-                    return;
-                }
-                let Ok(tp) = TcpPacket::new_checked(payload) else {
-                    self.stats.drop_tcp_malformed += 1;
-                    return;
-                };
-                let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
-                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
-                    // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
-                    // 3.10.7 defines (rare: out of line).
-                    self.ingress_tcp_odd(now, src, ip.dst_addr, &tp, rx);
-                    return;
-                };
-                self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
+                self.ingress_tcp_seg(now, src, ip.dst_addr, payload, rx);
             }
             IpProtocol::Udp => {
                 let Ok(up) = UdpPacket::new_checked(payload) else {
@@ -227,6 +253,46 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
+    }
+
+    /// Parses a TCP segment to us whose checksum is verified (or vouched
+    /// for by the device) and hands it to the engine; a malformed header is
+    /// a counted drop (`drop_tcp_malformed`).
+    #[inline(always)]
+    fn ingress_tcp_seg(&mut self, now: Instant, src: Ipv4Address, dst: Ipv4Address, seg: &[u8], rx: Option<&SharedRx>) {
+        // Established connections' layouts at fixed offsets (only for a
+        // header `TcpPacket::new_checked` accepts); the general parse for
+        // everything else (and every error).
+        if let Some(repr) = crate::tcp::hdr_fast::parse(seg) {
+            self.ingress_tcp(now, src, dst, &repr, None, rx);
+            return;
+        }
+        self.ingress_tcp_general(now, src, dst, seg, rx);
+    }
+
+    /// The general TCP parse (handshake options, SACK, odd flags, errors):
+    /// out of line, the fast path stays small.
+    #[inline(never)]
+    fn ingress_tcp_general(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        seg: &[u8],
+        rx: Option<&SharedRx>,
+    ) {
+        let Ok(tp) = TcpPacket::new_checked(seg) else {
+            self.stats.drop_tcp_malformed += 1;
+            return;
+        };
+        let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
+        let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &dst.into(), &ignored) else {
+            // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
+            // 3.10.7 defines (rare: out of line).
+            self.ingress_tcp_odd(now, src, dst, &tp, rx);
+            return;
+        };
+        self.ingress_tcp(now, src, dst, &repr, None, rx);
     }
 
     /// Hands a parsed TCP segment to the engine. Payload may stay in the
