@@ -263,8 +263,14 @@ impl<M: PageMemory> Stack<M> {
         // Established connections' layouts at fixed offsets (only for a
         // header `TcpPacket::new_checked` accepts); the general parse for
         // everything else (and every error).
-        if let Some(repr) = crate::tcp::hdr_fast::parse(seg) {
-            self.ingress_tcp(now, src, dst, &repr, None, rx);
+        if let Some((src_port, dst_port, mut s)) = crate::tcp::hdr_fast::parse_seg(seg) {
+            s.rx = match rx {
+                Some(r) if !s.payload.is_empty() => Some(self.rx_budget.admit(r)),
+                _ => None,
+            };
+            let local = SocketAddrV4::new(dst, dst_port);
+            let remote = SocketAddrV4::new(src, src_port);
+            self.tcp.ingress_seg(now, local, remote, s, None, &mut self.mem, &mut self.stats, &mut self.segs);
             return;
         }
         self.ingress_tcp_general(now, src, dst, seg, rx);
