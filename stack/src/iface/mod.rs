@@ -182,7 +182,7 @@ mod tests {
                 let mut buf = vec![0xeeu8; HEADROOM + l4_len];
                 buf[HEADROOM..].fill(0x11);
                 let f = i.encapsulate(IpOut::inline(dst, proto, buf), mac);
-                let mut want = vec![0u8; HEADROOM];
+                let mut want = [0u8; HEADROOM];
                 EthernetRepr { src_addr: i.mac(), dst_addr: mac, ethertype: EthernetProtocol::Ipv4 }
                     .emit(&mut EthernetFrame::new_unchecked(&mut want[..ETH_HEADER]));
                 Ipv4Repr { src_addr: i.addr(), dst_addr: dst, next_header: proto, payload_len: l4_len, hop_limit: 64 }
