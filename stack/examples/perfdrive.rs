@@ -2,7 +2,8 @@
 //! for repeatable instruction counts of the measured loops only:
 //! `valgrind --tool=callgrind --toggle-collect='*measure_*' perfdrive CASE N`
 //! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges];
-//! smol-rr64 [N exchanges]: smoltcp's rr64 over the same wire, for the gap).
+//! smol-rr64 [N exchanges], smol-bulk, smol-bulk-csum [N MiB]: smoltcp over
+//! the same wire, driven as `enginebench` drives it, for the gap).
 
 use smoltcp::iface::SocketHandle as SmolHandle;
 use smoltcp::socket::tcp::Socket as SmolTcp;
@@ -95,6 +96,28 @@ fn measure_rr(z: &mut Zc, c: SocketHandle, s: SocketHandle, exchanges: usize) {
 
 // ----- smoltcp side -----
 
+/// smoltcp's bulk transfer (enginebench's `smol_bulk` with simulated time).
+fn smol_bulk(bytes: usize, offload: Offload) {
+    let mut m = Smol::with_wire(offload, Clock::simulated());
+    let (c, s) = m.pair(80);
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    measure_smol_bulk(&mut m, c, s, bytes, &chunk, &mut buf);
+}
+
+#[inline(never)]
+fn measure_smol_bulk(m: &mut Smol, c: SmolHandle, s: SmolHandle, bytes: usize, chunk: &[u8], buf: &mut [u8]) {
+    let (mut sent, mut got) = (0usize, 0usize);
+    while got < bytes {
+        if sent < bytes {
+            sent += m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&chunk[..chunk.len().min(bytes - sent)]).unwrap_or(0);
+        }
+        m.poll();
+        got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(buf).unwrap_or(0);
+    }
+    std::hint::black_box((sent, got));
+}
+
 /// smoltcp's 64-byte request/response on one connection (enginebench's
 /// `smol_rr` with simulated time).
 fn smol_rr(exchanges: usize) {
@@ -150,6 +173,8 @@ fn main() {
             zc_rr(n, 100_000);
         }
         "smol-rr64" => smol_rr(n),
+        "smol-bulk" => smol_bulk(n << 20, Offload::None),
+        "smol-bulk-csum" => smol_bulk(n << 20, Offload::Checksum),
         _ => panic!("case"),
     }
 }

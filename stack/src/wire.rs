@@ -19,10 +19,27 @@ pub const UDP_HEADER: usize = 8;
 
 /// One's-complement sum accumulator (RFC 1071) that accepts data in pieces of
 /// any length, including odd lengths in the middle.
+///
+/// The running sum is kept unfolded as a 64-bit one's-complement sum of
+/// native-endian words (end-around carry, i.e. modulo 2^64 - 1). Because
+/// 2^16 = 1 (mod 0xffff) and 0xffff divides 2^64 - 1, folding it to 16 bits
+/// at [`Checksum::finish`] gives the RFC 1071 sum whatever the 16-bit word's
+/// position in the 64-bit ones was (RFC 1071 section 2(C), "parallel
+/// summation"); the byte swap of a piece that starts at an odd offset is a
+/// rotation by 8 bits (multiplication by 2^8 modulo 0xffff, section 2(B)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Checksum {
     sum: u64,
     odd: bool,
+}
+
+/// `a + b` with the carry out of bit 63 added back in (one's-complement
+/// addition modulo 2^64 - 1).
+#[inline(always)]
+fn add_ec(a: u64, b: u64) -> u64 {
+    let (s, c) = a.overflowing_add(b);
+    // No second carry: with c set, s <= 2^64 - 2.
+    s + u64::from(c)
 }
 
 impl Checksum {
@@ -33,82 +50,116 @@ impl Checksum {
 
     /// Adds `data` as if it followed everything added before.
     ///
-    /// Sums 32-bit native-endian words (RFC 1071 section 2: the sum is
-    /// byte-order independent), then swaps into network order; a piece that
-    /// starts at an odd stream offset has its partial sum byte-swapped.
+    /// Sums native-endian words (RFC 1071 section 2: the sum is byte-order
+    /// independent); a piece that starts at an odd stream offset has its
+    /// partial sum byte-swapped (rotated by 8 bits).
+    #[inline]
     pub fn add(&mut self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let part = sum_be16(data);
-        self.sum += u64::from(if self.odd { part.swap_bytes() } else { part });
+        let part = sum_ne(data);
+        self.sum = add_ec(self.sum, if self.odd { part.rotate_left(8) } else { part });
         if data.len() % 2 == 1 {
             self.odd = !self.odd;
         }
     }
 
-    /// Adds the IPv4 pseudo-header of a TCP/UDP segment of `len` bytes.
+    /// Adds the IPv4 pseudo-header of a TCP/UDP segment of `len` bytes
+    /// (RFC 9293 3.1: source, destination, zero + protocol, TCP length).
+    #[inline]
     pub fn add_pseudo_header(&mut self, src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, len: u16) {
         debug_assert!(!self.odd, "pseudo-header goes first");
-        let mut b = [0u8; 12];
-        b[..4].copy_from_slice(&src.octets());
-        b[4..8].copy_from_slice(&dst.octets());
-        b[9] = u8::from(proto);
-        b[10..].copy_from_slice(&len.to_be_bytes());
-        self.add(&b);
+        // The 12 bytes as native-endian words: each term is below 2^32, so
+        // the plain sum cannot overflow.
+        let words = u64::from(u32::from_ne_bytes(src.octets()))
+            + u64::from(u32::from_ne_bytes(dst.octets()))
+            + u64::from(u16::from_ne_bytes([0, u8::from(proto)]))
+            + u64::from(u16::from_ne_bytes(len.to_be_bytes()));
+        self.sum = add_ec(self.sum, words);
     }
 
     /// The folded, complemented checksum to put on the wire.
+    #[inline]
     pub fn finish(self) -> u16 {
-        let mut s = self.sum;
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        !(s as u16)
+        !fold(self.sum)
     }
 }
 
-/// One's-complement sum of `data` as big-endian 16-bit words (a trailing odd
-/// byte is the high byte of a zero-padded word), folded to 16 bits.
-fn sum_be16(data: &[u8]) -> u16 {
-    // 64-bit native-endian words added into four independent 128-bit
-    // accumulators (add + adc per word: the carries are kept, not lost, and
-    // the four chains run in parallel). Plain scalar code on purpose: the
-    // auto-vectorized form of a lane array shuttled every lane between
-    // vector and general registers and ran at a third of this speed.
-    let (mut a0, mut a1, mut a2, mut a3) = (0u128, 0u128, 0u128, 0u128);
-    let mut chunks = data.chunks_exact(32);
-    for c in &mut chunks {
-        let w = |i: usize| {
-            u128::from(u64::from_ne_bytes([c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7]]))
-        };
-        a0 += w(0);
-        a1 += w(8);
-        a2 += w(16);
-        a3 += w(24);
+/// A 64-bit native-order one's-complement sum folded to 16 bits, in
+/// network order (RFC 1071 section 2(B)).
+#[inline(always)]
+fn fold(sum: u64) -> u16 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32); // < 2^33
+    let s = (s & 0xffff) + (s >> 16); // < 2^17 + 2^16
+    let s = (s & 0xffff) + (s >> 16); // <= 0xffff + 2
+    let s = (s & 0xffff) + (s >> 16); // <= 0xffff
+    u16::from_be(s as u16)
+}
+
+/// One's-complement sum (modulo 2^64 - 1) of `data` as native-endian
+/// words, a trailing partial word zero-padded at its end.
+#[inline]
+fn sum_ne(data: &[u8]) -> u64 {
+    let mut d = data;
+    let mut acc = 0u128;
+    if d.len() >= 64 {
+        // 64-bit words added into four independent 128-bit accumulators
+        // (add + adc per word: the carries are kept, not lost, and the four
+        // chains run in parallel). Plain scalar code on purpose: the
+        // auto-vectorized form of a lane array shuttled every lane between
+        // vector and general registers and ran at a third of this speed.
+        let (mut a0, mut a1, mut a2, mut a3) = (0u128, 0u128, 0u128, 0u128);
+        let mut chunks = d.chunks_exact(32);
+        for c in &mut chunks {
+            let w = |i: usize| {
+                u128::from(u64::from_ne_bytes([
+                    c[i],
+                    c[i + 1],
+                    c[i + 2],
+                    c[i + 3],
+                    c[i + 4],
+                    c[i + 5],
+                    c[i + 6],
+                    c[i + 7],
+                ]))
+            };
+            a0 += w(0);
+            a1 += w(8);
+            a2 += w(16);
+            a3 += w(24);
+        }
+        d = chunks.remainder();
+        acc = a0 + a1 + a2 + a3;
     }
-    let mut acc = a0 + a1 + a2 + a3;
-    // The last < 32 bytes (all of a header): 16-bit words, no copy. A
-    // trailing odd byte is the first byte of a zero-padded word.
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        acc += u128::from(u16::from_ne_bytes([w[0], w[1]]));
+    // The rest (all of a header): whole 8-byte words, then 4-, 2- and
+    // 1-byte pieces, each at its offset from an 8-byte boundary, so the
+    // 16-bit lanes stay aligned (a lone last byte is the first byte of a
+    // zero-padded word).
+    while let Some((w, rest)) = d.split_first_chunk::<8>() {
+        acc += u128::from(u64::from_ne_bytes(*w));
+        d = rest;
     }
-    if let [b] = words.remainder() {
+    if let Some((w, rest)) = d.split_first_chunk::<4>() {
+        acc += u128::from(u32::from_ne_bytes(*w));
+        d = rest;
+    }
+    if let Some((w, rest)) = d.split_first_chunk::<2>() {
+        acc += u128::from(u16::from_ne_bytes(*w));
+        d = rest;
+    }
+    if let [b] = d {
         acc += u128::from(u16::from_ne_bytes([*b, 0]));
     }
-    // Fold 128 -> 64 -> 32 -> 16 bits with end-around carries; 2^16 = 1
-    // (mod 0xffff), so folding keeps the one's-complement sum.
-    let acc = (acc as u64 as u128) + (acc >> 64);
-    // (< 2^65 here: when bit 64 is set, the low word is below the small
-    // carry count just added, so adding the bit back cannot overflow.)
-    let acc = (acc as u64) + (acc >> 64) as u64;
-    let mut x = (acc & 0xffff_ffff) + (acc >> 32);
-    while x > 0xffff {
-        x = (x & 0xffff) + (x >> 16);
-    }
-    // Native-order 16-bit sum -> network order (RFC 1071 section 2(B)).
-    u16::from_be(x as u16)
+    // 128 -> 64 bits with end-around carries (2^64 = 1 modulo 2^64 - 1).
+    add_ec(acc as u64, (acc >> 64) as u64)
+}
+
+/// The Internet checksum of a 20-byte IPv4 header without options (RFC 791
+/// 3.1, RFC 1071), over the header as it is (a header whose checksum field
+/// is right sums to 0 here), in straight-line code.
+#[inline]
+pub fn ipv4_header_checksum(h: &[u8; IPV4_HEADER]) -> u16 {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    // Five terms below 2^32: no overflow.
+    !fold(w(0) + w(4) + w(8) + w(12) + w(16))
 }
 
 #[cfg(test)]
@@ -166,6 +217,45 @@ mod tests {
         let mut c = Checksum::new();
         c.add(&big[1..]);
         assert_eq!(c.finish(), reference(&big[1..]));
+    }
+
+    #[test]
+    fn pseudo_header_matches_its_bytes() {
+        let (src, dst) = (Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(192, 168, 255, 254));
+        for len in [0u16, 1, 84, 1480, 0xffff] {
+            let mut b = [0u8; 12];
+            b[..4].copy_from_slice(&src.octets());
+            b[4..8].copy_from_slice(&dst.octets());
+            b[9] = u8::from(IpProtocol::Tcp);
+            b[10..].copy_from_slice(&len.to_be_bytes());
+            let mut bytes = Checksum::new();
+            bytes.add(&b);
+            bytes.add(&[0xab; 7]);
+            let mut fast = Checksum::new();
+            fast.add_pseudo_header(src, dst, IpProtocol::Tcp, len);
+            fast.add(&[0xab; 7]);
+            assert_eq!(fast.finish(), bytes.finish(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn ipv4_header_checksum_matches_smoltcp() {
+        for (i, (len, ttl)) in [(20usize, 64u8), (84, 1), (1500, 255), (65_535, 0)].into_iter().enumerate() {
+            let repr = Ipv4Repr {
+                src_addr: Ipv4Address::new(10, 0, i as u8, 1),
+                dst_addr: Ipv4Address::new(255, 255, 255, 254),
+                next_header: IpProtocol::Tcp,
+                payload_len: len - IPV4_HEADER,
+                hop_limit: ttl,
+            };
+            let mut h = [0u8; IPV4_HEADER];
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut h[..]), &smoltcp::phy::ChecksumCapabilities::default());
+            // A right header sums to zero; with the field cleared the sum is the field.
+            assert_eq!(ipv4_header_checksum(&h), 0);
+            let field = u16::from_be_bytes([h[10], h[11]]);
+            h[10..12].fill(0);
+            assert_eq!(ipv4_header_checksum(&h), field);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::phy::Payload;
 use crate::phy::TxFrame;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,
-    Ipv4Address, Ipv4Packet, Ipv4Repr, ETH_HEADER, IPV4_HEADER,
+    Ipv4Address, ETH_HEADER, IPV4_HEADER,
 };
 
 /// Bytes reserved in front of every L4 header for Ethernet + IPv4.
@@ -109,16 +109,29 @@ impl Interface {
     }
 
     /// Fills Ethernet and IPv4 headers into `pkt`'s headroom and makes the frame.
+    ///
+    /// Writes the bytes smoltcp's `EthernetRepr`/`Ipv4Repr::emit` write
+    /// (RFC 791 3.1: version 4, IHL 5, DSCP/ECN 0, identification 0, DF set,
+    /// TTL 64, no options), in straight-line code, with the header checksum
+    /// summed over the 20 bytes at once.
     pub fn encapsulate(&self, mut pkt: IpOut, dst_mac: EthernetAddress) -> TxFrame {
         let payload_len: usize = pkt.buf.len() - HEADROOM + pkt.payload.iter().map(|p| p.len as usize).sum::<usize>();
-        let eth = EthernetRepr { src_addr: self.cfg.mac, dst_addr: dst_mac, ethertype: EthernetProtocol::Ipv4 };
-        eth.emit(&mut EthernetFrame::new_unchecked(&mut pkt.buf[..ETH_HEADER]));
-        let ip =
-            Ipv4Repr { src_addr: self.cfg.addr, dst_addr: pkt.dst, next_header: pkt.proto, payload_len, hop_limit: 64 };
-        ip.emit(
-            &mut Ipv4Packet::new_unchecked(&mut pkt.buf[ETH_HEADER..HEADROOM]),
-            &smoltcp::phy::ChecksumCapabilities::default(),
-        );
+        let total_len = (IPV4_HEADER + payload_len) as u16;
+        let mut ip = [0u8; IPV4_HEADER];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
+        ip[6] = 0x40; // DF, fragment offset 0
+        ip[8] = 64; // TTL
+        ip[9] = u8::from(pkt.proto);
+        ip[12..16].copy_from_slice(&self.cfg.addr.octets());
+        ip[16..20].copy_from_slice(&pkt.dst.octets());
+        let ck = crate::wire::ipv4_header_checksum(&ip);
+        ip[10..12].copy_from_slice(&ck.to_be_bytes());
+        let h = &mut pkt.buf[..HEADROOM];
+        h[0..6].copy_from_slice(&dst_mac.0);
+        h[6..12].copy_from_slice(&self.cfg.mac.0);
+        h[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
+        h[ETH_HEADER..].copy_from_slice(&ip);
         TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied, tso_segsz: pkt.tso_segsz }
     }
 
@@ -145,6 +158,7 @@ impl Interface {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{Ipv4Packet, Ipv4Repr};
 
     fn iface() -> Interface {
         Interface::new(IfaceConfig {
@@ -153,6 +167,33 @@ mod tests {
             prefix_len: 24,
             gateway: Some(Ipv4Address::new(10, 0, 0, 1)),
         })
+    }
+
+    /// The straight-line Ethernet/IPv4 emit writes the bytes smoltcp's
+    /// `EthernetRepr::emit` + `Ipv4Repr::emit` (checksum filled) write, for
+    /// every protocol and lengths up to the largest TSO frame.
+    #[test]
+    fn encapsulate_writes_what_smoltcp_emits() {
+        let i = iface();
+        let mac = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        for proto in [IpProtocol::Tcp, IpProtocol::Udp, IpProtocol::Icmp] {
+            for (n, l4_len) in [0usize, 1, 20, 84, 1480, 65_515].into_iter().enumerate() {
+                let dst = Ipv4Address::new(10, 0, n as u8, 200 + n as u8);
+                let mut buf = vec![0xeeu8; HEADROOM + l4_len];
+                buf[HEADROOM..].fill(0x11);
+                let f = i.encapsulate(IpOut::inline(dst, proto, buf), mac);
+                let mut want = [0u8; HEADROOM];
+                EthernetRepr { src_addr: i.mac(), dst_addr: mac, ethertype: EthernetProtocol::Ipv4 }
+                    .emit(&mut EthernetFrame::new_unchecked(&mut want[..ETH_HEADER]));
+                Ipv4Repr { src_addr: i.addr(), dst_addr: dst, next_header: proto, payload_len: l4_len, hop_limit: 64 }
+                    .emit(
+                        &mut Ipv4Packet::new_unchecked(&mut want[ETH_HEADER..]),
+                        &smoltcp::phy::ChecksumCapabilities::default(),
+                    );
+                assert_eq!(&f.header[..HEADROOM], &want[..], "{proto} {l4_len}");
+                assert!(f.header[HEADROOM..].iter().all(|b| *b == 0x11));
+            }
+        }
     }
 
     #[test]

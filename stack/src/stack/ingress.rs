@@ -3,6 +3,7 @@
 //! checksum checks the device did not vouch for.
 
 use super::*;
+use crate::wire::{IPV4_HEADER, TCP_HEADER};
 
 impl<M: PageMemory> Stack<M> {
     pub(super) fn ingress(
@@ -14,6 +15,9 @@ impl<M: PageMemory> Stack<M> {
         l4_verified: bool,
     ) {
         self.stats.rx_frames += 1;
+        if self.ingress_plain_tcp(now, frame, rx, caps, l4_verified) {
+            return;
+        }
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.drop_eth_malformed += 1;
             return;
@@ -28,6 +32,47 @@ impl<M: PageMemory> Stack<M> {
             EthernetProtocol::Ipv4 => self.ingress_ipv4(now, eth.payload(), rx, caps, l4_verified),
             _ => self.stats.drop_eth_unknown_type += 1,
         }
+    }
+
+    /// The frame of an established connection's common case, checked with
+    /// one bounds check and handed to TCP without the general dispatch:
+    /// unicast to our MAC, IPv4 without options and not a fragment (see
+    /// [`ipv4_plain`]), TCP to our address from a valid source. Returns
+    /// `false`, having done nothing, for any other frame: the general path
+    /// then gives it exactly the treatment (and counted drop) it gave
+    /// before. A wrong TCP checksum is the general path's drop
+    /// (`drop_tcp_malformed`), counted here.
+    #[inline(always)]
+    fn ingress_plain_tcp(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        rx: Option<&SharedRx>,
+        caps: &DeviceCaps,
+        l4_verified: bool,
+    ) -> bool {
+        if frame.len() < ETH_HEADER + IPV4_HEADER + TCP_HEADER
+            || frame[..6] != self.iface.mac().0
+            || frame[12..14] != [0x08, 0x00]
+        {
+            return false;
+        }
+        let Some((ip, seg)) = ipv4_plain(&frame[ETH_HEADER..], !caps.rx_checksum_verified) else {
+            return false;
+        };
+        if ip.next_header != IpProtocol::Tcp
+            || ip.dst_addr != self.iface.addr()
+            || !self.iface.valid_source(ip.src_addr)
+        {
+            return false;
+        }
+        if !(caps.rx_checksum_verified || l4_verified || l4_checksum_ok(ip.src_addr, ip.dst_addr, IpProtocol::Tcp, seg))
+        {
+            self.stats.drop_tcp_malformed += 1;
+            return true;
+        }
+        self.ingress_tcp_seg(now, ip.src_addr, ip.dst_addr, seg, rx);
+        true
     }
 
     fn ingress_arp(&mut self, now: Instant, data: &[u8]) {
@@ -66,6 +111,22 @@ impl<M: PageMemory> Stack<M> {
     }
 
     fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
+        // The common datagram (no options, not a fragment, header checksum
+        // right) read at fixed offsets; everything else, every error
+        // included, takes the general parse below.
+        if let Some((ip, payload)) = ipv4_plain(data, !caps.rx_checksum_verified) {
+            if !self.iface.accepts(ip.dst_addr) {
+                self.stats.drop_ipv4_not_ours += 1;
+                return;
+            }
+            if !self.iface.valid_source(ip.src_addr) {
+                // Spoofed or looped back (RFC 1122 3.2.1.3): never answered.
+                self.stats.drop_ipv4_bad_source += 1;
+                return;
+            }
+            self.ingress_l4(now, &ip, payload, rx, data, Checked::by(caps, l4_verified));
+            return;
+        }
         let Ok(pkt) = Ipv4Packet::new_checked(data) else {
             self.stats.drop_ipv4_malformed += 1;
             return;
@@ -129,28 +190,14 @@ impl<M: PageMemory> Stack<M> {
                     self.stats.drop_ipv4_not_ours += 1;
                     return;
                 }
-                let Ok(tp) = TcpPacket::new_checked(payload) else {
-                    self.stats.drop_tcp_malformed += 1;
-                    return;
-                };
+                // A short or malformed header and a wrong checksum are the
+                // same counted drop, so the checksum goes first and the
+                // fast path needs no separate bounds check of its own.
                 if !(checked.l4 || l4_checksum_ok(src, ip.dst_addr, IpProtocol::Tcp, payload)) {
                     self.stats.drop_tcp_malformed += 1;
                     return;
                 }
-                // Established connections' layouts at fixed offsets; the
-                // general parse for everything else (and every error).
-                if let Some(repr) = crate::tcp::hdr_fast::parse(payload) {
-                    self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
-                    return;
-                }
-                let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
-                let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &ip.dst_addr.into(), &ignored) else {
-                    // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
-                    // 3.10.7 defines (rare: out of line).
-                    self.ingress_tcp_odd(now, src, ip.dst_addr, &tp, rx);
-                    return;
-                };
-                self.ingress_tcp(now, src, ip.dst_addr, &repr, None, rx);
+                self.ingress_tcp_seg(now, src, ip.dst_addr, payload, rx);
             }
             IpProtocol::Udp => {
                 let Ok(up) = UdpPacket::new_checked(payload) else {
@@ -206,6 +253,52 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
+    }
+
+    /// Parses a TCP segment to us whose checksum is verified (or vouched
+    /// for by the device) and hands it to the engine; a malformed header is
+    /// a counted drop (`drop_tcp_malformed`).
+    #[inline(always)]
+    fn ingress_tcp_seg(&mut self, now: Instant, src: Ipv4Address, dst: Ipv4Address, seg: &[u8], rx: Option<&SharedRx>) {
+        // Established connections' layouts at fixed offsets (only for a
+        // header `TcpPacket::new_checked` accepts); the general parse for
+        // everything else (and every error).
+        if let Some((src_port, dst_port, mut s)) = crate::tcp::hdr_fast::parse_seg(seg) {
+            s.rx = match rx {
+                Some(r) if !s.payload.is_empty() => Some(self.rx_budget.admit(r)),
+                _ => None,
+            };
+            let local = SocketAddrV4::new(dst, dst_port);
+            let remote = SocketAddrV4::new(src, src_port);
+            self.tcp.ingress_seg(now, local, remote, s, None, &mut self.mem, &mut self.stats, &mut self.segs);
+            return;
+        }
+        self.ingress_tcp_general(now, src, dst, seg, rx);
+    }
+
+    /// The general TCP parse (handshake options, SACK, odd flags, errors):
+    /// out of line, the fast path stays small.
+    #[inline(never)]
+    fn ingress_tcp_general(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        seg: &[u8],
+        rx: Option<&SharedRx>,
+    ) {
+        let Ok(tp) = TcpPacket::new_checked(seg) else {
+            self.stats.drop_tcp_malformed += 1;
+            return;
+        };
+        let ignored = smoltcp::phy::ChecksumCapabilities::ignored();
+        let Ok(repr) = TcpRepr::parse(&tp, &src.into(), &dst.into(), &ignored) else {
+            // SYN/FIN/RST combinations smoltcp refuses but RFC 9293
+            // 3.10.7 defines (rare: out of line).
+            self.ingress_tcp_odd(now, src, dst, &tp, rx);
+            return;
+        };
+        self.ingress_tcp(now, src, dst, &repr, None, rx);
     }
 
     /// Hands a parsed TCP segment to the engine. Payload may stay in the
@@ -290,6 +383,34 @@ impl<M: PageMemory> Stack<M> {
         buf[HEADROOM + 2..HEADROOM + 4].copy_from_slice(&ck.to_be_bytes());
         self.ipq.push(IpOut::inline(dst, IpProtocol::Icmp, buf));
     }
+}
+
+/// An IPv4 datagram of the common layout, read at fixed offsets: version 4
+/// with no options (IHL 5), total length within the frame, not a fragment
+/// (MF clear, offset 0), and, when `verify`, a right header checksum (RFC
+/// 791 3.1). Gives what `Ipv4Repr::parse` gives for it and the payload
+/// (`total_length - 20` bytes, link padding cut off), or `None`: then the
+/// caller runs the general parse, which owns options, fragments and every
+/// error.
+#[inline(always)]
+fn ipv4_plain(data: &[u8], verify: bool) -> Option<(Ipv4Repr, &[u8])> {
+    let h: &[u8; IPV4_HEADER] = data.get(..IPV4_HEADER)?.try_into().ok()?;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let frag = u16::from_be_bytes([h[6], h[7]]) & 0x3fff;
+    if h[0] != 0x45 || total < IPV4_HEADER || total > data.len() || frag != 0 {
+        return None;
+    }
+    if verify && crate::wire::ipv4_header_checksum(h) != 0 {
+        return None;
+    }
+    let ip = Ipv4Repr {
+        src_addr: Ipv4Address::new(h[12], h[13], h[14], h[15]),
+        dst_addr: Ipv4Address::new(h[16], h[17], h[18], h[19]),
+        next_header: IpProtocol::from(h[9]),
+        payload_len: total - IPV4_HEADER,
+        hop_limit: h[8],
+    };
+    Some((ip, &data[IPV4_HEADER..total]))
 }
 
 /// Verifies a TCP/UDP checksum (pseudo-header included) with the engine's fast

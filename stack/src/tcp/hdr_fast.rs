@@ -5,7 +5,9 @@
 //! scale, unknown options, odd flags) returns `None` here and takes the
 //! general path, so both paths give byte-identical results.
 
-use crate::wire::{TcpControl, TcpRepr, TcpSeqNumber, TcpTimestampRepr};
+use super::seq::Seq;
+use super::SegIn;
+use crate::wire::TcpControl;
 
 /// TCP header length without options, bytes (RFC 9293 3.1).
 const BASE: usize = 20;
@@ -19,40 +21,50 @@ const RST: u8 = 0x04;
 const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
 
+#[inline(always)]
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+#[inline(always)]
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Parses `seg` (a whole TCP segment, header and payload) when it has
-/// one of the common layouts: a 20-byte header, or a 32-byte one whose
-/// options are `NOP, NOP, TS` (Linux, FreeBSD) or `TS, EOL, EOL`
-/// (zcstack, smoltcp). Gives exactly what `TcpRepr::parse` gives for such
-/// a segment (checksum not verified, as by the caller before), or `None`:
-/// then the caller runs the general parse, which also owns every error.
-#[inline]
-pub(crate) fn parse(seg: &[u8]) -> Option<TcpRepr<'_>> {
-    if seg.len() < BASE {
-        return None;
-    }
-    let hlen = usize::from(seg[12] >> 4) * 4;
-    let flags = seg[13];
-    let timestamp = match hlen {
+/// The fields of a segment in one of the common layouts (see [`parse_seg`]).
+struct Fields {
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: Option<u32>,
+    control: TcpControl,
+    window: u16,
+    ts: Option<(u32, u32)>,
+    hlen: usize,
+}
+
+/// Reads the header fields at fixed offsets when `seg` has one of the
+/// common layouts; `None` for anything else.
+#[inline(always)]
+fn fields(seg: &[u8]) -> Option<Fields> {
+    // One bounds check for the fixed header, one for the option block.
+    let h: &[u8; BASE] = seg.first_chunk()?;
+    let hlen = usize::from(h[12] >> 4) * 4;
+    let flags = h[13];
+    let ts = match hlen {
         BASE => None,
-        WITH_TS if seg.len() >= WITH_TS => {
-            let o = &seg[BASE..WITH_TS];
+        WITH_TS => {
+            let o: &[u8; WITH_TS - BASE] = seg.get(BASE..WITH_TS)?.try_into().ok()?;
             let at = match (o[0], o[1], o[2], o[3]) {
-                (1, 1, 8, 10) => BASE + 4,
-                (8, 10, ..) if o[10] == 0 => BASE + 2,
+                (1, 1, 8, 10) => 4,
+                (8, 10, ..) if o[10] == 0 => 2,
                 _ => return None,
             };
-            Some(TcpTimestampRepr::new(be32(seg, at), be32(seg, at + 4)))
+            Some((be32(o, at), be32(o, at + 4)))
         }
         _ => return None,
     };
+    let seg_h: &[u8] = h;
     // SYNs carry the handshake options (general path); RST/FIN mixes that
     // smoltcp refuses go to the odd-flags path through the general parse.
     let control = match flags & (SYN | FIN | RST | PSH) {
@@ -62,24 +74,50 @@ pub(crate) fn parse(seg: &[u8]) -> Option<TcpRepr<'_>> {
         f if f & !PSH == RST => TcpControl::Rst,
         _ => return None,
     };
-    let (src_port, dst_port) = (be16(seg, 0), be16(seg, 2));
+    let (src_port, dst_port) = (be16(seg_h, 0), be16(seg_h, 2));
     if src_port == 0 || dst_port == 0 {
         return None;
     }
-    Some(TcpRepr {
+    Some(Fields {
         src_port,
         dst_port,
+        seq: be32(seg_h, 4),
+        ack: (flags & ACK != 0).then(|| be32(seg_h, 8)),
         control,
-        seq_number: TcpSeqNumber(be32(seg, 4) as i32),
-        ack_number: (flags & ACK != 0).then(|| TcpSeqNumber(be32(seg, 8) as i32)),
-        window_len: be16(seg, 14),
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp,
-        payload: &seg[hlen..],
+        window: be16(seg_h, 14),
+        ts,
+        hlen,
     })
+}
+
+/// Parses `seg` (a whole TCP segment, header and payload) when it has
+/// one of the common layouts: a 20-byte header, or a 32-byte one whose
+/// options are `NOP, NOP, TS` (Linux, FreeBSD) or `TS, EOL, EOL`
+/// (zcstack, smoltcp), straight into the connection's form: (source port,
+/// destination port, the segment with no received frame attached). Gives
+/// exactly what `TcpRepr::parse` gives for such a segment, converted as the
+/// engine's ingress converts it (checksum not verified, as by the caller
+/// before), without a `TcpRepr` in between; or `None`: then the caller runs
+/// the general parse, which also owns every error.
+#[inline(always)]
+pub(crate) fn parse_seg(seg: &[u8]) -> Option<(u16, u16, SegIn<'_>)> {
+    let f = fields(seg)?;
+    let s = SegIn {
+        seq: Seq(f.seq),
+        ack: f.ack.map(Seq),
+        syn: false,
+        fin: f.control == TcpControl::Fin,
+        rst: f.control == TcpControl::Rst,
+        wnd: f.window,
+        mss: None,
+        wscale: None,
+        sack_permitted: false,
+        sack: [None; 3],
+        ts: f.ts,
+        payload: &seg[f.hlen..],
+        rx: None,
+    };
+    Some((f.src_port, f.dst_port, s))
 }
 
 /// The fields of a header the fast emit writes (all of an established
@@ -138,7 +176,26 @@ pub(crate) fn flag_bits(fin: bool, rst: bool, psh: bool) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Ipv4Address, TcpPacket};
+    use crate::wire::{Ipv4Address, TcpPacket, TcpRepr, TcpSeqNumber, TcpTimestampRepr};
+
+    /// The fast fields in smoltcp's form, to compare with its general parse.
+    fn parse(seg: &[u8]) -> Option<TcpRepr<'_>> {
+        let f = fields(seg)?;
+        Some(TcpRepr {
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            control: f.control,
+            seq_number: TcpSeqNumber(f.seq as i32),
+            ack_number: f.ack.map(|a| TcpSeqNumber(a as i32)),
+            window_len: f.window,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: f.ts.map(|(v, e)| TcpTimestampRepr::new(v, e)),
+            payload: &seg[f.hlen..],
+        })
+    }
 
     fn general(seg: &[u8]) -> Option<TcpRepr<'_>> {
         let tp = TcpPacket::new_checked(seg).ok()?;
@@ -200,6 +257,46 @@ mod tests {
         assert!(parse(&z).is_none());
         let t = seg(0x10, &TS_LINUX, &[]);
         assert!(parse(&t[..30]).is_none());
+    }
+
+    /// The fast parse into the connection's form gives what the engine's
+    /// conversion of the general parse gives, for every segment it takes.
+    #[test]
+    fn parse_seg_agrees_with_the_converted_general_parse() {
+        let key = |s: &SegIn<'_>| {
+            (
+                s.seq,
+                s.ack,
+                s.syn,
+                s.fin,
+                s.rst,
+                s.wnd,
+                s.mss,
+                s.wscale,
+                s.sack_permitted,
+                s.sack,
+                s.ts,
+                s.payload.to_vec(),
+            )
+        };
+        let mut taken = 0;
+        for flags in 0..=0x3fu8 {
+            for o in [&[][..], &TS_LINUX[..], &TS_SMOL[..], &[2, 4, 5, 0xb4][..]] {
+                for p in [&[][..], &[7u8; 5][..]] {
+                    let s = seg(flags, o, p);
+                    let fast = parse_seg(&s);
+                    assert_eq!(fast.is_some(), parse(&s).is_some(), "same segments taken");
+                    if let Some((sp, dp, f)) = fast {
+                        let g = general(&s).expect("general parse");
+                        assert_eq!((sp, dp), (g.src_port, g.dst_port));
+                        assert_eq!(key(&f), key(&crate::tcp::ingress::seg_in(&g, None)), "flags {flags:#x} opts {o:?}");
+                        assert!(f.rx.is_none());
+                        taken += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(taken, 3 * 2 * 2 * 2 * 6);
     }
 
     /// The fast emit writes the bytes smoltcp's emit writes for the same

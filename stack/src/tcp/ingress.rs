@@ -21,23 +21,27 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
-        let remote = SocketAddrV4::new(src, repr.src_port);
         let local = SocketAddrV4::new(dst, repr.dst_port);
-        let mut seg = SegIn {
-            seq: repr.seq_number.into(),
-            ack: repr.ack_number.map(Into::into),
-            syn: repr.control == TcpControl::Syn,
-            fin: repr.control == TcpControl::Fin,
-            rst: repr.control == TcpControl::Rst,
-            wnd: repr.window_len,
-            mss: repr.max_seg_size,
-            wscale: repr.window_scale,
-            sack_permitted: repr.sack_permitted,
-            sack: repr.sack_ranges,
-            ts: repr.timestamp.map(|t| (t.tsval, t.tsecr)),
-            payload: repr.payload,
-            rx,
-        };
+        let remote = SocketAddrV4::new(src, repr.src_port);
+        self.ingress_seg(now, local, remote, seg_in(repr, rx), odd, mem, stats, out);
+    }
+
+    /// [`TcpEngine::ingress`] for a segment already in the connection's
+    /// form (`local` its destination, `remote` its source): the receive
+    /// fast path builds it straight from the header
+    /// ([`hdr_fast::parse_seg`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ingress_seg(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mut seg: SegIn<'_>,
+        odd: Option<odd_flags::OddFlags>,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
         match odd {
             Some(odd_flags::OddFlags::SynFin) => {
                 let conn = self.conns.contains_key(&(local, remote));
@@ -188,4 +192,26 @@ impl TcpEngine {
 
 pub(super) fn seg_len(s: &SegIn<'_>) -> u32 {
     s.payload.len() as u32 + u32::from(s.syn) + u32::from(s.fin)
+}
+
+/// A parsed segment's fields as the connection reads them (RFC 9293 3.1;
+/// RFC 7323 timestamps; RFC 2018 SACK blocks), with the received frame the
+/// payload lies in (zero-copy receive).
+#[inline(always)]
+pub(crate) fn seg_in<'a>(repr: &TcpRepr<'a>, rx: Option<crate::rx_budget::RxIn<'a>>) -> SegIn<'a> {
+    SegIn {
+        seq: repr.seq_number.into(),
+        ack: repr.ack_number.map(Into::into),
+        syn: repr.control == TcpControl::Syn,
+        fin: repr.control == TcpControl::Fin,
+        rst: repr.control == TcpControl::Rst,
+        wnd: repr.window_len,
+        mss: repr.max_seg_size,
+        wscale: repr.window_scale,
+        sack_permitted: repr.sack_permitted,
+        sack: repr.sack_ranges,
+        ts: repr.timestamp.map(|t| (t.tsval, t.tsecr)),
+        payload: repr.payload,
+        rx,
+    }
 }
