@@ -181,7 +181,11 @@ impl TcpEngine {
             return;
         }
         self.note(idx);
-        self.mark(idx);
+        // Marked for output only when some is due (`Conn::output_due`): a
+        // segment whose ACK is delayed needs none, its timer is scheduled here.
+        if matches!(self.slots.get(idx as usize), Some(Slot { sock: Some(Sock::Conn(c)), .. }) if c.output_due()) {
+            self.mark(idx);
+        }
         self.schedule(idx);
     }
 }

@@ -40,7 +40,9 @@ impl TcpEngine {
         for idx in &dirty {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
                 c.dirty = false;
-                c.output(now, mem, stats, out, tso_max);
+                if c.output_due() {
+                    c.output(now, mem, stats, out, tso_max);
+                }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(*idx, pages);
             }

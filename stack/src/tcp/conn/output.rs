@@ -52,6 +52,22 @@ impl Conn {
             || self.has_sendable()
     }
 
+    /// Whether [`Conn::output`] has anything to do: a segment due
+    /// ([`Conn::wants_output`]), SACK recovery (holes the pipe may let
+    /// out, RFC 6675 5 step C), or the persist timer to arm (data unsent,
+    /// nothing timing it). When false, `output` would neither build a
+    /// segment nor change any state that a later segment reads (its TSval
+    /// clock is ticked again before any segment is built), so a
+    /// connection marked for output only because a segment arrived (an
+    /// ACK to delay, a timer to re-arm) skips it.
+    pub(crate) fn output_due(&self) -> bool {
+        self.wants_output()
+            || (self.sack_ok && self.recover.is_some())
+            || (self.persist_at.is_none()
+                && self.rtx_at.is_none()
+                && self.snd_una < self.data_start() + self.sendq.len() as u32)
+    }
+
     pub(super) fn has_sendable(&self) -> bool {
         if !self.state.synchronized() {
             return false;
