@@ -431,3 +431,99 @@ impl Conn {
         out.push(s);
     }
 }
+
+#[cfg(test)]
+mod output_due_tests {
+    use super::*;
+    use crate::mem::HeapPages;
+    use crate::tcp::send_queue::CopySrc;
+
+    /// `output_due` false means `output` has nothing to do: over states,
+    /// queued data, send positions, FIN, every flag, SACK recovery, the
+    /// peer's window and the retransmission and persist timers, a
+    /// connection `output_due` passes over produces no segment and leaves
+    /// every field as it was (its TSval clock aside, ticked before any
+    /// segment is built) — so skipping its output pass changes nothing.
+    #[test]
+    fn a_connection_not_due_produces_nothing_and_changes_nothing() {
+        let cfg = Rc::new(TcpConfig::default());
+        let (local, remote) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let now = Instant::from_millis(5_000);
+        let states = [
+            State::Closed,
+            State::SynSent,
+            State::SynReceived,
+            State::Established,
+            State::CloseWait,
+            State::FinWait1,
+            State::FinWait2,
+            State::Closing,
+            State::LastAck,
+            State::TimeWait,
+        ];
+        let (mut skipped, mut produced) = (0u32, 0u32);
+        for state in states {
+            for queued in [0usize, 100, 3000] {
+                for sent in [0u32, 50, 100, 3000] {
+                    for acked_all in [false, true] {
+                        for fin in [(false, false), (true, false), (true, true)] {
+                            for flags in 0u32..64 {
+                                for (wnd, timers) in [(0u32, 0u8), (65_535, 0), (65_535, 1), (0, 2), (65_535, 3)] {
+                                    let mut mem = HeapPages::new(8, 2048);
+                                    let mut c = Conn::connect(&cfg, local, remote, Seq(1000), 1500, now);
+                                    c.state = state;
+                                    c.mss = 1000;
+                                    c.cwnd = 10_000;
+                                    c.snd_wnd = wnd;
+                                    c.max_snd_wnd = 65_535;
+                                    c.snd_una = Seq(1001);
+                                    let data = vec![7u8; queued];
+                                    c.write(CopySrc::Bytes(&data), &mut mem);
+                                    let sent = sent.min(queued as u32);
+                                    c.snd_nxt = Seq(1001) + sent;
+                                    c.snd_max = c.snd_nxt;
+                                    if acked_all && sent > 0 {
+                                        // The sent part is acked: snd_una moves, the queue drops it.
+                                        c.sendq.ack(sent as usize, &mut mem).unwrap();
+                                        c.snd_una = c.snd_nxt;
+                                    }
+                                    (c.fin_queued, c.fin_acked) = fin;
+                                    c.ack_now = flags & 1 != 0;
+                                    c.dupack_now = flags & 2 != 0;
+                                    c.rtx_one = flags & 4 != 0;
+                                    c.probe_due = flags & 8 != 0;
+                                    c.ka_probe_due = flags & 16 != 0;
+                                    if flags & 32 != 0 {
+                                        c.sack_ok = true;
+                                        c.recover = Some(c.snd_max);
+                                    }
+                                    if timers & 1 != 0 {
+                                        c.rtx_at = Some(now + Duration::from_millis(200));
+                                    }
+                                    if timers & 2 != 0 {
+                                        c.persist_at = Some(now + Duration::from_millis(300));
+                                    }
+                                    let mut out = Vec::new();
+                                    let mut stats = Stats::default();
+                                    if c.output_due() {
+                                        c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                        produced += u32::from(!out.is_empty());
+                                        continue;
+                                    }
+                                    c.tick_ts(now);
+                                    let before = format!("{c:?}");
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                    assert!(out.is_empty(), "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}");
+                                    assert_eq!(format!("{c:?}"), before, "{state:?} q{queued} s{sent} {fin:?} f{flags}");
+                                    assert_eq!(format!("{stats:?}"), format!("{:?}", Stats::default()));
+                                    skipped += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(skipped > 100 && produced > 100, "both sides exercised: {skipped} skipped, {produced} produced");
+    }
+}
