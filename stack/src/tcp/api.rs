@@ -43,11 +43,10 @@ impl TcpEngine {
         if c.at_eof() || c.read_shut() {
             return Ok(());
         }
-        if let Some(e) = c.take_error() {
-            return Err(e);
-        }
         if c.error.is_some() {
-            return Ok(()); // reported before: end of stream, as Linux
+            // Reported once, then end of stream, as Linux (the call to
+            // `take_error` is made only when there is one).
+            return c.take_error().map_or(Ok(()), Err);
         }
         if matches!(c.state, State::Closed) {
             return Err(TcpError::NotConnected);

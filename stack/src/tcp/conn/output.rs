@@ -32,6 +32,10 @@ impl Conn {
         // As `SegOut::emit` lays them out: `nop, nop, TS` (12 bytes) and
         // `nop, nop, SACK` (4 + 8 per block).
         let ts = if self.ts_ok { 12 } else { 0 };
+        if !(self.sack_ok && self.rcvq.has_hole()) {
+            // No SACK blocks: 12 or 0 option bytes, already 4-aligned.
+            return self.mss.saturating_sub(ts).max(1);
+        }
         let sack = if self.sack_ok && self.rcvq.has_hole() {
             4 + 8 * self.sack_blocks().iter().flatten().count() as u32
         } else {
@@ -77,8 +81,16 @@ impl Conn {
     }
 
     pub(super) fn seg(&mut self, seq: Seq, with_ack: bool) -> SegOut {
-        let window = self.advertise();
         let mut s = SegOut::empty(self.local, self.remote, seq);
+        self.fill_seg(&mut s, with_ack);
+        s
+    }
+
+    /// Fills the window, the ACK (with SACK blocks) and the timestamps of
+    /// `s`, an empty segment of this connection ([`SegOut::empty`]); an ACK
+    /// sent clears what was owed.
+    fn fill_seg(&mut self, s: &mut SegOut, with_ack: bool) {
+        let window = self.advertise();
         if with_ack {
             s.ack = Some(self.rcv_nxt);
             if self.sack_ok && self.rcvq.has_hole() {
@@ -97,7 +109,6 @@ impl Conn {
         if self.ts_ok {
             s.ts = Some((self.ts_now, self.ts_recent));
         }
-        s
     }
 
     /// The SACK blocks our next ACK carries, as stream offsets: four when
@@ -421,14 +432,16 @@ impl Conn {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
-        let mut s = self.seg(seq, true);
+        // Built in its place at the end of `out`: no copy of the segment.
+        out.push(SegOut::empty(self.local, self.remote, seq));
+        let Some(s) = out.last_mut() else { return };
+        self.fill_seg(s, true);
         let off = seq.since(data_start) as usize;
         match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
             Ok(copied) => s.copied = copied,
             Err(_) => stats.page_errors += 1,
         }
         s.psh = seq + len == data_end;
-        out.push(s);
     }
 }
 
