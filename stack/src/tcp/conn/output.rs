@@ -163,102 +163,21 @@ impl Conn {
         tso_max: u32,
     ) {
         self.tick_ts(now);
-        match self.state {
-            State::Closed => return,
-            State::SynSent => {
-                if self.snd_nxt == self.iss {
-                    let mut s = self.seg(self.iss, false);
-                    s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.syn_options(&mut s, self.cfg.offer_window_scale);
-                    out.push(s);
-                    if self.rtt_probe.is_none() && self.retries == 0 {
-                        self.rtt_probe = Some((self.iss, now));
-                    }
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    self.arm_rtx(now);
-                }
-                return;
-            }
-            State::SynReceived => {
-                if self.snd_nxt == self.iss {
-                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
-                    let mut s = self.seg(self.iss, true);
-                    s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
-                    self.syn_options(&mut s, offer);
-                    out.push(s);
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    self.arm_rtx(now);
-                }
-                if self.ack_now {
-                    let s = self.seg(self.snd_nxt, true);
-                    out.push(s);
-                }
-                return;
-            }
-            State::TimeWait => {
-                if self.ack_now {
-                    let s = self.seg(self.snd_nxt, true);
-                    out.push(s);
-                }
-                return;
-            }
-            _ => {}
+        if matches!(self.state, State::Closed | State::SynSent | State::SynReceived | State::TimeWait) {
+            self.output_unsynchronized(now, out);
+            return;
         }
         let data_start = self.data_start();
         let data_end = data_start + self.sendq.len() as u32;
         let max_payload = self.seg_payload_max();
 
-        if self.dupack_now {
-            self.dupack_now = false;
-            let s = self.seg(self.snd_nxt, true);
-            out.push(s);
-        }
-        if self.probe_due {
-            self.probe_due = false;
-            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
-        }
-        if self.rtx_one {
-            self.rtx_one = false;
-            if self.snd_max > self.snd_una {
-                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
-                let mut len = avail.min(max_payload);
-                if self.sack_ok {
-                    // Only the hole: not into data the peer SACKed.
-                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
-                        len = len.min(a.since(self.snd_una));
-                    }
-                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
-                }
-                if len > 0 {
-                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
-                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
-                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
-                    let mut s = self.seg(data_end, true);
-                    s.fin = true;
-                    out.push(s);
-                }
-                if self.rtx_at.is_none() {
-                    self.arm_rtx(now);
-                }
-            }
+        if self.dupack_now || self.probe_due || self.rtx_one {
+            self.output_owed(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
         let sack_recovery = self.sack_ok && self.recover.is_some();
         if sack_recovery {
-            // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, retransmit lost holes.
-            while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
-                let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
-                let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
-                if len == 0 {
-                    break;
-                }
-                stats.tcp_fast_retransmits += 1;
-                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
-                self.high_rxt = seq + len;
-            }
+            self.sack_retransmit(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
         loop {
@@ -380,6 +299,133 @@ impl Conn {
         if self.ack_now {
             let s = self.seg(self.snd_nxt, true);
             out.push(s);
+        }
+    }
+
+    /// [`Conn::output`] in CLOSED, SYN-SENT, SYN-RECEIVED and TIME-WAIT:
+    /// the SYN or SYN-ACK, and ACKs owed.
+    #[cold]
+    #[inline(never)]
+    fn output_unsynchronized(&mut self, now: Instant, out: &mut Vec<SegOut>) {
+        match self.state {
+            State::Closed => {}
+            State::SynSent => {
+                if self.snd_nxt == self.iss {
+                    let mut s = self.seg(self.iss, false);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.syn_options(&mut s, self.cfg.offer_window_scale);
+                    out.push(s);
+                    if self.rtt_probe.is_none() && self.retries == 0 {
+                        self.rtt_probe = Some((self.iss, now));
+                    }
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+            }
+            State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
+                    let mut s = self.seg(self.iss, true);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
+                    self.syn_options(&mut s, offer);
+                    out.push(s);
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+            }
+            State::TimeWait => {
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// [`Conn::output`]'s segments owed before new data: a duplicate ACK,
+    /// a window probe (the persist timer fired), a retransmission of the
+    /// first unacknowledged segment (fast retransmit, partial ACK, RTO).
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn output_owed(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        if self.dupack_now {
+            self.dupack_now = false;
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
+        if self.probe_due {
+            self.probe_due = false;
+            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
+        }
+        if self.rtx_one {
+            self.rtx_one = false;
+            if self.snd_max > self.snd_una {
+                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
+                let mut len = avail.min(max_payload);
+                if self.sack_ok {
+                    // Only the hole: not into data the peer SACKed.
+                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
+                        len = len.min(a.since(self.snd_una));
+                    }
+                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                }
+                if len > 0 {
+                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
+                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
+                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
+                    let mut s = self.seg(data_end, true);
+                    s.fin = true;
+                    out.push(s);
+                }
+                if self.rtx_at.is_none() {
+                    self.arm_rtx(now);
+                }
+            }
+        }
+    }
+
+    /// SACK recovery's retransmissions (RFC 6675 5 step C): while
+    /// cwnd - pipe >= 1 SMSS, the lost holes, oldest first.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn sack_retransmit(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
+            let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
+            let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
+            if len == 0 {
+                break;
+            }
+            stats.tcp_fast_retransmits += 1;
+            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            self.high_rxt = seq + len;
         }
     }
 
