@@ -14,9 +14,8 @@ impl TcpEngine {
             return Ok(0);
         }
         let n = c.read(buf);
-        let wants = c.wants_output();
         if n > 0 {
-            if wants {
+            if c.wants_output() {
                 self.mark(h.idx);
             }
             return Ok(n);
