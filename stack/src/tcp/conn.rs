@@ -697,10 +697,8 @@ impl Conn {
 
     /// [`Conn::rcv_window`] had the ready data pinned `held` bytes.
     fn rcv_window_held(&self, held: usize) -> u32 {
-        let free = self.rcvq.window_for(
-            self.recv_cap.saturating_sub(held + self.rcvq.ooo_bytes()),
-            usize::from(self.our_mss),
-        );
+        let free =
+            self.rcvq.window_for(self.recv_cap.saturating_sub(held + self.rcvq.ooo_bytes()), usize::from(self.our_mss));
         (free as u64).min(u64::from(MAX_WIN) << self.rcv_wscale) as u32
     }
 

@@ -308,20 +308,17 @@ impl Conn {
     #[inline(never)]
     fn output_unsynchronized(&mut self, now: Instant, out: &mut Vec<SegOut>) {
         match self.state {
-            State::Closed => {}
-            State::SynSent => {
-                if self.snd_nxt == self.iss {
-                    let mut s = self.seg(self.iss, false);
-                    s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.syn_options(&mut s, self.cfg.offer_window_scale);
-                    out.push(s);
-                    if self.rtt_probe.is_none() && self.retries == 0 {
-                        self.rtt_probe = Some((self.iss, now));
-                    }
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    self.arm_rtx(now);
+            State::SynSent if self.snd_nxt == self.iss => {
+                let mut s = self.seg(self.iss, false);
+                s.window = self.rcv_window().min(MAX_WIN) as u16;
+                self.syn_options(&mut s, self.cfg.offer_window_scale);
+                out.push(s);
+                if self.rtt_probe.is_none() && self.retries == 0 {
+                    self.rtt_probe = Some((self.iss, now));
                 }
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                self.arm_rtx(now);
             }
             State::SynReceived => {
                 if self.snd_nxt == self.iss {
@@ -340,13 +337,11 @@ impl Conn {
                     out.push(s);
                 }
             }
-            State::TimeWait => {
-                if self.ack_now {
-                    let s = self.seg(self.snd_nxt, true);
-                    out.push(s);
-                }
+            State::TimeWait if self.ack_now => {
+                let s = self.seg(self.snd_nxt, true);
+                out.push(s);
             }
-            _ => {}
+            _ => {} // CLOSED, or nothing owed
         }
     }
 
@@ -572,8 +567,15 @@ mod output_due_tests {
                                     c.tick_ts(now);
                                     let before = format!("{c:?}");
                                     c.output(now, &mut mem, &mut stats, &mut out, 0);
-                                    assert!(out.is_empty(), "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}");
-                                    assert_eq!(format!("{c:?}"), before, "{state:?} q{queued} s{sent} {fin:?} f{flags}");
+                                    assert!(
+                                        out.is_empty(),
+                                        "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
+                                    );
+                                    assert_eq!(
+                                        format!("{c:?}"),
+                                        before,
+                                        "{state:?} q{queued} s{sent} {fin:?} f{flags}"
+                                    );
                                     assert_eq!(format!("{stats:?}"), format!("{:?}", Stats::default()));
                                     skipped += 1;
                                 }
