@@ -36,23 +36,23 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
         tso_max: u32,
     ) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for idx in &dirty {
-            if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(*idx as usize) {
+        // Walked in place: nothing below marks a connection (output,
+        // accounting and scheduling never do), so the list cannot grow
+        // during the walk and is cleared whole after it.
+        let mut i = 0;
+        while let Some(&idx) = self.dirty.get(i) {
+            i += 1;
+            if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
                 if c.output_due() {
                     c.output(now, mem, stats, out, tso_max);
                 }
                 let pages = c.send_pages(1).0;
-                self.pressure.account(*idx, pages);
+                self.pressure.account(idx, pages);
             }
-            self.schedule(*idx);
+            self.schedule(idx);
         }
-        let mut dirty = dirty;
-        dirty.clear();
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
+        self.dirty.clear();
     }
 
     /// Whether any connection has output pending.

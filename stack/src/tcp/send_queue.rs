@@ -197,6 +197,7 @@ impl SendQueue {
     /// touched, taking a reference on each page for the transmission.
     /// Returns whether every byte of the range was copied in by the stack
     /// (copy-mode writes) rather than handed over zero-copy.
+    #[inline]
     pub fn slices(
         &mut self,
         offset: usize,
