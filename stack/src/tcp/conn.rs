@@ -695,7 +695,8 @@ impl Conn {
         self.rcv_window_held(self.rcvq.held())
     }
 
-    /// [`Conn::rcv_window`] had the ready data pinned `held` bytes.
+    /// [`Conn::rcv_window`] as it is while the ready data pins `held`
+    /// bytes (the window before a read, computed after it).
     fn rcv_window_held(&self, held: usize) -> u32 {
         let free =
             self.rcvq.window_for(self.recv_cap.saturating_sub(held + self.rcvq.ooo_bytes()), usize::from(self.our_mss));

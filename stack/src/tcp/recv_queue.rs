@@ -450,7 +450,8 @@ mod tests {
     /// `window_for` computes floor(free * len / fp) exactly, with one
     /// division, for every frame layout and buffer size (up to and past
     /// the 2^48 bytes where the 64-bit product gives way to the two-step
-    /// form): checked against a 128-bit reference.
+    /// form): checked against a 128-bit reference. And it grows by at most
+    /// the bytes freed (`Conn::window_update` relies on it).
     #[test]
     fn window_scaling_is_exact_for_every_layout() {
         let mut q = RecvQueue::default();
@@ -463,6 +464,13 @@ mod tests {
                     for &free in &frees {
                         let want = (free as u128 * l as u128 / u128::from(fp)) as usize;
                         assert_eq!(q.window_for(free, full), want, "free {free} len {len} fp {fp} full {full}");
+                        // Never grows faster than the memory freed (what lets
+                        // a read skip the window-update computation).
+                        for more in [1usize, 63, 2047, 2048, 4095, 100_000] {
+                            let Some(bigger) = free.checked_add(more) else { continue };
+                            let grew = q.window_for(bigger, full) - q.window_for(free, full);
+                            assert!(grew <= more, "free {free} +{more} len {len} fp {fp} full {full}");
+                        }
                     }
                 }
             }
