@@ -14,9 +14,8 @@ impl TcpEngine {
             return Ok(0);
         }
         let n = c.read(buf);
-        let wants = c.wants_output();
         if n > 0 {
-            if wants {
+            if c.wants_output() {
                 self.mark(h.idx);
             }
             return Ok(n);
@@ -43,11 +42,10 @@ impl TcpEngine {
         if c.at_eof() || c.read_shut() {
             return Ok(());
         }
-        if let Some(e) = c.take_error() {
-            return Err(e);
-        }
         if c.error.is_some() {
-            return Ok(()); // reported before: end of stream, as Linux
+            // Reported once, then end of stream, as Linux (the call to
+            // `take_error` is made only when there is one).
+            return c.take_error().map_or(Ok(()), Err);
         }
         if matches!(c.state, State::Closed) {
             return Err(TcpError::NotConnected);

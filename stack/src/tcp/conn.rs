@@ -440,17 +440,17 @@ impl Conn {
         if self.rcvq.is_empty() {
             return 0;
         }
-        let before = self.rcv_window();
+        let held = self.rcvq.held();
         let n = self.rcvq.read(buf);
-        self.window_update(before, n);
+        self.window_update(held, n);
         n
     }
 
     /// Takes the next piece of received data without copying it.
     pub fn read_zc(&mut self) -> Option<crate::zc::RxView> {
-        let before = self.rcv_window();
+        let held = self.rcvq.held();
         let v = self.rcvq.read_zc();
-        self.window_update(before, v.as_ref().map_or(0, |v| v.len()));
+        self.window_update(held, v.as_ref().map_or(0, |v| v.len()));
         v
     }
 
@@ -486,14 +486,24 @@ impl Conn {
         e
     }
 
-    /// After the application consumed `n` bytes: an ACK announcing the
-    /// window if it reopened from (near) zero or grew by two segments.
-    fn window_update(&mut self, before: u32, n: usize) {
-        let after = self.rcv_window();
+    /// After the application consumed `n` bytes, the receive queue having
+    /// pinned `held_before` bytes before: an ACK announcing the window if
+    /// it reopened from (near) zero or grew by two segments.
+    fn window_update(&mut self, held_before: usize, n: usize) {
         if n > 0 && self.state.synchronized() && !self.peer_fin {
+            let advertised = self.rcv_adv.since(self.rcv_nxt);
+            // The window grows by at most the memory the read freed (the
+            // scaling of `rcv_window` never exceeds 1:1): an advertised
+            // window of a segment or more and less than two segments freed
+            // cannot call for an update, and need no window computed.
+            let freed = held_before.saturating_sub(self.rcvq.held());
+            if advertised >= self.mss && freed < 2 * self.mss as usize {
+                return;
+            }
+            let before = self.rcv_window_held(held_before);
+            let after = self.rcv_window();
             // Window update when it reopened from (near) zero or by two segments.
             let grew = after.saturating_sub(before);
-            let advertised = self.rcv_adv.since(self.rcv_nxt);
             // Growth alone must also be a quarter of the buffer, unless the
             // window was down to an eighth or the buffer holds at most eight
             // segments (FreeBSD tcp_output's rule; Linux waits for the
@@ -682,10 +692,14 @@ impl Conn {
     }
 
     fn rcv_window(&self) -> u32 {
-        let free = self.rcvq.window_for(
-            self.recv_cap.saturating_sub(self.rcvq.held() + self.rcvq.ooo_bytes()),
-            usize::from(self.our_mss),
-        );
+        self.rcv_window_held(self.rcvq.held())
+    }
+
+    /// [`Conn::rcv_window`] as it is while the ready data pins `held`
+    /// bytes (the window before a read, computed after it).
+    fn rcv_window_held(&self, held: usize) -> u32 {
+        let free =
+            self.rcvq.window_for(self.recv_cap.saturating_sub(held + self.rcvq.ooo_bytes()), usize::from(self.our_mss));
         (free as u64).min(u64::from(MAX_WIN) << self.rcv_wscale) as u32
     }
 

@@ -185,8 +185,15 @@ impl TcpEngine {
             return;
         }
         self.note(idx);
-        self.mark(idx);
-        self.schedule(idx);
+        // Marked for output only when some is due (`Conn::output_due`): a
+        // segment whose ACK is delayed needs none, its timer is scheduled
+        // here. A marked one is scheduled by the output pass that follows
+        // each receive burst (`dispatch`), before any timer runs.
+        if matches!(self.slots.get(idx as usize), Some(Slot { sock: Some(Sock::Conn(c)), .. }) if c.output_due()) {
+            self.mark(idx);
+        } else {
+            self.schedule(idx);
+        }
     }
 }
 

@@ -104,7 +104,16 @@ impl RecvQueue {
             (len, fp) => {
                 let fp = usize::from(fp);
                 let len = usize::from(len).max(full_segment).min(fp);
-                free / fp * len + free % fp * len / fp
+                if len == fp {
+                    return free; // the frame is all payload: no scaling
+                }
+                // floor(free * len / fp) with one division: the product
+                // fits 64 bits for any buffer below 2^48 bytes (len < 2^16);
+                // past that, the same value without the wide product.
+                match (free as u64).checked_mul(len as u64) {
+                    Some(x) => (x / fp as u64) as usize,
+                    None => free / fp * len + free % fp * len / fp,
+                }
             }
         }
     }
@@ -436,5 +445,35 @@ mod tests {
         assert_eq!(q.window_for(1 << 20, 1448), scaled);
         // Never more than the memory holds: a segment larger than the buffer counts as the buffer.
         assert_eq!(q.window_for(4096, 9000), 4096);
+    }
+
+    /// `window_for` computes floor(free * len / fp) exactly, with one
+    /// division, for every frame layout and buffer size (up to and past
+    /// the 2^48 bytes where the 64-bit product gives way to the two-step
+    /// form): checked against a 128-bit reference. And it grows by at most
+    /// the bytes freed (`Conn::window_update` relies on it).
+    #[test]
+    fn window_scaling_is_exact_for_every_layout() {
+        let mut q = RecvQueue::default();
+        let frees = [0usize, 1, 63, 64, 1447, 2047, 2048, 65_535, 1 << 20, (1 << 30) + 7, (1 << 48) - 1, usize::MAX];
+        for fp in [1u16, 2, 3, 7, 1500, 2048, 2176, 9000, 65_535] {
+            for len in [1u16, 10, 64, 1448, 2048, 9000, 65_535] {
+                q.last_frame = (len, fp);
+                for full in [0usize, 536, 1448, 9000] {
+                    let l = usize::from(len).max(full).min(usize::from(fp));
+                    for &free in &frees {
+                        let want = (free as u128 * l as u128 / u128::from(fp)) as usize;
+                        assert_eq!(q.window_for(free, full), want, "free {free} len {len} fp {fp} full {full}");
+                        // Never grows faster than the memory freed (what lets
+                        // a read skip the window-update computation).
+                        for more in [1usize, 63, 2047, 2048, 4095, 100_000] {
+                            let Some(bigger) = free.checked_add(more) else { continue };
+                            let grew = q.window_for(bigger, full) - q.window_for(free, full);
+                            assert!(grew <= more, "free {free} +{more} len {len} fp {fp} full {full}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

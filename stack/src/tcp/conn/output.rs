@@ -32,6 +32,10 @@ impl Conn {
         // As `SegOut::emit` lays them out: `nop, nop, TS` (12 bytes) and
         // `nop, nop, SACK` (4 + 8 per block).
         let ts = if self.ts_ok { 12 } else { 0 };
+        if !(self.sack_ok && self.rcvq.has_hole()) {
+            // No SACK blocks: 12 or 0 option bytes, already 4-aligned.
+            return self.mss.saturating_sub(ts).max(1);
+        }
         let sack = if self.sack_ok && self.rcvq.has_hole() {
             4 + 8 * self.sack_blocks().iter().flatten().count() as u32
         } else {
@@ -52,6 +56,22 @@ impl Conn {
             || self.has_sendable()
     }
 
+    /// Whether [`Conn::output`] has anything to do: a segment due
+    /// ([`Conn::wants_output`]), SACK recovery (holes the pipe may let
+    /// out, RFC 6675 5 step C), or the persist timer to arm (data unsent,
+    /// nothing timing it). When false, `output` would neither build a
+    /// segment nor change any state that a later segment reads (its TSval
+    /// clock is ticked again before any segment is built), so a
+    /// connection marked for output only because a segment arrived (an
+    /// ACK to delay, a timer to re-arm) skips it.
+    pub(crate) fn output_due(&self) -> bool {
+        self.wants_output()
+            || (self.sack_ok && self.recover.is_some())
+            || (self.persist_at.is_none()
+                && self.rtx_at.is_none()
+                && self.snd_una < self.data_start() + self.sendq.len() as u32)
+    }
+
     pub(super) fn has_sendable(&self) -> bool {
         if !self.state.synchronized() {
             return false;
@@ -61,8 +81,16 @@ impl Conn {
     }
 
     pub(super) fn seg(&mut self, seq: Seq, with_ack: bool) -> SegOut {
-        let window = self.advertise();
         let mut s = SegOut::empty(self.local, self.remote, seq);
+        self.fill_seg(&mut s, with_ack);
+        s
+    }
+
+    /// Fills the window, the ACK (with SACK blocks) and the timestamps of
+    /// `s`, an empty segment of this connection ([`SegOut::empty`]); an ACK
+    /// sent clears what was owed.
+    fn fill_seg(&mut self, s: &mut SegOut, with_ack: bool) {
+        let window = self.advertise();
         if with_ack {
             s.ack = Some(self.rcv_nxt);
             if self.sack_ok && self.rcvq.has_hole() {
@@ -81,7 +109,6 @@ impl Conn {
         if self.ts_ok {
             s.ts = Some((self.ts_now, self.ts_recent));
         }
-        s
     }
 
     /// The SACK blocks our next ACK carries, as stream offsets: four when
@@ -136,102 +163,21 @@ impl Conn {
         tso_max: u32,
     ) {
         self.tick_ts(now);
-        match self.state {
-            State::Closed => return,
-            State::SynSent => {
-                if self.snd_nxt == self.iss {
-                    let mut s = self.seg(self.iss, false);
-                    s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.syn_options(&mut s, self.cfg.offer_window_scale);
-                    out.push(s);
-                    if self.rtt_probe.is_none() && self.retries == 0 {
-                        self.rtt_probe = Some((self.iss, now));
-                    }
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    self.arm_rtx(now);
-                }
-                return;
-            }
-            State::SynReceived => {
-                if self.snd_nxt == self.iss {
-                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
-                    let mut s = self.seg(self.iss, true);
-                    s.window = self.rcv_window().min(MAX_WIN) as u16;
-                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
-                    self.syn_options(&mut s, offer);
-                    out.push(s);
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    self.arm_rtx(now);
-                }
-                if self.ack_now {
-                    let s = self.seg(self.snd_nxt, true);
-                    out.push(s);
-                }
-                return;
-            }
-            State::TimeWait => {
-                if self.ack_now {
-                    let s = self.seg(self.snd_nxt, true);
-                    out.push(s);
-                }
-                return;
-            }
-            _ => {}
+        if matches!(self.state, State::Closed | State::SynSent | State::SynReceived | State::TimeWait) {
+            self.output_unsynchronized(now, out);
+            return;
         }
         let data_start = self.data_start();
         let data_end = data_start + self.sendq.len() as u32;
         let max_payload = self.seg_payload_max();
 
-        if self.dupack_now {
-            self.dupack_now = false;
-            let s = self.seg(self.snd_nxt, true);
-            out.push(s);
-        }
-        if self.probe_due {
-            self.probe_due = false;
-            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
-        }
-        if self.rtx_one {
-            self.rtx_one = false;
-            if self.snd_max > self.snd_una {
-                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
-                let mut len = avail.min(max_payload);
-                if self.sack_ok {
-                    // Only the hole: not into data the peer SACKed.
-                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
-                        len = len.min(a.since(self.snd_una));
-                    }
-                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
-                }
-                if len > 0 {
-                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
-                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
-                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
-                    let mut s = self.seg(data_end, true);
-                    s.fin = true;
-                    out.push(s);
-                }
-                if self.rtx_at.is_none() {
-                    self.arm_rtx(now);
-                }
-            }
+        if self.dupack_now || self.probe_due || self.rtx_one {
+            self.output_owed(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
         let sack_recovery = self.sack_ok && self.recover.is_some();
         if sack_recovery {
-            // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, retransmit lost holes.
-            while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
-                let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
-                let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
-                if len == 0 {
-                    break;
-                }
-                stats.tcp_fast_retransmits += 1;
-                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
-                self.high_rxt = seq + len;
-            }
+            self.sack_retransmit(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
         loop {
@@ -356,6 +302,128 @@ impl Conn {
         }
     }
 
+    /// [`Conn::output`] in CLOSED, SYN-SENT, SYN-RECEIVED and TIME-WAIT:
+    /// the SYN or SYN-ACK, and ACKs owed.
+    #[cold]
+    #[inline(never)]
+    fn output_unsynchronized(&mut self, now: Instant, out: &mut Vec<SegOut>) {
+        match self.state {
+            State::SynSent if self.snd_nxt == self.iss => {
+                let mut s = self.seg(self.iss, false);
+                s.window = self.rcv_window().min(MAX_WIN) as u16;
+                self.syn_options(&mut s, self.cfg.offer_window_scale);
+                out.push(s);
+                if self.rtt_probe.is_none() && self.retries == 0 {
+                    self.rtt_probe = Some((self.iss, now));
+                }
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                self.arm_rtx(now);
+            }
+            State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    let offer = self.rcv_wscale > 0 || self.snd_wscale > 0;
+                    let mut s = self.seg(self.iss, true);
+                    s.window = self.rcv_window().min(MAX_WIN) as u16;
+                    self.rcv_adv = self.rcv_nxt + u32::from(s.window);
+                    self.syn_options(&mut s, offer);
+                    out.push(s);
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    self.arm_rtx(now);
+                }
+                if self.ack_now {
+                    let s = self.seg(self.snd_nxt, true);
+                    out.push(s);
+                }
+            }
+            State::TimeWait if self.ack_now => {
+                let s = self.seg(self.snd_nxt, true);
+                out.push(s);
+            }
+            _ => {} // CLOSED, or nothing owed
+        }
+    }
+
+    /// [`Conn::output`]'s segments owed before new data: a duplicate ACK,
+    /// a window probe (the persist timer fired), a retransmission of the
+    /// first unacknowledged segment (fast retransmit, partial ACK, RTO).
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn output_owed(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        if self.dupack_now {
+            self.dupack_now = false;
+            let s = self.seg(self.snd_nxt, true);
+            out.push(s);
+        }
+        if self.probe_due {
+            self.probe_due = false;
+            self.window_probe(now, data_start, data_end, max_payload, mem, stats, out);
+        }
+        if self.rtx_one {
+            self.rtx_one = false;
+            if self.snd_max > self.snd_una {
+                let avail = data_end.min(self.snd_max).since(self.snd_una.max(data_start).min(data_end));
+                let mut len = avail.min(max_payload);
+                if self.sack_ok {
+                    // Only the hole: not into data the peer SACKed.
+                    if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
+                        len = len.min(a.since(self.snd_una));
+                    }
+                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                }
+                if len > 0 {
+                    stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
+                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
+                } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
+                    let mut s = self.seg(data_end, true);
+                    s.fin = true;
+                    out.push(s);
+                }
+                if self.rtx_at.is_none() {
+                    self.arm_rtx(now);
+                }
+            }
+        }
+    }
+
+    /// SACK recovery's retransmissions (RFC 6675 5 step C): while
+    /// cwnd - pipe >= 1 SMSS, the lost holes, oldest first.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn sack_retransmit(
+        &mut self,
+        now: Instant,
+        data_start: Seq,
+        data_end: Seq,
+        max_payload: u32,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        while self.cwnd.saturating_sub(self.pipe()) >= self.mss {
+            let Some((seq, len)) = self.scoreboard.next_hole(self.snd_una, self.high_rxt, self.mss) else { break };
+            let len = len.min(data_end.since(seq.min(data_end))).min(max_payload);
+            if len == 0 {
+                break;
+            }
+            stats.tcp_fast_retransmits += 1;
+            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            self.high_rxt = seq + len;
+        }
+    }
+
     /// The persist timer fired (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17). With
     /// the peer's window shut, the byte at snd_una goes past it (a new probe
     /// or the last one again; a lost window update is learnt from its ACK).
@@ -405,13 +473,118 @@ impl Conn {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
-        let mut s = self.seg(seq, true);
+        // Built in its place at the end of `out`: no copy of the segment.
+        out.push(SegOut::empty(self.local, self.remote, seq));
+        let Some(s) = out.last_mut() else { return };
+        self.fill_seg(s, true);
         let off = seq.since(data_start) as usize;
         match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
             Ok(copied) => s.copied = copied,
             Err(_) => stats.page_errors += 1,
         }
         s.psh = seq + len == data_end;
-        out.push(s);
+    }
+}
+
+#[cfg(test)]
+mod output_due_tests {
+    use super::*;
+    use crate::mem::HeapPages;
+    use crate::tcp::send_queue::CopySrc;
+
+    /// `output_due` false means `output` has nothing to do: over states,
+    /// queued data, send positions, FIN, every flag, SACK recovery, the
+    /// peer's window and the retransmission and persist timers, a
+    /// connection `output_due` passes over produces no segment and leaves
+    /// every field as it was (its TSval clock aside, ticked before any
+    /// segment is built) — so skipping its output pass changes nothing.
+    #[test]
+    fn a_connection_not_due_produces_nothing_and_changes_nothing() {
+        let cfg = Rc::new(TcpConfig::default());
+        let (local, remote) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let now = Instant::from_millis(5_000);
+        let states = [
+            State::Closed,
+            State::SynSent,
+            State::SynReceived,
+            State::Established,
+            State::CloseWait,
+            State::FinWait1,
+            State::FinWait2,
+            State::Closing,
+            State::LastAck,
+            State::TimeWait,
+        ];
+        let (mut skipped, mut produced) = (0u32, 0u32);
+        for state in states {
+            for queued in [0usize, 100, 3000] {
+                for sent in [0u32, 50, 100, 3000] {
+                    for acked_all in [false, true] {
+                        for fin in [(false, false), (true, false), (true, true)] {
+                            for flags in 0u32..64 {
+                                for (wnd, timers) in [(0u32, 0u8), (65_535, 0), (65_535, 1), (0, 2), (65_535, 3)] {
+                                    let mut mem = HeapPages::new(8, 2048);
+                                    let mut c = Conn::connect(&cfg, local, remote, Seq(1000), 1500, now);
+                                    c.state = state;
+                                    c.mss = 1000;
+                                    c.cwnd = 10_000;
+                                    c.snd_wnd = wnd;
+                                    c.max_snd_wnd = 65_535;
+                                    c.snd_una = Seq(1001);
+                                    let data = vec![7u8; queued];
+                                    c.write(CopySrc::Bytes(&data), &mut mem);
+                                    let sent = sent.min(queued as u32);
+                                    c.snd_nxt = Seq(1001) + sent;
+                                    c.snd_max = c.snd_nxt;
+                                    if acked_all && sent > 0 {
+                                        // The sent part is acked: snd_una moves, the queue drops it.
+                                        c.sendq.ack(sent as usize, &mut mem).unwrap();
+                                        c.snd_una = c.snd_nxt;
+                                    }
+                                    (c.fin_queued, c.fin_acked) = fin;
+                                    c.ack_now = flags & 1 != 0;
+                                    c.dupack_now = flags & 2 != 0;
+                                    c.rtx_one = flags & 4 != 0;
+                                    c.probe_due = flags & 8 != 0;
+                                    c.ka_probe_due = flags & 16 != 0;
+                                    if flags & 32 != 0 {
+                                        c.sack_ok = true;
+                                        c.recover = Some(c.snd_max);
+                                    }
+                                    if timers & 1 != 0 {
+                                        c.rtx_at = Some(now + Duration::from_millis(200));
+                                    }
+                                    if timers & 2 != 0 {
+                                        c.persist_at = Some(now + Duration::from_millis(300));
+                                    }
+                                    let mut out = Vec::new();
+                                    let mut stats = Stats::default();
+                                    if c.output_due() {
+                                        c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                        produced += u32::from(!out.is_empty());
+                                        continue;
+                                    }
+                                    c.tick_ts(now);
+                                    let before = format!("{c:?}");
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                    assert!(
+                                        out.is_empty(),
+                                        "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
+                                    );
+                                    assert_eq!(
+                                        format!("{c:?}"),
+                                        before,
+                                        "{state:?} q{queued} s{sent} {fin:?} f{flags}"
+                                    );
+                                    assert_eq!(format!("{stats:?}"), format!("{:?}", Stats::default()));
+                                    skipped += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(skipped > 100 && produced > 100, "both sides exercised: {skipped} skipped, {produced} produced");
     }
 }
