@@ -472,7 +472,9 @@ impl<M: PageMemory> Stack<M> {
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
-        let t = self.tcp.stages.start();
+        // Stage accounting, read once: off, each stage below costs a test.
+        let meter = self.tcp.stages.on();
+        let t = self.tcp.stages.start_if(meter);
         self.reclaim_zc_orphans();
         {
             let mem = &mut self.mem;
@@ -491,17 +493,17 @@ impl<M: PageMemory> Stack<M> {
                 }
             });
         }
-        self.tcp.stages.stop(Stage::Completions, t);
+        self.tcp.stages.stop_if(meter, Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
             let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
-                let (t, nested) = self.tcp.stages.start_parse();
+                let (t, nested) = self.tcp.stages.start_parse_if(meter);
                 match frame {
                     RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
                     RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
                     RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
                 }
-                self.tcp.stages.stop_parse(t, nested);
+                self.tcp.stages.stop_parse_if(meter, t, nested);
             });
             if n == 0 {
                 break;
@@ -514,7 +516,7 @@ impl<M: PageMemory> Stack<M> {
                 self.output(now, dev, &caps);
             }
         }
-        let t = self.tcp.stages.start();
+        let t = self.tcp.stages.start_if(meter);
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         if self.reasm.datagrams() > 0 {
             self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
@@ -532,14 +534,16 @@ impl<M: PageMemory> Stack<M> {
                 self.backlog.push_back(f);
             }
         }
-        self.tcp.stages.stop(Stage::Timers, t);
-        let t = self.tcp.stages.start();
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
-        self.tcp.stages.stop(Stage::Output, t);
+        self.tcp.stages.stop_if(meter, Stage::Timers, t);
+        if self.tcp.has_dirty() {
+            let t = self.tcp.stages.start_if(meter);
+            self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
+            self.tcp.stages.stop_if(meter, Stage::Output, t);
+        }
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
-        let t = self.tcp.stages.start();
+        let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, &caps);
-        self.tcp.stages.stop(Stage::Tx, t);
+        self.tcp.stages.stop_if(meter, Stage::Tx, t);
         if self.tcp.pressure_waiters() {
             self.tcp.observe_pages(&self.mem);
         }
@@ -631,7 +635,18 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.stages.stop(Stage::Tx, t);
     }
 
+    /// Hands everything queued to the device, then lets the device push
+    /// out what it batched (every poll: a device may release frames it
+    /// holds by time). Nothing queued costs three tests.
+    #[inline]
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+        if !self.ipq.is_empty() || !self.segs.is_empty() || !self.backlog.is_empty() {
+            self.flush_queued(now, dev, caps);
+        }
+        dev.flush(now);
+    }
+
+    fn flush_queued(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         // IP packets queued earlier (ICMP, UDP) first, then the TCP
         // segments just produced: each goes out as soon as it is built.
         if !self.ipq.is_empty() {
@@ -641,6 +656,16 @@ impl<M: PageMemory> Stack<M> {
             }
             self.ipq = ipq;
         }
+        if !self.segs.is_empty() {
+            self.flush_segs(now, dev, caps);
+        }
+        if !self.backlog.is_empty() {
+            self.flush_backlog(now, dev);
+        }
+    }
+
+    /// Emits the TCP segments built since the last flush and routes them.
+    fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
         for seg in segs.drain(..) {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
@@ -657,6 +682,11 @@ impl<M: PageMemory> Stack<M> {
             self.send_ip(now, dev, pkt);
         }
         self.segs = segs;
+    }
+
+    /// Hands frames refused earlier (or queued behind them) to the device,
+    /// oldest first, until it refuses one again.
+    fn flush_backlog(&mut self, now: Instant, dev: &mut dyn Device) {
         while let Some(f) = self.backlog.pop_front() {
             match dev.transmit(now, f, &self.mem) {
                 Ok(()) => self.stats.tx_frames += 1,
@@ -666,7 +696,6 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
-        dev.flush(now);
     }
 
     /// Routes one IP packet: to the device (or behind older frames in the

@@ -12,6 +12,10 @@
 //! free list: the pool grows only when more timers are pending at once than
 //! ever before, so steady-state scheduling allocates nothing (a `Vec` per
 //! slot would allocate on the first use of each of the 4096 slots).
+//!
+//! The earliest deadline held is cached (kept exact on insert, found again
+//! after each expiry that ran), so a poll with nothing due costs one compare
+//! ([`TimerWheel::skip_idle`]) and [`TimerWheel::next_at`] is O(1).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -47,6 +51,9 @@ pub struct TimerWheel {
     cursor: u64,
     wheel_len: usize,
     overflow: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// The earliest deadline held, in microseconds (`u64::MAX` when
+    /// empty): no entry is due before it.
+    earliest: u64,
 }
 
 impl Default for TimerWheel {
@@ -59,6 +66,7 @@ impl Default for TimerWheel {
             cursor: 0,
             wheel_len: 0,
             overflow: BinaryHeap::with_capacity(INITIAL_NODES),
+            earliest: u64::MAX,
         }
     }
 }
@@ -80,6 +88,7 @@ impl TimerWheel {
 
     /// Schedules `key` at `at`.
     pub fn insert(&mut self, at: Instant, key: u32) {
+        self.earliest = self.earliest.min(at.total_micros());
         let tick = tick_of(at).max(self.cursor);
         if tick >= self.cursor + SLOTS as u64 {
             self.overflow.push(Reverse((at, key)));
@@ -101,6 +110,37 @@ impl TimerWheel {
         self.wheel_len += 1;
     }
 
+    /// Whether an entry may be due at `now` (the cached earliest deadline
+    /// has come).
+    #[inline]
+    pub fn due(&self, now: Instant) -> bool {
+        now.total_micros() >= self.earliest
+    }
+
+    /// If nothing is due at `now`, moves the cursor to `now` without
+    /// walking slots and returns `true` (the caller skips
+    /// [`TimerWheel::expire`]); otherwise returns `false` and changes
+    /// nothing. Safe because every entry sits in the slot of its own tick
+    /// or a later one, and none is before the earliest deadline, which is
+    /// after `now`: no slot before `now`'s tick holds an entry.
+    #[inline]
+    pub fn skip_idle(&mut self, now: Instant) -> bool {
+        if self.due(now) {
+            return false;
+        }
+        let now_tick = tick_of(now);
+        if now_tick > self.cursor {
+            self.cursor = now_tick;
+            if !self.overflow.is_empty() {
+                // Nothing is due, so the cascade only moves entries the
+                // horizon now reaches into the wheel (kept per tick, as
+                // in `expire`, so no pass cascades a backlog at once).
+                self.cascade(now, &mut Vec::new());
+            }
+        }
+        true
+    }
+
     /// Moves every entry due at `now` into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<(Instant, u32)>) {
         let now_tick = tick_of(now);
@@ -116,7 +156,13 @@ impl TimerWheel {
             }
         }
         self.cursor = self.cursor.max(now_tick);
-        // Cascade overflow timers that the horizon now reaches.
+        self.cascade(now, out);
+        self.earliest = self.scan_earliest().map_or(u64::MAX, Instant::total_micros);
+    }
+
+    /// Cascades overflow timers that the horizon now reaches into the
+    /// wheel, or into `out` when already due at `now`.
+    fn cascade(&mut self, now: Instant, out: &mut Vec<(Instant, u32)>) {
         while let Some(Reverse((at, key))) = self.overflow.peek().copied() {
             if tick_of(at) >= self.cursor + SLOTS as u64 {
                 break;
@@ -169,8 +215,17 @@ impl TimerWheel {
         min
     }
 
-    /// The earliest deadline scheduled (stale entries included).
+    /// The earliest deadline scheduled (stale entries included), O(1).
     pub fn next_at(&self) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
+        Some(Instant::from_micros(self.earliest))
+    }
+
+    /// The earliest deadline held, found by a walk of the bitmap from the
+    /// cursor (at most 65 word tests) and of the first occupied slot.
+    fn scan_earliest(&self) -> Option<Instant> {
         let far = self.overflow.peek().map(|Reverse((at, _))| *at);
         if self.wheel_len == 0 {
             return far;
