@@ -181,8 +181,9 @@ impl TcpEngine {
             return;
         }
         self.note(idx);
+        // On the output list: `dispatch`, right after this burst, re-arms
+        // its timer after building its segments.
         self.mark(idx);
-        self.schedule(idx);
     }
 }
 

@@ -128,9 +128,10 @@ impl TimerWheel {
         if self.due(now) {
             return false;
         }
-        let now_tick = tick_of(now);
-        if now_tick > self.cursor {
-            self.cursor = now_tick;
+        // `now`'s tick is past the cursor only once `now` is past the
+        // cursor tick's end (a multiply, not a division, per poll).
+        if now.total_micros() > self.cursor.saturating_mul(TICK_US) {
+            self.cursor = tick_of(now);
             if !self.overflow.is_empty() {
                 // Nothing is due, so the cascade only moves entries the
                 // horizon now reaches into the wheel (kept per tick, as
@@ -311,5 +312,50 @@ mod tests {
         assert!(fired > 3 * SLOTS as u64, "fired {fired}");
         assert!(w.nodes.len() <= 10, "pool grew to {}", w.nodes.len());
         assert_eq!(w.nodes.capacity(), INITIAL_NODES, "no reallocation");
+    }
+
+    #[test]
+    fn cached_earliest_and_idle_skips_match_a_plain_list() {
+        // A deterministic mix of inserts (near, inside the horizon, beyond
+        // it, in the past) and polls every 0.1..6 ms, some long idle gaps:
+        // what expires, when, and `next_at` match a plain list of the same
+        // timers; `skip_idle` says "nothing due" exactly when none is.
+        let mut w = TimerWheel::default();
+        let mut plain: Vec<(Instant, u32)> = Vec::new();
+        let mut out = Vec::new();
+        let mut now = Instant::ZERO;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut fired = 0;
+        for key in 0..4000u32 {
+            let at = match rnd(4) {
+                0 => now + crate::time::Duration::from_micros(rnd(3_000)),
+                1 => now + crate::time::Duration::from_micros(rnd(5_000_000)),
+                2 => now + crate::time::Duration::from_secs(5 + rnd(60)),
+                _ => Instant::from_micros(now.total_micros().saturating_sub(rnd(2_000))),
+            };
+            w.insert(at, key);
+            plain.push((at, key));
+            now += crate::time::Duration::from_micros(if rnd(50) == 0 { rnd(8_000_000) } else { 100 + rnd(6_000) });
+            let due_plain = plain.iter().any(|&(t, _)| t <= now);
+            if w.skip_idle(now) {
+                assert!(!due_plain, "skipped with a timer due at {now}");
+            } else {
+                w.expire(now, &mut out);
+            }
+            let mut want: Vec<_> = plain.iter().copied().filter(|&(t, _)| t <= now).collect();
+            plain.retain(|&(t, _)| t > now);
+            out.sort();
+            want.sort();
+            assert_eq!(out, want, "at {now}");
+            fired += out.len();
+            out.clear();
+            assert_eq!(w.next_at(), plain.iter().map(|&(t, _)| t).min(), "at {now}");
+            assert_eq!(w.len(), plain.len());
+        }
+        assert!(fired > 1000, "fired {fired}");
     }
 }

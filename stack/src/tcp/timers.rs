@@ -44,8 +44,9 @@ impl TcpEngine {
                 continue;
             }
             self.note(idx);
+            // On the output list: `dispatch`, later in this poll, re-arms
+            // its timer after building its segments.
             self.mark(idx);
-            self.schedule(idx);
         }
         if to < due.len() {
             stats.tcp_timer_slices_deferred += 1;
