@@ -470,10 +470,27 @@ impl<M: PageMemory> Stack<M> {
     /// Does all due work: completions, received frames, timers, output.
     /// Returns whether anything happened.
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        // Stage accounting, read once: off, the pass has no trace of it.
+        if self.tcp.stages.on() {
+            self.poll_metered(now, dev)
+        } else {
+            self.poll_pass::<false>(now, dev)
+        }
+    }
+
+    /// [`Stack::poll`] with stage accounting on.
+    #[cold]
+    #[inline(never)]
+    fn poll_metered(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        self.poll_pass::<true>(now, dev)
+    }
+
+    /// One poll pass; `METER`: charge each stage to the stage clock.
+    #[inline(always)]
+    fn poll_pass<const METER: bool>(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
-        // Stage accounting, read once: off, each stage below costs a test.
-        let meter = self.tcp.stages.on();
+        let meter = METER;
         let t = self.tcp.stages.start_if(meter);
         self.reclaim_zc_orphans();
         {
@@ -513,7 +530,7 @@ impl<M: PageMemory> Stack<M> {
             // Answer each burst before taking the next: ACKs (and data they
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
-                self.output(now, dev, &caps);
+                self.output(now, dev, &caps, meter);
             }
         }
         let t = self.tcp.stages.start_if(meter);
@@ -620,19 +637,22 @@ impl<M: PageMemory> Stack<M> {
         }
         let caps = dev.caps();
         let before = self.stats.tx_frames;
-        self.output(now, dev, &caps);
+        let meter = self.tcp.stages.on();
+        self.output(now, dev, &caps, meter);
         self.stats.tx_frames > before
     }
 
     /// Builds the segments of every connection with output and hands them
     /// to the device (the `Output` and `Tx` stages).
-    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
-        let t = self.tcp.stages.start();
+    /// `meter`: a [`crate::stages::StageClock::on`] reading.
+    #[inline(always)]
+    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps, meter: bool) {
+        let t = self.tcp.stages.start_if(meter);
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(caps));
-        self.tcp.stages.stop(Stage::Output, t);
-        let t = self.tcp.stages.start();
+        self.tcp.stages.stop_if(meter, Stage::Output, t);
+        let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);
-        self.tcp.stages.stop(Stage::Tx, t);
+        self.tcp.stages.stop_if(meter, Stage::Tx, t);
     }
 
     /// Hands everything queued to the device, then lets the device push

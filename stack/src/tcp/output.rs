@@ -27,8 +27,8 @@ impl TcpEngine {
                 c.output(now, mem, stats, out, tso_max);
                 let pages = c.send_pages(1).0;
                 self.pressure.account(*idx, pages);
+                table::rearm(c, &mut self.timers, *idx);
             }
-            self.schedule(*idx);
         }
         let mut dirty = dirty;
         dirty.clear();

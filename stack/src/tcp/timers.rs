@@ -15,6 +15,7 @@ impl TcpEngine {
     /// Runs the timers due at `now`: at most [`TIMER_SLICE`] of them, the
     /// longest-waiting first; [`TcpEngine::poll_at`] asks for another poll
     /// at once while some wait.
+    #[inline]
     pub(crate) fn on_timers(
         &mut self,
         now: Instant,
@@ -26,6 +27,12 @@ impl TcpEngine {
         if self.expired.is_empty() && self.timers.skip_idle(now) {
             return;
         }
+        self.run_timers(now, mem, stats, out);
+    }
+
+    /// [`TcpEngine::on_timers`] once some timer may be due.
+    #[inline(never)]
+    fn run_timers(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats, out: &mut Vec<SegOut>) {
         let mut due = std::mem::take(&mut self.expired);
         self.timers.expire(now, &mut due);
         let from = self.expired_at.min(due.len());
