@@ -490,8 +490,7 @@ impl<M: PageMemory> Stack<M> {
     fn poll_pass<const METER: bool>(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
-        let meter = METER;
-        let t = self.tcp.stages.start_if(meter);
+        let t = self.tcp.stages.start_if(METER);
         self.reclaim_zc_orphans();
         {
             let mem = &mut self.mem;
@@ -510,17 +509,17 @@ impl<M: PageMemory> Stack<M> {
                 }
             });
         }
-        self.tcp.stages.stop_if(meter, Stage::Completions, t);
+        self.tcp.stages.stop_if(METER, Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
             let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
-                let (t, nested) = self.tcp.stages.start_parse_if(meter);
+                let (t, nested) = self.tcp.stages.start_parse_if(METER);
                 match frame {
                     RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
                     RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
                     RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
                 }
-                self.tcp.stages.stop_parse_if(meter, t, nested);
+                self.tcp.stages.stop_parse_if(METER, t, nested);
             });
             if n == 0 {
                 break;
@@ -530,10 +529,10 @@ impl<M: PageMemory> Stack<M> {
             // Answer each burst before taking the next: ACKs (and data they
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
-                self.output(now, dev, &caps, meter);
+                self.output(now, dev, &caps, METER);
             }
         }
-        let t = self.tcp.stages.start_if(meter);
+        let t = self.tcp.stages.start_if(METER);
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         if self.reasm.datagrams() > 0 {
             self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
@@ -551,16 +550,16 @@ impl<M: PageMemory> Stack<M> {
                 self.backlog.push_back(f);
             }
         }
-        self.tcp.stages.stop_if(meter, Stage::Timers, t);
+        self.tcp.stages.stop_if(METER, Stage::Timers, t);
         if self.tcp.has_dirty() {
-            let t = self.tcp.stages.start_if(meter);
+            let t = self.tcp.stages.start_if(METER);
             self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
-            self.tcp.stages.stop_if(meter, Stage::Output, t);
+            self.tcp.stages.stop_if(METER, Stage::Output, t);
         }
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
-        let t = self.tcp.stages.start_if(meter);
+        let t = self.tcp.stages.start_if(METER);
         self.flush(now, dev, &caps);
-        self.tcp.stages.stop_if(meter, Stage::Tx, t);
+        self.tcp.stages.stop_if(METER, Stage::Tx, t);
         if self.tcp.pressure_waiters() {
             self.tcp.observe_pages(&self.mem);
         }

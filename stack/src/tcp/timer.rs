@@ -49,6 +49,9 @@ pub struct TimerWheel {
     /// Ticks before this have been expired (its own slot may still hold
     /// entries due later within the tick).
     cursor: u64,
+    /// The end of the cursor's tick in microseconds (`cursor` × 1000):
+    /// `now`'s tick is past the cursor once `now` is past this.
+    cursor_end: u64,
     wheel_len: usize,
     overflow: BinaryHeap<Reverse<(Instant, u32)>>,
     /// The earliest deadline held, in microseconds (`u64::MAX` when
@@ -64,6 +67,7 @@ impl Default for TimerWheel {
             free: NIL,
             occupied: [0; SLOTS / 64],
             cursor: 0,
+            cursor_end: 0,
             wheel_len: 0,
             overflow: BinaryHeap::with_capacity(INITIAL_NODES),
             earliest: u64::MAX,
@@ -128,10 +132,10 @@ impl TimerWheel {
         if self.due(now) {
             return false;
         }
-        // `now`'s tick is past the cursor only once `now` is past the
-        // cursor tick's end (a multiply, not a division, per poll).
-        if now.total_micros() > self.cursor.saturating_mul(TICK_US) {
-            self.cursor = tick_of(now);
+        // A compare per poll; the division only once `now` leaves the
+        // cursor's tick.
+        if now.total_micros() > self.cursor_end {
+            self.set_cursor(tick_of(now));
             if !self.overflow.is_empty() {
                 // Nothing is due, so the cascade only moves entries the
                 // horizon now reaches into the wheel (kept per tick, as
@@ -156,9 +160,14 @@ impl TimerWheel {
                 t += 1;
             }
         }
-        self.cursor = self.cursor.max(now_tick);
+        self.set_cursor(self.cursor.max(now_tick));
         self.cascade(now, out);
         self.earliest = self.scan_earliest().map_or(u64::MAX, Instant::total_micros);
+    }
+
+    fn set_cursor(&mut self, tick: u64) {
+        self.cursor = tick;
+        self.cursor_end = tick.saturating_mul(TICK_US);
     }
 
     /// Cascades overflow timers that the horizon now reaches into the
