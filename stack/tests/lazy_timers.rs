@@ -9,7 +9,6 @@
 mod common;
 
 use common::script::*;
-use common::*;
 use zcstack::mem::HeapPages;
 use zcstack::phy::queue::QueueDevice;
 use zcstack::tcp::SockOpt;
