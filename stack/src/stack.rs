@@ -686,7 +686,9 @@ impl<M: PageMemory> Stack<M> {
     /// Emits the TCP segments built since the last flush and routes them.
     fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
-        for seg in segs.drain(..) {
+        // Emitted in place (each segment is 128 bytes; only its payload
+        // list moves on with the packet).
+        for seg in segs.iter_mut() {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
@@ -694,12 +696,13 @@ impl<M: PageMemory> Stack<M> {
                 dst: *seg.dst.ip(),
                 proto: IpProtocol::Tcp,
                 buf,
-                payload: seg.payload,
+                payload: std::mem::take(&mut seg.payload),
                 copied: seg.copied,
                 tso_segsz: seg.tso_segsz,
             };
             self.send_ip(now, dev, pkt);
         }
+        segs.clear();
         self.segs = segs;
     }
 
