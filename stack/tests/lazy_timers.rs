@@ -123,3 +123,30 @@ fn a_deadline_moved_earlier_than_the_wheel_entry_fires_on_time_after_idle_stretc
     assert!(exchange(&mut st, &mut dev, next, vec![]).is_empty(), "a stale entry fires quietly");
     assert!(st.poll_at().expect("keep-alive") > at(3_600_000));
 }
+
+#[test]
+fn a_delayed_ack_armed_by_a_segment_goes_out_on_time_with_only_a_far_entry_in_the_wheel() {
+    let (mut st, mut dev, h, snd) = established();
+    st.tcp_set_option(h, SockOpt::KeepAlive(true), at(1)).unwrap();
+    assert!(exchange(&mut st, &mut dev, at(1), vec![]).is_empty());
+    // Let the handshake's stale entry go: keep-alive is all the wheel holds.
+    let stale = st.poll_at().expect("pending");
+    assert!(exchange(&mut st, &mut dev, stale, vec![]).is_empty());
+    let keepalive = st.poll_at().expect("keep-alive");
+    assert!(keepalive > at(3_600_000));
+    // Data in: the ACK is delayed (RFC 9293 3.8.6.3), a deadline far before
+    // the wheel's entry that only the segment's own pass can put there.
+    let delay = st.config().tcp.delayed_ack.expect("delayed ACKs on by default");
+    let t0 = stale + zcstack::Duration::from_millis(3);
+    let mut data = seg(1001, Some(snd), TcpControl::Psh);
+    data.payload = b"0123456789";
+    let out = exchange(&mut st, &mut dev, t0, vec![tcp_frame(data)]);
+    let (got, _) = drain(&mut st, h);
+    assert_eq!(got, b"0123456789");
+    assert!(out.is_empty(), "one small segment is not acknowledged at once: {out:?}");
+    assert_eq!(st.poll_at(), Some(t0 + delay), "the delayed ACK's deadline is in the wheel");
+    let (t, out) =
+        first_send(&mut st, &mut dev, t0 + zcstack::Duration::from_millis(1), keepalive).expect("the ACK is sent");
+    assert_eq!(t, t0 + delay, "the delayed ACK leaves at its deadline: {out:?}");
+    assert_eq!((out.len(), out[0].ack, out[0].payload.len()), (1, Some(1011), 0));
+}
