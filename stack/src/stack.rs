@@ -89,7 +89,8 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Turns per-stage cycle accounting on with `source` (e.g. a TSC read),
-    /// or off with `None` (the default; then each stage costs one branch).
+    /// or off with `None` (the default; then a poll tests it once and runs
+    /// a pass without stage accounting).
     /// Counts are kept across changes; see [`Stack::stage_cycles`].
     pub fn set_cycle_counter(&mut self, source: Option<CycleSource>) {
         self.tcp.stages.set_source(source);

@@ -3,9 +3,11 @@
 //!
 //! The engine has no clock of its own, so the caller lends it a cycle
 //! source ([`crate::Stack::set_cycle_counter`]: `rdtsc` on DPDK, anything
-//! monotonic in tests). Off (`None`), each stage costs one predictable
-//! branch and nothing is counted. On, each stage reads the source twice
-//! and adds the difference and one call to its [`StageCount`].
+//! monotonic in tests). Off (`None`), `Stack::poll` tests it once and
+//! runs a pass compiled without accounting (stages outside the pass, such
+//! as TCP input, cost one predictable branch each); nothing is counted.
+//! On, each stage reads the source twice and adds the difference and one
+//! call to its [`StageCount`].
 
 /// A monotonic cycle (or tick) counter, e.g. the TSC.
 pub type CycleSource = fn() -> u64;
