@@ -89,7 +89,8 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Turns per-stage cycle accounting on with `source` (e.g. a TSC read),
-    /// or off with `None` (the default; then each stage costs one branch).
+    /// or off with `None` (the default; then a poll tests it once and runs
+    /// a pass without stage accounting).
     /// Counts are kept across changes; see [`Stack::stage_cycles`].
     pub fn set_cycle_counter(&mut self, source: Option<CycleSource>) {
         self.tcp.stages.set_source(source);
@@ -470,9 +471,27 @@ impl<M: PageMemory> Stack<M> {
     /// Does all due work: completions, received frames, timers, output.
     /// Returns whether anything happened.
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        // Stage accounting, read once: off, the pass has no trace of it.
+        if self.tcp.stages.on() {
+            self.poll_metered(now, dev)
+        } else {
+            self.poll_pass::<false>(now, dev)
+        }
+    }
+
+    /// [`Stack::poll`] with stage accounting on.
+    #[cold]
+    #[inline(never)]
+    fn poll_metered(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        self.poll_pass::<true>(now, dev)
+    }
+
+    /// One poll pass; `METER`: charge each stage to the stage clock.
+    #[inline(always)]
+    fn poll_pass<const METER: bool>(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let caps = dev.caps();
         let mut did = false;
-        let t = self.tcp.stages.start();
+        let t = self.tcp.stages.start_if(METER);
         self.reclaim_zc_orphans();
         {
             let mem = &mut self.mem;
@@ -491,17 +510,17 @@ impl<M: PageMemory> Stack<M> {
                 }
             });
         }
-        self.tcp.stages.stop(Stage::Completions, t);
+        self.tcp.stages.stop_if(METER, Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
             let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
-                let (t, nested) = self.tcp.stages.start_parse();
+                let (t, nested) = self.tcp.stages.start_parse_if(METER);
                 match frame {
                     RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
                     RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
                     RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
                 }
-                self.tcp.stages.stop_parse(t, nested);
+                self.tcp.stages.stop_parse_if(METER, t, nested);
             });
             if n == 0 {
                 break;
@@ -511,10 +530,10 @@ impl<M: PageMemory> Stack<M> {
             // Answer each burst before taking the next: ACKs (and data they
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
-                self.output(now, dev, &caps);
+                self.output(now, dev, &caps, METER);
             }
         }
-        let t = self.tcp.stages.start();
+        let t = self.tcp.stages.start_if(METER);
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);
         if self.reasm.datagrams() > 0 {
             self.stats.drop_ipv4_fragment += self.reasm.expire(now, &mut self.stats) as u64;
@@ -532,14 +551,16 @@ impl<M: PageMemory> Stack<M> {
                 self.backlog.push_back(f);
             }
         }
-        self.tcp.stages.stop(Stage::Timers, t);
-        let t = self.tcp.stages.start();
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
-        self.tcp.stages.stop(Stage::Output, t);
+        self.tcp.stages.stop_if(METER, Stage::Timers, t);
+        if self.tcp.has_dirty() {
+            let t = self.tcp.stages.start_if(METER);
+            self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
+            self.tcp.stages.stop_if(METER, Stage::Output, t);
+        }
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
-        let t = self.tcp.stages.start();
+        let t = self.tcp.stages.start_if(METER);
         self.flush(now, dev, &caps);
-        self.tcp.stages.stop(Stage::Tx, t);
+        self.tcp.stages.stop_if(METER, Stage::Tx, t);
         if self.tcp.pressure_waiters() {
             self.tcp.observe_pages(&self.mem);
         }
@@ -616,22 +637,36 @@ impl<M: PageMemory> Stack<M> {
         }
         let caps = dev.caps();
         let before = self.stats.tx_frames;
-        self.output(now, dev, &caps);
+        let meter = self.tcp.stages.on();
+        self.output(now, dev, &caps, meter);
         self.stats.tx_frames > before
     }
 
     /// Builds the segments of every connection with output and hands them
     /// to the device (the `Output` and `Tx` stages).
-    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
-        let t = self.tcp.stages.start();
+    /// `meter`: a [`crate::stages::StageClock::on`] reading.
+    #[inline(always)]
+    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps, meter: bool) {
+        let t = self.tcp.stages.start_if(meter);
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(caps));
-        self.tcp.stages.stop(Stage::Output, t);
-        let t = self.tcp.stages.start();
+        self.tcp.stages.stop_if(meter, Stage::Output, t);
+        let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);
-        self.tcp.stages.stop(Stage::Tx, t);
+        self.tcp.stages.stop_if(meter, Stage::Tx, t);
     }
 
+    /// Hands everything queued to the device, then lets the device push
+    /// out what it batched (every poll: a device may release frames it
+    /// holds by time). Nothing queued costs three tests.
+    #[inline]
     fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+        if !self.ipq.is_empty() || !self.segs.is_empty() || !self.backlog.is_empty() {
+            self.flush_queued(now, dev, caps);
+        }
+        dev.flush(now);
+    }
+
+    fn flush_queued(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         // IP packets queued earlier (ICMP, UDP) first, then the TCP
         // segments just produced: each goes out as soon as it is built.
         if !self.ipq.is_empty() {
@@ -641,8 +676,20 @@ impl<M: PageMemory> Stack<M> {
             }
             self.ipq = ipq;
         }
+        if !self.segs.is_empty() {
+            self.flush_segs(now, dev, caps);
+        }
+        if !self.backlog.is_empty() {
+            self.flush_backlog(now, dev);
+        }
+    }
+
+    /// Emits the TCP segments built since the last flush and routes them.
+    fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
-        for seg in segs.drain(..) {
+        // Emitted in place (each segment is 128 bytes; only its payload
+        // list moves on with the packet).
+        for seg in segs.iter_mut() {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
@@ -650,13 +697,19 @@ impl<M: PageMemory> Stack<M> {
                 dst: *seg.dst.ip(),
                 proto: IpProtocol::Tcp,
                 buf,
-                payload: seg.payload,
+                payload: std::mem::take(&mut seg.payload),
                 copied: seg.copied,
                 tso_segsz: seg.tso_segsz,
             };
             self.send_ip(now, dev, pkt);
         }
+        segs.clear();
         self.segs = segs;
+    }
+
+    /// Hands frames refused earlier (or queued behind them) to the device,
+    /// oldest first, until it refuses one again.
+    fn flush_backlog(&mut self, now: Instant, dev: &mut dyn Device) {
         while let Some(f) = self.backlog.pop_front() {
             match dev.transmit(now, f, &self.mem) {
                 Ok(()) => self.stats.tx_frames += 1,
@@ -666,7 +719,6 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
-        dev.flush(now);
     }
 
     /// Routes one IP packet: to the device (or behind older frames in the

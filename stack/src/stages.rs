@@ -3,9 +3,11 @@
 //!
 //! The engine has no clock of its own, so the caller lends it a cycle
 //! source ([`crate::Stack::set_cycle_counter`]: `rdtsc` on DPDK, anything
-//! monotonic in tests). Off (`None`), each stage costs one predictable
-//! branch and nothing is counted. On, each stage reads the source twice
-//! and adds the difference and one call to its [`StageCount`].
+//! monotonic in tests). Off (`None`), `Stack::poll` tests it once and
+//! runs a pass compiled without accounting (stages outside the pass, such
+//! as TCP input, cost one predictable branch each); nothing is counted.
+//! On, each stage reads the source twice and adds the difference and one
+//! call to its [`StageCount`].
 
 /// A monotonic cycle (or tick) counter, e.g. the TSC.
 pub type CycleSource = fn() -> u64;
@@ -131,6 +133,50 @@ impl StageClock {
     /// Zeroes the counts.
     pub(crate) fn reset(&mut self) {
         self.cycles = StageCycles::default();
+    }
+
+    /// Whether accounting is on (a source is set). A poll reads this once
+    /// and passes it to [`StageClock::start_if`] / [`StageClock::stop_if`],
+    /// so accounting that is off costs a test of a local per stage.
+    #[inline]
+    pub(crate) fn on(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// [`StageClock::start`] when `on` (a [`StageClock::on`] reading), else 0.
+    #[inline]
+    pub(crate) fn start_if(&self, on: bool) -> u64 {
+        if on {
+            self.start()
+        } else {
+            0
+        }
+    }
+
+    /// [`StageClock::stop`] when `on` (a [`StageClock::on`] reading).
+    #[inline]
+    pub(crate) fn stop_if(&mut self, on: bool, stage: Stage, start: u64) {
+        if on {
+            self.stop(stage, start);
+        }
+    }
+
+    /// [`StageClock::start_parse`] when `on`, else (0, 0).
+    #[inline]
+    pub(crate) fn start_parse_if(&self, on: bool) -> (u64, u64) {
+        if on {
+            self.start_parse()
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// [`StageClock::stop_parse`] when `on`.
+    #[inline]
+    pub(crate) fn stop_parse_if(&mut self, on: bool, start: u64, nested_before: u64) {
+        if on {
+            self.stop_parse(start, nested_before);
+        }
     }
 
     /// The source's reading now (0 when off).

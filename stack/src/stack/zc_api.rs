@@ -11,10 +11,10 @@ use crate::zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};
 impl<M: PageMemory> Stack<M> {
     /// Frees the pages of zero-copy buffers the application dropped unsent.
     pub(super) fn reclaim_zc_orphans(&mut self) {
-        let mut orphans = self.zc_orphans.borrow_mut();
-        if orphans.is_empty() {
-            return;
+        if self.zc_orphans.borrow().is_empty() {
+            return; // every poll: a shared look, no exclusive borrow
         }
+        let mut orphans = self.zc_orphans.borrow_mut();
         for page in orphans.drain(..) {
             self.stats.zc_buffers_reclaimed += 1;
             if self.mem.decref(page).is_err() {

@@ -49,8 +49,8 @@ impl TcpEngine {
                 }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(idx, pages);
+                table::rearm(c, &mut self.timers, idx);
             }
-            self.schedule(idx);
         }
         self.dirty.clear();
     }

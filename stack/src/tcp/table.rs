@@ -71,14 +71,10 @@ impl TcpEngine {
         }
     }
 
+    /// Re-arms connection `idx`'s timer (see [`rearm`]).
     pub(super) fn schedule(&mut self, idx: u32) {
         if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
-            if let Some(t) = c.next_timer() {
-                if c.timer_scheduled.is_none_or(|s| t < s) {
-                    c.timer_scheduled = Some(t);
-                    self.timers.insert(t, idx);
-                }
-            }
+            rearm(c, &mut self.timers, idx);
         }
     }
 
@@ -111,6 +107,22 @@ impl TcpEngine {
         } else {
             self.conns.remove(&key);
             self.note(idx);
+        }
+    }
+}
+
+/// Lazy re-arm of connection `idx` (`c`): the wheel gets the connection's
+/// earliest deadline only when it is earlier than the entry the wheel
+/// already holds for it (`timer_scheduled`), so a deadline that moves later
+/// (an ACK restarting the RTO) costs a compare. An entry that comes due
+/// before the connection's real deadline finds nothing due, and the
+/// connection is re-armed from its deadlines then (`on_timers`).
+#[inline]
+pub(super) fn rearm(c: &mut Conn, timers: &mut timer::TimerWheel, idx: u32) {
+    if let Some(t) = c.next_timer() {
+        if c.timer_scheduled.is_none_or(|s| t < s) {
+            c.timer_scheduled = Some(t);
+            timers.insert(t, idx);
         }
     }
 }

@@ -12,6 +12,10 @@
 //! free list: the pool grows only when more timers are pending at once than
 //! ever before, so steady-state scheduling allocates nothing (a `Vec` per
 //! slot would allocate on the first use of each of the 4096 slots).
+//!
+//! The earliest deadline held is cached (kept exact on insert, found again
+//! after each expiry that ran), so a poll with nothing due costs one compare
+//! ([`TimerWheel::skip_idle`]) and [`TimerWheel::next_at`] is O(1).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,8 +49,14 @@ pub struct TimerWheel {
     /// Ticks before this have been expired (its own slot may still hold
     /// entries due later within the tick).
     cursor: u64,
+    /// The end of the cursor's tick in microseconds (`cursor` × 1000):
+    /// `now`'s tick is past the cursor once `now` is past this.
+    cursor_end: u64,
     wheel_len: usize,
     overflow: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// The earliest deadline held, in microseconds (`u64::MAX` when
+    /// empty): no entry is due before it.
+    earliest: u64,
 }
 
 impl Default for TimerWheel {
@@ -57,8 +67,10 @@ impl Default for TimerWheel {
             free: NIL,
             occupied: [0; SLOTS / 64],
             cursor: 0,
+            cursor_end: 0,
             wheel_len: 0,
             overflow: BinaryHeap::with_capacity(INITIAL_NODES),
+            earliest: u64::MAX,
         }
     }
 }
@@ -80,6 +92,7 @@ impl TimerWheel {
 
     /// Schedules `key` at `at`.
     pub fn insert(&mut self, at: Instant, key: u32) {
+        self.earliest = self.earliest.min(at.total_micros());
         let tick = tick_of(at).max(self.cursor);
         if tick >= self.cursor + SLOTS as u64 {
             self.overflow.push(Reverse((at, key)));
@@ -101,6 +114,38 @@ impl TimerWheel {
         self.wheel_len += 1;
     }
 
+    /// Whether an entry may be due at `now` (the cached earliest deadline
+    /// has come).
+    #[inline]
+    pub fn due(&self, now: Instant) -> bool {
+        now.total_micros() >= self.earliest
+    }
+
+    /// If nothing is due at `now`, moves the cursor to `now` without
+    /// walking slots and returns `true` (the caller skips
+    /// [`TimerWheel::expire`]); otherwise returns `false` and changes
+    /// nothing. Safe because every entry sits in the slot of its own tick
+    /// or a later one, and none is before the earliest deadline, which is
+    /// after `now`: no slot before `now`'s tick holds an entry.
+    #[inline]
+    pub fn skip_idle(&mut self, now: Instant) -> bool {
+        if self.due(now) {
+            return false;
+        }
+        // A compare per poll; the division only once `now` leaves the
+        // cursor's tick.
+        if now.total_micros() > self.cursor_end {
+            self.set_cursor(tick_of(now));
+            if !self.overflow.is_empty() {
+                // Nothing is due, so the cascade only moves entries the
+                // horizon now reaches into the wheel (kept per tick, as
+                // in `expire`, so no pass cascades a backlog at once).
+                self.cascade(now, &mut Vec::new());
+            }
+        }
+        true
+    }
+
     /// Moves every entry due at `now` into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<(Instant, u32)>) {
         let now_tick = tick_of(now);
@@ -115,8 +160,19 @@ impl TimerWheel {
                 t += 1;
             }
         }
-        self.cursor = self.cursor.max(now_tick);
-        // Cascade overflow timers that the horizon now reaches.
+        self.set_cursor(self.cursor.max(now_tick));
+        self.cascade(now, out);
+        self.earliest = self.scan_earliest().map_or(u64::MAX, Instant::total_micros);
+    }
+
+    fn set_cursor(&mut self, tick: u64) {
+        self.cursor = tick;
+        self.cursor_end = tick.saturating_mul(TICK_US);
+    }
+
+    /// Cascades overflow timers that the horizon now reaches into the
+    /// wheel, or into `out` when already due at `now`.
+    fn cascade(&mut self, now: Instant, out: &mut Vec<(Instant, u32)>) {
         while let Some(Reverse((at, key))) = self.overflow.peek().copied() {
             if tick_of(at) >= self.cursor + SLOTS as u64 {
                 break;
@@ -169,8 +225,17 @@ impl TimerWheel {
         min
     }
 
-    /// The earliest deadline scheduled (stale entries included).
+    /// The earliest deadline scheduled (stale entries included), O(1).
     pub fn next_at(&self) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
+        Some(Instant::from_micros(self.earliest))
+    }
+
+    /// The earliest deadline held, found by a walk of the bitmap from the
+    /// cursor (at most 65 word tests) and of the first occupied slot.
+    fn scan_earliest(&self) -> Option<Instant> {
         let far = self.overflow.peek().map(|Reverse((at, _))| *at);
         if self.wheel_len == 0 {
             return far;
@@ -256,5 +321,50 @@ mod tests {
         assert!(fired > 3 * SLOTS as u64, "fired {fired}");
         assert!(w.nodes.len() <= 10, "pool grew to {}", w.nodes.len());
         assert_eq!(w.nodes.capacity(), INITIAL_NODES, "no reallocation");
+    }
+
+    #[test]
+    fn cached_earliest_and_idle_skips_match_a_plain_list() {
+        // A deterministic mix of inserts (near, inside the horizon, beyond
+        // it, in the past) and polls every 0.1..6 ms, some long idle gaps:
+        // what expires, when, and `next_at` match a plain list of the same
+        // timers; `skip_idle` says "nothing due" exactly when none is.
+        let mut w = TimerWheel::default();
+        let mut plain: Vec<(Instant, u32)> = Vec::new();
+        let mut out = Vec::new();
+        let mut now = Instant::ZERO;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut fired = 0;
+        for key in 0..4000u32 {
+            let at = match rnd(4) {
+                0 => now + crate::time::Duration::from_micros(rnd(3_000)),
+                1 => now + crate::time::Duration::from_micros(rnd(5_000_000)),
+                2 => now + crate::time::Duration::from_secs(5 + rnd(60)),
+                _ => Instant::from_micros(now.total_micros().saturating_sub(rnd(2_000))),
+            };
+            w.insert(at, key);
+            plain.push((at, key));
+            now += crate::time::Duration::from_micros(if rnd(50) == 0 { rnd(8_000_000) } else { 100 + rnd(6_000) });
+            let due_plain = plain.iter().any(|&(t, _)| t <= now);
+            if w.skip_idle(now) {
+                assert!(!due_plain, "skipped with a timer due at {now}");
+            } else {
+                w.expire(now, &mut out);
+            }
+            let mut want: Vec<_> = plain.iter().copied().filter(|&(t, _)| t <= now).collect();
+            plain.retain(|&(t, _)| t > now);
+            out.sort();
+            want.sort();
+            assert_eq!(out, want, "at {now}");
+            fired += out.len();
+            out.clear();
+            assert_eq!(w.next_at(), plain.iter().map(|&(t, _)| t).min(), "at {now}");
+            assert_eq!(w.len(), plain.len());
+        }
+        assert!(fired > 1000, "fired {fired}");
     }
 }

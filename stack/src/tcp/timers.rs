@@ -15,6 +15,7 @@ impl TcpEngine {
     /// Runs the timers due at `now`: at most [`TIMER_SLICE`] of them, the
     /// longest-waiting first; [`TcpEngine::poll_at`] asks for another poll
     /// at once while some wait.
+    #[inline]
     pub(crate) fn on_timers(
         &mut self,
         now: Instant,
@@ -22,6 +23,16 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
+        // Most polls: no slice waits and the earliest deadline is ahead.
+        if self.expired.is_empty() && self.timers.skip_idle(now) {
+            return;
+        }
+        self.run_timers(now, mem, stats, out);
+    }
+
+    /// [`TcpEngine::on_timers`] once some timer may be due.
+    #[inline(never)]
+    fn run_timers(&mut self, now: Instant, mem: &mut dyn PageMemory, stats: &mut Stats, out: &mut Vec<SegOut>) {
         let mut due = std::mem::take(&mut self.expired);
         self.timers.expire(now, &mut due);
         let from = self.expired_at.min(due.len());
@@ -40,8 +51,9 @@ impl TcpEngine {
                 continue;
             }
             self.note(idx);
+            // On the output list: `dispatch`, later in this poll, re-arms
+            // its timer after building its segments.
             self.mark(idx);
-            self.schedule(idx);
         }
         if to < due.len() {
             stats.tcp_timer_slices_deferred += 1;
@@ -53,7 +65,7 @@ impl TcpEngine {
         self.expired = due;
     }
 
-    /// A time by which the next timer may be due (see [`timer::TimerWheel::next_at`]).
+    /// A time by which the next timer may be due (see [`timer::TimerWheel::next_at`]), O(1).
     pub fn poll_at(&mut self) -> Option<Instant> {
         if self.expired_at < self.expired.len() {
             return Some(Instant::ZERO); // a slice of due timers waits
