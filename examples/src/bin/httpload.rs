@@ -142,7 +142,7 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
     let (mut success, mut http10) = (false, false);
     let (mut close, mut keep_alive, mut length) = (false, false, None);
     loop {
-        let nl = pos + b[pos..].iter().position(|&c| c == b'\n')?;
+        let nl = pos + memchr::memchr(b'\n', &b[pos..])?;
         let line = &b[pos..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if pos == 0 {
@@ -150,7 +150,7 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
                 return Some(Err(()));
             }
             http10 = starts_with_ci(line, b"http/1.0");
-            success = line.iter().position(|&c| c == b' ').and_then(|sp| line.get(sp + 1)) == Some(&b'2');
+            success = memchr::memchr(b' ', line).and_then(|sp| line.get(sp + 1)) == Some(&b'2');
         } else if line.is_empty() {
             pos = nl + 1;
             break;
