@@ -142,18 +142,32 @@ impl LoopPass {
     }
 }
 
-/// Stops a running loop from another thread (e.g. a signal handler thread).
+/// Stops a running loop from another thread, or on SIGINT/SIGTERM
+/// ([`StopHandle::stop_on_signals`]).
 #[derive(Clone, Debug, Default)]
-pub struct StopHandle(Arc<AtomicBool>);
+pub struct StopHandle(Arc<StopFlags>);
+
+/// What a [`StopHandle`] and its clones share.
+#[derive(Debug, Default)]
+struct StopFlags {
+    /// [`StopHandle::stop`] was called.
+    stop: AtomicBool,
+    /// A SIGINT/SIGTERM stops this loop too.
+    on_signals: AtomicBool,
+}
 
 impl StopHandle {
     /// Asks the loop to end after its current iteration.
     pub fn stop(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.stop.store(true, Ordering::Relaxed);
     }
-    /// Whether a stop was asked for.
+    /// Whether a stop was asked for (by [`StopHandle::stop`], or by a
+    /// signal after [`StopHandle::stop_on_signals`]). Two relaxed loads:
+    /// the loop asks once per pass.
+    #[inline]
     pub fn stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.stop.load(Ordering::Relaxed)
+            || (self.0.on_signals.load(Ordering::Relaxed) && SIGNALLED.load(Ordering::Relaxed))
     }
 }
 
@@ -166,19 +180,16 @@ extern "C" fn on_signal(_: libc::c_int) {
 impl StopHandle {
     /// Makes SIGINT and SIGTERM stop the loop (after its current iteration)
     /// instead of killing the process, so ports close and counters print.
+    /// The handler sets a flag that [`StopHandle::stopped`] reads: no
+    /// watcher thread, so nothing wakes up periodically on the lcore's CPU
+    /// (a thread polling the flag every 20 ms inherited the lcore's
+    /// affinity and preempted the loop 50 times a second).
     pub fn stop_on_signals(&self) {
         for sig in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: the handler only stores to an atomic (async-signal-safe).
             unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
         }
-        let me = self.clone();
-        std::thread::spawn(move || loop {
-            if SIGNALLED.load(Ordering::Relaxed) {
-                me.stop();
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        });
+        self.0.on_signals.store(true, Ordering::Relaxed);
     }
 }
 
