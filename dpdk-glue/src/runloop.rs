@@ -142,6 +142,34 @@ impl LoopPass {
     }
 }
 
+/// Hands the application's output to the device in the middle of a
+/// [`Runtime::run_pushing`] callback (through the `[pcap]` writer when
+/// capture is on).
+pub struct Pusher<'a> {
+    dev: &'a mut EthDevice,
+    pcap: Option<&'a mut (PcapFiles, usize)>,
+}
+
+impl Pusher<'_> {
+    /// Builds the segments the application's writes since the last push
+    /// produced (Nagle and delayed ACKs apply as in [`Stack::poll`]) and
+    /// transmits them now ([`Stack::push_output`]). Returns whether a frame
+    /// went to the device. Costs a TX burst per call that has output: call
+    /// it per reply written, not per connection looked at.
+    pub fn push(&mut self, stack: &mut Stack<PageArray>, now: Instant) -> bool {
+        match self.pcap.as_deref_mut() {
+            None => stack.push_output(now, &mut *self.dev),
+            Some((files, snaplen)) => stack.push_output(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pusher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").field("pcap", &self.pcap.is_some()).finish()
+    }
+}
+
 /// Stops a running loop from another thread, or on SIGINT/SIGTERM
 /// ([`StopHandle::stop_on_signals`]).
 #[derive(Clone, Debug, Default)]
@@ -404,14 +432,29 @@ impl Runtime {
 
     /// Runs the loop until `f` returns [`Control::Stop`] or the stop handle
     /// fires. `f` gets the stack and the current time; it returns whether it
-    /// did work (for idle accounting) with the control decision.
+    /// did work (for idle accounting) with the control decision. What `f`
+    /// wrote goes to the device when it returns.
     pub fn run(&mut self, mut f: impl FnMut(&mut Stack<PageArray>, Instant) -> (bool, Control)) {
+        self.run_pushing(|stack, _, now| f(stack, now));
+    }
+
+    /// As [`Runtime::run`], and `f` may also hand what it wrote so far to
+    /// the device before it returns ([`Pusher::push`]): a reply written
+    /// early in a pass that serves many connections leaves at once instead
+    /// of waiting for the rest of the pass, so the peer works on it while
+    /// this side serves the others. The pushes' cycles count as the
+    /// callback's (usr).
+    pub fn run_pushing(
+        &mut self,
+        mut f: impl FnMut(&mut Stack<PageArray>, &mut Pusher<'_>, Instant) -> (bool, Control),
+    ) {
         let mut pass = self.pass_start();
         while !self.stop.stopped() {
             let now = pass.now();
             let did_sys = self.with_device(|stack, dev| stack.poll(now, dev));
             self.pass_polled(&mut pass, did_sys);
-            let (did_usr, ctl) = f(&mut self.stack, now);
+            let mut pusher = Pusher { dev: &mut self.dev, pcap: self.pcap.as_mut() };
+            let (did_usr, ctl) = f(&mut self.stack, &mut pusher, now);
             self.pass_end(&mut pass, did_usr);
             if ctl == Control::Stop {
                 break;

@@ -34,6 +34,10 @@ struct Args {
     /// Stop after this many requests (0: no limit).
     #[arg(long = "max-requests", default_value_t = 0)]
     max_requests: u64,
+    /// Send the responses of a loop pass together at its end, instead of
+    /// each as soon as it is written (for comparison).
+    #[arg(long)]
+    batch: bool,
 }
 
 const BODY: &str = "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>Welcome to zcstack!</title>\r\n</head>\r\n\
@@ -130,7 +134,7 @@ fn serve_lcore(
     let mut events: Vec<Event> = Vec::new();
     let t0 = Wall::now();
     let mut iter = 0u64;
-    rt.run(|stack, now| {
+    rt.run_pushing(|stack, io, now| {
         iter += 1;
         if args.duration > 0 && iter % 1024 == 0 && t0.elapsed() >= Duration::from_secs(args.duration) {
             return (false, Control::Stop);
@@ -157,6 +161,11 @@ fn serve_lcore(
             let i = ev.token.0.wrapping_sub(1);
             let Some(cl) = clients.get_mut(i).and_then(Option::as_mut) else { continue };
             let gone = serve(stack, cl, &resp, page.as_ref(), &mut rbuf, &mut c);
+            if !args.batch {
+                // This response leaves now: the client works on it while
+                // the other connections of the pass are served.
+                io.push(stack, now);
+            }
             if gone {
                 let _ = stack.deregister(cl.h);
                 let _ = stack.tcp_close(cl.h, now);

@@ -56,6 +56,10 @@ struct Args {
     /// up); the run fails if none is accepted in time. 0: no probe.
     #[arg(long = "wait-server", default_value_t = 0)]
     wait_server: u64,
+    /// Send the requests of a loop pass together at its end, instead of
+    /// each as soon as it is written (for comparison).
+    #[arg(long)]
+    batch: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -310,7 +314,7 @@ fn load_lcore(
     // next pass.
     let mut vacant: Vec<usize> = (0..mine).rev().collect();
     let mut events: Vec<Event> = Vec::with_capacity(mine.max(1));
-    rt.run(|stack, now| {
+    rt.run_pushing(|stack, io, now| {
         iter += 1;
         if !probe.ready {
             return probe.drive(stack, to, now);
@@ -353,6 +357,11 @@ fn load_lcore(
             let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else { continue };
             if let Some(done) = drive(stack, c, &request, &mut rbuf, now, timeout, args.close, &mut t) {
                 did = true;
+                if !done && !args.batch {
+                    // The next request leaves now: the server works on it
+                    // while the other responses of the pass are read.
+                    io.push(stack, now);
+                }
                 if done {
                     let h = c.h;
                     let _ = stack.deregister(h);
