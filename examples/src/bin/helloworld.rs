@@ -16,6 +16,7 @@ use clap::Parser;
 use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Interest, SocketHandle, Stack, TcpError, Token, Trigger, ZcBuf};
+use zcstack_examples::starts_with_ci;
 
 #[derive(Debug, Parser)]
 #[command(about = "HTTP/1.1 keep-alive hello world on zcstack")]
@@ -321,10 +322,6 @@ fn judge(head: &[u8]) -> Option<bool> {
         start = end + 1;
     }
     Some(close || (http10 && !keep_alive))
-}
-
-fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
-    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use clap::Parser;
 use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Instant, Interest, SocketHandle, Stack, State, TcpError, Token, Trigger};
+use zcstack_examples::starts_with_ci;
 
 /// Every this many loop passes each connection is driven whether it had an
 /// event or not (request timeouts; a safety net for a missed edge).
@@ -153,7 +154,7 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
             if !starts_with_ci(line, b"http/1.") {
                 return Some(Err(()));
             }
-            http10 = starts_with_ci(line, b"http/1.0");
+            http10 = line.get(7) == Some(&b'0');
             success = memchr::memchr(b' ', line).and_then(|sp| line.get(sp + 1)) == Some(&b'2');
         } else if line.is_empty() {
             pos = nl + 1;
@@ -181,10 +182,6 @@ fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
 /// `:`; compared case-insensitively), without surrounding whitespace.
 fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     starts_with_ci(line, name).then(|| line[name.len()..].trim_ascii())
-}
-
-fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
-    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Runs the load on every lcore of the config (lcore i opens its share of
@@ -535,6 +532,7 @@ mod tests {
     #[test]
     fn unsupported_responses_are_errors() {
         assert_eq!(parse(b"SSH-2.0-x\r\n"), Some(Err(())), "not HTTP/1.x");
+        assert_eq!(parse(b"HTTP/1.\r\n\r\n"), Some(Err(())), "a bare version, no length");
         assert_eq!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(Err(())), "no length");
         assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\n"), Some(Err(())), "bad length");
         let r: &[u8] = b"HTTP/1.1 200 \xff\r\nContent-Length: 1\r\n\r\n!";
