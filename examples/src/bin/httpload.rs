@@ -352,7 +352,11 @@ fn load_lcore(
         let n = if sweep { conns.len() } else { events.len() };
         for i in (0..n).map(|k| if sweep { k } else { events[k].token.0 }) {
             let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else { continue };
-            if let Some(done) = drive(stack, c, &request, &mut rbuf, now, timeout, args.close, &mut t) {
+            // Timed at the moment this connection is handled, not at the
+            // pass's start: a request's latency runs from its write to the
+            // read of its response, wherever they fall in their passes.
+            let at = io.now();
+            if let Some(done) = drive(stack, c, &request, &mut rbuf, at, timeout, args.close, &mut t) {
                 did = true;
                 if !done && !args.batch {
                     // The next request leaves now: the server works on it
