@@ -43,4 +43,4 @@ pub use mempool::{Mempool, PoolConfig};
 pub use pages::PageArray;
 pub use port::{GrantedOffloads, LinkStatus, Offloads, Port, PortConfig, PortInfo, PortStats, Queues};
 pub use ports::PortListing;
-pub use runloop::{Control, LoopCycles, LoopPass, Runtime, RuntimeConfig, StopHandle};
+pub use runloop::{Control, LoopCycles, LoopPass, Pusher, Runtime, RuntimeConfig, StopHandle};

@@ -142,18 +142,72 @@ impl LoopPass {
     }
 }
 
-/// Stops a running loop from another thread (e.g. a signal handler thread).
+/// Hands the application's output to the device in the middle of a
+/// [`Runtime::run_pushing`] callback (through the `[pcap]` writer when
+/// capture is on).
+pub struct Pusher<'a> {
+    dev: &'a mut EthDevice,
+    pcap: Option<&'a mut (PcapFiles, usize)>,
+    /// The runtime's TSC origin and µs per tick (32.32), for [`Pusher::now`].
+    t0: u64,
+    us_per_tick_q32: u64,
+}
+
+impl Pusher<'_> {
+    /// Engine time at this moment, read from the TSC (the callback's `now`
+    /// is the pass's start): for timing one connection's exchange inside a
+    /// pass that serves many. One TSC read and a multiply.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        let dt = rdtsc().wrapping_sub(self.t0);
+        Instant::from_micros(((u128::from(dt) * u128::from(self.us_per_tick_q32)) >> 32) as u64)
+    }
+
+    /// Builds the segments the application's writes since the last push
+    /// produced (Nagle and delayed ACKs apply as in [`Stack::poll`]) and
+    /// transmits them now ([`Stack::push_output`]). Returns whether a frame
+    /// went to the device. Costs a TX burst per call that has output: call
+    /// it per reply written, not per connection looked at.
+    pub fn push(&mut self, stack: &mut Stack<PageArray>, now: Instant) -> bool {
+        match self.pcap.as_deref_mut() {
+            None => stack.push_output(now, &mut *self.dev),
+            Some((files, snaplen)) => stack.push_output(now, &mut PcapDevice::new(&mut *self.dev, files, *snaplen)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pusher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").field("pcap", &self.pcap.is_some()).finish()
+    }
+}
+
+/// Stops a running loop from another thread, or on SIGINT/SIGTERM
+/// ([`StopHandle::stop_on_signals`]).
 #[derive(Clone, Debug, Default)]
-pub struct StopHandle(Arc<AtomicBool>);
+pub struct StopHandle(Arc<StopFlags>);
+
+/// What a [`StopHandle`] and its clones share.
+#[derive(Debug, Default)]
+struct StopFlags {
+    /// [`StopHandle::stop`] was called.
+    stop: AtomicBool,
+    /// A SIGINT/SIGTERM stops this loop too.
+    on_signals: AtomicBool,
+}
 
 impl StopHandle {
     /// Asks the loop to end after its current iteration.
     pub fn stop(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.stop.store(true, Ordering::Relaxed);
     }
-    /// Whether a stop was asked for.
+    /// Whether a stop was asked for (by [`StopHandle::stop`], or by a
+    /// signal after [`StopHandle::stop_on_signals`]). Two relaxed loads:
+    /// the loop asks once per pass.
+    #[inline]
     pub fn stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.stop.load(Ordering::Relaxed)
+            || (self.0.on_signals.load(Ordering::Relaxed) && SIGNALLED.load(Ordering::Relaxed))
     }
 }
 
@@ -166,19 +220,16 @@ extern "C" fn on_signal(_: libc::c_int) {
 impl StopHandle {
     /// Makes SIGINT and SIGTERM stop the loop (after its current iteration)
     /// instead of killing the process, so ports close and counters print.
+    /// The handler sets a flag that [`StopHandle::stopped`] reads: no
+    /// watcher thread, so nothing wakes up periodically on the lcore's CPU
+    /// (a thread polling the flag every 20 ms inherited the lcore's
+    /// affinity and preempted the loop 50 times a second).
     pub fn stop_on_signals(&self) {
         for sig in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: the handler only stores to an atomic (async-signal-safe).
             unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
         }
-        let me = self.clone();
-        std::thread::spawn(move || loop {
-            if SIGNALLED.load(Ordering::Relaxed) {
-                me.stop();
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        });
+        self.0.on_signals.store(true, Ordering::Relaxed);
     }
 }
 
@@ -393,14 +444,34 @@ impl Runtime {
 
     /// Runs the loop until `f` returns [`Control::Stop`] or the stop handle
     /// fires. `f` gets the stack and the current time; it returns whether it
-    /// did work (for idle accounting) with the control decision.
+    /// did work (for idle accounting) with the control decision. What `f`
+    /// wrote goes to the device when it returns.
     pub fn run(&mut self, mut f: impl FnMut(&mut Stack<PageArray>, Instant) -> (bool, Control)) {
+        self.run_pushing(|stack, _, now| f(stack, now));
+    }
+
+    /// As [`Runtime::run`], and `f` may also hand what it wrote so far to
+    /// the device before it returns ([`Pusher::push`]): a reply written
+    /// early in a pass that serves many connections leaves at once instead
+    /// of waiting for the rest of the pass, so the peer works on it while
+    /// this side serves the others. The pushes' cycles count as the
+    /// callback's (usr).
+    pub fn run_pushing(
+        &mut self,
+        mut f: impl FnMut(&mut Stack<PageArray>, &mut Pusher<'_>, Instant) -> (bool, Control),
+    ) {
         let mut pass = self.pass_start();
         while !self.stop.stopped() {
             let now = pass.now();
             let did_sys = self.with_device(|stack, dev| stack.poll(now, dev));
             self.pass_polled(&mut pass, did_sys);
-            let (did_usr, ctl) = f(&mut self.stack, now);
+            let mut pusher = Pusher {
+                dev: &mut self.dev,
+                pcap: self.pcap.as_mut(),
+                t0: self.t0,
+                us_per_tick_q32: self.us_per_tick_q32,
+            };
+            let (did_usr, ctl) = f(&mut self.stack, &mut pusher, now);
             self.pass_end(&mut pass, did_usr);
             if ctl == Control::Stop {
                 break;

@@ -218,3 +218,75 @@ pub fn impaired(s: &dpdk_glue::EthDeviceStats) -> serde_json::Value {
         "delayed": rx.delayed + tx.delayed,
     })
 }
+
+/// Whether `hay` starts with `lower` (lower-case ASCII: letters, digits,
+/// punctuation), ASCII case ignored in `hay`: the per-request header-name
+/// test of the HTTP examples. Eight bytes per step (the last step overlaps
+/// the one before it); only the needle's letters are folded, so it is
+/// exactly `hay[..n].eq_ignore_ascii_case(lower)` without a byte loop.
+pub fn starts_with_ci(hay: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.is_ascii() && !lower.iter().any(u8::is_ascii_uppercase), "needle must be lower case");
+    let n = lower.len();
+    if hay.len() < n {
+        return false;
+    }
+    if n < 8 {
+        return hay[..n].iter().zip(lower).all(|(h, l)| h.to_ascii_lowercase() == *l);
+    }
+    let mut next = 0;
+    loop {
+        let at = next.min(n - 8);
+        let l = word(lower, at);
+        if word(hay, at) | letter_bits(l) != l {
+            return false;
+        }
+        if at == n - 8 {
+            return true;
+        }
+        next += 8;
+    }
+}
+
+/// The 8 bytes of `b` from `at` as one word (one load; callers keep
+/// `at + 8 <= b.len()`).
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// 0x20 in each byte of `w` (ASCII) that is a lower-case letter, else 0:
+/// the bit that folds an upper-case letter onto it. Per byte, `b + 0x1f`
+/// reaches 0x80 from `a` on and `b + 0x05` from `{` on; no carry crosses
+/// bytes because every byte is below 0x80.
+fn letter_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    (w.wrapping_add(ONES * 0x1f) & !w.wrapping_add(ONES * 0x05) & (ONES * 0x80)) >> 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_with_ci;
+
+    #[test]
+    fn case_insensitive_prefix_equals_the_byte_by_byte_test() {
+        for needle in
+            [&b"connection:"[..], b"content-length:", b"http/1.", b"get ", b"keep-alive", b"x-0123456789-abcdef:"]
+        {
+            // Every byte value at every position, on the needle and on its
+            // upper-case form, and a hay one byte short.
+            for base in [needle.to_vec(), needle.to_ascii_uppercase()] {
+                for i in 0..needle.len() {
+                    for b in 0..=255u8 {
+                        let mut hay = base.clone();
+                        hay[i] = b;
+                        hay.extend_from_slice(b" tail");
+                        let want = hay[..needle.len()].eq_ignore_ascii_case(needle);
+                        assert_eq!(starts_with_ci(&hay, needle), want, "{:?} vs {:?}", hay, needle);
+                    }
+                }
+                assert!(!starts_with_ci(&base[..needle.len() - 1], needle), "shorter than the needle");
+                assert!(starts_with_ci(&base, needle));
+            }
+        }
+    }
+}

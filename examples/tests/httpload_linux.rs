@@ -102,3 +102,47 @@ fn httpload_against_nginx_under_loss_reorder_and_delay() {
         assert!(r["impaired"]["reordered"].as_u64().unwrap() > 0, "{r}");
     }
 }
+
+/// A server that accepts and never answers: every request ends as a
+/// timeout, found by httpload's periodic sweep (no event ever comes for a
+/// response that never arrives), and its connection is replaced.
+#[test]
+fn httpload_counts_requests_a_silent_server_never_answers_as_timeouts() {
+    let _turn = one_at_a_time();
+    let ns = Netns::new("hs");
+    // Accepts and holds connections, reads nothing; bounded by `timeout`.
+    let mut silent = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "timeout", "30", "python3", "-c"])
+        .arg(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',8081))\ns.listen(64)\nheld=[]\nwhile True:\n    held.append(s.accept()[0])\n",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let conf = ns.config("hs.ini", "[tcp]\nmin_rto_us=10000\n");
+    let client = Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_httpload")])
+        .args(["--conf", conf.as_str(), "--server", KERNEL, "--port", "8081", "-n", "2", "-d", "2"])
+        .args(["--timeout-ms", "200", "--wait-server", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ns.kernel_side_up();
+    let out = client.wait_with_output().unwrap();
+    let _ = silent.kill();
+    let _ = silent.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find_map(|l| l.strip_prefix("HTTPLOAD ")).unwrap_or_else(|| panic!("{text}"));
+    let r: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(r["requests"], 0, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    // 2 connections x (2 s / 200 ms), less the connects: at least 2 each.
+    let timeouts = r["timeouts"].as_u64().unwrap();
+    assert!(timeouts >= 4, "{r}");
+    assert!(r["connects"].as_u64().unwrap() >= timeouts, "each timed-out connection is replaced: {r}");
+    assert_eq!(r["clean"], true, "{r}");
+}

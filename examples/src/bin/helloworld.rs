@@ -8,7 +8,6 @@
 //! Stops on SIGINT/SIGTERM, after `--duration` seconds, or after
 //! `--max-requests`, then prints its counters as `HELLOWORLD {json}`.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as Wall};
@@ -17,6 +16,7 @@ use clap::Parser;
 use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Interest, SocketHandle, Stack, TcpError, Token, Trigger, ZcBuf};
+use zcstack_examples::starts_with_ci;
 
 #[derive(Debug, Parser)]
 #[command(about = "HTTP/1.1 keep-alive hello world on zcstack")]
@@ -35,6 +35,10 @@ struct Args {
     /// Stop after this many requests (0: no limit).
     #[arg(long = "max-requests", default_value_t = 0)]
     max_requests: u64,
+    /// Send the responses of a loop pass together at its end, instead of
+    /// each as soon as it is written (for comparison).
+    #[arg(long)]
+    batch: bool,
 }
 
 const BODY: &str = "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>Welcome to zcstack!</title>\r\n</head>\r\n\
@@ -119,13 +123,19 @@ fn serve_lcore(
         rt.nb_lcores()
     );
     let mut counted = 0u64;
-    let mut clients: HashMap<usize, Client> = HashMap::new();
-    let mut next_token = 1usize;
+    // Client `Token(i + 1)` lives in slot `i`; a closed client's slot is
+    // reused (after the pass that closed it, so no event of the pass can
+    // reach its successor): no hashing per event.
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut closed: Vec<usize> = Vec::new();
+    // One read buffer for every client, allocated once.
+    let mut rbuf = vec![0u8; 4096];
     let mut c = Counters::default();
     let mut events: Vec<Event> = Vec::new();
     let t0 = Wall::now();
     let mut iter = 0u64;
-    rt.run(|stack, now| {
+    rt.run_pushing(|stack, io, now| {
         iter += 1;
         if args.duration > 0 && iter % 1024 == 0 && t0.elapsed() >= Duration::from_secs(args.duration) {
             return (false, Control::Stop);
@@ -136,36 +146,50 @@ fn serve_lcore(
         for ev in &events {
             if ev.token == Token(0) {
                 while let Ok((h, _)) = stack.tcp_accept(l) {
-                    let t = next_token;
-                    next_token += 1;
-                    if stack.register(h, Token(t), Interest::READABLE | Interest::WRITABLE, Trigger::Edge).is_ok() {
+                    let i = free.pop().unwrap_or_else(|| {
+                        clients.push(None);
+                        clients.len() - 1
+                    });
+                    if stack.register(h, Token(i + 1), Interest::READABLE | Interest::WRITABLE, Trigger::Edge).is_ok() {
                         c.accepted += 1;
-                        clients.insert(t, Client { h, inbuf: Vec::new(), owed: 0, off: 0, close_after: false });
+                        clients[i] = Some(Client { h, inbuf: Vec::new(), owed: 0, off: 0, close_after: false });
+                    } else {
+                        free.push(i);
                     }
                 }
                 continue;
             }
-            let Some(cl) = clients.get_mut(&ev.token.0) else { continue };
-            let gone = serve(stack, cl, &resp, page.as_ref(), &mut c, now);
+            let i = ev.token.0.wrapping_sub(1);
+            let Some(cl) = clients.get_mut(i).and_then(Option::as_mut) else { continue };
+            let gone = serve(stack, cl, &resp, page.as_ref(), &mut rbuf, &mut c);
+            if !args.batch {
+                // This response leaves now: the client works on it while
+                // the other connections of the pass are served.
+                io.push(stack, now);
+            }
             if gone {
                 let _ = stack.deregister(cl.h);
                 let _ = stack.tcp_close(cl.h, now);
-                clients.remove(&ev.token.0);
+                clients[i] = None;
+                closed.push(i);
                 c.closed += 1;
             }
         }
+        free.append(&mut closed);
         did |= !events.is_empty();
-        total.fetch_add(c.requests - counted, Ordering::Relaxed);
-        counted = c.requests;
+        if c.requests != counted {
+            total.fetch_add(c.requests - counted, Ordering::Relaxed);
+            counted = c.requests;
+        }
         if args.max_requests > 0
             && total.load(Ordering::Relaxed) >= args.max_requests
-            && clients.values().all(|k| k.owed == 0)
+            && clients.iter().flatten().all(|k| k.owed == 0)
         {
             return (did, Control::Stop);
         }
         (did, Control::Continue)
     });
-    for (_, cl) in clients.drain() {
+    for cl in clients.drain(..).flatten() {
         let now = rt.now();
         let _ = rt.stack.tcp_close(cl.h, now);
     }
@@ -205,19 +229,19 @@ fn serve_lcore(
     }))
 }
 
-/// Reads requests and writes responses; returns whether to close.
+/// Reads requests (through `buf`, the lcore's read buffer) and writes
+/// responses; returns whether to close.
 fn serve(
     stack: &mut Stack<dpdk_glue::PageArray>,
     cl: &mut Client,
     resp: &[u8],
     page: Option<&ZcBuf>,
+    buf: &mut [u8],
     c: &mut Counters,
-    _now: zcstack::Instant,
 ) -> bool {
-    let mut buf = [0u8; 4096];
     let mut eof = false;
     loop {
-        match stack.tcp_read(cl.h, &mut buf) {
+        match stack.tcp_read(cl.h, buf) {
             Ok(0) => {
                 eof = true;
                 break;
@@ -228,9 +252,9 @@ fn serve(
         }
     }
     // Every complete request owes one response.
-    while let Some(end) = cl.inbuf.windows(4).position(|w| w == b"\r\n\r\n") {
-        let verdict = judge(&cl.inbuf[..end]);
-        cl.inbuf.drain(..end + 4);
+    while let Some(end) = head_end(&cl.inbuf) {
+        let verdict = judge(&cl.inbuf[..end - 4]);
+        cl.inbuf.drain(..end);
         let Some(close) = verdict else {
             c.bad_requests += 1;
             return true;
@@ -264,31 +288,45 @@ fn serve(
     (cl.close_after || eof) && cl.owed == 0
 }
 
+/// Where the head of the request at the front of `b` ends (just past its
+/// blank line, RFC 9112 section 2.1), once it has arrived. Looks only at
+/// the line ends (`memchr`), not at every byte window.
+fn head_end(b: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', b).find(|&i| i >= 3 && &b[i - 3..=i] == b"\r\n\r\n").map(|i| i + 1)
+}
+
 /// What a request head (without its final blank line) asks for: `None`
 /// for anything but GET or HEAD, else whether the connection closes after
-/// the response (`Connection: close`, or HTTP/1.0 without keep-alive).
-/// Case-insensitive on the bytes, so it allocates nothing per request.
+/// the response (a `Connection: close` header, or HTTP/1.0 without
+/// `Connection: keep-alive`; RFC 9112 section 9.3). One pass over the line
+/// ends, names compared case-insensitively on the bytes: nothing is
+/// allocated per request.
 fn judge(head: &[u8]) -> Option<bool> {
     if !(starts_with_ci(head, b"get ") || starts_with_ci(head, b"head ")) {
         return None;
     }
-    Some(
-        contains_ci(head, b"\r\nconnection: close")
-            || (contains_ci(head, b" http/1.0") && !contains_ci(head, b"keep-alive")),
-    )
-}
-
-fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
-    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    let (mut http10, mut close, mut keep_alive) = (false, false, false);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len())) {
+        let line = &head[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if start == 0 {
+            http10 = line.len() >= 9 && line[line.len() - 9..].eq_ignore_ascii_case(b" http/1.0");
+        } else if starts_with_ci(line, b"connection:") {
+            for option in line[b"connection:".len()..].split(|&c| c == b',') {
+                let option = option.trim_ascii();
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        start = end + 1;
+    }
+    Some(close || (http10 && !keep_alive))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::judge;
+    use super::{head_end, judge};
 
     #[test]
     fn request_heads_are_judged_case_insensitively() {
@@ -300,5 +338,17 @@ mod tests {
         assert_eq!(judge(b"POST / HTTP/1.1"), None);
         assert_eq!(judge(b"GE"), None, "shorter than any method");
         assert_eq!(judge(b"GET \xff\xfe HTTP/1.1"), Some(false), "bytes that are not UTF-8 are fine");
+        assert_eq!(judge(b"GET / HTTP/1.1\r\nConnection: keep-alive, close"), Some(true), "a list of options");
+        assert_eq!(judge(b"GET / HTTP/1.1\r\nX-Note: connection: close"), Some(false), "only the header counts");
+        assert_eq!(judge(b"GET /HTTP/1.0 HTTP/1.1"), Some(false), "the version is the request line's last word");
+    }
+
+    #[test]
+    fn request_heads_end_at_the_blank_line() {
+        let head: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(head_end(&[head, b"GET"].concat()), Some(head.len()), "the next request is not part of it");
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r"), None, "not yet complete");
+        assert_eq!(head_end(b"\r\n\r\n"), Some(4));
+        assert_eq!(head_end(b"\n\n\r\n"), None, "bare line feeds are not a blank line");
     }
 }

@@ -15,7 +15,14 @@ use std::time::{Duration, Instant as Wall};
 use clap::Parser;
 use dpdk_glue::Control;
 use serde_json::json;
-use zcstack::{Instant, SocketHandle, Stack, State, TcpError};
+use zcstack::{Event, Instant, Interest, SocketHandle, Stack, State, TcpError, Token, Trigger};
+use zcstack_examples::starts_with_ci;
+
+/// Every this many loop passes the connections whose request is older than
+/// `--timeout-ms` are driven without an event (so a lost response counts as
+/// a timeout); the others are only looked at (one comparison each), so the
+/// sweep adds no stall to the requests in flight.
+const SWEEP: u64 = 1024;
 
 #[derive(Debug, Parser)]
 #[command(about = "HTTP/1.1 load generator on zcstack (wrk-like)")]
@@ -52,6 +59,10 @@ struct Args {
     /// up); the run fails if none is accepted in time. 0: no probe.
     #[arg(long = "wait-server", default_value_t = 0)]
     wait_server: u64,
+    /// Send the requests of a loop pass together at its end, instead of
+    /// each as soon as it is written (for comparison).
+    #[arg(long)]
+    batch: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -130,21 +141,49 @@ struct Response {
 
 /// The response at the front of `b`, if it is complete (needs a
 /// Content-Length; chunked encoding is not supported and counts as an error).
+/// One pass over the head's lines, header names matched case-insensitively
+/// on the bytes: nothing is allocated per response (RFC 9112 sections 2.1,
+/// 4, 6.3 and 9.3 for the status line, body length and persistence).
 fn response_end(b: &[u8]) -> Option<Result<Response, ()>> {
-    let head_end = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&b[..head_end]).to_ascii_lowercase();
-    if !head.starts_with("http/1.") {
-        return Some(Err(()));
+    let mut pos = 0;
+    let (mut success, mut http10) = (false, false);
+    let (mut close, mut keep_alive, mut length) = (false, false, None);
+    loop {
+        let nl = pos + memchr::memchr(b'\n', &b[pos..])?;
+        let line = &b[pos..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if pos == 0 {
+            if !starts_with_ci(line, b"http/1.") {
+                return Some(Err(()));
+            }
+            http10 = line.get(7) == Some(&b'0');
+            success = memchr::memchr(b' ', line).and_then(|sp| line.get(sp + 1)) == Some(&b'2');
+        } else if line.is_empty() {
+            pos = nl + 1;
+            break;
+        } else if let Some(v) = header_value(line, b"connection:") {
+            close |= v.eq_ignore_ascii_case(b"close");
+            keep_alive |= v.eq_ignore_ascii_case(b"keep-alive");
+        } else if let Some(v) = header_value(line, b"content-length:") {
+            length = std::str::from_utf8(v).ok().and_then(|v| v.parse::<usize>().ok());
+            if length.is_none() {
+                return Some(Err(()));
+            }
+        }
+        pos = nl + 1;
     }
-    let header = |name: &str| head.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
-    let success = head.split(' ').nth(1).is_some_and(|code| code.starts_with('2'));
-    let close = header("connection:") == Some("close")
-        || (head.starts_with("http/1.0") && header("connection:") != Some("keep-alive"));
-    match header("content-length:").and_then(|v| v.parse::<usize>().ok()) {
-        Some(n) if b.len() >= head_end + n => Some(Ok(Response { end: head_end + n, success, close })),
+    let close = close || (http10 && !keep_alive);
+    match length {
+        Some(n) if b.len() >= pos + n => Some(Ok(Response { end: pos + n, success, close })),
         Some(_) => None,
         None => Some(Err(())),
     }
+}
+
+/// The value of header line `line` when its name is `name` (which ends in
+/// `:`; compared case-insensitively), without surrounding whitespace.
+fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    starts_with_ci(line, name).then(|| line[name.len()..].trim_ascii())
 }
 
 /// Runs the load on every lcore of the config (lcore i opens its share of
@@ -202,6 +241,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         t.non_2xx
     );
     let sum = |k: &str| rows.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    // The client's own cost (F-Stack's usr/sys/idle loop cycles, summed
+    // over lcores): whether the load generator, not the server, is the limit.
+    let busy = sum("usr_cycles") + sum("sys_cycles");
+    let cycles_per_req = busy as f64 / (t.ok as f64).max(1.0);
+    let busy_share = busy as f64 / ((busy + sum("idle_cycles")) as f64).max(1.0);
     println!(
         "HTTPLOAD {}",
         json!({
@@ -214,6 +258,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "rss_connect_ports_tried": sum("rss_connect_ports_tried"), "rss_connect_refused": sum("rss_connect_refused"),
             "steered_out": sum("steered_out"), "steered_in": sum("steered_in"),
             "steer_dropped_at_close": sum("steer_dropped_at_close"),
+            "client_cycles_per_req": cycles_per_req, "client_busy_share": busy_share,
+            "client_loops": sum("loops"), "client_busy_loops": sum("busy_loops"),
             "nb_lcores": rows.len(), "lcores": rows,
         })
     );
@@ -263,42 +309,75 @@ fn load_lcore(
         conn: None,
         ready: args.wait_server == 0,
     };
-    rt.run(|stack, now| {
+    // Slots without a connection (all of them at first): connected in the
+    // next pass.
+    let mut vacant: Vec<usize> = (0..mine).rev().collect();
+    let mut events: Vec<Event> = Vec::with_capacity(mine.max(1));
+    rt.run_pushing(|stack, io, now| {
         iter += 1;
         if !probe.ready {
             return probe.drive(stack, to, now);
         }
         let begun = *started.get_or_insert_with(Wall::now);
-        ok_total.fetch_add(t.ok - counted, Ordering::Relaxed);
-        counted = t.ok;
+        if t.ok != counted {
+            ok_total.fetch_add(t.ok - counted, Ordering::Relaxed);
+            counted = t.ok;
+        }
         let stopping = (iter % 256 == 0 && begun.elapsed() >= Duration::from_secs(args.duration))
             || (args.requests > 0 && ok_total.load(Ordering::Relaxed) >= args.requests);
         if stopping {
             return (false, Control::Stop);
         }
         let mut did = false;
-        for slot in conns.iter_mut() {
-            let c = match slot {
-                Some(c) => c,
-                None => match stack.tcp_connect(to, 0, now) {
-                    Ok(h) => {
-                        t.connects += 1;
-                        did = true;
-                        slot.insert(Conn { h, phase: Phase::Connecting, sent_at: now, buf: Vec::new() })
-                    }
-                    Err(_) => continue,
-                },
-            };
-            if let Some(done) = drive(stack, c, &request, &mut rbuf, now, timeout, args.close, &mut t) {
+        while let Some(i) = vacant.pop() {
+            match stack.tcp_connect(to, 0, now) {
+                Ok(h) => {
+                    t.connects += 1;
+                    did = true;
+                    // Edge-triggered: established (writable), response
+                    // data or EOF (readable) wake the connection.
+                    let _ = stack.register(h, Token(i), Interest::READABLE | Interest::WRITABLE, Trigger::Edge);
+                    conns[i] = Some(Conn { h, phase: Phase::Connecting, sent_at: now, buf: Vec::new() });
+                }
+                Err(_) => {
+                    vacant.push(i);
+                    break;
+                }
+            }
+        }
+        // Only connections with news are driven (a pass costs O(events),
+        // not O(connections)); every SWEEP passes, also those past their
+        // timeout.
+        events.clear();
+        stack.poll_events(&mut events);
+        let swept = if iter % SWEEP == 0 { conns.len() } else { 0 };
+        let evs = events.iter().map(|e| (e.token.0, false));
+        for (i, sweeping) in evs.chain((0..swept).map(|i| (i, true))) {
+            let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else { continue };
+            if sweeping && now - c.sent_at <= timeout {
+                continue;
+            }
+            // Timed at the moment this connection is handled, not at the
+            // pass's start: a request's latency runs from its write to the
+            // read of its response, wherever they fall in their passes.
+            let at = io.now();
+            if let Some(done) = drive(stack, c, &request, &mut rbuf, at, timeout, args.close, &mut t) {
                 did = true;
+                if !done && !args.batch {
+                    // The next request leaves now: the server works on it
+                    // while the other responses of the pass are read.
+                    io.push(stack, now);
+                }
                 if done {
                     let h = c.h;
+                    let _ = stack.deregister(h);
                     if args.close {
                         let _ = stack.tcp_close(h, now);
                     } else {
                         let _ = stack.tcp_abort(h);
                     }
-                    *slot = None;
+                    conns[i] = None;
+                    vacant.push(i);
                 }
             }
         }
@@ -311,6 +390,8 @@ fn load_lcore(
         let _ = rt.stack.tcp_abort(c.h);
     }
     let st = *rt.stack.stats();
+    let cycles = rt.cycles();
+    let tsc_hz = rt.tsc_hz();
     let (free, total, mbufs) = rt.shutdown()?;
     let impaired = zcstack_examples::impaired(&rt.dev.stats());
     let steer = rt.dev.steer_stats().unwrap_or_default();
@@ -321,6 +402,8 @@ fn load_lcore(
         "steer_backlogged": steer.backlogged, "steer_dropped_at_close": steer.dropped_at_close,
         "steer_unread_at_close": steer.unread_at_close,
         "clean": free == total && mbufs == 0, "impaired": impaired,
+        "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
+        "loops": cycles.loops, "busy_loops": cycles.busy_loops, "tsc_hz": tsc_hz,
     });
     Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
 }
@@ -421,5 +504,47 @@ fn drive(
             Some(true)
         }
         None => did.then_some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_end;
+
+    fn parse(b: &[u8]) -> Option<Result<(usize, bool, bool), ()>> {
+        response_end(b).map(|r| r.map(|r| (r.end, r.success, r.close)))
+    }
+
+    #[test]
+    fn responses_are_framed_by_content_length() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(parse(r), Some(Ok((r.len(), true, false))));
+        // A second response behind the first is not part of it.
+        let two = [&r[..], &r[..]].concat();
+        assert_eq!(parse(&two), Some(Ok((r.len(), true, false))));
+        // Incomplete head or body: wait for more.
+        for cut in [0, 10, 17, r.len() - 6, r.len() - 1] {
+            assert_eq!(parse(&r[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn status_and_persistence_are_read_case_insensitively() {
+        let r: &[u8] = b"http/1.1 404 Not Found\r\ncontent-length:0\r\nCONNECTION:  Close \r\n\r\n";
+        assert_eq!(parse(r), Some(Ok((r.len(), false, true))));
+        let r: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(r), Some(Ok((r.len(), true, true))), "HTTP/1.0 closes by default");
+        let r: &[u8] = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(r), Some(Ok((r.len(), true, false))));
+    }
+
+    #[test]
+    fn unsupported_responses_are_errors() {
+        assert_eq!(parse(b"SSH-2.0-x\r\n"), Some(Err(())), "not HTTP/1.x");
+        assert_eq!(parse(b"HTTP/1.\r\n\r\n"), Some(Err(())), "a bare version, no length");
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(Err(())), "no length");
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\n"), Some(Err(())), "bad length");
+        let r: &[u8] = b"HTTP/1.1 200 \xff\r\nContent-Length: 1\r\n\r\n!";
+        assert_eq!(parse(r), Some(Ok((r.len(), true, false))), "bytes that are not UTF-8 are fine");
     }
 }
