@@ -289,6 +289,7 @@ impl Conn {
         if self.persist_at.is_none() && self.rtx_at.is_none() && self.snd_una < data_end {
             let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(16));
             self.persist_at = Some(now + interval.min(self.cfg.max_rto));
+            self.note_deadline(now + interval.min(self.cfg.max_rto));
         }
 
         if self.ka_probe_due {
@@ -553,9 +554,11 @@ mod output_due_tests {
                                     }
                                     if timers & 1 != 0 {
                                         c.rtx_at = Some(now + Duration::from_millis(200));
+                                        c.note_deadline(now + Duration::from_millis(200));
                                     }
                                     if timers & 2 != 0 {
                                         c.persist_at = Some(now + Duration::from_millis(300));
+                                        c.note_deadline(now + Duration::from_millis(300));
                                     }
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();
