@@ -180,6 +180,10 @@ impl Conn {
             self.sack_retransmit(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
+        // Segments after the first of this loop copy its ACK, window, SACK
+        // blocks and timestamps (`send_data_next`) instead of computing them
+        // again: nothing they are computed from changes in between.
+        let mut built = false;
         loop {
             if self.snd_nxt >= data_end {
                 break;
@@ -252,7 +256,12 @@ impl Conn {
             if !retransmitting && self.rtt_probe.is_none() {
                 self.rtt_probe = Some((seq, now));
             }
-            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            if built {
+                self.send_data_next(seq, len, data_start, data_end, mem, stats, out);
+            } else {
+                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+                built = true;
+            }
             if len > max_payload {
                 if let Some(last) = out.last_mut() {
                     last.tso_segsz = max_payload as u16;
@@ -484,6 +493,63 @@ impl Conn {
             Err(_) => stats.page_errors += 1,
         }
         s.psh = seq + len == data_end;
+    }
+
+    /// [`Conn::send_data`] for a segment following one that this output
+    /// pass just built for this connection (the last of `out`): the ACK,
+    /// window, SACK blocks and timestamps are that segment's.
+    /// [`Conn::fill_seg`] would give the same values (checked in debug
+    /// builds): `rcv_nxt`, the receive queue, `ts_now` and `ts_recent` do
+    /// not change during output, and the window's right edge (`rcv_adv`)
+    /// only moves on the first call.
+    #[allow(clippy::too_many_arguments)]
+    fn send_data_next(
+        &mut self,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        data_end: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let Some(p) = out.last() else { return };
+        let s = SegOut {
+            src: p.src,
+            dst: p.dst,
+            seq,
+            ack: p.ack,
+            syn: false,
+            fin: false,
+            rst: false,
+            psh: seq + len == data_end,
+            window: p.window,
+            mss: None,
+            wscale: None,
+            sack_permitted: false,
+            sack: p.sack,
+            sack_len: p.sack_len,
+            ts: p.ts,
+            payload: crate::phy::Payload::new(),
+            copied: false,
+            tso_segsz: 0,
+        };
+        #[cfg(debug_assertions)]
+        {
+            let mut t = SegOut::empty(self.local, self.remote, seq);
+            self.fill_seg(&mut t, true);
+            debug_assert!(
+                (t.ack, t.window, t.sack, t.sack_len, t.ts) == (s.ack, s.window, s.sack, s.sack_len, s.ts),
+                "a following segment's header differs from fill_seg's"
+            );
+        }
+        out.push(s);
+        let Some(s) = out.last_mut() else { return };
+        let off = seq.since(data_start) as usize;
+        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+            Ok(copied) => s.copied = copied,
+            Err(_) => stats.page_errors += 1,
+        }
     }
 }
 
