@@ -89,6 +89,7 @@ impl Conn {
     /// Fills the window, the ACK (with SACK blocks) and the timestamps of
     /// `s`, an empty segment of this connection ([`SegOut::empty`]); an ACK
     /// sent clears what was owed.
+    #[inline(always)]
     fn fill_seg(&mut self, s: &mut SegOut, with_ack: bool) {
         let window = self.advertise();
         if with_ack {
