@@ -513,7 +513,8 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.stages.stop_if(METER, Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
-            let n = dev.receive_frames(now, caps.max_burst.min(RX_BUDGET - handled), &mut |frame: RxFrame<'_>| {
+            let want = caps.max_burst.min(RX_BUDGET - handled);
+            let n = dev.receive_frames(now, want, &mut |frame: RxFrame<'_>| {
                 let (t, nested) = self.tcp.stages.start_parse_if(METER);
                 match frame {
                     RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
@@ -531,6 +532,12 @@ impl<M: PageMemory> Stack<M> {
             // clock out) leave per burst, not once per poll budget.
             if self.tcp.has_dirty() {
                 self.output(now, dev, &caps, METER);
+            }
+            // A short burst: the device had no more ready (as a DPDK
+            // rx_burst returning fewer than asked), so no second call to
+            // find it empty; later arrivals are the next pass's.
+            if n < want {
+                break;
             }
         }
         let t = self.tcp.stages.start_if(METER);

@@ -150,3 +150,43 @@ fn a_delayed_ack_armed_by_a_segment_goes_out_on_time_with_only_a_far_entry_in_th
     assert_eq!(t, t0 + delay, "the delayed ACK leaves at its deadline: {out:?}");
     assert_eq!((out.len(), out[0].ack, out[0].payload.len()), (1, Some(1011), 0));
 }
+
+/// The re-arm takes only deadlines set since the last one
+/// (`Conn::note_deadline`): a deadline set and then cleared (a delayed ACK
+/// that a response then carried) leaves its wheel entry, which comes due
+/// quietly, and the deadline set after it (the response's RTO) still fires
+/// at exactly its time (RFC 6298 5.1, 5.4).
+#[test]
+fn a_cleared_deadline_leaves_a_quiet_entry_and_the_rto_set_after_it_fires_on_time() {
+    let (mut st, mut dev, h, snd) = established();
+    st.tcp_set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+    st.tcp_set_option(h, SockOpt::KeepAlive(true), at(1)).unwrap();
+    assert!(exchange(&mut st, &mut dev, at(1), vec![]).is_empty());
+    let stale = st.poll_at().expect("pending");
+    assert!(exchange(&mut st, &mut dev, stale, vec![]).is_empty());
+    let keepalive = st.poll_at().expect("keep-alive");
+    assert!(keepalive > at(3_600_000));
+    // A request: its ACK is delayed, and the wheel takes that deadline.
+    let delay = st.config().tcp.delayed_ack.expect("delayed ACKs on by default");
+    let t0 = stale + zcstack::Duration::from_millis(3);
+    let mut data = seg(1001, Some(snd), TcpControl::Psh);
+    data.payload = b"request";
+    assert!(exchange(&mut st, &mut dev, t0, vec![tcp_frame(data)]).is_empty());
+    assert_eq!(st.poll_at(), Some(t0 + delay));
+    let (got, _) = drain(&mut st, h);
+    assert_eq!(got, b"request");
+    // The response carries the ACK (the delayed ACK's deadline is cleared)
+    // and starts the RTO.
+    let t1 = t0 + zcstack::Duration::from_millis(1);
+    st.tcp_write(h, b"response").unwrap();
+    let out = exchange(&mut st, &mut dev, t1, vec![]);
+    assert_eq!((out.len(), out[0].seq, out[0].ack, out[0].payload.len()), (1, snd, Some(1008), 8));
+    let deadline = t1 + rto(&mut st, h);
+    // Polled every millisecond: nothing leaves at the cleared delayed ACK's
+    // entry, the response is retransmitted at exactly the RTO.
+    let (t, out) = first_send(&mut st, &mut dev, t1 + zcstack::Duration::from_millis(1), keepalive)
+        .expect("the response is retransmitted");
+    assert_eq!(t, deadline);
+    assert_eq!((out.len(), out[0].seq, out[0].payload.len()), (1, snd, 8));
+    assert_eq!(st.stats().tcp_rto_retransmits, 1);
+}

@@ -75,6 +75,9 @@ pub(crate) struct Conn {
     /// The application dropped its handle; free once the protocol is done.
     pub orphan: bool,
     pub timer_scheduled: Option<Instant>,
+    /// The earliest deadline set since the timer was last re-armed
+    /// (`Conn::note_deadline`); `tcp::table::rearm` takes it.
+    pub deadline_new: Option<Instant>,
     pub dirty: bool,
     /// Readiness changed since the application last looked (edge-triggered events).
     pub events_pending: bool,
@@ -208,6 +211,7 @@ impl Conn {
             error: None,
             orphan: false,
             timer_scheduled: None,
+            deadline_new: None,
             dirty: false,
             events_pending: true,
             iss,

@@ -197,7 +197,7 @@ impl SendQueue {
     /// touched, taking a reference on each page for the transmission.
     /// Returns whether every byte of the range was copied in by the stack
     /// (copy-mode writes) rather than handed over zero-copy.
-    #[inline]
+    #[inline(always)]
     pub fn slices(
         &mut self,
         offset: usize,
@@ -214,19 +214,24 @@ impl SendQueue {
             out.push(PageSlice { page: c.page, off: c.off + skip as u32, len: len as u32 });
             return Ok(c.copied);
         }
-        let mut left = len;
-        let mut copied = true;
-        for c in self.chunks.range(first..) {
-            if left == 0 {
-                break;
-            }
+        // Across chunks: by index (no range iterator), and the lookup hint
+        // left at the last chunk touched, where the next segment starts.
+        let (mut left, mut copied) = (len, true);
+        let (mut i, mut start) = (first, offset - skip);
+        while left > 0 {
+            let Some(c) = self.chunks.get(i) else { break };
             let n = (c.len as usize - skip).min(left);
             copied &= c.copied;
             mem.incref(c.page)?;
             out.push(PageSlice { page: c.page, off: c.off + skip as u32, len: n as u32 });
             left -= n;
             skip = 0;
+            if left > 0 {
+                start += c.len as usize;
+                i += 1;
+            }
         }
+        self.hint = (i as u32, start as u32);
         Ok(copied)
     }
 

@@ -111,18 +111,28 @@ impl TcpEngine {
     }
 }
 
-/// Lazy re-arm of connection `idx` (`c`): the wheel gets the connection's
-/// earliest deadline only when it is earlier than the entry the wheel
-/// already holds for it (`timer_scheduled`), so a deadline that moves later
-/// (an ACK restarting the RTO) costs a compare. An entry that comes due
-/// before the connection's real deadline finds nothing due, and the
-/// connection is re-armed from its deadlines then (`on_timers`).
+/// Lazy re-arm of connection `idx` (`c`): the wheel gets the earliest
+/// deadline set since the last re-arm (`Conn::deadline_new`, kept by
+/// `Conn::note_deadline` where deadlines are set) only when it is earlier
+/// than the entry the wheel already holds for it (`timer_scheduled`), so a
+/// deadline that moves later (an ACK restarting the RTO) costs a compare
+/// and an unchanged one a test, not a scan of the six deadlines. An entry
+/// that comes due before the connection's real deadline (that deadline
+/// moved later or was cleared) finds nothing due, and the connection is
+/// re-armed from its deadlines then (`on_timers`).
+///
+/// Promise (checked in debug builds): afterwards the wheel holds an entry
+/// for the connection at or before its earliest deadline.
 #[inline]
 pub(super) fn rearm(c: &mut Conn, timers: &mut timer::TimerWheel, idx: u32) {
-    if let Some(t) = c.next_timer() {
+    if let Some(t) = c.deadline_new.take() {
         if c.timer_scheduled.is_none_or(|s| t < s) {
             c.timer_scheduled = Some(t);
             timers.insert(t, idx);
         }
     }
+    debug_assert!(
+        c.next_timer().is_none_or(|t| c.timer_scheduled.is_some_and(|s| s <= t)),
+        "a deadline set without note_deadline"
+    );
 }

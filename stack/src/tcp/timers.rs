@@ -45,6 +45,9 @@ impl TcpEngine {
             c.timer_scheduled = None;
             let was = c.state;
             let closed = c.on_timer(now, mem, stats, out) == Outcome::Closed;
+            // Its entry is gone: the re-arm after output starts from the
+            // deadlines as they are (plus any output sets).
+            c.deadline_new = c.next_timer();
             self.account_pages(idx);
             if closed {
                 self.finish(idx, was);

@@ -24,6 +24,7 @@ impl Conn {
         self.tick_ts(now);
         if self.keepalive {
             self.keepalive_at = Some(now + self.cfg.keepalive_idle);
+            self.note_deadline(now + self.cfg.keepalive_idle);
             self.ka_probes = 0;
         }
         if let Some(ack) = self.predicted_ack(seg) {
@@ -122,6 +123,7 @@ impl Conn {
                 // again and restart the 2 MSL timer (RFC 9293 3.10.7.4).
                 self.ack_now = true;
                 self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+                self.note_deadline(now + self.cfg.msl.saturating_mul(2));
                 return Outcome::Ok;
             }
             if seg.syn && seg.ack.is_none() && self.state == State::SynReceived && seg.seq + 1 == self.rcv_nxt {
@@ -324,7 +326,10 @@ impl Conn {
                         self.state = State::Closing;
                     }
                     State::FinWait2 => self.enter_time_wait(now, mem),
-                    State::TimeWait => self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2)),
+                    State::TimeWait => {
+                        self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+                        self.note_deadline(now + self.cfg.msl.saturating_mul(2));
+                    }
                     _ => {}
                 }
             }
@@ -527,6 +532,9 @@ impl Conn {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
                     self.delack_at = self.cfg.delayed_ack.map(|d| now + d);
+                    if let Some(at) = self.delack_at {
+                        self.note_deadline(at);
+                    }
                 }
                 if !had_hole && seg.seq < self.rcv_nxt && start != seg.seq {
                     self.ack_now = true;

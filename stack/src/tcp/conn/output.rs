@@ -89,6 +89,7 @@ impl Conn {
     /// Fills the window, the ACK (with SACK blocks) and the timestamps of
     /// `s`, an empty segment of this connection ([`SegOut::empty`]); an ACK
     /// sent clears what was owed.
+    #[inline(always)]
     fn fill_seg(&mut self, s: &mut SegOut, with_ack: bool) {
         let window = self.advertise();
         if with_ack {
@@ -180,6 +181,10 @@ impl Conn {
             self.sack_retransmit(now, data_start, data_end, max_payload, mem, stats, out);
         }
 
+        // Segments after the first of this loop copy its ACK, window, SACK
+        // blocks and timestamps (`send_data_next`) instead of computing them
+        // again: nothing they are computed from changes in between.
+        let mut built = false;
         loop {
             if self.snd_nxt >= data_end {
                 break;
@@ -252,7 +257,12 @@ impl Conn {
             if !retransmitting && self.rtt_probe.is_none() {
                 self.rtt_probe = Some((seq, now));
             }
-            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            if built {
+                self.send_data_next(seq, len, data_start, data_end, mem, stats, out);
+            } else {
+                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+                built = true;
+            }
             if len > max_payload {
                 if let Some(last) = out.last_mut() {
                     last.tso_segsz = max_payload as u16;
@@ -289,6 +299,7 @@ impl Conn {
         if self.persist_at.is_none() && self.rtx_at.is_none() && self.snd_una < data_end {
             let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(16));
             self.persist_at = Some(now + interval.min(self.cfg.max_rto));
+            self.note_deadline(now + interval.min(self.cfg.max_rto));
         }
 
         if self.ka_probe_due {
@@ -484,6 +495,63 @@ impl Conn {
         }
         s.psh = seq + len == data_end;
     }
+
+    /// [`Conn::send_data`] for a segment following one that this output
+    /// pass just built for this connection (the last of `out`): the ACK,
+    /// window, SACK blocks and timestamps are that segment's.
+    /// [`Conn::fill_seg`] would give the same values (checked in debug
+    /// builds): `rcv_nxt`, the receive queue, `ts_now` and `ts_recent` do
+    /// not change during output, and the window's right edge (`rcv_adv`)
+    /// only moves on the first call.
+    #[allow(clippy::too_many_arguments)]
+    fn send_data_next(
+        &mut self,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        data_end: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) {
+        let Some(p) = out.last() else { return };
+        let s = SegOut {
+            src: p.src,
+            dst: p.dst,
+            seq,
+            ack: p.ack,
+            syn: false,
+            fin: false,
+            rst: false,
+            psh: seq + len == data_end,
+            window: p.window,
+            mss: None,
+            wscale: None,
+            sack_permitted: false,
+            sack: p.sack,
+            sack_len: p.sack_len,
+            ts: p.ts,
+            payload: crate::phy::Payload::new(),
+            copied: false,
+            tso_segsz: 0,
+        };
+        #[cfg(debug_assertions)]
+        {
+            let mut t = SegOut::empty(self.local, self.remote, seq);
+            self.fill_seg(&mut t, true);
+            debug_assert!(
+                (t.ack, t.window, t.sack, t.sack_len, t.ts) == (s.ack, s.window, s.sack, s.sack_len, s.ts),
+                "a following segment's header differs from fill_seg's"
+            );
+        }
+        out.push(s);
+        let Some(s) = out.last_mut() else { return };
+        let off = seq.since(data_start) as usize;
+        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+            Ok(copied) => s.copied = copied,
+            Err(_) => stats.page_errors += 1,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -553,9 +621,11 @@ mod output_due_tests {
                                     }
                                     if timers & 1 != 0 {
                                         c.rtx_at = Some(now + Duration::from_millis(200));
+                                        c.note_deadline(now + Duration::from_millis(200));
                                     }
                                     if timers & 2 != 0 {
                                         c.persist_at = Some(now + Duration::from_millis(300));
+                                        c.note_deadline(now + Duration::from_millis(300));
                                     }
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();

@@ -5,14 +5,29 @@ use super::*;
 
 impl Conn {
     pub(super) fn arm_rtx(&mut self, now: Instant) {
-        self.rtx_at = Some(now + self.rtt.rto_with_slop(self.cfg.rto_slop));
+        let at = now + self.rtt.rto_with_slop(self.cfg.rto_slop);
+        self.rtx_at = Some(at);
+        self.note_deadline(at);
+    }
+
+    /// Records a deadline just set (any of the six `*_at` timers) for the
+    /// next re-arm (`tcp::table::rearm`), which then compares one value
+    /// instead of scanning all six. Every `x_at = Some(at)` is followed by
+    /// this call; clearing a deadline needs none (a wheel entry left
+    /// earlier than the connection's real deadline finds nothing due and
+    /// re-arms from [`Conn::next_timer`]).
+    #[inline]
+    pub(crate) fn note_deadline(&mut self, at: Instant) {
+        self.deadline_new = Some(self.deadline_new.map_or(at, |d| d.min(at)));
     }
 
     #[cold]
     #[inline(never)]
     pub(super) fn enter_time_wait(&mut self, now: Instant, mem: &mut dyn PageMemory) {
         self.state = State::TimeWait;
-        self.timewait_at = Some(now + self.cfg.msl.saturating_mul(2));
+        let at = now + self.cfg.msl.saturating_mul(2);
+        self.timewait_at = Some(at);
+        self.note_deadline(at);
         self.rtx_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -45,12 +60,16 @@ impl Conn {
     /// Bounds an orphan's wait in FIN-WAIT-2 (Linux `tcp_fin_timeout`).
     pub fn timer_fin2(&mut self, at: Instant) {
         self.timewait_at = Some(at);
+        self.note_deadline(at);
     }
 
     /// Enables keepalive probing.
     pub fn set_keepalive(&mut self, on: bool, now: Instant) {
         self.keepalive = on;
         self.keepalive_at = on.then(|| now + self.cfg.keepalive_idle);
+        if let Some(at) = self.keepalive_at {
+            self.note_deadline(at);
+        }
         self.ka_probes = 0;
     }
 
@@ -59,6 +78,7 @@ impl Conn {
     pub fn start_linger(&mut self, now: Instant) {
         if let Some(t) = self.linger {
             self.linger_at = Some(now + t);
+            self.note_deadline(now + t);
         }
     }
 
@@ -168,6 +188,7 @@ impl Conn {
                 }
                 self.ka_probes += 1;
                 self.keepalive_at = Some(now + self.cfg.keepalive_interval);
+                self.note_deadline(now + self.cfg.keepalive_interval);
                 self.ka_probe_due = true;
             }
         }
