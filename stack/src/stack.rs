@@ -685,6 +685,13 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Emits the TCP segments built since the last flush and routes them.
+    ///
+    /// An established connection's segment to a next hop whose MAC is known
+    /// (every segment of a running connection) is written whole in one
+    /// pass: Ethernet, IPv4 and TCP headers straight into one frame header,
+    /// checksums summed from the values written ([`SegOut::write_fast`],
+    /// [`Interface::write_headers`]); the bytes are those of the general
+    /// path (emit, then [`Stack::send_ip`]), which takes everything else.
     fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
         let mut segs = std::mem::take(&mut self.segs);
         // Emitted in place (each segment is 128 bytes; only its payload
@@ -692,6 +699,30 @@ impl<M: PageMemory> Stack<M> {
         for seg in segs.iter_mut() {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+            if let Some(h) = seg.fast_hdr() {
+                if let Some(mac) = self.resolved_mac(*seg.dst.ip(), now) {
+                    let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];
+                    let (eth_ip, tcp) = f.split_at_mut(HEADROOM);
+                    let l4_len = seg.write_fast(&h, tcp, &self.mem, caps.tx_checksum_offload);
+                    let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
+                    self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                    buf.clear();
+                    // Two constant lengths: each copy is a few stores.
+                    if h.len() == crate::tcp::hdr_fast::WITH_TS {
+                        buf.extend_from_slice(&f);
+                    } else {
+                        buf.extend_from_slice(&f[..HEADROOM + crate::wire::TCP_HEADER]);
+                    }
+                    let frame = TxFrame {
+                        header: buf,
+                        payload: std::mem::take(&mut seg.payload),
+                        copied: seg.copied,
+                        tso_segsz: seg.tso_segsz,
+                    };
+                    self.transmit_frame(now, dev, frame);
+                    continue;
+                }
+            }
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let pkt = IpOut {
                 dst: *seg.dst.ip(),
@@ -705,6 +736,33 @@ impl<M: PageMemory> Stack<M> {
         }
         segs.clear();
         self.segs = segs;
+    }
+
+    /// The MAC of `dst`'s next hop when it is known now (a route, and the
+    /// limited broadcast or a live ARP entry); `None` sends the packet
+    /// through [`Stack::send_ip`], which counts or resolves.
+    #[inline]
+    fn resolved_mac(&self, dst: Ipv4Address, now: Instant) -> Option<EthernetAddress> {
+        let hop = self.iface.next_hop(dst)?;
+        if hop == Ipv4Address::BROADCAST {
+            Some(EthernetAddress::BROADCAST)
+        } else {
+            self.arp.lookup(hop, now)
+        }
+    }
+
+    /// Hands a frame to the device, unless older frames wait in the backlog
+    /// (order kept): then, or when the device is full, it joins the backlog.
+    #[inline]
+    fn transmit_frame(&mut self, now: Instant, dev: &mut dyn Device, f: TxFrame) {
+        if self.backlog.is_empty() {
+            match dev.transmit(now, f, &self.mem) {
+                Ok(()) => self.stats.tx_frames += 1,
+                Err(f) => self.backlog.push_back(f),
+            }
+        } else {
+            self.backlog.push_back(f);
+        }
     }
 
     /// Hands frames refused earlier (or queued behind them) to the device,
@@ -737,16 +795,7 @@ impl<M: PageMemory> Stack<M> {
         match mac {
             Some(mac) => {
                 let f = self.iface.encapsulate(pkt, mac);
-                // Straight to the device unless older frames wait (order
-                // kept); a full device leaves it in the backlog.
-                if self.backlog.is_empty() {
-                    match dev.transmit(now, f, &self.mem) {
-                        Ok(()) => self.stats.tx_frames += 1,
-                        Err(f) => self.backlog.push_back(f),
-                    }
-                } else {
-                    self.backlog.push_back(f);
-                }
+                self.transmit_frame(now, dev, f);
             }
             None => {
                 let (ask, refused) = self.arp.enqueue(hop, pkt, now);

@@ -76,6 +76,20 @@ impl Checksum {
         self.sum = add_ec(self.sum, words);
     }
 
+    /// Adds header fields given as numbers rather than bytes: `sum` is the
+    /// plain sum of big-endian fields at even offsets, a 16-bit field as
+    /// its value, a 32-bit one as its value too (2^16 = 1 modulo 0xffff,
+    /// RFC 1071 2(C)); at most 2^32 terms below 2^32 each. Where the fields
+    /// sit in the stream does not matter. Lets a header's sum come from the
+    /// values being written instead of a second pass over its bytes.
+    #[inline]
+    pub fn add_be_words(&mut self, sum: u64) {
+        // Native-endian words are the big-endian ones byte-swapped on a
+        // little-endian machine: a rotation by 8 bits (RFC 1071 2(B)).
+        let ne = if cfg!(target_endian = "little") { sum.rotate_left(8) } else { sum };
+        self.sum = add_ec(self.sum, ne);
+    }
+
     /// The folded, complemented checksum to put on the wire.
     #[inline]
     pub fn finish(self) -> u16 {
@@ -87,11 +101,18 @@ impl Checksum {
 /// network order (RFC 1071 section 2(B)).
 #[inline(always)]
 fn fold(sum: u64) -> u16 {
+    u16::from_be(fold16(sum))
+}
+
+/// A 64-bit one's-complement sum folded to 16 bits as a number: 0 only
+/// for 0, else in 1..=0xffff (the end-around carries lose no bit).
+#[inline(always)]
+fn fold16(sum: u64) -> u16 {
     let s = (sum & 0xffff_ffff) + (sum >> 32); // < 2^33
     let s = (s & 0xffff) + (s >> 16); // < 2^17 + 2^16
     let s = (s & 0xffff) + (s >> 16); // <= 0xffff + 2
     let s = (s & 0xffff) + (s >> 16); // <= 0xffff
-    u16::from_be(s as u16)
+    s as u16
 }
 
 /// One's-complement sum (modulo 2^64 - 1) of `data` as native-endian
@@ -160,6 +181,14 @@ pub fn ipv4_header_checksum(h: &[u8; IPV4_HEADER]) -> u16 {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     // Five terms below 2^32: no overflow.
     !fold(w(0) + w(4) + w(8) + w(12) + w(16))
+}
+
+/// The Internet checksum (complemented, as a number to write big-endian)
+/// of header fields summed as numbers, as [`Checksum::add_be_words`] takes
+/// them; for a header with no payload, such as IPv4's (RFC 791 3.1).
+#[inline]
+pub fn be_words_checksum(sum: u64) -> u16 {
+    !fold16(sum)
 }
 
 #[cfg(test)]

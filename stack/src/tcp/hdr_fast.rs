@@ -11,8 +11,9 @@ use crate::wire::TcpControl;
 
 /// TCP header length without options, bytes (RFC 9293 3.1).
 const BASE: usize = 20;
-/// Header length with the timestamp option padded to 32-bit words, bytes.
-const WITH_TS: usize = 32;
+/// Header length with the timestamp option padded to 32-bit words, bytes
+/// (the longest header [`Hdr`] writes).
+pub(crate) const WITH_TS: usize = 32;
 
 /// Flag bits of the 13th/14th header bytes (RFC 9293 3.1).
 const FIN: u8 = 0x01;
@@ -144,6 +145,34 @@ impl Hdr {
         }
     }
 
+    /// The sum of the header's 16-bit words as [`Hdr::write`] writes them
+    /// (checksum field zero), from the field values, in the form
+    /// [`crate::wire::Checksum::add_be_words`] takes: no pass over the bytes.
+    #[inline]
+    pub(crate) fn be_sum(&self) -> u64 {
+        let hlen = self.len();
+        let off_flags = u16::from_be_bytes([((hlen / 4) as u8) << 4, self.flags_byte()]);
+        let ts = match self.ts {
+            // kind 8, length 10 (RFC 7323 3.2), then the two values; the
+            // end-of-list padding adds nothing.
+            Some((val, ecr)) => 0x080a + u64::from(val) + u64::from(ecr),
+            None => 0,
+        };
+        u64::from(self.src_port)
+            + u64::from(self.dst_port)
+            + u64::from(self.seq)
+            + u64::from(self.ack.unwrap_or(0))
+            + u64::from(off_flags)
+            + u64::from(self.window)
+            + ts
+    }
+
+    /// The 14th header byte: the flags, ACK when an acknowledgment is sent.
+    #[inline(always)]
+    fn flags_byte(&self) -> u8 {
+        self.flags | if self.ack.is_some() { ACK } else { 0 }
+    }
+
     /// Writes the header into `out` (exactly [`Hdr::len`] bytes) with a
     /// zero checksum, the bytes smoltcp's `TcpRepr::emit` writes for the
     /// same fields: the timestamp option first, then end-of-list padding.
@@ -154,7 +183,7 @@ impl Hdr {
         out[4..8].copy_from_slice(&self.seq.to_be_bytes());
         out[8..12].copy_from_slice(&self.ack.unwrap_or(0).to_be_bytes());
         out[12] = ((hlen / 4) as u8) << 4;
-        out[13] = self.flags | if self.ack.is_some() { ACK } else { 0 };
+        out[13] = self.flags_byte();
         out[14..16].copy_from_slice(&self.window.to_be_bytes());
         out[16..20].fill(0);
         if let Some((val, ecr)) = self.ts {

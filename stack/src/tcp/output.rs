@@ -127,24 +127,10 @@ impl SegOut {
     /// checksum over header and payload; with `checksum_offload` the field
     /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
-        if !self.syn && self.sack_len == 0 && self.mss.is_none() && self.wscale.is_none() && !self.sack_permitted {
-            // An established connection's header: fixed layout, no option loop.
-            // As the general path: FIN wins over RST; PSH rides on FIN or
-            // goes alone, never on a RST.
-            let rst = self.rst && !self.fin;
-            let h = hdr_fast::Hdr {
-                src_port: self.src.port(),
-                dst_port: self.dst.port(),
-                seq: self.seq.0,
-                ack: self.ack.map(|a| a.0),
-                flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
-                window: self.window,
-                ts: self.ts,
-            };
+        if let Some(h) = self.fast_hdr() {
             let hlen = h.len();
             buf.resize(headroom + hlen, 0);
-            h.write(&mut buf[headroom..]);
-            self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+            self.write_fast(&h, &mut buf[headroom..], mem, checksum_offload);
             return;
         }
         let control = match (self.syn, self.fin, self.rst) {
@@ -191,6 +177,76 @@ impl SegOut {
             pkt.set_psh(self.psh);
         }
         self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+    }
+
+    /// An established connection's header (fixed layout, no option loop:
+    /// no SYN, SACK block, MSS, window scale nor SACK-permitted), or `None`
+    /// for the general emit. As the general path: FIN wins over RST; PSH
+    /// rides on FIN or goes alone, never on a RST.
+    #[inline]
+    pub(crate) fn fast_hdr(&self) -> Option<hdr_fast::Hdr> {
+        if self.syn || self.sack_len != 0 || self.mss.is_some() || self.wscale.is_some() || self.sack_permitted {
+            return None;
+        }
+        let rst = self.rst && !self.fin;
+        Some(hdr_fast::Hdr {
+            src_port: self.src.port(),
+            dst_port: self.dst.port(),
+            seq: self.seq.0,
+            ack: self.ack.map(|a| a.0),
+            flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
+            window: self.window,
+            ts: self.ts,
+        })
+    }
+
+    /// Writes `h` (this segment's [`SegOut::fast_hdr`]) into the first
+    /// [`hdr_fast::Hdr::len`] bytes of `out` with its checksum, and returns
+    /// the TCP length (header + payload, bytes).
+    ///
+    /// The checksum (RFC 9293 3.1, RFC 1071) is the pseudo-header and the
+    /// header summed from the field values (RFC 1071 2(C); no second pass
+    /// over the bytes just written) plus one pass over the payload, which
+    /// also gives its length; with `checksum_offload` the field holds the
+    /// pseudo-header sum for the device (a TSO frame's without the length,
+    /// DPDK's `RTE_MBUF_F_TX_TCP_SEG` contract) and the payload is not read.
+    #[inline]
+    pub(crate) fn write_fast<P: PageMemory + ?Sized>(
+        &self,
+        h: &hdr_fast::Hdr,
+        out: &mut [u8],
+        mem: &P,
+        checksum_offload: bool,
+    ) -> usize {
+        let hlen = h.len();
+        let out = &mut out[..hlen];
+        h.write(out);
+        debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
+        let pseudo = u64::from(self.src.ip().to_bits())
+            + u64::from(self.dst.ip().to_bits())
+            + u64::from(u8::from(IpProtocol::Tcp));
+        let mut c = Checksum::new();
+        let mut payload_len = 0usize;
+        let field = if checksum_offload {
+            for p in &self.payload {
+                payload_len += p.len as usize;
+            }
+            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+            c.add_be_words(pseudo + u64::from(l4_len));
+            !c.finish()
+        } else {
+            // The payload starts at an even offset (the header is whole
+            // 32-bit words), where a new sum starts.
+            for p in &self.payload {
+                payload_len += p.len as usize;
+                c.add(mem.slice(*p));
+            }
+            let l4_len = (hlen + payload_len) as u16;
+            c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
+            c.finish()
+        };
+        out[16..18].copy_from_slice(&field.to_be_bytes());
+        hlen + payload_len
     }
 
     /// Fills the checksum of the header written at `headroom` (`hlen`
