@@ -267,6 +267,37 @@ mod tests {
         }
     }
 
+    /// Fields added as numbers (`add_be_words`) sum as their big-endian
+    /// bytes do, before, after or between pieces of data of any parity,
+    /// carries included; `be_words_checksum` is the checksum of those bytes.
+    #[test]
+    fn be_words_sum_as_their_bytes() {
+        let fields: [&[u32]; 4] = [&[0], &[0xffff_ffff; 7], &[0x1234, 0xdead_beef, 0x0a00_0001, 6], &[0xffff, 1]];
+        for f in fields {
+            let mut bytes = Vec::new();
+            for v in f {
+                bytes.extend_from_slice(&v.to_be_bytes());
+            }
+            let sum: u64 = f.iter().map(|v| u64::from(*v)).sum();
+            let mut want = Checksum::new();
+            want.add(&bytes);
+            let mut alone = Checksum::new();
+            alone.add_be_words(sum);
+            assert_eq!(alone.finish(), want.finish(), "{f:x?}");
+            assert_eq!(be_words_checksum(sum), want.finish(), "{f:x?}");
+            for data_len in [0usize, 1, 3, 64, 65] {
+                let data: Vec<u8> = (0..data_len).map(|i| (i * 37 + 11) as u8).collect();
+                let mut want = Checksum::new();
+                want.add(&bytes);
+                want.add(&data);
+                let mut after = Checksum::new();
+                after.add(&data);
+                after.add_be_words(sum);
+                assert_eq!(after.finish(), want.finish(), "{f:x?} after {data_len}");
+            }
+        }
+    }
+
     #[test]
     fn ipv4_header_checksum_matches_smoltcp() {
         for (i, (len, ttl)) in [(20usize, 64u8), (84, 1), (1500, 255), (65_535, 0)].into_iter().enumerate() {

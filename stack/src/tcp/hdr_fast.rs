@@ -380,6 +380,12 @@ mod tests {
                         &smoltcp::phy::ChecksumCapabilities::ignored(),
                     );
                     assert_eq!(fast, gen, "ts {ts:?} fin {fin} rst {rst} psh {psh} ack {ack:?}");
+                    // The sum from the values is the sum of the bytes.
+                    let mut bytes = crate::wire::Checksum::new();
+                    bytes.add(&fast);
+                    let mut values = crate::wire::Checksum::new();
+                    values.add_be_words(h.be_sum());
+                    assert_eq!(values.finish(), bytes.finish(), "ts {ts:?} fin {fin} rst {rst} psh {psh} ack {ack:?}");
                     // And the fast parse reads it back.
                     assert_eq!(parse(&fast), Some(repr));
                 }
