@@ -703,6 +703,7 @@ impl<M: PageMemory> Stack<M> {
                 if let Some(mac) = self.resolved_mac(*seg.dst.ip(), now) {
                     let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];
                     let (eth_ip, tcp) = f.split_at_mut(HEADROOM);
+                    let tcp = tcp.try_into().expect("a whole TCP header");
                     let l4_len = seg.write_fast(&h, tcp, &self.mem, caps.tx_checksum_offload);
                     let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
                     self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);

@@ -173,10 +173,13 @@ impl Hdr {
         self.flags | if self.ack.is_some() { ACK } else { 0 }
     }
 
-    /// Writes the header into `out` (exactly [`Hdr::len`] bytes) with a
-    /// zero checksum, the bytes smoltcp's `TcpRepr::emit` writes for the
-    /// same fields: the timestamp option first, then end-of-list padding.
-    pub(crate) fn write(&self, out: &mut [u8]) {
+    /// Writes the header into the first [`Hdr::len`] bytes of `out` (the
+    /// rest untouched) with a zero checksum, the bytes smoltcp's
+    /// `TcpRepr::emit` writes for the same fields: the timestamp option
+    /// first, then end-of-list padding. A fixed-size target: no bounds
+    /// checks.
+    #[inline(always)]
+    pub(crate) fn write(&self, out: &mut [u8; WITH_TS]) {
         let hlen = self.len();
         out[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         out[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
@@ -346,8 +349,10 @@ mod tests {
                         window: 4096,
                         ts,
                     };
-                    let mut fast = vec![0xaau8; h.len()];
+                    let mut fast = [0xaau8; WITH_TS];
                     h.write(&mut fast);
+                    assert!(fast[h.len()..].iter().all(|b| *b == 0xaa), "nothing written past the header");
+                    let fast = fast[..h.len()].to_vec();
                     let control = if fin {
                         TcpControl::Fin
                     } else if rst {

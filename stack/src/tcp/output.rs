@@ -128,9 +128,10 @@ impl SegOut {
     /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
         if let Some(h) = self.fast_hdr() {
-            let hlen = h.len();
-            buf.resize(headroom + hlen, 0);
-            self.write_fast(&h, &mut buf[headroom..], mem, checksum_offload);
+            let mut tcp = [0u8; hdr_fast::WITH_TS];
+            self.write_fast(&h, &mut tcp, mem, checksum_offload);
+            buf.resize(headroom, 0);
+            buf.extend_from_slice(&tcp[..h.len()]);
             return;
         }
         let control = match (self.syn, self.fin, self.rst) {
@@ -201,7 +202,8 @@ impl SegOut {
     }
 
     /// Writes `h` (this segment's [`SegOut::fast_hdr`]) into the first
-    /// [`hdr_fast::Hdr::len`] bytes of `out` with its checksum, and returns
+    /// [`hdr_fast::Hdr::len`] bytes of `out` with its checksum (the rest
+    /// untouched), and returns
     /// the TCP length (header + payload, bytes).
     ///
     /// The checksum (RFC 9293 3.1, RFC 1071) is the pseudo-header and the
@@ -214,12 +216,11 @@ impl SegOut {
     pub(crate) fn write_fast<P: PageMemory + ?Sized>(
         &self,
         h: &hdr_fast::Hdr,
-        out: &mut [u8],
+        out: &mut [u8; hdr_fast::WITH_TS],
         mem: &P,
         checksum_offload: bool,
     ) -> usize {
         let hlen = h.len();
-        let out = &mut out[..hlen];
         h.write(out);
         debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
         let pseudo = u64::from(self.src.ip().to_bits())
