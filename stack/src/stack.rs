@@ -699,17 +699,17 @@ impl<M: PageMemory> Stack<M> {
         for seg in segs.iter_mut() {
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
-            if let Some(h) = seg.fast_hdr() {
+            if seg.fast_layout() {
                 if let Some(mac) = self.resolved_mac(*seg.dst.ip(), now) {
                     let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];
                     let (eth_ip, tcp) = f.split_at_mut(HEADROOM);
                     let tcp = tcp.try_into().expect("a whole TCP header");
-                    let l4_len = seg.write_fast(&h, tcp, &self.mem, caps.tx_checksum_offload);
+                    let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
                     let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
                     self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
                     buf.clear();
                     // Two constant lengths: each copy is a few stores.
-                    if h.len() == crate::tcp::hdr_fast::WITH_TS {
+                    if hlen == crate::tcp::hdr_fast::WITH_TS {
                         buf.extend_from_slice(&f);
                     } else {
                         buf.extend_from_slice(&f[..HEADROOM + crate::wire::TCP_HEADER]);

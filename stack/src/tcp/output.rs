@@ -127,11 +127,11 @@ impl SegOut {
     /// checksum over header and payload; with `checksum_offload` the field
     /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
-        if let Some(h) = self.fast_hdr() {
+        if self.fast_layout() {
             let mut tcp = [0u8; hdr_fast::WITH_TS];
-            self.write_fast(&h, &mut tcp, mem, checksum_offload);
+            let (hlen, _) = self.write_fast(&mut tcp, mem, checksum_offload);
             buf.resize(headroom, 0);
-            buf.extend_from_slice(&tcp[..h.len()]);
+            buf.extend_from_slice(&tcp[..hlen]);
             return;
         }
         let control = match (self.syn, self.fin, self.rst) {
@@ -180,17 +180,22 @@ impl SegOut {
         self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
     }
 
-    /// An established connection's header (fixed layout, no option loop:
-    /// no SYN, SACK block, MSS, window scale nor SACK-permitted), or `None`
-    /// for the general emit. As the general path: FIN wins over RST; PSH
-    /// rides on FIN or goes alone, never on a RST.
+    /// Whether the segment has an established connection's header layout
+    /// (no SYN, SACK block, MSS, window scale nor SACK-permitted: no option
+    /// loop), which [`SegOut::write_fast`] writes; the rest take the
+    /// general emit.
     #[inline]
-    pub(crate) fn fast_hdr(&self) -> Option<hdr_fast::Hdr> {
-        if self.syn || self.sack_len != 0 || self.mss.is_some() || self.wscale.is_some() || self.sack_permitted {
-            return None;
-        }
+    pub(crate) fn fast_layout(&self) -> bool {
+        !(self.syn || self.sack_len != 0 || self.mss.is_some() || self.wscale.is_some() || self.sack_permitted)
+    }
+
+    /// The fixed-layout header of a [`SegOut::fast_layout`] segment. As the
+    /// general path: FIN wins over RST; PSH rides on FIN or goes alone,
+    /// never on a RST.
+    #[inline(always)]
+    fn fast_hdr(&self) -> hdr_fast::Hdr {
         let rst = self.rst && !self.fin;
-        Some(hdr_fast::Hdr {
+        hdr_fast::Hdr {
             src_port: self.src.port(),
             dst_port: self.dst.port(),
             seq: self.seq.0,
@@ -198,43 +203,36 @@ impl SegOut {
             flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
             window: self.window,
             ts: self.ts,
-        })
+        }
     }
 
-    /// Writes `h` (this segment's [`SegOut::fast_hdr`]) into the first
-    /// [`hdr_fast::Hdr::len`] bytes of `out` with its checksum (the rest
-    /// untouched), and returns
-    /// the TCP length (header + payload, bytes).
+    /// Writes the header of a [`SegOut::fast_layout`] segment into the
+    /// first [`hdr_fast::Hdr::len`] bytes of `out` with its checksum (the
+    /// rest untouched), and returns (header length, TCP length: header +
+    /// payload), bytes.
     ///
-    /// The checksum (RFC 9293 3.1, RFC 1071) is the pseudo-header and the
-    /// header summed from the field values (RFC 1071 2(C); no second pass
-    /// over the bytes just written) plus one pass over the payload, which
-    /// also gives its length; with `checksum_offload` the field holds the
+    /// The checksum (RFC 9293 3.1, RFC 1071) is one pass over the payload,
+    /// which also gives its length, plus the pseudo-header and the header
+    /// summed from the field values (RFC 1071 2(C); no second pass over
+    /// the bytes just written); with `checksum_offload` the field holds the
     /// pseudo-header sum for the device (a TSO frame's without the length,
     /// DPDK's `RTE_MBUF_F_TX_TCP_SEG` contract) and the payload is not read.
     #[inline]
     pub(crate) fn write_fast<P: PageMemory + ?Sized>(
         &self,
-        h: &hdr_fast::Hdr,
         out: &mut [u8; hdr_fast::WITH_TS],
         mem: &P,
         checksum_offload: bool,
-    ) -> usize {
-        let hlen = h.len();
-        h.write(out);
+    ) -> (usize, usize) {
+        debug_assert!(self.fast_layout());
         debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
-        let pseudo = u64::from(self.src.ip().to_bits())
-            + u64::from(self.dst.ip().to_bits())
-            + u64::from(u8::from(IpProtocol::Tcp));
+        // The payload first: the header's fields are read after its loop.
         let mut c = Checksum::new();
         let mut payload_len = 0usize;
-        let field = if checksum_offload {
+        if checksum_offload {
             for p in &self.payload {
                 payload_len += p.len as usize;
             }
-            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
-            c.add_be_words(pseudo + u64::from(l4_len));
-            !c.finish()
         } else {
             // The payload starts at an even offset (the header is whole
             // 32-bit words), where a new sum starts.
@@ -242,12 +240,24 @@ impl SegOut {
                 payload_len += p.len as usize;
                 c.add(mem.slice(*p));
             }
+        }
+        let h = self.fast_hdr();
+        let hlen = h.len();
+        h.write(out);
+        let pseudo = u64::from(self.src.ip().to_bits())
+            + u64::from(self.dst.ip().to_bits())
+            + u64::from(u8::from(IpProtocol::Tcp));
+        let field = if checksum_offload {
+            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+            c.add_be_words(pseudo + u64::from(l4_len));
+            !c.finish()
+        } else {
             let l4_len = (hlen + payload_len) as u16;
             c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
             c.finish()
         };
         out[16..18].copy_from_slice(&field.to_be_bytes());
-        hlen + payload_len
+        (hlen, hlen + payload_len)
     }
 
     /// Fills the checksum of the header written at `headroom` (`hlen`
