@@ -108,11 +108,13 @@ fn fold(sum: u64) -> u16 {
 /// for 0, else in 1..=0xffff (the end-around carries lose no bit).
 #[inline(always)]
 fn fold16(sum: u64) -> u16 {
-    let s = (sum & 0xffff_ffff) + (sum >> 32); // < 2^33
-    let s = (s & 0xffff) + (s >> 16); // < 2^17 + 2^16
-    let s = (s & 0xffff) + (s >> 16); // <= 0xffff + 2
-    let s = (s & 0xffff) + (s >> 16); // <= 0xffff
-    s as u16
+    // Halves added with the carry brought back in (end-around), twice: a
+    // carry out leaves at most 2^n - 2, so adding it back cannot carry
+    // again, and a non-zero sum stays non-zero.
+    let (s, c) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    let s = s + u32::from(c);
+    let (s, c) = (s as u16).overflowing_add((s >> 16) as u16);
+    s + u16::from(c)
 }
 
 /// One's-complement sum (modulo 2^64 - 1) of `data` as native-endian
@@ -264,6 +266,27 @@ mod tests {
             fast.add_pseudo_header(src, dst, IpProtocol::Tcp, len);
             fast.add(&[0xab; 7]);
             assert_eq!(fast.finish(), bytes.finish(), "len {len}");
+        }
+    }
+
+    /// The fold gives the sum modulo 0xffff in 1..=0xffff (one's-complement
+    /// "negative zero" for a non-zero multiple), 0 only for 0: the one
+    /// representative, whatever the order of the end-around carries.
+    #[test]
+    fn fold_is_the_sum_modulo_0xffff() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut vals = vec![0, 1, 0xfffe, 0xffff, 0x1_0000, 0xffff_ffff, 1 << 32, u64::MAX, u64::MAX - 1, 0xffff << 48];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x);
+            vals.push(x >> (x % 64));
+        }
+        for v in vals {
+            let want = if v == 0 { 0 } else { (v % 0xffff) as u16 };
+            let want = if v != 0 && want == 0 { 0xffff } else { want };
+            assert_eq!(fold16(v), want, "{v:#x}");
         }
     }
 
