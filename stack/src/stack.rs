@@ -692,13 +692,47 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Emits the TCP segments built since the last flush and routes them.
+    ///
+    /// An established connection's segment to a next hop whose MAC is known
+    /// (every segment of a running connection) is written whole in one
+    /// pass: Ethernet, IPv4 and TCP headers straight into one frame header,
+    /// checksums summed from the values written ([`SegOut::write_fast`],
+    /// [`Interface::write_headers`]); the bytes are those of the general
+    /// path (emit, then [`Stack::send_ip`]), which takes everything else.
     fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
-        let mut segs = std::mem::take(&mut self.segs);
         // Emitted in place (each segment is 128 bytes; only its payload
-        // list moves on with the packet).
-        for seg in segs.iter_mut() {
+        // list moves on with the packet), by index: nothing below adds to
+        // the list, and the general path's `send_ip` starts after the
+        // segment's last use.
+        for i in 0..self.segs.len() {
+            let seg = &mut self.segs[i];
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+            if seg.fast_layout() {
+                if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
+                    let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];
+                    let (eth_ip, tcp) = f.split_at_mut(HEADROOM);
+                    let tcp = tcp.try_into().expect("a whole TCP header");
+                    let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
+                    let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
+                    self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                    buf.clear();
+                    // Two constant lengths: each copy is a few stores.
+                    if hlen == crate::tcp::hdr_fast::WITH_TS {
+                        buf.extend_from_slice(&f);
+                    } else {
+                        buf.extend_from_slice(&f[..HEADROOM + crate::wire::TCP_HEADER]);
+                    }
+                    let frame = TxFrame {
+                        header: buf,
+                        payload: std::mem::take(&mut seg.payload),
+                        copied: seg.copied,
+                        tso_segsz: seg.tso_segsz,
+                    };
+                    transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
+                    continue;
+                }
+            }
             seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
             let pkt = IpOut {
                 dst: *seg.dst.ip(),
@@ -710,8 +744,7 @@ impl<M: PageMemory> Stack<M> {
             };
             self.send_ip(now, dev, pkt);
         }
-        segs.clear();
-        self.segs = segs;
+        self.segs.clear();
     }
 
     /// Hands frames refused earlier (or queued behind them) to the device,
@@ -744,16 +777,7 @@ impl<M: PageMemory> Stack<M> {
         match mac {
             Some(mac) => {
                 let f = self.iface.encapsulate(pkt, mac);
-                // Straight to the device unless older frames wait (order
-                // kept); a full device leaves it in the backlog.
-                if self.backlog.is_empty() {
-                    match dev.transmit(now, f, &self.mem) {
-                        Ok(()) => self.stats.tx_frames += 1,
-                        Err(f) => self.backlog.push_back(f),
-                    }
-                } else {
-                    self.backlog.push_back(f);
-                }
+                transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, f);
             }
             None => {
                 let (ask, refused) = self.arp.enqueue(hop, pkt, now);
@@ -770,6 +794,40 @@ impl<M: PageMemory> Stack<M> {
                 }
             }
         }
+    }
+}
+
+/// The MAC of `dst`'s next hop when it is known now (a route, and the
+/// limited broadcast or a live ARP entry); `None` sends the packet through
+/// [`Stack::send_ip`], which counts or resolves.
+#[inline]
+fn resolved_mac(iface: &Interface, arp: &ArpCache, dst: Ipv4Address, now: Instant) -> Option<EthernetAddress> {
+    let hop = iface.next_hop(dst)?;
+    if hop == Ipv4Address::BROADCAST {
+        Some(EthernetAddress::BROADCAST)
+    } else {
+        arp.lookup(hop, now)
+    }
+}
+
+/// Hands a frame to the device, unless older frames wait in `backlog`
+/// (order kept): then, or when the device is full, it joins the backlog.
+#[inline]
+fn transmit_frame(
+    backlog: &mut VecDeque<TxFrame>,
+    stats: &mut Stats,
+    mem: &dyn PageMemory,
+    now: Instant,
+    dev: &mut dyn Device,
+    f: TxFrame,
+) {
+    if backlog.is_empty() {
+        match dev.transmit(now, f, mem) {
+            Ok(()) => stats.tx_frames += 1,
+            Err(f) => backlog.push_back(f),
+        }
+    } else {
+        backlog.push_back(f);
     }
 }
 

@@ -1,6 +1,7 @@
 //! ARP cache with expiry and a bounded size, and the queue of packets waiting
 //! for an address to resolve.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
@@ -50,6 +51,11 @@ pub struct ArpCache {
     /// Packets pending now, all destinations.
     total: usize,
     next_born: u64,
+    /// The entry [`ArpCache::lookup`] found last, as (address, MAC,
+    /// expiry): every frame of a connection asks for the same next hop, so
+    /// a repeat costs a compare instead of a hash probe. A copy of an
+    /// entry, cleared by every change of `entries` ([`ArpCache::learn`]).
+    last: Cell<Option<(Ipv4Address, EthernetAddress, Instant)>>,
 }
 
 /// Requests sent for one address before its queued packets are dropped.
@@ -71,6 +77,7 @@ impl ArpCache {
             max_total: usize::MAX,
             total: 0,
             next_born: 0,
+            last: Cell::new(None),
         }
     }
 
@@ -106,12 +113,22 @@ impl ArpCache {
     }
 
     /// The MAC for `ip`, if known and fresh.
+    #[inline]
     pub fn lookup(&self, ip: Ipv4Address, now: Instant) -> Option<EthernetAddress> {
-        self.entries.get(&ip).filter(|e| e.expires > now).map(|e| e.mac)
+        let (mac, expires) = match self.last.get() {
+            Some((last, mac, expires)) if last == ip => (mac, expires),
+            _ => {
+                let e = self.entries.get(&ip)?;
+                self.last.set(Some((ip, e.mac, e.expires)));
+                (e.mac, e.expires)
+            }
+        };
+        (expires > now).then_some(mac)
     }
 
     /// Learns `ip -> mac` and returns the packets that were waiting for it.
     pub fn learn(&mut self, ip: Ipv4Address, mac: EthernetAddress, now: Instant) -> Vec<IpOut> {
+        self.last.set(None);
         if !self.entries.contains_key(&ip) && self.entries.len() >= self.capacity {
             // Evict expired entries first, then the one closest to expiry.
             self.entries.retain(|_, e| e.expires > now);
@@ -211,5 +228,36 @@ impl ArpCache {
     #[inline]
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The remembered last entry never answers for a changed table: a new
+    /// MAC for the address, its expiry, its eviction by a newer entry and
+    /// another address all give what the table itself holds.
+    #[test]
+    fn lookup_memo_follows_every_change_of_the_table() {
+        let (a, b) = (Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(10, 0, 0, 2));
+        let (m1, m2) = (EthernetAddress([2, 0, 0, 0, 0, 1]), EthernetAddress([2, 0, 0, 0, 0, 2]));
+        let t = Instant::from_millis;
+        let mut c = ArpCache::new(1, Duration::from_secs(10), 4);
+        assert_eq!(c.lookup(a, t(0)), None);
+        c.learn(a, m1, t(0));
+        assert_eq!(c.lookup(a, t(1)), Some(m1));
+        assert_eq!(c.lookup(a, t(2)), Some(m1), "repeated");
+        c.learn(a, m2, t(3));
+        assert_eq!(c.lookup(a, t(4)), Some(m2), "a new MAC is seen at once");
+        assert_eq!(c.lookup(a, t(10_002)), Some(m2), "the refreshed expiry");
+        assert_eq!(c.lookup(a, t(10_003)), None, "expired");
+        assert_eq!(c.lookup(b, t(5)), None);
+        // Capacity 1: learning b evicts a, and a is no longer answered.
+        assert_eq!(c.lookup(a, t(5)), Some(m2));
+        c.learn(b, m1, t(6));
+        assert_eq!(c.lookup(a, t(7)), None, "evicted");
+        assert_eq!(c.lookup(b, t(7)), Some(m1));
+        assert_eq!(c.len(), 1);
     }
 }

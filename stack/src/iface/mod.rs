@@ -110,29 +110,54 @@ impl Interface {
 
     /// Fills Ethernet and IPv4 headers into `pkt`'s headroom and makes the frame.
     ///
-    /// Writes the bytes smoltcp's `EthernetRepr`/`Ipv4Repr::emit` write
-    /// (RFC 791 3.1: version 4, IHL 5, DSCP/ECN 0, identification 0, DF set,
-    /// TTL 64, no options), in straight-line code, with the header checksum
-    /// summed over the 20 bytes at once.
+    /// The headers are [`Interface::write_headers`]'s.
     pub fn encapsulate(&self, mut pkt: IpOut, dst_mac: EthernetAddress) -> TxFrame {
-        let payload_len: usize = pkt.buf.len() - HEADROOM + pkt.payload.iter().map(|p| p.len as usize).sum::<usize>();
-        let total_len = (IPV4_HEADER + payload_len) as u16;
-        let mut ip = [0u8; IPV4_HEADER];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
-        ip[6] = 0x40; // DF, fragment offset 0
-        ip[8] = 64; // TTL
-        ip[9] = u8::from(pkt.proto);
-        ip[12..16].copy_from_slice(&self.cfg.addr.octets());
-        ip[16..20].copy_from_slice(&pkt.dst.octets());
-        let ck = crate::wire::ipv4_header_checksum(&ip);
-        ip[10..12].copy_from_slice(&ck.to_be_bytes());
-        let h = &mut pkt.buf[..HEADROOM];
+        let l4_len: usize = pkt.buf.len() - HEADROOM + pkt.payload.iter().map(|p| p.len as usize).sum::<usize>();
+        let h: &mut [u8; HEADROOM] = (&mut pkt.buf[..HEADROOM]).try_into().expect("HEADROOM bytes");
+        self.write_headers(h, dst_mac, pkt.proto, pkt.dst, l4_len);
+        TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied, tso_segsz: pkt.tso_segsz }
+    }
+
+    /// Writes the Ethernet II and IPv4 headers of an `l4_len`-byte `proto`
+    /// packet to `dst` through `dst_mac`: the bytes smoltcp's
+    /// `EthernetRepr`/`Ipv4Repr::emit` write (RFC 791 3.1: version 4, IHL 5,
+    /// DSCP/ECN 0, identification 0, DF set, TTL 64, no options; the total
+    /// length cut to 16 bits as theirs), in straight-line code, with the
+    /// header checksum summed from the field values (RFC 1071), not read
+    /// back from the bytes.
+    #[inline]
+    pub fn write_headers(
+        &self,
+        h: &mut [u8; HEADROOM],
+        dst_mac: EthernetAddress,
+        proto: IpProtocol,
+        dst: Ipv4Address,
+        l4_len: usize,
+    ) {
+        const VER_IHL: u16 = 0x4500;
+        const DF: u16 = 0x4000;
+        const TTL: u8 = 64;
+        let total_len = (IPV4_HEADER + l4_len) as u16;
+        let (src, dst) = (self.cfg.addr.to_bits(), dst.to_bits());
+        let ttl_proto = u16::from_be_bytes([TTL, u8::from(proto)]);
+        let sum = u64::from(VER_IHL)
+            + u64::from(total_len)
+            + u64::from(DF)
+            + u64::from(ttl_proto)
+            + u64::from(src)
+            + u64::from(dst);
         h[0..6].copy_from_slice(&dst_mac.0);
         h[6..12].copy_from_slice(&self.cfg.mac.0);
         h[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
-        h[ETH_HEADER..].copy_from_slice(&ip);
-        TxFrame { header: pkt.buf, payload: pkt.payload, copied: pkt.copied, tso_segsz: pkt.tso_segsz }
+        let ip = &mut h[ETH_HEADER..];
+        ip[0..2].copy_from_slice(&VER_IHL.to_be_bytes());
+        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
+        ip[4..6].fill(0); // identification
+        ip[6..8].copy_from_slice(&DF.to_be_bytes()); // fragment offset 0
+        ip[8..10].copy_from_slice(&ttl_proto.to_be_bytes());
+        ip[10..12].copy_from_slice(&crate::wire::be_words_checksum(sum).to_be_bytes());
+        ip[12..16].copy_from_slice(&src.to_be_bytes());
+        ip[16..20].copy_from_slice(&dst.to_be_bytes());
     }
 
     /// An ARP request for `target`, or a reply to `asker` when `reply_to` is given.

@@ -11,8 +11,9 @@ use crate::wire::TcpControl;
 
 /// TCP header length without options, bytes (RFC 9293 3.1).
 const BASE: usize = 20;
-/// Header length with the timestamp option padded to 32-bit words, bytes.
-const WITH_TS: usize = 32;
+/// Header length with the timestamp option padded to 32-bit words, bytes
+/// (the longest header [`Hdr`] writes).
+pub(crate) const WITH_TS: usize = 32;
 
 /// Flag bits of the 13th/14th header bytes (RFC 9293 3.1).
 const FIN: u8 = 0x01;
@@ -144,17 +145,48 @@ impl Hdr {
         }
     }
 
-    /// Writes the header into `out` (exactly [`Hdr::len`] bytes) with a
-    /// zero checksum, the bytes smoltcp's `TcpRepr::emit` writes for the
-    /// same fields: the timestamp option first, then end-of-list padding.
-    pub(crate) fn write(&self, out: &mut [u8]) {
+    /// The sum of the header's 16-bit words as [`Hdr::write`] writes them
+    /// (checksum field zero), from the field values, in the form
+    /// [`crate::wire::Checksum::add_be_words`] takes: no pass over the bytes.
+    #[inline]
+    pub(crate) fn be_sum(&self) -> u64 {
+        let hlen = self.len();
+        let off_flags = u16::from_be_bytes([((hlen / 4) as u8) << 4, self.flags_byte()]);
+        let ts = match self.ts {
+            // kind 8, length 10 (RFC 7323 3.2), then the two values; the
+            // end-of-list padding adds nothing.
+            Some((val, ecr)) => 0x080a + u64::from(val) + u64::from(ecr),
+            None => 0,
+        };
+        u64::from(self.src_port)
+            + u64::from(self.dst_port)
+            + u64::from(self.seq)
+            + u64::from(self.ack.unwrap_or(0))
+            + u64::from(off_flags)
+            + u64::from(self.window)
+            + ts
+    }
+
+    /// The 14th header byte: the flags, ACK when an acknowledgment is sent.
+    #[inline(always)]
+    fn flags_byte(&self) -> u8 {
+        self.flags | if self.ack.is_some() { ACK } else { 0 }
+    }
+
+    /// Writes the header into the first [`Hdr::len`] bytes of `out` (the
+    /// rest untouched) with a zero checksum, the bytes smoltcp's
+    /// `TcpRepr::emit` writes for the same fields: the timestamp option
+    /// first, then end-of-list padding. A fixed-size target: no bounds
+    /// checks.
+    #[inline(always)]
+    pub(crate) fn write(&self, out: &mut [u8; WITH_TS]) {
         let hlen = self.len();
         out[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         out[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         out[4..8].copy_from_slice(&self.seq.to_be_bytes());
         out[8..12].copy_from_slice(&self.ack.unwrap_or(0).to_be_bytes());
         out[12] = ((hlen / 4) as u8) << 4;
-        out[13] = self.flags | if self.ack.is_some() { ACK } else { 0 };
+        out[13] = self.flags_byte();
         out[14..16].copy_from_slice(&self.window.to_be_bytes());
         out[16..20].fill(0);
         if let Some((val, ecr)) = self.ts {
@@ -317,8 +349,10 @@ mod tests {
                         window: 4096,
                         ts,
                     };
-                    let mut fast = vec![0xaau8; h.len()];
+                    let mut fast = [0xaau8; WITH_TS];
                     h.write(&mut fast);
+                    assert!(fast[h.len()..].iter().all(|b| *b == 0xaa), "nothing written past the header");
+                    let fast = fast[..h.len()].to_vec();
                     let control = if fin {
                         TcpControl::Fin
                     } else if rst {
@@ -351,6 +385,12 @@ mod tests {
                         &smoltcp::phy::ChecksumCapabilities::ignored(),
                     );
                     assert_eq!(fast, gen, "ts {ts:?} fin {fin} rst {rst} psh {psh} ack {ack:?}");
+                    // The sum from the values is the sum of the bytes.
+                    let mut bytes = crate::wire::Checksum::new();
+                    bytes.add(&fast);
+                    let mut values = crate::wire::Checksum::new();
+                    values.add_be_words(h.be_sum());
+                    assert_eq!(values.finish(), bytes.finish(), "ts {ts:?} fin {fin} rst {rst} psh {psh} ack {ack:?}");
                     // And the fast parse reads it back.
                     assert_eq!(parse(&fast), Some(repr));
                 }

@@ -127,24 +127,11 @@ impl SegOut {
     /// checksum over header and payload; with `checksum_offload` the field
     /// holds the pseudo-header sum for the device to complete.
     pub fn emit(&self, buf: &mut Vec<u8>, headroom: usize, mem: &dyn PageMemory, checksum_offload: bool) {
-        if !self.syn && self.sack_len == 0 && self.mss.is_none() && self.wscale.is_none() && !self.sack_permitted {
-            // An established connection's header: fixed layout, no option loop.
-            // As the general path: FIN wins over RST; PSH rides on FIN or
-            // goes alone, never on a RST.
-            let rst = self.rst && !self.fin;
-            let h = hdr_fast::Hdr {
-                src_port: self.src.port(),
-                dst_port: self.dst.port(),
-                seq: self.seq.0,
-                ack: self.ack.map(|a| a.0),
-                flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
-                window: self.window,
-                ts: self.ts,
-            };
-            let hlen = h.len();
-            buf.resize(headroom + hlen, 0);
-            h.write(&mut buf[headroom..]);
-            self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+        if self.fast_layout() {
+            let mut tcp = [0u8; hdr_fast::WITH_TS];
+            let (hlen, _) = self.write_fast(&mut tcp, mem, checksum_offload);
+            buf.resize(headroom, 0);
+            buf.extend_from_slice(&tcp[..hlen]);
             return;
         }
         let control = match (self.syn, self.fin, self.rst) {
@@ -191,6 +178,86 @@ impl SegOut {
             pkt.set_psh(self.psh);
         }
         self.fill_checksum(buf, headroom, hlen, mem, checksum_offload);
+    }
+
+    /// Whether the segment has an established connection's header layout
+    /// (no SYN, SACK block, MSS, window scale nor SACK-permitted: no option
+    /// loop), which [`SegOut::write_fast`] writes; the rest take the
+    /// general emit.
+    #[inline]
+    pub(crate) fn fast_layout(&self) -> bool {
+        !(self.syn || self.sack_len != 0 || self.mss.is_some() || self.wscale.is_some() || self.sack_permitted)
+    }
+
+    /// The fixed-layout header of a [`SegOut::fast_layout`] segment. As the
+    /// general path: FIN wins over RST; PSH rides on FIN or goes alone,
+    /// never on a RST.
+    #[inline(always)]
+    fn fast_hdr(&self) -> hdr_fast::Hdr {
+        let rst = self.rst && !self.fin;
+        hdr_fast::Hdr {
+            src_port: self.src.port(),
+            dst_port: self.dst.port(),
+            seq: self.seq.0,
+            ack: self.ack.map(|a| a.0),
+            flags: hdr_fast::flag_bits(self.fin, rst, self.psh && !rst),
+            window: self.window,
+            ts: self.ts,
+        }
+    }
+
+    /// Writes the header of a [`SegOut::fast_layout`] segment into the
+    /// first [`hdr_fast::Hdr::len`] bytes of `out` with its checksum (the
+    /// rest untouched), and returns (header length, TCP length: header +
+    /// payload), bytes.
+    ///
+    /// The checksum (RFC 9293 3.1, RFC 1071) is one pass over the payload,
+    /// which also gives its length, plus the pseudo-header and the header
+    /// summed from the field values (RFC 1071 2(C); no second pass over
+    /// the bytes just written); with `checksum_offload` the field holds the
+    /// pseudo-header sum for the device (a TSO frame's without the length,
+    /// DPDK's `RTE_MBUF_F_TX_TCP_SEG` contract) and the payload is not read.
+    #[inline]
+    pub(crate) fn write_fast<P: PageMemory + ?Sized>(
+        &self,
+        out: &mut [u8; hdr_fast::WITH_TS],
+        mem: &P,
+        checksum_offload: bool,
+    ) -> (usize, usize) {
+        debug_assert!(self.fast_layout());
+        debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
+        // The payload first: the header's fields are read after its loop.
+        let mut c = Checksum::new();
+        let mut payload_len = 0usize;
+        if checksum_offload {
+            for p in &self.payload {
+                payload_len += p.len as usize;
+            }
+        } else {
+            // The payload starts at an even offset (the header is whole
+            // 32-bit words), where a new sum starts.
+            for p in &self.payload {
+                payload_len += p.len as usize;
+                c.add(mem.slice(*p));
+            }
+        }
+        let h = self.fast_hdr();
+        let hlen = h.len();
+        h.write(out);
+        let pseudo = u64::from(self.src.ip().to_bits())
+            + u64::from(self.dst.ip().to_bits())
+            + u64::from(u8::from(IpProtocol::Tcp));
+        let field = if checksum_offload {
+            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+            c.add_be_words(pseudo + u64::from(l4_len));
+            !c.finish()
+        } else {
+            let l4_len = (hlen + payload_len) as u16;
+            c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
+            c.finish()
+        };
+        out[16..18].copy_from_slice(&field.to_be_bytes());
+        (hlen, hlen + payload_len)
     }
 
     /// Fills the checksum of the header written at `headroom` (`hlen`
