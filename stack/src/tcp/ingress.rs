@@ -59,9 +59,11 @@ impl TcpEngine {
             Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
             None => {}
         }
-        let t = self.stages.start();
+        // Read once: accounting that is off costs a test of a local.
+        let timing = self.stages.on();
+        let t = self.stages.start_if(timing);
         let found = self.conns.get(&(local, remote)).copied();
-        self.stages.stop(Stage::Lookup, t);
+        self.stages.stop_if(timing, Stage::Lookup, t);
         if let Some(idx) = found {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
                 return;
@@ -77,14 +79,14 @@ impl TcpEngine {
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
                 return;
             }
-            let t = self.stages.start();
+            let t = self.stages.start_if(timing);
             self.ingress_conn(now, idx, &seg, mem, stats, out);
-            self.stages.stop(Stage::TcpInput, t);
+            self.stages.stop_if(timing, Stage::TcpInput, t);
             return;
         }
-        let t = self.stages.start();
+        let t = self.stages.start_if(timing);
         self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
-        self.stages.stop(Stage::TcpInput, t);
+        self.stages.stop_if(timing, Stage::TcpInput, t);
     }
 
     /// A segment for no connection: a listener's SYN, the last ACK of a
