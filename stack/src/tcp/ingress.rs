@@ -30,6 +30,7 @@ impl TcpEngine {
     /// form (`local` its destination, `remote` its source): the receive
     /// fast path builds it straight from the header
     /// ([`hdr_fast::parse_seg`]).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ingress_seg(
         &mut self,
@@ -145,7 +146,7 @@ impl TcpEngine {
 
     /// Feeds a segment to connection `idx` and applies the outcome
     /// (accept queue, freeing, notifications, output, timers).
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ingress_conn(
         &mut self,
