@@ -395,6 +395,9 @@ impl Conn {
         if straight_off() {
             return false;
         }
+        // SACK blocks fill the array from the front (smoltcp's parse and
+        // the fast parse alike), so the first slot says whether any came.
+        debug_assert!(seg.sack[0].is_some() || seg.sack.iter().all(Option::is_none));
         let wnd = u32::from(seg.wnd) << self.snd_wscale;
         let new_ack = ack > self.snd_una;
         let data = !seg.payload.is_empty();
