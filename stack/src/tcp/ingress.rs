@@ -30,6 +30,7 @@ impl TcpEngine {
     /// form (`local` its destination, `remote` its source): the receive
     /// fast path builds it straight from the header
     /// ([`hdr_fast::parse_seg`]).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ingress_seg(
         &mut self,
@@ -59,16 +60,18 @@ impl TcpEngine {
             Some(odd_flags::OddFlags::RstPlus) => stats.tcp_rst_other_flags_ignored += 1,
             None => {}
         }
-        let t = self.stages.start();
+        // Read once: accounting that is off costs a test of a local.
+        let timing = self.stages.on();
+        let t = self.stages.start_if(timing);
         let found = self.conns.get(&(local, remote)).copied();
-        self.stages.stop(Stage::Lookup, t);
+        self.stages.stop_if(timing, Stage::Lookup, t);
         if let Some(idx) = found {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
                 return;
             };
             // A new SYN may reuse a TIME-WAIT pair (RFC 9293 3.6.1).
-            if c.state == State::TimeWait
-                && seg.syn
+            if seg.syn
+                && c.state == State::TimeWait
                 && seg.ack.is_none()
                 && c.time_wait_accepts_syn(&seg)
                 && self.listeners.contains_key(&local.port())
@@ -77,14 +80,14 @@ impl TcpEngine {
                 self.on_listen_syn(now, local, remote, &seg, stats, out);
                 return;
             }
-            let t = self.stages.start();
+            let t = self.stages.start_if(timing);
             self.ingress_conn(now, idx, &seg, mem, stats, out);
-            self.stages.stop(Stage::TcpInput, t);
+            self.stages.stop_if(timing, Stage::TcpInput, t);
             return;
         }
-        let t = self.stages.start();
+        let t = self.stages.start_if(timing);
         self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
-        self.stages.stop(Stage::TcpInput, t);
+        self.stages.stop_if(timing, Stage::TcpInput, t);
     }
 
     /// A segment for no connection: a listener's SYN, the last ACK of a
@@ -143,6 +146,7 @@ impl TcpEngine {
 
     /// Feeds a segment to connection `idx` and applies the outcome
     /// (accept queue, freeing, notifications, output, timers).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ingress_conn(
         &mut self,
@@ -153,13 +157,31 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
-        let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
+        let Some(Slot { gen, sock: Some(Sock::Conn(c)) }) = self.slots.get_mut(idx as usize) else {
             return;
         };
         let was = c.state;
         let outcome = c.on_segment(now, seg, mem, stats, out, &mut self.challenge_budget);
         let pages = c.send_pages(1).0;
         self.pressure.account(idx, pages);
+        if outcome == Outcome::Ok && c.state == was {
+            // The common case (no state change, nothing to hand over),
+            // with the connection in hand: what `note`, `mark` and
+            // `schedule` do below, without looking the slot up again.
+            if c.events_pending && !c.orphan {
+                c.events_pending = false;
+                self.notify.push(SocketHandle { idx, gen: *gen });
+            }
+            if c.output_due() {
+                if !c.dirty {
+                    c.dirty = true;
+                    self.dirty.push(idx);
+                }
+            } else {
+                table::rearm(c, &mut self.timers, idx);
+            }
+            return;
+        }
         if c.orphan && c.state == State::FinWait2 && was != State::FinWait2 {
             c.timer_fin2(now + limits::fin_wait2_timeout(&self.cfg));
         }

@@ -206,6 +206,16 @@ impl RecvQueue {
         Inserted::InOrder((self.next - before) as usize)
     }
 
+    /// Appends `d`, the bytes at the next expected offset, when nothing is
+    /// held out of order (the caller checked [`Self::has_hole`]): what
+    /// [`Self::insert_within`] does for such data (`Inserted::InOrder` of
+    /// all of it), without its checks. `rx` as there.
+    #[inline]
+    pub fn append_in_order(&mut self, d: &[u8], rx: Option<RxIn<'_>>, stats: &mut Stats) {
+        debug_assert!(self.ooo.is_empty(), "in-order append past a hole");
+        self.push_ready(d, rx, stats);
+    }
+
     fn push_ready(&mut self, d: &[u8], rx: Option<RxIn<'_>>, stats: &mut Stats) {
         if d.is_empty() {
             return;

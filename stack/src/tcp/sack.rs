@@ -20,6 +20,13 @@ impl Scoreboard {
         self.ranges.clear();
     }
 
+    /// Whether no range is held (then updating with no blocks, trimming and
+    /// `is_lost` all do nothing).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
     /// Adds the peer's SACK blocks that lie within `(una, max]`.
     pub fn update(&mut self, una: Seq, max: Seq, blocks: &[Option<(u32, u32)>; 3]) {
         for (l, r) in blocks.iter().flatten().map(|&(l, r)| (Seq(l), Seq(r))) {

@@ -28,6 +28,9 @@ impl Conn {
             self.ka_probes = 0;
         }
         if let Some(ack) = self.predicted_ack(seg) {
+            if self.predicted_straight(now, seg, ack, mem, stats) {
+                return Outcome::Ok;
+            }
             // Header prediction: steps 0-5's checks all pass; what is left
             // is what the full path does after them.
             self.take_ts_recent(now, seg);
@@ -371,6 +374,117 @@ impl Conn {
         Some(ack)
     }
 
+    /// Header prediction's straight line (BSD `tcp_input`'s fast path) for
+    /// a segment [`Conn::predicted_ack`] passed: either an ACK advancing
+    /// SND.UNA, or in-order data (with an ACK at or past SND.UNA), while no
+    /// recovery (RFC 6582, RFC 6675) or timeout recovery is under way, no
+    /// FIN of ours is queued, SACK has nothing to record (no blocks in the
+    /// segment, an empty scoreboard), both the peer's old and new windows
+    /// are open, and the data fits with nothing held out of order and the
+    /// receive side not shut. Then it does exactly what the full path
+    /// (RFC 7323 4.3 TS.Recent, [`Conn::process_ack`], [`Conn::accept_data`])
+    /// does, touching only the fields that change, and returns `true`;
+    /// `false`, having changed nothing: take the full path. A pure ACK
+    /// that does not advance SND.UNA (a duplicate ACK or a window update)
+    /// always takes the full path.
+    #[inline(always)]
+    fn predicted_straight(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        ack: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+    ) -> bool {
+        #[cfg(test)]
+        if straight_off() {
+            return false;
+        }
+        // SACK blocks fill the array from the front (smoltcp's parse and
+        // the fast parse alike), so the first slot says whether any came.
+        debug_assert!(seg.sack[0].is_some() || seg.sack.iter().all(Option::is_none));
+        let wnd = u32::from(seg.wnd) << self.snd_wscale;
+        let new_ack = ack > self.snd_una;
+        let data = !seg.payload.is_empty();
+        if !(new_ack || data)
+            || self.recover.is_some()
+            || self.rto_point.is_some()
+            || self.fin_queued
+            || wnd == 0
+            || self.snd_wnd == 0
+            || (self.sack_ok && (seg.sack[0].is_some() || !self.scoreboard.is_empty()))
+            || (data && (self.rd_shut || self.rcvq.has_hole()))
+        {
+            return false;
+        }
+        // RFC 7323 4.3 (R3): SEG.SEQ = RCV.NXT and PAWS passed.
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.ts) {
+            self.ts_recent = tsval;
+            self.ts_recent_at = now;
+        }
+        if new_ack {
+            // Process_ack's new ACK (no FIN of ours, no recovery, no SACK).
+            let data_start = self.data_start();
+            let data_end = data_start + self.sendq.len() as u32;
+            let acked_data = ack.min(data_end).since(data_start.min(ack));
+            let newly = ack.since(self.snd_una);
+            if self.sendq.ack(acked_data as usize, mem).is_err() {
+                stats.page_errors += 1;
+            }
+            self.snd_una = ack;
+            if self.snd_nxt < ack {
+                self.snd_nxt = ack;
+            }
+            if self.high_rxt < ack {
+                self.high_rxt = ack;
+            }
+            self.retries = 0;
+            if let Some((s, t)) = self.rtt_probe {
+                if ack > s {
+                    self.rtt.sample(now.saturating_duration_since(t));
+                    self.rtt_probe = None;
+                }
+            }
+            self.on_new_ack(now, ack, newly);
+            if self.snd_una == self.snd_max {
+                self.rtx_at = None;
+            } else {
+                self.arm_rtx(now);
+            }
+            if acked_data > 0 {
+                self.events_pending = true;
+            }
+        }
+        // Window update (RFC 9293 3.10.7.4), open before and after.
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        }
+        #[cfg(test)]
+        STRAIGHT_TAKEN.with(|c| c.set(c.get() + 1));
+        if data {
+            // Accept_data's in-order case: SEG.SEQ = RCV.NXT and the
+            // payload within the advertised window (predicted), so nothing
+            // is trimmed.
+            let n = seg.payload.len() as u32;
+            self.rcvq.append_in_order(seg.payload, seg.rx, stats);
+            self.rcv_nxt = self.rcv_nxt + n;
+            self.events_pending = true;
+            self.segs_since_ack += 1;
+            if self.segs_since_ack >= 2 || self.cfg.delayed_ack.is_none() || n > self.mss {
+                // RFC 5681 4.2, as in accept_data.
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = self.cfg.delayed_ack.map(|d| now + d);
+            }
+        }
+        true
+    }
+
     /// RFC 9293 3.6.1 (RFC 6191; Linux does the same): in TIME-WAIT a new
     /// SYN for the same 4-tuple may replace the old connection only when it
     /// cannot belong to it: its sequence number lies above the old
@@ -609,6 +723,24 @@ impl Conn {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Test-only switch: the straight line of header prediction off, so the
+    /// same segments can be run through the general path for comparison.
+    static STRAIGHT_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test-only count of segments the straight line took.
+    static STRAIGHT_TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn straight_off() -> bool {
+    STRAIGHT_OFF.with(|c| c.get())
+}
+
 /// RFC 9293 3.10.7.4 first check: whether a segment at `seq` occupying
 /// `len` sequence numbers falls in the receive window `[rcv_nxt, rcv_nxt +
 /// wnd)` (the four cases of the table). Widening `wnd` never turns an
@@ -652,5 +784,207 @@ mod acceptability_tests {
         assert!(!seq_acceptable(Seq(7), 1, Seq(7), 0), "data into a zero window");
         assert!(seq_acceptable(Seq(5), 3, Seq(7), 1), "ends in the window: overlaps the left edge");
         assert!(!seq_acceptable(Seq(8), 1, Seq(7), 1), "past the right edge");
+    }
+}
+
+#[cfg(test)]
+mod straight_tests {
+    use super::*;
+    use crate::mem::HeapPages;
+    use crate::tcp::send_queue::CopySrc;
+
+    /// A small deterministic generator (64-bit LCG, high bits).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+            xs[self.next() as usize % xs.len()]
+        }
+    }
+
+    /// The knobs of one generated connection.
+    #[derive(Clone, Copy, Debug)]
+    struct Setup {
+        ts: bool,
+        sack: bool,
+        wscale: Option<u8>,
+        delack: bool,
+        /// 0 nothing, 1 recovery, 2 timeout recovery, 3 peer window shut,
+        /// 4 FIN queued, 5 SHUT_RD, 6 a hole in the receive queue, 7 a
+        /// SACKed range on the scoreboard, 8 data already queued to read.
+        knob: u8,
+        sent: u32,
+    }
+
+    fn seg_at<'a>(seq: Seq, ack: Option<Seq>, wnd: u16, ts: Option<(u32, u32)>, payload: &'a [u8]) -> SegIn<'a> {
+        SegIn {
+            seq,
+            ack,
+            syn: false,
+            fin: false,
+            rst: false,
+            wnd,
+            mss: None,
+            wscale: None,
+            sack_permitted: false,
+            sack: [None; 3],
+            ts,
+            payload,
+            rx: None,
+        }
+    }
+
+    /// An established active open (a real handshake through `on_segment`)
+    /// with `sent` bytes in flight, then the setup's knob applied.
+    fn build(cfg: &Rc<TcpConfig>, s: Setup, now: Instant, mem: &mut HeapPages) -> Conn {
+        let (local, remote) = (SocketAddrV4::new([10, 0, 0, 1].into(), 80), SocketAddrV4::new([10, 0, 0, 2].into(), 9));
+        let mut stats = Stats::default();
+        let mut budget = ChallengeBudget::new(7);
+        let mut out = Vec::new();
+        let mut c = Conn::connect(cfg, local, remote, Seq(1000), 1500, now);
+        c.output(now, mem, &mut stats, &mut out, 0);
+        let mut synack = seg_at(Seq(7000), Some(Seq(1001)), 20_000, s.ts.then_some((500, c.ts_now)), &[]);
+        synack.syn = true;
+        synack.mss = Some(1460);
+        synack.wscale = s.wscale;
+        synack.sack_permitted = s.sack;
+        let _ = c.on_segment(now, &synack, mem, &mut stats, &mut out, &mut budget);
+        assert_eq!(c.state, State::Established);
+        let data = vec![3u8; 6000];
+        c.write(CopySrc::Bytes(&data), mem);
+        c.cwnd = 20_000;
+        c.output(now, mem, &mut stats, &mut out, 0);
+        // Keep `sent` bytes in flight: the rest of what went out is acked.
+        let ack = c.snd_max + 0u32.wrapping_sub(s.sent.min(c.snd_max.since(c.snd_una)));
+        let wnd = (20_000u32 >> c.snd_wscale) as u16;
+        let ts = s.ts.then_some((501, c.ts_now));
+        let _ = c.on_segment(now, &seg_at(c.rcv_nxt, Some(ack), wnd, ts, &[]), mem, &mut stats, &mut out, &mut budget);
+        match s.knob {
+            1 => c.recover = Some(c.snd_max),
+            2 => c.rto_point = Some(c.snd_max),
+            3 => c.snd_wnd = 0,
+            4 => c.fin_queued = true,
+            5 => c.shutdown_read(),
+            6 => {
+                let seg = seg_at(c.rcv_nxt + 200, Some(c.snd_una), wnd, ts, &data[..100]);
+                let _ = c.on_segment(now, &seg, mem, &mut stats, &mut out, &mut budget);
+            }
+            7 if c.snd_max.since(c.snd_una) > 1000 => {
+                let mut seg = seg_at(c.rcv_nxt, Some(c.snd_una), wnd, ts, &[]);
+                seg.sack[0] = Some(((c.snd_una + 500).0, (c.snd_una + 1000).0));
+                let _ = c.on_segment(now, &seg, mem, &mut stats, &mut out, &mut budget);
+            }
+            8 => {
+                let seg = seg_at(c.rcv_nxt, Some(c.snd_una), wnd, ts, &data[..300]);
+                let _ = c.on_segment(now, &seg, mem, &mut stats, &mut out, &mut budget);
+            }
+            _ => {}
+        }
+        c
+    }
+
+    /// One segment generated against the connection's present state: in
+    /// order, old, future or at the window's edges; ACKs old, duplicate,
+    /// partial, complete or of data never sent; windows kept, changed or
+    /// shut; timestamps older, equal, newer or absent; odd flags and SACK
+    /// blocks now and then.
+    fn gen<'a>(r: &mut Lcg, c: &Conn, data: &'a [u8]) -> SegIn<'a> {
+        let adv = c.rcv_adv.max(c.rcv_nxt).since(c.rcv_nxt);
+        let seq = c.rcv_nxt + r.pick(&[0u32, 0, 0, 0, 1, u32::MAX, 100, adv, adv.wrapping_sub(1)]);
+        let in_flight = c.snd_max.since(c.snd_una);
+        let ack = match r.next() % 10 {
+            0 => None,
+            1 => Some(c.snd_una + u32::MAX),
+            2 | 3 => Some(c.snd_una),
+            4 => Some(c.snd_una + in_flight / 2),
+            5 => Some(c.snd_una + 1),
+            6 => Some(c.snd_max + 1),
+            _ => Some(c.snd_max),
+        };
+        let len = r.pick(&[0usize, 0, 1, 64, 64, 1000, 1460, adv as usize, adv as usize + 1, 3000]).min(data.len());
+        let same = (c.snd_wnd >> c.snd_wscale) as u16;
+        let wnd = r.pick(&[same, same, same, 0, same.wrapping_add(7), same / 2, u16::MAX]);
+        let ts = match r.next() % 6 {
+            0 => None,
+            1 => Some((c.ts_recent.wrapping_sub(1), c.ts_now)),
+            2 => Some((c.ts_recent, c.ts_now)),
+            _ => Some((c.ts_recent.wrapping_add(1 + r.next() % 50), c.ts_now)),
+        };
+        let mut s = seg_at(seq, ack, wnd, ts, &data[..len]);
+        match r.next() % 24 {
+            0 => s.fin = true,
+            1 => s.rst = true,
+            2 => s.syn = true,
+            3 | 4 if in_flight > 200 => s.sack[0] = Some(((c.snd_una + 100).0, (c.snd_una + 200).0)),
+            _ => {}
+        }
+        s
+    }
+
+    /// The straight line of header prediction is the general path for
+    /// every segment it takes: over generated connections (timestamps,
+    /// SACK and window scaling on or off, delayed ACKs on or off, data in
+    /// flight, recovery, timeout recovery, a shut peer window, a queued
+    /// FIN, SHUT_RD, a hole, a SACKed range, unread data) and sequences of
+    /// generated segments (in-window, edge-of-window, old, future; with and
+    /// without timestamps; window changes; duplicate, partial, complete and
+    /// impossible ACKs), two identical connections — one with the straight
+    /// line switched off — end every step with equal state (`Debug`),
+    /// output, counters and outcome.
+    #[test]
+    fn the_straight_line_equals_the_general_path() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+        let mut r = Lcg(0x5eed_1234);
+        let (mut taken, mut steps) = (0u64, 0u64);
+        for case in 0..6000u32 {
+            let s = Setup {
+                ts: r.next() % 4 != 0,
+                sack: r.next() % 2 == 0,
+                wscale: r.pick(&[None, Some(0), Some(2), Some(7)]),
+                delack: r.next() % 4 != 0,
+                knob: if r.next() % 2 == 0 { 0 } else { (r.next() % 9) as u8 },
+                sent: r.pick(&[0u32, 64, 1000, 3000, 6000]),
+            };
+            let mut cfg = TcpConfig::default();
+            if !s.delack {
+                cfg.delayed_ack = None;
+            }
+            let cfg = Rc::new(cfg);
+            let mut now = Instant::from_millis(10_000);
+            let (mut mem_a, mut mem_b) = (HeapPages::new(64, 2048), HeapPages::new(64, 2048));
+            let mut a = build(&cfg, s, now, &mut mem_a);
+            let mut b = build(&cfg, s, now, &mut mem_b);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "case {case}: built alike");
+            let (mut stats_a, mut stats_b) = (Stats::default(), Stats::default());
+            let (mut budget_a, mut budget_b) = (ChallengeBudget::new(7), ChallengeBudget::new(7));
+            for step in 0..4 {
+                now += Duration::from_millis(u64::from(r.next() % 3));
+                let seg = gen(&mut r, &a, &data);
+                let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+                let before = STRAIGHT_TAKEN.with(|c| c.get());
+                let ra = a.on_segment(now, &seg, &mut mem_a, &mut stats_a, &mut out_a, &mut budget_a);
+                taken += STRAIGHT_TAKEN.with(|c| c.get()) - before;
+                STRAIGHT_OFF.with(|c| c.set(true));
+                let rb = b.on_segment(now, &seg, &mut mem_b, &mut stats_b, &mut out_b, &mut budget_b);
+                STRAIGHT_OFF.with(|c| c.set(false));
+                steps += 1;
+                let what = format!("case {case} step {step} {s:?}");
+                assert_eq!(ra, rb, "{what}");
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{what}");
+                assert_eq!(format!("{out_a:?}"), format!("{out_b:?}"), "{what}");
+                assert_eq!(format!("{stats_a:?}"), format!("{stats_b:?}"), "{what}");
+                if ra == Outcome::Closed {
+                    break;
+                }
+                // Both answer alike too (ACKs, data), so the next step starts equal.
+                a.output(now, &mut mem_a, &mut stats_a, &mut out_a, 0);
+                b.output(now, &mut mem_b, &mut stats_b, &mut out_b, 0);
+                assert_eq!(format!("{out_a:?}"), format!("{out_b:?}"), "{what}: output");
+            }
+        }
+        assert!(taken > steps / 20 && taken < steps / 2, "both paths exercised: {taken} of {steps} straight");
     }
 }
