@@ -480,6 +480,9 @@ impl Conn {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = self.cfg.delayed_ack.map(|d| now + d);
+                if let Some(at) = self.delack_at {
+                    self.note_deadline(at);
+                }
             }
         }
         true
