@@ -166,20 +166,26 @@ pub fn exit(tool: &str, r: Result<(), Box<dyn Error>>) -> ExitCode {
 }
 
 /// Latency recorder for the load generators: an HdrHistogram of
-/// microseconds (1 µs to 60 s, 3 significant digits), every sample kept.
+/// nanoseconds (1 ns to 60 s, 3 significant digits), every sample kept;
+/// read back in µs with sub-µs resolution (a 6.4 µs median is not a 6).
 #[derive(Debug)]
 pub struct Latency(hdrhistogram::Histogram<u64>);
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
+        Latency(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds"))
     }
 }
 
 impl Latency {
-    /// Records one sample, clamped into the histogram's range.
+    /// Records one sample of `ns` nanoseconds, clamped into the range.
+    pub fn record_ns(&mut self, ns: u64) {
+        self.0.saturating_record(ns.max(1));
+    }
+
+    /// Records one sample of `us` microseconds, clamped into the range.
     pub fn record_us(&mut self, us: u64) {
-        self.0.saturating_record(us.max(1));
+        self.record_ns(us.saturating_mul(1000));
     }
 
     /// Adds every sample of `other` (another lcore's recorder).
@@ -193,18 +199,44 @@ impl Latency {
         self.0.len()
     }
 
-    /// The value at percentile `p` (0..=100), µs; 0 with no samples.
-    pub fn percentile(&self, p: f64) -> u64 {
+    /// The value at percentile `p` (0..=100), µs to 0.01 µs (the
+    /// histogram's 3 significant digits); 0 with no samples.
+    pub fn percentile(&self, p: f64) -> f64 {
         if self.0.is_empty() {
-            0
+            0.0
         } else {
-            self.0.value_at_percentile(p)
+            us(self.0.value_at_percentile(p))
         }
     }
 
     /// The largest sample, µs.
-    pub fn max(&self) -> u64 {
-        self.0.max()
+    pub fn max(&self) -> f64 {
+        us(self.0.max())
+    }
+}
+
+/// `ns` nanoseconds in µs, rounded to 0.01 µs.
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 10.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::Latency;
+
+    #[test]
+    fn percentiles_keep_sub_microsecond_resolution() {
+        let mut l = Latency::default();
+        for i in 0..100u64 {
+            // 6.00, 6.05, ... 10.95 µs
+            l.record_ns(6_000 + i * 50);
+        }
+        l.record_us(40);
+        assert_eq!(l.count(), 101);
+        let p50 = l.percentile(50.0);
+        assert!((8.4..=8.6).contains(&p50), "p50 {p50}");
+        assert!((40.0..40.1).contains(&l.max()), "max {}", l.max());
+        assert_eq!(Latency::default().percentile(99.0), 0.0);
     }
 }
 

@@ -56,7 +56,7 @@ fn keepalive_load_against_helloworld() {
     assert!(c["requests"].as_u64().unwrap() > 1000, "{c}");
     assert_eq!(c["errors"], 0, "{c}");
     assert_eq!(c["timeouts"], 0, "{c}");
-    assert!(c["p50_us"].as_u64().unwrap() > 0 && c["p99_us"].as_u64() >= c["p50_us"].as_u64());
+    assert!(c["p50_us"].as_f64().unwrap() > 0.0 && c["p99_us"].as_f64() >= c["p50_us"].as_f64());
     assert!(c["connects"].as_u64().unwrap() <= 8, "keep-alive reuses connections: {c}");
     assert!(s["requests"].as_u64().unwrap() >= c["requests"].as_u64().unwrap(), "{s}");
     assert_eq!(c["clean"], true);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
+use dpdk_glue::eal::rdtsc;
 use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Instant, Interest, SocketHandle, Stack, State, TcpError, Token, Trigger};
@@ -75,6 +76,8 @@ struct Conn {
     h: SocketHandle,
     phase: Phase,
     sent_at: Instant,
+    /// TSC at the request's write: its latency in ns at the response.
+    sent_tsc: u64,
     buf: Vec<u8>,
 }
 
@@ -87,6 +90,8 @@ struct Totals {
     connects: u64,
     bytes: u64,
     latency: zcstack_examples::Latency,
+    /// TSC ticks per second, for request latencies in ns.
+    tsc_hz: u64,
 }
 
 fn main() -> ExitCode {
@@ -299,7 +304,7 @@ fn load_lcore(
     .into_bytes();
     let timeout = zcstack::Duration::from_millis(args.timeout_ms);
     let mut conns: Vec<Option<Conn>> = (0..mine).map(|_| None).collect();
-    let mut t = Totals::default();
+    let mut t = Totals { tsc_hz: rt.tsc_hz().max(1), ..Totals::default() };
     let mut started: Option<Wall> = None;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut iter = 0u64;
@@ -337,7 +342,8 @@ fn load_lcore(
                     // Edge-triggered: established (writable), response
                     // data or EOF (readable) wake the connection.
                     let _ = stack.register(h, Token(i), Interest::READABLE | Interest::WRITABLE, Trigger::Edge);
-                    conns[i] = Some(Conn { h, phase: Phase::Connecting, sent_at: now, buf: Vec::new() });
+                    conns[i] =
+                        Some(Conn { h, phase: Phase::Connecting, sent_at: now, sent_tsc: rdtsc(), buf: Vec::new() });
                 }
                 Err(_) => {
                     vacant.push(i);
@@ -360,8 +366,8 @@ fn load_lcore(
             // Timed at the moment this connection is handled, not at the
             // pass's start: a request's latency runs from its write to the
             // read of its response, wherever they fall in their passes.
-            let at = io.now();
-            if let Some(done) = drive(stack, c, &request, &mut rbuf, at, timeout, args.close, &mut t) {
+            let (tsc, at) = (rdtsc(), io.now());
+            if let Some(done) = drive(stack, c, &request, &mut rbuf, (at, tsc), timeout, args.close, &mut t) {
                 did = true;
                 if !done && !args.batch {
                     // The next request leaves now: the server works on it
@@ -417,7 +423,7 @@ fn drive(
     c: &mut Conn,
     request: &[u8],
     rbuf: &mut [u8],
-    now: Instant,
+    (now, tsc): (Instant, u64),
     timeout: zcstack::Duration,
     close: bool,
     t: &mut Totals,
@@ -425,7 +431,7 @@ fn drive(
     match (&c.phase, stack.tcp_state(c.h)) {
         (Phase::Connecting, Ok(State::Established)) => {
             c.phase = Phase::Waiting;
-            c.sent_at = now;
+            (c.sent_at, c.sent_tsc) = (now, tsc);
             return match stack.tcp_write(c.h, request) {
                 Ok(n) if n == request.len() => Some(false),
                 _ => {
@@ -474,14 +480,15 @@ fn drive(
                 t.non_2xx += 1;
             }
             t.bytes += r.end as u64;
-            t.latency.record_us((now - c.sent_at).total_micros());
+            let ticks = u128::from(tsc.wrapping_sub(c.sent_tsc));
+            t.latency.record_ns((ticks * 1_000_000_000 / u128::from(t.tsc_hz)) as u64);
             c.buf.drain(..r.end);
             if close || r.close {
                 // Like wrk, a server that ends a keep-alive connection (say
                 // nginx after keepalive_requests) just gets a new one.
                 return Some(true);
             }
-            c.sent_at = now;
+            (c.sent_at, c.sent_tsc) = (now, tsc);
             match stack.tcp_write(c.h, request) {
                 Ok(n) if n == request.len() => Some(false),
                 _ => {
