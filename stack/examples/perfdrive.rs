@@ -13,6 +13,10 @@
 //! through L1 (bulk-csum ~6.9 D1 misses per payload line), smoltcp sends one
 //! segment per socket per poll and misses only in its two rings (~2.0);
 //! both miss almost nothing in a 1 MiB L2.
+//! Stalls an instruction count cannot show (store-forwarding failures,
+//! dependent load misses): `perf record -e cpu-clock` (a software clock:
+//! works in this VM without PMU counters) on `perfdrive CASE 1024`, then
+//! `perf annotate -s SYMBOL`; samples piled on one load are the stall.
 
 use smoltcp::iface::SocketHandle as SmolHandle;
 use smoltcp::socket::tcp::Socket as SmolTcp;
