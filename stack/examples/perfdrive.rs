@@ -4,6 +4,19 @@
 //! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges];
 //! smol-rr64 [N exchanges], smol-bulk, smol-bulk-csum [N MiB]: smoltcp over
 //! the same wire, driven as `enginebench` drives it, for the gap).
+//!
+//! Cache and branch behaviour: add `--cache-sim=yes --branch-sim=yes
+//! --LL=1048576,8,64` (this host's 1 MiB L2 per core as the last level).
+//! `PERFDRIVE_BUF=BYTES` sets both stacks' socket buffers (default 256 KiB),
+//! which bound the bytes moved per poll pair. Measured (8 MiB, D1 = 48 KiB):
+//! at 256 KiB zcstack moves ~120 KB per poll pair and every copy streams
+//! through L1 (bulk-csum ~6.9 D1 misses per payload line), smoltcp sends one
+//! segment per socket per poll and misses only in its two rings (~2.0);
+//! both miss almost nothing in a 1 MiB L2.
+//! Stalls an instruction count cannot show (store-forwarding failures,
+//! dependent load misses): `perf record -e cpu-clock` (a software clock:
+//! works in this VM without PMU counters) on `perfdrive CASE 1024`, then
+//! `perf annotate -s SYMBOL`; samples piled on one load are the stall.
 
 use smoltcp::iface::SocketHandle as SmolHandle;
 use smoltcp::socket::tcp::Socket as SmolTcp;

@@ -20,6 +20,13 @@ pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 /// Socket buffers of both stacks, bytes.
 pub(crate) const BUF: usize = 256 * 1024;
 
+/// The socket buffer size both stacks get: [`BUF`], or `PERFDRIVE_BUF`
+/// bytes when set (a diagnostic: how the bytes moved per poll, bounded by
+/// the window, change the cache misses; `perfdrive` header).
+pub(crate) fn buf_size() -> usize {
+    std::env::var("PERFDRIVE_BUF").ok().and_then(|v| v.parse().ok()).unwrap_or(BUF)
+}
+
 // ----- the shared in-memory wire -----
 
 /// Both stacks' harness costs are the same and allocation-free in steady
@@ -258,8 +265,8 @@ impl Zc {
                 prefix_len: 24,
                 gateway: None,
             });
-            c.tcp.send_buffer = BUF;
-            c.tcp.recv_buffer = BUF;
+            c.tcp.send_buffer = buf_size();
+            c.tcp.recv_buffer = buf_size();
             c.tcp.somaxconn = 1 << 20;
             c
         };

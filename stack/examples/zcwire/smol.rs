@@ -10,7 +10,7 @@ use smoltcp::phy::{DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-use super::{wire, Clock, End, Offload, Wire, A, B, BUF};
+use super::{buf_size, wire, Clock, End, Offload, Wire, A, B};
 
 /// A received frame; its buffer returns to the wire's spares once consumed.
 pub(crate) struct Rx {
@@ -114,10 +114,10 @@ impl Smol {
         s
     }
     pub(crate) fn pair(&mut self, port: u16) -> (SmolHandle, SmolHandle) {
-        let mut srv = Smol::socket(BUF);
+        let mut srv = Smol::socket(buf_size());
         srv.listen(port).unwrap();
         let s = self.sa.add(srv);
-        let cli = Smol::socket(BUF);
+        let cli = Smol::socket(buf_size());
         let c = self.sb.add(cli);
         let cx = self.ib.context();
         self.sb.get_mut::<SmolTcp<'_>>(c).connect(cx, (IpAddress::Ipv4(A), port), 49152).unwrap();

@@ -63,7 +63,7 @@ impl TcpEngine {
         // Read once: accounting that is off costs a test of a local.
         let timing = self.stages.on();
         let t = self.stages.start_if(timing);
-        let found = self.conns.get(&(local, remote)).copied();
+        let found = self.find_conn(local, remote);
         self.stages.stop_if(timing, Stage::Lookup, t);
         if let Some(idx) = found {
             let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) else {
@@ -88,6 +88,24 @@ impl TcpEngine {
         let t = self.stages.start_if(timing);
         self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
         self.stages.stop_if(timing, Stage::TcpInput, t);
+    }
+
+    /// The slot of the connection `(local, remote)`: the memo of the last
+    /// flow found when it is this one, else the table (which then becomes
+    /// the memo). Same answer as `conns.get` (checked in debug builds).
+    #[inline(always)]
+    fn find_conn(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+        if let Some(((l, r), idx)) = self.flow_memo {
+            if l == local && r == remote {
+                debug_assert_eq!(self.conns.get(&(local, remote)).copied(), Some(idx), "a stale flow memo");
+                return Some(idx);
+            }
+        }
+        let found = self.conns.get(&(local, remote)).copied();
+        if let Some(idx) = found {
+            self.flow_memo = Some(((local, remote), idx));
+        }
+        found
     }
 
     /// A segment for no connection: a listener's SYN, the last ACK of a

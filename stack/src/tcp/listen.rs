@@ -92,6 +92,7 @@ impl TcpEngine {
         conn.events_pending = false;
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
         self.conns.insert((local, remote), idx);
+        self.flow_memo = None;
         self.mark(idx);
     }
 
@@ -182,6 +183,7 @@ impl TcpEngine {
         conn.syn_ack_sent();
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
         self.conns.insert((local, remote), idx);
+        self.flow_memo = None;
         if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {
             l.half_open += 1; // the ACK below moves it to the accept queue
         }

@@ -182,6 +182,11 @@ pub struct TcpEngine {
     slots: Vec<Slot>,
     free: Vec<u32>,
     conns: FxHashMap<(SocketAddrV4, SocketAddrV4), u32>,
+    /// The last flow `ingress_seg` found in `conns` and its slot (the
+    /// one-entry cache in front of the hash, as BSD's `tcp_last_inpcb`):
+    /// consecutive segments of one flow skip the hash and probe. Cleared by
+    /// every insert into and removal from `conns`, so it always agrees.
+    flow_memo: Option<((SocketAddrV4, SocketAddrV4), u32)>,
     listeners: FxHashMap<u16, u32>,
     timers: timer::TimerWheel,
     expired: Vec<(Instant, u32)>,
@@ -233,6 +238,7 @@ impl TcpEngine {
             slots: Vec::new(),
             free: Vec::new(),
             conns: FxHashMap::default(),
+            flow_memo: None,
             listeners: FxHashMap::default(),
             timers: timer::TimerWheel::default(),
             expired: Vec::with_capacity(WORK_LIST),
@@ -489,6 +495,7 @@ impl TcpEngine {
         conn.apply_options(opts, now);
         let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
         self.conns.insert((local, remote), idx);
+        self.flow_memo = None;
         self.mark(idx);
         self.schedule(idx);
         Ok(self.handle(idx))

@@ -55,6 +55,7 @@ impl TcpEngine {
     pub(super) fn free_slot(&mut self, idx: u32) {
         if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
             self.conns.remove(&(c.local, c.remote));
+            self.flow_memo = None;
         }
         self.pressure.account(idx, 0);
         let slot = &mut self.slots[idx as usize];
@@ -106,6 +107,7 @@ impl TcpEngine {
             self.free_slot(idx);
         } else {
             self.conns.remove(&key);
+            self.flow_memo = None;
             self.note(idx);
         }
     }

@@ -515,26 +515,20 @@ impl Conn {
         out: &mut Vec<SegOut>,
     ) {
         let Some(p) = out.last() else { return };
-        let s = SegOut {
-            src: p.src,
-            dst: p.dst,
-            seq,
-            ack: p.ack,
-            syn: false,
-            fin: false,
-            rst: false,
-            psh: seq + len == data_end,
-            window: p.window,
-            mss: None,
-            wscale: None,
-            sack_permitted: false,
-            sack: p.sack,
-            sack_len: p.sack_len,
-            ts: p.ts,
-            payload: crate::phy::Payload::new(),
-            copied: false,
-            tso_segsz: 0,
-        };
+        // The header fields are read into locals and the segment is built
+        // in its slot at the end of `out` (as `send_data` does), not in a
+        // stack temporary moved there: that move copied an odd-sized group
+        // of fields with overlapping wide loads over the narrow stores just
+        // made, which store forwarding cannot serve (a stall per segment).
+        let (src, dst, ack, window, sack, sack_len, ts) = (p.src, p.dst, p.ack, p.window, p.sack, p.sack_len, p.ts);
+        out.push(SegOut::empty(src, dst, seq));
+        let Some(s) = out.last_mut() else { return };
+        s.ack = ack;
+        s.psh = seq + len == data_end;
+        s.window = window;
+        s.sack = sack;
+        s.sack_len = sack_len;
+        s.ts = ts;
         #[cfg(debug_assertions)]
         {
             let mut t = SegOut::empty(self.local, self.remote, seq);
@@ -544,8 +538,6 @@ impl Conn {
                 "a following segment's header differs from fill_seg's"
             );
         }
-        out.push(s);
-        let Some(s) = out.last_mut() else { return };
         let off = seq.since(data_start) as usize;
         match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
             Ok(copied) => s.copied = copied,
