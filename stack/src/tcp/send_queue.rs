@@ -47,7 +47,8 @@ impl CopySrc<'_> {
     }
 
     /// Copies `n` bytes from position `pos` into `page` at `off`.
-    fn copy_to(&self, mem: &mut dyn PageMemory, pos: usize, page: PageId, off: usize, n: usize) {
+    #[inline(always)]
+    fn copy_to<M: PageMemory + ?Sized>(&self, mem: &mut M, pos: usize, page: PageId, off: usize, n: usize) {
         match self {
             CopySrc::Bytes(b) => mem.bytes_mut(page)[off..off + n].copy_from_slice(&b[pos..pos + n]),
             CopySrc::Page(s) => mem.copy_between(s.page, s.off as usize + pos, page, off, n),
@@ -110,7 +111,11 @@ impl SendQueue {
 
     /// [`SendQueue::push_copy`] from bytes or from another page buffer
     /// (copied buffer to buffer, no bounce).
-    pub fn push_copy_from(&mut self, src: CopySrc<'_>, room: usize, mem: &mut dyn PageMemory) -> usize {
+    /// Generic over the page memory so that a caller holding the concrete
+    /// type (the stack's write path) reaches its `alloc` and `bytes_mut`
+    /// without a call through a trait object.
+    #[inline]
+    pub fn push_copy_from<M: PageMemory + ?Sized>(&mut self, src: CopySrc<'_>, room: usize, mem: &mut M) -> usize {
         let want = src.len().min(room);
         let bs = mem.buf_size();
         let mut done = 0;
@@ -198,11 +203,11 @@ impl SendQueue {
     /// Returns whether every byte of the range was copied in by the stack
     /// (copy-mode writes) rather than handed over zero-copy.
     #[inline(always)]
-    pub fn slices(
+    pub fn slices<M: PageMemory + ?Sized>(
         &mut self,
         offset: usize,
         len: usize,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         out: &mut crate::phy::Payload,
     ) -> Result<bool, PageError> {
         debug_assert!(offset + len <= self.len);
@@ -236,7 +241,17 @@ impl SendQueue {
     }
 
     /// Drops the first `n` bytes (acknowledged), releasing pages no longer referenced.
-    pub fn ack(&mut self, n: usize, mem: &mut dyn PageMemory) -> Result<(), PageError> {
+    pub fn ack<M: PageMemory + ?Sized>(&mut self, n: usize, mem: &mut M) -> Result<(), PageError> {
+        if n > 0 && n >= self.len && self.chunks.len() == 1 {
+            // Everything acknowledged and held in one chunk (the ACK of every
+            // small write): what the walk below does for it, without the walk.
+            let page = self.chunks[0].page;
+            self.chunks.clear();
+            self.len = 0;
+            self.tail_appendable = false;
+            self.hint = (0, 0);
+            return mem.decref(page).map(|_| ());
+        }
         let acked = n.min(self.len);
         self.len -= acked;
         let (mut n, mut popped) = (acked, 0usize);
@@ -267,7 +282,7 @@ impl SendQueue {
     }
 
     /// Releases everything (connection gone).
-    pub fn clear(&mut self, mem: &mut dyn PageMemory) -> Result<(), PageError> {
+    pub fn clear<M: PageMemory + ?Sized>(&mut self, mem: &mut M) -> Result<(), PageError> {
         let n = self.len;
         self.ack(n, mem)
     }
@@ -345,6 +360,34 @@ mod tests {
         q.clear(&mut mem).unwrap();
         mem.decref(page).unwrap();
         assert_eq!(mem.free_count(), 4);
+    }
+
+    #[test]
+    fn acking_a_one_chunk_queue_whole_leaves_it_as_new() {
+        // The one-chunk shortcut of `ack` against a queue acked by the walk
+        // (two chunks, the same bytes): both end empty, pages freed, and the
+        // next write and its lookups behave alike.
+        let mut mem = HeapPages::new(8, 16);
+        let mut q = SendQueue::default();
+        assert_eq!(q.push_copy(b"0123456789", 100, &mut mem), 10);
+        let mut o = crate::phy::Payload::new();
+        q.slices(4, 6, &mut mem, &mut o).unwrap(); // moves the hint
+        mem.decref(o[0].page).unwrap();
+        // More than queued is acked as everything (the walk's rule too).
+        q.ack(11, &mut mem).unwrap();
+        assert_eq!((q.len(), q.pages_held(), q.tail_room(16)), (0, 0, 0));
+        assert_eq!(mem.free_count(), 8, "the page went back");
+        assert_eq!(q.hint, (0, 0));
+        assert_eq!(q.push_copy(b"abcdef", 100, &mut mem), 6);
+        let mut o = crate::phy::Payload::new();
+        q.slices(0, 6, &mut mem, &mut o).unwrap();
+        assert_eq!(mem.slice(o[0]), b"abcdef");
+        mem.decref(o[0].page).unwrap();
+        // A zero ACK of a one-chunk queue changes nothing.
+        q.ack(0, &mut mem).unwrap();
+        assert_eq!((q.len(), q.pages_held()), (6, 1));
+        q.clear(&mut mem).unwrap();
+        assert_eq!(mem.free_count(), 8);
     }
 
     #[test]
