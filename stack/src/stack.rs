@@ -55,6 +55,10 @@ pub struct Stack<M: PageMemory> {
     hdr_pool: Vec<Vec<u8>>,
     /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
     pub(crate) zc_orphans: crate::zc::Orphans,
+    /// A zero-copy buffer was ever handed out (only then can `zc_orphans`
+    /// hold anything): a poll of a stack that never did so tests this flag
+    /// instead of borrowing the shared list.
+    zc_handed_out: bool,
     /// Received frame memory receive queues may pin (zero-copy receive).
     rx_budget: RxBudget,
 }
@@ -84,6 +88,7 @@ impl<M: PageMemory> Stack<M> {
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
             zc_orphans: Default::default(),
+            zc_handed_out: false,
             rx_budget: RxBudget::new(cfg.rx_pin_budget),
         }
     }

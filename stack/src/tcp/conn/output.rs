@@ -64,6 +64,7 @@ impl Conn {
     /// clock is ticked again before any segment is built), so a
     /// connection marked for output only because a segment arrived (an
     /// ACK to delay, a timer to re-arm) skips it.
+    #[inline(always)]
     pub(crate) fn output_due(&self) -> bool {
         self.wants_output()
             || (self.sack_ok && self.recover.is_some())
