@@ -211,6 +211,16 @@ impl SendQueue {
         out: &mut crate::phy::Payload,
     ) -> Result<bool, PageError> {
         debug_assert!(offset + len <= self.len);
+        // The range inside the chunk of the last lookup (the next segment of
+        // a write, or its only one): that chunk, no search; the hint stays.
+        let (h, h_start) = (self.hint.0 as usize, self.hint.1 as usize);
+        if let Some(c) = self.chunks.get(h) {
+            if len > 0 && offset >= h_start && offset + len <= h_start + c.len as usize {
+                mem.incref(c.page)?;
+                out.push(PageSlice { page: c.page, off: c.off + (offset - h_start) as u32, len: len as u32 });
+                return Ok(c.copied);
+            }
+        }
         let (first, mut skip) = self.locate(offset);
         if let Some(c) = self.chunks.get(first).filter(|c| len > 0 && c.len as usize - skip >= len) {
             // The whole range in one chunk (every segment of a small write):
