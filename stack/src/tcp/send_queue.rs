@@ -118,6 +118,21 @@ impl SendQueue {
     pub fn push_copy_from<M: PageMemory + ?Sized>(&mut self, src: CopySrc<'_>, room: usize, mem: &mut M) -> usize {
         let want = src.len().min(room);
         let bs = mem.buf_size();
+        if let CopySrc::Bytes(b) = src {
+            if !self.tail_appendable && want > 0 && want <= bs {
+                // A small write to a queue with no page to append to (every
+                // request/response write after its predecessor was acked):
+                // one page, one copy — what the loop below does for it,
+                // straight.
+                self.last_src = None;
+                let Some(page) = mem.alloc() else { return 0 };
+                mem.bytes_mut(page)[..want].copy_from_slice(&b[..want]);
+                self.chunks.push_back(Chunk { page, off: 0, len: want as u32, copied: true });
+                self.tail_appendable = true;
+                self.len += want;
+                return want;
+            }
+        }
         let mut done = 0;
         if self.tail_appendable {
             if let Some(last) = self.chunks.back_mut() {
@@ -190,8 +205,12 @@ impl SendQueue {
         if i >= self.chunks.len() || offset < start {
             (i, start) = (0, 0);
         }
-        while i < self.chunks.len() && start + self.chunks[i].len as usize <= offset {
-            start += self.chunks[i].len as usize;
+        // One bounds-checked access per step (VecDeque indexing wraps).
+        while let Some(c) = self.chunks.get(i) {
+            if start + c.len as usize > offset {
+                break;
+            }
+            start += c.len as usize;
             i += 1;
         }
         self.hint = (i as u32, start as u32);
@@ -398,6 +417,38 @@ mod tests {
         assert_eq!((q.len(), q.pages_held()), (6, 1));
         q.clear(&mut mem).unwrap();
         assert_eq!(mem.free_count(), 8);
+    }
+
+    #[test]
+    fn a_small_write_to_an_empty_queue_takes_one_page_or_none() {
+        let mut mem = HeapPages::new(2, 16);
+        let mut q = SendQueue::default();
+        // A page range copied in leaves its end for coalescing; a byte write
+        // after it (on a queue with no tail to append to) forgets it.
+        let src = mem.alloc().unwrap();
+        mem.bytes_mut(src)[..4].copy_from_slice(b"abcd");
+        let s = PageSlice { page: src, off: 0, len: 4 };
+        assert_eq!(q.push_copy_from(CopySrc::Page(s), 100, &mut mem), 4);
+        assert!(q.last_src_ended_at(src, 4));
+        q.ack(4, &mut mem).unwrap();
+        assert!(q.last_src_ended_at(src, 4), "an ACK keeps the writer's position");
+        // One page is free (the other is `src`): the write takes it.
+        assert_eq!(q.push_copy(b"0123456789", 100, &mut mem), 10);
+        assert!(!q.last_src_ended_at(src, 4));
+        assert_eq!((q.len(), q.pages_held(), q.tail_room(16)), (10, 1, 6));
+        q.ack(10, &mut mem).unwrap();
+        // Out of pages: nothing taken, nothing held.
+        let held = mem.alloc().unwrap();
+        assert_eq!(mem.free_count(), 0);
+        assert_eq!(q.push_copy(b"xy", 100, &mut mem), 0);
+        assert_eq!((q.len(), q.pages_held()), (0, 0));
+        mem.decref(held).unwrap();
+        // Exactly a page fits in one; more spills to the loop's second page.
+        assert_eq!(q.push_copy(&[7; 16], 100, &mut mem), 16);
+        assert_eq!(q.tail_room(16), 0);
+        q.clear(&mut mem).unwrap();
+        mem.decref(src).unwrap();
+        assert_eq!(mem.free_count(), 2);
     }
 
     #[test]
