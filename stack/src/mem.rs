@@ -81,6 +81,61 @@ pub trait PageMemory {
     }
 }
 
+/// A reference to a page memory is one: generic code holding `&mut M` for
+/// an `M` that may be unsized (`dyn PageMemory` itself) hands `&mut &mut M`
+/// to a function taking `&mut dyn PageMemory` (an unsized `M` cannot be
+/// coerced directly). Every method forwards.
+impl<T: PageMemory + ?Sized> PageMemory for &mut T {
+    #[inline]
+    fn buf_size(&self) -> usize {
+        (**self).buf_size()
+    }
+    #[inline]
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+    #[inline]
+    fn free_count(&self) -> usize {
+        (**self).free_count()
+    }
+    #[inline]
+    fn alloc(&mut self) -> Option<PageId> {
+        (**self).alloc()
+    }
+    #[inline]
+    fn incref(&mut self, id: PageId) -> Result<(), PageError> {
+        (**self).incref(id)
+    }
+    #[inline]
+    fn decref(&mut self, id: PageId) -> Result<bool, PageError> {
+        (**self).decref(id)
+    }
+    #[inline]
+    fn refcount(&self, id: PageId) -> u16 {
+        (**self).refcount(id)
+    }
+    #[inline]
+    fn bytes(&self, id: PageId) -> &[u8] {
+        (**self).bytes(id)
+    }
+    #[inline]
+    fn bytes_mut(&mut self, id: PageId) -> &mut [u8] {
+        (**self).bytes_mut(id)
+    }
+    #[inline]
+    fn copy_between(&mut self, src: PageId, src_off: usize, dst: PageId, dst_off: usize, len: usize) {
+        (**self).copy_between(src, src_off, dst, dst_off, len)
+    }
+    #[inline]
+    fn slice(&self, s: PageSlice) -> &[u8] {
+        (**self).slice(s)
+    }
+    #[inline]
+    fn iova(&self, id: PageId) -> Option<u64> {
+        (**self).iova(id)
+    }
+}
+
 /// Reference counts and the free list of a region of `count` buffers: the
 /// bookkeeping every [`PageMemory`] shares, whatever backs its bytes.
 #[derive(Debug)]

@@ -55,6 +55,10 @@ pub struct Stack<M: PageMemory> {
     hdr_pool: Vec<Vec<u8>>,
     /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
     pub(crate) zc_orphans: crate::zc::Orphans,
+    /// A zero-copy buffer was ever handed out (only then can `zc_orphans`
+    /// hold anything): a poll of a stack that never did so tests this flag
+    /// instead of borrowing the shared list.
+    zc_handed_out: bool,
     /// Received frame memory receive queues may pin (zero-copy receive).
     rx_budget: RxBudget,
 }
@@ -84,6 +88,7 @@ impl<M: PageMemory> Stack<M> {
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
             zc_orphans: Default::default(),
+            zc_handed_out: false,
             rx_budget: RxBudget::new(cfg.rx_pin_budget),
         }
     }
@@ -470,25 +475,25 @@ impl<M: PageMemory> Stack<M> {
 
     /// Does all due work: completions, received frames, timers, output.
     /// Returns whether anything happened.
-    pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+    pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) -> bool {
         // Stage accounting, read once: off, the pass has no trace of it.
         if self.tcp.stages.on() {
             self.poll_metered(now, dev)
         } else {
-            self.poll_pass::<false>(now, dev)
+            self.poll_pass::<false, D>(now, dev)
         }
     }
 
     /// [`Stack::poll`] with stage accounting on.
     #[cold]
     #[inline(never)]
-    fn poll_metered(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
-        self.poll_pass::<true>(now, dev)
+    fn poll_metered<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) -> bool {
+        self.poll_pass::<true, D>(now, dev)
     }
 
     /// One poll pass; `METER`: charge each stage to the stage clock.
     #[inline(always)]
-    fn poll_pass<const METER: bool>(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+    fn poll_pass<const METER: bool, D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) -> bool {
         let caps = dev.caps();
         let mut did = false;
         let t = self.tcp.stages.start_if(METER);
@@ -638,7 +643,7 @@ impl<M: PageMemory> Stack<M> {
     /// wire in the same pass as the callback that wrote it. Nagle and
     /// delayed ACKs apply as in [`Stack::poll`]. Returns whether anything
     /// was handed to the device.
-    pub fn push_output(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+    pub fn push_output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) -> bool {
         if !self.tcp.has_dirty() && self.ipq.is_empty() && self.backlog.is_empty() {
             return false;
         }
@@ -653,7 +658,7 @@ impl<M: PageMemory> Stack<M> {
     /// to the device (the `Output` and `Tx` stages).
     /// `meter`: a [`crate::stages::StageClock::on`] reading.
     #[inline(always)]
-    fn output(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps, meter: bool) {
+    fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
         let t = self.tcp.stages.start_if(meter);
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(caps));
         self.tcp.stages.stop_if(meter, Stage::Output, t);
@@ -666,14 +671,14 @@ impl<M: PageMemory> Stack<M> {
     /// out what it batched (every poll: a device may release frames it
     /// holds by time). Nothing queued costs three tests.
     #[inline]
-    fn flush(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+    fn flush<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
         if !self.ipq.is_empty() || !self.segs.is_empty() || !self.backlog.is_empty() {
             self.flush_queued(now, dev, caps);
         }
         dev.flush(now);
     }
 
-    fn flush_queued(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+    fn flush_queued<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
         // IP packets queued earlier (ICMP, UDP) first, then the TCP
         // segments just produced: each goes out as soon as it is built.
         if !self.ipq.is_empty() {
@@ -699,7 +704,7 @@ impl<M: PageMemory> Stack<M> {
     /// checksums summed from the values written ([`SegOut::write_fast`],
     /// [`Interface::write_headers`]); the bytes are those of the general
     /// path (emit, then [`Stack::send_ip`]), which takes everything else.
-    fn flush_segs(&mut self, now: Instant, dev: &mut dyn Device, caps: &DeviceCaps) {
+    fn flush_segs<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
         // Emitted in place (each segment is 128 bytes; only its payload
         // list moves on with the packet), by index: nothing below adds to
         // the list, and the general path's `send_ip` starts after the
@@ -749,7 +754,7 @@ impl<M: PageMemory> Stack<M> {
 
     /// Hands frames refused earlier (or queued behind them) to the device,
     /// oldest first, until it refuses one again.
-    fn flush_backlog(&mut self, now: Instant, dev: &mut dyn Device) {
+    fn flush_backlog<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) {
         while let Some(f) = self.backlog.pop_front() {
             match dev.transmit(now, f, &self.mem) {
                 Ok(()) => self.stats.tx_frames += 1,
@@ -764,7 +769,7 @@ impl<M: PageMemory> Stack<M> {
     /// Routes one IP packet: to the device (or behind older frames in the
     /// backlog) when the next hop's MAC is known, else held by ARP while it
     /// asks; dropped and counted without a route.
-    fn send_ip(&mut self, now: Instant, dev: &mut dyn Device, pkt: IpOut) {
+    fn send_ip<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, pkt: IpOut) {
         let Some(hop) = self.iface.next_hop(pkt.dst) else {
             self.stats.drop_no_route += 1;
             for s in pkt.payload {
@@ -813,12 +818,12 @@ fn resolved_mac(iface: &Interface, arp: &ArpCache, dst: Ipv4Address, now: Instan
 /// Hands a frame to the device, unless older frames wait in `backlog`
 /// (order kept): then, or when the device is full, it joins the backlog.
 #[inline]
-fn transmit_frame(
+fn transmit_frame<D: Device + ?Sized>(
     backlog: &mut VecDeque<TxFrame>,
     stats: &mut Stats,
     mem: &dyn PageMemory,
     now: Instant,
-    dev: &mut dyn Device,
+    dev: &mut D,
     f: TxFrame,
 ) {
     if backlog.is_empty() {

@@ -11,8 +11,8 @@ use crate::zc::{FfZcMbuf, ZcBuf, ZcError, ZcMsg};
 impl<M: PageMemory> Stack<M> {
     /// Frees the pages of zero-copy buffers the application dropped unsent.
     pub(super) fn reclaim_zc_orphans(&mut self) {
-        if self.zc_orphans.borrow().is_empty() {
-            return; // every poll: a shared look, no exclusive borrow
+        if !self.zc_handed_out || self.zc_orphans.borrow().is_empty() {
+            return; // every poll: a flag, then a shared look, no exclusive borrow
         }
         let mut orphans = self.zc_orphans.borrow_mut();
         for page in orphans.drain(..) {
@@ -47,6 +47,7 @@ impl<M: PageMemory> Stack<M> {
     }
 
     fn zc_mbuf_get_unchecked(&mut self, len: usize) -> Result<ZcBuf, ZcError> {
+        self.zc_handed_out = true;
         let r = ZcBuf::reserve(&mut self.mem, len, &self.zc_orphans);
         if matches!(r, Err(ZcError::NoBuffers { .. })) {
             self.stats.pages_exhausted += 1;
@@ -238,6 +239,7 @@ impl<M: PageMemory> Stack<M> {
             self.stats.pages_exhausted += 1;
             return Err(ZcError::NoBuffers { wanted: n, free: self.mem.free_count() });
         }
+        self.zc_handed_out = true;
         (0..n).map(|_| ZcBuf::reserve(&mut self.mem, bs, &self.zc_orphans)).collect()
     }
 

@@ -93,16 +93,24 @@ impl TcpEngine {
     }
 
     /// Queues a copy of what fits of `data`; returns bytes taken.
-    pub fn write(&mut self, h: SocketHandle, data: &[u8], mem: &mut dyn PageMemory) -> Result<usize, TcpError> {
+    pub fn write<M: PageMemory + ?Sized>(
+        &mut self,
+        h: SocketHandle,
+        data: &[u8],
+        mem: &mut M,
+    ) -> Result<usize, TcpError> {
         self.write_from(h, send_queue::CopySrc::Bytes(data), mem)
     }
 
-    /// [`TcpEngine::write`] from bytes or from a page buffer range.
-    pub fn write_from(
+    /// [`TcpEngine::write`] from bytes or from a page buffer range. Generic
+    /// over the page memory: the stack passes its concrete type, so the
+    /// copy's page allocation and bytes are reached without a call through
+    /// a trait object (`&mut dyn PageMemory` callers work unchanged).
+    pub fn write_from<M: PageMemory + ?Sized>(
         &mut self,
         h: SocketHandle,
         data: send_queue::CopySrc<'_>,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
     ) -> Result<usize, TcpError> {
         // One slot lookup for the whole write (the hot path of every send):
         // the connection and the send-pressure state are separate fields.

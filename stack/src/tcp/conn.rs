@@ -434,7 +434,8 @@ impl Conn {
     }
 
     /// Copies what fits of `data` into the send queue.
-    pub fn write(&mut self, src: crate::tcp::send_queue::CopySrc<'_>, mem: &mut dyn PageMemory) -> usize {
+    #[inline]
+    pub fn write<M: PageMemory + ?Sized>(&mut self, src: crate::tcp::send_queue::CopySrc<'_>, mem: &mut M) -> usize {
         let room = self.send_room();
         self.sendq.push_copy_from(src, room, mem)
     }

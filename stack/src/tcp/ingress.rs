@@ -32,14 +32,14 @@ impl TcpEngine {
     /// ([`hdr_fast::parse_seg`]).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn ingress_seg(
+    pub(crate) fn ingress_seg<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         mut seg: SegIn<'_>,
         odd: Option<odd_flags::OddFlags>,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
@@ -86,7 +86,7 @@ impl TcpEngine {
             return;
         }
         let t = self.stages.start_if(timing);
-        self.ingress_no_conn(now, local, remote, &seg, mem, stats, out);
+        self.ingress_no_conn(now, local, remote, &seg, &mut &mut *mem, stats, out);
         self.stages.stop_if(timing, Stage::TcpInput, t);
     }
 
@@ -166,12 +166,12 @@ impl TcpEngine {
     /// (accept queue, freeing, notifications, output, timers).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ingress_conn(
+    pub(super) fn ingress_conn<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         idx: u32,
         seg: &SegIn<'_>,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {

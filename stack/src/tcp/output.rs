@@ -10,10 +10,10 @@ impl TcpEngine {
     /// of TCP payload, cut into MSS-sized segments by the device (TSO);
     /// retransmissions always go one segment at a time.
     #[inline]
-    pub(crate) fn dispatch(
+    pub(crate) fn dispatch<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,
@@ -28,10 +28,10 @@ impl TcpEngine {
 
     /// [`TcpEngine::dispatch`] for a non-empty dirty list.
     #[inline(never)]
-    fn dispatch_dirty(
+    fn dispatch_dirty<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,

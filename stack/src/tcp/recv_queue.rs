@@ -300,6 +300,16 @@ impl RecvQueue {
 
     /// Copies up to `buf.len()` ready bytes out; returns the count.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        if self.chunks.len() == 1 && self.chunk_bytes <= buf.len() {
+            // One kept frame, read whole (a request or a response): what
+            // the loop below does for it, without the loop.
+            let Some(c) = self.chunks.pop_front() else { return 0 };
+            let k = c.len as usize;
+            buf[..k].copy_from_slice(&c.buf.bytes()[c.off as usize..c.off as usize + k]);
+            self.chunk_bytes = 0;
+            self.chunk_footprint -= c.footprint();
+            return k;
+        }
         if !self.chunks.is_empty() {
             let mut n = 0;
             while n < buf.len() {
@@ -455,6 +465,40 @@ mod tests {
         assert_eq!(q.window_for(1 << 20, 1448), scaled);
         // Never more than the memory holds: a segment larger than the buffer counts as the buffer.
         assert_eq!(q.window_for(4096, 9000), 4096);
+    }
+
+    #[test]
+    fn one_kept_frame_reads_whole_or_in_parts_alike() {
+        // A single kept frame read whole (the one-chunk shortcut) and the
+        // same frame read in two parts (the loop): the same bytes, and the
+        // frame's charge and footprint given back either way.
+        struct Frame(Vec<u8>);
+        impl crate::phy::RxBuf for Frame {
+            fn bytes(&self) -> &[u8] {
+                &self.0
+            }
+            fn footprint(&self) -> usize {
+                2048
+            }
+        }
+        let data: Vec<u8> = (0..64u8).collect();
+        for parts in [&[64usize, 100][..], &[10, 100]] {
+            let mut q = RecvQueue::default();
+            let mut st = Stats::default();
+            let budget = crate::rx_budget::RxBudget::new(1 << 20);
+            let f: SharedRx = std::rc::Rc::new(Frame([&[0u8; 14][..], &data].concat()));
+            assert_eq!(q.insert(0, &f.bytes()[14..], 8, Some(budget.admit(&f)), &mut st), Inserted::InOrder(64));
+            assert_eq!((budget.pinned(), q.held()), (2048, 2048), "kept in place");
+            let mut out = Vec::new();
+            for &p in parts {
+                let mut b = vec![0u8; p];
+                let n = q.read(&mut b);
+                out.extend_from_slice(&b[..n]);
+            }
+            assert_eq!(out, data, "read in parts {parts:?}");
+            assert_eq!((q.len(), q.held(), budget.pinned()), (0, 0, 0), "parts {parts:?}");
+            assert_eq!(q.read(&mut [0u8; 8]), 0);
+        }
     }
 
     /// `window_for` computes floor(free * len / fp) exactly, with one

@@ -47,7 +47,8 @@ impl CopySrc<'_> {
     }
 
     /// Copies `n` bytes from position `pos` into `page` at `off`.
-    fn copy_to(&self, mem: &mut dyn PageMemory, pos: usize, page: PageId, off: usize, n: usize) {
+    #[inline(always)]
+    fn copy_to<M: PageMemory + ?Sized>(&self, mem: &mut M, pos: usize, page: PageId, off: usize, n: usize) {
         match self {
             CopySrc::Bytes(b) => mem.bytes_mut(page)[off..off + n].copy_from_slice(&b[pos..pos + n]),
             CopySrc::Page(s) => mem.copy_between(s.page, s.off as usize + pos, page, off, n),
@@ -110,9 +111,28 @@ impl SendQueue {
 
     /// [`SendQueue::push_copy`] from bytes or from another page buffer
     /// (copied buffer to buffer, no bounce).
-    pub fn push_copy_from(&mut self, src: CopySrc<'_>, room: usize, mem: &mut dyn PageMemory) -> usize {
+    /// Generic over the page memory so that a caller holding the concrete
+    /// type (the stack's write path) reaches its `alloc` and `bytes_mut`
+    /// without a call through a trait object.
+    #[inline]
+    pub fn push_copy_from<M: PageMemory + ?Sized>(&mut self, src: CopySrc<'_>, room: usize, mem: &mut M) -> usize {
         let want = src.len().min(room);
         let bs = mem.buf_size();
+        if let CopySrc::Bytes(b) = src {
+            if !self.tail_appendable && want > 0 && want <= bs {
+                // A small write to a queue with no page to append to (every
+                // request/response write after its predecessor was acked):
+                // one page, one copy — what the loop below does for it,
+                // straight.
+                self.last_src = None;
+                let Some(page) = mem.alloc() else { return 0 };
+                mem.bytes_mut(page)[..want].copy_from_slice(&b[..want]);
+                self.chunks.push_back(Chunk { page, off: 0, len: want as u32, copied: true });
+                self.tail_appendable = true;
+                self.len += want;
+                return want;
+            }
+        }
         let mut done = 0;
         if self.tail_appendable {
             if let Some(last) = self.chunks.back_mut() {
@@ -185,8 +205,12 @@ impl SendQueue {
         if i >= self.chunks.len() || offset < start {
             (i, start) = (0, 0);
         }
-        while i < self.chunks.len() && start + self.chunks[i].len as usize <= offset {
-            start += self.chunks[i].len as usize;
+        // One bounds-checked access per step (VecDeque indexing wraps).
+        while let Some(c) = self.chunks.get(i) {
+            if start + c.len as usize > offset {
+                break;
+            }
+            start += c.len as usize;
             i += 1;
         }
         self.hint = (i as u32, start as u32);
@@ -198,14 +222,24 @@ impl SendQueue {
     /// Returns whether every byte of the range was copied in by the stack
     /// (copy-mode writes) rather than handed over zero-copy.
     #[inline(always)]
-    pub fn slices(
+    pub fn slices<M: PageMemory + ?Sized>(
         &mut self,
         offset: usize,
         len: usize,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         out: &mut crate::phy::Payload,
     ) -> Result<bool, PageError> {
         debug_assert!(offset + len <= self.len);
+        // The range inside the chunk of the last lookup (the next segment of
+        // a write, or its only one): that chunk, no search; the hint stays.
+        let (h, h_start) = (self.hint.0 as usize, self.hint.1 as usize);
+        if let Some(c) = self.chunks.get(h) {
+            if len > 0 && offset >= h_start && offset + len <= h_start + c.len as usize {
+                mem.incref(c.page)?;
+                out.push(PageSlice { page: c.page, off: c.off + (offset - h_start) as u32, len: len as u32 });
+                return Ok(c.copied);
+            }
+        }
         let (first, mut skip) = self.locate(offset);
         if let Some(c) = self.chunks.get(first).filter(|c| len > 0 && c.len as usize - skip >= len) {
             // The whole range in one chunk (every segment of a small write):
@@ -236,7 +270,17 @@ impl SendQueue {
     }
 
     /// Drops the first `n` bytes (acknowledged), releasing pages no longer referenced.
-    pub fn ack(&mut self, n: usize, mem: &mut dyn PageMemory) -> Result<(), PageError> {
+    pub fn ack<M: PageMemory + ?Sized>(&mut self, n: usize, mem: &mut M) -> Result<(), PageError> {
+        if n > 0 && n >= self.len && self.chunks.len() == 1 {
+            // Everything acknowledged and held in one chunk (the ACK of every
+            // small write): what the walk below does for it, without the walk.
+            let page = self.chunks[0].page;
+            self.chunks.clear();
+            self.len = 0;
+            self.tail_appendable = false;
+            self.hint = (0, 0);
+            return mem.decref(page).map(|_| ());
+        }
         let acked = n.min(self.len);
         self.len -= acked;
         let (mut n, mut popped) = (acked, 0usize);
@@ -267,7 +311,7 @@ impl SendQueue {
     }
 
     /// Releases everything (connection gone).
-    pub fn clear(&mut self, mem: &mut dyn PageMemory) -> Result<(), PageError> {
+    pub fn clear<M: PageMemory + ?Sized>(&mut self, mem: &mut M) -> Result<(), PageError> {
         let n = self.len;
         self.ack(n, mem)
     }
@@ -345,6 +389,66 @@ mod tests {
         q.clear(&mut mem).unwrap();
         mem.decref(page).unwrap();
         assert_eq!(mem.free_count(), 4);
+    }
+
+    #[test]
+    fn acking_a_one_chunk_queue_whole_leaves_it_as_new() {
+        // The one-chunk shortcut of `ack` against a queue acked by the walk
+        // (two chunks, the same bytes): both end empty, pages freed, and the
+        // next write and its lookups behave alike.
+        let mut mem = HeapPages::new(8, 16);
+        let mut q = SendQueue::default();
+        assert_eq!(q.push_copy(b"0123456789", 100, &mut mem), 10);
+        let mut o = crate::phy::Payload::new();
+        q.slices(4, 6, &mut mem, &mut o).unwrap(); // moves the hint
+        mem.decref(o[0].page).unwrap();
+        // More than queued is acked as everything (the walk's rule too).
+        q.ack(11, &mut mem).unwrap();
+        assert_eq!((q.len(), q.pages_held(), q.tail_room(16)), (0, 0, 0));
+        assert_eq!(mem.free_count(), 8, "the page went back");
+        assert_eq!(q.hint, (0, 0));
+        assert_eq!(q.push_copy(b"abcdef", 100, &mut mem), 6);
+        let mut o = crate::phy::Payload::new();
+        q.slices(0, 6, &mut mem, &mut o).unwrap();
+        assert_eq!(mem.slice(o[0]), b"abcdef");
+        mem.decref(o[0].page).unwrap();
+        // A zero ACK of a one-chunk queue changes nothing.
+        q.ack(0, &mut mem).unwrap();
+        assert_eq!((q.len(), q.pages_held()), (6, 1));
+        q.clear(&mut mem).unwrap();
+        assert_eq!(mem.free_count(), 8);
+    }
+
+    #[test]
+    fn a_small_write_to_an_empty_queue_takes_one_page_or_none() {
+        let mut mem = HeapPages::new(2, 16);
+        let mut q = SendQueue::default();
+        // A page range copied in leaves its end for coalescing; a byte write
+        // after it (on a queue with no tail to append to) forgets it.
+        let src = mem.alloc().unwrap();
+        mem.bytes_mut(src)[..4].copy_from_slice(b"abcd");
+        let s = PageSlice { page: src, off: 0, len: 4 };
+        assert_eq!(q.push_copy_from(CopySrc::Page(s), 100, &mut mem), 4);
+        assert!(q.last_src_ended_at(src, 4));
+        q.ack(4, &mut mem).unwrap();
+        assert!(q.last_src_ended_at(src, 4), "an ACK keeps the writer's position");
+        // One page is free (the other is `src`): the write takes it.
+        assert_eq!(q.push_copy(b"0123456789", 100, &mut mem), 10);
+        assert!(!q.last_src_ended_at(src, 4));
+        assert_eq!((q.len(), q.pages_held(), q.tail_room(16)), (10, 1, 6));
+        q.ack(10, &mut mem).unwrap();
+        // Out of pages: nothing taken, nothing held.
+        let held = mem.alloc().unwrap();
+        assert_eq!(mem.free_count(), 0);
+        assert_eq!(q.push_copy(b"xy", 100, &mut mem), 0);
+        assert_eq!((q.len(), q.pages_held()), (0, 0));
+        mem.decref(held).unwrap();
+        // Exactly a page fits in one; more spills to the loop's second page.
+        assert_eq!(q.push_copy(&[7; 16], 100, &mut mem), 16);
+        assert_eq!(q.tail_room(16), 0);
+        q.clear(&mut mem).unwrap();
+        mem.decref(src).unwrap();
+        assert_eq!(mem.free_count(), 2);
     }
 
     #[test]

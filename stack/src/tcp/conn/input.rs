@@ -11,11 +11,11 @@ impl Conn {
     /// whole (its data and FIN are never delivered) and answered at most
     /// with an ACK, rate-limited per connection and, for challenge ACKs,
     /// engine-wide through `budget` (RFC 5961 7).
-    pub fn on_segment(
+    pub fn on_segment<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         seg: &SegIn<'_>,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         budget: &mut ChallengeBudget,
@@ -34,7 +34,7 @@ impl Conn {
             // Header prediction: steps 0-5's checks all pass; what is left
             // is what the full path does after them.
             self.take_ts_recent(now, seg);
-            if let r @ Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
+            if let r @ Outcome::Closed = self.process_ack(now, seg, ack, &mut &mut *mem, stats) {
                 return r;
             }
             if !seg.payload.is_empty() {
@@ -42,7 +42,7 @@ impl Conn {
             }
             return if self.state == State::Closed { Outcome::Closed } else { Outcome::Ok };
         }
-        self.on_segment_full(now, seg, mem, stats, out, budget)
+        self.on_segment_full(now, seg, &mut &mut *mem, stats, out, budget)
     }
 
     /// The full RFC 9293 3.10.7 processing of a segment header prediction
@@ -388,12 +388,12 @@ impl Conn {
     /// that does not advance SND.UNA (a duplicate ACK or a window update)
     /// always takes the full path.
     #[inline(always)]
-    fn predicted_straight(
+    fn predicted_straight<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         seg: &SegIn<'_>,
         ack: Seq,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
     ) -> bool {
         #[cfg(test)]

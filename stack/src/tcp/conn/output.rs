@@ -64,6 +64,7 @@ impl Conn {
     /// clock is ticked again before any segment is built), so a
     /// connection marked for output only because a segment arrived (an
     /// ACK to delay, a timer to re-arm) skips it.
+    #[inline(always)]
     pub(crate) fn output_due(&self) -> bool {
         self.wants_output()
             || (self.sack_ok && self.recover.is_some())
@@ -155,10 +156,10 @@ impl Conn {
     ///
     /// `tso_max` > 0: new data may leave in frames of up to that many
     /// payload bytes (whole segments), for the device to cut (TSO).
-    pub fn output(
+    pub fn output<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,
@@ -173,12 +174,12 @@ impl Conn {
         let max_payload = self.seg_payload_max();
 
         if self.dupack_now || self.probe_due || self.rtx_one {
-            self.output_owed(now, data_start, data_end, max_payload, mem, stats, out);
+            self.output_owed(now, data_start, data_end, max_payload, &mut &mut *mem, stats, out);
         }
 
         let sack_recovery = self.sack_ok && self.recover.is_some();
         if sack_recovery {
-            self.sack_retransmit(now, data_start, data_end, max_payload, mem, stats, out);
+            self.sack_retransmit(now, data_start, data_end, max_payload, &mut &mut *mem, stats, out);
         }
 
         // Segments after the first of this loop copy its ACK, window, SACK
@@ -473,14 +474,14 @@ impl Conn {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn send_data(
+    pub(super) fn send_data<M: PageMemory + ?Sized>(
         &mut self,
         _now: Instant,
         seq: Seq,
         len: u32,
         data_start: Seq,
         data_end: Seq,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
@@ -504,13 +505,13 @@ impl Conn {
     /// not change during output, and the window's right edge (`rcv_adv`)
     /// only moves on the first call.
     #[allow(clippy::too_many_arguments)]
-    fn send_data_next(
+    fn send_data_next<M: PageMemory + ?Sized>(
         &mut self,
         seq: Seq,
         len: u32,
         data_start: Seq,
         data_end: Seq,
-        mem: &mut dyn PageMemory,
+        mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) {
