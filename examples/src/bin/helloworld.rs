@@ -162,17 +162,19 @@ fn serve_lcore(
             let i = ev.token.0.wrapping_sub(1);
             let Some(cl) = clients.get_mut(i).and_then(Option::as_mut) else { continue };
             let gone = serve(stack, cl, &resp, page.as_ref(), &mut rbuf, &mut c);
-            if !args.batch {
-                // This response leaves now: the client works on it while
-                // the other connections of the pass are served.
-                io.push(stack, now);
-            }
             if gone {
                 let _ = stack.deregister(cl.h);
                 let _ = stack.tcp_close(cl.h, now);
                 clients[i] = None;
                 closed.push(i);
                 c.closed += 1;
+            }
+            if !args.batch {
+                // This response leaves now: the client works on it while
+                // the other connections of the pass are served. Pushed
+                // after a `Connection: close` reply's close, so its FIN
+                // rides on the data segment instead of trailing it alone.
+                io.push(stack, now);
             }
         }
         free.append(&mut closed);
