@@ -54,8 +54,7 @@ impl TcpEngine {
 
     pub(super) fn free_slot(&mut self, idx: u32) {
         if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
-            self.conns.remove(&(c.local, c.remote));
-            self.flow_memo = None;
+            self.unmap((c.local, c.remote), idx);
         }
         self.pressure.account(idx, 0);
         let slot = &mut self.slots[idx as usize];
@@ -106,9 +105,20 @@ impl TcpEngine {
         } else if orphan {
             self.free_slot(idx);
         } else {
+            self.unmap(key, idx);
+            self.note(idx);
+        }
+    }
+
+    /// Removes the four-tuple `key` from the connection table if it still
+    /// maps to slot `idx`. A connection that reached CLOSED while its
+    /// handle is held was unmapped then, and a new connection may since
+    /// have taken the same four-tuple: closing or aborting the old handle
+    /// later must not unmap the new one.
+    fn unmap(&mut self, key: (SocketAddrV4, SocketAddrV4), idx: u32) {
+        if self.conns.get(&key) == Some(&idx) {
             self.conns.remove(&key);
             self.flow_memo = None;
-            self.note(idx);
         }
     }
 }
