@@ -401,6 +401,18 @@ impl RecvQueue {
 mod tests {
     use super::*;
 
+    /// A received frame kept by zero-copy receive: its bytes, and a
+    /// 2,048-byte buffer pinned for it.
+    struct Frame(Vec<u8>);
+    impl crate::phy::RxBuf for Frame {
+        fn bytes(&self) -> &[u8] {
+            &self.0
+        }
+        fn footprint(&self) -> usize {
+            2048
+        }
+    }
+
     #[test]
     fn out_of_order_overlapping_and_duplicate_segments_assemble() {
         let mut q = RecvQueue::default();
@@ -436,15 +448,6 @@ mod tests {
     #[test]
     fn a_small_last_segment_does_not_shrink_the_window_to_nothing() {
         // Zero-copy receive: frames of 2,048 bytes pinned per segment.
-        struct Frame(Vec<u8>);
-        impl crate::phy::RxBuf for Frame {
-            fn bytes(&self) -> &[u8] {
-                &self.0
-            }
-            fn footprint(&self) -> usize {
-                2048
-            }
-        }
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
         let budget = crate::rx_budget::RxBudget::new(1 << 20);
@@ -472,15 +475,6 @@ mod tests {
         // A single kept frame read whole (the one-chunk shortcut) and the
         // same frame read in two parts (the loop): the same bytes, and the
         // frame's charge and footprint given back either way.
-        struct Frame(Vec<u8>);
-        impl crate::phy::RxBuf for Frame {
-            fn bytes(&self) -> &[u8] {
-                &self.0
-            }
-            fn footprint(&self) -> usize {
-                2048
-            }
-        }
         let data: Vec<u8> = (0..64u8).collect();
         for parts in [&[64usize, 100][..], &[10, 100]] {
             let mut q = RecvQueue::default();

@@ -48,6 +48,51 @@ impl Conn {
         }
     }
 
+    /// The part of a new ACK (`ack` > SND.UNA) both receive paths share —
+    /// [`Conn::process_ack`] and header prediction's straight line (RFC 9293
+    /// 3.10.7.4, RFC 6298 5.2–5.3): frees the acknowledged bytes, moves
+    /// SND.UNA (SND.NXT and HighRxt up to it), takes an RTT sample, runs
+    /// congestion control, and stops or restarts the RTO.
+    #[inline(always)]
+    pub(super) fn take_new_ack<M: PageMemory + ?Sized>(
+        &mut self,
+        now: Instant,
+        ack: Seq,
+        mem: &mut M,
+        stats: &mut Stats,
+    ) {
+        let data_start = self.data_start();
+        let data_end = data_start + self.sendq.len() as u32;
+        let acked_data = ack.min(data_end).since(data_start.min(ack));
+        let newly = ack.since(self.snd_una);
+        if self.sendq.ack(acked_data as usize, mem).is_err() {
+            stats.page_errors += 1;
+        }
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if self.high_rxt < ack {
+            self.high_rxt = ack;
+        }
+        self.retries = 0;
+        if let Some((s, t)) = self.rtt_probe {
+            if ack > s {
+                self.rtt.sample(now.saturating_duration_since(t));
+                self.rtt_probe = None;
+            }
+        }
+        self.on_new_ack(now, ack, newly);
+        if self.snd_una == self.snd_max {
+            self.rtx_at = None;
+        } else {
+            self.arm_rtx(now);
+        }
+        if acked_data > 0 {
+            self.events_pending = true;
+        }
+    }
+
     /// Processes an acceptable ACK ([`Conn::ack_acceptable`] checked by the
     /// caller): send queue, RTT, congestion control, window update.
     pub(super) fn process_ack(
@@ -63,41 +108,12 @@ impl Conn {
             self.scoreboard.update(ack.max(self.snd_una), self.snd_max, &seg.sack);
         }
         if ack > self.snd_una {
-            let data_start = self.data_start();
             let fin_seq = self.fin_seq();
-            let data_end = data_start + self.sendq.len() as u32;
-            let acked_data = ack.min(data_end).since(data_start.min(ack));
-            let newly = ack.since(self.snd_una);
-            if let Err(_e) = self.sendq.ack(acked_data as usize, mem) {
-                stats.page_errors += 1;
-            }
-            self.snd_una = ack;
-            if self.snd_nxt < ack {
-                self.snd_nxt = ack;
-            }
             self.scoreboard.trim(ack);
             if self.rto_point.is_some_and(|p| ack >= p) {
                 self.rto_point = None;
             }
-            if self.high_rxt < ack {
-                self.high_rxt = ack;
-            }
-            self.retries = 0;
-            if let Some((s, t)) = self.rtt_probe {
-                if ack > s {
-                    self.rtt.sample(now.saturating_duration_since(t));
-                    self.rtt_probe = None;
-                }
-            }
-            self.on_new_ack(now, ack, newly);
-            if self.snd_una == self.snd_max {
-                self.rtx_at = None;
-            } else {
-                self.arm_rtx(now);
-            }
-            if acked_data > 0 {
-                self.events_pending = true;
-            }
+            self.take_new_ack(now, ack, mem, stats);
             if let Some(f) = fin_seq {
                 if ack > f {
                     self.fin_acked = true;

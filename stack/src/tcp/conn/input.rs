@@ -424,36 +424,7 @@ impl Conn {
         }
         if new_ack {
             // Process_ack's new ACK (no FIN of ours, no recovery, no SACK).
-            let data_start = self.data_start();
-            let data_end = data_start + self.sendq.len() as u32;
-            let acked_data = ack.min(data_end).since(data_start.min(ack));
-            let newly = ack.since(self.snd_una);
-            if self.sendq.ack(acked_data as usize, mem).is_err() {
-                stats.page_errors += 1;
-            }
-            self.snd_una = ack;
-            if self.snd_nxt < ack {
-                self.snd_nxt = ack;
-            }
-            if self.high_rxt < ack {
-                self.high_rxt = ack;
-            }
-            self.retries = 0;
-            if let Some((s, t)) = self.rtt_probe {
-                if ack > s {
-                    self.rtt.sample(now.saturating_duration_since(t));
-                    self.rtt_probe = None;
-                }
-            }
-            self.on_new_ack(now, ack, newly);
-            if self.snd_una == self.snd_max {
-                self.rtx_at = None;
-            } else {
-                self.arm_rtx(now);
-            }
-            if acked_data > 0 {
-                self.events_pending = true;
-            }
+            self.take_new_ack(now, ack, mem, stats);
         }
         // Window update (RFC 9293 3.10.7.4), open before and after.
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {

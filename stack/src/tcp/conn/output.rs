@@ -489,12 +489,26 @@ impl Conn {
         out.push(SegOut::empty(self.local, self.remote, seq));
         let Some(s) = out.last_mut() else { return };
         self.fill_seg(s, true);
-        let off = seq.since(data_start) as usize;
-        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
+        self.payload_into(s, seq, len, data_start, mem, stats);
+        s.psh = seq + len == data_end;
+    }
+
+    /// Points `s`'s payload at the `len` bytes of the send queue from
+    /// `seq` (page references, no copy); a page error is counted.
+    #[inline(always)]
+    fn payload_into<M: PageMemory + ?Sized>(
+        &mut self,
+        s: &mut SegOut,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        mem: &mut M,
+        stats: &mut Stats,
+    ) {
+        match self.sendq.slices(seq.since(data_start) as usize, len as usize, mem, &mut s.payload) {
             Ok(copied) => s.copied = copied,
             Err(_) => stats.page_errors += 1,
         }
-        s.psh = seq + len == data_end;
     }
 
     /// [`Conn::send_data`] for a segment following one that this output
@@ -539,11 +553,7 @@ impl Conn {
                 "a following segment's header differs from fill_seg's"
             );
         }
-        let off = seq.since(data_start) as usize;
-        match self.sendq.slices(off, len as usize, mem, &mut s.payload) {
-            Ok(copied) => s.copied = copied,
-            Err(_) => stats.page_errors += 1,
-        }
+        self.payload_into(s, seq, len, data_start, mem, stats);
     }
 }
 
