@@ -134,6 +134,14 @@ pub struct PortConfig {
     pub promiscuous: bool,
     /// MTU (IP packet size); must be within the port's `min_mtu..=max_mtu`.
     pub mtu: u16,
+    /// TX descriptors a virtio queue (`net_virtio`, `net_virtio_user`)
+    /// reclaims at a time, so sent mbufs (and the pages their external
+    /// buffers point at) come back in slices this size rather than a whole
+    /// ring's worth in one `tx_burst`; 0 keeps the driver's default (which
+    /// for virtio reclaims only when all but 32 descriptors are in use).
+    /// Other drivers keep their defaults: Intel's PMDs already free in
+    /// `tx_rs_thresh` (32) batches. See [`tx_free_thresh`].
+    pub tx_free_batch: u16,
 }
 
 impl Default for PortConfig {
@@ -147,8 +155,24 @@ impl Default for PortConfig {
             tx_offloads: Offloads::NONE,
             promiscuous: true,
             mtu: 1500,
+            tx_free_batch: 0,
         }
     }
+}
+
+/// The `tx_free_thresh` to give a TX queue of `nb_desc` descriptors on
+/// `driver` so that it reclaims sent descriptors `batch` at a time, or
+/// `None` to keep the driver's default (`batch` 0, or a driver other than
+/// virtio's). Virtio's split and packed rings reclaim when more than
+/// `nb_desc - tx_free_thresh` descriptors are used, all of them at once, and
+/// refuse a threshold of `nb_desc - 3` or more (DPDK 22.11
+/// `virtio_dev_tx_queue_setup`); the threshold is kept below that.
+pub fn tx_free_thresh(driver: &str, nb_desc: u16, batch: u16) -> Option<u16> {
+    let virtio = matches!(driver, "net_virtio" | "net_virtio_user");
+    if batch == 0 || !virtio || nb_desc < 8 {
+        return None;
+    }
+    Some(nb_desc.saturating_sub(batch).clamp(1, nb_desc - 4))
 }
 
 /// Offloads the port was configured with, after matching against capability.
@@ -442,6 +466,19 @@ impl Port {
         })
     }
 
+    /// The driver's default TX queue configuration (`default_txconf` of
+    /// `rte_eth_dev_info_get`).
+    fn default_txconf(&self) -> Result<ffi::rte_eth_txconf> {
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-pointer to a default-initialised struct.
+        let ret = unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) };
+        if ret != 0 {
+            return Err(self.err("dev_info_get", ret));
+        }
+        // Queue-level offloads: none (the port-level ones apply to every queue).
+        Ok(ffi::rte_eth_txconf { offloads: 0, ..info.default_txconf })
+    }
+
     /// Configures queues and offloads and sets up every queue. RX queues take
     /// mbufs from `rx_pool`, which the port keeps alive. Offloads the port does
     /// not support are not requested; what was granted is returned.
@@ -543,9 +580,24 @@ impl Port {
                 return Err(self.err("rx_queue_setup", ret));
             }
         }
+        let txconf = match tx_free_thresh(&info.driver, nb_tx, cfg.tx_free_batch) {
+            Some(thresh) => Some(ffi::rte_eth_txconf { tx_free_thresh: thresh, ..self.default_txconf()? }),
+            None => None,
+        };
         for q in 0..cfg.tx_queues {
-            // SAFETY: NULL txconf selects the driver's defaults (with the port-level offloads).
-            let ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            let conf = txconf.as_ref().map_or(std::ptr::null(), |c| c as *const ffi::rte_eth_txconf);
+            // SAFETY: conf is NULL (the driver's defaults, with the
+            // port-level offloads) or points at a txconf that lives across
+            // the call, which copies what it needs.
+            let mut ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, conf) };
+            if ret != 0 && !conf.is_null() {
+                // A device ring smaller than nb_tx (virtio's is the
+                // device's size) refuses the threshold: its defaults then.
+                tracing::warn!(port = self.id, driver = %info.driver, queue = q, nb_tx, batch = cfg.tx_free_batch,
+                    "TX queue refused tx_free_thresh; it reclaims sent mbufs by the driver's default");
+                // SAFETY: NULL txconf selects the driver's defaults.
+                ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            }
             if ret != 0 {
                 return Err(self.err("tx_queue_setup", ret));
             }
@@ -996,5 +1048,25 @@ impl Port {
             return Err(self.err("dev_info_get", ret));
         }
         Ok(info.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tx_free_thresh;
+
+    #[test]
+    fn virtio_reclaims_in_slices_other_drivers_keep_their_defaults() {
+        // Reclaim once more than `batch` descriptors are in use.
+        assert_eq!(tx_free_thresh("net_virtio_user", 1024, 32), Some(992));
+        assert_eq!(tx_free_thresh("net_virtio", 256, 64), Some(192));
+        // Kept below virtio's `nb_desc - 3` limit, and at least 1.
+        assert_eq!(tx_free_thresh("net_virtio_user", 256, 1), Some(252));
+        assert_eq!(tx_free_thresh("net_virtio_user", 64, 512), Some(1));
+        // 0: the driver's default; other drivers: theirs.
+        assert_eq!(tx_free_thresh("net_virtio_user", 1024, 0), None);
+        for d in ["net_ixgbe", "net_i40e", "net_vhost", "net_memif", "net_tap", "net_ring", ""] {
+            assert_eq!(tx_free_thresh(d, 1024, 32), None, "{d}");
+        }
     }
 }

@@ -143,6 +143,7 @@ impl Config {
                     tx_desc: desc,
                     promiscuous: self.dpdk.promiscuous,
                     mtu: p.mtu as u16,
+                    tx_free_batch: self.dpdk.tx_free_batch,
                     ..crate::port::PortConfig::default()
                 },
             });

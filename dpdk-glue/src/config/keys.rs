@@ -297,6 +297,7 @@ const DPDK_KEYS: &[&str] = &[
     "max_mtu",
     "mbuf_mode",
     "stage_cycles",
+    "tx_free_batch",
 ];
 const PORT_KEYS: &[&str] = &[
     "addr",
@@ -649,6 +650,9 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
                 .ok_or("VLAN ids like 10 or 10-12,20 (1..=4094)")
         })?,
         stage_cycles: r.or("stage_cycles", false, bool01)?,
+        tx_free_batch: r.or("tx_free_batch", 32, |v| {
+            uint_in(v, 0, 4096).ok_or("TX descriptors in 0..=4096 (0: the driver's default)")
+        })?,
     };
     if let (Some(a), Some(b)) = (skip_sic, skip) {
         if a != b {

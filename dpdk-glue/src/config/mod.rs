@@ -113,6 +113,10 @@ pub struct DpdkSection {
     /// `stage_cycles` (zcstack's, default 0): per-stage cycle counters of
     /// the engine and the run loop (TSC), shown by `zcstat stages`.
     pub stage_cycles: bool,
+    /// `tx_free_batch` (zcstack's, default 32): TX descriptors a virtio
+    /// queue reclaims at a time (0: the driver's default, a whole ring less
+    /// 32 at once); see [`crate::port::PortConfig::tx_free_batch`].
+    pub tx_free_batch: u16,
 }
 
 /// `[portN]`.
@@ -565,6 +569,7 @@ impl Config {
                 promiscuous: self.dpdk.promiscuous,
                 tx_desc: queue_size,
                 rx_desc: queue_size,
+                tx_free_batch: self.dpdk.tx_free_batch,
                 ..PortConfig::default()
             },
             rx_mbufs,

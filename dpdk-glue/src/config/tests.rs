@@ -126,7 +126,16 @@ fn every_section_maps_onto_the_engine() {
             err(&text.replace("log_level=debug\n", &format!("log_level=debug\nstage_cycles={bad}\n"))),
             format!("t.ini:14: [dpdk] stage_cycles = \"{bad}\": expected 0 or 1")
         );
-    }
+    }    // TX reclaim slices: 32 by default, 0 for the driver's default, reaching
+    // the port config (and the deploy plan's ports).
+    assert_eq!(rt.port.tx_free_batch, 32);
+    let tfb = parse_at("t.ini", &text.replace("log_level=debug\n", "log_level=debug\ntx_free_batch=0\n")).unwrap();
+    assert_eq!(tfb.runtime(0).unwrap().port.tx_free_batch, 0);
+    assert!(!tfb.report.iter().any(|n| n.key.contains("tx_free")), "implemented, not reported: {:?}", tfb.report);
+    assert_eq!(
+        err(&text.replace("log_level=debug\n", "log_level=debug\ntx_free_batch=4097\n")),
+        "t.ini:14: [dpdk] tx_free_batch = \"4097\": expected TX descriptors in 0..=4096 (0: the driver's default)"
+    );
 }
 
 #[test]
@@ -137,7 +146,7 @@ fn error_messages_name_file_line_key_and_what_is_allowed() {
          promiscuous, numa_on, tx_csum_offoad_skip, tx_csum_offload_skip, tso, vlan_strip, idle_sleep, pkt_tx_delay, \
          symmetric_rss, port_list, nb_vdev, no_huge, memory, file_prefix, log_level, base_virtaddr, vlan_filter, \
          allow, nb_bond, fstack_log_level, fstack_log_file_prefix, thread_mode, lro, mtu_enable, max_mtu, mbuf_mode, \
-         stage_cycles)"
+         stage_cycles, tx_free_batch)"
     );
     assert_eq!(
         err(&MIN.replace("lcore_mask=1", "lcore_mask=1\npromiscuous=yes")),
@@ -460,6 +469,7 @@ fn crlf_and_bom_read_like_plain_lines_in_ini_and_toml() {
 const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("dpdk", "channel", 1, 32),
     ("dpdk", "idle_sleep", 0, 999_999),
+    ("dpdk", "tx_free_batch", 0, 4096),
     ("dpdk", "pkt_tx_delay", 0, 100),
     ("dpdk", "nb_vdev", 0, 64),
     ("dpdk", "memory", 1, u32::MAX as u64),
