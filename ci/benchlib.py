@@ -6,13 +6,14 @@ BIN = os.path.join(ROOT, "target", "release")
 BULK = os.path.join(BIN, "bulk")
 
 
-def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None):
+def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None, send_args=()):
     """`bulk` receiver (net_vhost, CPU 0) and sender (net_virtio_user, CPU 1)
     in two processes, both at `mtu`; returns the sender's BULK report. `tso`:
     vhost offers TCP segmentation offload and takes big frames into external
     buffers (tso=1,ext-buffer=1), and the sender sends TSO frames.
     `bin_dir`: where the `bulk` binary is (default: this checkout's
-    target/release; ci/bench-regress passes the previous main's)."""
+    target/release; ci/bench-regress passes the previous main's).
+    `send_args`: more sender options (e.g. `--tx-free-batch 0`)."""
     bulk = os.path.join(bin_dir, "bulk") if bin_dir else BULK
     sock = f"/tmp/zc-bench-{os.getpid()}-{tag}.sock"
     if os.path.exists(sock):
@@ -33,7 +34,7 @@ def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None
             [bulk, "--role", "send", "--lcores", "0@1", "--ip", "10.88.0.1", "--peer", "10.88.0.2",
              "--timeout", "120", "--vdev", f"net_virtio_user0,path={sock},queues=1,queue_size=1024",
              "--mode", mode, "--bytes", str(nbytes), "--write-size", str(write), "--zc-min-write", str(zc_min),
-             "--file-prefix", f"zbs{os.getpid()}{tag}", "--mtu", str(mtu)] + (["--tso"] if tso else []),
+             "--file-prefix", f"zbs{os.getpid()}{tag}", "--mtu", str(mtu)] + (["--tso"] if tso else []) + list(send_args),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=180).stdout
         recv.wait(timeout=60)
     finally:

@@ -139,6 +139,7 @@ pub struct PortConfig {
     /// buffers point at) come back in slices this size rather than a whole
     /// ring's worth in one `tx_burst`; 0 keeps the driver's default (which
     /// for virtio reclaims only when all but 32 descriptors are in use).
+    /// Default [`DEFAULT_TX_FREE_BATCH`].
     /// Other drivers keep their defaults: Intel's PMDs already free in
     /// `tx_rs_thresh` (32) batches. See [`tx_free_thresh`].
     pub tx_free_batch: u16,
@@ -155,10 +156,14 @@ impl Default for PortConfig {
             tx_offloads: Offloads::NONE,
             promiscuous: true,
             mtu: 1500,
-            tx_free_batch: 0,
+            tx_free_batch: DEFAULT_TX_FREE_BATCH,
         }
     }
 }
+
+/// [`PortConfig::tx_free_batch`]'s default (and `[dpdk] tx_free_batch`'s):
+/// DPDK's `DEFAULT_TX_FREE_THRESH`, the batch Intel's PMDs free in.
+pub const DEFAULT_TX_FREE_BATCH: u16 = 32;
 
 /// The `tx_free_thresh` to give a TX queue of `nb_desc` descriptors on
 /// `driver` so that it reclaims sent descriptors `batch` at a time, or

@@ -650,7 +650,7 @@ fn dpdk_section(file: &str, s: &Section, report: &mut Vec<Notice>) -> Result<Dpd
                 .ok_or("VLAN ids like 10 or 10-12,20 (1..=4094)")
         })?,
         stage_cycles: r.or("stage_cycles", false, bool01)?,
-        tx_free_batch: r.or("tx_free_batch", 32, |v| {
+        tx_free_batch: r.or("tx_free_batch", crate::port::DEFAULT_TX_FREE_BATCH, |v| {
             uint_in(v, 0, 4096).ok_or("TX descriptors in 0..=4096 (0: the driver's default)")
         })?,
     };

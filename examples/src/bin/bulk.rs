@@ -104,6 +104,10 @@ struct Args {
     /// Link MTU (both ends must agree; 9000 for jumbo frames).
     #[arg(long, default_value_t = 1500)]
     mtu: usize,
+    /// TX descriptors a virtio port reclaims at a time (`[dpdk]
+    /// tx_free_batch`; 0: the driver's default).
+    #[arg(long = "tx-free-batch", default_value_t = dpdk_glue::port::DEFAULT_TX_FREE_BATCH)]
+    tx_free_batch: u16,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
     /// file or object cache, unless you want cache-hot copies.
@@ -198,7 +202,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         control,
         eal,
         vdev: vdev.clone(),
-        port: PortConfig::default(),
+        port: PortConfig { tx_free_batch: args.tx_free_batch, ..PortConfig::default() },
         rx_mbufs: 8191,
         page_array_mb: args.page_mb,
         page_buf_size: args.buf_size,

@@ -130,7 +130,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
         let mut p = Port::by_name(&eal, name)?;
-        p.configure(&PortConfig { rx_desc: args.rxd, tx_desc: args.txd, ..PortConfig::default() }, pool.clone())?;
+        // The driver's TX reclaim (tx_free_batch 0), as testpmd's queues have.
+        let pc = PortConfig { rx_desc: args.rxd, tx_desc: args.txd, tx_free_batch: 0, ..PortConfig::default() };
+        p.configure(&pc, pool.clone())?;
         p.start()?;
         ports.push(p);
     }
