@@ -61,6 +61,7 @@ fn main() {
         .derive_debug(false)
         .prepend_enum_name(false)
         .allowlist_function("zc_.*")
+        .allowlist_function("rte_log_(get_global_level|set_global_level)")
         .allowlist_function("rte_eal_(init|cleanup|iova_mode|process_type|remote_launch|wait_lcore|mp_wait_lcore|lcore_role)")
         .allowlist_function("rte_(get_main_lcore|strerror|socket_id|get_tsc_hz|lcore_count|lcore_to_socket_id|get_next_lcore|delay_us_block)")
         .allowlist_function("rte_(pktmbuf_pool_create|pktmbuf_free_bulk|mempool_free|mempool_avail_count|mempool_in_use_count|mempool_lookup)")

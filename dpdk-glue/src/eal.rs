@@ -403,6 +403,27 @@ pub fn rdtsc() -> u64 {
     }
 }
 
+/// Runs `f` with the EAL's global log level at "critical", then restores
+/// it: for probing a driver whose refusals log error lines that are not
+/// errors (see [`crate::txreclaim`]). Log levels are process-wide, so a
+/// message another thread logs meanwhile below "critical" is lost; ports
+/// are configured at start-up, before lcores run.
+pub fn with_quiet_log<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the level on the way out, a panic included.
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: plain setter of the EAL's global log level (an integer).
+            unsafe { ffi::rte_log_set_global_level(self.0) };
+        }
+    }
+    // SAFETY: plain getter of the EAL's global log level.
+    let _restore = Restore(unsafe { ffi::rte_log_get_global_level() });
+    // SAFETY: as above; 2 is RTE_LOG_CRIT.
+    unsafe { ffi::rte_log_set_global_level(2) };
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

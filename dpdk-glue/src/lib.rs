@@ -30,6 +30,7 @@ pub mod port;
 pub mod ports;
 pub mod runloop;
 pub mod steer;
+pub mod txreclaim;
 
 pub use deploy::Deployment;
 pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};

@@ -141,7 +141,7 @@ pub struct PortConfig {
     /// for virtio reclaims only when all but 32 descriptors are in use).
     /// Default [`DEFAULT_TX_FREE_BATCH`].
     /// Other drivers keep their defaults: Intel's PMDs already free in
-    /// `tx_rs_thresh` (32) batches. See [`tx_free_thresh`].
+    /// `tx_rs_thresh` (32) batches. See [`crate::txreclaim`].
     pub tx_free_batch: u16,
 }
 
@@ -161,24 +161,7 @@ impl Default for PortConfig {
     }
 }
 
-/// [`PortConfig::tx_free_batch`]'s default (and `[dpdk] tx_free_batch`'s):
-/// DPDK's `DEFAULT_TX_FREE_THRESH`, the batch Intel's PMDs free in.
-pub const DEFAULT_TX_FREE_BATCH: u16 = 32;
-
-/// The `tx_free_thresh` to give a TX queue of `nb_desc` descriptors on
-/// `driver` so that it reclaims sent descriptors `batch` at a time, or
-/// `None` to keep the driver's default (`batch` 0, or a driver other than
-/// virtio's). Virtio's split and packed rings reclaim when more than
-/// `nb_desc - tx_free_thresh` descriptors are used, all of them at once, and
-/// refuse a threshold of `nb_desc - 3` or more (DPDK 22.11
-/// `virtio_dev_tx_queue_setup`); the threshold is kept below that.
-pub fn tx_free_thresh(driver: &str, nb_desc: u16, batch: u16) -> Option<u16> {
-    let virtio = matches!(driver, "net_virtio" | "net_virtio_user");
-    if batch == 0 || !virtio || nb_desc < 8 {
-        return None;
-    }
-    Some(nb_desc.saturating_sub(batch).clamp(1, nb_desc - 4))
-}
+pub use crate::txreclaim::DEFAULT_TX_FREE_BATCH;
 
 /// Offloads the port was configured with, after matching against capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +222,8 @@ pub struct Port {
     tx_queues: u16,
     /// rte_vdev_uninit on drop, for vdevs created by [`Port::create_vdev`].
     vdev_name: Option<CString>,
+    /// The devargs after the name, for vdevs created by [`Port::create_vdev`].
+    vdev_args: Option<String>,
     /// RX pools must outlive the queues that allocate from them.
     rx_pool: Vec<Arc<Mempool>>,
     /// Keeps backing objects (rings) alive until after close.
@@ -296,6 +281,7 @@ impl Port {
             rx_queues: 0,
             tx_queues: 0,
             vdev_name: None,
+            vdev_args: None,
             rx_pool: Vec::new(),
             _keep: None,
             attached: false,
@@ -369,6 +355,7 @@ impl Port {
             Some(id) => {
                 let mut p = Port::from_id(id, name.to_owned());
                 p.vdev_name = Some(cname);
+                p.vdev_args = Some(args.to_owned());
                 Ok(p)
             }
             None => {
@@ -585,24 +572,33 @@ impl Port {
                 return Err(self.err("rx_queue_setup", ret));
             }
         }
-        let txconf = match tx_free_thresh(&info.driver, nb_tx, cfg.tx_free_batch) {
-            Some(thresh) => Some(ffi::rte_eth_txconf { tx_free_thresh: thresh, ..self.default_txconf()? }),
-            None => None,
-        };
+        let sliced = crate::txreclaim::sliced(&info.driver, self.vdev_args.as_deref(), cfg.tx_free_batch);
+        let base = if sliced { Some(self.default_txconf()?) } else { None };
         for q in 0..cfg.tx_queues {
-            let conf = txconf.as_ref().map_or(std::ptr::null(), |c| c as *const ffi::rte_eth_txconf);
-            // SAFETY: conf is NULL (the driver's defaults, with the
-            // port-level offloads) or points at a txconf that lives across
-            // the call, which copies what it needs.
-            let mut ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, conf) };
-            if ret != 0 && !conf.is_null() {
-                // A device ring smaller than nb_tx (virtio's is the
-                // device's size) refuses the threshold: its defaults then.
-                tracing::warn!(port = self.id, driver = %info.driver, queue = q, nb_tx, batch = cfg.tx_free_batch,
-                    "TX queue refused tx_free_thresh; it reclaims sent mbufs by the driver's default");
-                // SAFETY: NULL txconf selects the driver's defaults.
-                ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            if let Some(base) = base {
+                let id = self.id;
+                let mut setup = |thresh: u16| {
+                    let conf = ffi::rte_eth_txconf { tx_free_thresh: thresh, ..base };
+                    // SAFETY: conf lives across the call, which copies what it needs.
+                    unsafe { ffi::rte_eth_tx_queue_setup(id, q, nb_tx, socket, &conf) }
+                };
+                // The ring is found from the driver's refusals: their
+                // error lines are not errors, so the EAL logs only
+                // critical messages meanwhile.
+                let found =
+                    crate::eal::with_quiet_log(|| crate::txreclaim::setup_sliced(cfg.tx_free_batch, &mut setup));
+                match found {
+                    Some((ring, thresh)) => tracing::debug!(port = self.id, driver = %info.driver, queue = q, ring,
+                        tx_free_thresh = thresh, "TX queue reclaims in slices"),
+                    None => tracing::warn!(port = self.id, driver = %info.driver, queue = q, nb_tx,
+                        batch = cfg.tx_free_batch, "TX queue refused every tx_free_thresh tried; it reclaims sent mbufs by the driver's default"),
+                }
+                if found.is_some() {
+                    continue;
+                }
             }
+            // SAFETY: NULL txconf selects the driver's defaults (with the port-level offloads).
+            let ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
             if ret != 0 {
                 return Err(self.err("tx_queue_setup", ret));
             }
@@ -1053,25 +1049,5 @@ impl Port {
             return Err(self.err("dev_info_get", ret));
         }
         Ok(info.device)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tx_free_thresh;
-
-    #[test]
-    fn virtio_reclaims_in_slices_other_drivers_keep_their_defaults() {
-        // Reclaim once more than `batch` descriptors are in use.
-        assert_eq!(tx_free_thresh("net_virtio_user", 1024, 32), Some(992));
-        assert_eq!(tx_free_thresh("net_virtio", 256, 64), Some(192));
-        // Kept below virtio's `nb_desc - 3` limit, and at least 1.
-        assert_eq!(tx_free_thresh("net_virtio_user", 256, 1), Some(252));
-        assert_eq!(tx_free_thresh("net_virtio_user", 64, 512), Some(1));
-        // 0: the driver's default; other drivers: theirs.
-        assert_eq!(tx_free_thresh("net_virtio_user", 1024, 0), None);
-        for d in ["net_ixgbe", "net_i40e", "net_vhost", "net_memif", "net_tap", "net_ring", ""] {
-            assert_eq!(tx_free_thresh(d, 1024, 32), None, "{d}");
-        }
     }
 }

@@ -51,8 +51,8 @@ struct Args {
     role: Role,
     /// F-Stack-style config.ini: EAL, port 0 ([port0] + [vdev0]), TCP
     /// tunables and the [zerocopy] switches come from it (--vdev, --ip,
-    /// --mode, --zc-min-write, --lcores, --memory, --page-mb, --sockbuf
-    /// and --file-prefix are then not used).
+    /// --mode, --zc-min-write, --lcores, --memory, --page-mb, --sockbuf,
+    /// --mtu, --tx-free-batch and --file-prefix are then not used).
     #[arg(long = "conf", short = 'c')]
     conf: Option<String>,
     /// The port's devargs, e.g. net_vhost0,iface=/tmp/vh.sock,queues=1.
@@ -106,7 +106,8 @@ struct Args {
     mtu: usize,
     /// TX descriptors a virtio port reclaims at a time (`[dpdk]
     /// tx_free_batch`; 0: the driver's default).
-    #[arg(long = "tx-free-batch", default_value_t = dpdk_glue::port::DEFAULT_TX_FREE_BATCH)]
+    #[arg(long = "tx-free-batch", default_value_t = dpdk_glue::port::DEFAULT_TX_FREE_BATCH,
+        value_parser = clap::value_parser!(u16).range(0..=4096))]
     tx_free_batch: u16,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
