@@ -32,6 +32,22 @@ impl Drop for Sock {
 /// Sends `bursts` bursts of 8 64-byte frames from virtio-user (`devargs`
 /// after the path, `tx_desc`, `batch`) to vhost, receiving as it goes.
 fn run(devargs: &str, tx_desc: u16, batch: u16, bursts: usize) -> Seen {
+    // One pair at a time: DPDK's control path (vdev creation, vhost
+    // registration) is not safe from two threads at once, and the tests of
+    // this file run on parallel threads (two vhost ports registered together
+    // hung in "device not found").
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A DPDK call that never returns cannot be interrupted: the process
+    // fails instead of hanging the suite.
+    static WATCHDOG: std::sync::Once = std::sync::Once::new();
+    WATCHDOG.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(120));
+            eprintln!("tx_reclaim: still running after 120 s (each run is bounded to ~15 s): failing");
+            std::process::exit(101);
+        });
+    });
     let eal = common::eal();
     let tag = common::unique("");
     let sock = Sock(format!("/tmp/zc-txreclaim-{}-{tag}.sock", std::process::id()));
