@@ -114,8 +114,8 @@ pub struct DpdkSection {
     /// the engine and the run loop (TSC), shown by `zcstat stages`.
     pub stage_cycles: bool,
     /// `tx_free_batch` (zcstack's, default 32): TX descriptors a virtio
-    /// queue reclaims at a time (0: the driver's default, a whole ring less
-    /// 32 at once); see [`crate::port::PortConfig::tx_free_batch`].
+    /// split ring reclaims at a time (0: the driver's default, nearly the
+    /// whole ring at once); see [`crate::txreclaim`].
     pub tx_free_batch: u16,
 }
 

@@ -126,8 +126,9 @@ fn every_section_maps_onto_the_engine() {
             err(&text.replace("log_level=debug\n", &format!("log_level=debug\nstage_cycles={bad}\n"))),
             format!("t.ini:14: [dpdk] stage_cycles = \"{bad}\": expected 0 or 1")
         );
-    } // TX reclaim slices: 32 by default, 0 for the driver's default, reaching
-      // the port config (and the deploy plan's ports).
+    }
+    // TX reclaim slices: 32 by default, 0 for the driver's default, reaching
+    // the runtime's port config.
     assert_eq!(rt.port.tx_free_batch, 32);
     let tfb = parse_at("t.ini", &text.replace("log_level=debug\n", "log_level=debug\ntx_free_batch=0\n")).unwrap();
     assert_eq!(tfb.runtime(0).unwrap().port.tx_free_batch, 0);
