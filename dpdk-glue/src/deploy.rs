@@ -228,7 +228,10 @@ impl Deployment {
             // `Config::deploy_plan` puts the vdevs on the EAL command line
             // (port ids in F-Stack's order): attach to the port the EAL made.
             PortDevice::Vdev { devargs } if plan.eal.vdevs.contains(devargs) => {
-                Port::by_name(eal, devargs.split(',').next().unwrap_or(devargs))?
+                let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
+                let mut port = Port::by_name(eal, name)?;
+                port.note_vdev_args(args);
+                port
             }
             PortDevice::Vdev { devargs } => Port::create_vdev(eal, devargs)?,
             PortDevice::Probed => Port::by_id(eal, pp.port_id)?,

@@ -458,6 +458,14 @@ impl Port {
         })
     }
 
+    /// Records the devargs (after the name) of a vdev the EAL created from
+    /// its command line, as [`Port::create_vdev`] does for its own: queue
+    /// setup reads them (a virtio-user `packed_vq=1` keeps the driver's TX
+    /// reclaim, see [`crate::txreclaim`]).
+    pub fn note_vdev_args(&mut self, args: &str) {
+        self.vdev_args = Some(args.to_owned());
+    }
+
     /// The driver's default TX queue configuration (`default_txconf` of
     /// `rte_eth_dev_info_get`).
     fn default_txconf(&self) -> Result<ffi::rte_eth_txconf> {
