@@ -13,7 +13,7 @@
 //! The driver checks the threshold against the device's ring (`vq_nentries`:
 //! virtio-user's `queue_size`, 256 by default; a PCI device's queue size),
 //! which can differ from the descriptors asked for, and refuses one of
-//! `ring − 3` or more. [`setup_sliced`] finds the ring from those refusals
+//! `ring − 3` or more. `setup_sliced` finds the ring from those refusals
 //! (largest power of two accepted with a threshold of `candidate − 4`) and
 //! then sets the queue up with `ring − batch`.
 //!
