@@ -266,7 +266,17 @@ fn seg_data(m: &ffi::rte_mbuf) -> &[u8] {
     }
 }
 
+/// The last segment of the chain headed by `m`. A head whose `nb_segs` is 1 is
+/// its own last segment (DPDK keeps `nb_segs` equal to the chain's length:
+/// `rte_pktmbuf_chain`, the PMDs' RX and the pool's reset all maintain it), so
+/// the common one-segment case reads no `next` pointer (the mbuf's second
+/// cache line).
+#[inline]
 fn last_seg(mut m: *mut ffi::rte_mbuf) -> *mut ffi::rte_mbuf {
+    // SAFETY: m heads a valid chain owned by the caller.
+    if unsafe { (*m).nb_segs } == 1 {
+        return m;
+    }
     // SAFETY: walks a valid chain's next pointers until null.
     unsafe {
         while !(*m).next.is_null() {
