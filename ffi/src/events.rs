@@ -4,10 +4,12 @@
 //!
 //! A wait with a timeout drives the stack (device, timers) until something
 //! is ready, the timeout passes or `ff_stop_run` is called: the timeout is
-//! honoured (F-Stack ignores it). A wait looks only at the files with an
-//! engine report since the last wait, the registrations reported
-//! level-triggered last time and UDP sockets ([`crate::watch`]): O(ready),
-//! not O(registered).
+//! honoured (F-Stack ignores it). Between two waits the engine makes at
+//! least one pass (the wait makes it if `ff_run` did not), so a wait that
+//! finds something ready at once does not starve the device. A wait looks
+//! only at the files with an engine report since the last wait, the
+//! registrations reported level-triggered last time and UDP sockets
+//! ([`crate::watch`]): O(ready), not O(registered).
 
 use std::ffi::{c_int, c_void};
 
@@ -155,8 +157,29 @@ fn put(lib: &mut Lib, fd: c_int, k: Kind) {
 
 /// Waits up to `timeout_ms` (negative: no limit, until `ff_stop_run`),
 /// driving the stack, until `collect` finds something; returns its count.
-fn wait(lib: &mut Lib, timeout_ms: i64, mut collect: impl FnMut(&mut Lib) -> Res<usize>) -> Res<usize> {
-    lib.pump();
+///
+/// Unless the engine made a pass since the previous wait returned (inside
+/// `ff_run` its own pass just did), the wait first makes one (queued output,
+/// device, timers), whatever the timeout (0 too: one pass does not block).
+/// Without that, a program outside `ff_run` that leaves a level-triggered
+/// registration ready (a listener it does not accept from yet, unread data)
+/// gets it back at once from every wait while nothing reads the device: a
+/// SYN or an ACK it waits for sits in the RX queue for good.
+fn wait(lib: &mut Lib, timeout_ms: i64, collect: impl FnMut(&mut Lib) -> Res<usize>) -> Res<usize> {
+    if lib.ran {
+        lib.pump();
+    } else {
+        lib.push();
+        lib.drive();
+    }
+    let r = wait_after_pass(lib, timeout_ms, collect);
+    lib.ran = false;
+    r
+}
+
+/// [`wait`] after its first pass: collects, then drives until `collect`
+/// finds something or the timeout passes.
+fn wait_after_pass(lib: &mut Lib, timeout_ms: i64, mut collect: impl FnMut(&mut Lib) -> Res<usize>) -> Res<usize> {
     let n = collect(lib)?;
     if n > 0 || timeout_ms == 0 {
         return Ok(n);
@@ -299,7 +322,8 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
 /// `int ff_epoll_wait(int epfd, struct epoll_event *events, int maxevents,
 /// int timeout)`: up to `maxevents` ready registrations; `timeout` in ms is
 /// honoured (0 returns at once, -1 waits until something is ready or
-/// `ff_stop_run`), the stack running meanwhile.
+/// `ff_stop_run`), the stack running meanwhile (at least one pass per wait
+/// unless `ff_run` made one since the last wait).
 ///
 /// # Safety
 /// `events` has room for `maxevents` entries.

@@ -133,6 +133,10 @@ pub struct Lib {
     /// Per event set, the files with an engine report since it last
     /// looked ([`crate::watch::Watch::candidates`]).
     pub pending: FxHashMap<u64, rustc_hash::FxHashSet<u64>>,
+    /// Whether the engine made a pass ([`Lib::drive`], or `ff_run`'s own)
+    /// since the last event wait returned; a wait makes one first when not
+    /// (see `events::wait`).
+    pub ran: bool,
 }
 
 impl std::fmt::Debug for Lib {
@@ -289,6 +293,7 @@ impl Lib {
             let mut dev = FfDevice { inner: dev, dispatcher, stats: hooks };
             stack.poll(now, &mut dev)
         });
+        self.ran = true;
         self.pump();
         did
     }
@@ -557,6 +562,7 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
                 hooks: HookStats::default(),
                 watchers: FxHashMap::default(),
                 pending: FxHashMap::default(),
+                ran: false,
             })
         });
         Ok(0)

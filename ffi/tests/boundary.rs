@@ -11,6 +11,8 @@
 //!   `EV_DELETE` (`ENOENT` the second time), `data` of `EVFILT_READ`
 //!   (readable bytes; a listener's backlog) and `EVFILT_WRITE` (space);
 //! - `ff_poll`/`ff_select` readiness, and timeouts honoured;
+//! - a wait that finds something ready at once still runs the stack (a
+//!   kernel connect completes while the program only waits);
 //! - a partial zero-copy send returns the count and the tail is sent by the
 //!   next `ff_write` of the same chain, bytes intact at the peer;
 //! - `ff_regist_packet_dispatcher`: pass (0), drop (`FF_DISPATCH_ERROR`),
@@ -563,6 +565,8 @@ fn inner(conf: &str, iface: &str) {
     }
     ok("ff_epoll_create accepts any size");
 
+    // --- a wait that finds something ready at once still runs the stack ---
+    waits_run_the_stack(l, kqfd);
     // --- the peer's FIN is reported when it arrives, not after the drain ---
     fin_before_read(l, kqfd);
 
@@ -738,6 +742,59 @@ fn huge_lengths(c: c_int, k: &mut TcpStream) {
     ok("huge lengths: reads cut to MAX_RW_COUNT, writes and iovec totals EINVAL, no abort");
 }
 
+/// A wait that finds a registration ready at once still lets the stack
+/// run: with one connection left unaccepted (the listener stays
+/// level-ready), kernel connects made afterwards complete while the program
+/// only waits, once per kind of wait (`ff_kevent` with a 100 ms timeout,
+/// `ff_epoll_wait` at 0, `ff_poll` at -1). Each wait returns the ready
+/// listener at once; the stack must still read the device between them, or
+/// the SYN stays in the tap's queue (the flake of [`kernel_clients`] when
+/// the kernel's second SYN came after the first connection was queued).
+fn waits_run_the_stack(l: c_int, kqfd: c_int) {
+    let mut ks = kernel_clients(1, 7000, l, kqfd);
+    // SAFETY: plain values.
+    let ep = unsafe { ff_epoll_create(1) };
+    assert_eq!(ep_ctl(ep, libc::EPOLL_CTL_ADD, l, libc::EPOLLIN as u32, 7), 0);
+    let listener_ready = |e: &Kevent| e.ident == l as usize && e.filter == EVFILT_READ;
+    let waits: [(&str, &dyn Fn() -> bool); 3] = [
+        ("ff_kevent 100 ms", &|| kq(kqfd, &[], 100).iter().any(listener_ready)),
+        ("ff_epoll_wait 0", &|| ep_wait(ep, 0) == vec![(libc::EPOLLIN as u32, 7)]),
+        ("ff_poll -1", &|| {
+            let mut p = [pollfd { fd: l, events: libc::POLLIN, revents: 0 }];
+            // SAFETY: one valid entry.
+            unsafe { ff_poll(p.as_mut_ptr(), 1, -1) == 1 && p[0].revents & libc::POLLIN != 0 }
+        }),
+    ];
+    let addr: SocketAddrV4 = format!("{OURS}:7000").parse().unwrap();
+    for (what, wait) in waits {
+        let h = std::thread::spawn(move || TcpStream::connect_timeout(&addr.into(), Duration::from_secs(8)));
+        let t = Instant::now();
+        while !h.is_finished() {
+            assert!(wait(), "{what}: the listener is ready");
+            assert!(t.elapsed() < Duration::from_secs(10), "{what}: the kernel's connect never completed");
+        }
+        ks.push(h.join().unwrap().unwrap_or_else(|e| panic!("{what}: kernel connect: {e}")));
+    }
+    let mut cs = Vec::new();
+    drive_until("the four connections to accept", || {
+        // SAFETY: null address pointers are allowed.
+        let fd = unsafe { ff_accept(l, std::ptr::null_mut(), std::ptr::null_mut()) };
+        if fd >= 0 {
+            cs.push(fd);
+        }
+        cs.len() == 4
+    });
+    drop(ks);
+    // SAFETY: plain values.
+    unsafe {
+        for fd in cs.into_iter().chain([ep]) {
+            assert_eq!(ff_close(fd), 0);
+        }
+    }
+    drive(QUIET_MS);
+    ok("a wait that finds the listener ready still runs the stack");
+}
+
 /// Data then the peer's FIN arrive before the application reads: an
 /// `EPOLLET` registration gets a new edge with `EPOLLIN | EPOLLRDHUP` (as
 /// Linux), a level-triggered one reports `EPOLLRDHUP` at once, kqueue sets
@@ -812,6 +869,7 @@ fn main() {
         "stale zero-copy handles",
         "huge lengths",
         "ff_epoll_create accepts any size",
+        "still runs the stack",
         "peer FIN before read",
         "dispatcher",
     ] {
