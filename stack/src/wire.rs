@@ -260,7 +260,9 @@ mod tests {
             }
             !(s as u16)
         }
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        // Every length to 700 bytes: the 32-bit lanes (pieces of 256 bytes
+        // and more), the carried 64-bit words (64 and more) and the tails.
+        let data: Vec<u8> = (0..700u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         for len in 0..data.len() {
             for start in 0..3.min(len + 1) {
                 let d = &data[start..len];
