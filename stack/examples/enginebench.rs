@@ -154,6 +154,11 @@ fn main() {
     let only: Option<String> = args.iter().position(|a| a == "--case").and_then(|i| args.get(i + 1)).cloned();
     let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
     let mut cases = Vec::new();
+    eprintln!(
+        "zcstack pages: {} bytes (dpdk-glue's default [zerocopy] buf_size; PERFDRIVE_PAGE overrides), socket buffers: {} bytes",
+        zcwire::page_size(),
+        zcwire::buf_size()
+    );
 
     let run = |name: &str, unit, better, target, ours: &dyn Fn() -> f64, peer: &dyn Fn() -> f64| {
         let (mut o, mut p) = (Vec::new(), Vec::new());
@@ -222,7 +227,7 @@ fn main() {
     );
     for c in &cases {
         println!(
-            "BENCH {{\"bench\":\"engine\",\"case\":\"{}\",\"unit\":\"{}\",\"ours\":{:.4},\"peer\":{:.4},\"peer_name\":\"smoltcp-0.12\",\"ratio\":{:.4},\"better\":\"{}\",\"target\":{},\"rounds\":{}}}",
+            "BENCH {{\"bench\":\"engine\",\"case\":\"{}\",\"unit\":\"{}\",\"ours\":{:.4},\"peer\":{:.4},\"peer_name\":\"smoltcp-0.12\",\"ratio\":{:.4},\"better\":\"{}\",\"target\":{},\"rounds\":{},\"page_bytes\":{}}}",
             c.name,
             c.unit,
             c.ours,
@@ -230,7 +235,8 @@ fn main() {
             c.ours / c.peer,
             c.better,
             c.target,
-            rounds
+            rounds,
+            zcwire::page_size()
         );
     }
 }

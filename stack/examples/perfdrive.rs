@@ -8,7 +8,8 @@
 //! Cache and branch behaviour: add `--cache-sim=yes --branch-sim=yes
 //! --LL=1048576,8,64` (this host's 1 MiB L2 per core as the last level).
 //! `PERFDRIVE_BUF=BYTES` sets both stacks' socket buffers (default 256 KiB),
-//! which bound the bytes moved per poll pair. Measured (8 MiB, D1 = 48 KiB):
+//! which bound the bytes moved per poll pair; `PERFDRIVE_PAGE=BYTES` sets
+//! zcstack's page size (default 4 KiB, dpdk-glue's `[zerocopy] buf_size`). Measured (8 MiB, D1 = 48 KiB):
 //! at 256 KiB zcstack moves ~120 KB per poll pair and every copy streams
 //! through L1 (bulk-csum ~6.9 D1 misses per payload line), smoltcp sends one
 //! segment per socket per poll and misses only in its two rings (~2.0);

@@ -27,6 +27,21 @@ pub(crate) fn buf_size() -> usize {
     std::env::var("PERFDRIVE_BUF").ok().and_then(|v| v.parse().ok()).unwrap_or(BUF)
 }
 
+/// zcstack's page size in both stacks, bytes: dpdk-glue's default
+/// `[zerocopy] buf_size` (4 KiB), the page a deployed stack gets. Session 9
+/// found the harness had used 2 KiB pages, which no deployment uses by
+/// default: a 1448-byte segment then spans two pages twice as often (more
+/// slices per segment to queue, copy and free), ~15% of bulk/csum-offload's
+/// time (bench-results/bulk-2026-11-30-s9.txt).
+pub(crate) const PAGE: usize = 4096;
+
+/// The page size both zcstacks get: [`PAGE`], or `PERFDRIVE_PAGE` bytes
+/// when set (a diagnostic: `PERFDRIVE_PAGE=2048` gives the harness of
+/// sessions 1-8).
+pub(crate) fn page_size() -> usize {
+    std::env::var("PERFDRIVE_PAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(PAGE)
+}
+
 // ----- the shared in-memory wire -----
 
 /// Both stacks' harness costs are the same and allocation-free in steady
@@ -272,8 +287,8 @@ impl Zc {
         };
         let (da, db) = wire(offload);
         Zc {
-            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, 2048), 1500),
-            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, 2048), 1500),
+            a: Stack::new(cfg(A, 1), HeapPages::new(65_536, page_size()), 1500),
+            b: Stack::new(cfg(B, 2), HeapPages::new(65_536, page_size()), 1500),
             da,
             db,
             clock,
