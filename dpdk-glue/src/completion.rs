@@ -15,7 +15,8 @@
 //! mbufs in the order they were sent (descriptor rings are FIFO), so the
 //! front-of-line walk finds them at the cost of one load each. A PMD (or a
 //! receiver holding mbufs) that releases out of order is still served: when
-//! more than half the slots are in use, `drain` sweeps every in-flight slot.
+//! more than half the slots are in use, or after 64 drains in a row that
+//! found the oldest one held, `drain` sweeps every in-flight slot.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -44,7 +45,8 @@ struct Slot {
 /// free slot, attaches an mbuf to a region slice, and records the caller's
 /// token. [`CompletionRing::drain`] yields the token once the PMD released
 /// that mbuf: in attach order, and any released one at the latest when more
-/// than half the slots are in use (see the module doc).
+/// than half the slots are in use or after [`SWEEP_EVERY`] drains behind a
+/// held one (see the module doc).
 pub struct CompletionRing {
     slots: Box<[Slot]>,
     free: Vec<u32>,
@@ -55,7 +57,14 @@ pub struct CompletionRing {
     high_water: usize,
     attached: u64,
     completed: u64,
+    /// Drains in a row that completed nothing while attachments were in
+    /// flight (see [`CompletionRing::drain`]).
+    blocked_drains: u32,
 }
+
+/// Drains in a row with a blocked front after which [`CompletionRing::drain`]
+/// sweeps every in-flight slot.
+const SWEEP_EVERY: u32 = 64;
 
 impl std::fmt::Debug for CompletionRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +103,7 @@ impl CompletionRing {
             high_water: 0,
             attached: 0,
             completed: 0,
+            blocked_drains: 0,
         }
     }
 
@@ -228,7 +238,19 @@ impl CompletionRing {
             self.release(idx, &mut f);
             n += 1;
         }
-        if !self.order.is_empty() && self.free.len() < self.slots.len() / 2 {
+        if self.order.is_empty() || n > 0 {
+            self.blocked_drains = 0;
+        } else {
+            self.blocked_drains += 1;
+        }
+        // The oldest attachment may be held where its neighbours are not (a
+        // second port or queue that has not reclaimed, a receiver keeping an
+        // mbuf): sweep when half the slots are in use, and at least every
+        // SWEEP_EVERY drains the front stays blocked, so a completion behind
+        // it waits at most that many polls (one sweep costs a load per slot
+        // in flight, amortized over those drains).
+        if !self.order.is_empty() && (self.free.len() < self.slots.len() / 2 || self.blocked_drains >= SWEEP_EVERY) {
+            self.blocked_drains = 0;
             n += self.sweep(&mut f);
         }
         n
