@@ -85,6 +85,24 @@ void zc_rte_pktmbuf_attach_extbuf(struct rte_mbuf *m, void *buf_addr,
 	rte_pktmbuf_attach_extbuf(m, buf_addr, buf_iova, buf_len, shinfo);
 }
 
+void zc_attach_ext_tail(struct rte_mbuf *head, struct rte_mbuf *last,
+                        struct rte_mbuf *m, void *buf_addr, rte_iova_t buf_iova,
+                        uint16_t len, struct rte_mbuf_ext_shared_info *shinfo,
+                        rte_mbuf_extbuf_free_callback_t free_cb,
+                        void *fcb_opaque)
+{
+	shinfo->free_cb = free_cb;
+	shinfo->fcb_opaque = fcb_opaque;
+	rte_mbuf_ext_refcnt_set(shinfo, 1);
+	rte_pktmbuf_attach_extbuf(m, buf_addr, buf_iova, len, shinfo);
+	/* The attached buffer is exactly the slice: all of it is data. */
+	m->data_len = len;
+	m->pkt_len = len;
+	last->next = m;
+	head->nb_segs++;
+	head->pkt_len += len;
+}
+
 int zc_rte_mbuf_is_extbuf(const struct rte_mbuf *m)
 {
 	return RTE_MBUF_HAS_EXTBUF(m) ? 1 : 0;

@@ -90,6 +90,16 @@ void zc_rte_ext_shinfo_init(struct rte_mbuf_ext_shared_info *shinfo,
 void zc_rte_pktmbuf_attach_extbuf(struct rte_mbuf *m, void *buf_addr,
                                   rte_iova_t buf_iova, uint16_t buf_len,
                                   struct rte_mbuf_ext_shared_info *shinfo);
+/* One call per zero-copy attachment: initialises the caller-owned shinfo
+ * (refcount 1, free_cb(buf_addr, fcb_opaque) on release), attaches the fresh
+ * unchained mbuf m to [buf_addr, +len) as an external buffer whose data is
+ * all len bytes, and links it after `last`, the last segment of the chain
+ * headed by `head` (nb_segs and pkt_len of head grow). No chain walk. */
+void zc_attach_ext_tail(struct rte_mbuf *head, struct rte_mbuf *last,
+                        struct rte_mbuf *m, void *buf_addr, rte_iova_t buf_iova,
+                        uint16_t len, struct rte_mbuf_ext_shared_info *shinfo,
+                        rte_mbuf_extbuf_free_callback_t free_cb,
+                        void *fcb_opaque);
 int zc_rte_mbuf_is_extbuf(const struct rte_mbuf *m);
 
 #endif

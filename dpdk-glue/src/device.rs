@@ -42,7 +42,7 @@ use crate::extbuf::{CompletionRing, MemRegion};
 use crate::ffi;
 use crate::impair::{Impair, ImpairConfig, ImpairStats};
 use crate::mbuf::Mbuf;
-use crate::mempool::{Mempool, PoolConfig};
+use crate::mempool::{Mempool, PoolConfig, Stash};
 use crate::pages::PageArray;
 use crate::port::{GrantedOffloads, Offloads, Port};
 
@@ -244,8 +244,9 @@ pub struct EthDevice {
     tx_ol_flags: u64,
     region: Rc<MemRegion>,
     buf_size: usize,
-    hdr_pool: Mempool,
-    ext_pool: Mempool,
+    /// Header mbufs and extbuf mbufs of zero-copy frames, taken in bulk.
+    hdr_pool: Stash,
+    ext_pool: Stash,
     copy_pool: Mempool,
     /// Copy mode with TSO: mbufs holding a whole TSO frame, so one is
     /// allocated and filled per frame (falls back to chaining copy mbufs).
@@ -296,6 +297,8 @@ const L2_LEN: usize = 14;
 /// descriptors and the completion ring take comfortably, and is still 22
 /// segments per frame at MTU 1500.
 const TSO_MAX: usize = 32 * 1024;
+/// Header and extbuf mbufs taken from their pools per bulk allocation.
+const STASH_BATCH: usize = 32;
 
 impl EthDevice {
     /// Wraps a configured, started `port` (queue 0 for RX and TX). `granted`
@@ -420,8 +423,8 @@ impl EthDevice {
             impair_tx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 2)),
             region: pages.region().clone(),
             buf_size: pages.buf_size(),
-            hdr_pool,
-            ext_pool,
+            hdr_pool: Stash::new(hdr_pool, STASH_BATCH),
+            ext_pool: Stash::new(ext_pool, STASH_BATCH),
             copy_pool,
             tso_pool,
             tx_ip_csum: granted.tx.contains(Offloads::TX_IPV4_CKSUM),
@@ -539,7 +542,9 @@ impl EthDevice {
         w
     }
 
-    /// Mbufs of the device's own pools not back yet (0 once everything completed).
+    /// Mbufs of the device's own pools not back yet (0 once everything
+    /// completed; the few spares taken in bulk for zero-copy frames are not
+    /// counted).
     pub fn mbufs_in_use(&self) -> u32 {
         self.hdr_pool.in_use()
             + self.ext_pool.in_use()
@@ -555,6 +560,8 @@ impl EthDevice {
         let Some(port) = self.port.take() else { return Ok(()) };
         // Unsent and held mbufs are ours: free them (their attachments complete).
         self.tx.clear();
+        self.hdr_pool.clear();
+        self.ext_pool.clear();
         for i in [&mut self.impair_rx, &mut self.impair_tx].into_iter().flatten() {
             i.clear();
         }
@@ -734,13 +741,16 @@ impl EthDevice {
     /// freed (attachments complete at once) and the frame's slot released.
     fn build_zero_copy(&mut self, now: Instant, frame: TxFrame) -> std::result::Result<(), TxFrame> {
         let n = frame.payload.len();
+        if n >= usize::from(u16::MAX) {
+            return Err(frame);
+        }
         if self.ring.capacity() - self.ring.in_flight() < n {
             self.reap();
             if self.ring.capacity() - self.ring.in_flight() < n {
                 return Err(frame);
             }
         }
-        let Ok(mut head) = self.hdr_pool.alloc() else { return Err(frame) };
+        let Ok(mut head) = self.hdr_pool.get() else { return Err(frame) };
         if head.extend_from_slice(&frame.header).is_err() {
             return Err(frame);
         }
@@ -751,18 +761,22 @@ impl EthDevice {
         });
         let mut attached = 0u32;
         let mut failed = false;
+        // The header mbuf is one segment; `last` follows the chain's tail.
+        let mut last = head.as_ptr();
         for s in &frame.payload {
             let off = s.page.0 as usize * self.buf_size + s.off as usize;
-            match self.ring.attach(&self.ext_pool, &self.region, off, s.len as u16, u64::from(idx)) {
-                Ok(m) => {
-                    attached += 1;
-                    if let Err((e, m)) = head.chain(m) {
-                        tracing::debug!(%e, "chaining an extbuf failed");
-                        drop(m);
-                        failed = true;
-                        break;
-                    }
-                }
+            let Ok(m) = self.ext_pool.get() else {
+                failed = true;
+                break;
+            };
+            // SAFETY: `last` is the tail of head's chain (head is one fresh
+            // segment and attach_tail advances it), and a frame's payload
+            // has fewer than u16::MAX slices (checked above).
+            let r = unsafe {
+                self.ring.attach_tail(&mut head, &mut last, m, &self.region, off, s.len as u16, u64::from(idx))
+            };
+            match r {
+                Ok(()) => attached += 1,
                 Err(e) => {
                     tracing::debug!(%e, "extbuf attach failed");
                     failed = true;

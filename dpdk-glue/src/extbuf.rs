@@ -5,30 +5,22 @@
 //! they were written (a [`MemRegion`] reserved from DPDK memory, or application
 //! memory registered as [`ExtMem`]); a header mbuf is attached to a slice of it
 //! with `rte_pktmbuf_attach_extbuf`; when the PMD is done with that mbuf, DPDK
-//! calls our free callback, which pushes the attachment's slot into a bounded
-//! lock-free queue. The owning thread drains it with
-//! [`CompletionRing::drain`] and learns, per attachment token, that the NIC no
-//! longer references the memory.
-//!
-//! Overflow is impossible by construction: every in-flight attachment owns one
-//! slot, the queue's capacity equals the number of slots, and a slot is pushed
-//! once per attachment and reused only after it was drained.
+//! calls our free callback, which marks the attachment's slot released. The
+//! owning thread drains the [`CompletionRing`] (in `completion.rs`) and
+//! learns, per attachment token, that the NIC no longer references the memory.
+//! Every in-flight attachment owns one slot, reused only after it was drained.
 
-use std::any::Any;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::ffi::{c_void, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::rc::Rc;
-
-use crossbeam_queue::ArrayQueue;
 
 use crate::eal::Eal;
 use crate::error::{Error, Result, RteErrno};
 use crate::ffi;
-use crate::mbuf::Mbuf;
-use crate::mempool::Mempool;
 use crate::port::Port;
+
+pub use crate::completion::CompletionRing;
 
 pub(crate) mod sealed {
     pub trait Sealed {
@@ -466,187 +458,6 @@ pub enum DmaMapping {
     Mapped,
     /// No mapping needed, and why.
     NotNeeded(&'static str),
-}
-
-/// One attachment's shared info, at a stable heap address for the PMD.
-struct Slot {
-    shinfo: UnsafeCell<ffi::rte_mbuf_ext_shared_info>,
-    index: u32,
-    queue: *const ArrayQueue<u32>,
-}
-
-/// Bounded external-buffer attachments and their completions.
-///
-/// [`CompletionRing::attach`] takes a free slot, attaches a header mbuf to a
-/// region slice, and records the caller's token. DPDK calls the slot's free
-/// callback exactly once, when the last reference to that mbuf is released
-/// (inside `tx_burst`, when a receiver frees it, or at port close, depending
-/// on the PMD); [`CompletionRing::drain`] then yields the token.
-pub struct CompletionRing {
-    slots: Box<[Slot]>,
-    queue: Box<ArrayQueue<u32>>,
-    free: Vec<u32>,
-    tokens: Vec<u64>,
-    keep: Vec<Option<Rc<dyn Any>>>,
-    in_flight: usize,
-    high_water: usize,
-    attached: u64,
-    completed: u64,
-}
-
-impl std::fmt::Debug for CompletionRing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompletionRing")
-            .field("capacity", &self.slots.len())
-            .field("in_flight", &self.in_flight)
-            .field("attached", &self.attached)
-            .field("completed", &self.completed)
-            .finish()
-    }
-}
-
-extern "C" fn extbuf_freed(_addr: *mut c_void, opaque: *mut c_void) {
-    // SAFETY: opaque is the &Slot we registered; slots live at a stable address
-    // until the ring is dropped, which never happens while attachments are in
-    // flight (Drop leaks them instead).
-    let slot = unsafe { &*(opaque as *const Slot) };
-    // SAFETY: the queue lives as long as the slots (same rule).
-    let q = unsafe { &*slot.queue };
-    // Cannot fail: capacity == number of slots, and this slot is not queued
-    // (it is re-attached only after being drained).
-    let pushed = q.push(slot.index);
-    debug_assert!(pushed.is_ok(), "completion queue overflow is impossible by construction");
-}
-
-impl CompletionRing {
-    /// A ring with `capacity` attachment slots (size it from the TX descriptor
-    /// count plus what the application keeps in flight).
-    pub fn new(capacity: u32) -> CompletionRing {
-        let queue = Box::new(ArrayQueue::new(capacity.max(1) as usize));
-        let qp: *const ArrayQueue<u32> = &*queue;
-        let slots: Box<[Slot]> =
-            (0..capacity).map(|index| Slot { shinfo: UnsafeCell::new(Default::default()), index, queue: qp }).collect();
-        CompletionRing {
-            slots,
-            queue,
-            free: (0..capacity).rev().collect(),
-            tokens: vec![0; capacity as usize],
-            keep: (0..capacity).map(|_| None).collect(),
-            in_flight: 0,
-            high_water: 0,
-            attached: 0,
-            completed: 0,
-        }
-    }
-
-    /// Allocates a header mbuf from `pool` (a data-room-0 pool is enough) and
-    /// attaches `region[offset .. offset+len]` to it as an external buffer; the
-    /// mbuf's data is exactly those `len` bytes, read by the NIC in place.
-    /// `token` comes back from [`CompletionRing::drain`] once the PMD releases it.
-    /// The region is kept alive until then.
-    pub fn attach<R: DmaRegion>(
-        &mut self,
-        pool: &Mempool,
-        region: &Rc<R>,
-        offset: usize,
-        len: u16,
-        token: u64,
-    ) -> Result<Mbuf> {
-        let l = usize::from(len);
-        if !region.dma_contiguous(offset, l) || len == 0 {
-            return Err(Error::BadSlice {
-                offset,
-                len: l,
-                region_len: region.len(),
-                why: if len == 0 { "empty slice" } else { "outside the region or crossing a non-contiguous page" },
-            });
-        }
-        let iova = region.iova_at(offset).expect("checked by dma_contiguous");
-        let Some(&idx) = self.free.last() else { return Err(Error::CompletionSlotsExhausted(self.slots.len())) };
-        let mut m = pool.alloc()?;
-        let slot = &self.slots[idx as usize];
-        // SAFETY: the slot is free (not referenced by any mbuf), so we may
-        // (re)initialise its shinfo; refcnt 1 = this one attachment.
-        unsafe {
-            ffi::zc_rte_ext_shinfo_init(slot.shinfo.get(), Some(extbuf_freed), slot as *const Slot as *mut c_void)
-        };
-        // SAFETY: m is a fresh, unshared mbuf; the slice is inside the region
-        // (checked) and stays alive via `keep` until the callback has fired and
-        // been drained; shinfo is the slot's, initialised above.
-        unsafe {
-            ffi::zc_rte_pktmbuf_attach_extbuf(
-                m.as_ptr(),
-                region.base().add(offset) as *mut c_void,
-                iova,
-                len,
-                slot.shinfo.get(),
-            )
-        };
-        m.append(len).expect("an attached extbuf has exactly len bytes of tailroom");
-        self.free.pop();
-        self.tokens[idx as usize] = token;
-        self.keep[idx as usize] = Some(region.clone() as Rc<dyn Any>);
-        self.in_flight += 1;
-        self.high_water = self.high_water.max(self.in_flight);
-        self.attached += 1;
-        Ok(m)
-    }
-
-    /// Calls `f(token)` for every attachment the PMD has released since the
-    /// last drain, and frees their slots. Returns how many completed.
-    pub fn drain(&mut self, mut f: impl FnMut(u64)) -> usize {
-        let mut n = 0;
-        while let Some(idx) = self.queue.pop() {
-            let i = idx as usize;
-            self.keep[i] = None;
-            self.free.push(idx);
-            self.in_flight -= 1;
-            self.completed += 1;
-            n += 1;
-            f(self.tokens[i]);
-        }
-        n
-    }
-
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-    /// Attachments whose completion has not been drained yet.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-    /// Most attachments ever in flight at once.
-    pub fn high_water(&self) -> usize {
-        self.high_water
-    }
-    /// Attachments made.
-    pub fn attached(&self) -> u64 {
-        self.attached
-    }
-    /// Completions drained.
-    pub fn completed(&self) -> u64 {
-        self.completed
-    }
-}
-
-impl Drop for CompletionRing {
-    fn drop(&mut self) {
-        // Completions may have fired without being drained: count them.
-        self.drain(|_| {});
-        if self.in_flight > 0 {
-            tracing::warn!(
-                in_flight = self.in_flight,
-                "CompletionRing dropped while a PMD still holds attached mbufs; leaking its slots and regions \
-                 so the free callbacks stay safe (close the port and drain first)"
-            );
-            let slots = std::mem::take(&mut self.slots);
-            std::mem::forget(slots);
-            let q = std::mem::replace(&mut self.queue, Box::new(ArrayQueue::new(1)));
-            std::mem::forget(q);
-            std::mem::forget(std::mem::take(&mut self.keep));
-        }
-    }
 }
 
 #[cfg(test)]

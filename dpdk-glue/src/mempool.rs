@@ -191,3 +191,47 @@ impl Drop for Mempool {
         unsafe { ffi::rte_mempool_free(self.raw.as_ptr()) };
     }
 }
+
+/// A pool with a few mbufs taken in bulk and handed out one at a time, so
+/// the per-packet path pays one `rte_pktmbuf_alloc_bulk` call per `batch`
+/// mbufs instead of one allocation call each. The spare mbufs are reset
+/// (as from `rte_pktmbuf_alloc`) and stay unused until handed out.
+#[derive(Debug)]
+pub(crate) struct Stash {
+    // Declared before `pool`: the spares go back before the pool is dropped.
+    spare: Vec<Mbuf>,
+    pool: Mempool,
+    batch: usize,
+}
+
+impl Stash {
+    /// A stash over `pool`, refilled `batch` mbufs at a time.
+    pub(crate) fn new(pool: Mempool, batch: usize) -> Stash {
+        Stash { spare: Vec::with_capacity(batch.max(1)), pool, batch: batch.max(1) }
+    }
+
+    /// One fresh mbuf: a spare, or a refill (one mbuf when the pool has
+    /// fewer than a batch left).
+    #[inline]
+    pub(crate) fn get(&mut self) -> Result<Mbuf> {
+        if let Some(m) = self.spare.pop() {
+            return Ok(m);
+        }
+        if self.pool.alloc_bulk(&mut self.spare, self.batch).is_ok() {
+            if let Some(m) = self.spare.pop() {
+                return Ok(m);
+            }
+        }
+        self.pool.alloc()
+    }
+
+    /// Mbufs of the pool in use outside the stash.
+    pub(crate) fn in_use(&self) -> u32 {
+        self.pool.in_use().saturating_sub(self.spare.len() as u32)
+    }
+
+    /// Gives the spare mbufs back to the pool.
+    pub(crate) fn clear(&mut self) {
+        self.spare.clear();
+    }
+}

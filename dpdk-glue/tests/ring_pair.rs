@@ -182,6 +182,67 @@ fn completion_slots_are_bounded() {
 }
 
 #[test]
+fn completions_come_in_attach_order_and_a_held_one_blocks_nothing_for_long() {
+    let eal = common::eal();
+    let hdrs = Mempool::new(common::eal(), &common::unique("oo"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let mut ring = CompletionRing::new(8);
+    let mut held: Vec<Option<Mbuf>> =
+        (0..3).map(|i| Some(ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap())).collect();
+    // The second is released first: with slots to spare it waits behind
+    // the first (one load per drain, no sweep) ...
+    held[1] = None;
+    assert_eq!(ring.drain(|t| panic!("{t} overtook an older pending attachment")), 0);
+    // ... and neither comes back before its own release; then both, in order.
+    held[0] = None;
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    assert_eq!(t, vec![0, 1]);
+    // A held attachment holds nothing back once more than half the slots
+    // are in use: everything released behind it is swept.
+    let more: Vec<Mbuf> = (3..8).map(|i| ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap()).collect();
+    drop(more);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    assert_eq!(t, vec![3, 4, 5, 6, 7]);
+    assert_eq!(ring.in_flight(), 1, "the held one is still in flight");
+    drop(held);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    assert_eq!(t, vec![2]);
+    assert_eq!((ring.attached(), ring.completed()), (8, 8));
+    assert_eq!(hdrs.in_use(), 0);
+}
+
+#[test]
+fn a_held_attachment_delays_the_ones_behind_it_by_a_bounded_number_of_drains() {
+    // A second port that never reclaims holds the oldest attachment while
+    // only a few slots are in use: the ones released behind it still come
+    // back within 64 drains (a sweep), not only when half the ring fills.
+    let eal = common::eal();
+    let hdrs = Mempool::new(common::eal(), &common::unique("hol"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let mut ring = CompletionRing::new(1024);
+    let held = ring.attach(&hdrs, &region, 0, 100, 0).unwrap();
+    let behind: Vec<Mbuf> = (1..4).map(|i| ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap()).collect();
+    drop(behind);
+    let mut t = vec![];
+    let mut drains = 0;
+    while t.len() < 3 && drains < 1000 {
+        ring.drain(|x| t.push(x));
+        drains += 1;
+    }
+    assert_eq!(t, vec![1, 2, 3], "released attachments behind a held one came back");
+    assert!(drains <= 64, "they waited {drains} drains");
+    assert_eq!(ring.in_flight(), 1);
+    drop(held);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    assert_eq!(t, vec![0]);
+    assert_eq!(hdrs.in_use(), 0);
+}
+
+#[test]
 fn extmem_registers_application_memory() {
     let eal = common::eal();
     let pool = pool("em", 255);
