@@ -24,6 +24,7 @@ use crate::wire::{
 use crate::stages::{CycleSource, Stage, StageCycles};
 
 mod ingress;
+mod tx_run;
 mod usage;
 mod zc_api;
 
@@ -61,6 +62,9 @@ pub struct Stack<M: PageMemory> {
     zc_handed_out: bool,
     /// Received frame memory receive queues may pin (zero-copy receive).
     rx_budget: RxBudget,
+    /// Headers of the last TCP segment [`Stack::flush_segs`] wrote on its
+    /// fast path, which the segments following it patch.
+    tx_hdr: [u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS],
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -90,6 +94,7 @@ impl<M: PageMemory> Stack<M> {
             zc_orphans: Default::default(),
             zc_handed_out: false,
             rx_budget: RxBudget::new(cfg.rx_pin_budget),
+            tx_hdr: [0; HEADROOM + crate::tcp::hdr_fast::WITH_TS],
         }
     }
 
@@ -703,6 +708,10 @@ impl<M: PageMemory> Stack<M> {
     /// [`Interface::write_headers`]); the bytes are those of the general
     /// path (emit, then [`Stack::send_ip`]), which takes everything else.
     fn flush_segs<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
+        if self.segs.len() > 1 {
+            self.flush_segs_runs(now, dev, caps);
+            return;
+        }
         // Emitted in place (each segment is 128 bytes; only its payload
         // list moves on with the packet), by index: nothing below adds to
         // the list, and the general path's `send_ip` starts after the

@@ -15,6 +15,13 @@ use crate::wire::{
 /// Bytes reserved in front of every L4 header for Ethernet + IPv4.
 pub const HEADROOM: usize = ETH_HEADER + IPV4_HEADER;
 
+/// IPv4 version 4, header length 5 words (no options).
+const VER_IHL: u16 = 0x4500;
+/// Don't Fragment, fragment offset 0.
+const DF: u16 = 0x4000;
+/// Time to live of the packets we send.
+const TTL: u8 = 64;
+
 /// An L4 packet waiting for IP/Ethernet encapsulation. `buf` holds
 /// [`HEADROOM`] reserved bytes, then the L4 header (and inline payload, for
 /// small control packets); `payload` holds page-array payload.
@@ -134,18 +141,10 @@ impl Interface {
         dst: Ipv4Address,
         l4_len: usize,
     ) {
-        const VER_IHL: u16 = 0x4500;
-        const DF: u16 = 0x4000;
-        const TTL: u8 = 64;
         let total_len = (IPV4_HEADER + l4_len) as u16;
         let (src, dst) = (self.cfg.addr.to_bits(), dst.to_bits());
         let ttl_proto = u16::from_be_bytes([TTL, u8::from(proto)]);
-        let sum = u64::from(VER_IHL)
-            + u64::from(total_len)
-            + u64::from(DF)
-            + u64::from(ttl_proto)
-            + u64::from(src)
-            + u64::from(dst);
+        let sum = self.ipv4_sum(proto, dst, total_len);
         h[0..6].copy_from_slice(&dst_mac.0);
         h[6..12].copy_from_slice(&self.cfg.mac.0);
         h[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
@@ -158,6 +157,32 @@ impl Interface {
         ip[10..12].copy_from_slice(&crate::wire::be_words_checksum(sum).to_be_bytes());
         ip[12..16].copy_from_slice(&src.to_be_bytes());
         ip[16..20].copy_from_slice(&dst.to_be_bytes());
+    }
+
+    /// Rewrites the IPv4 total length and header checksum of headers
+    /// [`Interface::write_headers`] wrote into `h` for `proto` and `dst`,
+    /// for an L4 length of `l4_len` bytes: the bytes `write_headers` would
+    /// write with that length (the rest of `h` is left as it is).
+    #[inline]
+    pub fn rewrite_len(&self, h: &mut [u8; HEADROOM], proto: IpProtocol, dst: Ipv4Address, l4_len: usize) {
+        let total_len = (IPV4_HEADER + l4_len) as u16;
+        let sum = self.ipv4_sum(proto, dst.to_bits(), total_len);
+        let ip = &mut h[ETH_HEADER..];
+        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
+        ip[10..12].copy_from_slice(&crate::wire::be_words_checksum(sum).to_be_bytes());
+    }
+
+    /// The sum of the 16-bit words of the IPv4 header `write_headers`
+    /// writes (checksum field zero), from the field values.
+    #[inline(always)]
+    fn ipv4_sum(&self, proto: IpProtocol, dst: u32, total_len: u16) -> u64 {
+        let ttl_proto = u16::from_be_bytes([TTL, u8::from(proto)]);
+        u64::from(VER_IHL)
+            + u64::from(total_len)
+            + u64::from(DF)
+            + u64::from(ttl_proto)
+            + u64::from(self.cfg.addr.to_bits())
+            + u64::from(dst)
     }
 
     /// An ARP request for `target`, or a reply to `asker` when `reply_to` is given.

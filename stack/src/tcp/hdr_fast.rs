@@ -169,7 +169,7 @@ impl Hdr {
 
     /// The 14th header byte: the flags, ACK when an acknowledgment is sent.
     #[inline(always)]
-    fn flags_byte(&self) -> u8 {
+    pub(crate) fn flags_byte(&self) -> u8 {
         self.flags | if self.ack.is_some() { ACK } else { 0 }
     }
 

@@ -90,6 +90,12 @@ pub(crate) struct SegOut {
     /// Non-zero: more than one segment's payload, for the device to cut
     /// into segments of this size (TSO, [`crate::phy::TxFrame::tso_segsz`]).
     pub tso_segsz: u16,
+    /// Built right behind the segment before it in the output list, for
+    /// the same connection in the same output pass, with that segment's
+    /// addresses, ACK, window, SACK blocks and timestamps
+    /// ([`Conn::send_data_next`]): its header differs only in sequence
+    /// number, flags, lengths and checksums ([`SegOut::write_fast_follow`]).
+    pub follows: bool,
 }
 
 impl SegOut {
@@ -113,6 +119,7 @@ impl SegOut {
             payload: crate::phy::Payload::new(),
             copied: false,
             tso_segsz: 0,
+            follows: false,
         }
     }
 
@@ -257,6 +264,59 @@ impl SegOut {
             c.finish()
         };
         out[16..18].copy_from_slice(&field.to_be_bytes());
+        (hlen, hlen + payload_len)
+    }
+
+    /// [`SegOut::write_fast`] for a [`SegOut::follows`] segment, into an
+    /// `out` that holds its predecessor's header (as `write_fast` or this
+    /// wrote it): only what can differ is written
+    /// (sequence number, flags byte, checksum), giving the bytes
+    /// `write_fast` gives (checked in debug builds); returns the same
+    /// (header length, TCP length), bytes.
+    #[inline]
+    pub(crate) fn write_fast_follow<P: PageMemory + ?Sized>(
+        &self,
+        out: &mut [u8; hdr_fast::WITH_TS],
+        mem: &P,
+        checksum_offload: bool,
+    ) -> (usize, usize) {
+        debug_assert!(self.fast_layout());
+        let mut c = Checksum::new();
+        let mut payload_len = 0usize;
+        if checksum_offload {
+            for p in &self.payload {
+                payload_len += p.len as usize;
+            }
+        } else {
+            for p in &self.payload {
+                payload_len += p.len as usize;
+                c.add(mem.slice(*p));
+            }
+        }
+        let h = self.fast_hdr();
+        let hlen = h.len();
+        out[4..8].copy_from_slice(&h.seq.to_be_bytes());
+        out[13] = h.flags_byte();
+        let pseudo = u64::from(self.src.ip().to_bits())
+            + u64::from(self.dst.ip().to_bits())
+            + u64::from(u8::from(IpProtocol::Tcp));
+        let field = if checksum_offload {
+            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
+            c.add_be_words(pseudo + u64::from(l4_len));
+            !c.finish()
+        } else {
+            let l4_len = (hlen + payload_len) as u16;
+            c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
+            c.finish()
+        };
+        out[16..18].copy_from_slice(&field.to_be_bytes());
+        #[cfg(debug_assertions)]
+        {
+            let mut whole = [0u8; hdr_fast::WITH_TS];
+            let r = self.write_fast(&mut whole, mem, checksum_offload);
+            debug_assert_eq!(r, (hlen, hlen + payload_len));
+            debug_assert_eq!(whole[..hlen], out[..hlen], "a follower's patched header differs from write_fast's");
+        }
         (hlen, hlen + payload_len)
     }
 

@@ -544,6 +544,7 @@ impl Conn {
         s.sack = sack;
         s.sack_len = sack_len;
         s.ts = ts;
+        s.follows = true;
         #[cfg(debug_assertions)]
         {
             let mut t = SegOut::empty(self.local, self.remote, seq);
