@@ -14,9 +14,11 @@
 //! every empty pop, i.e. on every poll of the run loop; PMDs release TX
 //! mbufs in the order they were sent (descriptor rings are FIFO), so the
 //! front-of-line walk finds them at the cost of one load each. A PMD (or a
-//! receiver holding mbufs) that releases out of order is still served: when
-//! more than half the slots are in use, or after 64 drains in a row that
-//! found the oldest one held, `drain` sweeps every in-flight slot.
+//! receiver holding mbufs) that releases out of order is still served:
+//! after 64 drains in a row that found the oldest one held (8 when more than
+//! half the slots are in use), `drain` sweeps every in-flight slot; an
+//! attach that finds no free slot sweeps too, and keeps the tokens it freed
+//! for the next drain.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -44,9 +46,9 @@ struct Slot {
 /// [`CompletionRing::attach`] (or [`CompletionRing::attach_tail`]) takes a
 /// free slot, attaches an mbuf to a region slice, and records the caller's
 /// token. [`CompletionRing::drain`] yields the token once the PMD released
-/// that mbuf: in attach order, and any released one at the latest when more
-/// than half the slots are in use or after [`SWEEP_EVERY`] drains behind a
-/// held one (see the module doc).
+/// that mbuf: in attach order, and any released one at the latest after
+/// [`SWEEP_EVERY`] drains behind a held one ([`SWEEP_EVERY_FULL`] when more
+/// than half the slots are in use; see the module doc).
 pub struct CompletionRing {
     slots: Box<[Slot]>,
     free: Vec<u32>,
@@ -60,11 +62,15 @@ pub struct CompletionRing {
     /// Drains in a row that completed nothing while attachments were in
     /// flight (see [`CompletionRing::drain`]).
     blocked_drains: u32,
+    /// Tokens of slots an attach swept free, handed out by the next drain.
+    swept: Vec<u64>,
 }
 
 /// Drains in a row with a blocked front after which [`CompletionRing::drain`]
 /// sweeps every in-flight slot.
 const SWEEP_EVERY: u32 = 64;
+/// The same when more than half the slots are in use.
+const SWEEP_EVERY_FULL: u32 = 8;
 
 impl std::fmt::Debug for CompletionRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +110,7 @@ impl CompletionRing {
             attached: 0,
             completed: 0,
             blocked_drains: 0,
+            swept: Vec::new(),
         }
     }
 
@@ -121,7 +128,11 @@ impl CompletionRing {
         }
         let iova = region.iova_at(offset).expect("checked by dma_contiguous");
         if self.free.is_empty() {
-            self.sweep(&mut |_| {});
+            // Released slots anywhere in the order free up; their tokens
+            // wait in `swept` for the next drain (none is lost).
+            let mut swept = std::mem::take(&mut self.swept);
+            self.sweep(&mut |t| swept.push(t));
+            self.swept = swept;
         }
         match self.free.last() {
             Some(&idx) => Ok((idx, iova)),
@@ -230,26 +241,36 @@ impl CompletionRing {
     /// how many completed.
     pub fn drain(&mut self, mut f: impl FnMut(u64)) -> usize {
         let mut n = 0;
+        // Completions an attach swept to free a slot come first.
+        for t in self.swept.drain(..) {
+            f(t);
+            n += 1;
+        }
+        let mut walked = 0;
         while let Some(&idx) = self.order.front() {
             if !self.slots[idx as usize].released.load(Ordering::Acquire) {
                 break;
             }
             self.order.pop_front();
             self.release(idx, &mut f);
-            n += 1;
+            walked += 1;
         }
-        if self.order.is_empty() || n > 0 {
+        n += walked;
+        if self.order.is_empty() || walked > 0 {
             self.blocked_drains = 0;
-        } else {
-            self.blocked_drains += 1;
+            return n;
         }
-        // The oldest attachment may be held where its neighbours are not (a
-        // second port or queue that has not reclaimed, a receiver keeping an
-        // mbuf): sweep when half the slots are in use, and at least every
-        // SWEEP_EVERY drains the front stays blocked, so a completion behind
-        // it waits at most that many polls (one sweep costs a load per slot
-        // in flight, amortized over those drains).
-        if !self.order.is_empty() && (self.free.len() < self.slots.len() / 2 || self.blocked_drains >= SWEEP_EVERY) {
+        self.blocked_drains += 1;
+        // The oldest attachment is held while later ones may not be (a
+        // receiver keeping an mbuf, an impaired path holding a frame): after
+        // SWEEP_EVERY drains in a row that completed nothing, or
+        // SWEEP_EVERY_FULL when more than half the slots are in use, sweep
+        // every in-flight slot, so a completion behind a held one waits a
+        // bounded number of polls and a sweep (a load per slot in flight) is
+        // paid at most once per that many drains, never while the front
+        // makes progress.
+        let limit = if self.free.len() < self.slots.len() / 2 { SWEEP_EVERY_FULL } else { SWEEP_EVERY };
+        if self.blocked_drains >= limit {
             self.blocked_drains = 0;
             n += self.sweep(&mut f);
         }
@@ -295,7 +316,8 @@ impl CompletionRing {
     pub fn attached(&self) -> u64 {
         self.attached
     }
-    /// Completions drained.
+    /// Completions taken off the ring (drained, or swept by an attach and
+    /// handed out by the next drain).
     pub fn completed(&self) -> u64 {
         self.completed
     }
