@@ -348,8 +348,12 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     return Err(libc::EINVAL);
                 };
                 wait(lib, i64::from(timeout), |lib| {
-                    let edged = lib.pending.remove(&set).unwrap_or_default();
-                    let cands = ep.watch.candidates(edged);
+                    // The set is drained in place: its allocation stays for
+                    // the next reports.
+                    let cands = match lib.pending.get_mut(&set) {
+                        Some(edged) => ep.watch.candidates(edged.drain()),
+                        None => ep.watch.candidates(std::iter::empty()),
+                    };
                     let mut n = 0;
                     'files: for (i, &file) in cands.iter().enumerate() {
                         if !lib.files.contains_key(&file) {
@@ -387,6 +391,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
                             n += 1;
                         }
                     }
+                    ep.watch.recycle(cands);
                     Ok(n)
                 })
             };
@@ -469,8 +474,11 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
 /// The events of a kqueue ready now (up to `max`), via `out`: looks at the
 /// candidate files only ([`Watch::candidates`]).
 fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
-    let edged = lib.pending.remove(&set).unwrap_or_default();
-    let cands = kq.watch.candidates(edged);
+    // The set is drained in place: its allocation stays for the next reports.
+    let cands = match lib.pending.get_mut(&set) {
+        Some(edged) => kq.watch.candidates(edged.drain()),
+        None => kq.watch.candidates(std::iter::empty()),
+    };
     let mut gone = Vec::new();
     'files: for (i, &file) in cands.iter().enumerate() {
         if !lib.files.contains_key(&file) {
@@ -521,6 +529,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             }
         }
     }
+    kq.watch.recycle(cands);
     for (fd, filter, file) in gone {
         kq.notes.remove(&(fd, filter));
         if kq.watch.remove(file, (fd, filter)) {
@@ -594,13 +603,19 @@ pub unsafe extern "C" fn ff_kevent(
             // SAFETY: forwarded caller contract.
             let (changes, ne) = unsafe { lists(changelist, nchanges, eventlist, nevents) }?;
             let t = timeout_ms(timeout)?;
-            let mut out = Vec::with_capacity(ne.min(1024));
-            kevent_into(lib, kq, changes, ne, t, &mut out)?;
-            for (i, e) in out.iter().enumerate() {
-                // SAFETY: i < nevents (kevent_into never returns more).
-                unsafe { eventlist.add(i).write_unaligned(*e) };
-            }
-            Ok(out.len() as c_int)
+            // The event list of the last call serves again (no allocation
+            // per call in steady state).
+            let mut out = std::mem::take(&mut lib.kevents);
+            out.clear();
+            let r = kevent_into(lib, kq, changes, ne, t, &mut out).map(|()| {
+                for (i, e) in out.iter().enumerate() {
+                    // SAFETY: i < nevents (kevent_into never returns more).
+                    unsafe { eventlist.add(i).write_unaligned(*e) };
+                }
+                out.len() as c_int
+            });
+            lib.kevents = out;
+            r
         })
     })
 }

@@ -60,9 +60,9 @@ pub fn entry<T>(name: &'static str, fail: T, f: impl FnOnce() -> Res<T>) -> T {
 /// returned), `EBUSY` when re-entered from a callback that zcstack is running
 /// (a packet dispatcher calling `ff_*`).
 pub fn with_lib<R>(f: impl FnOnce(&mut Lib) -> Res<R>) -> Res<R> {
-    if OWNER.get() != Some(&std::thread::current().id()) {
-        return Err(libc::EPERM);
-    }
+    // `LIB` is thread-local and set only on the thread `ff_init` ran on (the
+    // lcore thread, `OWNER`): any other thread finds `None` below, so no
+    // thread-identity check is needed per call.
     LIB.with(|l| {
         let mut g = l.try_borrow_mut().map_err(|_| libc::EBUSY)?;
         let lib = g.as_mut().ok_or(libc::EPERM)?;
@@ -137,6 +137,8 @@ pub struct Lib {
     /// since the last event wait returned; a wait makes one first when not
     /// (see `events::wait`).
     pub ran: bool,
+    /// `ff_kevent`'s event list, kept between calls.
+    pub kevents: Vec<crate::events::Kevent>,
 }
 
 impl std::fmt::Debug for Lib {
@@ -563,6 +565,7 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
                 watchers: FxHashMap::default(),
                 pending: FxHashMap::default(),
                 ran: false,
+                kevents: Vec::new(),
             })
         });
         Ok(0)

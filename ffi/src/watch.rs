@@ -20,11 +20,20 @@ pub struct Watch<K> {
     always: Vec<u64>,
     /// Scratch of [`Watch::candidates`].
     seen: FxHashSet<u64>,
+    /// The list [`Watch::candidates`] returned last, given back by
+    /// [`Watch::recycle`] so that a wait allocates nothing in steady state.
+    spare: Vec<u64>,
 }
 
 impl<K> Default for Watch<K> {
     fn default() -> Self {
-        Watch { by_file: FxHashMap::default(), recheck: Vec::new(), always: Vec::new(), seen: FxHashSet::default() }
+        Watch {
+            by_file: FxHashMap::default(),
+            recheck: Vec::new(),
+            always: Vec::new(),
+            seen: FxHashSet::default(),
+            spare: Vec::new(),
+        }
     }
 }
 
@@ -85,13 +94,21 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// wait), the every-wait files. The rechecks are consumed: the caller
     /// re-adds what stays ready level-triggered.
     pub fn candidates(&mut self, edged: impl IntoIterator<Item = u64>) -> Vec<u64> {
-        let mut c = std::mem::take(&mut self.recheck);
+        let mut c = std::mem::take(&mut self.spare);
+        c.clear();
+        c.append(&mut self.recheck);
         c.extend(edged);
         c.extend(self.always.iter().copied());
         self.seen.clear();
         let (seen, by_file) = (&mut self.seen, &self.by_file);
         c.retain(|f| by_file.contains_key(f) && seen.insert(*f));
         c
+    }
+
+    /// Gives back the list [`Watch::candidates`] returned, for its
+    /// allocation to serve the next wait.
+    pub fn recycle(&mut self, c: Vec<u64>) {
+        self.spare = c;
     }
 }
 
