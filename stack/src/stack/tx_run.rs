@@ -22,13 +22,17 @@ impl<M: PageMemory> Stack<M> {
         let mut run = false;
         for i in 0..self.segs.len() {
             let seg = &mut self.segs[i];
+            // A follower is patched only where it was built, right behind
+            // the segment it copied (checked in release builds too: one
+            // compare; a list changed in between gets whole headers).
+            let follows = run && usize::from(seg.follows) == i + 1;
             self.stats.tcp_rst_sent += u64::from(seg.rst);
             let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             if seg.fast_layout() {
                 let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
                 let tcp = tcp.try_into().expect("a whole TCP header");
                 let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
-                let hlen = if run && seg.follows {
+                let hlen = if follows {
                     debug_assert_eq!(
                         resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now).map(|m| m.0),
                         Some([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]),

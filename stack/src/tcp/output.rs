@@ -95,8 +95,15 @@ pub(crate) struct SegOut {
     /// addresses, ACK, window, SACK blocks and timestamps
     /// ([`Conn::send_data_next`]): its header differs only in sequence
     /// number, flags, lengths and checksums ([`SegOut::write_fast_follow`]).
-    pub follows: bool,
+    /// 0: not such a segment (or built past index 65,534); else 1 + this
+    /// segment's index in the output list when it was built, so a flush
+    /// that finds it elsewhere (a segment dropped or inserted before it
+    /// since) writes its header whole.
+    pub follows: u16,
 }
+
+// The per-segment path moves SegOut by inline stores (see `sack`).
+const _: () = assert!(std::mem::size_of::<SegOut>() <= 128);
 
 impl SegOut {
     pub fn empty(src: SocketAddrV4, dst: SocketAddrV4, seq: Seq) -> SegOut {
@@ -119,7 +126,7 @@ impl SegOut {
             payload: crate::phy::Payload::new(),
             copied: false,
             tso_segsz: 0,
-            follows: false,
+            follows: 0,
         }
     }
 

@@ -537,6 +537,7 @@ impl Conn {
         // made, which store forwarding cannot serve (a stall per segment).
         let (src, dst, ack, window, sack, sack_len, ts) = (p.src, p.dst, p.ack, p.window, p.sack, p.sack_len, p.ts);
         out.push(SegOut::empty(src, dst, seq));
+        let at = u16::try_from(out.len()).unwrap_or(0);
         let Some(s) = out.last_mut() else { return };
         s.ack = ack;
         s.psh = seq + len == data_end;
@@ -544,7 +545,7 @@ impl Conn {
         s.sack = sack;
         s.sack_len = sack_len;
         s.ts = ts;
-        s.follows = true;
+        s.follows = at;
         #[cfg(debug_assertions)]
         {
             let mut t = SegOut::empty(self.local, self.remote, seq);
