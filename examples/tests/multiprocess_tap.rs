@@ -91,7 +91,8 @@ impl Proc {
 fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
     let _turn = one_at_a_time();
     // Declared first: dropped last, after both processes have let go of the pages.
-    let _huge = hugepages::Hugepages::reserve("zc-mp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    let mut _huge = hugepages::Hugepages::reserve("zc-mp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    _huge.remove_files_on_drop(&file_prefix("mp.ini"));
     let ns = Netns::new("mp");
     let conf = ns.multiprocess_config("mp.ini");
     // The group's shared runtime files (Netns::config's file prefix).
@@ -200,7 +201,8 @@ fn primary_and_secondary_share_a_two_queue_tap_and_serve_64_connections() {
 #[test]
 fn a_killed_secondary_is_replaced_by_a_new_one_with_its_proc_id() {
     let _turn = one_at_a_time();
-    let _huge = hugepages::Hugepages::reserve("zc-mp2", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    let mut _huge = hugepages::Hugepages::reserve("zc-mp2", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    _huge.remove_files_on_drop(&file_prefix("mk.ini"));
     let ns = Netns::new("mk");
     let conf = ns.multiprocess_config("mk.ini");
     let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("mk.ini")));

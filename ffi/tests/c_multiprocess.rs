@@ -82,7 +82,8 @@ fn kqueue_example_as_primary_and_secondary_serves_from_both() {
     let o = Command::new(root.join("ffi/build-examples")).arg("debug").output().expect("run ffi/build-examples");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bin = root.join("target/debug/ffi-examples/main_kqueue").to_string_lossy().into_owned();
-    let _huge = hugepages::Hugepages::reserve("zc-cmp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    let mut _huge = hugepages::Hugepages::reserve("zc-cmp", 256).expect("reserve 256 2 MiB hugepages (needs root)");
+    _huge.remove_files_on_drop(&file_prefix("cmp.ini"));
     let ns = Netns::new("cmp");
     let conf = ns.multiprocess_config("cmp.ini");
     let _rt = RuntimeDir(std::path::PathBuf::from("/var/run/dpdk").join(file_prefix("cmp.ini")));

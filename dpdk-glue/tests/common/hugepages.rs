@@ -14,6 +14,8 @@ pub struct Hugepages {
     pub dir: PathBuf,
     /// Pages reserved.
     pub pages: u32,
+    /// EAL file prefixes whose hugepage map files in `dir` go on drop.
+    prefixes: Vec<String>,
 }
 
 fn script() -> PathBuf {
@@ -36,12 +38,40 @@ impl Hugepages {
         if dir.is_empty() {
             return Err("ci/hugepages printed no mount point".to_owned());
         }
-        Ok(Hugepages { tag, dir: PathBuf::from(dir), pages })
+        Ok(Hugepages { tag, dir: PathBuf::from(dir), pages, prefixes: Vec::new() })
+    }
+}
+
+impl Hugepages {
+    /// Removes the hugepage map files (`<prefix>map_<n>`) of EAL file
+    /// prefix `prefix` when the guard drops, before the pages are given
+    /// back: a multi-process primary keeps them for its secondaries (no
+    /// `--huge-unlink`), and would otherwise pin the pages after the
+    /// reservation is released. Every hugetlbfs mount is looked at, not only
+    /// [`Hugepages::dir`]: an EAL given no `--huge-dir` maps from the first
+    /// mount it finds, which may be another reservation's.
+    pub fn remove_files_on_drop(&mut self, prefix: &str) {
+        self.prefixes.push(format!("{prefix}map_"));
     }
 }
 
 impl Drop for Hugepages {
     fn drop(&mut self) {
+        if !self.prefixes.is_empty() {
+            let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+            let dirs = mounts
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.get(2) == Some(&"hugetlbfs")).then(|| PathBuf::from(f[1]))
+                })
+                .chain([self.dir.clone()]);
+            for e in dirs.filter_map(|d| std::fs::read_dir(d).ok()).flatten().flatten() {
+                if self.prefixes.iter().any(|p| e.file_name().to_string_lossy().starts_with(p.as_str())) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         match Command::new(script()).args(["--release", "--tag", &self.tag]).output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!("ci/hugepages --release --tag {}: {}", self.tag, String::from_utf8_lossy(&o.stderr)),
