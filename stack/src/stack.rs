@@ -715,11 +715,11 @@ impl<M: PageMemory> Stack<M> {
         // Emitted in place (each segment is 128 bytes; only its payload
         // list moves on with the packet), by index: nothing below adds to
         // the list, and the general path's `send_ip` starts after the
-        // segment's last use.
+        // segment's last use. (At most one segment here.)
         for i in 0..self.segs.len() {
             let seg = &mut self.segs[i];
             self.stats.tcp_rst_sent += u64::from(seg.rst);
-            let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+            let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             if seg.fast_layout() {
                 if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
                     let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];
@@ -728,32 +728,12 @@ impl<M: PageMemory> Stack<M> {
                     let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
                     let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
                     self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                    buf.clear();
-                    // Two constant lengths: each copy is a few stores.
-                    if hlen == crate::tcp::hdr_fast::WITH_TS {
-                        buf.extend_from_slice(&f);
-                    } else {
-                        buf.extend_from_slice(&f[..HEADROOM + crate::wire::TCP_HEADER]);
-                    }
-                    let frame = TxFrame {
-                        header: buf,
-                        payload: std::mem::take(&mut seg.payload),
-                        copied: seg.copied,
-                        tso_segsz: seg.tso_segsz,
-                    };
+                    let frame = fast_frame(buf, &f, hlen, seg);
                     transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
                     continue;
                 }
             }
-            seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
-            let pkt = IpOut {
-                dst: *seg.dst.ip(),
-                proto: IpProtocol::Tcp,
-                buf,
-                payload: std::mem::take(&mut seg.payload),
-                copied: seg.copied,
-                tso_segsz: seg.tso_segsz,
-            };
+            let pkt = general_packet(buf, seg, &self.mem, caps.tx_checksum_offload);
             self.send_ip(now, dev, pkt);
         }
         self.segs.clear();
@@ -819,6 +799,42 @@ fn resolved_mac(iface: &Interface, arp: &ArpCache, dst: Ipv4Address, now: Instan
         Some(EthernetAddress::BROADCAST)
     } else {
         arp.lookup(hop, now)
+    }
+}
+
+/// The frame of a segment whose headers were written in one pass into
+/// `hdr` (Ethernet + IPv4 + a TCP header of `hlen` bytes): `buf` (a
+/// recycled header buffer) gets those bytes, the segment's payload moves
+/// on with it.
+#[inline(always)]
+fn fast_frame(
+    mut buf: Vec<u8>,
+    hdr: &[u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS],
+    hlen: usize,
+    seg: &mut SegOut,
+) -> TxFrame {
+    buf.clear();
+    // Two constant lengths: each copy is a few stores.
+    if hlen == crate::tcp::hdr_fast::WITH_TS {
+        buf.extend_from_slice(hdr);
+    } else {
+        buf.extend_from_slice(&hdr[..HEADROOM + crate::wire::TCP_HEADER]);
+    }
+    TxFrame { header: buf, payload: std::mem::take(&mut seg.payload), copied: seg.copied, tso_segsz: seg.tso_segsz }
+}
+
+/// The general path's packet for a segment: its TCP header emitted after
+/// [`HEADROOM`] in `buf`, for [`Stack::send_ip`] to route and encapsulate.
+#[inline(always)]
+fn general_packet(mut buf: Vec<u8>, seg: &mut SegOut, mem: &dyn PageMemory, checksum_offload: bool) -> IpOut {
+    seg.emit(&mut buf, HEADROOM, mem, checksum_offload);
+    IpOut {
+        dst: *seg.dst.ip(),
+        proto: IpProtocol::Tcp,
+        buf,
+        payload: std::mem::take(&mut seg.payload),
+        copied: seg.copied,
+        tso_segsz: seg.tso_segsz,
     }
 }
 

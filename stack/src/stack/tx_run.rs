@@ -27,7 +27,7 @@ impl<M: PageMemory> Stack<M> {
             // compare; a list changed in between gets whole headers).
             let follows = run && usize::from(seg.follows) == i + 1;
             self.stats.tcp_rst_sent += u64::from(seg.rst);
-            let mut buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+            let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
             if seg.fast_layout() {
                 let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
                 let tcp = tcp.try_into().expect("a whole TCP header");
@@ -57,33 +57,13 @@ impl<M: PageMemory> Stack<M> {
                 };
                 if let Some(hlen) = hlen {
                     run = true;
-                    buf.clear();
-                    // Two constant lengths: each copy is a few stores.
-                    if hlen == crate::tcp::hdr_fast::WITH_TS {
-                        buf.extend_from_slice(&self.tx_hdr);
-                    } else {
-                        buf.extend_from_slice(&self.tx_hdr[..HEADROOM + crate::wire::TCP_HEADER]);
-                    }
-                    let frame = TxFrame {
-                        header: buf,
-                        payload: std::mem::take(&mut seg.payload),
-                        copied: seg.copied,
-                        tso_segsz: seg.tso_segsz,
-                    };
+                    let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
                     transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
                     continue;
                 }
             }
             run = false;
-            seg.emit(&mut buf, HEADROOM, &self.mem, caps.tx_checksum_offload);
-            let pkt = IpOut {
-                dst: *seg.dst.ip(),
-                proto: IpProtocol::Tcp,
-                buf,
-                payload: std::mem::take(&mut seg.payload),
-                copied: seg.copied,
-                tso_segsz: seg.tso_segsz,
-            };
+            let pkt = general_packet(buf, seg, &self.mem, caps.tx_checksum_offload);
             self.send_ip(now, dev, pkt);
         }
         self.segs.clear();
