@@ -103,7 +103,7 @@ const EV_ERROR: u16 = 0x4000;
 /// has knotes of its own).
 pub fn forget_fd_knotes(lib: &mut Lib, fd: c_int) {
     let mut gone = Vec::new();
-    for (&set, f) in lib.files.iter_mut() {
+    for (set, f) in lib.files.iter_mut() {
         if let Kind::Kqueue(k) = &mut f.kind {
             let keys: Vec<_> = k.notes.iter().filter(|((i, _), _)| *i == fd).map(|(key, n)| (*key, n.file)).collect();
             for (key, file) in keys {
@@ -124,7 +124,7 @@ pub fn forget_fd_knotes(lib: &mut Lib, fd: c_int) {
 /// the file stays open, and keeps reporting them with their `data`).
 pub fn forget_file_epoll(lib: &mut Lib, id: u64) {
     let mut gone = Vec::new();
-    for (&set, f) in lib.files.iter_mut() {
+    for (set, f) in lib.files.iter_mut() {
         if let Kind::Epoll(e) = &mut f.kind {
             let fds: Vec<c_int> = e.regs.iter().filter(|(_, r)| r.file == id).map(|(fd, _)| *fd).collect();
             for fd in fds {
@@ -241,7 +241,7 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
             }
             let set = lib.file_id(epfd)?;
             let file = lib.file_id(fd)?;
-            let udp = match lib.files.get(&file).map(|f| &f.kind) {
+            let udp = match lib.files.get(file).map(|f| &f.kind) {
                 Some(Kind::Tcp { .. }) => false,
                 Some(Kind::Udp { .. }) => true,
                 _ => return Err(libc::EPERM),
@@ -348,20 +348,33 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     return Err(libc::EINVAL);
                 };
                 wait(lib, i64::from(timeout), |lib| {
-                    // The set is drained in place: its allocation stays for
-                    // the next reports.
-                    let cands = match lib.pending.get_mut(&set) {
-                        Some(edged) => ep.watch.candidates(edged.drain()),
-                        None => ep.watch.candidates(std::iter::empty()),
-                    };
+                    if ep.watch.quiet() && !lib.has_pending(set) {
+                        return Ok(0); // nothing reported, nothing to look at again
+                    }
+                    let mut edged = lib.take_pending(set);
+                    let cands = ep.watch.candidates(edged.drain(..));
+                    lib.recycle_pending(set, edged);
                     let mut n = 0;
                     'files: for (i, &file) in cands.iter().enumerate() {
-                        if !lib.files.contains_key(&file) {
+                        if !lib.files.contains(file) {
                             continue;
                         }
                         let counters = lib.edges(file);
-                        for j in 0..ep.watch.keys(file).len() {
-                            let fd = ep.watch.keys(file)[j];
+                        // The file's descriptors, copied out of the watch
+                        // (it changes below); rarely more than 4 (dups).
+                        let mut few = [0; 4];
+                        let many;
+                        let fds: &[c_int] = match ep.watch.keys(file) {
+                            k if k.len() <= few.len() => {
+                                few[..k.len()].copy_from_slice(k);
+                                &few[..k.len()]
+                            }
+                            k => {
+                                many = k.to_vec();
+                                &many
+                            }
+                        };
+                        for &fd in fds {
                             let Some(reg) = ep.regs.get_mut(&fd) else { continue };
                             if reg.file != file || reg.spent {
                                 continue;
@@ -435,7 +448,7 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
         return Ok(());
     }
     let file = lib.file_id(fd)?;
-    let udp = match lib.files.get(&file).map(|f| &f.kind) {
+    let udp = match lib.files.get(file).map(|f| &f.kind) {
         Some(Kind::Tcp { .. }) => false,
         Some(Kind::Udp { .. }) => true,
         _ => return Err(libc::EINVAL),
@@ -474,19 +487,33 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
 /// The events of a kqueue ready now (up to `max`), via `out`: looks at the
 /// candidate files only ([`Watch::candidates`]).
 fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
-    // The set is drained in place: its allocation stays for the next reports.
-    let cands = match lib.pending.get_mut(&set) {
-        Some(edged) => kq.watch.candidates(edged.drain()),
-        None => kq.watch.candidates(std::iter::empty()),
-    };
+    if kq.watch.quiet() && !lib.has_pending(set) {
+        return; // nothing reported, nothing level-triggered to look at again
+    }
+    let mut edged = lib.take_pending(set);
+    let cands = kq.watch.candidates(edged.drain(..));
+    lib.recycle_pending(set, edged);
     let mut gone = Vec::new();
     'files: for (i, &file) in cands.iter().enumerate() {
-        if !lib.files.contains_key(&file) {
+        if !lib.files.contains(file) {
             continue;
         }
         let (rd, wr) = lib.edges(file);
-        for j in 0..kq.watch.keys(file).len() {
-            let (fd, filter) = kq.watch.keys(file)[j];
+        // The file's keys, copied out of the watch (it changes below); a
+        // file has one per filter and descriptor: rarely more than 4.
+        let mut few = [(0, 0); 4];
+        let many;
+        let keys: &[(c_int, i16)] = match kq.watch.keys(file) {
+            k if k.len() <= few.len() => {
+                few[..k.len()].copy_from_slice(k);
+                &few[..k.len()]
+            }
+            k => {
+                many = k.to_vec();
+                &many
+            }
+        };
+        for &(fd, filter) in keys {
             let Some(n) = kq.notes.get_mut(&(fd, filter)) else { continue };
             if n.file != file || !n.enabled {
                 continue;
@@ -538,6 +565,18 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
     }
 }
 
+/// Whether kqueue `set` has nothing to look at after the engine's latest
+/// reports (pumped here): no file reported since it last looked, none to
+/// look at again (level-triggered, just added, UDP). `false` for anything
+/// else (not a kqueue, or one being worked on).
+fn quiet_kqueue(lib: &mut Lib, set: u64) -> bool {
+    lib.pump();
+    match lib.files.get(set) {
+        Some(f) => matches!(&f.kind, Kind::Kqueue(kq) if kq.watch.quiet()) && f.pending.is_empty(),
+        None => false,
+    }
+}
+
 /// The body of `ff_kevent`: changes, then up to `nevents` events.
 fn kevent_into(
     lib: &mut Lib,
@@ -548,6 +587,13 @@ fn kevent_into(
     out: &mut Vec<Kevent>,
 ) -> Res<()> {
     let set = lib.file_id(kqfd)?;
+    if changes.is_empty() && nevents > 0 && timeout == 0 && lib.ran && quiet_kqueue(lib, set) {
+        // What `wait` would do, for the common poll of a loop callback
+        // (`ff_run` just made a pass): nothing reported since the kqueue
+        // last looked and nothing to look at again, so no event.
+        lib.ran = false;
+        return Ok(());
+    }
     // FreeBSD: kevent on a descriptor that is not a kqueue is EBADF.
     if !matches!(lib.file(kqfd)?.kind, Kind::Kqueue(_) | Kind::Busy) {
         return Err(libc::EBADF);

@@ -16,8 +16,10 @@
 
 pub mod errno;
 mod events;
+mod files;
 mod hooks;
 mod log;
+mod slot;
 mod sock;
 pub mod state;
 mod stubs;

@@ -1,7 +1,6 @@
 //! The process's one stack: who may call (the lcore thread), the descriptor
 //! table, and the loop (`ff_init`, `ff_run`, `ff_stop_run`).
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::net::SocketAddrV4;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,6 +16,7 @@ use zcstack::udp::UdpHandle;
 use zcstack::{Instant, SocketHandle, Stack, State};
 
 use crate::errno::set_errno;
+use crate::files::Files;
 use crate::hooks::{DispatchFn, FfDevice, HookStats};
 
 /// The lowest descriptor `ff_socket` hands out (0-2 look like stdio to C code).
@@ -33,10 +33,6 @@ static OWNER: OnceLock<ThreadId> = OnceLock::new();
 static STOP: AtomicBool = AtomicBool::new(false);
 /// The runtime's stop handle, for `ff_stop_run` from another thread.
 static STOPPER: OnceLock<StopHandle> = OnceLock::new();
-
-thread_local! {
-    static LIB: RefCell<Option<Lib>> = const { RefCell::new(None) };
-}
 
 /// Runs an entry point's body: a panic never crosses into C (it is logged
 /// and becomes `errno = EIO`); `Err(e)` sets `errno = e` and returns `fail`.
@@ -55,20 +51,7 @@ pub fn entry<T>(name: &'static str, fail: T, f: impl FnOnce() -> Res<T>) -> T {
     }
 }
 
-/// Runs `f` with the stack of this process: `EPERM` when called from a
-/// thread other than the lcore thread or before `ff_init` (or after `ff_run`
-/// returned), `EBUSY` when re-entered from a callback that zcstack is running
-/// (a packet dispatcher calling `ff_*`).
-pub fn with_lib<R>(f: impl FnOnce(&mut Lib) -> Res<R>) -> Res<R> {
-    // `LIB` is thread-local and set only on the thread `ff_init` ran on (the
-    // lcore thread, `OWNER`): any other thread finds `None` below, so no
-    // thread-identity check is needed per call.
-    LIB.with(|l| {
-        let mut g = l.try_borrow_mut().map_err(|_| libc::EBUSY)?;
-        let lib = g.as_mut().ok_or(libc::EPERM)?;
-        f(lib)
-    })
-}
+pub use crate::slot::with_lib;
 
 /// A TCP socket's life so far.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +91,28 @@ pub struct File {
     pub edge_rd: u64,
     /// Edges of writability.
     pub edge_wr: u64,
+    /// The event sets watching this file, each with whether this file is
+    /// in its [`File::pending`] list now.
+    pub watchers: Vec<Watcher>,
+    /// An event set's files with an engine report since it last looked
+    /// ([`crate::watch::Watch::candidates`]), each once; empty for others.
+    pub pending: Vec<u64>,
+}
+
+impl File {
+    /// A file of `kind` with one descriptor, no edges, watched by no set.
+    pub fn new(kind: Kind) -> File {
+        File { refs: 1, kind, edge_rd: 0, edge_wr: 0, watchers: Vec::new(), pending: Vec::new() }
+    }
+}
+
+/// One event set watching a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Watcher {
+    /// The set's file id.
+    pub set: u64,
+    /// The file is in the set's pending list (so it goes there once).
+    pub queued: bool,
 }
 
 /// Process-wide state on the lcore thread.
@@ -117,8 +122,7 @@ pub struct Lib {
     /// Descriptor → file id.
     pub fds: Vec<Option<u64>>,
     /// Open files by id (the id is the engine's event token).
-    pub files: FxHashMap<u64, File>,
-    next_file: u64,
+    pub files: Files,
     events: Vec<zcstack::Event>,
     /// Live zero-copy chains by their `bsd_mbuf` handle.
     pub zc: FxHashMap<usize, Box<zcstack::FfZcMbuf>>,
@@ -128,11 +132,6 @@ pub struct Lib {
     pub dispatcher: Option<DispatchFn>,
     /// Counters of the packet hooks.
     pub hooks: HookStats,
-    /// The event sets (file ids) watching each file.
-    pub watchers: FxHashMap<u64, Vec<u64>>,
-    /// Per event set, the files with an engine report since it last
-    /// looked ([`crate::watch::Watch::candidates`]).
-    pub pending: FxHashMap<u64, rustc_hash::FxHashSet<u64>>,
     /// Whether the engine made a pass ([`Lib::drive`], or `ff_run`'s own)
     /// since the last event wait returned; a wait makes one first when not
     /// (see `events::wait`).
@@ -166,16 +165,14 @@ impl Lib {
     /// The file of descriptor `fd`.
     pub fn file(&mut self, fd: c_int) -> Res<&mut File> {
         let id = self.file_id(fd)?;
-        self.files.get_mut(&id).ok_or(libc::EBADF)
+        self.files.get_mut(id).ok_or(libc::EBADF)
     }
 
     /// A new descriptor for a new file of `kind` (lowest free, `EMFILE` past
     /// [`MAX_FDS`]).
     pub fn open(&mut self, kind: Kind) -> Res<c_int> {
-        let id = self.next_file;
-        self.next_file += 1;
         let fd = self.free_fd()?;
-        self.files.insert(id, File { refs: 1, kind, edge_rd: 0, edge_wr: 0 });
+        let id = self.files.insert(File::new(kind));
         self.fds[fd] = Some(id);
         Ok(fd as c_int)
     }
@@ -210,7 +207,7 @@ impl Lib {
             None => self.free_fd()?,
         };
         self.fds[fd] = Some(id);
-        if let Some(f) = self.files.get_mut(&id) {
+        if let Some(f) = self.files.get_mut(id) {
             f.refs += 1;
         }
         Ok(fd as c_int)
@@ -232,7 +229,7 @@ impl Lib {
         self.fds[fd as usize] = None;
         // kqueue knotes belong to the descriptor (FreeBSD's knote_fdclose).
         crate::events::forget_fd_knotes(self, fd);
-        let last = self.files.get_mut(&id).map(|f| {
+        let last = self.files.get_mut(id).map(|f| {
             f.refs -= 1;
             f.refs == 0
         });
@@ -243,9 +240,9 @@ impl Lib {
         // descriptor (Linux: "closing a file descriptor removes it from all
         // epoll sets only if all descriptors of the file are closed").
         crate::events::forget_file_epoll(self, id);
-        let Some(file) = self.files.remove(&id) else { return Ok(()) };
-        self.watchers.remove(&id);
-        self.pending.remove(&id);
+        // Its watchers and (an event set's) pending list go with it; ids
+        // of it left in other sets' lists name nothing any more.
+        let Some(file) = self.files.remove(id) else { return Ok(()) };
         let now = self.now();
         match file.kind {
             Kind::Tcp { st: TcpSt::Listen(h) | TcpSt::Conn(h), .. } => {
@@ -264,18 +261,46 @@ impl Lib {
     /// Event set `set` now watches `file`: the engine's reports on `file`
     /// reach it.
     pub fn watch_file(&mut self, set: u64, file: u64) {
-        let w = self.watchers.entry(file).or_default();
-        if !w.contains(&set) {
-            w.push(set);
+        if let Some(f) = self.files.get_mut(file) {
+            if !f.watchers.iter().any(|w| w.set == set) {
+                f.watchers.push(Watcher { set, queued: false });
+            }
         }
     }
 
     /// Event set `set` no longer watches `file`.
     pub fn unwatch(&mut self, set: u64, file: u64) {
-        if let Some(w) = self.watchers.get_mut(&file) {
-            w.retain(|s| *s != set);
-            if w.is_empty() {
-                self.watchers.remove(&file);
+        let Some(f) = self.files.get_mut(file) else { return };
+        let Some(i) = f.watchers.iter().position(|w| w.set == set) else { return };
+        if f.watchers.swap_remove(i).queued {
+            if let Some(s) = self.files.get_mut(set) {
+                s.pending.retain(|&p| p != file);
+            }
+        }
+    }
+
+    /// The files with an engine report since event set `set` last looked,
+    /// each once (the list is taken: give it back with
+    /// [`Lib::recycle_pending`] so its allocation serves again).
+    pub fn take_pending(&mut self, set: u64) -> Vec<u64> {
+        let Some(s) = self.files.get_mut(set) else { return Vec::new() };
+        let list = std::mem::take(&mut s.pending);
+        for &file in &list {
+            if let Some(f) = self.files.get_mut(file) {
+                for w in f.watchers.iter_mut().filter(|w| w.set == set) {
+                    w.queued = false;
+                }
+            }
+        }
+        list
+    }
+
+    /// Gives back the (drained) list [`Lib::take_pending`] returned.
+    pub fn recycle_pending(&mut self, set: u64, mut list: Vec<u64>) {
+        list.clear();
+        if let Some(s) = self.files.get_mut(set) {
+            if s.pending.is_empty() {
+                s.pending = list;
             }
         }
     }
@@ -304,7 +329,19 @@ impl Lib {
     /// `[pcap]`); whether frames left.
     pub fn push(&mut self) -> bool {
         let now = self.now();
+        self.push_at(now)
+    }
+
+    /// [`Lib::push`] at engine time `now` (`ff_run` gives its pass's time,
+    /// as [`Runtime::run_pushing`] gives a Rust callback: no TSC read).
+    pub fn push_at(&mut self, now: Instant) -> bool {
         self.rt.with_device(|stack, dev| stack.push_output(now, dev))
+    }
+
+    /// Whether event set `set` has files with engine reports it has not
+    /// looked at.
+    pub fn has_pending(&self, set: u64) -> bool {
+        self.files.get(set).is_some_and(|s| !s.pending.is_empty())
     }
 
     /// The edge counters of file `id` (read, write): a registration with
@@ -313,7 +350,7 @@ impl Lib {
     /// edge is its count of datagrams queued (one edge per arrival, as
     /// Linux wakes an edge-triggered waiter per datagram).
     pub fn edges(&mut self, id: u64) -> (u64, u64) {
-        let Some(f) = self.files.get(&id) else { return (0, 0) };
+        let Some(f) = self.files.get(id) else { return (0, 0) };
         match f.kind {
             Kind::Udp { h: Some(h), .. } => {
                 let wr = f.edge_wr;
@@ -327,17 +364,24 @@ impl Lib {
     pub fn pump(&mut self) {
         self.events.clear();
         self.rt.stack.poll_events(&mut self.events);
+        let files = &mut self.files;
         for ev in &self.events {
             let id = ev.token.0 as u64;
-            for set in self.watchers.get(&id).map_or(&[][..], Vec::as_slice) {
-                self.pending.entry(*set).or_default().insert(id);
+            let Some(f) = files.get_mut(id) else { continue };
+            if ev.readable || ev.hup || ev.error {
+                f.edge_rd += 1;
             }
-            if let Some(f) = self.files.get_mut(&id) {
-                if ev.readable || ev.hup || ev.error {
-                    f.edge_rd += 1;
-                }
-                if ev.writable || ev.error {
-                    f.edge_wr += 1;
+            if ev.writable || ev.error {
+                f.edge_wr += 1;
+            }
+            // Each watching set gets the file in its pending list once
+            // (the `queued` mark), however many reports come before it looks.
+            for j in 0..f.watchers.len() {
+                let Some(w) = files.get(id).map(|f| f.watchers[j]).filter(|w| !w.queued) else { continue };
+                let Some(s) = files.get_mut(w.set) else { continue };
+                s.pending.push(id);
+                if let Some(f) = files.get_mut(id) {
+                    f.watchers[j].queued = true;
                 }
             }
         }
@@ -371,7 +415,7 @@ pub struct Ready {
 impl Lib {
     /// The readiness of the file behind `fd` (`None`: not pollable or closed).
     pub fn ready(&mut self, id: u64) -> Option<Ready> {
-        let kind = match &self.files.get(&id)?.kind {
+        let kind = match &self.files.get(id)?.kind {
             Kind::Tcp { st, .. } => *st,
             Kind::Udp { h, .. } => {
                 let n = h.and_then(|h| self.rt.stack.udp_recv_queued(h).ok()).unwrap_or(0);
@@ -387,19 +431,19 @@ impl Lib {
                 Ready { rd: n > 0, nread: n, ..Ready::default() }
             }
             TcpSt::Conn(h) => {
-                let Ok(state) = tcp.state(h) else {
+                let Ok(r) = tcp.readiness(h) else {
                     return Some(Ready { rd: true, hup: true, rdhup: true, ..Ready::default() });
                 };
-                let err = tcp.error(h).map(crate::errno::tcp).unwrap_or(0);
-                let closed = matches!(state, State::Closed | State::Closing | State::LastAck | State::TimeWait);
+                let err = r.error.map(crate::errno::tcp).unwrap_or(0);
+                let closed = matches!(r.state, State::Closed | State::Closing | State::LastAck | State::TimeWait);
                 Ready {
-                    rd: tcp.readable(h) || err != 0,
-                    wr: tcp.writable(h) || err != 0,
+                    rd: r.readable || err != 0,
+                    wr: r.writable || err != 0,
                     hup: closed || err != 0,
-                    rdhup: tcp.peer_closed(h),
+                    rdhup: r.peer_closed,
                     err,
-                    nread: tcp.recv_queued(h).unwrap_or(0),
-                    nwrite: tcp.send_room(h).unwrap_or(0),
+                    nread: r.recv_queued,
+                    nwrite: r.send_room,
                 }
             }
         })
@@ -551,22 +595,17 @@ pub unsafe extern "C" fn ff_init(argc: c_int, argv: *const *const c_char) -> c_i
         };
         rt.stop_handle().stop_on_signals();
         let _ = STOPPER.set(rt.stop_handle());
-        LIB.with(|l| {
-            *l.borrow_mut() = Some(Lib {
-                rt: Box::new(rt),
-                fds: vec![None; FIRST_FD],
-                files: FxHashMap::default(),
-                next_file: 1,
-                events: Vec::new(),
-                zc: FxHashMap::default(),
-                zc_handles,
-                dispatcher: None,
-                hooks: HookStats::default(),
-                watchers: FxHashMap::default(),
-                pending: FxHashMap::default(),
-                ran: false,
-                kevents: Vec::new(),
-            })
+        crate::slot::install(Lib {
+            rt: Box::new(rt),
+            fds: vec![None; FIRST_FD],
+            files: Files::default(),
+            events: Vec::new(),
+            zc: FxHashMap::default(),
+            zc_handles,
+            dispatcher: None,
+            hooks: HookStats::default(),
+            ran: false,
+            kevents: Vec::new(),
         });
         Ok(0)
     })
@@ -618,17 +657,26 @@ pub unsafe extern "C" fn ff_run(lp: Option<LoopFn>, arg: *mut c_void) {
             with_lib(|lib| {
                 // Frames sent here are the application's work; pass_end
                 // then finds nothing more to push.
-                let did_usr = lib.push();
+                let did_usr = lib.push_at(pass.now());
                 lib.rt.pass_end(&mut pass, did_usr);
                 Ok(())
             })
         });
     }
     entry("ff_run", (), || {
-        let lib = LIB.with(|l| l.borrow_mut().take());
+        let lib = crate::slot::take();
         if let Some(mut lib) = lib {
+            let c = lib.rt.cycles();
             match lib.rt.shutdown() {
-                Ok((free, total, mbufs)) => tracing::info!(free, total, mbufs, "ff_run: stack shut down"),
+                Ok((free, total, mbufs)) => tracing::info!(
+                    free,
+                    total,
+                    mbufs,
+                    usr_cycles = c.usr,
+                    sys_cycles = c.sys,
+                    idle_cycles = c.idle,
+                    "ff_run: stack shut down"
+                ),
                 Err(e) => tracing::warn!(%e, "ff_run: shutdown"),
             }
         }

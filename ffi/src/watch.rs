@@ -6,34 +6,36 @@
 //! enabled (`recheck`), and UDP sockets (their edges are datagram
 //! arrivals, which the engine does not report: looked at every wait).
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 /// One event set's registrations by file, and its candidates.
 #[derive(Debug)]
 pub struct Watch<K> {
     /// The keys (epoll: descriptor; kqueue: descriptor and filter) of each
-    /// watched file.
-    by_file: FxHashMap<u64, Vec<K>>,
+    /// watched file, and the [`Watch::candidates`] call that last listed it.
+    by_file: FxHashMap<u64, Watched<K>>,
     /// Files to look at on the next wait whatever the engine reports.
     recheck: Vec<u64>,
     /// Files looked at on every wait (UDP sockets).
     always: Vec<u64>,
-    /// Scratch of [`Watch::candidates`].
-    seen: FxHashSet<u64>,
+    /// Number of the current [`Watch::candidates`] call (a file is listed
+    /// once per call: its `listed` equals this once it is).
+    round: u64,
     /// The list [`Watch::candidates`] returned last, given back by
     /// [`Watch::recycle`] so that a wait allocates nothing in steady state.
     spare: Vec<u64>,
 }
 
+/// One watched file.
+#[derive(Debug)]
+struct Watched<K> {
+    keys: Vec<K>,
+    listed: u64,
+}
+
 impl<K> Default for Watch<K> {
     fn default() -> Self {
-        Watch {
-            by_file: FxHashMap::default(),
-            recheck: Vec::new(),
-            always: Vec::new(),
-            seen: FxHashSet::default(),
-            spare: Vec::new(),
-        }
+        Watch { by_file: FxHashMap::default(), recheck: Vec::new(), always: Vec::new(), round: 0, spare: Vec::new() }
     }
 }
 
@@ -41,9 +43,9 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// `key` now watches `file` (added, modified or enabled): looked at on
     /// the next wait. `every_wait`: the file has no engine reports (UDP).
     pub fn add(&mut self, file: u64, key: K, every_wait: bool) {
-        let keys = self.by_file.entry(file).or_default();
-        if !keys.contains(&key) {
-            keys.push(key);
+        let w = self.by_file.entry(file).or_insert_with(|| Watched { keys: Vec::new(), listed: 0 });
+        if !w.keys.contains(&key) {
+            w.keys.push(key);
         }
         if every_wait && !self.always.contains(&file) {
             self.always.push(file);
@@ -53,9 +55,9 @@ impl<K: Copy + PartialEq> Watch<K> {
 
     /// `key` no longer watches `file`; whether the file has no key left.
     pub fn remove(&mut self, file: u64, key: K) -> bool {
-        let Some(keys) = self.by_file.get_mut(&file) else { return true };
-        keys.retain(|k| *k != key);
-        if !keys.is_empty() {
+        let Some(w) = self.by_file.get_mut(&file) else { return true };
+        w.keys.retain(|k| *k != key);
+        if !w.keys.is_empty() {
             return false;
         }
         self.by_file.remove(&file);
@@ -79,9 +81,15 @@ impl<K: Copy + PartialEq> Watch<K> {
         self.recheck.extend(rest);
     }
 
+    /// Whether a wait has nothing to look at unless an engine report came:
+    /// no rechecks, no every-wait files.
+    pub fn quiet(&self) -> bool {
+        self.recheck.is_empty() && self.always.is_empty()
+    }
+
     /// The keys of `file` (empty if none).
     pub fn keys(&self, file: u64) -> &[K] {
-        self.by_file.get(&file).map_or(&[], Vec::as_slice)
+        self.by_file.get(&file).map_or(&[], |w| w.keys.as_slice())
     }
 
     /// Every watched file.
@@ -99,9 +107,16 @@ impl<K: Copy + PartialEq> Watch<K> {
         c.append(&mut self.recheck);
         c.extend(edged);
         c.extend(self.always.iter().copied());
-        self.seen.clear();
-        let (seen, by_file) = (&mut self.seen, &self.by_file);
-        c.retain(|f| by_file.contains_key(f) && seen.insert(*f));
+        self.round += 1;
+        let (round, by_file) = (self.round, &mut self.by_file);
+        // Watched files only, each once: one lookup per entry.
+        c.retain(|f| match by_file.get_mut(f) {
+            Some(w) if w.listed != round => {
+                w.listed = round;
+                true
+            }
+            _ => false,
+        });
         c
     }
 

@@ -370,6 +370,11 @@ impl<M: PageMemory> Stack<M> {
     /// for level and edge semantics); returns how many were added. Costs
     /// O(changed + level-ready sockets), never O(all sockets).
     pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        // No socket changed, none reported level-triggered last time and no
+        // writer waits for pages: nothing to report (an idle pass's cost).
+        if !self.tcp.has_notifications() && self.registry.recheck.is_empty() && !self.tcp.pressure_waiters() {
+            return 0;
+        }
         let t = self.tcp.stages.start();
         self.tcp.observe_pages(&self.mem);
         let mut cand = std::mem::take(&mut self.scratch);
@@ -390,8 +395,11 @@ impl<M: PageMemory> Stack<M> {
             let (readable, writable, hup, error) = if self.tcp.is_listener(*h) {
                 (self.tcp.acceptable(*h), false, false, false)
             } else {
-                let err = self.tcp.error(*h).is_some();
-                (self.tcp.readable(*h), self.tcp.writable(*h), self.tcp.hung_up(*h), err)
+                match self.tcp.readiness(*h) {
+                    Ok(r) => (r.readable, r.writable, r.hung_up, r.error.is_some()),
+                    // Gone: hung up (as `hung_up` reports a handle it cannot find).
+                    Err(_) => (false, false, true, false),
+                }
             };
             let r = readable && reg.interest.is_readable();
             let w = writable && reg.interest.is_writable();

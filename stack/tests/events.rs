@@ -77,3 +77,62 @@ fn listener_and_connection_events_level_and_edge() {
     p.a.tcp_close(s, p.now).unwrap();
     assert!(p.a.deregister(s).is_err());
 }
+
+/// `readiness` (one lookup, used by poll_events and the C API's waits)
+/// agrees with the single queries at every step of a connection's life:
+/// connecting, established with data both ways, peer FIN with data unread,
+/// our FIN, reset, and a handle that is gone.
+#[test]
+fn readiness_matches_the_single_queries_through_a_connection_life() {
+    fn check(p: &mut Pair, on_a: bool, h: zcstack::SocketHandle, what: &str) {
+        let t = if on_a { p.a.tcp() } else { p.b.tcp() };
+        match t.readiness(h) {
+            Ok(r) => {
+                assert_eq!(Ok(r.state), t.state(h), "{what}: state");
+                assert_eq!(r.error, t.error(h), "{what}: error");
+                assert_eq!(r.readable, t.readable(h), "{what}: readable");
+                assert_eq!(r.writable, t.writable(h), "{what}: writable");
+                assert_eq!(r.hung_up, t.hung_up(h), "{what}: hung_up");
+                assert_eq!(r.peer_closed, t.peer_closed(h), "{what}: peer_closed");
+                assert_eq!(Ok(r.recv_queued), t.recv_queued(h), "{what}: recv_queued");
+                assert_eq!(Ok(r.send_room), t.send_room(h), "{what}: send_room");
+            }
+            Err(e) => {
+                assert!(t.state(h).is_err(), "{what}: readiness {e:?} but state {:?}", t.state(h));
+                assert!(!t.readable(h) && !t.writable(h) && t.hung_up(h), "{what}: a gone handle");
+            }
+        }
+    }
+    let mut p = Pair::new(SimConfig::default(), 23);
+    let l = p.a.tcp_listen(80, 8).unwrap();
+    let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    check(&mut p, false, c, "syn-sent");
+    settle(&mut p);
+    let (s, _) = p.a.tcp_accept(l).unwrap();
+    check(&mut p, true, s, "established, idle");
+    check(&mut p, false, c, "client established");
+    p.b.tcp_write(c, b"request").unwrap();
+    check(&mut p, false, c, "client with data queued");
+    settle(&mut p);
+    check(&mut p, true, s, "data unread");
+    p.b.tcp_close(c, p.now).unwrap();
+    settle(&mut p);
+    check(&mut p, true, s, "peer FIN, data unread");
+    check(&mut p, false, c, "client FIN-WAIT-2");
+    let mut buf = [0u8; 16];
+    assert_eq!(p.a.tcp_read(s, &mut buf), Ok(7));
+    check(&mut p, true, s, "peer FIN, drained");
+    p.a.tcp_write(s, b"reply").unwrap();
+    p.a.tcp_close(s, p.now).unwrap();
+    check(&mut p, true, s, "our FIN queued");
+    settle(&mut p);
+    check(&mut p, true, s, "closed");
+    // A reset connection carries its error.
+    let c2 = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    settle(&mut p);
+    let (s2, _) = p.a.tcp_accept(l).unwrap();
+    p.a.tcp_abort(s2).unwrap();
+    settle(&mut p);
+    check(&mut p, false, c2, "reset by the peer");
+    check(&mut p, true, s2, "aborted here");
+}

@@ -3,6 +3,27 @@
 
 use super::*;
 
+/// A connection's readiness in one piece ([`TcpEngine::readiness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// RFC 9293 state.
+    pub state: State,
+    /// The pending error, if any.
+    pub error: Option<TcpError>,
+    /// `read` would return data, end of stream or an error.
+    pub readable: bool,
+    /// `write` would take at least one byte (or fail).
+    pub writable: bool,
+    /// No more data will come and none is queued (or the connection is gone).
+    pub hung_up: bool,
+    /// The peer's FIN arrived in order (data may still be queued).
+    pub peer_closed: bool,
+    /// Bytes ready to read.
+    pub recv_queued: usize,
+    /// Bytes `write` would take now.
+    pub send_room: usize,
+}
+
 impl TcpEngine {
     /// Reads received bytes. `Ok(0)` means end of stream: the peer closed,
     /// the application shut the receive side (`SHUT_RD`), or the
@@ -377,6 +398,32 @@ impl TcpEngine {
     /// The connection's pending error, if any.
     pub fn error(&self, h: SocketHandle) -> Option<TcpError> {
         self.conn(h).ok().and_then(|c| c.error)
+    }
+
+    /// What a readiness interface (poll, epoll, kqueue) reports of
+    /// connection `h`, from one lookup: each field equals what the query
+    /// of the same name returns ([`TcpEngine::state`], [`TcpEngine::error`],
+    /// [`TcpEngine::readable`], [`TcpEngine::writable`],
+    /// [`TcpEngine::hung_up`], [`TcpEngine::peer_closed`],
+    /// [`TcpEngine::recv_queued`], [`TcpEngine::send_room`]).
+    /// `InvalidHandle` if `h` names no connection.
+    pub fn readiness(&self, h: SocketHandle) -> Result<Readiness, TcpError> {
+        let c = self.conn(h)?;
+        // send_room's rule; can_send already excludes a failed connection.
+        let room = if c.can_send() { c.send_room().min(self.pressure_room(h.idx, c, true)) } else { 0 };
+        Ok(Readiness {
+            state: c.state,
+            error: c.error,
+            readable: c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some(),
+            writable: (c.state.synchronized() && room > 0) || c.error.is_some(),
+            hung_up: c.at_eof() || c.state == State::Closed,
+            peer_closed: matches!(
+                c.state,
+                State::CloseWait | State::Closing | State::LastAck | State::TimeWait | State::Closed
+            ),
+            recv_queued: c.recv_len(),
+            send_room: room,
+        })
     }
 
     /// Local and remote addresses.

@@ -34,6 +34,7 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+pub use api::Readiness;
 pub(crate) use conn::{Conn, Outcome, SegIn};
 pub(crate) use output::SegOut;
 pub use seq::Seq;
@@ -367,6 +368,12 @@ impl TcpEngine {
     /// applications that never call `poll_events`.
     pub(crate) fn clear_notifications(&mut self) {
         self.notify.clear();
+    }
+
+    /// Whether sockets changed since [`TcpEngine::take_notifications`].
+    #[inline]
+    pub fn has_notifications(&self) -> bool {
+        !self.notify.is_empty()
     }
 
     /// Moves the sockets whose readiness may have changed into `out`.
