@@ -316,9 +316,10 @@ impl Lib {
     /// [`Lib::drive`] at engine time `now`.
     fn poll_at(&mut self, now: Instant) -> bool {
         let (dispatcher, hooks) = (self.dispatcher, &mut self.hooks);
-        let did = self.rt.with_device(|stack, dev| {
-            let mut dev = FfDevice { inner: dev, dispatcher, stats: hooks };
-            stack.poll(now, &mut dev)
+        let did = self.rt.with_device(|stack, dev| match dispatcher {
+            // No packet hook: the port as a Rust program's loop polls it.
+            None => stack.poll(now, dev),
+            Some(_) => stack.poll(now, &mut FfDevice { inner: dev, dispatcher, stats: hooks }),
         });
         self.ran = true;
         self.pump();
