@@ -18,6 +18,14 @@ int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
 }
 
+int zc_rte_mbuf_raw_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                               unsigned count)
+{
+	return rte_mempool_get_bulk(mp, (void **)mbufs, count);
+}
+
+void zc_rte_pktmbuf_reset(struct rte_mbuf *m) { rte_pktmbuf_reset(m); }
+
 void zc_rte_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 
 char *zc_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)

@@ -68,6 +68,13 @@ void zc_rte_pause(void);
 struct rte_mbuf *zc_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int zc_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                               unsigned count);
+/* rte_mempool_get_bulk on a pktmbuf pool, as rte_mbuf_raw_alloc does for one:
+ * the mbufs come out as the pool keeps them (refcnt 1, one segment, next
+ * NULL), not reset; 0 on success, all or nothing. */
+int zc_rte_mbuf_raw_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                               unsigned count);
+/* rte_pktmbuf_reset (the reference Mbuf::reset is tested against). */
+void zc_rte_pktmbuf_reset(struct rte_mbuf *m);
 void zc_rte_pktmbuf_free(struct rte_mbuf *m);
 char *zc_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *zc_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);

@@ -108,6 +108,64 @@ fn bulk_alloc_free_and_exhaustion() {
 }
 
 #[test]
+fn bulk_alloc_with_resets_fills_and_rolls_back() {
+    common::eal();
+    let p = pool(15);
+    // Dirty every mbuf of the pool (data moved, offload flags, a chain), then
+    // free them: alloc_bulk_with must hand them out as alloc_bulk would.
+    let mut v = Vec::new();
+    p.alloc_bulk(&mut v, 15).unwrap();
+    for m in v.iter_mut() {
+        m.prepend(20).unwrap();
+        m.append(300).unwrap();
+        m.set_tx_offload(1 << 52, 14, 20, 20, 1448);
+    }
+    let tail = v.pop().unwrap();
+    v[0].chain(tail).unwrap();
+    Mbuf::free_bulk(&mut v);
+    assert_eq!(p.in_use(), 0);
+
+    let mut seen = 0;
+    p.alloc_bulk_with(&mut v, 15, |m| {
+        assert_eq!((m.pkt_len(), m.data_len(), m.nb_segs(), m.headroom(), m.ol_flags()), (0, 0, 1, 128, 0));
+        assert_eq!(m.port(), u16::MAX);
+        m.extend_from_slice(&[seen; 60])?;
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 15);
+    assert_eq!(v.len(), 15);
+    for (i, m) in v.iter().enumerate() {
+        assert_eq!((m.data(), m.nb_segs()), (&[i as u8; 60][..], 1));
+    }
+    // All or nothing: the pool is empty, so nothing is taken or called.
+    assert!(matches!(p.alloc_bulk_with(&mut v, 1, |_| panic!("no mbuf to init")), Err(Error::PoolExhausted { .. })));
+    assert_eq!(v.len(), 15);
+    Mbuf::free_bulk(&mut v);
+
+    // An init error returns every mbuf of the call (also those not yet
+    // initialised) and leaves what `out` held before.
+    let keep = p.alloc().unwrap();
+    v.push(keep);
+    let mut calls = 0;
+    let e = p
+        .alloc_bulk_with(&mut v, 8, |m| {
+            calls += 1;
+            if calls == 3 {
+                return Err(Error::NoRoom { op: "test", len: 0, headroom: m.headroom(), tailroom: m.tailroom() });
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::NoRoom { op: "test", .. }), "{e}");
+    assert_eq!((calls, v.len(), p.in_use()), (3, 1, 1));
+    v.clear();
+    assert_eq!(p.in_use(), 0);
+    assert_eq!(p.available(), 15);
+}
+
+#[test]
 fn extbuf_header_pool_has_no_data_room() {
     common::eal();
     let h = Mempool::new(common::eal(), &common::unique("hdr"), &PoolConfig::extbuf_headers(63)).unwrap();
