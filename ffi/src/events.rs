@@ -348,6 +348,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     return Err(libc::EINVAL);
                 };
                 wait(lib, i64::from(timeout), |lib| {
+                    ep.watch.skip_read_rechecks(|f| lib.files.get(f).is_some_and(|x| x.rd_quiet));
                     if ep.watch.quiet() && !lib.has_pending(set) {
                         return Ok(0); // nothing reported, nothing to look at again
                     }
@@ -360,6 +361,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
                             continue;
                         }
                         let counters = lib.edges(file);
+                        let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
                         // The file's descriptors, copied out of the watch
                         // (it changes below); rarely more than 4 (dups).
                         let mut few = [0; 4];
@@ -377,6 +379,11 @@ pub unsafe extern "C" fn ff_epoll_wait(
                         for &fd in fds {
                             let Some(reg) = ep.regs.get_mut(&fd) else { continue };
                             if reg.file != file || reg.spent {
+                                continue;
+                            }
+                            if quiet && reg.events & EPOLLOUT == 0 {
+                                // Reads only, drained by a read, nothing
+                                // reported since: no bit would be set.
                                 continue;
                             }
                             if n == max {
@@ -397,7 +404,11 @@ pub unsafe extern "C" fn ff_epoll_wait(
                                 reg.spent = true;
                             } else if reg.events & EPOLLET == 0 {
                                 // Level-triggered: looked at again next wait.
-                                ep.watch.again(file);
+                                if reg.events & EPOLLOUT == 0 {
+                                    ep.watch.again_read(file);
+                                } else {
+                                    ep.watch.again(file);
+                                }
                             }
                             // SAFETY: n < max and events has room for max entries.
                             unsafe { events.add(n).write_unaligned(epoll_event { events: bits, u64: reg.data }) };
@@ -487,6 +498,8 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
 /// The events of a kqueue ready now (up to `max`), via `out`: looks at the
 /// candidate files only ([`Watch::candidates`]).
 fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
+    // Level-triggered readers drained since: nothing to look at again.
+    kq.watch.skip_read_rechecks(|f| lib.files.get(f).is_some_and(|x| x.rd_quiet));
     if kq.watch.quiet() && !lib.has_pending(set) {
         return; // nothing reported, nothing level-triggered to look at again
     }
@@ -499,6 +512,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             continue;
         }
         let (rd, wr) = lib.edges(file);
+        let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
         // The file's keys, copied out of the watch (it changes below); a
         // file has one per filter and descriptor: rarely more than 4.
         let mut few = [(0, 0); 4];
@@ -514,6 +528,9 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             }
         };
         for &(fd, filter) in keys {
+            if filter == EVFILT_READ && quiet {
+                continue; // drained by a read, nothing reported since: not ready
+            }
             let Some(n) = kq.notes.get_mut(&(fd, filter)) else { continue };
             if n.file != file || !n.enabled {
                 continue;
@@ -552,7 +569,11 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
                 n.enabled = false;
             } else if n.flags & EV_CLEAR == 0 {
                 // Level-triggered: looked at again next wait.
-                kq.watch.again(file);
+                if filter == EVFILT_READ {
+                    kq.watch.again_read(file);
+                } else {
+                    kq.watch.again(file);
+                }
             }
         }
     }
@@ -567,12 +588,17 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
 
 /// Whether kqueue `set` has nothing to look at after the engine's latest
 /// reports (pumped here): no file reported since it last looked, none to
-/// look at again (level-triggered, just added, UDP). `false` for anything
-/// else (not a kqueue, or one being worked on).
+/// look at again (level-triggered, just added, UDP) but level-triggered
+/// readers a read has drained since. `false` for anything else (not a
+/// kqueue, or one being worked on).
 fn quiet_kqueue(lib: &mut Lib, set: u64) -> bool {
     lib.pump();
     match lib.files.get(set) {
-        Some(f) => matches!(&f.kind, Kind::Kqueue(kq) if kq.watch.quiet()) && f.pending.is_empty(),
+        Some(f) => {
+            f.pending.is_empty()
+                && matches!(&f.kind, Kind::Kqueue(kq)
+                    if kq.watch.quiet_but_for(|x| lib.files.get(x).is_some_and(|x| x.rd_quiet)))
+        }
         None => false,
     }
 }

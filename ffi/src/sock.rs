@@ -279,6 +279,8 @@ pub extern "C" fn ff_shutdown(s: c_int, how: c_int) -> c_int {
     entry("ff_shutdown", -1, || {
         with_lib(|lib| {
             let h = conn(lib, s)?;
+            // A receive side shut down reads as end of stream.
+            lib.file(s)?.rd_quiet = false;
             let st = lib.stack();
             match how {
                 libc::SHUT_RD => st.tcp_shutdown_read(h),
@@ -352,7 +354,12 @@ fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Re
                     None => Ok(0),
                 }
             } else {
-                st.tcp_readv(h, bufs)
+                let n = st.tcp_readv(h, bufs);
+                // Drained: a read filter skips this file until the engine
+                // reports it again.
+                let quiet = st.tcp().read_quiet(h);
+                lib.file(fd)?.rd_quiet = quiet;
+                n
             };
             let n = n.map_err(errno::tcp)?;
             Ok((n, None))

@@ -97,12 +97,19 @@ pub struct File {
     /// An event set's files with an engine report since it last looked
     /// ([`crate::watch::Watch::candidates`]), each once; empty for others.
     pub pending: Vec<u64>,
+    /// A TCP connection a read left with nothing for a reader (no data,
+    /// EOF, error or peer FIN: [`zcstack::tcp::TcpEngine::read_quiet`]),
+    /// and no engine report of its read side since (readable, hung up or
+    /// failed): a read filter need not look at it (a level-triggered one's
+    /// re-check costs nothing). Cleared by such a report and by
+    /// `ff_shutdown`.
+    pub rd_quiet: bool,
 }
 
 impl File {
     /// A file of `kind` with one descriptor, no edges, watched by no set.
     pub fn new(kind: Kind) -> File {
-        File { refs: 1, kind, edge_rd: 0, edge_wr: 0, watchers: Vec::new(), pending: Vec::new() }
+        File { refs: 1, kind, edge_rd: 0, edge_wr: 0, watchers: Vec::new(), pending: Vec::new(), rd_quiet: false }
     }
 }
 
@@ -371,6 +378,9 @@ impl Lib {
             let Some(f) = files.get_mut(id) else { continue };
             if ev.readable || ev.hup || ev.error {
                 f.edge_rd += 1;
+                // Something for a reader now (a report of send room alone
+                // leaves a drained reader drained).
+                f.rd_quiet = false;
             }
             if ev.writable || ev.error {
                 f.edge_wr += 1;

@@ -14,8 +14,9 @@ pub struct Watch<K> {
     /// The keys (epoll: descriptor; kqueue: descriptor and filter) of each
     /// watched file, and the [`Watch::candidates`] call that last listed it.
     by_file: FxHashMap<u64, Watched<K>>,
-    /// Files to look at on the next wait whatever the engine reports.
-    recheck: Vec<u64>,
+    /// Files to look at on the next wait whatever the engine reports, each
+    /// with whether only read interest asked for it ([`Watch::again_read`]).
+    recheck: Vec<(u64, bool)>,
     /// Files looked at on every wait (UDP sockets).
     always: Vec<u64>,
     /// Number of the current [`Watch::candidates`] call (a file is listed
@@ -50,7 +51,7 @@ impl<K: Copy + PartialEq> Watch<K> {
         if every_wait && !self.always.contains(&file) {
             self.always.push(file);
         }
-        self.recheck.push(file);
+        self.recheck.push((file, false));
     }
 
     /// `key` no longer watches `file`; whether the file has no key left.
@@ -68,7 +69,20 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// Look at `file` again on the next wait (reported level-triggered, or
     /// not looked at because the caller's event list was full).
     pub fn again(&mut self, file: u64) {
-        self.recheck.push(file);
+        self.recheck.push((file, false));
+    }
+
+    /// As [`Watch::again`], for a registration with read interest only:
+    /// [`Watch::skip_read_rechecks`] may drop it.
+    pub fn again_read(&mut self, file: u64) {
+        self.recheck.push((file, true));
+    }
+
+    /// Drops the rechecks asked for by read-only registrations of the files
+    /// `quiet` names (known to have nothing for a reader), before
+    /// [`Watch::candidates`] would look them up.
+    pub fn skip_read_rechecks(&mut self, quiet: impl Fn(u64) -> bool) {
+        self.recheck.retain(|&(f, read_only)| !(read_only && quiet(f)));
     }
 
     /// Look at `files` first on the next wait: they were not looked at
@@ -77,7 +91,7 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// reaches every ready registration in turn (as Linux's ready list).
     pub fn first(&mut self, files: &[u64]) {
         let rest = std::mem::take(&mut self.recheck);
-        self.recheck.extend_from_slice(files);
+        self.recheck.extend(files.iter().map(|&f| (f, false)));
         self.recheck.extend(rest);
     }
 
@@ -85,6 +99,12 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// no rechecks, no every-wait files.
     pub fn quiet(&self) -> bool {
         self.recheck.is_empty() && self.always.is_empty()
+    }
+
+    /// As [`Watch::quiet`], counting as nothing the rechecks that
+    /// [`Watch::skip_read_rechecks`] would drop with the same `quiet`.
+    pub fn quiet_but_for(&self, quiet: impl Fn(u64) -> bool) -> bool {
+        self.always.is_empty() && self.recheck.iter().all(|&(f, read_only)| read_only && quiet(f))
     }
 
     /// The keys of `file` (empty if none).
@@ -104,7 +124,7 @@ impl<K: Copy + PartialEq> Watch<K> {
     pub fn candidates(&mut self, edged: impl IntoIterator<Item = u64>) -> Vec<u64> {
         let mut c = std::mem::take(&mut self.spare);
         c.clear();
-        c.append(&mut self.recheck);
+        c.extend(self.recheck.drain(..).map(|(f, _)| f));
         c.extend(edged);
         c.extend(self.always.iter().copied());
         self.round += 1;
@@ -150,5 +170,28 @@ mod tests {
         assert!(w.remove(2, 20));
         assert_eq!(w.candidates([1, 2]), Vec::<u64>::new(), "removed files are not looked at");
         assert_eq!(w.keys(3), &[30]);
+    }
+
+    #[test]
+    fn read_only_rechecks_of_quiet_files_are_dropped_and_others_kept() {
+        let mut w: Watch<i32> = Watch::default();
+        for f in [1, 2, 3] {
+            w.add(f, f as i32, false);
+        }
+        let _ = w.candidates([]);
+        assert!(w.quiet());
+        w.again_read(1);
+        w.again_read(2);
+        w.again(3);
+        let quiet = |f: u64| f != 2;
+        assert!(!w.quiet_but_for(quiet), "2 is not quiet, 3 was asked for by a writer");
+        w.skip_read_rechecks(quiet);
+        assert_eq!(w.candidates([]), vec![2, 3], "1 dropped: read-only and quiet");
+        w.again_read(1);
+        w.again(1);
+        w.skip_read_rechecks(|_| true);
+        assert_eq!(w.candidates([]), vec![1], "a writer's recheck of the same file stays");
+        w.again_read(1);
+        assert!(w.quiet_but_for(|_| true) && !w.quiet_but_for(|_| false));
     }
 }

@@ -84,6 +84,7 @@ extern "C" {
     fn ff_readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     fn ff_writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     fn ff_close(fd: c_int) -> c_int;
+    fn ff_shutdown(fd: c_int, how: c_int) -> c_int;
     fn ff_dup(fd: c_int) -> c_int;
     fn ff_epoll_create(size: c_int) -> c_int;
     fn ff_epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int;
@@ -569,6 +570,7 @@ fn inner(conf: &str, iface: &str) {
     waits_run_the_stack(l, kqfd);
     // --- the peer's FIN is reported when it arrives, not after the drain ---
     fin_before_read(l, kqfd);
+    level_after_reads(l, kqfd);
 
     // --- packet dispatcher ---
     // SAFETY: plain values, or pointers valid for the lengths given.
@@ -837,6 +839,70 @@ fn fin_before_read(l: c_int, kqfd: c_int) {
     ok("peer FIN before read: EPOLLRDHUP edge and EV_EOF with data queued");
 }
 
+/// Level-triggered read registrations after the application read: a
+/// partial read is reported again with what is left, a drained connection
+/// is silent (zcstack skips re-checking it until the engine reports it),
+/// and each way it becomes readable again is reported: new data, the
+/// peer's FIN, and the application's own `shutdown(SHUT_RD)`.
+fn level_after_reads(l: c_int, kqfd: c_int) {
+    let mut ks = kernel_clients(2, 7000, l, kqfd);
+    let (c, c2) = (accept(l), accept(l));
+    // SAFETY: plain values.
+    let (ep, kq4) = unsafe { (ff_epoll_create(1), ff_kqueue()) };
+    let rd = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+    assert_eq!(ep_ctl(ep, libc::EPOLL_CTL_ADD, c, rd, 1), 0);
+    assert!(kq(kq4, &[kev(c, EVFILT_READ, EV_ADD), kev(c2, EVFILT_READ, EV_ADD)], 0).is_empty());
+    ks[0].write_all(&[9u8; 40]).unwrap();
+    let mut data = 0;
+    let t = Instant::now();
+    while data < 40 && t.elapsed() < Duration::from_secs(5) {
+        data = kq(kq4, &[], 50).first().map_or(data, |e| e.data);
+    }
+    assert_eq!(data, 40);
+    let mut b = [0u8; 64];
+    // SAFETY: b is writable for the lengths given.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 15) }, 15);
+    let e = kq(kq4, &[], 0);
+    assert!(e.len() == 1 && e[0].data == 25, "a partial read is reported again with the rest: {e:?}");
+    assert_eq!(ep_wait(ep, 0), vec![(libc::EPOLLIN as u32, 1)]);
+    // SAFETY: as above.
+    assert_eq!(unsafe { ff_read(c, b.as_mut_ptr().cast(), 64) }, 25);
+    assert!(kq(kq4, &[], QUIET_MS.into()).is_empty(), "drained: silent");
+    assert!(ep_wait(ep, 0).is_empty(), "drained: silent (epoll)");
+    ks[0].write_all(&[8u8; 7]).unwrap();
+    let e = kq(kq4, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].data == 7 && e[0].flags & EV_EOF == 0, "new data after a drain: {e:?}");
+    assert_eq!(kq(kq4, &[], 0).len(), 1, "still unread: reported again");
+    assert_eq!(ep_wait(ep, 0), vec![(libc::EPOLLIN as u32, 1)]);
+    assert_eq!(read_all(c, 7), vec![8u8; 7]);
+    assert!(kq(kq4, &[], QUIET_MS.into()).is_empty());
+    ks[0].shutdown(std::net::Shutdown::Write).unwrap();
+    let e = kq(kq4, &[], EVENT_MS.into());
+    assert!(e.len() == 1 && e[0].flags & EV_EOF != 0 && e[0].data == 0, "the FIN after a drain: {e:?}");
+    assert_eq!(kq(kq4, &[], 0).len(), 1, "EOF stays reported (level)");
+    assert_eq!(ep_wait(ep, 0), vec![(rd, 1)]);
+    // c2: drained, then the application shuts its receive side down: reads
+    // now return end of stream, so a read filter reports it.
+    assert!(kq(kq4, &[kev(c, EVFILT_READ, EV_DELETE)], 0).is_empty(), "c leaves the kqueue");
+    ks[1].write_all(b"abc").unwrap();
+    assert_eq!(kq(kq4, &[], EVENT_MS.into()).len(), 1);
+    assert_eq!(read_all(c2, 3), b"abc");
+    assert!(kq(kq4, &[], QUIET_MS.into()).is_empty(), "c2 drained: silent");
+    // SAFETY: plain values.
+    assert_eq!(unsafe { ff_shutdown(c2, libc::SHUT_RD) }, 0);
+    let e = kq(kq4, &[], 0);
+    assert!(e.len() == 1 && e[0].ident == c2 as usize, "a receive shutdown after a drain is reported: {e:?}");
+    // SAFETY: b is writable for 64 bytes.
+    assert_eq!(unsafe { ff_read(c2, b.as_mut_ptr().cast(), 64) }, 0, "reads give end of stream");
+    // SAFETY: plain values.
+    unsafe {
+        for fd in [ep, kq4, c, c2] {
+            assert_eq!(ff_close(fd), 0);
+        }
+    }
+    ok("level-triggered after reads: partial, drained, new data, FIN, SHUT_RD");
+}
+
 fn main() {
     if let (Ok(conf), Ok(iface)) = (std::env::var("ZCFFI_BOUNDARY_CONF"), std::env::var("ZCFFI_BOUNDARY_IFACE")) {
         inner(&conf, &iface);
@@ -871,6 +937,7 @@ fn main() {
         "ff_epoll_create accepts any size",
         "still runs the stack",
         "peer FIN before read",
+        "level-triggered after reads",
         "dispatcher",
     ] {
         assert!(out.lines().any(|l| l.starts_with("PASS") && l.contains(check)), "no PASS for {check}:\n{out}");

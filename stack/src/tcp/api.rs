@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// `read` would return data, end of stream or an error.
+#[inline]
+fn conn_readable(c: &Conn) -> bool {
+    c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some()
+}
+
+/// The peer's FIN was received in order, or the connection is gone (RFC
+/// 9293 §3.10.7.4, eighth step: CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT).
+#[inline]
+pub(super) fn conn_peer_closed(c: &Conn) -> bool {
+    matches!(c.state, State::CloseWait | State::Closing | State::LastAck | State::TimeWait | State::Closed)
+}
+
 /// A connection's readiness in one piece ([`TcpEngine::readiness`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
@@ -368,7 +381,17 @@ impl TcpEngine {
 
     /// Whether `read` would return data, EOF or an error.
     pub fn readable(&self, h: SocketHandle) -> bool {
-        self.conn(h).map(|c| c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some()).unwrap_or(false)
+        self.conn(h).map(conn_readable).unwrap_or(false)
+    }
+
+    /// Whether connection `h` has nothing for a reader: no data, no end of
+    /// stream, no error, the peer's FIN not in (`false` if `h` names no
+    /// connection). It stays so until the engine reports the connection
+    /// ([`TcpEngine::take_notifications`]) or the application shuts its
+    /// receive side down: a readiness layer may skip re-checking a
+    /// level-triggered reader until then.
+    pub fn read_quiet(&self, h: SocketHandle) -> bool {
+        self.conn(h).map(|c| !conn_readable(c) && !conn_peer_closed(c) && c.error.is_none()).unwrap_or(false)
     }
 
     /// Whether `write` would take at least one byte (or fail), with the
@@ -414,13 +437,10 @@ impl TcpEngine {
         Ok(Readiness {
             state: c.state,
             error: c.error,
-            readable: c.recv_len() > 0 || c.at_eof() || c.read_shut() || c.error.is_some(),
+            readable: conn_readable(c),
             writable: (c.state.synchronized() && room > 0) || c.error.is_some(),
             hung_up: c.at_eof() || c.state == State::Closed,
-            peer_closed: matches!(
-                c.state,
-                State::CloseWait | State::Closing | State::LastAck | State::TimeWait | State::Closed
-            ),
+            peer_closed: conn_peer_closed(c),
             recv_queued: c.recv_len(),
             send_room: room,
         })

@@ -402,11 +402,7 @@ impl TcpEngine {
     /// read (Linux's `EPOLLRDHUP`, FreeBSD's `EV_EOF`). [`Self::hung_up`]
     /// additionally waits for the queue to drain.
     pub fn peer_closed(&self, h: SocketHandle) -> bool {
-        self.conn(h)
-            .map(|c| {
-                matches!(c.state, State::CloseWait | State::Closing | State::LastAck | State::TimeWait | State::Closed)
-            })
-            .unwrap_or(true)
+        self.conn(h).map(api::conn_peer_closed).unwrap_or(true)
     }
 
     /// The configuration new sockets get.
