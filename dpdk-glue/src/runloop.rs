@@ -405,6 +405,14 @@ impl Runtime {
         self.stop.clone()
     }
 
+    /// Whether a stop was asked for (through a [`StopHandle`] or a signal
+    /// it listens to); for a loop driven piece by piece, once per pass (no
+    /// handle cloned).
+    #[inline]
+    pub fn stop_requested(&self) -> bool {
+        self.stop.stopped()
+    }
+
     /// Pcap records written and lost, when `[pcap]` is on.
     pub fn pcap_counts(&self) -> Option<(u64, u64)> {
         self.pcap.as_ref().map(|(f, _)| (f.records, f.errors))

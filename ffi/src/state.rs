@@ -400,7 +400,7 @@ impl Lib {
 
     /// Whether `ff_stop_run` or a signal asked the loop to end.
     pub fn stopping(&self) -> bool {
-        STOP.load(Ordering::Relaxed) || self.rt.stop_handle().stopped()
+        STOP.load(Ordering::Relaxed) || self.rt.stop_requested()
     }
 }
 
