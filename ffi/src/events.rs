@@ -16,6 +16,7 @@ use std::ffi::{c_int, c_void};
 use libc::{epoll_event, pollfd, timespec};
 use rustc_hash::FxHashMap;
 
+use crate::knotes::Knotes;
 use crate::state::{entry, with_lib, Kind, Lib, Ready, Res};
 use crate::watch::Watch;
 
@@ -60,7 +61,7 @@ struct Knote {
 /// A kqueue: knotes by (descriptor, filter).
 #[derive(Debug, Default)]
 pub struct Kqueue {
-    notes: FxHashMap<(c_int, i16), Knote>,
+    notes: Knotes<Knote>,
     /// Which knotes a wait looks at.
     pub(crate) watch: Watch<(c_int, i16)>,
 }
@@ -105,9 +106,8 @@ pub fn forget_fd_knotes(lib: &mut Lib, fd: c_int) {
     let mut gone = Vec::new();
     for (set, f) in lib.files.iter_mut() {
         if let Kind::Kqueue(k) = &mut f.kind {
-            let keys: Vec<_> = k.notes.iter().filter(|((i, _), _)| *i == fd).map(|(key, n)| (*key, n.file)).collect();
-            for (key, file) in keys {
-                k.notes.remove(&key);
+            for (key, n) in k.notes.remove_fd(fd) {
+                let file = n.file;
                 if k.watch.remove(file, key) {
                     gone.push((set, file));
                 }
@@ -452,7 +452,7 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
     }
     let key = (fd, c.filter);
     if c.flags & EV_DELETE != 0 {
-        let n = kq.notes.remove(&key).ok_or(libc::ENOENT)?;
+        let n = kq.notes.remove(key).ok_or(libc::ENOENT)?;
         if kq.watch.remove(n.file, key) {
             lib.unwatch(set, n.file);
         }
@@ -475,7 +475,9 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
             // EV_CLEAR reports what is ready now once, then changes only.
             seen: counter.wrapping_sub(1),
         };
-        if let Some(old) = kq.notes.insert(key, n).map(|o| o.file).filter(|&f| f != file) {
+        // The filter and descriptor were checked above: every key has an entry.
+        let replaced = kq.notes.insert(key, n).map_err(|_| libc::EINVAL)?;
+        if let Some(old) = replaced.map(|o| o.file).filter(|&f| f != file) {
             if kq.watch.remove(old, key) {
                 lib.unwatch(set, old);
             }
@@ -484,7 +486,7 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
         lib.watch_file(set, file);
         return Ok(());
     }
-    let n = kq.notes.get_mut(&key).ok_or(libc::ENOENT)?;
+    let n = kq.notes.get_mut(key).ok_or(libc::ENOENT)?;
     if c.flags & EV_ENABLE != 0 {
         n.enabled = true;
         kq.watch.again(n.file);
@@ -531,7 +533,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             if filter == EVFILT_READ && quiet {
                 continue; // drained by a read, nothing reported since: not ready
             }
-            let Some(n) = kq.notes.get_mut(&(fd, filter)) else { continue };
+            let Some(n) = kq.notes.get_mut((fd, filter)) else { continue };
             if n.file != file || !n.enabled {
                 continue;
             }
@@ -579,7 +581,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
     }
     kq.watch.recycle(cands);
     for (fd, filter, file) in gone {
-        kq.notes.remove(&(fd, filter));
+        kq.notes.remove((fd, filter));
         if kq.watch.remove(file, (fd, filter)) {
             lib.unwatch(set, file);
         }

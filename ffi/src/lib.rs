@@ -18,6 +18,7 @@ pub mod errno;
 mod events;
 mod files;
 mod hooks;
+mod knotes;
 mod log;
 mod slot;
 mod sock;

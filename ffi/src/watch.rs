@@ -6,14 +6,77 @@
 //! enabled (`recheck`), and UDP sockets (their edges are datagram
 //! arrivals, which the engine does not report: looked at every wait).
 
-use rustc_hash::FxHashMap;
+/// Values by file id, indexed by the id's slot (its low 32 bits, see
+/// [`crate::files`]): a lookup is an index and a compare.
+#[derive(Debug)]
+struct BySlot<V> {
+    slots: Vec<Option<(u64, V)>>,
+}
+
+impl<V> Default for BySlot<V> {
+    fn default() -> Self {
+        BySlot { slots: Vec::new() }
+    }
+}
+
+#[inline]
+fn slot(id: u64) -> usize {
+    (id & 0xffff_ffff) as usize
+}
+
+impl<V> BySlot<V> {
+    #[inline]
+    fn get(&self, id: u64) -> Option<&V> {
+        match self.slots.get(slot(id))? {
+            Some((i, v)) if *i == id => Some(v),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: u64) -> Option<&mut V> {
+        match self.slots.get_mut(slot(id))? {
+            Some((i, v)) if *i == id => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value of `id`, made by `f` if it has none (an entry left by a
+    /// file that had the slot before is replaced: that file is closed).
+    fn get_or_insert_with(&mut self, id: u64, f: impl FnOnce() -> V) -> &mut V {
+        let s = slot(id);
+        if self.slots.len() <= s {
+            self.slots.resize_with(s + 1, || None);
+        }
+        let e = &mut self.slots[s];
+        if !matches!(e, Some((i, _)) if *i == id) {
+            *e = Some((id, f()));
+        }
+        match e {
+            Some((_, v)) => v,
+            None => unreachable!("just filled"),
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<V> {
+        let e = self.slots.get_mut(slot(id))?;
+        match e {
+            Some((i, _)) if *i == id => e.take().map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots.iter().filter_map(|e| e.as_ref().map(|(i, _)| *i))
+    }
+}
 
 /// One event set's registrations by file, and its candidates.
 #[derive(Debug)]
 pub struct Watch<K> {
     /// The keys (epoll: descriptor; kqueue: descriptor and filter) of each
     /// watched file, and the [`Watch::candidates`] call that last listed it.
-    by_file: FxHashMap<u64, Watched<K>>,
+    by_file: BySlot<Watched<K>>,
     /// Files to look at on the next wait whatever the engine reports, each
     /// with whether only read interest asked for it ([`Watch::again_read`]).
     recheck: Vec<(u64, bool)>,
@@ -36,7 +99,7 @@ struct Watched<K> {
 
 impl<K> Default for Watch<K> {
     fn default() -> Self {
-        Watch { by_file: FxHashMap::default(), recheck: Vec::new(), always: Vec::new(), round: 0, spare: Vec::new() }
+        Watch { by_file: BySlot::default(), recheck: Vec::new(), always: Vec::new(), round: 0, spare: Vec::new() }
     }
 }
 
@@ -44,7 +107,7 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// `key` now watches `file` (added, modified or enabled): looked at on
     /// the next wait. `every_wait`: the file has no engine reports (UDP).
     pub fn add(&mut self, file: u64, key: K, every_wait: bool) {
-        let w = self.by_file.entry(file).or_insert_with(|| Watched { keys: Vec::new(), listed: 0 });
+        let w = self.by_file.get_or_insert_with(file, || Watched { keys: Vec::new(), listed: 0 });
         if !w.keys.contains(&key) {
             w.keys.push(key);
         }
@@ -56,12 +119,12 @@ impl<K: Copy + PartialEq> Watch<K> {
 
     /// `key` no longer watches `file`; whether the file has no key left.
     pub fn remove(&mut self, file: u64, key: K) -> bool {
-        let Some(w) = self.by_file.get_mut(&file) else { return true };
+        let Some(w) = self.by_file.get_mut(file) else { return true };
         w.keys.retain(|k| *k != key);
         if !w.keys.is_empty() {
             return false;
         }
-        self.by_file.remove(&file);
+        self.by_file.remove(file);
         self.always.retain(|f| *f != file);
         true
     }
@@ -109,12 +172,12 @@ impl<K: Copy + PartialEq> Watch<K> {
 
     /// The keys of `file` (empty if none).
     pub fn keys(&self, file: u64) -> &[K] {
-        self.by_file.get(&file).map_or(&[], |w| w.keys.as_slice())
+        self.by_file.get(file).map_or(&[], |w| w.keys.as_slice())
     }
 
     /// Every watched file.
     pub fn files(&self) -> impl Iterator<Item = u64> + '_ {
-        self.by_file.keys().copied()
+        self.by_file.ids()
     }
 
     /// The files to look at now, each once, in this order: the rechecks
@@ -130,7 +193,7 @@ impl<K: Copy + PartialEq> Watch<K> {
         self.round += 1;
         let (round, by_file) = (self.round, &mut self.by_file);
         // Watched files only, each once: one lookup per entry.
-        c.retain(|f| match by_file.get_mut(f) {
+        c.retain(|&f| match by_file.get_mut(f) {
             Some(w) if w.listed != round => {
                 w.listed = round;
                 true

@@ -366,13 +366,20 @@ impl<M: PageMemory> Stack<M> {
         self.registry.regs.remove(&h).map(|_| ()).ok_or(TcpError::InvalidHandle)
     }
 
+    /// Whether [`Stack::poll_events`] may report something: a socket
+    /// changed, one was reported level-triggered last time (or just
+    /// registered), or a writer waits for pages. `false` means it would
+    /// report nothing (an idle pass's cost: three tests).
+    #[inline]
+    pub fn may_have_events(&self) -> bool {
+        self.tcp.has_notifications() || !self.registry.recheck.is_empty() || self.tcp.pressure_waiters()
+    }
+
     /// Appends the events of registered sockets to `out` (see [`crate::event`]
     /// for level and edge semantics); returns how many were added. Costs
     /// O(changed + level-ready sockets), never O(all sockets).
     pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
-        // No socket changed, none reported level-triggered last time and no
-        // writer waits for pages: nothing to report (an idle pass's cost).
-        if !self.tcp.has_notifications() && self.registry.recheck.is_empty() && !self.tcp.pressure_waiters() {
+        if !self.may_have_events() {
             return 0;
         }
         let t = self.tcp.stages.start();
