@@ -279,8 +279,10 @@ pub extern "C" fn ff_shutdown(s: c_int, how: c_int) -> c_int {
     entry("ff_shutdown", -1, || {
         with_lib(|lib| {
             let h = conn(lib, s)?;
-            // A receive side shut down reads as end of stream.
-            lib.file(s)?.rd_quiet = false;
+            if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+                // A receive side shut down reads as end of stream.
+                lib.file(s)?.rd_quiet = false;
+            }
             let st = lib.stack();
             match how {
                 libc::SHUT_RD => st.tcp_shutdown_read(h),

@@ -369,15 +369,7 @@ impl Lib {
     }
 
     /// Moves the engine's readiness reports into the edge counters.
-    #[inline]
     pub fn pump(&mut self) {
-        // Called twice a pass; most passes have nothing to move.
-        if self.rt.stack.may_have_events() {
-            self.pump_reports();
-        }
-    }
-
-    fn pump_reports(&mut self) {
         self.events.clear();
         self.rt.stack.poll_events(&mut self.events);
         let files = &mut self.files;

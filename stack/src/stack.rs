@@ -371,7 +371,7 @@ impl<M: PageMemory> Stack<M> {
     /// registered), or a writer waits for pages. `false` means it would
     /// report nothing (an idle pass's cost: three tests).
     #[inline]
-    pub fn may_have_events(&self) -> bool {
+    fn may_have_events(&self) -> bool {
         self.tcp.has_notifications() || !self.registry.recheck.is_empty() || self.tcp.pressure_waiters()
     }
 
@@ -379,11 +379,15 @@ impl<M: PageMemory> Stack<M> {
     /// for level and edge semantics); returns how many were added. Costs
     /// O(changed + level-ready sockets), never O(all sockets).
     pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        // The page array's free count first, every call: pages come back
+        // without any socket changing (zero-copy buffers released, late
+        // device completions), and the send room reported from here on
+        // (writable, send_room, readiness) is computed from it.
+        self.tcp.observe_pages(&self.mem);
         if !self.may_have_events() {
             return 0;
         }
         let t = self.tcp.stages.start();
-        self.tcp.observe_pages(&self.mem);
         let mut cand = std::mem::take(&mut self.scratch);
         cand.clear();
         self.tcp.take_notifications(&mut cand);

@@ -136,3 +136,29 @@ fn readiness_matches_the_single_queries_through_a_connection_life() {
     check(&mut p, false, c2, "reset by the peer");
     check(&mut p, true, s2, "aborted here");
 }
+
+/// `poll_events` observes the page array's free count on every call, also
+/// when no socket changed: pages come back without a socket event (the
+/// application releases zero-copy buffers), and the send room readiness
+/// reports must not stay at what it was under pressure.
+#[test]
+fn poll_events_refreshes_the_free_page_count_without_socket_events() {
+    let mut p = Pair::new(SimConfig::default(), 5);
+    let l = p.a.tcp_listen(80, 8).unwrap();
+    let _c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+    settle(&mut p);
+    let (s, _) = p.a.tcp_accept(l).unwrap();
+    p.a.register(s, Token(1), Interest::READABLE | Interest::WRITABLE, Trigger::Edge).unwrap();
+    let _ = events(&mut p, true);
+    assert!(events(&mut p, true).is_empty(), "nothing changed");
+    let idle = p.a.tcp().send_room(s).unwrap();
+    let mut held = Vec::new();
+    while let Ok(mut b) = p.a.zc_alloc_buffers(16) {
+        held.append(&mut b);
+    }
+    let low = p.a.tcp().send_room(s).unwrap();
+    assert!(low < idle, "the pool under pressure limits the send room: {low} vs {idle}");
+    p.a.zc_release_buffers(held);
+    let _ = events(&mut p, true);
+    assert_eq!(p.a.tcp().readiness(s).unwrap().send_room, idle, "send room after the pages came back");
+}
