@@ -151,19 +151,26 @@ impl Mempool {
 
     /// Allocates `n` mbufs at once and appends them to `out`; all or nothing.
     pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> Result<()> {
+        self.take_bulk(out, n, ffi::zc_rte_pktmbuf_alloc_bulk)
+    }
+
+    /// Appends `n` mbufs that `take` (a bulk allocator of the shim: all or
+    /// nothing, 0 on success) writes into `out`'s spare capacity.
+    #[inline(always)]
+    fn take_bulk(
+        &self,
+        out: &mut Vec<Mbuf>,
+        n: usize,
+        take: unsafe extern "C" fn(*mut ffi::rte_mempool, *mut *mut ffi::rte_mbuf, u32) -> i32,
+    ) -> Result<()> {
         out.reserve(n);
         let count = u32::try_from(n).map_err(|_| Error::PoolExhausted { pool: self.name.clone(), wanted: n })?;
         let len = out.len();
         // SAFETY: the spare capacity holds at least n pointer-sized slots; Mbuf
         // is repr(transparent) over NonNull<rte_mbuf>, so the C side may write
-        // rte_mbuf pointers there; on success all n are non-null and owned.
-        let ret = unsafe {
-            ffi::zc_rte_pktmbuf_alloc_bulk(
-                self.raw.as_ptr(),
-                out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf,
-                count,
-            )
-        };
+        // rte_mbuf pointers there; on success all n are non-null and owned
+        // (`take` is one of the shim's all-or-nothing bulk allocators).
+        let ret = unsafe { take(self.raw.as_ptr(), out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf, count) };
         if ret != 0 {
             return Err(Error::PoolExhausted { pool: self.name.clone(), wanted: n });
         }
@@ -190,26 +197,11 @@ impl Mempool {
     where
         F: FnMut(&mut Mbuf) -> Result<()>,
     {
-        out.reserve(n);
-        let count = u32::try_from(n).map_err(|_| Error::PoolExhausted { pool: self.name.clone(), wanted: n })?;
         let len = out.len();
-        // SAFETY: as in alloc_bulk: n pointer-sized slots of spare capacity,
-        // Mbuf is repr(transparent) over NonNull<rte_mbuf>; on success all n
-        // slots hold non-null mbufs taken from the pool, owned by us.
-        let ret = unsafe {
-            ffi::zc_rte_mbuf_raw_alloc_bulk(
-                self.raw.as_ptr(),
-                out.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf,
-                count,
-            )
-        };
-        if ret != 0 {
-            return Err(Error::PoolExhausted { pool: self.name.clone(), wanted: n });
-        }
-        // SAFETY: the n slots after len were initialised with owned mbufs. A
+        // Raw mbufs (not reset): each is reset below right before `init`. A
         // raw mbuf is a valid mbuf to free (refcnt 1, one segment), so an
-        // early truncate below returns unreset ones correctly too.
-        unsafe { out.set_len(len + n) };
+        // early truncate returns unreset ones correctly too.
+        self.take_bulk(out, n, ffi::zc_rte_mbuf_raw_alloc_bulk)?;
         let mut failed = None;
         for m in &mut out[len..] {
             m.reset();

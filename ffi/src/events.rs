@@ -362,21 +362,8 @@ pub unsafe extern "C" fn ff_epoll_wait(
                         }
                         let counters = lib.edges(file);
                         let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
-                        // The file's descriptors, copied out of the watch
-                        // (it changes below); rarely more than 4 (dups).
-                        let mut few = [0; 4];
-                        let many;
-                        let fds: &[c_int] = match ep.watch.keys(file) {
-                            k if k.len() <= few.len() => {
-                                few[..k.len()].copy_from_slice(k);
-                                &few[..k.len()]
-                            }
-                            k => {
-                                many = k.to_vec();
-                                &many
-                            }
-                        };
-                        for &fd in fds {
+                        // The watch changes below: its keys copied out.
+                        for fd in ep.watch.keys_copy(file) {
                             let Some(reg) = ep.regs.get_mut(&fd) else { continue };
                             if reg.file != file || reg.spent {
                                 continue;
@@ -515,21 +502,8 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
         }
         let (rd, wr) = lib.edges(file);
         let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
-        // The file's keys, copied out of the watch (it changes below); a
-        // file has one per filter and descriptor: rarely more than 4.
-        let mut few = [(0, 0); 4];
-        let many;
-        let keys: &[(c_int, i16)] = match kq.watch.keys(file) {
-            k if k.len() <= few.len() => {
-                few[..k.len()].copy_from_slice(k);
-                &few[..k.len()]
-            }
-            k => {
-                many = k.to_vec();
-                &many
-            }
-        };
-        for &(fd, filter) in keys {
+        // The watch changes below: its keys copied out.
+        for (fd, filter) in kq.watch.keys_copy(file) {
             if filter == EVFILT_READ && quiet {
                 continue; // drained by a read, nothing reported since: not ready
             }

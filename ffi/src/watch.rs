@@ -170,6 +170,13 @@ impl<K: Copy + PartialEq> Watch<K> {
         self.always.is_empty() && self.recheck.iter().all(|&(f, read_only)| read_only && quiet(f))
     }
 
+    /// The keys of `file`, copied out (inline up to 4: a file has one per
+    /// filter and descriptor), for a caller that changes the watch while
+    /// it goes through them.
+    pub fn keys_copy(&self, file: u64) -> smallvec::SmallVec<[K; 4]> {
+        smallvec::SmallVec::from_slice(self.keys(file))
+    }
+
     /// The keys of `file` (empty if none).
     pub fn keys(&self, file: u64) -> &[K] {
         self.by_file.get(file).map_or(&[], |w| w.keys.as_slice())
