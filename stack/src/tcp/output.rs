@@ -241,6 +241,20 @@ impl SegOut {
         debug_assert!(self.fast_layout());
         debug_assert!(self.tso_segsz == 0 || checksum_offload, "TSO needs checksum offload");
         // The payload first: the header's fields are read after its loop.
+        let (c, payload_len) = self.payload_sum(mem, checksum_offload);
+        let h = self.fast_hdr();
+        let hlen = h.len();
+        h.write(out);
+        let field = self.fast_checksum(c, &h, payload_len, checksum_offload);
+        out[16..18].copy_from_slice(&field.to_be_bytes());
+        (hlen, hlen + payload_len)
+    }
+
+    /// The payload's length and, without `checksum_offload`, its sum (the
+    /// payload starts at an even offset, the header being whole 32-bit
+    /// words, where a new sum starts).
+    #[inline(always)]
+    fn payload_sum<P: PageMemory + ?Sized>(&self, mem: &P, checksum_offload: bool) -> (Checksum, usize) {
         let mut c = Checksum::new();
         let mut payload_len = 0usize;
         if checksum_offload {
@@ -248,20 +262,24 @@ impl SegOut {
                 payload_len += p.len as usize;
             }
         } else {
-            // The payload starts at an even offset (the header is whole
-            // 32-bit words), where a new sum starts.
             for p in &self.payload {
                 payload_len += p.len as usize;
                 c.add(mem.slice(*p));
             }
         }
-        let h = self.fast_hdr();
+        (c, payload_len)
+    }
+
+    /// The TCP checksum field of fast header `h` over a payload whose sum
+    /// is `c` (RFC 9293 3.1 pseudo-header); with `checksum_offload`, the
+    /// pseudo-header sum the device completes (length 0 for TSO).
+    #[inline(always)]
+    fn fast_checksum(&self, mut c: Checksum, h: &hdr_fast::Hdr, payload_len: usize, checksum_offload: bool) -> u16 {
         let hlen = h.len();
-        h.write(out);
         let pseudo = u64::from(self.src.ip().to_bits())
             + u64::from(self.dst.ip().to_bits())
             + u64::from(u8::from(IpProtocol::Tcp));
-        let field = if checksum_offload {
+        if checksum_offload {
             let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
             c.add_be_words(pseudo + u64::from(l4_len));
             !c.finish()
@@ -269,9 +287,7 @@ impl SegOut {
             let l4_len = (hlen + payload_len) as u16;
             c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
             c.finish()
-        };
-        out[16..18].copy_from_slice(&field.to_be_bytes());
-        (hlen, hlen + payload_len)
+        }
     }
 
     /// [`SegOut::write_fast`] for a [`SegOut::follows`] segment, into an
@@ -288,34 +304,12 @@ impl SegOut {
         checksum_offload: bool,
     ) -> (usize, usize) {
         debug_assert!(self.fast_layout());
-        let mut c = Checksum::new();
-        let mut payload_len = 0usize;
-        if checksum_offload {
-            for p in &self.payload {
-                payload_len += p.len as usize;
-            }
-        } else {
-            for p in &self.payload {
-                payload_len += p.len as usize;
-                c.add(mem.slice(*p));
-            }
-        }
+        let (c, payload_len) = self.payload_sum(mem, checksum_offload);
         let h = self.fast_hdr();
         let hlen = h.len();
         out[4..8].copy_from_slice(&h.seq.to_be_bytes());
         out[13] = h.flags_byte();
-        let pseudo = u64::from(self.src.ip().to_bits())
-            + u64::from(self.dst.ip().to_bits())
-            + u64::from(u8::from(IpProtocol::Tcp));
-        let field = if checksum_offload {
-            let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
-            c.add_be_words(pseudo + u64::from(l4_len));
-            !c.finish()
-        } else {
-            let l4_len = (hlen + payload_len) as u16;
-            c.add_be_words(pseudo + u64::from(l4_len) + h.be_sum());
-            c.finish()
-        };
+        let field = self.fast_checksum(c, &h, payload_len, checksum_offload);
         out[16..18].copy_from_slice(&field.to_be_bytes());
         #[cfg(debug_assertions)]
         {
