@@ -348,7 +348,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     return Err(libc::EINVAL);
                 };
                 wait(lib, i64::from(timeout), |lib| {
-                    ep.watch.skip_read_rechecks(|f| lib.files.get(f).is_some_and(|x| x.rd_quiet));
+                    ep.watch.skip_read_rechecks(|f| lib.files.rd_quiet(f));
                     if ep.watch.quiet() && !lib.has_pending(set) {
                         return Ok(0); // nothing reported, nothing to look at again
                     }
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn ff_epoll_wait(
                             continue;
                         }
                         let counters = lib.edges(file);
-                        let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
+                        let quiet = lib.files.rd_quiet(file);
                         // The watch changes below: its keys copied out.
                         for fd in ep.watch.keys_copy(file) {
                             let Some(reg) = ep.regs.get_mut(&fd) else { continue };
@@ -488,7 +488,7 @@ fn apply(lib: &mut Lib, set: u64, kq: &mut Kqueue, c: &Kevent) -> Res<()> {
 /// candidate files only ([`Watch::candidates`]).
 fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Vec<Kevent>) {
     // Level-triggered readers drained since: nothing to look at again.
-    kq.watch.skip_read_rechecks(|f| lib.files.get(f).is_some_and(|x| x.rd_quiet));
+    kq.watch.skip_read_rechecks(|f| lib.files.rd_quiet(f));
     if kq.watch.quiet() && !lib.has_pending(set) {
         return; // nothing reported, nothing level-triggered to look at again
     }
@@ -501,7 +501,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             continue;
         }
         let (rd, wr) = lib.edges(file);
-        let quiet = lib.files.get(file).is_some_and(|f| f.rd_quiet);
+        let quiet = lib.files.rd_quiet(file);
         // The watch changes below: its keys copied out.
         for (fd, filter) in kq.watch.keys_copy(file) {
             if filter == EVFILT_READ && quiet {
@@ -573,7 +573,7 @@ fn quiet_kqueue(lib: &mut Lib, set: u64) -> bool {
         Some(f) => {
             f.pending.is_empty()
                 && matches!(&f.kind, Kind::Kqueue(kq)
-                    if kq.watch.quiet_but_for(|x| lib.files.get(x).is_some_and(|x| x.rd_quiet)))
+                    if kq.watch.quiet_but_for(|x| lib.files.rd_quiet(x)))
         }
         None => false,
     }

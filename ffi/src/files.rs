@@ -72,6 +72,13 @@ impl Files {
         s.file.as_mut()
     }
 
+    /// Whether `id` names an open file a read left drained
+    /// ([`File::rd_quiet`]); `false` for an id that names nothing.
+    #[inline]
+    pub fn rd_quiet(&self, id: u64) -> bool {
+        self.get(id).is_some_and(|f| f.rd_quiet)
+    }
+
     /// Whether `id` names an open file.
     #[inline]
     pub fn contains(&self, id: u64) -> bool {

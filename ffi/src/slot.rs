@@ -8,7 +8,6 @@
 //! function here checks the caller first.
 
 use std::cell::{Cell, UnsafeCell};
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::state::{Lib, Res};
@@ -92,7 +91,7 @@ pub fn with_lib<R>(f: impl FnOnce(&mut Lib) -> Res<R>) -> Res<R> {
         return Err(libc::EPERM);
     }
     if SLOT.busy.replace(true) {
-        return Err(libc::EBUSY as c_int);
+        return Err(libc::EBUSY);
     }
     // Clears `busy` on every way out, unwinding included (`entry` catches).
     struct Release;
