@@ -357,11 +357,8 @@ pub unsafe extern "C" fn ff_epoll_wait(
                     lib.recycle_pending(set, edged);
                     let mut n = 0;
                     'files: for (i, &file) in cands.iter().enumerate() {
-                        if !lib.files.contains(file) {
-                            continue;
-                        }
-                        let counters = lib.edges(file);
-                        let quiet = lib.files.rd_quiet(file);
+                        let Some((rd, wr, quiet)) = lib.candidate(file) else { continue };
+                        let counters = (rd, wr);
                         // The watch changes below: its keys copied out.
                         for fd in ep.watch.keys_copy(file) {
                             let Some(reg) = ep.regs.get_mut(&fd) else { continue };
@@ -497,11 +494,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
     lib.recycle_pending(set, edged);
     let mut gone = Vec::new();
     'files: for (i, &file) in cands.iter().enumerate() {
-        if !lib.files.contains(file) {
-            continue;
-        }
-        let (rd, wr) = lib.edges(file);
-        let quiet = lib.files.rd_quiet(file);
+        let Some((rd, wr, quiet)) = lib.candidate(file) else { continue };
         // The watch changes below: its keys copied out.
         for (fd, filter) in kq.watch.keys_copy(file) {
             if filter == EVFILT_READ && quiet {

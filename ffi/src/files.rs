@@ -79,12 +79,6 @@ impl Files {
         self.get(id).is_some_and(|f| f.rd_quiet)
     }
 
-    /// Whether `id` names an open file.
-    #[inline]
-    pub fn contains(&self, id: u64) -> bool {
-        self.get(id).is_some()
-    }
-
     /// Takes file `id` out; its id names nothing from now on.
     pub fn remove(&mut self, id: u64) -> Option<File> {
         let (i, gen) = split(id);
@@ -135,7 +129,7 @@ mod tests {
         let b = t.insert(file());
         assert_ne!(a, 0);
         assert_ne!(a, b);
-        assert!(t.contains(a) && t.contains(b));
+        assert!(t.get(a).is_some() && t.get(b).is_some());
         assert!(t.remove(a).is_some());
         assert!(t.remove(a).is_none(), "removed once");
         assert!(t.get(a).is_none());

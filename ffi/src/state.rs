@@ -358,14 +358,21 @@ impl Lib {
     /// edge is its count of datagrams queued (one edge per arrival, as
     /// Linux wakes an edge-triggered waiter per datagram).
     pub fn edges(&mut self, id: u64) -> (u64, u64) {
-        let Some(f) = self.files.get(id) else { return (0, 0) };
-        match f.kind {
+        self.candidate(id).map_or((0, 0), |(rd, wr, _)| (rd, wr))
+    }
+
+    /// What a wait needs of candidate file `id` from one lookup: its edge
+    /// counters ([`Lib::edges`]) and whether a read left it drained
+    /// ([`File::rd_quiet`]); `None` if it is closed.
+    pub fn candidate(&mut self, id: u64) -> Option<(u64, u64, bool)> {
+        let f = self.files.get(id)?;
+        Some(match f.kind {
             Kind::Udp { h: Some(h), .. } => {
                 let wr = f.edge_wr;
-                (self.rt.stack.udp_arrivals(h).unwrap_or(0), wr)
+                (self.rt.stack.udp_arrivals(h).unwrap_or(0), wr, false)
             }
-            _ => (f.edge_rd, f.edge_wr),
-        }
+            _ => (f.edge_rd, f.edge_wr, f.rd_quiet),
+        })
     }
 
     /// Moves the engine's readiness reports into the edge counters.
