@@ -31,7 +31,6 @@ const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
 /// One epoll registration.
 #[derive(Debug, Clone, Copy)]
 struct EpReg {
-    file: u64,
     events: u32,
     data: u64,
     /// Edge counters seen at the last report (`EPOLLET`).
@@ -40,10 +39,13 @@ struct EpReg {
     spent: bool,
 }
 
-/// An epoll instance: registrations by descriptor.
+/// An epoll instance: registrations by descriptor and file, as Linux keys
+/// them: a registration made through a descriptor since closed (its file
+/// kept open by a dup) lives on beside one a new file makes under the same
+/// number, and `EPOLL_CTL_MOD`/`DEL` name the file the number names now.
 #[derive(Debug, Default)]
 pub struct Epoll {
-    regs: FxHashMap<c_int, EpReg>,
+    regs: FxHashMap<(c_int, u64), EpReg>,
     /// Which registrations a wait looks at.
     pub(crate) watch: Watch<c_int>,
 }
@@ -126,9 +128,9 @@ pub fn forget_file_epoll(lib: &mut Lib, id: u64) {
     let mut gone = Vec::new();
     for (set, f) in lib.files.iter_mut() {
         if let Kind::Epoll(e) = &mut f.kind {
-            let fds: Vec<c_int> = e.regs.iter().filter(|(_, r)| r.file == id).map(|(fd, _)| *fd).collect();
+            let fds: Vec<c_int> = e.regs.keys().filter(|(_, f)| *f == id).map(|(fd, _)| *fd).collect();
             for fd in fds {
-                e.regs.remove(&fd);
+                e.regs.remove(&(fd, id));
                 e.watch.remove(id, fd);
             }
             gone.push(set);
@@ -270,35 +272,27 @@ pub unsafe extern "C" fn ff_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: 
                     } else {
                         counters
                     };
-                    EpReg { file, events, data: e.u64, seen, spent: false }
+                    EpReg { events, data: e.u64, seen, spent: false }
                 };
-                // A registration left under this number by a descriptor
-                // since closed names another file: it is not this one's.
-                if let Some(old) = ep.regs.get(&fd).map(|r| r.file).filter(|&f| f != file) {
-                    if op == libc::EPOLL_CTL_ADD {
-                        ep.regs.remove(&fd);
-                        if ep.watch.remove(old, fd) {
-                            unwatch.push(old);
-                        }
-                    } else {
-                        return Err(libc::ENOENT);
-                    }
-                }
+                // Keyed by number and file: a registration left under this
+                // number by a descriptor since closed (its file kept open by
+                // a dup) is another file's and stays (Linux's ep_find).
+                let key = (fd, file);
                 match op {
                     libc::EPOLL_CTL_ADD => {
-                        if ep.regs.contains_key(&fd) {
+                        if ep.regs.contains_key(&key) {
                             return Err(libc::EEXIST);
                         }
-                        ep.regs.insert(fd, mk(ev.ok_or(libc::EFAULT)?));
+                        ep.regs.insert(key, mk(ev.ok_or(libc::EFAULT)?));
                         ep.watch.add(file, fd, udp);
                     }
                     libc::EPOLL_CTL_MOD => {
-                        let r = ep.regs.get_mut(&fd).ok_or(libc::ENOENT)?;
+                        let r = ep.regs.get_mut(&key).ok_or(libc::ENOENT)?;
                         *r = mk(ev.ok_or(libc::EFAULT)?);
                         ep.watch.add(file, fd, udp);
                     }
                     libc::EPOLL_CTL_DEL => {
-                        ep.regs.remove(&fd).ok_or(libc::ENOENT)?;
+                        ep.regs.remove(&key).ok_or(libc::ENOENT)?;
                         if ep.watch.remove(file, fd) {
                             unwatch.push(file);
                         }
@@ -361,8 +355,8 @@ pub unsafe extern "C" fn ff_epoll_wait(
                         let counters = (rd, wr);
                         // The watch changes below: its keys copied out.
                         for fd in ep.watch.keys_copy(file) {
-                            let Some(reg) = ep.regs.get_mut(&fd) else { continue };
-                            if reg.file != file || reg.spent {
+                            let Some(reg) = ep.regs.get_mut(&(fd, file)) else { continue };
+                            if reg.spent {
                                 continue;
                             }
                             if quiet && reg.events & EPOLLOUT == 0 {

@@ -502,6 +502,13 @@ fn inner(conf: &str, iface: &str) {
     assert_eq!(ep_ctl(ep_d, libc::EPOLL_CTL_MOD, u2, libc::EPOLLIN as u32, 0), -1);
     assert_eq!(errno(), libc::ENOENT);
     assert_eq!(ep_ctl(ep_d, libc::EPOLL_CTL_ADD, u2, libc::EPOLLIN as u32, 43), 0);
+    // The new file's registration under the number does not replace the
+    // dup'd file's (Linux keys them by number and file).
+    k2.write_all(b"again").unwrap();
+    assert_eq!(ep_wait(ep_d, EVENT_MS), vec![(libc::EPOLLIN as u32, 42)], "the dup'd file still reports");
+    assert_eq!(read_all(d, 5), b"again");
+    assert_eq!(ep_ctl(ep_d, libc::EPOLL_CTL_ADD, u2, libc::EPOLLIN as u32, 44), -1);
+    assert_eq!(errno(), libc::EEXIST, "the number's current file is registered");
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_close(u2) }, 0);
     // SAFETY: plain values, or pointers valid for the lengths given.
