@@ -8,7 +8,8 @@ BULK = os.path.join(BIN, "bulk")
 
 def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None, send_args=()):
     """`bulk` receiver (net_vhost, CPU 0) and sender (net_virtio_user, CPU 1)
-    in two processes, both at `mtu`; returns the sender's BULK report. `tso`:
+    in two processes, both at `mtu`; returns the sender's BULK report with
+    the receiver's under "recv". `tso`:
     vhost offers TCP segmentation offload and takes big frames into external
     buffers (tso=1,ext-buffer=1), and the sender sends TSO frames.
     `bin_dir`: where the `bulk` binary is (default: this checkout's
@@ -36,7 +37,7 @@ def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None
              "--mode", mode, "--bytes", str(nbytes), "--write-size", str(write), "--zc-min-write", str(zc_min),
              "--file-prefix", f"zbs{os.getpid()}{tag}", "--mtu", str(mtu)] + (["--tso"] if tso else []) + list(send_args),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=180).stdout
-        recv.wait(timeout=60)
+        rout, _ = recv.communicate(timeout=60)
     finally:
         if recv.poll() is None:
             recv.kill()
@@ -49,6 +50,10 @@ def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None
     r = json.loads(line)
     if not r.get("ok"):
         raise RuntimeError(f"sender failed: {r}")
+    # The receiver's report (busy cycles per byte: what the frames' shape
+    # costs the peer; absent from builds before 2026-11-30's session 11).
+    rline = next((l[5:] for l in rout.splitlines() if l.startswith("BULK ")), None)
+    r["recv"] = json.loads(rline) if rline else {}
     return r
 
 

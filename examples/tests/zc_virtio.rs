@@ -98,6 +98,12 @@ fn zero_copy_256_mib_over_virtio_user_and_vhost() {
     assert!(s["dev_tx_payload_zero_copy"].as_u64().unwrap() >= bytes as u64, "{s}");
     assert!(s["extbuf_attachments"].as_u64().unwrap() > 0);
     assert_eq!(s["extbuf_attachments"], s["extbuf_completions"], "every attachment completed by close: {s}");
+    // The receiver reports its own work (ci/bench-zc prints what each mode's
+    // frames cost it): busy cycles over the run, per byte received.
+    let busy = r["busy_cycles"].as_u64().expect("receiver busy_cycles");
+    assert!(busy > 0 && r["busy_loops"].as_u64().unwrap() > 0, "{r}");
+    let cpb = r["cycles_per_byte"].as_f64().unwrap();
+    assert!((cpb - busy as f64 / bytes as f64).abs() < 1e-9, "cycles_per_byte is busy/bytes: {r}");
     for v in [&s, &r] {
         assert_eq!(v["clean"], true, "pages and mempools back to their start counts: {v}");
         assert_eq!(v["pages_free"], v["pages_total"]);

@@ -274,9 +274,9 @@ fn combine(rows: &[serde_json::Value]) -> serde_json::Value {
     let bytes = sum["bytes"].as_u64().unwrap_or(0) as f64;
     sum["secs"] = json!(secs);
     sum["gbps"] = json!(bytes * 8.0 / secs.max(1e-9) / 1e9);
+    sum["cycles_per_byte"] = json!(sum["busy_cycles"].as_u64().unwrap_or(0) as f64 / bytes.max(1.0));
     if first["role"] == "send" {
         sum["gbps"] = json!(if secs > 0.0 { bytes * 8.0 / secs / 1e9 } else { 0.0 });
-        sum["cycles_per_byte"] = json!(sum["busy_cycles"].as_u64().unwrap_or(0) as f64 / bytes);
         sum["work_cycles_per_byte"] = json!(sum["work_cycles"].as_u64().unwrap_or(0) as f64 / bytes);
     }
     sum["error"] = rows.iter().map(|r| r["error"].clone()).find(|e| !e.is_null()).unwrap_or(serde_json::Value::Null);
@@ -370,6 +370,7 @@ fn receive(
     let mut t_first = None;
     let mut iter = 0u64;
     let zc_rx = rt.dev.stats().rx_mbufs_handed_over > 0 || rt.dev.rx_zero_copy();
+    let c0 = rt.cycles();
     rt.run(|stack, now| {
         iter += 1;
         if iter % 4096 == 0 && Wall::now() > deadline {
@@ -440,6 +441,10 @@ fn receive(
         (did, Control::Continue)
     });
     let secs = t_first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    // The receiver's cycles in passes that did anything (RX burst, vhost's
+    // dequeue, TCP input, the reads, ACKs); idle passes are left out.
+    let c1 = rt.cycles();
+    let busy = (c1.usr + c1.sys).saturating_sub(c0.usr + c0.sys);
     for c in conns.drain(..) {
         let _ = rt.stack.tcp_abort(c.h);
     }
@@ -457,6 +462,8 @@ fn receive(
     Ok(json!({
         "role": "recv", "ok": ok, "error": err, "bytes": got, "secs": secs,
         "gbps": got as f64 * 8.0 / secs.max(1e-9) / 1e9, "connections": digests.len(), "sha256s": digests,
+        "busy_cycles": busy, "busy_loops": c1.busy_loops - c0.busy_loops,
+        "cycles_per_byte": busy as f64 / got.max(1) as f64, "tsc_hz": rt.tsc_hz(),
     }))
 }
 
