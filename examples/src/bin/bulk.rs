@@ -331,6 +331,8 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("rx_bytes_copied".into(), json!(st.rx_bytes_copied));
     o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
     o.insert("tcp_fast_retransmits".into(), json!(st.tcp_fast_retransmits));
+    o.insert("tcp_send_pressure_limited".into(), json!(st.tcp_send_pressure_limited));
+    o.insert("dev_tx_backpressure".into(), json!(ds.tx_backpressure));
     o.insert("rx_frames".into(), json!(st.rx_frames));
     o.insert("tx_frames".into(), json!(st.tx_frames));
     o.insert("rss_connect_ports_tried".into(), json!(st.rss_connect_ports_tried));
