@@ -50,8 +50,8 @@ def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None
     r = json.loads(line)
     if not r.get("ok"):
         raise RuntimeError(f"sender failed: {r}")
-    # The receiver's report (busy cycles per byte: what the frames' shape
-    # costs the peer; absent from builds before 2026-11-30's session 11).
+    # The receiver's report (its busy cycles per byte: what each mode's
+    # frames cost the peer; absent from builds before 2026-11-30's session 11).
     rline = next((l[5:] for l in rout.splitlines() if l.startswith("BULK ")), None)
     r["recv"] = json.loads(rline) if rline else {}
     return r
