@@ -27,9 +27,16 @@ struct Slot {
     file: Option<File>,
 }
 
+/// The slot of file id `id` (its low 32 bits): where tables indexed by
+/// file (such as an event set's watch) keep it.
+#[inline]
+pub(crate) fn slot_of(id: u64) -> usize {
+    (id & 0xffff_ffff) as usize
+}
+
 #[inline]
 fn split(id: u64) -> (usize, u32) {
-    ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+    (slot_of(id), (id >> 32) as u32)
 }
 
 impl Files {

@@ -6,7 +6,9 @@
 //! enabled (`recheck`), and UDP sockets (their edges are datagram
 //! arrivals, which the engine does not report: looked at every wait).
 
-/// Values by file id, indexed by the id's slot (its low 32 bits, see
+use crate::files::slot_of;
+
+/// Values by file id, indexed by the id's slot ([`slot_of`], see
 /// [`crate::files`]): a lookup is an index and a compare.
 #[derive(Debug)]
 struct BySlot<V> {
@@ -19,15 +21,10 @@ impl<V> Default for BySlot<V> {
     }
 }
 
-#[inline]
-fn slot(id: u64) -> usize {
-    (id & 0xffff_ffff) as usize
-}
-
 impl<V> BySlot<V> {
     #[inline]
     fn get(&self, id: u64) -> Option<&V> {
-        match self.slots.get(slot(id))? {
+        match self.slots.get(slot_of(id))? {
             Some((i, v)) if *i == id => Some(v),
             _ => None,
         }
@@ -35,7 +32,7 @@ impl<V> BySlot<V> {
 
     #[inline]
     fn get_mut(&mut self, id: u64) -> Option<&mut V> {
-        match self.slots.get_mut(slot(id))? {
+        match self.slots.get_mut(slot_of(id))? {
             Some((i, v)) if *i == id => Some(v),
             _ => None,
         }
@@ -44,7 +41,7 @@ impl<V> BySlot<V> {
     /// The value of `id`, made by `f` if it has none (an entry left by a
     /// file that had the slot before is replaced: that file is closed).
     fn get_or_insert_with(&mut self, id: u64, f: impl FnOnce() -> V) -> &mut V {
-        let s = slot(id);
+        let s = slot_of(id);
         if self.slots.len() <= s {
             self.slots.resize_with(s + 1, || None);
         }
@@ -59,7 +56,7 @@ impl<V> BySlot<V> {
     }
 
     fn remove(&mut self, id: u64) -> Option<V> {
-        let e = self.slots.get_mut(slot(id))?;
+        let e = self.slots.get_mut(slot_of(id))?;
         match e {
             Some((i, _)) if *i == id => e.take().map(|(_, v)| v),
             _ => None,

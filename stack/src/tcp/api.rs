@@ -391,7 +391,8 @@ impl TcpEngine {
     /// receive side down: a readiness layer may skip re-checking a
     /// level-triggered reader until then.
     pub fn read_quiet(&self, h: SocketHandle) -> bool {
-        self.conn(h).map(|c| !conn_readable(c) && !conn_peer_closed(c) && c.error.is_none()).unwrap_or(false)
+        // (An error makes a connection readable.)
+        self.conn(h).map(|c| !conn_readable(c) && !conn_peer_closed(c)).unwrap_or(false)
     }
 
     /// Whether `write` would take at least one byte (or fail), with the
