@@ -209,6 +209,7 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
         "tx_payload_zero_copy": d.tx_payload_zero_copy, "tx_payload_copied": d.tx_payload_copied,
         "extbuf_attachments": d.extbuf_attachments, "extbuf_completions": d.extbuf_completions,
         "frames_in_flight": d.frames_in_flight, "completion_high_water": d.completion_high_water,
+        "tx_prefetch": rt.dev.tx_prefetch(), "tx_lines_prefetched": d.tx_lines_prefetched,
         "tx_backpressure": d.tx_backpressure, "mbufs_in_use": rt.dev.mbufs_in_use(),
         "rx_l4_verified": d.rx_l4_verified, "rx_l4_bad": d.rx_l4_bad,
         "rx_impaired": imp(d.rx_impaired), "tx_impaired": imp(d.tx_impaired),

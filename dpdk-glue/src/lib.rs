@@ -34,7 +34,7 @@ pub mod steer;
 pub mod txreclaim;
 
 pub use deploy::Deployment;
-pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode};
+pub use device::{EthDevice, EthDeviceConfig, EthDeviceStats, TxMode, TxPrefetch};
 pub use eal::{Eal, EalArgs, IovaMode, LcoreJob};
 pub use error::{Error, Result, RteErrno};
 pub use extbuf::{CompletionRing, DmaMapping, ExtMem, MemRegion};

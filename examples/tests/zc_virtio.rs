@@ -98,6 +98,10 @@ fn zero_copy_256_mib_over_virtio_user_and_vhost() {
     assert!(s["dev_tx_payload_zero_copy"].as_u64().unwrap() >= bytes as u64, "{s}");
     assert!(s["extbuf_attachments"].as_u64().unwrap() > 0);
     assert_eq!(s["extbuf_attachments"], s["extbuf_completions"], "every attachment completed by close: {s}");
+    // `[zerocopy] tx_prefetch=auto` on a virtio-user port: every
+    // standard-MTU frame's payload prefetched for vhost, line by line.
+    let lines = s["dev_tx_lines_prefetched"].as_u64().unwrap();
+    assert!(lines >= bytes as u64 / 64 && lines <= bytes as u64 / 64 * 2, "{lines} lines for {bytes} B: {s}");
     // The receiver reports its own work (ci/bench-zc prints what each mode's
     // frames cost it): busy cycles over the run, per byte received.
     let busy = r["busy_cycles"].as_u64().expect("receiver busy_cycles");
@@ -120,6 +124,7 @@ fn copy_mode_over_virtio_user_counts_copies() {
     assert_eq!(s["tx_bytes_copied"], bytes);
     assert_eq!(s["dev_tx_payload_zero_copy"], 0);
     assert_eq!(s["extbuf_attachments"], 0);
+    assert_eq!(s["dev_tx_lines_prefetched"], 0, "copy mode's frames are hot already: {s}");
     assert_eq!(s["clean"], true);
     assert_eq!(r["clean"], true);
 }
@@ -266,6 +271,9 @@ fn tso_256_mib_over_virtio_user_and_vhost() {
     assert!(r["dev_rx_frames"].as_u64().unwrap() < bytes as u64 / 20_000, "the receiver took them whole: {r}");
     assert_eq!(r["dev_rx_chains_copied"], 0, "in external buffers, not chains: {r}");
     assert_eq!(s["dev_tx_payload_copied"], 0, "{s}");
+    // TSO frames (32 KiB of payload) are not prefetched: only the few
+    // standard-MTU frames (handshake, tail) are.
+    assert!(s["dev_tx_lines_prefetched"].as_u64().unwrap() * 64 < bytes as u64 / 20, "{s}");
     assert_eq!(s["extbuf_attachments"], s["extbuf_completions"], "{s}");
     for v in [&s, &r] {
         assert_eq!(v["clean"], true, "pages and mempools back to their start counts: {v}");

@@ -10,6 +10,7 @@ use super::ini::{Entry, Section};
 use super::{
     Config, ConfigError, DpdkSection, Notice, PcapSection, PortSection, ReassemblySection, VdevSection, ZeroCopySection,
 };
+use crate::device::TxPrefetch;
 use crate::impair::ImpairConfig;
 
 /// Reads the keys of one section; what is left at the end is unknown.
@@ -330,6 +331,7 @@ const ZC_KEYS: &[&str] = &[
     "send_low_water",
     "send_reserve",
     "send_share_floor",
+    "tx_prefetch",
 ];
 const TCP_KEYS: &[&str] = &[
     "min_rto_us",
@@ -385,6 +387,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         send_low_water: 25,
         send_reserve: 5,
         send_share_floor: 64 * 1024,
+        tx_prefetch: TxPrefetch::Auto,
     };
     let mut tcp_section = None;
     // Lines of the [dpdk] keys checked against other sections below (the
@@ -807,6 +810,12 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
             .or("send_reserve", 5, |v| uint_in::<usize>(v, 0, 50).ok_or("a percentage of the page array in 0..=50"))?,
         send_share_floor: r.or("send_share_floor", 64 * 1024, |v| {
             uint_in::<usize>(v, 4096, MAX_SOCK_BUFFER).ok_or("bytes in 4096..=1073725440")
+        })?,
+        tx_prefetch: r.or("tx_prefetch", TxPrefetch::Auto, |v| match v {
+            "auto" => Ok(TxPrefetch::Auto),
+            "1" | "on" => Ok(TxPrefetch::On),
+            "0" | "off" => Ok(TxPrefetch::Off),
+            _ => Err("auto, 1 (on) or 0 (off)"),
         })?,
     };
     r.finish()?;

@@ -22,7 +22,7 @@ use thiserror::Error;
 use zcstack::wire::EthernetAddress;
 use zcstack::{IfaceConfig, StackConfig, TcpConfig};
 
-use crate::device::{EthDeviceConfig, TxMode};
+use crate::device::{EthDeviceConfig, TxMode, TxPrefetch};
 use crate::eal::EalArgs;
 use crate::impair::ImpairConfig;
 use crate::port::PortConfig;
@@ -259,6 +259,9 @@ pub struct ZeroCopySection {
     /// Under pressure a connection may always hold this many bytes of
     /// send queue (`StackConfig::send_share_floor`).
     pub send_share_floor: usize,
+    /// Zero-copy TX prefetches payload for a software peer
+    /// (`auto`: on virtio-user, vhost and memif ports; [`TxPrefetch`]).
+    pub tx_prefetch: TxPrefetch,
 }
 
 /// A loaded configuration.
@@ -584,6 +587,7 @@ impl Config {
                 tx_delay_us: self.dpdk.pkt_tx_delay_us,
                 impair: self.impair,
                 stage_cycles: self.dpdk.stage_cycles,
+                tx_prefetch: self.zerocopy.tx_prefetch,
                 ..EthDeviceConfig::default()
             },
             stack,

@@ -711,6 +711,29 @@ fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     );
     let s = parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}")).runtime(0).unwrap().stack;
     assert_eq!((s.send_low_water, s.send_reserve, s.send_share_floor), (40, 10, 8192));
+    // tx_prefetch: auto by default, reaching the device; on/off/1/0; else an error naming the values.
+    assert_eq!(rt.device.tx_prefetch, TxPrefetch::Auto);
+    let tap = MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n");
+    let pf = |v: &str| format!("{tap}[vdev0]\ndriver=net_tap\niface=zc0\n[zerocopy]\ntx_prefetch={v}\n");
+    for (v, want) in [
+        ("auto", TxPrefetch::Auto),
+        ("1", TxPrefetch::On),
+        ("on", TxPrefetch::On),
+        ("0", TxPrefetch::Off),
+        ("off", TxPrefetch::Off),
+    ] {
+        let c = parse_at("t.ini", &pf(v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.zerocopy.tx_prefetch, want, "{v}");
+        assert_eq!(c.runtime(0).unwrap().device.tx_prefetch, want, "{v}");
+    }
+    assert_eq!(err(&pf("yes")), "t.ini:15: [zerocopy] tx_prefetch = \"yes\": expected auto, 1 (on) or 0 (off)");
+    // Auto prefetches for the software peers only.
+    for d in ["net_virtio_user", "net_vhost", "net_memif"] {
+        assert!(TxPrefetch::Auto.resolve(d) && TxPrefetch::On.resolve(d) && !TxPrefetch::Off.resolve(d), "{d}");
+    }
+    for d in ["net_ixgbe", "net_i40e", "net_mlx5", "net_tap", "net_ring", "net_null", "net_virtio", ""] {
+        assert!(!TxPrefetch::Auto.resolve(d) && TxPrefetch::On.resolve(d), "{d}");
+    }
     assert_eq!(
         err(&with("91")),
         "t.ini:10: [zerocopy] recv_budget = \"91\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"

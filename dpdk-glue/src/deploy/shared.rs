@@ -193,6 +193,11 @@ impl QueueHandle {
         &self.shared.name
     }
 
+    /// The port's driver name (`rte_eth_dev_info.driver_name`), while it is open.
+    pub fn driver(&self) -> Option<String> {
+        self.shared.lock().port.as_ref().and_then(|p| p.info().ok()).map(|i| i.driver)
+    }
+
     /// The whole port's counters (every queue), while it is open.
     pub fn port_stats(&self) -> Option<crate::port::PortStats> {
         self.shared.lock().port.as_ref().and_then(|p| p.stats().ok())

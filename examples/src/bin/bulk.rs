@@ -30,6 +30,14 @@ enum Role {
     Recv,
 }
 
+/// `--tx-prefetch` ([`dpdk_glue::TxPrefetch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Prefetch {
+    Auto,
+    On,
+    Off,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Copy writes (`write`) and a copy-mode device (`[zerocopy] send=0`):
@@ -109,6 +117,10 @@ struct Args {
     #[arg(long = "tx-free-batch", default_value_t = dpdk_glue::port::DEFAULT_TX_FREE_BATCH,
         value_parser = clap::value_parser!(u16).range(0..=4096))]
     tx_free_batch: u16,
+    /// Zero-copy TX warms each frame's payload for a software peer
+    /// (`[zerocopy] tx_prefetch`: auto is on for virtio-user, vhost, memif).
+    #[arg(long = "tx-prefetch", value_enum, default_value_t = Prefetch::Auto)]
+    tx_prefetch: Prefetch,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
     /// file or object cache, unless you want cache-hot copies.
@@ -212,6 +224,11 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         tso: args.tso,
         device: EthDeviceConfig {
             tx_mode: if args.mode == Mode::Copy { TxMode::Copy } else { TxMode::ZeroCopy },
+            tx_prefetch: match args.tx_prefetch {
+                Prefetch::Auto => dpdk_glue::TxPrefetch::Auto,
+                Prefetch::On => dpdk_glue::TxPrefetch::On,
+                Prefetch::Off => dpdk_glue::TxPrefetch::Off,
+            },
             ..EthDeviceConfig::default()
         },
         stack,
@@ -327,6 +344,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
     o.insert("completion_high_water".into(), json!(ds.completion_high_water));
+    o.insert("dev_tx_lines_prefetched".into(), json!(ds.tx_lines_prefetched));
     o.insert("rx_bytes_zero_copy".into(), json!(st.rx_bytes_zero_copy));
     o.insert("rx_bytes_copied".into(), json!(st.rx_bytes_copied));
     o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
