@@ -63,11 +63,12 @@ pub enum TxMode {
 /// NIC reads them by DMA at no CPU cost, but a software peer on this host
 /// (vhost behind virtio-user, a memif peer) copies them on one of its CPUs
 /// and waits for every line. Session 12 measured it over virtio-user ↔
-/// vhost with a 32 MiB data set: vhost spent 0.49 busy cycles per byte on
-/// zero-copy frames against 0.29 on copy mode's (whose sender had read the
-/// data in its copy); with the payload prefetched as each frame is built
-/// (`prefetcht0`, one per 64-byte line) it spent 0.32, and zero copy's
-/// Gbit/s went from 0.77× copy mode's to 1.13× (README, "Zero copy vs copy").
+/// vhost with a 32 MiB data set: vhost spent 0.45–0.49 busy cycles per
+/// byte on zero-copy frames against 0.28–0.29 on copy mode's (whose sender
+/// had read the data in its copy); with the payload prefetched as each
+/// frame is built (`prefetcht0`, one per 64-byte line) it spent 0.32–0.34,
+/// and zero copy's 1 KiB Gbit/s went from 0.77× copy mode's to 1.06×
+/// (README, "Zero copy vs copy").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TxPrefetch {
     /// On for ports whose driver is in [`SOFTWARE_PEER_DRIVERS`], off otherwise.
