@@ -159,6 +159,32 @@ fn extbuf_completes_only_when_the_receiver_frees() {
 }
 
 #[test]
+fn prefetch_asks_for_each_cache_line_of_the_range_inside_the_region() {
+    let eal = common::eal();
+    let region = MemRegion::reserve(eal, &common::unique("pf"), 64 * 1024, 4096).unwrap();
+    // The lines a range touches depend on where the zone starts within a
+    // line: an IOVA has the same offset within its 4 KiB page as the
+    // virtual address (IOVA as PA or as VA), so the same within a line.
+    let base = region.iova_at(0).unwrap();
+    let lines = |off: usize, len: usize| {
+        if len == 0 {
+            return 0;
+        }
+        let (a, z) = (base as usize + off, base as usize + off + len - 1);
+        z / 64 - a / 64 + 1
+    };
+    let want = if cfg!(target_arch = "x86_64") { 1 } else { 0 };
+    for (off, len) in [(0, 1), (0, 64), (0, 65), (63, 2), (100, 1448), (4000, 200), (64 * 1024 - 64, 64)] {
+        assert_eq!(region.prefetch(off, len), want * lines(off, len), "{off}+{len}");
+    }
+    // Nothing past the end, nothing for an empty or outside range.
+    assert_eq!(region.prefetch(64 * 1024 - 10, 100), want * lines(64 * 1024 - 10, 10));
+    assert_eq!(region.prefetch(64 * 1024, 64), 0);
+    assert_eq!(region.prefetch(usize::MAX, usize::MAX), 0);
+    assert_eq!(region.prefetch(5, 0), 0);
+}
+
+#[test]
 fn completion_slots_are_bounded() {
     let eal = common::eal();
     let hdrs = Mempool::new(common::eal(), &common::unique("sh"), &PoolConfig::extbuf_headers(63)).unwrap();
