@@ -56,55 +56,63 @@ pub enum TxMode {
 }
 
 /// Whether zero-copy TX warms a frame's payload in this CPU's caches as it
-/// builds the frame (`[zerocopy] tx_prefetch`).
+/// builds the frame (`[zerocopy] payload_prefetch`).
 ///
 /// Zero copy hands the device the application's pages as they are: when the
 /// data was written long ago (a file or object cache) they sit in DRAM. A
-/// NIC reads them by DMA at no CPU cost, but a software peer on this host
-/// (vhost behind virtio-user, a memif peer) copies them on one of its CPUs
-/// and waits for every line. Session 12 measured it over virtio-user ↔
-/// vhost with a 32 MiB data set: vhost spent 0.45–0.49 busy cycles per
-/// byte on zero-copy frames against 0.28–0.29 on copy mode's (whose sender
-/// had read the data in its copy); with the payload prefetched as each
-/// frame is built (`prefetcht0`, one per 64-byte line) it spent 0.32–0.34,
-/// and zero copy's 1 KiB Gbit/s went from 0.77× copy mode's to 1.06×
-/// (README, "Zero copy vs copy").
+/// NIC reads them by DMA at no CPU cost, but the software backend of a
+/// virtio-user port (a DPDK `net_vhost` process, or the kernel's vhost-net)
+/// copies them on one of its CPUs and waits for every line. Session 12
+/// measured it over virtio-user ↔ vhost with a 32 MiB data set, alternating
+/// runs (bench-results/zc-2026-11-30-s12-prefetch-ab.txt, fast-state
+/// rounds): vhost spent 0.45–0.46 busy cycles per byte on zero-copy frames
+/// against 0.28–0.29 on copy mode's (whose sender had read the data in its
+/// copy); with the payload prefetched as each frame is built (`prefetcht0`,
+/// one per 64-byte line) 0.32–0.34, and zero copy's Gbit/s at 1 KiB writes
+/// went from 0.77× copy mode's to 0.94× (medians of that run; a later
+/// `ci/bench-zc` run read 1.06×, paired median 1.04×).
+///
+/// Only on x86-64 (elsewhere it resolves to off), only for frames of at
+/// most [`PREFETCH_MAX_PAYLOAD`] bytes of payload, and only on ports that
+/// offload the TCP checksum (otherwise the engine reads the payload for the
+/// checksum as it builds the segment, and it is in cache already).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TxPrefetch {
-    /// On for ports whose driver is in [`SOFTWARE_PEER_DRIVERS`], off otherwise.
-    /// Either way only frames of at most [`PREFETCH_MAX_PAYLOAD`] bytes of
-    /// payload are prefetched.
+    /// On for `net_virtio_user` ports, except those on a vhost-vdpa device
+    /// (a hardware backend, whose DMA needs nothing); off for every other
+    /// driver. `net_vhost` and `net_memif` copy the payload themselves, on
+    /// this lcore inside `tx_burst` (`rte_vhost_enqueue_burst`,
+    /// `eth_memif_tx`): a prefetch could only run a little ahead of that
+    /// copy, which was not measured.
     #[default]
     Auto,
-    /// Always (any port).
+    /// On for every port (x86-64).
     On,
     /// Never.
     Off,
 }
 
 /// Zero-copy frames with more payload than this, bytes, are not prefetched
-/// (TSO and jumbo frames). A frame's prefetches issue back to back, and
-/// tens of KiB of them stall the sender for longer than the peer saves
-/// (session 12, 64 KiB writes over virtio-user ↔ vhost: with TSO the
-/// sender's work went from 0.040 to 0.112 cycles/B for +3% Gbit/s, at MTU
-/// 9000 from 0.077 to 0.158 for +7%); a standard-MTU segment's 23 lines
-/// overlap with the frame's other work.
+/// (TSO and jumbo frames): their prefetches, thousands of bytes' worth
+/// issued back to back, cost the sender about what they save the peer, or
+/// more (session 12, 64 KiB writes over virtio-user ↔ vhost, medians of 3:
+/// TSO sender 0.040 → 0.112 cycles/B, receiver 0.311 → 0.238, +3.6%
+/// Gbit/s; MTU 9000 sender 0.077 → 0.158, receiver 0.263 → 0.216, +6.7%),
+/// while a standard-MTU segment's ~23 lines overlap with the frame's other
+/// work.
 pub const PREFETCH_MAX_PAYLOAD: usize = 2048;
 
-/// Drivers whose peer copies zero-copy payload on a CPU of this host, for
-/// which [`TxPrefetch::Auto`] prefetches: virtio-user (vhost dequeues with
-/// a copy), vhost (its virtio guest copies on receive) and memif (the peer
-/// copies out of the shared region).
-pub const SOFTWARE_PEER_DRIVERS: [&str; 3] = ["net_virtio_user", "net_vhost", "net_memif"];
-
 impl TxPrefetch {
-    /// Whether a port of `driver` prefetches.
-    pub fn resolve(self, driver: &str) -> bool {
-        match self {
-            TxPrefetch::Auto => SOFTWARE_PEER_DRIVERS.contains(&driver),
-            TxPrefetch::On => true,
-            TxPrefetch::Off => false,
-        }
+    /// Whether a port of `driver` (a vdev created with `devargs`, when
+    /// known) prefetches on this machine.
+    pub fn resolve(self, driver: &str, devargs: Option<&str>) -> bool {
+        let vdpa = devargs.is_some_and(|a| a.split(',').any(|kv| kv.trim().starts_with("path=/dev/vhost-vdpa")));
+        cfg!(target_arch = "x86_64")
+            && match self {
+                TxPrefetch::Auto => driver == "net_virtio_user" && !vdpa,
+                TxPrefetch::On => true,
+                TxPrefetch::Off => false,
+            }
     }
 }
 
@@ -140,7 +148,7 @@ pub struct EthDeviceConfig {
     /// the run loop count its stages and the engine's (`[dpdk]
     /// stage_cycles`; off by default).
     pub stage_cycles: bool,
-    /// Warm zero-copy payload for a software peer ([`TxPrefetch`]).
+    /// Warm zero-copy payload for a software backend ([`TxPrefetch`]).
     pub tx_prefetch: TxPrefetch,
 }
 
@@ -190,8 +198,9 @@ pub struct EthDeviceStats {
     pub frames_in_flight: u64,
     /// Most attachments in flight at once (completion-ring high-water mark).
     pub completion_high_water: u64,
-    /// Cache lines of zero-copy payload prefetched for a software peer
-    /// ([`TxPrefetch`]; 0 when off).
+    /// Prefetch instructions issued for zero-copy payload, one per cache
+    /// line of each sent frame's payload slices ([`TxPrefetch`]; a
+    /// retransmitted frame counts again; 0 when off).
     pub tx_lines_prefetched: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
@@ -261,10 +270,10 @@ impl PortLink {
         }
     }
 
-    /// The port's driver name, while open.
-    fn driver(&self) -> Option<String> {
+    /// The port's driver name and vdev arguments (each when known).
+    fn driver(&self) -> (Option<String>, Option<String>) {
         match self {
-            PortLink::Owned(p) => p.info().ok().map(|i| i.driver),
+            PortLink::Owned(p) => (p.info().ok().map(|i| i.driver), p.vdev_args().map(str::to_owned)),
             PortLink::Shared(h) => h.driver(),
         }
     }
@@ -431,13 +440,21 @@ impl EthDevice {
             fallback = Some(why);
             mode = TxMode::Copy;
         }
-        let driver = port.driver().unwrap_or_default();
-        let prefetch = mode == TxMode::ZeroCopy && cfg.tx_prefetch.resolve(&driver);
-        if prefetch {
-            tracing::info!(port = id, driver = %driver, setting = ?cfg.tx_prefetch,
-                "zero-copy TX prefetches payload for the port's software peer");
-        }
         let tcp_csum = granted.tx.contains(Offloads::TX_TCP_CKSUM);
+        let (driver, devargs) = port.driver();
+        if driver.is_none() && cfg.tx_prefetch == TxPrefetch::Auto {
+            tracing::warn!(
+                port = id,
+                "driver name unknown (rte_eth_dev_info_get failed): payload_prefetch=auto stays off"
+            );
+        }
+        let prefetch = mode == TxMode::ZeroCopy
+            && tcp_csum
+            && cfg.tx_prefetch.resolve(driver.as_deref().unwrap_or(""), devargs.as_deref());
+        if prefetch {
+            tracing::info!(port = id, driver = driver.as_deref().unwrap_or(""), setting = ?cfg.tx_prefetch,
+                "zero-copy TX prefetches frames' payload (payload_prefetch)");
+        }
         let tx_ol_flags = if tcp_csum { ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_TCP_CKSUM } else { 0 };
         // TSO frames are chains (header + extbufs, or copy mbufs in copy
         // mode): the port must take multi-segment mbufs as well.
@@ -847,10 +864,11 @@ impl EthDevice {
         let mut last = head.as_ptr();
         let payload: usize = frame.payload.iter().map(|s| s.len as usize).sum();
         let prefetch = self.prefetch && payload <= PREFETCH_MAX_PAYLOAD;
+        let mut lines = 0;
         for s in &frame.payload {
             let off = s.page.0 as usize * self.buf_size + s.off as usize;
             if prefetch {
-                self.stats.tx_lines_prefetched += self.region.prefetch(off, s.len as usize) as u64;
+                lines += self.region.prefetch(off, s.len as usize) as u64;
             }
             let Ok(m) = self.ext_pool.get() else {
                 failed = true;
@@ -885,6 +903,9 @@ impl EthDevice {
             return Err(frame);
         }
         self.frames[idx as usize] = Some(InFlight { frame, pending: attached });
+        // Counted for frames sent only (a refused one comes back and is
+        // prefetched again when retried).
+        self.stats.tx_lines_prefetched += lines;
         self.stats.tx_frames_zero_copy += 1;
         self.stats.tx_payload_zero_copy += payload as u64;
         self.queue_tx(now, head);

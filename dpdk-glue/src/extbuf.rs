@@ -82,12 +82,13 @@ pub trait DmaRegion: sealed::Sealed + 'static {
     }
 
     /// Asks this CPU to bring the bytes `[offset, offset+len)` into its
-    /// caches, one `prefetcht0` per 64-byte line (x86-64; nothing on other
-    /// architectures), and returns the lines asked for. A hint only: it
-    /// never faults, never blocks on memory, and the part of the range
-    /// outside the region is ignored. Zero-copy TX uses it so that a peer
-    /// copying the payload on another CPU of this host (vhost, memif) reads
-    /// it from cache instead of DRAM.
+    /// caches, one `prefetcht0` per 64-byte line they touch (x86-64;
+    /// nothing on other architectures), and returns how many it issued.
+    /// A hint: it never faults and does not wait for the data (though
+    /// thousands in a row can stall the CPU on its outstanding misses); the
+    /// part of the range outside the region is ignored. Zero-copy TX uses it
+    /// so that a software backend copying the payload on another CPU of
+    /// this host reads it from cache instead of DRAM ([`crate::TxPrefetch`]).
     fn prefetch(&self, offset: usize, len: usize) -> usize {
         let end = offset.saturating_add(len).min(self.len());
         if offset >= end || !cfg!(target_arch = "x86_64") {
@@ -95,21 +96,19 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         }
         let base = self.base();
         // One address per cache line the range touches, each inside it:
-        // the first byte, then the start of every following line.
-        let (first, stop) = (base as usize + offset, base as usize + end);
-        let mut at = first;
+        // its first byte, then the first byte of every following line.
+        let line_end = |at: usize| at + (64 - (base as usize + at) % 64);
+        let mut at = offset;
         let mut lines = 0;
-        while at < stop {
+        while at < end {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `first <= at < stop`, so the address is inside the
-            // region; a prefetch reads nothing into the program and cannot
-            // fault (SSE, baseline on x86-64).
+            // SAFETY: `offset <= at < end <= len`, so `base + at` is inside
+            // the region; a prefetch reads nothing into the program and
+            // cannot fault (SSE, baseline on x86-64).
             unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    base.add(at - base as usize) as *const i8
-                )
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(base.add(at) as *const i8)
             };
-            at = (at | 63) + 1;
+            at = line_end(at);
             lines += 1;
         }
         lines

@@ -456,6 +456,12 @@ impl Port {
         })
     }
 
+    /// The arguments (after the name) of the vdev this port was created
+    /// from, when known ([`Port::create_vdev`], [`Port::note_vdev_args`]).
+    pub fn vdev_args(&self) -> Option<&str> {
+        self.vdev_args.as_deref()
+    }
+
     /// Records the devargs (after the name) of a vdev the EAL created from
     /// its command line, as [`Port::create_vdev`] does for its own: queue
     /// setup reads them (a virtio-user `packed_vq=1` keeps the driver's TX

@@ -159,7 +159,7 @@ fn extbuf_completes_only_when_the_receiver_frees() {
 }
 
 #[test]
-fn prefetch_asks_for_each_cache_line_of_the_range_inside_the_region() {
+fn prefetch_issues_one_per_cache_line_of_the_range_inside_the_region() {
     let eal = common::eal();
     let region = MemRegion::reserve(eal, &common::unique("pf"), 64 * 1024, 4096).unwrap();
     // The lines a range touches depend on where the zone starts within a

@@ -331,7 +331,7 @@ const ZC_KEYS: &[&str] = &[
     "send_low_water",
     "send_reserve",
     "send_share_floor",
-    "tx_prefetch",
+    "payload_prefetch",
 ];
 const TCP_KEYS: &[&str] = &[
     "min_rto_us",
@@ -811,11 +811,11 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         send_share_floor: r.or("send_share_floor", 64 * 1024, |v| {
             uint_in::<usize>(v, 4096, MAX_SOCK_BUFFER).ok_or("bytes in 4096..=1073725440")
         })?,
-        tx_prefetch: r.or("tx_prefetch", TxPrefetch::Auto, |v| match v {
+        tx_prefetch: r.or("payload_prefetch", TxPrefetch::Auto, |v| match v {
             "auto" => Ok(TxPrefetch::Auto),
-            "1" | "on" => Ok(TxPrefetch::On),
-            "0" | "off" => Ok(TxPrefetch::Off),
-            _ => Err("auto, 1 (on) or 0 (off)"),
+            "1" => Ok(TxPrefetch::On),
+            "0" => Ok(TxPrefetch::Off),
+            _ => Err("auto, 0 or 1"),
         })?,
     };
     r.finish()?;

@@ -259,8 +259,8 @@ pub struct ZeroCopySection {
     /// Under pressure a connection may always hold this many bytes of
     /// send queue (`StackConfig::send_share_floor`).
     pub send_share_floor: usize,
-    /// Zero-copy TX prefetches payload for a software peer
-    /// (`auto`: on virtio-user, vhost and memif ports; [`TxPrefetch`]).
+    /// `payload_prefetch`: zero-copy TX prefetches frames' payload for a
+    /// software backend (`auto`: on virtio-user ports; [`TxPrefetch`]).
     pub tx_prefetch: TxPrefetch,
 }
 

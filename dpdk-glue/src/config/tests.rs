@@ -711,29 +711,6 @@ fn zerocopy_recv_budget_is_a_checked_share_of_the_rx_pool() {
     );
     let s = parse_at("t.ini", &text).unwrap_or_else(|e| panic!("{e}")).runtime(0).unwrap().stack;
     assert_eq!((s.send_low_water, s.send_reserve, s.send_share_floor), (40, 10, 8192));
-    // tx_prefetch: auto by default, reaching the device; on/off/1/0; else an error naming the values.
-    assert_eq!(rt.device.tx_prefetch, TxPrefetch::Auto);
-    let tap = MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n");
-    let pf = |v: &str| format!("{tap}[vdev0]\ndriver=net_tap\niface=zc0\n[zerocopy]\ntx_prefetch={v}\n");
-    for (v, want) in [
-        ("auto", TxPrefetch::Auto),
-        ("1", TxPrefetch::On),
-        ("on", TxPrefetch::On),
-        ("0", TxPrefetch::Off),
-        ("off", TxPrefetch::Off),
-    ] {
-        let c = parse_at("t.ini", &pf(v)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.zerocopy.tx_prefetch, want, "{v}");
-        assert_eq!(c.runtime(0).unwrap().device.tx_prefetch, want, "{v}");
-    }
-    assert_eq!(err(&pf("yes")), "t.ini:15: [zerocopy] tx_prefetch = \"yes\": expected auto, 1 (on) or 0 (off)");
-    // Auto prefetches for the software peers only.
-    for d in ["net_virtio_user", "net_vhost", "net_memif"] {
-        assert!(TxPrefetch::Auto.resolve(d) && TxPrefetch::On.resolve(d) && !TxPrefetch::Off.resolve(d), "{d}");
-    }
-    for d in ["net_ixgbe", "net_i40e", "net_mlx5", "net_tap", "net_ring", "net_null", "net_virtio", ""] {
-        assert!(!TxPrefetch::Auto.resolve(d) && TxPrefetch::On.resolve(d), "{d}");
-    }
     assert_eq!(
         err(&with("91")),
         "t.ini:10: [zerocopy] recv_budget = \"91\": expected a percentage of the RX pool, 0 to 90 (0: always copy)"
@@ -808,4 +785,41 @@ fn sack_enable_reaches_the_engine_through_the_shared_mapping() {
     assert!(c.report.iter().all(|n| !n.key.contains("sack.enable")), "no 'not implemented' notice: {:?}", c.report);
     let c = parse_at("t.ini", &format!("{MIN}[freebsd.sysctl]\nnet.inet.tcp.sack.enable=1\n")).unwrap();
     assert!(c.tcp.sack);
+}
+
+#[test]
+fn zerocopy_payload_prefetch_is_auto_by_default_and_checked() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.ini");
+    let rt = Config::load(path).unwrap_or_else(|e| panic!("{e}")).runtime(0).unwrap();
+    assert_eq!(rt.device.tx_prefetch, TxPrefetch::Auto, "documented default");
+    let tap = MIN.replace("lcore_mask=1\n", "lcore_mask=1\nnb_vdev=1\n").replace("[port0]\n", "[port0]\nif_name=zc0\n");
+    let pf = |v: &str| format!("{tap}[vdev0]\ndriver=net_tap\niface=zc0\n[zerocopy]\npayload_prefetch={v}\n");
+    for (v, want) in [("auto", TxPrefetch::Auto), ("1", TxPrefetch::On), ("0", TxPrefetch::Off)] {
+        let c = parse_at("t.ini", &pf(v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.zerocopy.tx_prefetch, want, "{v}");
+        assert_eq!(c.runtime(0).unwrap().device.tx_prefetch, want, "{v}");
+    }
+    for bad in ["yes", "on", "2", ""] {
+        assert_eq!(
+            err(&pf(bad)),
+            format!("t.ini:15: [zerocopy] payload_prefetch = \"{bad}\": expected auto, 0 or 1"),
+            "{bad}"
+        );
+    }
+    // TOML: a boolean is 0/1, a string the word.
+    let toml_min = "[dpdk]\nlcore_mask = 1\n\n[port0]\naddr = \"10.1.0.2\"\nnetmask = \"255.255.255.0\"\n\
+        broadcast = \"10.1.0.255\"\ngateway = \"10.1.0.1\"\n";
+    let toml = |v: &str| parse_toml_at("t.toml", &format!("{toml_min}\n[zerocopy]\npayload_prefetch = {v}\n"));
+    assert_eq!(toml("true").map(|c| c.zerocopy.tx_prefetch).ok(), Some(TxPrefetch::On));
+    assert_eq!(toml("\"auto\"").map(|c| c.zerocopy.tx_prefetch).ok(), Some(TxPrefetch::Auto));
+    // Auto: virtio-user ports, not on a vhost-vdpa device; only on x86-64.
+    let x86 = cfg!(target_arch = "x86_64");
+    assert_eq!(TxPrefetch::Auto.resolve("net_virtio_user", Some("path=/tmp/vhost.sock,queues=1")), x86);
+    assert_eq!(TxPrefetch::Auto.resolve("net_virtio_user", None), x86);
+    assert!(!TxPrefetch::Auto.resolve("net_virtio_user", Some("queues=1,path=/dev/vhost-vdpa-0")));
+    for d in ["net_vhost", "net_memif", "net_ixgbe", "net_mlx5", "net_tap", "net_ring", "net_null", "net_virtio", ""] {
+        assert!(!TxPrefetch::Auto.resolve(d, None), "{d}");
+        assert_eq!(TxPrefetch::On.resolve(d, None), x86, "{d}");
+        assert!(!TxPrefetch::Off.resolve(d, None), "{d}");
+    }
 }

@@ -193,9 +193,12 @@ impl QueueHandle {
         &self.shared.name
     }
 
-    /// The port's driver name (`rte_eth_dev_info.driver_name`), while it is open.
-    pub fn driver(&self) -> Option<String> {
-        self.shared.lock().port.as_ref().and_then(|p| p.info().ok()).map(|i| i.driver)
+    /// The port's driver name (`rte_eth_dev_info.driver_name`) and vdev
+    /// arguments, each when known (the port open, a vdev).
+    pub fn driver(&self) -> (Option<String>, Option<String>) {
+        let g = self.shared.lock();
+        let p = g.port.as_ref();
+        (p.and_then(|p| p.info().ok()).map(|i| i.driver), p.and_then(|p| p.vdev_args()).map(str::to_owned))
     }
 
     /// The whole port's counters (every queue), while it is open.

@@ -30,7 +30,7 @@ enum Role {
     Recv,
 }
 
-/// `--tx-prefetch` ([`dpdk_glue::TxPrefetch`]).
+/// `--payload-prefetch` ([`dpdk_glue::TxPrefetch`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Prefetch {
     Auto,
@@ -117,9 +117,9 @@ struct Args {
     #[arg(long = "tx-free-batch", default_value_t = dpdk_glue::port::DEFAULT_TX_FREE_BATCH,
         value_parser = clap::value_parser!(u16).range(0..=4096))]
     tx_free_batch: u16,
-    /// Zero-copy TX warms each frame's payload for a software peer
-    /// (`[zerocopy] tx_prefetch`: auto is on for virtio-user, vhost, memif).
-    #[arg(long = "tx-prefetch", value_enum, default_value_t = Prefetch::Auto)]
+    /// Zero-copy TX warms each frame's payload for a software backend
+    /// (`[zerocopy] payload_prefetch`: auto is on for virtio-user ports).
+    #[arg(long = "payload-prefetch", value_enum, default_value_t = Prefetch::Auto)]
     tx_prefetch: Prefetch,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
@@ -345,6 +345,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));
     o.insert("completion_high_water".into(), json!(ds.completion_high_water));
     o.insert("dev_tx_lines_prefetched".into(), json!(ds.tx_lines_prefetched));
+    o.insert("payload_prefetch".into(), json!(rt.dev.tx_prefetch()));
     o.insert("rx_bytes_zero_copy".into(), json!(st.rx_bytes_zero_copy));
     o.insert("rx_bytes_copied".into(), json!(st.rx_bytes_copied));
     o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
