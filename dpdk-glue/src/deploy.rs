@@ -180,7 +180,12 @@ impl Deployment {
                 }
             },
         };
-        let port = Port::attach(eal, &name)?;
+        let mut port = Port::attach(eal, &name)?;
+        if let PortDevice::Vdev { devargs } = &pp.device {
+            // As the primary knows them (the payload prefetch policy reads
+            // them: a vhost-vdpa backend keeps it off).
+            port.note_vdev_args(devargs.split_once(',').map_or("", |(_, a)| a));
+        }
         let (lay, group) = layout::read(eal, port.id())?;
         let differ = layout::Agreement::of(plan, pp).differences(&lay.agree, pp.port_id);
         if !differ.is_empty() {

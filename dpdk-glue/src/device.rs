@@ -61,16 +61,18 @@ pub enum TxMode {
 /// Zero copy hands the device the application's pages as they are: when the
 /// data was written long ago (a file or object cache) they sit in DRAM. A
 /// NIC reads them by DMA at no CPU cost, but the software backend of a
-/// virtio-user port (a DPDK `net_vhost` process, or the kernel's vhost-net)
-/// copies them on one of its CPUs and waits for every line. Session 12
-/// measured it over virtio-user ↔ vhost with a 32 MiB data set, alternating
-/// runs (bench-results/zc-2026-11-30-s12-prefetch-ab.txt, fast-state
-/// rounds): vhost spent 0.45–0.46 busy cycles per byte on zero-copy frames
-/// against 0.28–0.29 on copy mode's (whose sender had read the data in its
-/// copy); with the payload prefetched as each frame is built (`prefetcht0`,
-/// one per 64-byte line) 0.32–0.34, and zero copy's Gbit/s at 1 KiB writes
-/// went from 0.77× copy mode's to 0.94× (medians of that run; a later
-/// `ci/bench-zc` run read 1.06×, paired median 1.04×).
+/// virtio-user port (a DPDK `net_vhost` process, measured; the kernel's
+/// vhost-net works the same way, not measured) copies them on one of its
+/// CPUs and waits for every line. Session 12 measured it over virtio-user ↔
+/// vhost with a 32 MiB data set, alternating runs
+/// (bench-results/zc-2026-11-30-s12-prefetch-ab.txt, section 2, its two
+/// fast-state rounds): vhost spent 0.446–0.457 busy cycles per byte on
+/// zero-copy frames against 0.283–0.288 on copy mode's (whose sender had
+/// read the data in its copy); with the payload prefetched as each frame is
+/// built (`prefetcht0`, one per 64-byte line) 0.320–0.338. Zero copy's
+/// Gbit/s at 1 KiB writes went from 0.77× copy mode's to 0.94× (medians of
+/// all three rounds of that run; a later `ci/bench-zc` run read 1.06×,
+/// paired median 1.04×).
 ///
 /// Only on x86-64 (elsewhere it resolves to off), only for frames of at
 /// most [`PREFETCH_MAX_PAYLOAD`] bytes of payload, and only on ports that
@@ -79,7 +81,8 @@ pub enum TxMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TxPrefetch {
     /// On for `net_virtio_user` ports, except those on a vhost-vdpa device
-    /// (a hardware backend, whose DMA needs nothing); off for every other
+    /// (usually hardware, whose DMA needs nothing; software vDPA such as
+    /// VDUSE is left off too, unmeasured); off for every other
     /// driver. `net_vhost` and `net_memif` copy the payload themselves, on
     /// this lcore inside `tx_burst` (`rte_vhost_enqueue_burst`,
     /// `eth_memif_tx`): a prefetch could only run a little ahead of that
@@ -442,7 +445,7 @@ impl EthDevice {
         }
         let tcp_csum = granted.tx.contains(Offloads::TX_TCP_CKSUM);
         let (driver, devargs) = port.driver();
-        if driver.is_none() && cfg.tx_prefetch == TxPrefetch::Auto {
+        if driver.is_none() && cfg.tx_prefetch == TxPrefetch::Auto && mode == TxMode::ZeroCopy && tcp_csum {
             tracing::warn!(
                 port = id,
                 "driver name unknown (rte_eth_dev_info_get failed): payload_prefetch=auto stays off"

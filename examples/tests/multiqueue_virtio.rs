@@ -104,6 +104,11 @@ fn bulk_over_two_queues_two_lcores_each_end() {
     for l in c["lcores"].as_array().unwrap() {
         assert_eq!(l["connections"], 4, "each client lcore sent its share: {c}");
         assert_eq!(l["rss_connect_refused"], 0, "{c}");
+        // Zero copy on a shared virtio-user port, by config file:
+        // payload_prefetch=auto resolves on for each lcore's queue (x86-64).
+        let x86 = cfg!(target_arch = "x86_64");
+        assert_eq!(l["payload_prefetch"], x86, "{c}");
+        assert_eq!(l["dev_tx_lines_prefetched"].as_u64().unwrap() > 0, x86, "{c}");
     }
     steering_consistent(&c);
     steering_consistent(&s);

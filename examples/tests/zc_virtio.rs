@@ -28,6 +28,11 @@ fn bulk_line(out: &str) -> Value {
 /// Runs receiver (vhost, CPU 0) and sender (virtio-user, CPU 1) with
 /// command-line flags; returns their reports.
 fn run_pair(tag: &str, mode: &str, bytes: usize) -> (Value, Value) {
+    run_pair_with(tag, mode, bytes, &[])
+}
+
+/// [`run_pair`] with more sender flags.
+fn run_pair_with(tag: &str, mode: &str, bytes: usize, more: &[&str]) -> (Value, Value) {
     let sock = format!("/tmp/zc-bulk-{}-{tag}.sock", std::process::id());
     let recv: Vec<String> = ["--lcores", "0@0", "--ip", "10.77.0.2", "--timeout", "60"]
         .iter()
@@ -41,6 +46,7 @@ fn run_pair(tag: &str, mode: &str, bytes: usize) -> (Value, Value) {
         .chain(["--vdev".into(), format!("net_virtio_user0,path={sock},queues=1,queue_size=1024")])
         .chain(["--mode".into(), mode.into(), "--bytes".into(), bytes.to_string()])
         .chain(["--file-prefix".into(), format!("zcs{}{tag}", std::process::id())])
+        .chain(more.iter().map(|s| s.to_string()))
         .collect();
     run_with(&sock, &recv, &send)
 }
@@ -119,6 +125,18 @@ fn zero_copy_256_mib_over_virtio_user_and_vhost() {
         assert_eq!(v["pages_free"], v["pages_total"]);
         assert_eq!(v["mbufs_in_use"], 0);
     }
+}
+
+#[test]
+fn zero_copy_without_checksum_offload_is_not_prefetched() {
+    // The software checksum reads the payload as the segment is built: it is
+    // in cache already, so payload_prefetch=auto stays off.
+    let bytes = 16usize << 20;
+    let (s, r) = run_pair_with("nocsum", "zc", bytes, &["--no-checksum-offload"]);
+    assert_eq!(s["sha256"], r["sha256"]);
+    assert_eq!(s["tx_mode"], "ZeroCopy", "{s}");
+    assert!(s["dev_tx_payload_zero_copy"].as_u64().unwrap() >= bytes as u64, "{s}");
+    assert_eq!((&s["payload_prefetch"], &s["dev_tx_lines_prefetched"]), (&false.into(), &0.into()), "{s}");
 }
 
 #[test]

@@ -34,7 +34,9 @@ enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Prefetch {
     Auto,
+    #[value(name = "1")]
     On,
+    #[value(name = "0")]
     Off,
 }
 
@@ -118,7 +120,8 @@ struct Args {
         value_parser = clap::value_parser!(u16).range(0..=4096))]
     tx_free_batch: u16,
     /// Zero-copy TX warms each frame's payload for a software backend
-    /// (`[zerocopy] payload_prefetch`: auto is on for virtio-user ports).
+    /// (`[zerocopy] payload_prefetch`: auto is on for virtio-user ports;
+    /// with `--conf` the file's key decides).
     #[arg(long = "payload-prefetch", value_enum, default_value_t = Prefetch::Auto)]
     tx_prefetch: Prefetch,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
