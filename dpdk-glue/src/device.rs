@@ -868,10 +868,26 @@ impl EthDevice {
         let payload: usize = frame.payload.iter().map(|s| s.len as usize).sum();
         let prefetch = self.prefetch && payload <= PREFETCH_MAX_PAYLOAD;
         let mut lines = 0;
-        for s in &frame.payload {
+        let mut i = 0;
+        while i < frame.payload.len() {
+            // A run of slices adjacent in the region (consecutive page-array
+            // buffers of one write, or of one data set) that one DMA
+            // descriptor can cover goes out as one attachment.
+            let s = frame.payload[i];
             let off = s.page.0 as usize * self.buf_size + s.off as usize;
+            let mut len = s.len as usize;
+            i += 1;
+            while let Some(t) = frame.payload.get(i) {
+                let next = t.page.0 as usize * self.buf_size + t.off as usize;
+                let merged = len + t.len as usize;
+                if next != off + len || merged >= usize::from(u16::MAX) || !self.region.dma_contiguous(off, merged) {
+                    break;
+                }
+                len = merged;
+                i += 1;
+            }
             if prefetch {
-                lines += self.region.prefetch(off, s.len as usize) as u64;
+                lines += self.region.prefetch(off, len) as u64;
             }
             let Ok(m) = self.ext_pool.get() else {
                 failed = true;
@@ -881,7 +897,7 @@ impl EthDevice {
             // segment and attach_tail advances it), and a frame's payload
             // has fewer than u16::MAX slices (checked above).
             let r = unsafe {
-                self.ring.attach_tail(&mut head, &mut last, m, &self.region, off, s.len as u16, u64::from(idx))
+                self.ring.attach_tail(&mut head, &mut last, m, &self.region, off, len as u16, u64::from(idx))
             };
             match r {
                 Ok(()) => attached += 1,

@@ -357,6 +357,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("dev_tx_backpressure".into(), json!(ds.tx_backpressure));
     o.insert("rx_frames".into(), json!(st.rx_frames));
     o.insert("tx_frames".into(), json!(st.tx_frames));
+    o.insert("dev_tx_frames_zero_copy".into(), json!(ds.tx_frames_zero_copy));
     o.insert("rss_connect_ports_tried".into(), json!(st.rss_connect_ports_tried));
     o.insert("rss_connect_refused".into(), json!(st.rss_connect_refused));
     o.insert("steered_out".into(), json!(steer.steered_out));
