@@ -71,8 +71,8 @@ pub enum TxMode {
 /// read the data in its copy); with the payload prefetched as each frame is
 /// built (`prefetcht0`, one per 64-byte line) 0.320–0.338. Zero copy's
 /// Gbit/s at 1 KiB writes went from 0.77× copy mode's to 0.94× (medians of
-/// all three rounds of that run; a later `ci/bench-zc` run read 1.06×,
-/// paired median 1.04×).
+/// all three rounds of that run; two later `ci/bench-zc` runs read 1.06×
+/// and 0.99×, paired medians 1.04× and 0.96×).
 ///
 /// Only on x86-64 (elsewhere it resolves to off), only for frames of at
 /// most [`PREFETCH_MAX_PAYLOAD`] bytes of payload, and only on ports that
