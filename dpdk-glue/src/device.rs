@@ -4,9 +4,10 @@
 //!
 //! TX, chosen at runtime ([`TxMode`]):
 //! - **zero copy**: the engine's header bytes go into a small header mbuf;
-//!   every payload slice (a range of one [`PageArray`] buffer) becomes an
-//!   extbuf mbuf whose `buf_addr`/`buf_iova` point at the page, chained
-//!   behind it. No payload byte is copied. Each attachment holds one
+//!   every run of payload slices (ranges of [`PageArray`] buffers) lying end
+//!   to end in DMA-contiguous memory, up to [`MAX_ATTACHMENT`] bytes,
+//!   becomes an extbuf mbuf whose `buf_addr`/`buf_iova` point at the pages,
+//!   chained behind it. No payload byte is copied. Each attachment holds one
 //!   completion slot; the PMD's free callback pushes the slot into the
 //!   [`CompletionRing`] and the frame goes back to the engine (which drops its
 //!   page references) only when **every** attachment of it has completed.
@@ -202,7 +203,7 @@ pub struct EthDeviceStats {
     /// Most attachments in flight at once (completion-ring high-water mark).
     pub completion_high_water: u64,
     /// Prefetch instructions issued for zero-copy payload, one per cache
-    /// line of each sent frame's payload slices ([`TxPrefetch`]; a
+    /// line of each sent frame's attached payload ([`TxPrefetch`]; a
     /// retransmitted frame counts again; 0 when off).
     pub tx_lines_prefetched: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
@@ -374,10 +375,16 @@ impl std::fmt::Debug for EthDevice {
 /// Ethernet + IPv4 header bytes before the TCP header.
 const L2_LEN: usize = 14;
 /// Payload bytes per TSO frame: 32 KiB keeps a frame's chain (one header
-/// mbuf + one extbuf per page-array buffer) within what virtio's indirect
-/// descriptors and the completion ring take comfortably, and is still 22
-/// segments per frame at MTU 1500.
+/// mbuf + an extbuf per run of adjacent page-array buffers, one per buffer
+/// at worst) within what virtio's indirect descriptors and the completion
+/// ring take comfortably, and is still 22 segments per frame at MTU 1500.
 const TSO_MAX: usize = 32 * 1024;
+/// Bytes one extbuf attachment covers at most when adjacent payload slices
+/// are merged: the per-descriptor data limit of Intel's i40e/ice/iavf
+/// (`I40E_MAX_DATA_PER_TXD`, 16383), so that no PMD has to split a
+/// segment (virtio takes more; a 32 KiB TSO frame of adjacent buffers is
+/// three attachments instead of nine).
+pub const MAX_ATTACHMENT: usize = 16383;
 /// Header and extbuf mbufs taken from their pools per bulk allocation.
 const STASH_BATCH: usize = 32;
 
@@ -880,7 +887,7 @@ impl EthDevice {
             while let Some(t) = frame.payload.get(i) {
                 let next = t.page.0 as usize * self.buf_size + t.off as usize;
                 let merged = len + t.len as usize;
-                if next != off + len || merged >= usize::from(u16::MAX) || !self.region.dma_contiguous(off, merged) {
+                if next != off + len || merged > MAX_ATTACHMENT || !self.region.dma_contiguous(off, merged) {
                     break;
                 }
                 len = merged;
