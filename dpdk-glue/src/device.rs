@@ -107,6 +107,17 @@ pub enum TxPrefetch {
 pub const PREFETCH_MAX_PAYLOAD: usize = 2048;
 
 impl TxPrefetch {
+    /// The setting named by `v`: `auto`, `1` (on) or `0` (off), as
+    /// `[zerocopy] payload_prefetch` and `bulk --payload-prefetch` take it.
+    pub fn parse(v: &str) -> Option<TxPrefetch> {
+        match v {
+            "auto" => Some(TxPrefetch::Auto),
+            "1" => Some(TxPrefetch::On),
+            "0" => Some(TxPrefetch::Off),
+            _ => None,
+        }
+    }
+
     /// Whether a port of `driver` (a vdev created with `devargs`, when
     /// known) prefetches on this machine.
     pub fn resolve(self, driver: &str, devargs: Option<&str>) -> bool {
@@ -887,7 +898,12 @@ impl EthDevice {
             while let Some(t) = frame.payload.get(i) {
                 let next = t.page.0 as usize * self.buf_size + t.off as usize;
                 let merged = len + t.len as usize;
-                if next != off + len || merged > MAX_ATTACHMENT || !self.region.dma_contiguous(off, merged) {
+                // The run so far is contiguous: check only from its last
+                // byte through the new slice (not the whole run again).
+                if next != off + len
+                    || merged > MAX_ATTACHMENT
+                    || !self.region.dma_contiguous((off + len).saturating_sub(1), t.len as usize + 1)
+                {
                     break;
                 }
                 len = merged;

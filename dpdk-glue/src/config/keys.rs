@@ -811,12 +811,7 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         send_share_floor: r.or("send_share_floor", 64 * 1024, |v| {
             uint_in::<usize>(v, 4096, MAX_SOCK_BUFFER).ok_or("bytes in 4096..=1073725440")
         })?,
-        tx_prefetch: r.or("payload_prefetch", TxPrefetch::Auto, |v| match v {
-            "auto" => Ok(TxPrefetch::Auto),
-            "1" => Ok(TxPrefetch::On),
-            "0" => Ok(TxPrefetch::Off),
-            _ => Err("auto, 0 or 1"),
-        })?,
+        tx_prefetch: r.or("payload_prefetch", TxPrefetch::Auto, |v| TxPrefetch::parse(v).ok_or("auto, 0 or 1"))?,
     };
     r.finish()?;
     if z.send && !z.page_array {

@@ -30,16 +30,6 @@ enum Role {
     Recv,
 }
 
-/// `--payload-prefetch` ([`dpdk_glue::TxPrefetch`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Prefetch {
-    Auto,
-    #[value(name = "1")]
-    On,
-    #[value(name = "0")]
-    Off,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Copy writes (`write`) and a copy-mode device (`[zerocopy] send=0`):
@@ -122,8 +112,9 @@ struct Args {
     /// Zero-copy TX warms each frame's payload for a software backend
     /// (`[zerocopy] payload_prefetch`: auto is on for virtio-user ports;
     /// with `--conf` the file's key decides).
-    #[arg(long = "payload-prefetch", value_enum, default_value_t = Prefetch::Auto)]
-    tx_prefetch: Prefetch,
+    #[arg(long = "payload-prefetch", default_value = "auto", value_name = "auto|1|0",
+        value_parser = |v: &str| dpdk_glue::TxPrefetch::parse(v).ok_or("expected auto, 1 or 0"))]
+    tx_prefetch: dpdk_glue::TxPrefetch,
     /// Size of the data set the sender cycles through, MiB (in zero-copy
     /// mode it lives in the page array). Larger than the caches, like a
     /// file or object cache, unless you want cache-hot copies.
@@ -227,11 +218,7 @@ fn runtime(args: &Args) -> Result<Runtime, Box<dyn std::error::Error>> {
         tso: args.tso,
         device: EthDeviceConfig {
             tx_mode: if args.mode == Mode::Copy { TxMode::Copy } else { TxMode::ZeroCopy },
-            tx_prefetch: match args.tx_prefetch {
-                Prefetch::Auto => dpdk_glue::TxPrefetch::Auto,
-                Prefetch::On => dpdk_glue::TxPrefetch::On,
-                Prefetch::Off => dpdk_glue::TxPrefetch::Off,
-            },
+            tx_prefetch: args.tx_prefetch,
             ..EthDeviceConfig::default()
         },
         stack,
