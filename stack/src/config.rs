@@ -87,6 +87,15 @@ pub struct TcpConfig {
     /// datagram (RFC 791, RFC 1122 3.3.3), keeps segments at >= 536 bytes
     /// against forged messages (RFC 5927 7)). Default 576.
     pub min_path_mtu: usize,
+    /// Software segmentation (GSO) on a device without TSO: a
+    /// connection's output pass lets new data leave in bursts of up to
+    /// this many TCP payload bytes, which the stack's flush cuts into the
+    /// MSS-sized frames segment-by-segment output gives (same bytes, same
+    /// order; headers patched per frame, `Stats::tcp_gso_bursts`), so the
+    /// per-segment work of the output pass is done once per burst. 0:
+    /// segment by segment. A device with TSO gets its own limit instead.
+    /// Default 32 KiB (`[tcp] gso_max`, 0..=65535).
+    pub gso_max: usize,
     /// Round both socket buffers up to a whole number of segments once the
     /// MSS is known (at the SYN or SYN-ACK), as FreeBSD's `tcp_mss()` does:
     /// `SO_RCVBUF` 65536 with an MSS of 1460 becomes 65700. A host choice
@@ -195,6 +204,7 @@ impl Default for TcpConfig {
             invalid_ack_burst: 5,
             challenge_ack_limit: 1000,
             min_path_mtu: 576,
+            gso_max: 32 * 1024,
             round_buffers_to_mss: false,
             offer_window_scale: true,
             rto_slop: Duration::ZERO,

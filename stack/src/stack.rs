@@ -588,7 +588,13 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.stages.stop_if(METER, Stage::Timers, t);
         if self.tcp.has_dirty() {
             let t = self.tcp.stages.start_if(METER);
-            self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(&caps));
+            self.tcp.dispatch(
+                now,
+                &mut self.mem,
+                &mut self.stats,
+                &mut self.segs,
+                burst_limit(&caps, self.cfg.tcp.gso_max),
+            );
             self.tcp.stages.stop_if(METER, Stage::Output, t);
         }
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
@@ -682,7 +688,7 @@ impl<M: PageMemory> Stack<M> {
     #[inline(always)]
     fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
         let t = self.tcp.stages.start_if(meter);
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, tso_limit(caps));
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, self.cfg.tcp.gso_max));
         self.tcp.stages.stop_if(meter, Stage::Output, t);
         let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);
@@ -727,14 +733,14 @@ impl<M: PageMemory> Stack<M> {
     /// [`Interface::write_headers`]); the bytes are those of the general
     /// path (emit, then [`Stack::send_ip`]), which takes everything else.
     fn flush_segs<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
-        if self.segs.len() > 1 {
+        if self.segs.len() > 1 || self.segs.first().is_some_and(|s| s.tso_segsz != 0) {
             self.flush_segs_runs(now, dev, caps);
             return;
         }
         // Emitted in place (each segment is 128 bytes; only its payload
         // list moves on with the packet), by index: nothing below adds to
         // the list, and the general path's `send_ip` starts after the
-        // segment's last use. (At most one segment here.)
+        // segment's last use. (At most one segment here, not a burst.)
         for i in 0..self.segs.len() {
             let seg = &mut self.segs[i];
             self.stats.tcp_rst_sent += u64::from(seg.rst);
@@ -833,12 +839,10 @@ fn fast_frame(
     seg: &mut SegOut,
 ) -> TxFrame {
     buf.clear();
-    // Two constant lengths: each copy is a few stores.
-    if hlen == crate::tcp::hdr_fast::WITH_TS {
-        buf.extend_from_slice(hdr);
-    } else {
-        buf.extend_from_slice(&hdr[..HEADROOM + crate::wire::TCP_HEADER]);
-    }
+    // One constant length (a few stores, where two lengths chosen at run
+    // time became a `memcpy` call), then cut to the header's own.
+    buf.extend_from_slice(hdr);
+    buf.truncate(HEADROOM + hlen);
     TxFrame { header: buf, payload: std::mem::take(&mut seg.payload), copied: seg.copied, tso_segsz: seg.tso_segsz }
 }
 
@@ -886,5 +890,15 @@ fn tso_limit(caps: &DeviceCaps) -> u32 {
         caps.tso_max.min(65_455) as u32
     } else {
         0
+    }
+}
+
+/// The burst size (TCP payload bytes) connections' output may use on a
+/// device: its TSO limit, or without TSO `gso_max` (the flush cuts those
+/// bursts itself, [`Stack::flush_segs_runs`]).
+fn burst_limit(caps: &DeviceCaps, gso_max: usize) -> u32 {
+    match tso_limit(caps) {
+        0 => gso_max.min(65_535) as u32,
+        t => t,
     }
 }

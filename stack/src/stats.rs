@@ -109,6 +109,9 @@ counters! {
         pub tcp_fast_retransmits: u64,
         /// TCP frames sent with more than one segment's payload for the device to cut (TSO).
         pub tcp_tso_frames: u64,
+        /// Bursts of new data the stack cut into MSS-sized frames itself
+        /// (GSO, for a device without TSO; `TcpConfig::gso_max`).
+        pub tcp_gso_bursts: u64,
         /// Connections established.
         pub tcp_established: u64,
         /// Connections reset by the peer.

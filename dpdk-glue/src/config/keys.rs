@@ -351,6 +351,7 @@ const TCP_KEYS: &[&str] = &[
     "delayed_ack_ms",
     "syn_retries",
     "min_path_mtu",
+    "gso_max",
 ];
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] = &[
@@ -921,6 +922,9 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
     }
     if let Some(n) = r.get("min_path_mtu", |v| uint_in(v, 68, 65_535).ok_or("bytes in 68..=65535 (RFC 1191)"))? {
         tcp.min_path_mtu = n;
+    }
+    if let Some(n) = r.get("gso_max", |v| uint_in(v, 0, 65_535).ok_or("bytes in 0..=65535 (0: segment by segment)"))? {
+        tcp.gso_max = n;
     }
     r.finish()
 }

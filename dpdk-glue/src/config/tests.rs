@@ -91,6 +91,13 @@ fn every_section_maps_onto_the_engine() {
     assert!(c.tcp.nodelay);
     assert_eq!(c.tcp.initial_cwnd_segments, 20);
     assert_eq!((c.tcp.invalid_ack_burst, c.tcp.challenge_ack_limit), (3, 50));
+    assert_eq!(c.tcp.gso_max, 32 * 1024, "GSO on by default");
+    let no_gso = parse_at("t.ini", &text.replace("nodelay=1\n", "nodelay=1\ngso_max=0\n")).unwrap();
+    assert_eq!(no_gso.runtime(0).unwrap().stack.tcp.gso_max, 0, "[tcp] gso_max=0 sends segment by segment");
+    assert_eq!(
+        err(&text.replace("nodelay=1\n", "nodelay=1\ngso_max=65536\n")),
+        "t.ini:48: [tcp] gso_max = \"65536\": expected bytes in 0..=65535 (0: segment by segment)"
+    );
     assert_eq!(
         err(&text.replace("invalid_ack_burst=3", "invalid_ack_burst=0")),
         "t.ini:49: [tcp] invalid_ack_burst = \"0\": expected a count in 1..=1000000"
@@ -292,7 +299,7 @@ fn toml_errors_name_file_line_and_key_like_ini() {
         "t.toml:10: [tcp] unknown key \"min_rto_uss\"; did you mean \"min_rto_us\"? (known keys: min_rto_us, \
          initial_rto_ms, nodelay, timestamps, syn_cookies, initial_cwnd, window_scale, keepalive_idle_s, \
          keepalive_interval_s, keepalive_probes, max_ooo_segments, invalid_ack_interval_ms, invalid_ack_burst, \
-         challenge_ack_limit, delayed_ack_ms, syn_retries, min_path_mtu)"
+         challenge_ack_limit, delayed_ack_ms, syn_retries, min_path_mtu, gso_max)"
     );
     assert_eq!(toml_err(&format!("{base}[pcap]\nenable = 2\n")), "t.toml:10: [pcap] enable = \"2\": expected 0 or 1");
     assert_eq!(toml_err("lcore_mask = 1\n"), "t.toml:1: key before any [section]: lcore_mask");
@@ -505,6 +512,7 @@ const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("tcp", "delayed_ack_ms", 0, 500),
     ("tcp", "syn_retries", 1, 127),
     ("tcp", "min_path_mtu", 68, 65_535),
+    ("tcp", "gso_max", 0, 65_535),
     ("impair", "delay_us", 0, 10_000_000),
     ("impair", "loss", 0, 100),
     ("impair", "reorder", 0, 100),

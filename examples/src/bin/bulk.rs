@@ -330,6 +330,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("dev_rx_l4_bad".into(), json!(ds.rx_l4_bad));
     o.insert("dev_tx_payload_zero_copy".into(), json!(ds.tx_payload_zero_copy));
     o.insert("tcp_tso_frames".into(), json!(st.tcp_tso_frames));
+    o.insert("tcp_gso_bursts".into(), json!(st.tcp_gso_bursts));
     o.insert("dev_rx_chains_copied".into(), json!(ds.rx_chains_copied));
     o.insert("extbuf_attachments".into(), json!(ds.extbuf_attachments));
     o.insert("extbuf_completions".into(), json!(ds.extbuf_completions));

@@ -1,12 +1,16 @@
-//! The transmit path of [`Stack`] for a flush of several TCP segments:
-//! the segments of one connection's output pass share their headers'
-//! writing (see [`Stack::flush_segs_runs`]).
+//! The transmit path of [`Stack`] for a flush of several TCP segments, or
+//! of bursts: the segments of one connection's output pass share their
+//! headers' writing (see [`Stack::flush_segs_runs`]), and a burst for a
+//! device without TSO is cut into its segments here (GSO,
+//! [`Stack::flush_gso`]).
 
 use super::*;
+use crate::mem::PageSlice;
 
 impl<M: PageMemory> Stack<M> {
-    /// [`Stack::flush_segs`] for more than one segment, where a run of
-    /// segments of one connection shares the writing of its headers.
+    /// [`Stack::flush_segs`] for more than one segment or for a burst,
+    /// where a run of segments of one connection shares the writing of its
+    /// headers.
     ///
     /// `tx_hdr` holds the headers of the last segment the fast path wrote
     /// (`run`: when that is the one just before in the list). A segment
@@ -16,56 +20,148 @@ impl<M: PageMemory> Stack<M> {
     /// ([`SegOut::write_fast_follow`], [`Interface::rewrite_len`]) instead
     /// of writing everything and resolving the next hop's MAC again (the
     /// same destination at the same `now`), giving the same bytes
-    /// (checked in debug builds).
+    /// (checked in debug builds). A burst (`tso_segsz` set) goes to the
+    /// device whole when it does TSO, else is cut here.
     #[inline(never)]
     pub(super) fn flush_segs_runs<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
+        let cut = tso_limit(caps) == 0;
         let mut run = false;
         for i in 0..self.segs.len() {
-            let seg = &mut self.segs[i];
             // A follower is patched only where it was built, right behind
             // the segment it copied (checked in release builds too: one
             // compare; a list changed in between gets whole headers).
-            let follows = run && usize::from(seg.follows) == i + 1;
-            self.stats.tcp_rst_sent += u64::from(seg.rst);
-            let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
-            if seg.fast_layout() {
-                let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
-                let tcp = tcp.try_into().expect("a whole TCP header");
-                let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
-                let hlen = if follows {
-                    debug_assert_eq!(
-                        resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now).map(|m| m.0),
-                        Some([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]),
-                        "a follower's next hop"
-                    );
-                    let (hlen, l4_len) = seg.write_fast_follow(tcp, &self.mem, caps.tx_checksum_offload);
-                    self.iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                    #[cfg(debug_assertions)]
-                    {
-                        let mut whole = [0u8; HEADROOM];
-                        let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
-                        self.iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                        debug_assert_eq!(&whole, eth_ip, "a follower's patched IP header");
-                    }
-                    Some(hlen)
-                } else if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
-                    let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
-                    self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                    Some(hlen)
-                } else {
-                    None
-                };
-                if let Some(hlen) = hlen {
-                    run = true;
-                    let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
-                    transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
-                    continue;
-                }
+            let follows = run && usize::from(self.segs[i].follows) == i + 1;
+            if self.segs[i].tso_segsz == 0 {
+                run = self.flush_seg(i, follows, now, dev, caps);
+            } else if cut {
+                run = self.flush_gso(i, follows, now, dev, caps);
+            } else {
+                self.stats.tcp_tso_frames += 1;
+                run = self.flush_seg(i, follows, now, dev, caps);
             }
-            run = false;
-            let pkt = general_packet(buf, seg, &self.mem, caps.tx_checksum_offload);
-            self.send_ip(now, dev, pkt);
         }
         self.segs.clear();
+    }
+
+    /// Builds and hands over the frame of `segs[i]` (patching the headers
+    /// in `tx_hdr` when it `follows` the segment written there); returns
+    /// whether `tx_hdr` now holds its headers (the next may follow it).
+    #[inline(always)]
+    fn flush_seg<D: Device + ?Sized>(
+        &mut self,
+        i: usize,
+        follows: bool,
+        now: Instant,
+        dev: &mut D,
+        caps: &DeviceCaps,
+    ) -> bool {
+        let seg = &mut self.segs[i];
+        self.stats.tcp_rst_sent += u64::from(seg.rst);
+        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+        if seg.fast_layout() {
+            let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
+            let tcp = tcp.try_into().expect("a whole TCP header");
+            let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
+            let hlen = if follows {
+                debug_assert_eq!(
+                    resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now).map(|m| m.0),
+                    Some([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]),
+                    "a follower's next hop"
+                );
+                let (hlen, l4_len) = seg.write_fast_follow(tcp, &self.mem, caps.tx_checksum_offload);
+                self.iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                #[cfg(debug_assertions)]
+                {
+                    let mut whole = [0u8; HEADROOM];
+                    let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
+                    self.iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                    debug_assert_eq!(&whole, eth_ip, "a follower's patched IP header");
+                }
+                Some(hlen)
+            } else if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
+                let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
+                self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                Some(hlen)
+            } else {
+                None
+            };
+            if let Some(hlen) = hlen {
+                let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
+                transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
+                return true;
+            }
+        }
+        let pkt = general_packet(buf, seg, &self.mem, caps.tx_checksum_offload);
+        self.send_ip(now, dev, pkt);
+        false
+    }
+
+    /// Cuts the burst `segs[i]` into segments of `tso_segsz` payload bytes
+    /// (the last may be shorter) and hands each over as
+    /// [`Stack::flush_seg`] does: consecutive sequence numbers, PSH and FIN
+    /// only on the last, each with its own checksum — the frames
+    /// segment-by-segment output gives. Each frame's payload slices hold
+    /// one page reference apiece: a slice wholly in one frame passes the
+    /// burst's reference on, one cut across frames gets one more per extra
+    /// frame. Should a reference be refused (a page at its reference
+    /// limit), the rest of the burst is not sent (its references
+    /// released, `Stats::page_errors`): the data stays queued and the
+    /// retransmission timer resends it. Returns as `flush_seg` does.
+    fn flush_gso<D: Device + ?Sized>(
+        &mut self,
+        i: usize,
+        follows: bool,
+        now: Instant,
+        dev: &mut D,
+        caps: &DeviceCaps,
+    ) -> bool {
+        self.stats.tcp_gso_bursts += 1;
+        let seg = &mut self.segs[i];
+        let segsz = u32::from(seg.tso_segsz);
+        let whole = std::mem::take(&mut seg.payload);
+        let (seq0, psh, fin) = (seg.seq, seg.psh, seg.fin);
+        seg.tso_segsz = 0;
+        let total: u32 = whole.iter().map(|s| s.len).sum();
+        // `whole[k..]` hold the burst's references; `whole[k]` is used up
+        // to `used` bytes (by frames holding references of their own).
+        let (mut k, mut used, mut sent) = (0usize, 0u32, 0u32);
+        let mut run = follows;
+        while sent < total {
+            let n = segsz.min(total - sent);
+            // The frame's slices go straight into the segment's (empty)
+            // payload list, which the frame then takes.
+            let (segs, mem) = (&mut self.segs, &mut self.mem);
+            let part = &mut segs[i].payload;
+            let mut need = n;
+            while need > 0 {
+                let s = whole[k];
+                let take = (s.len - used).min(need);
+                if used + take < s.len && mem.incref(s.page).is_err() {
+                    // Nothing of this frame or the rest leaves.
+                    self.stats.page_errors += 1;
+                    for p in part.drain(..).chain(whole[k..].iter().copied()) {
+                        if mem.decref(p.page).is_err() {
+                            self.stats.page_errors += 1;
+                        }
+                    }
+                    return false;
+                }
+                part.push(PageSlice { page: s.page, off: s.off + used, len: take });
+                used += take;
+                need -= take;
+                if used == s.len {
+                    k += 1;
+                    used = 0;
+                }
+            }
+            let last = sent + n == total;
+            let seg = &mut self.segs[i];
+            seg.seq = seq0 + sent;
+            seg.psh = psh && last;
+            seg.fin = fin && last;
+            run = self.flush_seg(i, run, now, dev, caps);
+            sent += n;
+        }
+        run
     }
 }

@@ -296,7 +296,7 @@ impl SegOut {
     /// (sequence number, flags byte, checksum), giving the bytes
     /// `write_fast` gives (checked in debug builds); returns the same
     /// (header length, TCP length), bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_fast_follow<P: PageMemory + ?Sized>(
         &self,
         out: &mut [u8; hdr_fast::WITH_TS],

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use zcstack::mem::HeapPages;
+use zcstack::mem::{HeapPages, PageMemory};
 use zcstack::phy::queue::QueueDevice;
 use zcstack::wire::*;
 use zcstack::{Instant, Stack, State};
@@ -133,7 +133,12 @@ pub fn decode_tcp(f: &[u8]) -> Option<Got> {
 }
 
 /// Delivers frames, polls, and returns the TCP segments sent in reply.
-pub fn exchange(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant, frames: Vec<Vec<u8>>) -> Vec<Got> {
+pub fn exchange<M: PageMemory>(
+    st: &mut Stack<M>,
+    dev: &mut QueueDevice,
+    now: Instant,
+    frames: Vec<Vec<u8>>,
+) -> Vec<Got> {
     for f in frames {
         dev.push_rx(f);
     }
@@ -164,7 +169,7 @@ pub fn at(ms: u64) -> Instant {
 
 /// Everything readable now, and whether EOF was seen (stops at EOF or
 /// would-block; any other error is a test failure).
-pub fn drain(st: &mut Stack<HeapPages>, h: zcstack::SocketHandle) -> (Vec<u8>, bool) {
+pub fn drain<M: PageMemory>(st: &mut Stack<M>, h: zcstack::SocketHandle) -> (Vec<u8>, bool) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -207,12 +212,12 @@ pub fn established_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle
 }
 
 /// Teaches the stack our MAC so replies need no ARP round trip.
-pub fn learn_peer(st: &mut Stack<HeapPages>, dev: &mut QueueDevice) {
+pub fn learn_peer<M: PageMemory>(st: &mut Stack<M>, dev: &mut QueueDevice) {
     learn_peer_at(st, dev, Instant::ZERO)
 }
 
 /// [`learn_peer`] at `now` (ARP entries expire).
-pub fn learn_peer_at(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, now: Instant) {
+pub fn learn_peer_at<M: PageMemory>(st: &mut Stack<M>, dev: &mut QueueDevice, now: Instant) {
     dev.push_rx(arp_request());
     st.poll(now, dev);
     let replies = dev.take_tx();
@@ -230,7 +235,15 @@ pub fn established() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u
 
 /// [`established`] on a device with `caps`.
 pub fn established_with(caps: zcstack::phy::DeviceCaps) -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32) {
-    let (mut st, mut dev) = stack_with(caps);
+    let (st, dev) = stack_with(caps);
+    established_on(st, dev)
+}
+
+/// [`established`] for a stack built by the caller (its own config or page memory).
+pub fn established_on<M: PageMemory>(
+    mut st: Stack<M>,
+    mut dev: QueueDevice,
+) -> (Stack<M>, QueueDevice, zcstack::SocketHandle, u32) {
     learn_peer(&mut st, &mut dev);
     let l = st.tcp_listen(80, 8).unwrap();
     let mut syn = seg(1000, None, TcpControl::Syn);

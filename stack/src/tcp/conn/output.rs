@@ -154,8 +154,11 @@ impl Conn {
     /// within the congestion and peer windows (Nagle and SWS avoidance applied),
     /// FIN, and ACKs.
     ///
-    /// `tso_max` > 0: new data may leave in frames of up to that many
-    /// payload bytes (whole segments), for the device to cut (TSO).
+    /// `tso_max` > 0: new data may leave in bursts of up to that many
+    /// payload bytes (whole segments but a tail as segment-by-segment
+    /// sending would send it), each one [`SegOut`] with `tso_segsz` set,
+    /// for the device (TSO) or the stack's flush (GSO) to cut into the
+    /// segments segment-by-segment sending gives.
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
@@ -231,7 +234,12 @@ impl Conn {
                 max_payload
             };
             let mut len = burst.min(hole).min(wnd_left);
-            if len > max_payload && len < hole {
+            // A burst carries whole segments, and its short tail only where
+            // segment-by-segment sending would send it right behind them:
+            // to the end of the data, with Nagle off or a FIN queued (with
+            // Nagle on, the whole segments are in flight when the tail's
+            // turn comes, so Nagle holds it, as Linux's TSO split does).
+            if len > max_payload && (len < hole || (!self.nodelay && !self.fin_queued)) {
                 len -= len % max_payload;
             }
             if len == 0 {
@@ -268,7 +276,6 @@ impl Conn {
                 if let Some(last) = out.last_mut() {
                     last.tso_segsz = max_payload as u16;
                 }
-                stats.tcp_tso_frames += 1;
             }
             self.snd_nxt = seq + len;
             if self.fin_queued && self.snd_nxt == data_end {
@@ -505,6 +512,11 @@ impl Conn {
         mem: &mut M,
         stats: &mut Stats,
     ) {
+        if len > self.mss {
+            // A burst's slices, one per page it touches: one allocation
+            // instead of a doubling series.
+            s.payload.reserve(len as usize / mem.buf_size().max(1) + 2);
+        }
         match self.sendq.slices(seq.since(data_start) as usize, len as usize, mem, &mut s.payload) {
             Ok(copied) => s.copied = copied,
             Err(_) => stats.page_errors += 1,

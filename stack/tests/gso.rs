@@ -1,0 +1,383 @@
+//! Software segmentation (GSO, `TcpConfig::gso_max`): on a device without
+//! TSO a connection's output pass hands over bursts of new data which the
+//! flush cuts into MSS-sized frames. The frames must be exactly those
+//! segment-by-segment output gives (Nagle, SWS avoidance, PSH and FIN
+//! placement, timestamps, checksums in software or left to the device),
+//! page references must balance, and a refused reference must cost a
+//! counted error and a retransmission, never data.
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use common::script::*;
+use common::*;
+use zcstack::mem::{HeapPages, PageError, PageId, PageMemory};
+use zcstack::phy::queue::QueueDevice;
+use zcstack::phy::sim::SimConfig;
+use zcstack::phy::DeviceCaps;
+use zcstack::tcp::SockOpt;
+use zcstack::wire::TcpControl;
+use zcstack::{SocketHandle, Stack, State, TcpError};
+
+/// One scripted exchange, run against a fresh established connection:
+/// gets the stack, its device, the connection, our first sequence number
+/// and the peer's timestamps, returns every frame the stack transmitted,
+/// each poll's closed by an empty one.
+type Script = fn(&mut Stack<HeapPages>, &mut QueueDevice, SocketHandle, u32, Option<(u32, u32)>) -> Vec<Vec<u8>>;
+
+/// A connection accepted from the scripted peer on a stack with
+/// `gso_max` and `caps`, with timestamps when `ts` (the SYN carries TSval
+/// 100). Returns (stack, device, handle, our snd_nxt, our TSval if any).
+fn connection(
+    gso_max: usize,
+    caps: DeviceCaps,
+    ts: bool,
+) -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, Option<u32>) {
+    let mut cfg = stack_config(A_IP, 1);
+    cfg.tcp.gso_max = gso_max;
+    cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+    let st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
+    let dev = QueueDevice::new(caps);
+    if !ts {
+        let (st, dev, h, snd) = established_on(st, dev);
+        return (st, dev, h, snd, None);
+    }
+    let (mut st, mut dev) = (st, dev);
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(1000, None, TcpControl::Syn);
+    syn.mss = Some(1460);
+    syn.ts = Some((100, 0));
+    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
+    assert_eq!(out.len(), 1);
+    let (snd, tsv) = (out[0].seq + 1, out[0].ts.expect("timestamps negotiated").0);
+    let mut ack = seg(1001, Some(snd), TcpControl::None);
+    ack.ts = Some((101, tsv));
+    exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
+    let (h, _) = st.tcp_accept(l).unwrap();
+    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    (st, dev, h, snd, Some(tsv))
+}
+
+/// The peer's ACK of everything before `ack`, advertising `win` bytes.
+fn ack_frame(ack: u32, win: u16, ts: Option<(u32, u32)>) -> Vec<u8> {
+    let mut s = seg(1001, Some(ack), TcpControl::None);
+    s.win = win;
+    s.ts = ts;
+    tcp_frame(s)
+}
+
+/// Moves what the device transmitted into `frames`, then an empty frame
+/// marking the end of the poll (so frames leaving in another poll differ).
+fn take(frames: &mut Vec<Vec<u8>>, dev: &mut QueueDevice) {
+    frames.extend(dev.take_tx());
+    frames.push(Vec::new());
+}
+
+fn pattern_bytes(n: usize) -> Vec<u8> {
+    (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// 40,000 bytes with Nagle on: whole segments leave in the initial window,
+/// then as ACKs open cwnd; the short tail waits for the last ACK.
+fn nagle_tail(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    assert_eq!(st.tcp_write(h, &pattern_bytes(40_000)), Ok(40_000));
+    st.poll(at(2), dev);
+    take(&mut frames, dev);
+    let mut acked = 14_600;
+    for (i, t) in [3u64, 4, 5, 6].into_iter().enumerate() {
+        dev.push_rx(ack_frame(snd + acked, 65_535, ts.map(|(v, e)| (v + i as u32 + 1, e))));
+        st.poll(at(t), dev);
+        let out = dev.take_tx();
+        acked += out.iter().filter_map(|f| decode_tcp(f)).map(|g| g.payload.len() as u32).sum::<u32>();
+        frames.extend(out);
+        frames.push(Vec::new());
+    }
+    frames
+}
+
+/// As [`nagle_tail`] with `TCP_NODELAY`: the tail leaves with the rest.
+fn nodelay_tail(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+    nagle_tail(st, dev, h, snd, ts)
+}
+
+/// A write and a shutdown: the FIN rides on the last segment.
+fn fin_on_last(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    assert_eq!(st.tcp_write(h, &pattern_bytes(9_000)), Ok(9_000));
+    st.tcp_shutdown(h).unwrap();
+    st.poll(at(2), dev);
+    take(&mut frames, dev);
+    dev.push_rx(ack_frame(snd + 9_001, 65_535, ts.map(|(v, e)| (v + 1, e))));
+    st.poll(at(3), dev);
+    take(&mut frames, dev);
+    frames
+}
+
+/// A peer window of 5,000 bytes, then 2,000 more: bursts stop at whole
+/// segments and sender SWS avoidance decides the short rest.
+fn window_limited(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    dev.push_rx(ack_frame(snd, 5_000, ts.map(|(v, e)| (v + 1, e))));
+    st.poll(at(2), dev);
+    take(&mut frames, dev);
+    assert_eq!(st.tcp_write(h, &pattern_bytes(30_000)), Ok(30_000));
+    st.poll(at(3), dev);
+    take(&mut frames, dev);
+    dev.push_rx(ack_frame(snd + 4_380, 7_000, ts.map(|(v, e)| (v + 2, e))));
+    st.poll(at(4), dev);
+    take(&mut frames, dev);
+    // The persist timer probes the rest of a shut window later.
+    st.poll(at(2_000), dev);
+    take(&mut frames, dev);
+    frames
+}
+
+#[test]
+fn gso_frames_are_the_segment_by_segment_frames() {
+    let scripts: [(&str, Script); 4] = [
+        ("nagle_tail", nagle_tail),
+        ("nodelay_tail", nodelay_tail),
+        ("fin_on_last", fin_on_last),
+        ("window_limited", window_limited),
+    ];
+    let offload = DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() };
+    for (name, script) in scripts {
+        for (caps_name, caps) in [("software checksums", DeviceCaps::default()), ("checksum offload", offload)] {
+            for ts in [false, true] {
+                let run = |gso_max: usize| {
+                    let (mut st, mut dev, h, snd, tsv) = connection(gso_max, caps, ts);
+                    let frames = script(&mut st, &mut dev, h, snd, tsv.map(|v| (101, v)));
+                    (frames, st.stats().tcp_gso_bursts, st.stats().page_errors)
+                };
+                let (plain, bursts0, err0) = run(0);
+                let (gso, bursts, err) = run(32 * 1024);
+                let what = format!("{name}, {caps_name}, timestamps {ts}");
+                assert_eq!(bursts0, 0, "{what}: gso_max 0 cuts nothing");
+                assert!(bursts > 0, "{what}: the GSO run sent bursts");
+                assert_eq!((err0, err), (0, 0), "{what}: no page error");
+                assert!(plain.len() > 8, "{what}: the script sends data ({} frames)", plain.len());
+                for f in &gso {
+                    assert!(f.len() <= 1514, "{what}: a {}-byte frame", f.len());
+                }
+                assert_eq!(gso.len(), plain.len(), "{what}: frame count");
+                for (i, (g, p)) in gso.iter().zip(&plain).enumerate() {
+                    if g != p {
+                        let brief = |f: &[u8]| decode_tcp(f).map(|d| (d.seq, d.payload.len(), d.ctl, d.ts));
+                        panic!("{what}: frame {i} differs: gso {:?}, plain {:?}", brief(g), brief(p));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bursts_respect_a_smaller_gso_max_and_every_page_comes_back() {
+    // 4,000 bytes per burst: two whole segments (2,920) each.
+    let (mut st, mut dev, h, snd, _) = connection(4_000, DeviceCaps::default(), false);
+    let data = pattern_bytes(14_600);
+    assert_eq!(st.tcp_write(h, &data), Ok(14_600));
+    st.poll(at(2), &mut dev);
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 10, "{out:?}");
+    let mut next = snd;
+    for g in &out {
+        assert_eq!(g.seq, next);
+        assert_eq!(g.payload.len(), 1460);
+        next += 1460;
+    }
+    let sent: Vec<u8> = out.iter().flat_map(|g| g.payload.clone()).collect();
+    assert_eq!(sent, data);
+    assert_eq!(st.stats().tcp_gso_bursts, 5, "ten segments in bursts of two");
+    dev.push_rx(ack_frame(snd + 14_600, 65_535, None));
+    st.poll(at(3), &mut dev);
+    assert_eq!(st.mem().free_count(), st.mem().capacity(), "every page free once all is ACKed");
+}
+
+#[test]
+fn gso_on_lossy_links_keeps_streams_intact_and_off_still_works() {
+    for (gso_max, seed) in [(32 * 1024, 21u64), (64 * 1024 - 1, 22), (0, 23)] {
+        let sim = SimConfig { loss: 0.03, reorder: 0.03, duplicate: 0.01, ..SimConfig::default() };
+        let mut ca = stack_config(A_IP, 1);
+        let mut cb = stack_config(B_IP, 2);
+        ca.tcp.gso_max = gso_max;
+        cb.tcp.gso_max = gso_max;
+        let mut p = Pair::with_configs(sim, seed, ca, cb, 8192);
+        let l = p.a.tcp_listen(80, 4).unwrap();
+        let c = p.b.tcp_connect(sa(A_IP, 80), 0, p.now).unwrap();
+        let mut s = None;
+        let stop = p.run_until(10_000, |p| {
+            if s.is_none() {
+                s = p.a.tcp_accept(l).ok().map(|(h, _)| h);
+            }
+            s.is_some() && p.b.tcp_state(c) == Ok(State::Established)
+        });
+        assert_eq!(stop, Stop::Done);
+        let s = s.unwrap();
+        let mut src = Source::new(seed, 2 << 20);
+        let mut sink = Sink::default();
+        let mut shut = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        let stop = p.run_until(3_000_000, |p| {
+            src.pump(|d| p.b.tcp_write(c, d).unwrap_or(0));
+            if src.done() && !shut {
+                p.b.tcp_shutdown(c).unwrap();
+                shut = true;
+            }
+            loop {
+                match p.a.tcp_read(s, &mut buf) {
+                    Ok(0) => {
+                        sink.eof = true;
+                        break;
+                    }
+                    Ok(n) => sink.absorb(&buf[..n]),
+                    Err(TcpError::WouldBlock) => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            sink.eof
+        });
+        assert_eq!(stop, Stop::Done, "gso_max {gso_max}: stalled at {} bytes", sink.received);
+        assert_eq!(sink.digest(), src.digest(), "gso_max {gso_max}: stream intact");
+        assert_eq!(p.db.stats().too_big, 0, "gso_max {gso_max}: no frame over the MTU");
+        let bursts = p.b.stats().tcp_gso_bursts;
+        assert_eq!(bursts > 0, gso_max > 0, "gso_max {gso_max}: {bursts} bursts");
+        assert_eq!(p.b.stats().page_errors, 0);
+        p.a.tcp_close(s, p.now).unwrap();
+        p.b.tcp_close(c, p.now).unwrap();
+        let stop = p.run_until(1_000_000, |p| p.a.tcp_connections() == 0 && p.b.tcp_connections() == 0);
+        assert_eq!(stop, Stop::Done);
+        p.da.release_all();
+        p.db.release_all();
+        assert_eq!(p.run_until(1000, |p| p.no_leaks()), Stop::Done, "gso_max {gso_max}: every page back");
+    }
+}
+
+/// Page memory whose `incref` is refused once, at the n-th call after
+/// arming (as when a page reaches its reference limit).
+struct Flaky {
+    inner: HeapPages,
+    refuse_in: Rc<Cell<Option<u32>>>,
+    refused: Rc<Cell<u32>>,
+}
+
+impl PageMemory for Flaky {
+    fn buf_size(&self) -> usize {
+        self.inner.buf_size()
+    }
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+    fn free_count(&self) -> usize {
+        self.inner.free_count()
+    }
+    fn alloc(&mut self) -> Option<PageId> {
+        self.inner.alloc()
+    }
+    fn incref(&mut self, id: PageId) -> Result<(), PageError> {
+        if let Some(n) = self.refuse_in.get() {
+            if n <= 1 {
+                self.refuse_in.set(None);
+                self.refused.set(self.refused.get() + 1);
+                return Err(PageError::TooManyRefs(id));
+            }
+            self.refuse_in.set(Some(n - 1));
+        }
+        self.inner.incref(id)
+    }
+    fn decref(&mut self, id: PageId) -> Result<bool, PageError> {
+        self.inner.decref(id)
+    }
+    fn refcount(&self, id: PageId) -> u16 {
+        self.inner.refcount(id)
+    }
+    fn bytes(&self, id: PageId) -> &[u8] {
+        self.inner.bytes(id)
+    }
+    fn bytes_mut(&mut self, id: PageId) -> &mut [u8] {
+        self.inner.bytes_mut(id)
+    }
+}
+
+#[test]
+fn a_refused_page_reference_costs_a_counted_error_and_a_resend_never_data() {
+    // The n-th page reference taken after the write is refused, for every
+    // n through the output pass (the burst's slices, then the references
+    // of slices cut across frames): whatever was refused, the peer gets
+    // every byte once ACKs and timeouts have run, and every page returns.
+    let data = pattern_bytes(14_600);
+    let mut refused_in_flush = 0;
+    for n in 1..=24u32 {
+        let refuse_in = Rc::new(Cell::new(None));
+        let refused = Rc::new(Cell::new(0));
+        let mem = Flaky { inner: HeapPages::new(256, 2048), refuse_in: refuse_in.clone(), refused: refused.clone() };
+        let mut cfg = stack_config(A_IP, 1);
+        cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+        let (mut st, mut dev, h, snd) =
+            established_on(Stack::new(cfg, mem, 1500), QueueDevice::new(DeviceCaps::default()));
+        st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+        assert_eq!(st.tcp_write(h, &data), Ok(14_600));
+        refuse_in.set(Some(n));
+        st.poll(at(2), &mut dev);
+        let errors = st.stats().page_errors;
+        assert_eq!(errors, u64::from(refused.get()), "n={n}: each refusal counted");
+        let mut pending: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+        // A refusal while the flush cut the burst: the frames before it
+        // left whole, nothing after them did.
+        if refused.get() == 1 && pending.len() < 10 && pending.iter().all(|g| g.payload.len() == 1460) {
+            refused_in_flush += 1;
+        }
+        // The peer: keep ACKing what arrived in order; time runs on for
+        // the retransmission timer.
+        let mut got: Vec<u8> = Vec::new();
+        let mut now = 2u64;
+        for _ in 0..200 {
+            for g in pending.drain(..) {
+                let off = g.seq.wrapping_sub(snd) as usize;
+                if off <= got.len() && off + g.payload.len() > got.len() {
+                    got.extend_from_slice(&g.payload[got.len() - off..]);
+                }
+            }
+            if got.len() == data.len() {
+                break;
+            }
+            now += 300;
+            dev.push_rx(ack_frame(snd + got.len() as u32, 65_535, None));
+            st.poll(at(now), &mut dev);
+            pending = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+        }
+        assert_eq!(got, data, "n={n}: every byte arrives, in order");
+        dev.push_rx(ack_frame(snd + data.len() as u32, 65_535, None));
+        st.poll(at(now + 1), &mut dev);
+        assert_eq!(st.mem().free_count(), st.mem().capacity(), "n={n}: every page free once all is ACKed");
+    }
+    assert!(refused_in_flush > 0, "some refusal hit the flush's cutting of a burst");
+}
