@@ -227,12 +227,16 @@ impl Conn {
             // With TSO, as many whole segments as fit in one frame (all of
             // what is left when it fits); new data only, outside recovery
             // (a go-back-N resend after a timeout goes segment by segment).
+            // (Data for more than one segment first: the division below
+            // cost a request/response exchange ~9% when taken for every
+            // small write.)
             let fresh = self.snd_nxt >= self.snd_max;
-            let burst = if tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
-                tso_max - tso_max % max_payload
-            } else {
-                max_payload
-            };
+            let burst =
+                if hole > max_payload && tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
+                    tso_max - tso_max % max_payload
+                } else {
+                    max_payload
+                };
             let mut len = burst.min(hole).min(wnd_left);
             // A burst carries whole segments, and its short tail only where
             // segment-by-segment sending would send it right behind them:
