@@ -96,6 +96,43 @@ impl<M: PageMemory> Stack<M> {
         false
     }
 
+    /// Hands over the frame of the burst piece now in `segs[i]` (its
+    /// sequence number, flags and payload set) whose headers are those in
+    /// `tx_hdr` (the burst's previous frame's) patched by `p`, with
+    /// checksum offload: the bytes [`Stack::flush_seg`] writes (checked in
+    /// debug builds), at a fraction of the work.
+    #[inline(always)]
+    fn flush_piece<D: Device + ?Sized>(
+        &mut self,
+        i: usize,
+        p: &crate::tcp::PieceTcp,
+        payload_len: usize,
+        last: bool,
+        now: Instant,
+        dev: &mut D,
+    ) -> bool {
+        let seg = &mut self.segs[i];
+        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+        let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
+        let tcp: &mut [u8; crate::tcp::hdr_fast::WITH_TS] = tcp.try_into().expect("a whole TCP header");
+        let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
+        let (hlen, l4_len) = p.write(&mut *tcp, seg.seq.0, payload_len, last);
+        self.iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+        #[cfg(debug_assertions)]
+        {
+            let mut whole = [0u8; crate::tcp::hdr_fast::WITH_TS];
+            assert_eq!(seg.write_fast(&mut whole, &self.mem, true), (hlen, l4_len), "a piece's lengths");
+            debug_assert_eq!(whole[..hlen], tcp[..hlen], "a piece's patched TCP header");
+            let mut ip = [0u8; HEADROOM];
+            let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
+            self.iface.write_headers(&mut ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+            debug_assert_eq!(&ip, eth_ip, "a piece's patched IP header");
+        }
+        let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
+        transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
+        true
+    }
+
     /// Cuts the burst `segs[i]` into segments of `tso_segsz` payload bytes
     /// (the last may be shorter) and hands each over as
     /// [`Stack::flush_seg`] does: consecutive sequence numbers, PSH and FIN
@@ -121,6 +158,9 @@ impl<M: PageMemory> Stack<M> {
         let whole = std::mem::take(&mut seg.payload);
         let (seq0, psh, fin) = (seg.seq, seg.psh, seg.fin);
         seg.tso_segsz = 0;
+        // With checksum offload the frames after the first patch only
+        // sequence number, flags and two length-dependent sums.
+        let piece = if caps.tx_checksum_offload { seg.piece_tcp() } else { None };
         let total: u32 = whole.iter().map(|s| s.len).sum();
         // `whole[k..]` hold the burst's references; `whole[k]` is used up
         // to `used` bytes (by frames holding references of their own).
@@ -159,7 +199,10 @@ impl<M: PageMemory> Stack<M> {
             seg.seq = seq0 + sent;
             seg.psh = psh && last;
             seg.fin = fin && last;
-            run = self.flush_seg(i, run, now, dev, caps);
+            run = match piece {
+                Some(p) if run => self.flush_piece(i, &p, n as usize, last, now, dev),
+                _ => self.flush_seg(i, run, now, dev, caps),
+            };
             sent += n;
         }
         run

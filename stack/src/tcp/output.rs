@@ -290,6 +290,26 @@ impl SegOut {
         }
     }
 
+    /// What the frames cut from this burst (GSO) share when the device
+    /// completes checksums: header length, the pseudo-header sum without
+    /// the length, and the flags byte of a middle and of the last frame
+    /// (PSH and FIN only on the last). `None` when its header is not the
+    /// fast layout. With it [`PieceTcp::write`] patches each frame's TCP
+    /// header from the one before it.
+    pub(crate) fn piece_tcp(&self) -> Option<PieceTcp> {
+        if !self.fast_layout() || self.rst {
+            return None;
+        }
+        let mut h = self.fast_hdr();
+        let flags_last = h.flags_byte();
+        h.flags = 0;
+        let flags_mid = h.flags_byte();
+        let pseudo = u64::from(self.src.ip().to_bits())
+            + u64::from(self.dst.ip().to_bits())
+            + u64::from(u8::from(IpProtocol::Tcp));
+        Some(PieceTcp { pseudo, hlen: h.len(), flags_mid, flags_last })
+    }
+
     /// [`SegOut::write_fast`] for a [`SegOut::follows`] segment, into an
     /// `out` that holds its predecessor's header (as `write_fast` or this
     /// wrote it): only what can differ is written
@@ -355,6 +375,40 @@ impl SegOut {
         }
         let mut pkt = TcpPacket::new_unchecked(&mut buf[headroom..]);
         pkt.set_checksum(c.finish());
+    }
+}
+
+/// The shared part of the TCP headers of one burst's frames (GSO with
+/// checksum offload, [`SegOut::piece_tcp`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PieceTcp {
+    pseudo: u64,
+    hlen: usize,
+    flags_mid: u8,
+    flags_last: u8,
+}
+
+impl PieceTcp {
+    /// Patches the TCP header in `out` (the burst's previous frame's, as
+    /// [`SegOut::write_fast`] or this wrote it) for the frame at `seq`
+    /// with `payload_len` bytes: sequence number, flags, and the
+    /// pseudo-header sum the device completes — the bytes `write_fast`
+    /// gives that frame. Returns (header length, TCP length), bytes.
+    #[inline(always)]
+    pub(crate) fn write(
+        &self,
+        out: &mut [u8; hdr_fast::WITH_TS],
+        seq: u32,
+        payload_len: usize,
+        last: bool,
+    ) -> (usize, usize) {
+        out[4..8].copy_from_slice(&seq.to_be_bytes());
+        out[13] = if last { self.flags_last } else { self.flags_mid };
+        let l4_len = self.hlen + payload_len;
+        let mut c = Checksum::new();
+        c.add_be_words(self.pseudo + l4_len as u64);
+        out[16..18].copy_from_slice(&(!c.finish()).to_be_bytes());
+        (self.hlen, l4_len)
     }
 }
 
