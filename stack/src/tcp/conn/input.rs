@@ -11,7 +11,35 @@ impl Conn {
     /// whole (its data and FIN are never delivered) and answered at most
     /// with an ACK, rate-limited per connection and, for challenge ACKs,
     /// engine-wide through `budget` (RFC 5961 7).
+    ///
+    /// In line where it is called: a receiver's common segment (in order,
+    /// data, no new ACK: header prediction's data half) is done here, all
+    /// else in [`Conn::on_segment_rest`].
+    #[inline(always)]
     pub fn on_segment<M: PageMemory + ?Sized>(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        mem: &mut M,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+        budget: &mut ChallengeBudget,
+    ) -> Outcome {
+        if !self.keepalive && !seg.payload.is_empty() && seg.ack == Some(self.snd_una) {
+            if let Some(ack) = self.predicted_ack(seg) {
+                self.last_rx = now;
+                self.tick_ts(now);
+                if self.predicted_straight(now, seg, ack, mem, stats) {
+                    return Outcome::Ok;
+                }
+            }
+        }
+        self.on_segment_rest(now, seg, mem, stats, out, budget)
+    }
+
+    /// [`Conn::on_segment`] for all but a receiver's common segment.
+    #[inline(never)]
+    fn on_segment_rest<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         seg: &SegIn<'_>,
