@@ -594,6 +594,7 @@ impl<M: PageMemory> Stack<M> {
                 &mut self.stats,
                 &mut self.segs,
                 burst_limit(&caps, self.cfg.tcp.gso_max),
+                tso_limit(&caps) == 0,
             );
             self.tcp.stages.stop_if(METER, Stage::Output, t);
         }
@@ -688,7 +689,14 @@ impl<M: PageMemory> Stack<M> {
     #[inline(always)]
     fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
         let t = self.tcp.stages.start_if(meter);
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, self.cfg.tcp.gso_max));
+        self.tcp.dispatch(
+            now,
+            &mut self.mem,
+            &mut self.stats,
+            &mut self.segs,
+            burst_limit(caps, self.cfg.tcp.gso_max),
+            tso_limit(caps) == 0,
+        );
         self.tcp.stages.stop_if(meter, Stage::Output, t);
         let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);

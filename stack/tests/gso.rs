@@ -381,3 +381,32 @@ fn a_refused_page_reference_costs_a_counted_error_and_a_resend_never_data() {
     }
     assert!(refused_in_flush > 0, "some refusal hit the flush's cutting of a burst");
 }
+
+#[test]
+fn a_tso_frame_keeps_its_short_tail_and_a_gso_burst_holds_it_under_nagle() {
+    // 5,000 bytes on an idle connection, Nagle on: a TSO device gets one
+    // frame with all of it (the tail too, as Linux's Minshall-Nagle split
+    // sends it with nothing small in flight); cut by the stack, the three
+    // whole segments leave and Nagle holds the 620-byte tail for the ACK,
+    // as segment-by-segment sending does.
+    let tso = DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..DeviceCaps::default() };
+    let (mut st, mut dev, h, snd) = established_with(tso);
+    assert_eq!(st.tcp_write(h, &pattern_bytes(5_000)), Ok(5_000));
+    st.poll(at(2), &mut dev);
+    let out: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].seq, out[0].payload.len()), (snd, 5_000));
+    assert_eq!(st.stats().tcp_tso_frames, 1);
+
+    let (mut st, mut dev, h, snd, _) = connection(32 * 1024, DeviceCaps::default(), false);
+    assert_eq!(st.tcp_write(h, &pattern_bytes(5_000)), Ok(5_000));
+    st.poll(at(2), &mut dev);
+    let out: Vec<(u32, usize)> =
+        dev.take_tx().iter().filter_map(|f| decode_tcp(f)).map(|g| (g.seq, g.payload.len())).collect();
+    assert_eq!(out, vec![(snd, 1460), (snd + 1460, 1460), (snd + 2920, 1460)]);
+    dev.push_rx(ack_frame(snd + 4380, 65_535, None));
+    st.poll(at(3), &mut dev);
+    let out: Vec<(u32, usize)> =
+        dev.take_tx().iter().filter_map(|f| decode_tcp(f)).map(|g| (g.seq, g.payload.len())).collect();
+    assert_eq!(out, vec![(snd + 4380, 620)], "the tail once the rest is ACKed");
+}

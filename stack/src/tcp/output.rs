@@ -6,9 +6,10 @@ use super::*;
 impl TcpEngine {
     /// Produces the segments of every connection with something to send.
     ///
-    /// `tso_max` > 0: new data may leave in frames of up to that many bytes
-    /// of TCP payload, cut into MSS-sized segments by the device (TSO);
-    /// retransmissions always go one segment at a time.
+    /// `tso_max` > 0: new data may leave in bursts of up to that many bytes
+    /// of TCP payload, cut into MSS-sized segments by the device (TSO) or,
+    /// with `gso`, by the stack's flush; retransmissions always go one
+    /// segment at a time.
     #[inline]
     pub(crate) fn dispatch<M: PageMemory + ?Sized>(
         &mut self,
@@ -17,12 +18,13 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,
+        gso: bool,
     ) {
         // Most polls have nothing to send: the check is inlined into the
         // caller, so they pay no call into (nor the register saves of) the
         // large output body.
         if !self.dirty.is_empty() {
-            self.dispatch_dirty(now, mem, stats, out, tso_max);
+            self.dispatch_dirty(now, mem, stats, out, tso_max, gso);
         }
     }
 
@@ -35,6 +37,7 @@ impl TcpEngine {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,
+        gso: bool,
     ) {
         // Walked in place: nothing below marks a connection (output,
         // accounting and scheduling never do), so the list cannot grow
@@ -45,7 +48,7 @@ impl TcpEngine {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
                 if c.output_due() {
-                    c.output(now, mem, stats, out, tso_max);
+                    c.output(now, mem, stats, out, tso_max, gso);
                 }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(idx, pages);

@@ -158,7 +158,9 @@ impl Conn {
     /// payload bytes (whole segments but a tail as segment-by-segment
     /// sending would send it), each one [`SegOut`] with `tso_segsz` set,
     /// for the device (TSO) or the stack's flush (GSO) to cut into the
-    /// segments segment-by-segment sending gives.
+    /// segments segment-by-segment sending gives. `gso`: the stack cuts
+    /// them (the frames must be segment-by-segment sending's, Nagle
+    /// included), else the device does (TSO).
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
@@ -166,6 +168,7 @@ impl Conn {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
         tso_max: u32,
+        gso: bool,
     ) {
         self.tick_ts(now);
         if matches!(self.state, State::Closed | State::SynSent | State::SynReceived | State::TimeWait) {
@@ -238,12 +241,16 @@ impl Conn {
                     max_payload
                 };
             let mut len = burst.min(hole).min(wnd_left);
-            // A burst carries whole segments, and its short tail only where
-            // segment-by-segment sending would send it right behind them:
-            // to the end of the data, with Nagle off or a FIN queued (with
-            // Nagle on, the whole segments are in flight when the tail's
-            // turn comes, so Nagle holds it, as Linux's TSO split does).
-            if len > max_payload && (len < hole || (!self.nodelay && !self.fin_queued)) {
+            // A burst carries whole segments, and a short tail only at the
+            // end of the data. For GSO only where segment-by-segment
+            // sending would send it right behind them: with Nagle off or a
+            // FIN queued (with Nagle on the whole segments are in flight
+            // when the tail's turn comes, and Nagle holds it), so the cut
+            // frames are exactly those. A TSO frame keeps its tail (as
+            // Linux's Minshall-Nagle split mostly does in bulk: no small
+            // segment in flight); holding it under classic Nagle cost
+            // ci/bench-regress's write-tso case ~15%.
+            if len > max_payload && (len < hole || (gso && !self.nodelay && !self.fin_queued)) {
                 len -= len % max_payload;
             }
             if len == 0 {
@@ -651,13 +658,13 @@ mod output_due_tests {
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();
                                     if c.output_due() {
-                                        c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                        c.output(now, &mut mem, &mut stats, &mut out, 0, false);
                                         produced += u32::from(!out.is_empty());
                                         continue;
                                     }
                                     c.tick_ts(now);
                                     let before = format!("{c:?}");
-                                    c.output(now, &mut mem, &mut stats, &mut out, 0);
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false);
                                     assert!(
                                         out.is_empty(),
                                         "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
