@@ -48,6 +48,20 @@ impl Conn {
         }
     }
 
+    /// [`Conn::take_new_ack`] out of line, for header prediction's straight
+    /// line, which is in line in the engine's receive path: a receiver's
+    /// in-order data (no new ACK) runs there without the call.
+    #[inline(never)]
+    pub(super) fn take_new_ack_out<M: PageMemory + ?Sized>(
+        &mut self,
+        now: Instant,
+        ack: Seq,
+        mem: &mut M,
+        stats: &mut Stats,
+    ) {
+        self.take_new_ack(now, ack, mem, stats);
+    }
+
     /// The part of a new ACK (`ack` > SND.UNA) both receive paths share —
     /// [`Conn::process_ack`] and header prediction's straight line (RFC 9293
     /// 3.10.7.4, RFC 6298 5.2–5.3): frees the acknowledged bytes, moves

@@ -12,9 +12,10 @@ impl Conn {
     /// with an ACK, rate-limited per connection and, for challenge ACKs,
     /// engine-wide through `budget` (RFC 5961 7).
     ///
-    /// In line where it is called: a receiver's common segment (in order,
-    /// data, no new ACK: header prediction's data half) is done here, all
-    /// else in [`Conn::on_segment_rest`].
+    /// In line where it is called: header prediction's straight line (an
+    /// in-order segment, a new ACK or both; the new ACK's work out of line,
+    /// [`Conn::take_new_ack_out`]) is done here, all else in
+    /// [`Conn::on_segment_rest`].
     #[inline(always)]
     pub fn on_segment<M: PageMemory + ?Sized>(
         &mut self,
@@ -25,7 +26,7 @@ impl Conn {
         out: &mut Vec<SegOut>,
         budget: &mut ChallengeBudget,
     ) -> Outcome {
-        if !self.keepalive && !seg.payload.is_empty() && seg.ack == Some(self.snd_una) {
+        if !self.keepalive {
             if let Some(ack) = self.predicted_ack(seg) {
                 self.last_rx = now;
                 self.tick_ts(now);
@@ -37,7 +38,7 @@ impl Conn {
         self.on_segment_rest(now, seg, mem, stats, out, budget)
     }
 
-    /// [`Conn::on_segment`] for all but a receiver's common segment.
+    /// [`Conn::on_segment`] for all but header prediction's straight line.
     #[inline(never)]
     fn on_segment_rest<M: PageMemory + ?Sized>(
         &mut self,
@@ -452,7 +453,7 @@ impl Conn {
         }
         if new_ack {
             // Process_ack's new ACK (no FIN of ours, no recovery, no SACK).
-            self.take_new_ack(now, ack, mem, stats);
+            self.take_new_ack_out(now, ack, mem, stats);
         }
         // Window update (RFC 9293 3.10.7.4), open before and after.
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
