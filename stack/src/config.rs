@@ -92,8 +92,9 @@ pub struct TcpConfig {
     /// this many TCP payload bytes, which the stack's flush cuts into the
     /// MSS-sized frames segment-by-segment output gives (same bytes, same
     /// order; headers patched per frame, `Stats::tcp_gso_bursts`), so the
-    /// per-segment work of the output pass is done once per burst. 0:
-    /// segment by segment. A device with TSO gets its own limit instead.
+    /// per-segment work of the output pass is done once per burst. 0 (or
+    /// anything under two segments' payload): segment by segment. A device
+    /// with TSO gets its own limit instead.
     /// Default 32 KiB (`[tcp] gso_max`, 0..=65535).
     pub gso_max: usize,
     /// Round both socket buffers up to a whole number of segments once the

@@ -92,15 +92,52 @@ fn nagle_tail(
     assert_eq!(st.tcp_write(h, &pattern_bytes(40_000)), Ok(40_000));
     st.poll(at(2), dev);
     take(&mut frames, dev);
-    let mut acked = 14_600;
-    for (i, t) in [3u64, 4, 5, 6].into_iter().enumerate() {
-        dev.push_rx(ack_frame(snd + acked, 65_535, ts.map(|(v, e)| (v + i as u32 + 1, e))));
-        st.poll(at(t), dev);
-        let out = dev.take_tx();
-        acked += out.iter().filter_map(|f| decode_tcp(f)).map(|g| g.payload.len() as u32).sum::<u32>();
-        frames.extend(out);
-        frames.push(Vec::new());
+    for i in 1..=6u32 {
+        // Everything sent so far is ACKed (as much as the MSS, with or
+        // without timestamps, let out).
+        dev.push_rx(ack_frame(snd + sent(&frames), 65_535, ts.map(|(v, e)| (v + i, e))));
+        st.poll(at(2 + u64::from(i)), dev);
+        take(&mut frames, dev);
     }
+    assert_eq!(sent(&frames), 40_000, "all of it, the tail too, by the last ACK");
+    frames
+}
+
+/// Payload bytes in `frames` (the stack's transmitted frames).
+fn sent(frames: &[Vec<u8>]) -> u32 {
+    frames.iter().filter_map(|f| decode_tcp(f)).map(|g| g.payload.len() as u32).sum()
+}
+
+/// Writes kept topping up the send buffer while every ACK acknowledges
+/// all that was sent: cwnd grows until one output pass sends more than one
+/// burst (a burst following a burst), against a 65,535-byte peer window.
+fn two_bursts(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let data = pattern_bytes(400_000);
+    let mut written = 0;
+    let mut frames = Vec::new();
+    let mut most = 0;
+    for i in 0..12u32 {
+        while written < data.len() {
+            match st.tcp_write(h, &data[written..]) {
+                Ok(n) if n > 0 => written += n,
+                _ => break,
+            }
+        }
+        if i > 0 {
+            dev.push_rx(ack_frame(snd + sent(&frames), 65_535, ts.map(|(v, e)| (v + i, e))));
+        }
+        st.poll(at(2 + u64::from(i)), dev);
+        let before = frames.len();
+        take(&mut frames, dev);
+        most = most.max(frames.len() - before - 1);
+    }
+    assert!(most > 23, "some pass sent more than one burst's frames (most {most})");
     frames
 }
 
@@ -151,7 +188,8 @@ fn window_limited(
     assert_eq!(st.tcp_write(h, &pattern_bytes(30_000)), Ok(30_000));
     st.poll(at(3), dev);
     take(&mut frames, dev);
-    dev.push_rx(ack_frame(snd + 4_380, 7_000, ts.map(|(v, e)| (v + 2, e))));
+    let acked = snd + sent(&frames);
+    dev.push_rx(ack_frame(acked, 7_000, ts.map(|(v, e)| (v + 2, e))));
     st.poll(at(4), dev);
     take(&mut frames, dev);
     // The persist timer probes the rest of a shut window later.
@@ -162,11 +200,12 @@ fn window_limited(
 
 #[test]
 fn gso_frames_are_the_segment_by_segment_frames() {
-    let scripts: [(&str, Script); 4] = [
+    let scripts: [(&str, Script); 5] = [
         ("nagle_tail", nagle_tail),
         ("nodelay_tail", nodelay_tail),
         ("fin_on_last", fin_on_last),
         ("window_limited", window_limited),
+        ("two_bursts", two_bursts),
     ];
     let offload = DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() };
     for (name, script) in scripts {
@@ -331,53 +370,80 @@ impl PageMemory for Flaky {
 fn a_refused_page_reference_costs_a_counted_error_and_a_resend_never_data() {
     // The n-th page reference taken after the write is refused, for every
     // n through the output pass (the burst's slices, then the references
-    // of slices cut across frames): whatever was refused, the peer gets
-    // every byte once ACKs and timeouts have run, and every page returns.
+    // of slices cut across frames), with and without a FIN queued behind
+    // the data: whatever was refused, the peer gets every byte once ACKs
+    // and timeouts have run, the FIN only right after the last byte (a
+    // segment left short by a refused reference carries neither PSH nor
+    // FIN), and every page returns.
     let data = pattern_bytes(14_600);
+    let end = 14_600u32;
     let mut refused_in_flush = 0;
-    for n in 1..=24u32 {
-        let refuse_in = Rc::new(Cell::new(None));
-        let refused = Rc::new(Cell::new(0));
-        let mem = Flaky { inner: HeapPages::new(256, 2048), refuse_in: refuse_in.clone(), refused: refused.clone() };
-        let mut cfg = stack_config(A_IP, 1);
-        cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
-        let (mut st, mut dev, h, snd) =
-            established_on(Stack::new(cfg, mem, 1500), QueueDevice::new(DeviceCaps::default()));
-        st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
-        assert_eq!(st.tcp_write(h, &data), Ok(14_600));
-        refuse_in.set(Some(n));
-        st.poll(at(2), &mut dev);
-        let errors = st.stats().page_errors;
-        assert_eq!(errors, u64::from(refused.get()), "n={n}: each refusal counted");
-        let mut pending: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
-        // A refusal while the flush cut the burst: the frames before it
-        // left whole, nothing after them did.
-        if refused.get() == 1 && pending.len() < 10 && pending.iter().all(|g| g.payload.len() == 1460) {
-            refused_in_flush += 1;
-        }
-        // The peer: keep ACKing what arrived in order; time runs on for
-        // the retransmission timer.
-        let mut got: Vec<u8> = Vec::new();
-        let mut now = 2u64;
-        for _ in 0..200 {
-            for g in pending.drain(..) {
-                let off = g.seq.wrapping_sub(snd) as usize;
-                if off <= got.len() && off + g.payload.len() > got.len() {
-                    got.extend_from_slice(&g.payload[got.len() - off..]);
+    for fin in [false, true] {
+        for n in 1..=24u32 {
+            let refuse_in = Rc::new(Cell::new(None));
+            let refused = Rc::new(Cell::new(0));
+            let mem =
+                Flaky { inner: HeapPages::new(256, 2048), refuse_in: refuse_in.clone(), refused: refused.clone() };
+            let mut cfg = stack_config(A_IP, 1);
+            cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+            let (mut st, mut dev, h, snd) =
+                established_on(Stack::new(cfg, mem, 1500), QueueDevice::new(DeviceCaps::default()));
+            st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+            assert_eq!(st.tcp_write(h, &data), Ok(14_600));
+            if fin {
+                st.tcp_shutdown(h).unwrap();
+            }
+            refuse_in.set(Some(n));
+            st.poll(at(2), &mut dev);
+            let errors = st.stats().page_errors;
+            assert_eq!(errors, u64::from(refused.get()), "n={n}: each refusal counted");
+            let mut pending: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+            // A refusal while the flush cut the burst: some frames left,
+            // all whole, nothing after them (a refusal while the burst's
+            // slices were taken leaves a short last frame, or none).
+            let bytes: usize = pending.iter().map(|g| g.payload.len()).sum();
+            if refused.get() == 1
+                && !pending.is_empty()
+                && bytes < data.len()
+                && pending.iter().all(|g| g.payload.len() == 1460)
+            {
+                refused_in_flush += 1;
+            }
+            // The peer: keep ACKing what arrived in order; time runs on for
+            // the retransmission timer.
+            let mut got: Vec<u8> = Vec::new();
+            let mut fin_seen = false;
+            let mut now = 2u64;
+            for _ in 0..200 {
+                for g in pending.drain(..) {
+                    let off = g.seq.wrapping_sub(snd) as usize;
+                    if g.ctl == TcpControl::Fin {
+                        assert!(fin, "n={n}: no FIN was queued");
+                        assert_eq!(off + g.payload.len(), end as usize, "n={n}: the FIN right after the last byte");
+                    }
+                    if off <= got.len() && off + g.payload.len() > got.len() {
+                        got.extend_from_slice(&g.payload[got.len() - off..]);
+                    }
+                    fin_seen |= g.ctl == TcpControl::Fin && got.len() == data.len();
                 }
+                if got.len() == data.len() && fin_seen == fin {
+                    break;
+                }
+                now += 300;
+                dev.push_rx(ack_frame(snd + got.len() as u32 + u32::from(fin_seen), 65_535, None));
+                st.poll(at(now), &mut dev);
+                pending = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
             }
-            if got.len() == data.len() {
-                break;
-            }
-            now += 300;
-            dev.push_rx(ack_frame(snd + got.len() as u32, 65_535, None));
-            st.poll(at(now), &mut dev);
-            pending = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+            assert_eq!(got, data, "n={n}, fin {fin}: every byte arrives, in order");
+            assert_eq!(fin_seen, fin, "n={n}: the FIN arrives after the data");
+            dev.push_rx(ack_frame(snd + end + u32::from(fin), 65_535, None));
+            st.poll(at(now + 1), &mut dev);
+            assert_eq!(
+                st.mem().free_count(),
+                st.mem().capacity(),
+                "n={n}, fin {fin}: every page free once all is ACKed"
+            );
         }
-        assert_eq!(got, data, "n={n}: every byte arrives, in order");
-        dev.push_rx(ack_frame(snd + data.len() as u32, 65_535, None));
-        st.poll(at(now + 1), &mut dev);
-        assert_eq!(st.mem().free_count(), st.mem().capacity(), "n={n}: every page free once all is ACKed");
     }
     assert!(refused_in_flush > 0, "some refusal hit the flush's cutting of a burst");
 }
@@ -385,8 +451,9 @@ fn a_refused_page_reference_costs_a_counted_error_and_a_resend_never_data() {
 #[test]
 fn a_tso_frame_keeps_its_short_tail_and_a_gso_burst_holds_it_under_nagle() {
     // 5,000 bytes on an idle connection, Nagle on: a TSO device gets one
-    // frame with all of it (the tail too, as Linux's Minshall-Nagle split
-    // sends it with nothing small in flight); cut by the stack, the three
+    // frame with all of it (the tail too: zcstack's TSO behaviour; Linux,
+    // Minshall's rule, would also send it with nothing short in flight);
+    // cut by the stack, the three
     // whole segments leave and Nagle holds the 620-byte tail for the ACK,
     // as segment-by-segment sending does.
     let tso = DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..DeviceCaps::default() };

@@ -143,7 +143,11 @@ impl<M: PageMemory> Stack<M> {
     /// frame. Should a reference be refused (a page at its reference
     /// limit), the rest of the burst is not sent (its references
     /// released, `Stats::page_errors`): the data stays queued and the
-    /// retransmission timer resends it. Returns as `flush_seg` does.
+    /// retransmission timer resends it. Every frame gets the burst's
+    /// [`SegOut::copied`]: a frame of only stack-copied bytes in a burst
+    /// that also holds application (zero-copy) buffers is marked not
+    /// copied (same bytes; a device may then attach it rather than copy
+    /// it). Returns as `flush_seg` does (`follows` for an empty burst).
     fn flush_gso<D: Device + ?Sized>(
         &mut self,
         i: usize,
@@ -152,7 +156,6 @@ impl<M: PageMemory> Stack<M> {
         dev: &mut D,
         caps: &DeviceCaps,
     ) -> bool {
-        self.stats.tcp_gso_bursts += 1;
         let seg = &mut self.segs[i];
         let segsz = u32::from(seg.tso_segsz);
         let whole = std::mem::take(&mut seg.payload);
@@ -162,6 +165,7 @@ impl<M: PageMemory> Stack<M> {
         // sequence number, flags and two length-dependent sums.
         let piece = if caps.tx_checksum_offload { seg.piece_tcp() } else { None };
         let total: u32 = whole.iter().map(|s| s.len).sum();
+        self.stats.tcp_gso_bursts += u64::from(total > 0);
         // `whole[k..]` hold the burst's references; `whole[k]` is used up
         // to `used` bytes (by frames holding references of their own).
         let (mut k, mut used, mut sent) = (0usize, 0u32, 0u32);

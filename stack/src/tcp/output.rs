@@ -90,8 +90,9 @@ pub(crate) struct SegOut {
     pub payload: crate::phy::Payload,
     /// The payload was copied in by the stack (see [`crate::phy::TxFrame::copied`]).
     pub copied: bool,
-    /// Non-zero: more than one segment's payload, for the device to cut
-    /// into segments of this size (TSO, [`crate::phy::TxFrame::tso_segsz`]).
+    /// Non-zero: more than one segment's payload, cut into segments of
+    /// this size by the device (TSO, [`crate::phy::TxFrame::tso_segsz`])
+    /// or, on a device without TSO, by the stack's flush (GSO).
     pub tso_segsz: u16,
     /// Built right behind the segment before it in the output list, for
     /// the same connection in the same output pass, with that segment's

@@ -155,12 +155,14 @@ impl Conn {
     /// FIN, and ACKs.
     ///
     /// `tso_max` > 0: new data may leave in bursts of up to that many
-    /// payload bytes (whole segments but a tail as segment-by-segment
-    /// sending would send it), each one [`SegOut`] with `tso_segsz` set,
-    /// for the device (TSO) or the stack's flush (GSO) to cut into the
-    /// segments segment-by-segment sending gives. `gso`: the stack cuts
-    /// them (the frames must be segment-by-segment sending's, Nagle
-    /// included), else the device does (TSO).
+    /// payload bytes (whole segments, and a short tail only at the end of
+    /// the data), each one [`SegOut`] with `tso_segsz` set. `gso`: the
+    /// stack's flush cuts them, and a burst is exactly the segments
+    /// segment-by-segment sending gives (Nagle holds the tail while data is
+    /// in flight); else the device does (TSO), and a TSO frame keeps its
+    /// short tail whatever is in flight (zcstack's TSO behaviour from the
+    /// start: with Nagle on, a write's short tail leaves at once on a TSO
+    /// port and waits on one without TSO).
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
@@ -192,6 +194,7 @@ impl Conn {
         // blocks and timestamps (`send_data_next`) instead of computing them
         // again: nothing they are computed from changes in between.
         let mut built = false;
+        let mut short = false;
         loop {
             if self.snd_nxt >= data_end {
                 break;
@@ -246,10 +249,12 @@ impl Conn {
             // sending would send it right behind them: with Nagle off or a
             // FIN queued (with Nagle on the whole segments are in flight
             // when the tail's turn comes, and Nagle holds it), so the cut
-            // frames are exactly those. A TSO frame keeps its tail (as
-            // Linux's Minshall-Nagle split mostly does in bulk: no small
-            // segment in flight); holding it under classic Nagle cost
-            // ci/bench-regress's write-tso case ~15%.
+            // frames are exactly those. A TSO frame keeps its tail, as it
+            // always has here; holding it under zcstack's classic Nagle
+            // cost ci/bench-regress's write-tso case ~15%. (Linux holds
+            // such a tail only while an earlier short segment is
+            // unacknowledged, Minshall's rule, with or without TSO;
+            // zcstack does not track that.)
             if len > max_payload && (len < hole || (gso && !self.nodelay && !self.fin_queued)) {
                 len -= len % max_payload;
             }
@@ -274,14 +279,39 @@ impl Conn {
                 break;
             }
             let seq = self.snd_nxt;
-            if !retransmitting && self.rtt_probe.is_none() {
+            let probe = !retransmitting && self.rtt_probe.is_none();
+            if probe {
                 self.rtt_probe = Some((seq, now));
             }
+            let follower = built;
             if built {
                 self.send_data_next(seq, len, data_start, data_end, mem, stats, out);
             } else {
                 self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
                 built = true;
+            }
+            // A page that refused a reference (`page_errors`) leaves the
+            // segment short of `len`: only what it carries counts as sent
+            // (no PSH, no FIN past it), and the pass stops; the rest goes
+            // when a later pass gets its pages. A follower left with no
+            // payload is not sent; a first segment so left is a pure ACK
+            // (its ACK was taken).
+            let got = out.last().map_or(0, |s| s.payload.iter().map(|p| p.len).sum::<u32>());
+            if got < len {
+                len = got;
+                if len == 0 {
+                    if follower {
+                        out.pop();
+                    }
+                    if probe {
+                        self.rtt_probe = None;
+                    }
+                    break;
+                }
+                if let Some(last) = out.last_mut() {
+                    last.psh = false;
+                }
+                short = true;
             }
             if len > max_payload {
                 if let Some(last) = out.last_mut() {
@@ -289,7 +319,7 @@ impl Conn {
                 }
             }
             self.snd_nxt = seq + len;
-            if self.fin_queued && self.snd_nxt == data_end {
+            if self.fin_queued && self.snd_nxt == data_end && !short {
                 if let Some(last) = out.last_mut() {
                     last.fin = true;
                 }
@@ -299,9 +329,12 @@ impl Conn {
             if self.rtx_at.is_none() {
                 self.arm_rtx(now);
             }
+            if short {
+                break;
+            }
         }
 
-        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end {
+        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end && !short {
             let mut s = self.seg(data_end, true);
             s.fin = true;
             out.push(s);
