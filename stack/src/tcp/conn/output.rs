@@ -284,23 +284,23 @@ impl Conn {
                 self.rtt_probe = Some((seq, now));
             }
             let follower = built;
-            if built {
-                self.send_data_next(seq, len, data_start, data_end, mem, stats, out);
+            let whole = if built {
+                self.send_data_next(seq, len, data_start, data_end, mem, stats, out)
             } else {
-                self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
                 built = true;
-            }
+                self.send_data(now, seq, len, data_start, data_end, mem, stats, out)
+            };
             // A page that refused a reference (`page_errors`) leaves the
             // segment short of `len`: only what it carries counts as sent
             // (no PSH, no FIN past it), and the pass stops; the rest goes
             // when a later pass gets its pages. A follower left with no
             // payload is not sent; a first segment so left is a pure ACK
             // (its ACK was taken).
-            let got = out.last().map_or(0, |s| s.payload.iter().map(|p| p.len).sum::<u32>());
-            if got < len {
-                len = got;
+            if !whole {
+                let ours = out.last().filter(|s| s.seq == seq);
+                len = ours.map_or(0, |s| s.payload.iter().map(|p| p.len).sum::<u32>()).min(len);
                 if len == 0 {
-                    if follower {
+                    if follower && ours.is_some() {
                         out.pop();
                     }
                     if probe {
@@ -524,6 +524,9 @@ impl Conn {
         }
     }
 
+    /// A data segment (and ACK) at `seq` with the `len` bytes from there,
+    /// at the end of `out`; `false` when a page refused a reference (its
+    /// payload then stops short, see [`Conn::payload_into`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn send_data<M: PageMemory + ?Sized>(
         &mut self,
@@ -535,17 +538,19 @@ impl Conn {
         mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
-    ) {
+    ) -> bool {
         // Built in its place at the end of `out`: no copy of the segment.
         out.push(SegOut::empty(self.local, self.remote, seq));
-        let Some(s) = out.last_mut() else { return };
+        let Some(s) = out.last_mut() else { return false };
         self.fill_seg(s, true);
-        self.payload_into(s, seq, len, data_start, mem, stats);
+        let whole = self.payload_into(s, seq, len, data_start, mem, stats);
         s.psh = seq + len == data_end;
+        whole
     }
 
     /// Points `s`'s payload at the `len` bytes of the send queue from
-    /// `seq` (page references, no copy); a page error is counted.
+    /// `seq` (page references, no copy); a page error is counted, and
+    /// `false` returned with the payload holding what was obtained.
     #[inline(always)]
     fn payload_into<M: PageMemory + ?Sized>(
         &mut self,
@@ -555,15 +560,21 @@ impl Conn {
         data_start: Seq,
         mem: &mut M,
         stats: &mut Stats,
-    ) {
+    ) -> bool {
         if len > self.mss {
             // A burst's slices, one per page it touches: one allocation
             // instead of a doubling series.
             s.payload.reserve(len as usize / mem.buf_size().max(1) + 2);
         }
         match self.sendq.slices(seq.since(data_start) as usize, len as usize, mem, &mut s.payload) {
-            Ok(copied) => s.copied = copied,
-            Err(_) => stats.page_errors += 1,
+            Ok(copied) => {
+                s.copied = copied;
+                true
+            }
+            Err(_) => {
+                stats.page_errors += 1;
+                false
+            }
         }
     }
 
@@ -584,8 +595,8 @@ impl Conn {
         mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
-    ) {
-        let Some(p) = out.last() else { return };
+    ) -> bool {
+        let Some(p) = out.last() else { return false };
         // The header fields are read into locals and the segment is built
         // in its slot at the end of `out` (as `send_data` does), not in a
         // stack temporary moved there: that move copied an odd-sized group
@@ -594,7 +605,7 @@ impl Conn {
         let (src, dst, ack, window, sack, sack_len, ts) = (p.src, p.dst, p.ack, p.window, p.sack, p.sack_len, p.ts);
         out.push(SegOut::empty(src, dst, seq));
         let at = u16::try_from(out.len()).unwrap_or(0);
-        let Some(s) = out.last_mut() else { return };
+        let Some(s) = out.last_mut() else { return false };
         s.ack = ack;
         s.psh = seq + len == data_end;
         s.window = window;
@@ -611,7 +622,7 @@ impl Conn {
                 "a following segment's header differs from fill_seg's"
             );
         }
-        self.payload_into(s, seq, len, data_start, mem, stats);
+        self.payload_into(s, seq, len, data_start, mem, stats)
     }
 }
 
