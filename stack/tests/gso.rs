@@ -370,79 +370,98 @@ impl PageMemory for Flaky {
 fn a_refused_page_reference_costs_a_counted_error_and_a_resend_never_data() {
     // The n-th page reference taken after the write is refused, for every
     // n through the output pass (the burst's slices, then the references
-    // of slices cut across frames), with and without a FIN queued behind
-    // the data: whatever was refused, the peer gets every byte once ACKs
-    // and timeouts have run, the FIN only right after the last byte (a
-    // segment left short by a refused reference carries neither PSH nor
-    // FIN), and every page returns.
+    // of slices cut across frames; segment by segment; a TSO frame), with
+    // and without a FIN queued behind the data: whatever was refused, the
+    // peer gets every byte once ACKs and timeouts have run, the FIN only
+    // right after the last byte, PSH only on a segment ending there (a
+    // segment left short carries neither), no empty segment but a bare
+    // ACK, and every page returns.
     let data = pattern_bytes(14_600);
     let end = 14_600u32;
     let mut refused_in_flush = 0;
-    for fin in [false, true] {
-        for n in 1..=24u32 {
-            let refuse_in = Rc::new(Cell::new(None));
-            let refused = Rc::new(Cell::new(0));
-            let mem =
-                Flaky { inner: HeapPages::new(256, 2048), refuse_in: refuse_in.clone(), refused: refused.clone() };
-            let mut cfg = stack_config(A_IP, 1);
-            cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
-            let (mut st, mut dev, h, snd) =
-                established_on(Stack::new(cfg, mem, 1500), QueueDevice::new(DeviceCaps::default()));
-            st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
-            assert_eq!(st.tcp_write(h, &data), Ok(14_600));
-            if fin {
-                st.tcp_shutdown(h).unwrap();
-            }
-            refuse_in.set(Some(n));
-            st.poll(at(2), &mut dev);
-            let errors = st.stats().page_errors;
-            assert_eq!(errors, u64::from(refused.get()), "n={n}: each refusal counted");
-            let mut pending: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
-            // A refusal while the flush cut the burst: some frames left,
-            // all whole, nothing after them (a refusal while the burst's
-            // slices were taken leaves a short last frame, or none).
-            let bytes: usize = pending.iter().map(|g| g.payload.len()).sum();
-            if refused.get() == 1
-                && !pending.is_empty()
-                && bytes < data.len()
-                && pending.iter().all(|g| g.payload.len() == 1460)
-            {
-                refused_in_flush += 1;
-            }
-            // The peer: keep ACKing what arrived in order; time runs on for
-            // the retransmission timer.
-            let mut got: Vec<u8> = Vec::new();
-            let mut fin_seen = false;
-            let mut now = 2u64;
-            for _ in 0..200 {
-                for g in pending.drain(..) {
-                    let off = g.seq.wrapping_sub(snd) as usize;
-                    if g.ctl == TcpControl::Fin {
-                        assert!(fin, "n={n}: no FIN was queued");
-                        assert_eq!(off + g.payload.len(), end as usize, "n={n}: the FIN right after the last byte");
-                    }
-                    if off <= got.len() && off + g.payload.len() > got.len() {
-                        got.extend_from_slice(&g.payload[got.len() - off..]);
-                    }
-                    fin_seen |= g.ctl == TcpControl::Fin && got.len() == data.len();
+    let tso = DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..DeviceCaps::default() };
+    for (mode, gso_max, caps) in
+        [("gso", 32 * 1024, DeviceCaps::default()), ("segments", 0, DeviceCaps::default()), ("tso", 0, tso)]
+    {
+        for fin in [false, true] {
+            for n in 1..=24u32 {
+                let refuse_in = Rc::new(Cell::new(None));
+                let refused = Rc::new(Cell::new(0));
+                let mem =
+                    Flaky { inner: HeapPages::new(256, 2048), refuse_in: refuse_in.clone(), refused: refused.clone() };
+                let mut cfg = stack_config(A_IP, 1);
+                cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+                cfg.tcp.gso_max = gso_max;
+                let (mut st, mut dev, h, snd) = established_on(Stack::new(cfg, mem, 1500), QueueDevice::new(caps));
+                st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+                assert_eq!(st.tcp_write(h, &data), Ok(14_600));
+                if fin {
+                    st.tcp_shutdown(h).unwrap();
                 }
-                if got.len() == data.len() && fin_seen == fin {
-                    break;
+                refuse_in.set(Some(n));
+                st.poll(at(2), &mut dev);
+                let errors = st.stats().page_errors;
+                assert_eq!(errors, u64::from(refused.get()), "n={n}: each refusal counted");
+                let mut pending: Vec<Got> = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+                // A refusal while the flush cut the burst: some frames left,
+                // all whole, nothing after them (a refusal while the burst's
+                // slices were taken leaves a short last frame, or a bare ACK).
+                let bytes: usize = pending.iter().map(|g| g.payload.len()).sum();
+                if mode == "gso"
+                    && refused.get() == 1
+                    && !pending.is_empty()
+                    && bytes < data.len()
+                    && pending.iter().all(|g| g.payload.len() == 1460)
+                {
+                    refused_in_flush += 1;
                 }
-                now += 300;
-                dev.push_rx(ack_frame(snd + got.len() as u32 + u32::from(fin_seen), 65_535, None));
-                st.poll(at(now), &mut dev);
-                pending = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+                // The peer: keep ACKing what arrived in order; time runs on for
+                // the retransmission timer.
+                let mut got: Vec<u8> = Vec::new();
+                let mut fin_seen = false;
+                let mut now = 2u64;
+                for _ in 0..200 {
+                    let mut data_before = false;
+                    for g in pending.drain(..) {
+                        let off = g.seq.wrapping_sub(snd) as usize;
+                        let what = format!("{mode}, n={n}, fin {fin}: {:?} at {off}+{}", g.ctl, g.payload.len());
+                        if g.ctl == TcpControl::Psh {
+                            assert_eq!(off + g.payload.len(), end as usize, "{what}: PSH only at the end");
+                        }
+                        if g.payload.is_empty() {
+                            assert!(matches!(g.ctl, TcpControl::None | TcpControl::Fin), "{what}: an empty segment");
+                            // A bare ACK behind data of the same poll says
+                            // nothing new: a segment left empty is not sent.
+                            assert!(g.ctl == TcpControl::Fin || !data_before, "{what}: a bare ACK behind data");
+                        }
+                        data_before |= !g.payload.is_empty();
+                        if g.ctl == TcpControl::Fin {
+                            assert!(fin, "n={n}: no FIN was queued");
+                            assert_eq!(off + g.payload.len(), end as usize, "n={n}: the FIN right after the last byte");
+                        }
+                        if off <= got.len() && off + g.payload.len() > got.len() {
+                            got.extend_from_slice(&g.payload[got.len() - off..]);
+                        }
+                        fin_seen |= g.ctl == TcpControl::Fin && got.len() == data.len();
+                    }
+                    if got.len() == data.len() && fin_seen == fin {
+                        break;
+                    }
+                    now += 300;
+                    dev.push_rx(ack_frame(snd + got.len() as u32 + u32::from(fin_seen), 65_535, None));
+                    st.poll(at(now), &mut dev);
+                    pending = dev.take_tx().iter().filter_map(|f| decode_tcp(f)).collect();
+                }
+                assert_eq!(got, data, "n={n}, fin {fin}: every byte arrives, in order");
+                assert_eq!(fin_seen, fin, "n={n}: the FIN arrives after the data");
+                dev.push_rx(ack_frame(snd + end + u32::from(fin), 65_535, None));
+                st.poll(at(now + 1), &mut dev);
+                assert_eq!(
+                    st.mem().free_count(),
+                    st.mem().capacity(),
+                    "{mode}, n={n}, fin {fin}: every page free once all is ACKed"
+                );
             }
-            assert_eq!(got, data, "n={n}, fin {fin}: every byte arrives, in order");
-            assert_eq!(fin_seen, fin, "n={n}: the FIN arrives after the data");
-            dev.push_rx(ack_frame(snd + end + u32::from(fin), 65_535, None));
-            st.poll(at(now + 1), &mut dev);
-            assert_eq!(
-                st.mem().free_count(),
-                st.mem().capacity(),
-                "n={n}, fin {fin}: every page free once all is ACKed"
-            );
         }
     }
     assert!(refused_in_flush > 0, "some refusal hit the flush's cutting of a burst");

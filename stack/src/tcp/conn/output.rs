@@ -156,7 +156,7 @@ impl Conn {
     ///
     /// `tso_max` > 0: new data may leave in bursts of up to that many
     /// payload bytes (whole segments, and a short tail only at the end of
-    /// the data), each one [`SegOut`] with `tso_segsz` set. `gso`: the
+    /// the data or where a page refused a reference), each one [`SegOut`] with `tso_segsz` set. `gso`: the
     /// stack's flush cuts them, and a burst is exactly the segments
     /// segment-by-segment sending gives (Nagle holds the tail while data is
     /// in flight); else the device does (TSO), and a TSO frame keeps its
@@ -283,7 +283,9 @@ impl Conn {
             if probe {
                 self.rtt_probe = Some((seq, now));
             }
-            let follower = built;
+            // An ACK owed before this segment took it (a first segment
+            // left empty by a refused page reference stays as that ACK).
+            let ack_owed = !built && (self.ack_now || self.delack_at.is_some());
             let whole = if built {
                 self.send_data_next(seq, len, data_start, data_end, mem, stats, out)
             } else {
@@ -293,23 +295,16 @@ impl Conn {
             // A page that refused a reference (`page_errors`) leaves the
             // segment short of `len`: only what it carries counts as sent
             // (no PSH, no FIN past it), and the pass stops; the rest goes
-            // when a later pass gets its pages. A follower left with no
-            // payload is not sent; a first segment so left is a pure ACK
-            // (its ACK was taken).
+            // with a later pass (an ACK's, or the retransmission or
+            // persist timer's). A segment left with no payload is not sent,
+            // unless it is the ACK that was owed.
             if !whole {
-                let ours = out.last().filter(|s| s.seq == seq);
-                len = ours.map_or(0, |s| s.payload.iter().map(|p| p.len).sum::<u32>()).min(len);
+                len = short_segment(out, seq, !ack_owed).min(len);
                 if len == 0 {
-                    if follower && ours.is_some() {
-                        out.pop();
-                    }
                     if probe {
                         self.rtt_probe = None;
                     }
                     break;
-                }
-                if let Some(last) = out.last_mut() {
-                    last.psh = false;
                 }
                 short = true;
             }
@@ -443,11 +438,15 @@ impl Conn {
                     if let Some(a) = self.scoreboard.next_sacked(self.snd_una) {
                         len = len.min(a.since(self.snd_una));
                     }
-                    self.high_rxt = self.high_rxt.max(self.snd_una + len);
                 }
                 if len > 0 {
                     stats.tcp_fast_retransmits += u64::from(self.recover.is_some() && self.dupacks > 3);
-                    self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out);
+                    if !self.send_data(now, self.snd_una, len, data_start, data_end, mem, stats, out) {
+                        len = short_segment(out, self.snd_una, true).min(len);
+                    }
+                    if self.sack_ok {
+                        self.high_rxt = self.high_rxt.max(self.snd_una + len);
+                    }
                 } else if self.fin_queued && !self.fin_acked && self.snd_una == data_end {
                     let mut s = self.seg(data_end, true);
                     s.fin = true;
@@ -482,7 +481,11 @@ impl Conn {
                 break;
             }
             stats.tcp_fast_retransmits += 1;
-            self.send_data(now, seq, len, data_start, data_end, mem, stats, out);
+            if !self.send_data(now, seq, len, data_start, data_end, mem, stats, out) {
+                // A refused page reference: what was obtained, then stop.
+                self.high_rxt = seq + short_segment(out, seq, true).min(len);
+                break;
+            }
             self.high_rxt = seq + len;
         }
     }
@@ -512,13 +515,24 @@ impl Conn {
         stats.tcp_persist_probes += 1;
         let peer_end = self.snd_una + self.snd_wnd;
         if self.snd_nxt < peer_end && self.snd_nxt < data_end {
-            let len = peer_end.since(self.snd_nxt).min(max_payload).min(data_end.since(self.snd_nxt));
-            self.send_data(now, self.snd_nxt, len, data_start, data_end, mem, stats, out);
+            let mut len = peer_end.since(self.snd_nxt).min(max_payload).min(data_end.since(self.snd_nxt));
+            if !self.send_data(now, self.snd_nxt, len, data_start, data_end, mem, stats, out) {
+                // A refused page reference: what was obtained (the persist
+                // timer tries again when nothing was).
+                len = short_segment(out, self.snd_nxt, true).min(len);
+                if len == 0 {
+                    return;
+                }
+            }
             self.snd_nxt = self.snd_nxt + len;
             self.snd_max = self.snd_max.max(self.snd_nxt);
             self.arm_rtx(now);
         } else {
-            self.send_data(now, self.snd_una, 1, data_start, data_end, mem, stats, out);
+            if !self.send_data(now, self.snd_una, 1, data_start, data_end, mem, stats, out)
+                && short_segment(out, self.snd_una, true) == 0
+            {
+                return;
+            }
             self.snd_nxt = self.snd_nxt.max(self.snd_una + 1);
             self.snd_max = self.snd_max.max(self.snd_nxt);
         }
@@ -624,6 +638,20 @@ impl Conn {
         }
         self.payload_into(s, seq, len, data_start, mem, stats)
     }
+}
+
+/// After a `send_data` that returned `false` (a page refused a reference):
+/// the payload bytes the segment it pushed at `seq` (the last of `out`)
+/// carries, its PSH cleared (it ends before what was asked). A segment
+/// left with none is removed when `drop_empty`, else kept as a pure ACK.
+fn short_segment(out: &mut Vec<SegOut>, seq: Seq, drop_empty: bool) -> u32 {
+    let Some(s) = out.last_mut().filter(|s| s.seq == seq) else { return 0 };
+    s.psh = false;
+    let got = s.payload.iter().map(|p| p.len).sum::<u32>();
+    if got == 0 && drop_empty {
+        out.pop();
+    }
+    got
 }
 
 #[cfg(test)]
