@@ -43,20 +43,7 @@ fn connection(
         let (st, dev, h, snd) = established_on(st, dev);
         return (st, dev, h, snd, None);
     }
-    let (mut st, mut dev) = (st, dev);
-    learn_peer(&mut st, &mut dev);
-    let l = st.tcp_listen(80, 8).unwrap();
-    let mut syn = seg(1000, None, TcpControl::Syn);
-    syn.mss = Some(1460);
-    syn.ts = Some((100, 0));
-    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
-    assert_eq!(out.len(), 1);
-    let (snd, tsv) = (out[0].seq + 1, out[0].ts.expect("timestamps negotiated").0);
-    let mut ack = seg(1001, Some(snd), TcpControl::None);
-    ack.ts = Some((101, tsv));
-    exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
-    let (h, _) = st.tcp_accept(l).unwrap();
-    assert_eq!(st.tcp_state(h), Ok(State::Established));
+    let (st, dev, h, snd, tsv) = established_ts_on(st, dev);
     (st, dev, h, snd, Some(tsv))
 }
 

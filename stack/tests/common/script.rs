@@ -187,8 +187,14 @@ pub fn drain<M: PageMemory>(st: &mut Stack<M>, h: zcstack::SocketHandle) -> (Vec
 pub fn syn_received_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32, u32) {
     let mut cfg = stack_config(A_IP, 1);
     cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
-    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
-    let mut dev = script_device();
+    syn_received_ts_on(Stack::new(cfg, HeapPages::new(256, 2048), 1500), script_device())
+}
+
+/// [`syn_received_ts`] for a stack and device built by the caller.
+pub fn syn_received_ts_on<M: PageMemory>(
+    mut st: Stack<M>,
+    mut dev: QueueDevice,
+) -> (Stack<M>, QueueDevice, zcstack::SocketHandle, u32, u32) {
     learn_peer(&mut st, &mut dev);
     let l = st.tcp_listen(80, 8).unwrap();
     let mut syn = seg(1000, None, TcpControl::Syn);
@@ -202,7 +208,27 @@ pub fn syn_received_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandl
 /// A connection accepted from the scripted peer with timestamps on.
 /// Returns (stack, dev, handle, our snd_nxt, the stack's latest TSval).
 pub fn established_ts() -> (Stack<HeapPages>, QueueDevice, zcstack::SocketHandle, u32, u32) {
-    let (mut st, mut dev, l, snd, tsv) = syn_received_ts();
+    let (st, dev, l, snd, tsv) = syn_received_ts();
+    established_ts_from(st, dev, l, snd, tsv)
+}
+
+/// [`established_ts`] for a stack and device built by the caller.
+pub fn established_ts_on<M: PageMemory>(
+    st: Stack<M>,
+    dev: QueueDevice,
+) -> (Stack<M>, QueueDevice, zcstack::SocketHandle, u32, u32) {
+    let (st, dev, l, snd, tsv) = syn_received_ts_on(st, dev);
+    established_ts_from(st, dev, l, snd, tsv)
+}
+
+/// The peer's ACK completing [`syn_received_ts_on`]'s handshake, accepted.
+fn established_ts_from<M: PageMemory>(
+    mut st: Stack<M>,
+    mut dev: QueueDevice,
+    l: zcstack::SocketHandle,
+    snd: u32,
+    tsv: u32,
+) -> (Stack<M>, QueueDevice, zcstack::SocketHandle, u32, u32) {
     let mut ack = seg(1001, Some(snd), TcpControl::None);
     ack.ts = Some((101, tsv));
     exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]);
