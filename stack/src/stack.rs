@@ -594,7 +594,6 @@ impl<M: PageMemory> Stack<M> {
                 &mut self.stats,
                 &mut self.segs,
                 burst_limit(&caps, self.cfg.tcp.gso_max),
-                tso_limit(&caps) == 0,
             );
             self.tcp.stages.stop_if(METER, Stage::Output, t);
         }
@@ -689,14 +688,7 @@ impl<M: PageMemory> Stack<M> {
     #[inline(always)]
     fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
         let t = self.tcp.stages.start_if(meter);
-        self.tcp.dispatch(
-            now,
-            &mut self.mem,
-            &mut self.stats,
-            &mut self.segs,
-            burst_limit(caps, self.cfg.tcp.gso_max),
-            tso_limit(caps) == 0,
-        );
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, self.cfg.tcp.gso_max));
         self.tcp.stages.stop_if(meter, Stage::Output, t);
         let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);
@@ -902,11 +894,12 @@ fn tso_limit(caps: &DeviceCaps) -> u32 {
 }
 
 /// The burst size (TCP payload bytes) connections' output may use on a
-/// device: its TSO limit, or without TSO `gso_max` (the flush cuts those
-/// bursts itself, [`Stack::flush_segs_runs`]).
-fn burst_limit(caps: &DeviceCaps, gso_max: usize) -> u32 {
+/// device, and whether the stack cuts the bursts: the device's TSO limit
+/// (the device cuts), or without TSO `gso_max` (the flush cuts,
+/// [`Stack::flush_segs_runs`]).
+fn burst_limit(caps: &DeviceCaps, gso_max: usize) -> crate::tcp::BurstLimit {
     match tso_limit(caps) {
-        0 => gso_max.min(65_535) as u32,
-        t => t,
+        0 => crate::tcp::BurstLimit { max: gso_max.min(65_535) as u32, gso: true },
+        t => crate::tcp::BurstLimit { max: t, gso: false },
     }
 }

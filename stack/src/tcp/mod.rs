@@ -36,7 +36,7 @@ use thiserror::Error;
 
 pub use api::Readiness;
 pub(crate) use conn::{Conn, Outcome, SegIn};
-pub(crate) use output::{PieceTcp, SegOut};
+pub(crate) use output::{BurstLimit, PieceTcp, SegOut};
 pub use seq::Seq;
 pub use sockopt::{SockOpt, SockOptName, SocketOptions};
 

@@ -6,10 +6,10 @@ use super::*;
 impl TcpEngine {
     /// Produces the segments of every connection with something to send.
     ///
-    /// `tso_max` > 0: new data may leave in bursts of up to that many bytes
-    /// of TCP payload, cut into MSS-sized segments by the device (TSO) or,
-    /// with `gso`, by the stack's flush; retransmissions always go one
-    /// segment at a time.
+    /// `burst`: new data may leave in bursts of up to `burst.max` bytes of
+    /// TCP payload (0 or under two segments: none), cut into MSS-sized
+    /// segments by the device (TSO) or, with `burst.gso`, by the stack's
+    /// flush; retransmissions always go one segment at a time.
     #[inline]
     pub(crate) fn dispatch<M: PageMemory + ?Sized>(
         &mut self,
@@ -17,14 +17,13 @@ impl TcpEngine {
         mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
-        tso_max: u32,
-        gso: bool,
+        burst: BurstLimit,
     ) {
         // Most polls have nothing to send: the check is inlined into the
         // caller, so they pay no call into (nor the register saves of) the
         // large output body.
         if !self.dirty.is_empty() {
-            self.dispatch_dirty(now, mem, stats, out, tso_max, gso);
+            self.dispatch_dirty(now, mem, stats, out, burst);
         }
     }
 
@@ -36,8 +35,7 @@ impl TcpEngine {
         mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
-        tso_max: u32,
-        gso: bool,
+        burst: BurstLimit,
     ) {
         // Walked in place: nothing below marks a connection (output,
         // accounting and scheduling never do), so the list cannot grow
@@ -48,7 +46,7 @@ impl TcpEngine {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
                 if c.output_due() {
-                    c.output(now, mem, stats, out, tso_max, gso);
+                    c.output(now, mem, stats, out, burst.max, burst.gso);
                 }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(idx, pages);
@@ -62,6 +60,15 @@ impl TcpEngine {
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
+}
+
+/// How far connections' output may batch new data ([`TcpEngine::dispatch`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BurstLimit {
+    /// Payload bytes per burst at most.
+    pub max: u32,
+    /// The stack cuts the bursts (GSO), not the device (TSO).
+    pub gso: bool,
 }
 
 /// A segment to send, before IP/Ethernet encapsulation.

@@ -14,33 +14,11 @@ impl Conn {
     ///
     /// In line where it is called: header prediction's straight line (an
     /// in-order segment, a new ACK or both; the new ACK's work out of line,
-    /// [`Conn::take_new_ack_out`]) is done here, all else in
-    /// [`Conn::on_segment_rest`].
+    /// [`Conn::take_new_ack_out`]); what follows a prediction that holds
+    /// but is not straight ([`Conn::on_segment_predicted`]) and the full
+    /// processing ([`Conn::on_segment_full`]) out of line.
     #[inline(always)]
     pub fn on_segment<M: PageMemory + ?Sized>(
-        &mut self,
-        now: Instant,
-        seg: &SegIn<'_>,
-        mem: &mut M,
-        stats: &mut Stats,
-        out: &mut Vec<SegOut>,
-        budget: &mut ChallengeBudget,
-    ) -> Outcome {
-        if !self.keepalive {
-            if let Some(ack) = self.predicted_ack(seg) {
-                self.last_rx = now;
-                self.tick_ts(now);
-                if self.predicted_straight(now, seg, ack, mem, stats) {
-                    return Outcome::Ok;
-                }
-            }
-        }
-        self.on_segment_rest(now, seg, mem, stats, out, budget)
-    }
-
-    /// [`Conn::on_segment`] for all but header prediction's straight line.
-    #[inline(never)]
-    fn on_segment_rest<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
         seg: &SegIn<'_>,
@@ -60,18 +38,34 @@ impl Conn {
             if self.predicted_straight(now, seg, ack, mem, stats) {
                 return Outcome::Ok;
             }
-            // Header prediction: steps 0-5's checks all pass; what is left
-            // is what the full path does after them.
-            self.take_ts_recent(now, seg);
-            if let r @ Outcome::Closed = self.process_ack(now, seg, ack, &mut &mut *mem, stats) {
-                return r;
-            }
-            if !seg.payload.is_empty() {
-                self.accept_data(now, seg, stats);
-            }
-            return if self.state == State::Closed { Outcome::Closed } else { Outcome::Ok };
+            return self.on_segment_predicted(now, seg, ack, &mut &mut *mem, stats);
         }
         self.on_segment_full(now, seg, &mut &mut *mem, stats, out, budget)
+    }
+
+    /// Header prediction held (steps 0-5's checks all pass) but not its
+    /// straight line: what the full path does after those checks.
+    #[inline(never)]
+    fn on_segment_predicted(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        ack: Seq,
+        mem: &mut dyn PageMemory,
+        stats: &mut Stats,
+    ) -> Outcome {
+        self.take_ts_recent(now, seg);
+        if let r @ Outcome::Closed = self.process_ack(now, seg, ack, mem, stats) {
+            return r;
+        }
+        if !seg.payload.is_empty() {
+            self.accept_data(now, seg, stats);
+        }
+        if self.state == State::Closed {
+            Outcome::Closed
+        } else {
+            Outcome::Ok
+        }
     }
 
     /// The full RFC 9293 3.10.7 processing of a segment header prediction

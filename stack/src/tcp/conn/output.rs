@@ -294,7 +294,8 @@ impl Conn {
             };
             // A page that refused a reference (`page_errors`) leaves the
             // segment short of `len`: only what it carries counts as sent
-            // (no PSH, no FIN past it), and the pass stops; the rest goes
+            // (no PSH; no FIN, snd_nxt stays short of data_end), and the
+            // pass stops; the rest goes
             // with a later pass (an ACK's, or the retransmission or
             // persist timer's). A segment left with no payload is not sent,
             // unless it is the ACK that was owed.
@@ -314,7 +315,7 @@ impl Conn {
                 }
             }
             self.snd_nxt = seq + len;
-            if self.fin_queued && self.snd_nxt == data_end && !short {
+            if self.fin_queued && self.snd_nxt == data_end {
                 if let Some(last) = out.last_mut() {
                     last.fin = true;
                 }
@@ -329,7 +330,7 @@ impl Conn {
             }
         }
 
-        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end && !short {
+        if self.fin_queued && !self.fin_acked && self.snd_nxt == data_end {
             let mut s = self.seg(data_end, true);
             s.fin = true;
             out.push(s);
