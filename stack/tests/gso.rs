@@ -2,7 +2,8 @@
 //! TSO a connection's output pass hands over bursts of new data which the
 //! flush cuts into MSS-sized frames. The frames must be exactly those
 //! segment-by-segment output gives (Nagle, SWS avoidance, PSH and FIN
-//! placement, timestamps, checksums in software or left to the device),
+//! placement, timestamps, SACK blocks, checksums in software or left to
+//! the device, a full device's backlog, a neighbour not yet resolved),
 //! page references must balance, and a refused reference must cost a
 //! counted error and a retransmission, never data.
 mod common;
@@ -185,6 +186,272 @@ fn window_limited(
     frames
 }
 
+/// A connection accepted from the scripted peer with SACK permitted (and
+/// timestamps when `ts`, the SYN's TSval 100) on a stack with `gso_max`
+/// and `caps`. Returns as [`connection`].
+fn connection_sack(
+    gso_max: usize,
+    caps: DeviceCaps,
+    ts: bool,
+) -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, Option<u32>) {
+    let mut cfg = stack_config(A_IP, 1);
+    cfg.tcp.gso_max = gso_max;
+    cfg.arp_ttl = zcstack::Duration::from_secs(1_000_000);
+    let mut st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
+    let mut dev = QueueDevice::new(caps);
+    learn_peer(&mut st, &mut dev);
+    let l = st.tcp_listen(80, 8).unwrap();
+    let mut syn = seg(1000, None, TcpControl::Syn);
+    syn.mss = Some(1460);
+    syn.sack_ok = true;
+    syn.ts = ts.then_some((100, 0));
+    let out = exchange(&mut st, &mut dev, at(0), vec![tcp_frame(syn)]);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].sack_ok, "SACK permitted in the SYN-ACK");
+    let (snd, tsv) = (out[0].seq + 1, out[0].ts.map(|t| t.0));
+    assert_eq!(tsv.is_some(), ts);
+    let mut ack = seg(1001, Some(snd), TcpControl::None);
+    ack.ts = tsv.map(|v| (101, v));
+    assert!(exchange(&mut st, &mut dev, at(1), vec![tcp_frame(ack)]).is_empty());
+    let (h, _) = st.tcp_accept(l).unwrap();
+    (st, dev, h, snd, tsv)
+}
+
+/// The peer's data `payload` at its sequence number `seq`, ACKing `ack`.
+fn data_frame(seq: u32, ack: u32, payload: &[u8], ts: Option<(u32, u32)>) -> Vec<u8> {
+    let mut s = seg(seq, Some(ack), TcpControl::None);
+    s.payload = payload;
+    s.ts = ts;
+    tcp_frame(s)
+}
+
+/// Data both ways with holes in what the peer sent: the stack's segments
+/// carry two SACK blocks, then one, then none as the holes fill (each
+/// block shortening the payload a segment has room for), while 300,000
+/// bytes of its own leave in bursts against a 65,535-byte window.
+fn sack_blocks_on_bursts(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let peer = pattern_bytes(3_000);
+    let data = pattern_bytes(300_000);
+    let tsn = |i: u32| ts.map(|(v, e)| (v + i, e));
+    let mut frames = Vec::new();
+    // Bytes 1,000..1,300 and 2,000..2,200 of the peer's stream first:
+    // two holes before them.
+    dev.push_rx(data_frame(1001 + 1_000, snd, &peer[1_000..1_300], tsn(1)));
+    dev.push_rx(data_frame(1001 + 2_000, snd, &peer[2_000..2_200], tsn(1)));
+    st.poll(at(2), dev);
+    take(&mut frames, dev);
+    let mut written = 0;
+    for i in 0..10u32 {
+        while written < data.len() {
+            match st.tcp_write(h, &data[written..]) {
+                Ok(n) if n > 0 => written += n,
+                _ => break,
+            }
+        }
+        let acked = snd + sent(&frames);
+        match i {
+            // The first hole fills: one block left.
+            2 => dev.push_rx(data_frame(1001, acked, &peer[..1_000], tsn(2 + i))),
+            // The second: none.
+            4 => dev.push_rx(data_frame(1001 + 1_300, acked, &peer[1_300..2_000], tsn(2 + i))),
+            _ if i > 0 => dev.push_rx(ack_frame(acked, 65_535, tsn(2 + i))),
+            _ => {}
+        }
+        st.poll(at(3 + u64::from(i)), dev);
+        take(&mut frames, dev);
+    }
+    let (got, _) = drain(st, h);
+    assert_eq!(got, peer[..2_200], "the peer's bytes, reassembled");
+    let segs: Vec<Got> = frames.iter().filter_map(|f| decode_tcp(f)).filter(|g| !g.payload.is_empty()).collect();
+    let blocks = |n: usize| segs.iter().filter(|g| g.sack.iter().flatten().count() == n).count();
+    assert!(
+        blocks(2) > 10 && blocks(1) > 10 && blocks(0) > 10,
+        "data segments with two, one and no SACK blocks: {}, {}, {}",
+        blocks(2),
+        blocks(1),
+        blocks(0)
+    );
+    frames
+}
+
+/// A connection as [`connection`] gives, on a stack whose ARP entries
+/// live 10 s (the peer's expires before [`arp_expired`] writes) and whose
+/// pending queue holds four packets per destination.
+fn connection_short_arp(
+    gso_max: usize,
+    caps: DeviceCaps,
+    ts: bool,
+) -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, Option<u32>) {
+    let mut cfg = stack_config(A_IP, 1);
+    cfg.tcp.gso_max = gso_max;
+    cfg.arp_ttl = zcstack::Duration::from_secs(10);
+    cfg.arp_pending_per_dest = 4;
+    let st = Stack::new(cfg, HeapPages::new(256, 2048), 1500);
+    let dev = QueueDevice::new(caps);
+    if !ts {
+        let (st, dev, h, snd) = established_on(st, dev);
+        return (st, dev, h, snd, None);
+    }
+    let (st, dev, h, snd, tsv) = established_ts_on(st, dev);
+    (st, dev, h, snd, Some(tsv))
+}
+
+/// 20,000 bytes written once the peer's ARP entry has expired: the bursts
+/// wait for the resolution (what the pending queue holds; the rest is
+/// dropped, counted, and resent), leave when the peer answers, and the
+/// rest follows the ACKs and the retransmission timer.
+fn arp_expired(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+    assert_eq!(st.tcp_write(h, &pattern_bytes(20_000)), Ok(20_000));
+    st.poll(at(20_000), dev);
+    take(&mut frames, dev);
+    assert!(sent(&frames) == 0 && frames.len() > 1, "an ARP request, no data before the answer");
+    assert!(st.stats().drop_arp_unresolved > 0, "more than the pending queue holds: some dropped");
+    // The peer asks for us: its MAC is learnt, what waited leaves.
+    dev.push_rx(arp_request());
+    st.poll(at(20_001), dev);
+    take(&mut frames, dev);
+    assert!(sent(&frames) > 0, "what waited leaves once the peer is known");
+    let mut now = 20_002;
+    for i in 1..=40u32 {
+        // The peer ACKs what it has in order (a gap waits for the RTO).
+        let mut have = snd;
+        let mut got: Vec<(u32, u32)> = frames
+            .iter()
+            .filter_map(|f| decode_tcp(f))
+            .filter(|g| !g.payload.is_empty())
+            .map(|g| (g.seq, g.payload.len() as u32))
+            .collect();
+        got.sort_unstable();
+        for (seq, len) in got {
+            if seq <= have && seq + len > have {
+                have = seq + len;
+            }
+        }
+        if have == snd + 20_000 {
+            break;
+        }
+        dev.push_rx(ack_frame(have, 65_535, ts.map(|(v, e)| (v + i, e))));
+        st.poll(at(now), dev);
+        take(&mut frames, dev);
+        now += 250;
+        st.poll(at(now), dev);
+        take(&mut frames, dev);
+    }
+    assert!(st.stats().tcp_rto_retransmits > 0, "some data waited for the retransmission timer");
+    frames
+}
+
+/// A device that takes `room` frames per poll and refuses the rest (a
+/// full TX ring), recording what it took in the wrapped device.
+struct Full<'a> {
+    inner: &'a mut QueueDevice,
+    room: usize,
+}
+
+impl zcstack::phy::Device for Full<'_> {
+    fn caps(&self) -> DeviceCaps {
+        self.inner.caps()
+    }
+    fn receive(&mut self, now: zcstack::Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
+        self.inner.receive(now, budget, sink)
+    }
+    fn transmit(
+        &mut self,
+        now: zcstack::Instant,
+        frame: zcstack::phy::TxFrame,
+        mem: &dyn PageMemory,
+    ) -> Result<(), zcstack::phy::TxFrame> {
+        if self.room == 0 {
+            return Err(frame);
+        }
+        self.room -= 1;
+        self.inner.transmit(now, frame, mem)
+    }
+    fn poll_completions(&mut self, now: zcstack::Instant, done: &mut dyn FnMut(zcstack::phy::TxFrame)) {
+        self.inner.poll_completions(now, done)
+    }
+}
+
+/// 40,000 bytes through a device that takes five frames per poll: what
+/// it refuses waits in the stack's backlog, in order, for the next poll.
+fn device_full(
+    st: &mut Stack<HeapPages>,
+    dev: &mut QueueDevice,
+    h: SocketHandle,
+    snd: u32,
+    ts: Option<(u32, u32)>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    st.tcp().set_option(h, SockOpt::NoDelay(true), at(1)).unwrap();
+    assert_eq!(st.tcp_write(h, &pattern_bytes(40_000)), Ok(40_000));
+    let mut most = 0;
+    for i in 0..40u32 {
+        if i % 3 == 2 {
+            dev.push_rx(ack_frame(snd + sent(&frames), 65_535, ts.map(|(v, e)| (v + i, e))));
+        }
+        st.poll(at(2 + u64::from(i)), &mut Full { inner: dev, room: 5 });
+        let before = frames.len();
+        take(&mut frames, dev);
+        most = most.max(frames.len() - before - 1);
+        if sent(&frames) == 40_000 {
+            break;
+        }
+    }
+    assert_eq!(most, 5, "the device refused frames");
+    assert_eq!(sent(&frames), 40_000, "all of it, in five-frame polls");
+    frames
+}
+
+/// How a script's connection is opened: [`connection`] or [`connection_sack`].
+type Connect = fn(usize, DeviceCaps, bool) -> (Stack<HeapPages>, QueueDevice, SocketHandle, u32, Option<u32>);
+
+/// Runs `script` over a connection from `connect` with GSO (32 KiB) and
+/// with `gso_max = 0`, with software checksums and with offload, with and
+/// without timestamps; the transmitted frames must be equal byte for byte.
+fn assert_gso_frames_are_plain(name: &str, script: Script, connect: Connect) {
+    let offload = DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() };
+    for (caps_name, caps) in [("software checksums", DeviceCaps::default()), ("checksum offload", offload)] {
+        for ts in [false, true] {
+            let run = |gso_max: usize| {
+                let (mut st, mut dev, h, snd, tsv) = connect(gso_max, caps, ts);
+                let frames = script(&mut st, &mut dev, h, snd, tsv.map(|v| (101, v)));
+                (frames, st.stats().tcp_gso_bursts, st.stats().page_errors)
+            };
+            let (plain, bursts0, err0) = run(0);
+            let (gso, bursts, err) = run(32 * 1024);
+            let what = format!("{name}, {caps_name}, timestamps {ts}");
+            assert_eq!(bursts0, 0, "{what}: gso_max 0 cuts nothing");
+            assert!(bursts > 0, "{what}: the GSO run sent bursts");
+            assert_eq!((err0, err), (0, 0), "{what}: no page error");
+            assert!(plain.len() > 8, "{what}: the script sends data ({} frames)", plain.len());
+            for f in &gso {
+                assert!(f.len() <= 1514, "{what}: a {}-byte frame", f.len());
+            }
+            assert_eq!(gso.len(), plain.len(), "{what}: frame count");
+            for (i, (g, p)) in gso.iter().zip(&plain).enumerate() {
+                if g != p {
+                    let brief = |f: &[u8]| decode_tcp(f).map(|d| (d.seq, d.payload.len(), d.ctl, d.ts, d.sack));
+                    panic!("{what}: frame {i} differs: gso {:?}, plain {:?}", brief(g), brief(p));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gso_frames_are_the_segment_by_segment_frames() {
     let scripts: [(&str, Script); 5] = [
@@ -194,35 +461,24 @@ fn gso_frames_are_the_segment_by_segment_frames() {
         ("window_limited", window_limited),
         ("two_bursts", two_bursts),
     ];
-    let offload = DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() };
     for (name, script) in scripts {
-        for (caps_name, caps) in [("software checksums", DeviceCaps::default()), ("checksum offload", offload)] {
-            for ts in [false, true] {
-                let run = |gso_max: usize| {
-                    let (mut st, mut dev, h, snd, tsv) = connection(gso_max, caps, ts);
-                    let frames = script(&mut st, &mut dev, h, snd, tsv.map(|v| (101, v)));
-                    (frames, st.stats().tcp_gso_bursts, st.stats().page_errors)
-                };
-                let (plain, bursts0, err0) = run(0);
-                let (gso, bursts, err) = run(32 * 1024);
-                let what = format!("{name}, {caps_name}, timestamps {ts}");
-                assert_eq!(bursts0, 0, "{what}: gso_max 0 cuts nothing");
-                assert!(bursts > 0, "{what}: the GSO run sent bursts");
-                assert_eq!((err0, err), (0, 0), "{what}: no page error");
-                assert!(plain.len() > 8, "{what}: the script sends data ({} frames)", plain.len());
-                for f in &gso {
-                    assert!(f.len() <= 1514, "{what}: a {}-byte frame", f.len());
-                }
-                assert_eq!(gso.len(), plain.len(), "{what}: frame count");
-                for (i, (g, p)) in gso.iter().zip(&plain).enumerate() {
-                    if g != p {
-                        let brief = |f: &[u8]| decode_tcp(f).map(|d| (d.seq, d.payload.len(), d.ctl, d.ts));
-                        panic!("{what}: frame {i} differs: gso {:?}, plain {:?}", brief(g), brief(p));
-                    }
-                }
-            }
-        }
+        assert_gso_frames_are_plain(name, script, connection);
     }
+}
+
+#[test]
+fn gso_frames_carry_the_sack_blocks_segment_by_segment_frames_carry() {
+    assert_gso_frames_are_plain("sack_blocks_on_bursts", sack_blocks_on_bursts, connection_sack);
+}
+
+#[test]
+fn gso_frames_a_full_device_refuses_wait_as_segments_do() {
+    assert_gso_frames_are_plain("device_full", device_full, connection);
+}
+
+#[test]
+fn gso_frames_waiting_for_arp_are_the_segment_by_segment_frames() {
+    assert_gso_frames_are_plain("arp_expired", arp_expired, connection_short_arp);
 }
 
 #[test]
