@@ -526,11 +526,16 @@ impl<M: PageMemory> Stack<M> {
             let mem = &mut self.mem;
             let stats = &mut self.stats;
             let pool = &mut self.hdr_pool;
+            let tcp = &mut self.tcp;
             dev.poll_completions(now, &mut |f: TxFrame| {
                 for p in &f.payload {
                     if mem.decref(p.page).is_err() {
                         stats.page_errors += 1;
                     }
+                }
+                if f.payload.spilled() {
+                    // A TSO frame's list, for the next burst.
+                    tcp.recycle_payload(f.payload);
                 }
                 if pool.len() < HDR_POOL {
                     let mut h = f.header;

@@ -188,6 +188,7 @@ impl<M: PageMemory> Stack<M> {
                             self.stats.page_errors += 1;
                         }
                     }
+                    self.tcp.recycle_payload(whole);
                     return false;
                 }
                 part.push(PageSlice { page: s.page, off: s.off + used, len: take });
@@ -209,6 +210,9 @@ impl<M: PageMemory> Stack<M> {
             };
             sent += n;
         }
+        // Every reference `whole` held went to a frame: the list serves a
+        // later burst.
+        self.tcp.recycle_payload(whole);
         run
     }
 }

@@ -217,7 +217,16 @@ pub struct TcpEngine {
     time_wait: limits::TimeWaitQueue,
     /// Sockets refused by `max_sockets` since the stack last collected the count.
     sockets_refused: u64,
+    /// Emptied payload lists that outgrew their inline room (a burst's
+    /// slices, one per page it touches): a GSO burst's once the stack cut
+    /// it, a TSO frame's once the device completed it. The next burst takes
+    /// one, so bursts allocate nothing in steady state.
+    payload_spares: Vec<crate::phy::Payload>,
 }
+
+/// At most this many spare payload lists are kept (one per burst in flight
+/// is what a busy poll can use).
+const PAYLOAD_SPARES: usize = 64;
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// MSS values a SYN cookie can carry (3 bits).
@@ -259,6 +268,17 @@ impl TcpEngine {
             stages: Default::default(),
             time_wait: limits::TimeWaitQueue::default(),
             sockets_refused: 0,
+            payload_spares: Vec::new(),
+        }
+    }
+
+    /// Keeps `p`, emptied, for a later burst when it outgrew its inline
+    /// room (and fewer than [`PAYLOAD_SPARES`] are kept); else drops it.
+    /// The caller has released the page references it held.
+    pub(crate) fn recycle_payload(&mut self, mut p: crate::phy::Payload) {
+        if p.spilled() && self.payload_spares.len() < PAYLOAD_SPARES {
+            p.clear();
+            self.payload_spares.push(p);
         }
     }
 

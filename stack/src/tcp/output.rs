@@ -46,7 +46,7 @@ impl TcpEngine {
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
                 if c.output_due() {
-                    c.output(now, mem, stats, out, burst.max, burst.gso);
+                    c.output(now, mem, stats, out, burst.max, burst.gso, &mut self.payload_spares);
                 }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(idx, pages);

@@ -2,6 +2,7 @@
 //! and building segments from the send queue (RFC 9293 3.10.4 and 3.8.6).
 
 use super::*;
+use crate::phy::Payload;
 
 impl Conn {
     /// The window field for an outgoing segment; never shrinks the right edge
@@ -162,7 +163,10 @@ impl Conn {
     /// in flight); else the device does (TSO), and a TSO frame keeps its
     /// short tail whatever is in flight (zcstack's TSO behaviour from the
     /// start: with Nagle on, a write's short tail leaves at once on a TSO
-    /// port and waits on one without TSO).
+    /// port and waits on one without TSO). A burst's slice list comes from
+    /// `spares` when one is there (emptied lists of former bursts), so
+    /// steady-state bursts allocate nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
         now: Instant,
@@ -171,6 +175,7 @@ impl Conn {
         out: &mut Vec<SegOut>,
         tso_max: u32,
         gso: bool,
+        spares: &mut Vec<Payload>,
     ) {
         self.tick_ts(now);
         if matches!(self.state, State::Closed | State::SynSent | State::SynReceived | State::TimeWait) {
@@ -287,10 +292,10 @@ impl Conn {
             // left empty by a refused page reference stays as that ACK).
             let ack_owed = !built && (self.ack_now || self.delack_at.is_some());
             let whole = if built {
-                self.send_data_next(seq, len, data_start, data_end, mem, stats, out)
+                self.send_data_next(seq, len, data_start, data_end, spares, mem, stats, out)
             } else {
                 built = true;
-                self.send_data(now, seq, len, data_start, data_end, mem, stats, out)
+                self.send_data_in(seq, len, data_start, data_end, spares, mem, stats, out)
             };
             // A page that refused a reference (`page_errors`) leaves the
             // segment short of `len`: only what it carries counts as sent
@@ -554,11 +559,29 @@ impl Conn {
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
     ) -> bool {
+        self.send_data_in(seq, len, data_start, data_end, &mut Vec::new(), mem, stats, out)
+    }
+
+    /// [`Conn::send_data`] taking a burst's slice list from `spares` (see
+    /// [`Conn::payload_into`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn send_data_in<M: PageMemory + ?Sized>(
+        &mut self,
+        seq: Seq,
+        len: u32,
+        data_start: Seq,
+        data_end: Seq,
+        spares: &mut Vec<Payload>,
+        mem: &mut M,
+        stats: &mut Stats,
+        out: &mut Vec<SegOut>,
+    ) -> bool {
         // Built in its place at the end of `out`: no copy of the segment.
         out.push(SegOut::empty(self.local, self.remote, seq));
         let Some(s) = out.last_mut() else { return false };
         self.fill_seg(s, true);
-        let whole = self.payload_into(s, seq, len, data_start, mem, stats);
+        let whole = self.payload_into(s, seq, len, data_start, spares, mem, stats);
         s.psh = seq + len == data_end;
         whole
     }
@@ -567,19 +590,28 @@ impl Conn {
     /// `seq` (page references, no copy); a page error is counted, and
     /// `false` returned with the payload holding what was obtained.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn payload_into<M: PageMemory + ?Sized>(
         &mut self,
         s: &mut SegOut,
         seq: Seq,
         len: u32,
         data_start: Seq,
+        spares: &mut Vec<Payload>,
         mem: &mut M,
         stats: &mut Stats,
     ) -> bool {
         if len > self.mss {
-            // A burst's slices, one per page it touches: one allocation
-            // instead of a doubling series.
-            s.payload.reserve(len as usize / mem.buf_size().max(1) + 2);
+            // A burst's slices, one per page it touches: in a list a
+            // former burst outgrew (`TcpEngine::recycle_payload`) when one
+            // is spare, else in one allocation instead of a doubling series.
+            match spares.pop() {
+                Some(l) => {
+                    debug_assert!(s.payload.is_empty() && l.is_empty(), "a fresh segment, an emptied list");
+                    s.payload = l;
+                }
+                None => s.payload.reserve(len as usize / mem.buf_size().max(1) + 2),
+            }
         }
         match self.sendq.slices(seq.since(data_start) as usize, len as usize, mem, &mut s.payload) {
             Ok(copied) => {
@@ -607,6 +639,7 @@ impl Conn {
         len: u32,
         data_start: Seq,
         data_end: Seq,
+        spares: &mut Vec<Payload>,
         mem: &mut M,
         stats: &mut Stats,
         out: &mut Vec<SegOut>,
@@ -637,7 +670,7 @@ impl Conn {
                 "a following segment's header differs from fill_seg's"
             );
         }
-        self.payload_into(s, seq, len, data_start, mem, stats)
+        self.payload_into(s, seq, len, data_start, spares, mem, stats)
     }
 }
 
@@ -731,13 +764,13 @@ mod output_due_tests {
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();
                                     if c.output_due() {
-                                        c.output(now, &mut mem, &mut stats, &mut out, 0, false);
+                                        c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
                                         produced += u32::from(!out.is_empty());
                                         continue;
                                     }
                                     c.tick_ts(now);
                                     let before = format!("{c:?}");
-                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false);
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
                                     assert!(
                                         out.is_empty(),
                                         "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
