@@ -12,6 +12,12 @@
 //! is not kept, its payload is copied (like `[zerocopy] recv=0`) and the
 //! frame goes back to the device at once. Sized below the device's pool,
 //! the rest of the pool is a reserve that control traffic always finds.
+//!
+//! Small payloads are not kept at all (the copybreak, as Linux NIC drivers
+//! copy frames below `copybreak` bytes into a fresh buffer and recycle the
+//! DMA buffer at once): below [`RxBudget::with_copybreak`]'s size a payload
+//! costs less copied than held — a reference, a charge, a queue entry, and
+//! a whole frame pinned for a few bytes.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -23,13 +29,22 @@ use crate::phy::SharedRx;
 #[derive(Debug)]
 pub struct RxBudget {
     limit: usize,
+    copybreak: usize,
     pinned: Rc<Cell<usize>>,
 }
 
 impl RxBudget {
-    /// A budget of `limit` bytes of frame footprint.
+    /// A budget of `limit` bytes of frame footprint, no copybreak.
     pub fn new(limit: usize) -> Self {
-        RxBudget { limit, pinned: Rc::new(Cell::new(0)) }
+        RxBudget { limit, copybreak: 0, pinned: Rc::new(Cell::new(0)) }
+    }
+
+    /// The budget with payloads shorter than `bytes` copied, not kept
+    /// ([`RxIn::copybreak`]; `StackConfig::rx_copybreak`). 0 keeps every
+    /// payload the budget admits.
+    pub fn with_copybreak(mut self, bytes: usize) -> Self {
+        self.copybreak = bytes;
+        self
     }
 
     /// The limit, bytes.
@@ -48,7 +63,7 @@ impl RxBudget {
     /// no charge. Nothing is charged (nor allocated) here.
     #[inline]
     pub fn admit<'a>(&'a self, rx: &'a SharedRx) -> RxIn<'a> {
-        RxIn { frame: rx, limit: self.limit, acct: &self.pinned }
+        RxIn { frame: rx, limit: self.limit, copybreak: self.copybreak, acct: &self.pinned }
     }
 }
 
@@ -58,6 +73,7 @@ impl RxBudget {
 pub struct RxIn<'a> {
     frame: &'a SharedRx,
     limit: usize,
+    copybreak: usize,
     acct: &'a Rc<Cell<usize>>,
 }
 
@@ -71,6 +87,14 @@ impl<'a> RxIn<'a> {
     /// The frame.
     pub fn frame(&self) -> &'a SharedRx {
         self.frame
+    }
+
+    /// Payloads shorter than this many bytes are copied, not kept in the
+    /// frame, by a receive queue holding no frame (a copy behind kept
+    /// frames would need a buffer of its own). 0: none.
+    #[inline]
+    pub fn copybreak(&self) -> usize {
+        self.copybreak
     }
 
     /// Charges the frame's footprint (bytes, one [`crate::phy::RxBuf::footprint`]

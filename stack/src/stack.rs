@@ -93,7 +93,7 @@ impl<M: PageMemory> Stack<M> {
             hdr_pool: Vec::new(),
             zc_orphans: Default::default(),
             zc_handed_out: false,
-            rx_budget: RxBudget::new(cfg.rx_pin_budget),
+            rx_budget: RxBudget::new(cfg.rx_pin_budget).with_copybreak(cfg.rx_copybreak),
             tx_hdr: [0; HEADROOM + crate::tcp::hdr_fast::WITH_TS],
         }
     }

@@ -349,10 +349,19 @@ fn control_without_a_budget_the_pool_runs_dry() {
 #[test]
 fn tiny_segments_cannot_pin_a_buffer_per_byte_of_window() {
     // One connection, an application that never reads, a peer that sends
-    // one byte per segment: each segment pins a whole 2 KiB frame, so the
-    // queue is bounded by what the frames pin, not by bytes.
+    // one byte per segment: kept in place (no copybreak), each segment
+    // pins a whole 2 KiB frame, so the queue is bounded by what the frames
+    // pin, not by bytes, and compaction copies them out. With the default
+    // copybreak none is kept at all.
+    tiny_segments_pin(0);
+    tiny_segments_pin(stack_config(A_IP, 1).rx_copybreak);
+}
+
+fn tiny_segments_pin(copybreak: usize) {
     let (da, db) = SimLink::devices(SimConfig { rx_shared_footprint: Some(FP), ..SimConfig::default() }, 3);
-    let mut p = Pair::with_configs(SimConfig::default(), 3, stack_config(A_IP, 1), stack_config(B_IP, 2), 8192);
+    let mut ca = stack_config(A_IP, 1);
+    ca.rx_copybreak = copybreak;
+    let mut p = Pair::with_configs(SimConfig::default(), 3, ca, stack_config(B_IP, 2), 8192);
     p.da = da;
     p.db = db;
     let (s, c) = p.establish(80);
@@ -380,7 +389,12 @@ fn tiny_segments_cannot_pin_a_buffer_per_byte_of_window() {
         "not one buffer per byte: {} frames pinned for {queued} bytes",
         most_pinned / FP
     );
-    assert!(p.a.stats().rx_compactions > 0, "{:?}", p.a.stats());
+    if copybreak == 0 {
+        assert!(p.a.stats().rx_compactions > 0, "{:?}", p.a.stats());
+    } else {
+        assert_eq!(most_pinned, 0, "copied, none kept");
+        assert_eq!(p.a.stats().rx_bytes_zero_copy, 0, "{:?}", p.a.stats());
+    }
     // Everything sent arrives once the application reads.
     let mut sink = Sink::default();
     let stop = p.run_until(400_000, |p| {

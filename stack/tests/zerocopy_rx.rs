@@ -21,10 +21,17 @@ fn zc_rx(loss: bool) -> SimConfig {
     c
 }
 
+/// A pair whose receiver keeps every payload in its frame (no copybreak).
+fn keep_all(sim: SimConfig, seed: u64) -> Pair {
+    let mut ca = stack_config(A_IP, 1);
+    ca.rx_copybreak = 0;
+    Pair::with_configs(sim, seed, ca, stack_config(B_IP, 2), 8192)
+}
+
 #[test]
 fn read_zc_delivers_the_stream_in_order_without_copies() {
     for lossy in [false, true] {
-        let mut p = Pair::new(zc_rx(lossy), 60);
+        let mut p = keep_all(zc_rx(lossy), 60);
         let (s, c) = p.establish(80);
         let total = 8 << 20;
         let mut src = Source::new(20, total);
@@ -152,7 +159,7 @@ fn pinned_frames_shrink_the_window_for_a_slow_reader() {
 
 #[test]
 fn tiny_payloads_are_compacted_and_counted() {
-    let mut p = Pair::new(zc_rx(false), 63);
+    let mut p = keep_all(zc_rx(false), 63);
     let (s, c) = p.establish(80);
     p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
     // 200 small writes the reader does not read yet: each arrives in its own
@@ -175,4 +182,39 @@ fn tiny_payloads_are_compacted_and_counted() {
         got.extend_from_slice(&v);
     }
     assert_eq!(got, sent, "compaction keeps the bytes and their order");
+}
+
+#[test]
+fn short_payloads_are_copied_and_their_frames_freed_long_ones_stay() {
+    // The default copybreak (512 bytes): a 64-byte message the application
+    // has not read pins no frame; a bulk stream stays in its frames, short
+    // write tails and all, while the reader keeps up.
+    let mut p = Pair::new(zc_rx(false), 64);
+    assert_eq!(p.a.config().rx_copybreak, 512);
+    let (s, c) = p.establish(80);
+    p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
+    for i in 0..50u8 {
+        p.b.tcp_write(c, &[i; 64]).unwrap();
+        assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 64), Stop::Done);
+        assert_eq!(p.a.rx_pinned(), 0, "a short payload pins no frame");
+        let v = p.a.tcp_read_zc(s).unwrap().expect("the message");
+        assert_eq!(&v[..], &[i; 64][..]);
+    }
+    let st = p.a.stats();
+    assert_eq!((st.rx_bytes_copied, st.rx_bytes_zero_copy), (50 * 64, 0), "{st:?}");
+
+    let total = 4 << 20;
+    let mut src = Source::new(65, total);
+    let mut sink = Sink::default();
+    let stop = p.run_until(2_000_000, |p| {
+        src.pump(|d| p.b.tcp_write(c, d).unwrap_or(0));
+        while let Ok(Some(v)) = p.a.tcp_read_zc(s) {
+            sink.absorb(&v);
+        }
+        sink.received == total
+    });
+    assert_eq!(stop, Stop::Done);
+    assert_eq!(sink.digest(), src.digest());
+    let st = p.a.stats();
+    assert!(st.rx_bytes_zero_copy >= total as u64 * 99 / 100, "bulk stays in its frames: {st:?}");
 }

@@ -250,6 +250,9 @@ pub struct ZeroCopySection {
     /// with zero-copy receive (`StackConfig::rx_pin_budget`); the rest is
     /// the reserve the RX ring and control traffic always find.
     pub recv_budget: usize,
+    /// Received TCP payloads shorter than this many bytes are copied and
+    /// their mbuf freed at once (`StackConfig::rx_copybreak`; 0: none).
+    pub recv_copybreak: usize,
     /// Send pressure starts below this share of the page array free,
     /// percent (`StackConfig::send_low_water`; 0: off).
     pub send_low_water: usize,
@@ -562,6 +565,7 @@ impl Config {
         let rx_mbufs = 8191;
         let queue_size = vdev.map_or(1024, |v| v.queue_size);
         stack.rx_pin_budget = rx_pin_budget(rx_mbufs, port.mtu, queue_size, self.zerocopy.recv_budget);
+        stack.rx_copybreak = self.zerocopy.recv_copybreak;
         stack.send_low_water = self.zerocopy.send_low_water;
         stack.send_reserve = self.zerocopy.send_reserve;
         stack.send_share_floor = self.zerocopy.send_share_floor;

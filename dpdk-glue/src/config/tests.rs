@@ -493,6 +493,7 @@ const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("zerocopy", "min_write", 0, 1_073_725_440),
     ("zerocopy", "buf_size", 256, 4096),
     ("zerocopy", "recv_budget", 0, 90),
+    ("zerocopy", "recv_copybreak", 0, 65_535),
     ("zerocopy", "send_low_water", 0, 90),
     ("zerocopy", "send_reserve", 0, 50),
     ("zerocopy", "send_share_floor", 4096, 1_073_725_440),

@@ -65,7 +65,15 @@ pub struct RecvQueue {
     next: u64,
     /// Data beyond a hole, copied (never pins received frames).
     ooo: OooStore,
+    /// The buffer `read_zc` last handed copied bytes out in: reused for
+    /// the next once the application has dropped that view (no allocation
+    /// per read of short, copied messages); kept only while small.
+    zc_copy: Option<std::rc::Rc<Vec<u8>>>,
 }
+
+/// `read_zc`'s buffer for copied bytes is kept for reuse up to this
+/// capacity, bytes (a connection keeps no large copy buffer around).
+const ZC_COPY_KEEP: usize = 16 * 1024;
 
 /// What [`RecvQueue::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +229,10 @@ impl RecvQueue {
             return;
         }
         self.next += d.len() as u64;
-        if self.ready.is_empty() {
+        // A short payload with no frame kept ahead of it is copied
+        // (`RxIn::copybreak`): cheaper than keeping it, and its frame goes
+        // back to the device at once.
+        if self.ready.is_empty() && !(self.chunks.is_empty() && rx.is_some_and(|r| d.len() < r.copybreak())) {
             if let Some(rin) = rx {
                 let rx = rin.frame();
                 // `d` lies inside the frame: keep it there.
@@ -381,9 +392,23 @@ impl RecvQueue {
         if self.ready.is_empty() {
             return None;
         }
-        let v: Vec<u8> = self.ready.drain(..).collect();
-        let len = v.len();
-        Some(RxView::new(std::rc::Rc::new(v), 0, len))
+        // Reused when the application let go of the last view of it.
+        let mut buf = match self.zc_copy.take() {
+            Some(b) if std::rc::Rc::strong_count(&b) == 1 && std::rc::Rc::weak_count(&b) == 0 => b,
+            _ => std::rc::Rc::new(Vec::new()),
+        };
+        let len = self.ready.len();
+        if let Some(v) = std::rc::Rc::get_mut(&mut buf) {
+            v.clear();
+            let (a, b) = self.ready.as_slices();
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            if v.capacity() <= ZC_COPY_KEEP {
+                self.zc_copy = Some(buf.clone());
+            }
+        }
+        self.ready.clear();
+        Some(RxView::new(buf, 0, len))
     }
 
     /// Discards everything held (connection gone).
@@ -394,6 +419,7 @@ impl RecvQueue {
         self.ready.clear();
         self.ooo.clear();
         self.ready = VecDeque::new();
+        self.zc_copy = None;
     }
 }
 
