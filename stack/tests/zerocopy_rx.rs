@@ -186,11 +186,11 @@ fn tiny_payloads_are_compacted_and_counted() {
 
 #[test]
 fn short_payloads_are_copied_and_their_frames_freed_long_ones_stay() {
-    // The default copybreak (512 bytes): a 64-byte message the application
+    // The default copybreak (256 bytes): a 64-byte message the application
     // has not read pins no frame; a bulk stream stays in its frames, short
     // write tails and all, while the reader keeps up.
     let mut p = Pair::new(zc_rx(false), 64);
-    assert_eq!(p.a.config().rx_copybreak, 512);
+    assert_eq!(p.a.config().rx_copybreak, 256);
     let (s, c) = p.establish(80);
     p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
     for i in 0..50u8 {

@@ -386,7 +386,7 @@ pub(super) fn build(file: &str, sections: &[Section]) -> Result<Config, ConfigEr
         min_write: 4096,
         buf_size: 4096,
         recv_budget: 50,
-        recv_copybreak: 512,
+        recv_copybreak: 256,
         send_low_water: 25,
         send_reserve: 5,
         send_share_floor: 64 * 1024,
@@ -806,7 +806,7 @@ fn zc_section(file: &str, s: &Section) -> Result<ZeroCopySection, ConfigError> {
         recv_budget: r.or("recv_budget", 50, |v| {
             uint::<usize>(v).filter(|p| *p <= 90).ok_or("a percentage of the RX pool, 0 to 90 (0: always copy)")
         })?,
-        recv_copybreak: r.or("recv_copybreak", 512, |v| {
+        recv_copybreak: r.or("recv_copybreak", 256, |v| {
             uint_in::<usize>(v, 0, 65_535).ok_or("bytes in 0..=65535 (0: every payload stays in its mbuf)")
         })?,
         send_low_water: r.or("send_low_water", 25, |v| {
