@@ -276,10 +276,16 @@ pub struct StackConfig {
     /// the receive queue and their frame returned to the device at once,
     /// when the queue keeps no frame ahead of them (a copy behind kept
     /// frames would need a buffer of its own); longer ones stay in their
-    /// frames (zero-copy receive). Linux NIC drivers' rx copybreak (e1000e,
-    /// igb: 256): a small payload costs less copied than held (a reference,
-    /// a budget charge, a queue entry, a whole frame pinned for a few
-    /// bytes). Measured: on the engine's in-memory wire copying was cheaper
+    /// frames (zero-copy receive), and bytes copied before such a payload
+    /// go ahead of it as one buffer of their own (nothing behind a short
+    /// segment is copied for it). Counted in `Stats::rx_bytes_copybreak`.
+    /// A value above the MSS copies every segment that arrives with no
+    /// frame kept; with a device that lends frames (no zero-copy receive)
+    /// everything is copied anyway. Linux NIC drivers' rx copybreak
+    /// (e1000e's default is 256): a small payload costs less copied than
+    /// held (a reference, a budget charge, a queue entry, a whole frame
+    /// pinned for a few bytes); the receive window is still scaled to what
+    /// the device's frames pin. Measured: on the engine's in-memory wire copying was cheaper
     /// at every size up to a full segment; over virtio-user <-> vhost
     /// copying 64-byte HTTP requests cut the server's cycles per request
     /// ~5% and copying 309-byte responses slowed the client (a DPDK mbuf is

@@ -39,6 +39,10 @@ counters! {
         pub rx_bytes_zero_copy: u64,
         /// Received payload bytes copied into receive queues.
         pub rx_bytes_copied: u64,
+        /// Received payload bytes copied because they were shorter than the
+        /// copybreak (`StackConfig::rx_copybreak`), their frame freed at once
+        /// (not in `rx_bytes_copied`).
+        pub rx_bytes_copybreak: u64,
         /// Times kept frames were compacted into a copy (tiny payloads pinning big buffers).
         pub rx_compactions: u64,
         /// Bytes copied by those compactions.

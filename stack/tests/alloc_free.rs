@@ -191,10 +191,16 @@ fn config(ip: Ipv4Addr, m: u8) -> StackConfig {
 }
 
 impl Rr {
-    fn new(shared: bool) -> Rr {
+    /// Two stacks over the wire, `copybreak` as their `rx_copybreak`.
+    fn new(shared: bool, copybreak: usize) -> Rr {
         let (da, db) = wire(shared);
-        let mut a = Stack::new(config(A, 1), HeapPages::new(4096, 2048), 1500);
-        let mut b = Stack::new(config(B, 2), HeapPages::new(4096, 2048), 1500);
+        let cfg = |ip, m| {
+            let mut c = config(ip, m);
+            c.rx_copybreak = copybreak;
+            c
+        };
+        let mut a = Stack::new(cfg(A, 1), HeapPages::new(4096, 2048), 1500);
+        let mut b = Stack::new(cfg(B, 2), HeapPages::new(4096, 2048), 1500);
         let l = a.tcp_listen(80, 16).unwrap();
         let c = b.tcp_connect(SocketAddrV4::new(A, 80), 0, Instant::ZERO).unwrap();
         let mut rr = Rr { a, b, da, db, now: Instant::ZERO, s: l, c, events: Vec::with_capacity(64), read_zc: false };
@@ -278,12 +284,14 @@ fn read_all(st: &mut Stack<HeapPages>, h: SocketHandle, buf: &mut [u8], zc: bool
     }
 }
 
+/// With zero-copy receive (`shared`) every payload stays in its frame
+/// (copybreak 0): the kept-frame path.
 fn exchanges_allocate(shared: bool) -> u64 {
-    exchanges_allocate_reading(shared, false)
+    exchanges_allocate_reading(shared, false, 0)
 }
 
-fn exchanges_allocate_reading(shared: bool, read_zc: bool) -> u64 {
-    let mut rr = Rr::new(shared);
+fn exchanges_allocate_reading(shared: bool, read_zc: bool, copybreak: usize) -> u64 {
+    let mut rr = Rr::new(shared, copybreak);
     rr.read_zc = read_zc;
     for _ in 0..1000 {
         rr.exchange();
@@ -310,9 +318,16 @@ fn keepalive_exchanges_allocate_nothing_with_zero_copy_receive() {
 
 #[test]
 fn keepalive_exchanges_read_as_views_allocate_nothing() {
-    // Requests and responses below the copybreak are copied on receive;
-    // `read_zc` hands them out in a buffer it reuses once the view is gone.
-    assert_eq!(exchanges_allocate_reading(true, true), 0, "allocations across 10,000 exchanges read with read_zc");
+    // With the default copybreak (256 bytes) the 64-byte requests are
+    // copied on receive and `read_zc` hands them out in a buffer it reuses
+    // once the view is gone; the 300-byte responses stay in their frames.
+    let copybreak = config(A, 1).rx_copybreak;
+    assert!((REQUEST..RESPONSE).contains(&copybreak), "one of each kind");
+    assert_eq!(
+        exchanges_allocate_reading(true, true, copybreak),
+        0,
+        "allocations across 10,000 exchanges read with read_zc"
+    );
 }
 
 // ----- bulk transfer -----

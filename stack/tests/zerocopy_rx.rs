@@ -201,7 +201,7 @@ fn short_payloads_are_copied_and_their_frames_freed_long_ones_stay() {
         assert_eq!(&v[..], &[i; 64][..]);
     }
     let st = p.a.stats();
-    assert_eq!((st.rx_bytes_copied, st.rx_bytes_zero_copy), (50 * 64, 0), "{st:?}");
+    assert_eq!((st.rx_bytes_copybreak, st.rx_bytes_copied, st.rx_bytes_zero_copy), (50 * 64, 0, 0), "{st:?}");
 
     let total = 4 << 20;
     let mut src = Source::new(65, total);
@@ -217,4 +217,106 @@ fn short_payloads_are_copied_and_their_frames_freed_long_ones_stay() {
     assert_eq!(sink.digest(), src.digest());
     let st = p.a.stats();
     assert!(st.rx_bytes_zero_copy >= total as u64 * 99 / 100, "bulk stays in its frames: {st:?}");
+}
+
+#[test]
+fn a_short_segment_does_not_make_the_data_behind_it_be_copied() {
+    // A peer puts a 1-byte segment before every 64 KiB flight, and the
+    // reader is slow (reads every 50 steps): the short bytes are copied
+    // (copybreak), and go ahead of the frames behind them as a chunk of
+    // their own; every full segment stays in its frame.
+    let mut p = Pair::new(zc_rx(false), 66);
+    let (s, c) = p.establish(80);
+    p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
+    let flight = vec![0x42u8; 64 * 1024];
+    let (mut sent, mut got) = (0usize, Vec::new());
+    let mut expect = Vec::new();
+    for round in 0..40u32 {
+        if p.b.tcp_write(c, &[round as u8]) == Ok(1) {
+            expect.push(round as u8);
+            sent += 1;
+        }
+        p.step();
+        let n = p.b.tcp_write(c, &flight).unwrap_or(0);
+        expect.extend_from_slice(&flight[..n]);
+        sent += n;
+        for _ in 0..50 {
+            p.step();
+        }
+        while let Ok(Some(v)) = p.a.tcp_read_zc(s) {
+            got.extend_from_slice(&v);
+        }
+    }
+    let stop = p.run_until(200_000, |p| {
+        while let Ok(Some(v)) = p.a.tcp_read_zc(s) {
+            got.extend_from_slice(&v);
+        }
+        got.len() == sent
+    });
+    assert_eq!(stop, Stop::Done);
+    assert!(got == expect, "the stream in order");
+    let st = p.a.stats();
+    assert!(st.rx_bytes_copybreak >= 40, "{st:?}");
+    assert_eq!(st.rx_bytes_copied, 0, "nothing but the short segments copied: {st:?}");
+    assert!(st.rx_bytes_zero_copy as usize >= sent - 40 * 1460, "{st:?}");
+}
+
+#[test]
+fn copied_short_payloads_still_scale_the_window_to_what_frames_pin() {
+    // 500 short request/response exchanges (copied with the default
+    // copybreak, kept with none), then a bulk sender and a reader that does
+    // not read: the window was scaled to the frames' footprint all along,
+    // so what the frames pin stays at the 64 KiB receive buffer either way.
+    let cap = 64 * 1024;
+    for copybreak in [0, stack_config(A_IP, 1).rx_copybreak] {
+        let mut ca = stack_config(A_IP, 1);
+        ca.rx_copybreak = copybreak;
+        let mut p = Pair::with_configs(zc_rx(false), 67, ca, stack_config(B_IP, 2), 8192);
+        let opts = SocketOptions { recv_buffer: Some(cap), ..SocketOptions::default() };
+        let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
+        let (s, c) = p.accept_from_b(l, 80);
+        p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
+        for i in 0..500u32 {
+            p.b.tcp_write(c, &[i as u8; 200]).unwrap();
+            assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 200), Stop::Done);
+            assert_eq!(p.a.tcp_read_zc(s).unwrap().expect("the message").len(), 200);
+        }
+        let st = p.a.stats();
+        assert_eq!(st.rx_bytes_zero_copy == 0, copybreak > 0, "copybreak {copybreak}: {st:?}");
+        let big = vec![7u8; 1 << 20];
+        let mut off = 0;
+        let until = p.now + Duration::from_secs(3);
+        p.run_until(100_000, |p| {
+            if off < big.len() {
+                off += p.b.tcp_write(c, &big[off..]).unwrap_or(0);
+            }
+            p.now >= until
+        });
+        let pinned = p.a.rx_pinned();
+        assert!(pinned > cap / 2, "copybreak {copybreak}: bulk kept in frames ({pinned})");
+        assert!(pinned <= cap * 11 / 10, "copybreak {copybreak}: frames pin {pinned} for a {cap}-byte buffer");
+    }
+}
+
+#[test]
+fn a_copied_view_keeps_its_bytes_while_later_ones_are_read() {
+    // Views of copied bytes share a reused buffer only once the previous
+    // view is gone: one still held keeps its bytes.
+    let mut p = Pair::new(zc_rx(false), 68);
+    let (s, c) = p.establish(80);
+    p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
+    let mut held = Vec::new();
+    for i in 0..20u8 {
+        p.b.tcp_write(c, &[i; 100]).unwrap();
+        assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 100), Stop::Done);
+        let v = p.a.tcp_read_zc(s).unwrap().expect("the message");
+        assert_eq!(&v[..], &[i; 100][..]);
+        if i % 2 == 0 {
+            held.push((i, v));
+        }
+    }
+    for (i, v) in &held {
+        assert_eq!(&v[..], &[*i; 100][..], "view {i} kept its bytes");
+    }
+    assert_eq!(p.a.stats().rx_bytes_copybreak, 2000);
 }

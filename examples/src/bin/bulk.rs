@@ -339,6 +339,7 @@ fn lcore(rt: &mut Runtime, args: &Args, shared: &Shared) -> Result<serde_json::V
     o.insert("payload_prefetch".into(), json!(rt.dev.tx_prefetch()));
     o.insert("rx_bytes_zero_copy".into(), json!(st.rx_bytes_zero_copy));
     o.insert("rx_bytes_copied".into(), json!(st.rx_bytes_copied));
+    o.insert("rx_bytes_copybreak".into(), json!(st.rx_bytes_copybreak));
     o.insert("tcp_rto_retransmits".into(), json!(st.tcp_rto_retransmits));
     o.insert("tcp_fast_retransmits".into(), json!(st.tcp_fast_retransmits));
     o.insert("tcp_send_pressure_limited".into(), json!(st.tcp_send_pressure_limited));

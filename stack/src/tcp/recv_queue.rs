@@ -73,7 +73,7 @@ pub struct RecvQueue {
 
 /// `read_zc`'s buffer for copied bytes is kept for reuse up to this
 /// capacity, bytes (a connection keeps no large copy buffer around).
-const ZC_COPY_KEEP: usize = 16 * 1024;
+const ZC_COPY_KEEP: usize = 4 * 1024;
 
 /// What [`RecvQueue::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,10 +115,12 @@ impl RecvQueue {
                 if len == fp {
                     return free; // the frame is all payload: no scaling
                 }
-                // floor(free * len / fp) with one division: the product
-                // fits 64 bits for any buffer below 2^48 bytes (len < 2^16);
-                // past that, the same value without the wide product.
+                // floor(free * len / fp) with one division (a shift for the
+                // usual power-of-two buffer): the product fits 64 bits for
+                // any buffer below 2^48 bytes (len < 2^16); past that, the
+                // same value without the wide product.
                 match (free as u64).checked_mul(len as u64) {
+                    Some(x) if fp.is_power_of_two() => (x >> fp.trailing_zeros()) as usize,
                     Some(x) => (x / fp as u64) as usize,
                     None => free / fp * len + free % fp * len / fp,
                 }
@@ -229,37 +231,23 @@ impl RecvQueue {
             return;
         }
         self.next += d.len() as u64;
-        // A short payload with no frame kept ahead of it is copied
-        // (`RxIn::copybreak`): cheaper than keeping it, and its frame goes
-        // back to the device at once.
-        if self.ready.is_empty() && !(self.chunks.is_empty() && rx.is_some_and(|r| d.len() < r.copybreak())) {
-            if let Some(rin) = rx {
-                let rx = rin.frame();
-                // `d` lies inside the frame: keep it there.
-                let frame = rx.bytes();
-                let base = frame.as_ptr() as usize;
-                let at = (d.as_ptr() as usize).wrapping_sub(base);
-                if at.checked_add(d.len()).is_some_and(|end| end <= frame.len()) {
-                    // Kept only within the receive budget; past it, copied.
-                    match rin.keep() {
-                        Some(charge) => {
-                            let fp = charge.footprint();
-                            self.chunks.push_back(RxChunk {
-                                buf: rx.clone(),
-                                off: at as u32,
-                                len: d.len() as u32,
-                                charge: Some(charge),
-                            });
-                            self.chunk_bytes += d.len();
-                            self.chunk_footprint += fp;
-                            self.last_frame = (d.len().min(65_535) as u16, fp.clamp(1, 65_535) as u16);
-                            stats.rx_bytes_zero_copy += d.len() as u64;
-                            self.maybe_compact(stats);
-                            return;
-                        }
-                        None => stats.rx_frames_over_budget += 1,
-                    }
+        if let Some(rin) = rx {
+            if d.len() < rin.copybreak() && self.chunks.is_empty() {
+                // A short payload with no frame kept ahead of it is copied
+                // (`RxIn::copybreak`): cheaper than keeping it, and its
+                // frame goes back to the device at once. The window still
+                // scales to what frames of this device pin, as if the
+                // payload had been kept (`window_for`).
+                if self.last_frame.1 == 0 {
+                    let fp = rin.frame().footprint();
+                    self.last_frame = (d.len().min(65_535) as u16, fp.clamp(1, 65_535) as u16);
                 }
+                stats.rx_bytes_copybreak += d.len() as u64;
+                self.ready.extend(d);
+                return;
+            }
+            if self.try_keep(d, rin, stats) {
+                return;
             }
         }
         stats.rx_bytes_copied += d.len() as u64;
@@ -272,6 +260,66 @@ impl RecvQueue {
             self.chunk_bytes += d.len();
             self.chunks.push_back(RxChunk { buf: v, off: 0, len: d.len() as u32, charge: None });
         }
+    }
+
+    /// Keeps `d` in its frame (zero-copy receive) when the receive budget
+    /// admits the frame; `false`, having kept nothing, when it does not or
+    /// `d` does not lie in the frame. Bytes copied before it (short
+    /// payloads, the copybreak) go ahead of it as one chunk of their own,
+    /// so a short segment does not make the data behind it be copied too.
+    fn try_keep(&mut self, d: &[u8], rin: RxIn<'_>, stats: &mut Stats) -> bool {
+        let rx = rin.frame();
+        // `d` lies inside the frame: keep it there.
+        let frame = rx.bytes();
+        let base = frame.as_ptr() as usize;
+        let at = (d.as_ptr() as usize).wrapping_sub(base);
+        if at.checked_add(d.len()).is_none_or(|end| end > frame.len()) {
+            return false;
+        }
+        // Kept only within the receive budget; past it, copied.
+        let Some(charge) = rin.keep() else {
+            stats.rx_frames_over_budget += 1;
+            return false;
+        };
+        if !self.ready.is_empty() {
+            let (buf, len) = self.copy_buffer();
+            self.chunk_footprint += buf.footprint();
+            self.chunk_bytes += len;
+            self.chunks.push_back(RxChunk { buf, off: 0, len: len as u32, charge: None });
+        }
+        let fp = charge.footprint();
+        self.chunks.push_back(RxChunk { buf: rx.clone(), off: at as u32, len: d.len() as u32, charge: Some(charge) });
+        self.chunk_bytes += d.len();
+        self.chunk_footprint += fp;
+        self.last_frame = (d.len().min(65_535) as u16, fp.clamp(1, 65_535) as u16);
+        stats.rx_bytes_zero_copy += d.len() as u64;
+        self.maybe_compact(stats);
+        true
+    }
+
+    /// Moves the ring's bytes into a buffer of their own, with their count:
+    /// the one the connection used last when no one else holds it any more
+    /// (no allocation per short message in steady state), else a new one,
+    /// which is kept for reuse when small ([`ZC_COPY_KEEP`]).
+    #[cold]
+    #[inline(never)]
+    fn copy_buffer(&mut self) -> (SharedRx, usize) {
+        let mut buf = match self.zc_copy.take() {
+            Some(b) if std::rc::Rc::strong_count(&b) == 1 && std::rc::Rc::weak_count(&b) == 0 => b,
+            _ => std::rc::Rc::new(Vec::new()),
+        };
+        let len = self.ready.len();
+        if let Some(v) = std::rc::Rc::get_mut(&mut buf) {
+            v.clear();
+            let (a, b) = self.ready.as_slices();
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            if v.capacity() <= ZC_COPY_KEEP {
+                self.zc_copy = Some(buf.clone());
+            }
+        }
+        self.ready.clear();
+        (buf, len)
     }
 
     /// Copies chunks into one buffer when they pin four times what they carry.
@@ -392,22 +440,7 @@ impl RecvQueue {
         if self.ready.is_empty() {
             return None;
         }
-        // Reused when the application let go of the last view of it.
-        let mut buf = match self.zc_copy.take() {
-            Some(b) if std::rc::Rc::strong_count(&b) == 1 && std::rc::Rc::weak_count(&b) == 0 => b,
-            _ => std::rc::Rc::new(Vec::new()),
-        };
-        let len = self.ready.len();
-        if let Some(v) = std::rc::Rc::get_mut(&mut buf) {
-            v.clear();
-            let (a, b) = self.ready.as_slices();
-            v.extend_from_slice(a);
-            v.extend_from_slice(b);
-            if v.capacity() <= ZC_COPY_KEEP {
-                self.zc_copy = Some(buf.clone());
-            }
-        }
-        self.ready.clear();
+        let (buf, len) = self.copy_buffer();
         Some(RxView::new(buf, 0, len))
     }
 

@@ -605,13 +605,12 @@ impl Conn {
             // A burst's slices, one per page it touches: in a list a
             // former burst outgrew (`TcpEngine::recycle_payload`) when one
             // is spare, else in one allocation instead of a doubling series.
-            match spares.pop() {
-                Some(l) => {
-                    debug_assert!(s.payload.is_empty() && l.is_empty(), "a fresh segment, an emptied list");
-                    s.payload = l;
-                }
-                None => s.payload.reserve(len as usize / mem.buf_size().max(1) + 2),
+            if let Some(l) = spares.pop() {
+                debug_assert!(s.payload.is_empty() && l.is_empty(), "a fresh segment, an emptied list");
+                s.payload = l;
             }
+            // (A spare list from a smaller burst grows once to this size.)
+            s.payload.reserve(len as usize / mem.buf_size().max(1) + 2);
         }
         match self.sendq.slices(seq.since(data_start) as usize, len as usize, mem, &mut s.payload) {
             Ok(copied) => {
