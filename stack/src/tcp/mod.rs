@@ -224,9 +224,10 @@ pub struct TcpEngine {
     payload_spares: Vec<crate::phy::Payload>,
 }
 
-/// At most this many spare payload lists are kept (one per burst in flight
-/// is what a busy poll can use).
-const PAYLOAD_SPARES: usize = 64;
+/// At most this many spare payload lists are kept: a poll may complete as
+/// many TSO frames as a TX ring holds (a few hundred) before its output
+/// takes them again; each list is about a hundred bytes.
+const PAYLOAD_SPARES: usize = 256;
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// MSS values a SYN cookie can carry (3 bits).
