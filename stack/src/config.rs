@@ -285,13 +285,16 @@ pub struct StackConfig {
     /// (e1000e's default is 256): a small payload costs less copied than
     /// held (a reference, a budget charge, a queue entry, a whole frame
     /// pinned for a few bytes); the receive window is still scaled to what
-    /// the device's frames pin. Measured: on the engine's in-memory wire copying was cheaper
-    /// at every size up to a full segment; over virtio-user <-> vhost
-    /// copying 64-byte HTTP requests cut the server's cycles per request
-    /// ~5% and copying 309-byte responses slowed the client (a DPDK mbuf is
-    /// cheaper to hold than the engine wire's frames). Bulk data stays in
-    /// its frames: a full-sized segment is never copied unless data copied
-    /// before it is still unread. 0 keeps every payload. Default 256.
+    /// the device's frames pin (from the handshake's frame on). Measured:
+    /// on the engine's in-memory wire copying was cheaper at every size up
+    /// to a full segment; over virtio-user <-> vhost copying 64-byte HTTP
+    /// requests cut the server's cycles per request ~5% and copying
+    /// 309-byte responses slowed the client (a DPDK mbuf is cheaper to hold
+    /// than the engine wire's frames). Full-sized segments stay in their
+    /// frames (copied only past the receive budget). Copied bytes moved
+    /// ahead of a kept frame, or handed to `read_zc`, are copied a second
+    /// time into their own buffer (not counted again). 0 keeps every
+    /// payload. Default 256.
     pub rx_copybreak: usize,
     /// Fragments kept per IPv4 datagram; one more discards it (FreeBSD's
     /// `net.inet.ip.maxfragsperpacket`, 16).

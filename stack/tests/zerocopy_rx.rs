@@ -256,7 +256,7 @@ fn a_short_segment_does_not_make_the_data_behind_it_be_copied() {
     assert_eq!(stop, Stop::Done);
     assert!(got == expect, "the stream in order");
     let st = p.a.stats();
-    assert!(st.rx_bytes_copybreak >= 40, "{st:?}");
+    assert_eq!(st.rx_bytes_copybreak, 40, "the 1-byte segments: {st:?}");
     assert_eq!(st.rx_bytes_copied, 0, "nothing but the short segments copied: {st:?}");
     assert!(st.rx_bytes_zero_copy as usize >= sent - 40 * 1460, "{st:?}");
 }
@@ -264,11 +264,13 @@ fn a_short_segment_does_not_make_the_data_behind_it_be_copied() {
 #[test]
 fn copied_short_payloads_still_scale_the_window_to_what_frames_pin() {
     // 500 short request/response exchanges (copied with the default
-    // copybreak, kept with none), then a bulk sender and a reader that does
-    // not read: the window was scaled to the frames' footprint all along,
-    // so what the frames pin stays at the 64 KiB receive buffer either way.
+    // copybreak, kept with none), or none at all, then a bulk sender and a
+    // reader that does not read: the window was scaled to the frames'
+    // footprint from the handshake on, so what the frames pin stays at the
+    // 64 KiB receive buffer every way.
     let cap = 64 * 1024;
-    for copybreak in [0, stack_config(A_IP, 1).rx_copybreak] {
+    let default = stack_config(A_IP, 1).rx_copybreak;
+    for (copybreak, exchanges) in [(0, 500u32), (default, 500), (default, 0), (0, 0)] {
         let mut ca = stack_config(A_IP, 1);
         ca.rx_copybreak = copybreak;
         let mut p = Pair::with_configs(zc_rx(false), 67, ca, stack_config(B_IP, 2), 8192);
@@ -276,13 +278,13 @@ fn copied_short_payloads_still_scale_the_window_to_what_frames_pin() {
         let l = p.a.tcp_listen_with(80, 4, &opts).unwrap();
         let (s, c) = p.accept_from_b(l, 80);
         p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
-        for i in 0..500u32 {
+        for i in 0..exchanges {
             p.b.tcp_write(c, &[i as u8; 200]).unwrap();
             assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 200), Stop::Done);
             assert_eq!(p.a.tcp_read_zc(s).unwrap().expect("the message").len(), 200);
         }
         let st = p.a.stats();
-        assert_eq!(st.rx_bytes_zero_copy == 0, copybreak > 0, "copybreak {copybreak}: {st:?}");
+        assert_eq!(st.rx_bytes_zero_copy == 0, copybreak > 0 || exchanges == 0, "copybreak {copybreak}: {st:?}");
         let big = vec![7u8; 1 << 20];
         let mut off = 0;
         let until = p.now + Duration::from_secs(3);
@@ -293,15 +295,18 @@ fn copied_short_payloads_still_scale_the_window_to_what_frames_pin() {
             p.now >= until
         });
         let pinned = p.a.rx_pinned();
-        assert!(pinned > cap / 2, "copybreak {copybreak}: bulk kept in frames ({pinned})");
-        assert!(pinned <= cap * 11 / 10, "copybreak {copybreak}: frames pin {pinned} for a {cap}-byte buffer");
+        let what = format!("copybreak {copybreak} after {exchanges} exchanges");
+        assert!(pinned > cap / 2, "{what}: bulk kept in frames ({pinned})");
+        assert!(pinned <= cap * 11 / 10, "{what}: frames pin {pinned} for a {cap}-byte buffer");
     }
 }
 
 #[test]
 fn a_copied_view_keeps_its_bytes_while_later_ones_are_read() {
-    // Views of copied bytes share a reused buffer only once the previous
-    // view is gone: one still held keeps its bytes.
+    // A short message, then a full segment before the reader looks: the
+    // short bytes go ahead of the kept frame in a buffer of their own,
+    // which `read_zc` hands out and reuses only once no view holds it. Views
+    // kept across later rounds keep their bytes.
     let mut p = Pair::new(zc_rx(false), 68);
     let (s, c) = p.establish(80);
     p.b.tcp_set_option(c, SockOpt::NoDelay(true), p.now).unwrap();
@@ -309,14 +314,19 @@ fn a_copied_view_keeps_its_bytes_while_later_ones_are_read() {
     for i in 0..20u8 {
         p.b.tcp_write(c, &[i; 100]).unwrap();
         assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 100), Stop::Done);
-        let v = p.a.tcp_read_zc(s).unwrap().expect("the message");
-        assert_eq!(&v[..], &[i; 100][..]);
+        p.b.tcp_write(c, &[i.wrapping_add(100); 1400]).unwrap();
+        assert_eq!(p.run_until(10_000, |p| p.a.tcp_recv_queued(s).unwrap_or(0) == 1500), Stop::Done);
+        let short = p.a.tcp_read_zc(s).unwrap().expect("the short message");
+        assert_eq!(&short[..], &[i; 100][..]);
+        let long = p.a.tcp_read_zc(s).unwrap().expect("the long one");
+        assert_eq!(&long[..], &[i.wrapping_add(100); 1400][..]);
         if i % 2 == 0 {
-            held.push((i, v));
+            held.push((i, short));
         }
     }
     for (i, v) in &held {
         assert_eq!(&v[..], &[*i; 100][..], "view {i} kept its bytes");
     }
-    assert_eq!(p.a.stats().rx_bytes_copybreak, 2000);
+    let st = p.a.stats();
+    assert_eq!((st.rx_bytes_copybreak, st.rx_bytes_zero_copy, st.rx_bytes_copied), (2000, 28_000, 0), "{st:?}");
 }

@@ -265,7 +265,8 @@ impl<M: PageMemory> Stack<M> {
         // everything else (and every error).
         if let Some((src_port, dst_port, mut s)) = crate::tcp::hdr_fast::parse_seg(seg) {
             s.rx = match rx {
-                Some(r) if !s.payload.is_empty() => Some(self.rx_budget.admit(r)),
+                // A SYN's frame too: its footprint scales the first window.
+                Some(r) if !s.payload.is_empty() || s.syn => Some(self.rx_budget.admit(r)),
                 _ => None,
             };
             let local = SocketAddrV4::new(dst, dst_port);
@@ -315,7 +316,9 @@ impl<M: PageMemory> Stack<M> {
         rx: Option<&SharedRx>,
     ) {
         let rx = match rx {
-            Some(r) if !repr.payload.is_empty() => Some(self.rx_budget.admit(r)),
+            Some(r) if !repr.payload.is_empty() || repr.control == smoltcp::wire::TcpControl::Syn => {
+                Some(self.rx_budget.admit(r))
+            }
             _ => None,
         };
         self.tcp.ingress(now, src, dst, repr, odd, rx, &mut self.mem, &mut self.stats, &mut self.segs);

@@ -335,6 +335,12 @@ impl Conn {
         }
         // RFC 2018 2: SACK only when both sides sent SACK-permitted.
         self.sack_ok = seg.sack_permitted && self.cfg.sack && !dropped;
+        // From the first window on, what the device's frames pin (zero-copy
+        // receive) scales it: a peer's first flight cannot pin more than
+        // the receive buffer.
+        if let Some(r) = seg.rx {
+            self.rcvq.note_frame(r.frame().footprint());
+        }
         if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps && !dropped) {
             self.ts_ok = true;
             self.ts_recent = tsval;

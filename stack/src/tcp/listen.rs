@@ -170,7 +170,8 @@ impl TcpEngine {
             sack: [None; 3],
             ts: None,
             payload: &[],
-            rx: None,
+            // The ACK's frame: its footprint scales the receive window.
+            rx: seg.rx,
         };
         let (opts, cfg) = match &self.slots[lidx as usize].sock {
             Some(Sock::Listener(l)) => (l.opts, l.conn_cfg.clone()),

@@ -226,8 +226,13 @@ pub struct TcpEngine {
 
 /// At most this many spare payload lists are kept: a poll may complete as
 /// many TSO frames as a TX ring holds (a few hundred) before its output
-/// takes them again; each list is about a hundred bytes.
+/// takes them again.
 const PAYLOAD_SPARES: usize = 256;
+
+/// A spare payload list is kept only up to this many slices (12 bytes
+/// each): a 64 KiB burst of 4 KiB pages needs 18; a larger one (many small
+/// zero-copy buffers) is freed rather than held.
+const PAYLOAD_SPARE_SLICES: usize = 64;
 
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// MSS values a SYN cookie can carry (3 bits).
@@ -277,7 +282,7 @@ impl TcpEngine {
     /// room (and fewer than [`PAYLOAD_SPARES`] are kept); else drops it.
     /// The caller has released the page references it held.
     pub(crate) fn recycle_payload(&mut self, mut p: crate::phy::Payload) {
-        if p.spilled() && self.payload_spares.len() < PAYLOAD_SPARES {
+        if p.spilled() && p.capacity() <= PAYLOAD_SPARE_SLICES && self.payload_spares.len() < PAYLOAD_SPARES {
             p.clear();
             self.payload_spares.push(p);
         }

@@ -75,6 +75,10 @@ pub struct RecvQueue {
 /// capacity, bytes (a connection keeps no large copy buffer around).
 const ZC_COPY_KEEP: usize = 4 * 1024;
 
+/// With zero-copy receive a drained byte ring larger than this, bytes, is
+/// freed (see `RecvQueue::ring_drained`).
+const RING_KEEP: usize = 4 * 1024;
+
 /// What [`RecvQueue::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inserted {
@@ -226,22 +230,29 @@ impl RecvQueue {
         self.push_ready(d, rx, stats);
     }
 
+    /// Records the footprint of the device's frames, bytes, for the window
+    /// (`window_for`) until a kept frame gives its own: from the handshake's
+    /// frame, and from any frame whose payload is copied, so the window is
+    /// scaled to what frames pin from the first one on.
+    pub fn note_frame(&mut self, footprint: usize) {
+        if self.last_frame.1 == 0 {
+            self.last_frame = (1, footprint.clamp(1, 65_535) as u16);
+        }
+    }
+
     fn push_ready(&mut self, d: &[u8], rx: Option<RxIn<'_>>, stats: &mut Stats) {
         if d.is_empty() {
             return;
         }
         self.next += d.len() as u64;
         if let Some(rin) = rx {
+            if self.last_frame.1 == 0 {
+                self.note_frame(rin.frame().footprint());
+            }
             if d.len() < rin.copybreak() && self.chunks.is_empty() {
                 // A short payload with no frame kept ahead of it is copied
                 // (`RxIn::copybreak`): cheaper than keeping it, and its
-                // frame goes back to the device at once. The window still
-                // scales to what frames of this device pin, as if the
-                // payload had been kept (`window_for`).
-                if self.last_frame.1 == 0 {
-                    let fp = rin.frame().footprint();
-                    self.last_frame = (d.len().min(65_535) as u16, fp.clamp(1, 65_535) as u16);
-                }
+                // frame goes back to the device at once.
                 stats.rx_bytes_copybreak += d.len() as u64;
                 self.ready.extend(d);
                 return;
@@ -319,7 +330,21 @@ impl RecvQueue {
             }
         }
         self.ready.clear();
+        self.ring_drained();
         (buf, len)
+    }
+
+    /// After the ring emptied: on a device that hands frames over (a frame
+    /// footprint recorded), where the ring holds only short or over-budget
+    /// payloads, a ring grown past [`RING_KEEP`] bytes is freed, so a burst
+    /// of short segments does not leave memory the window no longer counts.
+    /// (With copied receive the ring is the socket buffer and keeps its
+    /// size.)
+    #[inline]
+    fn ring_drained(&mut self) {
+        if self.last_frame.1 != 0 && self.ready.capacity() > RING_KEEP {
+            self.ready = VecDeque::new();
+        }
     }
 
     /// Copies chunks into one buffer when they pin four times what they carry.
@@ -392,6 +417,9 @@ impl RecvQueue {
         buf[..na].copy_from_slice(&a[..na]);
         buf[na..n].copy_from_slice(&b[..n - na]);
         self.ready.drain(..n);
+        if self.ready.is_empty() {
+            self.ring_drained();
+        }
         n
     }
 
@@ -425,6 +453,7 @@ impl RecvQueue {
         self.chunk_bytes = 0;
         self.chunk_footprint = 0;
         self.ready.clear();
+        self.ring_drained();
         n
     }
 
@@ -449,7 +478,6 @@ impl RecvQueue {
         self.chunks.clear();
         self.chunk_bytes = 0;
         self.chunk_footprint = 0;
-        self.ready.clear();
         self.ooo.clear();
         self.ready = VecDeque::new();
         self.zc_copy = None;
