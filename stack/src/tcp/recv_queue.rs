@@ -311,8 +311,8 @@ impl RecvQueue {
     /// Moves the ring's bytes into a buffer of their own, with their count:
     /// the one the connection used last when no one else holds it any more
     /// (no allocation per short message in steady state), else a new one,
-    /// which is kept for reuse when small ([`ZC_COPY_KEEP`]).
-    #[cold]
+    /// which is kept for reuse when small ([`ZC_COPY_KEEP`]). Out of line:
+    /// the receive path only takes it after short payloads.
     #[inline(never)]
     fn copy_buffer(&mut self) -> (SharedRx, usize) {
         let mut buf = match self.zc_copy.take() {
