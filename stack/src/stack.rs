@@ -534,7 +534,8 @@ impl<M: PageMemory> Stack<M> {
                     }
                 }
                 if f.payload.spilled() {
-                    // A TSO frame's list, for the next burst.
+                    // A TSO frame's list, for the next burst (the test here
+                    // spares the common frame the move into the call).
                     tcp.recycle_payload(f.payload);
                 }
                 if pool.len() < HDR_POOL {

@@ -100,7 +100,8 @@ impl<M: PageMemory> Stack<M> {
     /// sequence number, flags and payload set) whose headers are those in
     /// `tx_hdr` (the burst's previous frame's) patched by `p`, with
     /// checksum offload: the bytes [`Stack::flush_seg`] writes (checked in
-    /// debug builds), at a fraction of the work.
+    /// debug builds), at a fraction of the work. A piece always continues
+    /// the run (its header is the next one's).
     #[inline(always)]
     fn flush_piece<D: Device + ?Sized>(
         &mut self,
@@ -110,7 +111,7 @@ impl<M: PageMemory> Stack<M> {
         last: bool,
         now: Instant,
         dev: &mut D,
-    ) -> bool {
+    ) {
         let seg = &mut self.segs[i];
         let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
         let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
@@ -130,7 +131,6 @@ impl<M: PageMemory> Stack<M> {
         }
         let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
         transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
-        true
     }
 
     /// Cuts the burst `segs[i]` into segments of `tso_segsz` payload bytes
@@ -205,7 +205,10 @@ impl<M: PageMemory> Stack<M> {
             seg.psh = psh && last;
             seg.fin = fin && last;
             run = match piece {
-                Some(p) if run => self.flush_piece(i, &p, n as usize, last, now, dev),
+                Some(p) if run => {
+                    self.flush_piece(i, &p, n as usize, last, now, dev);
+                    true
+                }
                 _ => self.flush_seg(i, run, now, dev, caps),
             };
             sent += n;

@@ -287,9 +287,7 @@ impl SegOut {
     #[inline(always)]
     fn fast_checksum(&self, mut c: Checksum, h: &hdr_fast::Hdr, payload_len: usize, checksum_offload: bool) -> u16 {
         let hlen = h.len();
-        let pseudo = u64::from(self.src.ip().to_bits())
-            + u64::from(self.dst.ip().to_bits())
-            + u64::from(u8::from(IpProtocol::Tcp));
+        let pseudo = self.pseudo_sum();
         if checksum_offload {
             let l4_len = if self.tso_segsz > 0 { 0 } else { (hlen + payload_len) as u16 };
             c.add_be_words(pseudo + u64::from(l4_len));
@@ -315,10 +313,14 @@ impl SegOut {
         let flags_last = h.flags_byte();
         h.flags = 0;
         let flags_mid = h.flags_byte();
-        let pseudo = u64::from(self.src.ip().to_bits())
-            + u64::from(self.dst.ip().to_bits())
-            + u64::from(u8::from(IpProtocol::Tcp));
-        Some(PieceTcp { pseudo, hlen: h.len(), flags_mid, flags_last })
+        Some(PieceTcp { pseudo: self.pseudo_sum(), hlen: h.len(), flags_mid, flags_last })
+    }
+
+    /// The pseudo-header's addresses and protocol as a sum of 32-bit words
+    /// (RFC 9293 3.1), the TCP length left out.
+    #[inline(always)]
+    fn pseudo_sum(&self) -> u64 {
+        u64::from(self.src.ip().to_bits()) + u64::from(self.dst.ip().to_bits()) + u64::from(u8::from(IpProtocol::Tcp))
     }
 
     /// [`SegOut::write_fast`] for a [`SegOut::follows`] segment, into an
