@@ -171,7 +171,11 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// filter and descriptor), for a caller that changes the watch while
     /// it goes through them.
     pub fn keys_copy(&self, file: u64) -> smallvec::SmallVec<[K; 4]> {
-        smallvec::SmallVec::from_slice(self.keys(file))
+        // Element by element: `from_slice` copies with a `memcpy` call whose
+        // byte stores the first read of the length then waits on (a
+        // store-forwarding stall, ~16% of `ff_kevent`'s collection in a
+        // profile of the C HTTP example); a file has one or two keys.
+        self.keys(file).iter().copied().collect()
     }
 
     /// The keys of `file` (empty if none).
