@@ -55,6 +55,15 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         0
     }
 
+    /// Whether the whole region is one run in IOVA space (every page's IOVA
+    /// continues the previous one's, as in IOVA-as-VA mode or on a
+    /// physically contiguous zone): then any slice inside it is DMA
+    /// contiguous, which [`DmaRegion::dma_contiguous`] answers from bounds
+    /// alone (on the zero-copy TX path, per attachment).
+    fn iova_contiguous(&self) -> bool {
+        false
+    }
+
     /// Whether `[offset, offset+len)` lies inside the region and is contiguous
     /// in IOVA space (one DMA descriptor can cover it).
     fn dma_contiguous(&self, offset: usize, len: usize) -> bool {
@@ -64,10 +73,15 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         if end > self.len() || len == 0 {
             return end <= self.len();
         }
+        if self.iova_contiguous() {
+            return true;
+        }
         // Walk the real memory pages the range touches (they start at
         // offsets k*ps - lead): each must continue the IOVA of the first byte.
-        let (ps, lead) = (self.page_size(), self.page_lead());
-        let (first, last) = ((offset + lead) / ps, (end - 1 + lead) / ps);
+        // (Page sizes are powers of two: shifts, not divisions.)
+        let (shift, lead) = (self.page_size().trailing_zeros(), self.page_lead());
+        let ps = 1usize << shift;
+        let (first, last) = ((offset + lead) >> shift, (end - 1 + lead) >> shift);
         let Some(start) = self.iova_at(offset) else {
             return false;
         };
@@ -153,6 +167,9 @@ pub struct MemRegion {
     /// IOVA of the start of every memory page the zone touches (the first
     /// page starts `lead` bytes before `base`).
     iovas: Vec<u64>,
+    /// The IOVA of `base` when the whole zone is one IOVA run
+    /// ([`DmaRegion::iova_contiguous`]).
+    iova_run: Option<u64>,
     name: String,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -218,8 +235,10 @@ impl MemRegion {
                     iova - ((probe + lead) % page_size) as u64
                 }
             })
-            .collect();
-        Ok(MemRegion { mz, base, len, page_size, lead, iovas, name: name.to_owned(), _not_sync: PhantomData })
+            .collect::<Vec<u64>>();
+        debug_assert!(page_size.is_power_of_two(), "DPDK page sizes are powers of two: {page_size}");
+        let iova_run = one_run(&iovas, page_size).map(|first| first + lead as u64);
+        Ok(MemRegion { mz, base, len, page_size, lead, iovas, iova_run, name: name.to_owned(), _not_sync: PhantomData })
     }
 
     /// The memzone's name.
@@ -244,14 +263,21 @@ impl DmaRegion for MemRegion {
     fn page_lead(&self) -> usize {
         self.lead
     }
+    fn iova_contiguous(&self) -> bool {
+        self.iova_run.is_some()
+    }
     fn iova_at(&self, offset: usize) -> Option<u64> {
         if offset >= self.len {
             return None;
         }
+        if let Some(first) = self.iova_run {
+            return Some(first + offset as u64);
+        }
         let at = offset + self.lead;
-        let iova = *self.iovas.get(at / self.page_size)?;
+        let shift = self.page_size.trailing_zeros();
+        let iova = *self.iovas.get(at >> shift)?;
         // RTE_BAD_IOVA is ((rte_iova_t)-1).
-        (iova != u64::MAX).then_some(iova + (at % self.page_size) as u64)
+        (iova != u64::MAX).then_some(iova + (at & (self.page_size - 1)) as u64)
     }
 }
 
@@ -279,6 +305,8 @@ pub struct ExtMem {
     hugetlb: bool,
     /// Per-page IOVAs in PA mode; `None` in VA mode (IOVA = address).
     iovas: Option<Vec<u64>>,
+    /// The pages form one IOVA run ([`DmaRegion::iova_contiguous`]).
+    contiguous: bool,
     mapped: Vec<(u16, *mut ffi::rte_device)>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -353,7 +381,17 @@ impl ExtMem {
             unsafe { libc::munmap(p, len) };
             return Err(fail("rte_extmem_register", e));
         }
-        Ok(ExtMem { base: p as *mut u8, len, page_size, hugetlb, iovas, mapped: Vec::new(), _not_sync: PhantomData })
+        let contiguous = iovas.as_deref().is_none_or(|t| one_run(t, page_size).is_some());
+        Ok(ExtMem {
+            base: p as *mut u8,
+            len,
+            page_size,
+            hugetlb,
+            iovas,
+            contiguous,
+            mapped: Vec::new(),
+            _not_sync: PhantomData,
+        })
     }
 
     /// DMA-maps the memory for `port` when its bus needs it: a device on a
@@ -420,6 +458,16 @@ impl ExtMem {
     }
 }
 
+/// The first page's IOVA when pages with IOVAs `iovas` (each `page_size`
+/// bytes) form one IOVA run: none is `RTE_BAD_IOVA` and each continues the
+/// one before.
+fn one_run(iovas: &[u64], page_size: usize) -> Option<u64> {
+    let first = *iovas.first()?;
+    let ok = iovas.iter().all(|&i| i != u64::MAX)
+        && iovas.windows(2).all(|w| w[0].checked_add(page_size as u64) == Some(w[1]));
+    ok.then_some(first)
+}
+
 /// Splits pages with IOVAs `iovas` (page `i` at offset `i * page_size`) into
 /// maximal IOVA-contiguous runs `(offset, len)`, in order.
 fn contiguous_runs(iovas: &[u64], page_size: usize) -> Vec<(usize, usize)> {
@@ -448,12 +496,16 @@ impl DmaRegion for ExtMem {
     fn page_size(&self) -> usize {
         self.page_size
     }
+    fn iova_contiguous(&self) -> bool {
+        self.contiguous
+    }
     fn iova_at(&self, offset: usize) -> Option<u64> {
         if offset >= self.len {
             return None;
         }
+        // page_size is a power of two (checked by `register`).
         match &self.iovas {
-            Some(t) => Some(t.get(offset / self.page_size)? + (offset % self.page_size) as u64),
+            Some(t) => Some(t.get(offset >> self.page_size.trailing_zeros())? + (offset & (self.page_size - 1)) as u64),
             None => Some(self.base as u64 + offset as u64),
         }
     }
@@ -495,7 +547,33 @@ pub enum DmaMapping {
 
 #[cfg(test)]
 mod tests {
-    use super::contiguous_runs;
+    use super::{contiguous_runs, one_run};
+
+    /// A region is one IOVA run (slices checked from bounds alone) only
+    /// when no page is `RTE_BAD_IOVA` and every page continues the one
+    /// before.
+    #[test]
+    fn one_run_only_when_every_page_continues_the_last() {
+        const P: usize = 4096;
+        let p = P as u64;
+        assert_eq!(one_run(&[], P), None);
+        assert_eq!(one_run(&[7 * p], P), Some(7 * p));
+        assert_eq!(one_run(&[7 * p, 8 * p, 9 * p], P), Some(7 * p));
+        for t in [
+            vec![7 * p, 9 * p],
+            vec![7 * p, 6 * p],
+            vec![7 * p, u64::MAX],
+            vec![u64::MAX],
+            vec![u64::MAX - p + 1, u64::MAX],
+        ] {
+            assert_eq!(one_run(&t, P), None, "{t:?}");
+        }
+        // (contiguous_runs, for DMA mapping, splits at gaps only.)
+        assert_eq!(contiguous_runs(&[7 * p, 9 * p], P).len(), 2);
+        for t in [vec![7 * p], vec![7 * p, 8 * p, 9 * p]] {
+            assert_eq!(contiguous_runs(&t, P), vec![(0, t.len() * P)]);
+        }
+    }
 
     #[test]
     fn physically_adjacent_pages_map_as_one_run() {

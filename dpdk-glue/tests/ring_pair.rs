@@ -452,3 +452,52 @@ fn an_attach_on_a_full_ring_keeps_the_completions_it_sweeps() {
     assert_eq!((ring.attached(), ring.completed()), (5, 5));
     assert_eq!(hdrs.in_use(), 0);
 }
+
+#[test]
+fn sweeps_that_find_nothing_back_off_and_a_productive_one_resets_them() {
+    // An in-order PMD's front waits for its next reclaim with most slots in
+    // use: drains find it held, and sweeps of everything behind it find
+    // nothing. They back off (at most 16x the interval of 8), yet a
+    // completion released behind the held front still comes back within
+    // that bound, and after a sweep that found one the interval is 8 again.
+    let eal = common::eal();
+    let hdrs = Mempool::new(common::eal(), &common::unique("bo"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let mut ring = CompletionRing::new(8);
+    let mut held: Vec<Option<Mbuf>> =
+        (0..6).map(|i| Some(ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap())).collect();
+    for _ in 0..10_000 {
+        assert_eq!(ring.drain(|t| panic!("{t} completed while held")), 0);
+    }
+    let idle_sweeps = ring.sweeps();
+    // Without the back-off: 10,000 / 8 = 1,250 sweeps.
+    assert!(idle_sweeps <= 10_000 / 128 + 5, "{idle_sweeps} fruitless sweeps in 10,000 drains");
+    assert!(idle_sweeps >= 10_000 / 128, "still sweeping: {idle_sweeps}");
+    // Released behind the held front: back within the backed-off bound.
+    held[3] = None;
+    let mut t = vec![];
+    let mut drains = 0;
+    while t.is_empty() && drains < 1_000 {
+        ring.drain(|x| t.push(x));
+        drains += 1;
+    }
+    assert_eq!(t, vec![3]);
+    assert!(drains <= 8 * 16, "waited {drains} drains");
+    // That sweep found something: the next one comes after 8 drains.
+    held[4] = None;
+    let mut t = vec![];
+    let mut drains = 0;
+    while t.is_empty() && drains < 1_000 {
+        ring.drain(|x| t.push(x));
+        drains += 1;
+    }
+    assert_eq!(t, vec![4]);
+    assert!(drains <= 8, "waited {drains} drains after a productive sweep");
+    drop(held);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    t.sort();
+    assert_eq!(t, vec![0, 1, 2, 5]);
+    assert_eq!((ring.attached(), ring.completed()), (6, 6));
+    assert_eq!(hdrs.in_use(), 0);
+}
