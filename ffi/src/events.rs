@@ -507,8 +507,7 @@ fn kq_collect(lib: &mut Lib, set: u64, kq: &mut Kqueue, max: usize, out: &mut Ve
             if n.flags & EV_CLEAR != 0 && counter == n.seen {
                 continue;
             }
-            let r = if filter == EVFILT_READ { lib.ready_read(file) } else { lib.ready(file) };
-            let Some(r) = r else { continue };
+            let Some(r) = lib.ready(file) else { continue };
             let (hit, data) = if filter == EVFILT_READ { (r.rd, r.nread) } else { (r.wr, r.nwrite) };
             let eof = r.rdhup || r.hup || r.err != 0;
             if !hit && !eof {

@@ -388,16 +388,12 @@ fn write_from(lib: &mut Lib, fd: c_int, bufs: &[&[u8]], to: Option<SocketAddrV4>
     match lib.file(fd)?.kind {
         Kind::Tcp { st: TcpSt::Conn(h), .. } => {
             let st = lib.stack();
-            // One lookup for both checks (an unknown handle falls through
-            // to the write, which reports it).
-            if let Ok((state, err)) = st.tcp().state_and_error(h) {
-                if let Some(e) = err {
-                    let _ = st.tcp_get_option(h, SockOptName::Error);
-                    return Err(errno::tcp(e));
-                }
-                if matches!(state, State::SynSent | State::SynReceived) {
-                    return Err(libc::EAGAIN);
-                }
+            if let Some(e) = st.tcp().error(h) {
+                let _ = st.tcp_get_option(h, SockOptName::Error);
+                return Err(errno::tcp(e));
+            }
+            if matches!(st.tcp_state(h), Ok(State::SynSent | State::SynReceived)) {
+                return Err(libc::EAGAIN);
             }
             st.tcp_writev(h, bufs).map_err(|e| match e {
                 TcpError::NoBuffers => libc::EAGAIN,
@@ -938,7 +934,7 @@ pub unsafe extern "C" fn zcstack_ioctl(fd: c_int, request: libc::c_ulong, argp: 
                     Ok(0)
                 }
                 libc::FIONREAD => {
-                    let n = lib.ready_read(id).ok_or(libc::ENOTTY)?.nread;
+                    let n = lib.ready(id).ok_or(libc::ENOTTY)?.nread;
                     // SAFETY: caller contract: an int.
                     unsafe { argp.cast::<c_int>().write_unaligned(n.min(c_int::MAX as usize) as c_int) };
                     Ok(0)

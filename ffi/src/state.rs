@@ -433,18 +433,6 @@ pub struct Ready {
 impl Lib {
     /// The readiness of the file behind `fd` (`None`: not pollable or closed).
     pub fn ready(&mut self, id: u64) -> Option<Ready> {
-        self.ready_with(id, true)
-    }
-
-    /// [`Lib::ready`] for a read filter or `FIONREAD`: `wr` and `nwrite`
-    /// of a TCP connection are not computed (false and 0 unless an error
-    /// makes it writable); everything a reader looks at is the same.
-    pub fn ready_read(&mut self, id: u64) -> Option<Ready> {
-        self.ready_with(id, false)
-    }
-
-    #[inline(always)]
-    fn ready_with(&mut self, id: u64, with_room: bool) -> Option<Ready> {
         let kind = match &self.files.get(id)?.kind {
             Kind::Tcp { st, .. } => *st,
             Kind::Udp { h, .. } => {
@@ -461,8 +449,7 @@ impl Lib {
                 Ready { rd: n > 0, nread: n, ..Ready::default() }
             }
             TcpSt::Conn(h) => {
-                let r = if with_room { tcp.readiness(h) } else { tcp.read_readiness(h) };
-                let Ok(r) = r else {
+                let Ok(r) = tcp.readiness(h) else {
                     return Some(Ready { rd: true, hup: true, rdhup: true, ..Ready::default() });
                 };
                 let err = r.error.map(crate::errno::tcp).unwrap_or(0);

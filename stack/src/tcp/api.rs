@@ -424,13 +424,6 @@ impl TcpEngine {
         self.conn(h).ok().and_then(|c| c.error)
     }
 
-    /// [`TcpEngine::state`] and [`TcpEngine::error`] from one lookup (a
-    /// write path's checks); `InvalidHandle` if `h` names no connection.
-    pub fn state_and_error(&self, h: SocketHandle) -> Result<(State, Option<TcpError>), TcpError> {
-        let c = self.conn(h)?;
-        Ok((c.state, c.error))
-    }
-
     /// What a readiness interface (poll, epoll, kqueue) reports of
     /// connection `h`, from one lookup: each field equals what the query
     /// of the same name returns ([`TcpEngine::state`], [`TcpEngine::error`],
@@ -439,22 +432,9 @@ impl TcpEngine {
     /// [`TcpEngine::recv_queued`], [`TcpEngine::send_room`]).
     /// `InvalidHandle` if `h` names no connection.
     pub fn readiness(&self, h: SocketHandle) -> Result<Readiness, TcpError> {
-        self.readiness_with(h, true)
-    }
-
-    /// [`TcpEngine::readiness`] for a reader: the same, except that the
-    /// send room is not computed (`send_room` is 0 and `writable` only
-    /// reports an error), which spares a read filter's report the
-    /// send-pressure rule's page count.
-    pub fn read_readiness(&self, h: SocketHandle) -> Result<Readiness, TcpError> {
-        self.readiness_with(h, false)
-    }
-
-    #[inline(always)]
-    fn readiness_with(&self, h: SocketHandle, with_room: bool) -> Result<Readiness, TcpError> {
         let c = self.conn(h)?;
         // send_room's rule; can_send already excludes a failed connection.
-        let room = if with_room && c.can_send() { c.send_room().min(self.pressure_room(h.idx, c, true)) } else { 0 };
+        let room = if c.can_send() { c.send_room().min(self.pressure_room(h.idx, c, true)) } else { 0 };
         Ok(Readiness {
             state: c.state,
             error: c.error,
