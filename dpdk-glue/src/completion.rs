@@ -18,9 +18,12 @@
 //! after 64 drains in a row that found the oldest one held (8 when more than
 //! half the slots are in use), `drain` sweeps every in-flight slot; an
 //! attach that finds no free slot sweeps too, and keeps the tokens it freed
-//! for the next drain. Sweeps that find nothing (an in-order PMD whose
-//! front waits for its next reclaim) double the interval, up to 16 times;
-//! one that finds something brings it back.
+//! for the next drain. Each sweep that finds nothing (an in-order PMD whose
+//! front waits for its next reclaim) doubles that interval, up to four
+//! doublings (16×: 128 and 1,024 drains); only a sweep that finds something
+//! brings it back (the front's progress does not), except that a caller
+//! short of free slots ([`CompletionRing::drain_needing`]) gets the sweep at
+//! the undoubled interval.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -50,8 +53,10 @@ struct Slot {
 /// token. [`CompletionRing::drain`] yields the token once the PMD released
 /// that mbuf: in attach order, and any released one at the latest after
 /// [`SWEEP_EVERY`] drains behind a held one ([`SWEEP_EVERY_FULL`] when more
-/// than half the slots are in use), or up to 16 times that many after
-/// sweeps that found nothing ([`SWEEP_BACKOFF_MAX`]; see the module doc).
+/// than half the slots are in use), times up to 16 after sweeps that found
+/// nothing ([`SWEEP_BACKOFF_MAX`]), but never more than that base interval
+/// for a caller short of free slots ([`CompletionRing::drain_needing`]; see
+/// the module doc).
 pub struct CompletionRing {
     slots: Box<[Slot]>,
     free: Vec<u32>,
@@ -257,7 +262,15 @@ impl CompletionRing {
     /// Calls `f(token)` for attachments the PMD has released since the last
     /// drain (see the type's doc for which), and frees their slots. Returns
     /// how many completed.
-    pub fn drain(&mut self, mut f: impl FnMut(u64)) -> usize {
+    pub fn drain(&mut self, f: impl FnMut(u64)) -> usize {
+        self.drain_needing(0, f)
+    }
+
+    /// [`CompletionRing::drain`] for a caller that needs `need` free slots
+    /// (an attach refused for want of them): while fewer are free the sweep
+    /// comes at the undoubled interval, so released slots behind a held one
+    /// are not kept from it by the back-off of sweeps that found nothing.
+    pub fn drain_needing(&mut self, need: usize, mut f: impl FnMut(u64)) -> usize {
         let mut n = 0;
         // Completions an attach swept to free a slot come first.
         for t in self.swept.drain(..) {
@@ -282,13 +295,15 @@ impl CompletionRing {
         // The oldest attachment is held while later ones may not be (a
         // receiver keeping an mbuf, an impaired path holding a frame): after
         // SWEEP_EVERY drains in a row that completed nothing, or
-        // SWEEP_EVERY_FULL when more than half the slots are in use, sweep
-        // every in-flight slot, so a completion behind a held one waits a
-        // bounded number of polls and a sweep (a load per slot in flight) is
-        // paid at most once per that many drains, never while the front
-        // makes progress.
+        // SWEEP_EVERY_FULL when more than half the slots are in use (each
+        // doubled once per fruitless sweep before, up to 16×, unless the
+        // caller is short of `need` free slots), sweep every in-flight slot,
+        // so a completion behind a held one waits a bounded number of polls
+        // and a sweep (a load per slot in flight) is paid at most once per
+        // that many drains, never while the front makes progress.
         let base = if self.free.len() < self.slots.len() / 2 { SWEEP_EVERY_FULL } else { SWEEP_EVERY };
-        if self.blocked_drains >= base << self.sweep_backoff {
+        let backoff = if self.free.len() < need { 0 } else { self.sweep_backoff };
+        if self.blocked_drains >= base << backoff {
             self.blocked_drains = 0;
             n += self.sweep(&mut f);
         }

@@ -624,9 +624,15 @@ impl EthDevice {
 
     /// Collects completed attachments; frames with none left move to `done`.
     fn reap(&mut self) {
+        self.reap_needing(0);
+    }
+
+    /// [`EthDevice::reap`] for a frame that needs `need` free completion
+    /// slots ([`CompletionRing::drain_needing`]).
+    fn reap_needing(&mut self, need: usize) {
         let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
         let (frames, free, done) = (&mut self.frames, &mut self.free_frames, &mut self.done);
-        self.ring.drain(|token| {
+        self.ring.drain_needing(need, |token| {
             let i = token as usize;
             let Some(f) = frames.get_mut(i).and_then(Option::as_mut) else {
                 debug_assert!(false, "completion for unknown frame {i}");

@@ -218,6 +218,13 @@ impl MemRegion {
         // SAFETY: addr is the active member of the union for reserved zones.
         let base = unsafe { d.__bindgen_anon_1.addr } as *mut u8;
         let page_size = (d.hugepage_sz as usize).max(4096);
+        if !page_size.is_power_of_two() {
+            // DPDK's page sizes are powers of two; the IOVA math below
+            // (shifts and masks) relies on it.
+            // SAFETY: the zone was reserved above and nothing refers to it.
+            unsafe { ffi::rte_memzone_free(mz.as_ptr()) };
+            return Err(Error::Memzone { name: name.to_owned(), len, errno: RteErrno(libc::EINVAL) });
+        }
         // Memzones are aligned to `align`, not to the page size: in IOVA-as-PA
         // mode a zone that is not IOVA-contiguous changes IOVA at the real
         // page boundaries, so the table is kept per real page.
@@ -236,7 +243,6 @@ impl MemRegion {
                 }
             })
             .collect::<Vec<u64>>();
-        debug_assert!(page_size.is_power_of_two(), "DPDK page sizes are powers of two: {page_size}");
         let iova_run = one_run(&iovas, page_size).map(|first| first + lead as u64);
         Ok(MemRegion { mz, base, len, page_size, lead, iovas, iova_run, name: name.to_owned(), _not_sync: PhantomData })
     }

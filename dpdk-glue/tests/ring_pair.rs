@@ -461,7 +461,7 @@ fn sweeps_that_find_nothing_back_off_and_a_productive_one_resets_them() {
     // completion released behind the held front still comes back within
     // that bound, and after a sweep that found one the interval is 8 again.
     let eal = common::eal();
-    let hdrs = Mempool::new(common::eal(), &common::unique("bo"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let hdrs = Mempool::new(eal, &common::unique("bo"), &PoolConfig::extbuf_headers(63)).unwrap();
     let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
     let mut ring = CompletionRing::new(8);
     let mut held: Vec<Option<Mbuf>> =
@@ -483,6 +483,7 @@ fn sweeps_that_find_nothing_back_off_and_a_productive_one_resets_them() {
     }
     assert_eq!(t, vec![3]);
     assert!(drains <= 8 * 16, "waited {drains} drains");
+    assert!(drains > 8, "the back-off delayed it ({drains} drains)");
     // That sweep found something: the next one comes after 8 drains.
     held[4] = None;
     let mut t = vec![];
@@ -499,5 +500,57 @@ fn sweeps_that_find_nothing_back_off_and_a_productive_one_resets_them() {
     t.sort();
     assert_eq!(t, vec![0, 1, 2, 5]);
     assert_eq!((ring.attached(), ring.completed()), (6, 6));
+    assert_eq!(hdrs.in_use(), 0);
+}
+
+#[test]
+fn a_caller_short_of_slots_gets_its_sweep_without_the_back_off() {
+    // Sweeps that found nothing have backed the interval off to 128 drains;
+    // then attachments behind the held front are released. An attach that
+    // needs more free slots than there are (the device's zero-copy TX, via
+    // `drain_needing`) gets them within the undoubled 8 drains.
+    let eal = common::eal();
+    let hdrs = Mempool::new(eal, &common::unique("need"), &PoolConfig::extbuf_headers(63)).unwrap();
+    let region = Rc::new(MemRegion::reserve(eal, &common::unique("zone"), 64 * 1024, 4096).unwrap());
+    let mut ring = CompletionRing::new(8);
+    let mut held: Vec<Option<Mbuf>> =
+        (0..7).map(|i| Some(ring.attach(&hdrs, &region, i * 1024, 100, i as u64).unwrap())).collect();
+    for _ in 0..2_000 {
+        assert_eq!(ring.drain(|t| panic!("{t} completed while held")), 0);
+    }
+    for i in 2..5 {
+        held[i] = None;
+    }
+    let mut t = vec![];
+    let mut drains = 0;
+    while t.is_empty() && drains < 1_000 {
+        ring.drain_needing(2, |x| t.push(x));
+        drains += 1;
+    }
+    assert_eq!(t, vec![2, 3, 4]);
+    assert!(drains <= 8, "a caller short of slots waited {drains} drains");
+    // With the slots needed free the back-off stands (the productive sweep
+    // above reset it: back it off again, with the ring more than half in
+    // use).
+    held.push(Some(ring.attach(&hdrs, &region, 7 * 1024, 100, 7).unwrap()));
+    held.push(Some(ring.attach(&hdrs, &region, 8 * 1024, 100, 8).unwrap()));
+    for _ in 0..2_000 {
+        ring.drain(|t| panic!("{t} completed while held"));
+    }
+    held[5] = None;
+    let mut t = vec![];
+    let mut drains = 0;
+    while t.is_empty() && drains < 1_000 {
+        ring.drain_needing(1, |x| t.push(x));
+        drains += 1;
+    }
+    assert_eq!(t, vec![5]);
+    assert!(drains > 8 && drains <= 128, "two slots free, one needed: backed off ({drains} drains)");
+    drop(held);
+    let mut t = vec![];
+    ring.drain(|x| t.push(x));
+    t.sort();
+    assert_eq!(t, vec![0, 1, 6, 7, 8]);
+    assert_eq!((ring.attached(), ring.completed()), (9, 9));
     assert_eq!(hdrs.in_use(), 0);
 }

@@ -171,10 +171,11 @@ impl<K: Copy + PartialEq> Watch<K> {
     /// filter and descriptor), for a caller that changes the watch while
     /// it goes through them.
     pub fn keys_copy(&self, file: u64) -> smallvec::SmallVec<[K; 4]> {
-        // Element by element: `from_slice` copies with a `memcpy` call whose
-        // byte stores the first read of the length then waits on (a
-        // store-forwarding stall, ~16% of `ff_kevent`'s collection in a
-        // profile of the C HTTP example); a file has one or two keys.
+        // Element by element (a file has one or two keys): `from_slice`
+        // called `memcpy`, and reading the SmallVec's length right after
+        // waited for the bytes that call had just stored (~16% of
+        // `ff_kevent`'s event collection in a profile of the C HTTP
+        // example). Codegen-dependent: ci/bench-ffi is the guard.
         self.keys(file).iter().copied().collect()
     }
 

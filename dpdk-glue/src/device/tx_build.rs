@@ -102,7 +102,7 @@ impl EthDevice {
             return Err(frame);
         }
         if self.ring.capacity() - self.ring.in_flight() < n {
-            self.reap();
+            self.reap_needing(n);
             if self.ring.capacity() - self.ring.in_flight() < n {
                 return Err(frame);
             }
