@@ -518,8 +518,8 @@ fn a_caller_short_of_slots_gets_its_sweep_without_the_back_off() {
     for _ in 0..2_000 {
         assert_eq!(ring.drain(|t| panic!("{t} completed while held")), 0);
     }
-    for i in 2..5 {
-        held[i] = None;
+    for h in &mut held[2..5] {
+        *h = None;
     }
     let mut t = vec![];
     let mut drains = 0;
