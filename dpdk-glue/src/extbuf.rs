@@ -79,8 +79,8 @@ pub trait DmaRegion: sealed::Sealed + 'static {
         // Walk the real memory pages the range touches (they start at
         // offsets k*ps - lead): each must continue the IOVA of the first byte.
         // (Page sizes are powers of two: shifts, not divisions.)
-        let (shift, lead) = (self.page_size().trailing_zeros(), self.page_lead());
-        let ps = 1usize << shift;
+        let (ps, lead) = (self.page_size(), self.page_lead());
+        let shift = ps.trailing_zeros();
         let (first, last) = ((offset + lead) >> shift, (end - 1 + lead) >> shift);
         let Some(start) = self.iova_at(offset) else {
             return false;
@@ -469,9 +469,7 @@ impl ExtMem {
 /// one before.
 fn one_run(iovas: &[u64], page_size: usize) -> Option<u64> {
     let first = *iovas.first()?;
-    let ok = iovas.iter().all(|&i| i != u64::MAX)
-        && iovas.windows(2).all(|w| w[0].checked_add(page_size as u64) == Some(w[1]));
-    ok.then_some(first)
+    (!iovas.contains(&u64::MAX) && contiguous_runs(iovas, page_size).len() == 1).then_some(first)
 }
 
 /// Splits pages with IOVAs `iovas` (page `i` at offset `i * page_size`) into

@@ -315,19 +315,20 @@ impl RecvQueue {
     /// the receive path only takes it after short payloads.
     #[inline(never)]
     fn copy_buffer(&mut self) -> (SharedRx, usize) {
-        let mut buf = match self.zc_copy.take() {
-            Some(b) if std::rc::Rc::strong_count(&b) == 1 && std::rc::Rc::weak_count(&b) == 0 => b,
-            _ => std::rc::Rc::new(Vec::new()),
-        };
+        // `Rc::get_mut`'s own condition: no other strong or weak reference.
+        let mut buf = self
+            .zc_copy
+            .take()
+            .filter(|b| std::rc::Rc::strong_count(b) == 1 && std::rc::Rc::weak_count(b) == 0)
+            .unwrap_or_default();
         let len = self.ready.len();
-        if let Some(v) = std::rc::Rc::get_mut(&mut buf) {
-            v.clear();
-            let (a, b) = self.ready.as_slices();
-            v.extend_from_slice(a);
-            v.extend_from_slice(b);
-            if v.capacity() <= ZC_COPY_KEEP {
-                self.zc_copy = Some(buf.clone());
-            }
+        let v = std::rc::Rc::get_mut(&mut buf).expect("unshared: checked above, or new");
+        v.clear();
+        let (a, b) = self.ready.as_slices();
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        if v.capacity() <= ZC_COPY_KEEP {
+            self.zc_copy = Some(buf.clone());
         }
         self.ready.clear();
         self.ring_drained();
