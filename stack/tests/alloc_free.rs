@@ -70,6 +70,10 @@ struct End {
     frames: Vec<Rc<Frame>>,
     next_frame: usize,
     caps: DeviceCaps,
+    /// Transmitted frames complete all at once when this many are waiting
+    /// (a NIC with a deep TX ring that reclaims late and in bulk): up to
+    /// that many frames, and their header buffers, in flight, then none.
+    hold: usize,
 }
 
 fn wire(shared: bool) -> (End, End) {
@@ -79,21 +83,28 @@ fn wire(shared: bool) -> (End, End) {
 /// The wire with both ends offering `caps` (a TSO frame, up to `tso_max`
 /// bytes, travels whole, as virtio-user hands it to vhost).
 fn wire_with(shared: bool, caps: DeviceCaps) -> (End, End) {
+    wire_holding(shared, caps, 0)
+}
+
+/// [`wire_with`] whose second end (the bulk sender's) completes frames
+/// only when `hold` are waiting, then all of them.
+fn wire_holding(shared: bool, caps: DeviceCaps, hold: usize) -> (End, End) {
     let cap = FRAME_CAP.max(caps.tso_max + 128);
     let w = Rc::new(RefCell::new(Wire {
         q: [VecDeque::with_capacity(RING), VecDeque::with_capacity(RING)],
         spare: (0..RING).map(|_| Vec::with_capacity(cap)).collect(),
     }));
-    let end = |side| End {
+    let end = |side, hold| End {
         side,
         wire: w.clone(),
-        done: Vec::with_capacity(RING),
+        done: Vec::with_capacity(RING + hold),
         shared,
         frames: (0..RING).map(|_| Rc::new(Frame { bytes: Vec::with_capacity(cap), verified: false })).collect(),
         next_frame: 0,
         caps,
+        hold,
     };
-    (end(0), end(1))
+    (end(0, 0), end(1, hold))
 }
 
 impl End {
@@ -151,6 +162,9 @@ impl Device for End {
         Ok(())
     }
     fn poll_completions(&mut self, _now: Instant, done: &mut dyn FnMut(TxFrame)) {
+        if self.done.len() < self.hold {
+            return;
+        }
         for f in self.done.drain(..) {
             done(f);
         }
@@ -341,7 +355,23 @@ const WARM_UP_MIB: usize = 8;
 /// stream. Frames leave segment by segment
 /// when `gso_max` is 0, else in bursts (GSO, or TSO where `caps` has it).
 fn bulk_allocates(caps: DeviceCaps, gso_max: usize, mib: usize) -> u64 {
-    let (mut da, mut db) = wire_with(true, caps);
+    bulk_allocates_sending(caps, gso_max, mib, Send::Copy, 0)
+}
+
+/// How [`bulk_allocates_sending`]'s sender queues its bytes.
+#[derive(Clone, Copy, PartialEq)]
+enum Send {
+    /// `tcp_write` of a 64 KiB chunk (copied into the send queue).
+    Copy,
+    /// `tcp_send_shared` of 64 KiB ranges of a 1 MiB page-array data set
+    /// (by reference: 16 or 17 page slices per write, as `bulk --mode zc`).
+    Shared,
+}
+
+/// [`bulk_allocates`] sending `how`, the sender's end completing frames
+/// in batches of `hold` (or more).
+fn bulk_allocates_sending(caps: DeviceCaps, gso_max: usize, mib: usize, how: Send, hold: usize) -> u64 {
+    let (mut da, mut db) = wire_holding(true, caps, hold);
     let cfg = |ip, m| {
         let mut c = config(ip, m);
         c.tcp.gso_max = gso_max;
@@ -365,6 +395,12 @@ fn bulk_allocates(caps: DeviceCaps, gso_max: usize, mib: usize) -> u64 {
     let s = s.expect("handshake");
     let chunk = vec![0x5a_u8; 64 * 1024];
     let mut buf = vec![0u8; 64 * 1024];
+    let data: Vec<u8> = (0..1 << 20).map(|i: usize| (i % 251) as u8).collect();
+    let set = (how == Send::Shared).then(|| {
+        let mut z = b.zc_mbuf_get(data.len()).expect("data set pages");
+        b.zc_mbuf_write(&mut z, &data).expect("data set filled");
+        z
+    });
     // One stream: the measured part follows the warm-up with the pipe
     // full, as a long transfer runs (a pipe drained and refilled at once
     // would be a new peak, not the steady state).
@@ -373,7 +409,16 @@ fn bulk_allocates(caps: DeviceCaps, gso_max: usize, mib: usize) -> u64 {
     let mut run_to = |until: usize| {
         for _ in 0..1_000_000 {
             while sent < total {
-                match b.tcp_write(c, &chunk[..chunk.len().min(total - sent)]) {
+                let want = chunk.len().min(total - sent);
+                let r = match &set {
+                    // Ranges start anywhere in the set (a write may end mid-page).
+                    Some(z) => {
+                        let off = sent % z.len();
+                        b.tcp_send_shared(c, z, off, want.min(z.len() - off))
+                    }
+                    None => b.tcp_write(c, &chunk[..want]),
+                };
+                match r {
                     Ok(n) if n > 0 => sent += n,
                     _ => break,
                 }
@@ -391,6 +436,9 @@ fn bulk_allocates(caps: DeviceCaps, gso_max: usize, mib: usize) -> u64 {
     run_to(WARM_UP_MIB << 20);
     let n = count_allocs(|| run_to(total));
     let st = b.stats();
+    if how == Send::Shared {
+        assert!(st.tx_bytes_zero_copy as usize >= (mib << 20), "sent by reference: {}", st.tx_bytes_zero_copy);
+    }
     match (caps.tso_max, gso_max) {
         (0, 0) => assert_eq!((st.tcp_gso_bursts, st.tcp_tso_frames), (0, 0), "segment by segment"),
         (0, _) => assert!(st.tcp_gso_bursts > 1000, "bursts cut by the stack: {}", st.tcp_gso_bursts),
@@ -411,5 +459,30 @@ fn bulk_transfer_allocates_nothing_in_steady_state() {
     ] {
         let n = bulk_allocates(caps, gso_max, 32);
         assert_eq!(n, 0, "{what}: allocations across 32 MiB (ZC_ALLOC_TRACE=1 shows where)");
+    }
+}
+
+#[test]
+fn shared_sends_of_many_pages_allocate_nothing_in_steady_state() {
+    // Each 64 KiB range of the data set spans 16-17 pages: the slices go
+    // into the send queue one by one, with no list built per write.
+    let offload = DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() };
+    for (what, caps, gso_max) in
+        [("segment by segment", DeviceCaps::default(), 0), ("GSO, checksum offload", offload, 32 * 1024)]
+    {
+        let n = bulk_allocates_sending(caps, gso_max, 32, Send::Shared, 0);
+        assert_eq!(n, 0, "{what}: allocations across 32 MiB sent by reference (ZC_ALLOC_TRACE=1 shows where)");
+    }
+}
+
+#[test]
+fn frames_completed_late_allocate_nothing_in_steady_state() {
+    // A deep TX ring (virtio's 1,024 descriptors and more) completes frames
+    // long after they left and in bulk: ~1,500 frames, each with its header
+    // buffer, in flight, then all back at once. Those header buffers must
+    // all be kept for the next frames, not freed and allocated again.
+    for how in [Send::Copy, Send::Shared] {
+        let n = bulk_allocates_sending(DeviceCaps::default(), 0, 32, how, 1500);
+        assert_eq!(n, 0, "allocations across 32 MiB with 1,500 frames in flight (ZC_ALLOC_TRACE=1 shows where)");
     }
 }

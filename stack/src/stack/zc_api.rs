@@ -160,22 +160,11 @@ impl<M: PageMemory> Stack<M> {
             self.tcp.write(h, &[], &mut self.mem)?;
             return Err(TcpError::WouldBlock);
         }
-        let take = len.min(room);
-        let share = buf.share(&mut self.mem, off, take).map_err(|_| TcpError::NoBuffers)?;
-        match self.tcp.write_zc(h, share, &mut self.mem) {
-            Ok((n, rest)) => {
-                debug_assert!(rest.is_none(), "take fits the room");
-                if let Some(r) = rest {
-                    r.release(&mut self.mem);
-                }
-                self.stats.tx_bytes_zero_copy += n as u64;
-                Ok(n)
-            }
-            Err((e, share)) => {
-                share.release(&mut self.mem);
-                Err(e)
-            }
-        }
+        let r = self.tcp.write_shared(h, buf, off, len.min(room), &mut self.mem);
+        self.stats.tcp_send_pressure_limited += self.tcp.take_pressure_limited();
+        let n = r?;
+        self.stats.tx_bytes_zero_copy += n as u64;
+        Ok(n)
     }
 
     /// Whether a write below `zc_min_write` still goes by reference: when it

@@ -230,35 +230,11 @@ impl TcpEngine {
         mut buf: ZcBuf,
         mem: &mut dyn PageMemory,
     ) -> Result<(usize, Option<ZcBuf>), (TcpError, ZcBuf)> {
-        let c = match self.conn_mut(h) {
-            Ok(c) => c,
+        let take = match self.zc_take(h, buf.len(), mem) {
+            Ok(0) => return Ok((0, Some(buf))),
+            Ok(take) => take,
             Err(e) => return Err((e, buf)),
         };
-        if let Some(e) = Self::write_error(c) {
-            return Err((e, buf));
-        }
-        if !c.can_send() {
-            return Err((if c.state == State::Closed { TcpError::NotConnected } else { TcpError::Shutdown }, buf));
-        }
-        if buf.is_empty() {
-            return Ok((0, Some(buf)));
-        }
-        let room = buf.len().min(c.send_room());
-        if room == 0 {
-            return Err((TcpError::WouldBlock, buf));
-        }
-        self.pressure.observe(mem);
-        let limit = match self.conn(h) {
-            Ok(c) => self.pressure_room(h.idx, c, false),
-            Err(e) => return Err((e, buf)),
-        };
-        if limit < room {
-            self.pressure_limited(h.idx);
-        }
-        let take = room.min(limit);
-        if take == 0 {
-            return Err((TcpError::WouldBlock, buf));
-        }
         let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
         match self.conn_mut(h) {
             Ok(c) => c.write_slices(buf.take_filled(mem)),
@@ -267,6 +243,70 @@ impl TcpEngine {
         self.account_pages(h.idx);
         self.mark(h.idx);
         Ok((take, tail))
+    }
+
+    /// Queues bytes `[off, off + len)` of `buf` by reference (one more
+    /// reference per page slice, no copy, no allocation: the slices go
+    /// straight into the send queue); `buf` stays the caller's. Returns the
+    /// bytes queued: what the send buffer and send pressure allow, less if
+    /// a page cannot take another reference (then `NoBuffers` when none
+    /// was queued). `off + len` must be within `buf` (the caller checks).
+    pub fn write_shared(
+        &mut self,
+        h: SocketHandle,
+        buf: &ZcBuf,
+        off: usize,
+        len: usize,
+        mem: &mut dyn PageMemory,
+    ) -> Result<usize, TcpError> {
+        let take = self.zc_take(h, len, mem)?;
+        if take == 0 {
+            return Ok(0);
+        }
+        let c = self.conn_mut(h)?;
+        let n = buf.copy_range(mem, off, take, |s, mem| {
+            if mem.incref(s.page).is_err() {
+                return 0;
+            }
+            c.write_slices([s]);
+            s.len as usize
+        });
+        if n == 0 {
+            return Err(TcpError::NoBuffers);
+        }
+        self.account_pages(h.idx);
+        self.mark(h.idx);
+        Ok(n)
+    }
+
+    /// How many of `len` bytes a by-reference write may queue now: the
+    /// connection's error, a shutdown, a full send buffer or send pressure
+    /// (counted, and the socket told when room returns) refuse; 0 only
+    /// when `len` is 0.
+    fn zc_take(&mut self, h: SocketHandle, len: usize, mem: &mut dyn PageMemory) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(e) = Self::write_error(c) {
+            return Err(e);
+        }
+        if !c.can_send() {
+            return Err(if c.state == State::Closed { TcpError::NotConnected } else { TcpError::Shutdown });
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let room = len.min(c.send_room());
+        if room == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        self.pressure.observe(mem);
+        let limit = self.pressure_room(h.idx, self.conn(h)?, false);
+        if limit < room {
+            self.pressure_limited(h.idx);
+        }
+        match room.min(limit) {
+            0 => Err(TcpError::WouldBlock),
+            take => Ok(take),
+        }
     }
 
     /// Half-closes: FIN after the queued data.
