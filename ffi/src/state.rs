@@ -132,7 +132,7 @@ pub struct Lib {
     pub files: Files,
     events: Vec<zcstack::Event>,
     /// Live zero-copy chains by their `bsd_mbuf` handle.
-    pub zc: FxHashMap<usize, Box<zcstack::FfZcMbuf>>,
+    pub zc: FxHashMap<usize, zcstack::FfZcMbuf>,
     /// Where `bsd_mbuf` handles come from (a reserved `PROT_NONE` range).
     pub zc_handles: crate::zc::Handles,
     /// `ff_regist_packet_dispatcher`'s callback.

@@ -60,7 +60,7 @@ impl Handles {
     }
 
     /// A handle not in `live` (the next generation, wrapping in the range).
-    fn fresh(&mut self, live: &rustc_hash::FxHashMap<usize, Box<zcstack::FfZcMbuf>>) -> usize {
+    fn fresh(&mut self, live: &rustc_hash::FxHashMap<usize, zcstack::FfZcMbuf>) -> usize {
         loop {
             // Start at offset 1 so no handle equals the mapping's base.
             self.next = self.next % (HANDLE_SPACE - 1) + 1;
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn ff_zc_mbuf_get(m: *mut FfZcMbufC, len: c_int) -> c_int 
             if lib.zc.len() >= MAX_LIVE_CHAINS {
                 return Err(libc::ENOBUFS);
             }
-            let mut b = Box::<zcstack::FfZcMbuf>::default();
+            let mut b = zcstack::FfZcMbuf::default();
             lib.stack().ff_zc_mbuf_get(&mut b, len as usize).map_err(errno::zc)?;
             let key = lib.zc_handles.fresh(&lib.zc);
             lib.zc.insert(key, b);

@@ -85,6 +85,18 @@ pub struct ZcBuf {
 impl ZcBuf {
     /// Reserves pages for `cap` bytes from `mem`.
     pub(crate) fn reserve(mem: &mut dyn PageMemory, cap: usize, orphans: &Orphans) -> Result<ZcBuf, ZcError> {
+        Self::reserve_in(mem, cap, orphans, SmallVec::new())
+    }
+
+    /// [`ZcBuf::reserve`] keeping its page list in `segs` (empty; a spare
+    /// list with room for the pages allocates nothing).
+    pub(crate) fn reserve_in(
+        mem: &mut dyn PageMemory,
+        cap: usize,
+        orphans: &Orphans,
+        mut segs: SmallVec<[PageSlice; 2]>,
+    ) -> Result<ZcBuf, ZcError> {
+        debug_assert!(segs.is_empty());
         if cap == 0 {
             return Err(ZcError::Empty);
         }
@@ -93,7 +105,7 @@ impl ZcBuf {
         if mem.free_count() < wanted {
             return Err(ZcError::NoBuffers { wanted, free: mem.free_count() });
         }
-        let mut segs: SmallVec<[PageSlice; 2]> = SmallVec::with_capacity(wanted);
+        segs.reserve(wanted);
         for _ in 0..wanted {
             let Some(page) = mem.alloc() else {
                 // free_count said yes; a PageMemory shared with another user could still run dry.
@@ -343,10 +355,17 @@ impl ZcBuf {
     }
 
     /// Drops every page reference (`zc_release_buffers`).
-    pub(crate) fn release(mut self, mem: &mut dyn PageMemory) {
-        for s in self.take_filled(mem) {
+    pub(crate) fn release(self, mem: &mut dyn PageMemory) {
+        drop(self.release_list(mem));
+    }
+
+    /// [`ZcBuf::release`], handing back its emptied slice list for reuse.
+    pub(crate) fn release_list(mut self, mem: &mut dyn PageMemory) -> SmallVec<[PageSlice; 2]> {
+        let mut list = self.take_filled(mem);
+        for s in list.drain(..) {
             let _ = mem.decref(s.page);
         }
+        list
     }
 }
 

@@ -191,6 +191,14 @@ struct Rr {
     events: Vec<Event>,
     /// Both sides read with `tcp_read_zc` (views) instead of `tcp_read`.
     read_zc: bool,
+    /// The server answers with this many bytes written into a zero-copy
+    /// buffer (`zc_mbuf_get`, `zc_mbuf_write`, `tcp_write_zc`) instead of
+    /// RESPONSE bytes by `tcp_write`.
+    zc_response: Option<usize>,
+    /// ... through F-Stack's calls instead (`ff_zc_mbuf_get`,
+    /// `ff_zc_mbuf_write`, `ff_zc_write`), one `FfZcMbuf` reused.
+    zc_ff: bool,
+    ff_mbuf: zcstack::FfZcMbuf,
 }
 
 fn config(ip: Ipv4Addr, m: u8) -> StackConfig {
@@ -217,7 +225,20 @@ impl Rr {
         let mut b = Stack::new(cfg(B, 2), HeapPages::new(4096, 2048), 1500);
         let l = a.tcp_listen(80, 16).unwrap();
         let c = b.tcp_connect(SocketAddrV4::new(A, 80), 0, Instant::ZERO).unwrap();
-        let mut rr = Rr { a, b, da, db, now: Instant::ZERO, s: l, c, events: Vec::with_capacity(64), read_zc: false };
+        let mut rr = Rr {
+            a,
+            b,
+            da,
+            db,
+            now: Instant::ZERO,
+            s: l,
+            c,
+            events: Vec::with_capacity(64),
+            read_zc: false,
+            zc_response: None,
+            zc_ff: false,
+            ff_mbuf: Default::default(),
+        };
         let mut s = None;
         for _ in 0..1000 {
             rr.poll();
@@ -244,6 +265,7 @@ impl Rr {
     /// One request from b, answered by a, read whole by b; bounded in polls.
     fn exchange(&mut self) {
         let mut buf = [0u8; 1024];
+        let response = self.zc_response.unwrap_or(RESPONSE);
         assert_eq!(self.b.tcp_write(self.c, &[b'q'; REQUEST]), Ok(REQUEST));
         let (mut asked, mut answered) = (0, 0);
         for _ in 0..100 {
@@ -254,19 +276,48 @@ impl Rr {
                 asked += read_all(&mut self.a, self.s, &mut buf, self.read_zc);
                 if asked == REQUEST {
                     asked = 0;
-                    assert_eq!(self.a.tcp_write(self.s, &[b'r'; RESPONSE]), Ok(RESPONSE));
+                    self.respond(response);
                 }
             }
             self.events.clear();
             self.b.poll_events(&mut self.events);
             if !self.events.is_empty() {
                 answered += read_all(&mut self.b, self.c, &mut buf, self.read_zc);
-                if answered == RESPONSE {
+                if answered == response {
                     return;
                 }
             }
         }
-        panic!("exchange did not complete in 100 polls ({answered} of {RESPONSE} bytes back)");
+        panic!("exchange did not complete in 100 polls ({answered} of {response} bytes back)");
+    }
+
+    /// The server's answer of `n` bytes: copied, or through a zero-copy buffer.
+    fn respond(&mut self, n: usize) {
+        if self.zc_response.is_none() {
+            assert_eq!(self.a.tcp_write(self.s, &[b'r'; RESPONSE]), Ok(RESPONSE));
+            return;
+        }
+        const PAGE_OF_R: [u8; 4096] = [b'r'; 4096];
+        if self.zc_ff {
+            let mut m = std::mem::take(&mut self.ff_mbuf);
+            self.a.ff_zc_mbuf_get(&mut m, n).expect("zero-copy pages");
+            for k in (0..n).step_by(PAGE_OF_R.len()) {
+                self.a.ff_zc_mbuf_write(&mut m, &PAGE_OF_R[..PAGE_OF_R.len().min(n - k)]).expect("filled");
+            }
+            assert_eq!(self.a.ff_zc_write(self.s, &mut m), Ok(n));
+            assert!(m.buf.is_none(), "the chain was queued whole");
+            self.ff_mbuf = m;
+            return;
+        }
+        let mut z = self.a.zc_mbuf_get_for(self.s, n).expect("zero-copy pages");
+        for k in (0..n).step_by(PAGE_OF_R.len()) {
+            self.a.zc_mbuf_write(&mut z, &PAGE_OF_R[..PAGE_OF_R.len().min(n - k)]).expect("filled");
+        }
+        match self.a.tcp_write_zc(self.s, z) {
+            Ok((k, None)) => assert_eq!(k, n),
+            Ok((k, Some(_))) => panic!("only {k} of {n} bytes queued"),
+            Err((e, _)) => panic!("tcp_write_zc: {e}"),
+        }
     }
 }
 
@@ -328,6 +379,29 @@ fn keepalive_exchanges_allocate_nothing_with_copied_receive() {
 #[test]
 fn keepalive_exchanges_allocate_nothing_with_zero_copy_receive() {
     assert_eq!(exchanges_allocate(true), 0, "allocations across 10,000 exchanges (ZC_ALLOC_TRACE=1 shows where)");
+}
+
+#[test]
+fn keepalive_zero_copy_responses_of_many_pages_allocate_nothing() {
+    // A 16 KiB answer takes four pages: its buffer's page list outgrows the
+    // two inline slots, and comes from (and goes back to) the stack's spares.
+    // Rust calls, then F-Stack's (one `FfZcMbuf` reused, as a C server does).
+    for ff in [false, true] {
+        let mut rr = Rr::new(true, 0);
+        rr.zc_response = Some(16 * 1024);
+        rr.zc_ff = ff;
+        for _ in 0..1000 {
+            rr.exchange();
+        }
+        let zc0 = rr.a.stats().tx_bytes_zero_copy;
+        let n = count_allocs(|| {
+            for _ in 0..10_000 {
+                rr.exchange();
+            }
+        });
+        assert_eq!(rr.a.stats().tx_bytes_zero_copy - zc0, 10_000 * 16 * 1024, "every answer went by reference");
+        assert_eq!(n, 0, "ff calls {ff}: allocations across 10,000 zero-copy answers (ZC_ALLOC_TRACE=1 shows where)");
+    }
 }
 
 #[test]

@@ -48,7 +48,8 @@ impl<M: PageMemory> Stack<M> {
 
     fn zc_mbuf_get_unchecked(&mut self, len: usize) -> Result<ZcBuf, ZcError> {
         self.zc_handed_out = true;
-        let r = ZcBuf::reserve(&mut self.mem, len, &self.zc_orphans);
+        let list = self.tcp.payload_list(len.div_ceil(self.mem.buf_size()));
+        let r = ZcBuf::reserve_in(&mut self.mem, len, &self.zc_orphans, list);
         if matches!(r, Err(ZcError::NoBuffers { .. })) {
             self.stats.pages_exhausted += 1;
         }
@@ -272,7 +273,8 @@ impl<M: PageMemory> Stack<M> {
     /// Gives buffers back (Onload `onload_zc_release_buffers`).
     pub fn zc_release_buffers(&mut self, bufs: impl IntoIterator<Item = ZcBuf>) {
         for b in bufs {
-            b.release(&mut self.mem);
+            let list = b.release_list(&mut self.mem);
+            self.tcp.recycle_payload(list);
         }
     }
 

@@ -236,10 +236,17 @@ impl TcpEngine {
             Err(e) => return Err((e, buf)),
         };
         let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
-        match self.conn_mut(h) {
-            Ok(c) => c.write_slices(buf.take_filled(mem)),
+        let mut list = match self.conn_mut(h) {
+            Ok(c) => {
+                let mut list = buf.take_filled(mem);
+                c.write_slices(list.drain(..));
+                list
+            }
             Err(e) => return Err((e, buf)),
-        }
+        };
+        // The emptied list serves the next multi-page buffer.
+        list.clear();
+        self.recycle_payload(list);
         self.account_pages(h.idx);
         self.mark(h.idx);
         Ok((take, tail))

@@ -288,6 +288,16 @@ impl TcpEngine {
         }
     }
 
+    /// An empty slice list with room for `n` slices: a kept spare (see
+    /// [`TcpEngine::recycle_payload`]) when `n` outgrows the inline room
+    /// and one is kept, so a multi-page zero-copy buffer allocates nothing
+    /// in steady state; inline (no allocation) up to two slices.
+    pub(crate) fn payload_list(&mut self, n: usize) -> crate::phy::Payload {
+        let mut p = if n > 2 { self.payload_spares.pop().unwrap_or_default() } else { Default::default() };
+        p.reserve(n);
+        p
+    }
+
     /// Sets the send-pressure rule (see [`send_pressure`]): pressure below
     /// `low_water_pct` % of the page array free (0: off), a fair share of at
     /// least `floor_bytes`, and `reserve_pct` % of the page array left to
