@@ -37,9 +37,13 @@ const RX_BUDGET: usize = 1024;
 /// 8,192 zero-copy completion slots), so a deep ring's late, batched
 /// completions come back whole and the next frames allocate nothing
 /// (`tests/alloc_free.rs`; at 1,024, ~1,700 frames in flight freed and
-/// allocated the difference). At most ~2.5 MiB kept (~150 bytes each),
-/// and only ever as many as were in flight at once.
+/// allocated the difference). Only header-sized buffers are kept
+/// ([`HDR_BUF`] bytes; a UDP, ICMP or ARP frame built whole in its buffer
+/// is freed): at most 1.6 MiB.
 const HDR_POOL: usize = 16 * 1024;
+/// A header buffer's size, bytes: Ethernet and IPv4 headers and a TCP
+/// header with the most options (60 bytes) fit.
+const HDR_BUF: usize = HEADROOM + 64;
 
 /// A TCP/IP stack instance (one per lcore, shared-nothing).
 #[derive(Debug)]
@@ -544,7 +548,7 @@ impl<M: PageMemory> Stack<M> {
                     // spares the common frame the move into the call).
                     tcp.recycle_payload(f.payload);
                 }
-                if pool.len() < HDR_POOL {
+                if pool.len() < HDR_POOL && f.header.capacity() <= HDR_BUF {
                     let mut h = f.header;
                     h.clear();
                     pool.push(h);
@@ -756,7 +760,7 @@ impl<M: PageMemory> Stack<M> {
         for i in 0..self.segs.len() {
             let seg = &mut self.segs[i];
             self.stats.tcp_rst_sent += u64::from(seg.rst);
-            let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+            let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HDR_BUF));
             if seg.fast_layout() {
                 if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
                     let mut f = [0u8; HEADROOM + crate::tcp::hdr_fast::WITH_TS];

@@ -64,6 +64,22 @@ pub enum ZcError {
 /// Pages a dropped [`ZcBuf`] hands back; the stack drains it on every poll.
 pub(crate) type Orphans = Rc<RefCell<Vec<PageId>>>;
 
+/// The references a page may carry before sharing it again is refused
+/// ([`Stack::zc_share`](crate::Stack::zc_share),
+/// [`Stack::tcp_send_shared`](crate::Stack::tcp_send_shared)): the rest,
+/// 16,384, stay for the frames that carry the page (one reference per
+/// frame in flight; a device holds at most its TX ring and its completion
+/// slots, 9,216 with dpdk-glue's defaults). Without that headroom a page
+/// shared up to the 65,535 a count holds could be queued on a connection
+/// but never sent: the output could not reference it for a frame.
+pub const SHARE_REF_LIMIT: u16 = u16::MAX - 16 * 1024;
+
+/// Takes one more application-level reference on `page` unless it is at
+/// [`SHARE_REF_LIMIT`]; whether it took one.
+pub(crate) fn share_ref(mem: &mut dyn PageMemory, page: PageId) -> bool {
+    mem.refcount(page) < SHARE_REF_LIMIT && mem.incref(page).is_ok()
+}
+
 /// A chain of page buffers reserved for one zero-copy write.
 ///
 /// Each segment is a range of one page: bytes `[off, off + len)` are filled,
@@ -309,7 +325,7 @@ impl ZcBuf {
                 continue;
             }
             let n = (l - skip).min(left);
-            if mem.incref(s.page).is_err() {
+            if !share_ref(mem, s.page) {
                 for t in segs.drain(..) {
                     let _ = mem.decref(t.page);
                 }
@@ -354,12 +370,8 @@ impl ZcBuf {
         taken
     }
 
-    /// Drops every page reference (`zc_release_buffers`).
-    pub(crate) fn release(self, mem: &mut dyn PageMemory) {
-        drop(self.release_list(mem));
-    }
-
-    /// [`ZcBuf::release`], handing back its emptied slice list for reuse.
+    /// Drops every page reference (`zc_release_buffers`) and hands back the
+    /// emptied slice list for reuse.
     pub(crate) fn release_list(mut self, mem: &mut dyn PageMemory) -> SmallVec<[PageSlice; 2]> {
         let mut list = self.take_filled(mem);
         for s in list.drain(..) {

@@ -437,3 +437,61 @@ fn small_sequential_shared_sends_coalesce_into_full_segments() {
         assert_eq!(p.b.mem().free_count(), p.pages as usize, "{what}");
     }
 }
+
+#[test]
+fn absurd_buffer_lengths_are_refused_without_allocating() {
+    // More pages than exist: refused before any page list is sized (a
+    // length like usize::MAX once sized a list first and aborted).
+    let mut p = Pair::with_configs(SimConfig::default(), 56, stack_config(A_IP, 1), stack_config(B_IP, 2), 64);
+    let (_s, c) = p.establish(80);
+    for len in [usize::MAX, usize::MAX / 2, i32::MAX as usize, 65 * 2048] {
+        assert!(matches!(p.b.zc_mbuf_get(len), Err(ZcError::NoBuffers { .. })), "zc_mbuf_get({len})");
+        assert!(matches!(p.b.zc_mbuf_get_for(c, len), Err(ZcError::NoBuffers { .. })), "zc_mbuf_get_for({len})");
+        let mut m = FfZcMbuf::default();
+        assert!(matches!(p.b.ff_zc_mbuf_get(&mut m, len), Err(ZcError::NoBuffers { .. })), "ff_zc_mbuf_get({len})");
+    }
+    // Nothing was taken, and buffers of many pages are still served.
+    assert_eq!(p.b.mem().free_count(), 64);
+    let half = p.b.zc_mbuf_get(32 * 2048).expect("half the pages");
+    assert_eq!(p.b.mem().free_count(), 32);
+    p.b.zc_release_buffers([half]);
+    assert_eq!(p.b.mem().free_count(), 64);
+    assert_eq!(p.b.stats().page_errors, 0);
+}
+
+#[test]
+fn a_page_shared_to_its_limit_is_refused_not_queued_unsendable() {
+    // Sharing stops at SHARE_REF_LIMIT references, leaving the output
+    // path references for the frames that carry the page: a range it
+    // accepts is always sent (at the count's 65,535 it could be queued
+    // and never leave).
+    let mut p = Pair::new(SimConfig::default(), 58);
+    let (s, c) = p.establish(80);
+    let object = pattern(10, 2048);
+    let cached = filled(&mut p, &object);
+    // The object's one page: the only one b holds (its send queue is empty).
+    let held: Vec<_> = (0..p.pages).map(zcstack::mem::PageId).filter(|&id| p.b.mem().refcount(id) > 0).collect();
+    assert_eq!(held.len(), 1);
+    let page = held[0];
+    let mut shares = Vec::new();
+    while p.b.mem().refcount(page) < zcstack::zc::SHARE_REF_LIMIT - 1 {
+        shares.push(p.b.zc_share(&cached, 0, 2048).expect("below the limit"));
+    }
+    // The last reference below the limit: accepted, and delivered.
+    assert_eq!(p.b.tcp_send_shared(c, &cached, 0, 2048), Ok(2048));
+    // At the limit: refused, nothing queued.
+    assert!(matches!(p.b.zc_share(&cached, 0, 2048), Err(ZcError::NoBuffers { .. })));
+    assert_eq!(p.b.tcp_send_shared(c, &cached, 0, 2048), Err(TcpError::NoBuffers));
+    assert_eq!(p.b.tcp().send_queued(c), Ok(2048), "only the accepted range queued");
+    let mut sink = Sink::default();
+    let stop = p.run_until(100_000, |p| {
+        read_into(&mut p.a, s, &mut sink);
+        sink.received == 2048 && p.b.tcp().send_queued(c) == Ok(0)
+    });
+    assert_eq!(stop, Stop::Done, "{} of 2048 bytes delivered", sink.received);
+    assert_eq!(sink.digest(), sha256(&object));
+    p.b.zc_release_buffers(shares);
+    p.b.zc_release_buffers([cached]);
+    assert_eq!(p.b.stats().page_errors, 0);
+    assert!(p.run_until(10_000, |p| p.no_leaks()) == Stop::Done, "every page back");
+}

@@ -57,7 +57,7 @@ impl<M: PageMemory> Stack<M> {
     ) -> bool {
         let seg = &mut self.segs[i];
         self.stats.tcp_rst_sent += u64::from(seg.rst);
-        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(super::HDR_BUF));
         if seg.fast_layout() {
             let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
             let tcp = tcp.try_into().expect("a whole TCP header");
@@ -113,7 +113,7 @@ impl<M: PageMemory> Stack<M> {
         dev: &mut D,
     ) {
         let seg = &mut self.segs[i];
-        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(HEADROOM + 64));
+        let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(super::HDR_BUF));
         let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
         let tcp: &mut [u8; crate::tcp::hdr_fast::WITH_TS] = tcp.try_into().expect("a whole TCP header");
         let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");

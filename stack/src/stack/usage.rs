@@ -20,6 +20,9 @@ pub struct MemoryUsage {
     pub tcp_send_queued: usize,
     /// Frames refused by the device, waiting to be sent again.
     pub tx_backlog: usize,
+    /// Bytes of completed frames' header buffers kept for the next frames
+    /// (at most 16,384 buffers of 98 bytes).
+    pub tx_header_pool: usize,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -34,6 +37,7 @@ impl<M: PageMemory> Stack<M> {
             tcp_rx_held,
             tcp_send_queued,
             tx_backlog: self.backlog.len(),
+            tx_header_pool: self.hdr_pool.iter().map(Vec::capacity).sum(),
         }
     }
 }

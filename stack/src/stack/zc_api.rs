@@ -122,7 +122,8 @@ impl<M: PageMemory> Stack<M> {
             Err(e) => return Err((e, buf)),
         };
         let rest = (taken < buf.len()).then(|| buf.split_off(taken, &mut self.mem));
-        buf.release(&mut self.mem);
+        let list = buf.release_list(&mut self.mem);
+        self.tcp.recycle_payload(list);
         Ok((taken, rest))
     }
 
@@ -133,7 +134,9 @@ impl<M: PageMemory> Stack<M> {
     /// just before goes by reference at any size, and when it starts where
     /// the last queued chunk ends it joins that chunk (no new reference).
     /// Returns the bytes queued (what the send buffer had room for, or the
-    /// part in the first page when joining); send the rest from `off + n`.
+    /// part in the first page when joining, or up to a page already shared
+    /// [`crate::zc::SHARE_REF_LIMIT`] times); send the rest from `off + n`.
+    /// `NoBuffers` when the range's first page is at that limit.
     pub fn tcp_send_shared(&mut self, h: SocketHandle, buf: &ZcBuf, off: usize, len: usize) -> Result<usize, TcpError> {
         if off.checked_add(len).is_none_or(|end| end > buf.len()) {
             return Err(TcpError::InvalidArgument);
@@ -282,7 +285,7 @@ impl<M: PageMemory> Stack<M> {
     /// released first).
     pub fn ff_zc_mbuf_get(&mut self, m: &mut FfZcMbuf, len: usize) -> Result<(), ZcError> {
         if let Some(old) = m.buf.take() {
-            old.release(&mut self.mem);
+            self.zc_release_buffers([old]);
         }
         m.buf = Some(self.zc_mbuf_get(len)?);
         m.off = 0;

@@ -235,15 +235,13 @@ impl TcpEngine {
             Ok(take) => take,
             Err(e) => return Err((e, buf)),
         };
-        let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
-        let mut list = match self.conn_mut(h) {
-            Ok(c) => {
-                let mut list = buf.take_filled(mem);
-                c.write_slices(list.drain(..));
-                list
-            }
+        let c = match self.conn_mut(h) {
+            Ok(c) => c,
             Err(e) => return Err((e, buf)),
         };
+        let tail = (take < buf.len()).then(|| buf.split_off(take, mem));
+        let mut list = buf.take_filled(mem);
+        c.write_slices(list.drain(..));
         // The emptied list serves the next multi-page buffer.
         list.clear();
         self.recycle_payload(list);
@@ -256,8 +254,9 @@ impl TcpEngine {
     /// reference per page slice, no copy, no allocation: the slices go
     /// straight into the send queue); `buf` stays the caller's. Returns the
     /// bytes queued: what the send buffer and send pressure allow, less if
-    /// a page cannot take another reference (then `NoBuffers` when none
-    /// was queued). `off + len` must be within `buf` (the caller checks).
+    /// a page is at [`crate::zc::SHARE_REF_LIMIT`] references (then
+    /// `NoBuffers` when none was queued). `InvalidArgument` when the range
+    /// is not within `buf`'s filled bytes.
     pub fn write_shared(
         &mut self,
         h: SocketHandle,
@@ -266,13 +265,16 @@ impl TcpEngine {
         len: usize,
         mem: &mut dyn PageMemory,
     ) -> Result<usize, TcpError> {
+        if off.checked_add(len).is_none_or(|end| end > buf.len()) {
+            return Err(TcpError::InvalidArgument);
+        }
         let take = self.zc_take(h, len, mem)?;
         if take == 0 {
             return Ok(0);
         }
         let c = self.conn_mut(h)?;
         let n = buf.copy_range(mem, off, take, |s, mem| {
-            if mem.incref(s.page).is_err() {
+            if s.len == 0 || !crate::zc::share_ref(mem, s.page) {
                 return 0;
             }
             c.write_slices([s]);

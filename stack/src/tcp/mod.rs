@@ -288,14 +288,17 @@ impl TcpEngine {
         }
     }
 
-    /// An empty slice list with room for `n` slices: a kept spare (see
-    /// [`TcpEngine::recycle_payload`]) when `n` outgrows the inline room
-    /// and one is kept, so a multi-page zero-copy buffer allocates nothing
-    /// in steady state; inline (no allocation) up to two slices.
+    /// An empty slice list for `n` slices, with no room reserved (the
+    /// caller reserves once it knows `n` is sane): a kept spare (see
+    /// [`TcpEngine::recycle_payload`]) when `n` outgrows the inline room and
+    /// fits a kept list, so a zero-copy buffer of 3 to
+    /// [`PAYLOAD_SPARE_SLICES`] pages allocates nothing in steady state.
     pub(crate) fn payload_list(&mut self, n: usize) -> crate::phy::Payload {
-        let mut p = if n > 2 { self.payload_spares.pop().unwrap_or_default() } else { Default::default() };
-        p.reserve(n);
-        p
+        if n > 2 && n <= PAYLOAD_SPARE_SLICES {
+            self.payload_spares.pop().unwrap_or_default()
+        } else {
+            Default::default()
+        }
     }
 
     /// Sets the send-pressure rule (see [`send_pressure`]): pressure below
