@@ -368,15 +368,12 @@ fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Re
         }
         Kind::Tcp { .. } => Err(libc::ENOTCONN),
         Kind::Udp { h: Some(h), .. } => {
-            let mut tmp = vec![0u8; 65_536];
-            let (n, from) = lib.stack().udp_recv_from(h, &mut tmp).map_err(errno::udp)?;
-            let mut off = 0;
-            for b in bufs.iter_mut() {
-                let k = b.len().min(n - off);
-                b[..k].copy_from_slice(&tmp[off..off + k]);
-                off += k;
-            }
-            Ok((off, Some(from)))
+            // Straight into the caller's buffers (no bounce buffer per
+            // call); MSG_PEEK leaves the datagram queued.
+            let st = lib.stack();
+            let r = if peek { st.udp_peek_vectored(h, bufs) } else { st.udp_recv_vectored(h, bufs) };
+            let (n, from) = r.map_err(errno::udp)?;
+            Ok((n, Some(from)))
         }
         Kind::Udp { h: None, .. } => Err(libc::EAGAIN),
         _ => Err(libc::EINVAL),
@@ -413,9 +410,10 @@ fn write_from(lib: &mut Lib, fd: c_int, bufs: &[&[u8]], to: Option<SocketAddrV4>
                     h
                 }
             };
-            let data: Vec<u8> = bufs.concat();
-            lib.stack().udp_send_to(h, to, &data).map_err(errno::udp)?;
-            Ok(data.len())
+            // Built from the caller's buffers in a recycled frame (no
+            // gathered copy per call).
+            lib.stack().udp_send_vectored(h, to, bufs).map_err(errno::udp)?;
+            Ok(bufs.iter().map(|b| b.len()).sum())
         }
         _ => Err(libc::EINVAL),
     }

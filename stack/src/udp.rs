@@ -37,6 +37,13 @@ pub const DATAGRAM_OVERHEAD: usize = 256;
 /// Default receive buffer of a UDP socket, bytes (Linux `rmem_default`).
 pub const DEFAULT_RECV_BUFFER: usize = 212_992;
 
+/// Emptied datagram buffers kept for the next arrivals, so a socket that
+/// is read as fast as datagrams come allocates nothing in steady state.
+const SPARE_BUFS: usize = 256;
+/// A datagram buffer is kept for reuse up to this capacity, bytes (a jumbo
+/// frame's payload); larger ones (reassembled datagrams) are freed.
+const SPARE_BUF_MAX: usize = 9 * 1024;
+
 /// Why a received datagram was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DeliverError {
@@ -82,6 +89,8 @@ pub struct UdpEngine {
     ports: FxHashMap<u16, u32>,
     queue_limit: usize,
     recv_buffer: usize,
+    /// Emptied datagram buffers (see [`SPARE_BUFS`]).
+    spare: Vec<Vec<u8>>,
 }
 
 impl UdpEngine {
@@ -94,6 +103,7 @@ impl UdpEngine {
             ports: FxHashMap::default(),
             queue_limit: queue_limit.max(1),
             recv_buffer: DEFAULT_RECV_BUFFER,
+            spare: Vec::new(),
         }
     }
 
@@ -150,14 +160,32 @@ impl UdpEngine {
         Ok(())
     }
 
-    /// Takes the oldest queued datagram.
+    /// Takes the oldest queued datagram into `buf` (the part that fits;
+    /// the rest of it is discarded, as a socket's `recvfrom` does).
     pub fn recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
+        self.recv_vectored(h, &mut [buf])
+    }
+
+    /// Takes the oldest queued datagram, scattered over `bufs` in order
+    /// (`recvmsg`/`readv`); returns the bytes placed (what fits) and the
+    /// sender. Its buffer is kept for the next arrival.
+    pub fn recv_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<(usize, SocketAddrV4), UdpError> {
         let s = self.sock(h)?;
         let (from, d) = s.rxq.pop_front().ok_or(UdpError::WouldBlock)?;
         s.rx_charged -= d.len() + DATAGRAM_OVERHEAD;
-        let n = d.len().min(buf.len());
-        buf[..n].copy_from_slice(&d[..n]);
-        Ok((n, from))
+        let off = scatter(&d, bufs);
+        if self.spare.len() < SPARE_BUFS && d.capacity() <= SPARE_BUF_MAX {
+            self.spare.push(d);
+        }
+        Ok((off, from))
+    }
+
+    /// Copies the oldest queued datagram over `bufs` without taking it
+    /// (`MSG_PEEK`); returns the bytes placed and the sender.
+    pub fn peek_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<(usize, SocketAddrV4), UdpError> {
+        let s = self.sock(h)?;
+        let (from, d) = s.rxq.front().ok_or(UdpError::WouldBlock)?;
+        Ok((scatter(d, bufs), *from))
     }
 
     /// Builds a datagram from `h`'s port to `to`.
@@ -169,18 +197,37 @@ impl UdpEngine {
         data: &[u8],
         mtu: usize,
     ) -> Result<IpOut, UdpError> {
+        self.send_vectored(h, src, to, &[data], mtu, Vec::new())
+    }
+
+    /// Builds a datagram of the `parts` concatenated (`sendmsg`/`writev`)
+    /// from `h`'s port to `to`, in `buf` (any contents; a recycled frame
+    /// buffer with room for the packet allocates nothing).
+    pub fn send_vectored(
+        &mut self,
+        h: UdpHandle,
+        src: Ipv4Address,
+        to: SocketAddrV4,
+        parts: &[&[u8]],
+        mtu: usize,
+        mut buf: Vec<u8>,
+    ) -> Result<IpOut, UdpError> {
         let port = self.sock(h)?.port;
-        if data.len() + UDP_HEADER + crate::wire::IPV4_HEADER > mtu {
-            return Err(UdpError::TooLarge(data.len()));
+        let data_len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        if data_len.saturating_add(UDP_HEADER + crate::wire::IPV4_HEADER) > mtu {
+            return Err(UdpError::TooLarge(data_len));
         }
-        let len = (UDP_HEADER + data.len()) as u16;
-        let mut buf = Vec::with_capacity(HEADROOM + len as usize);
+        let len = (UDP_HEADER + data_len) as u16;
+        buf.clear();
+        buf.reserve_exact(HEADROOM + len as usize);
         buf.resize(HEADROOM, 0);
         buf.extend_from_slice(&port.to_be_bytes());
         buf.extend_from_slice(&to.port().to_be_bytes());
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(&[0, 0]);
-        buf.extend_from_slice(data);
+        for p in parts {
+            buf.extend_from_slice(p);
+        }
         let dst = *to.ip();
         let mut c = Checksum::new();
         c.add_pseudo_header(src, dst, IpProtocol::Udp, len);
@@ -201,6 +248,7 @@ impl UdpEngine {
     pub(crate) fn deliver(&mut self, dst_port: u16, from: SocketAddrV4, data: &[u8]) -> Result<(), DeliverError> {
         let idx = *self.ports.get(&dst_port).ok_or(DeliverError::NoSocket)?;
         let limit = self.queue_limit;
+        let spare = &mut self.spare;
         let s = self.slots[idx as usize].sock.as_mut().ok_or(DeliverError::NoSocket)?;
         if s.rxq.len() >= limit {
             return Err(DeliverError::QueueFull);
@@ -211,7 +259,11 @@ impl UdpEngine {
         }
         s.rx_charged += charge;
         s.arrivals = s.arrivals.wrapping_add(1);
-        s.rxq.push_back((from, data.to_vec()));
+        let mut d = spare.pop().unwrap_or_default();
+        d.clear();
+        d.reserve_exact(data.len());
+        d.extend_from_slice(data);
+        s.rxq.push_back((from, d));
         Ok(())
     }
 
@@ -231,4 +283,15 @@ impl UdpEngine {
     pub fn queued(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
         Ok(self.sock(h)?.rxq.len())
     }
+}
+
+/// Copies `d` over `bufs` in order; returns the bytes placed (what fits).
+fn scatter(d: &[u8], bufs: &mut [&mut [u8]]) -> usize {
+    let mut off = 0;
+    for b in bufs.iter_mut() {
+        let k = b.len().min(d.len() - off);
+        b[..k].copy_from_slice(&d[off..off + k]);
+        off += k;
+    }
+    off
 }

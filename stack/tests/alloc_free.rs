@@ -569,3 +569,48 @@ fn frames_completed_late_allocate_nothing_in_steady_state() {
         assert_eq!(n, 0, "allocations across 32 MiB with 1,500 frames in flight (ZC_ALLOC_TRACE=1 shows where)");
     }
 }
+
+// ----- UDP -----
+
+#[test]
+fn udp_exchanges_allocate_nothing_in_steady_state() {
+    // A request/response UDP service (DNS-like): each datagram's receive
+    // buffer and each answer's frame buffer are recycled ones. Scattered
+    // reads and gathered writes (the C API's recvmsg/sendmsg) included.
+    let (mut da, mut db) = wire(true);
+    let mut a = Stack::new(config(A, 1), HeapPages::new(4096, 256), 1500);
+    let mut b = Stack::new(config(B, 2), HeapPages::new(4096, 256), 1500);
+    let ua = a.udp_bind(53).unwrap();
+    let ub = b.udp_bind(5353).unwrap();
+    let mut now = Instant::ZERO;
+    let (mut head, mut tail) = ([0u8; 16], [0u8; 2048]);
+    let mut exchange = |i: usize| {
+        let q = [b'q'; 64];
+        b.udp_send_vectored(ub, SocketAddrV4::new(A, 53), &[&q[..16], &q[16..]]).unwrap();
+        let mut answered = false;
+        for _ in 0..20 {
+            now += Duration::from_micros(5);
+            a.poll(now, &mut da);
+            b.poll(now, &mut db);
+            if let Ok((n, from)) = a.udp_recv_vectored(ua, &mut [&mut head, &mut tail]) {
+                assert_eq!((n, from), (64, SocketAddrV4::new(B, 5353)));
+                a.udp_send_to(ua, from, &[b'r'; 1200]).unwrap();
+            }
+            if let Ok((n, _)) = b.udp_recv_from(ub, &mut tail) {
+                assert_eq!(n, 1200);
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "exchange {i} answered");
+    };
+    for i in 0..1000 {
+        exchange(i);
+    }
+    let n = count_allocs(|| {
+        for i in 0..10_000 {
+            exchange(i);
+        }
+    });
+    assert_eq!(n, 0, "allocations across 10,000 UDP exchanges (ZC_ALLOC_TRACE=1 shows where)");
+}

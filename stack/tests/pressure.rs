@@ -298,3 +298,32 @@ fn whole_packet_frames_are_not_kept_as_header_buffers() {
     let kept = p.b.memory_usage().tx_header_pool;
     assert!(kept <= 16 * 1024, "header pool holds {kept} bytes after 20,000 datagrams");
 }
+
+#[test]
+fn udp_vectored_sends_and_reads_and_peek_keep_datagrams_whole() {
+    let mut p = Pair::new(SimConfig::default(), 59);
+    p.establish(80); // both ARP entries known
+    let ua = p.a.udp_bind(9000).unwrap();
+    let ub = p.b.udp_bind(9001).unwrap();
+    let msg: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+    // Gathered from three parts; the same bytes as one slice.
+    p.b.udp_send_vectored(ub, sa(A_IP, 9000), &[&msg[..1], &msg[1..200], &msg[200..]]).unwrap();
+    p.b.udp_send_to(ub, sa(A_IP, 9000), &msg[..10]).unwrap();
+    assert_eq!(p.run_until(1000, |p| p.a.udp_recv_queued(ua) == Ok(2)), Stop::Done);
+    // Peek leaves the datagram queued, scattered over two buffers.
+    let (mut x, mut y) = ([0u8; 100], [0u8; 400]);
+    assert_eq!(p.a.udp_peek_vectored(ua, &mut [&mut x, &mut y]), Ok((300, sa(B_IP, 9001))));
+    assert_eq!((&x[..], &y[..200]), (&msg[..100], &msg[100..]));
+    assert_eq!(p.a.udp_recv_queued(ua), Ok(2));
+    // A read too short takes the datagram and discards its tail.
+    let (mut s1, mut s2) = ([0u8; 50], [0u8; 50]);
+    assert_eq!(p.a.udp_recv_vectored(ua, &mut [&mut s1, &mut s2]), Ok((100, sa(B_IP, 9001))));
+    assert_eq!([&s1[..], &s2[..]].concat(), msg[..100]);
+    let mut z = [0u8; 64];
+    assert_eq!(p.a.udp_recv_from(ua, &mut z), Ok((10, sa(B_IP, 9001))));
+    assert_eq!(&z[..10], &msg[..10]);
+    assert_eq!(p.a.udp_recv_from(ua, &mut z), Err(zcstack::udp::UdpError::WouldBlock));
+    // Over the MTU, gathered or not: refused, nothing sent.
+    let big = vec![0u8; 1000];
+    assert_eq!(p.b.udp_send_vectored(ub, sa(A_IP, 9000), &[&big, &big]), Err(zcstack::udp::UdpError::TooLarge(2000)));
+}
