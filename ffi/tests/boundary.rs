@@ -465,13 +465,31 @@ fn inner(conf: &str, iface: &str) {
     assert_eq!(ep_wait(ep_u, EVENT_MS).len(), 1, "UDP EPOLLET: a new datagram is a new edge");
     assert!(ep_wait(ep_u, QUIET_MS).is_empty());
     let mut buf = [0u8; 16];
+    // MSG_PEEK copies the next datagram and leaves it queued.
+    // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
+    let mut from: sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut fromlen = 16 as libc::socklen_t;
+    // SAFETY: plain values, or pointers valid for the lengths given.
+    let n = unsafe {
+        ff_recvfrom(
+            u,
+            buf.as_mut_ptr().cast(),
+            16,
+            libc::MSG_PEEK,
+            (&mut from as *mut sockaddr_in).cast(),
+            &mut fromlen,
+        )
+    };
+    assert_eq!((n, &buf[..3]), (3, &b"one"[..]), "peeked");
+    assert_eq!(u16::from_be(from.sin_port), ku.local_addr().unwrap().port(), "the sender's port");
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_read(u, buf.as_mut_ptr().cast(), 16) }, 3);
+    assert_eq!(&buf[..3], b"one", "the peeked datagram is still the next one");
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_read(u, buf.as_mut_ptr().cast(), 16) }, 3);
     assert_eq!(&buf[..3], b"two");
     assert!(ep_wait(ep_ul, 0).is_empty());
-    ok("UDP EPOLLET and EV_CLEAR one event per datagram");
+    ok("UDP EPOLLET and EV_CLEAR one event per datagram; MSG_PEEK leaves the datagram");
 
     // --- dup'd descriptors keep epoll registrations until the last close ---
     // SAFETY: plain values, or pointers valid for the lengths given.

@@ -44,9 +44,6 @@ const HDR_POOL: usize = 16 * 1024;
 /// A header buffer's size, bytes: Ethernet and IPv4 headers and a TCP
 /// header with the most options (60 bytes) fit.
 const HDR_BUF: usize = HEADROOM + 64;
-/// Completed whole-packet (UDP) buffers kept for reuse, bytes in all (at
-/// least 64 buffers): 1,438 frames of a 1,500-byte MTU.
-const PKT_POOL_BYTES: usize = 2 << 20;
 
 /// A TCP/IP stack instance (one per lcore, shared-nothing).
 #[derive(Debug)]
@@ -67,9 +64,7 @@ pub struct Stack<M: PageMemory> {
     scratch: Vec<SocketHandle>,
     /// Header buffers of completed frames, reused for new ones.
     hdr_pool: Vec<Vec<u8>>,
-    /// Whole-packet buffers of completed UDP frames (capacity exactly
-    /// [`Stack::pkt_buf`]), reused for the next datagrams.
-    pkt_pool: Vec<Vec<u8>>,
+
     /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
     pub(crate) zc_orphans: crate::zc::Orphans,
     /// A zero-copy buffer was ever handed out (only then can `zc_orphans`
@@ -107,7 +102,7 @@ impl<M: PageMemory> Stack<M> {
             registry: Registry::default(),
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
-            pkt_pool: Vec::new(),
+
             zc_orphans: Default::default(),
             zc_handed_out: false,
             rx_budget: RxBudget::new(cfg.rx_pin_budget).with_copybreak(cfg.rx_copybreak),
@@ -472,19 +467,13 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Sends one datagram of the `parts` concatenated (`sendmsg` with an
-    /// iovec), built in a recycled frame buffer: no allocation per datagram
-    /// in steady state. `TooLarge` past the link MTU.
+    /// iovec), built whole in its frame's buffer (one allocation per
+    /// datagram: the engine's completion path keeps only header-sized
+    /// buffers). `TooLarge` past the link MTU.
     pub fn udp_send_vectored(&mut self, h: UdpHandle, to: SocketAddrV4, parts: &[&[u8]]) -> Result<(), UdpError> {
-        let buf = self.pkt_pool.pop().unwrap_or_else(|| Vec::with_capacity(self.pkt_buf()));
-        let pkt = self.udp.send_vectored(h, self.iface.addr(), to, parts, self.mtu, buf)?;
+        let pkt = self.udp.send_vectored(h, self.iface.addr(), to, parts, self.mtu)?;
         self.ipq.push(pkt);
         Ok(())
-    }
-
-    /// The size of a whole-packet frame buffer, bytes: an Ethernet header
-    /// and an IP packet of the link MTU.
-    fn pkt_buf(&self) -> usize {
-        ETH_HEADER + self.mtu
     }
 
     /// Receives one datagram (what fits in `buf`; the rest is discarded).
@@ -577,9 +566,6 @@ impl<M: PageMemory> Stack<M> {
             let mem = &mut self.mem;
             let stats = &mut self.stats;
             let pool = &mut self.hdr_pool;
-            let pkt_pool = &mut self.pkt_pool;
-            let pkt_buf = ETH_HEADER + self.mtu;
-            let pkt_keep = (PKT_POOL_BYTES / pkt_buf).max(64);
             let tcp = &mut self.tcp;
             dev.poll_completions(now, &mut |f: TxFrame| {
                 for p in &f.payload {
@@ -592,17 +578,10 @@ impl<M: PageMemory> Stack<M> {
                     // spares the common frame the move into the call).
                     tcp.recycle_payload(f.payload);
                 }
-                let cap = f.header.capacity();
-                if cap <= HDR_BUF {
-                    if pool.len() < HDR_POOL {
-                        let mut h = f.header;
-                        h.clear();
-                        pool.push(h);
-                    }
-                } else if cap == pkt_buf && pkt_pool.len() < pkt_keep {
+                if pool.len() < HDR_POOL && f.header.capacity() <= HDR_BUF {
                     let mut h = f.header;
                     h.clear();
-                    pkt_pool.push(h);
+                    pool.push(h);
                 }
             });
         }

@@ -197,12 +197,11 @@ impl UdpEngine {
         data: &[u8],
         mtu: usize,
     ) -> Result<IpOut, UdpError> {
-        self.send_vectored(h, src, to, &[data], mtu, Vec::new())
+        self.send_vectored(h, src, to, &[data], mtu)
     }
 
     /// Builds a datagram of the `parts` concatenated (`sendmsg`/`writev`)
-    /// from `h`'s port to `to`, in `buf` (any contents; a recycled frame
-    /// buffer with room for the packet allocates nothing).
+    /// from `h`'s port to `to`, whole in a new frame buffer.
     pub fn send_vectored(
         &mut self,
         h: UdpHandle,
@@ -210,7 +209,6 @@ impl UdpEngine {
         to: SocketAddrV4,
         parts: &[&[u8]],
         mtu: usize,
-        mut buf: Vec<u8>,
     ) -> Result<IpOut, UdpError> {
         let port = self.sock(h)?.port;
         let data_len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
@@ -218,8 +216,7 @@ impl UdpEngine {
             return Err(UdpError::TooLarge(data_len));
         }
         let len = (UDP_HEADER + data_len) as u16;
-        buf.clear();
-        buf.reserve_exact(HEADROOM + len as usize);
+        let mut buf = Vec::with_capacity(HEADROOM + len as usize);
         buf.resize(HEADROOM, 0);
         buf.extend_from_slice(&port.to_be_bytes());
         buf.extend_from_slice(&to.port().to_be_bytes());

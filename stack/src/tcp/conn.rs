@@ -201,6 +201,13 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 pub(super) const PAWS_WINDOW: i32 = 1;
 
 impl Conn {
+    /// Takes over `old`'s queue storage where it is empty (a freed
+    /// connection's, for this new one): no allocation for the first segments.
+    pub(crate) fn adopt_storage(&mut self, old: &mut Conn) {
+        self.sendq.adopt_storage(&mut old.sendq);
+        self.rcvq.adopt_storage(&mut old.rcvq);
+    }
+
     fn new(cfg: &Rc<TcpConfig>, local: SocketAddrV4, remote: SocketAddrV4, iss: Seq, mtu: usize, now: Instant) -> Conn {
         let our_mss = mss_for_mtu(mtu);
         Conn {

@@ -90,7 +90,7 @@ impl TcpEngine {
         conn.apply_options(&opts, now);
         conn.parent = Some(lidx);
         conn.events_pending = false;
-        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        let idx = self.alloc_conn(conn);
         self.conns.insert((local, remote), idx);
         self.flow_memo = None;
         self.mark(idx);
@@ -182,7 +182,7 @@ impl TcpEngine {
         conn.parent = Some(lidx);
         conn.events_pending = false;
         conn.syn_ack_sent();
-        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        let idx = self.alloc_conn(conn);
         self.conns.insert((local, remote), idx);
         self.flow_memo = None;
         if let Some(Slot { sock: Some(Sock::Listener(l)), .. }) = self.slots.get_mut(lidx as usize) {

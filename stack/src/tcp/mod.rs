@@ -222,7 +222,16 @@ pub struct TcpEngine {
     /// it, a TSO frame's once the device completed it. The next burst takes
     /// one, so bursts allocate nothing in steady state.
     payload_spares: Vec<crate::phy::Payload>,
+    /// Boxes of freed connections, for the next ones ([`CONN_SPARES`]):
+    /// the boxes themselves are the point (a slot holds a `Box<Conn>`).
+    #[allow(clippy::vec_box)]
+    conn_spares: Vec<Box<Conn>>,
 }
+
+/// Freed connections' boxes kept for new ones (each with its queues'
+/// storage): connection churn allocates nothing up to this many closes
+/// ahead of opens.
+const CONN_SPARES: usize = 256;
 
 /// At most this many spare payload lists are kept: a poll may complete as
 /// many TSO frames as a TX ring holds (a few hundred) before its output
@@ -275,6 +284,7 @@ impl TcpEngine {
             time_wait: limits::TimeWaitQueue::default(),
             sockets_refused: 0,
             payload_spares: Vec::new(),
+            conn_spares: Vec::new(),
         }
     }
 
@@ -535,7 +545,7 @@ impl TcpEngine {
         let cfg = opts.conn_config(&self.shared_cfg);
         let mut conn = Conn::connect(&cfg, local, remote, iss, self.mtu, now);
         conn.apply_options(opts, now);
-        let idx = self.alloc_slot(Sock::Conn(Box::new(conn)));
+        let idx = self.alloc_conn(conn);
         self.conns.insert((local, remote), idx);
         self.flow_memo = None;
         self.mark(idx);

@@ -93,6 +93,17 @@ pub enum Inserted {
 }
 
 impl RecvQueue {
+    /// Takes `old`'s storage where it holds nothing (and this queue is
+    /// new): a recycled connection's first segments allocate nothing.
+    pub(crate) fn adopt_storage(&mut self, old: &mut RecvQueue) {
+        if old.ready.is_empty() && self.ready.capacity() == 0 {
+            self.ready = std::mem::take(&mut old.ready);
+        }
+        if old.chunks.is_empty() && self.chunks.capacity() == 0 {
+            self.chunks = std::mem::take(&mut old.chunks);
+        }
+    }
+
     /// Bytes ready to read.
     pub fn len(&self) -> usize {
         self.ready.len() + self.chunk_bytes
@@ -480,7 +491,12 @@ impl RecvQueue {
         self.chunk_bytes = 0;
         self.chunk_footprint = 0;
         self.ooo.clear();
-        self.ready = VecDeque::new();
+        // A small ring stays for a recycled connection (see
+        // `adopt_storage`); a grown one is freed.
+        self.ready.clear();
+        if self.ready.capacity() > RING_KEEP {
+            self.ready = VecDeque::new();
+        }
         self.zc_copy = None;
     }
 }

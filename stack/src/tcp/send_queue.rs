@@ -75,6 +75,14 @@ pub struct SendQueue {
 }
 
 impl SendQueue {
+    /// Takes `old`'s chunk storage when it holds nothing (and this queue is
+    /// new): a recycled connection's first writes allocate nothing.
+    pub(crate) fn adopt_storage(&mut self, old: &mut SendQueue) {
+        if old.chunks.is_empty() && self.chunks.capacity() == 0 {
+            self.chunks = std::mem::take(&mut old.chunks);
+        }
+    }
+
     /// Bytes queued (unacked + unsent).
     pub fn len(&self) -> usize {
         self.len

@@ -20,6 +20,21 @@ impl TcpEngine {
         }
     }
 
+    /// A slot for a new connection, in a recycled box when one is kept
+    /// (its queues' storage adopted by `conn`): a connection per request
+    /// allocates nothing in steady state.
+    pub(super) fn alloc_conn(&mut self, conn: Conn) -> u32 {
+        let boxed = match self.conn_spares.pop() {
+            Some(mut b) => {
+                let mut old = std::mem::replace(&mut *b, conn);
+                b.adopt_storage(&mut old);
+                b
+            }
+            None => Box::new(conn),
+        };
+        self.alloc_slot(Sock::Conn(boxed))
+    }
+
     pub(super) fn handle(&self, idx: u32) -> SocketHandle {
         SocketHandle { idx, gen: self.slots[idx as usize].gen }
     }
@@ -55,6 +70,9 @@ impl TcpEngine {
     pub(super) fn free_slot(&mut self, idx: u32) {
         if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
             self.unmap((c.local, c.remote), idx);
+            if self.conn_spares.len() < CONN_SPARES {
+                self.conn_spares.push(c);
+            }
         }
         self.pressure.account(idx, 0);
         let slot = &mut self.slots[idx as usize];
