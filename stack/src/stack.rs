@@ -64,7 +64,6 @@ pub struct Stack<M: PageMemory> {
     scratch: Vec<SocketHandle>,
     /// Header buffers of completed frames, reused for new ones.
     hdr_pool: Vec<Vec<u8>>,
-
     /// Pages of zero-copy buffers dropped unsent, freed on the next poll.
     pub(crate) zc_orphans: crate::zc::Orphans,
     /// A zero-copy buffer was ever handed out (only then can `zc_orphans`
@@ -102,7 +101,6 @@ impl<M: PageMemory> Stack<M> {
             registry: Registry::default(),
             scratch: Vec::new(),
             hdr_pool: Vec::new(),
-
             zc_orphans: Default::default(),
             zc_handed_out: false,
             rx_budget: RxBudget::new(cfg.rx_pin_budget).with_copybreak(cfg.rx_copybreak),

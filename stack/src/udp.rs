@@ -1,6 +1,6 @@
 //! UDP sockets: bind, send_to, recv_from, with per-socket queue limits:
 //! a count of datagrams and a receive buffer in bytes, each datagram
-//! charged its payload plus [`DATAGRAM_OVERHEAD`] (as the kernel charges
+//! charged its buffer (at least its payload) plus [`DATAGRAM_OVERHEAD`] (as the kernel charges
 //! an skb's truesize against `sk_rcvbuf`), so neither many tiny nor many
 //! full datagrams let a peer make an unread socket hold more.
 
@@ -37,9 +37,13 @@ pub const DATAGRAM_OVERHEAD: usize = 256;
 /// Default receive buffer of a UDP socket, bytes (Linux `rmem_default`).
 pub const DEFAULT_RECV_BUFFER: usize = 212_992;
 
-/// Emptied datagram buffers a socket keeps for its next arrivals, so one
-/// read as fast as datagrams come allocates nothing in steady state.
-const SPARE_BUFS: usize = 32;
+/// Emptied datagram buffers a socket keeps for its next arrivals, bytes of
+/// capacity: a socket read as fast as datagrams come allocates nothing in
+/// steady state; under 8% of the default receive buffer it may fill. Kept
+/// per socket, not engine-wide: a field in the engine moved the stack's
+/// layout and cost the TCP request path 7-9% (enginebench rr64, identical
+/// instruction counts).
+const SPARE_BYTES: usize = 16 * 1024;
 /// A datagram buffer is kept for reuse up to this capacity, bytes (a jumbo
 /// frame's payload); larger ones (reassembled datagrams) are freed.
 const SPARE_BUF_MAX: usize = 9 * 1024;
@@ -66,11 +70,10 @@ pub struct UdpHandle {
 struct UdpSock {
     port: u16,
     rxq: VecDeque<(SocketAddrV4, Vec<u8>)>,
-    /// Emptied datagram buffers for the next arrivals (see [`SPARE_BUFS`];
-    /// per socket, which keeps the engine's own layout as it was: a field
-    /// there moved the TCP path's hot data and cost rr64 ~7%).
-    spare: Vec<Vec<u8>>,
-    /// Bytes charged for `rxq` (payload + [`DATAGRAM_OVERHEAD`] each).
+    /// Emptied datagram buffers for the next arrivals ([`SPARE_BYTES`]).
+    spare: Spares,
+    /// Bytes charged for `rxq` (each datagram's buffer capacity, at least
+    /// its payload, + [`DATAGRAM_OVERHEAD`]).
     rx_charged: usize,
     /// Receive buffer, bytes: the most `rx_charged` may reach.
     recv_buffer: usize,
@@ -93,6 +96,41 @@ pub struct UdpEngine {
     ports: FxHashMap<u16, u32>,
     queue_limit: usize,
     recv_buffer: usize,
+}
+
+/// A socket's emptied datagram buffers ([`SPARE_BYTES`] of capacity at
+/// most, each at most [`SPARE_BUF_MAX`]).
+#[derive(Debug, Default)]
+struct Spares {
+    bufs: Vec<Vec<u8>>,
+    /// Capacity of `bufs`, bytes.
+    bytes: usize,
+}
+
+impl Spares {
+    /// An empty buffer for `len` bytes: the last one kept when it is not
+    /// more than twice the size needed (a charge stays near the payload
+    /// it holds), else a new one of exactly `len`.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        match self.bufs.last() {
+            Some(b) if b.capacity() <= 2 * len + 512 => {
+                let mut b = self.bufs.pop().expect("checked above");
+                self.bytes -= b.capacity();
+                b.clear();
+                b.reserve_exact(len);
+                b
+            }
+            _ => Vec::with_capacity(len),
+        }
+    }
+
+    /// Keeps `b` for a later datagram, within the bounds; else frees it.
+    fn give(&mut self, b: Vec<u8>) {
+        if b.capacity() <= SPARE_BUF_MAX && self.bytes + b.capacity() <= SPARE_BYTES {
+            self.bytes += b.capacity();
+            self.bufs.push(b);
+        }
+    }
 }
 
 impl UdpEngine {
@@ -131,7 +169,7 @@ impl UdpEngine {
         let sock = UdpSock {
             port,
             rxq: VecDeque::new(),
-            spare: Vec::new(),
+            spare: Spares::default(),
             rx_charged: 0,
             recv_buffer: self.recv_buffer,
             arrivals: 0,
@@ -180,11 +218,9 @@ impl UdpEngine {
     pub fn recv_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<(usize, SocketAddrV4), UdpError> {
         let s = self.sock(h)?;
         let (from, d) = s.rxq.pop_front().ok_or(UdpError::WouldBlock)?;
-        s.rx_charged -= d.len() + DATAGRAM_OVERHEAD;
+        s.rx_charged -= d.capacity() + DATAGRAM_OVERHEAD;
         let off = scatter(&d, bufs);
-        if s.spare.len() < SPARE_BUFS && d.capacity() <= SPARE_BUF_MAX {
-            s.spare.push(d);
-        }
+        s.spare.give(d);
         Ok((off, from))
     }
 
@@ -247,9 +283,9 @@ impl UdpEngine {
 
     /// Queues a received datagram on the socket bound to `dst_port`, unless
     /// that takes it past its datagram count or its receive buffer (bytes
-    /// charged: payload + [`DATAGRAM_OVERHEAD`]; an empty queue takes one
-    /// datagram whatever its size, so the bound is the larger of the buffer
-    /// and one datagram).
+    /// charged: the memory it holds, its buffer's capacity, plus
+    /// [`DATAGRAM_OVERHEAD`]; an empty queue takes one datagram whatever
+    /// its size, so the bound is the larger of the buffer and one datagram).
     pub(crate) fn deliver(&mut self, dst_port: u16, from: SocketAddrV4, data: &[u8]) -> Result<(), DeliverError> {
         let idx = *self.ports.get(&dst_port).ok_or(DeliverError::NoSocket)?;
         let limit = self.queue_limit;
@@ -257,21 +293,26 @@ impl UdpEngine {
         if s.rxq.len() >= limit {
             return Err(DeliverError::QueueFull);
         }
-        let charge = data.len() + DATAGRAM_OVERHEAD;
+        let mut d = s.spare.take(data.len());
+        let charge = d.capacity() + DATAGRAM_OVERHEAD;
         if !s.rxq.is_empty() && s.rx_charged + charge > s.recv_buffer {
+            s.spare.give(d);
             return Err(DeliverError::RecvBufferFull);
         }
         s.rx_charged += charge;
         s.arrivals = s.arrivals.wrapping_add(1);
-        let mut d = s.spare.pop().unwrap_or_default();
-        d.clear();
-        d.reserve_exact(data.len());
         d.extend_from_slice(data);
         s.rxq.push_back((from, d));
         Ok(())
     }
 
-    /// Bytes charged against `h`'s receive buffer (payload plus
+    /// Bytes of emptied datagram buffers kept for reuse, over all sockets
+    /// (at most 16 KiB each). A scan of the sockets: for diagnostics.
+    pub fn spare_bytes(&self) -> usize {
+        self.slots.iter().filter_map(|s| s.sock.as_ref()).map(|s| s.spare.bytes).sum()
+    }
+
+    /// Bytes charged against `h`'s receive buffer (buffer capacity plus
     /// [`DATAGRAM_OVERHEAD`] per queued datagram).
     pub fn charged(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
         Ok(self.sock(h)?.rx_charged)

@@ -327,3 +327,66 @@ fn udp_vectored_sends_and_reads_and_peek_keep_datagrams_whole() {
     let big = vec![0u8; 1000];
     assert_eq!(p.b.udp_send_vectored(ub, sa(A_IP, 9000), &[&big, &big]), Err(zcstack::udp::UdpError::TooLarge(2000)));
 }
+
+#[test]
+fn udp_tiny_datagrams_do_not_take_large_spare_buffers() {
+    // A receive charge is the memory a datagram pins (its buffer's
+    // capacity): after large datagrams were read, their buffers wait as
+    // spares, and a flood of 1-byte datagrams must not each pin one of
+    // them while being charged for one byte (3.7x the receive buffer in
+    // memory when it did).
+    let mut p = Pair::new(SimConfig::default(), 60);
+    p.establish(80);
+    let ua = p.a.udp_bind(9000).unwrap();
+    let ub = p.b.udp_bind(9001).unwrap();
+    let mut buf = [0u8; 9000];
+    for _ in 0..20 {
+        p.b.udp_send_to(ub, sa(A_IP, 9000), &[7u8; 1400]).unwrap();
+        let stop = p.run_until(1000, |p| p.a.udp_recv_from(ua, &mut buf).is_ok());
+        assert_eq!(stop, Stop::Done);
+    }
+    let spares = p.a.memory_usage().udp_spares;
+    assert!(spares >= 1400, "read buffers kept as spares: {spares}");
+    // 500 fit the default receive buffer (212,992 bytes at ~257 each).
+    for _ in 0..500 {
+        p.b.udp_send_to(ub, sa(A_IP, 9000), &[1u8]).unwrap();
+        p.step();
+    }
+    assert_eq!(p.run_until(10_000, |p| p.a.udp_recv_queued(ua) == Ok(500)), Stop::Done);
+    assert_eq!(p.a.memory_usage().udp_spares, spares, "no tiny datagram took a 1.4 KB spare");
+}
+
+#[test]
+fn recycled_connections_keep_no_grown_storage() {
+    // With maxtcptw = 0 a connection leaving TIME-WAIT is freed at once,
+    // without the close path's release: its box must still come back
+    // scrubbed (received frames released, a grown ring or queue freed),
+    // not holding a 200 KiB upload's receive storage for the next one.
+    let mut ca = stack_config(A_IP, 1);
+    ca.tcp.max_time_wait = 0;
+    let mut p = Pair::with_configs(SimConfig::default(), 61, ca, stack_config(B_IP, 2), 8192);
+    let (s, c) = p.establish(80);
+    let data = pattern(11, 200 * 1024);
+    let mut src = Source::new(11, data.len());
+    let mut sink = Sink::default();
+    let stop = p.run_until(1_000_000, |p| {
+        src.pump(|d| p.b.tcp_write(c, d).unwrap_or(0));
+        read_into(&mut p.a, s, &mut sink);
+        sink.received == data.len()
+    });
+    assert_eq!(stop, Stop::Done);
+    let now = p.now;
+    p.a.tcp_close(s, now).unwrap(); // the server closes first: TIME-WAIT on a
+    let stop = p.run_until(100_000, |p| {
+        if p.b.tcp_read(c, &mut [0u8; 64]) == Ok(0) {
+            let now = p.now;
+            let _ = p.b.tcp_close(c, now);
+        }
+        p.a.tcp_connections() == 0 && p.b.tcp_connections() == 0
+    });
+    assert_eq!(stop, Stop::Done);
+    let kept = p.a.memory_usage().tcp_conn_spares;
+    assert!(kept > 0, "the freed connection's box is kept");
+    assert!(kept <= 16 * 1024, "a spare connection holds {kept} bytes");
+    assert_eq!(p.a.rx_pinned(), 0, "no received frame pinned by a spare");
+}

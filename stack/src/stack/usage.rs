@@ -23,6 +23,12 @@ pub struct MemoryUsage {
     /// Bytes of completed frames' header buffers kept for the next frames
     /// (at most 16,384 buffers of 98 bytes).
     pub tx_header_pool: usize,
+    /// Bytes of freed TCP connections kept for new ones (at most 256 boxes,
+    /// each with at most a 4 KiB ring and 64-entry queue storage).
+    pub tcp_conn_spares: usize,
+    /// Bytes of emptied UDP datagram buffers kept for new arrivals (at most
+    /// 16 KiB per socket).
+    pub udp_spares: usize,
 }
 
 impl<M: PageMemory> Stack<M> {
@@ -38,6 +44,8 @@ impl<M: PageMemory> Stack<M> {
             tcp_send_queued,
             tx_backlog: self.backlog.len(),
             tx_header_pool: self.hdr_pool.iter().map(Vec::capacity).sum(),
+            tcp_conn_spares: self.tcp.spare_conn_bytes(),
+            udp_spares: self.udp.spare_bytes(),
         }
     }
 }

@@ -201,6 +201,26 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 pub(super) const PAWS_WINDOW: i32 = 1;
 
 impl Conn {
+    /// Readies a freed connection's box for reuse: received frames released
+    /// now (their receive-budget charges with them), a grown ring or queue
+    /// storage freed ([`SendQueue::shrink_storage`],
+    /// [`RecvQueue::shrink_storage`]). False, and nothing kept, while the
+    /// send queue still holds bytes (the box is dropped, as before).
+    pub(crate) fn scrub_for_reuse(&mut self) -> bool {
+        if !self.sendq.is_empty() {
+            return false;
+        }
+        self.rcvq.clear();
+        self.sendq.shrink_storage();
+        self.rcvq.shrink_storage();
+        true
+    }
+
+    /// Bytes of queue storage this connection holds (for spares' accounting).
+    pub(crate) fn storage_bytes(&self) -> usize {
+        self.sendq.storage_bytes() + self.rcvq.storage_bytes()
+    }
+
     /// Takes over `old`'s queue storage where it is empty (a freed
     /// connection's, for this new one): no allocation for the first segments.
     pub(crate) fn adopt_storage(&mut self, old: &mut Conn) {

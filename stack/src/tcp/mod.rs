@@ -352,6 +352,11 @@ impl TcpEngine {
         std::mem::take(&mut self.pressure_limited)
     }
 
+    /// Bytes of queue storage kept in freed connections' boxes for reuse.
+    pub fn spare_conn_bytes(&self) -> usize {
+        self.conn_spares.iter().map(|c| std::mem::size_of::<Conn>() + c.storage_bytes()).sum()
+    }
+
     /// Pages held by all send queues together.
     pub fn send_pages_held(&self) -> usize {
         self.pressure.held_total()

@@ -93,6 +93,19 @@ pub enum Inserted {
 }
 
 impl RecvQueue {
+    /// Frees chunk storage grown past 64 chunks (the ring's own bound is
+    /// [`RING_KEEP`], applied by [`RecvQueue::clear`]).
+    pub(crate) fn shrink_storage(&mut self) {
+        if self.chunks.capacity() > 64 {
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Bytes of ring and chunk storage held.
+    pub(crate) fn storage_bytes(&self) -> usize {
+        self.ready.capacity() + self.chunks.capacity() * std::mem::size_of::<RxChunk>()
+    }
+
     /// Takes `old`'s storage where it holds nothing (and this queue is
     /// new): a recycled connection's first segments allocate nothing.
     pub(crate) fn adopt_storage(&mut self, old: &mut RecvQueue) {

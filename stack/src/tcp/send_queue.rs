@@ -75,6 +75,19 @@ pub struct SendQueue {
 }
 
 impl SendQueue {
+    /// Frees the chunk storage when it grew past 64 chunks (a bulk
+    /// connection's), so a recycled box keeps only a small one.
+    pub(crate) fn shrink_storage(&mut self) {
+        if self.chunks.capacity() > 64 {
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Bytes of chunk storage held.
+    pub(crate) fn storage_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+    }
+
     /// Takes `old`'s chunk storage when it holds nothing (and this queue is
     /// new): a recycled connection's first writes allocate nothing.
     pub(crate) fn adopt_storage(&mut self, old: &mut SendQueue) {

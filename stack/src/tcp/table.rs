@@ -68,9 +68,9 @@ impl TcpEngine {
     }
 
     pub(super) fn free_slot(&mut self, idx: u32) {
-        if let Some(Sock::Conn(c)) = self.slots[idx as usize].sock.take() {
+        if let Some(Sock::Conn(mut c)) = self.slots[idx as usize].sock.take() {
             self.unmap((c.local, c.remote), idx);
-            if self.conn_spares.len() < CONN_SPARES {
+            if self.conn_spares.len() < CONN_SPARES && c.scrub_for_reuse() {
                 self.conn_spares.push(c);
             }
         }
