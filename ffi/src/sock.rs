@@ -345,8 +345,15 @@ pub unsafe extern "C" fn ff_getsockname(s: c_int, name: *mut c_void, namelen: *m
     })
 }
 
-/// Reads into the buffers (`peek`: `MSG_PEEK`); UDP returns one datagram.
-fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Res<(usize, Option<SocketAddrV4>)> {
+/// Reads into the buffers (`peek`: `MSG_PEEK`): the bytes placed, the
+/// whole datagram's length (UDP, which returns one datagram and discards
+/// what does not fit: `MSG_TRUNC`; TCP: the bytes placed) and the sender.
+fn read_into(
+    lib: &mut Lib,
+    fd: c_int,
+    bufs: &mut [&mut [u8]],
+    peek: bool,
+) -> Res<(usize, usize, Option<SocketAddrV4>)> {
     match lib.file(fd)?.kind {
         Kind::Tcp { st: TcpSt::Conn(h), .. } => {
             let st = lib.stack();
@@ -364,7 +371,7 @@ fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Re
                 n
             };
             let n = n.map_err(errno::tcp)?;
-            Ok((n, None))
+            Ok((n, n, None))
         }
         Kind::Tcp { .. } => Err(libc::ENOTCONN),
         Kind::Udp { h: Some(h), .. } => {
@@ -372,8 +379,8 @@ fn read_into(lib: &mut Lib, fd: c_int, bufs: &mut [&mut [u8]], peek: bool) -> Re
             // call); MSG_PEEK leaves the datagram queued.
             let st = lib.stack();
             let r = if peek { st.udp_peek_vectored(h, bufs) } else { st.udp_recv_vectored(h, bufs) };
-            let (n, from) = r.map_err(errno::udp)?;
-            Ok((n, Some(from)))
+            let d = r.map_err(errno::udp)?;
+            Ok((d.placed, d.len, Some(d.from)))
         }
         Kind::Udp { h: None, .. } => Err(libc::EAGAIN),
         _ => Err(libc::EINVAL),
@@ -512,13 +519,14 @@ pub unsafe extern "C" fn ff_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
         with_lib(|lib| {
             // SAFETY: caller contract.
             let mut v = unsafe { iovs(iov, iovcnt) }?;
-            read_into(lib, fd, &mut v, false).map(|(n, _)| n as isize)
+            read_into(lib, fd, &mut v, false).map(|(n, _, _)| n as isize)
         })
     })
 }
 
 /// `ssize_t ff_recv(int s, void *buf, size_t len, int flags)` (`MSG_PEEK`,
-/// `MSG_DONTWAIT` honoured; others ignored).
+/// `MSG_DONTWAIT` honoured, and on UDP `MSG_TRUNC`: the datagram's whole
+/// length is returned, as Linux does; others ignored).
 ///
 /// # Safety
 /// `buf` points to `len` writable bytes.
@@ -546,17 +554,19 @@ pub unsafe extern "C" fn ff_recvfrom(
         with_lib(|lib| {
             // SAFETY: caller contract.
             let mut v = [unsafe { buf_mut(b, len) }?];
-            let (n, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
+            let (n, whole, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
             if let Some(p) = peer {
                 // SAFETY: caller contract.
                 unsafe { write_addr(p, from, fromlen) }?;
             }
-            Ok(n as isize)
+            Ok(if flags & libc::MSG_TRUNC != 0 && peer.is_some() { whole } else { n } as isize)
         })
     })
 }
 
-/// `ssize_t ff_recvmsg(int s, struct msghdr *msg, int flags)` (no control data).
+/// `ssize_t ff_recvmsg(int s, struct msghdr *msg, int flags)` (no control
+/// data; `msg_flags` has `MSG_TRUNC` when a datagram did not fit, and the
+/// `MSG_TRUNC` flag returns its whole length, as Linux's UDP does).
 ///
 /// # Safety
 /// `msg` is a valid msghdr with valid buffers.
@@ -571,7 +581,7 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
             let m = unsafe { &mut *msg };
             // SAFETY: caller contract.
             let mut v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
-            let (n, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
+            let (n, whole, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
             if let Some(p) = peer {
                 if !m.msg_name.is_null() {
                     // SAFETY: msg_name holds msg_namelen bytes.
@@ -581,8 +591,8 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
                 m.msg_namelen = 0;
             }
             m.msg_controllen = 0;
-            m.msg_flags = 0;
-            Ok(n as isize)
+            m.msg_flags = if whole > n { libc::MSG_TRUNC } else { 0 };
+            Ok(if flags & libc::MSG_TRUNC != 0 && peer.is_some() { whole } else { n } as isize)
         })
     })
 }

@@ -64,6 +64,7 @@ extern "C" {
     fn ff_read(fd: c_int, b: *mut c_void, n: usize) -> isize;
     fn ff_write(fd: c_int, b: *const c_void, n: usize) -> isize;
     fn ff_recv(fd: c_int, b: *mut c_void, n: usize, flags: c_int) -> isize;
+    fn ff_recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize;
     fn ff_recvfrom(
         fd: c_int,
         b: *mut c_void,
@@ -488,8 +489,25 @@ fn inner(conf: &str, iface: &str) {
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_read(u, buf.as_mut_ptr().cast(), 16) }, 3);
     assert_eq!(&buf[..3], b"two");
+    // MSG_TRUNC: "peek to size, then read" sees the whole length; a read
+    // into less room reports the truncation in msg_flags.
+    ku.send_to(b"0123456789", format!("{OURS}:7001")).unwrap();
+    assert_eq!(ep_wait(ep_u, EVENT_MS).len(), 1);
+    // SAFETY: plain values, or pointers valid for the lengths given.
+    let n = unsafe { ff_recv(u, buf.as_mut_ptr().cast(), 4, libc::MSG_PEEK | libc::MSG_TRUNC) };
+    assert_eq!(n, 10, "MSG_TRUNC returns the datagram's whole length");
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 4 };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    // SAFETY: mh points at one valid iovec of 4 writable bytes.
+    assert_eq!(unsafe { ff_recvmsg(u, &mut mh, 0) }, 4);
+    assert_eq!(&buf[..4], b"0123");
+    assert_eq!(mh.msg_flags & libc::MSG_TRUNC, libc::MSG_TRUNC, "the rest was discarded, and said so");
+    assert!(ep_wait(ep_ul, 0).is_empty(), "the truncated datagram was taken");
     assert!(ep_wait(ep_ul, 0).is_empty());
-    ok("UDP EPOLLET and EV_CLEAR one event per datagram; MSG_PEEK leaves the datagram");
+    ok("UDP EPOLLET and EV_CLEAR one event per datagram; MSG_PEEK leaves the datagram; MSG_TRUNC");
 
     // --- dup'd descriptors keep epoll registrations until the last close ---
     // SAFETY: plain values, or pointers valid for the lengths given.

@@ -480,22 +480,23 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Copies the next datagram over `bufs` and leaves it queued
-    /// (`MSG_PEEK`): the bytes placed and the sender.
+    /// (`MSG_PEEK`): the bytes placed, its whole length and its sender.
     pub fn udp_peek_vectored(
         &mut self,
         h: UdpHandle,
         bufs: &mut [&mut [u8]],
-    ) -> Result<(usize, SocketAddrV4), UdpError> {
+    ) -> Result<crate::udp::Datagram, UdpError> {
         self.udp.peek_vectored(h, bufs)
     }
 
     /// Receives one datagram scattered over `bufs` (`recvmsg` with an
-    /// iovec): the bytes placed and the sender.
+    /// iovec): the bytes placed (the rest is discarded), its whole length
+    /// and its sender.
     pub fn udp_recv_vectored(
         &mut self,
         h: UdpHandle,
         bufs: &mut [&mut [u8]],
-    ) -> Result<(usize, SocketAddrV4), UdpError> {
+    ) -> Result<crate::udp::Datagram, UdpError> {
         self.udp.recv_vectored(h, bufs)
     }
 

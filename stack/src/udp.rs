@@ -59,6 +59,19 @@ pub(crate) enum DeliverError {
     RecvBufferFull,
 }
 
+/// A datagram read or peeked: bytes placed in the caller's buffers, its
+/// whole length (more than `placed` when it did not fit: the rest was
+/// discarded by a read, `MSG_TRUNC`), and its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// Bytes copied into the buffers.
+    pub placed: usize,
+    /// The datagram's payload length, bytes.
+    pub len: usize,
+    /// Its sender.
+    pub from: SocketAddrV4,
+}
+
 /// Handle to a UDP socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UdpHandle {
@@ -209,27 +222,29 @@ impl UdpEngine {
     /// Takes the oldest queued datagram into `buf` (the part that fits;
     /// the rest of it is discarded, as a socket's `recvfrom` does).
     pub fn recv_from(&mut self, h: UdpHandle, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), UdpError> {
-        self.recv_vectored(h, &mut [buf])
+        self.recv_vectored(h, &mut [buf]).map(|d| (d.placed, d.from))
     }
 
     /// Takes the oldest queued datagram, scattered over `bufs` in order
-    /// (`recvmsg`/`readv`); returns the bytes placed (what fits) and the
-    /// sender. Its buffer is kept for the next arrival.
-    pub fn recv_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<(usize, SocketAddrV4), UdpError> {
+    /// (`recvmsg`/`readv`): what fits is placed, the rest discarded (its
+    /// whole length says so, for `MSG_TRUNC`). Its buffer is kept for the
+    /// next arrival.
+    pub fn recv_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<Datagram, UdpError> {
         let s = self.sock(h)?;
         let (from, d) = s.rxq.pop_front().ok_or(UdpError::WouldBlock)?;
         s.rx_charged -= d.capacity() + DATAGRAM_OVERHEAD;
-        let off = scatter(&d, bufs);
+        let placed = scatter(&d, bufs);
+        let len = d.len();
         s.spare.give(d);
-        Ok((off, from))
+        Ok(Datagram { placed, len, from })
     }
 
     /// Copies the oldest queued datagram over `bufs` without taking it
-    /// (`MSG_PEEK`); returns the bytes placed and the sender.
-    pub fn peek_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<(usize, SocketAddrV4), UdpError> {
+    /// (`MSG_PEEK`; with its whole length, "peek to size, then read").
+    pub fn peek_vectored(&mut self, h: UdpHandle, bufs: &mut [&mut [u8]]) -> Result<Datagram, UdpError> {
         let s = self.sock(h)?;
         let (from, d) = s.rxq.front().ok_or(UdpError::WouldBlock)?;
-        Ok((scatter(d, bufs), *from))
+        Ok(Datagram { placed: scatter(d, bufs), len: d.len(), from: *from })
     }
 
     /// Builds a datagram from `h`'s port to `to`.

@@ -595,8 +595,9 @@ fn udp_exchanges_allocate_only_each_sent_datagrams_frame() {
             now += Duration::from_micros(5);
             a.poll(now, &mut da);
             b.poll(now, &mut db);
-            if let Ok((n, from)) = a.udp_recv_vectored(ua, &mut [&mut head, &mut tail]) {
-                assert_eq!((n, from), (64, SocketAddrV4::new(B, 5353)));
+            if let Ok(d) = a.udp_recv_vectored(ua, &mut [&mut head, &mut tail]) {
+                let from = d.from;
+                assert_eq!((d.placed, d.len, from), (64, 64, SocketAddrV4::new(B, 5353)));
                 a.udp_send_to(ua, from, &[b'r'; 1200]).unwrap();
             }
             if let Ok((n, _)) = b.udp_recv_from(ub, &mut tail) {

@@ -312,12 +312,17 @@ fn udp_vectored_sends_and_reads_and_peek_keep_datagrams_whole() {
     assert_eq!(p.run_until(1000, |p| p.a.udp_recv_queued(ua) == Ok(2)), Stop::Done);
     // Peek leaves the datagram queued, scattered over two buffers.
     let (mut x, mut y) = ([0u8; 100], [0u8; 400]);
-    assert_eq!(p.a.udp_peek_vectored(ua, &mut [&mut x, &mut y]), Ok((300, sa(B_IP, 9001))));
+    let d = p.a.udp_peek_vectored(ua, &mut [&mut x, &mut y]).unwrap();
+    assert_eq!((d.placed, d.len, d.from), (300, 300, sa(B_IP, 9001)));
     assert_eq!((&x[..], &y[..200]), (&msg[..100], &msg[100..]));
     assert_eq!(p.a.udp_recv_queued(ua), Ok(2));
     // A read too short takes the datagram and discards its tail.
     let (mut s1, mut s2) = ([0u8; 50], [0u8; 50]);
-    assert_eq!(p.a.udp_recv_vectored(ua, &mut [&mut s1, &mut s2]), Ok((100, sa(B_IP, 9001))));
+    // A peek into too little room still reports the whole length.
+    let d = p.a.udp_peek_vectored(ua, &mut [&mut s1]).unwrap();
+    assert_eq!((d.placed, d.len), (50, 300));
+    let d = p.a.udp_recv_vectored(ua, &mut [&mut s1, &mut s2]).unwrap();
+    assert_eq!((d.placed, d.len, d.from), (100, 300, sa(B_IP, 9001)));
     assert_eq!([&s1[..], &s2[..]].concat(), msg[..100]);
     let mut z = [0u8; 64];
     assert_eq!(p.a.udp_recv_from(ua, &mut z), Ok((10, sa(B_IP, 9001))));
