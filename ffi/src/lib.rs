@@ -22,6 +22,7 @@ mod knotes;
 mod log;
 mod slot;
 mod sock;
+mod sockopt;
 pub mod state;
 mod stubs;
 mod watch;

@@ -243,7 +243,6 @@ impl TcpEngine {
         let mut list = buf.take_filled(mem);
         c.write_slices(list.drain(..));
         // The emptied list serves the next multi-page buffer.
-        list.clear();
         self.recycle_payload(list);
         self.account_pages(h.idx);
         self.mark(h.idx);
