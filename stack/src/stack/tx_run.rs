@@ -12,16 +12,19 @@ impl<M: PageMemory> Stack<M> {
     /// where a run of segments of one connection shares the writing of its
     /// headers.
     ///
-    /// `tx_hdr` holds the headers of the last segment the fast path wrote
-    /// (`run`: when that is the one just before in the list). A segment
-    /// that [`SegOut::follows`] it (the next of the same output pass: same
-    /// addresses, ACK, window and timestamps) differs only in sequence
-    /// number, flags, lengths and checksums: those are patched
-    /// ([`SegOut::write_fast_follow`], [`Interface::rewrite_len`]) instead
-    /// of writing everything and resolving the next hop's MAC again (the
-    /// same destination at the same `now`), giving the same bytes
-    /// (checked in debug builds). A burst (`tso_segsz` set) goes to the
-    /// device whole when it does TSO, else is cut here.
+    /// `tx_hdr` holds the headers the fast path wrote whole for the first
+    /// segment of the current run (`run`: the segments since, up to the
+    /// one just before in the list, each followed the one before it). A
+    /// segment that [`SegOut::follows`] the one before it (the next of the
+    /// same output pass: same addresses, ACK, window and timestamps)
+    /// differs from the run's first only in sequence number, flags,
+    /// lengths and checksums: those are patched into its own copy of
+    /// `tx_hdr` ([`SegOut::write_fast_follow`], [`Interface::rewrite_len`],
+    /// `patched_frame`) instead of writing everything and resolving the
+    /// next hop's MAC again (the same destination at the same `now`),
+    /// giving the same bytes (checked in debug builds). A burst
+    /// (`tso_segsz` set) goes to the device whole when it does TSO, else is
+    /// cut here.
     #[inline(never)]
     pub(super) fn flush_segs_runs<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps) {
         let cut = tso_limit(caps) == 0;
@@ -43,9 +46,10 @@ impl<M: PageMemory> Stack<M> {
         self.segs.clear();
     }
 
-    /// Builds and hands over the frame of `segs[i]` (patching the headers
-    /// in `tx_hdr` when it `follows` the segment written there); returns
-    /// whether `tx_hdr` now holds its headers (the next may follow it).
+    /// Builds and hands over the frame of `segs[i]` (a patched copy of
+    /// `tx_hdr` when it `follows` the segment before it, else headers
+    /// written whole into `tx_hdr` and copied); returns whether `tx_hdr`
+    /// now holds its run's headers (the next may follow it).
     #[inline(always)]
     fn flush_seg<D: Device + ?Sized>(
         &mut self,
@@ -59,33 +63,41 @@ impl<M: PageMemory> Stack<M> {
         self.stats.tcp_rst_sent += u64::from(seg.rst);
         let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(super::HDR_BUF));
         if seg.fast_layout() {
-            let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
-            let tcp = tcp.try_into().expect("a whole TCP header");
-            let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
-            let hlen = if follows {
+            if follows {
                 debug_assert_eq!(
                     resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now).map(|m| m.0),
-                    Some([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]),
+                    Some([
+                        self.tx_hdr[0],
+                        self.tx_hdr[1],
+                        self.tx_hdr[2],
+                        self.tx_hdr[3],
+                        self.tx_hdr[4],
+                        self.tx_hdr[5]
+                    ]),
                     "a follower's next hop"
                 );
-                let (hlen, l4_len) = seg.write_fast_follow(tcp, &self.mem, caps.tx_checksum_offload);
-                self.iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                #[cfg(debug_assertions)]
-                {
-                    let mut whole = [0u8; HEADROOM];
-                    let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
-                    self.iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                    debug_assert_eq!(&whole, eth_ip, "a follower's patched IP header");
-                }
-                Some(hlen)
-            } else if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
+                let (iface, mem) = (&self.iface, &self.mem);
+                let frame = patched_frame(buf, &self.tx_hdr, seg, |seg, eth_ip, tcp| {
+                    let (hlen, l4_len) = seg.write_fast_follow(tcp, mem, caps.tx_checksum_offload);
+                    iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                    #[cfg(debug_assertions)]
+                    {
+                        let mut whole = [0u8; HEADROOM];
+                        let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
+                        iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                        debug_assert_eq!(&whole, eth_ip, "a follower's patched IP header");
+                    }
+                    hlen
+                });
+                transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
+                return true;
+            }
+            if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
+                let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
+                let tcp = tcp.try_into().expect("a whole TCP header");
+                let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
                 let (hlen, l4_len) = seg.write_fast(tcp, &self.mem, caps.tx_checksum_offload);
                 self.iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                Some(hlen)
-            } else {
-                None
-            };
-            if let Some(hlen) = hlen {
                 let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
                 transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
                 return true;
@@ -97,8 +109,8 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// Hands over the frame of the burst piece now in `segs[i]` (its
-    /// sequence number, flags and payload set) whose headers are those in
-    /// `tx_hdr` (the burst's previous frame's) patched by `p`, with
+    /// sequence number, flags and payload set) whose headers are a copy of
+    /// `tx_hdr` (its run's first frame's) patched by `p`, with
     /// checksum offload: the bytes [`Stack::flush_seg`] writes (checked in
     /// debug builds), at a fraction of the work. A piece always continues
     /// the run (its header is the next one's).
@@ -114,22 +126,24 @@ impl<M: PageMemory> Stack<M> {
     ) {
         let seg = &mut self.segs[i];
         let buf = self.hdr_pool.pop().unwrap_or_else(|| Vec::with_capacity(super::HDR_BUF));
-        let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
-        let tcp: &mut [u8; crate::tcp::hdr_fast::WITH_TS] = tcp.try_into().expect("a whole TCP header");
-        let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
-        let (hlen, l4_len) = p.write(&mut *tcp, seg.seq.0, payload_len, last);
-        self.iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+        let iface = &self.iface;
         #[cfg(debug_assertions)]
-        {
-            let mut whole = [0u8; crate::tcp::hdr_fast::WITH_TS];
-            assert_eq!(seg.write_fast(&mut whole, &self.mem, true), (hlen, l4_len), "a piece's lengths");
-            debug_assert_eq!(whole[..hlen], tcp[..hlen], "a piece's patched TCP header");
-            let mut ip = [0u8; HEADROOM];
-            let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
-            self.iface.write_headers(&mut ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-            debug_assert_eq!(&ip, eth_ip, "a piece's patched IP header");
-        }
-        let frame = fast_frame(buf, &self.tx_hdr, hlen, seg);
+        let mem = &self.mem;
+        let frame = patched_frame(buf, &self.tx_hdr, seg, |seg, eth_ip, tcp| {
+            let (hlen, l4_len) = p.write(&mut *tcp, seg.seq.0, payload_len, last);
+            iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+            #[cfg(debug_assertions)]
+            {
+                let mut whole = [0u8; crate::tcp::hdr_fast::WITH_TS];
+                assert_eq!(seg.write_fast(&mut whole, mem, true), (hlen, l4_len), "a piece's lengths");
+                debug_assert_eq!(whole[..hlen], tcp[..hlen], "a piece's patched TCP header");
+                let mut ip = [0u8; HEADROOM];
+                let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
+                iface.write_headers(&mut ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                debug_assert_eq!(&ip, eth_ip, "a piece's patched IP header");
+            }
+            hlen
+        });
         transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
     }
 
