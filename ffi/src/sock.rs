@@ -359,10 +359,7 @@ fn read_into(
         Kind::Tcp { st: TcpSt::Conn(h), .. } => {
             let st = lib.stack();
             let n = if peek {
-                match bufs.iter_mut().find(|b| !b.is_empty()) {
-                    Some(b) => st.tcp_peek(h, b),
-                    None => Ok(0),
-                }
+                st.tcp_peek_vectored(h, bufs)
             } else {
                 let n = st.tcp_readv(h, bufs);
                 // Drained: a read filter skips this file until the engine

@@ -597,6 +597,8 @@ fn inner(conf: &str, iface: &str) {
     zc_stale_handles(c1, &mut k1);
     // --- lengths no C object can have ---
     huge_lengths(c1, &mut k1);
+    // --- MSG_PEEK on TCP fills every iovec, as Linux's recvmsg ---
+    tcp_peek_iovecs(c1, &mut k1);
     // --- ff_epoll_create ignores size (F-Stack's own examples pass 0) ---
     for size in [0, -1, c_int::MIN, 1, c_int::MAX] {
         // SAFETY: plain values.
@@ -661,6 +663,32 @@ fn inner(conf: &str, iface: &str) {
     assert_eq!(DISPATCHED.load(Ordering::Relaxed), before, "unregistered");
     ok("packet dispatcher pass drop other-queue send-back");
     println!("BOUNDARY done");
+}
+
+/// `ff_recvmsg(MSG_PEEK)` on a TCP socket places the queued bytes across
+/// all of its iovecs (it filled only the first: a peek of 5+8 bytes
+/// returned 5) and leaves them queued for the next read.
+fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
+    k.write_all(b"peek-me-whole").unwrap();
+    let (mut a, mut b) = ([0u8; 5], [0u8; 8]);
+    let mut n = -1;
+    drive_until("a 13-byte peek", || {
+        let mut iov = [
+            libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() },
+            libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() },
+        ];
+        // SAFETY: an all-zero msghdr is valid; the fields set point at live buffers.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_iov = iov.as_mut_ptr();
+        mh.msg_iovlen = 2;
+        // SAFETY: mh and its iovecs are valid for the call.
+        n = unsafe { ff_recvmsg(c, &mut mh, libc::MSG_PEEK) };
+        assert!(n != -1 || errno() == libc::EAGAIN, "errno {}", errno());
+        n == 13
+    });
+    assert_eq!((&a, &b), (b"peek-", b"me-whole"));
+    assert_eq!(read_all(c, 13), b"peek-me-whole", "the peek left the bytes queued");
+    ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes");
 }
 
 /// What the kernel peer `k` receives within `ms` (it is non-blocking).

@@ -261,6 +261,13 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.peek(h, buf)
     }
 
+    /// [`Stack::tcp_peek`] into several buffers in order, each filled
+    /// before the next (`MSG_PEEK` with an iovec); `Ok(0)` is end of stream
+    /// (or no room in any buffer).
+    pub fn tcp_peek_vectored(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
+        self.tcp.peek_vectored(h, bufs)
+    }
+
     /// Bytes readable now (`ioctl(FIONREAD)` / `SIOCINQ`).
     pub fn tcp_recv_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
         self.tcp.recv_queued(h)

@@ -124,6 +124,33 @@ fn peek_leaves_data_and_fionread_counts_it() {
     assert_eq!(st.tcp_read(h, &mut big), Ok(0));
 }
 
+/// A vectored peek fills its buffers in order (an empty one skipped) from
+/// data spread over several received segments, consuming nothing.
+#[test]
+fn peek_vectored_fills_every_buffer_in_order() {
+    let (mut st, mut dev, h, snd) = established();
+    let mut x = [0u8; 4];
+    assert_eq!(st.tcp_peek_vectored(h, &mut [&mut x[..]]), Err(TcpError::WouldBlock));
+    for (i, part) in [&b"hello "[..], b"vectored ", b"world"].iter().enumerate() {
+        let mut d = seg(1001 + [0, 6, 15][i], Some(snd), TcpControl::Psh);
+        d.payload = part;
+        exchange(&mut st, &mut dev, Instant::from_millis(2 + i as u64), vec![tcp_frame(d)]);
+    }
+    assert_eq!(st.tcp_recv_queued(h), Ok(20));
+    let (mut a, mut b, mut c) = ([0u8; 3], [0u8; 10], [0u8; 64]);
+    let n = st.tcp_peek_vectored(h, &mut [&mut a[..], &mut [][..], &mut b[..], &mut c[..]]);
+    assert_eq!(n, Ok(20));
+    assert_eq!((&a[..], &b[..], &c[..7]), (&b"hel"[..], &b"lo vectore"[..], &b"d world"[..]));
+    // Less room than data: the buffers are filled, the rest stays.
+    let (mut a, mut b) = ([0u8; 2], [0u8; 2]);
+    assert_eq!(st.tcp_peek_vectored(h, &mut [&mut a[..], &mut b[..]]), Ok(4));
+    assert_eq!((&a, &b), (b"he", b"ll"));
+    assert_eq!(st.tcp_peek_vectored(h, &mut [&mut [][..]]), Ok(0), "no room");
+    let mut all = [0u8; 32];
+    assert_eq!(st.tcp_read(h, &mut all), Ok(20), "a peek consumes nothing");
+    assert_eq!(&all[..20], b"hello vectored world");
+}
+
 #[test]
 fn shut_rd_discards_queued_and_later_data_acknowledging_it() {
     let (mut st, mut dev, h, snd) = established();

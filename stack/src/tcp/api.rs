@@ -70,6 +70,20 @@ impl TcpEngine {
         }
     }
 
+    /// [`TcpEngine::peek`] into several buffers in order, each filled
+    /// before the next (`recvmsg`/`readv`-style `MSG_PEEK`); the count,
+    /// bytes. Buffers all empty: `Ok(0)`.
+    pub fn peek_vectored(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        match c.peek_vectored(bufs) {
+            0 => Self::nothing_to_read(c).map(|()| 0),
+            n => Ok(n),
+        }
+    }
+
     /// Why a read found no data: `Ok` for end of stream, else the pending
     /// error (reported once), `NotConnected`, or `WouldBlock`.
     pub(super) fn nothing_to_read(c: &mut Conn) -> Result<(), TcpError> {

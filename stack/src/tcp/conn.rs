@@ -497,6 +497,11 @@ impl Conn {
         self.rcvq.peek(buf)
     }
 
+    /// [`Conn::peek`] into several buffers, each filled before the next.
+    pub fn peek_vectored(&self, bufs: &mut [&mut [u8]]) -> usize {
+        self.rcvq.peek_vectored(bufs)
+    }
+
     /// `shutdown(SHUT_RD)` (BSD semantics): what is queued is discarded now,
     /// and data arriving later is acknowledged (the window stays open) and
     /// discarded; reads return end of stream.

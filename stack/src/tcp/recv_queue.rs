@@ -451,23 +451,27 @@ impl RecvQueue {
     /// Copies up to `buf.len()` ready bytes out without consuming them
     /// (`MSG_PEEK`); returns the count.
     pub fn peek(&self, buf: &mut [u8]) -> usize {
-        let mut n = 0;
+        self.peek_vectored(&mut [buf])
+    }
+
+    /// Copies ready bytes into `bufs` in order, each filled before the
+    /// next, without consuming them (`MSG_PEEK` with several buffers, as
+    /// `recvmsg`'s iovec); returns the count, bytes.
+    pub fn peek_vectored(&self, bufs: &mut [&mut [u8]]) -> usize {
+        let mut out = Scatter { bufs, at: 0, off: 0, n: 0 };
         if !self.chunks.is_empty() {
             for c in &self.chunks {
-                let k = (c.len as usize).min(buf.len() - n);
-                buf[n..n + k].copy_from_slice(&c.buf.bytes()[c.off as usize..c.off as usize + k]);
-                n += k;
-                if n == buf.len() {
+                if !out.put(&c.buf.bytes()[c.off as usize..c.off as usize + c.len as usize]) {
                     break;
                 }
             }
-            return n;
+            return out.n;
         }
-        for (d, s) in buf.iter_mut().zip(self.ready.iter()) {
-            *d = *s;
-            n += 1;
+        let (a, b) = self.ready.as_slices();
+        if out.put(a) {
+            out.put(b);
         }
-        n
+        out.n
     }
 
     /// Drops every ready (in-order) byte, keeping the stream position
@@ -511,6 +515,35 @@ impl RecvQueue {
             self.ready = VecDeque::new();
         }
         self.zc_copy = None;
+    }
+}
+
+/// Bytes copied into a list of buffers in order (a peek's destination).
+struct Scatter<'a, 'b> {
+    bufs: &'a mut [&'b mut [u8]],
+    /// The buffer being filled, and the bytes already in it.
+    at: usize,
+    off: usize,
+    /// Bytes placed in all.
+    n: usize,
+}
+
+impl Scatter<'_, '_> {
+    /// Copies as much of `src` as the buffers hold; `false` once they are full.
+    fn put(&mut self, mut src: &[u8]) -> bool {
+        while !src.is_empty() {
+            let Some(dst) = self.bufs.get_mut(self.at) else { return false };
+            let k = src.len().min(dst.len() - self.off);
+            dst[self.off..self.off + k].copy_from_slice(&src[..k]);
+            src = &src[k..];
+            self.off += k;
+            self.n += k;
+            if self.off == dst.len() {
+                self.at += 1;
+                self.off = 0;
+            }
+        }
+        self.at < self.bufs.len()
     }
 }
 
