@@ -135,7 +135,8 @@ struct Case {
     name: String,
     unit: &'static str,
     better: &'static str,
-    target: f64,
+    /// The ratio's target; `None`: reported only.
+    target: Option<f64>,
     ours: f64,
     peer: f64,
 }
@@ -179,11 +180,13 @@ fn main() {
         ("bulk/csum-tso", Offload::ChecksumTso, 2.0),
     ] {
         if want(name) {
-            cases.push(run(name, "Gbit/s", "higher", target, &|| zc_bulk(bulk_bytes, o), &|| smol_bulk(bulk_bytes, o)));
+            cases.push(run(name, "Gbit/s", "higher", Some(target), &|| zc_bulk(bulk_bytes, o), &|| {
+                smol_bulk(bulk_bytes, o)
+            }));
         }
     }
     if want("rr64") {
-        cases.push(run("rr64", "kRR/s", "higher", 1.0, &|| zc_rr(rr_n, 0) / 1e3, &|| smol_rr(rr_n, 0) / 1e3));
+        cases.push(run("rr64", "kRR/s", "higher", Some(1.0), &|| zc_rr(rr_n, 0) / 1e3, &|| smol_rr(rr_n, 0) / 1e3));
     }
     for k in [10usize, 10_000, 100_000] {
         if !want("rr_cost") {
@@ -197,7 +200,11 @@ fn main() {
             rr_n
         };
         let n = n.max(50);
-        cases.push(run(&format!("rr_cost/{k}_conns"), "us/exchange", "lower", 0.5, &|| 1e6 / zc_rr(n, k), &|| {
+        // With many connections zcstack's exchange must cost at most half
+        // smoltcp's (whose poll scans them all); with 10 the figure is the
+        // base of the growth below (issue 3: flat from 10 to 100,000).
+        let target = if k >= 10_000 { Some(0.5) } else { None };
+        cases.push(run(&format!("rr_cost/{k}_conns"), "us/exchange", "lower", target, &|| 1e6 / zc_rr(n, k), &|| {
             1e6 / smol_rr(n.min(if k >= 100_000 { 20 } else { n }), k)
         }));
     }
@@ -205,18 +212,18 @@ fn main() {
     println!("\n{:<24} {:>14} {:>14} {:>8}  {:<12} target", "case", "zcstack", "smoltcp", "ratio", "unit");
     for c in &cases {
         let ratio = c.ours / c.peer;
-        let met = if c.better == "higher" { ratio >= c.target } else { ratio <= c.target };
-        println!(
-            "{:<24} {:>14.3} {:>14.3} {:>8.3}  {:<12} {} {} ({})",
-            c.name,
-            c.ours,
-            c.peer,
-            ratio,
-            c.unit,
-            if c.better == "higher" { ">=" } else { "<=" },
-            c.target,
-            if met { "met" } else { "NOT met" }
-        );
+        let verdict = match c.target {
+            None => "reported".to_string(),
+            Some(t) => {
+                let met = if c.better == "higher" { ratio >= t } else { ratio <= t };
+                format!(
+                    "{} {t} ({})",
+                    if c.better == "higher" { ">=" } else { "<=" },
+                    if met { "met" } else { "NOT met" }
+                )
+            }
+        };
+        println!("{:<24} {:>14.3} {:>14.3} {:>8.3}  {:<12} {verdict}", c.name, c.ours, c.peer, ratio, c.unit);
     }
     let zc = |k: &str| cases.iter().find(|c| c.name == k).map(|c| c.ours).unwrap_or(0.0);
     let sm = |k: &str| cases.iter().find(|c| c.name == k).map(|c| c.peer).unwrap_or(0.0);
@@ -234,7 +241,7 @@ fn main() {
             c.peer,
             c.ours / c.peer,
             c.better,
-            c.target,
+            c.target.map_or("null".to_string(), |t| t.to_string()),
             rounds,
             zcwire::page_size()
         );
