@@ -470,30 +470,68 @@ unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len.min(MAX_RW_COUNT)) })
 }
 
-/// The buffers of an iovec array (at most `IOV_MAX` = 1024 entries): a
-/// segment or a total above `SSIZE_MAX` is `EINVAL` (POSIX `readv`/`writev`);
-/// the total is then cut to [`MAX_RW_COUNT`] by shortening the last
-/// segments (as Linux's `import_iovec`).
+/// The (base, length) pairs of an iovec array (at most `IOV_MAX` = 1024
+/// entries; none when `n` is 0, whatever `iov` is, as Linux): a segment or
+/// a total above `SSIZE_MAX` is `EINVAL` (POSIX `readv`/`writev`); the
+/// total is then cut to [`MAX_RW_COUNT`] by shortening the last segments
+/// (as Linux's `import_iovec`).
 ///
 /// # Safety
-/// `iov` points to `n` iovecs, each valid for its length.
-unsafe fn iovs<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
+/// `iov` points to `n` iovecs.
+unsafe fn iov_parts(iov: *const iovec, n: c_int) -> Res<Vec<(*mut c_void, usize)>> {
     let n = usize::try_from(n).ok().filter(|&n| n <= 1024).ok_or(libc::EINVAL)?;
-    if n > 0 && iov.is_null() {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if iov.is_null() {
         return Err(libc::EFAULT);
     }
-    // SAFETY: caller contract: n iovecs.
+    // SAFETY: caller contract: n iovecs at a non-null address.
     let v = unsafe { std::slice::from_raw_parts(iov, n) };
     v.iter().try_fold(0usize, |t, e| t.checked_add(e.iov_len).filter(|&t| t <= SSIZE_MAX)).ok_or(libc::EINVAL)?;
     let mut left = MAX_RW_COUNT;
-    v.iter()
+    Ok(v.iter()
         .map(|e| {
             let len = e.iov_len.min(left);
             left -= len;
-            // SAFETY: caller contract; len is at most the segment's length.
-            unsafe { buf_mut(e.iov_base, len) }
+            (e.iov_base, len)
         })
-        .collect()
+        .collect())
+}
+
+/// The buffers of an iovec array to send from ([`iov_parts`]; a null
+/// segment with a length is `EFAULT`).
+///
+/// # Safety
+/// `iov` points to `n` iovecs, each readable for its length.
+unsafe fn iovs<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a [u8]>> {
+    // SAFETY: caller contract.
+    let parts = unsafe { iov_parts(iov, n) }?;
+    // SAFETY: caller contract; each length is at most its segment's.
+    parts.into_iter().map(|(p, len)| unsafe { buf(p, len) }).collect()
+}
+
+/// The buffers of an iovec array to read into ([`iov_parts`]; a null
+/// segment with a length is `EFAULT`). Segments that overlap are `EINVAL`:
+/// two writable views of the same bytes cannot be handed to the stack
+/// (Linux accepts them and leaves the overlap's contents unspecified).
+///
+/// # Safety
+/// `iov` points to `n` iovecs, each writable for its length.
+unsafe fn iovs_mut<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
+    // SAFETY: caller contract.
+    let parts = unsafe { iov_parts(iov, n) }?;
+    if parts.len() > 1 {
+        let mut spans: Vec<(usize, usize)> =
+            parts.iter().filter(|&&(_, len)| len > 0).map(|&(p, len)| (p as usize, p as usize + len)).collect();
+        spans.sort_unstable();
+        if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(libc::EINVAL);
+        }
+    }
+    // SAFETY: caller contract; each length is at most its segment's, and
+    // no two non-empty segments overlap.
+    parts.into_iter().map(|(p, len)| unsafe { buf_mut(p, len) }).collect()
 }
 
 /// `ssize_t ff_read(int d, void *buf, size_t nbytes)`: 0 at end of stream,
@@ -516,7 +554,7 @@ pub unsafe extern "C" fn ff_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
     entry("ff_readv", -1, || {
         with_lib(|lib| {
             // SAFETY: caller contract.
-            let mut v = unsafe { iovs(iov, iovcnt) }?;
+            let mut v = unsafe { iovs_mut(iov, iovcnt) }?;
             read_into(lib, fd, &mut v, false).map(|(n, _, _)| n as isize)
         })
     })
@@ -578,7 +616,7 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
             // SAFETY: caller contract.
             let m = unsafe { &mut *msg };
             // SAFETY: caller contract.
-            let mut v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
+            let mut v = unsafe { iovs_mut(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
             let (n, whole, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
             if let Some(p) = peer {
                 if !m.msg_name.is_null() {
@@ -627,7 +665,6 @@ pub unsafe extern "C" fn ff_writev(fd: c_int, iov: *const iovec, iovcnt: c_int) 
         with_lib(|lib| {
             // SAFETY: caller contract.
             let v = unsafe { iovs(iov, iovcnt) }?;
-            let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
             write_from(lib, fd, &v, None).map(|n| n as isize)
         })
     })
@@ -694,7 +731,6 @@ pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, flags: c_int) 
             }
             // SAFETY: caller contract.
             let v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
-            let v: Vec<&[u8]> = v.into_iter().map(|b| &*b).collect();
             let to = if m.msg_name.is_null() {
                 None
             } else {

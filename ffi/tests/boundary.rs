@@ -667,8 +667,31 @@ fn inner(conf: &str, iface: &str) {
 
 /// `ff_recvmsg(MSG_PEEK)` on a TCP socket places the queued bytes across
 /// all of its iovecs (it filled only the first: a peek of 5+8 bytes
-/// returned 5) and leaves them queued for the next read.
+/// returned 5) and leaves them queued for the next read; before, with
+/// nothing queued, zero-length reads are `EAGAIN` (they returned 0; a
+/// `msghdr` with no iovec and a null `msg_iov` panicked on a null slice),
+/// and overlapping read iovecs are `EINVAL`.
 fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
+    // Nothing queued on a live connection: a zero-length read is EAGAIN
+    // (Linux), not 0 (end of stream).
+    let mut one = [0u8; 1];
+    // SAFETY: a valid buffer; the length is 0.
+    assert_eq!(unsafe { ff_read(c, one.as_mut_ptr().cast(), 0) }, -1);
+    assert_eq!(errno(), libc::EAGAIN, "ff_read(len 0) on an idle connection");
+    // SAFETY: an all-zero msghdr (no iovecs) is valid.
+    let mut empty: libc::msghdr = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { ff_recvmsg(c, &mut empty, libc::MSG_PEEK) }, -1);
+    assert_eq!(errno(), libc::EAGAIN, "ff_recvmsg(no iovecs, MSG_PEEK) on an idle connection");
+    // Overlapping buffers to read into are refused (two writable views of
+    // the same bytes), nothing consumed.
+    let mut buf = [0u8; 16];
+    let p = buf.as_mut_ptr().cast::<c_void>();
+    // SAFETY: both point into buf; p + 4 is within it.
+    let over = [libc::iovec { iov_base: p, iov_len: 8 }, libc::iovec { iov_base: unsafe { p.add(4) }, iov_len: 8 }];
+    // SAFETY: the iovecs are valid.
+    assert_eq!(unsafe { ff_readv(c, over.as_ptr(), 2) }, -1);
+    assert_eq!(errno(), libc::EINVAL, "overlapping read iovecs");
     k.write_all(b"peek-me-whole").unwrap();
     let (mut a, mut b) = ([0u8; 5], [0u8; 8]);
     let mut n = -1;
@@ -688,7 +711,7 @@ fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
     });
     assert_eq!((&a, &b), (b"peek-", b"me-whole"));
     assert_eq!(read_all(c, 13), b"peek-me-whole", "the peek left the bytes queued");
-    ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes");
+    ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes; zero-length reads on an idle connection are EAGAIN");
 }
 
 /// What the kernel peer `k` receives within `ms` (it is non-blocking).

@@ -250,7 +250,8 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.accept(listener)
     }
 
-    /// Reads; `Ok(0)` is end of stream.
+    /// Reads; `Ok(0)` is end of stream, or data queued when `buf` is
+    /// empty (see [`TcpEngine::read`]).
     pub fn tcp_read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         self.tcp.read(h, buf)
     }
@@ -287,8 +288,13 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.read_zc(h)
     }
 
-    /// Reads into several buffers in order (`readv`); `Ok(0)` is end of stream.
+    /// Reads into several buffers in order (`readv`); `Ok(0)` is end of
+    /// stream (or, with no room in any buffer, data queued: as a
+    /// zero-length [`Stack::tcp_read`]).
     pub fn tcp_readv(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return self.tcp.read(h, &mut []);
+        }
         let mut total = 0;
         for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
             match self.tcp.read(h, b) {

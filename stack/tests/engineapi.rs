@@ -151,6 +151,35 @@ fn peek_vectored_fills_every_buffer_in_order() {
     assert_eq!(&all[..20], b"hello vectored world");
 }
 
+/// A read with no room answers as Linux's `tcp_recvmsg` does for a length
+/// of 0: would-block on a live, idle connection (it returned 0, which
+/// reads as end of stream), 0 with data queued or at end of stream, and a
+/// pending error once (it was left pending) — for read, readv and peek.
+#[test]
+fn zero_length_reads_are_not_end_of_stream() {
+    let (mut st, mut dev, h, snd) = established();
+    assert_eq!(st.tcp_read(h, &mut []), Err(TcpError::WouldBlock));
+    assert_eq!(st.tcp_peek(h, &mut []), Err(TcpError::WouldBlock));
+    assert_eq!(st.tcp_readv(h, &mut []), Err(TcpError::WouldBlock));
+    assert_eq!(st.tcp_readv(h, &mut [&mut [][..], &mut [][..]]), Err(TcpError::WouldBlock));
+    assert_eq!(st.tcp_peek_vectored(h, &mut []), Err(TcpError::WouldBlock));
+    let mut d = seg(1001, Some(snd), TcpControl::Psh);
+    d.payload = b"data";
+    exchange(&mut st, &mut dev, Instant::from_millis(2), vec![tcp_frame(d)]);
+    assert_eq!(st.tcp_read(h, &mut []), Ok(0));
+    assert_eq!(st.tcp_readv(h, &mut [&mut [][..]]), Ok(0));
+    assert_eq!(st.tcp_peek_vectored(h, &mut [&mut [][..]]), Ok(0));
+    assert_eq!(st.tcp_recv_queued(h), Ok(4), "nothing consumed");
+    assert_eq!(st.tcp_read(h, &mut [0u8; 8]), Ok(4));
+    exchange(&mut st, &mut dev, Instant::from_millis(3), vec![tcp_frame(seg(1005, Some(snd), TcpControl::Fin))]);
+    assert_eq!(st.tcp_read(h, &mut []), Ok(0), "end of stream");
+
+    let (mut st, mut dev, h, snd) = established();
+    exchange(&mut st, &mut dev, Instant::from_millis(2), vec![tcp_frame(seg(1001, Some(snd), TcpControl::Rst))]);
+    assert_eq!(st.tcp_read(h, &mut []), Err(TcpError::Reset), "the error, once");
+    assert_eq!(st.tcp_read(h, &mut []), Ok(0));
+}
+
 #[test]
 fn shut_rd_discards_queued_and_later_data_acknowledging_it() {
     let (mut st, mut dev, h, snd) = established();

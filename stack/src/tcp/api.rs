@@ -41,11 +41,13 @@ impl TcpEngine {
     /// Reads received bytes. `Ok(0)` means end of stream: the peer closed,
     /// the application shut the receive side (`SHUT_RD`), or the
     /// connection's error was already reported once (Linux: the first read
-    /// after a reset says `Reset`, later ones 0).
+    /// after a reset says `Reset`, later ones 0). An empty `buf` gives
+    /// `Ok(0)` only when data is queued or at end of stream; otherwise what
+    /// a read finding nothing gives (`WouldBlock`, or the pending error).
     pub fn read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         if buf.is_empty() {
-            return Ok(0);
+            return Self::zero_length_read(c);
         }
         let n = c.read(buf);
         if n > 0 {
@@ -62,7 +64,7 @@ impl TcpEngine {
     pub fn peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         if buf.is_empty() {
-            return Ok(0);
+            return Self::zero_length_read(c);
         }
         match c.peek(buf) {
             0 => Self::nothing_to_read(c).map(|()| 0),
@@ -72,16 +74,28 @@ impl TcpEngine {
 
     /// [`TcpEngine::peek`] into several buffers in order, each filled
     /// before the next (`recvmsg`/`readv`-style `MSG_PEEK`); the count,
-    /// bytes. Buffers all empty: `Ok(0)`.
+    /// bytes. No room in any buffer: as a zero-length [`TcpEngine::read`].
     pub fn peek_vectored(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
+            return Self::zero_length_read(c);
         }
         match c.peek_vectored(bufs) {
             0 => Self::nothing_to_read(c).map(|()| 0),
             n => Ok(n),
         }
+    }
+
+    /// A read with no room (Linux's `tcp_recvmsg` for a length of 0):
+    /// `Ok(0)` when data is queued or at end of stream, else what a read
+    /// that found nothing reports — the pending error (taken) or
+    /// `WouldBlock` — so a zero-length read on a live, idle connection does
+    /// not look like end of stream.
+    fn zero_length_read(c: &mut Conn) -> Result<usize, TcpError> {
+        if c.recv_len() > 0 {
+            return Ok(0);
+        }
+        Self::nothing_to_read(c).map(|()| 0)
     }
 
     /// Why a read found no data: `Ok` for end of stream, else the pending
