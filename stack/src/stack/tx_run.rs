@@ -34,27 +34,34 @@ impl<M: PageMemory> Stack<M> {
             // the segment it copied (checked in release builds too: one
             // compare; a list changed in between gets whole headers).
             let follows = run && usize::from(self.segs[i].follows) == i + 1;
+            // Whether the next segment may follow this one: only then is a
+            // run's first header kept in `tx_hdr` (else it is written
+            // straight into its frame's buffer).
+            let next = self.segs.get(i + 1).is_some_and(|n| usize::from(n.follows) == i + 2);
             if self.segs[i].tso_segsz == 0 {
-                run = self.flush_seg(i, follows, now, dev, caps);
+                run = self.flush_seg(i, follows, next, now, dev, caps);
             } else if cut {
-                run = self.flush_gso(i, follows, now, dev, caps);
+                run = self.flush_gso(i, follows, next, now, dev, caps);
             } else {
                 self.stats.tcp_tso_frames += 1;
-                run = self.flush_seg(i, follows, now, dev, caps);
+                run = self.flush_seg(i, follows, next, now, dev, caps);
             }
         }
         self.segs.clear();
     }
 
-    /// Builds and hands over the frame of `segs[i]` (a patched copy of
-    /// `tx_hdr` when it `follows` the segment before it, else headers
-    /// written whole into `tx_hdr` and copied); returns whether `tx_hdr`
-    /// now holds its run's headers (the next may follow it).
+    /// Builds and hands over the frame of `segs[i]`: a patched copy of
+    /// `tx_hdr` when it `follows` the segment before it; else, on the fast
+    /// path, headers written whole — into `tx_hdr` and copied when `keep`
+    /// (a segment after it may follow it), straight into the frame's buffer
+    /// when not. Returns whether `tx_hdr` now holds its run's headers (the
+    /// next may follow it).
     #[inline(always)]
     fn flush_seg<D: Device + ?Sized>(
         &mut self,
         i: usize,
         follows: bool,
+        keep: bool,
         now: Instant,
         dev: &mut D,
         caps: &DeviceCaps,
@@ -93,6 +100,17 @@ impl<M: PageMemory> Stack<M> {
                 return true;
             }
             if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
+                if !keep {
+                    let (mem, iface) = (&self.mem, &self.iface);
+                    let frame =
+                        patched_frame(buf, &[0; HEADROOM + crate::tcp::hdr_fast::WITH_TS], seg, |seg, eth_ip, tcp| {
+                            let (hlen, l4_len) = seg.write_fast(tcp, mem, caps.tx_checksum_offload);
+                            iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+                            hlen
+                        });
+                    transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
+                    return false;
+                }
                 let (eth_ip, tcp) = self.tx_hdr.split_at_mut(HEADROOM);
                 let tcp = tcp.try_into().expect("a whole TCP header");
                 let eth_ip: &mut [u8; HEADROOM] = eth_ip.try_into().expect("HEADROOM bytes");
@@ -112,8 +130,9 @@ impl<M: PageMemory> Stack<M> {
     /// sequence number, flags and payload set) whose headers are a copy of
     /// `tx_hdr` (its run's first frame's) patched by `p`, with
     /// checksum offload: the bytes [`Stack::flush_seg`] writes (checked in
-    /// debug builds), at a fraction of the work. A piece always continues
-    /// the run (its header is the next one's).
+    /// debug builds), at a fraction of the work. A piece leaves `tx_hdr`
+    /// as it is: the run goes on, and the next piece or following segment
+    /// patches its own copy of the same template.
     #[inline(always)]
     fn flush_piece<D: Device + ?Sized>(
         &mut self,
@@ -166,6 +185,7 @@ impl<M: PageMemory> Stack<M> {
         &mut self,
         i: usize,
         follows: bool,
+        next: bool,
         now: Instant,
         dev: &mut D,
         caps: &DeviceCaps,
@@ -223,7 +243,9 @@ impl<M: PageMemory> Stack<M> {
                     self.flush_piece(i, &p, n as usize, last, now, dev);
                     true
                 }
-                _ => self.flush_seg(i, run, now, dev, caps),
+                // Its header is kept for the pieces after it, or for the
+                // segment after the burst when that may follow.
+                _ => self.flush_seg(i, run, !last || next, now, dev, caps),
             };
             sent += n;
         }

@@ -324,8 +324,9 @@ impl SegOut {
     }
 
     /// [`SegOut::write_fast`] for a [`SegOut::follows`] segment, into an
-    /// `out` that holds its predecessor's header (as `write_fast` or this
-    /// wrote it): only what can differ is written
+    /// `out` that holds a copy of its run's first header (as `write_fast`
+    /// wrote it; every segment since followed the one before it, so all
+    /// but these fields are equal): only what can differ is written
     /// (sequence number, flags byte, checksum), giving the bytes
     /// `write_fast` gives (checked in debug builds); returns the same
     /// (header length, TCP length), bytes.
@@ -402,8 +403,8 @@ pub(crate) struct PieceTcp {
 }
 
 impl PieceTcp {
-    /// Patches the TCP header in `out` (the burst's previous frame's, as
-    /// [`SegOut::write_fast`] or this wrote it) for the frame at `seq`
+    /// Patches the TCP header in `out` (a copy of its run's first frame's,
+    /// as [`SegOut::write_fast`] wrote it) for the frame at `seq`
     /// with `payload_len` bytes: sequence number, flags, and the
     /// pseudo-header sum the device completes — the bytes `write_fast`
     /// gives that frame. Returns (header length, TCP length), bytes.
