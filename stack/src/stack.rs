@@ -809,13 +809,7 @@ impl<M: PageMemory> Stack<M> {
                     // elsewhere and then copied made the copy's wide loads
                     // wait for the write's narrow stores (a failed
                     // store-to-load forward).
-                    let (mem, iface) = (&self.mem, &self.iface);
-                    let frame =
-                        patched_frame(buf, &[0; HEADROOM + crate::tcp::hdr_fast::WITH_TS], seg, |seg, eth_ip, tcp| {
-                            let (hlen, l4_len) = seg.write_fast(tcp, mem, caps.tx_checksum_offload);
-                            iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                            hlen
-                        });
+                    let frame = whole_frame(buf, seg, &self.iface, mac, &self.mem, caps.tx_checksum_offload);
                     transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
                     continue;
                 }
@@ -934,6 +928,25 @@ fn patched_frame(
     let hlen = patch(seg, eth_ip, tcp);
     buf.truncate(HEADROOM + hlen);
     TxFrame { header: buf, payload: std::mem::take(&mut seg.payload), copied: seg.copied, tso_segsz: seg.tso_segsz }
+}
+
+/// The frame of a fast-layout segment with its headers written whole
+/// (`write_fast`, `write_headers` towards `mac`) straight into `buf`
+/// ([`patched_frame`] over a zeroed template).
+#[inline(always)]
+fn whole_frame<P: PageMemory + ?Sized>(
+    buf: Vec<u8>,
+    seg: &mut SegOut,
+    iface: &Interface,
+    mac: EthernetAddress,
+    mem: &P,
+    checksum_offload: bool,
+) -> TxFrame {
+    patched_frame(buf, &[0; HEADROOM + crate::tcp::hdr_fast::WITH_TS], seg, |seg, eth_ip, tcp| {
+        let (hlen, l4_len) = seg.write_fast(tcp, mem, checksum_offload);
+        iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+        hlen
+    })
 }
 
 /// The general path's packet for a segment: its TCP header emitted after

@@ -101,13 +101,7 @@ impl<M: PageMemory> Stack<M> {
             }
             if let Some(mac) = resolved_mac(&self.iface, &self.arp, *seg.dst.ip(), now) {
                 if !keep {
-                    let (mem, iface) = (&self.mem, &self.iface);
-                    let frame =
-                        patched_frame(buf, &[0; HEADROOM + crate::tcp::hdr_fast::WITH_TS], seg, |seg, eth_ip, tcp| {
-                            let (hlen, l4_len) = seg.write_fast(tcp, mem, caps.tx_checksum_offload);
-                            iface.write_headers(eth_ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                            hlen
-                        });
+                    let frame = whole_frame(buf, seg, &self.iface, mac, &self.mem, caps.tx_checksum_offload);
                     transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
                     return false;
                 }
