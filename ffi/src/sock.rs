@@ -7,6 +7,7 @@ use std::ffi::{c_int, c_long, c_void};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use libc::{iovec, msghdr, socklen_t};
+use smallvec::SmallVec;
 use zcstack::tcp::sockopt::{SockOptName, SocketOptions};
 use zcstack::{State, TcpError};
 
@@ -470,18 +471,28 @@ unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len.min(MAX_RW_COUNT)) })
 }
 
+/// A `msghdr`'s iovec count: more than `IOV_MAX` (1024) is `EMSGSIZE`, as
+/// Linux's `sendmsg`/`recvmsg` (`readv`/`writev` say `EINVAL`).
+fn msg_iovcnt(n: usize) -> Res<c_int> {
+    if n > 1024 {
+        return Err(libc::EMSGSIZE);
+    }
+    Ok(n as c_int)
+}
+
 /// The (base, length) pairs of an iovec array (at most `IOV_MAX` = 1024
-/// entries; none when `n` is 0, whatever `iov` is, as Linux): a segment or
-/// a total above `SSIZE_MAX` is `EINVAL` (POSIX `readv`/`writev`); the
-/// total is then cut to [`MAX_RW_COUNT`] by shortening the last segments
-/// (as Linux's `import_iovec`).
+/// entries; none when `n` is 0, whatever `iov` is, as Linux), each with the
+/// length it is used for: a segment or a total above `SSIZE_MAX` is
+/// `EINVAL` (POSIX `readv`/`writev`); the total is then cut to
+/// [`MAX_RW_COUNT`] by shortening the last segments (as Linux's
+/// `import_iovec`). Up to 8 iovecs without allocating.
 ///
 /// # Safety
 /// `iov` points to `n` iovecs.
-unsafe fn iov_parts(iov: *const iovec, n: c_int) -> Res<Vec<(*mut c_void, usize)>> {
+unsafe fn iov_parts(iov: *const iovec, n: c_int) -> Res<SmallVec<[(*mut c_void, usize); 8]>> {
     let n = usize::try_from(n).ok().filter(|&n| n <= 1024).ok_or(libc::EINVAL)?;
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(SmallVec::new());
     }
     if iov.is_null() {
         return Err(libc::EFAULT);
@@ -512,22 +523,28 @@ unsafe fn iovs<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a [u8]>> {
 }
 
 /// The buffers of an iovec array to read into ([`iov_parts`]; a null
-/// segment with a length is `EFAULT`). Segments that overlap are `EINVAL`:
-/// two writable views of the same bytes cannot be handed to the stack
-/// (Linux accepts them and leaves the overlap's contents unspecified).
+/// segment with a length, or one whose end would pass the end of the
+/// address space, is `EFAULT`). Segments that overlap are `EINVAL` — a
+/// difference from Linux, which fills them in order (a later segment
+/// overwriting the overlap): two writable views of the same bytes cannot
+/// be made, so the check runs on the addresses before any view is.
 ///
 /// # Safety
 /// `iov` points to `n` iovecs, each writable for its length.
 unsafe fn iovs_mut<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
     // SAFETY: caller contract.
     let parts = unsafe { iov_parts(iov, n) }?;
-    if parts.len() > 1 {
-        let mut spans: Vec<(usize, usize)> =
-            parts.iter().filter(|&&(_, len)| len > 0).map(|&(p, len)| (p as usize, p as usize + len)).collect();
-        spans.sort_unstable();
-        if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-            return Err(libc::EINVAL);
+    let mut spans: SmallVec<[(usize, usize); 8]> = SmallVec::new();
+    for &(p, len) in parts.iter().filter(|&&(_, len)| len > 0) {
+        if p.is_null() {
+            return Err(libc::EFAULT);
         }
+        let a = p as usize;
+        spans.push((a, a.checked_add(len).ok_or(libc::EFAULT)?));
+    }
+    spans.sort_unstable();
+    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Err(libc::EINVAL);
     }
     // SAFETY: caller contract; each length is at most its segment's, and
     // no two non-empty segments overlap.
@@ -535,14 +552,26 @@ unsafe fn iovs_mut<'a>(iov: *const iovec, n: c_int) -> Res<Vec<&'a mut [u8]>> {
 }
 
 /// `ssize_t ff_read(int d, void *buf, size_t nbytes)`: 0 at end of stream,
-/// -1 with `EAGAIN` when nothing is queued.
+/// -1 with `EAGAIN` when nothing is queued. `nbytes` 0 returns 0 for any
+/// open descriptor and consumes nothing (Linux's `read` does not reach the
+/// protocol for an empty transfer, nor does FreeBSD's `soreceive`; only
+/// `recv`/`recvfrom`/`recvmsg` of 0 bytes do).
 ///
 /// # Safety
 /// `buf` points to `nbytes` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ff_read(d: c_int, b: *mut c_void, nbytes: usize) -> isize {
+    if nbytes == 0 {
+        return empty_read("ff_read", d);
+    }
     // SAFETY: caller contract.
     unsafe { ff_recvfrom(d, b, nbytes, 0, std::ptr::null_mut(), std::ptr::null_mut()) }
+}
+
+/// A `read`/`readv` of no bytes: 0 for an open descriptor (`EBADF`
+/// otherwise), nothing consumed, no error taken.
+fn empty_read(name: &'static str, fd: c_int) -> isize {
+    entry(name, -1, || with_lib(|lib| lib.file(fd).map(|_| 0)))
 }
 
 /// `ssize_t ff_readv(int fd, const struct iovec *iov, int iovcnt)`.
@@ -555,6 +584,10 @@ pub unsafe extern "C" fn ff_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
         with_lib(|lib| {
             // SAFETY: caller contract.
             let mut v = unsafe { iovs_mut(iov, iovcnt) }?;
+            if v.iter().all(|b| b.is_empty()) {
+                // As `ff_read` of 0 bytes: nothing reaches the socket.
+                return lib.file(fd).map(|_| 0);
+            }
             read_into(lib, fd, &mut v, false).map(|(n, _, _)| n as isize)
         })
     })
@@ -616,7 +649,7 @@ pub unsafe extern "C" fn ff_recvmsg(s: c_int, msg: *mut msghdr, flags: c_int) ->
             // SAFETY: caller contract.
             let m = unsafe { &mut *msg };
             // SAFETY: caller contract.
-            let mut v = unsafe { iovs_mut(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
+            let mut v = unsafe { iovs_mut(m.msg_iov, msg_iovcnt(m.msg_iovlen)?) }?;
             let (n, whole, peer) = read_into(lib, s, &mut v, flags & libc::MSG_PEEK != 0)?;
             if let Some(p) = peer {
                 if !m.msg_name.is_null() {
@@ -730,7 +763,7 @@ pub unsafe extern "C" fn ff_sendmsg(s: c_int, msg: *const msghdr, flags: c_int) 
                 return Err(libc::EINVAL);
             }
             // SAFETY: caller contract.
-            let v = unsafe { iovs(m.msg_iov, c_int::try_from(m.msg_iovlen).map_err(|_| libc::EMSGSIZE)?) }?;
+            let v = unsafe { iovs(m.msg_iov, msg_iovcnt(m.msg_iovlen)?) }?;
             let to = if m.msg_name.is_null() {
                 None
             } else {

@@ -483,6 +483,11 @@ fn inner(conf: &str, iface: &str) {
     };
     assert_eq!((n, &buf[..3]), (3, &b"one"[..]), "peeked");
     assert_eq!(u16::from_be(from.sin_port), ku.local_addr().unwrap().port(), "the sender's port");
+    // A read or readv of no bytes takes nothing (Linux; it discarded "one").
+    // SAFETY: a zero length; the pointers are never used.
+    assert_eq!(unsafe { ff_read(u, std::ptr::null_mut(), 0) }, 0);
+    // SAFETY: no iovec.
+    assert_eq!(unsafe { ff_readv(u, std::ptr::null(), 0) }, 0);
     // SAFETY: plain values, or pointers valid for the lengths given.
     assert_eq!(unsafe { ff_read(u, buf.as_mut_ptr().cast(), 16) }, 3);
     assert_eq!(&buf[..3], b"one", "the peeked datagram is still the next one");
@@ -668,16 +673,22 @@ fn inner(conf: &str, iface: &str) {
 /// `ff_recvmsg(MSG_PEEK)` on a TCP socket places the queued bytes across
 /// all of its iovecs (it filled only the first: a peek of 5+8 bytes
 /// returned 5) and leaves them queued for the next read; before, with
-/// nothing queued, zero-length reads are `EAGAIN` (they returned 0; a
-/// `msghdr` with no iovec and a null `msg_iov` panicked on a null slice),
-/// and overlapping read iovecs are `EINVAL`.
+/// nothing queued, a zero-length `recv`/`recvmsg` is `EAGAIN` (it returned
+/// 0; a `msghdr` with no iovec and a null `msg_iov` panicked on a null
+/// slice) while a zero-length `read`/`readv` is 0, and overlapping read
+/// iovecs are `EINVAL`.
 fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
-    // Nothing queued on a live connection: a zero-length read is EAGAIN
-    // (Linux), not 0 (end of stream).
+    // Nothing queued on a live connection: a zero-length recv is EAGAIN,
+    // not 0 (end of stream); a zero-length read or readv is 0 and never
+    // reaches the socket (both as Linux).
     let mut one = [0u8; 1];
     // SAFETY: a valid buffer; the length is 0.
-    assert_eq!(unsafe { ff_read(c, one.as_mut_ptr().cast(), 0) }, -1);
-    assert_eq!(errno(), libc::EAGAIN, "ff_read(len 0) on an idle connection");
+    assert_eq!(unsafe { ff_recv(c, one.as_mut_ptr().cast(), 0, 0) }, -1);
+    assert_eq!(errno(), libc::EAGAIN, "ff_recv(len 0) on an idle connection");
+    // SAFETY: a zero length; the pointer is never used.
+    assert_eq!(unsafe { ff_read(c, std::ptr::null_mut(), 0) }, 0, "ff_read(len 0)");
+    // SAFETY: no iovec.
+    assert_eq!(unsafe { ff_readv(c, std::ptr::null(), 0) }, 0, "ff_readv(no iovec)");
     // SAFETY: an all-zero msghdr (no iovecs) is valid.
     let mut empty: libc::msghdr = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
@@ -711,7 +722,7 @@ fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
     });
     assert_eq!((&a, &b), (b"peek-", b"me-whole"));
     assert_eq!(read_all(c, 13), b"peek-me-whole", "the peek left the bytes queued");
-    ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes; zero-length reads on an idle connection are EAGAIN");
+    ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes; zero-length recv EAGAIN, read 0 on an idle connection");
 }
 
 /// What the kernel peer `k` receives within `ms` (it is non-blocking).

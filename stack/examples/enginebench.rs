@@ -126,6 +126,16 @@ fn smol_rr(exchanges: usize, idle: usize) -> f64 {
     exchanges as f64 / t.elapsed().as_secs_f64()
 }
 
+/// A figure for a BENCH line: 4 decimals, or `null` when not finite (a
+/// peer that measured 0 makes the ratio infinite, which JSON cannot hold).
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        "null".to_string()
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -234,12 +244,12 @@ fn main() {
     );
     for c in &cases {
         println!(
-            "BENCH {{\"bench\":\"engine\",\"case\":\"{}\",\"unit\":\"{}\",\"ours\":{:.4},\"peer\":{:.4},\"peer_name\":\"smoltcp-0.12\",\"ratio\":{:.4},\"better\":\"{}\",\"target\":{},\"rounds\":{},\"page_bytes\":{}}}",
+            "BENCH {{\"bench\":\"engine\",\"case\":\"{}\",\"unit\":\"{}\",\"ours\":{},\"peer\":{},\"peer_name\":\"smoltcp-0.12\",\"ratio\":{},\"better\":\"{}\",\"target\":{},\"rounds\":{},\"page_bytes\":{}}}",
             c.name,
             c.unit,
-            c.ours,
-            c.peer,
-            c.ours / c.peer,
+            json_num(c.ours),
+            json_num(c.peer),
+            json_num(c.ours / c.peer),
             c.better,
             c.target.map_or("null".to_string(), |t| t.to_string()),
             rounds,

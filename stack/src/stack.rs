@@ -263,8 +263,8 @@ impl<M: PageMemory> Stack<M> {
     }
 
     /// [`Stack::tcp_peek`] into several buffers in order, each filled
-    /// before the next (`MSG_PEEK` with an iovec); `Ok(0)` is end of stream
-    /// (or no room in any buffer).
+    /// before the next (`MSG_PEEK` with an iovec); `Ok(0)` is end of stream,
+    /// or data queued when no buffer has room (see [`TcpEngine::read`]).
     pub fn tcp_peek_vectored(&mut self, h: SocketHandle, bufs: &mut [&mut [u8]]) -> Result<usize, TcpError> {
         self.tcp.peek_vectored(h, bufs)
     }
