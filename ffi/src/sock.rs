@@ -435,8 +435,9 @@ const SSIZE_MAX: usize = isize::MAX as usize;
 
 /// Checks a (pointer, length) pair from C and views it (null with length 0 is
 /// an empty buffer): null is `EFAULT`, a length above `SSIZE_MAX` is
-/// `EINVAL` (no object is that long: nothing is sent), and a length above
-/// [`MAX_RW_COUNT`] is cut to it.
+/// `EINVAL` (no object is that long: nothing is sent), a length above
+/// [`MAX_RW_COUNT`] is cut to it, and a buffer that would end past the
+/// address space's end is `EFAULT`.
 ///
 /// # Safety
 /// `p` points to `len` bytes valid for the returned lifetime.
@@ -450,13 +451,18 @@ unsafe fn buf<'a>(p: *const c_void, len: usize) -> Res<&'a [u8]> {
     if len > SSIZE_MAX {
         return Err(libc::EINVAL);
     }
+    let len = len.min(MAX_RW_COUNT);
+    if (p as usize).checked_add(len).is_none() {
+        // No object ends past the address space's end.
+        return Err(libc::EFAULT);
+    }
     // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
-    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len.min(MAX_RW_COUNT)) })
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
 }
 
-/// A buffer to read into: null is `EFAULT`; any length (even above
-/// `SSIZE_MAX`, as Linux's `recv`) is cut to [`MAX_RW_COUNT`], and the read
-/// returns what is queued.
+/// A buffer to read into: null, or one that would end past the address
+/// space's end, is `EFAULT`; any length (even above `SSIZE_MAX`, as Linux's
+/// `recv`) is cut to [`MAX_RW_COUNT`], and the read returns what is queued.
 ///
 /// # Safety
 /// `p` points to `len` writable bytes valid for the returned lifetime.
@@ -467,8 +473,13 @@ unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
+    let len = len.min(MAX_RW_COUNT);
+    if (p as usize).checked_add(len).is_none() {
+        // No object ends past the address space's end.
+        return Err(libc::EFAULT);
+    }
     // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
-    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len.min(MAX_RW_COUNT)) })
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len) })
 }
 
 /// A `msghdr`'s iovec count: more than `IOV_MAX` (1024) is `EMSGSIZE`, as

@@ -675,8 +675,8 @@ fn inner(conf: &str, iface: &str) {
 /// returned 5) and leaves them queued for the next read; before, with
 /// nothing queued, a zero-length `recv`/`recvmsg` is `EAGAIN` (it returned
 /// 0; a `msghdr` with no iovec and a null `msg_iov` panicked on a null
-/// slice) while a zero-length `read`/`readv` is 0, and overlapping read
-/// iovecs are `EINVAL`.
+/// slice) while a zero-length `read`/`readv` is 0, overlapping read
+/// iovecs are `EINVAL`, and a buffer wrapping the address space `EFAULT`.
 fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
     // Nothing queued on a live connection: a zero-length recv is EAGAIN,
     // not 0 (end of stream); a zero-length read or readv is 0 and never
@@ -721,6 +721,12 @@ fn tcp_peek_iovecs(c: c_int, k: &mut TcpStream) {
         n == 13
     });
     assert_eq!((&a, &b), (b"peek-", b"me-whole"));
+    // A buffer that would end past the address space's end is EFAULT, and
+    // nothing is taken (it was viewed as a slice and written through).
+    let wrap = (usize::MAX - 7) as *mut c_void;
+    // SAFETY: the library must refuse the buffer without touching it.
+    assert_eq!(unsafe { ff_read(c, wrap, 64) }, -1);
+    assert_eq!(errno(), libc::EFAULT, "a buffer wrapping the address space");
     assert_eq!(read_all(c, 13), b"peek-me-whole", "the peek left the bytes queued");
     ok("TCP recvmsg MSG_PEEK fills every iovec and leaves the bytes; zero-length recv EAGAIN, read 0 on an idle connection");
 }
