@@ -21,6 +21,7 @@ pub mod mem;
 pub mod phy;
 pub mod rss;
 pub mod rx_budget;
+mod scatter;
 pub mod stack;
 pub mod stages;
 pub mod stats;

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::iface::{IpOut, HEADROOM};
+use crate::scatter::scatter;
 use crate::wire::{Checksum, IpProtocol, Ipv4Address, UDP_HEADER};
 
 /// Errors of UDP operations.
@@ -343,15 +344,4 @@ impl UdpEngine {
     pub fn queued(&mut self, h: UdpHandle) -> Result<usize, UdpError> {
         Ok(self.sock(h)?.rxq.len())
     }
-}
-
-/// Copies `d` over `bufs` in order; returns the bytes placed (what fits).
-fn scatter(d: &[u8], bufs: &mut [&mut [u8]]) -> usize {
-    let mut off = 0;
-    for b in bufs.iter_mut() {
-        let k = b.len().min(d.len() - off);
-        b[..k].copy_from_slice(&d[off..off + k]);
-        off += k;
-    }
-    off
 }

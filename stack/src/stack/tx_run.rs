@@ -88,12 +88,7 @@ impl<M: PageMemory> Stack<M> {
                     let (hlen, l4_len) = seg.write_fast_follow(tcp, mem, caps.tx_checksum_offload);
                     iface.rewrite_len(eth_ip, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
                     #[cfg(debug_assertions)]
-                    {
-                        let mut whole = [0u8; HEADROOM];
-                        let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
-                        iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                        debug_assert_eq!(&whole, eth_ip, "a follower's patched IP header");
-                    }
+                    check_patched_ip(iface, eth_ip, seg, l4_len, "a follower's patched IP header");
                     hlen
                 });
                 transmit_frame(&mut self.backlog, &mut self.stats, &self.mem, now, dev, frame);
@@ -150,10 +145,7 @@ impl<M: PageMemory> Stack<M> {
                 let mut whole = [0u8; crate::tcp::hdr_fast::WITH_TS];
                 assert_eq!(seg.write_fast(&mut whole, mem, true), (hlen, l4_len), "a piece's lengths");
                 debug_assert_eq!(whole[..hlen], tcp[..hlen], "a piece's patched TCP header");
-                let mut ip = [0u8; HEADROOM];
-                let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
-                iface.write_headers(&mut ip, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
-                debug_assert_eq!(&ip, eth_ip, "a piece's patched IP header");
+                check_patched_ip(iface, eth_ip, seg, l4_len, "a piece's patched IP header");
             }
             hlen
         });
@@ -248,4 +240,14 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.recycle_payload(whole);
         run
     }
+}
+
+/// Debug builds: the patched Ethernet/IPv4 headers `eth_ip` of `seg`
+/// (`l4_len` TCP bytes) are the bytes `write_headers` gives.
+#[cfg(debug_assertions)]
+fn check_patched_ip(iface: &Interface, eth_ip: &[u8; HEADROOM], seg: &SegOut, l4_len: usize, what: &str) {
+    let mut whole = [0u8; HEADROOM];
+    let mac = EthernetAddress([eth_ip[0], eth_ip[1], eth_ip[2], eth_ip[3], eth_ip[4], eth_ip[5]]);
+    iface.write_headers(&mut whole, mac, IpProtocol::Tcp, *seg.dst.ip(), l4_len);
+    assert_eq!(&whole, eth_ip, "{what}");
 }

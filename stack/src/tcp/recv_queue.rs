@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use super::ooo_store::{OooInsert, OooLimits, OooStore};
 use crate::phy::SharedRx;
 use crate::rx_budget::{Charge, RxIn};
+use crate::scatter::Scatter;
 use crate::stats::Stats;
 use crate::zc::RxView;
 
@@ -458,20 +459,20 @@ impl RecvQueue {
     /// next, without consuming them (`MSG_PEEK` with several buffers, as
     /// `recvmsg`'s iovec); returns the count, bytes.
     pub fn peek_vectored(&self, bufs: &mut [&mut [u8]]) -> usize {
-        let mut out = Scatter { bufs, at: 0, off: 0, n: 0 };
+        let mut out = Scatter::new(bufs);
         if !self.chunks.is_empty() {
             for c in &self.chunks {
                 if !out.put(&c.buf.bytes()[c.off as usize..c.off as usize + c.len as usize]) {
                     break;
                 }
             }
-            return out.n;
+            return out.placed();
         }
         let (a, b) = self.ready.as_slices();
         if out.put(a) {
             out.put(b);
         }
-        out.n
+        out.placed()
     }
 
     /// Drops every ready (in-order) byte, keeping the stream position
@@ -515,35 +516,6 @@ impl RecvQueue {
             self.ready = VecDeque::new();
         }
         self.zc_copy = None;
-    }
-}
-
-/// Bytes copied into a list of buffers in order (a peek's destination).
-struct Scatter<'a, 'b> {
-    bufs: &'a mut [&'b mut [u8]],
-    /// The buffer being filled, and the bytes already in it.
-    at: usize,
-    off: usize,
-    /// Bytes placed in all.
-    n: usize,
-}
-
-impl Scatter<'_, '_> {
-    /// Copies as much of `src` as the buffers hold; `false` once they are full.
-    fn put(&mut self, mut src: &[u8]) -> bool {
-        while !src.is_empty() {
-            let Some(dst) = self.bufs.get_mut(self.at) else { return false };
-            let k = src.len().min(dst.len() - self.off);
-            dst[self.off..self.off + k].copy_from_slice(&src[..k]);
-            src = &src[k..];
-            self.off += k;
-            self.n += k;
-            if self.off == dst.len() {
-                self.at += 1;
-                self.off = 0;
-            }
-        }
-        self.at < self.bufs.len()
     }
 }
 
