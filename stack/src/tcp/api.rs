@@ -62,14 +62,7 @@ impl TcpEngine {
     /// Copies received bytes without consuming them (`MSG_PEEK`): the next
     /// read returns them again. End of stream and errors as [`TcpEngine::read`].
     pub fn peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
-        let c = self.conn_mut(h)?;
-        if buf.is_empty() {
-            return Self::zero_length_read(c);
-        }
-        match c.peek(buf) {
-            0 => Self::nothing_to_read(c).map(|()| 0),
-            n => Ok(n),
-        }
+        self.peek_vectored(h, &mut [buf])
     }
 
     /// [`TcpEngine::peek`] into several buffers in order, each filled

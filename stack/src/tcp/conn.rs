@@ -492,12 +492,8 @@ impl Conn {
         v
     }
 
-    /// Copies up to `buf.len()` ready bytes without consuming them (`MSG_PEEK`).
-    pub fn peek(&self, buf: &mut [u8]) -> usize {
-        self.rcvq.peek(buf)
-    }
-
-    /// [`Conn::peek`] into several buffers, each filled before the next.
+    /// Copies ready bytes into `bufs` in order, each filled before the
+    /// next, without consuming them (`MSG_PEEK`).
     pub fn peek_vectored(&self, bufs: &mut [&mut [u8]]) -> usize {
         self.rcvq.peek_vectored(bufs)
     }

@@ -449,12 +449,6 @@ impl RecvQueue {
         n
     }
 
-    /// Copies up to `buf.len()` ready bytes out without consuming them
-    /// (`MSG_PEEK`); returns the count.
-    pub fn peek(&self, buf: &mut [u8]) -> usize {
-        self.peek_vectored(&mut [buf])
-    }
-
     /// Copies ready bytes into `bufs` in order, each filled before the
     /// next, without consuming them (`MSG_PEEK` with several buffers, as
     /// `recvmsg`'s iovec); returns the count, bytes.
