@@ -63,6 +63,21 @@ impl Wire {
         v.clear();
         v
     }
+
+    /// A buffer of `len` bytes whose contents are unspecified, as a NIC's
+    /// transmit buffer is (smoltcp's `TxToken` contract): a recycled one
+    /// keeps its stale bytes; only bytes past its old length are zeroed
+    /// (safe Rust has no uninitialised bytes), which a wire of equal-sized
+    /// frames seldom needs.
+    pub(crate) fn buffer_of(&mut self, len: usize) -> Vec<u8> {
+        let mut v = self.spare.pop().unwrap_or_default();
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0);
+        }
+        v
+    }
 }
 
 pub(crate) struct End {

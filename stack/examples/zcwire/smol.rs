@@ -32,11 +32,11 @@ impl smoltcp::phy::RxToken for Rx {
 
 impl smoltcp::phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        // smoltcp fills `len` bytes in place; a recycled buffer of stale
-        // bytes would do, zeroing it costs about what zcstack's copy of the
-        // built frame into the buffer does.
-        let mut v = self.wire.borrow_mut().buffer();
-        v.resize(len, 0);
+        // smoltcp fills `len` bytes in place, as into a NIC's buffer: a
+        // recycled buffer of stale bytes, not zeroed first (zeroing a whole
+        // frame cost smoltcp a memset per frame that zcstack's side of the
+        // wire never paid).
+        let mut v = self.wire.borrow_mut().buffer_of(len);
         let r = f(&mut v);
         self.wire.borrow_mut().q[self.side].push_back(v);
         r
