@@ -97,6 +97,22 @@ pub struct TcpConfig {
     /// with TSO gets its own limit instead.
     /// Default 32 KiB (`[tcp] gso_max`, 0..=65535).
     pub gso_max: usize,
+    /// Frames one connection may hand the device in one output pass (a
+    /// poll runs one after each receive burst and one at its end): new
+    /// data and go-back-N resends stop there, and the connection goes on
+    /// in the next pass (the stack stays busy, [`crate::Stack::poll_at`]
+    /// is now). A frame is a segment, or a TSO frame (one however many
+    /// segments it carries); a GSO burst counts the frames the stack cuts
+    /// it into, and is capped at what the pass has left. At least one
+    /// frame goes per pass. Like DPDK's TX burst (32), it bounds each
+    /// pass's work per connection, so one bulk sender cannot fill a pass
+    /// while other connections wait, and keeps the bytes a pass moves
+    /// (written, sent, received, read) within the CPU's caches: measured in
+    /// `enginebench` bulk/csum-offload, +2-4% against no limit with 256 KiB
+    /// windows (a TSO frame's bytes are one frame's work: TSO bulk lost 8%
+    /// under a limit in bytes, none under this one). 0: no limit. Default 32
+    /// (`[tcp] output_pass_frames`).
+    pub output_pass_frames: usize,
     /// Round both socket buffers up to a whole number of segments once the
     /// MSS is known (at the SYN or SYN-ACK), as FreeBSD's `tcp_mss()` does:
     /// `SO_RCVBUF` 65536 with an MSS of 1460 becomes 65700. A host choice
@@ -206,6 +222,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             min_path_mtu: 576,
             gso_max: 32 * 1024,
+            output_pass_frames: 32,
             round_buffers_to_mss: false,
             offer_window_scale: true,
             rto_slop: Duration::ZERO,

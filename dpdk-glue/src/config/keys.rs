@@ -353,6 +353,7 @@ const TCP_KEYS: &[&str] = &[
     "syn_retries",
     "min_path_mtu",
     "gso_max",
+    "output_pass_frames",
 ];
 const IMPAIR_KEYS: &[&str] = &["loss", "reorder", "delay_us", "seed"];
 const SECTIONS: &[&str] = &[
@@ -930,6 +931,11 @@ fn tcp_keys(file: &str, s: &Section, tcp: &mut TcpConfig) -> Result<(), ConfigEr
     }
     if let Some(n) = r.get("gso_max", |v| uint_in(v, 0, 65_535).ok_or("bytes in 0..=65535 (0: segment by segment)"))? {
         tcp.gso_max = n;
+    }
+    if let Some(n) =
+        r.get("output_pass_frames", |v| uint_in(v, 0, 65_535).ok_or("frames in 0..=65535 (0: no limit)"))?
+    {
+        tcp.output_pass_frames = n;
     }
     r.finish()
 }

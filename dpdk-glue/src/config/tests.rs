@@ -94,6 +94,9 @@ fn every_section_maps_onto_the_engine() {
     assert_eq!(c.tcp.gso_max, 32 * 1024, "GSO on by default");
     let no_gso = parse_at("t.ini", &text.replace("nodelay=1\n", "nodelay=1\ngso_max=0\n")).unwrap();
     assert_eq!(no_gso.runtime(0).unwrap().stack.tcp.gso_max, 0, "[tcp] gso_max=0 sends segment by segment");
+    assert_eq!(c.tcp.output_pass_frames, 32, "a pass sends 32 frames per connection by default");
+    let pass = parse_at("t.ini", &text.replace("nodelay=1\n", "nodelay=1\noutput_pass_frames=0\n")).unwrap();
+    assert_eq!(pass.runtime(0).unwrap().stack.tcp.output_pass_frames, 0, "[tcp] output_pass_frames=0: no limit");
     assert_eq!(
         err(&text.replace("nodelay=1\n", "nodelay=1\ngso_max=65536\n")),
         "t.ini:48: [tcp] gso_max = \"65536\": expected bytes in 0..=65535 (0: segment by segment)"
@@ -299,7 +302,7 @@ fn toml_errors_name_file_line_and_key_like_ini() {
         "t.toml:10: [tcp] unknown key \"min_rto_uss\"; did you mean \"min_rto_us\"? (known keys: min_rto_us, \
          initial_rto_ms, nodelay, timestamps, syn_cookies, initial_cwnd, window_scale, keepalive_idle_s, \
          keepalive_interval_s, keepalive_probes, max_ooo_segments, invalid_ack_interval_ms, invalid_ack_burst, \
-         challenge_ack_limit, delayed_ack_ms, syn_retries, min_path_mtu, gso_max)"
+         challenge_ack_limit, delayed_ack_ms, syn_retries, min_path_mtu, gso_max, output_pass_frames)"
     );
     assert_eq!(toml_err(&format!("{base}[pcap]\nenable = 2\n")), "t.toml:10: [pcap] enable = \"2\": expected 0 or 1");
     assert_eq!(toml_err("lcore_mask = 1\n"), "t.toml:1: key before any [section]: lcore_mask");
@@ -514,6 +517,7 @@ const NUMERIC: &[(&str, &str, u64, u64)] = &[
     ("tcp", "syn_retries", 1, 127),
     ("tcp", "min_path_mtu", 68, 65_535),
     ("tcp", "gso_max", 0, 65_535),
+    ("tcp", "output_pass_frames", 0, 65_535),
     ("impair", "delay_us", 0, 10_000_000),
     ("impair", "loss", 0, 100),
     ("impair", "reorder", 0, 100),

@@ -39,21 +39,28 @@ impl TcpEngine {
     ) {
         // Walked in place: nothing below marks a connection (output,
         // accounting and scheduling never do), so the list cannot grow
-        // during the walk and is cleared whole after it.
+        // during the walk. A connection its pass limit stopped stays
+        // marked, moved to the front (`kept` <= `i`), for the next pass;
+        // the rest of the list is dropped after the walk.
         let mut i = 0;
+        let mut kept = 0;
         while let Some(&idx) = self.dirty.get(i) {
             i += 1;
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
-                if c.output_due() {
-                    c.output(now, mem, stats, out, burst.max, burst.gso, &mut self.payload_spares);
+                if c.output_due()
+                    && c.output(now, mem, stats, out, burst.max, burst.gso, burst.pass, &mut self.payload_spares)
+                {
+                    c.dirty = true;
+                    self.dirty[kept] = idx;
+                    kept += 1;
                 }
                 let pages = c.send_pages(1).0;
                 self.pressure.account(idx, pages);
                 table::rearm(c, &mut self.timers, idx);
             }
         }
-        self.dirty.clear();
+        self.dirty.truncate(kept);
     }
 
     /// Whether any connection has output pending.
@@ -69,6 +76,9 @@ pub(crate) struct BurstLimit {
     pub max: u32,
     /// The stack cuts the bursts (GSO), not the device (TSO).
     pub gso: bool,
+    /// Frames a connection may send per output pass
+    /// (`TcpConfig::output_pass_frames`; `u32::MAX`: no limit).
+    pub pass: u32,
 }
 
 /// A segment to send, before IP/Ethernet encapsulation.

@@ -166,6 +166,13 @@ impl Conn {
     /// port and waits on one without TSO). A burst's slice list comes from
     /// `spares` when one is there (emptied lists of former bursts), so
     /// steady-state bursts allocate nothing.
+    ///
+    /// `pass_max`: frames of data this call may send (new data and
+    /// go-back-N resends; a TSO burst is one frame, a GSO burst the frames
+    /// it is cut into and capped at what is left; at least one frame);
+    /// `u32::MAX`: no limit (`TcpConfig::output_pass_frames`). Returns
+    /// `true` when it stopped there with data left to send: the caller
+    /// runs it again in its next pass.
     #[allow(clippy::too_many_arguments)]
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
@@ -175,12 +182,13 @@ impl Conn {
         out: &mut Vec<SegOut>,
         tso_max: u32,
         gso: bool,
+        pass_max: u32,
         spares: &mut Vec<Payload>,
-    ) {
+    ) -> bool {
         self.tick_ts(now);
         if matches!(self.state, State::Closed | State::SynSent | State::SynReceived | State::TimeWait) {
             self.output_unsynchronized(now, out);
-            return;
+            return false;
         }
         let data_start = self.data_start();
         let data_end = data_start + self.sendq.len() as u32;
@@ -200,8 +208,15 @@ impl Conn {
         // again: nothing they are computed from changes in between.
         let mut built = false;
         let mut short = false;
+        // Frames of data sent by this call, against `pass_max`.
+        let mut sent = 0u32;
+        let mut more = false;
         loop {
             if self.snd_nxt >= data_end {
+                break;
+            }
+            if sent >= pass_max {
+                more = true;
                 break;
             }
             let retransmitting = self.snd_nxt < self.snd_max;
@@ -242,9 +257,15 @@ impl Conn {
             // cost a request/response exchange ~9% when taken for every
             // small write.)
             let fresh = self.snd_nxt >= self.snd_max;
+            // A GSO burst is also capped at the frames the pass has left;
+            // the cut below keeps it whole segments.
             let burst =
                 if hole > max_payload && tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
-                    tso_max - tso_max % max_payload
+                    let whole = tso_max - tso_max % max_payload;
+                    match gso {
+                        true => whole.min((pass_max - sent).saturating_mul(max_payload)),
+                        false => whole,
+                    }
                 } else {
                     max_payload
                 };
@@ -320,6 +341,7 @@ impl Conn {
                 }
             }
             self.snd_nxt = seq + len;
+            sent = sent.saturating_add(if gso { len.div_ceil(max_payload) } else { 1 });
             if self.fin_queued && self.snd_nxt == data_end {
                 if let Some(last) = out.last_mut() {
                     last.fin = true;
@@ -364,6 +386,7 @@ impl Conn {
             let s = self.seg(self.snd_nxt, true);
             out.push(s);
         }
+        more
     }
 
     /// [`Conn::output`] in CLOSED, SYN-SENT, SYN-RECEIVED and TIME-WAIT:
@@ -763,13 +786,22 @@ mod output_due_tests {
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();
                                     if c.output_due() {
-                                        c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
+                                        c.output(
+                                            now,
+                                            &mut mem,
+                                            &mut stats,
+                                            &mut out,
+                                            0,
+                                            false,
+                                            u32::MAX,
+                                            &mut Vec::new(),
+                                        );
                                         produced += u32::from(!out.is_empty());
                                         continue;
                                     }
                                     c.tick_ts(now);
                                     let before = format!("{c:?}");
-                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false, u32::MAX, &mut Vec::new());
                                     assert!(
                                         out.is_empty(),
                                         "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
