@@ -649,7 +649,13 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.stages.stop_if(METER, Stage::Timers, t);
         if self.tcp.has_dirty() {
             let t = self.tcp.stages.start_if(METER);
-            self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(&caps, &self.cfg.tcp));
+            self.tcp.dispatch(
+                now,
+                &mut self.mem,
+                &mut self.stats,
+                &mut self.segs,
+                burst_limit(&caps, self.cfg.tcp.gso_max),
+            );
             self.tcp.stages.stop_if(METER, Stage::Output, t);
         }
         did |= !self.segs.is_empty() || !self.ipq.is_empty();
@@ -743,7 +749,7 @@ impl<M: PageMemory> Stack<M> {
     #[inline(always)]
     fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
         let t = self.tcp.stages.start_if(meter);
-        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, &self.cfg.tcp));
+        self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, self.cfg.tcp.gso_max));
         self.tcp.stages.stop_if(meter, Stage::Output, t);
         let t = self.tcp.stages.start_if(meter);
         self.flush(now, dev, caps);
@@ -881,15 +887,10 @@ fn tso_limit(caps: &DeviceCaps) -> u32 {
 /// The burst size (TCP payload bytes) connections' output may use on a
 /// device, and whether the stack cuts the bursts: the device's TSO limit
 /// (the device cuts), or without TSO `gso_max` (the flush cuts,
-/// [`Stack::flush_segs_runs`]); and the frames a connection may send per
-/// pass (`output_pass_frames`).
-fn burst_limit(caps: &DeviceCaps, tcp: &crate::config::TcpConfig) -> crate::tcp::BurstLimit {
-    let pass = match tcp.output_pass_frames {
-        0 => u32::MAX,
-        n => u32::try_from(n).unwrap_or(u32::MAX),
-    };
+/// [`Stack::flush_segs_runs`]).
+fn burst_limit(caps: &DeviceCaps, gso_max: usize) -> crate::tcp::BurstLimit {
     match tso_limit(caps) {
-        0 => crate::tcp::BurstLimit { max: tcp.gso_max.min(65_535) as u32, gso: true, pass },
-        t => crate::tcp::BurstLimit { max: t, gso: false, pass },
+        0 => crate::tcp::BurstLimit { max: gso_max.min(65_535) as u32, gso: true },
+        t => crate::tcp::BurstLimit { max: t, gso: false },
     }
 }

@@ -48,9 +48,7 @@ impl TcpEngine {
             i += 1;
             if let Some(Slot { sock: Some(Sock::Conn(c)), .. }) = self.slots.get_mut(idx as usize) {
                 c.dirty = false;
-                if c.output_due()
-                    && c.output(now, mem, stats, out, burst.max, burst.gso, burst.pass, &mut self.payload_spares)
-                {
+                if c.output_due() && c.output(now, mem, stats, out, burst.max, burst.gso, &mut self.payload_spares) {
                     c.dirty = true;
                     self.dirty[kept] = idx;
                     kept += 1;
@@ -76,9 +74,6 @@ pub(crate) struct BurstLimit {
     pub max: u32,
     /// The stack cuts the bursts (GSO), not the device (TSO).
     pub gso: bool,
-    /// Frames a connection may send per output pass
-    /// (`TcpConfig::output_pass_frames`; `u32::MAX`: no limit).
-    pub pass: u32,
 }
 
 /// A segment to send, before IP/Ethernet encapsulation.

@@ -842,7 +842,7 @@ mod straight_tests {
         let mut budget = ChallengeBudget::new(7);
         let mut out = Vec::new();
         let mut c = Conn::connect(cfg, local, remote, Seq(1000), 1500, now);
-        c.output(now, mem, &mut stats, &mut out, 0, false, u32::MAX, &mut Vec::new());
+        c.output(now, mem, &mut stats, &mut out, 0, false, &mut Vec::new());
         let mut synack = seg_at(Seq(7000), Some(Seq(1001)), 20_000, s.ts.then_some((500, c.ts_now)), &[]);
         synack.syn = true;
         synack.mss = Some(1460);
@@ -853,7 +853,7 @@ mod straight_tests {
         let data = vec![3u8; 6000];
         c.write(CopySrc::Bytes(&data), mem);
         c.cwnd = 20_000;
-        c.output(now, mem, &mut stats, &mut out, 0, false, u32::MAX, &mut Vec::new());
+        c.output(now, mem, &mut stats, &mut out, 0, false, &mut Vec::new());
         // Keep `sent` bytes in flight: the rest of what went out is acked.
         let ack = c.snd_max + 0u32.wrapping_sub(s.sent.min(c.snd_max.since(c.snd_una)));
         let wnd = (20_000u32 >> c.snd_wscale) as u16;
@@ -977,8 +977,8 @@ mod straight_tests {
                     break;
                 }
                 // Both answer alike too (ACKs, data), so the next step starts equal.
-                a.output(now, &mut mem_a, &mut stats_a, &mut out_a, 0, false, u32::MAX, &mut Vec::new());
-                b.output(now, &mut mem_b, &mut stats_b, &mut out_b, 0, false, u32::MAX, &mut Vec::new());
+                a.output(now, &mut mem_a, &mut stats_a, &mut out_a, 0, false, &mut Vec::new());
+                b.output(now, &mut mem_b, &mut stats_b, &mut out_b, 0, false, &mut Vec::new());
                 assert_eq!(format!("{out_a:?}"), format!("{out_b:?}"), "{what}: output");
             }
         }

@@ -167,12 +167,11 @@ impl Conn {
     /// `spares` when one is there (emptied lists of former bursts), so
     /// steady-state bursts allocate nothing.
     ///
-    /// `pass_max`: frames of data this call may send (new data and
-    /// go-back-N resends; a TSO burst is one frame, a GSO burst the frames
-    /// it is cut into and capped at what is left; at least one frame);
-    /// `u32::MAX`: no limit (`TcpConfig::output_pass_frames`). Returns
-    /// `true` when it stopped there with data left to send: the caller
-    /// runs it again in its next pass.
+    /// At most `TcpConfig::output_pass_frames` frames of data go per call
+    /// (new data and go-back-N resends; a TSO burst is one frame, a GSO
+    /// burst the frames it is cut into and capped at what is left; at
+    /// least one frame; 0: no limit). Returns `true` when it stopped there
+    /// with data left to send: the caller runs it again in its next pass.
     #[allow(clippy::too_many_arguments)]
     pub fn output<M: PageMemory + ?Sized>(
         &mut self,
@@ -182,7 +181,6 @@ impl Conn {
         out: &mut Vec<SegOut>,
         tso_max: u32,
         gso: bool,
-        pass_max: u32,
         spares: &mut Vec<Payload>,
     ) -> bool {
         self.tick_ts(now);
@@ -208,7 +206,11 @@ impl Conn {
         // again: nothing they are computed from changes in between.
         let mut built = false;
         let mut short = false;
-        // Frames of data sent by this call, against `pass_max`.
+        // Frames of data sent by this call, against the pass limit.
+        let pass_max = match self.cfg.output_pass_frames {
+            0 => u32::MAX,
+            n => u32::try_from(n).unwrap_or(u32::MAX),
+        };
         let mut sent = 0u32;
         let mut more = false;
         loop {
@@ -786,22 +788,13 @@ mod output_due_tests {
                                     let mut out = Vec::new();
                                     let mut stats = Stats::default();
                                     if c.output_due() {
-                                        c.output(
-                                            now,
-                                            &mut mem,
-                                            &mut stats,
-                                            &mut out,
-                                            0,
-                                            false,
-                                            u32::MAX,
-                                            &mut Vec::new(),
-                                        );
+                                        c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
                                         produced += u32::from(!out.is_empty());
                                         continue;
                                     }
                                     c.tick_ts(now);
                                     let before = format!("{c:?}");
-                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false, u32::MAX, &mut Vec::new());
+                                    c.output(now, &mut mem, &mut stats, &mut out, 0, false, &mut Vec::new());
                                     assert!(
                                         out.is_empty(),
                                         "{state:?} q{queued} s{sent} {fin:?} f{flags} w{wnd} t{timers}"
