@@ -99,7 +99,9 @@ pub struct TcpConfig {
     pub gso_max: usize,
     /// Frames one connection may hand the device in one output pass (a
     /// poll runs one after each receive burst and one at its end): new
-    /// data and go-back-N resends stop there, and the connection goes on
+    /// data and go-back-N resends after a timeout stop there (SACK-recovery
+    /// resends, a fast retransmission and window probes are not counted:
+    /// the recovery's pipe bounds them), and the connection goes on
     /// in the next pass (the stack stays busy, [`crate::Stack::poll_at`]
     /// is now). A frame is a segment, or a TSO frame (one however many
     /// segments it carries); a GSO burst counts the frames the stack cuts

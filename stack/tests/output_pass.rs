@@ -155,3 +155,31 @@ fn one_bulk_sender_leaves_room_in_the_pass_for_the_others() {
     assert_eq!(stream(&got[0], snd1), d1);
     assert_eq!(stream(&got[1], snd2), d2);
 }
+
+#[test]
+fn a_pass_that_spends_the_window_leaves_the_connection_idle() {
+    // The limit and the initial window are both 10 frames: the pass sends
+    // all the window allows, and nothing may go until an ACK comes.
+    let (mut st, mut dev, h, snd) = limited(10, 0, DeviceCaps::default());
+    let data = pattern_bytes(12 * MSS);
+    assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
+    let segs = poll_data(&mut st, &mut dev, 2);
+    assert_eq!(segs.len(), 10);
+    assert_eq!(stream(&segs, snd), data[..10 * MSS]);
+    assert_ne!(st.poll_at(), Some(Instant::ZERO), "no pass is owed: the window is spent, not the pass");
+}
+
+#[test]
+fn a_connection_marked_after_a_held_one_goes_first() {
+    let (mut st, mut dev, l) = stack_limited(4, 0, DeviceCaps::default());
+    let (bulk, _) = handshake(&mut st, &mut dev, l, 40000);
+    let (reply, reply_snd) = handshake(&mut st, &mut dev, l, 40001);
+    let data = pattern_bytes(10 * MSS);
+    assert_eq!(st.tcp_write(bulk, &data), Ok(data.len()));
+    assert_eq!(poll_data(&mut st, &mut dev, 2).len(), 4, "the bulk sender is held back after 4");
+    assert_eq!(st.tcp_write(reply, b"reply"), Ok(5));
+    let segs = poll_data(&mut st, &mut dev, 3);
+    let ports: Vec<u16> = segs.iter().map(|g| g.dport).collect();
+    assert_eq!(ports, [40001, 40000, 40000, 40000, 40000], "the reply leaves ahead of the held bulk sender");
+    assert_eq!(stream(&segs[..1], reply_snd), b"reply");
+}

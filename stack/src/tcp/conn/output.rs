@@ -217,10 +217,6 @@ impl Conn {
             if self.snd_nxt >= data_end {
                 break;
             }
-            if sent >= pass_max {
-                more = true;
-                break;
-            }
             let retransmitting = self.snd_nxt < self.snd_max;
             // Going back after a timeout: skip what the peer holds (RFC 6675
             // 5.1; the scoreboard was cleared if the receiver reneged).
@@ -265,7 +261,7 @@ impl Conn {
                 if hole > max_payload && tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
                     let whole = tso_max - tso_max % max_payload;
                     match gso {
-                        true => whole.min((pass_max - sent).saturating_mul(max_payload)),
+                        true => whole.min(pass_max.saturating_sub(sent).max(1).saturating_mul(max_payload)),
                         false => whole,
                     }
                 } else {
@@ -304,6 +300,14 @@ impl Conn {
                 && !self.fin_queued
             {
                 // Nagle: one small segment in flight at a time.
+                break;
+            }
+            // The pass's frames are spent, and this segment would go: the
+            // connection goes on in the next pass (checked here, after the
+            // window, Nagle and SWS rules, so a connection with nothing it
+            // may send now is not kept busy).
+            if sent >= pass_max {
+                more = true;
                 break;
             }
             let seq = self.snd_nxt;
