@@ -194,10 +194,6 @@ pub struct TcpEngine {
     /// Entries of `expired` before this were handled (a slice per poll).
     expired_at: usize,
     dirty: Vec<u32>,
-    /// How many entries at the front of `dirty` are connections the last
-    /// output pass held back at its frame limit: the next pass serves
-    /// them after those marked since.
-    dirty_held: usize,
     next_port: u16,
     cfg: TcpConfig,
     /// `cfg`, shared by connections with default options.
@@ -273,7 +269,6 @@ impl TcpEngine {
             expired: Vec::with_capacity(WORK_LIST),
             expired_at: 0,
             dirty: Vec::with_capacity(WORK_LIST),
-            dirty_held: 0,
             next_port: *EPHEMERAL.start() + (secret % 20000) as u16,
             cfg,
             shared_cfg: Rc::new(cfg),

@@ -37,12 +37,6 @@ impl TcpEngine {
         out: &mut Vec<SegOut>,
         burst: BurstLimit,
     ) {
-        // Connections the last pass held back at its frame limit go after
-        // those marked since (a reply is not queued behind bulk senders).
-        if self.dirty_held > 0 {
-            let held = self.dirty_held.min(self.dirty.len());
-            self.dirty.rotate_left(held);
-        }
         // Walked in place: nothing below marks a connection (output,
         // accounting and scheduling never do), so the list cannot grow
         // during the walk. A connection its pass limit stopped stays
@@ -65,7 +59,6 @@ impl TcpEngine {
             }
         }
         self.dirty.truncate(kept);
-        self.dirty_held = kept;
     }
 
     /// Whether any connection has output pending.
