@@ -103,14 +103,22 @@ fn a_pass_sends_at_most_its_frames_and_the_rest_follows_without_an_ack() {
     }
 }
 
-#[test]
-fn no_limit_sends_the_whole_window_in_one_pass() {
-    let (mut st, mut dev, h, snd) = limited(0, 0, DeviceCaps::default());
+/// Writes 12 segments' worth on a fresh connection limited to `frames`
+/// per pass, polls once: the stack and the data segments of that pass,
+/// checked to be the first bytes written.
+fn first_pass(frames: usize) -> (Stack<HeapPages>, Vec<Got>) {
+    let (mut st, mut dev, h, snd) = limited(frames, 0, DeviceCaps::default());
     let data = pattern_bytes(12 * MSS);
     assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
     let segs = poll_data(&mut st, &mut dev, 2);
+    assert_eq!(stream(&segs, snd), data[..segs.len() * MSS]);
+    (st, segs)
+}
+
+#[test]
+fn no_limit_sends_the_whole_window_in_one_pass() {
+    let (_, segs) = first_pass(0);
     assert_eq!(segs.len(), 10, "0: no limit, the initial window at once");
-    assert_eq!(stream(&segs, snd), data[..10 * MSS]);
 }
 
 #[test]
@@ -129,11 +137,17 @@ fn a_tso_frame_counts_as_one() {
     assert_eq!(&frames[0][54..], &data[..10 * MSS]);
 }
 
+/// Two connections from the peer's ports 40000 and 40001, 4 frames per pass.
+fn two_connections() -> (Stack<HeapPages>, QueueDevice, [(SocketHandle, u32); 2]) {
+    let (mut st, mut dev, l) = stack_limited(4, 0, DeviceCaps::default());
+    let first = handshake(&mut st, &mut dev, l, 40000);
+    let second = handshake(&mut st, &mut dev, l, 40001);
+    (st, dev, [first, second])
+}
+
 #[test]
 fn one_bulk_sender_leaves_room_in_the_pass_for_the_others() {
-    let (mut st, mut dev, l) = stack_limited(4, 0, DeviceCaps::default());
-    let (h1, snd1) = handshake(&mut st, &mut dev, l, 40000);
-    let (h2, snd2) = handshake(&mut st, &mut dev, l, 40001);
+    let (mut st, mut dev, [(h1, snd1), (h2, snd2)]) = two_connections();
     let d1 = pattern_bytes(10 * MSS);
     let d2: Vec<u8> = d1.iter().map(|b| b ^ 0xa5).collect();
     assert_eq!(st.tcp_write(h1, &d1), Ok(d1.len()));
@@ -160,12 +174,8 @@ fn one_bulk_sender_leaves_room_in_the_pass_for_the_others() {
 fn a_pass_that_spends_the_window_leaves_the_connection_idle() {
     // The limit and the initial window are both 10 frames: the pass sends
     // all the window allows, and nothing may go until an ACK comes.
-    let (mut st, mut dev, h, snd) = limited(10, 0, DeviceCaps::default());
-    let data = pattern_bytes(12 * MSS);
-    assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
-    let segs = poll_data(&mut st, &mut dev, 2);
+    let (mut st, segs) = first_pass(10);
     assert_eq!(segs.len(), 10);
-    assert_eq!(stream(&segs, snd), data[..10 * MSS]);
     assert_ne!(st.poll_at(), Some(Instant::ZERO), "no pass is owed: the window is spent, not the pass");
 }
 
@@ -176,9 +186,7 @@ fn a_connection_marked_after_a_held_one_still_goes_in_the_same_pass() {
     // pass serves every marked connection, so a reply written after a
     // bulk sender was held back leaves in the very next pass, behind at
     // most one pass's frames of the bulk sender.
-    let (mut st, mut dev, l) = stack_limited(4, 0, DeviceCaps::default());
-    let (bulk, _) = handshake(&mut st, &mut dev, l, 40000);
-    let (reply, reply_snd) = handshake(&mut st, &mut dev, l, 40001);
+    let (mut st, mut dev, [(bulk, _), (reply, reply_snd)]) = two_connections();
     let data = pattern_bytes(10 * MSS);
     assert_eq!(st.tcp_write(bulk, &data), Ok(data.len()));
     assert_eq!(poll_data(&mut st, &mut dev, 2).len(), 4, "the bulk sender is held back after 4");
