@@ -108,12 +108,11 @@ pub struct TcpConfig {
     /// it into, and is capped at what the pass has left. At least one
     /// frame goes per pass. Like DPDK's TX burst (32), it bounds each
     /// pass's work per connection, so one bulk sender cannot fill a pass
-    /// while other connections wait, and keeps the bytes a pass moves
-    /// (written, sent, received, read) within the CPU's caches: measured in
-    /// `enginebench` bulk/csum-offload, +2-4% against no limit with 256 KiB
-    /// windows (a TSO frame's bytes are one frame's work: TSO bulk lost 8%
-    /// under a limit in bytes, none under this one). 0: no limit. Default 32
-    /// (`[tcp] output_pass_frames`).
+    /// while other connections wait. Measured in `enginebench`
+    /// bulk/csum-offload: +1.7-4.3% against no limit in alternated runs
+    /// (a cache simulation showed no fewer L1 misses, so not from
+    /// locality); TSO bulk unchanged (a limit in bytes had cost it 8%).
+    /// 0: no limit. Default 32 (`[tcp] output_pass_frames`).
     pub output_pass_frames: usize,
     /// Round both socket buffers up to a whole number of segments once the
     /// MSS is known (at the SYN or SYN-ACK), as FreeBSD's `tcp_mss()` does:
