@@ -50,14 +50,10 @@ fn limited(frames: usize, gso_max: usize, caps: DeviceCaps) -> (Stack<HeapPages>
     (st, dev, h, snd)
 }
 
-/// Polls once at `ms`; the data segments sent, by destination port.
+/// Polls once at `ms` ([`exchange`] with nothing received); the data
+/// segments sent.
 fn poll_data(st: &mut Stack<HeapPages>, dev: &mut QueueDevice, ms: u64) -> Vec<Got> {
-    st.poll(at(ms), dev);
-    dev.take_tx().iter().filter_map(|f| decode_tcp(f)).filter(|g| !g.payload.is_empty()).collect()
-}
-
-fn pattern_bytes(n: usize) -> Vec<u8> {
-    (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect()
+    exchange(st, dev, at(ms), Vec::new()).into_iter().filter(|g| !g.payload.is_empty()).collect()
 }
 
 /// The segments' payloads in order, checked contiguous from `snd`.
@@ -75,7 +71,7 @@ fn stream(segs: &[Got], mut snd: u32) -> Vec<u8> {
 fn a_pass_sends_at_most_its_frames_and_the_rest_follows_without_an_ack() {
     for gso_max in [0, 32 * 1024] {
         let (mut st, mut dev, h, snd) = limited(4, gso_max, DeviceCaps::default());
-        let data = pattern_bytes(12 * MSS);
+        let data = pattern(7, 12 * MSS);
         assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
         let mut all = Vec::new();
         let mut per_poll = Vec::new();
@@ -108,7 +104,7 @@ fn a_pass_sends_at_most_its_frames_and_the_rest_follows_without_an_ack() {
 /// checked to be the first bytes written.
 fn first_pass(frames: usize) -> (Stack<HeapPages>, Vec<Got>) {
     let (mut st, mut dev, h, snd) = limited(frames, 0, DeviceCaps::default());
-    let data = pattern_bytes(12 * MSS);
+    let data = pattern(7, 12 * MSS);
     assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
     let segs = poll_data(&mut st, &mut dev, 2);
     assert_eq!(stream(&segs, snd), data[..segs.len() * MSS]);
@@ -125,7 +121,7 @@ fn no_limit_sends_the_whole_window_in_one_pass() {
 fn a_tso_frame_counts_as_one() {
     let caps = DeviceCaps { tx_checksum_offload: true, tso_max: 64 * 1024, ..DeviceCaps::default() };
     let (mut st, mut dev, h, _) = limited(1, 0, caps);
-    let data = pattern_bytes(12 * MSS);
+    let data = pattern(7, 12 * MSS);
     assert_eq!(st.tcp_write(h, &data), Ok(data.len()));
     st.poll(at(2), &mut dev);
     let frames = dev.take_tx();
@@ -148,7 +144,7 @@ fn two_connections() -> (Stack<HeapPages>, QueueDevice, [(SocketHandle, u32); 2]
 #[test]
 fn one_bulk_sender_leaves_room_in_the_pass_for_the_others() {
     let (mut st, mut dev, [(h1, snd1), (h2, snd2)]) = two_connections();
-    let d1 = pattern_bytes(10 * MSS);
+    let d1 = pattern(7, 10 * MSS);
     let d2: Vec<u8> = d1.iter().map(|b| b ^ 0xa5).collect();
     assert_eq!(st.tcp_write(h1, &d1), Ok(d1.len()));
     assert_eq!(st.tcp_write(h2, &d2), Ok(d2.len()));
@@ -187,7 +183,7 @@ fn a_connection_marked_after_a_held_one_still_goes_in_the_same_pass() {
     // bulk sender was held back leaves in the very next pass, behind at
     // most one pass's frames of the bulk sender.
     let (mut st, mut dev, [(bulk, _), (reply, reply_snd)]) = two_connections();
-    let data = pattern_bytes(10 * MSS);
+    let data = pattern(7, 10 * MSS);
     assert_eq!(st.tcp_write(bulk, &data), Ok(data.len()));
     assert_eq!(poll_data(&mut st, &mut dev, 2).len(), 4, "the bulk sender is held back after 4");
     assert_eq!(st.tcp_write(reply, b"reply"), Ok(5));
