@@ -451,13 +451,17 @@ unsafe fn buf<'a>(p: *const c_void, len: usize) -> Res<&'a [u8]> {
     if len > SSIZE_MAX {
         return Err(libc::EINVAL);
     }
-    let len = len.min(MAX_RW_COUNT);
-    if (p as usize).checked_add(len).is_none() {
-        // No object ends past the address space's end.
-        return Err(libc::EFAULT);
-    }
+    let len = view_len(p as usize, len)?;
     // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
     Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+}
+
+/// The length a buffer at `addr` of `len` bytes is viewed with: cut to
+/// [`MAX_RW_COUNT`]; one that would end past the address space's end is
+/// `EFAULT` (no object does).
+fn view_len(addr: usize, len: usize) -> Res<usize> {
+    let len = len.min(MAX_RW_COUNT);
+    addr.checked_add(len).map(|_| len).ok_or(libc::EFAULT)
 }
 
 /// A buffer to read into: null, or one that would end past the address
@@ -473,11 +477,7 @@ unsafe fn buf_mut<'a>(p: *mut c_void, len: usize) -> Res<&'a mut [u8]> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
-    let len = len.min(MAX_RW_COUNT);
-    if (p as usize).checked_add(len).is_none() {
-        // No object ends past the address space's end.
-        return Err(libc::EFAULT);
-    }
+    let len = view_len(p as usize, len)?;
     // SAFETY: caller contract; the length is at most MAX_RW_COUNT (< isize::MAX).
     Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len) })
 }

@@ -260,9 +260,10 @@ impl Conn {
             let burst =
                 if hole > max_payload && tso_max > max_payload && fresh && !sack_recovery && self.recover.is_none() {
                     let whole = tso_max - tso_max % max_payload;
-                    match gso {
-                        true => whole.min(pass_max.saturating_sub(sent).max(1).saturating_mul(max_payload)),
-                        false => whole,
+                    if gso {
+                        whole.min(pass_max.saturating_sub(sent).max(1).saturating_mul(max_payload))
+                    } else {
+                        whole
                     }
                 } else {
                     max_payload
