@@ -430,7 +430,11 @@ fn write_from(lib: &mut Lib, fd: c_int, bufs: &[&[u8]], to: Option<SocketAddrV4>
 pub const MAX_RW_COUNT: usize = 0x7fff_f000;
 
 /// The largest length a C object can have (`SSIZE_MAX`); longer ones are
-/// caller bugs (`EINVAL`, as Linux's `rw_verify_area` and `import_iovec`).
+/// caller bugs: `EINVAL`, as FreeBSD's (F-Stack's) `write`/`readv` for a
+/// length above `IOSIZE_MAX` and Linux's `import_iovec` for one iovec
+/// segment. Linux's `write`/`send` of such a length, and a `readv`/`writev`
+/// whose segments only add up past it, say `EFAULT` instead (their
+/// `access_ok` of the range fails first).
 const SSIZE_MAX: usize = isize::MAX as usize;
 
 /// Checks a (pointer, length) pair from C and views it (null with length 0 is
