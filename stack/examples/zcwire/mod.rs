@@ -100,10 +100,20 @@ pub(crate) struct End {
 pub(crate) enum Offload {
     /// Nothing: both stacks checksum in software, frames fit the MTU.
     None,
-    /// Checksums left to the device, for both stacks.
+    /// TCP/UDP checksums left to the device, for both stacks, as a virtio
+    /// port offers them (`VIRTIO_NET_F_CSUM`/`GUEST_CSUM` cover L4 only):
+    /// IPv4 header checksums stay in software, computed on send and
+    /// verified on receive, by both.
     Checksum,
-    /// Checksums and TSO (only zcstack can use TSO).
+    /// [`Offload::Checksum`] and TSO (only zcstack can use TSO).
     ChecksumTso,
+    /// Every checksum left to the device, IPv4 headers' too, as a NIC with
+    /// IPv4 checksum offload offers (reported only): smoltcp neither
+    /// computes nor verifies any (`ChecksumCapabilities::ignored()`, the
+    /// `Checksum` wire before session 20); zcstack skips the IPv4 check on
+    /// receive (`rx_checksum_verified`; it has no IPv4 offload on send, its
+    /// header sum is incremental).
+    AllChecksums,
 }
 
 pub(crate) fn wire(offload: Offload) -> (End, End) {
@@ -136,6 +146,9 @@ impl Device for End {
         match self.offload {
             Offload::None => DeviceCaps::default(),
             Offload::Checksum => DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() },
+            Offload::AllChecksums => {
+                DeviceCaps { tx_checksum_offload: true, rx_checksum_verified: true, ..DeviceCaps::default() }
+            }
             Offload::ChecksumTso => {
                 DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..DeviceCaps::default() }
             }
