@@ -47,14 +47,6 @@ const HDR_POOL: usize = 16 * 1024;
 /// A header buffer's size, bytes: Ethernet and IPv4 headers and a TCP
 /// header with the most options (60 bytes) fit.
 const HDR_BUF: usize = HEADROOM + 64;
-/// Frames a burst's output hands to the device after which its
-/// completions are taken at once (besides at the start of every poll). A
-/// copying device completes a frame as it takes it; its header buffer
-/// (and page references) then come back while still in cache, and the
-/// poll's next burst reuses them instead of another pool's worth of cold
-/// ones (issue 13, session 20). A burst of a few frames (a request's
-/// answer) skips the extra call.
-const DRAIN_AFTER_FRAMES: u64 = 16;
 
 /// A TCP/IP stack instance (one per lcore, shared-nothing).
 #[derive(Debug)]
@@ -585,7 +577,29 @@ impl<M: PageMemory> Stack<M> {
         let mut did = false;
         let t = self.tcp.stages.start_if(METER);
         self.reclaim_zc_orphans();
-        self.drain_completions(now, dev);
+        {
+            let mem = &mut self.mem;
+            let stats = &mut self.stats;
+            let pool = &mut self.hdr_pool;
+            let tcp = &mut self.tcp;
+            dev.poll_completions(now, &mut |f: TxFrame| {
+                for p in &f.payload {
+                    if mem.decref(p.page).is_err() {
+                        stats.page_errors += 1;
+                    }
+                }
+                if f.payload.spilled() {
+                    // A TSO frame's list, for the next burst (the test here
+                    // spares the common frame the move into the call).
+                    tcp.recycle_payload(f.payload);
+                }
+                if pool.len() < HDR_POOL && f.header.capacity() <= HDR_BUF {
+                    let mut h = f.header;
+                    h.clear();
+                    pool.push(h);
+                }
+            });
+        }
         self.tcp.stages.stop_if(METER, Stage::Completions, t);
         let mut handled = 0;
         while handled < RX_BUDGET {
@@ -729,36 +743,8 @@ impl<M: PageMemory> Stack<M> {
         self.stats.tx_frames > before
     }
 
-    /// Takes back every frame the device completed: drops its page
-    /// references and keeps its header buffer for the next frame.
-    #[inline]
-    fn drain_completions<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D) {
-        let mem = &mut self.mem;
-        let stats = &mut self.stats;
-        let pool = &mut self.hdr_pool;
-        let tcp = &mut self.tcp;
-        dev.poll_completions(now, &mut |f: TxFrame| {
-            for p in &f.payload {
-                if mem.decref(p.page).is_err() {
-                    stats.page_errors += 1;
-                }
-            }
-            if f.payload.spilled() {
-                // A TSO frame's list, for the next burst (the test here
-                // spares the common frame the move into the call).
-                tcp.recycle_payload(f.payload);
-            }
-            if pool.len() < HDR_POOL && f.header.capacity() <= HDR_BUF {
-                let mut h = f.header;
-                h.clear();
-                pool.push(h);
-            }
-        });
-    }
-
     /// Builds the segments of every connection with output and hands them
-    /// to the device (the `Output` and `Tx` stages); takes the device's
-    /// completions back at once after [`DRAIN_AFTER_FRAMES`] frames.
+    /// to the device (the `Output` and `Tx` stages).
     /// `meter`: a [`crate::stages::StageClock::on`] reading.
     #[inline(always)]
     fn output<D: Device + ?Sized>(&mut self, now: Instant, dev: &mut D, caps: &DeviceCaps, meter: bool) {
@@ -766,11 +752,7 @@ impl<M: PageMemory> Stack<M> {
         self.tcp.dispatch(now, &mut self.mem, &mut self.stats, &mut self.segs, burst_limit(caps, self.cfg.tcp.gso_max));
         self.tcp.stages.stop_if(meter, Stage::Output, t);
         let t = self.tcp.stages.start_if(meter);
-        let sent = self.stats.tx_frames;
         self.flush(now, dev, caps);
-        if self.stats.tx_frames.wrapping_sub(sent) >= DRAIN_AFTER_FRAMES {
-            self.drain_completions(now, dev);
-        }
         self.tcp.stages.stop_if(meter, Stage::Tx, t);
     }
 
