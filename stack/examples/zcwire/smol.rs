@@ -65,8 +65,9 @@ impl smoltcp::phy::Device for End {
                 // L4 only, as virtio offers (and zcstack gets): IPv4 header
                 // checksums stay in software. Until session 20 this wire gave
                 // smoltcp `ignored()`, skipping the IPv4 header checksums that
-                // zcstack computes and verifies on the same wire (smoltcp
-                // ~290 instructions a segment; `AllChecksums` keeps that case).
+                // zcstack computes and verifies on the same wire (3-6% of
+                // smoltcp's Gbit/s in bench-results/engine-2026-12-01-s20-*;
+                // `AllChecksums` keeps that case).
                 c.checksum.tcp = Checksum::None;
                 c.checksum.udp = Checksum::None;
             }
