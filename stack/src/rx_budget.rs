@@ -62,8 +62,33 @@ impl RxBudget {
     /// is copied anyway (or that carries none) costs no footprint query and
     /// no charge. Nothing is charged (nor allocated) here.
     #[inline]
-    pub fn admit<'a>(&'a self, rx: &'a SharedRx) -> RxIn<'a> {
-        RxIn { frame: rx, limit: self.limit, copybreak: self.copybreak, acct: &self.pinned }
+    pub fn admit<'a>(&'a self, rx: RxRef<'a>) -> RxIn<'a> {
+        RxIn { frame: rx.frame, bytes: rx.bytes, limit: self.limit, copybreak: self.copybreak, acct: &self.pinned }
+    }
+}
+
+/// A frame the device handed over, with its bytes as one
+/// [`crate::phy::RxBuf::bytes`] call gave them: the receive path reads them
+/// through this, not through another call on the trait object.
+#[derive(Clone, Copy)]
+pub struct RxRef<'a> {
+    /// The frame.
+    pub frame: &'a SharedRx,
+    /// `frame.bytes()`.
+    pub bytes: &'a [u8],
+}
+
+impl std::fmt::Debug for RxRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RxRef({} bytes)", self.bytes.len())
+    }
+}
+
+impl<'a> RxRef<'a> {
+    /// `frame` with its bytes (one `bytes` call).
+    #[inline]
+    pub fn new(frame: &'a SharedRx) -> Self {
+        RxRef { frame, bytes: frame.bytes() }
     }
 }
 
@@ -72,6 +97,8 @@ impl RxBudget {
 #[derive(Clone, Copy)]
 pub struct RxIn<'a> {
     frame: &'a SharedRx,
+    /// `frame`'s bytes ([`RxRef::bytes`]).
+    bytes: &'a [u8],
     limit: usize,
     copybreak: usize,
     acct: &'a Rc<Cell<usize>>,
@@ -79,7 +106,7 @@ pub struct RxIn<'a> {
 
 impl std::fmt::Debug for RxIn<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RxIn({} bytes)", self.frame.bytes().len())
+        write!(f, "RxIn({} bytes)", self.bytes.len())
     }
 }
 
@@ -87,6 +114,13 @@ impl<'a> RxIn<'a> {
     /// The frame.
     pub fn frame(&self) -> &'a SharedRx {
         self.frame
+    }
+
+    /// The frame's bytes, as [`crate::phy::RxBuf::bytes`] gave them when
+    /// it was admitted.
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// Payloads shorter than this many bytes are copied, not kept in the
@@ -153,13 +187,13 @@ mod tests {
     fn admits_up_to_the_limit_and_returns_charges_on_drop() {
         let b = RxBudget::new(3 * 2048);
         let f: SharedRx = Rc::new(Frame(vec![1; 100]));
-        let kept: Vec<Charge> = (0..3).map(|_| b.admit(&f).keep().expect("within budget")).collect();
+        let kept: Vec<Charge> = (0..3).map(|_| b.admit(RxRef::new(&f)).keep().expect("within budget")).collect();
         assert_eq!(b.pinned(), 3 * 2048);
-        assert!(b.admit(&f).keep().is_none(), "a fourth frame passes the budget");
+        assert!(b.admit(RxRef::new(&f)).keep().is_none(), "a fourth frame passes the budget");
         assert_eq!(b.pinned(), 3 * 2048, "a refused frame is not charged");
         drop(kept);
         assert_eq!(b.pinned(), 0);
-        let a = b.admit(&f);
+        let a = b.admit(RxRef::new(&f));
         assert!(a.keep().is_some(), "room again");
         assert_eq!(b.pinned(), 0, "the charge went with its token");
         assert_eq!(a.frame().bytes().as_ptr(), f.bytes().as_ptr(), "the same bytes, not a copy");

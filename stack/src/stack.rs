@@ -10,8 +10,9 @@ use crate::iface::arp::ArpCache;
 use crate::iface::reassembly::{FragResult, Reassembler};
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
-use crate::phy::{Device, DeviceCaps, RxFrame, SharedRx, TxFrame};
+use crate::phy::{Device, DeviceCaps, RxFrame, TxFrame};
 use crate::rx_budget::RxBudget;
+use crate::rx_budget::RxRef;
 use crate::stats::Stats;
 use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
@@ -610,11 +611,16 @@ impl<M: PageMemory> Stack<M> {
             let want = caps.max_burst.min(RX_BUDGET - handled);
             let n = dev.receive_frames(now, want, &mut |frame: RxFrame<'_>| {
                 let (t, nested) = self.tcp.stages.start_parse_if(METER);
-                match frame {
-                    RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
-                    RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
-                    RxFrame::Shared(rx) => self.ingress(now, rx.bytes(), Some(&rx), &caps, rx.l4_verified()),
-                }
+                // One call site: `ingress` is inlined here once.
+                let (bytes, rx, l4_verified) = match &frame {
+                    RxFrame::Borrowed(b) => (*b, None, false),
+                    RxFrame::L4Verified(b) => (*b, None, true),
+                    RxFrame::Shared(rx) => {
+                        let r = RxRef::new(rx);
+                        (r.bytes, Some(r), rx.l4_verified())
+                    }
+                };
+                self.ingress(now, bytes, rx, &caps, l4_verified);
                 self.tcp.stages.stop_parse_if(METER, t, nested);
             });
             if n == 0 {

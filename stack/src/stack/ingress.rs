@@ -6,11 +6,14 @@ use super::*;
 use crate::wire::{IPV4_HEADER, TCP_HEADER};
 
 impl<M: PageMemory> Stack<M> {
+    /// Takes one received frame (inlined into the poll's receive loop,
+    /// its only call site).
+    #[inline(always)]
     pub(super) fn ingress(
         &mut self,
         now: Instant,
         frame: &[u8],
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
         caps: &DeviceCaps,
         l4_verified: bool,
     ) {
@@ -47,7 +50,7 @@ impl<M: PageMemory> Stack<M> {
         &mut self,
         now: Instant,
         frame: &[u8],
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
         caps: &DeviceCaps,
         l4_verified: bool,
     ) -> bool {
@@ -110,7 +113,7 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
-    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<&SharedRx>, caps: &DeviceCaps, l4_verified: bool) {
+    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<RxRef<'_>>, caps: &DeviceCaps, l4_verified: bool) {
         // The common datagram (no options, not a fragment, header checksum
         // right) read at fixed offsets; everything else, every error
         // included, takes the general parse below.
@@ -174,7 +177,7 @@ impl<M: PageMemory> Stack<M> {
         now: Instant,
         ip: &Ipv4Repr,
         payload: &[u8],
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
         data: &[u8],
         checked: Checked,
     ) {
@@ -259,7 +262,7 @@ impl<M: PageMemory> Stack<M> {
     /// for by the device) and hands it to the engine; a malformed header is
     /// a counted drop (`drop_tcp_malformed`).
     #[inline(always)]
-    fn ingress_tcp_seg(&mut self, now: Instant, src: Ipv4Address, dst: Ipv4Address, seg: &[u8], rx: Option<&SharedRx>) {
+    fn ingress_tcp_seg(&mut self, now: Instant, src: Ipv4Address, dst: Ipv4Address, seg: &[u8], rx: Option<RxRef<'_>>) {
         // Established connections' layouts at fixed offsets (only for a
         // header `TcpPacket::new_checked` accepts); the general parse for
         // everything else (and every error).
@@ -286,7 +289,7 @@ impl<M: PageMemory> Stack<M> {
         src: Ipv4Address,
         dst: Ipv4Address,
         seg: &[u8],
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
     ) {
         let Ok(tp) = TcpPacket::new_checked(seg) else {
             self.stats.drop_tcp_malformed += 1;
@@ -313,7 +316,7 @@ impl<M: PageMemory> Stack<M> {
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
         odd: Option<crate::tcp::odd_flags::OddFlags>,
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
     ) {
         let rx = match rx {
             Some(r) if !repr.payload.is_empty() || repr.control == smoltcp::wire::TcpControl::Syn => {
@@ -335,7 +338,7 @@ impl<M: PageMemory> Stack<M> {
         src: Ipv4Address,
         dst: Ipv4Address,
         tp: &TcpPacket<&[u8]>,
-        rx: Option<&SharedRx>,
+        rx: Option<RxRef<'_>>,
     ) {
         let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
         match crate::tcp::odd_flags::reparse(tp, &mut hdr) {

@@ -306,7 +306,7 @@ impl RecvQueue {
     fn try_keep(&mut self, d: &[u8], rin: RxIn<'_>, stats: &mut Stats) -> bool {
         let rx = rin.frame();
         // `d` lies inside the frame: keep it there.
-        let frame = rx.bytes();
+        let frame = rin.bytes();
         let base = frame.as_ptr() as usize;
         let at = (d.as_ptr() as usize).wrapping_sub(base);
         if at.checked_add(d.len()).is_none_or(|end| end > frame.len()) {
@@ -516,6 +516,7 @@ impl RecvQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rx_budget::RxRef;
 
     /// A received frame kept by zero-copy receive: its bytes, and a
     /// 2,048-byte buffer pinned for it.
@@ -568,7 +569,10 @@ mod tests {
         let mut st = Stats::default();
         let budget = crate::rx_budget::RxBudget::new(1 << 20);
         let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
-        assert_eq!(q.insert(0, full.bytes(), 8, Some(budget.admit(&full)), &mut st), Inserted::InOrder(1448));
+        assert_eq!(
+            q.insert(0, full.bytes(), 8, Some(budget.admit(RxRef::new(&full))), &mut st),
+            Inserted::InOrder(1448)
+        );
         assert_eq!(budget.pinned(), 2048, "the kept frame is charged to the budget");
         let scaled = q.window_for(1 << 20, 1448);
         assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
@@ -576,7 +580,10 @@ mod tests {
         // window still scales as for full segments (it was 5 KiB before,
         // below any update threshold, and stayed closed forever).
         let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
-        assert_eq!(q.insert(1448, tiny.bytes(), 8, Some(budget.admit(&tiny)), &mut st), Inserted::InOrder(10));
+        assert_eq!(
+            q.insert(1448, tiny.bytes(), 8, Some(budget.admit(RxRef::new(&tiny))), &mut st),
+            Inserted::InOrder(10)
+        );
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1458);
         assert_eq!(q.held(), 0);
@@ -597,7 +604,10 @@ mod tests {
             let mut st = Stats::default();
             let budget = crate::rx_budget::RxBudget::new(1 << 20);
             let f: SharedRx = std::rc::Rc::new(Frame([&[0u8; 14][..], &data].concat()));
-            assert_eq!(q.insert(0, &f.bytes()[14..], 8, Some(budget.admit(&f)), &mut st), Inserted::InOrder(64));
+            assert_eq!(
+                q.insert(0, &f.bytes()[14..], 8, Some(budget.admit(RxRef::new(&f))), &mut st),
+                Inserted::InOrder(64)
+            );
             assert_eq!((budget.pinned(), q.held()), (2048, 2048), "kept in place");
             let mut out = Vec::new();
             for &p in parts {
