@@ -611,7 +611,6 @@ impl<M: PageMemory> Stack<M> {
             let want = caps.max_burst.min(RX_BUDGET - handled);
             let n = dev.receive_frames(now, want, &mut |frame: RxFrame<'_>| {
                 let (t, nested) = self.tcp.stages.start_parse_if(METER);
-                // One call site: `ingress` is inlined here once.
                 let (bytes, rx, l4_verified) = match &frame {
                     RxFrame::Borrowed(b) => (*b, None, false),
                     RxFrame::L4Verified(b) => (*b, None, true),
