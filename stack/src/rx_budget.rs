@@ -69,13 +69,12 @@ impl RxBudget {
 
 /// A frame the device handed over, with its bytes as one
 /// [`crate::phy::RxBuf::bytes`] call gave them: the receive path reads them
-/// through this, not through another call on the trait object.
+/// through this, not through another call on the trait object. Built only
+/// by [`RxRef::new`], so the bytes are always the frame's own.
 #[derive(Clone, Copy)]
 pub struct RxRef<'a> {
-    /// The frame.
-    pub frame: &'a SharedRx,
-    /// `frame.bytes()`.
-    pub bytes: &'a [u8],
+    frame: &'a SharedRx,
+    bytes: &'a [u8],
 }
 
 impl std::fmt::Debug for RxRef<'_> {
@@ -89,6 +88,12 @@ impl<'a> RxRef<'a> {
     #[inline]
     pub fn new(frame: &'a SharedRx) -> Self {
         RxRef { frame, bytes: frame.bytes() }
+    }
+
+    /// The frame's bytes (`frame.bytes()` as `new` read them).
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 }
 
@@ -197,6 +202,7 @@ mod tests {
         assert!(a.keep().is_some(), "room again");
         assert_eq!(b.pinned(), 0, "the charge went with its token");
         assert_eq!(a.frame().bytes().as_ptr(), f.bytes().as_ptr(), "the same bytes, not a copy");
+        assert_eq!(a.bytes().as_ptr(), f.bytes().as_ptr(), "the bytes it was admitted with");
         assert_eq!(b.pinned(), 0, "an admitted frame nobody keeps costs nothing");
     }
 }

@@ -11,8 +11,7 @@ use crate::iface::reassembly::{FragResult, Reassembler};
 use crate::iface::{Interface, IpOut, HEADROOM};
 use crate::mem::PageMemory;
 use crate::phy::{Device, DeviceCaps, RxFrame, TxFrame};
-use crate::rx_budget::RxBudget;
-use crate::rx_budget::RxRef;
+use crate::rx_budget::{RxBudget, RxRef};
 use crate::stats::Stats;
 use crate::tcp::{SegOut, SockOpt, SockOptName, SocketHandle, SocketOptions, State, TcpEngine, TcpError};
 use crate::time::Instant;
@@ -616,7 +615,7 @@ impl<M: PageMemory> Stack<M> {
                     RxFrame::L4Verified(b) => (*b, None, true),
                     RxFrame::Shared(rx) => {
                         let r = RxRef::new(rx);
-                        (r.bytes, Some(r), rx.l4_verified())
+                        (r.bytes(), Some(r), rx.l4_verified())
                     }
                 };
                 self.ingress(now, bytes, rx, &caps, l4_verified);

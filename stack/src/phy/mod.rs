@@ -24,7 +24,10 @@ use crate::time::Instant;
 /// receive), e.g. a DPDK mbuf. Dropping the last reference gives the memory
 /// back to the device.
 pub trait RxBuf {
-    /// The frame's bytes.
+    /// The frame's bytes: the same slice (address and length) on every
+    /// call for as long as the buffer lives. The engine reads a kept
+    /// payload at the offset it found in one call's slice through later
+    /// calls (an mbuf's data does not move).
     fn bytes(&self) -> &[u8];
     /// Memory the buffer pins, for receive-window accounting (at least
     /// `bytes().len()`; an mbuf pins its whole data room).

@@ -300,7 +300,8 @@ impl RecvQueue {
 
     /// Keeps `d` in its frame (zero-copy receive) when the receive budget
     /// admits the frame; `false`, having kept nothing, when it does not or
-    /// `d` does not lie in the frame. Bytes copied before it (short
+    /// `d` does not lie in the frame's bytes (`RxIn::bytes`, the slice the
+    /// frame gave when admitted). Bytes copied before it (short
     /// payloads, the copybreak) go ahead of it as one chunk of their own,
     /// so a short segment does not make the data behind it be copied too.
     fn try_keep(&mut self, d: &[u8], rin: RxIn<'_>, stats: &mut Stats) -> bool {
@@ -619,6 +620,35 @@ mod tests {
             assert_eq!((q.len(), q.held(), budget.pinned()), (0, 0, 0), "parts {parts:?}");
             assert_eq!(q.read(&mut [0u8; 8]), 0);
         }
+    }
+
+    #[test]
+    fn payload_outside_the_admitted_frame_is_copied_not_kept() {
+        // Bytes offered with a frame they do not lie in (a payload copied
+        // elsewhere by the receive path) are copied: the frame is not
+        // kept, nothing is charged, and the bytes read back are the
+        // payload's own. Then the same queue keeps a payload that does lie
+        // in its frame, behind the copied bytes, in order.
+        let mut q = RecvQueue::default();
+        let mut st = Stats::default();
+        let budget = crate::rx_budget::RxBudget::new(1 << 20);
+        let f: SharedRx = std::rc::Rc::new(Frame(vec![0xee; 1000]));
+        let elsewhere: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+        assert_eq!(q.insert(0, &elsewhere, 8, Some(budget.admit(RxRef::new(&f))), &mut st), Inserted::InOrder(600));
+        assert_eq!((budget.pinned(), st.rx_bytes_zero_copy), (0, 0), "the frame is not kept");
+        assert_eq!(q.held(), 600, "only the copy is held");
+        assert_eq!(st.rx_bytes_copied, 600);
+        let g: SharedRx = std::rc::Rc::new(Frame((0..1000u32).map(|i| (i * 7) as u8).collect()));
+        assert_eq!(
+            q.insert(600, &g.bytes()[100..900], 8, Some(budget.admit(RxRef::new(&g))), &mut st),
+            Inserted::InOrder(800)
+        );
+        assert_eq!((budget.pinned(), st.rx_bytes_zero_copy), (2048, 800), "kept in its frame");
+        let mut out = vec![0u8; 2000];
+        assert_eq!(q.read(&mut out), 1400);
+        assert_eq!(&out[..600], &elsewhere[..]);
+        assert_eq!(&out[600..1400], &g.bytes()[100..900]);
+        assert_eq!(budget.pinned(), 0);
     }
 
     /// `window_for` computes floor(free * len / fp) exactly, with one
