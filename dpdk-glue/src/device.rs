@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use zcstack::mem::PageMemory;
-use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, SharedRx, TxFrame};
+use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, RxMeta, SharedRx, TxFrame};
 use zcstack::stages::StageCount;
 use zcstack::Instant;
 
@@ -181,6 +181,12 @@ impl RxBuf for RxMbuf {
     }
     fn l4_verified(&self) -> bool {
         self.l4_verified
+    }
+    fn meta(&self) -> RxMeta<'_> {
+        match &self.m {
+            Some(m) => RxMeta { bytes: m.data(), footprint: usize::from(m.buf_len()), l4_verified: self.l4_verified },
+            None => RxMeta { bytes: &[], footprint: 0, l4_verified: self.l4_verified },
+        }
     }
 }
 

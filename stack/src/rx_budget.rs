@@ -63,18 +63,27 @@ impl RxBudget {
     /// no charge. Nothing is charged (nor allocated) here.
     #[inline]
     pub fn admit<'a>(&'a self, rx: RxRef<'a>) -> RxIn<'a> {
-        RxIn { frame: rx.frame, bytes: rx.bytes, limit: self.limit, copybreak: self.copybreak, acct: &self.pinned }
+        RxIn {
+            frame: rx.frame,
+            bytes: rx.bytes,
+            footprint: rx.footprint,
+            limit: self.limit,
+            copybreak: self.copybreak,
+            acct: &self.pinned,
+        }
     }
 }
 
-/// A frame the device handed over, with its bytes as one
-/// [`crate::phy::RxBuf::bytes`] call gave them: the receive path reads them
-/// through this, not through another call on the trait object. Built only
-/// by [`RxRef::new`], so the bytes are always the frame's own.
+/// A frame the device handed over, with its bytes, footprint and L4
+/// verdict as one [`crate::phy::RxBuf::meta`] call gave them: the receive
+/// path reads them through this, not through more calls on the trait
+/// object. Built only by [`RxRef::new`], so they are always the frame's own.
 #[derive(Clone, Copy)]
 pub struct RxRef<'a> {
     frame: &'a SharedRx,
     bytes: &'a [u8],
+    footprint: usize,
+    l4_verified: bool,
 }
 
 impl std::fmt::Debug for RxRef<'_> {
@@ -87,13 +96,26 @@ impl<'a> RxRef<'a> {
     /// `frame` with its bytes (one `bytes` call).
     #[inline]
     pub fn new(frame: &'a SharedRx) -> Self {
-        RxRef { frame, bytes: frame.bytes() }
+        let m = frame.meta();
+        debug_assert!(
+            std::ptr::eq(m.bytes, frame.bytes())
+                && m.footprint == frame.footprint()
+                && m.l4_verified == frame.l4_verified(),
+            "RxBuf::meta must give what bytes, footprint and l4_verified give"
+        );
+        RxRef { frame, bytes: m.bytes, footprint: m.footprint, l4_verified: m.l4_verified }
     }
 
     /// The frame's bytes (`frame.bytes()` as `new` read them).
     #[inline]
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// The device vouches for the frame's L4 payload ([`RxBuf::l4_verified`]).
+    #[inline]
+    pub fn l4_verified(&self) -> bool {
+        self.l4_verified
     }
 }
 
@@ -104,6 +126,9 @@ pub struct RxIn<'a> {
     frame: &'a SharedRx,
     /// `frame`'s bytes ([`RxRef::bytes`]).
     bytes: &'a [u8],
+    /// `frame`'s footprint, bytes ([`crate::phy::RxBuf::footprint`] as
+    /// [`RxRef::new`] read it).
+    footprint: usize,
     limit: usize,
     copybreak: usize,
     acct: &'a Rc<Cell<usize>>,
@@ -128,6 +153,13 @@ impl<'a> RxIn<'a> {
         self.bytes
     }
 
+    /// The frame's footprint, bytes, as [`crate::phy::RxBuf::footprint`]
+    /// gave it when it was admitted.
+    #[inline]
+    pub fn footprint(&self) -> usize {
+        self.footprint
+    }
+
     /// Payloads shorter than this many bytes are copied, not kept in the
     /// frame, by a receive queue holding no frame (a copy behind kept
     /// frames would need a buffer of its own). 0: none.
@@ -136,13 +168,13 @@ impl<'a> RxIn<'a> {
         self.copybreak
     }
 
-    /// Charges the frame's footprint (bytes, one [`crate::phy::RxBuf::footprint`]
-    /// query) to the budget for as long as the returned token lives, when it
+    /// Charges the frame's footprint (bytes, as [`RxRef::new`] read it) to
+    /// the budget for as long as the returned token lives, when it
     /// fits the budget now; `None` when it would pass the limit (the caller
     /// then copies what it keeps). Whoever keeps the frame keeps the token
     /// with it (a receive queue's chunk, then the application's view).
     pub fn keep(&self) -> Option<Charge> {
-        let fp = self.frame.footprint();
+        let fp = self.footprint;
         let pinned = self.acct.get();
         if pinned.saturating_add(fp) > self.limit {
             return None;

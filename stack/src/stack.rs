@@ -615,7 +615,7 @@ impl<M: PageMemory> Stack<M> {
                     RxFrame::L4Verified(b) => (*b, None, true),
                     RxFrame::Shared(rx) => {
                         let r = RxRef::new(rx);
-                        (r.bytes(), Some(r), rx.l4_verified())
+                        (r.bytes(), Some(r), r.l4_verified())
                     }
                 };
                 self.ingress(now, bytes, rx, &caps, l4_verified);

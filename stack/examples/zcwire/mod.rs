@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use zcstack::mem::{HeapPages, PageMemory};
-use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, TxFrame};
+use zcstack::phy::{Device, DeviceCaps, RxBuf, RxFrame, RxMeta, TxFrame};
 use zcstack::tcp::SockOpt;
 use zcstack::{IfaceConfig, Instant, SocketHandle, Stack, StackConfig};
 
@@ -137,6 +137,9 @@ impl RxBuf for Frame {
     }
     fn l4_verified(&self) -> bool {
         self.verified
+    }
+    fn meta(&self) -> RxMeta<'_> {
+        RxMeta { bytes: &self.bytes, footprint: self.bytes.len(), l4_verified: self.verified }
     }
 }
 

@@ -39,6 +39,25 @@ pub trait RxBuf {
     fn l4_verified(&self) -> bool {
         false
     }
+    /// [`RxBuf::bytes`], [`RxBuf::footprint`] and [`RxBuf::l4_verified`]
+    /// in one call: what the receive path asks of every frame handed over.
+    /// A device may answer it at once (one call through the trait object
+    /// instead of three); it must give what the three methods give.
+    fn meta(&self) -> RxMeta<'_> {
+        RxMeta { bytes: self.bytes(), footprint: self.footprint(), l4_verified: self.l4_verified() }
+    }
+}
+
+/// A received frame's bytes, footprint (bytes) and L4 verdict
+/// ([`RxBuf::meta`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RxMeta<'a> {
+    /// [`RxBuf::bytes`].
+    pub bytes: &'a [u8],
+    /// [`RxBuf::footprint`], bytes.
+    pub footprint: usize,
+    /// [`RxBuf::l4_verified`].
+    pub l4_verified: bool,
 }
 
 impl RxBuf for Vec<u8> {

@@ -366,7 +366,7 @@ impl Conn {
         // receive) scales it: a peer's first flight cannot pin more than
         // the receive buffer.
         if let Some(r) = seg.rx {
-            self.rcvq.note_frame(r.frame().footprint());
+            self.rcvq.note_frame(r.footprint());
         }
         if let (Some((tsval, _)), true) = (seg.ts, self.cfg.timestamps && !dropped) {
             self.ts_ok = true;

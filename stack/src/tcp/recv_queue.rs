@@ -272,7 +272,7 @@ impl RecvQueue {
         self.next += d.len() as u64;
         if let Some(rin) = rx {
             if self.last_frame.1 == 0 {
-                self.note_frame(rin.frame().footprint());
+                self.note_frame(rin.footprint());
             }
             if d.len() < rin.copybreak() && self.chunks.is_empty() {
                 // A short payload with no frame kept ahead of it is copied
