@@ -93,7 +93,7 @@ impl std::fmt::Debug for RxRef<'_> {
 }
 
 impl<'a> RxRef<'a> {
-    /// `frame` with its bytes (one `bytes` call).
+    /// `frame` with its bytes, footprint and L4 verdict (one `meta` call).
     #[inline]
     pub fn new(frame: &'a SharedRx) -> Self {
         let m = frame.meta();
