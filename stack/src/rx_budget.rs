@@ -59,8 +59,11 @@ impl RxBudget {
 
     /// Offers `rx` to the receive queues: the budget is checked only when a
     /// queue would keep the frame ([`RxIn::keep`]), so a frame whose payload
-    /// is copied anyway (or that carries none) costs no footprint query and
-    /// no charge. Nothing is charged (nor allocated) here.
+    /// is copied anyway (or that carries none) is not charged. Nothing is
+    /// charged (nor allocated) here; the footprint came with the frame
+    /// ([`RxRef::new`]'s one `meta` call). `RxIn` copies `rx`'s fields it
+    /// uses rather than holding `rx` (holding it cost the receive path
+    /// 0.2% more instructions in perfdrive bulk-csum).
     #[inline]
     pub fn admit<'a>(&'a self, rx: RxRef<'a>) -> RxIn<'a> {
         RxIn {
