@@ -47,37 +47,43 @@ pub(crate) fn page_size() -> usize {
 
 /// Both stacks' harness costs are the same and allocation-free in steady
 /// state (as DPDK's mempools are): a transmitted frame's bytes go into a
-/// recycled buffer from `spare`, and a received one's buffer returns there
-/// once the stack is done with it (smoltcp: after its `RxToken` is
-/// consumed; zcstack: when its recycled [`Frame`] wrapper is reclaimed).
+/// recycled [`Frame`] from `spare`, and a received one returns there once
+/// the stack is done with it (smoltcp: after its `RxToken` is consumed;
+/// zcstack: when the receiving end sees the stack let go of it). Queues and
+/// pools move one pointer per frame, as a DPDK ring moves an mbuf pointer.
 #[derive(Default)]
 pub(crate) struct Wire {
-    pub(crate) q: [VecDeque<Vec<u8>>; 2],
-    /// Frame buffers no one holds, reused by either side's transmit.
-    pub(crate) spare: Vec<Vec<u8>>,
+    pub(crate) q: [VecDeque<Rc<Frame>>; 2],
+    /// Frames no one holds (each the only reference to its `Frame`), reused
+    /// by either side's transmit, most recently freed first.
+    pub(crate) spare: Vec<Rc<Frame>>,
 }
 
 impl Wire {
-    /// An empty buffer for a frame (recycled when one is spare).
-    pub(crate) fn buffer(&mut self) -> Vec<u8> {
-        let mut v = self.spare.pop().unwrap_or_default();
-        v.clear();
-        v
+    /// Queues a frame on `side`'s direction whose bytes `fill` writes into a
+    /// recycled buffer (a new one only while the pool grows): the buffer
+    /// holds its previous frame's bytes on entry, for `fill` to clear or
+    /// overwrite. `verified` becomes the frame's [`RxBuf::l4_verified`].
+    pub(crate) fn send<R>(&mut self, side: usize, verified: bool, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let mut f = self.spare.pop().unwrap_or_default();
+        let slot = Rc::get_mut(&mut f).expect("a spare frame has no other holder");
+        slot.verified = verified;
+        let r = fill(&mut slot.bytes);
+        self.q[side].push_back(f);
+        r
     }
+}
 
-    /// A buffer of `len` bytes whose contents are unspecified, as a NIC's
-    /// transmit buffer is (smoltcp's `TxToken` contract): a recycled one
-    /// keeps its stale bytes; only bytes past its old length are zeroed
-    /// (safe Rust has no uninitialised bytes), which a wire of equal-sized
-    /// frames seldom needs.
-    pub(crate) fn buffer_of(&mut self, len: usize) -> Vec<u8> {
-        let mut v = self.spare.pop().unwrap_or_default();
-        if v.len() >= len {
-            v.truncate(len);
-        } else {
-            v.resize(len, 0);
-        }
-        v
+/// Resizes a transmit buffer to `len` bytes whose contents are unspecified,
+/// as a NIC's transmit buffer is (smoltcp's `TxToken` contract): a recycled
+/// one keeps its stale bytes; only bytes past its old length are zeroed
+/// (safe Rust has no uninitialised bytes), which a wire of equal-sized
+/// frames seldom needs.
+pub(crate) fn set_len_stale(v: &mut Vec<u8>, len: usize) {
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0);
     }
 }
 
@@ -90,10 +96,11 @@ pub(crate) struct End {
     /// treats virtio's partial checksums) and, to a stack that can use it,
     /// TSO with frames delivered whole (as virtio-user hands them to vhost).
     pub(crate) offload: Offload,
-    /// zcstack frame wrappers lent to the stack, oldest first.
-    lent: VecDeque<Rc<Frame>>,
-    /// Wrappers the stack let go of, ready for the next received frame.
-    free: Vec<Rc<Frame>>,
+    /// zcstack frame wrappers, a ring in the order they were last lent:
+    /// `ring[next]` is the oldest, the first to be reused once the stack
+    /// lets go of it (as a DPDK mempool recycles an mbuf the stack freed).
+    ring: Vec<Rc<Frame>>,
+    next: usize,
 }
 
 /// What the wire offers the stacks.
@@ -117,11 +124,12 @@ pub(crate) enum Offload {
 
 pub(crate) fn wire(offload: Offload) -> (End, End) {
     let w = Rc::new(RefCell::new(Wire::default()));
-    let end = |side, wire| End { side, wire, done: Vec::new(), offload, lent: VecDeque::new(), free: Vec::new() };
+    let end = |side, wire| End { side, wire, done: Vec::new(), offload, ring: Vec::new(), next: 0 };
     (end(0, w.clone()), end(1, w))
 }
 
 /// A wire frame handed to zcstack; `verified` when the wire offloads checksums.
+#[derive(Default)]
 pub(crate) struct Frame {
     pub(crate) bytes: Vec<u8>,
     pub(crate) verified: bool,
@@ -161,7 +169,7 @@ impl Device for End {
             let f = self.wire.borrow_mut().q[1 - self.side].pop_front();
             match f {
                 Some(f) => {
-                    sink(&f);
+                    sink(&f.bytes);
                     self.wire.borrow_mut().spare.push(f);
                     n += 1;
                 }
@@ -190,11 +198,10 @@ impl Device for End {
         n
     }
     fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
-        let mut w = self.wire.borrow_mut();
-        let mut v = w.buffer();
-        frame.copy_into(mem, &mut v);
-        w.q[self.side].push_back(v);
-        drop(w);
+        self.wire.borrow_mut().send(self.side, self.offload != Offload::None, |v| {
+            v.clear();
+            frame.copy_into(mem, v)
+        });
         self.done.push(frame);
         Ok(())
     }
@@ -206,37 +213,39 @@ impl Device for End {
 }
 
 impl End {
-    /// A wrapper holding `bytes` for zcstack: a reclaimed one when the
-    /// stack let go of it (its old buffer goes back to the wire's spares),
-    /// a new one only while the pool grows to what the stack holds at once.
-    /// Reclaims up to two lent wrappers per call, oldest first, so the pool
-    /// keeps up with one new frame per call without walking all it lent.
-    fn lend(&mut self, bytes: Vec<u8>) -> Rc<Frame> {
-        for _ in 0..2.min(self.lent.len()) {
-            let Some(mut f) = self.lent.pop_front() else { break };
-            match Rc::get_mut(&mut f) {
-                Some(slot) => {
-                    let old = std::mem::take(&mut slot.bytes);
-                    self.wire.borrow_mut().spare.push(old);
-                    self.free.push(f);
-                }
-                None => self.lent.push_back(f),
+    /// Hands frame `f` to zcstack and keeps a reference in the ring of lent
+    /// frames, whose oldest (`ring[next % len]`) is checked first: once the
+    /// stack let go of it (the stack releases frames in the order their
+    /// payload is read, mostly the order they were lent) it returns to the
+    /// wire's spares and `f` takes its slot; else the next of up to
+    /// [`End::PROBE`] slots the stack let go of. The ring grows only while
+    /// it grows to what the stack holds at once. One reference-count check
+    /// per frame in steady state, no allocation.
+    fn lend(&mut self, f: Rc<Frame>) -> Rc<Frame> {
+        let n = self.ring.len();
+        let mut i = self.next;
+        for _ in 0..Self::PROBE.min(n) {
+            if i >= n {
+                i = 0;
             }
+            if Rc::strong_count(&self.ring[i]) == 1 {
+                let old = std::mem::replace(&mut self.ring[i], f.clone());
+                self.wire.borrow_mut().spare.push(old);
+                self.next = i + 1;
+                return f;
+            }
+            i += 1;
         }
-        let verified = self.offload != Offload::None;
-        let f = match self.free.pop() {
-            Some(mut f) => match Rc::get_mut(&mut f) {
-                Some(slot) => {
-                    *slot = Frame { bytes, verified };
-                    f
-                }
-                None => Rc::new(Frame { bytes, verified }),
-            },
-            None => Rc::new(Frame { bytes, verified }),
-        };
-        self.lent.push_back(f.clone());
+        // Every probed slot is still held: `f` gets a new slot, just before
+        // the oldest (it is the newest lent).
+        let at = self.next.min(n);
+        self.ring.insert(at, f.clone());
+        self.next = at + 1;
         f
     }
+
+    /// Ring slots [`End::lend`] checks before growing the ring.
+    const PROBE: usize = 4;
 }
 
 /// Where the stacks' time comes from.

@@ -10,11 +10,11 @@ use smoltcp::phy::{Checksum, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-use super::{buf_size, wire, Clock, End, Offload, Wire, A, B};
+use super::{buf_size, set_len_stale, wire, Clock, End, Frame, Offload, Wire, A, B};
 
-/// A received frame; its buffer returns to the wire's spares once consumed.
+/// A received frame; it returns to the wire's spares once consumed.
 pub(crate) struct Rx {
-    bytes: Vec<u8>,
+    frame: Rc<Frame>,
     wire: Rc<RefCell<Wire>>,
 }
 pub(crate) struct Tx {
@@ -24,8 +24,8 @@ pub(crate) struct Tx {
 
 impl smoltcp::phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(&self.bytes);
-        self.wire.borrow_mut().spare.push(self.bytes);
+        let r = f(&self.frame.bytes);
+        self.wire.borrow_mut().spare.push(self.frame);
         r
     }
 }
@@ -36,10 +36,10 @@ impl smoltcp::phy::TxToken for Tx {
         // recycled buffer of stale bytes, not zeroed first (zeroing a whole
         // frame cost smoltcp a memset per frame that zcstack's side of the
         // wire never paid).
-        let mut v = self.wire.borrow_mut().buffer_of(len);
-        let r = f(&mut v);
-        self.wire.borrow_mut().q[self.side].push_back(v);
-        r
+        self.wire.borrow_mut().send(self.side, false, |v| {
+            set_len_stale(v, len);
+            f(v)
+        })
     }
 }
 
@@ -48,7 +48,7 @@ impl smoltcp::phy::Device for End {
     type TxToken<'a> = Tx;
     fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Rx, Tx)> {
         let f = self.wire.borrow_mut().q[1 - self.side].pop_front()?;
-        Some((Rx { bytes: f, wire: self.wire.clone() }, Tx { side: self.side, wire: self.wire.clone() }))
+        Some((Rx { frame: f, wire: self.wire.clone() }, Tx { side: self.side, wire: self.wire.clone() }))
     }
     fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Tx> {
         Some(Tx { side: self.side, wire: self.wire.clone() })
