@@ -2,11 +2,17 @@
 //! for repeatable instruction counts of the measured loops only:
 //! `valgrind --tool=callgrind --toggle-collect='*measure_*' perfdrive CASE N`
 //! (CASE: bulk, bulk-csum, bulk-tso [N MiB], rr64, rr10, rr10k, rr100k [N exchanges];
-//! smol-rr64 [N exchanges], smol-bulk, smol-bulk-csum [N MiB]: smoltcp over
+//! idle [N polls of both stacks with one established, idle connection];
+//! smol-rr64 [N exchanges], smol-idle [N polls], smol-bulk, smol-bulk-csum [N MiB]: smoltcp over
 //! the same wire, driven as `enginebench` drives it, for the gap).
 //!
 //! Cache and branch behaviour: add `--cache-sim=yes --branch-sim=yes
 //! --LL=1048576,8,64` (this host's 1 MiB L2 per core as the last level).
+//! Measured (session 22): an idle poll of both stacks costs zcstack 245
+//! instructions and smoltcp 577; rr64 per exchange 6,477 against 6,711, yet
+//! the two are level in wall time. The cache simulation's 40 I1 misses per
+//! zcstack exchange (smoltcp: none) did not predict time: LLVM's
+//! `-hot-cold-split` cut them to 9 and made rr64 ~7% slower.
 //! `PERFDRIVE_BUF=BYTES` sets both stacks' socket buffers (default 256 KiB),
 //! which bound the bytes moved per poll pair; `PERFDRIVE_PAGE=BYTES` sets
 //! zcstack's page size (default 4 KiB, dpdk-glue's `[zerocopy] buf_size`). Measured (8 MiB, D1 = 48 KiB):
@@ -186,9 +192,41 @@ fn main() {
         "rr100k" => {
             zc_rr(n, 100_000);
         }
+        "idle" => {
+            let mut z = Zc::new(Clock::simulated());
+            let l = z.a.tcp_listen(80, 16).unwrap();
+            let _ = z.connect(l, 80);
+            for _ in 0..200 {
+                z.poll();
+            }
+            measure_idle(&mut z, n);
+        }
+        "smol-idle" => {
+            let mut m = Smol::new(Clock::simulated());
+            let _ = m.pair(80);
+            for _ in 0..200 {
+                m.poll();
+            }
+            measure_smol_idle(&mut m, n);
+        }
         "smol-rr64" => smol_rr(n),
         "smol-bulk" => smol_bulk(n << 20, Offload::None),
         "smol-bulk-csum" => smol_bulk(n << 20, Offload::Checksum),
         _ => panic!("case"),
+    }
+}
+
+/// `n` polls of both stacks with nothing to do: the fixed cost of a poll.
+#[inline(never)]
+fn measure_idle(z: &mut Zc, n: usize) {
+    for _ in 0..n {
+        z.poll();
+    }
+}
+
+#[inline(never)]
+fn measure_smol_idle(m: &mut Smol, n: usize) {
+    for _ in 0..n {
+        m.poll();
     }
 }
