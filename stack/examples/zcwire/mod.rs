@@ -60,30 +60,17 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
-    /// Queues a frame on `side`'s direction whose bytes `fill` writes into a
-    /// recycled buffer (a new one only while the pool grows): the buffer
-    /// holds its previous frame's bytes on entry, for `fill` to clear or
-    /// overwrite. `verified` becomes the frame's [`RxBuf::l4_verified`].
-    pub(crate) fn send<R>(&mut self, side: usize, verified: bool, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    /// Queues a frame on `side`'s direction, filled by `fill` in a recycled
+    /// [`Frame`] (a new one only while the pool grows) that holds its
+    /// previous frame's bytes on entry. `verified` becomes the frame's
+    /// [`RxBuf::l4_verified`].
+    pub(crate) fn send<R>(&mut self, side: usize, verified: bool, fill: impl FnOnce(&mut Frame) -> R) -> R {
         let mut f = self.spare.pop().unwrap_or_default();
         let slot = Rc::get_mut(&mut f).expect("a spare frame has no other holder");
         slot.verified = verified;
-        let r = fill(&mut slot.bytes);
+        let r = fill(slot);
         self.q[side].push_back(f);
         r
-    }
-}
-
-/// Resizes a transmit buffer to `len` bytes whose contents are unspecified,
-/// as a NIC's transmit buffer is (smoltcp's `TxToken` contract): a recycled
-/// one keeps its stale bytes; only bytes past its old length are zeroed
-/// (safe Rust has no uninitialised bytes), which a wire of equal-sized
-/// frames seldom needs.
-pub(crate) fn set_len_stale(v: &mut Vec<u8>, len: usize) {
-    if v.len() >= len {
-        v.truncate(len);
-    } else {
-        v.resize(len, 0);
     }
 }
 
@@ -96,9 +83,10 @@ pub(crate) struct End {
     /// treats virtio's partial checksums) and, to a stack that can use it,
     /// TSO with frames delivered whole (as virtio-user hands them to vhost).
     pub(crate) offload: Offload,
-    /// zcstack frame wrappers, a ring in the order they were last lent:
-    /// `ring[next]` is the oldest, the first to be reused once the stack
-    /// lets go of it (as a DPDK mempool recycles an mbuf the stack freed).
+    /// Frames lent to zcstack, a ring roughly in the order they were lent:
+    /// `ring[next]` (wrapping to 0 past the end) is the first checked for
+    /// reuse, a frame going back to the wire's spares once the stack lets go
+    /// of it (as a DPDK mempool recycles an mbuf the stack freed).
     ring: Vec<Rc<Frame>>,
     next: usize,
 }
@@ -128,26 +116,55 @@ pub(crate) fn wire(offload: Offload) -> (End, End) {
     (end(0, w.clone()), end(1, w))
 }
 
-/// A wire frame handed to zcstack; `verified` when the wire offloads checksums.
+/// A frame on the wire: its bytes are `buf[..len]`; `verified` when the
+/// wire offloads checksums.
 #[derive(Default)]
 pub(crate) struct Frame {
-    pub(crate) bytes: Vec<u8>,
+    buf: Vec<u8>,
+    len: usize,
     pub(crate) verified: bool,
+}
+
+impl Frame {
+    /// The frame's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Fills the frame with a copy of `frame` (zcstack's transmit).
+    pub(crate) fn copy_from(&mut self, frame: &TxFrame, mem: &dyn PageMemory) {
+        self.buf.clear();
+        frame.copy_into(mem, &mut self.buf);
+        self.len = self.buf.len();
+    }
+
+    /// `len` bytes to fill in place, whose contents are unspecified as a
+    /// NIC's transmit buffer's are (smoltcp's `TxToken` contract): the
+    /// buffer keeps the stale bytes of earlier frames up to the longest
+    /// it held; only bytes past that are zeroed (safe Rust has no
+    /// uninitialised bytes), once per buffer while the pool warms up.
+    pub(crate) fn stale_of(&mut self, len: usize) -> &mut [u8] {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.len = len;
+        &mut self.buf[..len]
+    }
 }
 
 impl RxBuf for Frame {
     fn bytes(&self) -> &[u8] {
-        &self.bytes
+        Frame::bytes(self)
     }
     /// The frame's length (a recycled buffer's capacity may be larger).
     fn footprint(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
     fn l4_verified(&self) -> bool {
         self.verified
     }
     fn meta(&self) -> RxMeta<'_> {
-        RxMeta { bytes: &self.bytes, footprint: self.bytes.len(), l4_verified: self.verified }
+        RxMeta { bytes: Frame::bytes(self), footprint: self.len, l4_verified: self.verified }
     }
 }
 
@@ -169,7 +186,7 @@ impl Device for End {
             let f = self.wire.borrow_mut().q[1 - self.side].pop_front();
             match f {
                 Some(f) => {
-                    sink(&f.bytes);
+                    sink(f.bytes());
                     self.wire.borrow_mut().spare.push(f);
                     n += 1;
                 }
@@ -198,10 +215,7 @@ impl Device for End {
         n
     }
     fn transmit(&mut self, _now: Instant, frame: TxFrame, mem: &dyn PageMemory) -> Result<(), TxFrame> {
-        self.wire.borrow_mut().send(self.side, self.offload != Offload::None, |v| {
-            v.clear();
-            frame.copy_into(mem, v)
-        });
+        self.wire.borrow_mut().send(self.side, self.offload != Offload::None, |f| f.copy_from(&frame, mem));
         self.done.push(frame);
         Ok(())
     }
@@ -214,13 +228,16 @@ impl Device for End {
 
 impl End {
     /// Hands frame `f` to zcstack and keeps a reference in the ring of lent
-    /// frames, whose oldest (`ring[next % len]`) is checked first: once the
-    /// stack let go of it (the stack releases frames in the order their
-    /// payload is read, mostly the order they were lent) it returns to the
-    /// wire's spares and `f` takes its slot; else the next of up to
-    /// [`End::PROBE`] slots the stack let go of. The ring grows only while
-    /// it grows to what the stack holds at once. One reference-count check
-    /// per frame in steady state, no allocation.
+    /// frames. From `ring[next]` on, up to [`End::PROBE`] slots are checked:
+    /// the first the stack let go of (the stack releases frames in the
+    /// order their payload is read, mostly the order they were lent)
+    /// returns its frame to the wire's spares and `f` takes the slot. When
+    /// all of them are still held, `f` gets a new slot right after them, so
+    /// the next call checks older slots, not the same held ones again: the
+    /// ring grows by one frame per `PROBE` consecutive frames the stack
+    /// holds, and a frame it holds long costs one check per trip around
+    /// the ring. In steady state: one reference-count check per frame, no
+    /// allocation.
     fn lend(&mut self, f: Rc<Frame>) -> Rc<Frame> {
         let n = self.ring.len();
         let mut i = self.next;
@@ -236,9 +253,8 @@ impl End {
             }
             i += 1;
         }
-        // Every probed slot is still held: `f` gets a new slot, just before
-        // the oldest (it is the newest lent).
-        let at = self.next.min(n);
+        // Every probed slot is still held: a new slot after them.
+        let at = i.min(n);
         self.ring.insert(at, f.clone());
         self.next = at + 1;
         f

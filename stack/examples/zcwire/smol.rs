@@ -10,7 +10,7 @@ use smoltcp::phy::{Checksum, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket as SmolTcp, SocketBuffer};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-use super::{buf_size, set_len_stale, wire, Clock, End, Frame, Offload, Wire, A, B};
+use super::{buf_size, wire, Clock, End, Frame, Offload, Wire, A, B};
 
 /// A received frame; it returns to the wire's spares once consumed.
 pub(crate) struct Rx {
@@ -24,7 +24,7 @@ pub(crate) struct Tx {
 
 impl smoltcp::phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(&self.frame.bytes);
+        let r = f(self.frame.bytes());
         self.wire.borrow_mut().spare.push(self.frame);
         r
     }
@@ -35,11 +35,9 @@ impl smoltcp::phy::TxToken for Tx {
         // smoltcp fills `len` bytes in place, as into a NIC's buffer: a
         // recycled buffer of stale bytes, not zeroed first (zeroing a whole
         // frame cost smoltcp a memset per frame that zcstack's side of the
-        // wire never paid).
-        self.wire.borrow_mut().send(self.side, false, |v| {
-            set_len_stale(v, len);
-            f(v)
-        })
+        // wire never paid; until session 22 a buffer last used for a
+        // shorter frame, such as an ACK, was still zeroed past that length).
+        self.wire.borrow_mut().send(self.side, false, |fr| f(fr.stale_of(len)))
     }
 }
 
