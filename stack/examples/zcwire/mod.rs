@@ -233,11 +233,11 @@ impl End {
     /// order their payload is read, mostly the order they were lent)
     /// returns its frame to the wire's spares and `f` takes the slot. When
     /// all of them are still held, `f` gets a new slot right after them, so
-    /// the next call checks older slots, not the same held ones again: the
-    /// ring grows by one frame per `PROBE` consecutive frames the stack
-    /// holds, and a frame it holds long costs one check per trip around
-    /// the ring. In steady state: one reference-count check per frame, no
-    /// allocation.
+    /// the next call checks older slots, not the same held ones again. The
+    /// ring grows only when `PROBE` slots in a row are held (while a reader
+    /// holds every frame it is as large as what it holds), and a frame held
+    /// long costs one check per trip around the ring. In steady state: one
+    /// reference-count check per frame, no allocation.
     fn lend(&mut self, f: Rc<Frame>) -> Rc<Frame> {
         let n = self.ring.len();
         let mut i = self.next;
