@@ -9,7 +9,7 @@
 //! Cache and branch behaviour: add `--cache-sim=yes --branch-sim=yes
 //! --LL=1048576,8,64` (this host's 1 MiB L2 per core as the last level).
 //! Measured (session 22): an idle poll of both stacks costs zcstack 245
-//! instructions and smoltcp 577; rr64 per exchange 6,477 against 6,711, yet
+//! instructions and smoltcp 577; rr64 per exchange ~6,490 against ~6,730, yet
 //! the two are level in wall time. The cache simulation's 40 I1 misses per
 //! zcstack exchange (smoltcp: none) did not predict time: LLVM's
 //! `-hot-cold-split` cut them to 9 and made rr64 ~7% slower.

@@ -517,7 +517,12 @@ impl RecvQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rx_budget::RxRef;
+    use crate::rx_budget::{RxBudget, RxIn, RxRef};
+
+    /// `f` offered to the receive queues as the receive path offers it.
+    fn admitted<'a>(budget: &'a RxBudget, f: &'a SharedRx) -> Option<RxIn<'a>> {
+        Some(budget.admit(RxRef::new(f)))
+    }
 
     /// A received frame kept by zero-copy receive: its bytes, and a
     /// 2,048-byte buffer pinned for it.
@@ -568,12 +573,9 @@ mod tests {
         // Zero-copy receive: frames of 2,048 bytes pinned per segment.
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
-        let budget = crate::rx_budget::RxBudget::new(1 << 20);
+        let budget = RxBudget::new(1 << 20);
         let full: SharedRx = std::rc::Rc::new(Frame(vec![7; 1448]));
-        assert_eq!(
-            q.insert(0, full.bytes(), 8, Some(budget.admit(RxRef::new(&full))), &mut st),
-            Inserted::InOrder(1448)
-        );
+        assert_eq!(q.insert(0, full.bytes(), 8, admitted(&budget, &full), &mut st), Inserted::InOrder(1448));
         assert_eq!(budget.pinned(), 2048, "the kept frame is charged to the budget");
         let scaled = q.window_for(1 << 20, 1448);
         assert_eq!(scaled, (1 << 20) / 2048 * 1448, "a full segment per pinned buffer");
@@ -581,10 +583,7 @@ mod tests {
         // window still scales as for full segments (it was 5 KiB before,
         // below any update threshold, and stayed closed forever).
         let tiny: SharedRx = std::rc::Rc::new(Frame(vec![8; 10]));
-        assert_eq!(
-            q.insert(1448, tiny.bytes(), 8, Some(budget.admit(RxRef::new(&tiny))), &mut st),
-            Inserted::InOrder(10)
-        );
+        assert_eq!(q.insert(1448, tiny.bytes(), 8, admitted(&budget, &tiny), &mut st), Inserted::InOrder(10));
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1458);
         assert_eq!(q.held(), 0);
@@ -603,12 +602,9 @@ mod tests {
         for parts in [&[64usize, 100][..], &[10, 100]] {
             let mut q = RecvQueue::default();
             let mut st = Stats::default();
-            let budget = crate::rx_budget::RxBudget::new(1 << 20);
+            let budget = RxBudget::new(1 << 20);
             let f: SharedRx = std::rc::Rc::new(Frame([&[0u8; 14][..], &data].concat()));
-            assert_eq!(
-                q.insert(0, &f.bytes()[14..], 8, Some(budget.admit(RxRef::new(&f))), &mut st),
-                Inserted::InOrder(64)
-            );
+            assert_eq!(q.insert(0, &f.bytes()[14..], 8, admitted(&budget, &f), &mut st), Inserted::InOrder(64));
             assert_eq!((budget.pinned(), q.held()), (2048, 2048), "kept in place");
             let mut out = Vec::new();
             for &p in parts {
@@ -631,18 +627,15 @@ mod tests {
         // in its frame, behind the copied bytes, in order.
         let mut q = RecvQueue::default();
         let mut st = Stats::default();
-        let budget = crate::rx_budget::RxBudget::new(1 << 20);
+        let budget = RxBudget::new(1 << 20);
         let f: SharedRx = std::rc::Rc::new(Frame(vec![0xee; 1000]));
         let elsewhere: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
-        assert_eq!(q.insert(0, &elsewhere, 8, Some(budget.admit(RxRef::new(&f))), &mut st), Inserted::InOrder(600));
+        assert_eq!(q.insert(0, &elsewhere, 8, admitted(&budget, &f), &mut st), Inserted::InOrder(600));
         assert_eq!((budget.pinned(), st.rx_bytes_zero_copy), (0, 0), "the frame is not kept");
         assert_eq!(q.held(), 600, "only the copy is held");
         assert_eq!(st.rx_bytes_copied, 600);
         let g: SharedRx = std::rc::Rc::new(Frame((0..1000u32).map(|i| (i * 7) as u8).collect()));
-        assert_eq!(
-            q.insert(600, &g.bytes()[100..900], 8, Some(budget.admit(RxRef::new(&g))), &mut st),
-            Inserted::InOrder(800)
-        );
+        assert_eq!(q.insert(600, &g.bytes()[100..900], 8, admitted(&budget, &g), &mut st), Inserted::InOrder(800));
         assert_eq!((budget.pinned(), st.rx_bytes_zero_copy), (2048, 800), "kept in its frame");
         let mut out = vec![0u8; 2000];
         assert_eq!(q.read(&mut out), 1400);
