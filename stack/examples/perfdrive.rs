@@ -82,8 +82,30 @@ fn measure_bulk(
 fn zc_rr(exchanges: usize, idle: usize) -> f64 {
     let mut z = Zc::new(Clock::simulated());
     let (c, s, _idle) = z.rr_pair(idle);
-    measure_rr(&mut z, c, s, exchanges);
+    windows(exchanges, |n| measure_rr(&mut z, c, s, n));
     0.0
+}
+
+/// Runs `measure` over `n` units in `PERFDRIVE_WINDOWS` timed windows
+/// (default 1, untimed) and prints the fastest and the median window in
+/// ns per unit: on a noisy VM the fastest of many short windows compares
+/// two builds better than one long run (an A/B aid, not a benchmark).
+fn windows(n: usize, mut measure: impl FnMut(usize)) {
+    let w: usize = std::env::var("PERFDRIVE_WINDOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    if w == 1 {
+        measure(n);
+        return;
+    }
+    let per = (n / w).max(1);
+    let mut ns: Vec<f64> = (0..w)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            measure(per);
+            t.elapsed().as_nanos() as f64 / per as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    println!("min {:.1} median {:.1} ns/unit over {w} windows of {per}", ns[0], ns[w / 2]);
 }
 
 #[inline(never)]
@@ -143,7 +165,7 @@ fn measure_smol_bulk(m: &mut Smol, c: SmolHandle, s: SmolHandle, bytes: usize, c
 fn smol_rr(exchanges: usize) {
     let mut m = Smol::new(Clock::simulated());
     let (c, s) = m.pair(80);
-    measure_smol_rr(&mut m, c, s, exchanges);
+    windows(exchanges, |n| measure_smol_rr(&mut m, c, s, n));
 }
 
 #[inline(never)]
@@ -166,8 +188,144 @@ fn measure_smol_rr(m: &mut Smol, c: SmolHandle, s: SmolHandle, exchanges: usize)
     }
 }
 
+/// The steps of one exchange `PERFDRIVE_PHASES` times (wall ns, each
+/// step timed alone, so ~20-40 ns of clock reads per step for both stacks).
+const PHASES: [&str; 8] = [
+    "b write req",
+    "a poll (req)",
+    "b poll (req)",
+    "a read req",
+    "a write resp",
+    "a poll (resp)",
+    "b poll (resp)",
+    "b read resp",
+];
+
+/// Exchanges per window of `PERFDRIVE_PHASES`: each step's figure is its
+/// fastest window's mean (the quietest stretch of a noisy VM).
+const PHASE_WINDOW: usize = 10_000;
+
+/// Step times, ns: the current window's sums and each step's best window.
+struct PhaseAcc {
+    sum: [u128; 8],
+    n: usize,
+    best: [f64; 8],
+}
+
+impl PhaseAcc {
+    fn new() -> Self {
+        PhaseAcc { sum: [0; 8], n: 0, best: [f64::INFINITY; 8] }
+    }
+    /// One exchange done; closes the window after [`PHASE_WINDOW`].
+    fn exchange(&mut self) {
+        self.n += 1;
+        if self.n == PHASE_WINDOW {
+            for (b, s) in self.best.iter_mut().zip(self.sum) {
+                *b = b.min(s as f64 / PHASE_WINDOW as f64);
+            }
+            self.sum = [0; 8];
+            self.n = 0;
+        }
+    }
+    fn print(&self, who: &str) {
+        println!("{who}: {:.1} ns/exchange (sum of the steps' best windows)", self.best.iter().sum::<f64>());
+        for (name, ns) in PHASES.iter().zip(self.best) {
+            println!("  {name:<14} {ns:7.1}");
+        }
+    }
+}
+
+/// rr64 with each step timed (`PERFDRIVE_PHASES=1 perfdrive rr64 N`): where
+/// zcstack's and smoltcp's exchanges differ, step by step.
+fn zc_rr_phases(exchanges: usize) {
+    use std::time::Instant as T;
+    let mut z = Zc::new(Clock::simulated());
+    let (c, s, _idle) = z.rr_pair(0);
+    let (req, mut buf, mut p) = ([7u8; 64], [0u8; 256], PhaseAcc::new());
+    for _ in 0..exchanges {
+        for half in 0..2 {
+            let o = half * 4;
+            let t = T::now();
+            if half == 0 {
+                z.b.tcp_write(c, &req).unwrap();
+            } else {
+                z.a.tcp_write(s, &buf[..64]).unwrap();
+            }
+            p.sum[o] += t.elapsed().as_nanos();
+            let mut got = 0;
+            while got < 64 {
+                let now = z.tick();
+                let t = T::now();
+                z.a.poll(now, &mut z.da);
+                p.sum[o + 1] += t.elapsed().as_nanos();
+                let t = T::now();
+                z.b.poll(now, &mut z.db);
+                p.sum[o + 2] += t.elapsed().as_nanos();
+                let t = T::now();
+                let r = if half == 0 { z.a.tcp_read(s, &mut buf) } else { z.b.tcp_read(c, &mut buf) };
+                p.sum[o + 3] += t.elapsed().as_nanos();
+                match r {
+                    Ok(n) => got += n,
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        p.exchange();
+    }
+    p.print("zcstack");
+}
+
+/// smoltcp's rr64 timed step by step as [`zc_rr_phases`] times zcstack's.
+fn smol_rr_phases(exchanges: usize) {
+    use std::time::Instant as T;
+    let mut m = Smol::new(Clock::simulated());
+    let (c, s) = m.pair(80);
+    let (req, mut buf, mut p) = ([7u8; 64], [0u8; 256], PhaseAcc::new());
+    for _ in 0..exchanges {
+        for half in 0..2 {
+            let o = half * 4;
+            let t = T::now();
+            if half == 0 {
+                m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&req).unwrap();
+            } else {
+                m.sa.get_mut::<SmolTcp<'_>>(s).send_slice(&buf[..64]).unwrap();
+            }
+            p.sum[o] += t.elapsed().as_nanos();
+            let mut got = 0;
+            while got < 64 {
+                let now = m.tick();
+                let t = T::now();
+                m.ia.poll(now, &mut m.da, &mut m.sa);
+                p.sum[o + 1] += t.elapsed().as_nanos();
+                let t = T::now();
+                m.ib.poll(now, &mut m.db, &mut m.sb);
+                p.sum[o + 2] += t.elapsed().as_nanos();
+                let t = T::now();
+                let n = if half == 0 {
+                    m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0)
+                } else {
+                    m.sb.get_mut::<SmolTcp<'_>>(c).recv_slice(&mut buf).unwrap_or(0)
+                };
+                p.sum[o + 3] += t.elapsed().as_nanos();
+                got += n;
+            }
+        }
+        p.exchange();
+    }
+    p.print("smoltcp");
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
+    if std::env::var_os("PERFDRIVE_PHASES").is_some() {
+        let n: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+        for _ in 0..3 {
+            zc_rr_phases(n);
+            smol_rr_phases(n);
+        }
+        return;
+    }
     let case = a.get(1).map(String::as_str).unwrap_or("rr64");
     let n: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(2000);
     match case {

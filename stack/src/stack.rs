@@ -610,15 +610,16 @@ impl<M: PageMemory> Stack<M> {
             let want = caps.max_burst.min(RX_BUDGET - handled);
             let n = dev.receive_frames(now, want, &mut |frame: RxFrame<'_>| {
                 let (t, nested) = self.tcp.stages.start_parse_if(METER);
-                let (bytes, rx, l4_verified) = match &frame {
-                    RxFrame::Borrowed(b) => (*b, None, false),
-                    RxFrame::L4Verified(b) => (*b, None, true),
-                    RxFrame::Shared(rx) => {
-                        let r = RxRef::new(rx);
-                        (r.bytes(), Some(r), r.l4_verified())
-                    }
-                };
-                self.ingress(now, bytes, rx, &caps, l4_verified);
+                // A kept frame goes down the path as a reference to an
+                // `RxRef`, itself two pointers (see `RxRef`: no block copy
+                // of what `RxBuf::meta` just wrote).
+                match &frame {
+                    RxFrame::Borrowed(b) => self.ingress(now, b, None, &caps, false),
+                    RxFrame::L4Verified(b) => self.ingress(now, b, None, &caps, true),
+                    RxFrame::Shared(rx) => RxRef::with(rx, |r| {
+                        self.ingress(now, r.bytes(), Some(r), &caps, r.l4_verified());
+                    }),
+                }
                 self.tcp.stages.stop_parse_if(METER, t, nested);
             });
             if n == 0 {

@@ -356,12 +356,16 @@ impl Zc {
     }
     /// Polls both stacks once (a simulated clock first advances a step).
     pub(crate) fn poll(&mut self) {
+        let now = self.tick();
+        self.a.poll(now, &mut self.da);
+        self.b.poll(now, &mut self.db);
+    }
+    /// Advances a simulated clock a step; the time to poll with.
+    pub(crate) fn tick(&mut self) -> Instant {
         if let Clock::Simulated { t, step } = &mut self.clock {
             *t += *step;
         }
-        let now = self.now();
-        self.a.poll(now, &mut self.da);
-        self.b.poll(now, &mut self.db);
+        self.now()
     }
     /// A connection b -> a:port; returns (client, server).
     pub(crate) fn connect(&mut self, l: SocketHandle, port: u16) -> (SocketHandle, SocketHandle) {

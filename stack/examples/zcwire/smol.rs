@@ -110,12 +110,16 @@ impl Smol {
     }
     /// Polls both interfaces once (a simulated clock first advances a step).
     pub(crate) fn poll(&mut self) {
+        let now = self.tick();
+        self.ia.poll(now, &mut self.da, &mut self.sa);
+        self.ib.poll(now, &mut self.db, &mut self.sb);
+    }
+    /// Advances a simulated clock a step; the time to poll with.
+    pub(crate) fn tick(&mut self) -> smoltcp::time::Instant {
         if let Clock::Simulated { t, step } = &mut self.clock {
             *t += *step;
         }
-        let now = self.now();
-        self.ia.poll(now, &mut self.da, &mut self.sa);
-        self.ib.poll(now, &mut self.db, &mut self.sb);
+        self.now()
     }
     pub(crate) fn socket(buf: usize) -> SmolTcp<'static> {
         let mut s = SmolTcp::new(SocketBuffer::new(vec![0; buf]), SocketBuffer::new(vec![0; buf]));

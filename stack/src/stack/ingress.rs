@@ -13,7 +13,7 @@ impl<M: PageMemory> Stack<M> {
         &mut self,
         now: Instant,
         frame: &[u8],
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
         caps: &DeviceCaps,
         l4_verified: bool,
     ) {
@@ -50,7 +50,7 @@ impl<M: PageMemory> Stack<M> {
         &mut self,
         now: Instant,
         frame: &[u8],
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
         caps: &DeviceCaps,
         l4_verified: bool,
     ) -> bool {
@@ -113,7 +113,14 @@ impl<M: PageMemory> Stack<M> {
         }
     }
 
-    fn ingress_ipv4(&mut self, now: Instant, data: &[u8], rx: Option<RxRef<'_>>, caps: &DeviceCaps, l4_verified: bool) {
+    fn ingress_ipv4(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        rx: Option<&RxRef<'_, '_>>,
+        caps: &DeviceCaps,
+        l4_verified: bool,
+    ) {
         // The common datagram (no options, not a fragment, header checksum
         // right) read at fixed offsets; everything else, every error
         // included, takes the general parse below.
@@ -177,7 +184,7 @@ impl<M: PageMemory> Stack<M> {
         now: Instant,
         ip: &Ipv4Repr,
         payload: &[u8],
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
         data: &[u8],
         checked: Checked,
     ) {
@@ -262,7 +269,14 @@ impl<M: PageMemory> Stack<M> {
     /// for by the device) and hands it to the engine; a malformed header is
     /// a counted drop (`drop_tcp_malformed`).
     #[inline(always)]
-    fn ingress_tcp_seg(&mut self, now: Instant, src: Ipv4Address, dst: Ipv4Address, seg: &[u8], rx: Option<RxRef<'_>>) {
+    fn ingress_tcp_seg(
+        &mut self,
+        now: Instant,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        seg: &[u8],
+        rx: Option<&RxRef<'_, '_>>,
+    ) {
         // Established connections' layouts at fixed offsets (only for a
         // header `TcpPacket::new_checked` accepts); the general parse for
         // everything else (and every error).
@@ -289,7 +303,7 @@ impl<M: PageMemory> Stack<M> {
         src: Ipv4Address,
         dst: Ipv4Address,
         seg: &[u8],
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
     ) {
         let Ok(tp) = TcpPacket::new_checked(seg) else {
             self.stats.drop_tcp_malformed += 1;
@@ -316,7 +330,7 @@ impl<M: PageMemory> Stack<M> {
         dst: Ipv4Address,
         repr: &TcpRepr<'_>,
         odd: Option<crate::tcp::odd_flags::OddFlags>,
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
     ) {
         let rx = match rx {
             Some(r) if !repr.payload.is_empty() || repr.control == smoltcp::wire::TcpControl::Syn => {
@@ -338,7 +352,7 @@ impl<M: PageMemory> Stack<M> {
         src: Ipv4Address,
         dst: Ipv4Address,
         tp: &TcpPacket<&[u8]>,
-        rx: Option<RxRef<'_>>,
+        rx: Option<&RxRef<'_, '_>>,
     ) {
         let mut hdr = [0u8; crate::tcp::odd_flags::MAX_HEADER];
         match crate::tcp::odd_flags::reparse(tp, &mut hdr) {

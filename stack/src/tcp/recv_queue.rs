@@ -521,7 +521,7 @@ mod tests {
 
     /// `f` offered to the receive queues as the receive path offers it.
     fn admitted<'a>(budget: &'a RxBudget, f: &'a SharedRx) -> Option<RxIn<'a>> {
-        Some(budget.admit(RxRef::new(f)))
+        Some(RxRef::with(f, |r| budget.admit(r)))
     }
 
     /// A received frame kept by zero-copy receive: its bytes, and a
