@@ -348,7 +348,9 @@ impl Conn {
                 }
             }
             self.snd_nxt = seq + len;
-            sent = sent.saturating_add(if gso { len.div_ceil(max_payload) } else { 1 });
+            // A segment of at most one MSS (every request/response
+            // segment) counts one frame without the division.
+            sent = sent.saturating_add(if gso && len > max_payload { len.div_ceil(max_payload) } else { 1 });
             if self.fin_queued && self.snd_nxt == data_end {
                 if let Some(last) = out.last_mut() {
                     last.fin = true;
