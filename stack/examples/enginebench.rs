@@ -8,9 +8,15 @@
 //! sockets in its SocketSet — establishing 100k through its per-poll socket
 //! scan would take hours, and an idle socket costs the scan the same).
 //!
+//! Bulk and rr64 interleave the two stacks within each round (see
+//! [`SLICES`]): both keep a connection open and take turns running a slice
+//! of the case, so a noisy VM's slow stretches fall on both alike. The
+//! rr_cost cases run each stack once per round on fresh connections.
+//!
 //! Prints a table and one `BENCH {json}` line per case (ARCHITECTURE.md).
 use std::time::Instant as Wall;
 
+use smoltcp::iface::SocketHandle as SmolHandle;
 use smoltcp::socket::tcp::Socket as SmolTcp;
 use zcstack::TcpError;
 
@@ -18,112 +24,214 @@ mod zcwire;
 use zcwire::smol::Smol;
 use zcwire::{Clock, Offload, Zc};
 
+// Each case's stack keeps its connection across slices of work: a round
+// builds both stacks' connections, warms each with one untimed slice, then
+// times `SLICES` slices of each, alternating which goes first, and sums
+// their wall time. Both stacks so run through the same stretches of a noisy
+// VM (whose speed changes within milliseconds by up to 2x), instead of one
+// stack's whole run meeting a slow stretch the other's missed.
+
+/// Timed slices per stack per round (interleaved).
+const SLICES: usize = 10;
+
 // ----- zcstack side -----
 
-fn zc_bulk(bytes: usize, offload: Offload) -> f64 {
-    let mut z = Zc::with_wire(offload, Clock::wall());
-    let l = z.a.tcp_listen(80, 16).unwrap();
-    let (c, s) = z.connect(l, 80);
-    let chunk = vec![0x5au8; 64 * 1024];
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut sent, mut got) = (0usize, 0usize);
-    let t = Wall::now();
-    while got < bytes {
-        while sent < bytes {
-            match z.b.tcp_write(c, &chunk[..chunk.len().min(bytes - sent)]) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
-        z.poll();
-        while let Ok(n) = z.a.tcp_read(s, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-    }
-    bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+/// zcstack's bulk transfer on one connection, a slice at a time.
+struct ZcBulk {
+    z: Zc,
+    c: zcstack::SocketHandle,
+    s: zcstack::SocketHandle,
+    chunk: Vec<u8>,
+    buf: Vec<u8>,
 }
 
-/// Request/response exchanges per second on one connection, with `idle`
-/// other established connections in both stacks.
-fn zc_rr(exchanges: usize, idle: usize) -> f64 {
-    let mut z = Zc::new(Clock::wall());
-    let (c, s, _idle) = z.rr_pair(idle);
-    let req = [7u8; 64];
-    let mut buf = [0u8; 256];
-    let t = Wall::now();
-    for _ in 0..exchanges {
-        z.b.tcp_write(c, &req).unwrap();
-        let mut got = 0;
-        while got < 64 {
-            z.poll();
-            match z.a.tcp_read(s, &mut buf) {
-                Ok(n) => got += n,
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        z.a.tcp_write(s, &buf[..64]).unwrap();
-        let mut got = 0;
-        while got < 64 {
-            z.poll();
-            match z.b.tcp_read(c, &mut buf) {
-                Ok(n) => got += n,
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
+impl ZcBulk {
+    fn new(offload: Offload) -> Self {
+        let mut z = Zc::with_wire(offload, Clock::wall());
+        let l = z.a.tcp_listen(80, 16).unwrap();
+        let (c, s) = z.connect(l, 80);
+        ZcBulk { z, c, s, chunk: vec![0x5au8; 64 * 1024], buf: vec![0u8; 64 * 1024] }
     }
-    exchanges as f64 / t.elapsed().as_secs_f64()
+    /// Sends and receives `bytes`; the wall time taken, seconds.
+    fn slice(&mut self, bytes: usize) -> f64 {
+        let ZcBulk { z, c, s, chunk, buf } = self;
+        let (mut sent, mut got) = (0usize, 0usize);
+        let t = Wall::now();
+        while got < bytes {
+            while sent < bytes {
+                match z.b.tcp_write(*c, &chunk[..chunk.len().min(bytes - sent)]) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            z.poll();
+            while let Ok(n) = z.a.tcp_read(*s, buf) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+        }
+        t.elapsed().as_secs_f64()
+    }
+}
+
+/// zcstack's 64-byte request/response on one connection, with `idle`
+/// other established connections in both stacks, a slice at a time.
+struct ZcRr {
+    z: Zc,
+    c: zcstack::SocketHandle,
+    s: zcstack::SocketHandle,
+    _idle: Vec<zcstack::SocketHandle>,
+}
+
+impl ZcRr {
+    fn new(idle: usize) -> Self {
+        let mut z = Zc::new(Clock::wall());
+        let (c, s, _idle) = z.rr_pair(idle);
+        ZcRr { z, c, s, _idle }
+    }
+    /// Runs `exchanges` exchanges; the wall time taken, seconds.
+    fn slice(&mut self, exchanges: usize) -> f64 {
+        let ZcRr { z, c, s, .. } = self;
+        let (c, s) = (*c, *s);
+        let req = [7u8; 64];
+        let mut buf = [0u8; 256];
+        let t = Wall::now();
+        for _ in 0..exchanges {
+            z.b.tcp_write(c, &req).unwrap();
+            let mut got = 0;
+            while got < 64 {
+                z.poll();
+                match z.a.tcp_read(s, &mut buf) {
+                    Ok(n) => got += n,
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            z.a.tcp_write(s, &buf[..64]).unwrap();
+            let mut got = 0;
+            while got < 64 {
+                z.poll();
+                match z.b.tcp_read(c, &mut buf) {
+                    Ok(n) => got += n,
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        t.elapsed().as_secs_f64()
+    }
+}
+
+/// Exchanges per second on a fresh connection with `idle` others (the
+/// rr_cost cases: one timed run each).
+fn zc_rr(exchanges: usize, idle: usize) -> f64 {
+    exchanges as f64 / ZcRr::new(idle).slice(exchanges)
 }
 
 // ----- smoltcp side -----
 
-fn smol_bulk(bytes: usize, offload: Offload) -> f64 {
-    let mut m = Smol::with_wire(offload, Clock::wall());
-    let (c, s) = m.pair(80);
-    let chunk = vec![0x5au8; 64 * 1024];
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut sent, mut got) = (0usize, 0usize);
-    let t = Wall::now();
-    while got < bytes {
-        if sent < bytes {
-            sent += m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&chunk[..chunk.len().min(bytes - sent)]).unwrap_or(0);
-        }
-        m.poll();
-        got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+/// smoltcp's bulk transfer on one connection, a slice at a time.
+struct SmolBulk {
+    m: Smol,
+    c: SmolHandle,
+    s: SmolHandle,
+    chunk: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl SmolBulk {
+    fn new(offload: Offload) -> Self {
+        let mut m = Smol::with_wire(offload, Clock::wall());
+        let (c, s) = m.pair(80);
+        SmolBulk { m, c, s, chunk: vec![0x5au8; 64 * 1024], buf: vec![0u8; 64 * 1024] }
     }
-    bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+    /// Sends and receives `bytes`; the wall time taken, seconds.
+    fn slice(&mut self, bytes: usize) -> f64 {
+        let SmolBulk { m, c, s, chunk, buf } = self;
+        let (mut sent, mut got) = (0usize, 0usize);
+        let t = Wall::now();
+        while got < bytes {
+            if sent < bytes {
+                sent +=
+                    m.sb.get_mut::<SmolTcp<'_>>(*c).send_slice(&chunk[..chunk.len().min(bytes - sent)]).unwrap_or(0);
+            }
+            m.poll();
+            got += m.sa.get_mut::<SmolTcp<'_>>(*s).recv_slice(buf).unwrap_or(0);
+        }
+        t.elapsed().as_secs_f64()
+    }
+}
+
+/// smoltcp's 64-byte request/response on one connection, with `idle` idle
+/// sockets in both socket sets (scanned by every poll), a slice at a time.
+struct SmolRr {
+    m: Smol,
+    c: SmolHandle,
+    s: SmolHandle,
+}
+
+impl SmolRr {
+    fn new(idle: usize) -> Self {
+        let mut m = Smol::new(Clock::wall());
+        for _ in 0..idle {
+            m.sa.add(Smol::socket(64));
+            m.sb.add(Smol::socket(64));
+        }
+        let (c, s) = m.pair(80);
+        SmolRr { m, c, s }
+    }
+    /// Runs `exchanges` exchanges; the wall time taken, seconds.
+    fn slice(&mut self, exchanges: usize) -> f64 {
+        let SmolRr { m, c, s } = self;
+        let (c, s) = (*c, *s);
+        let req = [7u8; 64];
+        let mut buf = [0u8; 256];
+        let t = Wall::now();
+        for _ in 0..exchanges {
+            m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&req).unwrap();
+            let mut got = 0;
+            while got < 64 {
+                m.poll();
+                got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+            }
+            m.sa.get_mut::<SmolTcp<'_>>(s).send_slice(&buf[..64]).unwrap();
+            let mut got = 0;
+            while got < 64 {
+                m.poll();
+                got += m.sb.get_mut::<SmolTcp<'_>>(c).recv_slice(&mut buf).unwrap_or(0);
+            }
+        }
+        t.elapsed().as_secs_f64()
+    }
 }
 
 fn smol_rr(exchanges: usize, idle: usize) -> f64 {
-    let mut m = Smol::new(Clock::wall());
-    for _ in 0..idle {
-        // Idle sockets on both sides, scanned by every poll.
-        m.sa.add(Smol::socket(64));
-        m.sb.add(Smol::socket(64));
+    exchanges as f64 / SmolRr::new(idle).slice(exchanges)
+}
+
+/// One round of an interleaved case: a warm-up slice of each, then
+/// [`SLICES`] timed slices of each, alternating which goes first; returns
+/// both stacks' total seconds.
+fn interleave(ours: &mut dyn FnMut() -> f64, peer: &mut dyn FnMut() -> f64, skip_peer: bool) -> (f64, f64) {
+    ours();
+    if !skip_peer {
+        peer();
     }
-    let (c, s) = m.pair(80);
-    let req = [7u8; 64];
-    let mut buf = [0u8; 256];
-    let t = Wall::now();
-    for _ in 0..exchanges {
-        m.sb.get_mut::<SmolTcp<'_>>(c).send_slice(&req).unwrap();
-        let mut got = 0;
-        while got < 64 {
-            m.poll();
-            got += m.sa.get_mut::<SmolTcp<'_>>(s).recv_slice(&mut buf).unwrap_or(0);
+    let (mut to, mut tp) = (0.0, 0.0);
+    for k in 0..SLICES {
+        if k % 2 == 0 {
+            to += ours();
         }
-        m.sa.get_mut::<SmolTcp<'_>>(s).send_slice(&buf[..64]).unwrap();
-        let mut got = 0;
-        while got < 64 {
-            m.poll();
-            got += m.sb.get_mut::<SmolTcp<'_>>(c).recv_slice(&mut buf).unwrap_or(0);
+        if !skip_peer {
+            tp += peer();
+        }
+        if k % 2 == 1 {
+            to += ours();
         }
     }
-    exchanges as f64 / t.elapsed().as_secs_f64()
+    (to, tp)
 }
 
 /// A figure for a BENCH line: 4 decimals, or `null` when not finite (a
@@ -171,15 +279,31 @@ fn main() {
         zcwire::buf_size()
     );
 
+    // ZC_PROFILE_OURS=1 skips the peer (for profiling zcstack alone).
+    let skip_peer = std::env::var_os("ZC_PROFILE_OURS").is_some();
     let run = |name: &str, unit, better, target, ours: &dyn Fn() -> f64, peer: &dyn Fn() -> f64| {
         let (mut o, mut p) = (Vec::new(), Vec::new());
         for r in 0..rounds {
             o.push(ours());
-            // ZC_PROFILE_OURS=1 skips the peer (for profiling zcstack alone).
-            p.push(if std::env::var_os("ZC_PROFILE_OURS").is_some() { 1.0 } else { peer() });
+            p.push(if skip_peer { 1.0 } else { peer() });
             eprintln!("  {name:<28} round {}/{rounds}: zcstack {:.3} smoltcp {:.3} {unit}", r + 1, o[r], p[r]);
         }
         Case { name: name.to_string(), unit, better, target, ours: median(o), peer: median(p) }
+    };
+    // The interleaved cases: `round` builds both stacks' connections and
+    // returns (zcstack, smoltcp) figures of one round of [`interleave`].
+    let run_interleaved = |name: &str, unit, target, round: &dyn Fn() -> (f64, f64)| {
+        let (mut o, mut p) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            let (ours, peer) = round();
+            o.push(ours);
+            p.push(peer);
+            eprintln!(
+                "  {name:<28} round {}/{rounds} ({SLICES} slices each, interleaved): zcstack {ours:.3} smoltcp {peer:.3} {unit}",
+                r + 1
+            );
+        }
+        Case { name: name.to_string(), unit, better: "higher", target, ours: median(o), peer: median(p) }
     };
 
     // Targets: issue 13 (bulk and bulk/csum-offload >= 1.5x smoltcp), the
@@ -193,11 +317,23 @@ fn main() {
         ("bulk/csum-all", Offload::AllChecksums, None),
     ] {
         if want(name) {
-            cases.push(run(name, "Gbit/s", "higher", target, &|| zc_bulk(bulk_bytes, o), &|| smol_bulk(bulk_bytes, o)));
+            let slice = bulk_bytes / SLICES;
+            cases.push(run_interleaved(name, "Gbit/s", target, &|| {
+                let (mut zb, mut sb) = (ZcBulk::new(o), SmolBulk::new(o));
+                let (to, tp) = interleave(&mut || zb.slice(slice), &mut || sb.slice(slice), skip_peer);
+                let gbit = (slice * SLICES) as f64 * 8.0 / 1e9;
+                (gbit / to, if skip_peer { 1.0 } else { gbit / tp })
+            }));
         }
     }
     if want("rr64") {
-        cases.push(run("rr64", "kRR/s", "higher", Some(1.0), &|| zc_rr(rr_n, 0) / 1e3, &|| smol_rr(rr_n, 0) / 1e3));
+        let slice = rr_n / SLICES;
+        cases.push(run_interleaved("rr64", "kRR/s", Some(1.0), &|| {
+            let (mut zr, mut sr) = (ZcRr::new(0), SmolRr::new(0));
+            let (to, tp) = interleave(&mut || zr.slice(slice), &mut || sr.slice(slice), skip_peer);
+            let k = (slice * SLICES) as f64 / 1e3;
+            (k / to, if skip_peer { 1.0 } else { k / tp })
+        }));
     }
     for k in [10usize, 10_000, 100_000] {
         if !want("rr_cost") {
