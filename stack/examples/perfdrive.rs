@@ -20,6 +20,19 @@
 //! through L1 (bulk-csum ~6.9 D1 misses per payload line), smoltcp sends one
 //! segment per socket per poll and misses only in its two rings (~2.0);
 //! both miss almost nothing in a 1 MiB L2.
+//! `PERFDRIVE_WINDOWS=W` times the rr cases in W windows and prints the
+//! fastest and the median (ns per exchange): on a noisy VM the fastest of
+//! many short windows compares two builds better than one long run.
+//! `PERFDRIVE_PHASES=1 perfdrive rr64 N` times each step of an exchange
+//! (each side's write, poll and read) for both stacks, three times each.
+//! Measured (session 23, a Zen 3 host): zcstack's ingress is level with
+//! smoltcp's or faster, its writes and reads cost 0-4 ns more, and the poll
+//! that builds and sends a segment ~20 ns more; zcstack runs fewer
+//! instructions but slower per instruction there than on Zen 4.
+//! Store-forwarding failures: `valgrind --tool=lackey --trace-mem=yes
+//! perfdrive rr64 1300` and a script that checks each load against the
+//! stores of the last ~60 instructions (session 23 found three per
+//! received frame in the receive loop's `RxRef` copies; none are left).
 //! Stalls an instruction count cannot show (store-forwarding failures,
 //! dependent load misses): `perf record -e cpu-clock` (a software clock:
 //! works in this VM without PMU counters) on `perfdrive CASE 1024`, then
