@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-/// nginx in `ns` on *:8080 with a 1 KiB page; killed with the namespace.
+/// nginx in `ns` on *:8080 with a 1 KiB page; stopped by [`terminate`]
+/// (its worker too), and anything left killed with the namespace.
 fn start_nginx(ns: &mut Netns) -> std::process::Child {
     let d = ns.dir.display();
     let conf = ns.dir.join("nginx.conf");
@@ -55,8 +56,8 @@ fn load(tag: &str, close: bool, impair: &str) -> Value {
         .unwrap();
     ns.kernel_side_up();
     let out = client.wait_with_output().unwrap();
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    terminate(&mut nginx);
+    assert_eq!(kill_netns_pids(&ns.name), 0, "nginx's master stops its worker");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = text.lines().find_map(|l| l.strip_prefix("HTTPLOAD ")).unwrap_or_else(|| panic!("{text}"));
@@ -132,8 +133,8 @@ fn httpload_counts_requests_a_silent_server_never_answers_as_timeouts() {
         .unwrap();
     ns.kernel_side_up();
     let out = client.wait_with_output().unwrap();
-    let _ = silent.kill();
-    let _ = silent.wait();
+    // SIGTERM: `timeout` passes it to python (SIGKILL would orphan it).
+    terminate(&mut silent);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = text.lines().find_map(|l| l.strip_prefix("HTTPLOAD ")).unwrap_or_else(|| panic!("{text}"));

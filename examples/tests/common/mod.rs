@@ -56,9 +56,52 @@ impl Drop for Netns {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Whatever a test started in the namespace and did not reap (a
+        // server's forked workers, say: deleting the namespace does not
+        // end them) is killed with it.
+        kill_netns_pids(&self.name);
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// SIGKILLs every process in netns `name` (`ip netns pids`) and waits up to
+/// 2 s for them to go; returns how many it found.
+pub fn kill_netns_pids(name: &str) -> usize {
+    let pids = || -> Vec<String> {
+        Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let found = pids();
+    if found.is_empty() {
+        return 0;
+    }
+    let _ = Command::new("kill").arg("-KILL").args(&found).stderr(Stdio::null()).status();
+    for _ in 0..200 {
+        if pids().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    found.len()
+}
+
+/// Stops `child` with SIGTERM (a server's graceful stop: nginx's master
+/// then stops its workers; SIGKILL would orphan them) and reaps it; SIGKILL
+/// after 5 s.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
+    for _ in 0..500 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `x` in the examples' tests, `f` in the C API's.
