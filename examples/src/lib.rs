@@ -240,6 +240,54 @@ mod latency_tests {
     }
 }
 
+/// What the scheduler did to the calling thread (Linux's
+/// `/proc/thread-self/schedstat` and `status`): the time it was runnable
+/// but another task ran on its CPU, and how often it was preempted. A
+/// busy-polling lcore is never idle, so this is the time something else
+/// took from it: what a latency tail made by the machine (a kernel thread
+/// sharing the CPU) rather than the stack shows as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// Nanoseconds spent waiting on a run queue (schedstat's second field).
+    pub runq_wait_ns: u64,
+    /// Involuntary context switches (`nonvoluntary_ctxt_switches`).
+    pub preempted: u64,
+}
+
+impl ThreadSched {
+    /// The calling thread's figures now; zeros where the kernel does not
+    /// give them (no schedstats, not Linux).
+    pub fn now() -> ThreadSched {
+        let runq_wait_ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|w| w.parse().ok()))
+            .unwrap_or(0);
+        let preempted = std::fs::read_to_string("/proc/thread-self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        ThreadSched { runq_wait_ns, preempted }
+    }
+
+    /// The figures since `start` (read on the same thread).
+    pub fn since(start: ThreadSched) -> ThreadSched {
+        let n = ThreadSched::now();
+        ThreadSched {
+            runq_wait_ns: n.runq_wait_ns.saturating_sub(start.runq_wait_ns),
+            preempted: n.preempted.saturating_sub(start.preempted),
+        }
+    }
+
+    /// Run-queue wait in milliseconds, for the JSON reports (`runq_wait_ms`).
+    pub fn runq_wait_ms(&self) -> f64 {
+        self.runq_wait_ns as f64 / 1e6
+    }
+}
+
 /// What `[impair]` did to the port's frames, for the JSON reports:
 /// `{"dropped", "reordered", "delayed"}` summed over both directions.
 pub fn impaired(s: &dpdk_glue::EthDeviceStats) -> serde_json::Value {
@@ -298,6 +346,22 @@ fn letter_bits(w: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::starts_with_ci;
+
+    #[test]
+    fn thread_sched_counts_up_for_this_thread() {
+        let a = super::ThreadSched::now();
+        // Yielding a few thousand times on a busy machine may or may not be
+        // preempted; the figures must be read and must not go back.
+        for _ in 0..2000 {
+            std::thread::yield_now();
+        }
+        let b = super::ThreadSched::now();
+        assert!(std::path::Path::new("/proc/thread-self/schedstat").exists());
+        assert!(b.runq_wait_ns >= a.runq_wait_ns && b.preempted >= a.preempted, "{a:?} {b:?}");
+        let d = super::ThreadSched::since(a);
+        assert!(d.runq_wait_ns >= b.runq_wait_ns - a.runq_wait_ns && d.preempted >= b.preempted - a.preempted);
+        assert_eq!(d.runq_wait_ms(), d.runq_wait_ns as f64 / 1e6);
+    }
 
     #[test]
     fn case_insensitive_prefix_equals_the_byte_by_byte_test() {

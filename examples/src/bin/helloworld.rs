@@ -134,6 +134,7 @@ fn serve_lcore(
     let mut c = Counters::default();
     let mut events: Vec<Event> = Vec::new();
     let t0 = Wall::now();
+    let sched0 = zcstack_examples::ThreadSched::now();
     let mut iter = 0u64;
     rt.run_pushing(|stack, io, now| {
         iter += 1;
@@ -212,6 +213,8 @@ fn serve_lcore(
     });
     let st = *rt.stack.stats();
     let cycles = rt.cycles();
+    // Before shutdown: what the scheduler took from the serving loop.
+    let sched = zcstack_examples::ThreadSched::since(sched0);
     let (free, total, mbufs) = rt.shutdown()?;
     let impaired = zcstack_examples::impaired(&rt.dev.stats());
     let secs = t0.elapsed().as_secs_f64();
@@ -226,6 +229,7 @@ fn serve_lcore(
             "secs": secs, "rps": c.requests as f64 / secs.max(1e-9), "zc": args.zc,
             "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,
             "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
+            "runq_wait_ms": sched.runq_wait_ms(), "preempted": sched.preempted,
             "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
             "impaired": impaired,
     }))

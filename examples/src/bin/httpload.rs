@@ -266,6 +266,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "steer_dropped_at_close": sum("steer_dropped_at_close"),
             "client_cycles_per_req": cycles_per_req, "client_busy_share": busy_share,
             "client_loops": sum("loops"), "client_busy_loops": sum("busy_loops"),
+            // What the scheduler took from the lcores (time another task ran
+            // on their CPUs): a tail from the machine, not from the stacks.
+            "client_runq_wait_ms": rows.iter().filter_map(|r| r["runq_wait_ms"].as_f64()).sum::<f64>(),
+            "client_preempted": sum("preempted"),
             "nb_lcores": rows.len(), "lcores": rows,
         })
     );
@@ -307,6 +311,7 @@ fn load_lcore(
     let mut conns: Vec<Option<Conn>> = (0..mine).map(|_| None).collect();
     let mut t = Totals { tsc_hz: rt.tsc_hz().max(1), ..Totals::default() };
     let mut started: Option<Wall> = None;
+    let mut sched0 = zcstack_examples::ThreadSched::default();
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut iter = 0u64;
     let mut counted = 0u64;
@@ -324,7 +329,10 @@ fn load_lcore(
         if !probe.ready {
             return probe.drive(stack, to, now);
         }
-        let begun = *started.get_or_insert_with(Wall::now);
+        let begun = *started.get_or_insert_with(|| {
+            sched0 = zcstack_examples::ThreadSched::now();
+            Wall::now()
+        });
         if t.ok != counted {
             ok_total.fetch_add(t.ok - counted, Ordering::Relaxed);
             counted = t.ok;
@@ -393,6 +401,7 @@ fn load_lcore(
     let probe_error = (!probe.ready)
         .then(|| format!("{to} accepted no connection within --wait-server {} s (lcore {me})", args.wait_server));
     let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let sched = zcstack_examples::ThreadSched::since(sched0);
     for c in conns.into_iter().flatten() {
         let _ = rt.stack.tcp_abort(c.h);
     }
@@ -411,6 +420,7 @@ fn load_lcore(
         "clean": free == total && mbufs == 0, "impaired": impaired,
         "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
         "loops": cycles.loops, "busy_loops": cycles.busy_loops, "tsc_hz": tsc_hz,
+        "runq_wait_ms": sched.runq_wait_ms(), "preempted": sched.preempted,
     });
     Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
 }
