@@ -57,9 +57,9 @@ fn load(tag: &str, close: bool, impair: &str) -> Value {
     ns.kernel_side_up();
     let out = client.wait_with_output().unwrap();
     terminate(&mut nginx);
-    assert_eq!(kill_netns_pids(&ns.name), 0, "nginx's master stops its worker");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(kill_netns_pids(&ns.name), 0, "nginx's master stops its worker: {text}");
     let line = text.lines().find_map(|l| l.strip_prefix("HTTPLOAD ")).unwrap_or_else(|| panic!("{text}"));
     serde_json::from_str(line).unwrap()
 }

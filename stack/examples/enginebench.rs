@@ -326,12 +326,17 @@ fn main() {
     // round (one stack of each count, a warm-up slice each, then `SLICES`
     // slices rotating which count goes first), so the growth from 10 to
     // 100,000 compares like stretches of a noisy VM; it is the median of
-    // the rounds' own ratios. smoltcp runs once per count per round (its
-    // exchange with 100,000 sockets takes milliseconds: few exchanges).
+    // the rounds' own ratios. (A slice follows another count's slice, so
+    // each starts with caches another stack's state has touched: all three
+    // alike.) smoltcp runs once per count per round (its exchange with
+    // 100,000 sockets takes milliseconds: few exchanges); its growth is
+    // the ratio of its medians.
     let mut growth = Vec::new();
     if want("rr_cost") {
         const KS: [usize; 3] = [10, 10_000, 100_000];
-        let slice = (rr_n / 4 / SLICES).max(50);
+        // 2,000 exchanges per slice (~1.6 ms): a millisecond's preemption
+        // moves one slice, not the round.
+        let slice = (rr_n / SLICES).max(50);
         let mut zc_us: [Vec<f64>; 3] = Default::default();
         let mut sm_us: [Vec<f64>; 3] = Default::default();
         for r in 0..rounds {

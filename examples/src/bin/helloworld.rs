@@ -229,7 +229,7 @@ fn serve_lcore(
             "secs": secs, "rps": c.requests as f64 / secs.max(1e-9), "zc": args.zc,
             "tx_bytes_copied": st.tx_bytes_copied, "tx_bytes_zero_copy": st.tx_bytes_zero_copy,
             "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
-            "runq_wait_ms": sched.runq_wait_ms(), "preempted": sched.preempted,
+            "runq_wait_ms": sched.map(|d| d.runq_wait_ms()), "preempted": sched.map(|d| d.preempted),
             "pages_free": free, "pages_total": total, "mbufs_in_use": mbufs, "clean": free == total && mbufs == 0,
             "impaired": impaired,
     }))

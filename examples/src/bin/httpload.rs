@@ -268,8 +268,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "client_loops": sum("loops"), "client_busy_loops": sum("busy_loops"),
             // What the scheduler took from the lcores (time another task ran
             // on their CPUs): a tail from the machine, not from the stacks.
-            "client_runq_wait_ms": rows.iter().filter_map(|r| r["runq_wait_ms"].as_f64()).sum::<f64>(),
-            "client_preempted": sum("preempted"),
+            // (null when an lcore could not read its figures).
+            "client_runq_wait_ms": rows.iter().map(|r| r["runq_wait_ms"].as_f64()).sum::<Option<f64>>(),
+            "client_preempted": rows.iter().map(|r| r["preempted"].as_u64()).sum::<Option<u64>>(),
             "nb_lcores": rows.len(), "lcores": rows,
         })
     );
@@ -311,7 +312,7 @@ fn load_lcore(
     let mut conns: Vec<Option<Conn>> = (0..mine).map(|_| None).collect();
     let mut t = Totals { tsc_hz: rt.tsc_hz().max(1), ..Totals::default() };
     let mut started: Option<Wall> = None;
-    let mut sched0 = zcstack_examples::ThreadSched::default();
+    let mut sched0 = None;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut iter = 0u64;
     let mut counted = 0u64;
@@ -420,7 +421,7 @@ fn load_lcore(
         "clean": free == total && mbufs == 0, "impaired": impaired,
         "usr_cycles": cycles.usr, "sys_cycles": cycles.sys, "idle_cycles": cycles.idle,
         "loops": cycles.loops, "busy_loops": cycles.busy_loops, "tsc_hz": tsc_hz,
-        "runq_wait_ms": sched.runq_wait_ms(), "preempted": sched.preempted,
+        "runq_wait_ms": sched.map(|d| d.runq_wait_ms()), "preempted": sched.map(|d| d.preempted),
     });
     Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
 }

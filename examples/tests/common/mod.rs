@@ -66,7 +66,8 @@ impl Drop for Netns {
 }
 
 /// SIGKILLs every process in netns `name` (`ip netns pids`) and waits up to
-/// 2 s for them to go; returns how many it found.
+/// 2 s for them to go; returns how many it found (0, killing none, when the
+/// list holds this process: the name is bound to our own namespace).
 pub fn kill_netns_pids(name: &str) -> usize {
     let pids = || -> Vec<String> {
         Command::new("ip")
@@ -77,6 +78,10 @@ pub fn kill_netns_pids(name: &str) -> usize {
     };
     let found = pids();
     if found.is_empty() {
+        return 0;
+    }
+    // A name bound to this process's own namespace would list everyone.
+    if found.iter().any(|p| p.parse() == Ok(std::process::id())) {
         return 0;
     }
     let _ = Command::new("kill").arg("-KILL").args(&found).stderr(Stdio::null()).status();
