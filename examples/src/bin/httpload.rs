@@ -266,9 +266,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "steer_dropped_at_close": sum("steer_dropped_at_close"),
             "client_cycles_per_req": cycles_per_req, "client_busy_share": busy_share,
             "client_loops": sum("loops"), "client_busy_loops": sum("busy_loops"),
-            // What the scheduler took from the lcores (time another task ran
-            // on their CPUs): a tail from the machine, not from the stacks.
-            // (null when an lcore could not read its figures).
+            // What the guest's scheduler took from the lcores (time other
+            // tasks ran on their CPUs), summed; null when an lcore could not
+            // read its figures. Host steal is not in it.
             "client_runq_wait_ms": rows.iter().map(|r| r["runq_wait_ms"].as_f64()).sum::<Option<f64>>(),
             "client_preempted": rows.iter().map(|r| r["preempted"].as_u64()).sum::<Option<u64>>(),
             "nb_lcores": rows.len(), "lcores": rows,
