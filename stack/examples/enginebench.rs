@@ -211,23 +211,31 @@ fn smol_rr(exchanges: usize, idle: usize) -> f64 {
 /// [`SLICES`] timed slices of each, alternating which goes first; returns
 /// both stacks' total seconds.
 fn interleave(ours: &mut dyn FnMut() -> f64, peer: &mut dyn FnMut() -> f64, skip_peer: bool) -> (f64, f64) {
-    ours();
-    if !skip_peer {
-        peer();
+    if skip_peer {
+        (interleave_n(&mut [ours])[0], 0.0)
+    } else {
+        let t = interleave_n(&mut [ours, peer]);
+        (t[0], t[1])
     }
-    let (mut to, mut tp) = (0.0, 0.0);
-    for k in 0..SLICES {
-        if k % 2 == 0 {
-            to += ours();
-        }
-        if !skip_peer {
-            tp += peer();
-        }
-        if k % 2 == 1 {
-            to += ours();
+}
+
+/// [`interleave`] for any number of runners: a warm-up slice of each, then
+/// [`SLICES`] timed rounds of one slice each, the order rotated by one each
+/// time (for two: first, second; then second, first); each runner's total
+/// seconds.
+fn interleave_n(runs: &mut [&mut dyn FnMut() -> f64]) -> Vec<f64> {
+    for r in runs.iter_mut() {
+        r();
+    }
+    let n = runs.len();
+    let mut t = vec![0.0; n];
+    for sl in 0..SLICES {
+        for j in 0..n {
+            let i = (j + sl) % n;
+            t[i] += runs[i]();
         }
     }
-    (to, tp)
+    t
 }
 
 /// A figure for a BENCH line: 4 decimals, or `null` when not finite (a
@@ -340,18 +348,9 @@ fn main() {
         let mut zc_us: [Vec<f64>; 3] = Default::default();
         let mut sm_us: [Vec<f64>; 3] = Default::default();
         for r in 0..rounds {
-            let mut rr: Vec<ZcRr> = KS.iter().map(|&k| ZcRr::new(k)).collect();
-            for z in rr.iter_mut() {
-                z.slice(slice);
-            }
-            let mut t = [0.0f64; 3];
-            for sl in 0..SLICES {
-                for j in 0..KS.len() {
-                    let i = (j + sl) % KS.len();
-                    t[i] += rr[i].slice(slice);
-                }
-            }
-            drop(rr);
+            let [mut a, mut b, mut c] = KS.map(ZcRr::new);
+            let t = interleave_n(&mut [&mut || a.slice(slice), &mut || b.slice(slice), &mut || c.slice(slice)]);
+            drop((a, b, c));
             for (i, &k) in KS.iter().enumerate() {
                 let ours = t[i] * 1e6 / (slice * SLICES) as f64;
                 let n = if k >= 100_000 {
