@@ -1,6 +1,8 @@
 //! Start-up shared by the examples: logging, `config.ini` to a running
 //! [`Runtime`], and exit codes.
 
+pub mod latency_windows;
+
 use std::error::Error;
 use std::process::ExitCode;
 

@@ -17,6 +17,7 @@ use dpdk_glue::eal::rdtsc;
 use dpdk_glue::Control;
 use serde_json::json;
 use zcstack::{Event, Instant, Interest, SocketHandle, Stack, State, TcpError, Token, Trigger};
+use zcstack_examples::latency_windows::{self, LatencyWindows};
 use zcstack_examples::starts_with_ci;
 
 /// Every this many loop passes the connections whose request is older than
@@ -60,6 +61,12 @@ struct Args {
     /// up); the run fails if none is accepted in time. 0: no probe.
     #[arg(long = "wait-server", default_value_t = 0)]
     wait_server: u64,
+    /// Latency percentiles are also kept per window of this many ms (0:
+    /// not), reported as the windows' own p99/p50 and the spread of their
+    /// p50s: the stack's spread apart from the machine's speed drifting
+    /// during the run.
+    #[arg(long = "window-ms", default_value_t = 100)]
+    window_ms: u64,
     /// Send the requests of a loop pass together at its end, instead of
     /// each as soon as it is written (for comparison).
     #[arg(long)]
@@ -90,6 +97,8 @@ struct Totals {
     connects: u64,
     bytes: u64,
     latency: zcstack_examples::Latency,
+    /// The same latencies per `--window-ms` window.
+    windows: LatencyWindows,
     /// TSC ticks per second, for request latencies in ns.
     tsc_hz: u64,
 }
@@ -206,7 +215,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut t = Totals::default();
     let mut rows = Vec::new();
     let mut secs = 0.0f64;
+    let mut windows = Vec::new();
+    let mut windows_overflow = 0;
     for (i, l) in lcores.iter().enumerate() {
+        windows.extend_from_slice(l.t.windows.windows());
+        windows_overflow += l.t.windows.overflow();
         t.ok += l.t.ok;
         t.errors += l.t.errors;
         t.timeouts += l.t.timeouts;
@@ -251,9 +264,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let busy = sum("usr_cycles") + sum("sys_cycles");
     let cycles_per_req = busy as f64 / (t.ok as f64).max(1.0);
     let busy_share = busy as f64 / ((busy + sum("idle_cycles")) as f64).max(1.0);
-    println!(
-        "HTTPLOAD {}",
-        json!({
+    let win = latency_windows::summarize(&windows);
+    if let Some(w) = &win {
+        println!(
+            "  per {} ms window ({} windows): own p99/p50 median {:.2} max {:.2}; the windows' p50 from {:.2} \
+             (median {:.2}) to {:.2} us",
+            args.window_ms, w.windows, w.tail_median, w.tail_max, w.p50_us.0, w.p50_us.1, w.p50_us.2
+        );
+    }
+    let mut report = json!({
             "requests": t.ok, "secs": secs, "rps": rps, "bytes": t.bytes, "errors": t.errors, "timeouts": t.timeouts,
             "non_2xx": t.non_2xx,
             "connects": t.connects, "connections": args.connections, "keepalive": !args.close,
@@ -272,8 +291,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "client_runq_wait_ms": rows.iter().map(|r| r["runq_wait_ms"].as_f64()).sum::<Option<f64>>(),
             "client_preempted": rows.iter().map(|r| r["preempted"].as_u64()).sum::<Option<u64>>(),
             "nb_lcores": rows.len(), "lcores": rows,
-        })
-    );
+    });
+    let window_fields = json!({
+            // Per --window-ms window: each window's own p99/p50 (median,
+            // max) and the spread of the windows' p50s; null without windows.
+            "window_ms": args.window_ms, "windows": win.map(|w| w.windows), "windows_overflow": windows_overflow,
+            "window_tail_median": win.map(|w| w.tail_median), "window_tail_max": win.map(|w| w.tail_max),
+            "window_p50_min_us": win.map(|w| w.p50_us.0), "window_p50_median_us": win.map(|w| w.p50_us.1),
+            "window_p50_max_us": win.map(|w| w.p50_us.2),
+    });
+    if let (Some(r), Some(w)) = (report.as_object_mut(), window_fields.as_object()) {
+        r.extend(w.clone());
+    }
+    println!("HTTPLOAD {report}");
     if let Some(e) = lcores.iter().find_map(|l| l.probe_error.clone()) {
         return Err(e.into());
     }
@@ -310,7 +340,14 @@ fn load_lcore(
     .into_bytes();
     let timeout = zcstack::Duration::from_millis(args.timeout_ms);
     let mut conns: Vec<Option<Conn>> = (0..mine).map(|_| None).collect();
-    let mut t = Totals { tsc_hz: rt.tsc_hz().max(1), ..Totals::default() };
+    let tsc_hz = rt.tsc_hz().max(1);
+    // Room for every window of the run (plus the wait for the server and
+    // slack); the windows are allocated here, never while recording.
+    let windows = LatencyWindows::new(
+        tsc_hz.saturating_mul(args.window_ms) / 1000,
+        ((args.duration + args.wait_server + 2) * 1000 / args.window_ms.max(1)) as usize,
+    );
+    let mut t = Totals { tsc_hz, windows, ..Totals::default() };
     let mut started: Option<Wall> = None;
     let mut sched0 = None;
     let mut rbuf = vec![0u8; 64 * 1024];
@@ -423,6 +460,7 @@ fn load_lcore(
         "loops": cycles.loops, "busy_loops": cycles.busy_loops, "tsc_hz": tsc_hz,
         "runq_wait_ms": sched.map(|d| d.runq_wait_ms()), "preempted": sched.map(|d| d.preempted),
     });
+    t.windows.finish();
     Ok(LcoreLoad { t, secs, connections: mine, probe_error, extra })
 }
 
@@ -493,7 +531,9 @@ fn drive(
             }
             t.bytes += r.end as u64;
             let ticks = u128::from(tsc.wrapping_sub(c.sent_tsc));
-            t.latency.record_ns((ticks * 1_000_000_000 / u128::from(t.tsc_hz)) as u64);
+            let ns = (ticks * 1_000_000_000 / u128::from(t.tsc_hz)) as u64;
+            t.latency.record_ns(ns);
+            t.windows.record(tsc, ns);
             c.buf.drain(..r.end);
             if close || r.close {
                 // Like wrk, a server that ends a keep-alive connection (say
