@@ -292,17 +292,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "client_preempted": rows.iter().map(|r| r["preempted"].as_u64()).sum::<Option<u64>>(),
             "nb_lcores": rows.len(), "lcores": rows,
     });
-    let window_fields = json!({
-            // Per --window-ms window: each window's own p99/p50 (median,
-            // max) and the spread of the windows' p50s; null without windows.
-            "window_ms": args.window_ms, "windows": win.map(|w| w.windows), "windows_overflow": windows_overflow,
-            "window_tail_median": win.map(|w| w.tail_median), "window_tail_max": win.map(|w| w.tail_max),
-            "window_p50_min_us": win.map(|w| w.p50_us.0), "window_p50_median_us": win.map(|w| w.p50_us.1),
-            "window_p50_max_us": win.map(|w| w.p50_us.2),
-    });
-    if let (Some(r), Some(w)) = (report.as_object_mut(), window_fields.as_object()) {
-        r.extend(w.clone());
-    }
+    // Per --window-ms window: each window's own p99/p50 (median, max) and
+    // the spread of the windows' p50s; null without windows.
+    report["window_ms"] = json!(args.window_ms);
+    report["windows"] = json!(win.map(|w| w.windows));
+    report["windows_overflow"] = json!(windows_overflow);
+    report["window_tail_median"] = json!(win.map(|w| w.tail_median));
+    report["window_tail_max"] = json!(win.map(|w| w.tail_max));
+    report["window_p50_min_us"] = json!(win.map(|w| w.p50_us.0));
+    report["window_p50_median_us"] = json!(win.map(|w| w.p50_us.1));
+    report["window_p50_max_us"] = json!(win.map(|w| w.p50_us.2));
     println!("HTTPLOAD {report}");
     if let Some(e) = lcores.iter().find_map(|l| l.probe_error.clone()) {
         return Err(e.into());
