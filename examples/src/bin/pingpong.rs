@@ -9,17 +9,25 @@
 //! and max in microseconds as text and as `PINGPONG {json}`. Bounded: stops
 //! after `--duration`, and fails if a reply takes longer than
 //! `--timeout-ms` or the server never accepts (`--wait-server`).
+//!
+//! The same round trips are also kept per `--window-ms` window (default
+//! 100 ms): each window's p50 and p99, so a run whose speed changed part
+//! way (a VM whose two vCPUs moved apart on the host, making every cache
+//! line that crosses between them several times slower) shows as windows
+//! with different medians rather than as one blurred distribution.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::{Duration, Instant as Wall};
 
 use clap::Parser;
+use dpdk_glue::eal::rdtsc;
 use dpdk_glue::Control;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use zcstack::tcp::SockOpt;
 use zcstack::{Instant, SocketHandle, State, TcpError};
+use zcstack_examples::latency_windows::{self, LatencyWindows};
 
 #[derive(Debug, Parser)]
 #[command(about = "TCP ping-pong latency client on zcstack (sockperf ping-pong style)")]
@@ -47,6 +55,11 @@ struct Args {
     /// Seconds to keep trying to connect while the server comes up.
     #[arg(long = "wait-server", default_value_t = 20)]
     wait_server: u64,
+    /// Round-trip percentiles are also kept per window of this many ms (0:
+    /// not), reported as the windows' p50s (smallest, median, largest) and
+    /// their own p99/p50.
+    #[arg(long = "window-ms", default_value_t = 100)]
+    window_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +84,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let msg: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
     let mut rbuf = vec![0u8; args.size];
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    // Every window of the run has room up front (nothing allocated while
+    // recording).
+    let tsc_hz = rt.tsc_hz().max(1);
+    let mut windows = LatencyWindows::new(
+        tsc_hz.saturating_mul(args.window_ms) / 1000,
+        ((args.duration + args.wait_server + 2) * 1000 / args.window_ms.max(1)) as usize,
+    );
     let mut phase: Option<Phase> = None;
     let mut failure: Option<String> = None;
     let t0 = rt.now();
@@ -146,7 +166,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 let done = Wall::now();
                 exchanges += 1;
                 if measuring_since.is_some_and(|m| sent >= m) {
-                    hist.saturating_record((done - sent).as_nanos() as u64);
+                    let ns = (done - sent).as_nanos() as u64;
+                    hist.saturating_record(ns);
+                    windows.record(rdtsc(), ns);
                 }
                 send(stack, h, &msg, now, &mut phase, &mut failure)
             }
@@ -165,6 +187,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let us = |ns: u64| ns as f64 / 1000.0;
     let p = |q: f64| us(hist.value_at_percentile(q));
+    windows.finish();
+    let win = latency_windows::summarize(windows.windows());
     println!(
         "pingpong: {} round trips of {} bytes ({} measured), rtt us: min {:.3} p50 {:.3} p90 {:.3} p99 {:.3} \
          p99.9 {:.3} max {:.3}",
@@ -178,6 +202,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         p(99.9),
         us(hist.max())
     );
+    if let Some(w) = win {
+        println!(
+            "  per {} ms window ({} windows): p50 from {:.3} (median {:.3}) to {:.3} us; own p99/p50 median {:.2}",
+            args.window_ms, w.windows, w.p50_us.0, w.p50_us.1, w.p50_us.2, w.tail_median
+        );
+    }
     println!(
         "PINGPONG {}",
         json!({
@@ -185,6 +215,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "min_us": us(hist.min()), "p50_us": p(50.0), "p90_us": p(90.0), "p99_us": p(99.0),
             "p999_us": p(99.9), "max_us": us(hist.max()), "mean_us": hist.mean() / 1000.0,
             "clean": free == total && mbufs == 0,
+            "window_ms": args.window_ms, "windows": win.map(|w| w.windows),
+            "windows_overflow": windows.overflow(),
+            "window_p50_us": windows.windows().iter().map(|w| us(w.p50_ns)).collect::<Vec<_>>(),
+            "window_p50_min_us": win.map(|w| w.p50_us.0), "window_p50_median_us": win.map(|w| w.p50_us.1),
+            "window_p50_max_us": win.map(|w| w.p50_us.2), "window_tail_median": win.map(|w| w.tail_median),
         })
     );
     Ok(())
