@@ -10,6 +10,7 @@
 //!   buffers attached to header mbufs, and the completion ring their free
 //!   callbacks feed.
 
+pub mod affinity;
 pub(crate) mod completion;
 pub mod config;
 pub mod control;

@@ -89,11 +89,13 @@ fn round_trips_of_64_bytes_against_echo() {
     );
     assert!(0.0 < min && min <= p50 && p50 <= p99 && p99 <= max, "{c}");
     assert_eq!(c["clean"], true, "{c}");
-    // 2.8 s measured in 100 ms windows: each closed window's p50 lies in
-    // the run's range, and the summary is their smallest, median, largest.
+    // At most 2.8 s measured (less when connecting took retries) in 100 ms
+    // windows, those with 100+ round trips kept: each kept window's p50
+    // lies in the run's range, and the summary is their smallest, median,
+    // largest.
     let w: Vec<f64> = c["window_p50_us"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(c["window_ms"], 100, "{c}");
-    assert!((20..=30).contains(&w.len()) && c["windows"].as_u64() == Some(w.len() as u64), "{c}");
+    assert!((1..=30).contains(&w.len()) && c["windows"].as_u64() == Some(w.len() as u64), "{c}");
     assert_eq!(c["windows_overflow"], 0, "{c}");
     // Window p50s have two significant digits (1%), the run's three.
     assert!(w.iter().all(|&x| min * 0.99 <= x && x <= max * 1.01), "{c}");
@@ -105,7 +107,6 @@ fn round_trips_of_64_bytes_against_echo() {
     let lo = w.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = w.iter().copied().fold(0.0, f64::max);
     assert!(wmin == lo && wmax == hi && lo <= wmed && wmed <= hi, "{c}");
-    assert!(c["window_tail_median"].as_f64().unwrap() >= 1.0, "a window's p99 is not below its p50: {c}");
     // Every round trip's 64 bytes were echoed (the last may be in flight at the stop).
     let echoed = s["tcp_bytes"].as_u64().unwrap();
     let trips = c["round_trips"].as_u64().unwrap();

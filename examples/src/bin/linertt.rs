@@ -4,20 +4,26 @@
 //! Every exchange between two busy-polling lcores (a virtio-user port and
 //! its vhost peer, an application and its stack on another core) moves
 //! cache lines between their CPUs: ring indexes, descriptors, packet data.
-//! On a VM the host decides where the two vCPUs run, and that can change
-//! from second to second: on one machine class here the same two vCPUs
-//! bounced a line in ~80 ns in one second and ~350 ns in the next (two
-//! cores of one L3 against cores that share none). A latency benchmark
-//! that crosses lines a dozen times per round trip moves with it, so
-//! `ci/bench` runs this next to its latency rounds and prints the figure.
+//! On a VM the host decides where the two vCPUs run, and that changes: on
+//! session 26's host the same two vCPUs bounced a line in ~30, ~75 or
+//! ~310–340 ns (SMT siblings, one L3, two L3s), from one run to the next
+//! and sometimes within one. A latency benchmark that crosses lines a dozen
+//! times per round trip moves with it; `ci/bench` prints this probe next to
+//! its rr64 runs.
 //!
-//! Two threads, pinned to `--cpus A,B`, pass a counter back and forth in one
-//! 64-byte-aligned line for `--ms` milliseconds, timing each `--slice-ms`
-//! slice on its own (round trips per slice over its monotonic-clock time).
-//! The report gives the slices' fastest, median and slowest round trip in
-//! nanoseconds as text and as `LINERTT {json}`. Bounded: the run stops
-//! after `--ms`, and a peer that does not answer for a second (its CPU
-//! never ran it) ends it with an error.
+//! Usage: `linertt --cpus 0,1 --ms 200 --slice-ms 10`. Two threads, pinned
+//! to CPUs A and B, pass a counter back and forth in one 64-byte-aligned
+//! line: one untimed round trip first (B's thread starting and its vCPU
+//! waking), then `--ms` milliseconds in `--slice-ms` slices, each timed on
+//! its own (its round trips over its monotonic-clock time). The report
+//! gives each slice's round trip in time order (`slice_ns`) and their
+//! smallest, median and largest, in nanoseconds per round trip, as text and
+//! as `LINERTT {json}`.
+//!
+//! Bounded: a peer silent for a second ends the run with an error, and so
+//! does a run still going a second past `--ms` (a slice ends at the first
+//! clock check after its time, every 16 round trips; at worst 16 round trips
+//! of just under a second each).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +38,10 @@ struct Args {
     /// The two CPUs, `A,B`: the pinging thread runs on A, the answering one on B.
     #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
     cpus: (usize, usize),
-    /// Milliseconds to measure.
+    /// Milliseconds to measure (at least `--slice-ms`, at most 60,000).
     #[arg(long, default_value_t = 200)]
     ms: u64,
-    /// Milliseconds per timed slice.
+    /// Milliseconds per timed slice (at least 1).
     #[arg(long = "slice-ms", default_value_t = 10)]
     slice_ms: u64,
 }
@@ -65,14 +71,8 @@ fn main() -> ExitCode {
 }
 
 fn pin(cpu: usize) -> Result<(), String> {
-    let ids = core_affinity::get_core_ids().ok_or("cannot read this process's CPUs")?;
-    let id =
-        ids.into_iter().find(|c| c.id == cpu).ok_or_else(|| format!("CPU {cpu} is not one this process may run on"))?;
-    if core_affinity::set_for_current(id) {
-        Ok(())
-    } else {
-        Err(format!("cannot pin a thread to CPU {cpu}"))
-    }
+    dpdk_glue::affinity::pin_current_thread(cpu)
+        .map_err(|e| format!("cannot pin a thread to CPU {cpu} (absent, offline or not in this process's cpuset): {e}"))
 }
 
 /// Waits until `line` holds `want` (or `STOP`); false after `SILENT`.
@@ -96,8 +96,11 @@ fn wait_for(line: &Line, want: u64) -> bool {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if args.slice_ms == 0 || args.ms < args.slice_ms || args.ms > 60_000 {
-        return Err("--slice-ms must be at least 1 and --ms between it and 60000".into());
+    if args.slice_ms == 0 {
+        return Err("--slice-ms must be at least 1".into());
+    }
+    if args.ms < args.slice_ms || args.ms > 60_000 {
+        return Err(format!("--ms {} must be between --slice-ms ({}) and 60000", args.ms, args.slice_ms).into());
     }
     let (a, b) = args.cpus;
     let line = Line::default();
@@ -112,32 +115,51 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 if !wait_for(&line, next) {
                     return Err(format!("no ping reached CPU {b} for {SILENT:?}"));
                 }
-                if line.0.load(Ordering::Acquire) == STOP {
+                // The answer replaces exactly the ping: a STOP stored since
+                // (the pinger giving up) stays.
+                if line.0.compare_exchange(next, next + 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
                     return Ok(());
                 }
-                line.0.store(next + 1, Ordering::Release);
                 next += 2;
             }
         });
         let pinged = (|| -> Result<(), String> {
             pin(a)?;
+            let deadline = Instant::now() + Duration::from_millis(args.ms) + SILENT;
             let mut v = 1u64;
+            // One untimed round trip: the peer thread started, pinned and
+            // its CPU awake.
+            let trip = |v: &mut u64| {
+                line.0.store(*v, Ordering::Release);
+                let answered = wait_for(&line, *v + 1);
+                *v += 2;
+                if answered {
+                    Ok(())
+                } else {
+                    Err(format!("no answer from CPU {b} for {SILENT:?}"))
+                }
+            };
+            trip(&mut v)?;
             for _ in 0..slices {
                 let (t0, mut n) = (Instant::now(), 0u64);
                 loop {
-                    line.0.store(v, Ordering::Release);
-                    if !wait_for(&line, v + 1) {
-                        return Err(format!("no answer from CPU {b} for {SILENT:?}"));
-                    }
-                    v += 2;
+                    trip(&mut v)?;
                     n += 1;
-                    // The clock is read every 16 round trips (it costs
-                    // less than one).
-                    if n % 16 == 0 && t0.elapsed() >= slice {
-                        break;
+                    // The clock is read every 16 round trips.
+                    if n % 16 == 0 {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            return Err(format!(
+                                "still measuring {SILENT:?} past --ms: CPU {b} answers too slowly (shared with \
+                                 other busy threads?)"
+                            ));
+                        }
+                        if now - t0 >= slice {
+                            per_slice.push((now - t0).as_nanos() as f64 / n as f64);
+                            break;
+                        }
                     }
                 }
-                per_slice.push(t0.elapsed().as_nanos() as f64 / n as f64);
             }
             Ok(())
         })();
@@ -146,17 +168,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         answered.and(pinged)
     });
     result?;
-    per_slice.sort_by(f64::total_cmp);
-    let (min, med, max) = (per_slice[0], per_slice[per_slice.len() / 2], per_slice[per_slice.len() - 1]);
+    let mut sorted = per_slice.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    // The median of an even count is the mean of the middle two.
+    let med = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    let (min, max) = (sorted[0], sorted[n - 1]);
     println!(
-        "linertt: CPU {a} <-> CPU {b}, {} slices of {} ms: round trip min {min:.1} median {med:.1} max {max:.1} ns",
-        per_slice.len(),
+        "linertt: CPU {a} <-> CPU {b}, {n} slices of {} ms: round trip min {min:.1} median {med:.1} max {max:.1} ns",
         args.slice_ms
     );
+    let round = |x: f64| (x * 10.0).round() / 10.0;
     println!(
         "LINERTT {}",
-        json!({"cpus": [a, b], "slices": per_slice.len(), "slice_ms": args.slice_ms,
-               "min_ns": min, "median_ns": med, "max_ns": max})
+        json!({"cpus": [a, b], "slices": n, "slice_ms": args.slice_ms,
+               "min_ns": round(min), "median_ns": round(med), "max_ns": round(max),
+               "slice_ns": per_slice.iter().map(|&x| round(x)).collect::<Vec<_>>()})
     );
     Ok(())
 }

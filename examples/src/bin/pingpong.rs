@@ -56,7 +56,7 @@ struct Args {
     #[arg(long = "wait-server", default_value_t = 20)]
     wait_server: u64,
     /// Round-trip percentiles are also kept per window of this many ms (0:
-    /// not), reported as the windows' p50s (smallest, median, largest) and
+    /// off), reported as the windows' p50s (smallest, median, largest) and
     /// their own p99/p50.
     #[arg(long = "window-ms", default_value_t = 100)]
     window_ms: u64,
