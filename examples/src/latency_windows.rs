@@ -57,6 +57,17 @@ impl LatencyWindows {
         }
     }
 
+    /// Windows of `window_ms` ms (0: recording off) on a TSC of `tsc_hz`
+    /// ticks per second, with room for every window of a run of
+    /// `run_secs` seconds plus two of slack: what a load generator
+    /// allocates up front so that recording never allocates.
+    pub fn for_run(tsc_hz: u64, window_ms: u64, run_secs: u64) -> LatencyWindows {
+        LatencyWindows::new(
+            tsc_hz.saturating_mul(window_ms) / 1000,
+            (run_secs.saturating_add(2).saturating_mul(1000) / window_ms.max(1)) as usize,
+        )
+    }
+
     /// Records a sample of `ns` nanoseconds taken at TSC `tsc` (which only
     /// moves forward): closes the current window first when `tsc` is past
     /// its end.
@@ -139,8 +150,29 @@ pub fn summarize(w: &[WindowStat]) -> Option<WindowSummary> {
     })
 }
 
-/// Median of a sorted, non-empty slice.
-fn median(s: &[f64]) -> f64 {
+/// The report fields of `--window-ms` windows, for the load generators'
+/// JSON: `window_ms`, `windows`, `windows_overflow`, `window_tail_median`
+/// and `window_tail_max` (each window's own p99/p50), and
+/// `window_p50_{min,median,max}_us`; null where there were no windows.
+pub fn report_fields(
+    window_ms: u64,
+    s: Option<WindowSummary>,
+    overflow: u64,
+) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(m) = serde_json::json!({
+        "window_ms": window_ms, "windows": s.map(|w| w.windows), "windows_overflow": overflow,
+        "window_tail_median": s.map(|w| w.tail_median), "window_tail_max": s.map(|w| w.tail_max),
+        "window_p50_min_us": s.map(|w| w.p50_us.0), "window_p50_median_us": s.map(|w| w.p50_us.1),
+        "window_p50_max_us": s.map(|w| w.p50_us.2),
+    }) else {
+        unreachable!("a json! object literal is an object")
+    };
+    m
+}
+
+/// Median of a sorted, non-empty slice (the mean of the middle two for an
+/// even count).
+pub fn median(s: &[f64]) -> f64 {
     let n = s.len();
     if n % 2 == 1 {
         s[n / 2]

@@ -294,14 +294,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     // Per --window-ms window: each window's own p99/p50 (median, max) and
     // the spread of the windows' p50s; null without windows.
-    report["window_ms"] = json!(args.window_ms);
-    report["windows"] = json!(win.map(|w| w.windows));
-    report["windows_overflow"] = json!(windows_overflow);
-    report["window_tail_median"] = json!(win.map(|w| w.tail_median));
-    report["window_tail_max"] = json!(win.map(|w| w.tail_max));
-    report["window_p50_min_us"] = json!(win.map(|w| w.p50_us.0));
-    report["window_p50_median_us"] = json!(win.map(|w| w.p50_us.1));
-    report["window_p50_max_us"] = json!(win.map(|w| w.p50_us.2));
+    if let Some(r) = report.as_object_mut() {
+        r.extend(latency_windows::report_fields(args.window_ms, win, windows_overflow));
+    }
     println!("HTTPLOAD {report}");
     if let Some(e) = lcores.iter().find_map(|l| l.probe_error.clone()) {
         return Err(e.into());
@@ -342,10 +337,7 @@ fn load_lcore(
     let tsc_hz = rt.tsc_hz().max(1);
     // Room for every window of the run (plus the wait for the server and
     // slack); the windows are allocated here, never while recording.
-    let windows = LatencyWindows::new(
-        tsc_hz.saturating_mul(args.window_ms) / 1000,
-        ((args.duration + args.wait_server + 2) * 1000 / args.window_ms.max(1)) as usize,
-    );
+    let windows = LatencyWindows::for_run(tsc_hz, args.window_ms, args.duration + args.wait_server);
     let mut t = Totals { tsc_hz, windows, ..Totals::default() };
     let mut started: Option<Wall> = None;
     let mut sched0 = None;

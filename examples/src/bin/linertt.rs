@@ -171,8 +171,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut sorted = per_slice.clone();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    // The median of an even count is the mean of the middle two.
-    let med = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    let med = zcstack_examples::latency_windows::median(&sorted);
     let (min, max) = (sorted[0], sorted[n - 1]);
     println!(
         "linertt: CPU {a} <-> CPU {b}, {n} slices of {} ms: round trip min {min:.1} median {med:.1} max {max:.1} ns",

@@ -86,11 +86,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     // Every window of the run has room up front (nothing allocated while
     // recording).
-    let tsc_hz = rt.tsc_hz().max(1);
-    let mut windows = LatencyWindows::new(
-        tsc_hz.saturating_mul(args.window_ms) / 1000,
-        ((args.duration + args.wait_server + 2) * 1000 / args.window_ms.max(1)) as usize,
-    );
+    let mut windows = LatencyWindows::for_run(rt.tsc_hz().max(1), args.window_ms, args.duration + args.wait_server);
     let mut phase: Option<Phase> = None;
     let mut failure: Option<String> = None;
     let t0 = rt.now();
@@ -208,20 +204,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             args.window_ms, w.windows, w.p50_us.0, w.p50_us.1, w.p50_us.2, w.tail_median
         );
     }
-    println!(
-        "PINGPONG {}",
-        json!({
-            "size": args.size, "round_trips": exchanges, "measured": hist.len(), "connects": connects,
-            "min_us": us(hist.min()), "p50_us": p(50.0), "p90_us": p(90.0), "p99_us": p(99.0),
-            "p999_us": p(99.9), "max_us": us(hist.max()), "mean_us": hist.mean() / 1000.0,
-            "clean": free == total && mbufs == 0,
-            "window_ms": args.window_ms, "windows": win.map(|w| w.windows),
-            "windows_overflow": windows.overflow(),
-            "window_p50_us": windows.windows().iter().map(|w| us(w.p50_ns)).collect::<Vec<_>>(),
-            "window_p50_min_us": win.map(|w| w.p50_us.0), "window_p50_median_us": win.map(|w| w.p50_us.1),
-            "window_p50_max_us": win.map(|w| w.p50_us.2), "window_tail_median": win.map(|w| w.tail_median),
-        })
-    );
+    let mut report = json!({
+        "size": args.size, "round_trips": exchanges, "measured": hist.len(), "connects": connects,
+        "min_us": us(hist.min()), "p50_us": p(50.0), "p90_us": p(90.0), "p99_us": p(99.0),
+        "p999_us": p(99.9), "max_us": us(hist.max()), "mean_us": hist.mean() / 1000.0,
+        "clean": free == total && mbufs == 0,
+        "window_p50_us": windows.windows().iter().map(|w| us(w.p50_ns)).collect::<Vec<_>>(),
+    });
+    if let Some(r) = report.as_object_mut() {
+        r.extend(latency_windows::report_fields(args.window_ms, win, windows.overflow()));
+    }
+    println!("PINGPONG {report}");
     Ok(())
 }
 
