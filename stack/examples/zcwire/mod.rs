@@ -337,6 +337,10 @@ impl Zc {
             c.tcp.send_buffer = buf_size();
             c.tcp.recv_buffer = buf_size();
             c.tcp.somaxconn = 1 << 20;
+            // A diagnostic (perfdrive header): the frames per output pass.
+            if let Some(n) = std::env::var("PERFDRIVE_PASS").ok().and_then(|v| v.parse().ok()) {
+                c.tcp.output_pass_frames = n;
+            }
             c
         };
         let (da, db) = wire(offload);
