@@ -23,9 +23,9 @@
 //! `PERFDRIVE_PASS=N` sets zcstack's `[tcp] output_pass_frames` (default
 //! 32), which bounds the frames moved per poll pair. Measured (session 28,
 //! an Intel host, 48 KiB L1d, 8 GiB bulk-csum): N = 2, 4, 8, 16, 32, 0 took
-//! 1.22, 1.22, 1.12, 1.05, 1.04, 1.04 s. Smaller bursts made each payload
-//! copy cheaper (call graphs: ~20 against ~33 ns) but cost ~280 ns more per
-//! poll pair in all else.
+//! 1.22, 1.22, 1.12, 1.05, 1.04, 1.04 s. At N = 2 each payload copy was
+//! cheaper (call graphs: 17.5-27 against 29-39 ns) but all else cost
+//! ~280 ns more per poll pair.
 //! `PERFDRIVE_WINDOWS=W` times the rr cases in W windows and prints the
 //! fastest and the median (ns per exchange): on a noisy VM the fastest of
 //! many short windows compares two builds better than one long run.
