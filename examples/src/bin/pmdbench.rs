@@ -7,6 +7,12 @@
 //! ... (a single port forwards to itself). Forwarding runs on the first worker
 //! lcore while the main lcore prints statistics, the layout testpmd uses.
 //!
+//! One mode testpmd lacks: `ping` keeps one `--txpkts`-byte frame in flight
+//! on port 0, sends it and waits for it to come back (a `macswap` peer at
+//! the other end of the link returns it), and times each round trip with
+//! the TSC: the round trip of the link and its PMDs alone, the floor under
+//! any stack's request/response over the same link (`ci/bench` rr64).
+//!
 //! Output follows testpmd: periodic `Throughput (since last show)` blocks with
 //! `Rx-pps`/`Tx-pps`, then per-port `Forward statistics`, the accumulated
 //! totals and `CPU cycles/packet`, and finally one `PMDBENCH {json}` line.
@@ -25,6 +31,7 @@ enum Mode {
     Macswap,
     Txonly,
     Rxonly,
+    Ping,
 }
 
 #[derive(Debug, Parser)]
@@ -75,7 +82,20 @@ struct Args {
     /// Wait up to this many seconds for every link to come up before forwarding.
     #[arg(long = "wait-link", default_value_t = 10)]
     wait_link: u64,
+    /// TX reclaim batch (`[dpdk] tx_free_batch`); default: the driver's own
+    /// reclaim (testpmd's), or zcstack's default 32 in `ping` mode, so its
+    /// round trips meet the reclaim a zcstack port does.
+    #[arg(long = "tx-free-batch")]
+    tx_free_batch: Option<u16>,
 }
+
+/// `ping` mode's round-trip histogram: [`RTT_BUCKET_NS`]-wide buckets up
+/// to [`RTT_BUCKETS`] times that; longer round trips land in the last one.
+const RTT_BUCKET_NS: u64 = 10;
+const RTT_BUCKETS: usize = 20_000;
+/// `ping` mode gives up on a frame after this long (µs): counted as lost,
+/// and the next one is sent.
+const PING_TIMEOUT_US: u64 = 10_000;
 
 /// Counters one forwarding lcore publishes (plain stores, read by main).
 #[derive(Default)]
@@ -130,8 +150,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
         let mut p = Port::by_name(&eal, name)?;
-        // The driver's TX reclaim (tx_free_batch 0), as testpmd's queues have.
-        let pc = PortConfig { rx_desc: args.rxd, tx_desc: args.txd, tx_free_batch: 0, ..PortConfig::default() };
+        // The driver's TX reclaim (tx_free_batch 0), as testpmd's queues
+        // have; `ping` reclaims as a zcstack port does unless told.
+        let default_batch = if args.mode == Mode::Ping { PortConfig::default().tx_free_batch } else { 0 };
+        let tx_free_batch = args.tx_free_batch.unwrap_or(default_batch);
+        let pc = PortConfig { rx_desc: args.rxd, tx_desc: args.txd, tx_free_batch, ..PortConfig::default() };
         p.configure(&pc, pool.clone())?;
         p.start()?;
         ports.push(p);
@@ -165,6 +188,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         template: udp_template(args.txpkts),
         macs,
         shared: shared.clone(),
+        tsc_hz: eal.tsc_hz(),
+        rtt: Vec::new(),
+        lost: 0,
     };
     let tx_first = args.tx_first;
     let job = eal.launch(worker, move || fwd.run(tx_first))?;
@@ -208,13 +234,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // As testpmd 22.11 reports it: every cycle of the forwarding lcore's loop
     // (a polling core is all cost) over the packets it handled.
     let cycles = shared.fwd_cycles.load(Ordering::Relaxed);
-    let pkts = if args.mode == Mode::Txonly { acc.2 } else { acc.0 };
+    let pkts = if matches!(args.mode, Mode::Txonly | Mode::Ping) { acc.2 } else { acc.0 };
     let cpp = if pkts > 0 { cycles as f64 / pkts as f64 } else { 0.0 };
     println!(
         "\n  CPU cycles/packet={cpp:.2} (total cycles={cycles} / total {} packets={pkts}) at {} MHz Clock",
-        if args.mode == Mode::Txonly { "TX" } else { "RX" },
+        if matches!(args.mode, Mode::Txonly | Mode::Ping) { "TX" } else { "RX" },
         hz / 1_000_000
     );
+    let rtt = (args.mode == Mode::Ping).then(|| {
+        let (p50, p99, p999) = (hist_pct(&fwd.rtt, 0.50), hist_pct(&fwd.rtt, 0.99), hist_pct(&fwd.rtt, 0.999));
+        let n: u64 = fwd.rtt.iter().map(|&c| u64::from(c)).sum();
+        println!(
+            "\n  Round trips: {n} ({} lost), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us",
+            fwd.lost
+        );
+        serde_json::json!({ "round_trips": n, "lost": fwd.lost, "p50_us": p50, "p99_us": p99, "p999_us": p999 })
+    });
     let json = serde_json::json!({
         "tool": "pmdbench",
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -228,6 +263,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "rx_pps_median": median(&rx_pps),
         "tx_pps_median": median(&tx_pps),
         "cycles_per_packet": cpp,
+        "rtt": rtt,
     });
     println!("PMDBENCH {json}");
     for p in fwd.ports {
@@ -238,6 +274,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn totals(s: &Shared) -> (u64, u64) {
     s.ports.iter().fold((0, 0), |(r, t), c| (r + c.rx.load(Ordering::Relaxed), t + c.tx.load(Ordering::Relaxed)))
+}
+
+/// The `q` quantile (0..1) of a [`RTT_BUCKET_NS`] histogram, µs (its
+/// bucket's upper edge); 0 for an empty one.
+fn hist_pct(h: &[u32], q: f64) -> f64 {
+    let n: u64 = h.iter().map(|&c| u64::from(c)).sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let want = ((n as f64 * q).ceil() as u64).max(1);
+    let mut seen = 0u64;
+    for (i, &c) in h.iter().enumerate() {
+        seen += u64::from(c);
+        if seen >= want {
+            return ((i as u64 + 1) * RTT_BUCKET_NS) as f64 / 1000.0;
+        }
+    }
+    (h.len() as u64 * RTT_BUCKET_NS) as f64 / 1000.0
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -313,6 +367,12 @@ struct Forwarder {
     template: Vec<u8>,
     macs: Vec<[u8; 6]>,
     shared: Arc<Shared>,
+    /// TSC ticks per second (`ping`'s clock).
+    tsc_hz: u64,
+    /// `ping`: the round-trip histogram ([`RTT_BUCKET_NS`] buckets).
+    rtt: Vec<u32>,
+    /// `ping`: frames that did not come back within [`PING_TIMEOUT_US`].
+    lost: u64,
 }
 
 impl Forwarder {
@@ -343,8 +403,70 @@ impl Forwarder {
             Mode::Macswap => self.forward::<2>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
             Mode::Txonly => self.forward::<3>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
             Mode::Rxonly => self.forward::<4>(&mut pkts, &mut rx, &mut tx, &mut dropped)?,
+            Mode::Ping => self.ping(&mut pkts)?,
         }
         Ok(self)
+    }
+
+    /// `ping` mode: one frame of the template in flight on port 0 at a
+    /// time; any frame received while one is out ends its round trip (the
+    /// peer sends back what it gets; frames are not told apart, so a late
+    /// reply to a frame given up on would end the next round trip early:
+    /// `lost` says whether that could have happened). Bounded by the stop
+    /// flag, checked every 64 round trips and after each timeout.
+    fn ping(&mut self, pkts: &mut Vec<Mbuf>) -> Result<(), dpdk_glue::Error> {
+        let (pool, template, shared) = (&self.pool, &self.template, &self.shared);
+        let mut q = self.ports[0].queues(0, 0)?;
+        self.rtt = vec![0u32; RTT_BUCKETS];
+        let ns_per_tick = 1e9 / self.tsc_hz as f64;
+        let timeout = self.tsc_hz / 1_000_000 * PING_TIMEOUT_US;
+        let (mut tx, mut rx, mut dropped, mut iter) = (0u64, 0u64, 0u64, 0u32);
+        let start_tsc = rdtsc();
+        loop {
+            iter = iter.wrapping_add(1);
+            if iter % 64 == 0 {
+                let c = &shared.ports[0];
+                c.rx.store(rx, Ordering::Relaxed);
+                c.tx.store(tx, Ordering::Relaxed);
+                c.tx_dropped.store(dropped, Ordering::Relaxed);
+                shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
+                if shared.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+            if fill_txonly(pool, 1, template, pkts).is_err() {
+                continue; // pool momentarily empty: the PMD still holds mbufs
+            }
+            let t0 = rdtsc();
+            if q.tx_burst(pkts) == 0 {
+                dropped += 1;
+                Mbuf::free_bulk(pkts);
+                continue;
+            }
+            tx += 1;
+            let t1 = loop {
+                if q.rx_burst(pkts, 32) > 0 {
+                    break Some(rdtsc());
+                }
+                if rdtsc() - t0 > timeout {
+                    break None;
+                }
+            };
+            rx += pkts.len() as u64;
+            Mbuf::free_bulk(pkts);
+            match t1 {
+                Some(t1) => {
+                    let ns = ((t1 - t0) as f64 * ns_per_tick) as u64;
+                    self.rtt[((ns / RTT_BUCKET_NS) as usize).min(RTT_BUCKETS - 1)] += 1;
+                }
+                None => {
+                    self.lost += 1;
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// The forwarding loop, compiled once per mode (`M` indexes [`Mode`]) so
@@ -401,7 +523,8 @@ impl Forwarder {
                         Mbuf::free_bulk(pkts);
                         continue;
                     }
-                    Mode::Txonly => i,
+                    // (`ping` runs its own loop, `Forwarder::ping`.)
+                    Mode::Txonly | Mode::Ping => i,
                     Mode::Io => peer(i),
                     Mode::Mac => {
                         let o = peer(i);
