@@ -1,11 +1,14 @@
 //! `echo` on net_tap in a private netns: Linux TCP and UDP clients (Python
-//! sockets) get their bytes back intact.
+//! sockets) get their bytes back intact, also a client that starts reading
+//! only after it sent everything and does not close (the echo then holds
+//! bytes it cannot write back yet, with nothing left to read: only the
+//! connection's WRITABLE wakes it).
 mod common;
 
 use common::*;
 
 const CLIENT: &str = r#"
-import hashlib, os, socket, sys, threading
+import hashlib, os, socket, sys, threading, time
 data = os.urandom(4 << 20)
 s = socket.create_connection((sys.argv[1], 7), timeout=20)
 def send():
@@ -21,6 +24,20 @@ while True:
     got += b
 t.join()
 assert bytes(got) == data, f"TCP echo differs: {len(got)} of {len(data)} bytes"
+late = os.urandom(600 << 10)
+s2 = socket.create_connection((sys.argv[1], 7), timeout=20)
+t2 = threading.Thread(target=lambda: s2.sendall(late))
+t2.start()
+time.sleep(0.5)
+got2 = bytearray()
+while len(got2) < len(late):
+    b = s2.recv(1 << 20)
+    if not b:
+        break
+    got2 += b
+t2.join()
+s2.close()
+assert bytes(got2) == late, f"late reader's echo differs: {len(got2)} of {len(late)} bytes"
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(2)
 ok = 0
@@ -58,7 +75,7 @@ fn tcp_and_udp_echo_for_linux_clients_over_net_tap() {
     let out = out.expect("the client succeeds");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("TCP {}", 4 << 20)));
     let r = ns.stop("ECHO ");
-    assert_eq!(r["tcp_bytes"].as_u64(), Some(4 << 20), "{r}");
+    assert_eq!(r["tcp_bytes"].as_u64(), Some((4 << 20) + (600 << 10)), "{r}");
     assert!(r["udp_datagrams"].as_u64().unwrap() >= 195);
     assert_eq!(r["clean"], true, "{r}");
 }

@@ -64,7 +64,12 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
         rt.lcore_index(),
         rt.nb_lcores()
     );
-    let mut conns: HashMap<usize, (SocketHandle, Vec<u8>)> = HashMap::new();
+    // Per connection: its handle, the bytes read but not yet written back,
+    // and whether it is registered for WRITABLE too (only while bytes wait:
+    // a level-triggered WRITABLE on an idle connection fires every pass,
+    // and each such pass costs a lookup and a read attempt before the
+    // loop polls the port again).
+    let mut conns: HashMap<usize, (SocketHandle, Vec<u8>, bool)> = HashMap::new();
     let mut next = 1usize;
     let (mut tcp_bytes, mut udp_datagrams, mut accepted) = (0u64, 0u64, 0u64);
     let mut events: Vec<Event> = Vec::new();
@@ -89,8 +94,8 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
         for ev in &events {
             if ev.token == Token(0) {
                 while let Ok((h, _)) = stack.tcp_accept(l) {
-                    if stack.register(h, Token(next), Interest::READABLE | Interest::WRITABLE, Trigger::Level).is_ok() {
-                        conns.insert(next, (h, Vec::new()));
+                    if stack.register(h, Token(next), Interest::READABLE, Trigger::Level).is_ok() {
+                        conns.insert(next, (h, Vec::new(), false));
                         next += 1;
                         accepted += 1;
                         did = true;
@@ -98,7 +103,7 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
                 }
                 continue;
             }
-            let Some((h, pending)) = conns.get_mut(&ev.token.0) else { continue };
+            let Some((h, pending, writable)) = conns.get_mut(&ev.token.0) else { continue };
             let h = *h;
             let mut done = false;
             // Write back what is pending, then read more while there is room.
@@ -142,6 +147,12 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
                     Err(_) => done = true,
                 }
             }
+            if !done && pending.is_empty() == *writable {
+                // Bytes wait (ask for WRITABLE) or none do any more.
+                let want =
+                    if pending.is_empty() { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+                *writable = stack.register(h, ev.token, want, Trigger::Level).is_ok() && !pending.is_empty();
+            }
             if done {
                 did = true;
                 let _ = stack.deregister(h);
@@ -151,7 +162,7 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
         }
         (did, Control::Continue)
     });
-    for (_, (h, _)) in conns.drain() {
+    for (_, (h, _, _)) in conns.drain() {
         let now = rt.now();
         let _ = rt.stack.tcp_close(h, now);
     }

@@ -244,10 +244,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let rtt = (args.mode == Mode::Ping).then(|| {
         let (p50, p99, p999) = (hist_pct(&fwd.rtt, 0.50), hist_pct(&fwd.rtt, 0.99), hist_pct(&fwd.rtt, 0.999));
         let n: u64 = fwd.rtt.iter().map(|&c| u64::from(c)).sum();
-        println!(
-            "\n  Round trips: {n} ({} lost), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us",
-            fwd.lost
-        );
+        println!("\n  Round trips: {n} ({} lost), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us", fwd.lost);
         serde_json::json!({ "round_trips": n, "lost": fwd.lost, "p50_us": p50, "p99_us": p99, "p999_us": p999 })
     });
     let json = serde_json::json!({
