@@ -89,8 +89,10 @@ fn serve_lcore(rt: &mut dpdk_glue::Runtime, args: &Args) -> Result<serde_json::V
         }
         events.clear();
         stack.poll_events(&mut events);
-        // Level-triggered WRITABLE fires on every pass; only moved bytes,
-        // accepts and closes count as work (ff_top's busy/idle split).
+        // An event is not work by itself (level-triggered READABLE repeats
+        // while bytes wait unread, WRITABLE while bytes wait to go back);
+        // only moved bytes, accepts and closes count (ff_top's busy/idle
+        // split).
         for ev in &events {
             if ev.token == Token(0) {
                 while let Ok((h, _)) = stack.tcp_accept(l) {

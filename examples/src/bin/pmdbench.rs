@@ -11,7 +11,9 @@
 //! on port 0, sends it and waits for it to come back (a `macswap` peer at
 //! the other end of the link returns it), and times each round trip with
 //! the TSC: the round trip of the link and its PMDs alone, the floor under
-//! any stack's request/response over the same link (`ci/bench` rr64).
+//! any stack's request/response over the same link (`ci/bench` rr64). Each
+//! frame carries a sequence number; only its own reply ends its round trip
+//! (a late reply to a frame given up on is dropped and counted as stale).
 //!
 //! Output follows testpmd: periodic `Throughput (since last show)` blocks with
 //! `Rx-pps`/`Tx-pps`, then per-port `Forward statistics`, the accumulated
@@ -89,13 +91,17 @@ struct Args {
     tx_free_batch: Option<u16>,
 }
 
-/// `ping` mode's round-trip histogram: [`RTT_BUCKET_NS`]-wide buckets up
-/// to [`RTT_BUCKETS`] times that; longer round trips land in the last one.
-const RTT_BUCKET_NS: u64 = 10;
-const RTT_BUCKETS: usize = 20_000;
 /// `ping` mode gives up on a frame after this long (µs): counted as lost,
 /// and the next one is sent.
 const PING_TIMEOUT_US: u64 = 10_000;
+/// `ping` mode's round-trip histogram: [`RTT_BUCKET_NS`]-wide buckets
+/// covering every round trip up to the timeout (4 MB of counters).
+const RTT_BUCKET_NS: u64 = 10;
+const RTT_BUCKETS: usize = (PING_TIMEOUT_US * 1000 / RTT_BUCKET_NS) as usize + 1;
+/// Where `ping` writes its sequence number (8 bytes, little-endian): the
+/// UDP payload's start (Ethernet 14 + IPv4 20 + UDP 8), so `--txpkts` is at
+/// least 50 in `ping` mode.
+const PING_SEQ_AT: usize = 42;
 
 /// Counters one forwarding lcore publishes (plain stores, read by main).
 #[derive(Default)]
@@ -140,12 +146,31 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         log_level: Some("warning".into()),
         ..EalArgs::default()
     };
+    if args.mode == Mode::Ping {
+        if args.tx_first {
+            return Err("--tx-first puts more frames in flight: ping keeps exactly one".into());
+        }
+        if args.vdevs.len() != 1 {
+            return Err(format!("ping runs on one port; {} --vdev given", args.vdevs.len()).into());
+        }
+        if usize::from(args.txpkts) < PING_SEQ_AT + 8 {
+            return Err(
+                format!("--txpkts {} is too short for ping's sequence number (at least 50)", args.txpkts).into()
+            );
+        }
+    }
     let eal = Eal::init(&eal_args)?;
     let worker = *eal
         .worker_lcores()
         .first()
         .ok_or("pmdbench needs two lcores (e.g. --lcores 0@0,1@0): main for stats, a worker to forward")?;
     let pool = Arc::new(Mempool::new(&eal, "pmdbench_pool", &PoolConfig::packets(args.nb_mbufs))?);
+    if matches!(args.mode, Mode::Txonly | Mode::Ping) {
+        let room = pool.alloc()?.tailroom();
+        if args.txpkts > room {
+            return Err(format!("--txpkts {} exceeds an mbuf's data room ({room} bytes)", args.txpkts).into());
+        }
+    }
     let mut ports = Vec::new();
     for v in &args.vdevs {
         let name = v.split(',').next().unwrap_or(v);
@@ -191,6 +216,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tsc_hz: eal.tsc_hz(),
         rtt: Vec::new(),
         lost: 0,
+        stale: 0,
     };
     let tx_first = args.tx_first;
     let job = eal.launch(worker, move || fwd.run(tx_first))?;
@@ -244,8 +270,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let rtt = (args.mode == Mode::Ping).then(|| {
         let (p50, p99, p999) = (hist_pct(&fwd.rtt, 0.50), hist_pct(&fwd.rtt, 0.99), hist_pct(&fwd.rtt, 0.999));
         let n: u64 = fwd.rtt.iter().map(|&c| u64::from(c)).sum();
-        println!("\n  Round trips: {n} ({} lost), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us", fwd.lost);
-        serde_json::json!({ "round_trips": n, "lost": fwd.lost, "p50_us": p50, "p99_us": p99, "p999_us": p999 })
+        println!(
+            "\n  Round trips: {n} ({} lost, {} stale replies dropped), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us",
+            fwd.lost, fwd.stale
+        );
+        serde_json::json!({ "round_trips": n, "lost": fwd.lost, "stale": fwd.stale, "p50_us": p50, "p99_us": p99,
+                            "p999_us": p999 })
     });
     let json = serde_json::json!({
         "tool": "pmdbench",
@@ -370,6 +400,9 @@ struct Forwarder {
     rtt: Vec<u32>,
     /// `ping`: frames that did not come back within [`PING_TIMEOUT_US`].
     lost: u64,
+    /// `ping`: frames received that were not the reply awaited (a late
+    /// reply to a frame given up on, or anything else), dropped.
+    stale: u64,
 }
 
 impl Forwarder {
@@ -406,33 +439,43 @@ impl Forwarder {
     }
 
     /// `ping` mode: one frame of the template in flight on port 0 at a
-    /// time; any frame received while one is out ends its round trip (the
-    /// peer sends back what it gets; frames are not told apart, so a late
-    /// reply to a frame given up on would end the next round trip early:
-    /// `lost` says whether that could have happened). Bounded by the stop
-    /// flag, checked every 64 round trips and after each timeout.
+    /// time, carrying a sequence number at [`PING_SEQ_AT`]; the frame that
+    /// comes back with that number ends its round trip, any other is
+    /// dropped (`stale`). A frame not back within [`PING_TIMEOUT_US`]
+    /// counts as lost and the next is sent. Bounded by the stop flag,
+    /// checked every 64 round trips and after each timeout; the counters
+    /// are published before it returns.
     fn ping(&mut self, pkts: &mut Vec<Mbuf>) -> Result<(), dpdk_glue::Error> {
         let (pool, template, shared) = (&self.pool, &self.template, &self.shared);
         let mut q = self.ports[0].queues(0, 0)?;
         self.rtt = vec![0u32; RTT_BUCKETS];
         let ns_per_tick = 1e9 / self.tsc_hz as f64;
         let timeout = self.tsc_hz / 1_000_000 * PING_TIMEOUT_US;
-        let (mut tx, mut rx, mut dropped, mut iter) = (0u64, 0u64, 0u64, 0u32);
+        let (mut tx, mut rx, mut dropped, mut iter, mut seq) = (0u64, 0u64, 0u64, 0u32, 0u64);
+        let mut rcvd: Vec<Mbuf> = Vec::with_capacity(32);
         let start_tsc = rdtsc();
+        let publish = |tx: u64, rx: u64, dropped: u64| {
+            let c = &shared.ports[0];
+            c.rx.store(rx, Ordering::Relaxed);
+            c.tx.store(tx, Ordering::Relaxed);
+            c.tx_dropped.store(dropped, Ordering::Relaxed);
+            shared.fwd_cycles.store(rdtsc().saturating_sub(start_tsc), Ordering::Relaxed);
+        };
         loop {
             iter = iter.wrapping_add(1);
             if iter % 64 == 0 {
-                let c = &shared.ports[0];
-                c.rx.store(rx, Ordering::Relaxed);
-                c.tx.store(tx, Ordering::Relaxed);
-                c.tx_dropped.store(dropped, Ordering::Relaxed);
-                shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
+                publish(tx, rx, dropped);
                 if shared.stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
             if fill_txonly(pool, 1, template, pkts).is_err() {
                 continue; // pool momentarily empty: the PMD still holds mbufs
+            }
+            seq += 1;
+            let tag = seq.to_le_bytes();
+            for m in pkts.iter_mut() {
+                m.data_mut()[PING_SEQ_AT..PING_SEQ_AT + 8].copy_from_slice(&tag);
             }
             let t0 = rdtsc();
             if q.tx_burst(pkts) == 0 {
@@ -441,24 +484,30 @@ impl Forwarder {
                 continue;
             }
             tx += 1;
-            let t1 = loop {
-                if q.rx_burst(pkts, 32) > 0 {
-                    break Some(rdtsc());
+            let t1 = 'wait: loop {
+                if q.rx_burst(&mut rcvd, 32) > 0 {
+                    let now = rdtsc();
+                    rx += rcvd.len() as u64;
+                    let mine = rcvd.iter().any(|m| m.data().get(PING_SEQ_AT..PING_SEQ_AT + 8) == Some(&tag[..]));
+                    self.stale += rcvd.len() as u64 - u64::from(mine);
+                    Mbuf::free_bulk(&mut rcvd);
+                    if mine {
+                        break 'wait Some(now);
+                    }
                 }
-                if rdtsc() - t0 > timeout {
+                if rdtsc().saturating_sub(t0) > timeout {
                     break None;
                 }
             };
-            rx += pkts.len() as u64;
-            Mbuf::free_bulk(pkts);
             match t1 {
                 Some(t1) => {
-                    let ns = ((t1 - t0) as f64 * ns_per_tick) as u64;
+                    let ns = (t1.saturating_sub(t0) as f64 * ns_per_tick) as u64;
                     self.rtt[((ns / RTT_BUCKET_NS) as usize).min(RTT_BUCKETS - 1)] += 1;
                 }
                 None => {
                     self.lost += 1;
                     if shared.stop.load(Ordering::Relaxed) {
+                        publish(tx, rx, dropped);
                         return Ok(());
                     }
                 }
