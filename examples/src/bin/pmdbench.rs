@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use dpdk_glue::eal::rdtsc;
 use dpdk_glue::{Eal, EalArgs, Mbuf, Mempool, PoolConfig, Port, PortConfig};
+use hdrhistogram::Histogram;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -94,10 +95,6 @@ struct Args {
 /// `ping` mode gives up on a frame after this long (µs): counted as lost,
 /// and the next one is sent.
 const PING_TIMEOUT_US: u64 = 10_000;
-/// `ping` mode's round-trip histogram: [`RTT_BUCKET_NS`]-wide buckets
-/// covering every round trip up to the timeout (4 MB of counters).
-const RTT_BUCKET_NS: u64 = 10;
-const RTT_BUCKETS: usize = (PING_TIMEOUT_US * 1000 / RTT_BUCKET_NS) as usize + 1;
 /// Where `ping` writes its sequence number (8 bytes, little-endian): the
 /// UDP payload's start (Ethernet 14 + IPv4 20 + UDP 8), so `--txpkts` is at
 /// least 50 in `ping` mode.
@@ -109,6 +106,15 @@ struct PortCounters {
     rx: AtomicU64,
     tx: AtomicU64,
     tx_dropped: AtomicU64,
+}
+
+impl PortCounters {
+    /// Publishes the forwarding lcore's running counts.
+    fn publish(&self, rx: u64, tx: u64, dropped: u64) {
+        self.rx.store(rx, Ordering::Relaxed);
+        self.tx.store(tx, Ordering::Relaxed);
+        self.tx_dropped.store(dropped, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -214,7 +220,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         macs,
         shared: shared.clone(),
         tsc_hz: eal.tsc_hz(),
-        rtt: Vec::new(),
+        rtt: Histogram::new_with_bounds(1, PING_TIMEOUT_US * 2_000, 3)?,
         lost: 0,
         stale: 0,
     };
@@ -260,16 +266,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // As testpmd 22.11 reports it: every cycle of the forwarding lcore's loop
     // (a polling core is all cost) over the packets it handled.
     let cycles = shared.fwd_cycles.load(Ordering::Relaxed);
-    let pkts = if matches!(args.mode, Mode::Txonly | Mode::Ping) { acc.2 } else { acc.0 };
+    // Modes that generate their frames count what they sent.
+    let generated = matches!(args.mode, Mode::Txonly | Mode::Ping);
+    let pkts = if generated { acc.2 } else { acc.0 };
     let cpp = if pkts > 0 { cycles as f64 / pkts as f64 } else { 0.0 };
     println!(
         "\n  CPU cycles/packet={cpp:.2} (total cycles={cycles} / total {} packets={pkts}) at {} MHz Clock",
-        if matches!(args.mode, Mode::Txonly | Mode::Ping) { "TX" } else { "RX" },
+        if generated { "TX" } else { "RX" },
         hz / 1_000_000
     );
     let rtt = (args.mode == Mode::Ping).then(|| {
-        let (p50, p99, p999) = (hist_pct(&fwd.rtt, 0.50), hist_pct(&fwd.rtt, 0.99), hist_pct(&fwd.rtt, 0.999));
-        let n: u64 = fwd.rtt.iter().map(|&c| u64::from(c)).sum();
+        let us = |q: f64| fwd.rtt.value_at_quantile(q) as f64 / 1000.0;
+        let (p50, p99, p999) = (us(0.50), us(0.99), us(0.999));
+        let n = fwd.rtt.len();
         println!(
             "\n  Round trips: {n} ({} lost, {} stale replies dropped), p50 {p50:.2} us, p99 {p99:.2} us, p99.9 {p999:.2} us",
             fwd.lost, fwd.stale
@@ -301,24 +310,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn totals(s: &Shared) -> (u64, u64) {
     s.ports.iter().fold((0, 0), |(r, t), c| (r + c.rx.load(Ordering::Relaxed), t + c.tx.load(Ordering::Relaxed)))
-}
-
-/// The `q` quantile (0..1) of a [`RTT_BUCKET_NS`] histogram, µs (its
-/// bucket's upper edge); 0 for an empty one.
-fn hist_pct(h: &[u32], q: f64) -> f64 {
-    let n: u64 = h.iter().map(|&c| u64::from(c)).sum();
-    if n == 0 {
-        return 0.0;
-    }
-    let want = ((n as f64 * q).ceil() as u64).max(1);
-    let mut seen = 0u64;
-    for (i, &c) in h.iter().enumerate() {
-        seen += u64::from(c);
-        if seen >= want {
-            return ((i as u64 + 1) * RTT_BUCKET_NS) as f64 / 1000.0;
-        }
-    }
-    (h.len() as u64 * RTT_BUCKET_NS) as f64 / 1000.0
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -396,8 +387,8 @@ struct Forwarder {
     shared: Arc<Shared>,
     /// TSC ticks per second (`ping`'s clock).
     tsc_hz: u64,
-    /// `ping`: the round-trip histogram ([`RTT_BUCKET_NS`] buckets).
-    rtt: Vec<u32>,
+    /// `ping`: the round trips, ns (HdrHistogram, 3 significant digits).
+    rtt: Histogram<u64>,
     /// `ping`: frames that did not come back within [`PING_TIMEOUT_US`].
     lost: u64,
     /// `ping`: frames received that were not the reply awaited (a late
@@ -448,17 +439,13 @@ impl Forwarder {
     fn ping(&mut self, pkts: &mut Vec<Mbuf>) -> Result<(), dpdk_glue::Error> {
         let (pool, template, shared) = (&self.pool, &self.template, &self.shared);
         let mut q = self.ports[0].queues(0, 0)?;
-        self.rtt = vec![0u32; RTT_BUCKETS];
         let ns_per_tick = 1e9 / self.tsc_hz as f64;
         let timeout = self.tsc_hz / 1_000_000 * PING_TIMEOUT_US;
         let (mut tx, mut rx, mut dropped, mut iter, mut seq) = (0u64, 0u64, 0u64, 0u32, 0u64);
         let mut rcvd: Vec<Mbuf> = Vec::with_capacity(32);
         let start_tsc = rdtsc();
         let publish = |tx: u64, rx: u64, dropped: u64| {
-            let c = &shared.ports[0];
-            c.rx.store(rx, Ordering::Relaxed);
-            c.tx.store(tx, Ordering::Relaxed);
-            c.tx_dropped.store(dropped, Ordering::Relaxed);
+            shared.ports[0].publish(rx, tx, dropped);
             shared.fwd_cycles.store(rdtsc().saturating_sub(start_tsc), Ordering::Relaxed);
         };
         loop {
@@ -502,7 +489,7 @@ impl Forwarder {
             match t1 {
                 Some(t1) => {
                     let ns = (t1.saturating_sub(t0) as f64 * ns_per_tick) as u64;
-                    self.rtt[((ns / RTT_BUCKET_NS) as usize).min(RTT_BUCKETS - 1)] += 1;
+                    self.rtt.saturating_record(ns.max(1));
                 }
                 None => {
                     self.lost += 1;
@@ -542,10 +529,7 @@ impl Forwarder {
             if iter % 64 == 0 {
                 // Publish counters and look for the stop flag every 64 passes.
                 for i in 0..n {
-                    let c = &shared.ports[i];
-                    c.rx.store(rx[i], Ordering::Relaxed);
-                    c.tx.store(tx[i], Ordering::Relaxed);
-                    c.tx_dropped.store(dropped[i], Ordering::Relaxed);
+                    shared.ports[i].publish(rx[i], tx[i], dropped[i]);
                 }
                 shared.fwd_cycles.store(rdtsc() - start_tsc, Ordering::Relaxed);
                 if shared.stop.load(Ordering::Relaxed) {

@@ -28,6 +28,12 @@ pub(crate) fn buf_size() -> usize {
     std::env::var("PERFDRIVE_BUF").ok().and_then(|v| v.parse().ok()).unwrap_or(BUF)
 }
 
+/// zcstack's `[tcp] output_pass_frames` when `PERFDRIVE_PASS` sets it (a
+/// diagnostic, `perfdrive` header); else the config's default.
+pub(crate) fn pass_frames() -> Option<usize> {
+    std::env::var("PERFDRIVE_PASS").ok().and_then(|v| v.parse().ok())
+}
+
 /// zcstack's page size in both stacks, bytes: dpdk-glue's default
 /// `[zerocopy] buf_size` (4 KiB), the page a deployed stack gets. Session 9
 /// found the harness had used 2 KiB pages, which no deployment uses by
@@ -337,8 +343,7 @@ impl Zc {
             c.tcp.send_buffer = buf_size();
             c.tcp.recv_buffer = buf_size();
             c.tcp.somaxconn = 1 << 20;
-            // A diagnostic (perfdrive header): the frames per output pass.
-            if let Some(n) = std::env::var("PERFDRIVE_PASS").ok().and_then(|v| v.parse().ok()) {
+            if let Some(n) = pass_frames() {
                 c.tcp.output_pass_frames = n;
             }
             c
