@@ -211,7 +211,8 @@ pub(crate) fn snapshot(rt: &crate::Runtime, max_sockets: usize) -> serde_json::V
         "frames_in_flight": d.frames_in_flight, "completion_high_water": d.completion_high_water,
         "payload_prefetch": if rt.dev.tx_prefetch() { "on" } else { "off" },
         "tx_lines_prefetched": d.tx_lines_prefetched,
-        "tx_backpressure": d.tx_backpressure, "mbufs_in_use": rt.dev.mbufs_in_use(),
+        "tx_backpressure": d.tx_backpressure, "tx_burst_short": d.tx_burst_short,
+        "mbufs_in_use": rt.dev.mbufs_in_use(),
         "rx_l4_verified": d.rx_l4_verified, "rx_l4_bad": d.rx_l4_bad,
         "rx_impaired": imp(d.rx_impaired), "tx_impaired": imp(d.tx_impaired),
     });

@@ -149,6 +149,10 @@ pub struct EthDeviceStats {
     pub tx_lines_prefetched: u64,
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
+    /// TX bursts the PMD took only part of (or none of): its ring was full
+    /// or its peer could not take the frames; the rest wait in the device
+    /// for the next burst.
+    pub tx_burst_short: u64,
     /// Received frames whose TCP/UDP checksum the port verified (or that
     /// carry a partial checksum from a peer in the same memory), so the
     /// engine skips its own check.
@@ -302,6 +306,10 @@ pub struct EthDevice {
     stage_rx_burst: StageCount,
     stage_tx_burst: StageCount,
     stage_drain: StageCount,
+    /// TSC at the end of the first RX burst that brought frames since the
+    /// last TX burst that sent some (`stage_cycles` only; 0: none).
+    rx_mark: u64,
+    stage_turnaround: StageCount,
     stats: EthDeviceStats,
     impair_rx: Option<Impair>,
     impair_tx: Option<Impair>,
@@ -438,6 +446,7 @@ impl EthDevice {
                 tx_checksum_offload: tcp_csum,
                 max_burst: cfg.burst,
                 tso_max,
+                rx_short_burst_ends_poll: driver.as_deref().is_some_and(rx_burst_takes_all),
             },
             ring: CompletionRing::new(cfg.completion_slots),
             rx: Vec::with_capacity(cfg.burst),
@@ -458,6 +467,8 @@ impl EthDevice {
             stage_rx_burst: StageCount::default(),
             stage_tx_burst: StageCount::default(),
             stage_drain: StageCount::default(),
+            rx_mark: 0,
+            stage_turnaround: StageCount::default(),
             stats: EthDeviceStats::default(),
             rx_l4_offload: granted.rx.contains(Offloads::RX_TCP_CKSUM),
             impair_rx: cfg.impair.is_on().then(|| Impair::new(cfg.impair, 1)),
@@ -537,8 +548,8 @@ impl EthDevice {
 
     /// Cycles of the device's own stages so far (all zero unless
     /// `stage_cycles` is on): RX burst, TX burst, completion drain.
-    pub fn stage_counts(&self) -> [StageCount; 3] {
-        [self.stage_rx_burst, self.stage_tx_burst, self.stage_drain]
+    pub fn stage_counts(&self) -> [StageCount; 4] {
+        [self.stage_rx_burst, self.stage_tx_burst, self.stage_drain, self.stage_turnaround]
     }
 
     /// Zeroes the device's stage counts.
@@ -546,6 +557,8 @@ impl EthDevice {
         self.stage_rx_burst = StageCount::default();
         self.stage_tx_burst = StageCount::default();
         self.stage_drain = StageCount::default();
+        self.stage_turnaround = StageCount::default();
+        self.rx_mark = 0;
     }
 
     /// Wrappers of received mbufs reclaimed per receive call at most
@@ -702,9 +715,18 @@ impl EthDevice {
         if let Some(port) = self.port.as_mut() {
             if !self.tx.is_empty() {
                 let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
+                let offered = self.tx.len();
                 port.tx_burst(self.queue, &mut self.tx);
+                if !self.tx.is_empty() {
+                    self.stats.tx_burst_short += 1;
+                }
                 if self.cfg.stage_cycles {
-                    self.stage_tx_burst.add(rdtsc().wrapping_sub(t));
+                    let end = rdtsc();
+                    self.stage_tx_burst.add(end.wrapping_sub(t));
+                    if self.rx_mark != 0 && self.tx.len() < offered {
+                        self.stage_turnaround.add(end.wrapping_sub(self.rx_mark));
+                        self.rx_mark = 0;
+                    }
                 }
             }
         }
@@ -729,11 +751,26 @@ impl EthDevice {
             s.sort(&mut self.rx, usize::from(max));
         }
         if self.cfg.stage_cycles {
-            self.stage_rx_burst.add(rdtsc().wrapping_sub(t));
+            let end = rdtsc();
+            self.stage_rx_burst.add(end.wrapping_sub(t));
+            if self.rx_mark == 0 && !self.rx.is_empty() {
+                self.rx_mark = end;
+            }
         }
         self.impair_received(now);
         true
     }
+}
+
+/// Whether `driver`'s RX burst takes every frame its queue holds up to the
+/// budget, so a short burst means the queue was empty when read
+/// ([`DeviceCaps::rx_short_burst_ends_poll`]). The ring-based PMDs whose
+/// receive paths do: virtio (PCI and virtio-user; the mergeable split
+/// path may round a burst of more than four down to a cache line of
+/// descriptors, leaving at most three for the next poll), vhost, `net_ring`
+/// and memif. Not `net_tap` (one frame per `read`) nor unknown drivers.
+pub(crate) fn rx_burst_takes_all(driver: &str) -> bool {
+    matches!(driver, "net_virtio" | "net_virtio_user" | "net_vhost" | "net_ring" | "net_memif")
 }
 
 impl Device for EthDevice {
@@ -888,6 +925,23 @@ impl Drop for EthDevice {
                 in_flight = self.frames.iter().filter(|f| f.is_some()).count(),
                 "EthDevice dropped with frames the PMD never completed; their pages stay referenced"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rx_burst_takes_all;
+
+    #[test]
+    fn only_ring_based_pmds_end_a_poll_on_a_short_burst() {
+        for d in ["net_virtio", "net_virtio_user", "net_vhost", "net_ring", "net_memif"] {
+            assert!(rx_burst_takes_all(d), "{d}");
+        }
+        // A TAP device hands one frame per read; unknown drivers keep the
+        // engine's default of asking until a burst comes back empty.
+        for d in ["net_tap", "net_af_packet", "net_ixgbe", "", "net_virtio_userx"] {
+            assert!(!rx_burst_takes_all(d), "{d}");
         }
     }
 }

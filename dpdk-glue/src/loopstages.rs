@@ -27,17 +27,23 @@ pub enum LoopStage {
     /// A busy pass less every stage above and the engine's: TSC reads,
     /// time conversion, branches, the closure calls.
     Overhead,
+    /// From the end of an RX burst that brought frames to the end of the
+    /// next TX burst that sent some: how long this stack holds a request
+    /// before its answer is on the ring (a server's share of a round trip).
+    /// A span across stages, not a share of the pass.
+    Turnaround,
 }
 
 impl LoopStage {
     /// Every loop stage, in pass order.
-    pub const ALL: [LoopStage; 6] = [
+    pub const ALL: [LoopStage; 7] = [
         LoopStage::RxBurst,
         LoopStage::TxBurst,
         LoopStage::Drain,
         LoopStage::App,
         LoopStage::Control,
         LoopStage::Overhead,
+        LoopStage::Turnaround,
     ];
 
     /// A short lowercase name (for `zcstat`).
@@ -49,13 +55,14 @@ impl LoopStage {
             LoopStage::App => "app",
             LoopStage::Control => "control",
             LoopStage::Overhead => "loop_overhead",
+            LoopStage::Turnaround => "turnaround",
         }
     }
 
-    /// Whether its cycles are already inside an engine stage (so shares of
-    /// a pass add up without it).
+    /// Whether its cycles are already inside an engine stage or span
+    /// several stages (so shares of a pass add up without it).
     pub fn nested_in_engine(self) -> bool {
-        matches!(self, LoopStage::TxBurst | LoopStage::Drain)
+        matches!(self, LoopStage::TxBurst | LoopStage::Drain | LoopStage::Turnaround)
     }
 }
 

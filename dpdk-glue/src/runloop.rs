@@ -434,10 +434,11 @@ impl Runtime {
     /// engine's stages are [`Stack::stage_cycles`].
     pub fn loop_stages(&self) -> Option<LoopStages> {
         let mut s = *self.stages.as_deref()?;
-        let [rx, tx, drain] = self.dev.stage_counts();
+        let [rx, tx, drain, turnaround] = self.dev.stage_counts();
         s.set(LoopStage::RxBurst, rx);
         s.set(LoopStage::TxBurst, tx);
         s.set(LoopStage::Drain, drain);
+        s.set(LoopStage::Turnaround, turnaround);
         Some(s)
     }
 

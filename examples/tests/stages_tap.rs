@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 const ENGINE: [&str; 8] = ["completions", "parse", "lookup", "tcp_input", "events", "output", "tx", "timers"];
-const LOOP: [&str; 6] = ["rx_burst", "tx_burst", "drain", "app", "control", "loop_overhead"];
+const LOOP: [&str; 7] = ["rx_burst", "tx_burst", "drain", "app", "control", "loop_overhead", "turnaround"];
 
 /// Starts helloworld in `ns` with `stage_cycles`, fetches the page over a
 /// few keep-alive requests, and returns `zcstat stats --json`, `zcstat

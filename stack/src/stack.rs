@@ -632,6 +632,10 @@ impl<M: PageMemory> Stack<M> {
             if self.tcp.has_dirty() {
                 self.output(now, dev, &caps, METER);
             }
+            if n < want && caps.rx_short_burst_ends_poll {
+                // The device had no more (`DeviceCaps::rx_short_burst_ends_poll`).
+                break;
+            }
         }
         let t = self.tcp.stages.start_if(METER);
         self.tcp.on_timers(now, &mut self.mem, &mut self.stats, &mut self.segs);

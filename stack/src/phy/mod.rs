@@ -104,11 +104,27 @@ pub struct DeviceCaps {
     /// ([`TxFrame::tso_segsz`]); 0 when the device cannot (every frame fits
     /// the MTU). Only meaningful with `tx_checksum_offload`.
     pub tso_max: usize,
+    /// A receive call that hands fewer frames than asked ends the poll's
+    /// receiving: the device takes everything it has up to the budget in
+    /// one call (a ring-based PMD: virtio, vhost, `net_ring`, memif), so
+    /// asking again at once would only cost an empty burst on the path of
+    /// the frames just received. Frames it still held (a PMD that rounds a
+    /// burst down, say) wait for the next poll. False (the default) keeps
+    /// asking until a call hands nothing, for devices that may hand fewer
+    /// frames than they hold (a TAP device reads one per system call).
+    pub rx_short_burst_ends_poll: bool,
 }
 
 impl Default for DeviceCaps {
     fn default() -> Self {
-        DeviceCaps { mtu: 1500, rx_checksum_verified: false, tx_checksum_offload: false, max_burst: 32, tso_max: 0 }
+        DeviceCaps {
+            mtu: 1500,
+            rx_checksum_verified: false,
+            tx_checksum_offload: false,
+            max_burst: 32,
+            tso_max: 0,
+            rx_short_burst_ends_poll: false,
+        }
     }
 }
 
