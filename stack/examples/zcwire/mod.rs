@@ -175,15 +175,16 @@ impl RxBuf for Frame {
 }
 
 impl Device for End {
+    /// As a virtio port: a receive call takes every queued frame up to
+    /// its budget, so a short one means the queue is empty
+    /// (`rx_short_burst_ends_poll`, which dpdk-glue's `EthDevice` sets for
+    /// virtio, vhost, `net_ring` and memif ports).
     fn caps(&self) -> DeviceCaps {
+        let base = DeviceCaps { rx_short_burst_ends_poll: true, ..DeviceCaps::default() };
         match self.offload {
-            Offload::None => DeviceCaps::default(),
-            Offload::Checksum | Offload::AllChecksums => {
-                DeviceCaps { tx_checksum_offload: true, ..DeviceCaps::default() }
-            }
-            Offload::ChecksumTso => {
-                DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..DeviceCaps::default() }
-            }
+            Offload::None => base,
+            Offload::Checksum | Offload::AllChecksums => DeviceCaps { tx_checksum_offload: true, ..base },
+            Offload::ChecksumTso => DeviceCaps { tx_checksum_offload: true, tso_max: 32 * 1024, ..base },
         }
     }
     fn receive(&mut self, _now: Instant, budget: usize, sink: &mut dyn FnMut(&[u8])) -> usize {
