@@ -241,13 +241,14 @@ impl PortLink {
         }
     }
 
+    /// Transmits from the front of `pkts`; returns how many the PMD took
+    /// (the rest stay in `pkts`). A stopped port refuses the burst: 0.
     #[inline]
-    fn tx_burst(&mut self, queue: u16, pkts: &mut Vec<Mbuf>) {
-        // A stopped port refuses the burst; the mbufs stay queued.
-        let _ = match self {
+    fn tx_burst(&mut self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
+        match self {
             PortLink::Owned(p) => p.tx_burst(queue, pkts).unwrap_or(0),
             PortLink::Shared(h) => h.tx_burst(pkts),
-        };
+        }
     }
 
     fn close(self) -> Result<()> {
@@ -307,8 +308,8 @@ pub struct EthDevice {
     stage_tx_burst: StageCount,
     stage_drain: StageCount,
     /// TSC at the end of the first RX burst that brought frames since the
-    /// last TX burst that sent some (`stage_cycles` only; 0: none).
-    rx_mark: u64,
+    /// last TX burst that sent some (`stage_cycles` only).
+    rx_mark: Option<u64>,
     stage_turnaround: StageCount,
     stats: EthDeviceStats,
     impair_rx: Option<Impair>,
@@ -467,7 +468,7 @@ impl EthDevice {
             stage_rx_burst: StageCount::default(),
             stage_tx_burst: StageCount::default(),
             stage_drain: StageCount::default(),
-            rx_mark: 0,
+            rx_mark: None,
             stage_turnaround: StageCount::default(),
             stats: EthDeviceStats::default(),
             rx_l4_offload: granted.rx.contains(Offloads::RX_TCP_CKSUM),
@@ -558,7 +559,7 @@ impl EthDevice {
         self.stage_tx_burst = StageCount::default();
         self.stage_drain = StageCount::default();
         self.stage_turnaround = StageCount::default();
-        self.rx_mark = 0;
+        self.rx_mark = None;
     }
 
     /// Wrappers of received mbufs reclaimed per receive call at most
@@ -715,17 +716,17 @@ impl EthDevice {
         if let Some(port) = self.port.as_mut() {
             if !self.tx.is_empty() {
                 let t = if self.cfg.stage_cycles { rdtsc() } else { 0 };
-                let offered = self.tx.len();
-                port.tx_burst(self.queue, &mut self.tx);
+                let sent = port.tx_burst(self.queue, &mut self.tx);
                 if !self.tx.is_empty() {
                     self.stats.tx_burst_short += 1;
                 }
                 if self.cfg.stage_cycles {
                     let end = rdtsc();
                     self.stage_tx_burst.add(end.wrapping_sub(t));
-                    if self.rx_mark != 0 && self.tx.len() < offered {
-                        self.stage_turnaround.add(end.wrapping_sub(self.rx_mark));
-                        self.rx_mark = 0;
+                    if sent > 0 {
+                        if let Some(mark) = self.rx_mark.take() {
+                            self.stage_turnaround.add(end.wrapping_sub(mark));
+                        }
                     }
                 }
             }
@@ -753,8 +754,8 @@ impl EthDevice {
         if self.cfg.stage_cycles {
             let end = rdtsc();
             self.stage_rx_burst.add(end.wrapping_sub(t));
-            if self.rx_mark == 0 && !self.rx.is_empty() {
-                self.rx_mark = end;
+            if !self.rx.is_empty() {
+                self.rx_mark.get_or_insert(end);
             }
         }
         self.impair_received(now);
