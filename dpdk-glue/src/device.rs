@@ -150,8 +150,9 @@ pub struct EthDeviceStats {
     /// Times `transmit` pushed back (slots, mbufs or TX queue exhausted).
     pub tx_backpressure: u64,
     /// TX bursts the PMD took only part of (or none of): its ring was full
-    /// or its peer could not take the frames; the rest wait in the device
-    /// for the next burst.
+    /// or its peer could not take the frames (a vhost port whose guest has
+    /// not attached yet refuses every burst: the count then grows once per
+    /// loop pass); the rest wait in the device for the next burst.
     pub tx_burst_short: u64,
     /// Received frames whose TCP/UDP checksum the port verified (or that
     /// carry a partial checksum from a peer in the same memory), so the
@@ -365,6 +366,9 @@ impl EthDevice {
     ) -> Result<EthDevice> {
         let id = handle.port_id();
         let mut d = EthDevice::on_link(eal, id, PortLink::Shared(handle), 0, granted, pages, mtu, cfg)?;
+        // Steering takes frames out of a burst (those other lcores own):
+        // a short count no longer says the queue was empty.
+        d.caps.rx_short_burst_ends_poll &= steer.is_none();
         d.steer = steer;
         Ok(d)
     }
@@ -447,7 +451,13 @@ impl EthDevice {
                 tx_checksum_offload: tcp_csum,
                 max_burst: cfg.burst,
                 tso_max,
-                rx_short_burst_ends_poll: driver.as_deref().is_some_and(rx_burst_takes_all),
+                // Only where the count the engine sees is the PMD's: RX
+                // impairment holds and drops frames of a burst (steering,
+                // set later, is taken out in `on_queue`), and virtio hands
+                // at most 64 per call whatever the budget.
+                rx_short_burst_ends_poll: driver.as_deref().is_some_and(rx_burst_takes_all)
+                    && !cfg.impair.is_on()
+                    && cfg.burst <= RX_BURST_TAKES_ALL_MAX,
             },
             ring: CompletionRing::new(cfg.completion_slots),
             rx: Vec::with_capacity(cfg.burst),
@@ -763,13 +773,21 @@ impl EthDevice {
     }
 }
 
-/// Whether `driver`'s RX burst takes every frame its queue holds up to the
-/// budget, so a short burst means the queue was empty when read
-/// ([`DeviceCaps::rx_short_burst_ends_poll`]). The ring-based PMDs whose
-/// receive paths do: virtio (PCI and virtio-user; the mergeable split
-/// path may round a burst of more than four down to a cache line of
-/// descriptors, leaving at most three for the next poll), vhost, `net_ring`
-/// and memif. Not `net_tap` (one frame per `read`) nor unknown drivers.
+/// The largest burst for which [`rx_burst_takes_all`] holds: DPDK 22.11's
+/// virtio receive paths hand at most `VIRTIO_MBUF_BURST_SZ` (64) frames
+/// per call.
+const RX_BURST_TAKES_ALL_MAX: usize = 64;
+
+/// Whether `driver`'s RX burst takes the frames its queue holds up to the
+/// budget, so a short burst means the queue had (about) no more when read
+/// ([`DeviceCaps::rx_short_burst_ends_poll`]): the ring-based PMDs, vhost,
+/// `net_ring`, memif and virtio (PCI and virtio-user). Not exactly for
+/// virtio: DPDK 22.11's split paths may round a burst down to a cache line
+/// of used descriptors (a full burst of 32 can come back as 29–31) and the
+/// vectorized one stops at the ring's wrap, so frames can be left; they
+/// are taken a pass later, and a burst that comes back full continues the
+/// poll as before. Not `net_tap` (one frame per `read`) nor unknown
+/// drivers.
 pub(crate) fn rx_burst_takes_all(driver: &str) -> bool {
     matches!(driver, "net_virtio" | "net_virtio_user" | "net_vhost" | "net_ring" | "net_memif")
 }

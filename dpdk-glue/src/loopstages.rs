@@ -28,9 +28,12 @@ pub enum LoopStage {
     /// time conversion, branches, the closure calls.
     Overhead,
     /// From the end of an RX burst that brought frames to the end of the
-    /// next TX burst that sent some: how long this stack holds a request
-    /// before its answer is on the ring (a server's share of a round trip).
-    /// A span across stages, not a share of the pass.
+    /// next TX burst that sent some: on a request/reply server, how long
+    /// this stack holds a request before its answer is on the ring (its
+    /// share of a round trip). Frames that need no answer (pure ACKs,
+    /// dropped frames) keep the mark until whatever is sent next, so with
+    /// other traffic it also counts waiting. A span across stages, not a
+    /// share of the pass.
     Turnaround,
 }
 

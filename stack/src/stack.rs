@@ -604,9 +604,12 @@ impl<M: PageMemory> Stack<M> {
         let mut handled = 0;
         while handled < RX_BUDGET {
             // Until the device has nothing more (or the budget is spent):
-            // a burst shorter than asked does not end the loop. Stopping
-            // there (tried in issue 13) stalled the C API's boundary test
-            // on net_tap: a device may return fewer frames than it holds.
+            // a burst shorter than asked ends the loop only where the
+            // device says it had no more (`rx_short_burst_ends_poll`);
+            // elsewhere the loop asks again, because a device may return
+            // fewer frames than it holds (stopping there for every device,
+            // tried in issue 13, stalled the C API's boundary test on
+            // net_tap).
             let want = caps.max_burst.min(RX_BUDGET - handled);
             let n = dev.receive_frames(now, want, &mut |frame: RxFrame<'_>| {
                 let (t, nested) = self.tcp.stages.start_parse_if(METER);

@@ -543,7 +543,8 @@ fn per_lcore_table(all: &[Value]) {
 }
 
 /// One line per stage: calls, cycles per call, longest call and share of
-/// the busy time (stages nested in an engine stage are marked and left out
+/// the busy time (stages nested in an engine stage, and spans across stages
+/// such as `turnaround`, are marked "(in)" and left out
 /// of the shares); then the busy passes. `prev`: show the difference.
 fn print_stages(cur: &Value, prev: Option<&Value>) {
     let d = |group: &str, stage: &str, k: &str| {
