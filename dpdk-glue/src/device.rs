@@ -368,7 +368,9 @@ impl EthDevice {
         let mut d = EthDevice::on_link(eal, id, PortLink::Shared(handle), 0, granted, pages, mtu, cfg)?;
         // Steering takes frames out of a burst (those other lcores own):
         // a short count no longer says the queue was empty.
-        d.caps.rx_short_burst_ends_poll &= steer.is_none();
+        if steer.is_some() {
+            d.caps.rx_short_burst_ends_poll_max = 0;
+        }
         d.steer = steer;
         Ok(d)
     }
@@ -453,11 +455,14 @@ impl EthDevice {
                 tso_max,
                 // Only where the count the engine sees is the PMD's: RX
                 // impairment holds and drops frames of a burst (steering,
-                // set later, is taken out in `on_queue`), and virtio hands
-                // at most 64 per call whatever the budget.
-                rx_short_burst_ends_poll: driver.as_deref().is_some_and(rx_burst_takes_all)
+                // set later, is taken out in `on_queue`).
+                rx_short_burst_ends_poll_max: if driver.as_deref().is_some_and(rx_burst_takes_all)
                     && !cfg.impair.is_on()
-                    && cfg.burst <= RX_BURST_TAKES_ALL_MAX,
+                {
+                    RX_SHORT_BURST_ENDS_POLL_MAX
+                } else {
+                    0
+                },
             },
             ring: CompletionRing::new(cfg.completion_slots),
             rx: Vec::with_capacity(cfg.burst),
@@ -773,21 +778,28 @@ impl EthDevice {
     }
 }
 
-/// The largest burst for which [`rx_burst_takes_all`] holds: DPDK 22.11's
-/// virtio receive paths hand at most `VIRTIO_MBUF_BURST_SZ` (64) frames
-/// per call.
-const RX_BURST_TAKES_ALL_MAX: usize = 64;
+/// [`DeviceCaps::rx_short_burst_ends_poll_max`] on the ports of
+/// [`rx_burst_takes_all`]: a burst of one frame (fewer than asked) ends a
+/// poll's receiving, a short burst of two or more does not. One, because a
+/// lone frame is the light-load case the cap is for (an exchange's request
+/// or answer: one empty `rx_burst` fewer on its path), while several are a
+/// loaded queue where asking again batches what arrived meanwhile into
+/// this pass (ending there on any short burst cost per-connection HTTP
+/// ~10%, session 30: `bench-results/ab-shortburst-cap-2026-12-02-s30-zen5.txt`);
+/// and because DPDK 22.11's virtio receive paths (split, in-order,
+/// mergeable, packed) round a burst of more than 4 down to a cache line of
+/// descriptors, leaving up to 3 behind in a call that still hands at
+/// least 2: a burst of 1 was never rounded.
+const RX_SHORT_BURST_ENDS_POLL_MAX: usize = 1;
 
 /// Whether `driver`'s RX burst takes the frames its queue holds up to the
-/// budget, so a short burst means the queue had (about) no more when read
-/// ([`DeviceCaps::rx_short_burst_ends_poll`]): the ring-based PMDs, vhost,
-/// `net_ring`, memif and virtio (PCI and virtio-user). Not exactly for
-/// virtio: DPDK 22.11's split paths may round a burst down to a cache line
-/// of used descriptors (a full burst of 32 can come back as 29–31) and the
-/// vectorized one stops at the ring's wrap, so frames can be left; they
-/// are taken a pass later, and a burst that comes back full continues the
-/// poll as before. Not `net_tap` (one frame per `read`) nor unknown
-/// drivers.
+/// budget (save virtio's rounding, [`RX_SHORT_BURST_ENDS_POLL_MAX`]), so a
+/// burst of one frame means the queue had no more when read: the
+/// ring-based PMDs, vhost, `net_ring`, memif and virtio (PCI and
+/// virtio-user). The vectorized virtio path (chosen only without RX
+/// offloads) also stops at the ring's wrap, which can leave frames behind
+/// a burst of one; they are taken a pass later. Not `net_tap` (one frame
+/// per `read`) nor unknown drivers.
 pub(crate) fn rx_burst_takes_all(driver: &str) -> bool {
     matches!(driver, "net_virtio" | "net_virtio_user" | "net_vhost" | "net_ring" | "net_memif")
 }

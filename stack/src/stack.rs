@@ -605,7 +605,7 @@ impl<M: PageMemory> Stack<M> {
         while handled < RX_BUDGET {
             // Until the device has nothing more (or the budget is spent):
             // a burst shorter than asked ends the loop only where the
-            // device says it had no more (`rx_short_burst_ends_poll`);
+            // device says it had no more (`rx_short_burst_ends_poll_max`);
             // elsewhere the loop asks again, because a device may return
             // fewer frames than it holds (stopping there for every device,
             // tried in issue 13, stalled the C API's boundary test on
@@ -635,8 +635,8 @@ impl<M: PageMemory> Stack<M> {
             if self.tcp.has_dirty() {
                 self.output(now, dev, &caps, METER);
             }
-            if n < want && caps.rx_short_burst_ends_poll {
-                // The device had no more (`DeviceCaps::rx_short_burst_ends_poll`).
+            if n < want && n <= caps.rx_short_burst_ends_poll_max {
+                // The device had no more (`DeviceCaps::rx_short_burst_ends_poll_max`).
                 break;
             }
         }

@@ -176,11 +176,11 @@ impl RxBuf for Frame {
 
 impl Device for End {
     /// As a virtio port: a receive call takes every queued frame up to
-    /// its budget, so a short one means the queue is empty
-    /// (`rx_short_burst_ends_poll`, which dpdk-glue's `EthDevice` sets for
-    /// virtio, vhost, `net_ring` and memif ports).
+    /// its budget, and a burst of one frame ends the poll's receiving
+    /// (`rx_short_burst_ends_poll_max` 1, as dpdk-glue's `EthDevice` sets
+    /// for virtio, vhost, `net_ring` and memif ports).
     fn caps(&self) -> DeviceCaps {
-        let base = DeviceCaps { rx_short_burst_ends_poll: true, ..DeviceCaps::default() };
+        let base = DeviceCaps { rx_short_burst_ends_poll_max: 1, ..DeviceCaps::default() };
         match self.offload {
             Offload::None => base,
             Offload::Checksum | Offload::AllChecksums => DeviceCaps { tx_checksum_offload: true, ..base },
