@@ -369,7 +369,7 @@ impl EthDevice {
         // Steering takes frames out of a burst (those other lcores own):
         // a short count no longer says the queue was empty.
         if steer.is_some() {
-            d.caps.rx_short_burst_ends_poll_max = 0;
+            d.caps.rx_short_burst_ends_poll_max = rx_short_burst_ends_poll_max(None, false, true);
         }
         d.steer = steer;
         Ok(d)
@@ -453,16 +453,12 @@ impl EthDevice {
                 tx_checksum_offload: tcp_csum,
                 max_burst: cfg.burst,
                 tso_max,
-                // Only where the count the engine sees is the PMD's: RX
-                // impairment holds and drops frames of a burst (steering,
-                // set later, is taken out in `on_queue`).
-                rx_short_burst_ends_poll_max: if driver.as_deref().is_some_and(rx_burst_takes_all)
-                    && !cfg.impair.is_on()
-                {
-                    RX_SHORT_BURST_ENDS_POLL_MAX
-                } else {
-                    0
-                },
+                // Steering, set later, is taken out in `on_queue`.
+                rx_short_burst_ends_poll_max: rx_short_burst_ends_poll_max(
+                    driver.as_deref(),
+                    cfg.impair.is_on(),
+                    false,
+                ),
             },
             ring: CompletionRing::new(cfg.completion_slots),
             rx: Vec::with_capacity(cfg.burst),
@@ -780,25 +776,51 @@ impl EthDevice {
 
 /// [`DeviceCaps::rx_short_burst_ends_poll_max`] on the ports of
 /// [`rx_burst_takes_all`]: a burst of one frame (fewer than asked) ends a
-/// poll's receiving, a short burst of two or more does not. One, because a
-/// lone frame is the light-load case the cap is for (an exchange's request
-/// or answer: one empty `rx_burst` fewer on its path), while several are a
-/// loaded queue where asking again batches what arrived meanwhile into
-/// this pass (ending there on any short burst cost per-connection HTTP
-/// ~10%, session 30: `bench-results/ab-shortburst-cap-2026-12-02-s30-zen5.txt`);
-/// and because DPDK 22.11's virtio receive paths (split, in-order,
-/// mergeable, packed) round a burst of more than 4 down to a cache line of
-/// descriptors, leaving up to 3 behind in a call that still hands at
-/// least 2: a burst of 1 was never rounded.
+/// poll's receiving, a short burst of two or more does not. Chosen by
+/// measurement (session 30,
+/// `bench-results/ab-shortburst-cap-2026-12-02-s30-zen5.txt`): a lone
+/// frame is the light-load case the cap is for (an exchange's request or
+/// answer: one empty `rx_burst` fewer on its path; rr64 kept its gain),
+/// while several are a loaded queue where asking again batches what
+/// arrived meanwhile into this pass (ending on any short burst cost
+/// per-connection HTTP ~10%). Also, DPDK 22.11's split and packed virtio
+/// receive paths that round a burst of more than 4 down to a cache line
+/// of descriptors still hand at least 2 in that call.
+///
+/// A burst of one can still leave frames in the queue: the in-order path
+/// does not round but the mergeable paths round buffers, not frames (a
+/// frame over several buffers, when the peer's MTU is larger), the PMD may
+/// discard a bad buffer inside the call, vhost and memif stop at an mbuf
+/// allocation failure, an RX callback may take frames out, and a frame may
+/// land just after the PMD read its ring. Such frames wait one pass: a pass
+/// that received anything is followed by another at once (the run loop
+/// sleeps only after a pass that did nothing).
 const RX_SHORT_BURST_ENDS_POLL_MAX: usize = 1;
 
+// Virtio hands at most 64 frames per call (`VIRTIO_MBUF_BURST_SZ`) whatever
+// the budget: a full 64 must never count as a short burst that ends a poll.
+const _: () = assert!(RX_SHORT_BURST_ENDS_POLL_MAX < 64);
+
+/// The receive-loop cap of a port of `driver` (`None`: not known here):
+/// [`RX_SHORT_BURST_ENDS_POLL_MAX`] on the ring-based PMDs
+/// ([`rx_burst_takes_all`]), 0 (ask until a burst comes back empty) on the
+/// others and wherever the count the engine sees is not the PMD's: RX
+/// impairment (`impaired`) holds and drops frames of a burst, software
+/// steering (`steered`) takes out those another lcore owns.
+pub(crate) fn rx_short_burst_ends_poll_max(driver: Option<&str>, impaired: bool, steered: bool) -> usize {
+    if driver.is_some_and(rx_burst_takes_all) && !impaired && !steered {
+        RX_SHORT_BURST_ENDS_POLL_MAX
+    } else {
+        0
+    }
+}
+
 /// Whether `driver`'s RX burst takes the frames its queue holds up to the
-/// budget (save virtio's rounding, [`RX_SHORT_BURST_ENDS_POLL_MAX`]), so a
-/// burst of one frame means the queue had no more when read: the
+/// budget (with the exceptions [`RX_SHORT_BURST_ENDS_POLL_MAX`] lists): the
 /// ring-based PMDs, vhost, `net_ring`, memif and virtio (PCI and
-/// virtio-user). The vectorized virtio path (chosen only without RX
-/// offloads) also stops at the ring's wrap, which can leave frames behind
-/// a burst of one; they are taken a pass later. Not `net_tap` (one frame
+/// virtio-user). The vectorized virtio path (opt-in with the `vectorized=1`
+/// devarg, and for split rings only without mergeable buffers, in-order
+/// and RX offloads) also stops at the ring's wrap. Not `net_tap` (one frame
 /// per `read`) nor unknown drivers.
 pub(crate) fn rx_burst_takes_all(driver: &str) -> bool {
     matches!(driver, "net_virtio" | "net_virtio_user" | "net_vhost" | "net_ring" | "net_memif")
@@ -962,10 +984,10 @@ impl Drop for EthDevice {
 
 #[cfg(test)]
 mod tests {
-    use super::rx_burst_takes_all;
+    use super::{rx_burst_takes_all, rx_short_burst_ends_poll_max, RX_SHORT_BURST_ENDS_POLL_MAX};
 
     #[test]
-    fn only_ring_based_pmds_end_a_poll_on_a_short_burst() {
+    fn only_ring_based_pmds_take_all_in_a_burst() {
         for d in ["net_virtio", "net_virtio_user", "net_vhost", "net_ring", "net_memif"] {
             assert!(rx_burst_takes_all(d), "{d}");
         }
@@ -974,5 +996,17 @@ mod tests {
         for d in ["net_tap", "net_af_packet", "net_ixgbe", "", "net_virtio_userx"] {
             assert!(!rx_burst_takes_all(d), "{d}");
         }
+    }
+
+    #[test]
+    fn a_burst_of_one_ends_the_poll_only_where_the_count_is_the_pmds() {
+        for d in ["net_virtio", "net_virtio_user", "net_vhost", "net_ring", "net_memif"] {
+            assert_eq!(rx_short_burst_ends_poll_max(Some(d), false, false), RX_SHORT_BURST_ENDS_POLL_MAX, "{d}");
+            assert_eq!(rx_short_burst_ends_poll_max(Some(d), true, false), 0, "{d} impaired");
+            assert_eq!(rx_short_burst_ends_poll_max(Some(d), false, true), 0, "{d} steered");
+        }
+        assert_eq!(RX_SHORT_BURST_ENDS_POLL_MAX, 1);
+        assert_eq!(rx_short_burst_ends_poll_max(Some("net_tap"), false, false), 0);
+        assert_eq!(rx_short_burst_ends_poll_max(None, false, false), 0);
     }
 }

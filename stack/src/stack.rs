@@ -544,7 +544,9 @@ impl<M: PageMemory> Stack<M> {
     // ----- driving -----
 
     /// When to call [`Stack::poll`] next at the latest (`None`: only when a
-    /// frame arrives or the application acts).
+    /// frame arrives or the application acts). After a poll that returned
+    /// true, poll again without waiting for it: a device may still hold
+    /// frames behind a short burst (`DeviceCaps::rx_short_burst_ends_poll_max`).
     pub fn poll_at(&mut self) -> Option<Instant> {
         if !self.backlog.is_empty() || self.tcp.has_dirty() || !self.ipq.is_empty() || !self.segs.is_empty() {
             return Some(Instant::ZERO);
@@ -605,7 +607,8 @@ impl<M: PageMemory> Stack<M> {
         while handled < RX_BUDGET {
             // Until the device has nothing more (or the budget is spent):
             // a burst shorter than asked ends the loop only where the
-            // device says it had no more (`rx_short_burst_ends_poll_max`);
+            // device says a short burst of that many frames means it had
+            // no more (`rx_short_burst_ends_poll_max`);
             // elsewhere the loop asks again, because a device may return
             // fewer frames than it holds (stopping there for every device,
             // tried in issue 13, stalled the C API's boundary test on

@@ -174,4 +174,16 @@ fn only_a_burst_of_one_ends_the_poll_at_max_one() {
     assert_eq!(dev.calls, vec![8, 8]);
     assert!(dev.frames.is_empty());
     assert_eq!(st.stats().rx_frames, 17);
+
+    // A device that (against its word) hands one frame while holding more:
+    // each poll takes one, none is lost.
+    dev.calls.clear();
+    dev.frames = junk(3);
+    dev.stingy = 1;
+    for left in [2, 1, 0] {
+        assert!(st.poll(Instant::ZERO, &mut dev));
+        assert_eq!(dev.frames.len(), left);
+    }
+    assert_eq!(dev.calls, vec![8, 8, 8], "one call per poll");
+    assert_eq!(st.stats().rx_frames, 20);
 }

@@ -105,20 +105,16 @@ pub struct DeviceCaps {
     /// the MTU). Only meaningful with `tx_checksum_offload`.
     pub tso_max: usize,
     /// A receive call that hands fewer frames than asked, and at most this
-    /// many, ends the poll's receiving: the device handed everything it had
-    /// (a ring-based PMD: virtio, vhost, `net_ring`, memif), so asking again
-    /// at once would only cost an empty burst on the path of the frames
-    /// just received. dpdk-glue's `EthDevice` sets 1: a lone frame is the
-    /// light-load case this is for (a request/response exchange), while a
-    /// short burst of several frames is a loaded queue that may have more
-    /// by the time they are handled (asking again then batches them with
-    /// this pass's: ending there cost per-connection HTTP ~10%, issue 13
-    /// session 30), and DPDK 22.11's virtio receive paths round a burst of
-    /// more than 4 down to a cache line of descriptors (at least 2 frames
-    /// left in the call). Frames a device still held wait for the next
-    /// poll, never lost. 0 (the default) keeps asking until a call hands
-    /// nothing, for devices that may hand fewer frames than they hold (a
-    /// TAP device reads one per system call).
+    /// many, ends the poll's receiving: the device (a ring-based PMD) as a
+    /// rule handed everything it had, so asking again at once would only
+    /// cost an empty burst on the path of the frames just received.
+    /// dpdk-glue's `EthDevice` sets 1 (why, and where a burst of one can
+    /// still leave frames: its `RX_SHORT_BURST_ENDS_POLL_MAX`). Frames a
+    /// device still held are not lost: they wait for the next poll, which
+    /// a caller runs at once after a poll that returned true. 0 (the
+    /// default) keeps asking until a call hands nothing, for devices that
+    /// may hand fewer frames than they hold (a TAP device reads one per
+    /// system call).
     pub rx_short_burst_ends_poll_max: usize,
 }
 
