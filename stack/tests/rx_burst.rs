@@ -65,6 +65,12 @@ fn junk(n: usize) -> VecDeque<Vec<u8>> {
         .collect()
 }
 
+/// A [`Queue`] of `frames` with bursts of 8, handing at most `stingy` per
+/// call, whose `rx_short_burst_ends_poll_max` is `ends`.
+fn queue(frames: VecDeque<Vec<u8>>, stingy: usize, ends: usize) -> Queue {
+    Queue { frames, calls: Vec::new(), max_burst: 8, stingy, ends }
+}
+
 fn stack() -> Stack<HeapPages> {
     Stack::new(stack_config(A_IP, 1), HeapPages::new(64, 2048), 1500)
 }
@@ -74,7 +80,7 @@ fn stack() -> Stack<HeapPages> {
 #[test]
 fn a_short_burst_is_followed_by_a_call_that_finds_none() {
     let mut st = stack();
-    let mut dev = Queue { frames: junk(3), calls: Vec::new(), max_burst: 8, stingy: usize::MAX, ends: 0 };
+    let mut dev = queue(junk(3), usize::MAX, 0);
     assert!(st.poll(Instant::ZERO, &mut dev));
     assert_eq!(dev.calls, vec![8, 8]);
     assert!(dev.frames.is_empty());
@@ -90,7 +96,7 @@ fn a_short_burst_is_followed_by_a_call_that_finds_none() {
 #[test]
 fn a_device_handing_fewer_than_it_holds_is_drained_in_one_poll() {
     let mut st = stack();
-    let mut dev = Queue { frames: junk(20), calls: Vec::new(), max_burst: 8, stingy: 2, ends: 0 };
+    let mut dev = queue(junk(20), 2, 0);
     assert!(st.poll(Instant::ZERO, &mut dev));
     assert!(dev.frames.is_empty(), "{} frames left behind", dev.frames.len());
     assert_eq!(st.stats().rx_frames, 20);
@@ -101,7 +107,7 @@ fn a_device_handing_fewer_than_it_holds_is_drained_in_one_poll() {
 #[test]
 fn full_bursts_continue_until_none() {
     let mut st = stack();
-    let mut dev = Queue { frames: junk(20), calls: Vec::new(), max_burst: 8, stingy: usize::MAX, ends: 0 };
+    let mut dev = queue(junk(20), usize::MAX, 0);
     assert!(st.poll(Instant::ZERO, &mut dev));
     assert_eq!(dev.calls, vec![8, 8, 8, 8], "8 + 8 + 4, then none");
     assert!(dev.frames.is_empty());
@@ -115,7 +121,7 @@ fn full_bursts_continue_until_none() {
 #[test]
 fn a_short_burst_ends_the_poll_where_the_device_says_so() {
     let mut st = stack();
-    let mut dev = Queue { frames: junk(3), calls: Vec::new(), max_burst: 8, stingy: usize::MAX, ends: usize::MAX };
+    let mut dev = queue(junk(3), usize::MAX, usize::MAX);
     assert!(st.poll(Instant::ZERO, &mut dev));
     assert_eq!(dev.calls, vec![8], "no second call after a short burst");
     assert_eq!(st.stats().rx_frames, 3);
@@ -146,7 +152,7 @@ fn a_short_burst_ends_the_poll_where_the_device_says_so() {
 #[test]
 fn only_a_burst_of_one_ends_the_poll_at_max_one() {
     let mut st = stack();
-    let mut dev = Queue { frames: junk(1), calls: Vec::new(), max_burst: 8, stingy: usize::MAX, ends: 1 };
+    let mut dev = queue(junk(1), usize::MAX, 1);
     assert!(st.poll(Instant::ZERO, &mut dev));
     assert_eq!(dev.calls, vec![8], "a lone frame: no second call");
     assert_eq!(st.stats().rx_frames, 1);
