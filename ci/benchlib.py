@@ -1,5 +1,5 @@
 """Shared helpers of the ci/bench-* scripts."""
-import json, os, subprocess, time
+import contextlib, json, os, shutil, subprocess, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
@@ -57,3 +57,21 @@ def run_pair(mode, write, nbytes, zc_min, tag, mtu=1500, tso=False, bin_dir=None
     return r
 
 
+
+
+@contextlib.contextmanager
+def fresh_copy(exe):
+    """A new copy of executable `exe` for one run (removed afterwards). The
+    same machine code read enginebench rr64 0.84-0.91x smoltcp in 20 of 21 runs
+    of one file and 1.05-1.09x in most runs of a byte-identical copy
+    (bench-results/placement-2026-12-02-s31-zen5.txt). So a file carries a
+    draw of something that persists across its runs (cause not found; it
+    fits where the file's pages landed in memory), and a fresh copy per
+    round redraws it: medians over rounds are then medians over draws."""
+    d = tempfile.mkdtemp(prefix="zc-bench-copy-")
+    try:
+        copy = os.path.join(d, os.path.basename(exe))
+        shutil.copy2(exe, copy)
+        yield copy
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
